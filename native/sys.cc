@@ -1,0 +1,180 @@
+// Plain syscalls: unix sockets, eventfd, memfd, close, peer credentials, the clock.
+#include "common.h"
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace vhs {
+namespace {
+
+bool FillAddr(const std::string& path, sockaddr_un* addr) {
+  memset(addr, 0, sizeof(*addr));
+  addr->sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr->sun_path)) return false;
+  memcpy(addr->sun_path, path.data(), path.size());
+  return true;
+}
+
+// listenUnix(path, backlog, mode) -> fd. The path must not exist (the caller removes
+// stale sockets); the socket file gets `mode` right after bind.
+Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>();
+  int backlog = info[1].As<Napi::Number>().Int32Value();
+  mode_t mode = info[2].As<Napi::Number>().Uint32Value();
+  sockaddr_un addr;
+  if (!FillAddr(path, &addr)) throw ErrnoError(env, "bind", ENAMETOOLONG);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw ErrnoError(env, "socket", errno);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) {
+    int e = errno;
+    close(fd);
+    throw ErrnoError(env, "bind", e);
+  }
+  if (chmod(path.c_str(), mode) < 0 || listen(fd, backlog) < 0) {
+    int e = errno;
+    close(fd);
+    unlink(path.c_str());
+    throw ErrnoError(env, "listen", e);
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// connectUnix(path) -> fd, non-blocking. Throws ENOENT/ECONNREFUSED/EAGAIN: the caller retries.
+Napi::Value ConnectUnix(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>();
+  sockaddr_un addr;
+  if (!FillAddr(path, &addr)) throw ErrnoError(env, "connect", ENAMETOOLONG);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw ErrnoError(env, "socket", errno);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) {
+    int e = errno;
+    close(fd);
+    throw ErrnoError(env, "connect", e);
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// probeUnix(path) -> true if something accepts connections there (used before
+// replacing an existing socket file).
+Napi::Value ProbeUnix(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>();
+  sockaddr_un addr;
+  if (!FillAddr(path, &addr)) return Napi::Boolean::New(env, false);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw ErrnoError(env, "socket", errno);
+  int r = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  int e = errno;
+  close(fd);
+  return Napi::Boolean::New(env, r == 0 || e == EAGAIN);
+}
+
+Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+    throw ErrnoError(env, "socketpair", errno);
+  Napi::Array a = Napi::Array::New(env, 2);
+  a.Set(0u, Napi::Number::New(env, sv[0]));
+  a.Set(1u, Napi::Number::New(env, sv[1]));
+  return a;
+}
+
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (fd >= 0) close(fd);
+  return info.Env().Undefined();
+}
+
+Napi::Value DupFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
+  if (fd < 0) throw ErrnoError(env, "dup", errno);
+  return Napi::Number::New(env, fd);
+}
+
+// eventfd(initial) -> fd (non-blocking, close-on-exec)
+Napi::Value EventFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = eventfd(info[0].As<Napi::Number>().Uint32Value(), EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) throw ErrnoError(env, "eventfd", errno);
+  return Napi::Number::New(env, fd);
+}
+
+// eventfdWrite(fd, count); eventfdRead(fd) -> bigint count, or null when zero (EAGAIN)
+Napi::Value EventFdWrite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t v = info[1].As<Napi::Number>().Int64Value();
+  if (write(info[0].As<Napi::Number>().Int32Value(), &v, 8) != 8) throw ErrnoError(env, "write", errno);
+  return env.Undefined();
+}
+
+Napi::Value EventFdRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t v = 0;
+  if (read(info[0].As<Napi::Number>().Int32Value(), &v, 8) != 8) {
+    if (errno == EAGAIN) return env.Null();
+    throw ErrnoError(env, "read", errno);
+  }
+  return Napi::BigInt::New(env, v);
+}
+
+// memfdCreate(name, size) -> fd (sealable, close-on-exec)
+Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = info[0].As<Napi::String>();
+  int64_t size = info[1].As<Napi::Number>().Int64Value();
+  int fd = memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) throw ErrnoError(env, "memfd_create", errno);
+  if (ftruncate(fd, size) < 0) {
+    int e = errno;
+    close(fd);
+    throw ErrnoError(env, "ftruncate", e);
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// peerCred(fd) -> {pid, uid, gid} of the process at the other end of a unix socket
+Napi::Value PeerCred(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(info[0].As<Napi::Number>().Int32Value(), SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+    throw ErrnoError(env, "getsockopt", errno);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pid", Napi::Number::New(env, cred.pid));
+  o.Set("uid", Napi::Number::New(env, cred.uid));
+  o.Set("gid", Napi::Number::New(env, cred.gid));
+  return o;
+}
+
+Napi::Value Monotonic(const Napi::CallbackInfo& info) {
+  return Napi::BigInt::New(info.Env(), MonotonicNs());
+}
+
+}  // namespace
+
+void InitSys(Napi::Env env, Napi::Object exports) {
+  exports.Set("listenUnix", Napi::Function::New(env, ListenUnix));
+  exports.Set("connectUnix", Napi::Function::New(env, ConnectUnix));
+  exports.Set("probeUnix", Napi::Function::New(env, ProbeUnix));
+  exports.Set("socketpair", Napi::Function::New(env, SocketPair));
+  exports.Set("close", Napi::Function::New(env, CloseFd));
+  exports.Set("dup", Napi::Function::New(env, DupFd));
+  exports.Set("eventfd", Napi::Function::New(env, EventFd));
+  exports.Set("eventfdWrite", Napi::Function::New(env, EventFdWrite));
+  exports.Set("eventfdRead", Napi::Function::New(env, EventFdRead));
+  exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate));
+  exports.Set("peerCred", Napi::Function::New(env, PeerCred));
+  exports.Set("monotonicNs", Napi::Function::New(env, Monotonic));
+}
+
+}  // namespace vhs

@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+/** vhostscope: a transparent vhost-user proxy, recorder and replayer. */
+import { Command } from 'commander';
+import { registerProxy } from './proxy-command';
+import { registerDemo } from './demo-command';
+
+const program = new Command();
+program
+  .name('vhostscope')
+  .description('transparent vhost-user proxy: forwards every message and fd between a frontend and a backend, and decodes them')
+  .version(require('../../package.json').version);
+registerProxy(program);
+registerDemo(program);
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`vhostscope: ${err.message}\n`);
+  process.exit(2);
+});

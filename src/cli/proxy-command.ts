@@ -1,0 +1,70 @@
+/** `vhostscope proxy`: run the transparent proxy daemon until SIGINT/SIGTERM. */
+import type { Command } from 'commander';
+import { chooseFormat, createLogger } from '../log/logger';
+import { eventRecord } from '../log/format';
+import { ProxyDaemon } from '../proxy/daemon';
+import type { FrontendPosition } from '../proxy/session';
+import type { DeviceType } from '../protocol';
+import type { ProxyEvent } from '../proxy/events';
+
+export interface ProxyCliOptions {
+  listen: string;
+  connect: string;
+  frontend: FrontendPosition;
+  json?: boolean;
+  pretty?: boolean;
+  device: DeviceType;
+  connectTimeout: string;
+  mode: string;
+}
+
+export function registerProxy(program: Command): void {
+  program
+    .command('proxy')
+    .description('sit between a vhost-user frontend and backend, forward everything, log every message')
+    .requiredOption('--listen <path>', 'unix socket to listen on (the connecting peer uses this path)')
+    .requiredOption('--connect <path>', 'unix socket to connect to (the listening peer\'s path)')
+    .option('--frontend <where>', 'which side is the frontend: listen, connect, or auto (whoever speaks first)', 'auto')
+    .option('--json', 'JSON lines on stdout (default when stdout is not a terminal)')
+    .option('--pretty', 'human-readable lines (default on a terminal)')
+    .option('--device <type>', 'device type for naming device feature bits: net, blk, fs, scsi, gpu, vsock, input, generic', 'generic')
+    .option('--connect-timeout <ms>', 'keep retrying the connect side this long per accepted peer', '30000')
+    .option('--mode <octal>', 'permissions of the listening socket file', '600')
+    .action((o: ProxyCliOptions) => runProxy(o));
+}
+
+export function runProxy(o: ProxyCliOptions): void {
+  if (!['listen', 'connect', 'auto'].includes(o.frontend)) throw new Error(`--frontend must be listen, connect or auto, not ${o.frontend}`);
+  const format = chooseFormat(o, Boolean(process.stdout.isTTY));
+  const { logger, flush } = createLogger(format);
+  const emit = (e: ProxyEvent): void => {
+    const rec = eventRecord(e, o.device);
+    const bad = e.type === 'session-end' && e.reason.startsWith('bad input');
+    const warn = e.type === 'message' && e.findings.length > 0;
+    if (bad) logger.error(rec);
+    else if (warn) logger.warn(rec);
+    else logger.info(rec);
+  };
+  const daemon = new ProxyDaemon({
+    listenPath: o.listen,
+    connectPath: o.connect,
+    frontend: o.frontend,
+    connectTimeoutMs: Number(o.connectTimeout),
+    socketMode: parseInt(o.mode, 8),
+    emit,
+    notice: (level, msg, fields) => logger[level]({ event: 'notice', ...fields, msg }),
+  });
+  daemon.start();
+  logger.info({
+    event: 'notice',
+    msg: `listening on ${o.listen}, connecting to ${o.connect}; frontend=${o.frontend}; log format ${format}`,
+  });
+  const stop = (sig: string): void => {
+    logger.info({ event: 'notice', msg: `${sig}: closing every session` });
+    daemon.stop(`daemon received ${sig}`);
+    flush();
+    setImmediate(() => process.exit(0));
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}

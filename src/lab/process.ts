@@ -1,0 +1,138 @@
+/**
+ * Running real peer programs (testpmd, QEMU, ...) for the demo, the benchmarks and the
+ * end-to-end tests: each in its own process group, output to a log file, bounded in time,
+ * and killed as a group.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+
+export interface PeerOptions {
+  name: string;
+  logFile: string;
+  /** hard limit: the group is killed after this long */
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  /** keep a pipe on stdin (testpmd reads its prompt from it; EOF makes it quit) */
+  stdinPipe?: boolean;
+}
+
+export class Peer {
+  readonly child: ChildProcess;
+  private exitCode: number | null | undefined = undefined;
+  private exitSignal: NodeJS.Signals | null = null;
+  private readonly exited: Promise<void>;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    readonly cmd: string,
+    readonly args: string[],
+    readonly opts: PeerOptions,
+  ) {
+    const out = fs.openSync(opts.logFile, 'w');
+    this.child = spawn(cmd, args, {
+      detached: true, // own process group: kill() reaches everything it started
+      stdio: [opts.stdinPipe ? 'pipe' : 'ignore', out, out],
+      env: opts.env ?? process.env,
+    });
+    fs.closeSync(out);
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', (code, signal) => {
+        this.exitCode = code;
+        this.exitSignal = signal;
+        resolve();
+      });
+      this.child.once('error', () => {
+        this.exitCode = -1;
+        resolve();
+      });
+    });
+    this.timer = setTimeout(() => this.kill('SIGKILL'), opts.timeoutMs ?? 300_000);
+    this.timer.unref();
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  get alive(): boolean {
+    return this.exitCode === undefined;
+  }
+
+  get status(): { code: number | null | undefined; signal: NodeJS.Signals | null } {
+    return { code: this.exitCode, signal: this.exitSignal };
+  }
+
+  log(): string {
+    try {
+      return fs.readFileSync(this.opts.logFile, 'latin1');
+    } catch {
+      return '';
+    }
+  }
+
+  write(line: string): void {
+    this.child.stdin?.write(line + '\n');
+  }
+
+  /** Waits until the log matches `re`; fails if the process exits first or time runs out. */
+  async waitForLog(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const m = this.log().match(re);
+      if (m) return m;
+      if (!this.alive) throw new Error(`${this.opts.name} exited (${JSON.stringify(this.status)}) before ${re} appeared in ${this.opts.logFile}\n${tail(this.log())}`);
+      if (Date.now() > end) throw new Error(`${re} did not appear in ${this.opts.logFile} within ${timeoutMs} ms\n${tail(this.log())}`);
+      await sleep(100);
+    }
+  }
+
+  /** Waits for the process to exit by itself; returns its exit code (null when killed by a signal). */
+  async waitExit(timeoutMs: number): Promise<number | null> {
+    const t = sleep(timeoutMs).then(() => 'timeout' as const);
+    const r = await Promise.race([this.exited.then(() => 'exited' as const), t]);
+    if (r === 'timeout') throw new Error(`${this.opts.name} did not exit within ${timeoutMs} ms\n${tail(this.log())}`);
+    return this.exitCode ?? null;
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
+    if (!this.alive || !this.child.pid) return;
+    try {
+      process.kill(-this.child.pid, signal);
+    } catch {
+      /* already gone */
+    }
+  }
+
+  /** SIGTERM, then SIGKILL after graceMs; resolves when the process has exited. */
+  async stop(graceMs = 5000): Promise<void> {
+    clearTimeout(this.timer);
+    if (!this.alive) return;
+    this.kill('SIGTERM');
+    const r = await Promise.race([this.exited.then(() => true), sleep(graceMs).then(() => false)]);
+    if (!r) {
+      this.kill('SIGKILL');
+      await this.exited;
+    }
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function tail(s: string, lines = 25): string {
+  return s.split('\n').slice(-lines).join('\n');
+}
+
+/** Waits until a unix socket file exists. */
+export async function waitForSocket(path: string, timeoutMs: number, mustLive?: Peer): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (fs.statSync(path).isSocket()) return;
+    } catch {
+      /* not yet */
+    }
+    if (mustLive && !mustLive.alive) throw new Error(`${mustLive.opts.name} exited before ${path} appeared\n${tail(mustLive.log())}`);
+    if (Date.now() > end) throw new Error(`socket ${path} did not appear within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}

@@ -1,0 +1,10 @@
+/** Pure vhost-user protocol knowledge: codes, layouts, features, rules. No I/O. */
+export * from './header';
+export * from './features';
+export * from './payloads';
+export * from './requests';
+export * from './negotiation';
+export * from './reply';
+export * from './decode';
+export * from './validate';
+export * from './format';

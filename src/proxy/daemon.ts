@@ -1,0 +1,118 @@
+/**
+ * The proxy daemon: listens on one path, and for every peer that connects there, connects to
+ * the other path and runs a ProxySession between the two. It tracks every session and every
+ * pending connect, so that stop() closes everything and removes its socket file.
+ */
+import * as fs from 'node:fs';
+import { native, type Listener } from '../native';
+import { closeFds } from './fds';
+import type { ProxyEvent } from './events';
+import { ProxySession, type FrontendPosition } from './session';
+import { listenOn } from './socket-path';
+
+export interface DaemonOptions {
+  listenPath: string;
+  connectPath: string;
+  frontend?: FrontendPosition;
+  /** how long to keep retrying the connect side for one accepted peer (the backend may be restarting) */
+  connectTimeoutMs?: number;
+  /** mode of the listening socket file */
+  socketMode?: number;
+  emit: (e: ProxyEvent) => void;
+  /** daemon-level notices (accept errors, connect retries given up) */
+  notice?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+const RETRY_MS = 100;
+
+export class ProxyDaemon {
+  private listener: Listener | undefined;
+  private readonly sessions = new Set<ProxySession>();
+  private readonly pending = new Map<number, NodeJS.Timeout>(); // accepted fd -> retry timer
+  private nextId = 1;
+  private stopped = false;
+
+  constructor(private readonly opts: DaemonOptions) {}
+
+  start(): void {
+    const fd = listenOn(this.opts.listenPath, this.opts.socketMode ?? 0o600);
+    this.listener = new native.Listener(fd, (err, conn) => {
+      if (err) {
+        this.notice('error', `accept failed: ${err.message}`);
+        return;
+      }
+      if (conn !== null) this.onAccepted(conn);
+    });
+  }
+
+  get activeSessions(): readonly ProxySession[] {
+    return [...this.sessions];
+  }
+
+  private notice(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void {
+    this.opts.notice?.(level, msg, fields);
+  }
+
+  private onAccepted(acceptedFd: number): void {
+    if (this.stopped) {
+      native.close(acceptedFd);
+      return;
+    }
+    const deadline = Date.now() + (this.opts.connectTimeoutMs ?? 30_000);
+    let warned = false;
+    const attempt = (): void => {
+      this.pending.delete(acceptedFd);
+      if (this.stopped) return;
+      let connFd: number;
+      try {
+        connFd = native.connectUnix(this.opts.connectPath);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        if (Date.now() >= deadline) {
+          this.notice('error', `could not connect to ${this.opts.connectPath}: ${e.message}; closing the accepted connection`);
+          closeFds([acceptedFd]);
+          return;
+        }
+        if (!warned) {
+          warned = true;
+          this.notice('warn', `connect to ${this.opts.connectPath} failed (${e.code}); retrying`);
+        }
+        this.pending.set(acceptedFd, setTimeout(attempt, RETRY_MS));
+        return;
+      }
+      const session = new ProxySession(
+        {
+          id: this.nextId++,
+          listenPath: this.opts.listenPath,
+          connectPath: this.opts.connectPath,
+          frontend: this.opts.frontend ?? 'auto',
+          emit: this.opts.emit,
+          onClosed: (s) => this.sessions.delete(s),
+        },
+        acceptedFd,
+        connFd,
+      );
+      if (!session.isClosed) this.sessions.add(session);
+    };
+    attempt();
+  }
+
+  /** Closes every session and pending connection, the listener, and removes the socket file. */
+  stop(reason = 'daemon stopping'): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.listener?.close();
+    this.listener = undefined;
+    for (const [fd, timer] of this.pending) {
+      clearTimeout(timer);
+      native.close(fd);
+    }
+    this.pending.clear();
+    for (const s of [...this.sessions]) s.close(reason, 'proxy');
+    try {
+      fs.unlinkSync(this.opts.listenPath);
+    } catch {
+      /* already gone */
+    }
+  }
+}

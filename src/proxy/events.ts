@@ -1,0 +1,64 @@
+/**
+ * What the proxy observes, as plain data: the log formats it, the recorder (later) stores it,
+ * tests assert on it. One shape for every consumer.
+ */
+import type { FdInfo } from '../native';
+import type { ChannelKind, DecodedMessage, Finding, Side } from '../protocol';
+
+export type Direction = 'F>B' | 'B>F';
+
+export interface FdDescription {
+  slot: number;
+  kind: FdInfo['kind'] | 'unknown';
+  size?: number;
+  memfdName?: string;
+  seals?: number;
+  eventfdId?: number;
+  target?: string;
+}
+
+export interface MessageEvent {
+  type: 'message';
+  /** CLOCK_MONOTONIC ns when the message was complete in the proxy */
+  ts: bigint;
+  session: number;
+  channel: ChannelKind;
+  sender: Side;
+  dir: Direction;
+  raw: Buffer;
+  decoded: DecodedMessage;
+  fds: FdDescription[];
+  findings: Finding[];
+  /** for requests: whether the far side must answer */
+  replyExpected?: boolean;
+}
+
+export interface SessionStartEvent {
+  type: 'session-start';
+  ts: bigint;
+  session: number;
+  listenPath: string;
+  connectPath: string;
+  frontend: 'listen' | 'connect' | 'auto';
+  peers: { listen?: PeerIdentity; connect?: PeerIdentity };
+}
+
+export interface SessionEndEvent {
+  type: 'session-end';
+  ts: bigint;
+  session: number;
+  reason: string;
+  /** the side whose behaviour ended the session, if one did */
+  by?: Side | 'listen' | 'connect' | 'proxy';
+  messages: { 'F>B': number; 'B>F': number };
+  fdsForwarded: number;
+}
+
+export interface PeerIdentity {
+  pid: number;
+  uid: number;
+  exe?: string;
+  cmdline?: string;
+}
+
+export type ProxyEvent = MessageEvent | SessionStartEvent | SessionEndEvent;
