@@ -13,6 +13,7 @@ import {
   MAX_PAYLOAD,
   newNegotiation,
   parseHeader,
+  validateHeader,
   validateMessage,
   type ChannelKind,
   type Negotiation,
@@ -136,17 +137,19 @@ export class ProxySession {
 
   private onEnd(pos: Position, end: ChannelEnd | null): void {
     if (this.closed) return;
-    const who = this.frontendAt ? this.sideOf(pos) : pos;
+    const who = this.frontendAt ? this.sideOf(pos) : `peer on the ${pos} side`;
     if (end === null) {
       this.close(`the ${who} closed the connection`, who);
       return;
     }
     const hdr = end.header.toString('hex') || '(none)';
+    // An oversized header is usually not vhost-user at all: say what else is wrong with it first.
+    const headerFault = end.code === 'OVERSIZE' ? validateHeader(end.header).find((f) => f.rule !== 'header-oversize') : undefined;
     const detail =
       end.code === 'EOF_MID_MESSAGE'
         ? `EOF in the middle of a message (${end.header.length}/12 header bytes, ${end.payloadReceived}/${end.payloadExpected} payload bytes)`
         : end.code === 'OVERSIZE'
-          ? `header announces a payload larger than ${MAX_PAYLOAD} bytes`
+          ? `${headerFault ? `${headerFault.message}; ` : ''}header announces a payload larger than ${MAX_PAYLOAD} bytes`
           : end.message;
     this.close(`bad input from the ${who}: ${detail}; header ${hdr}`, who);
   }
