@@ -137,9 +137,10 @@ export class ProxySession {
 
   private onEnd(pos: Position, end: ChannelEnd | null): void {
     if (this.closed) return;
-    const who = this.frontendAt ? this.sideOf(pos) : `peer on the ${pos} side`;
+    const by = this.frontendAt ? this.sideOf(pos) : pos;
+    const who = this.frontendAt ? by : `peer on the ${pos} side`;
     if (end === null) {
-      this.close(`the ${who} closed the connection`, who);
+      this.close(`the ${who} closed the connection`, by);
       return;
     }
     const hdr = end.header.toString('hex') || '(none)';
@@ -151,7 +152,7 @@ export class ProxySession {
         : end.code === 'OVERSIZE'
           ? `${headerFault ? `${headerFault.message}; ` : ''}header announces a payload larger than ${MAX_PAYLOAD} bytes`
           : end.message;
-    this.close(`bad input from the ${who}: ${detail}; header ${hdr}`, who);
+    this.close(`bad input from the ${who}: ${detail}; header ${hdr}`, by);
   }
 
   /** Closes both sides (and every fd the session still holds) and reports the end once. */

@@ -1,0 +1,69 @@
+/**
+ * Runs `vhostscope proxy` as its own process (exactly as a user does), with the JSON log in a
+ * file, and reads that log back for assertions.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Peer, waitForSocket } from '../../../src/lab/process';
+
+export const CLI = path.resolve(__dirname, '..', '..', '..', 'dist', 'cli', 'main.js');
+
+export interface LogRecord {
+  event?: string;
+  session?: number;
+  dir?: string;
+  request?: string;
+  flags?: string;
+  size?: number;
+  fds?: string[];
+  fdInfo?: { kind: string; size?: number; memfdName?: string }[];
+  summary?: string;
+  payload?: Record<string, unknown>;
+  findings?: { rule: string }[];
+  reason?: string;
+  level?: number;
+  msg?: string;
+  [k: string]: unknown;
+}
+
+export class ProxyProcess {
+  peer: Peer | undefined;
+  readonly logFile: string;
+
+  constructor(
+    readonly workDir: string,
+    readonly extraArgs: string[] = [],
+  ) {
+    this.logFile = path.join(workDir, 'proxy.log');
+  }
+
+  /** A ProxyStarter for the lab scenarios. */
+  starter = async (listen: string, connect: string): Promise<void> => {
+    if (!fs.existsSync(CLI)) throw new Error(`${CLI} missing: run "npm run build" (tsc) first`);
+    this.peer = new Peer(process.execPath, [CLI, 'proxy', '--listen', listen, '--connect', connect, '--json', ...this.extraArgs], {
+      name: 'proxy',
+      logFile: this.logFile,
+      timeoutMs: 600_000,
+    });
+    await waitForSocket(listen, 20_000, this.peer);
+  };
+
+  records(): LogRecord[] {
+    const text = fs.existsSync(this.logFile) ? fs.readFileSync(this.logFile, 'utf8') : '';
+    return text
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as LogRecord);
+  }
+
+  messages(): LogRecord[] {
+    return this.records().filter((r) => r.event === 'message');
+  }
+
+  /** SIGTERM: the daemon closes every session and removes its socket. */
+  async stop(): Promise<number | null> {
+    if (!this.peer) return null;
+    this.peer.kill('SIGTERM');
+    return this.peer.waitExit(10_000);
+  }
+}
