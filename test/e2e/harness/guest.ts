@@ -1,0 +1,107 @@
+/**
+ * A tiny Linux guest for QEMU under TCG: Debian's kernel from /boot and a busybox-static
+ * initramfs that loads the virtio modules (all modules in Debian's 6.1 kernel) and runs a
+ * scenario script, which must print "GUEST-RESULT: PASS". Guest RAM is a shared memfd:
+ * vhost-user backends must map it.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export interface Kernel {
+  image: string;
+  version: string;
+}
+
+export function findKernel(): Kernel {
+  const images = fs
+    .readdirSync('/boot')
+    .filter((f) => f.startsWith('vmlinuz-'))
+    .sort()
+    .reverse();
+  for (const f of images) {
+    const version = f.slice('vmlinuz-'.length);
+    if (fs.existsSync(`/lib/modules/${version}/kernel`)) return { image: path.join('/boot', f), version };
+  }
+  throw new Error('no /boot/vmlinuz-* with matching /lib/modules (apt-get install linux-image-amd64)');
+}
+
+/** Module files for `names`, dependencies first, from modules.dep. */
+function moduleClosure(version: string, names: string[]): string[] {
+  const base = `/lib/modules/${version}`;
+  const deps = new Map<string, string[]>();
+  const byName = new Map<string, string>();
+  for (const line of fs.readFileSync(`${base}/modules.dep`, 'utf8').split('\n')) {
+    const [mod, rest] = line.split(':');
+    if (!mod) continue;
+    deps.set(mod, (rest ?? '').trim().split(/\s+/).filter(Boolean));
+    byName.set(path.basename(mod).replace(/\.ko.*$/, '').replace(/-/g, '_'), mod);
+  }
+  const order: string[] = [];
+  const seen = new Set<string>();
+  const visit = (m: string): void => {
+    if (seen.has(m)) return;
+    seen.add(m);
+    for (const d of deps.get(m) ?? []) visit(d);
+    order.push(m);
+  };
+  for (const n of names) {
+    const m = byName.get(n.replace(/-/g, '_'));
+    if (m) visit(m); // absent: built into the kernel
+  }
+  return order.map((m) => path.join(base, m));
+}
+
+const INIT = `#!/bin/sh
+export PATH=/bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+echo 1 > /proc/sys/kernel/printk 2>/dev/null
+for m in $(cat /etc/modules.order); do insmod /lib/mods/$m || echo "GUEST: insmod $m failed"; done
+/bin/sh /body.sh 2>&1
+sync
+echo "GUEST: powering off"
+poweroff -f
+`;
+
+/** Builds <workDir>/initramfs.gz running `body` (busybox sh) after loading `modules`. */
+export function buildInitramfs(workDir: string, body: string, modules: string[]): string {
+  const k = findKernel();
+  const d = path.join(workDir, 'initramfs.d');
+  fs.rmSync(d, { recursive: true, force: true });
+  for (const sub of ['bin', 'dev', 'proc', 'sys', 'tmp', 'mnt', 'etc', 'lib/mods']) fs.mkdirSync(path.join(d, sub), { recursive: true });
+  fs.copyFileSync('/bin/busybox', path.join(d, 'bin/busybox'));
+  fs.chmodSync(path.join(d, 'bin/busybox'), 0o755);
+  for (const applet of execFileSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
+    if (applet !== 'busybox') fs.symlinkSync('busybox', path.join(d, 'bin', applet));
+  }
+  const order: string[] = [];
+  for (const m of moduleClosure(k.version, modules)) {
+    const name = path.basename(m).replace(/\.ko.*$/, '.ko');
+    const dest = path.join(d, 'lib/mods', name);
+    if (m.endsWith('.ko')) fs.copyFileSync(m, dest);
+    else if (m.endsWith('.ko.xz')) fs.writeFileSync(dest, execFileSync('xz', ['-dc', m]));
+    else if (m.endsWith('.ko.zst')) fs.writeFileSync(dest, execFileSync('zstd', ['-qdc', m]));
+    else throw new Error(`cannot unpack module ${m}`);
+    order.push(name);
+  }
+  fs.writeFileSync(path.join(d, 'etc/modules.order'), order.join('\n') + '\n');
+  fs.writeFileSync(path.join(d, 'init'), INIT, { mode: 0o755 });
+  fs.writeFileSync(path.join(d, 'body.sh'), body);
+  const out = path.join(workDir, 'initramfs.gz');
+  execFileSync('bash', ['-c', `cd "${d}" && find . | cpio -o -H newc --quiet | gzip -1 > "${out}"`]);
+  return out;
+}
+
+/** qemu-system-x86_64 under TCG, pinned to CPU 1, with shared memfd guest RAM. */
+export function qemuArgs(initrd: string, append = '', extra: string[] = []): string[] {
+  const k = findKernel();
+  return [
+    '-c', '1', 'qemu-system-x86_64',
+    '-machine', 'q35,accel=tcg', '-cpu', 'max', '-smp', '1', '-m', '256M',
+    '-object', 'memory-backend-memfd,id=mem,size=256M,share=on', '-numa', 'node,memdev=mem',
+    '-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot',
+    '-kernel', k.image, '-initrd', initrd,
+    '-append', `console=ttyS0 panic=-1 quiet loglevel=3 ${append}`.trim(),
+    ...extra,
+  ];
+}
