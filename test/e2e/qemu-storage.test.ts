@@ -1,0 +1,133 @@
+/**
+ * End to end with a VM: QEMU (TCG) vhost-user-blk <-> proxy <-> qemu-storage-daemon, and
+ * vhost-user-fs <-> proxy <-> virtiofsd. Data is checked on the host, both directions.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Peer, waitForSocket } from '../../src/lab/process';
+import { tmpDir } from '../helpers';
+import { buildInitramfs, qemuArgs } from './harness/guest';
+import { ProxyProcess } from './harness/proxy';
+
+const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
+const pattern = (text: string, n: number): Buffer => Buffer.from(text.repeat(Math.ceil(n / text.length)).slice(0, n));
+
+describe('QEMU vhost-user-blk <-> qemu-storage-daemon through the proxy', () => {
+  it('the guest reads the host pattern and its write lands in the image', async () => {
+    const work = tmpDir('blk');
+    const token = `tok${Date.now()}`;
+    const img = path.join(work, 'disk.raw');
+    fs.writeFileSync(img, Buffer.alloc(0));
+    fs.truncateSync(img, 64 << 20);
+    const host = pattern(`host-wrote-this ${token}\n`, 1 << 20);
+    const fd = fs.openSync(img, 'r+');
+    fs.writeSync(fd, host, 0, host.length, 0);
+    fs.closeSync(fd);
+    const guestWrite = pattern(`guest-wrote-this ${token}\n`, 1 << 20);
+    const initrd = buildInitramfs(work, `
+tok=$(sed -n 's/.*lab.token=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
+i=0; until [ -b /dev/vda ] || [ $i -ge 50 ]; do sleep 0.1; i=$((i+1)); done
+[ -b /dev/vda ] || { echo "GUEST-RESULT: FAIL no /dev/vda"; exit 0; }
+echo "GUEST-READ-SHA: $(dd if=/dev/vda bs=65536 count=16 2>/dev/null | sha256sum | cut -d' ' -f1)"
+yes "guest-wrote-this $tok" | head -c 1048576 > /tmp/w
+dd if=/tmp/w of=/dev/vda bs=65536 seek=32 conv=fsync 2>/dev/null || { echo "GUEST-RESULT: FAIL write"; exit 0; }
+sync; echo 3 > /proc/sys/vm/drop_caches
+W=$(sha256sum < /tmp/w | cut -d' ' -f1); R=$(dd if=/dev/vda bs=65536 skip=32 count=16 2>/dev/null | sha256sum | cut -d' ' -f1)
+if [ "$W" = "$R" ]; then echo "GUEST-RESULT: PASS"; else echo "GUEST-RESULT: FAIL readback"; fi
+`, ['virtio_pci', 'virtio_blk']);
+    const fe = path.join(work, 'fe.sock');
+    const be = path.join(work, 'be.sock');
+    const proxy = new ProxyProcess(work, ['--device', 'blk']);
+    const qsd = new Peer('qemu-storage-daemon', [
+      '--blockdev', `driver=file,node-name=file0,filename=${img},cache.direct=off`,
+      '--blockdev', 'driver=raw,node-name=disk0,file=file0',
+      '--export', `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${be},writable=on,num-queues=1`,
+    ], { name: 'qsd', logFile: path.join(work, 'qsd.log') });
+    let q: Peer | undefined;
+    try {
+      await waitForSocket(be, 20_000, qsd);
+      await proxy.starter(fe, be);
+      q = new Peer('taskset', qemuArgs(initrd, `lab.token=${token}`, ['-chardev', `socket,id=c0,path=${fe}`, '-device', 'vhost-user-blk-pci,chardev=c0,num-queues=1']),
+        { name: 'qemu', logFile: path.join(work, 'qemu.log'), timeoutMs: 240_000 });
+      expect(await q.waitExit(150_000)).toBe(0);
+    } finally {
+      await q?.stop();
+      await qsd.stop(); // flushes and closes the image
+      await proxy.stop();
+    }
+    expect(q.log()).toMatch(/GUEST-RESULT: PASS/);
+    expect(q.log()).toContain(`GUEST-READ-SHA: ${sha(host)}`);
+    const written = Buffer.alloc(1 << 20);
+    const f2 = fs.openSync(img, 'r');
+    fs.readSync(f2, written, 0, written.length, 2 << 20);
+    fs.closeSync(f2);
+    expect(sha(written)).toBe(sha(guestWrite));
+
+    const msgs = proxy.messages();
+    const add = msgs.filter((m) => m.request === 'ADD_MEM_REG' && m.dir === 'F>B');
+    expect(add.length).toBeGreaterThan(0);
+    expect(add[0].fdInfo).toEqual([expect.objectContaining({ kind: 'memfd', memfdName: 'memory-backend-memfd', size: 256 << 20 })]);
+    expect(add[0].summary).toMatch(/^\[gpa=0x0 size=256MiB uaddr=0x[0-9a-f]+ off=0x0\]$/);
+    expect(msgs.find((m) => m.request === 'GET_PROTOCOL_FEATURES' && m.dir === 'B>F')?.summary)
+      .toBe('0x8f2b (MQ|LOG_SHMFD|REPLY_ACK|BACKEND_REQ|PAGEFAULT|CONFIG|BACKEND_SEND_FD|HOST_NOTIFIER|CONFIGURE_MEM_SLOTS)');
+    const cfg = msgs.find((m) => m.request === 'GET_CONFIG' && m.dir === 'B>F')!;
+    expect(cfg.payload).toMatchObject({ offset: 0, size: 57 });
+    // capacity in 512-byte sectors is the first u64 of virtio-blk config: 64 MiB = 0x20000
+    expect(String(cfg.payload?.data).slice(0, 16)).toBe('0000020000000000');
+    expect(msgs.find((m) => m.request === 'GET_MAX_MEM_SLOTS' && m.dir === 'B>F')?.summary).toBe('value=32');
+    expect(msgs.filter((m) => m.findings)).toEqual([]);
+  }, 200_000);
+});
+
+describe('QEMU vhost-user-fs <-> virtiofsd through the proxy', () => {
+  it('the guest reads a host file and writes one the host sees', async () => {
+    const work = tmpDir('fs');
+    const token = `tok${Date.now()}`;
+    const share = path.join(work, 'share');
+    fs.mkdirSync(path.join(share, 'sub'), { recursive: true });
+    const hello = pattern(`virtiofs host file ${token}\n`, 200_000);
+    fs.writeFileSync(path.join(share, 'hello.txt'), hello);
+    fs.writeFileSync(path.join(share, 'sub', 'token'), `${token}\n`);
+    const initrd = buildInitramfs(work, `
+tok=$(sed -n 's/.*lab.token=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
+mkdir -p /mnt/v
+mount -t virtiofs t0 /mnt/v || { echo "GUEST-RESULT: FAIL mount"; exit 0; }
+echo "GUEST-READ-SHA: $(sha256sum < /mnt/v/hello.txt | cut -d' ' -f1)"
+echo "GUEST-TOKEN: $(cat /mnt/v/sub/token)"
+echo "guest wrote this $tok" > /mnt/v/from-guest.txt && sync
+umount /mnt/v && echo "GUEST-RESULT: PASS"
+`, ['virtio_pci', 'virtiofs']);
+    const fe = path.join(work, 'fe.sock');
+    const be = path.join(work, 'be.sock');
+    const proxy = new ProxyProcess(work, ['--device', 'fs']);
+    const vfs = new Peer('/usr/lib/qemu/virtiofsd', ['-f', `--socket-path=${be}`, '-o', `source=${share}`, '-o', 'cache=none', '-o', 'sandbox=namespace'],
+      { name: 'virtiofsd', logFile: path.join(work, 'virtiofsd.log') });
+    let q: Peer | undefined;
+    try {
+      await waitForSocket(be, 20_000, vfs);
+      await proxy.starter(fe, be);
+      q = new Peer('taskset', qemuArgs(initrd, `lab.token=${token}`, ['-chardev', `socket,id=c0,path=${fe}`, '-device', 'vhost-user-fs-pci,chardev=c0,tag=t0,queue-size=1024']),
+        { name: 'qemu', logFile: path.join(work, 'qemu.log'), timeoutMs: 240_000 });
+      expect(await q.waitExit(150_000)).toBe(0);
+      // virtiofsd exits by itself when its frontend (here: the proxy) disconnects
+      await vfs.waitExit(10_000);
+    } finally {
+      await q?.stop();
+      await vfs.stop();
+      await proxy.stop();
+    }
+    expect(q.log()).toMatch(/GUEST-RESULT: PASS/);
+    expect(q.log()).toContain(`GUEST-READ-SHA: ${sha(hello)}`);
+    expect(q.log()).toContain(`GUEST-TOKEN: ${token}`);
+    expect(fs.readFileSync(path.join(share, 'from-guest.txt'), 'utf8')).toBe(`guest wrote this ${token}\n`);
+
+    const msgs = proxy.messages();
+    expect(msgs.filter((m) => m.request === 'SET_VRING_NUM').map((m) => m.summary)).toContain('vring=1 num=1024');
+    expect(msgs.some((m) => m.request === 'ADD_MEM_REG' && m.fdInfo?.[0]?.kind === 'memfd')).toBe(true);
+    expect(msgs.find((m) => m.request === 'SET_BACKEND_REQ_FD')?.fds).toEqual(['socket']);
+    expect(msgs.filter((m) => m.findings)).toEqual([]);
+    expect(proxy.records().find((r) => r.event === 'session-end')?.reason).toBe('the frontend closed the connection');
+  }, 200_000);
+});
