@@ -77,7 +77,7 @@ export async function runDpdkScenario(o: DpdkScenarioOptions): Promise<DpdkResul
       t0 = Date.now();
       be = makeBe();
     }
-    await be.peer.waitForLog(/virtio is now ready for processing/, 60_000);
+    await be.peer.waitForLog(/virtio is now ready for processing/, 60_000, 5); // fine-grained: this is the handshake time
     const handshakeMs = Date.now() - t0;
     await fe.peer.waitForLog(/testpmd> /, 60_000);
     await be.peer.waitForLog(/testpmd> /, 60_000);

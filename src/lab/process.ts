@@ -75,14 +75,14 @@ export class Peer {
   }
 
   /** Waits until the log matches `re`; fails if the process exits first or time runs out. */
-  async waitForLog(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+  async waitForLog(re: RegExp, timeoutMs: number, pollMs = 100): Promise<RegExpMatchArray> {
     const end = Date.now() + timeoutMs;
     for (;;) {
       const m = this.log().match(re);
       if (m) return m;
       if (!this.alive) throw new Error(`${this.opts.name} exited (${JSON.stringify(this.status)}) before ${re} appeared in ${this.opts.logFile}\n${tail(this.log())}`);
       if (Date.now() > end) throw new Error(`${re} did not appear in ${this.opts.logFile} within ${timeoutMs} ms\n${tail(this.log())}`);
-      await sleep(100);
+      await sleep(pollMs);
     }
   }
 

@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+/**
+ * Proxy overhead on real DPDK peers: handshake-to-ready time and testpmd Mpps, direct and
+ * through `vhostscope proxy` (its own process, JSON log to a file), alternating runs in the
+ * same session and comparing medians (this 2-vCPU machine is noisy). Prints ratios.
+ * Targets: Mpps ratio >= 0.98, handshake ratio <= 1.05.
+ *   node bench/dpdk-overhead.js [runs-per-variant=5] [seconds=3] [mode=txonly]
+ */
+'use strict';
+const path = require('node:path');
+const os = require('node:os');
+const fs = require('node:fs');
+const { runDpdkScenario } = require('../dist/lab/dpdk-scenario');
+const { Peer, waitForSocket } = require('../dist/lab/process');
+
+const runs = Number(process.argv[2] ?? 5);
+const seconds = Number(process.argv[3] ?? 3);
+const mode = process.argv[4] ?? 'txonly';
+const cli = path.resolve(__dirname, '..', 'dist', 'cli', 'main.js');
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+
+async function once(proxied, i) {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), `vhs-bench-${proxied ? 'proxy' : 'direct'}-${i}-`));
+  let proxy;
+  try {
+    const r = await runDpdkScenario({
+      workDir: work, mode, durationS: seconds,
+      proxy: proxied ? async (listen, connect) => {
+        proxy = new Peer(process.execPath, [cli, 'proxy', '--listen', listen, '--connect', connect, '--json'], { name: 'proxy', logFile: path.join(work, 'proxy.log') });
+        await waitForSocket(listen, 20000, proxy);
+      } : undefined,
+    });
+    if (r.problems.length) throw new Error(r.problems.join('; '));
+    return r;
+  } finally {
+    if (proxy) await proxy.stop();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+(async () => {
+  const res = { direct: [], proxy: [] };
+  for (let i = 0; i < runs; i++) {
+    for (const v of i % 2 ? ['proxy', 'direct'] : ['direct', 'proxy']) {
+      const r = await once(v === 'proxy', i);
+      res[v].push(r);
+      console.log(`run ${i + 1}/${runs} ${v.padEnd(6)}: ${(r.rxPps / 1e6).toFixed(2)} Mpps, handshake ${r.handshakeMs} ms`);
+    }
+  }
+  const mpps = (v) => median(res[v].map((r) => r.rxPps / 1e6));
+  const hs = (v) => median(res[v].map((r) => r.handshakeMs));
+  console.log(`median Mpps      : direct ${mpps('direct').toFixed(2)}  proxied ${mpps('proxy').toFixed(2)}  ratio ${(mpps('proxy') / mpps('direct')).toFixed(3)} (target >= 0.98)`);
+  console.log(`median handshake : direct ${hs('direct')} ms  proxied ${hs('proxy')} ms  ratio ${(hs('proxy') / hs('direct')).toFixed(3)} (target <= 1.05)`);
+})().catch((e) => { console.error(e); process.exit(1); });
