@@ -94,7 +94,7 @@ export function humanLine(r: Record<string, unknown>): string {
   switch (r.event) {
     case 'message': {
       const fds = (r.fds as string[]).length ? ` fds=[${(r.fds as string[]).join(' ')}]` : '';
-      const req = `${r.request}${String(r.flags).includes('REPLY') && !String(r.flags).includes('NEED_REPLY') ? '' : ''}`;
+      const req = String(r.request);
       const chan = r.channel === 'main' ? '' : `${r.channel} `;
       const warn = r.findings ? `  !! ${(r.findings as { rule: string; message: string }[]).map((f) => `${f.rule}: ${f.message}`).join('; ')}` : '';
       return `${t} ${s} ${r.dir} ${chan}${req.padEnd(22)} ${String(r.flags).padEnd(13)} size=${String(r.size).padEnd(4)}${fds} ${r.summary}${warn}`.trimEnd();

@@ -4,7 +4,7 @@ import {
   applyMainMessage,
   decodeMessage,
   formatPayload,
-  HEADER_SIZE,
+  requestByName,
   isReplyExpected,
   newNegotiation,
   protocolFeatureNames,
@@ -47,11 +47,12 @@ describe.each(traceNames())('trace %s', (name) => {
 
   it('finds nothing wrong in a real session, and predicts every reply', () => {
     const n = newNegotiation();
-    const all = [...t.sent.map((m) => ({ m, sender: 'frontend' as const })), ...t.received.map((m) => ({ m, sender: 'backend' as const }))];
-    for (const { m, sender } of all) {
-      const fdCount = main.find((x) => x.name === decodeMessage('main', m).name && x.fds > 0) ? -1 : 0;
-      const findings = validateMessage(m, { channel: 'main', sender, fdCount: fdCount < 0 ? 1 : 0, negotiation: n }).filter((f) => f.rule !== 'fd-count');
-      expect(findings, decodeMessage('main', m).name).toEqual([]);
+    for (const [dir, raw, sender] of [['>>', t.sent, 'frontend'], ['<<', t.received, 'backend']] as const) {
+      const listed = main.filter((m) => m.dir === dir);
+      raw.forEach((m, i) => {
+        const findings = validateMessage(m, { channel: 'main', sender, fdCount: listed[i].fds, negotiation: n });
+        expect(findings, `${dir} #${i} ${listed[i].name}`).toEqual([]);
+      });
     }
     // replay the traced order: a request is followed by a reply iff the rule says so
     const neg = newNegotiation();
@@ -59,8 +60,7 @@ describe.each(traceNames())('trace %s', (name) => {
       const m = main[i];
       if (m.flag === 'R') continue;
       const flags = 1 | (m.flag === 'NR' ? 8 : 0);
-      const code = decodeMessage('main', t.sent.find((s) => decodeMessage('main', s).name === m.name) ?? Buffer.alloc(HEADER_SIZE)).request;
-      if (!code) continue;
+      const code = requestByName('main', m.name)!.code;
       const payload = m.name.endsWith('PROTOCOL_FEATURES') && m.decoded.startsWith('0x') ? Buffer.from(BigInt(m.decoded.split(' ')[0]).toString(16).padStart(16, '0'), 'hex').reverse() : Buffer.alloc(8);
       applyMainMessage(neg, code, flags, payload);
       const next = main[i + 1];
