@@ -7,7 +7,8 @@
         "native/channel.cc",
         "native/listener.cc",
         "native/sys.cc",
-        "native/fdinfo.cc"
+        "native/fdinfo.cc",
+        "native/relay.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -37,6 +37,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vhs::InitFdInfo(env, exports);
   vhs::InitChannel(env, exports);
   vhs::InitListener(env, exports);
+  vhs::InitRelay(env, exports);
   return exports;
 }
 

@@ -23,5 +23,6 @@ void InitSys(Napi::Env env, Napi::Object exports);
 void InitFdInfo(Napi::Env env, Napi::Object exports);
 void InitChannel(Napi::Env env, Napi::Object exports);
 void InitListener(Napi::Env env, Napi::Object exports);
+void InitRelay(Napi::Env env, Napi::Object exports);
 
 }  // namespace vhs

@@ -31,7 +31,11 @@ export function registerDemo(program: Command): void {
           mode: o.mode,
           durationS: Number(o.seconds),
           proxy: async (listen, connect) => {
-            daemon = new ProxyDaemon({ listenPath: listen, connectPath: connect, emit: (e) => logger.info(eventRecord(e, 'net')) });
+            daemon = new ProxyDaemon({
+              listenPath: listen,
+              connectPath: connect,
+              emit: (e) => e.type !== 'notification' && logger.info(eventRecord(e, 'net')),
+            });
             daemon.start();
           },
           onReady: () => process.stdout.write('--- handshake complete; packets flowing\n'),

@@ -16,6 +16,10 @@ export interface ProxyCliOptions {
   device: DeviceType;
   connectTimeout: string;
   mode: string;
+  interpose: boolean;
+  keepFeatures?: boolean;
+  statsInterval: string;
+  logNotifications?: boolean;
 }
 
 export function registerProxy(program: Command): void {
@@ -30,6 +34,10 @@ export function registerProxy(program: Command): void {
     .option('--device <type>', 'device type for naming device feature bits: net, blk, fs, scsi, gpu, vsock, input, generic', 'generic')
     .option('--connect-timeout <ms>', 'keep retrying the connect side this long per accepted peer', '30000')
     .option('--mode <octal>', 'permissions of the listening socket file', '600')
+    .option('--no-interpose', 'forward the peers\' own eventfds: zero data-path cost, no notification timing')
+    .option('--keep-features', 'keep HOST_NOTIFIER and INBAND_NOTIFICATIONS offered while interposing (their notifications bypass the eventfds)')
+    .option('--stats-interval <seconds>', 'print per-vring notification stats this often (0: only at session end)', '10')
+    .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
     .action((o: ProxyCliOptions) => runProxy(o));
 }
 
@@ -38,6 +46,7 @@ export function runProxy(o: ProxyCliOptions): void {
   const format = chooseFormat(o, Boolean(process.stdout.isTTY));
   const { logger, flush } = createLogger(format);
   const emit = (e: ProxyEvent): void => {
+    if (e.type === 'notification' && !o.logNotifications) return;
     const rec = eventRecord(e, o.device);
     const bad = e.type === 'session-end' && e.reason.startsWith('bad input');
     const warn = e.type === 'message' && e.findings.length > 0;
@@ -51,13 +60,16 @@ export function runProxy(o: ProxyCliOptions): void {
     frontend: o.frontend,
     connectTimeoutMs: Number(o.connectTimeout),
     socketMode: parseInt(o.mode, 8),
+    interpose: o.interpose,
+    keepFeatures: Boolean(o.keepFeatures),
+    statsIntervalMs: Number(o.statsInterval) * 1000,
     emit,
     notice: (level, msg, fields) => logger[level]({ event: 'notice', ...fields, msg }),
   });
   daemon.start();
   logger.info({
     event: 'notice',
-    msg: `listening on ${o.listen}, connecting to ${o.connect}; frontend=${o.frontend}; log format ${format}`,
+    msg: `listening on ${o.listen}, connecting to ${o.connect}; frontend=${o.frontend}; ${o.interpose ? 'interposing vring eventfds' : 'passing vring eventfds through'}; log format ${format}`,
   });
   const stop = (sig: string): void => {
     logger.info({ event: 'notice', msg: `${sig}: closing every session` });

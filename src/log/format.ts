@@ -4,6 +4,7 @@
  */
 import { flagsToString, formatPayload, toJsonSafe, type DeviceType } from '../protocol';
 import type { FdDescription, ProxyEvent } from '../proxy/events';
+import type { VringStats } from '../proxy/notification-stats';
 
 export const secs = (ns: bigint): string => {
   const us = ns / 1000n;
@@ -53,9 +54,15 @@ export function eventRecord(e: ProxyEvent, device: DeviceType = 'generic'): Reco
         payload: toJsonSafe(d, device),
         ...(e.replyExpected !== undefined ? { replyExpected: e.replyExpected } : {}),
         ...(e.findings.length ? { findings: e.findings } : {}),
+        ...(e.interposed ? { interposed: true } : {}),
+        ...(e.masked ? { masked: e.masked } : {}),
         msg: `${d.name}${d.reply ? ' reply' : ''}`,
       };
     }
+    case 'notification':
+      return { event: 'notification', t: secs(e.ts), session: e.session, vring: e.vring, kind: e.kind, count: e.count, msg: e.kind };
+    case 'stats':
+      return { event: 'stats', t: secs(e.ts), session: e.session, vrings: e.vrings, msg: 'notification stats' };
     case 'session-start':
       return {
         event: 'session-start',
@@ -64,6 +71,7 @@ export function eventRecord(e: ProxyEvent, device: DeviceType = 'generic'): Reco
         listen: e.listenPath,
         connect: e.connectPath,
         frontend: e.frontend,
+        interpose: e.interpose,
         peers: e.peers,
         msg: 'session start',
       };
@@ -76,9 +84,18 @@ export function eventRecord(e: ProxyEvent, device: DeviceType = 'generic'): Reco
         by: e.by,
         messages: e.messages,
         fdsForwarded: e.fdsForwarded,
+        vrings: e.vrings,
+        relayPairs: e.relayPairs,
         msg: 'session end',
       };
   }
+}
+
+/** "vring 1: kicks 120 (40.0/s) calls 118 (39.3/s) errs 0 kick→call µs p50 12 p90 30 p99 80 p99.9 95 (n=118)" */
+export function vringLine(v: VringStats): string {
+  const l = v.latencyUs;
+  const lat = l ? ` kick→call µs p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} p99.9 ${l.p999} max ${l.max} (n=${l.count})` : '';
+  return `vring ${v.vring}: kicks ${v.kicks} (${v.kickRate.toFixed(1)}/s) calls ${v.calls} (${v.callRate.toFixed(1)}/s) errs ${v.errs}${lat}`;
 }
 
 function peer(p: unknown): string {
@@ -96,15 +113,24 @@ export function humanLine(r: Record<string, unknown>): string {
       const fds = (r.fds as string[]).length ? ` fds=[${(r.fds as string[]).join(' ')}]` : '';
       const req = String(r.request);
       const chan = r.channel === 'main' ? '' : `${r.channel} `;
+      const mark = r.interposed ? ' [interposed]' : '';
+      const masked = r.masked ? ` [masked ${(r.masked as string[]).join('|')}: they bypass the interposed eventfds]` : '';
       const warn = r.findings ? `  !! ${(r.findings as { rule: string; message: string }[]).map((f) => `${f.rule}: ${f.message}`).join('; ')}` : '';
-      return `${t} ${s} ${r.dir} ${chan}${req.padEnd(22)} ${String(r.flags).padEnd(13)} size=${String(r.size).padEnd(4)}${fds} ${r.summary}${warn}`.trimEnd();
+      return `${t} ${s} ${r.dir} ${chan}${req.padEnd(22)} ${String(r.flags).padEnd(13)} size=${String(r.size).padEnd(4)}${fds}${mark} ${r.summary}${masked}${warn}`.trimEnd();
     }
     case 'session-start': {
       const peers = r.peers as { listen?: unknown; connect?: unknown };
-      return `${t} ${s} session start: listen ${r.listen} (${peer(peers?.listen)}) <-> connect ${r.connect} (${peer(peers?.connect)}), frontend=${r.frontend}`;
+      const mode = r.interpose ? 'eventfds interposed (notification timing on)' : 'eventfds passed through (--no-interpose)';
+      return `${t} ${s} session start: listen ${r.listen} (${peer(peers?.listen)}) <-> connect ${r.connect} (${peer(peers?.connect)}), frontend=${r.frontend}, ${mode}`;
     }
-    case 'session-end':
-      return `${t} ${s} session end: ${r.reason}; messages F>B=${(r.messages as Record<string, number>)['F>B']} B>F=${(r.messages as Record<string, number>)['B>F']}, fds forwarded=${r.fdsForwarded}`;
+    case 'session-end': {
+      const v = ((r.vrings as VringStats[] | undefined) ?? []).map((x) => `\n${''.padStart(14)} ${s}   ${vringLine(x)}`).join('');
+      return `${t} ${s} session end: ${r.reason}; messages F>B=${(r.messages as Record<string, number>)['F>B']} B>F=${(r.messages as Record<string, number>)['B>F']}, fds forwarded=${r.fdsForwarded}${v}`;
+    }
+    case 'stats':
+      return ((r.vrings as VringStats[]) ?? []).map((x) => `${t} ${s} stats ${vringLine(x)}`).join('\n') || `${t} ${s} stats: no notifications yet`;
+    case 'notification':
+      return `${t} ${s} ${String(r.kind).padEnd(4)} vring ${r.vring} count ${r.count}`;
     default: {
       const lvl = typeof r.level === 'number' ? (r.level >= 50 ? 'ERROR ' : r.level >= 40 ? 'WARN ' : '') : '';
       return `${t} ${s} ${lvl}${r.msg ?? ''}`;

@@ -50,6 +50,46 @@ export interface ListenerConstructor {
   new (fd: number, onConnection: (err: NodeJS.ErrnoException | null, fd: number | null) => void): Listener;
 }
 
+export interface RelayPairStats {
+  /** sum of the counts read from the source */
+  read: number;
+  /** sum of the counts written to the destination */
+  written: number;
+  /** number of reads (each may carry a coalesced count) */
+  notifications: number;
+  writeErrors: number;
+}
+
+export interface RelayStats {
+  /** CPU time of the relay thread so far */
+  threadCpuNs: number;
+  notifications: number;
+  /** events the ring had no room for (the notification itself was still relayed) */
+  droppedEvents: number;
+  pairs: number;
+}
+
+/**
+ * A native thread that relays eventfd counts from each pair's source to its destination,
+ * timestamping every relayed notification into a lock-free ring that JS drains in batches.
+ */
+export interface Relay {
+  /** Takes ownership of both fds; returns the pair id (never reused). */
+  addPair(src: number, dst: number): number;
+  /** Stops relaying, closes both fds; returns the pair's final counts, or null if unknown. */
+  removePair(id: number): RelayPairStats | null;
+  /** Events since the last drain: 16 bytes each, u64 ts (CLOCK_MONOTONIC ns), u32 pair id, u32 count (LE). */
+  drain(): Buffer;
+  pairStats(id: number): RelayPairStats | null;
+  stats(): RelayStats;
+  /** Joins the thread and closes every pair's fds. Idempotent. */
+  stop(): void;
+}
+
+export interface RelayConstructor {
+  new (ringCapacity: number): Relay;
+}
+
 export type FdKind = 'eventfd' | 'memfd' | 'socket' | 'file' | 'hugetlbfs' | 'pipe' | 'other';
 
 export interface FdInfo {
@@ -77,6 +117,7 @@ export interface PeerCred {
 export interface NativeAddon {
   Channel: ChannelConstructor;
   Listener: ListenerConstructor;
+  Relay: RelayConstructor;
   /** bind + chmod(mode) + listen; the path must not exist. */
   listenUnix(path: string, backlog: number, mode: number): number;
   /** Non-blocking connect; throws ENOENT/ECONNREFUSED/EAGAIN for the caller to retry. */

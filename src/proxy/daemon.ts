@@ -9,6 +9,7 @@ import { closeFds } from './fds';
 import type { ProxyEvent } from './events';
 import { ProxySession, type FrontendPosition } from './session';
 import { listenOn } from './socket-path';
+import { RelayHub } from './relay-hub';
 
 export interface DaemonOptions {
   listenPath: string;
@@ -19,6 +20,12 @@ export interface DaemonOptions {
   /** mode of the listening socket file */
   socketMode?: number;
   emit: (e: ProxyEvent) => void;
+  /** interpose vring eventfds on a native relay thread (default true) */
+  interpose?: boolean;
+  /** keep HOST_NOTIFIER / INBAND_NOTIFICATIONS offered while interposing */
+  keepFeatures?: boolean;
+  /** periodic per-vring stats events (0 or undefined: only at session end) */
+  statsIntervalMs?: number;
   /** daemon-level notices (accept errors, connect retries given up) */
   notice?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -31,8 +38,16 @@ export class ProxyDaemon {
   private readonly pending = new Map<number, NodeJS.Timeout>(); // accepted fd -> retry timer
   private nextId = 1;
   private stopped = false;
+  private readonly relay: RelayHub | undefined;
 
-  constructor(private readonly opts: DaemonOptions) {}
+  constructor(private readonly opts: DaemonOptions) {
+    if (opts.interpose !== false) this.relay = new RelayHub();
+  }
+
+  /** The relay thread's own figures (CPU time, relayed notifications, dropped events). */
+  relayStats(): ReturnType<RelayHub['stats']> {
+    return this.relay?.stats();
+  }
 
   start(): void {
     const fd = listenOn(this.opts.listenPath, this.opts.socketMode ?? 0o600);
@@ -88,6 +103,9 @@ export class ProxyDaemon {
           frontend: this.opts.frontend ?? 'auto',
           emit: this.opts.emit,
           onClosed: (s) => this.sessions.delete(s),
+          ...(this.relay ? { relay: this.relay } : {}),
+          keepFeatures: this.opts.keepFeatures ?? false,
+          statsIntervalMs: this.opts.statsIntervalMs ?? 0,
         },
         acceptedFd,
         connFd,
@@ -109,6 +127,7 @@ export class ProxyDaemon {
     }
     this.pending.clear();
     for (const s of [...this.sessions]) s.close(reason, 'proxy');
+    this.relay?.stop();
     try {
       fs.unlinkSync(this.opts.listenPath);
     } catch {

@@ -4,6 +4,7 @@
  */
 import type { FdInfo } from '../native';
 import type { ChannelKind, DecodedMessage, Finding, Side } from '../protocol';
+import type { NotificationKind, VringStats } from './notification-stats';
 
 export type Direction = 'F>B' | 'B>F';
 
@@ -31,6 +32,35 @@ export interface MessageEvent {
   findings: Finding[];
   /** for requests: whether the far side must answer */
   replyExpected?: boolean;
+  /** the proxy forwarded its own eventfd in place of the peer's (SET_VRING_KICK/CALL/ERR) */
+  interposed?: boolean;
+  /** protocol features the proxy cleared in this GET_PROTOCOL_FEATURES reply */
+  masked?: string[];
+}
+
+/** One relayed vring notification (eventfd counts may have coalesced into `count`). */
+export interface NotificationEvent {
+  type: 'notification';
+  ts: bigint;
+  session: number;
+  vring: number;
+  kind: NotificationKind;
+  count: number;
+}
+
+export interface StatsEvent {
+  type: 'stats';
+  ts: bigint;
+  session: number;
+  vrings: VringStats[];
+}
+
+export interface RelayPairSummary {
+  vring: number;
+  kind: NotificationKind;
+  /** counts read from the source fd and written to the destination fd */
+  read: number;
+  written: number;
 }
 
 export interface SessionStartEvent {
@@ -40,6 +70,8 @@ export interface SessionStartEvent {
   listenPath: string;
   connectPath: string;
   frontend: 'listen' | 'connect' | 'auto';
+  /** whether vring eventfds are interposed (notification timing) or passed through */
+  interpose: boolean;
   peers: { listen?: PeerIdentity; connect?: PeerIdentity };
 }
 
@@ -52,6 +84,9 @@ export interface SessionEndEvent {
   by?: Side | 'listen' | 'connect' | 'proxy';
   messages: { 'F>B': number; 'B>F': number };
   fdsForwarded: number;
+  /** per vring notification statistics (interposed sessions) */
+  vrings: VringStats[];
+  relayPairs: RelayPairSummary[];
 }
 
 export interface PeerIdentity {
@@ -61,4 +96,4 @@ export interface PeerIdentity {
   cmdline?: string;
 }
 
-export type ProxyEvent = MessageEvent | SessionStartEvent | SessionEndEvent;
+export type ProxyEvent = MessageEvent | SessionStartEvent | SessionEndEvent | NotificationEvent | StatsEvent;

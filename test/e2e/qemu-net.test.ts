@@ -10,7 +10,7 @@ import { Peer, sleep, waitForSocket } from '../../src/lab/process';
 import { Testpmd } from '../../src/lab/testpmd';
 import { tmpDir } from '../helpers';
 import { buildInitramfs, qemuArgs } from './harness/guest';
-import { ProxyProcess } from './harness/proxy';
+import { ProxyProcess, sessionEnd, vring } from './harness/proxy';
 
 const MAC = '52:54:00:12:34:56';
 
@@ -64,7 +64,8 @@ function expectNetHandshake(proxy: ProxyProcess, session = 1): void {
   const msgs = proxy.messages().filter((m) => m.session === session);
   expect(msgs[0]).toMatchObject({ request: 'GET_FEATURES', dir: 'F>B' });
   const pf = msgs.find((m) => m.request === 'GET_PROTOCOL_FEATURES' && m.dir === 'B>F')!;
-  expect(pf.payload?.names).toEqual(['MQ', 'LOG_SHMFD', 'RARP', 'REPLY_ACK', 'MTU', 'BACKEND_REQ', 'CRYPTO_SESSION', 'BACKEND_SEND_FD', 'HOST_NOTIFIER', 'STATUS']);
+  expect(pf.payload?.names).toEqual(['MQ', 'LOG_SHMFD', 'RARP', 'REPLY_ACK', 'MTU', 'BACKEND_REQ', 'CRYPTO_SESSION', 'BACKEND_SEND_FD', 'STATUS']);
+  expect(pf.masked).toEqual(['HOST_NOTIFIER']);
   const req = msgs.find((m) => m.request === 'SET_BACKEND_REQ_FD')!;
   expect(req.fds).toEqual(['socket']);
   const mem = msgs.find((m) => m.request === 'SET_MEM_TABLE')!;
@@ -72,6 +73,10 @@ function expectNetHandshake(proxy: ProxyProcess, session = 1): void {
   expect(mem.summary).toMatch(/size=(128|256)MiB/);
   expect(msgs.some((m) => m.request === 'SET_VRING_KICK' && m.fds?.[0]?.startsWith('eventfd'))).toBe(true);
   expect(msgs.filter((m) => m.findings)).toEqual([]);
+  // interposed notifications: the guest's pings are tx kicks (vring 1), testpmd's replies rx calls (vring 0)
+  expect(vring(proxy, 1, session).kicks).toBeGreaterThan(0);
+  expect(vring(proxy, 0, session).calls).toBeGreaterThan(0);
+  for (const p of sessionEnd(proxy, session).relayPairs) expect(p.written, `${p.kind} ${p.vring}`).toBe(p.read);
 }
 
 describe('QEMU virtio-net <-> testpmd through the proxy', () => {

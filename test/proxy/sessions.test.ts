@@ -39,7 +39,8 @@ const backend = new native.Listener(native.listenUnix(backendPath, 16, 0o600), (
 });
 
 const events: ProxyEvent[] = [];
-const daemon = new ProxyDaemon({ listenPath, connectPath: backendPath, emit: (e) => events.push(e) });
+// --no-interpose: this test checks that a forwarded fd is the peer's own kernel object
+const daemon = new ProxyDaemon({ listenPath, connectPath: backendPath, interpose: false, emit: (e) => events.push(e) });
 const baseline = openFds();
 daemon.start();
 

@@ -67,3 +67,22 @@ export class ProxyProcess {
     return this.peer.waitExit(10_000);
   }
 }
+
+export interface VringFigures {
+  vring: number;
+  kicks: number;
+  calls: number;
+  errs: number;
+  latencyUs?: { count: number; p50: number; p99: number };
+}
+
+/** Checks of the interposed relay at session end: both sides of every pair saw the same counts. */
+export function sessionEnd(proxy: ProxyProcess, session = 1): { vrings: VringFigures[]; relayPairs: { vring: number; kind: string; read: number; written: number }[]; reason: string } {
+  const end = proxy.records().find((r) => r.event === 'session-end' && r.session === session);
+  if (!end) throw new Error(`no session-end for session ${session} in ${proxy.logFile}`);
+  return end as never;
+}
+
+export function vring(proxy: ProxyProcess, index: number, session = 1): VringFigures {
+  return sessionEnd(proxy, session).vrings.find((v) => v.vring === index) ?? { vring: index, kicks: 0, calls: 0, errs: 0 };
+}

@@ -1,0 +1,271 @@
+// Relay: a native thread that relays eventfd notifications between pairs of fds.
+//
+// For each pair it epolls the source fd; when readable it reads the count, writes the same
+// count to the destination at once, then records {CLOCK_MONOTONIC ns, pair id, count} in a
+// single-producer/single-consumer ring that JS drains in batches. JS is never on the
+// notification path: a slow event loop delays only the statistics, never a kick or a call.
+//
+// Pairs are added and removed from JS under a mutex that the thread also holds while it
+// handles one epoll batch, so a pair's fds are never closed while the thread uses them, and
+// a stale event for a removed pair (its id is in the epoll data) is skipped.
+#include "common.h"
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <mutex>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <thread>
+#include <unistd.h>
+#include <unordered_map>
+#include <vector>
+
+namespace vhs {
+namespace {
+
+struct Event {
+  uint64_t ts;
+  uint32_t pair;
+  uint32_t count;
+};
+
+struct Pair {
+  int src;
+  int dst;
+  bool src_blocking;  // a peer's fd without O_NONBLOCK: check readability before read
+  uint64_t read_total = 0;
+  uint64_t written_total = 0;
+  uint64_t notifications = 0;
+  uint64_t write_errors = 0;
+};
+
+class Relay : public Napi::ObjectWrap<Relay> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Relay", {
+      InstanceMethod("addPair", &Relay::AddPair),
+      InstanceMethod("removePair", &Relay::RemovePair),
+      InstanceMethod("drain", &Relay::Drain),
+      InstanceMethod("pairStats", &Relay::PairStats),
+      InstanceMethod("stats", &Relay::Stats),
+      InstanceMethod("stop", &Relay::Stop),
+    });
+  }
+
+  // new Relay(ringCapacity)
+  Relay(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Relay>(info) {
+    Napi::Env env = info.Env();
+    uint32_t cap = info.Length() > 0 ? info[0].As<Napi::Number>().Uint32Value() : (1u << 16);
+    capacity_ = 1;
+    while (capacity_ < cap) capacity_ <<= 1;
+    ring_.resize(capacity_);
+    epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (epfd_ < 0 || wake_ < 0) throw ErrnoError(env, "epoll_create1", errno);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kWakeId;
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_, &ev);
+    thread_ = std::thread([this] { Run(); });
+    pthread_getcpuclockid(thread_.native_handle(), &cpu_clock_);
+    napi_add_env_cleanup_hook(env, &Relay::CleanupHook, this);  // joins the thread at env teardown
+  }
+
+  ~Relay() override {
+    Shutdown();
+    napi_remove_env_cleanup_hook(Env(), &Relay::CleanupHook, this);
+  }
+
+ private:
+  // One function for add and remove: the hook is identified by (function, argument).
+  static void CleanupHook(void* p) { static_cast<Relay*>(p)->Shutdown(); }
+
+  static constexpr uint64_t kWakeId = ~0ull;
+
+  // addPair(src, dst) -> id. The relay owns both fds from now on.
+  Napi::Value AddPair(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int src = info[0].As<Napi::Number>().Int32Value();
+    int dst = info[1].As<Napi::Number>().Int32Value();
+    int fl = fcntl(src, F_GETFL);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) {
+      close(src);
+      close(dst);
+      throw ErrnoError(env, "relay", ESHUTDOWN);
+    }
+    uint32_t id = next_id_++;
+    Pair p{src, dst, fl >= 0 && !(fl & O_NONBLOCK)};
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = id;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, src, &ev) < 0) {
+      int e = errno;
+      close(src);
+      close(dst);
+      throw ErrnoError(env, "epoll_ctl", e);
+    }
+    pairs_.emplace(id, p);
+    return Napi::Number::New(env, id);
+  }
+
+  // removePair(id) -> final stats of the pair, or null. Closes both fds.
+  Napi::Value RemovePair(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pairs_.find(id);
+    if (it == pairs_.end()) return env.Null();
+    // A notification may be pending that the thread has not picked up yet (the peer signalled
+    // and then sent the message that made us remove the pair): relay it before closing.
+    Relay1(id, it->second);
+    Napi::Object o = PairObject(env, it->second);
+    epoll_ctl(epfd_, EPOLL_CTL_DEL, it->second.src, nullptr);
+    close(it->second.src);
+    close(it->second.dst);
+    pairs_.erase(it);
+    return o;
+  }
+
+  Napi::Object PairObject(Napi::Env env, const Pair& p) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("read", Napi::Number::New(env, static_cast<double>(p.read_total)));
+    o.Set("written", Napi::Number::New(env, static_cast<double>(p.written_total)));
+    o.Set("notifications", Napi::Number::New(env, static_cast<double>(p.notifications)));
+    o.Set("writeErrors", Napi::Number::New(env, static_cast<double>(p.write_errors)));
+    return o;
+  }
+
+  Napi::Value PairStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pairs_.find(info[0].As<Napi::Number>().Uint32Value());
+    if (it == pairs_.end()) return env.Null();
+    return PairObject(env, it->second);
+  }
+
+  // drain() -> Buffer of 16-byte events {u64 ts, u32 pair, u32 count}, oldest first
+  Napi::Value Drain(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint64_t tail = tail_.load(std::memory_order_relaxed);
+    uint64_t head = head_.load(std::memory_order_acquire);
+    size_t n = static_cast<size_t>(head - tail);
+    Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, n * sizeof(Event));
+    for (size_t i = 0; i < n; i++) {
+      memcpy(out.Data() + i * sizeof(Event), &ring_[(tail + i) & (capacity_ - 1)], sizeof(Event));
+    }
+    tail_.store(head, std::memory_order_release);
+    return out;
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    struct timespec ts{};
+    double cpu_ns = 0;
+    if (!stopped_ && clock_gettime(cpu_clock_, &ts) == 0) cpu_ns = ts.tv_sec * 1e9 + ts.tv_nsec;
+    o.Set("threadCpuNs", Napi::Number::New(env, cpu_ns));
+    o.Set("notifications", Napi::Number::New(env, static_cast<double>(relayed_.load())));
+    o.Set("droppedEvents", Napi::Number::New(env, static_cast<double>(dropped_.load())));
+    std::lock_guard<std::mutex> lock(mu_);
+    o.Set("pairs", Napi::Number::New(env, static_cast<double>(pairs_.size())));
+    return o;
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    Shutdown();
+    return info.Env().Undefined();
+  }
+
+  void Shutdown() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return;
+      stopped_ = true;
+    }
+    uint64_t one = 1;
+    if (write(wake_, &one, 8) < 0) { /* the thread also checks stopped_ */ }
+    if (thread_.joinable()) thread_.join();
+    for (auto& kv : pairs_) {
+      close(kv.second.src);
+      close(kv.second.dst);
+    }
+    pairs_.clear();
+    close(epfd_);
+    close(wake_);
+  }
+
+  void Push(uint64_t ts, uint32_t pair, uint64_t count) {
+    uint64_t head = head_.load(std::memory_order_relaxed);
+    if (head - tail_.load(std::memory_order_acquire) >= capacity_) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);  // the record is lost, the notification was not
+      return;
+    }
+    ring_[head & (capacity_ - 1)] = Event{ts, pair, count > 0xffffffffull ? 0xffffffffu : static_cast<uint32_t>(count)};
+    head_.store(head + 1, std::memory_order_release);
+  }
+
+  void Run() {
+    epoll_event events[64];
+    for (;;) {
+      int n = epoll_wait(epfd_, events, 64, -1);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return;
+      for (int i = 0; i < n; i++) {
+        uint64_t id = events[i].data.u64;
+        if (id == kWakeId) continue;
+        auto it = pairs_.find(static_cast<uint32_t>(id));
+        if (it == pairs_.end()) continue;  // removed since epoll_wait returned
+        Relay1(static_cast<uint32_t>(id), it->second);
+      }
+    }
+  }
+
+  // Relays one pending count of a pair, if any. Called with mu_ held.
+  void Relay1(uint32_t id, Pair& p) {
+    if (p.src_blocking) {
+      pollfd pfd{p.src, POLLIN, 0};
+      if (poll(&pfd, 1, 0) != 1) return;  // the peer read it first; never block here
+    }
+    uint64_t count = 0;
+    if (read(p.src, &count, 8) != 8) return;
+    // forward first, then account: the notification must not wait for bookkeeping
+    if (write(p.dst, &count, 8) == 8) p.written_total += count;
+    else p.write_errors++;
+    uint64_t ts = MonotonicNs();
+    p.read_total += count;
+    p.notifications++;
+    relayed_.fetch_add(1, std::memory_order_relaxed);
+    Push(ts, id, count);
+  }
+
+  int epfd_ = -1;
+  int wake_ = -1;
+  std::thread thread_;
+  clockid_t cpu_clock_{};
+  std::mutex mu_;
+  bool stopped_ = false;
+  std::unordered_map<uint32_t, Pair> pairs_;
+  uint32_t next_id_ = 1;
+  std::vector<Event> ring_;
+  uint64_t capacity_ = 0;
+  std::atomic<uint64_t> head_{0};
+  std::atomic<uint64_t> tail_{0};
+  std::atomic<uint64_t> relayed_{0};
+  std::atomic<uint64_t> dropped_{0};
+};
+
+}  // namespace
+
+void InitRelay(Napi::Env env, Napi::Object exports) {
+  exports.Set("Relay", Relay::Define(env));
+}
+
+}  // namespace vhs

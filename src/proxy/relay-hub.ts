@@ -1,0 +1,71 @@
+/**
+ * The daemon's one native relay thread, shared by all sessions. Drains the relay's event ring
+ * from a JS timer (a batch every few ms: waking JS per event costs more than it tells) and
+ * routes each event to the session that owns the pair.
+ */
+import { native, type Relay, type RelayPairStats } from '../native';
+
+export interface RelayEvent {
+  ts: bigint;
+  count: number;
+}
+
+export type PairListener = (e: RelayEvent) => void;
+
+const DRAIN_MS = 10;
+
+export class RelayHub {
+  private relay: Relay | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly listeners = new Map<number, PairListener>();
+
+  private ensure(): Relay {
+    if (!this.relay) {
+      this.relay = new native.Relay(1 << 16);
+      this.timer = setInterval(() => this.drain(), DRAIN_MS);
+      this.timer.unref();
+    }
+    return this.relay;
+  }
+
+  /** Relays src → dst (both fds owned by the relay from now on). */
+  add(src: number, dst: number, listener: PairListener): number {
+    const id = this.ensure().addPair(src, dst);
+    this.listeners.set(id, listener);
+    return id;
+  }
+
+  /** Delivers the pair's pending events, then stops it and closes its fds. */
+  remove(id: number): RelayPairStats | null {
+    if (!this.relay) return null;
+    this.drain();
+    this.listeners.delete(id);
+    return this.relay.removePair(id);
+  }
+
+  pairStats(id: number): RelayPairStats | null {
+    return this.relay?.pairStats(id) ?? null;
+  }
+
+  stats(): ReturnType<Relay['stats']> | undefined {
+    return this.relay?.stats();
+  }
+
+  drain(): void {
+    if (!this.relay) return;
+    const buf = this.relay.drain();
+    for (let off = 0; off + 16 <= buf.length; off += 16) {
+      const id = buf.readUInt32LE(off + 8);
+      this.listeners.get(id)?.({ ts: buf.readBigUInt64LE(off), count: buf.readUInt32LE(off + 12) });
+    }
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.drain();
+    this.relay?.stop();
+    this.relay = undefined;
+    this.listeners.clear();
+  }
+}

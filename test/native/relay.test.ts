@@ -1,0 +1,88 @@
+/** The native relay thread: counts relayed, events timestamped and batched, fds owned and closed. */
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { native } from '../../src/native';
+import { openFds, until } from '../helpers';
+
+function events(buf: Buffer): { ts: bigint; pair: number; count: number }[] {
+  const out = [];
+  for (let off = 0; off < buf.length; off += 16) out.push({ ts: buf.readBigUInt64LE(off), pair: buf.readUInt32LE(off + 8), count: buf.readUInt32LE(off + 12) });
+  return out;
+}
+
+describe('Relay', () => {
+  it('relays counts from source to destination and records timestamped events', async () => {
+    const before = openFds();
+    const relay = new native.Relay(1024);
+    const src = native.eventfd(0);
+    const dst = native.eventfd(0);
+    const srcW = native.dup(src);
+    const dstR = native.dup(dst);
+    const id = relay.addPair(src, dst);
+    const t0 = native.monotonicNs();
+    native.eventfdWrite(srcW, 3);
+    let got: bigint | null = null;
+    await until(() => (got = native.eventfdRead(dstR)) !== null, 2000, 'the relayed count');
+    expect(got).toBe(3n);
+    const ev = events(relay.drain());
+    expect(ev).toHaveLength(1);
+    expect(ev[0]).toMatchObject({ pair: id, count: 3 });
+    expect(ev[0].ts).toBeGreaterThanOrEqual(t0);
+    expect(relay.pairStats(id)).toEqual({ read: 3, written: 3, notifications: 1, writeErrors: 0 });
+    expect(relay.drain().length).toBe(0);
+    // a count still pending when the pair is removed is relayed, not lost
+    const id2 = relay.addPair(native.dup(srcW), native.dup(dstR));
+    relay.removePair(id);
+    native.eventfdWrite(srcW, 1);
+    const final = relay.removePair(id2);
+    expect(final?.written ?? 0).toBeLessThanOrEqual(1);
+    expect((final?.written ?? 0) + Number(native.eventfdRead(srcW) ?? 0n)).toBe(1);
+    expect(relay.stats()).toMatchObject({ pairs: 0, droppedEvents: 0 });
+    relay.stop();
+    native.close(srcW);
+    native.close(dstR);
+    expect(openFds()).toBe(before);
+  });
+
+  it('keeps relaying while the JS thread is blocked: timestamps come from the relay thread', async () => {
+    const relay = new native.Relay(1024);
+    const src = native.eventfd(0);
+    const dst = native.eventfd(0);
+    const dstR = native.dup(dst);
+    relay.addPair(native.dup(src), dst);
+    // a child process kicks 50 ms from now, while this thread spins for 400 ms
+    const addon = path.resolve(__dirname, '..', '..', 'build', 'Release', 'vhostscope_native.node');
+    const child = spawn(process.execPath, ['-e', `const n=require(${JSON.stringify(addon)});setTimeout(()=>{const t=n.monotonicNs();n.eventfdWrite(3,1);console.log(String(t));},50)`], { stdio: ['ignore', 'pipe', 'inherit', src] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    await new Promise((r) => setTimeout(r, 20)); // let the child start before blocking
+    const spinUntil = Date.now() + 1500;
+    while (Date.now() < spinUntil && native.eventfdRead(dstR) === null) {
+      /* the JS thread is busy; the relay is not */
+    }
+    const relayedBeforeJsWasFree = Date.now() < spinUntil;
+    await new Promise((r) => child.on('exit', r));
+    const kickTs = BigInt(out.trim());
+    const ev = events(relay.drain());
+    expect(relayedBeforeJsWasFree).toBe(true);
+    expect(ev).toHaveLength(1);
+    expect(Number(ev[0].ts - kickTs) / 1e6).toBeLessThan(20); // relayed within ms of the kick
+    relay.stop();
+    native.close(src);
+    native.close(dstR);
+  });
+
+  it('counts relay thread CPU time and stops cleanly with pairs still registered', () => {
+    const before = openFds();
+    const relay = new native.Relay(16);
+    for (let i = 0; i < 4; i++) relay.addPair(native.eventfd(0), native.eventfd(0));
+    expect(relay.stats().pairs).toBe(4);
+    expect(relay.stats().threadCpuNs).toBeGreaterThanOrEqual(0);
+    relay.stop();
+    relay.stop();
+    expect(openFds()).toBe(before);
+    expect(() => relay.addPair(native.eventfd(0), native.eventfd(0))).toThrow(/ESHUTDOWN/);
+    expect(openFds()).toBe(before);
+  });
+});

@@ -1,0 +1,163 @@
+/**
+ * Eventfd interposition with fake peers on real sockets: the proxy forwards eventfds of its
+ * own, the native relay copies counts both ways, pairs are replaced and torn down as the
+ * protocol says, the bypassing features are masked, and no fd is left behind.
+ */
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { native, type Channel } from '../../src/native';
+import { encodeMessage, Request } from '../../src/protocol';
+import { ProxyDaemon, type DaemonOptions } from '../../src/proxy/daemon';
+import type { MessageEvent, ProxyEvent, SessionEndEvent, SessionStartEvent } from '../../src/proxy/events';
+import { openFds, tmpDir, until } from '../helpers';
+
+const u64 = (v: bigint): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(v);
+  return b;
+};
+
+interface Rig {
+  fe: Channel;
+  feGot: { msg: Buffer; fds: number[] }[];
+  beGot: { msg: Buffer; fds: number[] }[];
+  be: () => Channel;
+  events: ProxyEvent[];
+  daemon: ProxyDaemon;
+  done: () => void;
+}
+
+async function rig(opts: Partial<DaemonOptions> = {}): Promise<Rig> {
+  const dir = tmpDir('interpose');
+  const listenPath = path.join(dir, 'fe.sock');
+  const backendPath = path.join(dir, 'be.sock');
+  const beGot: Rig['beGot'] = [];
+  const feGot: Rig['feGot'] = [];
+  let beCh: Channel | undefined;
+  const listener = new native.Listener(native.listenUnix(backendPath, 4, 0o600), (_e, fd) => {
+    if (fd === null) return;
+    beCh = new native.Channel(fd, 65536, (msg, fds) => {
+      beGot.push({ msg, fds });
+      const code = msg.readUInt32LE(0);
+      if (code === Request.GET_PROTOCOL_FEATURES) beCh!.send(encodeMessage(code, 5, u64((1n << 3n) | (1n << 11n) | (1n << 14n))));
+      if (code === Request.GET_VRING_BASE) beCh!.send(encodeMessage(code, 5, Buffer.from([0, 0, 0, 0, 7, 0, 0, 0])));
+    }, () => {});
+    beCh.start();
+  });
+  const events: ProxyEvent[] = [];
+  const daemon = new ProxyDaemon({ listenPath, connectPath: backendPath, emit: (e) => events.push(e), ...opts });
+  daemon.start();
+  const fe = new native.Channel(native.connectUnix(listenPath), 65536, (msg, fds) => feGot.push({ msg, fds }), () => {});
+  fe.start();
+  await until(() => beCh !== undefined);
+  return {
+    fe, feGot, beGot, events, daemon, be: () => beCh!,
+    done: () => {
+      fe.close();
+      daemon.stop();
+      beCh?.close();
+      listener.close();
+      for (const m of [...beGot, ...feGot]) for (const fd of m.fds) native.close(fd);
+    },
+  };
+}
+
+const id = (fd: number): number | undefined => native.fdInfo(fd).eventfdId;
+const messages = (r: Rig): MessageEvent[] => r.events.filter((e): e is MessageEvent => e.type === 'message');
+
+describe('eventfd interposition', () => {
+  it('forwards its own eventfds and relays kicks and calls between the pairs', async () => {
+    const before = openFds();
+    const r = await rig();
+    expect((r.events[0] as SessionStartEvent).interpose).toBe(true);
+
+    // masking: HOST_NOTIFIER and INBAND_NOTIFICATIONS leave the reply
+    r.fe.send(encodeMessage(Request.GET_PROTOCOL_FEATURES, 1));
+    await until(() => r.feGot.length === 1);
+    expect(r.feGot[0].msg.readBigUInt64LE(12)).toBe(1n << 3n);
+    expect(messages(r).find((m) => m.masked)?.masked).toEqual(['HOST_NOTIFIER', 'INBAND_NOTIFICATIONS']);
+
+    const kick = native.eventfd(0);
+    const kickW = native.dup(kick);
+    r.fe.send(encodeMessage(Request.SET_VRING_KICK, 1, u64(0n)), [kick]);
+    const call = native.eventfd(0);
+    const callR = native.dup(call);
+    r.fe.send(encodeMessage(Request.SET_VRING_CALL, 1, u64(0n)), [call]);
+    await until(() => r.beGot.length === 3);
+    const [kickB, callB] = [r.beGot[1].fds[0], r.beGot[2].fds[0]];
+    expect(id(kickB)).not.toBe(id(kickW)); // the backend got the proxy's eventfd, not the frontend's
+    expect(id(callB)).not.toBe(id(callR));
+    expect(messages(r).filter((m) => m.interposed)).toHaveLength(2);
+
+    native.eventfdWrite(kickW, 1); // the frontend kicks
+    let n: bigint | null = null;
+    await until(() => (n = native.eventfdRead(kickB)) !== null);
+    expect(n).toBe(1n);
+    native.eventfdWrite(callB, 1); // the backend calls
+    await until(() => (n = native.eventfdRead(callR)) !== null);
+    expect(n).toBe(1n);
+
+    // a re-sent SET_VRING_CALL replaces the pair; the old one keeps relaying for a grace period
+    const call2 = native.eventfd(0);
+    const call2R = native.dup(call2);
+    r.fe.send(encodeMessage(Request.SET_VRING_CALL, 1, u64(0n)), [call2]);
+    await until(() => r.beGot.length === 4);
+    const call2B = r.beGot[3].fds[0];
+    native.eventfdWrite(call2B, 2);
+    await until(() => (n = native.eventfdRead(call2R)) !== null);
+    expect(n).toBe(2n);
+    native.eventfdWrite(callB, 5);
+    await until(() => (n = native.eventfdRead(callR)) !== null);
+    expect(n).toBe(5n);
+
+    // NOFD goes through unchanged with no fd
+    r.fe.send(encodeMessage(Request.SET_VRING_ERR, 1, u64(0x100n)));
+    await until(() => r.beGot.length === 5);
+    expect(r.beGot[4].fds).toEqual([]);
+    expect(r.beGot[4].msg.readBigUInt64LE(12)).toBe(0x100n);
+
+    const stats = r.daemon.activeSessions[0].notificationStats();
+    expect(stats).toEqual([expect.objectContaining({ vring: 0, kicks: 1, calls: 3 })]);
+    expect(stats[0].latencyUs?.count).toBe(1);
+
+    // GET_VRING_BASE answered: the vring's pairs are gone, kicks no longer reach the backend
+    r.fe.send(encodeMessage(Request.GET_VRING_BASE, 1, Buffer.alloc(8)));
+    await until(() => r.feGot.length === 2);
+    native.eventfdWrite(kickW, 1);
+    await new Promise((res) => setTimeout(res, 50));
+    expect(native.eventfdRead(kickB)).toBeNull();
+
+    r.fe.close();
+    await until(() => r.events.some((e) => e.type === 'session-end'));
+    const end = r.events.find((e): e is SessionEndEvent => e.type === 'session-end')!;
+    expect(end.relayPairs.map((p) => `${p.kind}${p.vring}:${p.read}/${p.written}`)).toEqual(['kick0:1/1', 'call0:6/6', 'call0:2/2']);
+    expect(end.vrings[0]).toMatchObject({ kicks: 1, calls: 3 });
+    r.done();
+    for (const fd of [kickW, callR, call2R]) native.close(fd);
+    expect(openFds()).toBe(before);
+  });
+
+  it('--no-interpose passes the peers\' own eventfds and leaves the features alone', async () => {
+    const before = openFds();
+    const r = await rig({ interpose: false });
+    expect((r.events[0] as SessionStartEvent).interpose).toBe(false);
+    r.fe.send(encodeMessage(Request.GET_PROTOCOL_FEATURES, 1));
+    const kick = native.eventfd(0);
+    const kickW = native.dup(kick);
+    r.fe.send(encodeMessage(Request.SET_VRING_KICK, 1, u64(0n)), [kick]);
+    await until(() => r.beGot.length === 2 && r.feGot.length === 1);
+    expect(r.feGot[0].msg.readBigUInt64LE(12)).toBe((1n << 3n) | (1n << 11n) | (1n << 14n));
+    expect(id(r.beGot[1].fds[0])).toBe(id(kickW));
+    r.done();
+    native.close(kickW);
+    await until(() => openFds() === before);
+  });
+
+  it('--keep-features keeps HOST_NOTIFIER and INBAND_NOTIFICATIONS while interposing', async () => {
+    const r = await rig({ keepFeatures: true });
+    r.fe.send(encodeMessage(Request.GET_PROTOCOL_FEATURES, 1));
+    await until(() => r.feGot.length === 1);
+    expect(r.feGot[0].msg.readBigUInt64LE(12)).toBe((1n << 3n) | (1n << 11n) | (1n << 14n));
+    r.done();
+  });
+});
