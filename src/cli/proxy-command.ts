@@ -6,6 +6,7 @@ import { ProxyDaemon } from '../proxy/daemon';
 import type { FrontendPosition } from '../proxy/session';
 import type { DeviceType } from '../protocol';
 import type { ProxyEvent } from '../proxy/events';
+import { DEFAULT_SPIN_US } from '../proxy/relay-hub';
 
 export interface ProxyCliOptions {
   listen: string;
@@ -20,6 +21,7 @@ export interface ProxyCliOptions {
   keepFeatures?: boolean;
   statsInterval: string;
   logNotifications?: boolean;
+  relaySpinUs: string;
 }
 
 export function registerProxy(program: Command): void {
@@ -37,6 +39,7 @@ export function registerProxy(program: Command): void {
     .option('--no-interpose', 'forward the peers\' own eventfds: zero data-path cost, no notification timing')
     .option('--keep-features', 'keep HOST_NOTIFIER and INBAND_NOTIFICATIONS offered while interposing (their notifications bypass the eventfds)')
     .option('--stats-interval <seconds>', 'print per-vring notification stats this often (0: only at session end)', '10')
+    .option('--relay-spin-us <us>', 'after a notification the relay thread keeps polling this long before sleeping (lower latency, more CPU)', String(DEFAULT_SPIN_US))
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
     .action((o: ProxyCliOptions) => runProxy(o));
 }
@@ -62,6 +65,7 @@ export function runProxy(o: ProxyCliOptions): void {
     socketMode: parseInt(o.mode, 8),
     interpose: o.interpose,
     keepFeatures: Boolean(o.keepFeatures),
+    relaySpinUs: Number(o.relaySpinUs),
     statsIntervalMs: Number(o.statsInterval) * 1000,
     emit,
     notice: (level, msg, fields) => logger[level]({ event: 'notice', ...fields, msg }),

@@ -87,7 +87,8 @@ export interface Relay {
 }
 
 export interface RelayConstructor {
-  new (ringCapacity: number): Relay;
+  /** spinNs: after relaying, keep polling this long before sleeping (lower latency, more CPU) */
+  new (ringCapacity: number, spinNs?: number): Relay;
 }
 
 export type FdKind = 'eventfd' | 'memfd' | 'socket' | 'file' | 'hugetlbfs' | 'pipe' | 'other';

@@ -9,7 +9,7 @@ import { closeFds } from './fds';
 import type { ProxyEvent } from './events';
 import { ProxySession, type FrontendPosition } from './session';
 import { listenOn } from './socket-path';
-import { RelayHub } from './relay-hub';
+import { DEFAULT_SPIN_US, RelayHub } from './relay-hub';
 
 export interface DaemonOptions {
   listenPath: string;
@@ -22,6 +22,8 @@ export interface DaemonOptions {
   emit: (e: ProxyEvent) => void;
   /** interpose vring eventfds on a native relay thread (default true) */
   interpose?: boolean;
+  /** relay thread polling time after each notification (µs; default DEFAULT_SPIN_US) */
+  relaySpinUs?: number;
   /** keep HOST_NOTIFIER / INBAND_NOTIFICATIONS offered while interposing */
   keepFeatures?: boolean;
   /** periodic per-vring stats events (0 or undefined: only at session end) */
@@ -41,7 +43,7 @@ export class ProxyDaemon {
   private readonly relay: RelayHub | undefined;
 
   constructor(private readonly opts: DaemonOptions) {
-    if (opts.interpose !== false) this.relay = new RelayHub();
+    if (opts.interpose !== false) this.relay = new RelayHub(opts.relaySpinUs ?? DEFAULT_SPIN_US);
   }
 
   /** The relay thread's own figures (CPU time, relayed notifications, dropped events). */

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { Peer, sleep, waitForSocket } from '../../src/lab/process';
 import { Testpmd } from '../../src/lab/testpmd';
 import { tmpDir } from '../helpers';
-import { buildInitramfs, qemuArgs } from './harness/guest';
+import { buildInitramfs, qemuArgs } from '../../src/lab/guest';
 import { ProxyProcess, sessionEnd, vring } from './harness/proxy';
 
 const MAC = '52:54:00:12:34:56';

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Peer, waitForSocket } from '../../src/lab/process';
 import { tmpDir } from '../helpers';
-import { buildInitramfs, qemuArgs } from './harness/guest';
+import { buildInitramfs, qemuArgs } from '../../src/lab/guest';
 import { ProxyProcess, sessionEnd, vring } from './harness/proxy';
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');

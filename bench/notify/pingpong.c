@@ -1,0 +1,77 @@
+/*
+ * Eventfd notification benchmark peers, one process per role (the fds come in as 3 and 4):
+ *   pingpong ping N WARMUP   write fd 3, wait for fd 4; prints N round-trip times in ns, one per line
+ *   pingpong pong            wait for fd 3, write fd 4; until fd 3 stays quiet for 2 s
+ *   pingpong flood N         write fd 3 N times as fast as possible; prints the elapsed ns
+ *   pingpong sink SECONDS    count wake-ups (reads) of fd 3 until it stays quiet for SECONDS;
+ *                            prints "wakeups total_count elapsed_ns" (first to last read)
+ * The eventfds may be non-blocking (created so by the parent): waits use poll().
+ */
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static int wait_read(int fd, int timeout_ms, uint64_t *count) {
+  struct pollfd p = {fd, POLLIN, 0};
+  for (;;) {
+    int r = poll(&p, 1, timeout_ms);
+    if (r <= 0) return 0;
+    if (read(fd, count, 8) == 8) return 1;
+  }
+}
+
+static void post(int fd) {
+  uint64_t one = 1;
+  if (write(fd, &one, 8) != 8) { perror("write"); exit(1); }
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) return 2;
+  uint64_t c;
+  if (!strcmp(argv[1], "ping")) {
+    long n = atol(argv[2]), warm = atol(argv[3]);
+    uint64_t *rtt = calloc(n, sizeof(uint64_t));
+    for (long i = 0; i < n + warm; i++) {
+      uint64_t t0 = now_ns();
+      post(3);
+      if (!wait_read(4, 5000, &c)) { fprintf(stderr, "ping: no answer\n"); return 1; }
+      if (i >= warm) rtt[i - warm] = now_ns() - t0;
+    }
+    for (long i = 0; i < n; i++) printf("%llu\n", (unsigned long long)rtt[i]);
+    return 0;
+  }
+  if (!strcmp(argv[1], "pong")) {
+    while (wait_read(3, 2000, &c)) post(4);
+    return 0;
+  }
+  if (!strcmp(argv[1], "flood")) {
+    long n = atol(argv[2]);
+    uint64_t t0 = now_ns();
+    for (long i = 0; i < n; i++) post(3);
+    printf("%llu\n", (unsigned long long)(now_ns() - t0));
+    return 0;
+  }
+  if (!strcmp(argv[1], "sink")) {
+    int quiet_ms = atoi(argv[2]) * 1000;
+    uint64_t wakeups = 0, total = 0, first = 0, last = 0;
+    while (wait_read(3, wakeups ? quiet_ms : 20000, &c)) {
+      last = now_ns();
+      if (!wakeups) first = last;
+      wakeups++;
+      total += c;
+    }
+    printf("%llu %llu %llu\n", (unsigned long long)wakeups, (unsigned long long)total, (unsigned long long)(last - first));
+    return 0;
+  }
+  return 2;
+}
