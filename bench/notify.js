@@ -104,7 +104,7 @@ async function flood(hub, relayed, n) {
   const g = { direct: [], passthrough: [], interposed: [], 'interposed, no spin': [] };
   const variants = { direct: undefined, passthrough: ['--no-interpose'], interposed: [], 'interposed, no spin': ['--relay-spin-us', '0'] };
   for (let i = 0; i < (quick ? 1 : 3); i++) for (const v of Object.keys(variants)) {
-    const work = fs.mkdtempSync(path.join(os.tmpdir(), `vhs-bench-ping-${v}-`));
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), `vhs-bench-ping-${v.replace(/\W+/g, "-")}-`));
     const r = await runQemuPing({ workDir: work, pings, proxyArgs: variants[v] });
     fs.rmSync(work, { recursive: true, force: true });
     g[v].push(median(r.rttMs));

@@ -240,23 +240,29 @@ class Relay : public Napi::ObjectWrap<Relay> {
     }
   }
 
-  // Relays one pending count of a pair, if any. Called with mu_ held.
+  // Relays the pending count of a pair, if any. Called with mu_ held. A non-blocking source is
+  // read again right away, a few times, while it keeps delivering: under a flood that saves an
+  // epoll_wait per notification (syscalls cost ~1 µs each on a virtual CPU).
   void Relay1(uint32_t id, Pair& p) {
     if (p.src_blocking) {
       pollfd pfd{p.src, POLLIN, 0};
       if (poll(&pfd, 1, 0) != 1) return;  // the peer read it first; never block here
     }
-    uint64_t count = 0;
-    if (read(p.src, &count, 8) != 8) return;
-    // forward first, then account: the notification must not wait for bookkeeping
-    if (write(p.dst, &count, 8) == 8) p.written_total += count;
-    else p.write_errors++;
-    uint64_t ts = MonotonicNs();
-    p.read_total += count;
-    p.notifications++;
-    relayed_.fetch_add(1, std::memory_order_relaxed);
-    Push(ts, id, count);
+    for (int i = 0; i < (p.src_blocking ? 1 : kRereads); i++) {
+      uint64_t count = 0;
+      if (read(p.src, &count, 8) != 8) return;
+      // forward first, then account: the notification must not wait for bookkeeping
+      if (write(p.dst, &count, 8) == 8) p.written_total += count;
+      else p.write_errors++;
+      uint64_t ts = MonotonicNs();
+      p.read_total += count;
+      p.notifications++;
+      relayed_.fetch_add(1, std::memory_order_relaxed);
+      Push(ts, id, count);
+    }
   }
+
+  static constexpr int kRereads = 16;
 
   int epfd_ = -1;
   int wake_ = -1;

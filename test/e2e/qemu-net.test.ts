@@ -85,7 +85,7 @@ describe('QEMU virtio-net <-> testpmd through the proxy', () => {
     const initrd = buildInitramfs(work, guestBody(5, 5), ['virtio_pci', 'virtio_net']);
     const fe = path.join(work, 'fe.sock');
     const be = path.join(work, 'be.sock');
-    const proxy = new ProxyProcess(work, ['--device', 'net']);
+    const proxy = new ProxyProcess(work, ['--device', 'net', '--stats-interval', '1']);
     const tp = backend(work, 'be', be, false);
     let q: Peer | undefined;
     try {
@@ -103,6 +103,13 @@ describe('QEMU virtio-net <-> testpmd through the proxy', () => {
     expectNetHandshake(proxy);
     const feats = proxy.messages().find((m) => m.request === 'SET_FEATURES')!;
     expect(feats.summary).toMatch(/MRG_RXBUF.*PROTOCOL_FEATURES.*VERSION_1/);
+    // --stats-interval 1: per-vring figures while the guest runs, not only at the end
+    const periodic = proxy.records().filter((r) => r.event === 'stats');
+    expect(periodic.length).toBeGreaterThanOrEqual(3);
+    expect((periodic.at(-1)!.vrings as { vring: number; kicks: number }[]).some((v) => v.vring === 1 && v.kicks > 0)).toBe(true);
+    const q1 = vring(proxy, 1);
+    console.log(`QEMU net: ${JSON.stringify(sessionEnd(proxy).vrings)}`);
+    expect(q1.latencyUs?.count ?? 0).toBeGreaterThan(0);
   }, 200_000);
 
   it('QEMU listens (server=on): the proxy connects to QEMU and testpmd connects to the proxy', async () => {

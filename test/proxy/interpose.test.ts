@@ -153,6 +153,25 @@ describe('eventfd interposition', () => {
     await until(() => openFds() === before);
   });
 
+  it('RESET_OWNER tears every pair down', async () => {
+    const before = openFds();
+    const r = await rig();
+    const kick = native.eventfd(0);
+    const kickW = native.dup(kick);
+    r.fe.send(encodeMessage(Request.SET_VRING_KICK, 1, u64(1n)), [kick]);
+    r.fe.send(encodeMessage(Request.SET_VRING_CALL, 1, u64(1n)), [native.eventfd(0)]);
+    await until(() => r.beGot.length === 2);
+    r.fe.send(encodeMessage(Request.RESET_OWNER, 1));
+    await until(() => r.beGot.length === 3);
+    expect(r.daemon.relayStats()?.pairs).toBe(0);
+    native.eventfdWrite(kickW, 1);
+    await new Promise((res) => setTimeout(res, 30));
+    expect(native.eventfdRead(r.beGot[0].fds[0])).toBeNull();
+    r.done();
+    native.close(kickW);
+    expect(openFds()).toBe(before);
+  });
+
   it('--keep-features keeps HOST_NOTIFIER and INBAND_NOTIFICATIONS while interposing', async () => {
     const r = await rig({ keepFeatures: true });
     r.fe.send(encodeMessage(Request.GET_PROTOCOL_FEATURES, 1));
