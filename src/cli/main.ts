@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { registerProxy } from './proxy-command';
 import { registerDemo } from './demo-command';
+import { registerRecordingCommands } from './recording-commands';
 
 const program = new Command();
 program
@@ -11,6 +12,7 @@ program
   .version(require('../../package.json').version);
 registerProxy(program);
 registerDemo(program);
+registerRecordingCommands(program);
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`vhostscope: ${err.message}\n`);
   process.exit(2);

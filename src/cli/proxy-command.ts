@@ -7,6 +7,7 @@ import type { FrontendPosition } from '../proxy/session';
 import type { DeviceType } from '../protocol';
 import type { ProxyEvent } from '../proxy/events';
 import { DEFAULT_SPIN_US } from '../proxy/relay-hub';
+import { Recorder } from '../recording/recorder';
 
 export interface ProxyCliOptions {
   listen: string;
@@ -22,6 +23,7 @@ export interface ProxyCliOptions {
   statsInterval: string;
   logNotifications?: boolean;
   relaySpinUs: string;
+  record?: string;
 }
 
 export function registerProxy(program: Command): void {
@@ -40,6 +42,7 @@ export function registerProxy(program: Command): void {
     .option('--keep-features', 'keep HOST_NOTIFIER and INBAND_NOTIFICATIONS offered while interposing (their notifications bypass the eventfds)')
     .option('--stats-interval <seconds>', 'print per-vring notification stats this often (0: only at session end)', '10')
     .option('--relay-spin-us <us>', 'after a notification the relay thread keeps polling this long before sleeping (lower latency, more CPU)', String(DEFAULT_SPIN_US))
+    .option('--record <path>', 'record every session: a file, or a directory (ending in /) for one file per session')
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
     .action((o: ProxyCliOptions) => runProxy(o));
 }
@@ -48,7 +51,12 @@ export function runProxy(o: ProxyCliOptions): void {
   if (!['listen', 'connect', 'auto'].includes(o.frontend)) throw new Error(`--frontend must be listen, connect or auto, not ${o.frontend}`);
   const format = chooseFormat(o, Boolean(process.stdout.isTTY));
   const { logger, flush } = createLogger(format);
+  const recorder = o.record
+    ? new Recorder(o.record, { onError: (file, err) => logger.error({ event: 'notice', msg: `recording ${file} stopped at its last whole frame: ${err.message}; forwarding goes on` }) })
+    : undefined;
+  if (recorder?.files.length) logger.info({ event: 'notice', msg: `recording to ${recorder.files[0]}` });
   const emit = (e: ProxyEvent): void => {
+    recorder?.onEvent(e);
     if (e.type === 'notification' && !o.logNotifications) return;
     const rec = eventRecord(e, o.device);
     const bad = e.type === 'session-end' && e.reason.startsWith('bad input');
@@ -78,8 +86,10 @@ export function runProxy(o: ProxyCliOptions): void {
   const stop = (sig: string): void => {
     logger.info({ event: 'notice', msg: `${sig}: closing every session` });
     daemon.stop(`daemon received ${sig}`);
-    flush();
-    setImmediate(() => process.exit(0));
+    void (recorder?.close() ?? Promise.resolve()).then(() => {
+      flush();
+      process.exit(0);
+    });
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));

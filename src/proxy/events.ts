@@ -36,6 +36,8 @@ export interface MessageEvent {
   interposed?: boolean;
   /** protocol features the proxy cleared in this GET_PROTOCOL_FEATURES reply */
   masked?: string[];
+  /** the message as the sender sent it, when the proxy forwarded a changed `raw` */
+  received?: Buffer;
 }
 
 /** One relayed vring notification (eventfd counts may have coalesced into `count`). */

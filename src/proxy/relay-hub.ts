@@ -13,6 +13,8 @@ export interface RelayEvent {
 export type PairListener = (e: RelayEvent) => void;
 
 const DRAIN_MS = 10;
+/** a quiet relay is drained this rarely: a busy-polling peer loses no CPU to our wake-ups */
+const IDLE_DRAIN_MS = 250;
 /**
  * Measured here (2 vCPUs, bench/notify.js): a sleeping relay thread adds a wake-up of ~30-60 µs
  * per hop on a virtual CPU; polling for 50 µs after each notification brings a cross-CPU
@@ -32,10 +34,18 @@ export class RelayHub {
   private ensure(): Relay {
     if (!this.relay) {
       this.relay = new native.Relay(1 << 16, this.spinUs * 1000);
-      this.timer = setInterval(() => this.drain(), DRAIN_MS);
-      this.timer.unref();
+      this.schedule(DRAIN_MS);
     }
     return this.relay;
+  }
+
+  /** Drains every DRAIN_MS while notifications flow, backing off to IDLE_DRAIN_MS when quiet. */
+  private schedule(ms: number): void {
+    this.timer = setTimeout(() => {
+      const n = this.drain();
+      if (this.relay) this.schedule(n > 0 ? DRAIN_MS : Math.min(ms * 2, IDLE_DRAIN_MS));
+    }, ms);
+    this.timer.unref();
   }
 
   /** Relays src → dst (both fds owned by the relay from now on). */
@@ -61,17 +71,19 @@ export class RelayHub {
     return this.relay?.stats();
   }
 
-  drain(): void {
-    if (!this.relay) return;
+  /** Delivers every event waiting in the ring; returns how many there were. */
+  drain(): number {
+    if (!this.relay) return 0;
     const buf = this.relay.drain();
     for (let off = 0; off + 16 <= buf.length; off += 16) {
       const id = buf.readUInt32LE(off + 8);
       this.listeners.get(id)?.({ ts: buf.readBigUInt64LE(off), count: buf.readUInt32LE(off + 12) });
     }
+    return buf.length / 16;
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.drain();
     this.relay?.stop();

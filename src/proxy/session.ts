@@ -167,6 +167,7 @@ export class ProxySession {
         out = Buffer.from(raw);
         out.writeBigUInt64LE(offered & ~mask, HEADER_SIZE);
         extra.masked = protocolFeatureNames(offered & mask);
+        extra.received = raw;
       }
     }
     const to = this.legs.get(other(from))!;

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { runDpdkScenario, type DpdkMode, type Roles } from '../../src/lab/dpdk-scenario';
 import { tmpDir } from '../helpers';
 import { ProxyProcess, sessionEnd, type LogRecord } from './harness/proxy';
+import { checkRecording } from './harness/proxy';
 
 const cases: { name: string; mode: DpdkMode; roles: Roles; vuArgs?: string; noInterpose?: boolean }[] = [
   { name: 'txonly', mode: 'txonly', roles: 'backend-server' },
@@ -67,6 +68,7 @@ describe.each(cases)('DPDK virtio-user <-> vhost through the proxy: $name', (c) 
     const { vrings, relayPairs } = sessionEnd(proxy);
     console.log(`DPDK ${c.name}: notifications per vring ${JSON.stringify(vrings.map((v) => ({ vring: v.vring, kicks: v.kicks, calls: v.calls })))}`);
     for (const p of relayPairs) expect(p.written, `${p.kind} ${p.vring}`).toBe(p.read);
+    expect(checkRecording(proxy).messages).toBeGreaterThan(20);
     if (!c.noInterpose) {
       expect(relayPairs).toHaveLength(4);
       expect(vrings.reduce((n, v) => n + v.kicks, 0)).toBeGreaterThan(0);

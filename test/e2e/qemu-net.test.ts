@@ -11,6 +11,7 @@ import { Testpmd } from '../../src/lab/testpmd';
 import { tmpDir } from '../helpers';
 import { buildInitramfs, qemuArgs } from '../../src/lab/guest';
 import { ProxyProcess, sessionEnd, vring } from './harness/proxy';
+import { checkRecording } from './harness/proxy';
 
 const MAC = '52:54:00:12:34:56';
 
@@ -77,6 +78,7 @@ function expectNetHandshake(proxy: ProxyProcess, session = 1): void {
   expect(vring(proxy, 1, session).kicks).toBeGreaterThan(0);
   expect(vring(proxy, 0, session).calls).toBeGreaterThan(0);
   for (const p of sessionEnd(proxy, session).relayPairs) expect(p.written, `${p.kind} ${p.vring}`).toBe(p.read);
+  expect(checkRecording(proxy).messages).toBeGreaterThan(20);
 }
 
 describe('QEMU virtio-net <-> testpmd through the proxy', () => {

@@ -10,6 +10,7 @@ import { Peer, waitForSocket } from '../../src/lab/process';
 import { tmpDir } from '../helpers';
 import { buildInitramfs, qemuArgs } from '../../src/lab/guest';
 import { ProxyProcess, sessionEnd, vring } from './harness/proxy';
+import { checkRecording } from './harness/proxy';
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 const pattern = (text: string, n: number): Buffer => Buffer.from(text.repeat(Math.ceil(n / text.length)).slice(0, n));
@@ -84,6 +85,7 @@ if [ "$W" = "$R" ]; then echo "GUEST-RESULT: PASS"; else echo "GUEST-RESULT: FAI
     expect(q0.calls).toBeGreaterThan(0);
     expect(q0.latencyUs?.count).toBeGreaterThan(0);
     for (const p of sessionEnd(proxy).relayPairs) expect(p.written, `${p.kind} ${p.vring}`).toBe(p.read);
+    expect(checkRecording(proxy).messages).toBeGreaterThan(20);
   }, 200_000);
 });
 
@@ -139,5 +141,6 @@ umount /mnt/v && echo "GUEST-RESULT: PASS"
     expect(vring(proxy, 1).kicks).toBeGreaterThan(0);
     expect(vring(proxy, 1).calls).toBeGreaterThan(0);
     for (const p of sessionEnd(proxy).relayPairs) expect(p.written, `${p.kind} ${p.vring}`).toBe(p.read);
+    expect(checkRecording(proxy).messages).toBeGreaterThan(20);
   }, 200_000);
 });

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Peer, waitForSocket } from '../../../src/lab/process';
+import { readRecording, recordingEvents } from '../../../src/recording/reader';
 
 export const CLI = path.resolve(__dirname, '..', '..', '..', 'dist', 'cli', 'main.js');
 
@@ -29,18 +30,20 @@ export interface LogRecord {
 export class ProxyProcess {
   peer: Peer | undefined;
   readonly logFile: string;
+  readonly recordFile: string;
 
   constructor(
     readonly workDir: string,
     readonly extraArgs: string[] = [],
   ) {
     this.logFile = path.join(workDir, 'proxy.log');
+    this.recordFile = path.join(workDir, 'session.vhsrec');
   }
 
   /** A ProxyStarter for the lab scenarios. */
   starter = async (listen: string, connect: string): Promise<void> => {
     if (!fs.existsSync(CLI)) throw new Error(`${CLI} missing: run "npm run build" (tsc) first`);
-    this.peer = new Peer(process.execPath, [CLI, 'proxy', '--listen', listen, '--connect', connect, '--json', ...this.extraArgs], {
+    this.peer = new Peer(process.execPath, [CLI, 'proxy', '--listen', listen, '--connect', connect, '--json', '--record', this.recordFile, ...this.extraArgs], {
       name: 'proxy',
       logFile: this.logFile,
       timeoutMs: 600_000,
@@ -85,4 +88,30 @@ export function sessionEnd(proxy: ProxyProcess, session = 1): { vrings: VringFig
 
 export function vring(proxy: ProxyProcess, index: number, session = 1): VringFigures {
   return sessionEnd(proxy, session).vrings.find((v) => v.vring === index) ?? { vring: index, kicks: 0, calls: 0, errs: 0 };
+}
+
+/**
+ * The recording agrees with the live log: the same messages in the same order, every one a
+ * known request that validates, and the notifications the session end counted.
+ */
+export function checkRecording(proxy: ProxyProcess): { messages: number; notifications: number } {
+  const scan = readRecording(proxy.recordFile);
+  if (scan.torn) throw new Error(`recording torn: ${scan.torn.reason}`);
+  const events = recordingEvents(scan.records, { notifications: true });
+  const recorded = events.filter((e) => e.type === 'message');
+  const logged = proxy.messages();
+  const problems: string[] = [];
+  if (recorded.length !== logged.length) problems.push(`recording has ${recorded.length} messages, the log ${logged.length}`);
+  recorded.forEach((m, i) => {
+    if (m.type !== 'message') return;
+    if (!m.decoded.known) problems.push(`#${i} unknown request ${m.decoded.request}`);
+    if (m.findings.length) problems.push(`#${i} ${m.decoded.name}: ${m.findings.map((f) => f.rule).join(',')}`);
+    if (logged[i] && logged[i].request !== m.decoded.name) problems.push(`#${i}: recording ${m.decoded.name}, log ${logged[i].request}`);
+  });
+  const notifications = events.filter((e) => e.type === 'notification').length;
+  const ends = proxy.records().filter((r) => r.event === 'session-end');
+  const counted = ends.flatMap((e) => (e.vrings as VringFigures[]) ?? []).reduce((n, v) => n + v.kicks + v.calls + v.errs, 0);
+  if (notifications !== counted) problems.push(`recording has ${notifications} notifications, the session ends counted ${counted}`);
+  if (problems.length) throw new Error(`recording ${proxy.recordFile} disagrees with the log:\n${problems.join('\n')}`);
+  return { messages: recorded.length, notifications };
 }

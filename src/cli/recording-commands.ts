@@ -1,0 +1,99 @@
+/** `vhostscope show` and `vhostscope info`: read a recording back. */
+import type { Command } from 'commander';
+import { summarize } from '../analysis/summary';
+import { eventRecord, humanLine, secs } from '../log/format';
+import { requestByName, type ChannelKind, type DeviceType } from '../protocol';
+import type { ProxyEvent } from '../proxy/events';
+import { readRecording, recordingEvents } from '../recording/reader';
+
+interface ShowOptions {
+  session?: string;
+  channel?: ChannelKind;
+  request?: string;
+  since?: string;
+  until?: string;
+  json?: boolean;
+  notifications?: boolean;
+  device: DeviceType;
+}
+
+function tornNote(file: string, torn: { offset: number; bytes: number; reason: string } | undefined): string | undefined {
+  return torn && `${file}: the recording ends in a torn frame at byte ${torn.offset} (${torn.bytes} bytes: ${torn.reason}); everything before it was read`;
+}
+
+export function showRecording(file: string, o: ShowOptions, out: (line: string) => void): void {
+  const scan = readRecording(file);
+  const events = recordingEvents(scan.records, { notifications: Boolean(o.notifications) });
+  const t0 = events[0]?.ts ?? 0n;
+  const since = o.since !== undefined ? t0 + BigInt(Math.round(Number(o.since) * 1e9)) : undefined;
+  const until = o.until !== undefined ? t0 + BigInt(Math.round(Number(o.until) * 1e9)) : undefined;
+  const wanted = o.request ? requestByName(o.channel ?? 'main', o.request)?.name ?? o.request.toUpperCase() : undefined;
+  const keep = (e: ProxyEvent): boolean => {
+    if (o.session !== undefined && e.session !== Number(o.session)) return false;
+    if (since !== undefined && e.ts < since) return false;
+    if (until !== undefined && e.ts > until) return false;
+    if (o.channel && e.type === 'message' && e.channel !== o.channel) return false;
+    if (wanted && (e.type !== 'message' || e.decoded.name !== wanted)) return false;
+    return true;
+  };
+  for (const e of events.filter(keep)) {
+    const rec = eventRecord(e, o.device);
+    out(o.json ? JSON.stringify(rec) : humanLine(rec));
+  }
+  const note = tornNote(file, scan.torn);
+  if (note) out(o.json ? JSON.stringify({ event: 'torn', ...scan.torn, msg: note }) : `!! ${note}`);
+}
+
+export function infoText(file: string, device: DeviceType): string[] {
+  const scan = readRecording(file);
+  const sum = summarize(scan.records, device);
+  const lines: string[] = [];
+  const h = sum.headers[0];
+  lines.push(`recording ${file}: ${scan.records.length} records in ${sum.headers.length} segment(s), ${scan.goodBytes} bytes${scan.torn ? `; ${tornNote(file, scan.torn)}` : ''}`);
+  if (h) lines.push(`captured by vhostscope ${h.host.vhostscope} on ${h.host.hostname} (${h.host.kernel}, ${h.host.arch}, ${h.host.byteOrder}) at ${new Date(h.host.wallClockMs).toISOString()}; timestamps: ${h.host.clock}`);
+  for (const s of sum.sessions) {
+    const peer = (p?: { pid: number; exe?: string; cmdline?: string }): string => (p ? `pid ${p.pid}${p.exe ? ` ${p.exe}` : ''}${p.cmdline ? ` [${p.cmdline.length > 160 ? `${p.cmdline.slice(0, 160)}…` : p.cmdline}]` : ''}` : '?');
+    lines.push(`session ${s.session}: ${s.listen} (${peer(s.peers.listen)}) <-> ${s.connect} (${peer(s.peers.connect)})`);
+    lines.push(`  start ${secs(s.startNs)}${s.durationS !== undefined ? `, duration ${s.durationS.toFixed(3)} s` : ', no end recorded'}; eventfds ${s.interpose ? 'interposed' : 'passed through'}`);
+    lines.push(`  messages F>B ${s.messages['F>B']}, B>F ${s.messages['B>F']}; fds ${s.fds}`);
+    const f = s.features;
+    if (f.offered) lines.push(`  virtio features offered: ${f.offered.join('|')}`);
+    if (f.acked) lines.push(`  virtio features acked:   ${f.acked.join('|')}`);
+    if (f.protocolOffered) lines.push(`  protocol features offered: ${f.protocolOffered.join('|')}`);
+    if (f.protocolInUse) lines.push(`  protocol features in use:  ${f.protocolInUse.join('|')}`);
+    lines.push(`  requests: ${Object.entries(s.requests).map(([k, v]) => `${k}×${v}`).join(' ')}`);
+    const n = Object.entries(s.notifications);
+    lines.push(`  notifications: ${n.length ? n.map(([k, v]) => `${k} ${v.events}`).join(', ') : 'none'}${s.droppedNotifications ? ` (${s.droppedNotifications} not recorded: the disk fell behind)` : ''}`);
+    if (s.endReason) lines.push(`  end: ${s.endReason}`);
+  }
+  return lines;
+}
+
+export function registerRecordingCommands(program: Command): void {
+  program
+    .command('show')
+    .description('print a recording with the same formatter as the live log')
+    .argument('<file>', 'a recording made with proxy --record')
+    .option('--session <n>', 'only this session')
+    .option('--channel <channel>', 'only this channel: main, backend or gpu')
+    .option('--request <name>', 'only this request (current or legacy name)')
+    .option('--since <seconds>', 'from this many seconds after the first record')
+    .option('--until <seconds>', 'up to this many seconds after the first record')
+    .option('--notifications', 'also every relayed kick/call/err')
+    .option('--json', 'JSON lines')
+    .option('--device <type>', 'device type for naming device feature bits', 'generic')
+    .action((file: string, o: ShowOptions) => showRecording(file, o, (l) => process.stdout.write(l + '\n')));
+  program
+    .command('info')
+    .description('summarise a recording: peers, negotiated features, message and notification counts, duration')
+    .argument('<file>', 'a recording made with proxy --record')
+    .option('--json', 'the summary as JSON')
+    .option('--device <type>', 'device type for naming device feature bits', 'generic')
+    .action((file: string, o: { json?: boolean; device: DeviceType }) => {
+      if (o.json) {
+        const scan = readRecording(file);
+        const s = summarize(scan.records, o.device);
+        process.stdout.write(JSON.stringify({ ...s, torn: scan.torn }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
+      } else process.stdout.write(infoText(file, o.device).join('\n') + '\n');
+    });
+}

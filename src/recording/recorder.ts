@@ -1,0 +1,162 @@
+/**
+ * Turns proxy events into recording records: one file for everything, or one file per session
+ * in a directory. Notifications are batched per session (columns, delta timestamps); a batch is
+ * written before the session's next message so that a session's records stay in order.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { native } from '../native';
+import type { ProxyEvent } from '../proxy/events';
+import { KIND_CODES, type NotifyBatchRecord } from './records';
+import { RecordingWriter, type WriterOptions } from './writer';
+
+const BATCH_EVENTS = 4096;
+const BATCH_MS = 200;
+
+interface SessionState {
+  writer: RecordingWriter;
+  batch: NotifyBatchRecord | undefined;
+  last: bigint;
+  dropped: number;
+  ownWriter: boolean;
+}
+
+export interface RecorderOptions extends WriterOptions {
+  /** called when a file cannot be written (disk full, ...): forwarding goes on regardless */
+  onError?: (path: string, err: Error) => void;
+}
+
+export class Recorder {
+  private readonly dirMode: boolean;
+  private readonly shared: RecordingWriter | undefined;
+  private readonly sessions = new Map<number, SessionState>();
+  private readonly timer: NodeJS.Timeout;
+  private readonly reported = new Set<RecordingWriter>();
+  readonly files: string[] = [];
+  private readonly closing: Promise<void>[] = [];
+
+  constructor(
+    readonly target: string,
+    private readonly opts: RecorderOptions = {},
+  ) {
+    this.dirMode = target.endsWith('/') || (fs.existsSync(target) && fs.lstatSync(target).isDirectory());
+    if (this.dirMode) fs.mkdirSync(target, { recursive: true });
+    else {
+      this.shared = new RecordingWriter(target, opts);
+      this.shared.writeHeader(native.monotonicNs());
+      this.files.push(target);
+    }
+    this.timer = setInterval(() => this.flushBatches(), BATCH_MS);
+    this.timer.unref();
+  }
+
+  private sessionFile(id: number): string {
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    return path.join(this.target, `${stamp}-s${id}.vhsrec`);
+  }
+
+  onEvent(e: ProxyEvent): void {
+    if (e.type === 'session-start') {
+      let writer = this.shared;
+      if (!writer) {
+        const file = this.sessionFile(e.session);
+        writer = new RecordingWriter(file, this.opts);
+        writer.writeHeader(native.monotonicNs());
+        this.files.push(file);
+      }
+      this.sessions.set(e.session, { writer, batch: undefined, last: 0n, dropped: 0, ownWriter: !this.shared });
+      writer.write({ type: 'session-start', ts: e.ts, session: e.session, listen: e.listenPath, connect: e.connectPath, frontend: e.frontend, interpose: e.interpose, peers: e.peers });
+      return;
+    }
+    const s = this.sessions.get(e.session);
+    if (!s) return;
+    switch (e.type) {
+      case 'message':
+        this.flushBatch(e.session, s);
+        s.writer.write({
+          type: 'message',
+          ts: e.ts,
+          session: e.session,
+          channel: e.channel,
+          dir: e.dir,
+          raw: e.received ?? e.raw,
+          fds: e.fds,
+          ...(e.received ? { forwarded: e.raw } : {}),
+          ...(e.interposed ? { interposed: true } : {}),
+        });
+        break;
+      case 'notification': {
+        if (!s.batch) {
+          s.batch = { type: 'notify', session: e.session, ts0: e.ts, dt: [], vk: [], c: [] };
+          s.last = e.ts;
+        }
+        const b = s.batch;
+        const dt = e.ts >= s.last ? e.ts - s.last : 0n; // the relay ring is in order; guard anyway
+        b.dt.push(Number(dt));
+        b.vk.push(e.vring * 4 + KIND_CODES[e.kind]);
+        b.c.push(e.count);
+        s.last = e.ts >= s.last ? e.ts : s.last;
+        if (b.dt.length >= BATCH_EVENTS) this.flushBatch(e.session, s);
+        break;
+      }
+      case 'session-end':
+        this.flushBatch(e.session, s);
+        s.dropped += s.writer.droppedNotifications;
+        s.writer.write({
+          type: 'session-end',
+          ts: e.ts,
+          session: e.session,
+          reason: e.reason,
+          ...(e.by ? { by: e.by } : {}),
+          messages: e.messages,
+          fdsForwarded: e.fdsForwarded,
+          vrings: e.vrings,
+          relayPairs: e.relayPairs,
+          droppedNotifications: s.dropped,
+        });
+        if (s.ownWriter) this.closing.push(s.writer.close());
+        else s.writer.flush();
+        this.sessions.delete(e.session);
+        this.checkErrors(s.writer);
+        break;
+      case 'stats':
+        break;
+    }
+  }
+
+  private flushBatch(id: number, s: SessionState): void {
+    if (!s.batch) return;
+    const b = s.batch;
+    s.batch = undefined;
+    if (!s.writer.write(b)) {
+      s.dropped += b.dt.length;
+      s.writer.write({ type: 'dropped', session: id, ts: b.ts0, notifications: b.dt.length });
+    }
+  }
+
+  private flushBatches(): void {
+    for (const [id, s] of this.sessions) {
+      this.flushBatch(id, s);
+      this.checkErrors(s.writer);
+    }
+  }
+
+  private checkErrors(w: RecordingWriter): void {
+    if (w.error && !this.reported.has(w)) {
+      this.reported.add(w);
+      this.opts.onError?.(w.path, w.error);
+    }
+  }
+
+  /** Flushes every batch and closes every file (SIGINT/SIGTERM); resolves when all is on disk. */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    for (const [id, s] of this.sessions) {
+      this.flushBatch(id, s);
+      if (s.ownWriter) this.closing.push(s.writer.close());
+    }
+    this.sessions.clear();
+    if (this.shared) this.closing.push(this.shared.close());
+    await Promise.all(this.closing);
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * What a recording holds: one record per frame, plain msgpack maps (docs/recording-format.md).
+ * Pure data: the writer and the reader both use these shapes.
+ */
+import type { FdDescription, PeerIdentity, RelayPairSummary } from '../proxy/events';
+import type { VringStats } from '../proxy/notification-stats';
+
+export const FORMAT_NAME = 'vhostscope-recording';
+export const FORMAT_VERSION = 1;
+
+/** Notification kinds as stored: a small integer per event. */
+export const KIND_CODES = { kick: 0, call: 1, err: 2 } as const;
+export const KIND_NAMES = ['kick', 'call', 'err'] as const;
+
+export interface HostFacts {
+  byteOrder: 'LE' | 'BE';
+  kernel: string;
+  arch: string;
+  hostname: string;
+  node: string;
+  vhostscope: string;
+  /** every ts in the file is this clock, in ns */
+  clock: 'CLOCK_MONOTONIC';
+  /** the same instant on both clocks, to place monotonic timestamps in wall time */
+  monotonicNs: bigint;
+  wallClockMs: number;
+}
+
+/** First frame of every segment (a segment = one daemon run writing to the file). */
+export interface HeaderRecord {
+  type: 'header';
+  format: typeof FORMAT_NAME;
+  version: number;
+  host: HostFacts;
+  /** the command line of the recording daemon */
+  argv: string[];
+}
+
+export interface SessionStartRecord {
+  type: 'session-start';
+  ts: bigint;
+  session: number;
+  listen: string;
+  connect: string;
+  frontend: string;
+  interpose: boolean;
+  peers: { listen?: PeerIdentity; connect?: PeerIdentity };
+}
+
+export interface MessageRecord {
+  type: 'message';
+  ts: bigint;
+  session: number;
+  channel: 'main' | 'backend' | 'gpu';
+  dir: 'F>B' | 'B>F';
+  /** header and payload as received from the sender */
+  raw: Buffer;
+  /** fds in slot order, identified before forwarding */
+  fds: FdDescription[];
+  /** what was forwarded instead, when the proxy changed the message (masked feature bits) */
+  forwarded?: Buffer;
+  interposed?: boolean;
+}
+
+/**
+ * A batch of relayed notifications of one session, stored as columns: `dt` are deltas in ns
+ * (the first from `ts0`), `vk` is vring * 4 + kind code, `c` the eventfd count. Small
+ * integers pack into one msgpack byte, which keeps a notification at a few bytes.
+ */
+export interface NotifyBatchRecord {
+  type: 'notify';
+  session: number;
+  ts0: bigint;
+  dt: number[];
+  vk: number[];
+  c: number[];
+}
+
+export interface DropRecord {
+  type: 'dropped';
+  session: number;
+  ts: bigint;
+  /** notification events the recorder had no room for (the disk could not keep up) */
+  notifications: number;
+}
+
+export interface SessionEndRecord {
+  type: 'session-end';
+  ts: bigint;
+  session: number;
+  reason: string;
+  by?: string;
+  messages: { 'F>B': number; 'B>F': number };
+  fdsForwarded: number;
+  vrings: VringStats[];
+  relayPairs: RelayPairSummary[];
+  droppedNotifications: number;
+}
+
+/** Written when a file is reopened after a crash: what was cut off its torn end. */
+export interface RecoveryRecord {
+  type: 'recovered';
+  ts: bigint;
+  tornBytes: number;
+  reason: string;
+}
+
+export type RecordingRecord = HeaderRecord | SessionStartRecord | MessageRecord | NotifyBatchRecord | DropRecord | SessionEndRecord | RecoveryRecord;
+
+/** One notification, unpacked from a batch. */
+export interface NotificationEntry {
+  ts: bigint;
+  session: number;
+  vring: number;
+  kind: (typeof KIND_NAMES)[number];
+  count: number;
+}
+
+export function* unpackBatch(b: NotifyBatchRecord): Generator<NotificationEntry> {
+  let ts = b.ts0;
+  for (let i = 0; i < b.dt.length; i++) {
+    ts += BigInt(b.dt[i]);
+    yield { ts, session: b.session, vring: b.vk[i] >> 2, kind: KIND_NAMES[b.vk[i] & 3], count: b.c[i] };
+  }
+}

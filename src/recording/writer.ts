@@ -1,0 +1,182 @@
+/**
+ * Appends records to a recording file without ever blocking forwarding: frames are buffered in
+ * memory and written asynchronously, one write in flight at a time. Control records are never
+ * dropped; when more than `maxPendingBytes` wait for the disk, notification batches are dropped
+ * and counted instead (the recording says how many). An existing file is scanned first and cut
+ * back to its last complete frame, so nothing is ever appended after a torn frame.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { encodeFrame, scanFrames } from './frames';
+import { FORMAT_NAME, FORMAT_VERSION, type HostFacts, type RecordingRecord } from './records';
+
+export interface WriterOptions {
+  /** flush buffered frames this often (ms) */
+  flushMs?: number;
+  /** beyond this many bytes waiting for the disk, notification batches are dropped */
+  maxPendingBytes?: number;
+  argv?: string[];
+}
+
+export function hostFacts(monotonicNs: bigint): HostFacts {
+  return {
+    byteOrder: os.endianness(),
+    kernel: `${os.type()} ${os.release()} ${os.version()}`,
+    arch: os.arch(),
+    hostname: os.hostname(),
+    node: process.version,
+    vhostscope: (require('../../package.json') as { version: string }).version,
+    clock: 'CLOCK_MONOTONIC',
+    monotonicNs,
+    wallClockMs: Date.now(),
+  };
+}
+
+export class RecordingWriter {
+  private fd: number;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private inFlight = false;
+  private closed = false;
+  private timer: NodeJS.Timeout;
+  private failed: Error | undefined;
+  /** notification events dropped because the disk fell behind */
+  droppedNotifications = 0;
+  bytesWritten = 0;
+  /** file size after the last fully written chunk: always a frame boundary */
+  private wholeBytes = 0;
+  /** set when the file existed and ended in a torn frame that was cut off */
+  readonly recovered: { tornBytes: number; reason: string } | undefined;
+
+  constructor(
+    readonly path: string,
+    private readonly opts: WriterOptions = {},
+  ) {
+    let tornInfo: { tornBytes: number; reason: string } | undefined;
+    if (fs.existsSync(path)) {
+      const scan = scanFrames(fs.readFileSync(path));
+      if (scan.torn) {
+        fs.truncateSync(path, scan.goodBytes);
+        tornInfo = { tornBytes: scan.torn.bytes, reason: scan.torn.reason };
+      }
+    }
+    this.recovered = tornInfo;
+    this.fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600); // Node opens with O_CLOEXEC
+    this.bytesWritten = this.wholeBytes = fs.fstatSync(this.fd).size;
+    this.timer = setInterval(() => this.flush(), opts.flushMs ?? 50);
+    this.timer.unref();
+  }
+
+  /** Starts a segment: the header record (and a note of what a crash cut off, if anything). */
+  writeHeader(monotonicNs: bigint): void {
+    this.write({ type: 'header', format: FORMAT_NAME, version: FORMAT_VERSION, host: hostFacts(monotonicNs), argv: this.opts.argv ?? process.argv });
+    if (this.recovered) this.write({ type: 'recovered', ts: monotonicNs, ...this.recovered });
+  }
+
+  /** Queues a record. Returns false if it was dropped (only notification batches ever are). */
+  write(r: RecordingRecord): boolean {
+    if (this.closed) return false;
+    if (r.type === 'notify' && this.pendingBytes > (this.opts.maxPendingBytes ?? 64 << 20)) {
+      this.droppedNotifications += r.dt.length;
+      return false;
+    }
+    const f = encodeFrame(r);
+    this.pending.push(f);
+    this.pendingBytes += f.length;
+    if (this.pendingBytes >= 256 << 10) this.flush();
+    return true;
+  }
+
+  get queuedBytes(): number {
+    return this.pendingBytes;
+  }
+
+  get error(): Error | undefined {
+    return this.failed;
+  }
+
+  /** Starts an asynchronous write of everything queued (no-op while one is in flight). */
+  flush(): void {
+    if (this.inFlight || this.pending.length === 0 || this.failed) return;
+    const chunk = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending);
+    this.pending = [];
+    this.inFlight = true;
+    fs.write(this.fd, chunk, 0, chunk.length, null, (err, n) => {
+      this.inFlight = false;
+      if (err) {
+        this.fail(err);
+        if (this.closed) this.finishSync();
+        return;
+      }
+      this.bytesWritten += n;
+      this.pendingBytes -= n;
+      if (n < chunk.length) {
+        // the rest goes first next time: frames stay whole and in order
+        this.pending.unshift(chunk.subarray(n));
+      } else {
+        this.wholeBytes = this.bytesWritten; // a chunk (or a chunk's rest) ends on a frame boundary
+      }
+      if (this.closed) this.finishSync();
+      else if (this.pendingBytes >= 256 << 10) this.flush();
+    });
+  }
+
+  /**
+   * A failed write (disk full) must not stop forwarding: the recording stops where it is,
+   * cut back to its last whole frame, and says why in the error.
+   */
+  private fail(err: Error): void {
+    this.failed = err;
+    this.pending = [];
+    this.pendingBytes = 0;
+    try {
+      fs.ftruncateSync(this.fd, this.wholeBytes); // never leave a torn frame behind
+      this.bytesWritten = this.wholeBytes;
+    } catch {
+      /* the reader still stops at the torn frame */
+    }
+  }
+
+  /** where the recording ends for sure: the size of its whole frames */
+  get committedBytes(): number {
+    return this.wholeBytes;
+  }
+
+  /**
+   * Writes everything still queued and closes the file (SIGINT/SIGTERM, session end). Resolves
+   * once the data is in the file: a write already in flight finishes first, then the rest is
+   * written synchronously after it, so frames stay in order.
+   */
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      clearInterval(this.timer);
+      if (!this.inFlight) this.finishSync();
+    }
+    return this.done;
+  }
+
+  private resolveDone: () => void = () => {};
+  private readonly done = new Promise<void>((r) => (this.resolveDone = r));
+
+  private finishSync(): void {
+    if (this.fd < 0) return;
+    if (!this.failed) {
+      try {
+        for (const b of this.pending) {
+          fs.writeSync(this.fd, b);
+          this.bytesWritten += b.length;
+        }
+        this.wholeBytes = this.bytesWritten;
+      } catch (err) {
+        this.fail(err as Error);
+      }
+    }
+    this.pending = [];
+    this.pendingBytes = 0;
+    fs.closeSync(this.fd);
+    this.fd = -1;
+    this.resolveDone();
+  }
+}
+

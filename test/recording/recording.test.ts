@@ -1,0 +1,177 @@
+/** Recording format, durability and reading back, with synthetic events. */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { infoText, showRecording } from '../../src/cli/recording-commands';
+import { encodeMessage, Request } from '../../src/protocol';
+import type { ProxyEvent } from '../../src/proxy/events';
+import { encodeFrame, scanFrames } from '../../src/recording/frames';
+import { Recorder } from '../../src/recording/recorder';
+import { readRecording, recordingEvents } from '../../src/recording/reader';
+import { unpackBatch, type NotifyBatchRecord } from '../../src/recording/records';
+import { RecordingWriter } from '../../src/recording/writer';
+import { tmpDir, until } from '../helpers';
+
+const u64 = (v: bigint): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(v);
+  return b;
+};
+
+/** A small but complete session: handshake messages, fds, notifications, end. */
+function session(id: number, t: bigint): ProxyEvent[] {
+  const msg = (dt: bigint, dir: 'F>B' | 'B>F', raw: Buffer, fds: ProxyEvent[] = []): ProxyEvent => ({
+    type: 'message', ts: t + dt, session: id, channel: 'main', sender: dir === 'F>B' ? 'frontend' : 'backend', dir, raw,
+    decoded: undefined as never, fds: fds as never, findings: [],
+  });
+  const ev: ProxyEvent[] = [
+    { type: 'session-start', ts: t, session: id, listenPath: '/l', connectPath: '/c', frontend: 'auto', interpose: true, peers: { listen: { pid: 1, uid: 0, exe: '/usr/bin/qemu' } } },
+    msg(1000n, 'F>B', encodeMessage(Request.GET_FEATURES, 1)),
+    msg(2000n, 'B>F', encodeMessage(Request.GET_FEATURES, 5, u64((1n << 30n) | (1n << 32n)))),
+    msg(3000n, 'F>B', encodeMessage(Request.GET_PROTOCOL_FEATURES, 1)),
+    { ...(msg(4000n, 'B>F', encodeMessage(Request.GET_PROTOCOL_FEATURES, 5, u64(0x8n))) as object), received: encodeMessage(Request.GET_PROTOCOL_FEATURES, 5, u64(0x808n)), masked: ['HOST_NOTIFIER'] } as ProxyEvent,
+    msg(5000n, 'F>B', encodeMessage(Request.SET_VRING_KICK, 1, u64(1n)), [{ slot: 0, kind: 'eventfd', eventfdId: 42 }] as never),
+  ];
+  for (let i = 0; i < 10; i++) ev.push({ type: 'notification', ts: t + 10_000n + BigInt(i) * 1500n, session: id, vring: 1, kind: i % 2 ? 'call' : 'kick', count: 1 });
+  ev.push({ type: 'session-end', ts: t + 50_000n, session: id, reason: 'the frontend closed the connection', by: 'frontend', messages: { 'F>B': 3, 'B>F': 2 }, fdsForwarded: 1, vrings: [], relayPairs: [] });
+  return ev;
+}
+
+describe('recording', () => {
+  it('round-trips every record of a session and reads back in time order', async () => {
+    const file = path.join(tmpDir('rec'), 'one.vhsrec');
+    const rec = new Recorder(file);
+    for (const e of session(1, 1_000_000_000n)) rec.onEvent(e);
+    await rec.close();
+    const scan = readRecording(file);
+    expect(scan.torn).toBeUndefined();
+    expect(scan.records.map((r) => r.type)).toEqual(['header', 'session-start', 'message', 'message', 'message', 'message', 'message', 'notify', 'session-end']);
+    const h = scan.records[0];
+    expect(h).toMatchObject({ type: 'header', format: 'vhostscope-recording', version: 1, host: { byteOrder: 'LE', clock: 'CLOCK_MONOTONIC' } });
+    const masked = scan.records[5];
+    expect(masked).toMatchObject({ type: 'message', dir: 'B>F' });
+    expect((masked as { raw: Buffer }).raw.readBigUInt64LE(12)).toBe(0x808n); // as received
+    expect((masked as { forwarded: Buffer }).forwarded.readBigUInt64LE(12)).toBe(0x8n);
+    const batch = scan.records[7] as NotifyBatchRecord;
+    expect([...unpackBatch(batch)].map((n) => `${n.kind}${n.vring}@${n.ts - 1_000_000_000n}`)).toEqual(
+      Array.from({ length: 10 }, (_, i) => `${i % 2 ? 'call' : 'kick'}1@${10_000 + i * 1500}`),
+    );
+    const events = recordingEvents(scan.records, { notifications: true });
+    expect(events.map((e) => e.type)).toEqual(['session-start', 'message', 'message', 'message', 'message', 'message', ...Array(10).fill('notification'), 'session-end']);
+    const m = events[4];
+    expect(m.type === 'message' && m.masked).toEqual(['HOST_NOTIFIER']);
+  });
+
+  it('keeps a notification at a few bytes (columns, delta timestamps)', () => {
+    const n = 100_000;
+    const b: NotifyBatchRecord = { type: 'notify', session: 1, ts0: 123_456_789_000n, dt: [], vk: [], c: [] };
+    for (let i = 0; i < n; i++) {
+      b.dt.push(1800 + (i % 7) * 100);
+      b.vk.push(i % 2 ? 5 : 4);
+      b.c.push(1);
+    }
+    const perEvent = encodeFrame(b).length / n;
+    expect(perEvent).toBeLessThanOrEqual(6);
+  });
+
+  it('reports a torn last frame, never mistakes it for data, and cuts it before appending again', async () => {
+    const file = path.join(tmpDir('torn'), 'r.vhsrec');
+    const w = new RecordingWriter(file);
+    w.writeHeader(1n);
+    for (let i = 0; i < 100; i++) w.write({ type: 'dropped', session: 1, ts: BigInt(i), notifications: i });
+    await w.close();
+    const whole = fs.readFileSync(file);
+    fs.writeFileSync(file, whole.subarray(0, whole.length - 5)); // a crash mid-write
+    const scan = readRecording(file);
+    expect(scan.records).toHaveLength(100);
+    expect(scan.torn).toMatchObject({ reason: expect.stringMatching(/incomplete frame/) });
+    const corrupt = Buffer.from(whole);
+    corrupt[corrupt.length - 3] ^= 0xff;
+    expect(scanFrames(corrupt).torn?.reason).toBe('CRC mismatch');
+    expect(scanFrames(corrupt).records).toHaveLength(100);
+
+    const w2 = new RecordingWriter(file);
+    expect(w2.recovered).toMatchObject({ tornBytes: expect.any(Number) });
+    w2.writeHeader(2n);
+    w2.write({ type: 'dropped', session: 2, ts: 5n, notifications: 1 });
+    await w2.close();
+    const again = readRecording(file);
+    expect(again.torn).toBeUndefined();
+    expect(again.records.map((r) => r.type).slice(99)).toEqual(['dropped', 'header', 'recovered', 'dropped']);
+  });
+
+  it('survives SIGKILL of the writer: every complete frame reads back', async () => {
+    const file = path.join(tmpDir('kill'), 'k.vhsrec');
+    const writerModule = path.resolve(__dirname, '..', '..', 'dist', 'recording', 'writer.js');
+    const child = spawn(process.execPath, ['-e', `
+      const { RecordingWriter } = require(${JSON.stringify(writerModule)});
+      const w = new RecordingWriter(${JSON.stringify(file)}, { flushMs: 1 });
+      w.writeHeader(1n);
+      let i = 0;
+      setInterval(() => { for (let k = 0; k < 500; k++) w.write({ type: 'dropped', session: 1, ts: BigInt(i), notifications: i++ }); }, 1);
+    `], { stdio: 'ignore' });
+    await until(() => fs.existsSync(file) && fs.statSync(file).size > 200_000, 10_000, 'the writer to write');
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('exit', r));
+    const scan = readRecording(file);
+    expect(scan.records.length).toBeGreaterThan(1000);
+    scan.records.slice(1).forEach((r, i) => expect(r).toMatchObject({ type: 'dropped', notifications: i }));
+    expect(scan.goodBytes + (scan.torn?.bytes ?? 0)).toBe(fs.statSync(file).size);
+  });
+
+  it('drops notification batches, never control records, when the disk falls behind', async () => {
+    const file = path.join(tmpDir('drop'), 'd.vhsrec');
+    const w = new RecordingWriter(file, { maxPendingBytes: 1000, flushMs: 60_000 });
+    w.writeHeader(1n);
+    let kept = 0;
+    for (let i = 0; i < 50; i++) {
+      if (w.write({ type: 'notify', session: 1, ts0: 1n, dt: Array(100).fill(1000), vk: Array(100).fill(4), c: Array(100).fill(1) })) kept++;
+      w.write({ type: 'dropped', session: 1, ts: BigInt(i), notifications: 0 });
+    }
+    expect(kept).toBeLessThan(50);
+    expect(w.droppedNotifications).toBe((50 - kept) * 100);
+    await w.close();
+    const scan = readRecording(file);
+    expect(scan.records.filter((r) => r.type === 'dropped')).toHaveLength(50);
+  });
+
+  it('writes one file per session into a directory', async () => {
+    const dir = tmpDir('dir') + '/';
+    const rec = new Recorder(dir);
+    const a = session(1, 1_000_000n);
+    const b = session(2, 2_000_000n);
+    for (let i = 0; i < a.length; i++) {
+      rec.onEvent(a[i]);
+      rec.onEvent(b[i]);
+    }
+    await rec.close();
+    expect(rec.files).toHaveLength(2);
+    expect(rec.files.map((f) => path.basename(f))).toEqual([expect.stringMatching(/-s1\.vhsrec$/), expect.stringMatching(/-s2\.vhsrec$/)]);
+    for (const [i, f] of rec.files.entries()) {
+      const s = readRecording(f);
+      expect(s.records.filter((r) => 'session' in r).every((r) => (r as { session: number }).session === i + 1)).toBe(true);
+    }
+  });
+
+  it('show filters and formats like the live log; info summarises', async () => {
+    const file = path.join(tmpDir('show'), 's.vhsrec');
+    const rec = new Recorder(file);
+    for (const e of [...session(1, 1_000_000_000n), ...session(2, 2_000_000_000n)]) rec.onEvent(e);
+    await rec.close();
+    const lines: string[] = [];
+    showRecording(file, { device: 'generic', session: '2', request: 'GET_FEATURES' }, (l) => lines.push(l));
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toMatch(/s2 B>F GET_FEATURES\s+v1\|REPLY\s+size=8\s+0x140000000 \(PROTOCOL_FEATURES\|VERSION_1\)/);
+    const json: string[] = [];
+    showRecording(file, { device: 'generic', since: '0.5', json: true, notifications: true }, (l) => json.push(l));
+    expect(json.map((l) => JSON.parse(l).session).every((s) => s === 2)).toBe(true);
+    expect(json.filter((l) => JSON.parse(l).event === 'notification')).toHaveLength(10);
+    const info = infoText(file, 'generic').join('\n');
+    expect(info).toMatch(/session 1: \/l \(pid 1 \/usr\/bin\/qemu\) <-> \/c/);
+    expect(info).toMatch(/protocol features offered: REPLY_ACK\|HOST_NOTIFIER/);
+    expect(info).toMatch(/virtio features offered: PROTOCOL_FEATURES\|VERSION_1/);
+    expect(info).toMatch(/notifications: vring 1 kick 5, vring 1 call 5/);
+    expect(info).toMatch(/duration 0\.000 s/);
+  });
+});
