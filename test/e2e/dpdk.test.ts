@@ -25,7 +25,7 @@ const find = (msgs: LogRecord[], request: string, reply = false): LogRecord | un
 describe.each(cases)('DPDK virtio-user <-> vhost through the proxy: $name', (c) => {
   it('carries every packet, and the log shows the decoded handshake', async () => {
     const work = tmpDir(`dpdk-${c.mode}`);
-    const proxy = new ProxyProcess(work, c.noInterpose ? ['--no-interpose'] : []);
+    const proxy = new ProxyProcess(work, c.noInterpose ? ['--no-interpose'] : [], c.name === 'txonly' ? 'dpdk-net-txonly' : undefined);
     const listenSock = path.join(work, c.roles === 'backend-server' ? 'fe.sock' : 'be.sock');
     try {
       const r = await runDpdkScenario({ workDir: work, mode: c.mode, roles: c.roles, vuArgs: c.vuArgs, durationS: 2, proxy: proxy.starter });

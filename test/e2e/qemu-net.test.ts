@@ -87,7 +87,7 @@ describe('QEMU virtio-net <-> testpmd through the proxy', () => {
     const initrd = buildInitramfs(work, guestBody(5, 5), ['virtio_pci', 'virtio_net']);
     const fe = path.join(work, 'fe.sock');
     const be = path.join(work, 'be.sock');
-    const proxy = new ProxyProcess(work, ['--device', 'net', '--stats-interval', '1']);
+    const proxy = new ProxyProcess(work, ['--device', 'net', '--stats-interval', '1'], 'qemu-net-testpmd');
     const tp = backend(work, 'be', be, false);
     let q: Peer | undefined;
     try {
@@ -146,7 +146,7 @@ describe('QEMU virtio-net <-> testpmd through the proxy', () => {
     const initrd = buildInitramfs(work, guestBody(40, 10), ['virtio_pci', 'virtio_net']);
     const fe = path.join(work, 'fe.sock');
     const be = path.join(work, 'be.sock');
-    const proxy = new ProxyProcess(work);
+    const proxy = new ProxyProcess(work, [], 'qemu-net-backend-restart');
     const tp1 = backend(work, 'be1', be, false);
     let tp2: Testpmd | undefined;
     let q: Peer | undefined;

@@ -40,7 +40,7 @@ if [ "$W" = "$R" ]; then echo "GUEST-RESULT: PASS"; else echo "GUEST-RESULT: FAI
 `, ['virtio_pci', 'virtio_blk']);
     const fe = path.join(work, 'fe.sock');
     const be = path.join(work, 'be.sock');
-    const proxy = new ProxyProcess(work, ['--device', 'blk']);
+    const proxy = new ProxyProcess(work, ['--device', 'blk'], 'qemu-blk-qsd');
     const qsd = new Peer('qemu-storage-daemon', [
       '--blockdev', `driver=file,node-name=file0,filename=${img},cache.direct=off`,
       '--blockdev', 'driver=raw,node-name=disk0,file=file0',
@@ -109,7 +109,7 @@ umount /mnt/v && echo "GUEST-RESULT: PASS"
 `, ['virtio_pci', 'virtiofs']);
     const fe = path.join(work, 'fe.sock');
     const be = path.join(work, 'be.sock');
-    const proxy = new ProxyProcess(work, ['--device', 'fs']);
+    const proxy = new ProxyProcess(work, ['--device', 'fs'], 'qemu-fs-virtiofsd');
     const vfs = new Peer('/usr/lib/qemu/virtiofsd', ['-f', `--socket-path=${be}`, '-o', `source=${share}`, '-o', 'cache=none', '-o', 'sandbox=namespace'],
       { name: 'virtiofsd', logFile: path.join(work, 'virtiofsd.log') });
     let q: Peer | undefined;

@@ -32,9 +32,14 @@ export class ProxyProcess {
   readonly logFile: string;
   readonly recordFile: string;
 
+  /**
+   * @param saveAs with VHS_SAVE_RECORDINGS=DIR in the environment, the session's recording is
+   *   kept as DIR/<saveAs>.vhsrec once the proxy has stopped (scripts/make-recordings.sh)
+   */
   constructor(
     readonly workDir: string,
     readonly extraArgs: string[] = [],
+    readonly saveAs?: string,
   ) {
     this.logFile = path.join(workDir, 'proxy.log');
     this.recordFile = path.join(workDir, 'session.vhsrec');
@@ -67,7 +72,10 @@ export class ProxyProcess {
   async stop(): Promise<number | null> {
     if (!this.peer) return null;
     this.peer.kill('SIGTERM');
-    return this.peer.waitExit(10_000);
+    const rc = await this.peer.waitExit(10_000);
+    const dir = process.env.VHS_SAVE_RECORDINGS;
+    if (dir && this.saveAs && fs.existsSync(this.recordFile)) fs.copyFileSync(this.recordFile, path.join(dir, `${this.saveAs}.vhsrec`));
+    return rc;
   }
 }
 

@@ -1,0 +1,76 @@
+/**
+ * The daemon as a user runs it, recording: the file is readable while being written, a SIGKILL
+ * of the daemon leaves every complete frame readable, and a restarted daemon appends a new
+ * segment without ever writing after a torn frame.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Peer, waitForSocket } from '../../src/lab/process';
+import { native, type Channel } from '../../src/native';
+import { encodeMessage, Request } from '../../src/protocol';
+import { readRecording } from '../../src/recording/reader';
+import { tmpDir, until } from '../helpers';
+
+const CLI = path.resolve(__dirname, '..', '..', 'dist', 'cli', 'main.js');
+
+describe('proxy --record', () => {
+  it('is readable while written, survives SIGKILL, and a restart appends a new segment', async () => {
+    const dir = tmpDir('cli-rec');
+    const fe = path.join(dir, 'fe.sock');
+    const be = path.join(dir, 'be.sock');
+    const file = path.join(dir, 'r.vhsrec');
+    const conns: Channel[] = [];
+    const backend = new native.Listener(native.listenUnix(be, 4, 0o600), (_e, fd) => {
+      if (fd === null) return;
+      const ch: Channel = new native.Channel(fd, 65536, (m) => {
+        if (m.readUInt32LE(0) === Request.GET_FEATURES) ch.send(encodeMessage(Request.GET_FEATURES, 5, Buffer.alloc(8)));
+      }, () => {});
+      ch.start();
+      conns.push(ch);
+    });
+    const start = (): Peer => new Peer(process.execPath, [CLI, 'proxy', '--listen', fe, '--connect', be, '--json', '--record', file], { name: 'proxy', logFile: path.join(dir, `proxy-${Date.now()}.log`) });
+    const talk = async (n: number): Promise<Channel> => {
+      const replies: Buffer[] = [];
+      const ch = new native.Channel(native.connectUnix(fe), 65536, (m) => replies.push(m), () => {});
+      ch.start();
+      for (let i = 0; i < n; i++) ch.send(encodeMessage(Request.GET_FEATURES, 1));
+      await until(() => replies.length === n, 5000, 'replies');
+      return ch;
+    };
+
+    let p = start();
+    await waitForSocket(fe, 20_000, p);
+    const c1 = await talk(50);
+    // readable while the daemon runs: frames appear within the flush interval
+    await until(() => readRecording(file).records.filter((r) => r.type === 'message').length === 100, 5000, 'recorded messages');
+    expect(readRecording(file).torn).toBeUndefined();
+    p.kill('SIGKILL');
+    await p.waitExit(5000);
+    c1.close();
+    const afterKill = readRecording(file);
+    expect(afterKill.records.filter((r) => r.type === 'message')).toHaveLength(100);
+    expect(afterKill.records.some((r) => r.type === 'session-end')).toBe(false); // it died: no end
+
+    // simulate the worst case of a kill: half a frame at the end
+    fs.appendFileSync(file, Buffer.from([40, 0, 0, 0, 1, 2, 3, 4, 5]));
+    expect(readRecording(file).torn).toBeDefined();
+    fs.rmSync(fe, { force: true });
+    p = start();
+    await waitForSocket(fe, 20_000, p);
+    const c2 = await talk(3);
+    c2.close();
+    await until(() => readRecording(file).records.some((r) => r.type === 'session-end'), 5000, 'session end');
+    p.kill('SIGTERM');
+    expect(await p.waitExit(10_000)).toBe(0);
+    const final = readRecording(file);
+    expect(final.torn).toBeUndefined();
+    const types = final.records.map((r) => r.type);
+    expect(types.filter((t) => t === 'header')).toHaveLength(2);
+    expect(final.records.find((r) => r.type === 'recovered')).toMatchObject({ tornBytes: 9 });
+    expect(final.records.filter((r) => r.type === 'message')).toHaveLength(106);
+    expect(final.records.at(-1)).toMatchObject({ type: 'session-end', reason: 'the frontend closed the connection' });
+    backend.close();
+    for (const c of conns) c.close();
+  }, 60_000);
+});
