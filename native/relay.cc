@@ -17,6 +17,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/eventfd.h>
 #include <thread>
 #include <unistd.h>
@@ -60,6 +62,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
     Napi::Env env = info.Env();
     uint32_t cap = info.Length() > 0 ? info[0].As<Napi::Number>().Uint32Value() : (1u << 16);
     spin_ns_ = info.Length() > 1 ? static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value()) : 0;
+    nice_ = info.Length() > 2 ? info[2].As<Napi::Number>().Int32Value() : 0;
     capacity_ = 1;
     while (capacity_ < cap) capacity_ <<= 1;
     ring_.resize(capacity_);
@@ -171,6 +174,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
     o.Set("threadCpuNs", Napi::Number::New(env, cpu_ns));
     o.Set("notifications", Napi::Number::New(env, static_cast<double>(relayed_.load())));
     o.Set("droppedEvents", Napi::Number::New(env, static_cast<double>(dropped_.load())));
+    o.Set("niceApplied", Napi::Boolean::New(env, nice_applied_.load()));
     std::lock_guard<std::mutex> lock(mu_);
     o.Set("pairs", Napi::Number::New(env, static_cast<double>(pairs_.size())));
     return o;
@@ -212,6 +216,9 @@ class Relay : public Napi::ObjectWrap<Relay> {
   // After activity the thread polls without sleeping for spin_ns_: waking a sleeping thread
   // costs tens of µs on a virtual CPU, and notifications come in bursts (a kick, then its call).
   void Run() {
+    // A nicer-than-default relay thread gets the CPU back quickly from busy peers (a polling
+    // backend, a TCG vCPU); without the privilege for it the thread keeps its priority.
+    if (nice_ != 0) nice_applied_ = setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice_) == 0;
     epoll_event events[64];
     uint64_t spin_until = 0;
     for (;;) {
@@ -267,6 +274,8 @@ class Relay : public Napi::ObjectWrap<Relay> {
   int epfd_ = -1;
   int wake_ = -1;
   uint64_t spin_ns_ = 0;
+  int nice_ = 0;
+  std::atomic<bool> nice_applied_{false};
   std::thread thread_;
   clockid_t cpu_clock_{};
   std::mutex mu_;

@@ -6,7 +6,7 @@ import { ProxyDaemon } from '../proxy/daemon';
 import type { FrontendPosition } from '../proxy/session';
 import type { DeviceType } from '../protocol';
 import type { ProxyEvent } from '../proxy/events';
-import { DEFAULT_SPIN_US } from '../proxy/relay-hub';
+import { DEFAULT_NICE, DEFAULT_SPIN_US } from '../proxy/relay-hub';
 import { Recorder } from '../recording/recorder';
 
 export interface ProxyCliOptions {
@@ -23,6 +23,7 @@ export interface ProxyCliOptions {
   statsInterval: string;
   logNotifications?: boolean;
   relaySpinUs: string;
+  relayNice: string;
   record?: string;
 }
 
@@ -43,6 +44,7 @@ export function registerProxy(program: Command): void {
     .option('--stats-interval <seconds>', 'print per-vring notification stats this often (0: only at session end)', '10')
     .option('--relay-spin-us <us>', 'after a notification the relay thread keeps polling this long before sleeping (lower latency, more CPU)', String(DEFAULT_SPIN_US))
     .option('--record <path>', 'record every session: a file, or a directory (ending in /) for one file per session')
+    .option('--relay-nice <n>', 'niceness of the relay thread (negative: ahead of busy peers; needs root)', String(DEFAULT_NICE))
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
     .action((o: ProxyCliOptions) => runProxy(o));
 }
@@ -74,6 +76,7 @@ export function runProxy(o: ProxyCliOptions): void {
     interpose: o.interpose,
     keepFeatures: Boolean(o.keepFeatures),
     relaySpinUs: Number(o.relaySpinUs),
+    relayNice: Number(o.relayNice),
     statsIntervalMs: Number(o.statsInterval) * 1000,
     emit,
     notice: (level, msg, fields) => logger[level]({ event: 'notice', ...fields, msg }),

@@ -67,6 +67,7 @@ export interface RelayStats {
   /** events the ring had no room for (the notification itself was still relayed) */
   droppedEvents: number;
   pairs: number;
+  niceApplied: boolean;
 }
 
 /**
@@ -87,8 +88,11 @@ export interface Relay {
 }
 
 export interface RelayConstructor {
-  /** spinNs: after relaying, keep polling this long before sleeping (lower latency, more CPU) */
-  new (ringCapacity: number, spinNs?: number): Relay;
+  /**
+   * spinNs: after relaying, keep polling this long before sleeping (lower latency, more CPU);
+   * nice: the relay thread's niceness (negative needs CAP_SYS_NICE; stats().niceApplied tells)
+   */
+  new (ringCapacity: number, spinNs?: number, nice?: number): Relay;
 }
 
 export type FdKind = 'eventfd' | 'memfd' | 'socket' | 'file' | 'hugetlbfs' | 'pipe' | 'other';

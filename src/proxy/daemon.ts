@@ -9,7 +9,7 @@ import { closeFds } from './fds';
 import type { ProxyEvent } from './events';
 import { ProxySession, type FrontendPosition } from './session';
 import { listenOn } from './socket-path';
-import { DEFAULT_SPIN_US, RelayHub } from './relay-hub';
+import { DEFAULT_NICE, DEFAULT_SPIN_US, RelayHub } from './relay-hub';
 
 export interface DaemonOptions {
   listenPath: string;
@@ -24,6 +24,8 @@ export interface DaemonOptions {
   interpose?: boolean;
   /** relay thread polling time after each notification (µs; default DEFAULT_SPIN_US) */
   relaySpinUs?: number;
+  /** relay thread niceness (default DEFAULT_NICE) */
+  relayNice?: number;
   /** keep HOST_NOTIFIER / INBAND_NOTIFICATIONS offered while interposing */
   keepFeatures?: boolean;
   /** periodic per-vring stats events (0 or undefined: only at session end) */
@@ -43,7 +45,7 @@ export class ProxyDaemon {
   private readonly relay: RelayHub | undefined;
 
   constructor(private readonly opts: DaemonOptions) {
-    if (opts.interpose !== false) this.relay = new RelayHub(opts.relaySpinUs ?? DEFAULT_SPIN_US);
+    if (opts.interpose !== false) this.relay = new RelayHub(opts.relaySpinUs ?? DEFAULT_SPIN_US, opts.relayNice ?? DEFAULT_NICE);
   }
 
   /** The relay thread's own figures (CPU time, relayed notifications, dropped events). */
