@@ -66,7 +66,7 @@ export function summarize(records: RecordingRecord[], device: DeviceType = 'gene
       const fwd = r.forwarded ?? r.raw;
       const h = parseHeader(fwd);
       // what the backend offered is what it sent; what the frontend saw may have been masked
-      applyMainMessage(s.negotiation, h.request, h.flags, r.raw.subarray(HEADER_SIZE));
+      if (r.channel === 'main') applyMainMessage(s.negotiation, h.request, h.flags, r.raw.subarray(HEADER_SIZE));
       s.messages[r.dir]++;
       s.fds += r.fds.length;
       const name = `${r.channel === 'main' ? '' : `${r.channel}:`}${requestName(r.channel, h.request)}`;

@@ -8,6 +8,7 @@ import type { DeviceType } from '../protocol';
 import type { ProxyEvent } from '../proxy/events';
 import { DEFAULT_NICE, DEFAULT_SPIN_US } from '../proxy/relay-hub';
 import { Recorder } from '../recording/recorder';
+import { Injector, parseInjectSpec } from '../proxy/inject';
 
 export interface ProxyCliOptions {
   listen: string;
@@ -25,6 +26,7 @@ export interface ProxyCliOptions {
   relaySpinUs: string;
   relayNice: string;
   record?: string;
+  inject: string[];
 }
 
 export function registerProxy(program: Command): void {
@@ -45,6 +47,7 @@ export function registerProxy(program: Command): void {
     .option('--relay-spin-us <us>', 'after a notification the relay thread keeps polling this long before sleeping (lower latency, more CPU)', String(DEFAULT_SPIN_US))
     .option('--record <path>', 'record every session: a file, or a directory (ending in /) for one file per session')
     .option('--relay-nice <n>', 'niceness of the relay thread (negative: ahead of busy peers; needs root)', String(DEFAULT_NICE))
+    .option('--inject <spec>', 'send CHANNEL:REQUEST to the frontend MS ms after that channel appears, e.g. backend:CONFIG_CHANGE_MSG@2000 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
     .action((o: ProxyCliOptions) => runProxy(o));
 }
@@ -57,8 +60,11 @@ export function runProxy(o: ProxyCliOptions): void {
     ? new Recorder(o.record, { onError: (file, err) => logger.error({ event: 'notice', msg: `recording ${file} stopped at its last whole frame: ${err.message}; forwarding goes on` }) })
     : undefined;
   if (recorder?.files.length) logger.info({ event: 'notice', msg: `recording to ${recorder.files[0]}` });
+  const injections = o.inject.map(parseInjectSpec);
+  let injector: Injector | undefined;
   const emit = (e: ProxyEvent): void => {
     recorder?.onEvent(e);
+    injector?.onEvent(e);
     if (e.type === 'notification' && !o.logNotifications) return;
     const rec = eventRecord(e, o.device);
     const bad = e.type === 'session-end' && e.reason.startsWith('bad input');
@@ -81,6 +87,11 @@ export function runProxy(o: ProxyCliOptions): void {
     emit,
     notice: (level, msg, fields) => logger[level]({ event: 'notice', ...fields, msg }),
   });
+  if (injections.length) {
+    injector = new Injector(injections, (id) => daemon.activeSessions.find((x) => x.id === id), (spec, session, sent) =>
+      logger[sent ? 'info' : 'warn']({ event: 'notice', session, msg: sent ? `injected ${spec.channel}:${spec.name}` : `could not inject ${spec.channel}:${spec.name}: the ${spec.channel} channel is gone` }),
+    );
+  }
   daemon.start();
   logger.info({
     event: 'notice',
@@ -88,6 +99,7 @@ export function runProxy(o: ProxyCliOptions): void {
   });
   const stop = (sig: string): void => {
     logger.info({ event: 'notice', msg: `${sig}: closing every session` });
+    injector?.stop();
     daemon.stop(`daemon received ${sig}`);
     void (recorder?.close() ?? Promise.resolve()).then(() => {
       flush();

@@ -56,6 +56,8 @@ export function eventRecord(e: ProxyEvent, device: DeviceType = 'generic'): Reco
         ...(e.findings.length ? { findings: e.findings } : {}),
         ...(e.interposed ? { interposed: true } : {}),
         ...(e.masked ? { masked: e.masked } : {}),
+        ...(e.injected ? { injected: true } : {}),
+        ...(e.absorbed ? { absorbed: true } : {}),
         msg: `${d.name}${d.reply ? ' reply' : ''}`,
       };
     }
@@ -63,6 +65,8 @@ export function eventRecord(e: ProxyEvent, device: DeviceType = 'generic'): Reco
       return { event: 'notification', t: secs(e.ts), session: e.session, vring: e.vring, kind: e.kind, count: e.count, msg: e.kind };
     case 'stats':
       return { event: 'stats', t: secs(e.ts), session: e.session, vrings: e.vrings, msg: 'notification stats' };
+    case 'channel-end':
+      return { event: 'channel-end', t: secs(e.ts), session: e.session, channel: e.channel, reason: e.reason, msg: `${e.channel} channel closed` };
     case 'session-start':
       return {
         event: 'session-start',
@@ -113,7 +117,7 @@ export function humanLine(r: Record<string, unknown>): string {
       const fds = (r.fds as string[]).length ? ` fds=[${(r.fds as string[]).join(' ')}]` : '';
       const req = String(r.request);
       const chan = r.channel === 'main' ? '' : `${r.channel} `;
-      const mark = r.interposed ? ' [interposed]' : '';
+      const mark = `${r.interposed ? ' [interposed]' : ''}${r.injected ? ' [injected by vhostscope]' : ''}${r.absorbed ? ' [reply to vhostscope, not forwarded]' : ''}`;
       const masked = r.masked ? ` [masked ${(r.masked as string[]).join('|')}: they bypass the interposed eventfds]` : '';
       const warn = r.findings ? `  !! ${(r.findings as { rule: string; message: string }[]).map((f) => `${f.rule}: ${f.message}`).join('; ')}` : '';
       return `${t} ${s} ${r.dir} ${chan}${req.padEnd(22)} ${String(r.flags).padEnd(13)} size=${String(r.size).padEnd(4)}${fds}${mark} ${r.summary}${masked}${warn}`.trimEnd();
@@ -131,6 +135,8 @@ export function humanLine(r: Record<string, unknown>): string {
       return ((r.vrings as VringStats[]) ?? []).map((x) => `${t} ${s} stats ${vringLine(x)}`).join('\n') || `${t} ${s} stats: no notifications yet`;
     case 'notification':
       return `${t} ${s} ${String(r.kind).padEnd(4)} vring ${r.vring} count ${r.count}`;
+    case 'channel-end':
+      return `${t} ${s} ${r.channel} channel closed: ${r.reason}`;
     default: {
       const lvl = typeof r.level === 'number' ? (r.level >= 50 ? 'ERROR ' : r.level >= 40 ? 'WARN ' : '') : '';
       return `${t} ${s} ${lvl}${r.msg ?? ''}`;

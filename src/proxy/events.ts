@@ -38,6 +38,19 @@ export interface MessageEvent {
   masked?: string[];
   /** the message as the sender sent it, when the proxy forwarded a changed `raw` */
   received?: Buffer;
+  /** sent by the proxy itself (--inject), not by the peer it is attributed to */
+  injected?: boolean;
+  /** a reply to an injected request: the proxy kept it */
+  absorbed?: boolean;
+}
+
+/** An interposed second channel (backend request channel, GPU socket) ended; the session goes on. */
+export interface ChannelEndEvent {
+  type: 'channel-end';
+  ts: bigint;
+  session: number;
+  channel: ChannelKind;
+  reason: string;
 }
 
 /** One relayed vring notification (eventfd counts may have coalesced into `count`). */
@@ -98,4 +111,4 @@ export interface PeerIdentity {
   cmdline?: string;
 }
 
-export type ProxyEvent = MessageEvent | SessionStartEvent | SessionEndEvent | NotificationEvent | StatsEvent;
+export type ProxyEvent = MessageEvent | SessionStartEvent | SessionEndEvent | NotificationEvent | StatsEvent | ChannelEndEvent;

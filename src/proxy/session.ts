@@ -8,6 +8,11 @@ import { native, type Channel, type ChannelEnd } from '../native';
 import {
   applyMainMessage,
   decodeMessage,
+  encodeMessage,
+  FLAG_NEED_REPLY,
+  replyAckInUse,
+  requestName,
+  type Finding,
   decoders,
   HEADER_SIZE,
   isReply,
@@ -24,7 +29,7 @@ import {
   type Negotiation,
   type Side,
 } from '../protocol';
-import type { Direction, MessageEvent, ProxyEvent, SessionEndEvent } from './events';
+import type { Direction, FdDescription, MessageEvent, ProxyEvent, SessionEndEvent } from './events';
 import { closeFds, describeFds, peerIdentity } from './fds';
 import { Interposer } from './interposer';
 import { NotificationStats, type NotificationKind } from './notification-stats';
@@ -59,10 +64,27 @@ export interface SessionOptions {
 
 const other = (p: Position): Position => (p === 'listen' ? 'connect' : 'listen');
 
+/** Sockets the frontend hands the backend over the main channel: the proxy interposes them too. */
+const SUB_CHANNEL_REQUESTS: Record<number, SubChannelKind> = {
+  [Request.SET_BACKEND_REQ_FD]: 'backend',
+  [Request.GPU_SET_SOCKET]: 'gpu',
+};
+
+export type SubChannelKind = 'backend' | 'gpu';
+
+/** A second channel of the session: the frontend's socket and our socketpair end the backend got. */
+interface SubChannel {
+  fe: Channel;
+  be: Channel;
+  /** requests the proxy injected towards the frontend whose replies it must absorb */
+  injected: number[];
+}
+
 export class ProxySession {
   readonly id: number;
   readonly negotiation: Negotiation = newNegotiation();
   private readonly legs = new Map<Position, Channel>();
+  private readonly subs = new Map<SubChannelKind, SubChannel>();
   private frontendAt: Position | undefined;
   private closed = false;
   private readonly counts = { 'F>B': 0, 'B>F': 0 };
@@ -134,14 +156,34 @@ export class ProxySession {
     }
     // The frontend always speaks first (reference §6): that fixes the roles for this session.
     if (this.frontendAt === undefined) this.frontendAt = from;
-    const sender = this.sideOf(from);
-    const channel: ChannelKind = 'main';
+    this.handle('main', this.sideOf(from), this.legs.get(other(from))!, raw, fds, ts, `${from} side`);
+  }
+
+  private onSubMessage(kind: SubChannelKind, sender: Side, raw: Buffer, fds: number[], ts: bigint): void {
+    const sub = this.subs.get(kind);
+    if (this.closed || !sub) {
+      closeFds(fds);
+      return;
+    }
+    const h = raw.length >= HEADER_SIZE ? parseHeader(raw) : undefined;
+    // the frontend's answer to a request the proxy injected goes no further
+    if (h && sender === 'frontend' && isReply(h.flags) && sub.injected.includes(h.request)) {
+      sub.injected.splice(sub.injected.indexOf(h.request), 1);
+      closeFds(fds);
+      this.emitMessage(kind, 'frontend', raw, describeFds(fds), validateMessage(raw, { channel: kind, sender, fdCount: fds.length, negotiation: this.negotiation }), ts, { absorbed: true });
+      return;
+    }
+    this.handle(kind, sender, sender === 'frontend' ? sub.be : sub.fe, raw, fds, ts, `${kind} channel`);
+  }
+
+  /** Validates, (for the main channel) interposes, forwards, then reports one message. */
+  private handle(channel: ChannelKind, sender: Side, to: Channel, raw: Buffer, fds: number[], ts: bigint, where: string): void {
     const fdInfo = describeFds(fds);
     const findings = validateMessage(raw, { channel, sender, fdCount: fds.length, negotiation: this.negotiation });
     const fatal = findings.find((f) => f.severity === 'fatal');
     if (fatal) {
       closeFds(fds);
-      this.close(`bad input from the ${sender} (${from} side): ${fatal.message}; header ${raw.subarray(0, HEADER_SIZE).toString('hex')}`, sender);
+      this.close(`bad input from the ${sender} (${where}): ${fatal.message}; header ${raw.subarray(0, HEADER_SIZE).toString('hex')}`, sender);
       return;
     }
     const h = parseHeader(raw);
@@ -149,43 +191,53 @@ export class ProxySession {
     const extra: Partial<MessageEvent> = {};
     let out = raw;
     let outFds = fds;
-    try {
-      if (this.interposer && !reply && sender === 'frontend' && NOTIFY_REQUESTS[h.request]) {
-        const v = decoders.vringFd(raw.subarray(HEADER_SIZE));
-        outFds = this.interposer.interpose(NOTIFY_REQUESTS[h.request], v.index as number, v.nofd as boolean, fds);
-        extra.interposed = outFds !== fds;
+    if (channel === 'main') {
+      try {
+        if (this.interposer && !reply && sender === 'frontend' && NOTIFY_REQUESTS[h.request]) {
+          const v = decoders.vringFd(raw.subarray(HEADER_SIZE));
+          outFds = this.interposer.interpose(NOTIFY_REQUESTS[h.request], v.index as number, v.nofd as boolean, fds);
+          extra.interposed = outFds !== fds;
+        }
+        const subKind = SUB_CHANNEL_REQUESTS[h.request];
+        if (subKind && !reply && sender === 'frontend' && fds.length === 1) {
+          outFds = [this.interposeSubChannel(subKind, fds[0])];
+          extra.interposed = true;
+        }
+      } catch (err) {
+        closeFds(fds);
+        this.close(`cannot interpose ${requestName(channel, h.request)}: ${(err as Error).message}`, 'proxy');
+        return;
       }
-    } catch (err) {
-      closeFds(fds);
-      this.close(`cannot interpose ${h.request}: ${(err as Error).message}`, 'proxy');
-      return;
-    }
-    if (this.interposer && !this.opts.keepFeatures && reply && sender === 'backend' && h.request === Request.GET_PROTOCOL_FEATURES && h.size === 8) {
-      const offered = raw.readBigUInt64LE(HEADER_SIZE);
-      const mask = BYPASS_FEATURES.reduce((m, bit) => m | (1n << BigInt(bit)), 0n);
-      if (offered & mask) {
-        out = Buffer.from(raw);
-        out.writeBigUInt64LE(offered & ~mask, HEADER_SIZE);
-        extra.masked = protocolFeatureNames(offered & mask);
-        extra.received = raw;
+      if (this.interposer && !this.opts.keepFeatures && reply && sender === 'backend' && h.request === Request.GET_PROTOCOL_FEATURES && h.size === 8) {
+        const offered = raw.readBigUInt64LE(HEADER_SIZE);
+        const mask = BYPASS_FEATURES.reduce((m, bit) => m | (1n << BigInt(bit)), 0n);
+        if (offered & mask) {
+          out = Buffer.from(raw);
+          out.writeBigUInt64LE(offered & ~mask, HEADER_SIZE);
+          extra.masked = protocolFeatureNames(offered & mask);
+          extra.received = raw;
+        }
       }
     }
-    const to = this.legs.get(other(from))!;
     try {
       to.send(out, outFds); // the channel owns the fds now and closes its copies once sent
     } catch (err) {
-      this.close(`forwarding to the ${this.sideOf(other(from))} failed: ${(err as Error).message}`, 'proxy');
+      this.close(`forwarding to the ${sender === 'frontend' ? 'backend' : 'frontend'} (${channel} channel) failed: ${(err as Error).message}`, 'proxy');
       return;
     }
     this.fdsForwarded += outFds.length;
+    if (channel === 'main') {
+      applyMainMessage(this.negotiation, h.request, h.flags, out.subarray(HEADER_SIZE));
+      if (this.interposer && reply && h.request === Request.GET_VRING_BASE) this.interposer.stopVring(decoders.vringState(out.subarray(HEADER_SIZE)).index as number);
+      if (this.interposer && !reply && h.request === Request.RESET_OWNER) this.interposer.teardownAll();
+    }
+    this.emitMessage(channel, sender, out, fdInfo, findings, ts, extra);
+  }
+
+  private emitMessage(channel: ChannelKind, sender: Side, raw: Buffer, fds: FdDescription[], findings: Finding[], ts: bigint, extra: Partial<MessageEvent>): void {
     const dir: Direction = sender === 'frontend' ? 'F>B' : 'B>F';
     this.counts[dir]++;
-    applyMainMessage(this.negotiation, h.request, h.flags, out.subarray(HEADER_SIZE));
-    const decoded = decodeMessage(channel, out);
-    if (this.interposer) {
-      if (reply && h.request === Request.GET_VRING_BASE) this.interposer.stopVring(decoded.payload.index as number);
-      if (!reply && h.request === Request.RESET_OWNER) this.interposer.teardownAll();
-    }
+    const decoded = decodeMessage(channel, raw);
     this.opts.emit({
       type: 'message',
       ts,
@@ -193,13 +245,69 @@ export class ProxySession {
       channel,
       sender,
       dir,
-      raw: out,
+      raw,
       decoded,
-      fds: fdInfo,
+      fds,
       findings,
-      ...(reply ? {} : { replyExpected: isReplyExpected(channel, h.request, h.flags, this.negotiation) }),
+      ...(decoded.reply ? {} : { replyExpected: isReplyExpected(channel, decoded.request, decoded.flags, this.negotiation) }),
       ...extra,
     });
+  }
+
+  /**
+   * SET_BACKEND_REQ_FD / GPU_SET_SOCKET: keep the frontend's socket, give the backend one end of
+   * a socketpair of ours, and relay between the two as a second channel of this session.
+   * Returns the fd to forward to the backend.
+   */
+  private interposeSubChannel(kind: SubChannelKind, frontendSock: number): number {
+    this.closeSub(kind, 'replaced by a new one');
+    const [ours, theirs] = native.socketpair();
+    const fe = new native.Channel(frontendSock, MAX_PAYLOAD, (m, f, t) => this.onSubMessage(kind, 'frontend', m, f, t), (e) => this.onSubEnd(kind, 'frontend', e));
+    const be = new native.Channel(ours, MAX_PAYLOAD, (m, f, t) => this.onSubMessage(kind, 'backend', m, f, t), (e) => this.onSubEnd(kind, 'backend', e));
+    this.subs.set(kind, { fe, be, injected: [] });
+    fe.start();
+    be.start();
+    return theirs;
+  }
+
+  private onSubEnd(kind: SubChannelKind, side: Side, end: ChannelEnd | null): void {
+    if (this.closed) return;
+    if (end === null) {
+      // a peer may drop its backend channel and go on with the main one (QEMU does on errors)
+      this.closeSub(kind, `the ${side} closed it`);
+      return;
+    }
+    this.close(`bad input from the ${side} (${kind} channel): ${this.describeEnd(end)}; header ${end.header.toString('hex') || '(none)'}`, side);
+  }
+
+  private closeSub(kind: SubChannelKind, reason: string): void {
+    const sub = this.subs.get(kind);
+    if (!sub) return;
+    this.subs.delete(kind);
+    sub.fe.close();
+    sub.be.close();
+    this.opts.emit({ type: 'channel-end', ts: native.monotonicNs(), session: this.id, channel: kind, reason });
+  }
+
+  /**
+   * Sends a request of the proxy's own to the frontend over an interposed channel, as if the
+   * backend had sent it (e.g. CONFIG_CHANGE_MSG); the frontend's reply is absorbed.
+   * Returns false when the session has no such channel.
+   */
+  inject(kind: SubChannelKind, request: number, payload: Buffer = Buffer.alloc(0)): boolean {
+    const sub = this.subs.get(kind);
+    if (this.closed || !sub) return false;
+    const flags = 1 | (replyAckInUse(this.negotiation) ? FLAG_NEED_REPLY : 0);
+    const msg = encodeMessage(request, flags, payload);
+    if (isReplyExpected(kind, request, flags, this.negotiation)) sub.injected.push(request);
+    sub.fe.send(msg);
+    this.emitMessage(kind, 'backend', msg, [], [], native.monotonicNs(), { injected: true });
+    return true;
+  }
+
+  /** The interposed channels this session has now. */
+  get subChannels(): SubChannelKind[] {
+    return [...this.subs.keys()];
   }
 
   private emitStats(): void {
@@ -221,16 +329,16 @@ export class ProxySession {
       this.close(`the ${who} closed the connection`, by);
       return;
     }
-    const hdr = end.header.toString('hex') || '(none)';
+    this.close(`bad input from the ${who}: ${this.describeEnd(end)}; header ${end.header.toString('hex') || '(none)'}`, by);
+  }
+
+  private describeEnd(end: ChannelEnd): string {
     // An oversized header is usually not vhost-user at all: say what else is wrong with it first.
     const headerFault = end.code === 'OVERSIZE' ? validateHeader(end.header).find((f) => f.rule !== 'header-oversize') : undefined;
-    const detail =
-      end.code === 'EOF_MID_MESSAGE'
-        ? `EOF in the middle of a message (${end.header.length}/12 header bytes, ${end.payloadReceived}/${end.payloadExpected} payload bytes)`
-        : end.code === 'OVERSIZE'
-          ? `${headerFault ? `${headerFault.message}; ` : ''}header announces a payload larger than ${MAX_PAYLOAD} bytes`
-          : end.message;
-    this.close(`bad input from the ${who}: ${detail}; header ${hdr}`, by);
+    if (end.code === 'EOF_MID_MESSAGE')
+      return `EOF in the middle of a message (${end.header.length}/12 header bytes, ${end.payloadReceived}/${end.payloadExpected} payload bytes)`;
+    if (end.code === 'OVERSIZE') return `${headerFault ? `${headerFault.message}; ` : ''}header announces a payload larger than ${MAX_PAYLOAD} bytes`;
+    return end.message;
   }
 
   /** Closes both sides (and every fd the session still holds) and reports the end once. */
@@ -238,6 +346,11 @@ export class ProxySession {
     if (this.closed) return;
     this.closed = true;
     for (const leg of this.legs.values()) leg.close();
+    for (const sub of this.subs.values()) {
+      sub.fe.close();
+      sub.be.close();
+    }
+    this.subs.clear();
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.interposer?.teardownAll();
     const pairs = this.interposer?.pairs() ?? [];

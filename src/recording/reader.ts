@@ -42,7 +42,7 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
         const n = negotiations.get(r.session) ?? newNegotiation();
         const sender = r.dir === 'F>B' ? 'frontend' : 'backend';
         const findings = validateMessage(r.raw, { channel: r.channel, sender, fdCount: r.fds.length, negotiation: n });
-        applyMainMessage(n, h.request, h.flags, forwarded.subarray(HEADER_SIZE));
+        if (r.channel === 'main') applyMainMessage(n, h.request, h.flags, forwarded.subarray(HEADER_SIZE));
         const reply = isReply(h.flags);
         const masked = r.forwarded && r.raw.length >= 20 && forwarded.length >= 20 ? protocolFeatureNames(r.raw.readBigUInt64LE(12) & ~forwarded.readBigUInt64LE(12)) : [];
         out.push({
@@ -58,6 +58,8 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
           findings,
           ...(reply ? {} : { replyExpected: isReplyExpected(r.channel, h.request, h.flags, n) }),
           ...(r.interposed ? { interposed: true } : {}),
+          ...(r.injected ? { injected: true } : {}),
+          ...(r.absorbed ? { absorbed: true } : {}),
           ...(r.forwarded ? { received: r.raw, masked } : {}),
         });
         break;

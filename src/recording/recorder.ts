@@ -83,6 +83,8 @@ export class Recorder {
           fds: e.fds,
           ...(e.received ? { forwarded: e.raw } : {}),
           ...(e.interposed ? { interposed: true } : {}),
+          ...(e.injected ? { injected: true } : {}),
+          ...(e.absorbed ? { absorbed: true } : {}),
         });
         break;
       case 'notification': {
@@ -120,6 +122,7 @@ export class Recorder {
         this.checkErrors(s.writer);
         break;
       case 'stats':
+      case 'channel-end':
         break;
     }
   }

@@ -60,6 +60,10 @@ export interface MessageRecord {
   /** what was forwarded instead, when the proxy changed the message (masked feature bits) */
   forwarded?: Buffer;
   interposed?: boolean;
+  /** sent by the proxy itself (--inject) */
+  injected?: boolean;
+  /** the frontend's reply to an injected request, kept by the proxy */
+  absorbed?: boolean;
 }
 
 /**

@@ -40,7 +40,8 @@ if [ "$W" = "$R" ]; then echo "GUEST-RESULT: PASS"; else echo "GUEST-RESULT: FAI
 `, ['virtio_pci', 'virtio_blk']);
     const fe = path.join(work, 'fe.sock');
     const be = path.join(work, 'be.sock');
-    const proxy = new ProxyProcess(work, ['--device', 'blk'], 'qemu-blk-qsd');
+    // the proxy itself tells QEMU, over the interposed backend channel, that the config changed
+    const proxy = new ProxyProcess(work, ['--device', 'blk', '--inject', 'backend:CONFIG_CHANGE_MSG@1000'], 'qemu-blk-qsd');
     const qsd = new Peer('qemu-storage-daemon', [
       '--blockdev', `driver=file,node-name=file0,filename=${img},cache.direct=off`,
       '--blockdev', 'driver=raw,node-name=disk0,file=file0',
@@ -79,6 +80,16 @@ if [ "$W" = "$R" ]; then echo "GUEST-RESULT: PASS"; else echo "GUEST-RESULT: FAI
     expect(String(cfg.payload?.data).slice(0, 16)).toBe('0000020000000000');
     expect(msgs.find((m) => m.request === 'GET_MAX_MEM_SLOTS' && m.dir === 'B>F')?.summary).toBe('value=32');
     expect(msgs.filter((m) => m.findings)).toEqual([]);
+    // the injected CONFIG_CHANGE_MSG: QEMU acked it (absorbed by the proxy) and re-read the config
+    // from qemu-storage-daemon on the main channel
+    const inj = msgs.findIndex((m) => m.channel === 'backend' && m.injected);
+    expect(inj).toBeGreaterThan(0);
+    expect(msgs[inj]).toMatchObject({ request: 'CONFIG_CHANGE_MSG', dir: 'B>F', flags: 'v1|NEED_REPLY' });
+    expect(msgs.find((m, i) => i > inj && m.channel === 'backend' && m.absorbed)).toMatchObject({ request: 'CONFIG_CHANGE_MSG', dir: 'F>B', summary: 'ack=0' });
+    const after = msgs.slice(inj + 1);
+    expect(after.find((m) => m.request === 'GET_CONFIG' && m.dir === 'F>B')).toBeDefined();
+    expect(after.find((m) => m.request === 'GET_CONFIG' && m.dir === 'B>F')?.payload).toMatchObject({ size: 57 });
+    expect(msgs.find((m) => m.request === 'SET_BACKEND_REQ_FD')?.interposed).toBe(true);
     // block I/O: the guest kicks the request queue, qemu-storage-daemon calls back; latency measured
     const q0 = vring(proxy, 0);
     expect(q0.kicks).toBeGreaterThan(0);

@@ -21,6 +21,10 @@ export interface LogRecord {
   summary?: string;
   payload?: Record<string, unknown>;
   findings?: { rule: string }[];
+  channel?: string;
+  injected?: boolean;
+  absorbed?: boolean;
+  interposed?: boolean;
   reason?: string;
   level?: number;
   msg?: string;
