@@ -10,6 +10,7 @@
 // a stale event for a removed pair (its id is in the epoll data) is skipped.
 #include "common.h"
 #include <atomic>
+#include <sched.h>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -63,6 +64,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
     uint32_t cap = info.Length() > 0 ? info[0].As<Napi::Number>().Uint32Value() : (1u << 16);
     spin_ns_ = info.Length() > 1 ? static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value()) : 0;
     nice_ = info.Length() > 2 ? info[2].As<Napi::Number>().Int32Value() : 0;
+    cpu_ = info.Length() > 3 ? info[3].As<Napi::Number>().Int32Value() : -1;
     capacity_ = 1;
     while (capacity_ < cap) capacity_ <<= 1;
     ring_.resize(capacity_);
@@ -219,6 +221,12 @@ class Relay : public Napi::ObjectWrap<Relay> {
     // A nicer-than-default relay thread gets the CPU back quickly from busy peers (a polling
     // backend, a TCG vCPU); without the privilege for it the thread keeps its priority.
     if (nice_ != 0) nice_applied_ = setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice_) == 0;
+    if (cpu_ >= 0) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(cpu_, &set);
+      pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    }
     epoll_event events[64];
     uint64_t spin_until = 0;
     for (;;) {
@@ -275,6 +283,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
   int wake_ = -1;
   uint64_t spin_ns_ = 0;
   int nice_ = 0;
+  int cpu_ = -1;  // pin the relay thread to this CPU (-1: let the scheduler choose)
   std::atomic<bool> nice_applied_{false};
   std::thread thread_;
   clockid_t cpu_clock_{};

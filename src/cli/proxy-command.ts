@@ -25,6 +25,7 @@ export interface ProxyCliOptions {
   logNotifications?: boolean;
   relaySpinUs: string;
   relayNice: string;
+  relayCpu?: string;
   record?: string;
   inject: string[];
 }
@@ -47,6 +48,7 @@ export function registerProxy(program: Command): void {
     .option('--relay-spin-us <us>', 'after a notification the relay thread keeps polling this long before sleeping (lower latency, more CPU)', String(DEFAULT_SPIN_US))
     .option('--record <path>', 'record every session: a file, or a directory (ending in /) for one file per session')
     .option('--relay-nice <n>', 'niceness of the relay thread (negative: ahead of busy peers; needs root)', String(DEFAULT_NICE))
+    .option('--relay-cpu <n>', 'pin the relay thread to this CPU (e.g. the CPU of the busy-polling backend, to avoid a cross-CPU wake-up)')
     .option('--inject <spec>', 'send CHANNEL:REQUEST to the frontend MS ms after that channel appears, e.g. backend:CONFIG_CHANGE_MSG@2000 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
     .action((o: ProxyCliOptions) => runProxy(o));
@@ -83,6 +85,7 @@ export function runProxy(o: ProxyCliOptions): void {
     keepFeatures: Boolean(o.keepFeatures),
     relaySpinUs: Number(o.relaySpinUs),
     relayNice: Number(o.relayNice),
+    ...(o.relayCpu !== undefined ? { relayCpu: Number(o.relayCpu) } : {}),
     statsIntervalMs: Number(o.statsInterval) * 1000,
     emit,
     notice: (level, msg, fields) => logger[level]({ event: 'notice', ...fields, msg }),

@@ -90,9 +90,10 @@ export interface Relay {
 export interface RelayConstructor {
   /**
    * spinNs: after relaying, keep polling this long before sleeping (lower latency, more CPU);
-   * nice: the relay thread's niceness (negative needs CAP_SYS_NICE; stats().niceApplied tells)
+   * nice: the relay thread's niceness (negative needs CAP_SYS_NICE; stats().niceApplied tells);
+   * cpu: pin the relay thread to this CPU (-1 or absent: the scheduler chooses)
    */
-  new (ringCapacity: number, spinNs?: number, nice?: number): Relay;
+  new (ringCapacity: number, spinNs?: number, nice?: number, cpu?: number): Relay;
 }
 
 export type FdKind = 'eventfd' | 'memfd' | 'socket' | 'file' | 'hugetlbfs' | 'pipe' | 'other';

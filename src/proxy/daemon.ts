@@ -26,6 +26,8 @@ export interface DaemonOptions {
   relaySpinUs?: number;
   /** relay thread niceness (default DEFAULT_NICE) */
   relayNice?: number;
+  /** pin the relay thread to this CPU (default: the scheduler chooses) */
+  relayCpu?: number;
   /** keep HOST_NOTIFIER / INBAND_NOTIFICATIONS offered while interposing */
   keepFeatures?: boolean;
   /** periodic per-vring stats events (0 or undefined: only at session end) */
@@ -45,7 +47,7 @@ export class ProxyDaemon {
   private readonly relay: RelayHub | undefined;
 
   constructor(private readonly opts: DaemonOptions) {
-    if (opts.interpose !== false) this.relay = new RelayHub(opts.relaySpinUs ?? DEFAULT_SPIN_US, opts.relayNice ?? DEFAULT_NICE);
+    if (opts.interpose !== false) this.relay = new RelayHub(opts.relaySpinUs ?? DEFAULT_SPIN_US, opts.relayNice ?? DEFAULT_NICE, opts.relayCpu ?? -1);
   }
 
   /** The relay thread's own figures (CPU time, relayed notifications, dropped events). */

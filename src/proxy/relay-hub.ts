@@ -38,11 +38,12 @@ export class RelayHub {
   constructor(
     private readonly spinUs = DEFAULT_SPIN_US,
     private readonly nice = DEFAULT_NICE,
+    private readonly cpu = -1,
   ) {}
 
   private ensure(): Relay {
     if (!this.relay) {
-      this.relay = new native.Relay(1 << 16, this.spinUs * 1000, this.nice);
+      this.relay = new native.Relay(1 << 16, this.spinUs * 1000, this.nice, this.cpu);
       this.schedule(DRAIN_MS);
     }
     return this.relay;
