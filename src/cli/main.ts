@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { registerProxy } from './proxy-command';
 import { registerDemo } from './demo-command';
 import { registerRecordingCommands } from './recording-commands';
+import { registerCheck } from './check-command';
 
 const program = new Command();
 program
@@ -13,6 +14,7 @@ program
 registerProxy(program);
 registerDemo(program);
 registerRecordingCommands(program);
+registerCheck(program);
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`vhostscope: ${err.message}\n`);
   process.exit(2);

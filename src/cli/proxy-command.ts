@@ -9,6 +9,8 @@ import type { ProxyEvent } from '../proxy/events';
 import { DEFAULT_NICE, DEFAULT_SPIN_US } from '../proxy/relay-hub';
 import { Recorder } from '../recording/recorder';
 import { Injector, parseInjectSpec } from '../proxy/inject';
+import { Checker } from '../analysis/checker';
+import { findingLine } from './check-command';
 
 export interface ProxyCliOptions {
   listen: string;
@@ -28,6 +30,7 @@ export interface ProxyCliOptions {
   relayCpu?: string;
   record?: string;
   inject: string[];
+  check?: boolean;
 }
 
 export function registerProxy(program: Command): void {
@@ -50,6 +53,7 @@ export function registerProxy(program: Command): void {
     .option('--relay-nice <n>', 'niceness of the relay thread (negative: ahead of busy peers; needs root)', String(DEFAULT_NICE))
     .option('--relay-cpu <n>', 'pin the relay thread to this CPU (e.g. the CPU of the busy-polling backend, to avoid a cross-CPU wake-up)')
     .option('--inject <spec>', 'send CHANNEL:REQUEST to the frontend MS ms after that channel appears, e.g. backend:CONFIG_CHANGE_MSG@2000 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--check', 'run the protocol checks live and log every finding (see `vhostscope check --rules`)')
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
     .action((o: ProxyCliOptions) => runProxy(o));
 }
@@ -64,9 +68,12 @@ export function runProxy(o: ProxyCliOptions): void {
   if (recorder?.files.length) logger.info({ event: 'notice', msg: `recording to ${recorder.files[0]}` });
   const injections = o.inject.map(parseInjectSpec);
   let injector: Injector | undefined;
+  const checker = o.check ? new Checker() : undefined;
   const emit = (e: ProxyEvent): void => {
     recorder?.onEvent(e);
     injector?.onEvent(e);
+    for (const f of checker?.onEvent(e) ?? [])
+      logger.warn({ event: 'finding', session: f.session, id: f.rule.id, rule: f.rule.name, severity: f.rule.severity, section: f.rule.section, at: f.at, detail: f.detail, msg: findingLine(f).trim() });
     if (e.type === 'notification' && !o.logNotifications) return;
     const rec = eventRecord(e, o.device);
     const bad = e.type === 'session-end' && e.reason.startsWith('bad input');

@@ -137,6 +137,8 @@ export function humanLine(r: Record<string, unknown>): string {
       return `${t} ${s} ${String(r.kind).padEnd(4)} vring ${r.vring} count ${r.count}`;
     case 'channel-end':
       return `${t} ${s} ${r.channel} channel closed: ${r.reason}`;
+    case 'finding':
+      return `${''.padStart(14)} !! ${r.msg}`;
     default: {
       const lvl = typeof r.level === 'number' ? (r.level >= 50 ? 'ERROR ' : r.level >= 40 ? 'WARN ' : '') : '';
       return `${t} ${s} ${lvl}${r.msg ?? ''}`;

@@ -1,0 +1,228 @@
+/**
+ * Checks a session as it happens (live, `proxy --check`) or from a recording (`check`): feed it
+ * proxy events in order, get findings. Pure: all state is per session, built from the events.
+ */
+import {
+  applyMainMessage,
+  hasBit,
+  HEADER_SIZE,
+  isReplyExpected,
+  newNegotiation,
+  ProtocolFeature,
+  Request,
+  validateMessage,
+  VirtioFeature,
+  type ChannelKind,
+  type MemoryRegion,
+  type Negotiation,
+} from '../protocol';
+import type { MessageEvent, ProxyEvent } from '../proxy/events';
+import { RULES, type Rule } from './rules';
+
+export interface CheckFinding {
+  rule: Rule;
+  session: number;
+  ts: bigint;
+  /** message number within the session (0-based, all channels), when it points at a message */
+  message?: number;
+  /** e.g. "F>B SET_VRING_ADDR" */
+  at: string;
+  detail: string;
+}
+
+interface Pending {
+  channel: ChannelKind;
+  request: number;
+  name: string;
+  ts: bigint;
+  message: number;
+}
+
+class SessionState {
+  negotiation: Negotiation = newNegotiation();
+  /** GET_FEATURES / GET_PROTOCOL_FEATURES replies as the frontend saw them */
+  offered?: bigint;
+  offeredProtocol?: bigint;
+  regions: MemoryRegion[] = [];
+  haveMemTable = false;
+  maxSlots?: number;
+  enabled = new Set<number>();
+  vringNum = new Map<number, number>();
+  sawVringBase = false;
+  pending: Pending[] = [];
+  messages = 0;
+}
+
+const VALIDATOR_RULES: Record<string, Rule> = {
+  'payload-size': RULES.payloadSize,
+  'fd-count': RULES.fdCount,
+  'reply-flags': RULES.replyFlags,
+  'need-reply-without-reply-ack': RULES.needReplyWithoutAck,
+  'unknown-request': RULES.unknownRequest,
+  'reply-from-requester': RULES.direction,
+  'request-from-responder': RULES.direction,
+};
+
+export class Checker {
+  private readonly sessions = new Map<number, SessionState>();
+
+  /** @param replyTimeoutNs a reply later than this counts as missing */
+  constructor(private readonly replyTimeoutNs = 5_000_000_000n) {}
+
+  private state(id: number): SessionState {
+    let s = this.sessions.get(id);
+    if (!s) this.sessions.set(id, (s = new SessionState()));
+    return s;
+  }
+
+  onEvent(e: ProxyEvent): CheckFinding[] {
+    switch (e.type) {
+      case 'session-start':
+        this.sessions.set(e.session, new SessionState());
+        return [];
+      case 'message':
+        return this.onMessage(e);
+      case 'notification': {
+        const s = this.state(e.session);
+        const out: CheckFinding[] = [];
+        if (e.kind !== 'kick') return out;
+        const at = `kick vring ${e.vring}`;
+        if (!s.haveMemTable) out.push({ rule: RULES.kickBeforeMemTable, session: e.session, ts: e.ts, at, detail: `vring ${e.vring} kicked before any SET_MEM_TABLE/ADD_MEM_REG` });
+        if (hasBit(s.negotiation.ackedFeatures, VirtioFeature.PROTOCOL_FEATURES) && !s.enabled.has(e.vring))
+          out.push({ rule: RULES.kickBeforeEnable, session: e.session, ts: e.ts, at, detail: `vring ${e.vring} kicked before SET_VRING_ENABLE(${e.vring}, 1)` });
+        return out;
+      }
+      case 'session-end': {
+        const s = this.sessions.get(e.session);
+        this.sessions.delete(e.session);
+        return (s?.pending ?? []).map((p) => ({
+          rule: RULES.missingReply, session: e.session, ts: p.ts, message: p.message, at: `F>B ${p.name}`,
+          detail: `${p.name} (${p.channel} channel) was never answered before the session ended`,
+        }));
+      }
+      default:
+        return [];
+    }
+  }
+
+  private onMessage(e: MessageEvent): CheckFinding[] {
+    const s = this.state(e.session);
+    const index = s.messages++;
+    const d = e.decoded;
+    const at = `${e.dir} ${e.channel === 'main' ? '' : `${e.channel}:`}${d.name}${d.reply ? ' reply' : ''}`;
+    const out: CheckFinding[] = [];
+    const add = (rule: Rule, detail: string): void => void out.push({ rule, session: e.session, ts: e.ts, message: index, at, detail });
+    const received = e.received ?? e.raw;
+    // message-level rules: the validator's (one source of truth for sizes, fds, flags)
+    for (const f of validateMessage(received, { channel: e.channel, sender: e.sender, fdCount: e.fds.length, negotiation: s.negotiation })) {
+      const r = VALIDATOR_RULES[f.rule];
+      if (r) add(r, f.message);
+    }
+    if ((e.channel === 'main' && d.request === 44) || (e.channel !== 'main' && d.request >= 1000))
+      add(RULES.ambiguousRequest, `${e.channel} request ${d.request} (${d.name}) has other meanings in other implementations`);
+
+    // replies: one outstanding request per channel at a time
+    const requester = e.channel === 'main' ? 'frontend' : 'backend';
+    const pendingHere = s.pending.filter((p) => p.channel === e.channel);
+    if (d.reply) {
+      const p = pendingHere.find((x) => x.request === d.request);
+      if (!p) add(RULES.unexpectedReply, `${d.name} reply, but no ${d.name} request was waiting for one`);
+      else {
+        s.pending.splice(s.pending.indexOf(p), 1);
+        if (e.ts - p.ts > this.replyTimeoutNs) add(RULES.missingReply, `${d.name} answered after ${Number(e.ts - p.ts) / 1e6} ms`);
+      }
+    } else if (e.sender === requester) {
+      for (const p of pendingHere) {
+        s.pending.splice(s.pending.indexOf(p), 1);
+        out.push({ rule: RULES.missingReply, session: e.session, ts: p.ts, message: p.message, at: `${e.dir} ${p.name}`, detail: `${p.name} got no reply before the next request (${d.name})` });
+      }
+    }
+
+    if (e.channel === 'main') this.mainRules(s, e, add);
+
+    // state after the message
+    if (e.channel === 'main') {
+      const payload = e.raw.subarray(HEADER_SIZE);
+      if (d.reply && d.request === Request.GET_FEATURES) s.offered = d.payload.features as bigint;
+      if (d.reply && d.request === Request.GET_PROTOCOL_FEATURES) s.offeredProtocol = d.payload.protocolFeatures as bigint;
+      if (d.reply && d.request === Request.GET_MAX_MEM_SLOTS) s.maxSlots = Number(d.payload.value as bigint);
+      applyMainMessage(s.negotiation, d.request, d.flags, payload);
+    }
+    if (!d.reply && e.sender === requester && isReplyExpected(e.channel, d.request, d.flags, s.negotiation))
+      s.pending.push({ channel: e.channel, request: d.request, name: d.name, ts: e.ts, message: index });
+    return out;
+  }
+
+  private mainRules(s: SessionState, e: MessageEvent, add: (r: Rule, detail: string) => void): void {
+    const d = e.decoded;
+    if (d.reply || e.sender !== 'frontend') return;
+    const p = d.payload as Record<string, never>;
+    switch (d.request) {
+      case Request.SET_FEATURES: {
+        const extra = s.offered !== undefined ? (p.features as bigint) & ~s.offered : 0n;
+        if (extra) add(RULES.featureNotOffered, `SET_FEATURES acks 0x${extra.toString(16)} that GET_FEATURES never offered`);
+        break;
+      }
+      case Request.SET_PROTOCOL_FEATURES: {
+        const extra = s.offeredProtocol !== undefined ? (p.protocolFeatures as bigint) & ~s.offeredProtocol : 0n;
+        if (extra) add(RULES.featureNotOffered, `SET_PROTOCOL_FEATURES sets 0x${extra.toString(16)} that GET_PROTOCOL_FEATURES never offered`);
+        break;
+      }
+      case Request.SET_MEM_TABLE: {
+        s.regions = (p.regions as MemoryRegion[]) ?? [];
+        s.haveMemTable = true;
+        const limit = s.maxSlots !== undefined ? Math.min(s.maxSlots, 8) : 8;
+        if ((p.nregions as number) > limit) add(RULES.tooManyRegions, `SET_MEM_TABLE with ${p.nregions} regions, at most ${limit}`);
+        break;
+      }
+      case Request.ADD_MEM_REG: {
+        s.regions.push(p.region as MemoryRegion);
+        s.haveMemTable = true;
+        if (s.maxSlots !== undefined && s.regions.length > s.maxSlots) add(RULES.tooManyRegions, `${s.regions.length} regions after ADD_MEM_REG, GET_MAX_MEM_SLOTS said ${s.maxSlots}`);
+        break;
+      }
+      case Request.REM_MEM_REG: {
+        const r = p.region as MemoryRegion;
+        s.regions = s.regions.filter((x) => !(x.guestPhysAddr === r.guestPhysAddr && x.memorySize === r.memorySize && x.userspaceAddr === r.userspaceAddr));
+        break;
+      }
+      case Request.SET_VRING_NUM:
+        s.vringNum.set(p.index as number, p.num as number);
+        break;
+      case Request.SET_VRING_BASE: {
+        s.sawVringBase = true;
+        const packed = hasBit(s.negotiation.ackedFeatures, VirtioFeature.RING_PACKED);
+        if (!packed && ((p.num as number) & 0xffff0000) !== 0)
+          add(RULES.packedLayoutMismatch, `split ring but SET_VRING_BASE num 0x${(p.num as number).toString(16)} uses the packed encoding (bits 16-31)`);
+        break;
+      }
+      case Request.SET_VRING_ADDR: {
+        if (!s.haveMemTable) add(RULES.ringBeforeMemTable, `vring ${p.index} addresses set before any memory table`);
+        const iova = hasBit(s.negotiation.ackedFeatures, VirtioFeature.ACCESS_PLATFORM) || hasBit(s.negotiation.protocolFeatures, ProtocolFeature.GPA_ADDRESSES);
+        if (s.haveMemTable && !iova) {
+          const inside = (a: bigint): boolean => s.regions.some((r) => a >= r.userspaceAddr && a < r.userspaceAddr + r.memorySize);
+          for (const k of ['desc', 'used', 'avail'] as const)
+            if (!inside(p[k] as bigint)) add(RULES.ringOutsideRegions, `vring ${p.index} ${k}=0x${(p[k] as bigint).toString(16)} is in no memory region`);
+        }
+        const q = s.vringNum.get(p.index as number);
+        const packed = hasBit(s.negotiation.ackedFeatures, VirtioFeature.RING_PACKED);
+        if (packed && q !== undefined && (p.avail as bigint) === (p.desc as bigint) + BigInt(16 * q) && (p.used as bigint) - (p.avail as bigint) >= BigInt(6 + 2 * q))
+          add(RULES.packedLayoutMismatch, `RING_PACKED negotiated but vring ${p.index} is laid out as a split ring (avail ring after the descriptors, used ring after it)`);
+        break;
+      }
+      case Request.SET_VRING_ENABLE:
+        if ((p.num as number) === 1) s.enabled.add(p.index as number);
+        else s.enabled.delete(p.index as number);
+        break;
+      case Request.SET_INFLIGHT_FD:
+        if (!s.sawVringBase) add(RULES.inflightBeforeVringBase, 'SET_INFLIGHT_FD before any SET_VRING_BASE');
+        break;
+    }
+  }
+}
+
+/** Every finding of a sequence of events (a recording). */
+export function checkEvents(events: ProxyEvent[], replyTimeoutNs?: bigint): CheckFinding[] {
+  const c = new Checker(replyTimeoutNs);
+  return events.flatMap((e) => c.onEvent(e));
+}

@@ -1,0 +1,36 @@
+/**
+ * The protocol checks, as data: a stable id, a name, the spec section (or field report) it comes
+ * from, and a one-line explanation. The logic lives in checker.ts.
+ */
+export interface Rule {
+  id: string;
+  name: string;
+  severity: 'error' | 'warning';
+  section: string;
+  explain: string;
+}
+
+const rule = (id: string, name: string, severity: Rule['severity'], section: string, explain: string): Rule => ({ id, name, severity, section, explain });
+
+export const RULES = {
+  replyFlags: rule('VU001', 'reply-flags', 'error', 'vhost-user.rst "Header"; QEMU vhost_user_read_header', 'a reply whose flags are not exactly version 1 | REPLY (0x5): QEMU drops the connection'),
+  unexpectedReply: rule('VU002', 'unexpected-reply', 'error', 'vhost-user.rst "Communication" / REPLY_ACK', 'a reply where none was expected: every later reply is shifted by one'),
+  missingReply: rule('VU003', 'missing-reply', 'error', 'vhost-user.rst "Communication" / REPLY_ACK', 'no reply where one is expected (before the next request, the timeout, or the end of the session)'),
+  needReplyWithoutAck: rule('VU004', 'need-reply-without-reply-ack', 'warning', 'vhost-user.rst VHOST_USER_PROTOCOL_F_REPLY_ACK', 'NEED_REPLY set although REPLY_ACK was not negotiated: the peer will not answer'),
+  payloadSize: rule('VU005', 'payload-size', 'error', 'vhost-user.rst "Message types"', 'the payload size does not fit the request\'s layout'),
+  fdCount: rule('VU006', 'fd-count', 'error', 'vhost-user.rst "Message types" (fds)', 'the message carries more or fewer fds than the request takes'),
+  ringBeforeMemTable: rule('VU007', 'ring-before-mem-table', 'error', 'vhost-user.rst "Ring addresses"; field report xen+vhost-user-input 2024', 'SET_VRING_ADDR before any memory table: the back-end cannot translate the ring addresses'),
+  kickBeforeMemTable: rule('VU008', 'kick-before-mem-table', 'error', 'vhost-user.rst "Ring states"', 'a vring was kicked before any memory table was set'),
+  ringOutsideRegions: rule('VU009', 'ring-outside-regions', 'error', 'vhost-user.rst "Memory regions" / address translation', 'a ring address of SET_VRING_ADDR lies outside every memory region'),
+  kickBeforeEnable: rule('VU010', 'kick-before-enable', 'warning', 'vhost-user.rst "Ring states"; rust-vmm/vhost#247', 'a kick before SET_VRING_ENABLE(1) with PROTOCOL_FEATURES negotiated: some back-ends drop it and never look at the ring again'),
+  featureNotOffered: rule('VU011', 'feature-not-offered', 'error', 'vhost-user.rst "Feature negotiation"', 'a feature bit was acked that the back-end never offered'),
+  tooManyRegions: rule('VU012', 'too-many-regions', 'error', 'vhost-user.rst VHOST_USER_GET_MAX_MEM_SLOTS; rust-vmm/vhost#17', 'more memory regions than the back-end allows (GET_MAX_MEM_SLOTS, or 8 for SET_MEM_TABLE)'),
+  packedLayoutMismatch: rule('VU013', 'packed-layout-mismatch', 'warning', 'virtio spec "Packed Virtqueues"; cloud-hypervisor#2834', 'the ring layout disagrees with the negotiated ring format (RING_PACKED vs split)'),
+  inflightBeforeVringBase: rule('VU014', 'inflight-before-vring-base', 'warning', 'vhost-user.rst "Inflight I/O tracking"; cloud-hypervisor#2931', 'SET_INFLIGHT_FD before any SET_VRING_BASE: DPDK allocates its queues lazily and crashed on this'),
+  unknownRequest: rule('VU015', 'unknown-request', 'warning', 'vhost-user.rst "Message types"', 'a request code that is not defined on this channel'),
+  ambiguousRequest: rule('VU016', 'ambiguous-request', 'warning', 'field notes #25, #26 (crosvm, yc-libvhost-server)', 'a request code that means different things in different implementations'),
+  direction: rule('VU017', 'wrong-direction', 'error', 'vhost-user.rst "Communication"', 'a request from the side that only answers on this channel, or a reply from the side that asks'),
+} as const satisfies Record<string, Rule>;
+
+export type RuleKey = keyof typeof RULES;
+export const ALL_RULES: Rule[] = Object.values(RULES);

@@ -1,0 +1,43 @@
+/** `vhostscope check FILE`: protocol and interop checks over a recording. */
+import type { Command } from 'commander';
+import { checkEvents, type CheckFinding } from '../analysis/checker';
+import { ALL_RULES } from '../analysis/rules';
+import { secs } from '../log/format';
+import { readRecording, recordingEvents } from '../recording/reader';
+
+export function findingLine(f: CheckFinding): string {
+  return `${secs(f.ts).padStart(14)} s${f.session}${f.message !== undefined ? ` #${f.message}` : ''} ${f.rule.id} ${f.rule.name} (${f.rule.severity}) at ${f.at}: ${f.detail} [${f.rule.section}]`;
+}
+
+export function checkFile(file: string, replyTimeoutMs = 5000): { findings: CheckFinding[]; torn?: string } {
+  const scan = readRecording(file);
+  const findings = checkEvents(recordingEvents(scan.records, { notifications: true }), BigInt(replyTimeoutMs) * 1_000_000n);
+  return { findings, ...(scan.torn ? { torn: scan.torn.reason } : {}) };
+}
+
+export function registerCheck(program: Command): void {
+  program
+    .command('check')
+    .description('check a recording against the spec and against interop bugs seen in the field')
+    .argument('<file>', 'a recording made with proxy --record')
+    .option('--json', 'findings as JSON lines')
+    .option('--reply-timeout <ms>', 'a reply later than this counts as missing', '5000')
+    .option('--rules', 'list the rules and exit')
+    .action((file: string, o: { json?: boolean; replyTimeout: string; rules?: boolean }) => {
+      if (o.rules) {
+        for (const r of ALL_RULES) process.stdout.write(`${r.id} ${r.name} (${r.severity}): ${r.explain} [${r.section}]\n`);
+        return;
+      }
+      const { findings, torn } = checkFile(file, Number(o.replyTimeout));
+      for (const f of findings) {
+        process.stdout.write(
+          o.json
+            ? JSON.stringify({ id: f.rule.id, rule: f.rule.name, severity: f.rule.severity, section: f.rule.section, explain: f.rule.explain, session: f.session, message: f.message, t: secs(f.ts), at: f.at, detail: f.detail }) + '\n'
+            : findingLine(f) + '\n',
+        );
+      }
+      if (torn) process.stdout.write(`note: the recording ends in a torn frame (${torn}); checked up to it\n`);
+      if (!o.json) process.stdout.write(`${findings.length} finding(s)\n`);
+      process.exitCode = findings.some((f) => f.rule.severity === 'error') ? 1 : 0;
+    });
+}
