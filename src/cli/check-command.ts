@@ -19,15 +19,16 @@ export function registerCheck(program: Command): void {
   program
     .command('check')
     .description('check a recording against the spec and against interop bugs seen in the field')
-    .argument('<file>', 'a recording made with proxy --record')
+    .argument('[file]', 'a recording made with proxy --record')
     .option('--json', 'findings as JSON lines')
     .option('--reply-timeout <ms>', 'a reply later than this counts as missing', '5000')
     .option('--rules', 'list the rules and exit')
-    .action((file: string, o: { json?: boolean; replyTimeout: string; rules?: boolean }) => {
+    .action((file: string | undefined, o: { json?: boolean; replyTimeout: string; rules?: boolean }) => {
       if (o.rules) {
         for (const r of ALL_RULES) process.stdout.write(`${r.id} ${r.name} (${r.severity}): ${r.explain} [${r.section}]\n`);
         return;
       }
+      if (!file) throw new Error('check: a recording file is needed (or --rules)');
       const { findings, torn } = checkFile(file, Number(o.replyTimeout));
       for (const f of findings) {
         process.stdout.write(
