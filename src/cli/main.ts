@@ -6,6 +6,12 @@ import { registerDemo } from './demo-command';
 import { registerRecordingCommands } from './recording-commands';
 import { registerCheck } from './check-command';
 
+// `vhostscope show x | head`: a closed pipe ends the output quietly, as for any Unix tool
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const program = new Command();
 program
   .name('vhostscope')
