@@ -5,6 +5,7 @@ import { registerProxy } from './proxy-command';
 import { registerDemo } from './demo-command';
 import { registerRecordingCommands } from './recording-commands';
 import { registerCheck } from './check-command';
+import { registerStats } from './stats-command';
 
 // `vhostscope show x | head`: a closed pipe ends the output quietly, as for any Unix tool
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -21,6 +22,7 @@ registerProxy(program);
 registerDemo(program);
 registerRecordingCommands(program);
 registerCheck(program);
+registerStats(program);
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`vhostscope: ${err.message}\n`);
   process.exit(2);

@@ -18,6 +18,8 @@ export interface VringStats {
   callRate: number;
   /** kick→call latency in µs */
   latencyUs?: { count: number; p50: number; p90: number; p99: number; p999: number; max: number };
+  /** kick→call latency counts in power-of-two µs buckets [fromUs, toUs) (non-empty ones) */
+  histogram?: { fromUs: number; toUs: number; count: number }[];
 }
 
 class VringCounter {
@@ -26,6 +28,8 @@ class VringCounter {
   errs = 0;
   pendingKick: bigint | undefined;
   readonly hist: RecordableHistogram = createHistogram({ lowest: 1, highest: 60e9, figures: 3 });
+  /** bucket i counts latencies in [2^i, 2^(i+1)) µs; bucket 0 also holds < 1 µs */
+  readonly buckets: number[] = new Array(40).fill(0);
 }
 
 export class NotificationStats {
@@ -52,6 +56,8 @@ export class NotificationStats {
       if (c.pendingKick !== undefined) {
         const d = ts - c.pendingKick;
         c.hist.record(d > 0n ? d : 1n);
+        const us = Number(d) / 1000;
+        c.buckets[Math.min(c.buckets.length - 1, us < 1 ? 0 : Math.floor(Math.log2(us)))]++;
         c.pendingKick = undefined;
       }
     } else c.errs++;
@@ -73,6 +79,7 @@ export class NotificationStats {
             p999: us(c.hist.percentile(99.9)),
             max: us(c.hist.max),
           };
+          s.histogram = c.buckets.flatMap((count, i) => (count ? [{ fromUs: i === 0 ? 0 : 2 ** i, toUs: 2 ** (i + 1), count }] : []));
         }
         return s;
       });
