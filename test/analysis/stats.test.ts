@@ -22,7 +22,7 @@ describe('stats', () => {
     await rec.close();
     const text = statsText(file).join('\n');
     expect(text).toMatch(/vring 0: kicks 0 \(0\.0\/s\) calls 0 \(0\.0\/s\) errs 1/);
-    expect(text).toMatch(/vring 1: kicks 100 \(100\.0\/s\) calls 100 \(100\.0\/s\) errs 0 kick→call µs p50 20 p90 20 p99 300\.\d+ p99\.9 300\.\d+ max 300\.\d+ \(n=100\)/);
+    expect(text).toMatch(/vring 1: kicks 100 \(100\.0\/s\) calls 100 \(100\.0\/s\) errs 0 kick→call µs p50 20\.\d+ p90 20\.\d+ p99 300\.\d+ p99\.9 300\.\d+ max 300\.\d+ \(n=100\)/);
     expect(text).toMatch(/16µs-32µs \|#{40} 90/);
     expect(text).toMatch(/256µs-512µs \|#{4} 10/);
   });
