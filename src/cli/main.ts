@@ -6,6 +6,7 @@ import { registerDemo } from './demo-command';
 import { registerRecordingCommands } from './recording-commands';
 import { registerCheck } from './check-command';
 import { registerStats } from './stats-command';
+import { registerDiff } from './diff-command';
 
 // `vhostscope show x | head`: a closed pipe ends the output quietly, as for any Unix tool
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -23,6 +24,7 @@ registerDemo(program);
 registerRecordingCommands(program);
 registerCheck(program);
 registerStats(program);
+registerDiff(program);
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`vhostscope: ${err.message}\n`);
   process.exit(2);
