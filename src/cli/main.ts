@@ -7,6 +7,7 @@ import { registerRecordingCommands } from './recording-commands';
 import { registerCheck } from './check-command';
 import { registerStats } from './stats-command';
 import { registerDiff } from './diff-command';
+import { registerExport } from './export-command';
 
 // `vhostscope show x | head`: a closed pipe ends the output quietly, as for any Unix tool
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -25,6 +26,7 @@ registerRecordingCommands(program);
 registerCheck(program);
 registerStats(program);
 registerDiff(program);
+registerExport(program);
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`vhostscope: ${err.message}\n`);
   process.exit(2);
