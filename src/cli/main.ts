@@ -8,6 +8,7 @@ import { registerCheck } from './check-command';
 import { registerStats } from './stats-command';
 import { registerDiff } from './diff-command';
 import { registerExport } from './export-command';
+import { registerReport } from './report-command';
 
 // `vhostscope show x | head`: a closed pipe ends the output quietly, as for any Unix tool
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -27,6 +28,7 @@ registerCheck(program);
 registerStats(program);
 registerDiff(program);
 registerExport(program);
+registerReport(program);
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`vhostscope: ${err.message}\n`);
   process.exit(2);

@@ -1,0 +1,122 @@
+/**
+ * One self-contained HTML report of a recording (no network needed to view it): per session the
+ * handshake as a table, the check findings, a kick→call latency histogram per vring and a
+ * timeline of messages and notifications. Data is embedded as JSON; a small inline script draws
+ * the plots as SVG and marks each one data-rendered="true".
+ */
+import { secs } from '../log/format';
+import { flagsToString, formatPayload, type DeviceType } from '../protocol';
+import type { ProxyEvent } from '../proxy/events';
+import { NotificationStats } from '../proxy/notification-stats';
+import { summarize } from './summary';
+import { checkEvents } from './checker';
+import type { RecordingRecord } from '../recording/records';
+
+const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+interface SessionData {
+  id: number;
+  timeline: { t: number; lane: string; label: string; kind: 'req' | 'reply' | 'kick' | 'call' | 'err' }[];
+  histograms: { vring: number; buckets: { fromUs: number; toUs: number; count: number }[]; p50?: number; p99?: number }[];
+  durationMs: number;
+}
+
+export function renderReport(file: string, records: RecordingRecord[], events: ProxyEvent[], device: DeviceType = 'generic'): string {
+  const sum = summarize(records, device);
+  const findings = checkEvents(events);
+  const h = sum.headers[0];
+  const sessions: string[] = [];
+  const data: SessionData[] = [];
+  for (const s of sum.sessions) {
+    const evs = events.filter((e) => e.session === s.session);
+    const t0 = s.startNs;
+    const ms = (ts: bigint): number => Number(ts - t0) / 1e6;
+    const stats = new NotificationStats(t0);
+    const timeline: SessionData['timeline'] = [];
+    const rows: string[] = [];
+    for (const e of evs) {
+      if (e.type === 'message') {
+        const d = e.decoded;
+        rows.push(
+          `<tr class="${d.reply ? 'reply' : 'req'}${e.findings.length ? ' warn' : ''}"><td>${ms(e.ts).toFixed(3)}</td><td>${e.dir}</td><td>${e.channel}</td><td>${esc(d.name)}</td><td>${esc(flagsToString(d.flags))}</td><td>${d.size}</td><td>${esc(e.fds.map((f) => f.kind).join(' '))}</td><td>${esc(formatPayload(d, device))}</td></tr>`,
+        );
+        timeline.push({ t: ms(e.ts), lane: `${e.channel} ${e.dir}`, label: `${d.name}${d.reply ? ' reply' : ''}`, kind: d.reply ? 'reply' : 'req' });
+      } else if (e.type === 'notification') {
+        stats.record(e.vring, e.kind, e.ts);
+        timeline.push({ t: ms(e.ts), lane: `vring ${e.vring}`, label: `${e.kind} ${e.vring}`, kind: e.kind });
+      }
+    }
+    const end = evs.find((e) => e.type === 'session-end')?.ts ?? evs.at(-1)?.ts ?? t0;
+    const vr = stats.snapshot(end);
+    data.push({ id: s.session, timeline, histograms: vr.filter((v) => v.histogram?.length).map((v) => ({ vring: v.vring, buckets: v.histogram!, p50: v.latencyUs?.p50, p99: v.latencyUs?.p99 })), durationMs: ms(end) });
+    const sf = findings.filter((f) => f.session === s.session);
+    sessions.push(`<section class="session">
+<h2>Session ${s.session}</h2>
+<p>${esc(s.listen)} (pid ${s.peers.listen?.pid ?? '?'} ${esc(s.peers.listen?.exe ?? '')}) ⇄ ${esc(s.connect)} (pid ${s.peers.connect?.pid ?? '?'} ${esc(s.peers.connect?.exe ?? '')})<br>
+duration ${s.durationS?.toFixed(3) ?? '?'} s · messages F&gt;B ${s.messages['F>B']}, B&gt;F ${s.messages['B>F']} · eventfds ${s.interpose ? 'interposed' : 'passed through'}${s.endReason ? ` · end: ${esc(s.endReason)}` : ''}</p>
+<p>protocol features in use: ${esc((s.features.protocolInUse ?? []).join(' | ') || '—')}<br>virtio features acked: ${esc((s.features.acked ?? []).join(' | ') || '—')}</p>
+<h3>Check findings (${sf.length})</h3>
+${sf.length ? `<ul class="findings">${sf.map((f) => `<li class="${f.rule.severity}"><b>${f.rule.id} ${f.rule.name}</b> at ${esc(f.at)}${f.message !== undefined ? ` (#${f.message})` : ''}: ${esc(f.detail)} <i>${esc(f.rule.section)}</i></li>`).join('')}</ul>` : '<p>none</p>'}
+<h3>Timeline</h3>
+<div class="plot timeline" id="timeline-${s.session}"></div>
+<h3>kick→call latency per vring</h3>
+<div class="plot histograms" id="hist-${s.session}"></div>
+<h3>Handshake and messages</h3>
+<table><thead><tr><th>ms</th><th>dir</th><th>channel</th><th>request</th><th>flags</th><th>size</th><th>fds</th><th>payload</th></tr></thead><tbody>
+${rows.join('\n')}
+</tbody></table>
+</section>`);
+  }
+  const json = JSON.stringify(data).replace(/</g, '\\u003c');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>vhostscope report: ${esc(file)}</title>
+<style>
+body{font:13px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;font:12px monospace}td,th{border-bottom:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}
+td:last-child{word-break:break-all;max-width:60em}tr.reply td{color:#555}tr.warn td{background:#fff3cd}
+.findings li.error{color:#a00}.findings li.warning{color:#a60}
+.plot{margin:.5em 0 1em}svg text{font:11px sans-serif}
+</style></head><body>
+<h1>vhostscope report</h1>
+<p>${esc(file)}${h ? ` · captured by vhostscope ${esc(h.host.vhostscope)} on ${esc(h.host.hostname)} (${esc(h.host.kernel)}) at ${esc(new Date(h.host.wallClockMs).toISOString())} · clock ${esc(h.host.clock)} · first record at ${secs(h.host.monotonicNs)}` : ''}</p>
+${sessions.join('\n')}
+<script>
+const DATA = ${json};
+const NS = 'http://www.w3.org/2000/svg';
+function el(name, attrs, parent, text) { const e = document.createElementNS(NS, name); for (const k in attrs) e.setAttribute(k, attrs[k]); if (text !== undefined) e.textContent = text; if (parent) parent.appendChild(e); return e; }
+const COLORS = { req: '#1f77b4', reply: '#7fb3d5', kick: '#2ca02c', call: '#d62728', err: '#ff7f0e' };
+for (const s of DATA) {
+  const lanes = [...new Set(s.timeline.map((x) => x.lane))].sort();
+  const W = 1000, L = 150, H = 24 * lanes.length + 30;
+  const box = document.getElementById('timeline-' + s.id);
+  const svg = el('svg', { width: W, height: H, viewBox: '0 0 ' + W + ' ' + H }, box);
+  const span = Math.max(s.durationMs, 1e-3);
+  lanes.forEach((lane, i) => { el('text', { x: 4, y: 24 * i + 16 }, svg, lane); el('line', { x1: L, x2: W - 10, y1: 24 * i + 12, y2: 24 * i + 12, stroke: '#eee' }, svg); });
+  for (const x of s.timeline) {
+    const cx = L + (x.t / span) * (W - L - 10), cy = 24 * lanes.indexOf(x.lane) + 12;
+    const m = el('rect', { x: cx - 1, y: cy - 8, width: 2.5, height: 16, fill: COLORS[x.kind] }, svg);
+    el('title', {}, m, x.label + ' @ ' + x.t.toFixed(3) + ' ms');
+  }
+  el('text', { x: L, y: H - 6 }, svg, '0 ms'); el('text', { x: W - 80, y: H - 6 }, svg, span.toFixed(1) + ' ms');
+  box.dataset.rendered = 'true';
+  const hb = document.getElementById('hist-' + s.id);
+  if (!s.histograms.length) { hb.textContent = 'no kick→call pairs (eventfds passed through, or the peers poll)'; hb.dataset.rendered = 'true'; }
+  for (const h of s.histograms) {
+    const w = 420, bh = 18, hh = bh * h.buckets.length + 40;
+    const g = el('svg', { width: w, height: hh }, hb);
+    el('text', { x: 4, y: 14 }, g, 'vring ' + h.vring + (h.p50 !== undefined ? ' · p50 ' + h.p50 + ' µs · p99 ' + h.p99 + ' µs' : ''));
+    const max = Math.max(...h.buckets.map((b) => b.count));
+    h.buckets.forEach((b, i) => {
+      const label = b.toUs >= 1000 ? (b.fromUs / 1000) + '-' + (b.toUs / 1000) + ' ms' : b.fromUs + '-' + b.toUs + ' µs';
+      el('text', { x: 4, y: 36 + i * bh }, g, label);
+      el('rect', { x: 130, y: 24 + i * bh, width: Math.max(2, (b.count / max) * (w - 190)), height: bh - 4, fill: '#d62728' }, g);
+      el('text', { x: 136 + (b.count / max) * (w - 190), y: 36 + i * bh }, g, String(b.count));
+    });
+    hb.dataset.rendered = 'true';
+  }
+}
+document.body.dataset.plots = String(document.querySelectorAll('[data-rendered="true"]').length);
+</script>
+</body></html>
+`;
+}
