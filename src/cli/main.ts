@@ -9,6 +9,7 @@ import { registerStats } from './stats-command';
 import { registerDiff } from './diff-command';
 import { registerExport } from './export-command';
 import { registerReport } from './report-command';
+import { registerReplay } from './replay-command';
 
 // `vhostscope show x | head`: a closed pipe ends the output quietly, as for any Unix tool
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -29,6 +30,7 @@ registerStats(program);
 registerDiff(program);
 registerExport(program);
 registerReport(program);
+registerReplay(program);
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`vhostscope: ${err.message}\n`);
   process.exit(2);

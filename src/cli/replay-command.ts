@@ -1,0 +1,85 @@
+/** `vhostscope replay FILE --as frontend|backend`: reproduce a recorded session without the other peer. */
+import type { Command } from 'commander';
+import * as readline from 'node:readline';
+import type { DeviceType } from '../protocol';
+import { Recorder } from '../recording/recorder';
+import { replayAsBackend } from '../replay/backend';
+import { replayAsFrontend, type ReplayResult } from '../replay/frontend';
+import { buildScript, loadRecording, RecordingError } from '../replay/script';
+
+interface ReplayCli {
+  as: 'frontend' | 'backend';
+  connect?: string;
+  listen?: string;
+  session?: string;
+  until?: string;
+  pace: 'original' | 'fast';
+  step?: boolean;
+  strict?: boolean;
+  timeout: string;
+  idleTimeout: string;
+  record?: string;
+  device: DeviceType;
+}
+
+export function reportLines(r: ReplayResult): string[] {
+  const out: string[] = [];
+  for (const d of r.divergences) {
+    out.push(`DIVERGES #${d.index} ${d.request} (${d.kind})`);
+    if (d.recorded !== undefined || d.live !== undefined) out.push(`    recorded: ${d.recorded ?? '-'}`, `    live:     ${d.live ?? '-'}`);
+    for (const f of d.fields) out.push(`    ${f}`);
+  }
+  for (const n of r.notes) out.push(`note: ${n}`);
+  out.push(`${r.divergences.length} divergence(s), ${r.sent} message(s) sent`);
+  return out;
+}
+
+export function registerReplay(program: Command): void {
+  program
+    .command('replay')
+    .description('replay a recording: the frontend side against a live backend, or the backend side to a live frontend')
+    .argument('<file>', 'a recording made with proxy --record')
+    .requiredOption('--as <side>', 'frontend (talk to a live backend) or backend (serve a live frontend)')
+    .option('--connect <path>', 'connect to the live peer here')
+    .option('--listen <path>', 'listen here for the live peer')
+    .option('--session <n>', 'which recorded session (default: the first)')
+    .option('--until <n>', 'as frontend: stop after N requests')
+    .option('--pace <pace>', 'as frontend: original (recorded gaps) or fast', 'fast')
+    .option('--step', 'as frontend: wait for Enter before each request')
+    .option('--strict', 'as backend: stop at the first divergence')
+    .option('--timeout <ms>', 'wait this long for a peer or a reply', '5000')
+    .option('--idle-timeout <ms>', 'as backend: end when the frontend is silent this long', '30000')
+    .option('--record <path>', 'record the new run (default: FILE with .replay.vhsrec)')
+    .option('--device <type>', 'device type for naming device feature bits', 'generic')
+    .action(async (file: string, o: ReplayCli) => {
+      try {
+        const { records, torn } = loadRecording(file);
+        if (torn) process.stderr.write(`warning: ${torn}\n`);
+        const script = buildScript(records, o.session !== undefined ? Number(o.session) : undefined);
+        const recorder = new Recorder(o.record ?? file.replace(/(\.vhsrec)?$/, '.replay.vhsrec'));
+        const emit = recorder.onEvent.bind(recorder);
+        const rl = o.step ? readline.createInterface({ input: process.stdin, output: process.stderr }) : undefined;
+        const common = { ...(o.connect ? { connect: o.connect } : {}), ...(o.listen ? { listen: o.listen } : {}), timeoutMs: Number(o.timeout), device: o.device, emit, log: (l: string) => process.stderr.write(l + '\n') };
+        const r =
+          o.as === 'frontend'
+            ? await replayAsFrontend(script, {
+                ...common,
+                pace: o.pace,
+                ...(o.until !== undefined ? { until: Number(o.until) } : {}),
+                ...(rl ? { beforeStep: (s) => new Promise<void>((res) => rl.question(`#${s.index} ${s.request.decoded.name}? [Enter] `, () => res())) } : {}),
+              })
+            : o.as === 'backend'
+              ? await replayAsBackend(script, { ...common, strict: Boolean(o.strict), idleTimeoutMs: Number(o.idleTimeout) })
+              : (() => {
+                  throw new RecordingError(`--as must be frontend or backend, not ${o.as}`);
+                })();
+        rl?.close();
+        await recorder.close();
+        process.stdout.write(reportLines(r).join('\n') + '\n');
+        process.exitCode = r.divergences.length ? 1 : 0;
+      } catch (err) {
+        process.stderr.write(`vhostscope replay: ${(err as Error).message}\n`);
+        process.exitCode = 2;
+      }
+    });
+}
