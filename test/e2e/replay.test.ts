@@ -10,7 +10,8 @@ import { Peer, waitForSocket } from '../../src/lab/process';
 import { Testpmd } from '../../src/lab/testpmd';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
 import type { MessageEvent } from '../../src/proxy/events';
-import { tmpDir } from '../helpers';
+import { tmpDir, until } from '../helpers';
+import { spawn } from 'node:child_process';
 import { CLI } from './harness/proxy';
 
 const REC = path.resolve(__dirname, '..', '..', 'recordings');
@@ -42,6 +43,39 @@ describe('replay as the frontend', () => {
       // the replay's own recording compares with the same tools
       const msgs = recordingEvents(readRecording(path.join(work, 'replay.vhsrec')).records).filter((e): e is MessageEvent => e.type === 'message');
       expect(msgs.filter((m) => m.dir === 'B>F').map((m) => m.decoded.name)).toContain('GET_CONFIG');
+    } finally {
+      await backend.stop();
+    }
+  }, 90_000);
+
+  it('--step waits for Enter before each request; --pace original keeps the recorded gaps', async () => {
+    const work = tmpDir('replay-step');
+    const sock = path.join(work, 'be.sock');
+    const backend = qsd(work, sock);
+    try {
+      await waitForSocket(sock, 20_000, backend);
+      const child = spawn(process.execPath, [CLI, 'replay', path.join(REC, 'qemu-blk-qsd.vhsrec'), '--as', 'frontend', '--connect', sock, '--step', '--until', '3', '--record', path.join(work, 'r.vhsrec')], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let err = '';
+      let out = '';
+      child.stderr.on('data', (d) => (err += d));
+      child.stdout.on('data', (d) => (out += d));
+      for (let i = 0; i < 3; i++) {
+        await until(() => (err.match(/\[Enter\]/g) ?? []).length === i + 1, 10_000, `prompt ${i + 1}`);
+        child.stdin.write('\n');
+      }
+      await new Promise((r) => child.on('exit', r));
+      expect(err).toMatch(/#0 GET_FEATURES\? \[Enter\][\s\S]*#2 GET_PROTOCOL_FEATURES\? \[Enter\]/);
+      expect(out).toMatch(/0 divergence\(s\), 3 message\(s\) sent/);
+      // original pace: the replayed requests are spread like the recorded ones
+      const r = replay(work, [path.join(REC, 'qemu-blk-qsd.vhsrec'), '--as', 'frontend', '--connect', sock, '--pace', 'original', '--until', '20']);
+      expect(await r.waitExit(60_000)).toBe(0);
+      const span = (file: string, n: number): number => {
+        const reqs = recordingEvents(readRecording(file).records).filter((e): e is MessageEvent => e.type === 'message' && e.dir === 'F>B' && !e.decoded.reply && !e.injected).slice(0, n);
+        return Number(reqs.at(-1)!.ts - reqs[0].ts) / 1e6;
+      };
+      const recorded = span(path.join(REC, 'qemu-blk-qsd.vhsrec'), 20);
+      expect(recorded).toBeGreaterThan(20);
+      expect(span(path.join(work, 'replay.vhsrec'), 20)).toBeGreaterThan(recorded * 0.9);
     } finally {
       await backend.stop();
     }
