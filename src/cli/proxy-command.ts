@@ -31,6 +31,7 @@ export interface ProxyCliOptions {
   record?: string;
   inject: string[];
   check?: boolean;
+  allowUid: string[];
 }
 
 export function registerProxy(program: Command): void {
@@ -53,6 +54,7 @@ export function registerProxy(program: Command): void {
     .option('--relay-nice <n>', 'niceness of the relay thread (negative: ahead of busy peers; needs root)', String(DEFAULT_NICE))
     .option('--relay-cpu <n>', 'pin the relay thread to this CPU (e.g. the CPU of the busy-polling backend, to avoid a cross-CPU wake-up)')
     .option('--inject <spec>', 'send CHANNEL:REQUEST to the frontend MS ms after that channel appears, e.g. backend:CONFIG_CHANGE_MSG@2000 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--allow-uid <uid>', 'only accept peers running as this uid (repeatable; SO_PEERCRED)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--check', 'run the protocol checks live and log every finding (see `vhostscope check --rules`)')
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
     .action((o: ProxyCliOptions) => runProxy(o));
@@ -91,6 +93,7 @@ export function runProxy(o: ProxyCliOptions): void {
     interpose: o.interpose,
     keepFeatures: Boolean(o.keepFeatures),
     relaySpinUs: Number(o.relaySpinUs),
+    ...(o.allowUid.length ? { allowUids: o.allowUid.map(Number) } : {}),
     relayNice: Number(o.relayNice),
     ...(o.relayCpu !== undefined ? { relayCpu: Number(o.relayCpu) } : {}),
     statsIntervalMs: Number(o.statsInterval) * 1000,

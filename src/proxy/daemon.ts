@@ -30,6 +30,8 @@ export interface DaemonOptions {
   relayCpu?: number;
   /** keep HOST_NOTIFIER / INBAND_NOTIFICATIONS offered while interposing */
   keepFeatures?: boolean;
+  /** only peers with these uids may connect to the listening socket (SO_PEERCRED); others are refused */
+  allowUids?: number[];
   /** periodic per-vring stats events (0 or undefined: only at session end) */
   statsIntervalMs?: number;
   /** daemon-level notices (accept errors, connect retries given up) */
@@ -78,6 +80,19 @@ export class ProxyDaemon {
     if (this.stopped) {
       native.close(acceptedFd);
       return;
+    }
+    if (this.opts.allowUids?.length) {
+      let cred: { pid: number; uid: number } | undefined;
+      try {
+        cred = native.peerCred(acceptedFd);
+      } catch {
+        /* no credentials: refused below */
+      }
+      if (!cred || !this.opts.allowUids.includes(cred.uid)) {
+        this.notice('warn', `refused a connection on ${this.opts.listenPath} from ${cred ? `pid ${cred.pid} uid ${cred.uid}` : 'a peer without credentials'}: --allow-uid ${this.opts.allowUids.join(',')}`, cred ? { pid: cred.pid, uid: cred.uid } : {});
+        native.close(acceptedFd);
+        return;
+      }
     }
     const deadline = Date.now() + (this.opts.connectTimeoutMs ?? 30_000);
     let warned = false;

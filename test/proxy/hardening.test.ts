@@ -1,0 +1,93 @@
+/**
+ * Permissions and a full disk: --allow-uid refuses other users' peers; a recording on a disk
+ * that fills up stops at its last whole frame while forwarding goes on.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { native, type Channel } from '../../src/native';
+import { encodeMessage, Request } from '../../src/protocol';
+import { ProxyDaemon } from '../../src/proxy/daemon';
+import type { ProxyEvent } from '../../src/proxy/events';
+import { Recorder } from '../../src/recording/recorder';
+import { readRecording } from '../../src/recording/reader';
+import { openFds, tmpDir, until } from '../helpers';
+
+function echoBackend(sock: string): { close: () => void } {
+  const chans: Channel[] = [];
+  const l = new native.Listener(native.listenUnix(sock, 8, 0o600), (_e, fd) => {
+    if (fd === null) return;
+    const ch: Channel = new native.Channel(fd, 65536, (m) => {
+      if (m.readUInt32LE(0) === Request.GET_CONFIG) ch.send(encodeMessage(Request.GET_CONFIG, 5, m.subarray(12)));
+    }, () => {});
+    ch.start();
+    chans.push(ch);
+  });
+  return { close: () => { l.close(); for (const c of chans) c.close(); } };
+}
+
+describe('permissions', () => {
+  it('--allow-uid refuses a peer of another uid, logs who it was, and leaks nothing', async () => {
+    const dir = tmpDir('uid');
+    const before = openFds();
+    const be = echoBackend(path.join(dir, 'be.sock'));
+    const notices: string[] = [];
+    const events: ProxyEvent[] = [];
+    const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), allowUids: [4242], emit: (e) => events.push(e), notice: (_l, m) => notices.push(m) });
+    d.start();
+    expect(fs.statSync(path.join(dir, 'fe.sock')).mode & 0o777).toBe(0o600);
+    let ended = false;
+    const ch = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => {}, () => (ended = true));
+    ch.start();
+    await until(() => ended, 5000, 'the refusal');
+    ch.close();
+    expect(notices[0]).toMatch(new RegExp(`refused a connection on .*fe\\.sock from pid ${process.pid} uid ${process.getuid!()}: --allow-uid 4242`));
+    expect(events).toEqual([]);
+    d.stop();
+    be.close();
+    expect(openFds()).toBe(before);
+  });
+});
+
+const tmpfs = tmpDir('tmpfs');
+afterAll(() => {
+  try {
+    execFileSync('umount', [tmpfs]);
+  } catch {
+    /* not mounted */
+  }
+});
+
+describe('disk full while recording', () => {
+  it('forwarding goes on; the recording ends at its last whole frame and says why', async () => {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', tmpfs]);
+    const dir = tmpDir('full');
+    const be = echoBackend(path.join(dir, 'be.sock'));
+    const file = path.join(tmpfs, 'r.vhsrec');
+    const errors: string[] = [];
+    const rec = new Recorder(file, { onError: (_f, e) => errors.push(e.message), flushMs: 5 });
+    const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), emit: (e) => rec.onEvent(e) });
+    d.start();
+    let replies = 0;
+    const ch = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => replies++, () => {});
+    ch.start();
+    const cfg = Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]), Buffer.alloc(256, 0x5a)]);
+    for (let i = 0; i < 400; i++) {
+      ch.send(encodeMessage(Request.GET_CONFIG, 1, cfg));
+      await until(() => replies === i + 1, 5000, `reply ${i}`);
+    }
+    expect(replies).toBe(400); // every message still went through
+    await until(() => errors.length > 0, 5000, 'the recording to report the full disk');
+    expect(errors[0]).toMatch(/ENOSPC|no space/i);
+    ch.close();
+    d.stop();
+    await rec.close();
+    be.close();
+    const scan = readRecording(file);
+    expect(scan.torn).toBeUndefined(); // cut back to the last whole frame
+    const msgs = scan.records.filter((r) => r.type === 'message').length;
+    expect(msgs).toBeGreaterThan(10);
+    expect(msgs).toBeLessThan(800);
+  });
+});
