@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/channel.cc",
+        "native/framing.cc",
         "native/listener.cc",
         "native/sys.cc",
         "native/fdinfo.cc",

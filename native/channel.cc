@@ -9,6 +9,7 @@
 // The channel decides nothing: it reports messages, EOF and errors to JS and stops
 // reading after any end; JS decides whether to close.
 #include "common.h"
+#include "framing.h"
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -19,8 +20,6 @@
 namespace vhs {
 namespace {
 
-constexpr size_t kHeaderSize = 12;
-constexpr size_t kMaxFdsPerRecv = 64;        // >= 32 as the protocol's largest users need
 constexpr int kMaxMessagesPerWakeup = 256;   // fairness between channels on one loop
 
 struct PendingWrite {
@@ -50,9 +49,9 @@ class Channel : public Napi::ObjectWrap<Channel> {
   // The channel owns fd from now on.
   Channel(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<Channel>(info),
+        reader_(info[1].As<Napi::Number>().Uint32Value()),
         ctx_(info.Env(), "vhostscope:Channel") {
     fd_ = info[0].As<Napi::Number>().Int32Value();
-    max_payload_ = info[1].As<Napi::Number>().Uint32Value();
     on_message_ = Napi::Persistent(info[2].As<Napi::Function>());
     on_end_ = Napi::Persistent(info[3].As<Napi::Function>());
     poll_ = new uv_poll_t;
@@ -131,7 +130,7 @@ class Channel : public Napi::ObjectWrap<Channel> {
       uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
       poll_ = nullptr;
     }
-    CloseAll(rx_fds_);
+    reader_.CloseHeldFds();
     for (auto& w : queue_) CloseAll(w.fds);
     queue_.clear();
     queued_bytes_ = 0;
@@ -214,81 +213,28 @@ class Channel : public Napi::ObjectWrap<Channel> {
   }
 
   void ReadSome() {
-    for (int count = 0; count < kMaxMessagesPerWakeup && reading_ && !ended_ && !closed_; ) {
-      uint8_t* dst;
-      size_t want;
-      if (hdr_got_ < kHeaderSize) {
-        dst = header_ + hdr_got_;
-        want = kHeaderSize - hdr_got_;
-      } else {
-        dst = payload_.data() + payload_got_;
-        want = payload_.size() - payload_got_;
+    for (int count = 0; count < kMaxMessagesPerWakeup && reading_ && !ended_ && !closed_; count++) {
+      FrameReader::Step step = reader_.ReadOne(fd_);
+      if (step == FrameReader::Step::kAgain) return;
+      if (step == FrameReader::Step::kEnd) {
+        End(reader_.end_code(), reader_.end_errno(), reader_.end_message());
+        return;
       }
-      if (want > 0) {
-        iovec iov{dst, want};
-        alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxFdsPerRecv)];
-        msghdr msg{};
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf;
-        msg.msg_controllen = sizeof(cbuf);
-        ssize_t n = recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-          End("EREAD", errno, "recvmsg failed");
-          return;
-        }
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-          if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-            size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            int* p = reinterpret_cast<int*>(CMSG_DATA(c));
-            for (size_t i = 0; i < nfds; i++) rx_fds_.push_back(p[i]);
-          }
-        }
-        if (msg.msg_flags & MSG_CTRUNC) {
-          End("CTRUNC", 0, "control data truncated: more fds than the receive buffer holds, the kernel closed the rest");
-          return;
-        }
-        if (n == 0) {
-          if (hdr_got_ == 0 && rx_fds_.empty()) End(nullptr, 0, nullptr);
-          else End("EOF_MID_MESSAGE", 0, "peer closed in the middle of a message");
-          return;
-        }
-        if (hdr_got_ < kHeaderSize) {
-          hdr_got_ += n;
-          if (hdr_got_ < kHeaderSize) continue;
-          uint32_t size;
-          memcpy(&size, header_ + 8, 4);
-          if (size > max_payload_) {
-            End("OVERSIZE", 0, "payload size in header exceeds the limit");
-            return;
-          }
-          payload_.assign(size, 0);
-          payload_got_ = 0;
-        } else {
-          payload_got_ += n;
-        }
-      }
-      if (hdr_got_ == kHeaderSize && payload_got_ == payload_.size()) {
-        Deliver();
-        count++;
-      }
+      Deliver();
     }
   }
 
   void Deliver() {
     Napi::Env env = Env();
     uint64_t ts = MonotonicNs();
-    Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(env, kHeaderSize + payload_.size());
-    memcpy(buf.Data(), header_, kHeaderSize);
-    if (!payload_.empty()) memcpy(buf.Data() + kHeaderSize, payload_.data(), payload_.size());
-    Napi::Array fds = Napi::Array::New(env, rx_fds_.size());
-    for (size_t i = 0; i < rx_fds_.size(); i++) fds.Set(static_cast<uint32_t>(i), Napi::Number::New(env, rx_fds_[i]));
-    rx_fds_.clear();  // ownership passes to JS
-    hdr_got_ = 0;
-    payload_.clear();
-    payload_got_ = 0;
+    const std::vector<uint8_t>& payload = reader_.payload();
+    Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(env, kHeaderSize + payload.size());
+    memcpy(buf.Data(), reader_.header(), kHeaderSize);
+    if (!payload.empty()) memcpy(buf.Data() + kHeaderSize, payload.data(), payload.size());
+    std::vector<int> rx = reader_.TakeFds();  // ownership passes to JS
+    Napi::Array fds = Napi::Array::New(env, rx.size());
+    for (size_t i = 0; i < rx.size(); i++) fds.Set(static_cast<uint32_t>(i), Napi::Number::New(env, rx[i]));
+    reader_.Reset();
     CallJs(env, on_message_, ctx_, {buf, fds, Napi::BigInt::New(env, ts)});
   }
 
@@ -298,7 +244,7 @@ class Channel : public Napi::ObjectWrap<Channel> {
     ended_ = true;
     reading_ = false;
     Napi::Env env = Env();
-    CloseAll(rx_fds_);  // fds of a message that will never be complete
+    reader_.CloseHeldFds();  // fds of a message that will never be complete
     if (!closed_) UpdatePoll();
     if (code == nullptr) {
       CallJs(env, on_end_, ctx_, {env.Null()});
@@ -310,24 +256,19 @@ class Channel : public Napi::ObjectWrap<Channel> {
     std::string msg = message;
     if (err) msg += std::string(": ") + strerror(err);
     e.Set("message", Napi::String::New(env, msg));
-    e.Set("header", Napi::Buffer<uint8_t>::Copy(env, header_, hdr_got_));
-    e.Set("payloadReceived", Napi::Number::New(env, static_cast<double>(payload_got_)));
-    e.Set("payloadExpected", Napi::Number::New(env, static_cast<double>(hdr_got_ == kHeaderSize ? payload_.size() : 0)));
+    e.Set("header", Napi::Buffer<uint8_t>::Copy(env, reader_.header(), reader_.header_got()));
+    e.Set("payloadReceived", Napi::Number::New(env, static_cast<double>(reader_.payload_got())));
+    e.Set("payloadExpected", Napi::Number::New(env, static_cast<double>(reader_.payload_expected())));
     CallJs(env, on_end_, ctx_, {e});
   }
 
+  FrameReader reader_;
   int fd_ = -1;
-  uint32_t max_payload_ = 0;
   uv_poll_t* poll_ = nullptr;
   bool reading_ = false;
   bool ended_ = false;
   bool closed_ = false;
   bool self_ref_ = false;
-  uint8_t header_[kHeaderSize];
-  size_t hdr_got_ = 0;
-  std::vector<uint8_t> payload_;
-  size_t payload_got_ = 0;
-  std::vector<int> rx_fds_;
   std::deque<PendingWrite> queue_;
   size_t queued_bytes_ = 0;
   Napi::FunctionReference on_message_;

@@ -11,4 +11,4 @@ apt-get install -y -q \
     python3 make g++ cpio gzip coreutils util-linux \
     qemu-system-x86 qemu-utils linux-image-amd64 busybox-static \
     dpdk dpdk-dev librte-net-vhost23 librte-net-virtio23 \
-    tshark chromium fonts-dejavu-core
+    tshark chromium fonts-dejavu-core clang-14 libclang-rt-14-dev

@@ -38,9 +38,9 @@ export function changedFields(a: MessageEvent, b: MessageEvent, device: DeviceTy
   const out: string[] = [];
   const pa = a.decoded.payload as Record<string, unknown>;
   const pb = b.decoded.payload as Record<string, unknown>;
-  if (a.decoded.layout === 'features' && pa.features !== pb.features)
+  if (a.decoded.layout === 'features' && b.decoded.layout === 'features' && pa.features !== pb.features)
     return [`features: ${bitsDiff(pa.features as bigint, pb.features as bigint, (v) => virtioFeatureNames(v, device))}`];
-  if (a.decoded.layout === 'protocolFeatures' && pa.protocolFeatures !== pb.protocolFeatures)
+  if (a.decoded.layout === 'protocolFeatures' && b.decoded.layout === 'protocolFeatures' && pa.protocolFeatures !== pb.protocolFeatures)
     return [`protocol features: ${bitsDiff(pa.protocolFeatures as bigint, pb.protocolFeatures as bigint, protocolFeatureNames)}`];
   if (a.decoded.flags !== b.decoded.flags) out.push(`flags: 0x${a.decoded.flags.toString(16)} -> 0x${b.decoded.flags.toString(16)}`);
   if (a.decoded.size !== b.decoded.size) out.push(`size: ${a.decoded.size} -> ${b.decoded.size}`);

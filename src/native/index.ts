@@ -4,7 +4,8 @@ import type { NativeAddon } from './contract';
 export type * from './contract';
 
 function load(): NativeAddon {
-  const file = path.resolve(__dirname, '..', '..', 'build', 'Release', 'vhostscope_native.node');
+  // VHOSTSCOPE_ADDON: another build of the addon (bench/asan.sh loads an AddressSanitizer build)
+  const file = process.env.VHOSTSCOPE_ADDON ?? path.resolve(__dirname, '..', '..', 'build', 'Release', 'vhostscope_native.node');
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require(file) as NativeAddon;

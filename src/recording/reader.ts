@@ -30,13 +30,28 @@ export function readRecording(file: string): FrameScan {
 export function recordingEvents(records: RecordingRecord[], opts: { notifications?: boolean } = {}): ProxyEvent[] {
   const out: ProxyEvent[] = [];
   const negotiations = new Map<number, Negotiation>();
-  for (const r of records) {
+  for (const [frame, r] of records.entries()) {
+    try {
+      addRecord(r);
+    } catch (err) {
+      throw new Error(`frame ${frame} (${typeof r?.type === 'string' ? r.type : 'no type'}): not a valid record: ${(err as Error).message}`);
+    }
+  }
+  // notifications were drained in batches: put everything in time order (stable for equal ts)
+  return out.map((e, i) => ({ e, i })).sort((a, b) => (a.e.ts < b.e.ts ? -1 : a.e.ts > b.e.ts ? 1 : a.i - b.i)).map((x) => x.e);
+
+  function addRecord(r: RecordingRecord): void {
     switch (r.type) {
       case 'session-start':
+        if (typeof r.ts !== 'bigint' || typeof r.session !== 'number') throw new Error('ts or session missing');
         negotiations.set(r.session, newNegotiation());
         out.push({ type: 'session-start', ts: r.ts, session: r.session, listenPath: r.listen, connectPath: r.connect, frontend: r.frontend as 'auto', interpose: r.interpose, peers: r.peers });
         break;
       case 'message': {
+        if (!Buffer.isBuffer(r.raw) || r.raw.length < HEADER_SIZE) throw new Error('raw is not a message');
+        if (r.forwarded !== undefined && (!Buffer.isBuffer(r.forwarded) || r.forwarded.length < HEADER_SIZE)) throw new Error('forwarded is not a message');
+        if (typeof r.ts !== 'bigint' || typeof r.session !== 'number' || !Array.isArray(r.fds) || !['main', 'backend', 'gpu'].includes(r.channel) || (r.dir !== 'F>B' && r.dir !== 'B>F'))
+          throw new Error('ts, session, channel, direction or fds missing');
         const forwarded = r.forwarded ?? r.raw;
         const h = parseHeader(forwarded);
         const n = negotiations.get(r.session) ?? newNegotiation();
@@ -65,15 +80,16 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
         break;
       }
       case 'notify':
+        if (typeof r.ts0 !== 'bigint' || !Array.isArray(r.dt) || !Array.isArray(r.vk) || !Array.isArray(r.c) || r.dt.length !== r.vk.length || r.dt.length !== r.c.length || !r.dt.every((x) => Number.isInteger(x) && x >= 0))
+          throw new Error('notification columns malformed');
         if (opts.notifications) for (const e of unpackBatch(r)) out.push({ type: 'notification', ...e });
         break;
       case 'session-end':
+        if (typeof r.ts !== 'bigint' || typeof r.session !== 'number' || typeof r.messages !== 'object' || r.messages === null) throw new Error('ts, session or counts missing');
         out.push({ type: 'session-end', ts: r.ts, session: r.session, reason: r.reason, ...(r.by ? { by: r.by as 'proxy' } : {}), messages: r.messages, fdsForwarded: r.fdsForwarded, vrings: r.vrings, relayPairs: r.relayPairs });
         break;
       default:
         break;
     }
   }
-  // notifications were drained in batches: put everything in time order (stable for equal ts)
-  return out.map((e, i) => ({ e, i })).sort((a, b) => (a.e.ts < b.e.ts ? -1 : a.e.ts > b.e.ts ? 1 : a.i - b.i)).map((x) => x.e);
 }
