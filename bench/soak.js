@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+/**
+ * Soak: `vhostscope proxy --record` (its own process) with N concurrent sessions between
+ * synthetic peers that do a real handshake (memfd memory table, interposed kick/call eventfds)
+ * and then flood notifications and request/reply messages for the whole run. Every 10 s it prints
+ * the daemon's fd count and RSS; at the end it checks that fd count and RSS stayed flat, that
+ * every message reached the other side and the recording, and that every session's relay pairs
+ * saw the same counts on both sides.
+ *   node bench/soak.js [seconds=600] [sessions=64]
+ */
+'use strict';
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { native } = require('../dist/native');
+const { encodeMessage, Request } = require('../dist/protocol');
+const { Peer, waitForSocket, sleep } = require('../dist/lab/process');
+const { readRecording } = require('../dist/recording/reader');
+
+const SECONDS = Number(process.argv[2] ?? 600);
+const N = Number(process.argv[3] ?? 64);
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhs-soak-'));
+const fe = path.join(dir, 'fe.sock');
+const be = path.join(dir, 'be.sock');
+const rec = path.join(dir, 'soak.vhsrec');
+const u64 = (v) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); return b; };
+
+// the synthetic backend: answers what needs an answer, keeps the eventfds it gets
+const backendFds = [];
+let backendGot = 0;
+const beListener = new native.Listener(native.listenUnix(be, 128, 0o600), (_e, fd) => {
+  if (fd === null) return;
+  const ch = new native.Channel(fd, 65536, (m, fds) => {
+    backendGot++;
+    const code = m.readUInt32LE(0);
+    for (const f of fds) backendFds.push(f);
+    if (code === Request.GET_FEATURES) ch.send(encodeMessage(code, 5, u64((1n << 30n) | (1n << 32n))));
+    else if (code === Request.GET_PROTOCOL_FEATURES) ch.send(encodeMessage(code, 5, u64(1n << 3n)));
+    else if ((m.readUInt32LE(4) & 8) !== 0) ch.send(encodeMessage(code, 5, u64(0)));
+  }, () => {});
+  ch.start();
+});
+
+function fdCount(pid) { try { return fs.readdirSync(`/proc/${pid}/fd`).length; } catch { return -1; } }
+function rssMb(pid) { try { return Number(fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]) / 1024; } catch { return -1; } }
+
+(async () => {
+  const proxy = new Peer(process.execPath, [path.resolve(__dirname, '..', 'dist', 'cli', 'main.js'), 'proxy', '--listen', fe, '--connect', be, '--json', '--record', rec, '--stats-interval', '0'], { name: 'proxy', logFile: path.join(dir, 'proxy.log'), timeoutMs: (SECONDS + 120) * 1000 });
+  await waitForSocket(fe, 20000, proxy);
+  const sessions = [];
+  for (let i = 0; i < N; i++) {
+    let replies = 0;
+    const ch = new native.Channel(native.connectUnix(fe), 65536, () => replies++, () => {});
+    ch.start();
+    const kicks = [], calls = [];
+    ch.send(encodeMessage(Request.GET_FEATURES, 1));
+    ch.send(encodeMessage(Request.GET_PROTOCOL_FEATURES, 1));
+    ch.send(encodeMessage(Request.SET_PROTOCOL_FEATURES, 1, u64(1n << 3n)));
+    const mem = Buffer.concat([Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]), u64(0), u64(1 << 20), u64(0x7f0000000000n), u64(0)]);
+    ch.send(encodeMessage(Request.SET_MEM_TABLE, 9, mem), [native.memfdCreate('soak', 1 << 20)]);
+    for (let v = 0; v < 2; v++) {
+      const k = native.eventfd(0); kicks.push(native.dup(k));
+      ch.send(encodeMessage(Request.SET_VRING_KICK, 1, u64(v)), [k]);
+      const c = native.eventfd(0); calls.push(native.dup(c));
+      ch.send(encodeMessage(Request.SET_VRING_CALL, 1, u64(v)), [c]);
+      ch.send(encodeMessage(Request.SET_VRING_ENABLE, 1, Buffer.from([v, 0, 0, 0, 1, 0, 0, 0])));
+    }
+    sessions.push({ ch, kicks, calls, replies: () => replies, sent: 3 + 1 + 6, expectedReplies: 3 });
+  }
+  await sleep(2000);
+  const samples = [];
+  const t0 = Date.now();
+  let kicksSent = 0, ticks = 0;
+  while (Date.now() - t0 < SECONDS * 1000) {
+    // flood: each session kicks both vrings and sends a GET_FEATURES round trip, 100 times a second
+    for (const s of sessions) {
+      for (const k of s.kicks) { native.eventfdWrite(k, 1); kicksSent++; }
+      s.ch.send(encodeMessage(Request.GET_FEATURES, 1));
+      s.sent++;
+      s.expectedReplies++;
+    }
+    ticks++;
+    if (ticks % 1000 === 0) {
+      const s = { t: Math.round((Date.now() - t0) / 1000), fds: fdCount(proxy.pid), rss: rssMb(proxy.pid) };
+      samples.push(s);
+      console.log(`t=${s.t}s daemon fds=${s.fds} rss=${s.rss.toFixed(1)} MiB, kicks sent ${kicksSent}, backend got ${backendGot} messages`);
+    }
+    await sleep(10);
+  }
+  await sleep(2000);
+  const replies = sessions.reduce((n, s) => n + s.replies(), 0);
+  const expected = sessions.reduce((n, s) => n + s.expectedReplies, 0);
+  const sent = sessions.reduce((n, s) => n + s.sent, 0);
+  for (const s of sessions) s.ch.close();
+  await sleep(1000);
+  proxy.kill('SIGTERM');
+  await proxy.waitExit(30000);
+  const scan = readRecording(rec);
+  const msgs = scan.records.filter((r) => r.type === 'message').length;
+  const ends = scan.records.filter((r) => r.type === 'session-end');
+  const pairsOk = ends.every((e) => e.relayPairs.every((p) => p.read === p.written));
+  const kicksRelayed = ends.reduce((n, e) => n + e.relayPairs.filter((p) => p.kind === 'kick').reduce((m, p) => m + p.written, 0), 0);
+  const notifRecorded = scan.records.filter((r) => r.type === 'notify').reduce((n, r) => n + r.dt.length, 0);
+  const dropped = ends.reduce((n, e) => n + e.droppedNotifications, 0);
+  const half = samples.slice(Math.floor(samples.length / 2));
+  console.log(`--- ${N} sessions, ${SECONDS} s`);
+  console.log(`daemon fds: first ${samples[0]?.fds}, last ${samples.at(-1)?.fds}, second half min ${Math.min(...half.map((s) => s.fds))} max ${Math.max(...half.map((s) => s.fds))}`);
+  console.log(`daemon RSS: first ${samples[0]?.rss.toFixed(1)} MiB, second half min ${Math.min(...half.map((s) => s.rss)).toFixed(1)} max ${Math.max(...half.map((s) => s.rss)).toFixed(1)} MiB, last ${samples.at(-1)?.rss.toFixed(1)} MiB`);
+  console.log(`messages: sent ${sent} + replies expected ${expected}; frontends got ${replies} replies; backend got ${backendGot}; recording holds ${msgs} messages (${sent + expected} expected), torn: ${scan.torn ? scan.torn.reason : 'no'}`);
+  console.log(`kicks: written ${kicksSent}, relayed (sum of counts) ${kicksRelayed}; notification events recorded ${notifRecorded}, dropped ${dropped}; relay pairs read == written in every session: ${pairsOk}`);
+  const ok = replies === expected && backendGot === sent && msgs === sent + expected && !scan.torn && pairsOk && kicksRelayed === kicksSent && ends.length === N;
+  console.log(ok ? 'SOAK OK' : 'SOAK FAILED');
+  beListener.close();
+  for (const f of backendFds) native.close(f);
+  process.exit(ok ? 0 : 1);
+})().catch((e) => { console.error(e); process.exit(1); });
