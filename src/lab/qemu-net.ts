@@ -24,7 +24,8 @@ export interface QemuPingResult {
   replied: number;
 }
 
-const CLI = path.resolve(__dirname, '..', 'cli', 'main.js');
+// the built CLI, from src/lab (tests) as from dist/lab (benchmarks)
+const CLI = path.resolve(__dirname, '..', '..', 'dist', 'cli', 'main.js');
 
 export async function runQemuPing(o: QemuPingOptions): Promise<QemuPingResult> {
   fs.mkdirSync(o.workDir, { recursive: true });

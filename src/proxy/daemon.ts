@@ -59,6 +59,7 @@ export class ProxyDaemon {
 
   start(): void {
     const fd = listenOn(this.opts.listenPath, this.opts.socketMode ?? 0o600);
+    this.relay?.start();
     this.listener = new native.Listener(fd, (err, conn) => {
       if (err) {
         this.notice('error', `accept failed: ${err.message}`);

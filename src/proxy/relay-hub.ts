@@ -41,6 +41,11 @@ export class RelayHub {
     private readonly cpu = -1,
   ) {}
 
+  /** Starts the relay thread now rather than with the first pair (a daemon's fds stay constant). */
+  start(): void {
+    this.ensure();
+  }
+
   private ensure(): Relay {
     if (!this.relay) {
       this.relay = new native.Relay(1 << 16, this.spinUs * 1000, this.nice, this.cpu);
