@@ -91,3 +91,28 @@ describe('disk full while recording', () => {
     expect(msgs).toBeLessThan(800);
   });
 });
+
+describe('the listening socket path', () => {
+  it('replaces a stale socket, refuses one in use, a regular file and a symlink', async () => {
+    const { listenOn } = await import('../../src/proxy/socket-path');
+    const dir = tmpDir('sockpath');
+    const p = path.join(dir, 'l.sock');
+    // stale: a socket file nobody listens on any more
+    const stale = native.listenUnix(p, 1, 0o600);
+    native.close(stale);
+    const fd = listenOn(p, 0o600);
+    expect(fs.statSync(p).isSocket()).toBe(true);
+    // in use
+    expect(() => listenOn(p, 0o600)).toThrow(/is in use: something is listening on it/);
+    native.close(fd);
+    // a regular file and a symlink (even to a stale socket) are never touched
+    const file = path.join(dir, 'file');
+    fs.writeFileSync(file, 'keep me');
+    expect(() => listenOn(file, 0o600)).toThrow(/exists and is not a socket; refusing to replace it/);
+    expect(fs.readFileSync(file, 'utf8')).toBe('keep me');
+    const link = path.join(dir, 'link.sock');
+    fs.symlinkSync(p, link);
+    expect(() => listenOn(link, 0o600)).toThrow(/not a socket/);
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+  });
+});
