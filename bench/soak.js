@@ -6,7 +6,9 @@
  * the daemon's fd count and RSS; at the end it checks that fd count and RSS stayed flat, that
  * every message reached the other side and the recording, and that every session's relay pairs
  * saw the same counts on both sides.
- *   node bench/soak.js [seconds=600] [sessions=64]
+ * With --real, one of the sessions is a real DPDK pair (testpmd virtio-user txonly through the
+ * daemon to testpmd vhost) carrying traffic for the whole run; its packet counts must match.
+ *   node bench/soak.js [seconds=600] [sessions=64] [--real]
  */
 'use strict';
 const fs = require('node:fs');
@@ -17,20 +19,34 @@ const { encodeMessage, Request } = require('../dist/protocol');
 const { Peer, waitForSocket, sleep } = require('../dist/lab/process');
 const { readRecording } = require('../dist/recording/reader');
 
-const SECONDS = Number(process.argv[2] ?? 600);
-const N = Number(process.argv[3] ?? 64);
+const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const REAL = process.argv.includes('--real');
+const SECONDS = Number(args[0] ?? 600);
+const N = Number(args[1] ?? 64) - (REAL ? 1 : 0);
+const { Testpmd } = require('../dist/lab/testpmd');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhs-soak-'));
 const fe = path.join(dir, 'fe.sock');
 const be = path.join(dir, 'be.sock');
 const rec = path.join(dir, 'soak.vhsrec');
 const u64 = (v) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); return b; };
 
-// the synthetic backend: answers what needs an answer, keeps the eventfds it gets
+// the synthetic backend: answers what needs an answer, keeps the eventfds it gets. A connection
+// that opens with SET_OWNER is the real DPDK frontend: it is spliced to the real testpmd backend.
 const backendFds = [];
 let backendGot = 0;
+const realBe = path.join(dir, 'real-be.sock');
+function splice(fromCh, first, firstFds) {
+  const to = new native.Channel(native.connectUnix(realBe), 65536, (m, fds) => fromCh.send(m, fds), () => fromCh.close());
+  to.start();
+  to.send(first, firstFds);
+  return to;
+}
 const beListener = new native.Listener(native.listenUnix(be, 128, 0o600), (_e, fd) => {
   if (fd === null) return;
+  let real;
   const ch = new native.Channel(fd, 65536, (m, fds) => {
+    if (real) return real.send(m, fds);
+    if (m.readUInt32LE(0) === Request.SET_OWNER) { real = splice(ch, m, fds); return; }
     backendGot++;
     const code = m.readUInt32LE(0);
     for (const f of fds) backendFds.push(f);
@@ -47,6 +63,18 @@ function rssMb(pid) { try { return Number(fs.readFileSync(`/proc/${pid}/status`,
 (async () => {
   const proxy = new Peer(process.execPath, [path.resolve(__dirname, '..', 'dist', 'cli', 'main.js'), 'proxy', '--listen', fe, '--connect', be, '--json', '--record', rec, '--stats-interval', '0'], { name: 'proxy', logFile: path.join(dir, 'proxy.log'), timeoutMs: (SECONDS + 120) * 1000 });
   await waitForSocket(fe, 20000, proxy);
+  let realPair;
+  if (REAL) {
+    const beTp = new Testpmd({ name: 'real-be', workDir: dir, mainLcore: 0, forwardMode: 'rxonly', vdev: `net_vhost0,iface=${realBe},queues=1`, timeoutMs: (SECONDS + 120) * 1000 });
+    await beTp.peer.waitForLog(/binding succeeded/, 30000);
+    const feTp = new Testpmd({ name: 'real-fe', workDir: dir, mainLcore: 1, forwardMode: 'txonly', vdev: `net_virtio_user0,path=${fe},queues=1`, timeoutMs: (SECONDS + 120) * 1000 });
+    await beTp.peer.waitForLog(/virtio is now ready for processing/, 60000);
+    await feTp.peer.waitForLog(/testpmd> /, 60000);
+    await beTp.start();
+    await feTp.start();
+    realPair = { beTp, feTp };
+    console.log('real DPDK pair: traffic flowing through the daemon');
+  }
   const sessions = [];
   for (let i = 0; i < N; i++) {
     let replies = 0;
@@ -87,6 +115,16 @@ function rssMb(pid) { try { return Number(fs.readFileSync(`/proc/${pid}/status`,
     }
     await sleep(10);
   }
+  let realOk = true;
+  if (realPair) {
+    const f = await realPair.feTp.stopForwarding();
+    await sleep(1000);
+    const b = await realPair.beTp.stopForwarding();
+    realOk = b.rx === f.tx && f.tx > 1000000;
+    console.log(`real DPDK pair: frontend sent ${f.tx}, backend received ${b.rx} packets: ${realOk ? 'all crossed' : 'MISMATCH'}`);
+    await realPair.feTp.quit();
+    await realPair.beTp.quit();
+  }
   await sleep(2000);
   const replies = sessions.reduce((n, s) => n + s.replies(), 0);
   const expected = sessions.reduce((n, s) => n + s.expectedReplies, 0);
@@ -108,7 +146,13 @@ function rssMb(pid) { try { return Number(fs.readFileSync(`/proc/${pid}/status`,
   console.log(`daemon RSS: first ${samples[0]?.rss.toFixed(1)} MiB, second half min ${Math.min(...half.map((s) => s.rss)).toFixed(1)} max ${Math.max(...half.map((s) => s.rss)).toFixed(1)} MiB, last ${samples.at(-1)?.rss.toFixed(1)} MiB`);
   console.log(`messages: sent ${sent} + replies expected ${expected}; frontends got ${replies} replies; backend got ${backendGot}; recording holds ${msgs} messages (${sent + expected} expected), torn: ${scan.torn ? scan.torn.reason : 'no'}`);
   console.log(`kicks: written ${kicksSent}, relayed (sum of counts) ${kicksRelayed}; notification events recorded ${notifRecorded}, dropped ${dropped}; relay pairs read == written in every session: ${pairsOk}`);
-  const ok = replies === expected && backendGot === sent && msgs === sent + expected && !scan.torn && pairsOk && kicksRelayed === kicksSent && ends.length === N;
+  // the real pair's own messages and kicks are in the recording too: count the synthetic ones
+  const firstCode = (id) => scan.records.find((r) => r.type === 'message' && r.session === id)?.raw.readUInt32LE(0);
+  const synthetic = new Set(ends.filter((e) => firstCode(e.session) === Request.GET_FEATURES).map((e) => e.session));
+  const synthMsgs = scan.records.filter((r) => r.type === 'message' && synthetic.has(r.session)).length;
+  const synthKicks = ends.filter((e) => synthetic.has(e.session)).reduce((n, e) => n + e.relayPairs.filter((p) => p.kind === 'kick').reduce((m, p) => m + p.written, 0), 0);
+  console.log(`synthetic sessions: ${synthetic.size}, their recorded messages ${synthMsgs}, their relayed kicks ${synthKicks}`);
+  const ok = realOk && replies === expected && backendGot === sent && synthMsgs === sent + expected && !scan.torn && pairsOk && synthKicks === kicksSent && ends.length === N + (REAL ? 1 : 0);
   console.log(ok ? 'SOAK OK' : 'SOAK FAILED');
   beListener.close();
   for (const f of backendFds) native.close(f);
