@@ -1,0 +1,42 @@
+/** `vhostscope proxy --check`: findings are logged live, with the rule id and the message. */
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Peer, waitForSocket } from '../../src/lab/process';
+import { native, type Channel } from '../../src/native';
+import { encodeMessage, Request } from '../../src/protocol';
+import { tmpDir, until } from '../helpers';
+
+const CLI = path.resolve(__dirname, '..', '..', 'dist', 'cli', 'main.js');
+
+describe('proxy --check', () => {
+  it('logs a finding as the bad reply passes', async () => {
+    const dir = tmpDir('cli-check');
+    const fe = path.join(dir, 'fe.sock');
+    const be = path.join(dir, 'be.sock');
+    const conns: Channel[] = [];
+    const backend = new native.Listener(native.listenUnix(be, 4, 0o600), (_e, fd) => {
+      if (fd === null) return;
+      // replies with NEED_REPLY set: QEMU would drop the connection (VU001)
+      const ch: Channel = new native.Channel(fd, 65536, () => ch.send(encodeMessage(Request.GET_FEATURES, 0xd, Buffer.alloc(8))), () => {});
+      ch.start();
+      conns.push(ch);
+    });
+    const p = new Peer(process.execPath, [CLI, 'proxy', '--listen', fe, '--connect', be, '--json', '--check'], { name: 'proxy', logFile: path.join(dir, 'proxy.log') });
+    try {
+      await waitForSocket(fe, 20_000, p);
+      let got = 0;
+      const ch = new native.Channel(native.connectUnix(fe), 65536, () => got++, () => {});
+      ch.start();
+      ch.send(encodeMessage(Request.GET_FEATURES, 1));
+      await until(() => got === 1);
+      await until(() => p.log().includes('"event":"finding"'), 5000, 'the finding');
+      const finding = p.log().split('\n').filter((l) => l.includes('"event":"finding"')).map((l) => JSON.parse(l))[0];
+      expect(finding).toMatchObject({ id: 'VU001', rule: 'reply-flags', severity: 'error', at: 'B>F GET_FEATURES reply' });
+      ch.close();
+    } finally {
+      await p.stop();
+      backend.close();
+      for (const c of conns) c.close();
+    }
+  });
+});
