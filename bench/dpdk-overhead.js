@@ -11,12 +11,11 @@ const path = require('node:path');
 const os = require('node:os');
 const fs = require('node:fs');
 const { runDpdkScenario } = require('../dist/lab/dpdk-scenario');
-const { Peer, waitForSocket } = require('../dist/lab/process');
+const { startProxy } = require('../dist/lab/proxy-process');
 
 const runs = Number(process.argv[2] ?? 5);
 const seconds = Number(process.argv[3] ?? 3);
 const mode = process.argv[4] ?? 'txonly';
-const cli = path.resolve(__dirname, '..', 'dist', 'cli', 'main.js');
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
 async function once(proxied, i) {
@@ -26,8 +25,7 @@ async function once(proxied, i) {
     const r = await runDpdkScenario({
       workDir: work, mode, durationS: seconds,
       proxy: proxied ? async (listen, connect) => {
-        proxy = new Peer(process.execPath, [cli, 'proxy', '--listen', listen, '--connect', connect, '--json'], { name: 'proxy', logFile: path.join(work, 'proxy.log') });
-        await waitForSocket(listen, 20000, proxy);
+        proxy = await startProxy({ listen, connect, logFile: path.join(work, 'proxy.log') });
       } : undefined,
     });
     if (r.problems.length) throw new Error(r.problems.join('; '));

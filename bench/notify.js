@@ -17,7 +17,7 @@ const { native } = require('../dist/native');
 const { RelayHub } = require('../dist/proxy/relay-hub');
 const { runQemuPing } = require('../dist/lab/qemu-net');
 const { runDpdkScenario } = require('../dist/lab/dpdk-scenario');
-const { Peer, waitForSocket } = require('../dist/lab/process');
+const { startProxy } = require('../dist/lab/proxy-process');
 
 const quick = process.argv.includes('--quick');
 const ROUNDS = quick ? 1 : 3;
@@ -117,7 +117,6 @@ async function flood(hub, relayed, n) {
   console.log(`guest ping RTT: direct ${gm('direct').toFixed(3)} ms, --no-interpose ${gm('passthrough').toFixed(3)} ms, interposed ${gm('interposed').toFixed(3)} ms, interposed with --relay-cpu 0 ${gm('interposed, relay on CPU 0').toFixed(3)} ms; ratio interposed/direct ${(gm('interposed') / gm('direct')).toFixed(2)}, pinned ${(gm('interposed, relay on CPU 0') / gm('direct')).toFixed(2)} (target <= 1.2)`);
 
   console.log('# 4. testpmd txonly Mpps, direct vs interposed proxy');
-  const cli = path.resolve(__dirname, '..', 'dist', 'cli', 'main.js');
   const m = { direct: [], interposed: [] };
   for (let i = 0; i < (quick ? 1 : 5); i++) for (const v of i % 2 ? ['interposed', 'direct'] : ['direct', 'interposed']) {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), `vhs-bench-mpps-${v}-`));
@@ -125,8 +124,7 @@ async function flood(hub, relayed, n) {
     const r = await runDpdkScenario({
       workDir: work, mode: 'txonly', durationS: 3,
       proxy: v === 'direct' ? undefined : async (listen, connect) => {
-        proxy = new Peer(process.execPath, [cli, 'proxy', '--listen', listen, '--connect', connect, '--json'], { name: 'proxy', logFile: path.join(work, 'proxy.log') });
-        await waitForSocket(listen, 20000, proxy);
+        proxy = await startProxy({ listen, connect, logFile: path.join(work, 'proxy.log') });
       },
     });
     if (proxy) await proxy.stop();

@@ -16,7 +16,8 @@ const os = require('node:os');
 const path = require('node:path');
 const { native } = require('../dist/native');
 const { encodeMessage, Request } = require('../dist/protocol');
-const { Peer, waitForSocket, sleep } = require('../dist/lab/process');
+const { sleep } = require('../dist/lab/process');
+const { startProxy } = require('../dist/lab/proxy-process');
 const { readRecording } = require('../dist/recording/reader');
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
@@ -61,8 +62,7 @@ function fdCount(pid) { try { return fs.readdirSync(`/proc/${pid}/fd`).length; }
 function rssMb(pid) { try { return Number(fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]) / 1024; } catch { return -1; } }
 
 (async () => {
-  const proxy = new Peer(process.execPath, [path.resolve(__dirname, '..', 'dist', 'cli', 'main.js'), 'proxy', '--listen', fe, '--connect', be, '--json', '--record', rec, '--stats-interval', '0'], { name: 'proxy', logFile: path.join(dir, 'proxy.log'), timeoutMs: (SECONDS + 120) * 1000 });
-  await waitForSocket(fe, 20000, proxy);
+  const proxy = await startProxy({ listen: fe, connect: be, args: ['--record', rec, '--stats-interval', '0'], logFile: path.join(dir, 'proxy.log'), timeoutMs: (SECONDS + 120) * 1000 });
   let realPair;
   if (REAL) {
     const beTp = new Testpmd({ name: 'real-be', workDir: dir, mainLcore: 0, forwardMode: 'rxonly', vdev: `net_vhost0,iface=${realBe},queues=1`, timeoutMs: (SECONDS + 120) * 1000 });

@@ -8,7 +8,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readRecording } from '../recording/reader';
-import { Peer, sleep, waitForSocket } from './process';
+import { sleep } from './process';
+import { startProxy } from './proxy-process';
 import { Testpmd } from './testpmd';
 
 export interface CrashOptions {
@@ -28,8 +29,6 @@ export interface CrashResult {
   problems: string[];
 }
 
-// the built CLI, from src/lab (tests) as from dist/lab (benchmarks)
-const CLI = path.resolve(__dirname, '..', '..', 'dist', 'cli', 'main.js');
 
 function fdCount(pid: number): number {
   return fs.readdirSync(`/proc/${pid}/fd`).length;
@@ -66,9 +65,8 @@ export async function runCrashIterations(o: CrashOptions): Promise<CrashResult> 
     t.cmd('start');
     return t;
   };
-  const proxy = new Peer(process.execPath, [CLI, 'proxy', '--listen', fe, '--connect', be, '--json', '--record', rec, '--connect-timeout', '5000'], { name: 'proxy', logFile, timeoutMs: 3_600_000 });
   let backend = await startBackend(0);
-  await waitForSocket(fe, 20_000, proxy);
+  const proxy = await startProxy({ listen: fe, connect: be, args: ['--record', rec, '--connect-timeout', '5000'], logFile, timeoutMs: 3_600_000 });
   await sleep(300);
   const before = fdCount(proxy.pid);
   const targetsBefore = fdTargets(proxy.pid);

@@ -92,6 +92,17 @@ export function buildInitramfs(workDir: string, body: string, modules: string[])
   return out;
 }
 
+export const GUEST_MAC = '52:54:00:12:34:56';
+
+/**
+ * QEMU options for a virtio-net-pci device on a vhost-user netdev (chardev id c0). vectors=0:
+ * QEMU 7.2 under TCG segfaults in vhost_net_start with MSI-X when the guest sets DRIVER_OK
+ * (the non-irqfd path only TCG takes); INTx avoids it.
+ */
+export function vhostUserNetArgs(chardev: string): string[] {
+  return ['-chardev', chardev, '-netdev', 'vhost-user,id=n0,chardev=c0,queues=1', '-device', `virtio-net-pci,netdev=n0,mac=${GUEST_MAC},romfile=,vectors=0`];
+}
+
 /** qemu-system-x86_64 under TCG, pinned to CPU 1, with shared memfd guest RAM. */
 export function qemuArgs(initrd: string, append = '', extra: string[] = []): string[] {
   const k = findKernel();

@@ -5,8 +5,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildInitramfs, qemuArgs } from './guest';
-import { Peer, waitForSocket } from './process';
+import { buildInitramfs, qemuArgs, vhostUserNetArgs } from './guest';
+import { startProxy } from './proxy-process';
+import { Peer } from './process';
 import { Testpmd } from './testpmd';
 
 export interface QemuPingOptions {
@@ -24,8 +25,6 @@ export interface QemuPingResult {
   replied: number;
 }
 
-// the built CLI, from src/lab (tests) as from dist/lab (benchmarks)
-const CLI = path.resolve(__dirname, '..', '..', 'dist', 'cli', 'main.js');
 
 export async function runQemuPing(o: QemuPingOptions): Promise<QemuPingResult> {
   fs.mkdirSync(o.workDir, { recursive: true });
@@ -49,14 +48,9 @@ echo "GUEST-RESULT: done"
     await tp.peer.waitForLog(/binding succeeded/, 30_000);
     tp.cmd('start');
     if (!direct) {
-      proxy = new Peer(process.execPath, [CLI, 'proxy', '--listen', feSock, '--connect', beSock, '--json', ...(o.proxyArgs ?? [])], { name: 'proxy', logFile: path.join(o.workDir, 'proxy.log') });
-      await waitForSocket(feSock, 20_000, proxy);
+      proxy = await startProxy({ listen: feSock, connect: beSock, args: o.proxyArgs ?? [], logFile: path.join(o.workDir, 'proxy.log') });
     }
-    q = new Peer('taskset', qemuArgs(initrd, '', [
-      '-chardev', `socket,id=c0,path=${feSock}`,
-      '-netdev', 'vhost-user,id=n0,chardev=c0,queues=1',
-      '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,romfile=,vectors=0',
-    ]), { name: 'qemu', logFile: path.join(o.workDir, 'qemu.log'), timeoutMs: 240_000 });
+    q = new Peer('taskset', qemuArgs(initrd, '', vhostUserNetArgs(`socket,id=c0,path=${feSock}`)), { name: 'qemu', logFile: path.join(o.workDir, 'qemu.log'), timeoutMs: 240_000 });
     const rc = await q.waitExit(200_000);
     if (rc !== 0) throw new Error(`QEMU exited with ${rc}`);
     const log = q.log();

@@ -7,7 +7,6 @@
 import { native } from '../native';
 import {
   applyMainMessage,
-  decodeMessage,
   encodeMessage,
   formatPayload,
   HEADER_SIZE,
@@ -19,8 +18,8 @@ import {
 } from '../protocol';
 import { changedFields } from '../analysis/diff';
 import type { MessageEvent, ProxyEvent } from '../proxy/events';
-import { closeFds, describeFds } from '../proxy/fds';
-import { Inbox, openPeer, type Divergence, type ReplayResult } from './frontend';
+import { closeFds } from '../proxy/fds';
+import { Inbox, message, openPeer, type Divergence, type ReplayResult } from './frontend';
 import type { Script, Step } from './script';
 
 export interface BackendReplayOptions {
@@ -58,7 +57,7 @@ export async function replayAsBackend(script: Script, o: BackendReplayOptions): 
         if (!inbox.closed) result.notes.push(`the frontend was silent for ${o.idleTimeoutMs} ms: replay ended`);
         break;
       }
-      const live: MessageEvent = { type: 'message', ts: m.ts, session: script.session, channel: 'main', sender: 'frontend', dir: 'F>B', raw: m.raw, decoded: decodeMessage('main', m.raw), fds: describeFds(m.fds), findings: [] };
+      const live = message(m.raw, m.fds, m.ts, 'F>B', 'main', script.session);
       closeFds(m.fds); // the replayed backend keeps nothing: no guest memory is touched
       emit(live);
       o.onRequest?.(live);
@@ -94,7 +93,7 @@ export async function replayAsBackend(script: Script, o: BackendReplayOptions): 
       }
       inbox.channel.send(reply);
       result.sent++;
-      emit({ type: 'message', ts: native.monotonicNs(), session: script.session, channel: 'main', sender: 'backend', dir: 'B>F', raw: reply, decoded: decodeMessage('main', reply), fds: [], findings: [] });
+      emit(message(reply, [], native.monotonicNs(), 'B>F', 'main', script.session));
     }
   } finally {
     inbox.close();

@@ -130,7 +130,8 @@ export class Inbox {
   }
 }
 
-function message(raw: Buffer, fds: number[], ts: bigint, dir: 'F>B' | 'B>F', channel: 'main' | 'backend', session: number): MessageEvent {
+/** A message of a replayed session as a proxy event (for the replay's own recording). */
+export function message(raw: Buffer, fds: number[], ts: bigint, dir: 'F>B' | 'B>F', channel: 'main' | 'backend', session: number): MessageEvent {
   return { type: 'message', ts, session, channel, sender: dir === 'F>B' ? 'frontend' : 'backend', dir, raw, decoded: decodeMessage(channel, raw), fds: describeFds(fds), findings: [] };
 }
 

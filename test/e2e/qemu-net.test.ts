@@ -9,11 +9,11 @@ import { describe, expect, it } from 'vitest';
 import { Peer, sleep, waitForSocket } from '../../src/lab/process';
 import { Testpmd } from '../../src/lab/testpmd';
 import { tmpDir } from '../helpers';
-import { buildInitramfs, qemuArgs } from '../../src/lab/guest';
+import { buildInitramfs, GUEST_MAC, qemuArgs, vhostUserNetArgs } from '../../src/lab/guest';
 import { ProxyProcess, sessionEnd, vring } from './harness/proxy';
 import { checkRecording } from './harness/proxy';
 
-const MAC = '52:54:00:12:34:56';
+const MAC = GUEST_MAC;
 
 const guestBody = (pings: number, minOk: number): string => `
 echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null
@@ -46,11 +46,7 @@ async function startForwarding(t: Testpmd, server: boolean): Promise<void> {
 }
 
 function qemu(work: string, initrd: string, chardev: string): Peer {
-  return new Peer('taskset', qemuArgs(initrd, '', [
-    '-chardev', chardev,
-    '-netdev', 'vhost-user,id=n0,chardev=c0,queues=1',
-    '-device', `virtio-net-pci,netdev=n0,mac=${MAC},romfile=,vectors=0`,
-  ]), { name: 'qemu', logFile: path.join(work, 'qemu.log'), timeoutMs: 240_000 });
+  return new Peer('taskset', qemuArgs(initrd, '', vhostUserNetArgs(chardev)), { name: 'qemu', logFile: path.join(work, 'qemu.log'), timeoutMs: 240_000 });
 }
 
 function expectGuestTraffic(q: Peer, be: Testpmd): void {

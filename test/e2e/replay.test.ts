@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildInitramfs, qemuArgs } from '../../src/lab/guest';
+import { buildInitramfs, qemuArgs, vhostUserNetArgs } from '../../src/lab/guest';
 import { Peer, waitForSocket } from '../../src/lab/process';
 import { Testpmd } from '../../src/lab/testpmd';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
@@ -127,7 +127,7 @@ echo "GUEST-RESULT: PASS eth0 $(cat /sys/class/net/eth0/operstate)"
 `, ['virtio_pci', 'virtio_net']);
     const r = replay(work, [path.join(REC, 'qemu-net-testpmd.vhsrec'), '--as', 'backend', '--listen', sock, '--timeout', '30000', '--idle-timeout', '60000', '--device', 'net']);
     await waitForSocket(sock, 20_000, r);
-    const q = new Peer('taskset', qemuArgs(initrd, '', ['-chardev', `socket,id=c0,path=${sock}`, '-netdev', 'vhost-user,id=n0,chardev=c0,queues=1', '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,romfile=,vectors=0']), { name: 'qemu', logFile: path.join(work, 'qemu.log'), timeoutMs: 120_000 });
+    const q = new Peer('taskset', qemuArgs(initrd, '', vhostUserNetArgs(`socket,id=c0,path=${sock}`)), { name: 'qemu', logFile: path.join(work, 'qemu.log'), timeoutMs: 120_000 });
     try {
       expect(await q.waitExit(100_000)).toBe(0);
       expect(q.log()).toMatch(/GUEST-RESULT: PASS/);

@@ -1,12 +1,11 @@
 /** `vhostscope proxy --check`: findings are logged live, with the rule id and the message. */
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Peer, waitForSocket } from '../../src/lab/process';
+import { startProxy } from '../../src/lab/proxy-process';
 import { native, type Channel } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { tmpDir, until } from '../helpers';
 
-const CLI = path.resolve(__dirname, '..', '..', 'dist', 'cli', 'main.js');
 
 describe('proxy --check', () => {
   it('logs a finding as the bad reply passes', async () => {
@@ -21,9 +20,8 @@ describe('proxy --check', () => {
       ch.start();
       conns.push(ch);
     });
-    const p = new Peer(process.execPath, [CLI, 'proxy', '--listen', fe, '--connect', be, '--json', '--check'], { name: 'proxy', logFile: path.join(dir, 'proxy.log') });
+    const p = await startProxy({ listen: fe, connect: be, args: ['--check'], logFile: path.join(dir, 'proxy.log') });
     try {
-      await waitForSocket(fe, 20_000, p);
       let got = 0;
       const ch = new native.Channel(native.connectUnix(fe), 65536, () => got++, () => {});
       ch.start();

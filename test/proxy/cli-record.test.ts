@@ -6,13 +6,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Peer, waitForSocket } from '../../src/lab/process';
+import type { Peer } from '../../src/lab/process';
+import { startProxy } from '../../src/lab/proxy-process';
 import { native, type Channel } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { readRecording } from '../../src/recording/reader';
 import { tmpDir, until } from '../helpers';
 
-const CLI = path.resolve(__dirname, '..', '..', 'dist', 'cli', 'main.js');
 
 describe('proxy --record', () => {
   it('is readable while written, survives SIGKILL, and a restart appends a new segment', async () => {
@@ -29,7 +29,7 @@ describe('proxy --record', () => {
       ch.start();
       conns.push(ch);
     });
-    const start = (): Peer => new Peer(process.execPath, [CLI, 'proxy', '--listen', fe, '--connect', be, '--json', '--record', file], { name: 'proxy', logFile: path.join(dir, `proxy-${Date.now()}.log`) });
+    const start = (): Promise<Peer> => startProxy({ listen: fe, connect: be, args: ['--record', file], logFile: path.join(dir, `proxy-${Date.now()}.log`) });
     const talk = async (n: number): Promise<Channel> => {
       const replies: Buffer[] = [];
       const ch = new native.Channel(native.connectUnix(fe), 65536, (m) => replies.push(m), () => {});
@@ -39,8 +39,7 @@ describe('proxy --record', () => {
       return ch;
     };
 
-    let p = start();
-    await waitForSocket(fe, 20_000, p);
+    let p = await start();
     const c1 = await talk(50);
     // readable while the daemon runs: frames appear within the flush interval
     await until(() => readRecording(file).records.filter((r) => r.type === 'message').length === 100, 5000, 'recorded messages');
@@ -56,8 +55,7 @@ describe('proxy --record', () => {
     fs.appendFileSync(file, Buffer.from([40, 0, 0, 0, 1, 2, 3, 4, 5]));
     expect(readRecording(file).torn).toBeDefined();
     fs.rmSync(fe, { force: true });
-    p = start();
-    await waitForSocket(fe, 20_000, p);
+    p = await start();
     const c2 = await talk(3);
     c2.close();
     await until(() => readRecording(file).records.some((r) => r.type === 'session-end'), 5000, 'session end');

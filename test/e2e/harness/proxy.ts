@@ -4,10 +4,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Peer, waitForSocket } from '../../../src/lab/process';
+import type { Peer } from '../../../src/lab/process';
+import { CLI, startProxy } from '../../../src/lab/proxy-process';
 import { readRecording, recordingEvents } from '../../../src/recording/reader';
 
-export const CLI = path.resolve(__dirname, '..', '..', '..', 'dist', 'cli', 'main.js');
+export { CLI };
 
 export interface LogRecord {
   event?: string;
@@ -52,12 +53,7 @@ export class ProxyProcess {
   /** A ProxyStarter for the lab scenarios. */
   starter = async (listen: string, connect: string): Promise<void> => {
     if (!fs.existsSync(CLI)) throw new Error(`${CLI} missing: run "npm run build" (tsc) first`);
-    this.peer = new Peer(process.execPath, [CLI, 'proxy', '--listen', listen, '--connect', connect, '--json', '--record', this.recordFile, ...this.extraArgs], {
-      name: 'proxy',
-      logFile: this.logFile,
-      timeoutMs: 600_000,
-    });
-    await waitForSocket(listen, 20_000, this.peer);
+    this.peer = await startProxy({ listen, connect, args: ['--record', this.recordFile, ...this.extraArgs], logFile: this.logFile });
   };
 
   records(): LogRecord[] {
