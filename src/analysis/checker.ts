@@ -12,6 +12,7 @@ import {
   Request,
   validateMessage,
   VirtioFeature,
+  DeviceStatus,
   type ChannelKind,
   type MemoryRegion,
   type Negotiation,
@@ -51,6 +52,13 @@ class SessionState {
   sawVringBase = false;
   pending: Pending[] = [];
   messages = 0;
+  /** vrings with SET_VRING_ADDR / SET_VRING_KICK delivered to the back-end */
+  ringsSetUp = new Set<number>();
+  kicked = new Set<number>();
+  /** why a vring's SET_VRING_KICK never arrived, when the proxy kept it (fault rules) */
+  lostKick = new Map<number, string>();
+  reportedNoKick = new Set<number>();
+  faultText = new Map<string, string>();
 }
 
 const VALIDATOR_RULES: Record<string, Rule> = {
@@ -92,13 +100,17 @@ export class Checker {
           out.push({ rule: RULES.kickBeforeEnable, session: e.session, ts: e.ts, at, detail: `vring ${e.vring} kicked before SET_VRING_ENABLE(${e.vring}, 1)` });
         return out;
       }
+      case 'fault':
+        this.state(e.session).faultText.set(e.rule, e.text);
+        return [];
       case 'session-end': {
         const s = this.sessions.get(e.session);
         this.sessions.delete(e.session);
-        return (s?.pending ?? []).map((p) => ({
+        const noKick = s ? this.vringsWithoutKick(s, e.session, e.ts, 'at the end of the session') : [];
+        return noKick.concat((s?.pending ?? []).map((p) => ({
           rule: RULES.missingReply, session: e.session, ts: p.ts, message: p.message, at: `F>B ${p.name}`,
           detail: `${p.name} (${p.channel} channel) was never answered before the session ended`,
-        }));
+        })));
       }
       default:
         return [];
@@ -138,10 +150,24 @@ export class Checker {
       }
     }
 
-    if (e.channel === 'main') this.mainRules(s, e, add);
+    if (e.undelivered) {
+      // the far side never saw it (a fault rule): it changes nothing there, but say what it was
+      if (e.channel === 'main' && !d.reply && d.request === Request.SET_VRING_KICK) {
+        const vring = (d.payload as { index: number }).index;
+        const rules = (e.faults ?? []).map((id) => `fault rule ${id}${s.faultText.has(id) ? ` (${s.faultText.get(id)})` : ''}`).join(', ');
+        s.lostKick.set(vring, `SET_VRING_KICK for vring ${vring} was ${e.undelivered} by the proxy's ${rules || 'fault rules'}`);
+      }
+    } else if (e.channel === 'main') this.mainRules(s, e, add);
 
     // state after the message
-    if (e.channel === 'main') {
+    if (e.channel === 'main' && !e.undelivered) {
+      if (!d.reply && d.request === Request.SET_VRING_ADDR) s.ringsSetUp.add((d.payload as { index: number }).index);
+      if (!d.reply && d.request === Request.SET_VRING_KICK) {
+        s.kicked.add((d.payload as { index: number }).index);
+        s.lostKick.delete((d.payload as { index: number }).index);
+      }
+      if (!d.reply && d.request === Request.SET_STATUS && ((d.payload as { status?: number }).status ?? 0) & DeviceStatus.DRIVER_OK)
+        out.push(...this.vringsWithoutKick(s, e.session, e.ts, 'when the driver set DRIVER_OK', index, at));
       const payload = e.raw.subarray(HEADER_SIZE);
       if (d.reply && d.request === Request.GET_FEATURES) s.offered = d.payload.features as bigint;
       if (d.reply && d.request === Request.GET_PROTOCOL_FEATURES) s.offeredProtocol = d.payload.protocolFeatures as bigint;
@@ -150,6 +176,20 @@ export class Checker {
     }
     if (!d.reply && e.sender === requester && isReplyExpected(e.channel, d.request, d.flags, s.negotiation))
       s.pending.push({ channel: e.channel, request: d.request, name: d.name, ts: e.ts, message: index });
+    return out;
+  }
+
+  /** VU018 for each set-up vring the back-end has no kick fd for (once per vring). */
+  private vringsWithoutKick(s: SessionState, session: number, ts: bigint, when: string, message?: number, at?: string): CheckFinding[] {
+    const out: CheckFinding[] = [];
+    for (const v of [...s.ringsSetUp].sort((a, b) => a - b)) {
+      if (s.kicked.has(v) || s.reportedNoKick.has(v)) continue;
+      // at the end of a session only rings that were started count (a frontend may set up and leave)
+      if (message === undefined && !s.enabled.has(v)) continue;
+      s.reportedNoKick.add(v);
+      const cause = s.lostKick.get(v) ?? 'the front-end never sent one';
+      out.push({ rule: RULES.vringWithoutKick, session, ts, ...(message !== undefined ? { message } : {}), at: at ?? `vring ${v}`, detail: `vring ${v} was set up (SET_VRING_ADDR) but had no kick fd ${when}: ${cause}` });
+    }
     return out;
   }
 

@@ -10,6 +10,7 @@ import { registerDiff } from './diff-command';
 import { registerExport } from './export-command';
 import { registerReport } from './report-command';
 import { registerReplay } from './replay-command';
+import { registerControlCommands } from './control-commands';
 
 // `vhostscope show x | head`: a closed pipe ends the output quietly, as for any Unix tool
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -31,6 +32,7 @@ registerDiff(program);
 registerExport(program);
 registerReport(program);
 registerReplay(program);
+registerControlCommands(program);
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`vhostscope: ${err.message}\n`);
   process.exit(2);

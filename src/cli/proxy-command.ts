@@ -11,6 +11,9 @@ import { Recorder } from '../recording/recorder';
 import { Injector, parseInjectSpec } from '../proxy/inject';
 import { Checker } from '../analysis/checker';
 import { findingLine } from './check-command';
+import { FaultRuleSet, loadRulesFile, parseFaultSpec } from '../faults';
+import { ControlServer } from '../control/server';
+import { defaultControlPath } from '../control/protocol';
 
 export interface ProxyCliOptions {
   listen: string;
@@ -32,6 +35,9 @@ export interface ProxyCliOptions {
   inject: string[];
   check?: boolean;
   allowUid: string[];
+  fault: string[];
+  rules?: string;
+  control: string | false;
 }
 
 export function registerProxy(program: Command): void {
@@ -55,6 +61,10 @@ export function registerProxy(program: Command): void {
     .option('--relay-cpu <n>', 'pin the relay thread to this CPU (e.g. the CPU of the busy-polling backend, to avoid a cross-CPU wake-up)')
     .option('--inject <spec>', 'send CHANNEL:REQUEST to the frontend MS ms after that channel appears, e.g. backend:CONFIG_CHANGE_MSG@2000 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--allow-uid <uid>', 'only accept peers running as this uid (repeatable; SO_PEERCRED)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--fault <rule>', 'a fault rule, e.g. "drop SET_VRING_KICK vring=0", "delay SET_MEM_TABLE ms=500", "preset virtio-vhost-user" (repeatable; see docs/fault-injection.md)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--rules <file>', 'fault rules from a JSON file (schema: docs/fault-rules.schema.json)')
+    .option('--control <path>', 'control socket for `vhostscope status|tail|rules` (default: <listen>.ctl)')
+    .option('--no-control', 'no control socket')
     .option('--check', 'run the protocol checks live and log every finding (see `vhostscope check --rules`)')
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
     .action((o: ProxyCliOptions) => runProxy(o));
@@ -69,17 +79,20 @@ export function runProxy(o: ProxyCliOptions): void {
     : undefined;
   if (recorder?.files.length) logger.info({ event: 'notice', msg: `recording to ${recorder.files[0]}` });
   const injections = o.inject.map(parseInjectSpec);
+  const faults = new FaultRuleSet([...(o.rules ? loadRulesFile(o.rules) : []), ...o.fault.flatMap(parseFaultSpec)]);
+  let control: ControlServer | undefined;
   let injector: Injector | undefined;
   const checker = o.check ? new Checker() : undefined;
   const emit = (e: ProxyEvent): void => {
     recorder?.onEvent(e);
     injector?.onEvent(e);
+    control?.onEvent(e);
     for (const f of checker?.onEvent(e) ?? [])
       logger.warn({ event: 'finding', session: f.session, id: f.rule.id, rule: f.rule.name, severity: f.rule.severity, section: f.rule.section, at: f.at, detail: f.detail, msg: findingLine(f).trim() });
     if (e.type === 'notification' && !o.logNotifications) return;
     const rec = eventRecord(e, o.device);
     const bad = e.type === 'session-end' && e.reason.startsWith('bad input');
-    const warn = e.type === 'message' && e.findings.length > 0;
+    const warn = (e.type === 'message' && e.findings.length > 0) || e.type === 'fault';
     if (bad) logger.error(rec);
     else if (warn) logger.warn(rec);
     else logger.info(rec);
@@ -97,6 +110,7 @@ export function runProxy(o: ProxyCliOptions): void {
     relayNice: Number(o.relayNice),
     ...(o.relayCpu !== undefined ? { relayCpu: Number(o.relayCpu) } : {}),
     statsIntervalMs: Number(o.statsInterval) * 1000,
+    faults,
     emit,
     notice: (level, msg, fields) => logger[level]({ event: 'notice', ...fields, msg }),
   });
@@ -106,6 +120,16 @@ export function runProxy(o: ProxyCliOptions): void {
     );
   }
   daemon.start();
+  if (o.control !== false) {
+    const controlPath = o.control === undefined || (o.control as unknown) === true ? defaultControlPath(o.listen) : o.control;
+    control = new ControlServer(controlPath, {
+      status: (device) => daemon.status(device ?? o.device),
+      rules: faults,
+      onRulesChanged: (what) => logger.warn({ event: 'notice', msg: what }),
+    });
+    logger.info({ event: 'notice', msg: `control socket ${controlPath} (vhostscope status|tail|rules --control ${controlPath})` });
+  }
+  for (const r of faults.list()) logger.warn({ event: 'notice', rule: r.id, msg: `fault rule ${r.id}: ${r.text}` });
   logger.info({
     event: 'notice',
     msg: `listening on ${o.listen}, connecting to ${o.connect}; frontend=${o.frontend}; ${o.interpose ? 'interposing vring eventfds' : 'passing vring eventfds through'}; log format ${format}`,
@@ -113,6 +137,7 @@ export function runProxy(o: ProxyCliOptions): void {
   const stop = (sig: string): void => {
     logger.info({ event: 'notice', msg: `${sig}: closing every session` });
     injector?.stop();
+    control?.close();
     daemon.stop(`daemon received ${sig}`);
     void (recorder?.close() ?? Promise.resolve()).then(() => {
       flush();

@@ -2,8 +2,8 @@
 import type { Command } from 'commander';
 import { summarize } from '../analysis/summary';
 import { eventRecord, humanLine, secs } from '../log/format';
-import { requestByName, type ChannelKind, type DeviceType } from '../protocol';
-import type { ProxyEvent } from '../proxy/events';
+import type { ChannelKind, DeviceType } from '../protocol';
+import { eventFilter } from '../log/filter';
 import { readRecording, recordingEvents } from '../recording/reader';
 
 interface ShowOptions {
@@ -25,17 +25,7 @@ export function showRecording(file: string, o: ShowOptions, out: (line: string) 
   const scan = readRecording(file);
   const events = recordingEvents(scan.records, { notifications: Boolean(o.notifications) });
   const t0 = events[0]?.ts ?? 0n;
-  const since = o.since !== undefined ? t0 + BigInt(Math.round(Number(o.since) * 1e9)) : undefined;
-  const until = o.until !== undefined ? t0 + BigInt(Math.round(Number(o.until) * 1e9)) : undefined;
-  const wanted = o.request ? requestByName(o.channel ?? 'main', o.request)?.name ?? o.request.toUpperCase() : undefined;
-  const keep = (e: ProxyEvent): boolean => {
-    if (o.session !== undefined && e.session !== Number(o.session)) return false;
-    if (since !== undefined && e.ts < since) return false;
-    if (until !== undefined && e.ts > until) return false;
-    if (o.channel && e.type === 'message' && e.channel !== o.channel) return false;
-    if (wanted && (e.type !== 'message' || e.decoded.name !== wanted)) return false;
-    return true;
-  };
+  const keep = eventFilter(o, t0);
   for (const e of events.filter(keep)) {
     const rec = eventRecord(e, o.device);
     out(o.json ? JSON.stringify(rec) : humanLine(rec));

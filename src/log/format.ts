@@ -58,11 +58,16 @@ export function eventRecord(e: ProxyEvent, device: DeviceType = 'generic'): Reco
         ...(e.masked ? { masked: e.masked } : {}),
         ...(e.injected ? { injected: true } : {}),
         ...(e.absorbed ? { absorbed: true } : {}),
+        ...(e.faults ? { faults: e.faults } : {}),
+        ...(e.undelivered ? { undelivered: e.undelivered } : {}),
+        ...(e.heldNs !== undefined ? { heldMs: Number(e.heldNs) / 1e6 } : {}),
         msg: `${d.name}${d.reply ? ' reply' : ''}`,
       };
     }
     case 'notification':
-      return { event: 'notification', t: secs(e.ts), session: e.session, vring: e.vring, kind: e.kind, count: e.count, msg: e.kind };
+      return { event: 'notification', t: secs(e.ts), session: e.session, vring: e.vring, kind: e.kind, count: e.count, ...(e.injected ? { injected: true } : {}), msg: e.kind };
+    case 'fault':
+      return { event: 'fault', t: secs(e.ts), session: e.session, rule: e.rule, text: e.text, action: e.action, detail: e.detail, msg: `fault rule ${e.rule} (${e.text}): ${e.detail}` };
     case 'stats':
       return { event: 'stats', t: secs(e.ts), session: e.session, vrings: e.vrings, msg: 'notification stats' };
     case 'channel-end':
@@ -117,8 +122,8 @@ export function humanLine(r: Record<string, unknown>): string {
       const fds = (r.fds as string[]).length ? ` fds=[${(r.fds as string[]).join(' ')}]` : '';
       const req = String(r.request);
       const chan = r.channel === 'main' ? '' : `${r.channel} `;
-      const mark = `${r.interposed ? ' [interposed]' : ''}${r.injected ? ' [injected by vhostscope]' : ''}${r.absorbed ? ' [reply to vhostscope, not forwarded]' : ''}`;
-      const masked = r.masked ? ` [masked ${(r.masked as string[]).join('|')}: they bypass the interposed eventfds]` : '';
+      const mark = `${r.interposed ? ' [interposed]' : ''}${r.injected ? ' [injected by vhostscope]' : ''}${r.absorbed ? ' [reply to vhostscope, not forwarded]' : ''}${r.undelivered ? ` [${r.undelivered} by fault rule ${(r.faults as string[]).join(',')}: not forwarded]` : ''}${r.heldMs !== undefined ? ` [held ${(r.heldMs as number).toFixed(1)} ms by fault rule ${(r.faults as string[]).join(',')}]` : ''}`;
+      const masked = r.masked ? ` [masked ${(r.masked as string[]).join('|')}${r.faults ? ` (fault rule ${(r.faults as string[]).join(',')})` : ': they bypass the interposed eventfds'}]` : '';
       const warn = r.findings ? `  !! ${(r.findings as { rule: string; message: string }[]).map((f) => `${f.rule}: ${f.message}`).join('; ')}` : '';
       return `${t} ${s} ${r.dir} ${chan}${req.padEnd(22)} ${String(r.flags).padEnd(13)} size=${String(r.size).padEnd(4)}${fds}${mark} ${r.summary}${masked}${warn}`.trimEnd();
     }
@@ -134,7 +139,9 @@ export function humanLine(r: Record<string, unknown>): string {
     case 'stats':
       return ((r.vrings as VringStats[]) ?? []).map((x) => `${t} ${s} stats ${vringLine(x)}`).join('\n') || `${t} ${s} stats: no notifications yet`;
     case 'notification':
-      return `${t} ${s} ${String(r.kind).padEnd(4)} vring ${r.vring} count ${r.count}`;
+      return `${t} ${s} ${String(r.kind).padEnd(4)} vring ${r.vring} count ${r.count}${r.injected ? ' [injected by vhostscope]' : ''}`;
+    case 'fault':
+      return `${t} ${s} FAULT rule ${r.rule} (${r.text}): ${r.detail}`;
     case 'channel-end':
       return `${t} ${s} ${r.channel} channel closed: ${r.reason}`;
     case 'finding':

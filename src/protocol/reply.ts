@@ -5,7 +5,7 @@
  * Getting this wrong either deadlocks a peer or shifts every later reply by one.
  */
 import { ProtocolFeature } from './features';
-import { needsReply, type ChannelKind } from './header';
+import { encodeMessage, FLAG_REPLY, needsReply, VHOST_USER_VERSION, type ChannelKind } from './header';
 import { protocolFeatureInUse, replyAckInUse, type Negotiation } from './negotiation';
 import { Request, requestSpec } from './requests';
 
@@ -17,4 +17,33 @@ export function isReplyExpected(channel: ChannelKind, request: number, flags: nu
     if (n.postcopyListening && (request === Request.SET_MEM_TABLE || request === Request.ADD_MEM_REG)) return true;
   }
   return needsReply(flags) && replyAckInUse(n);
+}
+
+/** The payload kinds that are a single u64 value (features, status, queue counts, acks). */
+const U64_REPLIES = new Set(['u64', 'ack', 'features', 'protocolFeatures', 'status']);
+
+/**
+ * A reply on the far side's behalf (fault rules `answer` and `filter`): `value` goes into a u64
+ * reply (0 = success for an ack), GET_VRING_BASE answers {index, value}, GET_CONFIG echoes the
+ * request's header with zeroed contents. Returns undefined when the request takes no reply, or
+ * one the proxy cannot make up (replies that carry fds or a layout of their own).
+ */
+export function synthesizeReply(channel: ChannelKind, request: number, flags: number, payload: Buffer, n: Negotiation, value = 0n): Buffer | undefined {
+  if (!isReplyExpected(channel, request, flags, n)) return undefined;
+  const spec = requestSpec(channel, request);
+  const kind = spec?.alwaysReply ? spec.reply : 'ack';
+  let body: Buffer;
+  if (U64_REPLIES.has(kind)) {
+    body = Buffer.alloc(8);
+    body.writeBigUInt64LE(BigInt.asUintN(64, value));
+  } else if (kind === 'vringState' && payload.length >= 4) {
+    body = Buffer.alloc(8);
+    body.writeUInt32LE(payload.readUInt32LE(0), 0);
+    body.writeUInt32LE(Number(BigInt.asUintN(32, value)), 4);
+  } else if (kind === 'config' && payload.length >= 12) {
+    body = Buffer.alloc(payload.length);
+    payload.copy(body, 0, 0, 12);
+  } else return undefined;
+  if (spec && spec.replyFds[0] > 0) return undefined;
+  return encodeMessage(request, VHOST_USER_VERSION | FLAG_REPLY, body);
 }

@@ -7,9 +7,23 @@ import * as fs from 'node:fs';
 import { native, type Listener } from '../native';
 import { closeFds } from './fds';
 import type { ProxyEvent } from './events';
-import { ProxySession, type FrontendPosition } from './session';
+import { ProxySession, type FrontendPosition, type SessionStatus } from './session';
 import { listenOn } from './socket-path';
 import { DEFAULT_NICE, DEFAULT_SPIN_US, RelayHub } from './relay-hub';
+import type { ActiveRule, FaultRuleSet } from '../faults';
+import type { DeviceType } from '../protocol';
+
+export interface DaemonStatus {
+  pid: number;
+  listen: string;
+  connect: string;
+  uptimeS: number;
+  interpose: boolean;
+  pendingConnects: number;
+  sessions: SessionStatus[];
+  relay?: Record<string, number>;
+  rules: ActiveRule[];
+}
 
 export interface DaemonOptions {
   listenPath: string;
@@ -34,6 +48,8 @@ export interface DaemonOptions {
   allowUids?: number[];
   /** periodic per-vring stats events (0 or undefined: only at session end) */
   statsIntervalMs?: number;
+  /** fault rules applied to every session (rules may be added and removed while it runs) */
+  faults?: FaultRuleSet;
   /** daemon-level notices (accept errors, connect retries given up) */
   notice?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -47,6 +63,7 @@ export class ProxyDaemon {
   private nextId = 1;
   private stopped = false;
   private readonly relay: RelayHub | undefined;
+  private readonly startedAt = Date.now();
 
   constructor(private readonly opts: DaemonOptions) {
     if (opts.interpose !== false) this.relay = new RelayHub(opts.relaySpinUs ?? DEFAULT_SPIN_US, opts.relayNice ?? DEFAULT_NICE, opts.relayCpu ?? -1);
@@ -67,6 +84,22 @@ export class ProxyDaemon {
       }
       if (conn !== null) this.onAccepted(conn);
     });
+  }
+
+  /** Sessions, relay and rules as `vhostscope status` shows them (JSON-safe). */
+  status(device: DeviceType = 'generic'): DaemonStatus {
+    const relay = this.relay?.stats();
+    return {
+      pid: process.pid,
+      listen: this.opts.listenPath,
+      connect: this.opts.connectPath,
+      uptimeS: Math.round((Date.now() - this.startedAt) / 100) / 10,
+      interpose: this.relay !== undefined,
+      pendingConnects: this.pending.size,
+      sessions: [...this.sessions].map((s) => s.status(device)),
+      ...(relay ? { relay: JSON.parse(JSON.stringify(relay, (_k, v) => (typeof v === 'bigint' ? Number(v) : v))) as Record<string, number> } : {}),
+      rules: this.opts.faults?.list() ?? [],
+    };
   }
 
   get activeSessions(): readonly ProxySession[] {
@@ -128,6 +161,7 @@ export class ProxyDaemon {
           ...(this.relay ? { relay: this.relay } : {}),
           keepFeatures: this.opts.keepFeatures ?? false,
           statsIntervalMs: this.opts.statsIntervalMs ?? 0,
+          ...(this.opts.faults ? { faults: this.opts.faults } : {}),
         },
         acceptedFd,
         connFd,

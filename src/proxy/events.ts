@@ -42,6 +42,25 @@ export interface MessageEvent {
   injected?: boolean;
   /** a reply to an injected request: the proxy kept it */
   absorbed?: boolean;
+  /** ids of the fault rules applied to this message */
+  faults?: string[];
+  /** a fault rule kept it from the far side: dropped, or answered by the proxy */
+  undelivered?: 'dropped' | 'answered';
+  /** a fault rule held or delayed it: forwarded this long after it arrived (then `ts` is when it was forwarded) */
+  heldNs?: bigint;
+}
+
+/** A fault rule did something (proxy --fault / --rules / `vhostscope rules add`). */
+export interface FaultEvent {
+  type: 'fault';
+  ts: bigint;
+  session: number;
+  /** the rule's id */
+  rule: string;
+  /** the rule in the short syntax */
+  text: string;
+  action: 'delay' | 'drop' | 'answer' | 'hold' | 'inject' | 'mask' | 'disconnect' | 'filter';
+  detail: string;
 }
 
 /** An interposed second channel (backend request channel, GPU socket) ended; the session goes on. */
@@ -61,6 +80,8 @@ export interface NotificationEvent {
   vring: number;
   kind: NotificationKind;
   count: number;
+  /** signalled by the proxy (fault rule inject), not relayed from a peer */
+  injected?: boolean;
 }
 
 export interface StatsEvent {
@@ -111,4 +132,4 @@ export interface PeerIdentity {
   cmdline?: string;
 }
 
-export type ProxyEvent = MessageEvent | SessionStartEvent | SessionEndEvent | NotificationEvent | StatsEvent | ChannelEndEvent;
+export type ProxyEvent = MessageEvent | SessionStartEvent | SessionEndEvent | NotificationEvent | StatsEvent | ChannelEndEvent | FaultEvent;

@@ -15,6 +15,8 @@ export interface PairRecord {
   vring: number;
   kind: NotificationKind;
   pairId: number;
+  /** the fd the relay writes to (owned by the relay; open while the pair is current) */
+  dst: number;
   /** final counts, once the pair is gone */
   final?: RelayPairStats;
 }
@@ -44,12 +46,23 @@ export class Interposer {
     const ours = native.eventfd(0);
     const kept = native.dup(ours); // `ours` goes to the far peer; the relay keeps `kept`
     const [src, dst] = kind === 'kick' ? [peerFd, kept] : [kept, peerFd];
-    const rec: PairRecord = { vring, kind, pairId: 0 };
+    const rec: PairRecord = { vring, kind, pairId: 0, dst };
     rec.pairId = this.hub.add(src, dst, (e) => this.onNotification(vring, kind, e));
     this.current.set(key, rec);
     this.history.push(rec);
     if (old) this.retire(key, old, REPLACED_PAIR_GRACE_MS);
     return [ours];
+  }
+
+  /**
+   * Signals the vring's interposed eventfd as if the peer had (fault rule inject): a kick
+   * reaches the backend, a call the frontend. Returns why not when the vring has no such pair.
+   */
+  inject(kind: 'kick' | 'call', vring: number): string | undefined {
+    const rec = this.current.get(`${kind}:${vring}`);
+    if (!rec) return `vring ${vring} has no interposed ${kind} eventfd (yet)`;
+    native.eventfdWrite(rec.dst, 1);
+    return undefined;
   }
 
   /** The vring stopped (GET_VRING_BASE answered): its pairs go. */

@@ -28,12 +28,16 @@ import {
   type ChannelKind,
   type Negotiation,
   type Side,
+  virtioFeatureNames,
+  type DeviceType,
 } from '../protocol';
-import type { Direction, FdDescription, MessageEvent, ProxyEvent, SessionEndEvent } from './events';
+import type { Direction, FdDescription, MessageEvent, ProxyEvent, RelayPairSummary, SessionEndEvent } from './events';
 import { closeFds, describeFds, peerIdentity } from './fds';
 import { Interposer } from './interposer';
-import { NotificationStats, type NotificationKind } from './notification-stats';
+import { NotificationStats, type NotificationKind, type VringStats } from './notification-stats';
 import type { RelayHub } from './relay-hub';
+import { FaultRunner, type FaultHost, type PendingMessage } from './fault-runner';
+import type { FaultRuleSet } from '../faults';
 
 /** Protocol features that move notifications off the eventfds: masked while interposing. */
 const BYPASS_FEATURES = [ProtocolFeature.HOST_NOTIFIER, ProtocolFeature.INBAND_NOTIFICATIONS];
@@ -60,6 +64,8 @@ export interface SessionOptions {
   keepFeatures?: boolean;
   /** emit a stats event this often (0: only at session end) */
   statsIntervalMs?: number;
+  /** fault rules to apply (shared by the daemon's sessions; may change while the session runs) */
+  faults?: FaultRuleSet;
 }
 
 const other = (p: Position): Position => (p === 'listen' ? 'connect' : 'listen');
@@ -71,6 +77,18 @@ const SUB_CHANNEL_REQUESTS: Record<number, SubChannelKind> = {
 };
 
 export type SubChannelKind = 'backend' | 'gpu';
+
+export interface SessionStatus {
+  session: number;
+  frontend: Position | 'not yet known';
+  channels: string[];
+  messages: { 'F>B': number; 'B>F': number };
+  fdsForwarded: number;
+  features: { offered?: string; acked?: string; ackedNames?: string[]; protocolInUse?: string[] };
+  vrings: VringStats[];
+  relayPairs: RelayPairSummary[];
+  faults?: { held: string[]; queued: number };
+}
 
 /** A second channel of the session: the frontend's socket and our socketpair end the backend got. */
 interface SubChannel {
@@ -92,6 +110,7 @@ export class ProxySession {
   private readonly interposer: Interposer | undefined;
   private readonly stats: NotificationStats;
   private statsTimer: NodeJS.Timeout | undefined;
+  private readonly faults: FaultRunner | undefined;
 
   constructor(
     private readonly opts: SessionOptions,
@@ -105,12 +124,14 @@ export class ProxySession {
       this.interposer = new Interposer(opts.relay, (vring, kind, e) => {
         this.stats.record(vring, kind, e.ts);
         opts.emit({ type: 'notification', ts: e.ts, session: this.id, vring, kind, count: e.count });
+        this.faults?.onNotification(kind, vring);
       });
     }
     if (opts.statsIntervalMs) {
       this.statsTimer = setInterval(() => this.emitStats(), opts.statsIntervalMs);
       this.statsTimer.unref();
     }
+    if (opts.faults) this.faults = new FaultRunner(opts.faults, this.faultHost(), requestName);
     const peers = { listen: peerIdentity(listenFd), connect: peerIdentity(connectFd) };
     this.legs.set('listen', this.makeLeg('listen', listenFd));
     this.legs.set('connect', this.makeLeg('connect', connectFd));
@@ -176,9 +197,8 @@ export class ProxySession {
     this.handle(kind, sender, sender === 'frontend' ? sub.be : sub.fe, raw, fds, ts, `${kind} channel`);
   }
 
-  /** Validates, (for the main channel) interposes, forwards, then reports one message. */
+  /** Validates, then hands the message to the fault rules (if any) or straight to deliver(). */
   private handle(channel: ChannelKind, sender: Side, to: Channel, raw: Buffer, fds: number[], ts: bigint, where: string): void {
-    const fdInfo = describeFds(fds);
     const findings = validateMessage(raw, { channel, sender, fdCount: fds.length, negotiation: this.negotiation });
     const fatal = findings.find((f) => f.severity === 'fatal');
     if (fatal) {
@@ -187,14 +207,33 @@ export class ProxySession {
       return;
     }
     const h = parseHeader(raw);
-    const reply = isReply(h.flags);
+    const m: PendingMessage = { channel, sender, raw, received: raw, fds, ts, findings, request: h.request, reply: isReply(h.flags), faults: [], masked: [] };
+    this.targets.set(m, to);
+    if (this.faults) this.faults.submit(m);
+    else this.deliver(m);
+  }
+
+  /** Channel a pending message goes to (decided when it arrived). */
+  private readonly targets = new WeakMap<PendingMessage, Channel>();
+
+  /** (For the main channel) interposes, forwards, then reports one message. */
+  private deliver(m: PendingMessage): void {
+    if (this.closed) {
+      closeFds(m.fds);
+      return;
+    }
+    const { channel, sender, fds, findings } = m;
+    const to = this.targets.get(m)!;
+    const fdInfo = describeFds(fds);
+    const h = parseHeader(m.raw);
+    const reply = m.reply;
     const extra: Partial<MessageEvent> = {};
-    let out = raw;
+    let out = m.raw;
     let outFds = fds;
     if (channel === 'main') {
       try {
         if (this.interposer && !reply && sender === 'frontend' && NOTIFY_REQUESTS[h.request]) {
-          const v = decoders.vringFd(raw.subarray(HEADER_SIZE));
+          const v = decoders.vringFd(out.subarray(HEADER_SIZE));
           outFds = this.interposer.interpose(NOTIFY_REQUESTS[h.request], v.index as number, v.nofd as boolean, fds);
           extra.interposed = outFds !== fds;
         }
@@ -209,15 +248,18 @@ export class ProxySession {
         return;
       }
       if (this.interposer && !this.opts.keepFeatures && reply && sender === 'backend' && h.request === Request.GET_PROTOCOL_FEATURES && h.size === 8) {
-        const offered = raw.readBigUInt64LE(HEADER_SIZE);
-        const mask = BYPASS_FEATURES.reduce((m, bit) => m | (1n << BigInt(bit)), 0n);
+        const offered = out.readBigUInt64LE(HEADER_SIZE);
+        const mask = BYPASS_FEATURES.reduce((bits, bit) => bits | (1n << BigInt(bit)), 0n);
         if (offered & mask) {
-          out = Buffer.from(raw);
+          out = Buffer.from(out);
           out.writeBigUInt64LE(offered & ~mask, HEADER_SIZE);
-          extra.masked = protocolFeatureNames(offered & mask);
-          extra.received = raw;
+          m.masked.push(...protocolFeatureNames(offered & mask));
         }
       }
+    }
+    if (out !== m.received) {
+      extra.received = m.received;
+      extra.masked = m.masked;
     }
     try {
       to.send(out, outFds); // the channel owns the fds now and closes its copies once sent
@@ -231,7 +273,56 @@ export class ProxySession {
       if (this.interposer && reply && h.request === Request.GET_VRING_BASE) this.interposer.stopVring(decoders.vringState(out.subarray(HEADER_SIZE)).index as number);
       if (this.interposer && !reply && h.request === Request.RESET_OWNER) this.interposer.teardownAll();
     }
+    if (m.faults.length) extra.faults = m.faults;
+    let ts = m.ts;
+    if (m.heldNs !== undefined) {
+      extra.heldNs = m.heldNs;
+      ts = native.monotonicNs();
+    }
     this.emitMessage(channel, sender, out, fdInfo, findings, ts, extra);
+  }
+
+  /** The FaultRunner's view of this session: the I/O it may ask for. */
+  private faultHost(): FaultHost {
+    return {
+      negotiation: this.negotiation,
+      now: () => native.monotonicNs(),
+      deliver: (m) => this.deliver(m),
+      discard: (m, how) => {
+        const fdInfo = describeFds(m.fds);
+        closeFds(m.fds);
+        this.emitMessage(m.channel, m.sender, m.received, fdInfo, m.findings, m.ts, { faults: m.faults, undelivered: how });
+      },
+      answer: (m, reply, faults) => {
+        const back = this.channelTo(m.channel, m.sender);
+        if (!back || this.closed) return;
+        try {
+          back.send(reply);
+        } catch (err) {
+          this.close(`answering the ${m.sender} (${m.channel} channel) failed: ${(err as Error).message}`, 'proxy');
+          return;
+        }
+        this.emitMessage(m.channel, m.sender === 'frontend' ? 'backend' : 'frontend', reply, [], [], native.monotonicNs(), { injected: true, faults });
+      },
+      injectNotification: (kind, vring) => {
+        if (!this.interposer) return 'the session does not interpose eventfds (--no-interpose)';
+        return this.interposer.inject(kind, vring);
+      },
+      injected: (kind, vring) => this.opts.emit({ type: 'notification', ts: native.monotonicNs(), session: this.id, vring, kind, count: 1, injected: true }),
+      disconnect: (side, reason) => this.close(reason, 'proxy', side),
+      fault: (rule, action, detail) =>
+        this.opts.emit({ type: 'fault', ts: native.monotonicNs(), session: this.id, rule: rule.id, text: rule.text, action, detail }),
+    };
+  }
+
+  /** The channel on which `side` sent on `channel` (to answer it there). */
+  private channelTo(channel: ChannelKind, side: Side): Channel | undefined {
+    if (channel === 'main') {
+      const pos = side === 'frontend' ? this.frontendAt : this.frontendAt && other(this.frontendAt);
+      return pos ? this.legs.get(pos) : undefined;
+    }
+    const sub = this.subs.get(channel);
+    return side === 'frontend' ? sub?.fe : sub?.be;
   }
 
   private emitMessage(channel: ChannelKind, sender: Side, raw: Buffer, fds: FdDescription[], findings: Finding[], ts: bigint, extra: Partial<MessageEvent>): void {
@@ -305,6 +396,29 @@ export class ProxySession {
     return true;
   }
 
+  /** What `vhostscope status` shows about this session (JSON-safe). */
+  status(device: DeviceType = 'generic'): SessionStatus {
+    const n = this.negotiation;
+    const hex = (v?: bigint): string | undefined => (v === undefined ? undefined : `0x${v.toString(16)}`);
+    const pairs = this.interposer?.pairs() ?? [];
+    return {
+      session: this.id,
+      frontend: this.frontendAt ?? 'not yet known',
+      channels: ['main', ...this.subs.keys()],
+      messages: { ...this.counts },
+      fdsForwarded: this.fdsForwarded,
+      features: {
+        offered: hex(n.offeredFeatures),
+        acked: hex(n.ackedFeatures),
+        ackedNames: n.ackedFeatures !== undefined ? virtioFeatureNames(n.ackedFeatures, device) : undefined,
+        protocolInUse: n.protocolFeatures !== undefined ? protocolFeatureNames(n.protocolFeatures) : undefined,
+      },
+      vrings: this.notificationStats(),
+      relayPairs: pairs.filter((p) => !p.final).map((p) => ({ vring: p.vring, kind: p.kind, read: p.stats?.read ?? 0, written: p.stats?.written ?? 0 })),
+      ...(this.faults ? { faults: this.faults.snapshot() } : {}),
+    };
+  }
+
   /** The interposed channels this session has now. */
   get subChannels(): SubChannelKind[] {
     return [...this.subs.keys()];
@@ -341,11 +455,18 @@ export class ProxySession {
     return end.message;
   }
 
-  /** Closes both sides (and every fd the session still holds) and reports the end once. */
-  close(reason: string, by?: SessionEndEvent['by']): void {
+  /**
+   * Closes both sides (and every fd the session still holds) and reports the end once.
+   * `first`: the side to close first (a fault rule's disconnect), so that it sees EOF before
+   * the other does.
+   */
+  close(reason: string, by?: SessionEndEvent['by'], first?: Side): void {
     if (this.closed) return;
     this.closed = true;
+    const firstPos = first && this.frontendAt ? (first === 'frontend' ? this.frontendAt : other(this.frontendAt)) : undefined;
+    if (firstPos) this.legs.get(firstPos)!.close();
     for (const leg of this.legs.values()) leg.close();
+    closeFds(this.faults?.dispose() ?? []);
     for (const sub of this.subs.values()) {
       sub.fe.close();
       sub.be.close();

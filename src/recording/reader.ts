@@ -5,6 +5,8 @@
 import * as fs from 'node:fs';
 import {
   applyMainMessage,
+  Request,
+  virtioFeatureNames,
   decodeMessage,
   HEADER_SIZE,
   isReply,
@@ -57,9 +59,11 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
         const n = negotiations.get(r.session) ?? newNegotiation();
         const sender = r.dir === 'F>B' ? 'frontend' : 'backend';
         const findings = validateMessage(r.raw, { channel: r.channel, sender, fdCount: r.fds.length, negotiation: n });
-        if (r.channel === 'main') applyMainMessage(n, h.request, h.flags, forwarded.subarray(HEADER_SIZE));
+        if (r.channel === 'main' && !r.undelivered) applyMainMessage(n, h.request, h.flags, forwarded.subarray(HEADER_SIZE));
         const reply = isReply(h.flags);
-        const masked = r.forwarded && r.raw.length >= 20 && forwarded.length >= 20 ? protocolFeatureNames(r.raw.readBigUInt64LE(12) & ~forwarded.readBigUInt64LE(12)) : [];
+        const cleared = r.forwarded && r.raw.length >= 20 && forwarded.length >= 20 ? r.raw.readBigUInt64LE(12) & ~forwarded.readBigUInt64LE(12) : 0n;
+        const virtio = r.channel === 'main' && (h.request === Request.GET_FEATURES || h.request === Request.SET_FEATURES);
+        const masked = virtio ? virtioFeatureNames(cleared) : protocolFeatureNames(cleared);
         out.push({
           type: 'message',
           ts: r.ts,
@@ -76,9 +80,20 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
           ...(r.injected ? { injected: true } : {}),
           ...(r.absorbed ? { absorbed: true } : {}),
           ...(r.forwarded ? { received: r.raw, masked } : {}),
+          ...(Array.isArray(r.faults) ? { faults: r.faults.map(String) } : {}),
+          ...(r.undelivered === 'dropped' || r.undelivered === 'answered' ? { undelivered: r.undelivered } : {}),
+          ...(typeof r.heldNs === 'bigint' ? { heldNs: r.heldNs } : {}),
         });
         break;
       }
+      case 'fault':
+        if (typeof r.ts !== 'bigint' || typeof r.session !== 'number' || typeof r.detail !== 'string') throw new Error('ts, session or detail missing');
+        out.push({ type: 'fault', ts: r.ts, session: r.session, rule: String(r.rule), text: String(r.text), action: r.action as 'drop', detail: r.detail });
+        break;
+      case 'notify-injected':
+        if (typeof r.ts !== 'bigint' || typeof r.session !== 'number' || typeof r.vring !== 'number') throw new Error('ts, session or vring missing');
+        if (opts.notifications) out.push({ type: 'notification', ts: r.ts, session: r.session, vring: r.vring, kind: r.kind, count: 1, injected: true });
+        break;
       case 'notify':
         if (typeof r.ts0 !== 'bigint' || !Array.isArray(r.dt) || !Array.isArray(r.vk) || !Array.isArray(r.c) || r.dt.length !== r.vk.length || r.dt.length !== r.c.length || !r.dt.every((x) => Number.isInteger(x) && x >= 0))
           throw new Error('notification columns malformed');

@@ -85,9 +85,21 @@ export class Recorder {
           ...(e.interposed ? { interposed: true } : {}),
           ...(e.injected ? { injected: true } : {}),
           ...(e.absorbed ? { absorbed: true } : {}),
+          ...(e.faults ? { faults: e.faults } : {}),
+          ...(e.undelivered ? { undelivered: e.undelivered } : {}),
+          ...(e.heldNs !== undefined ? { heldNs: e.heldNs } : {}),
         });
         break;
+      case 'fault':
+        this.flushBatch(e.session, s);
+        s.writer.write({ type: 'fault', ts: e.ts, session: e.session, rule: e.rule, text: e.text, action: e.action, detail: e.detail });
+        break;
       case 'notification': {
+        if (e.injected) {
+          this.flushBatch(e.session, s);
+          s.writer.write({ type: 'notify-injected', ts: e.ts, session: e.session, vring: e.vring, kind: e.kind as 'kick' });
+          break;
+        }
         if (!s.batch) {
           s.batch = { type: 'notify', session: e.session, ts0: e.ts, dt: [], vk: [], c: [] };
           s.last = e.ts;

@@ -64,6 +64,32 @@ export interface MessageRecord {
   injected?: boolean;
   /** the frontend's reply to an injected request, kept by the proxy */
   absorbed?: boolean;
+  /** ids of the fault rules applied to it */
+  faults?: string[];
+  /** not forwarded: a fault rule dropped it or answered it in the far side's place */
+  undelivered?: 'dropped' | 'answered';
+  /** held or delayed by a fault rule this long; `ts` is then when it was forwarded */
+  heldNs?: bigint;
+}
+
+/** What a fault rule did (see FaultEvent). */
+export interface FaultRecord {
+  type: 'fault';
+  ts: bigint;
+  session: number;
+  rule: string;
+  text: string;
+  action: string;
+  detail: string;
+}
+
+/** A kick or call the proxy signalled itself (fault rule inject); relayed ones go in notify batches. */
+export interface InjectedNotificationRecord {
+  type: 'notify-injected';
+  ts: bigint;
+  session: number;
+  vring: number;
+  kind: 'kick' | 'call';
 }
 
 /**
@@ -109,7 +135,7 @@ export interface RecoveryRecord {
   reason: string;
 }
 
-export type RecordingRecord = HeaderRecord | SessionStartRecord | MessageRecord | NotifyBatchRecord | DropRecord | SessionEndRecord | RecoveryRecord;
+export type RecordingRecord = HeaderRecord | SessionStartRecord | MessageRecord | NotifyBatchRecord | DropRecord | SessionEndRecord | RecoveryRecord | FaultRecord | InjectedNotificationRecord;
 
 /** One notification, unpacked from a batch. */
 export interface NotificationEntry {

@@ -85,11 +85,25 @@ const cases: [string, () => ProxyEvent[]][] = [
   ['VU015 unknown-request', () => new Session().fe(99).end()],
   ['VU016 ambiguous-request', () => new Session().fe(Request.GET_SHMEM_CONFIG).be(Request.GET_SHMEM_CONFIG, Buffer.alloc(2056)).end()],
   ['VU017 wrong-direction', () => new Session().be(Request.SET_OWNER, undefined, { flags: 1 }).end()],
+  ['VU018 vring-without-kick', () => new Session().handshake().fe(Request.SET_VRING_NUM, u32s(0, 256)).fe(Request.SET_VRING_ADDR, vringAddr(0, 0x7f0000001000n, 0x7f0000003000n, 0x7f0000002000n)).fe(Request.SET_VRING_ENABLE, u32s(0, 1)).end()],
 ];
 
 describe('check rules', () => {
   it('a clean session has no finding', () => {
     expect(ids(new Session().handshake().vring(0).vring(1).kick(0).kick(1).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 7)).end())).toEqual([]);
+  });
+
+  it('VU018 names the fault rule that dropped the kick fd, at DRIVER_OK', () => {
+    const events = new Session().handshake().fe(Request.SET_VRING_NUM, u32s(0, 256)).fe(Request.SET_VRING_ADDR, vringAddr(0, 0x7f0000001000n, 0x7f0000003000n, 0x7f0000002000n)).events;
+    events.push({ type: 'fault', ts: 90_000n, session: 1, rule: '1', text: 'drop SET_VRING_KICK', action: 'drop', detail: 'F>B SET_VRING_KICK(vring 0) dropped' });
+    const kick = encodeMessage(Request.SET_VRING_KICK, 1, u64(0n));
+    events.push({ type: 'message', ts: 91_000n, session: 1, channel: 'main', sender: 'frontend', dir: 'F>B', raw: kick, decoded: decodeMessage('main', kick), fds: [{ slot: 0, kind: 'eventfd' }], findings: [], undelivered: 'dropped', faults: ['1'] });
+    const status = encodeMessage(Request.SET_STATUS, 1, u64(0xfn));
+    events.push({ type: 'message', ts: 92_000n, session: 1, channel: 'main', sender: 'frontend', dir: 'F>B', raw: status, decoded: decodeMessage('main', status), fds: [], findings: [] });
+    const f = checkEvents(events);
+    expect(f.map((x) => x.rule.id)).toEqual(['VU018']);
+    expect(f[0].detail).toBe('vring 0 was set up (SET_VRING_ADDR) but had no kick fd when the driver set DRIVER_OK: SET_VRING_KICK for vring 0 was dropped by the proxy\'s fault rule 1 (drop SET_VRING_KICK)');
+    expect(f[0].at).toBe('F>B SET_STATUS');
   });
 
   it('every rule has a crafted session here', () => {

@@ -1,0 +1,94 @@
+/** `vhostscope status`, `tail` and `rules`: talk to a running daemon over its control socket. */
+import type { Command } from 'commander';
+import { controlRequest, resolveControlPath } from '../control/client';
+import { loadRulesFile, type ActiveRule } from '../faults';
+import { humanLine, vringLine } from '../log/format';
+import type { ChannelKind, DeviceType } from '../protocol';
+import type { DaemonStatus } from '../proxy/daemon';
+
+const out = (l: string): boolean => process.stdout.write(l + '\n');
+
+export function statusText(s: DaemonStatus): string[] {
+  const lines = [`daemon pid ${s.pid}: listening on ${s.listen}, connecting to ${s.connect}; up ${s.uptimeS} s; eventfds ${s.interpose ? 'interposed' : 'passed through'}; ${s.sessions.length} session(s)${s.pendingConnects ? `, ${s.pendingConnects} waiting for the connect side` : ''}`];
+  if (s.relay) lines.push(`relay thread: ${Object.entries(s.relay).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  for (const x of s.sessions) {
+    lines.push(`session ${x.session}: frontend on the ${x.frontend} side; channels ${x.channels.join(', ')}; messages F>B ${x.messages['F>B']} B>F ${x.messages['B>F']}; fds forwarded ${x.fdsForwarded}`);
+    if (x.features.ackedNames) lines.push(`  virtio features acked: ${x.features.ackedNames.join('|')}`);
+    if (x.features.protocolInUse) lines.push(`  protocol features in use: ${x.features.protocolInUse.join('|') || '(none)'}`);
+    for (const v of x.vrings) lines.push(`  ${vringLine(v)}`);
+    if (x.relayPairs.length) lines.push(`  relay pairs: ${x.relayPairs.map((p) => `${p.kind}:${p.vring} ${p.read}/${p.written}`).join(', ')}`);
+    if (x.faults?.held.length) lines.push(`  held by fault rules: ${x.faults.held.join('; ')}`);
+  }
+  lines.push(...rulesText(s.rules));
+  return lines;
+}
+
+export function rulesText(rules: ActiveRule[]): string[] {
+  if (!rules.length) return ['fault rules: none'];
+  return ['fault rules:', ...rules.map((r) => `  ${r.id.padEnd(4)} ${r.text}   (applied ${r.applied}${r.rule.limit !== undefined ? ` of ${r.rule.limit}` : ''})`)];
+}
+
+interface ControlOpt {
+  control?: string;
+  json?: boolean;
+}
+
+export function registerControlCommands(program: Command): void {
+  const controlOption = '--control <path>';
+  const controlHelp = 'the daemon\'s control socket (or its listen path); default $VHOSTSCOPE_CONTROL';
+  program
+    .command('status')
+    .description('sessions, channels, vrings, counts and active fault rules of a running daemon')
+    .option(controlOption, controlHelp)
+    .option('--json', 'as JSON')
+    .option('--device <type>', 'device type for naming device feature bits', 'generic')
+    .action(async (o: ControlOpt & { device: DeviceType }) => {
+      const s = (await controlRequest(resolveControlPath(o.control), { cmd: 'status', device: o.device })) as DaemonStatus;
+      if (o.json) out(JSON.stringify(s, null, 2));
+      else statusText(s).forEach(out);
+    });
+  program
+    .command('tail')
+    .description('the live decoded log of a running daemon (the same filters as show)')
+    .option(controlOption, controlHelp)
+    .option('--session <n>', 'only this session')
+    .option('--channel <channel>', 'only this channel: main, backend or gpu')
+    .option('--request <name>', 'only this request (current or legacy name)')
+    .option('--notifications', 'also every relayed kick/call/err')
+    .option('--json', 'JSON lines')
+    .option('--device <type>', 'device type for naming device feature bits', 'generic')
+    .action(async (o: ControlOpt & { session?: string; channel?: ChannelKind; request?: string; notifications?: boolean; device: DeviceType }) => {
+      const filter = { ...(o.session ? { session: o.session } : {}), ...(o.channel ? { channel: o.channel } : {}), ...(o.request ? { request: o.request } : {}), notifications: Boolean(o.notifications) };
+      await controlRequest(resolveControlPath(o.control), { cmd: 'tail', filter, device: o.device }, (rec) => out(o.json ? JSON.stringify(rec) : humanLine(rec)));
+    });
+  const rules = program.command('rules').description('list, add and remove fault rules of a running daemon');
+  rules
+    .command('list')
+    .option(controlOption, controlHelp)
+    .option('--json', 'as JSON')
+    .action(async (o: ControlOpt) => {
+      const list = (await controlRequest(resolveControlPath(o.control), { cmd: 'rules-list' })) as ActiveRule[];
+      if (o.json) out(JSON.stringify(list, null, 2));
+      else rulesText(list).forEach(out);
+    });
+  rules
+    .command('add')
+    .description('add rules (short syntax, as proxy --fault) and/or the rules of a JSON file; all or none become active')
+    .argument('[rule...]', 'e.g. "delay GET_VRING_BASE reply ms=2000"')
+    .option(controlOption, controlHelp)
+    .option('--file <rules.json>', 'rules from a file')
+    .option('--json', 'as JSON')
+    .action(async (specs: string[], o: ControlOpt & { file?: string }) => {
+      const added = (await controlRequest(resolveControlPath(o.control), { cmd: 'rules-add', specs, rules: o.file ? loadRulesFile(o.file) : [] })) as ActiveRule[];
+      if (o.json) out(JSON.stringify(added, null, 2));
+      else added.forEach((r) => out(`added rule ${r.id}: ${r.text}`));
+    });
+  rules
+    .command('remove')
+    .argument('<id...>', 'rule ids (see rules list)')
+    .option(controlOption, controlHelp)
+    .action(async (ids: string[], o: ControlOpt) => {
+      const removed = (await controlRequest(resolveControlPath(o.control), { cmd: 'rules-remove', ids })) as { id: string; text: string; applied: number }[];
+      removed.forEach((r) => out(`removed rule ${r.id}: ${r.text} (applied ${r.applied})`));
+    });
+}

@@ -1,0 +1,21 @@
+/**
+ * The control socket's protocol: newline-delimited JSON over a unix stream socket, one request
+ * per connection. A reply is one line `{ "ok": true, "result": … }` or `{ "ok": false, "error": … }`;
+ * `tail` then streams one line per event (the log's JSON records) until the client hangs up.
+ */
+import type { FaultRule } from '../faults';
+import type { EventFilterOptions } from '../log/filter';
+import type { DeviceType } from '../protocol';
+
+export type ControlRequest =
+  | { cmd: 'status'; device?: DeviceType }
+  | { cmd: 'tail'; filter?: EventFilterOptions; device?: DeviceType }
+  | { cmd: 'rules-list' }
+  /** rules in the short syntax (--fault) and/or as data (a rules file's entries) */
+  | { cmd: 'rules-add'; specs?: string[]; rules?: FaultRule[] }
+  | { cmd: 'rules-remove'; ids: string[] };
+
+export type ControlReply = { ok: true; result: unknown } | { ok: false; error: string };
+
+/** `<listen path>.ctl` unless the user chose another path. */
+export const defaultControlPath = (listenPath: string): string => `${listenPath}.ctl`;

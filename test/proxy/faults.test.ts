@@ -1,0 +1,254 @@
+/**
+ * Fault rules applied by a real daemon between fake peers on real sockets: what each action
+ * does on the wire, in which order, which events say so, and that no fd is left behind.
+ */
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FaultRuleSet, parseFaultSpec } from '../../src/faults';
+import { native, type Channel } from '../../src/native';
+import { encodeMessage, HEADER_SIZE, Request } from '../../src/protocol';
+import { ProxyDaemon } from '../../src/proxy/daemon';
+import type { FaultEvent, MessageEvent, ProxyEvent, SessionEndEvent } from '../../src/proxy/events';
+import { openFds, tmpDir, until } from '../helpers';
+
+const u64 = (v: bigint): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(v);
+  return b;
+};
+const vringState = (index: number, num: number): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeUInt32LE(index, 0);
+  b.writeUInt32LE(num, 4);
+  return b;
+};
+const OFFERED_PROTOCOL = 0x10cbfn; // testpmd's: MQ|LOG_SHMFD|RARP|REPLY_ACK|MTU|BACKEND_REQ|...|STATUS
+
+interface Got {
+  code: number;
+  flags: number;
+  payload: Buffer;
+  fds: number[];
+  at: number;
+}
+
+/** A backend that answers what a backend must answer, and remembers everything it got. */
+function fakeBackend(fd: number, got: Got[], ended: { v: boolean }): Channel {
+  const ch: Channel = new native.Channel(fd, 65536, (msg, fds) => {
+    const code = msg.readUInt32LE(0);
+    const flags = msg.readUInt32LE(4);
+    got.push({ code, flags, payload: msg.subarray(HEADER_SIZE), fds, at: Date.now() });
+    if (code === Request.GET_FEATURES) ch.send(encodeMessage(code, 5, u64((1n << 32n) | (1n << 30n))));
+    if (code === Request.GET_PROTOCOL_FEATURES) ch.send(encodeMessage(code, 5, u64(OFFERED_PROTOCOL)));
+    if (code === Request.GET_VRING_BASE) ch.send(encodeMessage(code, 5, vringState(msg.readUInt32LE(HEADER_SIZE), 42)));
+    else if (code === Request.GET_CONFIG) ch.send(encodeMessage(code, 5, msg.subarray(HEADER_SIZE)));
+    else if (flags & 8 && ![Request.GET_FEATURES, Request.GET_PROTOCOL_FEATURES, Request.GET_VRING_BASE].includes(code)) ch.send(encodeMessage(code, 5, u64(0n))); // REPLY_ACK
+  }, () => (ended.v = true));
+  ch.start();
+  return ch;
+}
+
+async function setup(specs: string[], interpose = true) {
+  const dir = tmpDir('faults');
+  const listenPath = path.join(dir, 'fe.sock');
+  const backendPath = path.join(dir, 'be.sock');
+  const got: Got[] = [];
+  const beEnded = { v: false };
+  const chans: Channel[] = [];
+  const listener = new native.Listener(native.listenUnix(backendPath, 4, 0o600), (_e, fd) => {
+    if (fd !== null) chans.push(fakeBackend(fd, got, beEnded));
+  });
+  const events: ProxyEvent[] = [];
+  const rules = new FaultRuleSet(specs.flatMap(parseFaultSpec));
+  const daemon = new ProxyDaemon({ listenPath, connectPath: backendPath, interpose, faults: rules, emit: (e) => events.push(e) });
+  daemon.start();
+  const replies: Got[] = [];
+  const feEnded = { v: false };
+  const fe = new native.Channel(native.connectUnix(listenPath), 65536, (msg, fds) => {
+    replies.push({ code: msg.readUInt32LE(0), flags: msg.readUInt32LE(4), payload: msg.subarray(HEADER_SIZE), fds, at: Date.now() });
+  }, () => (feEnded.v = true));
+  fe.start();
+  await until(() => chans.length === 1, 5000, 'the backend connection');
+  const done = (): void => {
+    fe.close();
+    daemon.stop();
+    listener.close();
+    for (const c of chans) c.close();
+    for (const m of [...got, ...replies]) for (const fd of m.fds) native.close(fd);
+  };
+  const faults = (): FaultEvent[] => events.filter((e): e is FaultEvent => e.type === 'fault');
+  const messages = (): MessageEvent[] => events.filter((e): e is MessageEvent => e.type === 'message');
+  return { fe, got, replies, events, faults, messages, rules, daemon, done, beEnded, feEnded };
+}
+
+let cleanup: (() => void) | undefined;
+afterEach(() => {
+  cleanup?.();
+  cleanup = undefined;
+});
+
+describe('fault rules between fake peers', () => {
+  it('drop: the message and its fds never reach the backend; nothing leaks', async () => {
+    const before = openFds();
+    const t = await setup(['drop SET_VRING_ERR vring=1'], false);
+    cleanup = t.done;
+    for (const idx of [0, 1]) {
+      const efd = native.eventfd(0);
+      t.fe.send(encodeMessage(Request.SET_VRING_ERR, 1, u64(BigInt(idx))), [efd]);
+    }
+    t.fe.send(encodeMessage(Request.SET_OWNER, 1));
+    await until(() => t.got.some((g) => g.code === Request.SET_OWNER), 5000, 'SET_OWNER');
+    expect(t.got.map((g) => g.code)).toEqual([Request.SET_VRING_ERR, Request.SET_OWNER]);
+    expect(t.got[0].payload.readUInt32LE(0)).toBe(0);
+    const dropped = t.messages().find((m) => m.undelivered);
+    expect(dropped).toMatchObject({ undelivered: 'dropped', faults: ['1'] });
+    expect(t.faults()).toEqual([expect.objectContaining({ rule: '1', action: 'drop', detail: 'F>B SET_VRING_ERR(vring 1) dropped with its 1 fd(s)' })]);
+    t.done();
+    cleanup = undefined;
+    await until(() => openFds() === before, 3000, `fds back to ${before} (now ${openFds()})`);
+  });
+
+  it('answer: the proxy replies in the backend\'s place', async () => {
+    const t = await setup(['answer GET_VRING_BASE value=7']);
+    cleanup = t.done;
+    t.fe.send(encodeMessage(Request.GET_VRING_BASE, 1, vringState(1, 0)));
+    await until(() => t.replies.length === 1, 5000, 'the reply');
+    expect(t.replies[0]).toMatchObject({ code: Request.GET_VRING_BASE, flags: 5 });
+    expect([t.replies[0].payload.readUInt32LE(0), t.replies[0].payload.readUInt32LE(4)]).toEqual([1, 7]);
+    expect(t.got).toEqual([]);
+    const m = t.messages();
+    expect(m.map((x) => [x.dir, x.decoded.name, x.undelivered, x.injected])).toEqual([
+      ['F>B', 'GET_VRING_BASE', 'answered', undefined],
+      ['B>F', 'GET_VRING_BASE', undefined, true],
+    ]);
+  });
+
+  it('delay: the message and everything behind it on that stream arrive late, in order', async () => {
+    const t = await setup(['delay SET_OWNER ms=300']);
+    cleanup = t.done;
+    const sent = Date.now();
+    t.fe.send(encodeMessage(Request.SET_OWNER, 1));
+    t.fe.send(encodeMessage(Request.GET_FEATURES, 1));
+    await until(() => t.replies.length === 1, 5000, 'GET_FEATURES reply');
+    expect(t.got.map((g) => g.code)).toEqual([Request.SET_OWNER, Request.GET_FEATURES]);
+    expect(t.got[0].at - sent).toBeGreaterThanOrEqual(290);
+    const owner = t.messages().find((m) => m.decoded.name === 'SET_OWNER')!;
+    expect(Number(owner.heldNs) / 1e6).toBeGreaterThanOrEqual(290);
+  });
+
+  it('hold until a message: later messages overtake it', async () => {
+    const t = await setup(['hold SET_VRING_ENABLE vring=0 until=SET_VRING_NUM:1']);
+    cleanup = t.done;
+    t.fe.send(encodeMessage(Request.SET_VRING_ENABLE, 1, vringState(0, 1)));
+    t.fe.send(encodeMessage(Request.SET_VRING_ENABLE, 1, vringState(1, 1)));
+    t.fe.send(encodeMessage(Request.SET_VRING_NUM, 1, vringState(1, 256)));
+    t.fe.send(encodeMessage(Request.SET_OWNER, 1));
+    await until(() => t.got.length === 4, 5000, 'four messages');
+    expect(t.got.map((g) => [g.code, g.payload.length ? g.payload.readUInt32LE(0) : 0])).toEqual([
+      [Request.SET_VRING_ENABLE, 1],
+      [Request.SET_VRING_NUM, 1],
+      [Request.SET_VRING_ENABLE, 0],
+      [Request.SET_OWNER, 0],
+    ]);
+    expect(t.faults().map((f) => f.detail)).toEqual([
+      expect.stringMatching(/^F>B SET_VRING_ENABLE\(vring 0\) held until SET_VRING_NUM has passed/),
+      expect.stringMatching(/^F>B SET_VRING_ENABLE\(vring 0\) released after F>B SET_VRING_NUM\(vring 1\)/),
+    ]);
+  });
+
+  it('hold gives up after max ms and says so', async () => {
+    const t = await setup(['hold SET_OWNER until=GET_FEATURES max=200']);
+    cleanup = t.done;
+    t.fe.send(encodeMessage(Request.SET_OWNER, 1));
+    await until(() => t.got.length === 1, 5000, 'SET_OWNER after the timeout');
+    expect(t.faults()[1].detail).toMatch(/not released by GET_FEATURES within 200 ms: forwarded now/);
+  });
+
+  it('hold SET_VRING_ENABLE while injecting a kick: the backend sees the kick first', async () => {
+    const t = await setup(['hold SET_VRING_ENABLE vring=0 until=kick:0', 'inject kick:0 after=SET_VRING_ENABLE:0']);
+    cleanup = t.done;
+    const kick = native.eventfd(0);
+    t.fe.send(encodeMessage(Request.SET_VRING_KICK, 1, u64(0n)), [native.dup(kick)]);
+    await until(() => t.got.length === 1, 5000, 'SET_VRING_KICK');
+    const backendKick = t.got[0].fds[0];
+    t.fe.send(encodeMessage(Request.SET_VRING_ENABLE, 1, vringState(0, 1)));
+    await until(() => t.got.length === 2, 5000, 'SET_VRING_ENABLE');
+    expect(native.eventfdRead(backendKick)).toBe(1n); // the injected kick was there before the enable
+    const order = t.events.filter((e) => e.type !== 'session-start').map((e) => (e.type === 'fault' ? `fault:${e.action}` : e.type === 'notification' ? `${e.kind}${e.injected ? ' (injected)' : ''}` : e.type === 'message' ? e.decoded.name : e.type));
+    expect(order).toEqual(['SET_VRING_KICK', 'fault:hold', 'fault:inject', 'kick (injected)', 'fault:hold', 'SET_VRING_ENABLE']);
+    native.close(kick);
+  });
+
+  it('inject without interposition reports why it could not', async () => {
+    const t = await setup(['inject call:0 after=SET_OWNER'], false);
+    cleanup = t.done;
+    t.fe.send(encodeMessage(Request.SET_OWNER, 1));
+    await until(() => t.faults().length === 1, 5000, 'the fault event');
+    expect(t.faults()[0].detail).toMatch(/could not inject a call on vring 0 after F>B SET_OWNER: the session does not interpose eventfds/);
+  });
+
+  it('mask REPLY_ACK both ways: offered without it, acked without it', async () => {
+    const t = await setup(['mask protocol:REPLY_ACK']);
+    cleanup = t.done;
+    t.fe.send(encodeMessage(Request.GET_PROTOCOL_FEATURES, 1));
+    await until(() => t.replies.length === 1, 5000, 'the reply');
+    const offered = t.replies[0].payload.readBigUInt64LE(0);
+    expect(offered & 8n).toBe(0n);
+    t.fe.send(encodeMessage(Request.SET_PROTOCOL_FEATURES, 1, u64(OFFERED_PROTOCOL)));
+    await until(() => t.got.length === 2, 5000, 'SET_PROTOCOL_FEATURES');
+    expect(t.got[1].payload.readBigUInt64LE(0) & 8n).toBe(0n);
+    const masked = t.messages().filter((m) => m.masked?.includes('REPLY_ACK'));
+    expect(masked.map((m) => m.dir)).toEqual(['B>F', 'F>B']);
+    expect(masked[0].received!.readBigUInt64LE(HEADER_SIZE) & 8n).toBe(8n); // what the backend really said
+  });
+
+  it('disconnect the backend after a message: the session ends on both sides, naming the rule', async () => {
+    const t = await setup(['disconnect backend after=SET_STATUS:DRIVER_OK limit=1']);
+    cleanup = t.done;
+    t.fe.send(encodeMessage(Request.SET_STATUS, 1, u64(0xbn)));
+    t.fe.send(encodeMessage(Request.SET_STATUS, 1, u64(0xfn)));
+    await until(() => t.beEnded.v && t.feEnded.v, 5000, 'both sides closed');
+    expect(t.got.map((g) => g.payload.readBigUInt64LE(0))).toEqual([0xbn, 0xfn]);
+    const end = t.events.find((e): e is SessionEndEvent => e.type === 'session-end')!;
+    expect(end.reason).toBe('fault rule 1 (disconnect backend after=SET_STATUS:DRIVER_OK limit=1): disconnected the backend after F>B SET_STATUS');
+    expect(end.by).toBe('proxy');
+    expect(t.rules.list()[0].applied).toBe(1);
+  });
+
+  it('the virtio-vhost-user preset: only the 15 requests pass, the rest are answered or dropped', async () => {
+    const t = await setup(['preset virtio-vhost-user']);
+    cleanup = t.done;
+    t.fe.send(encodeMessage(Request.GET_PROTOCOL_FEATURES, 1));
+    await until(() => t.replies.length === 1, 5000, 'GET_PROTOCOL_FEATURES');
+    expect(t.replies[0].payload.readBigUInt64LE(0)).toBe(0x9n); // MQ|REPLY_ACK
+    t.fe.send(encodeMessage(Request.SET_PROTOCOL_FEATURES, 1, u64(0x9n)));
+    const cfg = Buffer.alloc(12 + 8);
+    cfg.writeUInt32LE(0, 0);
+    cfg.writeUInt32LE(8, 4);
+    cfg.fill(0xaa, 12);
+    t.fe.send(encodeMessage(Request.GET_CONFIG, 1, cfg));
+    t.fe.send(encodeMessage(Request.SET_VRING_ERR, 1, u64(0x100n)));
+    t.fe.send(encodeMessage(Request.SET_OWNER, 9));
+    await until(() => t.replies.length === 3, 5000, 'GET_CONFIG and SET_OWNER answers');
+    expect(t.got.map((g) => g.code)).toEqual([Request.GET_PROTOCOL_FEATURES, Request.SET_PROTOCOL_FEATURES, Request.SET_OWNER]);
+    expect(t.replies[1].code).toBe(Request.GET_CONFIG);
+    expect(t.replies[1].payload.subarray(12).equals(Buffer.alloc(8))).toBe(true);
+    expect(t.faults().filter((f) => f.action === 'filter').map((f) => f.detail)).toEqual([
+      'F>B GET_CONFIG not forwarded; the proxy answered it (value 0)',
+      'F>B SET_VRING_ERR(vring 0) not forwarded (no reply due)',
+    ]);
+  });
+
+  it('rules added while a session runs apply from its next message', async () => {
+    const t = await setup([]);
+    cleanup = t.done;
+    t.fe.send(encodeMessage(Request.SET_OWNER, 1));
+    await until(() => t.got.length === 1, 5000, 'SET_OWNER');
+    t.rules.add(parseFaultSpec('drop SET_OWNER')[0]);
+    t.fe.send(encodeMessage(Request.SET_OWNER, 1));
+    t.fe.send(encodeMessage(Request.GET_FEATURES, 1));
+    await until(() => t.replies.length === 1, 5000, 'GET_FEATURES');
+    expect(t.got.map((g) => g.code)).toEqual([Request.SET_OWNER, Request.GET_FEATURES]);
+    expect(t.daemon.status().rules).toEqual([expect.objectContaining({ id: '1', text: 'drop SET_OWNER', applied: 1 })]);
+  });
+});
