@@ -55,8 +55,8 @@ class SessionState {
   /** vrings with SET_VRING_ADDR / SET_VRING_KICK delivered to the back-end */
   ringsSetUp = new Set<number>();
   kicked = new Set<number>();
-  /** why a vring's SET_VRING_KICK never arrived, when the proxy kept it (fault rules) */
-  lostKick = new Map<number, string>();
+  /** a vring's SET_VRING_KICK the proxy kept from the back-end: how, and by which fault rules */
+  lostKick = new Map<number, { how: string; rules: string[] }>();
   reportedNoKick = new Set<number>();
   faultText = new Map<string, string>();
 }
@@ -153,9 +153,7 @@ export class Checker {
     if (e.undelivered) {
       // the far side never saw it (a fault rule): it changes nothing there, but say what it was
       if (e.channel === 'main' && !d.reply && d.request === Request.SET_VRING_KICK) {
-        const vring = (d.payload as { index: number }).index;
-        const rules = (e.faults ?? []).map((id) => `fault rule ${id}${s.faultText.has(id) ? ` (${s.faultText.get(id)})` : ''}`).join(', ');
-        s.lostKick.set(vring, `SET_VRING_KICK for vring ${vring} was ${e.undelivered} by the proxy's ${rules || 'fault rules'}`);
+        s.lostKick.set((d.payload as { index: number }).index, { how: e.undelivered, rules: e.faults ?? [] });
       }
     } else if (e.channel === 'main') this.mainRules(s, e, add);
 
@@ -187,7 +185,10 @@ export class Checker {
       // at the end of a session only rings that were started count (a frontend may set up and leave)
       if (message === undefined && !s.enabled.has(v)) continue;
       s.reportedNoKick.add(v);
-      const cause = s.lostKick.get(v) ?? 'the front-end never sent one';
+      const lost = s.lostKick.get(v);
+      // rule texts come from fault events, which may be stamped just after the message they acted on
+      const rules = lost?.rules.map((id) => `fault rule ${id}${s.faultText.has(id) ? ` (${s.faultText.get(id)})` : ''}`).join(', ');
+      const cause = lost ? `SET_VRING_KICK for vring ${v} was ${lost.how} by the proxy's ${rules || 'fault rules'}` : 'the front-end never sent one';
       out.push({ rule: RULES.vringWithoutKick, session, ts, ...(message !== undefined ? { message } : {}), at: at ?? `vring ${v}`, detail: `vring ${v} was set up (SET_VRING_ADDR) but had no kick fd ${when}: ${cause}` });
     }
     return out;

@@ -31,7 +31,7 @@ export interface CompiledMatch {
   nth?: number;
 }
 
-export type CompiledTrigger = { after: CompiledMatch } | { afterMs: number };
+export type CompiledTrigger = { after: CompiledMatch; delayMs: number } | { afterMs: number };
 
 export interface CompiledRule {
   rule: FaultRule;
@@ -136,7 +136,7 @@ function compileMatch(m: MessageMatch, path: string): CompiledMatch {
 }
 
 function compileTrigger(t: Trigger, path: string): CompiledTrigger {
-  return 'afterMs' in t ? { afterMs: t.afterMs } : { after: compileMatch(t.after, `${path}.after`) };
+  return 'afterMs' in t ? { afterMs: t.afterMs } : { after: compileMatch(t.after, `${path}.after`), delayMs: t.delayMs ?? 0 };
 }
 
 /** Validates one rule (schema, then meaning) and compiles it; throws with every problem found. */

@@ -10,7 +10,8 @@
  *   filter GET_FEATURES,SET_FEATURES,... answer=fail      preset virtio-vhost-user
  *
  * Message options: reply, channel=, from=, vring=, bits=, nth=; every rule: id=, limit=.
- * A reference (after=, until=) is REQUEST[.reply][:VRING or :STATUS|BITS][#NTH], or kick:N / call:N / err:N.
+ * A reference (after=, until=) is REQUEST[.reply][:VRING or :STATUS|BITS][#NTH], or kick:N / call:N / err:N;
+ * after= may end in +MS: that long after the message.
  */
 import type { ChannelKind, Side } from '../protocol';
 import { PRESETS } from './presets';
@@ -46,9 +47,10 @@ function parseTrigger(opts: Map<string, string>): Trigger {
   opts.delete('after');
   opts.delete('ms');
   if (ms !== undefined) return { afterMs: num('ms', ms) };
-  const ref = parseRef(after!);
+  const [refPart, delay] = after!.split('+');
+  const ref = parseRef(refPart);
   if ('notification' in ref) throw new Error(`after=${after}: a trigger is a message, not a notification`);
-  return { after: ref };
+  return { after: ref, ...(delay !== undefined ? { delayMs: num('after=...+MS', delay) } : {}) };
 }
 
 /**

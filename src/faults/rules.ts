@@ -29,8 +29,11 @@ export interface NotificationMatch {
   vring?: number;
 }
 
-/** When a one-shot action fires: once a matching message has been handled, or this long after the session started. */
-export type Trigger = { after: MessageMatch } | { afterMs: number };
+/**
+ * When a one-shot action fires: once a matching message has been handled (plus delayMs), or
+ * this long after the session started.
+ */
+export type Trigger = { after: MessageMatch; delayMs?: number } | { afterMs: number };
 
 interface RuleBase {
   /** a name of the user's; the daemon numbers rules that have none */
@@ -136,7 +139,7 @@ export function refText(m: MessageMatch | NotificationMatch): string {
   return `${m.request}${m.reply ? '.reply' : ''}${suffix}${m.nth !== undefined ? `#${m.nth}` : ''}`;
 }
 
-const triggerText = (t: Trigger): string => ('afterMs' in t ? `ms=${t.afterMs}` : `after=${refText(t.after)}`);
+const triggerText = (t: Trigger): string => ('afterMs' in t ? `ms=${t.afterMs}` : `after=${refText(t.after)}${t.delayMs ? `+${t.delayMs}` : ''}`);
 
 /** The rule in the short syntax `--fault` takes (parse.ts reads it back). */
 export function describeRule(r: FaultRule): string {

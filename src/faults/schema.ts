@@ -39,11 +39,11 @@ const notificationMatch: Schema = {
 
 const trigger: Schema = {
   type: 'object',
-  description: 'after: once a matching message has been handled; afterMs: this long after the session started',
-  properties: { after: messageMatch, afterMs: nonNegInt },
-  additionalProperties: false,
-  minProperties: 1,
-  maxProperties: 1,
+  description: 'after: once a matching message has been handled (plus delayMs); afterMs: this long after the session started',
+  oneOf: [
+    { type: 'object', properties: { after: messageMatch, delayMs: nonNegInt }, required: ['after'], additionalProperties: false },
+    { type: 'object', properties: { afterMs: nonNegInt }, required: ['afterMs'], additionalProperties: false },
+  ],
 };
 
 const common = {

@@ -27,6 +27,12 @@ export interface DpdkScenarioOptions {
   proxy?: ProxyStarter;
   /** called once the vhost-user session is ready and before traffic starts */
   onReady?: () => void;
+  /**
+   * false: the backend is not expected to become ready (a fault rule broke the handshake);
+   * wait this long for it instead, then run the traffic anyway and report what crossed.
+   */
+  expectReady?: false;
+  notReadyWaitMs?: number;
 }
 
 export interface DpdkResult {
@@ -36,6 +42,8 @@ export interface DpdkResult {
   rxPps: number;
   /** ms from starting the connecting peer to the backend's "virtio is now ready" */
   handshakeMs: number;
+  /** the backend said "virtio is now ready for processing" */
+  ready: boolean;
   problems: string[];
 }
 
@@ -77,8 +85,13 @@ export async function runDpdkScenario(o: DpdkScenarioOptions): Promise<DpdkResul
       t0 = Date.now();
       be = makeBe();
     }
-    await be.peer.waitForLog(/virtio is now ready for processing/, 60_000, 5); // fine-grained: this is the handshake time
+    const readyRe = /virtio is now ready for processing/;
+    if (o.expectReady === false) {
+      await fe.peer.waitForLog(/testpmd> /, 60_000);
+      await sleep(o.notReadyWaitMs ?? 3000);
+    } else await be.peer.waitForLog(readyRe, 60_000, 5); // fine-grained: this is the handshake time
     const handshakeMs = Date.now() - t0;
+    const ready = readyRe.test(be.peer.log());
     await fe.peer.waitForLog(/testpmd> /, 60_000);
     await be.peer.waitForLog(/testpmd> /, 60_000);
     o.onReady?.();
@@ -110,6 +123,7 @@ export async function runDpdkScenario(o: DpdkScenarioOptions): Promise<DpdkResul
     await be.quit();
 
     const problems: string[] = [];
+    if (!ready) problems.push('the backend never became ready');
     if (mode === 'txonly') {
       if (feStats.tx < MIN_PKTS) problems.push(`frontend sent only ${feStats.tx} packets`);
       if (beStats.rx !== feStats.tx) problems.push(`backend received ${beStats.rx} != frontend sent ${feStats.tx}`);
@@ -123,7 +137,7 @@ export async function runDpdkScenario(o: DpdkScenarioOptions): Promise<DpdkResul
       const inflight = beStats.tx - feStats.rx;
       if (inflight < 0 || inflight > 256 * q) problems.push(`frontend rx ${feStats.rx} vs backend tx ${beStats.tx} (in flight ${inflight})`);
     }
-    return { frontend: feStats, backend: beStats, rxPps, handshakeMs, problems };
+    return { frontend: feStats, backend: beStats, rxPps, handshakeMs, ready, problems };
   } finally {
     await fe?.peer.stop();
     await be?.peer.stop();

@@ -281,9 +281,13 @@ export class FaultRunner {
     const facts: MessageFacts = { channel: m.channel, sender: m.sender, request: m.request, reply: m.reply, raw: m.received };
     for (const e of this.rules.live()) {
       const w = e.compiled.when;
-      if (!w || !('after' in w) || this.fired.has(e.id)) continue;
+      if (!w || !('after' in w) || this.fired.has(e.id) || this.fired.has(`${e.id}/armed`)) continue;
       if (!matchesMessage(w.after, facts) || !this.nth(`${e.id}/after`, w.after)) continue;
-      this.fire(e, `after ${this.describe(m)}`);
+      const why = `${w.delayMs ? `${w.delayMs} ms ` : ''}after ${this.describe(m)}`;
+      if (w.delayMs) {
+        this.fired.add(`${e.id}/armed`);
+        this.later(w.delayMs, () => this.rules.live().includes(e) && this.fire(e, why));
+      } else this.fire(e, why);
       if (this.disposed) return;
     }
   }

@@ -15,6 +15,7 @@ describe('fault rule short syntax', () => {
     'mask protocol:REPLY_ACK',
     'mask virtio:~VERSION_1,RING_PACKED in=offer',
     'disconnect backend after=SET_STATUS:DRIVER_OK limit=1',
+    'disconnect backend after=SET_STATUS:DRIVER_OK+8000 limit=1',
     'delay GET_VRING_BASE reply ms=2000',
     'filter GET_FEATURES,SET_FEATURES answer=fail',
   ];
