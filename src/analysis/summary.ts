@@ -33,6 +33,8 @@ export interface SessionSummary {
   /** per vring and kind: relayed notifications and the sum of their counts */
   notifications: Record<string, { events: number; count: number }>;
   droppedNotifications: number;
+  /** fault rules that acted in this session: "id (text)" -> how many times, by action */
+  faults: Record<string, Record<string, number>>;
 }
 
 export interface RecordingSummary {
@@ -57,7 +59,7 @@ export function summarize(records: RecordingRecord[], device: DeviceType = 'gene
     else if (r.type === 'session-start') {
       sessions.set(r.session, {
         session: r.session, listen: r.listen, connect: r.connect, interpose: r.interpose, peers: r.peers, startNs: r.ts,
-        messages: { 'F>B': 0, 'B>F': 0 }, fds: 0, requests: {}, features: {}, notifications: {}, droppedNotifications: 0,
+        messages: { 'F>B': 0, 'B>F': 0 }, fds: 0, requests: {}, features: {}, notifications: {}, droppedNotifications: 0, faults: {},
         negotiation: newNegotiation(),
       });
     } else if (r.type === 'message') {
@@ -80,6 +82,11 @@ export function summarize(records: RecordingRecord[], device: DeviceType = 'gene
         n.events++;
         n.count += e.count;
       }
+    } else if (r.type === 'fault') {
+      const s = sessions.get(r.session);
+      if (!s) continue;
+      const f = (s.faults[`${r.rule} (${r.text})`] ??= {});
+      f[r.action] = (f[r.action] ?? 0) + 1;
     } else if (r.type === 'session-end') {
       const s = sessions.get(r.session);
       if (!s) continue;

@@ -54,6 +54,8 @@ export function infoText(file: string, device: DeviceType): string[] {
     lines.push(`  requests: ${Object.entries(s.requests).map(([k, v]) => `${k}×${v}`).join(' ')}`);
     const n = Object.entries(s.notifications);
     lines.push(`  notifications: ${n.length ? n.map(([k, v]) => `${k} ${v.events}`).join(', ') : 'none'}${s.droppedNotifications ? ` (${s.droppedNotifications} not recorded: the disk fell behind)` : ''}`);
+    const faults = Object.entries(s.faults);
+    if (faults.length) lines.push(`  fault rules applied: ${faults.map(([rule, by]) => `${rule}: ${Object.entries(by).map(([a, n]) => `${a}×${n}`).join(' ')}`).join('; ')}`);
     if (s.endReason) lines.push(`  end: ${s.endReason}`);
   }
   return lines;
