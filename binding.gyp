@@ -9,7 +9,9 @@
         "native/listener.cc",
         "native/sys.cc",
         "native/fdinfo.cc",
-        "native/relay.cc"
+        "native/relay.cc",
+        "native/rings.cc",
+        "native/guest_memory.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

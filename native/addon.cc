@@ -38,6 +38,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vhs::InitChannel(env, exports);
   vhs::InitListener(env, exports);
   vhs::InitRelay(env, exports);
+  vhs::InitGuestMemory(env, exports);
   return exports;
 }
 

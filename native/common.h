@@ -24,5 +24,6 @@ void InitFdInfo(Napi::Env env, Napi::Object exports);
 void InitChannel(Napi::Env env, Napi::Object exports);
 void InitListener(Napi::Env env, Napi::Object exports);
 void InitRelay(Napi::Env env, Napi::Object exports);
+void InitGuestMemory(Napi::Env env, Napi::Object exports);
 
 }  // namespace vhs

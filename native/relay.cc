@@ -9,6 +9,8 @@
 // handles one epoll batch, so a pair's fds are never closed while the thread uses them, and
 // a stale event for a removed pair (its id is in the epoll data) is skipped.
 #include "common.h"
+#include "guest_memory.h"
+#include "rings.h"
 #include <atomic>
 #include <sched.h>
 #include <cerrno>
@@ -25,6 +27,7 @@
 #include <unistd.h>
 #include <unordered_map>
 #include <vector>
+#include <algorithm>
 
 namespace vhs {
 namespace {
@@ -43,7 +46,12 @@ struct Pair {
   uint64_t written_total = 0;
   uint64_t notifications = 0;
   uint64_t write_errors = 0;
+  uint32_t ring_id = 0;  // 0: no ring watched for this pair
+  uint8_t ring_kind = kSnapKick;
 };
+
+// Snapshots waiting for JS beyond this are dropped (and counted): the data path never waits.
+constexpr size_t kMaxSnapshotBytes = 16u << 20;
 
 class Relay : public Napi::ObjectWrap<Relay> {
  public:
@@ -55,6 +63,11 @@ class Relay : public Napi::ObjectWrap<Relay> {
       InstanceMethod("pairStats", &Relay::PairStats),
       InstanceMethod("stats", &Relay::Stats),
       InstanceMethod("stop", &Relay::Stop),
+      InstanceMethod("setRing", &Relay::SetRing),
+      InstanceMethod("attachRing", &Relay::AttachRing),
+      InstanceMethod("removeRing", &Relay::RemoveRing),
+      InstanceMethod("snapshotRing", &Relay::SnapshotRingNow),
+      InstanceMethod("drainRings", &Relay::DrainRings),
     });
   }
 
@@ -136,6 +149,71 @@ class Relay : public Napi::ObjectWrap<Relay> {
     return o;
   }
 
+  static uint64_t U64(const Napi::Value& v) {
+    bool lossless;
+    return v.IsBigInt() ? v.As<Napi::BigInt>().Uint64Value(&lossless) : static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+  }
+
+  // setRing(ringId, guestMemory, desc, avail, used, num, packed, headerBytes, lastAvail, lastUsed):
+  // where a vring is (front-end virtual addresses) and from which index on to report.
+  Napi::Value SetRing(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto mem = UnwrapGuestMemory(info[1]);
+    if (!mem) throw Napi::TypeError::New(env, "setRing: not a GuestMemory");
+    auto r = std::make_shared<RingState>();
+    r->mem = mem;
+    r->desc = U64(info[2]);
+    r->avail = U64(info[3]);
+    r->used = U64(info[4]);
+    r->num = static_cast<uint16_t>(info[5].As<Napi::Number>().Uint32Value());
+    r->packed = info[6].ToBoolean();
+    r->header_bytes = static_cast<uint16_t>(std::min(1024u, info[7].As<Napi::Number>().Uint32Value()));
+    r->last_avail = static_cast<uint16_t>(info[8].As<Napi::Number>().Uint32Value());
+    r->last_used = static_cast<uint16_t>(info[9].As<Napi::Number>().Uint32Value());
+    std::lock_guard<std::mutex> lock(mu_);
+    rings_[info[0].As<Napi::Number>().Uint32Value()] = r;
+    return env.Undefined();
+  }
+
+  // attachRing(pairId, ringId, kind): snapshot the ring whenever this pair relays (kind 0 kick, 1 call)
+  Napi::Value AttachRing(const Napi::CallbackInfo& info) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pairs_.find(info[0].As<Napi::Number>().Uint32Value());
+    if (it == pairs_.end()) return Napi::Boolean::New(info.Env(), false);
+    it->second.ring_id = info[1].As<Napi::Number>().Uint32Value();
+    it->second.ring_kind = static_cast<uint8_t>(info[2].As<Napi::Number>().Uint32Value());
+    return Napi::Boolean::New(info.Env(), true);
+  }
+
+  Napi::Value RemoveRing(const Napi::CallbackInfo& info) {
+    std::lock_guard<std::mutex> lock(mu_);
+    rings_.erase(info[0].As<Napi::Number>().Uint32Value());
+    return info.Env().Undefined();
+  }
+
+  // snapshotRing(ringId) -> one record of kind "base" (indices now), or null
+  Napi::Value SnapshotRingNow(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<uint8_t> out;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = rings_.find(info[0].As<Napi::Number>().Uint32Value());
+      if (it == rings_.end()) return env.Null();
+      SnapshotRing(*it->second, kSnapBase, MonotonicNs(), 0, it->first, out);
+    }
+    return Napi::Buffer<uint8_t>::Copy(env, out.data(), out.size());
+  }
+
+  // drainRings() -> Buffer of snapshot records, oldest first
+  Napi::Value DrainRings(const Napi::CallbackInfo& info) {
+    std::vector<uint8_t> out;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      out.swap(snapshots_);
+    }
+    return Napi::Buffer<uint8_t>::Copy(info.Env(), out.data(), out.size());
+  }
+
   Napi::Object PairObject(Napi::Env env, const Pair& p) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("read", Napi::Number::New(env, static_cast<double>(p.read_total)));
@@ -177,6 +255,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
     o.Set("notifications", Napi::Number::New(env, static_cast<double>(relayed_.load())));
     o.Set("droppedEvents", Napi::Number::New(env, static_cast<double>(dropped_.load())));
     o.Set("niceApplied", Napi::Boolean::New(env, nice_applied_.load()));
+    o.Set("droppedSnapshots", Napi::Number::New(env, static_cast<double>(dropped_snapshots_.load())));
     std::lock_guard<std::mutex> lock(mu_);
     o.Set("pairs", Napi::Number::New(env, static_cast<double>(pairs_.size())));
     return o;
@@ -201,6 +280,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
       close(kv.second.dst);
     }
     pairs_.clear();
+    rings_.clear();
     close(epfd_);
     close(wake_);
   }
@@ -274,7 +354,19 @@ class Relay : public Napi::ObjectWrap<Relay> {
       p.notifications++;
       relayed_.fetch_add(1, std::memory_order_relaxed);
       Push(ts, id, count);
+      if (p.ring_id) Snapshot(id, p, ts);
     }
+  }
+
+  // After the notification went through: what was on the ring (--rings). Called with mu_ held.
+  void Snapshot(uint32_t id, Pair& p, uint64_t ts) {
+    auto it = rings_.find(p.ring_id);
+    if (it == rings_.end()) return;
+    if (snapshots_.size() > kMaxSnapshotBytes) {
+      dropped_snapshots_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    SnapshotRing(*it->second, p.ring_kind, ts, id, p.ring_id, snapshots_);
   }
 
   static constexpr int kRereads = 16;
@@ -297,6 +389,9 @@ class Relay : public Napi::ObjectWrap<Relay> {
   std::atomic<uint64_t> tail_{0};
   std::atomic<uint64_t> relayed_{0};
   std::atomic<uint64_t> dropped_{0};
+  std::unordered_map<uint32_t, std::shared_ptr<RingState>> rings_;
+  std::vector<uint8_t> snapshots_;
+  std::atomic<uint64_t> dropped_snapshots_{0};
 };
 
 }  // namespace

@@ -14,6 +14,7 @@ import { findingLine } from './check-command';
 import { FaultRuleSet, loadRulesFile, parseFaultSpec } from '../faults';
 import { ControlServer } from '../control/server';
 import { defaultControlPath } from '../control/protocol';
+import type { RingsMode } from '../proxy/ring-tracker';
 
 export interface ProxyCliOptions {
   listen: string;
@@ -38,6 +39,7 @@ export interface ProxyCliOptions {
   fault: string[];
   rules?: string;
   control: string | false;
+  rings?: boolean | string;
 }
 
 export function registerProxy(program: Command): void {
@@ -65,9 +67,16 @@ export function registerProxy(program: Command): void {
     .option('--rules <file>', 'fault rules from a JSON file (schema: docs/fault-rules.schema.json)')
     .option('--control <path>', 'control socket for `vhostscope status|tail|rules` (default: <listen>.ctl)')
     .option('--no-control', 'no control socket')
+    .option('--rings [what]', 'map guest memory read-only and snapshot each vring at every relayed kick and call: ring state and descriptor chains; --rings=headers also decodes the first bytes of each buffer (net, blk, fs: use --device)')
     .option('--check', 'run the protocol checks live and log every finding (see `vhostscope check --rules`)')
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
     .action((o: ProxyCliOptions) => runProxy(o));
+}
+
+function parseRings(v: boolean | string): RingsMode {
+  if (v === true || v === 'ring' || v === 'rings') return 'ring';
+  if (v === 'headers') return 'headers';
+  throw new Error(`--rings=${v}: give --rings (ring state and descriptors) or --rings=headers (also the buffers' first bytes)`);
 }
 
 export function runProxy(o: ProxyCliOptions): void {
@@ -90,6 +99,7 @@ export function runProxy(o: ProxyCliOptions): void {
     for (const f of checker?.onEvent(e) ?? [])
       logger.warn({ event: 'finding', session: f.session, id: f.rule.id, rule: f.rule.name, severity: f.rule.severity, section: f.rule.section, at: f.at, detail: f.detail, msg: findingLine(f).trim() });
     if (e.type === 'notification' && !o.logNotifications) return;
+    if (e.type === 'notice') return void logger.warn(eventRecord(e, o.device));
     const rec = eventRecord(e, o.device);
     const bad = e.type === 'session-end' && e.reason.startsWith('bad input');
     const warn = (e.type === 'message' && e.findings.length > 0) || e.type === 'fault';
@@ -111,6 +121,7 @@ export function runProxy(o: ProxyCliOptions): void {
     ...(o.relayCpu !== undefined ? { relayCpu: Number(o.relayCpu) } : {}),
     statsIntervalMs: Number(o.statsInterval) * 1000,
     faults,
+    ...(o.rings ? { rings: parseRings(o.rings) } : {}),
     emit,
     notice: (level, msg, fields) => logger[level]({ event: 'notice', ...fields, msg }),
   });

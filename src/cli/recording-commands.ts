@@ -14,6 +14,7 @@ interface ShowOptions {
   until?: string;
   json?: boolean;
   notifications?: boolean;
+  rings?: boolean;
   device: DeviceType;
 }
 
@@ -72,6 +73,7 @@ export function registerRecordingCommands(program: Command): void {
     .option('--since <seconds>', 'from this many seconds after the first record')
     .option('--until <seconds>', 'up to this many seconds after the first record')
     .option('--notifications', 'also every relayed kick/call/err')
+    .option('--rings', 'also the vring snapshots (recorded with proxy --rings): indices, descriptor chains, decoded buffer headers (with --device)')
     .option('--json', 'JSON lines')
     .option('--device <type>', 'device type for naming device feature bits', 'generic')
     .action((file: string, o: ShowOptions) => showRecording(file, o, (l) => process.stdout.write(l + '\n')));

@@ -14,6 +14,8 @@ export interface EventFilterOptions {
   until?: string | number;
   /** include every relayed kick/call/err (off: too many lines) */
   notifications?: boolean;
+  /** include the vring snapshots (--rings) */
+  rings?: boolean;
 }
 
 export function eventFilter(o: EventFilterOptions, t0: bigint): (e: ProxyEvent) => boolean {
@@ -25,6 +27,7 @@ export function eventFilter(o: EventFilterOptions, t0: bigint): (e: ProxyEvent) 
     if (since !== undefined && e.ts < since) return false;
     if (until !== undefined && e.ts > until) return false;
     if (!o.notifications && e.type === 'notification') return false;
+    if (!o.rings && e.type === 'ring') return false;
     if (o.channel && e.type === 'message' && e.channel !== o.channel) return false;
     if (wanted && (e.type !== 'message' || e.decoded.name !== wanted)) return false;
     return true;

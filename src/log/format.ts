@@ -5,6 +5,7 @@
 import { flagsToString, formatPayload, toJsonSafe, type DeviceType } from '../protocol';
 import type { FdDescription, ProxyEvent } from '../proxy/events';
 import type { VringStats } from '../proxy/notification-stats';
+import { indicesText, ringRecord } from '../rings/format';
 
 export const secs = (ns: bigint): string => {
   const us = ns / 1000n;
@@ -66,6 +67,13 @@ export function eventRecord(e: ProxyEvent, device: DeviceType = 'generic'): Reco
     }
     case 'notification':
       return { event: 'notification', t: secs(e.ts), session: e.session, vring: e.vring, kind: e.kind, count: e.count, ...(e.injected ? { injected: true } : {}), msg: e.kind };
+    case 'ring': {
+      const r = ringRecord(e.snapshot, device, e.vring);
+      const what = e.snapshot.kind === 'base' ? `GET_VRING_BASE answered ${e.base}; ring ${indicesText(e.snapshot)}` : `${e.snapshot.kind}: ${indicesText(e.snapshot)}, ${e.snapshot.entries.length} new chain(s)`;
+      return { event: 'ring', t: secs(e.ts), session: e.session, vring: e.vring, ...r, ...(e.base !== undefined ? { base: e.base } : {}), msg: `vring ${e.vring} ${what}${e.snapshot.error ? `; ${e.snapshot.error}` : ''}` };
+    }
+    case 'notice':
+      return { event: 'notice', t: secs(e.ts), session: e.session, msg: e.msg };
     case 'fault':
       return { event: 'fault', t: secs(e.ts), session: e.session, rule: e.rule, text: e.text, action: e.action, detail: e.detail, msg: `fault rule ${e.rule} (${e.text}): ${e.detail}` };
     case 'stats':
@@ -140,6 +148,10 @@ export function humanLine(r: Record<string, unknown>): string {
       return ((r.vrings as VringStats[]) ?? []).map((x) => `${t} ${s} stats ${vringLine(x)}`).join('\n') || `${t} ${s} stats: no notifications yet`;
     case 'notification':
       return `${t} ${s} ${String(r.kind).padEnd(4)} vring ${r.vring} count ${r.count}${r.injected ? ' [injected by vhostscope]' : ''}`;
+    case 'ring': {
+      const chains = ((r.chains as string[]) ?? []).map((c) => `\n${''.padStart(14)} ${s}     ${c}`).join('');
+      return `${t} ${s} ring ${r.msg}${r.truncated ? ' (truncated)' : ''}${chains}`;
+    }
     case 'fault':
       return `${t} ${s} FAULT rule ${r.rule} (${r.text}): ${r.detail}`;
     case 'channel-end':

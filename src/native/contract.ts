@@ -68,6 +68,8 @@ export interface RelayStats {
   droppedEvents: number;
   pairs: number;
   niceApplied: boolean;
+  /** ring snapshots not kept because JS had not drained 16 MiB of them */
+  droppedSnapshots: number;
 }
 
 /**
@@ -85,6 +87,39 @@ export interface Relay {
   stats(): RelayStats;
   /** Joins the thread and closes every pair's fds. Idempotent. */
   stop(): void;
+  /**
+   * Where a vring is (front-end virtual addresses of SET_VRING_ADDR, read through `memory`),
+   * and from which avail/used index on to report (split: indices; packed: position | wrap << 15).
+   * headerBytes: bytes of buffer contents copied per chain (0: indices and descriptors only).
+   * Replaces an earlier ring of the same id.
+   */
+  setRing(ringId: number, memory: GuestMemory, desc: bigint, avail: bigint, used: bigint, num: number, packed: boolean, headerBytes: number, lastAvail: number, lastUsed: number): void;
+  /** From now on every notification this pair relays snapshots the ring (kind 0: kick, 1: call). Returns false for an unknown pair. */
+  attachRing(pairId: number, ringId: number, kind: 0 | 1): boolean;
+  removeRing(ringId: number): void;
+  /** The ring's indices now, as one snapshot record of kind 2 ("base"), or null for an unknown ring. */
+  snapshotRing(ringId: number): Buffer | null;
+  /** Snapshot records since the last call (layout: src/rings/snapshot.ts). */
+  drainRings(): Buffer;
+}
+
+/**
+ * Read-only mappings of the guest-memory fds of one session. Each region is fstat()ed before
+ * it is mapped and again before each snapshot reads from it, so a memfd shrunk by a peer gives
+ * an error in the snapshot rather than SIGBUS in the daemon.
+ */
+export interface GuestMemory {
+  /** Maps the whole file read-only (offset 0, keeping hugetlbfs alignment). Takes ownership of fd; throws (EINVAL: the region is not inside the file). */
+  add(fd: number, gpa: bigint, size: bigint, uaddr: bigint, mmapOffset: bigint): void;
+  /** Unmaps the region with this guest address and size; false if there was none. */
+  remove(gpa: bigint, size: bigint): boolean;
+  /** Unmaps everything (the mappings also go when the last reference goes). */
+  clear(): void;
+  readonly regions: number;
+}
+
+export interface GuestMemoryConstructor {
+  new (): GuestMemory;
 }
 
 export interface RelayConstructor {
@@ -124,6 +159,7 @@ export interface NativeAddon {
   Channel: ChannelConstructor;
   Listener: ListenerConstructor;
   Relay: RelayConstructor;
+  GuestMemory: GuestMemoryConstructor;
   /** bind + chmod(mode) + listen; the path must not exist. */
   listenUnix(path: string, backlog: number, mode: number): number;
   /** Non-blocking connect; throws ENOENT/ECONNREFUSED/EAGAIN for the caller to retry. */

@@ -11,6 +11,7 @@ import { ProxySession, type FrontendPosition, type SessionStatus } from './sessi
 import { listenOn } from './socket-path';
 import { DEFAULT_NICE, DEFAULT_SPIN_US, RelayHub } from './relay-hub';
 import type { ActiveRule, FaultRuleSet } from '../faults';
+import type { RingsMode } from './ring-tracker';
 import type { DeviceType } from '../protocol';
 
 export interface DaemonStatus {
@@ -48,6 +49,8 @@ export interface DaemonOptions {
   allowUids?: number[];
   /** periodic per-vring stats events (0 or undefined: only at session end) */
   statsIntervalMs?: number;
+  /** snapshot vrings at every relayed kick and call (needs interposition) */
+  rings?: RingsMode;
   /** fault rules applied to every session (rules may be added and removed while it runs) */
   faults?: FaultRuleSet;
   /** daemon-level notices (accept errors, connect retries given up) */
@@ -66,6 +69,7 @@ export class ProxyDaemon {
   private readonly startedAt = Date.now();
 
   constructor(private readonly opts: DaemonOptions) {
+    if (opts.rings && opts.interpose === false) throw new Error('--rings needs the interposed eventfds: it snapshots the rings when the relay passes a kick or call (drop --no-interpose)');
     if (opts.interpose !== false) this.relay = new RelayHub(opts.relaySpinUs ?? DEFAULT_SPIN_US, opts.relayNice ?? DEFAULT_NICE, opts.relayCpu ?? -1);
   }
 
@@ -162,6 +166,7 @@ export class ProxyDaemon {
           keepFeatures: this.opts.keepFeatures ?? false,
           statsIntervalMs: this.opts.statsIntervalMs ?? 0,
           ...(this.opts.faults ? { faults: this.opts.faults } : {}),
+          ...(this.opts.rings ? { rings: this.opts.rings } : {}),
         },
         acceptedFd,
         connFd,

@@ -5,6 +5,7 @@
 import type { FdInfo } from '../native';
 import type { ChannelKind, DecodedMessage, Finding, Side } from '../protocol';
 import type { NotificationKind, VringStats } from './notification-stats';
+import type { RingSnapshot } from '../rings/snapshot';
 
 export type Direction = 'F>B' | 'B>F';
 
@@ -84,6 +85,30 @@ export interface NotificationEvent {
   injected?: boolean;
 }
 
+/**
+ * What was on a vring when the proxy relayed one of its kicks or calls (--rings), or when the
+ * backend answered GET_VRING_BASE (kind "base", with the answer in `base`).
+ */
+export interface RingEvent {
+  type: 'ring';
+  ts: bigint;
+  session: number;
+  vring: number;
+  snapshot: RingSnapshot;
+  /** the snapshot as the relay wrote it (what the recording keeps) */
+  raw: Buffer;
+  /** GET_VRING_BASE's answer (num), for kind "base" */
+  base?: number;
+}
+
+/** Something the proxy could not do for a session, which goes on regardless (e.g. map a region for --rings). */
+export interface NoticeEvent {
+  type: 'notice';
+  ts: bigint;
+  session: number;
+  msg: string;
+}
+
 export interface StatsEvent {
   type: 'stats';
   ts: bigint;
@@ -132,4 +157,4 @@ export interface PeerIdentity {
   cmdline?: string;
 }
 
-export type ProxyEvent = MessageEvent | SessionStartEvent | SessionEndEvent | NotificationEvent | StatsEvent | ChannelEndEvent | FaultEvent;
+export type ProxyEvent = MessageEvent | SessionStartEvent | SessionEndEvent | NotificationEvent | StatsEvent | ChannelEndEvent | FaultEvent | RingEvent | NoticeEvent;

@@ -65,6 +65,11 @@ export class Interposer {
     return undefined;
   }
 
+  /** The relay pair now serving this vring's kick or call, if any. */
+  pairId(kind: NotificationKind, vring: number): number | undefined {
+    return this.current.get(`${kind}:${vring}`)?.pairId;
+  }
+
   /** The vring stopped (GET_VRING_BASE answered): its pairs go. */
   stopVring(vring: number): void {
     for (const [key, rec] of [...this.current]) if (rec.vring === vring) this.retire(key, rec, 0);

@@ -3,7 +3,8 @@
  * from a JS timer (a batch every few ms: waking JS per event costs more than it tells) and
  * routes each event to the session that owns the pair.
  */
-import { native, type Relay, type RelayPairStats } from '../native';
+import { native, type GuestMemory, type Relay, type RelayPairStats } from '../native';
+import { decodeSnapshots, type RingSnapshot } from '../rings/snapshot';
 
 export interface RelayEvent {
   ts: bigint;
@@ -11,6 +12,7 @@ export interface RelayEvent {
 }
 
 export type PairListener = (e: RelayEvent) => void;
+export type RingListener = (s: RingSnapshot, raw: Buffer) => void;
 
 const DRAIN_MS = 10;
 /** a quiet relay is drained this rarely: a busy-polling peer loses no CPU to our wake-ups */
@@ -33,6 +35,8 @@ export class RelayHub {
   private relay: Relay | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly listeners = new Map<number, PairListener>();
+  private readonly ringListeners = new Map<number, RingListener>();
+  private nextRing = 1;
 
   /** spinUs: how long the relay thread keeps polling after a notification before it sleeps */
   constructor(
@@ -86,7 +90,7 @@ export class RelayHub {
     return this.relay?.stats();
   }
 
-  /** Delivers every event waiting in the ring; returns how many there were. */
+  /** Delivers every event (and ring snapshot) waiting; returns how many events there were. */
   drain(): number {
     if (!this.relay) return 0;
     const buf = this.relay.drain();
@@ -94,7 +98,42 @@ export class RelayHub {
       const id = buf.readUInt32LE(off + 8);
       this.listeners.get(id)?.({ ts: buf.readBigUInt64LE(off), count: buf.readUInt32LE(off + 12) });
     }
+    if (this.ringListeners.size) this.deliverSnapshots(this.relay.drainRings());
     return buf.length / 16;
+  }
+
+  private deliverSnapshots(buf: Buffer): void {
+    if (!buf.length) return;
+    for (const { snapshot, raw } of decodeSnapshots(buf)) this.ringListeners.get(snapshot.ring)?.(snapshot, Buffer.from(raw));
+  }
+
+  /** A ring id for a session's vring, whose snapshots go to `listener`. */
+  allocRing(listener: RingListener): number {
+    const id = this.nextRing++;
+    this.ringListeners.set(id, listener);
+    return id;
+  }
+
+  setRing(id: number, mem: GuestMemory, desc: bigint, avail: bigint, used: bigint, num: number, packed: boolean, headerBytes: number, lastAvail: number, lastUsed: number): void {
+    this.ensure().setRing(id, mem, desc, avail, used, num, packed, headerBytes, lastAvail, lastUsed);
+  }
+
+  attachRing(pairId: number, ringId: number, kind: 0 | 1): boolean {
+    return this.relay?.attachRing(pairId, ringId, kind) ?? false;
+  }
+
+  /** The ring's indices now (a "base" snapshot), after delivering what was pending. */
+  snapshotRing(id: number): { snapshot: RingSnapshot; raw: Buffer } | undefined {
+    if (!this.relay) return undefined;
+    this.drain();
+    const buf = this.relay.snapshotRing(id);
+    return buf ? decodeSnapshots(buf)[0] : undefined;
+  }
+
+  freeRing(id: number): void {
+    this.drain();
+    this.relay?.removeRing(id);
+    this.ringListeners.delete(id);
   }
 
   stop(): void {

@@ -38,6 +38,7 @@ import { NotificationStats, type NotificationKind, type VringStats } from './not
 import type { RelayHub } from './relay-hub';
 import { FaultRunner, type FaultHost, type PendingMessage } from './fault-runner';
 import type { FaultRuleSet } from '../faults';
+import { RingTracker, type RingsMode } from './ring-tracker';
 
 /** Protocol features that move notifications off the eventfds: masked while interposing. */
 const BYPASS_FEATURES = [ProtocolFeature.HOST_NOTIFIER, ProtocolFeature.INBAND_NOTIFICATIONS];
@@ -66,6 +67,8 @@ export interface SessionOptions {
   statsIntervalMs?: number;
   /** fault rules to apply (shared by the daemon's sessions; may change while the session runs) */
   faults?: FaultRuleSet;
+  /** snapshot the vrings at every relayed kick and call (needs `relay`) */
+  rings?: RingsMode;
 }
 
 const other = (p: Position): Position => (p === 'listen' ? 'connect' : 'listen');
@@ -111,6 +114,7 @@ export class ProxySession {
   private readonly stats: NotificationStats;
   private statsTimer: NodeJS.Timeout | undefined;
   private readonly faults: FaultRunner | undefined;
+  private readonly rings: RingTracker | undefined;
 
   constructor(
     private readonly opts: SessionOptions,
@@ -132,6 +136,14 @@ export class ProxySession {
       this.statsTimer.unref();
     }
     if (opts.faults) this.faults = new FaultRunner(opts.faults, this.faultHost(), requestName);
+    if (opts.rings && opts.relay) {
+      this.rings = new RingTracker(
+        opts.relay,
+        opts.rings,
+        (vring, snapshot, raw) => opts.emit({ type: 'ring', ts: snapshot.ts, session: this.id, vring, snapshot, raw }),
+        (msg) => opts.emit({ type: 'notice', ts: native.monotonicNs(), session: this.id, msg }),
+      );
+    }
     const peers = { listen: peerIdentity(listenFd), connect: peerIdentity(connectFd) };
     this.legs.set('listen', this.makeLeg('listen', listenFd));
     this.legs.set('connect', this.makeLeg('connect', connectFd));
@@ -236,6 +248,7 @@ export class ProxySession {
           const v = decoders.vringFd(out.subarray(HEADER_SIZE));
           outFds = this.interposer.interpose(NOTIFY_REQUESTS[h.request], v.index as number, v.nofd as boolean, fds);
           extra.interposed = outFds !== fds;
+          this.rings?.attach(v.index as number, NOTIFY_REQUESTS[h.request], this.interposer.pairId(NOTIFY_REQUESTS[h.request], v.index as number));
         }
         const subKind = SUB_CHANNEL_REQUESTS[h.request];
         if (subKind && !reply && sender === 'frontend' && fds.length === 1) {
@@ -260,6 +273,12 @@ export class ProxySession {
     if (out !== m.received) {
       extra.received = m.received;
       extra.masked = m.masked;
+    }
+    if (this.rings && channel === 'main' && !reply && sender === 'frontend') this.rings.beforeForward(h.request, out, outFds);
+    if (this.rings && channel === 'main' && reply && h.request === Request.GET_VRING_BASE && out.length >= HEADER_SIZE + 8) {
+      const st = decoders.vringState(out.subarray(HEADER_SIZE));
+      const now = this.rings.snapshotNow(st.index as number);
+      if (now) this.opts.emit({ type: 'ring', ts: now.snapshot.ts, session: this.id, vring: st.index as number, snapshot: now.snapshot, raw: now.raw, base: st.num as number });
     }
     try {
       to.send(out, outFds); // the channel owns the fds now and closes its copies once sent
@@ -474,6 +493,7 @@ export class ProxySession {
     this.subs.clear();
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.interposer?.teardownAll();
+    this.rings?.close();
     const pairs = this.interposer?.pairs() ?? [];
     this.opts.emit({
       type: 'session-end',

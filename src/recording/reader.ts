@@ -20,6 +20,7 @@ import {
 import type { ProxyEvent } from '../proxy/events';
 import { scanFrames, type FrameScan } from './frames';
 import { unpackBatch, type RecordingRecord } from './records';
+import { decodeSnapshot } from '../rings/snapshot';
 
 export function readRecording(file: string): FrameScan {
   return scanFrames(fs.readFileSync(file));
@@ -90,6 +91,12 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
         if (typeof r.ts !== 'bigint' || typeof r.session !== 'number' || typeof r.detail !== 'string') throw new Error('ts, session or detail missing');
         out.push({ type: 'fault', ts: r.ts, session: r.session, rule: String(r.rule), text: String(r.text), action: r.action as 'drop', detail: r.detail });
         break;
+      case 'ring': {
+        if (!Buffer.isBuffer(r.raw) || typeof r.session !== 'number' || typeof r.vring !== 'number') throw new Error('raw, session or vring missing');
+        const { snapshot } = decodeSnapshot(r.raw);
+        out.push({ type: 'ring', ts: snapshot.ts, session: r.session, vring: r.vring, snapshot, raw: r.raw, ...(typeof r.base === 'number' ? { base: r.base } : {}) });
+        break;
+      }
       case 'notify-injected':
         if (typeof r.ts !== 'bigint' || typeof r.session !== 'number' || typeof r.vring !== 'number') throw new Error('ts, session or vring missing');
         if (opts.notifications) out.push({ type: 'notification', ts: r.ts, session: r.session, vring: r.vring, kind: r.kind, count: 1, injected: true });

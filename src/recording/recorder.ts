@@ -90,6 +90,11 @@ export class Recorder {
           ...(e.heldNs !== undefined ? { heldNs: e.heldNs } : {}),
         });
         break;
+      case 'ring':
+        s.writer.write({ type: 'ring', session: e.session, vring: e.vring, raw: e.raw, ...(e.base !== undefined ? { base: e.base } : {}) });
+        break;
+      case 'notice':
+        break;
       case 'fault':
         this.flushBatch(e.session, s);
         s.writer.write({ type: 'fault', ts: e.ts, session: e.session, rule: e.rule, text: e.text, action: e.action, detail: e.detail });

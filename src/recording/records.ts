@@ -135,7 +135,17 @@ export interface RecoveryRecord {
   reason: string;
 }
 
-export type RecordingRecord = HeaderRecord | SessionStartRecord | MessageRecord | NotifyBatchRecord | DropRecord | SessionEndRecord | RecoveryRecord | FaultRecord | InjectedNotificationRecord;
+/** A vring snapshot (--rings): the relay's record as is (layout: src/rings/snapshot.ts). */
+export interface RingRecord {
+  type: 'ring';
+  session: number;
+  vring: number;
+  raw: Buffer;
+  /** GET_VRING_BASE's answer, for snapshots of kind "base" */
+  base?: number;
+}
+
+export type RecordingRecord = HeaderRecord | SessionStartRecord | MessageRecord | NotifyBatchRecord | DropRecord | SessionEndRecord | RecoveryRecord | FaultRecord | InjectedNotificationRecord | RingRecord;
 
 /** One notification, unpacked from a batch. */
 export interface NotificationEntry {

@@ -108,6 +108,20 @@ describe('fault rules between fake peers', () => {
     await until(() => openFds() === before, 3000, `fds back to ${before} (now ${openFds()})`);
   });
 
+  it('a session that ends while messages are held or delayed closes their fds', async () => {
+    const before = openFds();
+    const t = await setup(['hold SET_VRING_CALL vring=0 until=SET_OWNER max=60000', 'delay SET_VRING_ERR ms=60000'], false);
+    t.fe.send(encodeMessage(Request.SET_VRING_CALL, 1, u64(0n)), [native.eventfd(0)]);
+    t.fe.send(encodeMessage(Request.SET_VRING_ERR, 1, u64(0n)), [native.eventfd(0)]);
+    await until(() => t.faults().length === 2, 5000, 'hold and delay');
+    expect(t.daemon.status().sessions[0].faults).toEqual({ held: ['F>B SET_VRING_CALL(vring 0) (rule 1)'], queued: 1 });
+    t.fe.close();
+    await until(() => t.events.some((e) => e.type === 'session-end'), 5000, 'the session end');
+    t.done();
+    await until(() => openFds() === before, 3000, `fds back to ${before} (now ${openFds()})`);
+    expect(t.got).toEqual([]);
+  });
+
   it('answer: the proxy replies in the backend\'s place', async () => {
     const t = await setup(['answer GET_VRING_BASE value=7']);
     cleanup = t.done;

@@ -1,0 +1,371 @@
+// Guest memory mappings and vring snapshots. See rings.h; the record layout is documented once,
+// in src/rings/snapshot.ts, which decodes it.
+#include "rings.h"
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace vhs {
+
+GuestMemory::~GuestMemory() { Clear(); }
+
+int GuestMemory::Add(int fd, uint64_t gpa, uint64_t size, uint64_t uaddr, uint64_t mmap_offset) {
+  struct stat st{};
+  if (fstat(fd, &st) < 0) {
+    int e = errno;
+    close(fd);
+    return e;
+  }
+  uint64_t file_len = static_cast<uint64_t>(st.st_size);
+  if (size == 0 || mmap_offset > file_len || size > file_len - mmap_offset) {
+    close(fd);
+    return EINVAL;  // the region does not fit in the file: nothing to map safely
+  }
+  // Map from offset 0 so that a hugetlbfs file's alignment holds; the region is a window of it.
+  void* p = mmap(nullptr, file_len, PROT_READ, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    int e = errno;
+    close(fd);
+    return e;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  Region r;
+  r.fd = fd;
+  r.gpa = gpa;
+  r.size = size;
+  r.uaddr = uaddr;
+  r.mmap_offset = mmap_offset;
+  r.map = static_cast<const uint8_t*>(p);
+  r.map_len = file_len;
+  regions_.push_back(r);
+  checked_.push_back(0);
+  return 0;
+}
+
+static void Unmap(Region& r) {
+  if (r.map) munmap(const_cast<uint8_t*>(r.map), r.map_len);
+  if (r.fd >= 0) close(r.fd);
+  r.map = nullptr;
+  r.fd = -1;
+}
+
+bool GuestMemory::Remove(uint64_t gpa, uint64_t size) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t i = 0; i < regions_.size(); i++) {
+    if (regions_[i].gpa == gpa && regions_[i].size == size) {
+      Unmap(regions_[i]);
+      regions_.erase(regions_.begin() + static_cast<long>(i));
+      checked_.erase(checked_.begin() + static_cast<long>(i));
+      return true;
+    }
+  }
+  return false;
+}
+
+void GuestMemory::Clear() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& r : regions_) Unmap(r);
+  regions_.clear();
+  checked_.clear();
+}
+
+size_t GuestMemory::Count() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return regions_.size();
+}
+
+int GuestMemory::Read(uint64_t addr, bool by_gpa, void* out, uint64_t len) {
+  for (size_t i = 0; i < regions_.size(); i++) {
+    Region& r = regions_[i];
+    uint64_t base = by_gpa ? r.gpa : r.uaddr;
+    if (addr < base || addr - base >= r.size || len > r.size - (addr - base)) continue;
+    uint64_t off = r.mmap_offset + (addr - base);
+    if (checked_[i] != epoch_) {
+      struct stat st{};
+      if (fstat(r.fd, &st) < 0) return kErrShrunk;
+      // reading a page past the end of the file now would be SIGBUS
+      if (static_cast<uint64_t>(st.st_size) < std::min(r.map_len, r.mmap_offset + r.size)) return kErrShrunk;
+      checked_[i] = epoch_;
+    }
+    if (off + len > r.map_len) return kErrShrunk;
+    memcpy(out, r.map + off, len);
+    return kErrNone;
+  }
+  return by_gpa ? kErrDescUnmapped : kErrRingUnmapped;
+}
+
+namespace {
+
+constexpr int kMaxEntries = 64;
+constexpr int kMaxDescs = 16;
+constexpr uint16_t kLaterDescCap = 64;
+
+constexpr uint16_t VRING_DESC_F_NEXT = 1;
+constexpr uint16_t VRING_DESC_F_INDIRECT = 4;
+constexpr uint16_t VRING_PACKED_DESC_F_AVAIL = 1 << 7;
+constexpr uint16_t VRING_PACKED_DESC_F_USED = 1 << 15;
+
+template <typename T>
+void Put(std::vector<uint8_t>& out, T v) {
+  uint8_t b[sizeof(T)];
+  memcpy(b, &v, sizeof(T));  // little-endian hosts only (x86_64, aarch64): the format says LE
+  out.insert(out.end(), b, b + sizeof(T));
+}
+
+template <typename T>
+void PutAt(std::vector<uint8_t>& out, size_t at, T v) {
+  memcpy(out.data() + at, &v, sizeof(T));
+}
+
+struct Writer {
+  std::vector<uint8_t>& out;
+  size_t start;
+  uint16_t entries = 0;
+  uint8_t flags = 0;
+  uint16_t err = 0;
+  void Fail(uint16_t e) {
+    flags |= kSnapError;
+    if (!err) err = e;
+  }
+};
+
+// One descriptor: {u64 addr, u32 len, u16 flags, u16 next_or_id, u16 cap_len, bytes}
+void PutDesc(Writer& w, GuestMemory& mem, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next_or_id, uint16_t cap) {
+  Put<uint64_t>(w.out, addr);
+  Put<uint32_t>(w.out, len);
+  Put<uint16_t>(w.out, flags);
+  Put<uint16_t>(w.out, next_or_id);
+  uint16_t n = static_cast<uint16_t>(std::min<uint64_t>(cap, len));
+  if (flags & VRING_DESC_F_INDIRECT) n = 0;  // a table of descriptors, not data
+  size_t at = w.out.size();
+  Put<uint16_t>(w.out, 0);
+  if (!n) return;
+  std::vector<uint8_t> tmp(n);
+  int e = mem.Read(addr, true, tmp.data(), n);
+  if (e) {
+    w.Fail(static_cast<uint16_t>(e));
+    return;
+  }
+  PutAt<uint16_t>(w.out, at, n);
+  w.out.insert(w.out.end(), tmp.begin(), tmp.end());
+}
+
+uint16_t CapFor(int k, uint16_t& budget) {
+  uint16_t cap = k == 0 ? budget : std::min(budget, kLaterDescCap);
+  return cap;
+}
+
+// A split-ring chain from desc index head: the entry's descriptors.
+void SplitChain(Writer& w, RingState& r, uint16_t head, uint32_t used_len) {
+  GuestMemory& mem = *r.mem;
+  size_t at = w.out.size();
+  Put<uint16_t>(w.out, head);
+  Put<uint16_t>(w.out, 0);  // ndesc, patched below
+  Put<uint32_t>(w.out, used_len);
+  uint16_t budget = r.header_bytes;
+  uint16_t d = head;
+  int k = 0;
+  for (; k < kMaxDescs; k++) {
+    if (d >= r.num) {
+      w.Fail(kErrChain);
+      break;
+    }
+    uint8_t raw[16];
+    int e = mem.Read(r.desc + uint64_t(d) * 16, false, raw, 16);
+    if (e) {
+      w.Fail(static_cast<uint16_t>(e));
+      break;
+    }
+    uint64_t addr;
+    uint32_t len;
+    uint16_t flags, next;
+    memcpy(&addr, raw, 8);
+    memcpy(&len, raw + 8, 4);
+    memcpy(&flags, raw + 12, 2);
+    memcpy(&next, raw + 14, 2);
+    uint16_t cap = CapFor(k, budget);
+    size_t before = w.out.size();
+    PutDesc(w, mem, addr, len, flags, next, cap);
+    uint16_t got;
+    memcpy(&got, w.out.data() + before + 16, 2);
+    budget = static_cast<uint16_t>(budget - std::min(budget, got));
+    if (!(flags & VRING_DESC_F_NEXT)) {
+      k++;
+      break;
+    }
+    d = next;
+    if (k == kMaxDescs - 1) w.flags |= kSnapTruncated;
+  }
+  PutAt<uint16_t>(w.out, at + 2, static_cast<uint16_t>(k));
+  w.entries++;
+}
+
+bool ReadU16(Writer& w, GuestMemory& mem, uint64_t addr, uint16_t& v) {
+  int e = mem.Read(addr, false, &v, 2);
+  if (e) w.Fail(static_cast<uint16_t>(e));
+  return e == 0;
+}
+
+void Split(Writer& w, RingState& r, uint8_t kind, uint16_t& avail_idx, uint16_t& used_idx) {
+  GuestMemory& mem = *r.mem;
+  if (!ReadU16(w, mem, r.avail + 2, avail_idx) || !ReadU16(w, mem, r.used + 2, used_idx)) return;
+  if (kind == kSnapKick) {
+    uint16_t n = static_cast<uint16_t>(avail_idx - r.last_avail);
+    if (n > r.num) n = r.num;  // a confused or reset ring: show at most one ring's worth
+    for (uint16_t i = 0; i < n; i++) {
+      if (w.entries >= kMaxEntries) {
+        w.flags |= kSnapTruncated;
+        break;
+      }
+      uint16_t head;
+      if (!ReadU16(w, mem, r.avail + 4 + uint64_t((r.last_avail + i) % r.num) * 2, head)) break;
+      SplitChain(w, r, head, 0);
+    }
+    r.last_avail = avail_idx;
+  } else if (kind == kSnapCall) {
+    uint16_t n = static_cast<uint16_t>(used_idx - r.last_used);
+    if (n > r.num) n = r.num;
+    for (uint16_t i = 0; i < n; i++) {
+      if (w.entries >= kMaxEntries) {
+        w.flags |= kSnapTruncated;
+        break;
+      }
+      uint32_t elem[2];
+      int e = mem.Read(r.used + 4 + uint64_t((r.last_used + i) % r.num) * 8, false, elem, 8);
+      if (e) {
+        w.Fail(static_cast<uint16_t>(e));
+        break;
+      }
+      if (elem[0] >= r.num) {
+        w.Fail(kErrChain);
+        break;
+      }
+      SplitChain(w, r, static_cast<uint16_t>(elem[0]), elem[1]);
+    }
+    r.last_used = used_idx;
+  }
+}
+
+bool ReadPacked(Writer& w, RingState& r, uint16_t pos, uint64_t& addr, uint32_t& len, uint16_t& id, uint16_t& flags) {
+  uint8_t raw[16];
+  int e = r.mem->Read(r.desc + uint64_t(pos) * 16, false, raw, 16);
+  if (e) {
+    w.Fail(static_cast<uint16_t>(e));
+    return false;
+  }
+  memcpy(&addr, raw, 8);
+  memcpy(&len, raw + 8, 4);
+  memcpy(&id, raw + 12, 2);
+  memcpy(&flags, raw + 14, 2);
+  return true;
+}
+
+void Packed(Writer& w, RingState& r, uint8_t kind) {
+  w.flags |= kSnapPacked;
+  if (r.chain_len.size() < r.num) r.chain_len.resize(r.num, 1);
+  if (kind == kSnapKick) {
+    uint16_t pos = r.last_avail & 0x7fff;
+    bool wrap = r.last_avail >> 15;
+    for (int scanned = 0; scanned < r.num && w.entries < kMaxEntries;) {
+      uint64_t addr;
+      uint32_t len;
+      uint16_t id, flags;
+      if (pos >= r.num || !ReadPacked(w, r, pos, addr, len, id, flags)) break;
+      bool a = flags & VRING_PACKED_DESC_F_AVAIL, u = flags & VRING_PACKED_DESC_F_USED;
+      if (!(a == wrap && u != wrap)) break;  // not made available since we last looked
+      size_t at = w.out.size();
+      Put<uint16_t>(w.out, 0);
+      Put<uint16_t>(w.out, 0);
+      Put<uint32_t>(w.out, 0);
+      uint16_t budget = r.header_bytes;
+      int k = 0;
+      for (;;) {
+        uint16_t cap = CapFor(k, budget);
+        size_t before = w.out.size();
+        PutDesc(w, *r.mem, addr, len, flags, id, cap);
+        uint16_t got;
+        memcpy(&got, w.out.data() + before + 16, 2);
+        budget = static_cast<uint16_t>(budget - std::min(budget, got));
+        k++;
+        scanned++;
+        if (++pos == r.num) {
+          pos = 0;
+          wrap = !wrap;
+        }
+        if (!(flags & VRING_DESC_F_NEXT) || k >= kMaxDescs || scanned >= r.num) break;
+        if (!ReadPacked(w, r, pos, addr, len, id, flags)) break;
+      }
+      PutAt<uint16_t>(w.out, at, id);  // the buffer id is in the chain's last descriptor
+      PutAt<uint16_t>(w.out, at + 2, static_cast<uint16_t>(k));
+      if (id < r.num) r.chain_len[id] = static_cast<uint8_t>(std::min(k, 255));
+      w.entries++;
+    }
+    r.last_avail = static_cast<uint16_t>(pos | (wrap ? 0x8000 : 0));
+  } else if (kind == kSnapCall) {
+    uint16_t pos = r.last_used & 0x7fff;
+    bool wrap = r.last_used >> 15;
+    for (int scanned = 0; scanned < r.num && w.entries < kMaxEntries;) {
+      uint64_t addr;
+      uint32_t len;
+      uint16_t id, flags;
+      if (pos >= r.num || !ReadPacked(w, r, pos, addr, len, id, flags)) break;
+      bool a = flags & VRING_PACKED_DESC_F_AVAIL, u = flags & VRING_PACKED_DESC_F_USED;
+      if (!(a == wrap && u == wrap)) break;  // the device has not used it yet
+      Put<uint16_t>(w.out, id);
+      Put<uint16_t>(w.out, 1);
+      Put<uint32_t>(w.out, len);
+      PutDesc(w, *r.mem, addr, len, flags, id, r.header_bytes);
+      w.entries++;
+      uint16_t step = id < r.num ? std::max<uint16_t>(1, r.chain_len[id]) : 1;
+      scanned += step;
+      pos = static_cast<uint16_t>(pos + step);
+      if (pos >= r.num) {
+        pos = static_cast<uint16_t>(pos - r.num);
+        wrap = !wrap;
+      }
+    }
+    r.last_used = static_cast<uint16_t>(pos | (wrap ? 0x8000 : 0));
+  }
+}
+
+}  // namespace
+
+void SnapshotRing(RingState& r, uint8_t kind, uint64_t ts, uint32_t pair, uint32_t ring_id, std::vector<uint8_t>& out) {
+  Writer w{out, out.size()};
+  Put<uint32_t>(out, 0);  // record length, patched below
+  Put<uint64_t>(out, ts);
+  Put<uint32_t>(out, pair);
+  Put<uint32_t>(out, ring_id);
+  Put<uint8_t>(out, kind);
+  Put<uint8_t>(out, 0);   // flags
+  Put<uint16_t>(out, 0);  // entries
+  Put<uint16_t>(out, 0);  // avail idx
+  Put<uint16_t>(out, 0);  // used idx
+  Put<uint16_t>(out, 0);  // error
+  Put<uint16_t>(out, 0);  // reserved
+  uint16_t avail_idx = 0, used_idx = 0;
+  if (r.mem && r.num) {
+    std::lock_guard<std::mutex> lock(r.mem->Lock());
+    r.mem->NewSnapshot();
+    if (r.packed) {
+      Packed(w, r, kind);
+      avail_idx = r.last_avail;
+      used_idx = r.last_used;
+    } else {
+      Split(w, r, kind, avail_idx, used_idx);
+    }
+  } else {
+    w.Fail(kErrRingUnmapped);
+  }
+  PutAt<uint32_t>(out, w.start, static_cast<uint32_t>(out.size() - w.start));
+  PutAt<uint8_t>(out, w.start + 21, w.flags);
+  PutAt<uint16_t>(out, w.start + 22, w.entries);
+  PutAt<uint16_t>(out, w.start + 24, avail_idx);
+  PutAt<uint16_t>(out, w.start + 26, used_idx);
+  PutAt<uint16_t>(out, w.start + 28, w.err);
+}
+
+}  // namespace vhs

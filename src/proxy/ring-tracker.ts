@@ -1,0 +1,141 @@
+/**
+ * `--rings`: follows one session's memory table and vring setup, maps the guest memory it is
+ * given read-only (native GuestMemory), and has the relay snapshot a vring's state whenever it
+ * relays that vring's kick or call. What the relay saw comes back as ring events.
+ *
+ * The fds of SET_MEM_TABLE / ADD_MEM_REG are dup()ed before the message is forwarded (the
+ * forwarded copies go to the backend); the mappings go with REM_MEM_REG, a new table, or the
+ * end of the session.
+ */
+import { native, type GuestMemory } from '../native';
+import { decoders, hasBit, HEADER_SIZE, Request, VirtioFeature, type MemoryRegion } from '../protocol';
+import type { RingSnapshot } from '../rings/snapshot';
+import type { RelayHub } from './relay-hub';
+
+export type RingsMode = 'ring' | 'headers';
+
+/** bytes of buffer contents copied per chain with --rings=headers (a virtio-net header and an ICMP echo fit) */
+export const HEADER_BYTES = 128;
+
+interface VringSetup {
+  ringId: number;
+  num?: number;
+  base?: number;
+  addr?: { desc: bigint; avail: bigint; used: bigint };
+}
+
+export class RingTracker {
+  readonly memory: GuestMemory = new native.GuestMemory();
+  private readonly vrings = new Map<number, VringSetup>();
+  private packed = false;
+  private closed = false;
+
+  constructor(
+    private readonly hub: RelayHub,
+    private readonly mode: RingsMode,
+    private readonly onSnapshot: (vring: number, s: RingSnapshot, raw: Buffer) => void,
+    private readonly onProblem: (msg: string) => void,
+  ) {}
+
+  private vring(i: number): VringSetup {
+    let v = this.vrings.get(i);
+    if (!v) {
+      v = { ringId: this.hub.allocRing((s, raw) => this.onSnapshot(i, s, raw)) };
+      this.vrings.set(i, v);
+    }
+    return v;
+  }
+
+  /**
+   * A frontend request about to be forwarded: keep what rings need. Called before the send,
+   * because the fds belong to the channel once sent.
+   */
+  beforeForward(request: number, raw: Buffer, fds: number[]): void {
+    if (this.closed) return;
+    const p = raw.subarray(HEADER_SIZE);
+    try {
+      switch (request) {
+        case Request.SET_MEM_TABLE: {
+          this.memory.clear();
+          const regions = decoders.memTable(p).regions as MemoryRegion[];
+          regions.forEach((r, i) => fds[i] !== undefined && this.map(fds[i], r));
+          this.refreshAll();
+          break;
+        }
+        case Request.ADD_MEM_REG:
+          if (fds.length === 1) this.map(fds[0], decoders.memRegion(p).region as MemoryRegion);
+          this.refreshAll();
+          break;
+        case Request.REM_MEM_REG: {
+          const r = decoders.memRegion(p).region as MemoryRegion;
+          this.memory.remove(r.guestPhysAddr, r.memorySize);
+          break;
+        }
+        case Request.SET_FEATURES:
+          this.packed = hasBit(decoders.features(p).features as bigint, VirtioFeature.RING_PACKED);
+          break;
+        case Request.SET_VRING_NUM: {
+          const s = decoders.vringState(p);
+          this.vring(s.index as number).num = s.num as number;
+          break;
+        }
+        case Request.SET_VRING_BASE: {
+          const s = decoders.vringState(p);
+          this.vring(s.index as number).base = s.num as number;
+          break;
+        }
+        case Request.SET_VRING_ADDR: {
+          const a = decoders.vringAddr(p);
+          const v = this.vring(a.index as number);
+          v.addr = { desc: a.desc as bigint, avail: a.avail as bigint, used: a.used as bigint };
+          this.program(v);
+          break;
+        }
+      }
+    } catch (err) {
+      this.onProblem(`--rings: ${(err as Error).message}`);
+    }
+  }
+
+  private map(fd: number, r: MemoryRegion): void {
+    const own = native.dup(fd);
+    try {
+      this.memory.add(own, r.guestPhysAddr, r.memorySize, r.userspaceAddr, r.mmapOffset);
+    } catch (err) {
+      this.onProblem(`--rings: cannot map the region at gpa 0x${r.guestPhysAddr.toString(16)} (${r.memorySize} bytes): ${(err as Error).message}; its rings are not shown`);
+    }
+  }
+
+  /** Gives the relay the ring's place once address, size and memory are known. */
+  private program(v: VringSetup): void {
+    if (!v.addr || !v.num) return;
+    // split: SET_VRING_BASE is the next avail index, and used has caught up with it; packed:
+    // bits 0-14 position, bit 15 wrap counter, for both the driver and the device side
+    const base = (v.base ?? (this.packed ? 0x8000 : 0)) & 0xffff;
+    this.hub.setRing(v.ringId, this.memory, v.addr.desc, v.addr.avail, v.addr.used, v.num, this.packed, this.mode === 'headers' ? HEADER_BYTES : 0, base, base);
+  }
+
+  private refreshAll(): void {
+    for (const v of this.vrings.values()) this.program(v);
+  }
+
+  /** The interposer made a relay pair for this vring's kick or call. */
+  attach(vring: number, kind: 'kick' | 'call' | 'err', pairId: number | undefined): void {
+    if (this.closed || pairId === undefined || kind === 'err') return;
+    this.hub.attachRing(pairId, this.vring(vring).ringId, kind === 'kick' ? 0 : 1);
+  }
+
+  /** The ring's indices at GET_VRING_BASE time (before its pairs go). */
+  snapshotNow(vring: number): { snapshot: RingSnapshot; raw: Buffer } | undefined {
+    const v = this.vrings.get(vring);
+    return v && v.addr ? this.hub.snapshotRing(v.ringId) : undefined;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const v of this.vrings.values()) this.hub.freeRing(v.ringId);
+    this.vrings.clear();
+    this.memory.clear();
+  }
+}
