@@ -103,6 +103,14 @@ export class Checker {
       case 'fault':
         this.state(e.session).faultText.set(e.rule, e.text);
         return [];
+      case 'ring': {
+        // split rings only: a packed ring's device position is not visible to a polling backend's calls
+        const s = e.snapshot;
+        if (s.kind !== 'base' || e.base === undefined || s.packed || s.error) return [];
+        const base = e.base & 0xffff;
+        if (((base - s.usedIdx) & 0xffff) <= ((s.availIdx - s.usedIdx) & 0xffff)) return [];
+        return [{ rule: RULES.vringBaseMismatch, session: e.session, ts: e.ts, at: `B>F GET_VRING_BASE reply (vring ${e.vring})`, detail: `vring ${e.vring}: the back-end answered ${e.base}, but the ring's used idx is ${s.usedIdx} and its avail idx ${s.availIdx}` }];
+      }
       case 'session-end': {
         const s = this.sessions.get(e.session);
         this.sessions.delete(e.session);

@@ -31,6 +31,7 @@ export const RULES = {
   ambiguousRequest: rule('VU016', 'ambiguous-request', 'warning', 'field notes #25, #26 (crosvm, yc-libvhost-server)', 'a request code that means different things in different implementations'),
   direction: rule('VU017', 'wrong-direction', 'error', 'vhost-user.rst "Communication"', 'a request from the side that only answers on this channel, or a reply from the side that asks'),
   vringWithoutKick: rule('VU018', 'vring-without-kick', 'error', 'vhost-user.rst "Ring states" (a ring starts once it has a kick fd)', 'a vring was set up and the device started, but the back-end never received a SET_VRING_KICK for it: it never learns of the driver\'s buffers and the queue stalls'),
+  vringBaseMismatch: rule('VU019', 'vring-base-mismatch', 'error', 'vhost-user.rst VHOST_USER_GET_VRING_BASE; rust-vmm/vhost#154 (needs --rings)', 'GET_VRING_BASE answered an index outside the ring\'s [used idx, avail idx]: the back-end lost its place (a reset vring answers 0), and a resumed device would redo or skip requests'),
 } as const satisfies Record<string, Rule>;
 
 export type RuleKey = keyof typeof RULES;

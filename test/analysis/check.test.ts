@@ -86,6 +86,11 @@ const cases: [string, () => ProxyEvent[]][] = [
   ['VU016 ambiguous-request', () => new Session().fe(Request.GET_SHMEM_CONFIG).be(Request.GET_SHMEM_CONFIG, Buffer.alloc(2056)).end()],
   ['VU017 wrong-direction', () => new Session().be(Request.SET_OWNER, undefined, { flags: 1 }).end()],
   ['VU018 vring-without-kick', () => new Session().handshake().fe(Request.SET_VRING_NUM, u32s(0, 256)).fe(Request.SET_VRING_ADDR, vringAddr(0, 0x7f0000001000n, 0x7f0000003000n, 0x7f0000002000n)).fe(Request.SET_VRING_ENABLE, u32s(0, 1)).end()],
+  ['VU019 vring-base-mismatch', () => {
+    const events = new Session().handshake().vring(0).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 0)).events;
+    events.push({ type: 'ring', ts: 99_000n, session: 1, vring: 0, base: 0, raw: Buffer.alloc(0), snapshot: { ts: 99_000n, pair: 0, ring: 1, kind: 'base', packed: false, truncated: false, availIdx: 40, usedIdx: 40, entries: [] } });
+    return events;
+  }],
 ];
 
 describe('check rules', () => {
@@ -104,6 +109,12 @@ describe('check rules', () => {
     expect(f.map((x) => x.rule.id)).toEqual(['VU018']);
     expect(f[0].detail).toBe('vring 0 was set up (SET_VRING_ADDR) but had no kick fd when the driver set DRIVER_OK: SET_VRING_KICK for vring 0 was dropped by the proxy\'s fault rule 1 (drop SET_VRING_KICK)');
     expect(f[0].at).toBe('F>B SET_STATUS');
+  });
+
+  it('VU019 accepts a base between the used and the avail index, across the 16-bit wrap', () => {
+    const ring = (base: number, usedIdx: number, availIdx: number): ProxyEvent => ({ type: 'ring', ts: 1n, session: 1, vring: 0, base, raw: Buffer.alloc(0), snapshot: { ts: 1n, pair: 0, ring: 1, kind: 'base', packed: false, truncated: false, availIdx, usedIdx, entries: [] } });
+    expect(checkEvents([ring(6, 6, 256), ring(65535, 65534, 2), ring(1, 65534, 2)])).toEqual([]);
+    expect(checkEvents([ring(3, 65534, 2)]).map((f) => f.detail)).toEqual(["vring 0: the back-end answered 3, but the ring's used idx is 65534 and its avail idx 2"]);
   });
 
   it('every rule has a crafted session here', () => {
