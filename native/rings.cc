@@ -100,8 +100,9 @@ int GuestMemory::Read(uint64_t addr, bool by_gpa, void* out, uint64_t len) {
 namespace {
 
 constexpr int kMaxEntries = 64;
-constexpr int kMaxDescs = 16;
+constexpr int kMaxDescs = 128;  // a 512 KiB block request of 4 KiB pages, and its header and status
 constexpr uint16_t kLaterDescCap = 64;
+constexpr uint32_t kSmallDesc = 16;
 
 constexpr uint16_t VRING_DESC_F_NEXT = 1;
 constexpr uint16_t VRING_DESC_F_INDIRECT = 4;
@@ -153,12 +154,35 @@ void PutDesc(Writer& w, GuestMemory& mem, uint64_t addr, uint32_t len, uint16_t 
   w.out.insert(w.out.end(), tmp.begin(), tmp.end());
 }
 
-uint16_t CapFor(int k, uint16_t& budget) {
-  uint16_t cap = k == 0 ? budget : std::min(budget, kLaterDescCap);
-  return cap;
+// Bytes to copy from the k-th descriptor of a chain: the first gets the budget (a net header and
+// frame, a block or FUSE request header), later ones a little of it, and small ones (a block
+// status byte, a FUSE reply header) always, whatever is left: they are what a request's
+// outcome is made of, and they come last.
+uint16_t CapFor(int k, uint16_t budget, uint32_t len) {
+  if (k == 0) return budget;
+  if (len <= kSmallDesc) return static_cast<uint16_t>(len);
+  return std::min(budget, kLaterDescCap);
 }
 
-// A split-ring chain from desc index head: the entry's descriptors.
+// Reads split-layout descriptor i of a table (the ring's own, by front-end address, or an
+// indirect one, by guest address).
+bool ReadSplitDesc(Writer& w, GuestMemory& mem, uint64_t table, bool by_gpa, uint32_t i, uint64_t& addr, uint32_t& len, uint16_t& flags, uint16_t& next) {
+  uint8_t raw[16];
+  int e = mem.Read(table + uint64_t(i) * 16, by_gpa, raw, 16);
+  if (e) {
+    w.Fail(static_cast<uint16_t>(e));
+    return false;
+  }
+  memcpy(&addr, raw, 8);
+  memcpy(&len, raw + 8, 4);
+  memcpy(&flags, raw + 12, 2);
+  memcpy(&next, raw + 14, 2);
+  return true;
+}
+
+// A split-ring chain from desc index head: the entry's descriptors. An indirect descriptor
+// (RING_INDIRECT_DESC, which Linux guests use for block and fs requests) is replaced by the
+// descriptors of its table, so that the chain reads as the device sees it.
 void SplitChain(Writer& w, RingState& r, uint16_t head, uint32_t used_len) {
   GuestMemory& mem = *r.mem;
   size_t at = w.out.size();
@@ -166,38 +190,37 @@ void SplitChain(Writer& w, RingState& r, uint16_t head, uint32_t used_len) {
   Put<uint16_t>(w.out, 0);  // ndesc, patched below
   Put<uint32_t>(w.out, used_len);
   uint16_t budget = r.header_bytes;
-  uint16_t d = head;
+  uint32_t d = head;
+  uint64_t table = r.desc;
+  bool by_gpa = false;
+  uint32_t table_len = r.num;
   int k = 0;
-  for (; k < kMaxDescs; k++) {
-    if (d >= r.num) {
+  for (int steps = 0; k < kMaxDescs; steps++) {
+    if (d >= table_len || steps > r.num + kMaxDescs) {
       w.Fail(kErrChain);
-      break;
-    }
-    uint8_t raw[16];
-    int e = mem.Read(r.desc + uint64_t(d) * 16, false, raw, 16);
-    if (e) {
-      w.Fail(static_cast<uint16_t>(e));
       break;
     }
     uint64_t addr;
     uint32_t len;
     uint16_t flags, next;
-    memcpy(&addr, raw, 8);
-    memcpy(&len, raw + 8, 4);
-    memcpy(&flags, raw + 12, 2);
-    memcpy(&next, raw + 14, 2);
-    uint16_t cap = CapFor(k, budget);
+    if (!ReadSplitDesc(w, mem, table, by_gpa, d, addr, len, flags, next)) break;
+    if ((flags & VRING_DESC_F_INDIRECT) && !by_gpa) {
+      table = addr;
+      by_gpa = true;
+      table_len = len / 16;
+      d = 0;
+      continue;
+    }
+    uint16_t cap = CapFor(k, budget, len);
     size_t before = w.out.size();
     PutDesc(w, mem, addr, len, flags, next, cap);
     uint16_t got;
     memcpy(&got, w.out.data() + before + 16, 2);
-    budget = static_cast<uint16_t>(budget - std::min(budget, got));
-    if (!(flags & VRING_DESC_F_NEXT)) {
-      k++;
-      break;
-    }
+    if (k == 0 || len > kSmallDesc) budget = static_cast<uint16_t>(budget - std::min(budget, got));
+    k++;
+    if (!(flags & VRING_DESC_F_NEXT)) break;
     d = next;
-    if (k == kMaxDescs - 1) w.flags |= kSnapTruncated;
+    if (k == kMaxDescs) w.flags |= kSnapTruncated;
   }
   PutAt<uint16_t>(w.out, at + 2, static_cast<uint16_t>(k));
   w.entries++;
@@ -283,12 +306,12 @@ void Packed(Writer& w, RingState& r, uint8_t kind) {
       uint16_t budget = r.header_bytes;
       int k = 0;
       for (;;) {
-        uint16_t cap = CapFor(k, budget);
+        uint16_t cap = CapFor(k, budget, len);
         size_t before = w.out.size();
         PutDesc(w, *r.mem, addr, len, flags, id, cap);
         uint16_t got;
         memcpy(&got, w.out.data() + before + 16, 2);
-        budget = static_cast<uint16_t>(budget - std::min(budget, got));
+        if (k == 0 || len > kSmallDesc) budget = static_cast<uint16_t>(budget - std::min(budget, got));
         k++;
         scanned++;
         if (++pos == r.num) {

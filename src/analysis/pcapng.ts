@@ -10,6 +10,7 @@
  */
 import { BACKEND_REQUESTS, GPU_REQUESTS, MAIN_REQUESTS, ProtocolFeature, VirtioFeature, type RequestSpec } from '../protocol';
 import type { ProxyEvent } from '../proxy/events';
+import { decodeBuffer } from '../rings/headers';
 
 export const LINKTYPE_USER0 = 147;
 const CHANNEL_CODE = { main: 0, backend: 1, gpu: 2 } as const;
@@ -25,7 +26,60 @@ function block(type: number, body: Buffer): Buffer {
   return b;
 }
 
-export function toPcapng(events: ProxyEvent[], clock: { monotonicNs: bigint; wallClockMs: number }): Buffer {
+export const LINKTYPE_ETHERNET = 1;
+
+/** An option TLV (padded to 4 bytes). */
+function option(code: number, value: Buffer): Buffer {
+  const pad = (4 - (value.length % 4)) % 4;
+  const b = Buffer.alloc(4 + value.length + pad);
+  b.writeUInt16LE(code, 0);
+  b.writeUInt16LE(value.length, 2);
+  value.copy(b, 4);
+  return b;
+}
+
+function epb(iface: number, ts: bigint, data: Buffer, origLen: number, comment?: string): Buffer {
+  const hdr = Buffer.alloc(20);
+  hdr.writeUInt32LE(iface, 0);
+  hdr.writeUInt32LE(Number(ts >> 32n), 4);
+  hdr.writeUInt32LE(Number(ts & 0xffffffffn), 8);
+  hdr.writeUInt32LE(data.length, 12);
+  hdr.writeUInt32LE(Math.max(origLen, data.length), 16);
+  const pad = Buffer.alloc((4 - (data.length % 4)) % 4);
+  const opts = comment ? Buffer.concat([option(1, Buffer.from(comment)), Buffer.alloc(4)]) : Buffer.alloc(0);
+  return block(6, Buffer.concat([hdr, data, pad, opts]));
+}
+
+export interface NetFrame {
+  ts: bigint;
+  session: number;
+  vring: number;
+  frame: Buffer;
+  frameLen: number;
+}
+
+/**
+ * The Ethernet frames of virtio-net vrings, each once: from the used entries reported at calls
+ * (every completed buffer appears in exactly one), or for a ring the device never calls on (a
+ * polling backend's tx ring) from the chains reported at kicks.
+ */
+export function netFrames(events: ProxyEvent[]): NetFrame[] {
+  const byRing = new Map<string, { calls: NetFrame[]; kicks: NetFrame[] }>();
+  for (const e of events) {
+    if (e.type !== 'ring' || e.snapshot.kind === 'base') continue;
+    const key = `${e.session}/${e.vring}`;
+    let r = byRing.get(key);
+    if (!r) byRing.set(key, (r = { calls: [], kicks: [] }));
+    for (const entry of e.snapshot.entries) {
+      const h = decodeBuffer(entry, { device: 'net', vring: e.vring, kind: e.snapshot.kind });
+      if (!h?.frame) continue;
+      (e.snapshot.kind === 'call' ? r.calls : r.kicks).push({ ts: e.ts, session: e.session, vring: e.vring, frame: h.frame, frameLen: h.frameLen ?? h.frame.length });
+    }
+  }
+  return [...byRing.values()].flatMap((r) => (r.calls.length ? r.calls : r.kicks)).sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+}
+
+export function toPcapng(events: ProxyEvent[], clock: { monotonicNs: bigint; wallClockMs: number }, opts: { frames?: boolean } = {}): Buffer {
   const parts: Buffer[] = [];
   const shb = Buffer.alloc(16);
   shb.writeUInt32LE(0x1a2b3c4d, 0);
@@ -42,7 +96,17 @@ export function toPcapng(events: ProxyEvent[], clock: { monotonicNs: bigint; wal
   idb.writeUInt8(9, 12);
   idb.writeUInt32LE(0, 16); // opt_endofopt
   parts.push(block(1, idb));
+  if (opts.frames) {
+    // interface 1: the guest's Ethernet frames as they were on the virtio-net rings (--rings=headers)
+    const eth = Buffer.alloc(8);
+    eth.writeUInt16LE(LINKTYPE_ETHERNET, 0);
+    eth.writeUInt32LE(0, 4);
+    parts.push(block(1, Buffer.concat([eth, option(2, Buffer.from('virtio-net vrings')), option(9, Buffer.from([9])), Buffer.alloc(4)])));
+  }
   const epoch = BigInt(clock.wallClockMs) * 1_000_000n - clock.monotonicNs;
+  if (opts.frames) {
+    for (const f of netFrames(events)) parts.push(epb(1, f.ts + epoch, f.frame, f.frameLen, `session ${f.session} vring ${f.vring} (${f.vring % 2 === 0 ? 'rx: to the guest' : 'tx: from the guest'})`));
+  }
   for (const e of events) {
     if (e.type !== 'message') continue;
     const pseudo = Buffer.alloc(12);

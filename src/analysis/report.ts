@@ -11,6 +11,7 @@ import { NotificationStats } from '../proxy/notification-stats';
 import { summarize } from './summary';
 import { checkEvents } from './checker';
 import type { RecordingRecord } from '../recording/records';
+import { entryLine, indicesText } from '../rings/format';
 
 const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
@@ -20,6 +21,9 @@ interface SessionData {
   histograms: { vring: number; buckets: { fromUs: number; toUs: number; count: number }[]; p50?: number; p99?: number }[];
   durationMs: number;
 }
+
+/** a report stays readable (and small) however long the recording */
+const MAX_RING_ROWS = 2000;
 
 export function renderReport(file: string, records: RecordingRecord[], events: ProxyEvent[], device: DeviceType = 'generic'): string {
   const sum = summarize(records, device);
@@ -34,7 +38,15 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
     const stats = new NotificationStats(t0);
     const timeline: SessionData['timeline'] = [];
     const rows: string[] = [];
+    const ringRows: string[] = [];
+    const faultRows: string[] = [];
     for (const e of evs) {
+      if (e.type === 'ring' && ringRows.length < MAX_RING_ROWS) {
+        const sn = e.snapshot;
+        const what = sn.kind === 'base' ? `GET_VRING_BASE answered ${e.base}` : `${sn.entries.length} new chain(s)${sn.truncated ? ' (truncated)' : ''}`;
+        ringRows.push(`<tr class="ring-${sn.kind}"><td>${ms(e.ts).toFixed(3)}</td><td>${e.vring}</td><td>${sn.kind}</td><td>${esc(indicesText(sn))}</td><td>${esc(what)}${sn.error ? ` <b>${esc(sn.error)}</b>` : ''}${sn.entries.length ? `<br>${sn.entries.map((x) => esc(entryLine(x, sn, device, e.vring))).join('<br>')}` : ''}</td></tr>`);
+      }
+      if (e.type === 'fault') faultRows.push(`<tr><td>${ms(e.ts).toFixed(3)}</td><td>${esc(e.rule)}</td><td>${esc(e.text)}</td><td>${esc(e.detail)}</td></tr>`);
       if (e.type === 'message') {
         const d = e.decoded;
         rows.push(
@@ -61,6 +73,14 @@ ${sf.length ? `<ul class="findings">${sf.map((f) => `<li class="${f.rule.severit
 <div class="plot timeline" id="timeline-${s.session}"></div>
 <h3>kick→call latency per vring</h3>
 <div class="plot histograms" id="hist-${s.session}"></div>
+${faultRows.length ? `<h3>Fault rules applied (${faultRows.length})</h3>
+<table><thead><tr><th>ms</th><th>rule</th><th>rule text</th><th>what it did</th></tr></thead><tbody>
+${faultRows.join('\n')}
+</tbody></table>` : ''}
+${ringRows.length ? `<h3>Vring contents at each kick and call (${ringRows.length}${ringRows.length === MAX_RING_ROWS ? ', first ones' : ''})</h3>
+<table class="rings"><thead><tr><th>ms</th><th>vring</th><th>at</th><th>indices</th><th>chains</th></tr></thead><tbody>
+${ringRows.join('\n')}
+</tbody></table>` : ''}
 <h3>Handshake and messages</h3>
 <table><thead><tr><th>ms</th><th>dir</th><th>channel</th><th>request</th><th>flags</th><th>size</th><th>fds</th><th>payload</th></tr></thead><tbody>
 ${rows.join('\n')}

@@ -78,10 +78,11 @@ export function decodeBuffer(e: RingEntry, ctx: HeaderContext): BufferHeader | u
       if (rx && ctx.kind !== 'call') return undefined; // empty buffers offered to the device
       const bytes = chainBytes(e, rx ? true : false);
       const hdr = ctx.netHdrLen ?? 12;
-      if (bytes.length <= hdr) return undefined;
-      const frame = bytes.subarray(hdr);
+      // what the buffers hold: for rx what the device wrote (usedLen), for tx the readable part
       const total = rx ? (e.usedLen ?? 0) : e.descs.filter((d) => !(d.flags & VRING_DESC_F_WRITE)).reduce((n, d) => n + d.len, 0);
-      return { summary: describeFrame(frame), frame, frameLen: Math.max(total - hdr, frame.length) };
+      if (bytes.length <= hdr || total <= hdr) return undefined;
+      const frame = bytes.subarray(hdr, Math.min(bytes.length, total));
+      return { summary: describeFrame(frame), frame, frameLen: total - hdr };
     }
     case 'blk': {
       const first = e.descs[0];

@@ -37,7 +37,7 @@ export interface RingSnapshot {
   ring: number;
   kind: SnapshotKind;
   packed: boolean;
-  /** more chains or descriptors than a snapshot holds (64 chains, 16 descriptors) */
+  /** more chains or descriptors than a snapshot holds (64 chains, 128 descriptors per chain) */
   truncated: boolean;
   error?: string;
   availIdx: number;

@@ -11,7 +11,11 @@ import type { Testpmd } from '../../src/lab/testpmd';
 import { tmpDir } from '../helpers';
 import { buildInitramfs } from '../../src/lab/guest';
 import { backend, expectGuestTraffic, guestBody, qemu, startForwarding } from './harness/qemu-net';
-import { ProxyProcess, sessionEnd, vring } from './harness/proxy';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { CLI, ProxyProcess, ringBases, ringHeaders, sessionEnd, vring } from './harness/proxy';
+
+const run = promisify(execFile);
 import { checkRecording } from './harness/proxy';
 
 function expectNetHandshake(proxy: ProxyProcess, session = 1): void {
@@ -40,7 +44,7 @@ describe('QEMU virtio-net <-> testpmd through the proxy', () => {
     const initrd = buildInitramfs(work, guestBody(5, 5), ['virtio_pci', 'virtio_net']);
     const fe = path.join(work, 'fe.sock');
     const be = path.join(work, 'be.sock');
-    const proxy = new ProxyProcess(work, ['--device', 'net', '--stats-interval', '1'], 'qemu-net-testpmd');
+    const proxy = new ProxyProcess(work, ['--device', 'net', '--stats-interval', '1', '--rings=headers'], 'qemu-net-testpmd');
     const tp = backend(work, 'be', be, false);
     let q: Peer | undefined;
     try {
@@ -62,6 +66,26 @@ describe('QEMU virtio-net <-> testpmd through the proxy', () => {
     const periodic = proxy.records().filter((r) => r.event === 'stats');
     expect(periodic.length).toBeGreaterThanOrEqual(3);
     expect((periodic.at(-1)!.vrings as { vring: number; kicks: number }[]).some((v) => v.vring === 1 && v.kicks > 0)).toBe(true);
+    // --rings=headers: the guest's echo requests on the tx ring (1), testpmd's replies on the rx ring (0)
+    const headers = ringHeaders(proxy, 'net');
+    const tx = headers.filter((h) => h.vring === 1).map((h) => h.header.summary);
+    const rx = headers.filter((h) => h.vring === 0).map((h) => h.header.summary);
+    expect(tx).toContainEqual(expect.stringMatching(/^52:54:00:12:34:56 > .* IPv4 169\.254\.77\.2 > 169\.254\.77\.1 ICMP echo request id \d+ seq \d+$/));
+    expect(rx).toContainEqual(expect.stringMatching(/ > 52:54:00:12:34:56 IPv4 169\.254\.77\.1 > 169\.254\.77\.2 ICMP echo reply id \d+ seq \d+$/));
+    expect(tx.filter((x) => x.includes('echo request')).length).toBeGreaterThanOrEqual(5);
+    expect(rx.filter((x) => x.includes('echo reply')).length).toBeGreaterThanOrEqual(5);
+    // GET_VRING_BASE answered within what the rings showed (check VU019 runs in checkRecording's findings too)
+    const bases = ringBases(proxy);
+    expect(bases.map((b) => b.vring).sort()).toEqual([0, 1]);
+    for (const b of bases) expect(b.base).toBe(b.usedIdx);
+    // the frames as ordinary packets, dissected by Wireshark
+    const pcap = path.join(work, 'frames.pcapng');
+    await run(process.execPath, [CLI, 'export', '--format', 'pcapng', '--frames', proxy.recordFile, '-o', pcap]);
+    const tshark = (await run('tshark', ['-r', pcap, '-Y', 'icmp', '-T', 'fields', '-e', 'icmp.type', '-e', 'ip.src'])).stdout.trim().split('\n');
+    expect(tshark.filter((l) => l === '8\t169.254.77.2').length).toBeGreaterThanOrEqual(5);
+    expect(tshark.filter((l) => l === '0\t169.254.77.1').length).toBeGreaterThanOrEqual(5);
+    const shown = (await run(process.execPath, [CLI, 'show', '--rings', '--device', 'net', proxy.recordFile])).stdout;
+    expect(shown).toMatch(/ring vring 1 (kick|call): avail idx \d+ used idx \d+, \d+ new chain\(s\)\n.*ICMP echo request/);
     const q1 = vring(proxy, 1);
     console.log(`QEMU net: ${JSON.stringify(sessionEnd(proxy).vrings)}`);
     expect(q1.latencyUs?.count ?? 0).toBeGreaterThan(0);

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { Peer, waitForSocket } from '../../src/lab/process';
 import { tmpDir } from '../helpers';
 import { buildInitramfs, qemuArgs } from '../../src/lab/guest';
-import { ProxyProcess, sessionEnd, vring } from './harness/proxy';
+import { ProxyProcess, ringBases, ringHeaders, sessionEnd, vring } from './harness/proxy';
 import { checkRecording } from './harness/proxy';
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
@@ -41,7 +41,7 @@ if [ "$W" = "$R" ]; then echo "GUEST-RESULT: PASS"; else echo "GUEST-RESULT: FAI
     const fe = path.join(work, 'fe.sock');
     const be = path.join(work, 'be.sock');
     // the proxy itself tells QEMU, over the interposed backend channel, that the config changed
-    const proxy = new ProxyProcess(work, ['--device', 'blk', '--inject', 'backend:CONFIG_CHANGE_MSG@1000'], 'qemu-blk-qsd');
+    const proxy = new ProxyProcess(work, ['--device', 'blk', '--inject', 'backend:CONFIG_CHANGE_MSG@1000', '--rings=headers'], 'qemu-blk-qsd');
     const qsd = new Peer('qemu-storage-daemon', [
       '--blockdev', `driver=file,node-name=file0,filename=${img},cache.direct=off`,
       '--blockdev', 'driver=raw,node-name=disk0,file=file0',
@@ -97,6 +97,20 @@ if [ "$W" = "$R" ]; then echo "GUEST-RESULT: PASS"; else echo "GUEST-RESULT: FAI
     expect(q0.latencyUs?.count).toBeGreaterThan(0);
     for (const p of sessionEnd(proxy).relayPairs) expect(p.written, `${p.kind} ${p.vring}`).toBe(p.read);
     expect(checkRecording(proxy).messages).toBeGreaterThan(20);
+    // --rings=headers: the requests on the ring are the guest's reads of the host pattern
+    // (sectors 0..2047) and its 1 MiB write at 2 MiB (sectors 4096..6143), completed OK
+    const blk = ringHeaders(proxy, 'blk').map((h) => ({ kind: h.kind, ...h.header.blk! }));
+    const reads = blk.filter((b) => b.kind === 'kick' && b.type === 'IN (read)');
+    const writes = blk.filter((b) => b.kind === 'kick' && b.type === 'OUT (write)');
+    expect(reads.some((r) => r.sector === 0n)).toBe(true);
+    const ours = writes.filter((w) => w.sector >= 4096n && w.sector < 6144n);
+    expect(ours.length).toBeGreaterThan(0);
+    for (const w of ours) expect(w.sector + BigInt(w.dataLen / 512)).toBeLessThanOrEqual(6144n);
+    expect(ours.reduce((n, w) => n + w.dataLen, 0)).toBeGreaterThanOrEqual(64 << 10);
+    const done = blk.filter((b) => b.kind === 'call' && b.type === 'OUT (write)' && b.sector >= 4096n && b.sector < 6144n);
+    expect(done.length).toBeGreaterThan(0);
+    expect(done.every((d) => d.status === 'OK')).toBe(true);
+    expect(ringBases(proxy).every((b) => !b.error && b.base === b.usedIdx)).toBe(true);
   }, 200_000);
 });
 
@@ -120,7 +134,7 @@ umount /mnt/v && echo "GUEST-RESULT: PASS"
 `, ['virtio_pci', 'virtiofs']);
     const fe = path.join(work, 'fe.sock');
     const be = path.join(work, 'be.sock');
-    const proxy = new ProxyProcess(work, ['--device', 'fs'], 'qemu-fs-virtiofsd');
+    const proxy = new ProxyProcess(work, ['--device', 'fs', '--rings=headers'], 'qemu-fs-virtiofsd');
     const vfs = new Peer('/usr/lib/qemu/virtiofsd', ['-f', `--socket-path=${be}`, '-o', `source=${share}`, '-o', 'cache=none', '-o', 'sandbox=namespace'],
       { name: 'virtiofsd', logFile: path.join(work, 'virtiofsd.log') });
     let q: Peer | undefined;
@@ -153,5 +167,12 @@ umount /mnt/v && echo "GUEST-RESULT: PASS"
     expect(vring(proxy, 1).calls).toBeGreaterThan(0);
     for (const p of sessionEnd(proxy).relayPairs) expect(p.written, `${p.kind} ${p.vring}`).toBe(p.read);
     expect(checkRecording(proxy).messages).toBeGreaterThan(20);
+    // --rings=headers: the FUSE requests the guest's mount, cat and echo made, and their answers
+    const fuse = ringHeaders(proxy, 'fs').filter((h) => h.vring === 1);
+    const sent = new Set(fuse.filter((h) => h.kind === 'kick').map((h) => h.header.fuse!.opcode));
+    for (const op of ['INIT', 'LOOKUP', 'OPEN', 'READ', 'WRITE', 'CREATE']) expect([...sent], op).toContain(op);
+    const answered = fuse.filter((h) => h.kind === 'call' && h.header.fuse!.opcode === 'READ');
+    expect(answered.length).toBeGreaterThan(0);
+    expect(answered.some((a) => a.header.fuse!.error === 0)).toBe(true);
   }, 200_000);
 });

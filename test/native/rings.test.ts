@@ -95,6 +95,31 @@ describe('ring snapshots', () => {
     native.close(fd);
   });
 
+  it('split ring: an indirect descriptor is replaced by its table', async () => {
+    const fd = memfd();
+    const mem = new native.GuestMemory();
+    mem.add(native.dup(fd), GPA, BigInt(MEM), UADDR, 0n);
+    const TABLE = 0x5000;
+    put(fd, DESC, desc(GPA + BigInt(TABLE), 48, 4, 0)); // INDIRECT, 3 entries
+    put(fd, TABLE, desc(GPA + BigInt(BUF), 40, 1, 1));
+    put(fd, TABLE + 16, desc(GPA + BigInt(BUF + 0x100), 4096, 1, 2));
+    put(fd, TABLE + 32, desc(GPA + BigInt(BUF + 0x2000), 16, 2, 0));
+    const inHdr = Buffer.alloc(40);
+    inHdr.writeUInt32LE(40, 0);
+    inHdr.writeUInt32LE(15, 4); // FUSE READ
+    inHdr.writeBigUInt64LE(77n, 8);
+    put(fd, BUF, inHdr);
+    put(fd, AVAIL + 4, u16(0));
+    put(fd, AVAIL + 2, u16(1));
+    relay.setRing(5, mem, UADDR + BigInt(DESC), UADDR + BigInt(AVAIL), UADDR + BigInt(USED), NUM, false, 128, 0, 0);
+    const kick = await kickAndSnapshot(5, 0);
+    expect(kick.entries[0].descs.map((d) => d.len)).toEqual([40, 4096, 16]);
+    expect(decodeBuffer(kick.entries[0], { device: 'fs', vring: 1, kind: 'kick' })?.summary).toBe('FUSE READ unique 77 nodeid 0');
+    relay.removeRing(5);
+    mem.clear();
+    native.close(fd);
+  });
+
   it('packed ring: available descriptors by their flags and the wrap counter', async () => {
     const fd = memfd();
     const mem = new native.GuestMemory();

@@ -41,6 +41,7 @@ describe('control socket', () => {
     const front = new native.Channel(native.connectUnix(fe), 65536, (m) => replies.push(m), () => {});
     front.start();
     try {
+      await until(() => fs.existsSync(ctl), 5000, 'the control socket'); // made just after the listening socket
       expect(fs.statSync(ctl).mode & 0o777).toBe(0o600);
       front.send(encodeMessage(Request.SET_OWNER, 1));
       front.send(encodeMessage(Request.GET_FEATURES, 1));

@@ -7,6 +7,8 @@ import * as path from 'node:path';
 import type { Peer } from '../../../src/lab/process';
 import { CLI, startProxy } from '../../../src/lab/proxy-process';
 import { readRecording, recordingEvents } from '../../../src/recording/reader';
+import { decodeBuffer, type BufferHeader } from '../../../src/rings/headers';
+import type { DeviceType } from '../../../src/protocol';
 
 export { CLI };
 
@@ -122,4 +124,25 @@ export function checkRecording(proxy: ProxyProcess): { messages: number; notific
   if (notifications !== counted) problems.push(`recording has ${notifications} notifications, the session ends counted ${counted}`);
   if (problems.length) throw new Error(`recording ${proxy.recordFile} disagrees with the log:\n${problems.join('\n')}`);
   return { messages: recorded.length, notifications };
+}
+
+/** Every decoded buffer header in the recording's ring snapshots (proxy --rings=headers). */
+export function ringHeaders(proxy: ProxyProcess, device: DeviceType): { session: number; vring: number; kind: string; header: BufferHeader }[] {
+  const events = recordingEvents(readRecording(proxy.recordFile).records);
+  const out: { session: number; vring: number; kind: string; header: BufferHeader }[] = [];
+  for (const e of events) {
+    if (e.type !== 'ring') continue;
+    for (const entry of e.snapshot.entries) {
+      const header = decodeBuffer(entry, { device, vring: e.vring, kind: e.snapshot.kind });
+      if (header) out.push({ session: e.session, vring: e.vring, kind: e.snapshot.kind, header });
+    }
+  }
+  return out;
+}
+
+/** The ring snapshots of kind "base" with the GET_VRING_BASE answer next to the indices read from the ring. */
+export function ringBases(proxy: ProxyProcess): { vring: number; base?: number; availIdx: number; usedIdx: number; error?: string }[] {
+  return recordingEvents(readRecording(proxy.recordFile).records)
+    .filter((e) => e.type === 'ring' && e.snapshot.kind === 'base')
+    .map((e) => (e.type === 'ring' ? { vring: e.vring, base: e.base, availIdx: e.snapshot.availIdx, usedIdx: e.snapshot.usedIdx, ...(e.snapshot.error ? { error: e.snapshot.error } : {}) } : (undefined as never)));
 }
