@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+/**
+ * What --rings costs the data path, against a direct connection in the same run (alternating
+ * runs, medians): DPDK testpmd Mpps (virtio-user <-> vhost; both poll, so a ring is snapshot
+ * about once) and QEMU guest ping RTT (a snapshot at every kick and call, headers decoded).
+ * Variants: direct, proxy (interposed), proxy --rings=headers. Prints ratios to direct.
+ *   node bench/rings.js [dpdk-runs=3] [ping-rounds=2] [pings=40]
+ */
+'use strict';
+const path = require('node:path');
+const os = require('node:os');
+const fs = require('node:fs');
+const { runDpdkScenario } = require('../dist/lab/dpdk-scenario');
+const { runQemuPing } = require('../dist/lab/qemu-net');
+const { startProxy } = require('../dist/lab/proxy-process');
+
+const dpdkRuns = Number(process.argv[2] ?? 3);
+const pingRounds = Number(process.argv[3] ?? 2);
+const pings = Number(process.argv[4] ?? 40);
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const VARIANTS = { direct: undefined, proxy: [], 'proxy --rings=headers': ['--rings=headers', '--device', 'net'] };
+
+async function dpdk(args) {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vhs-bench-rings-'));
+  let proxy;
+  try {
+    const r = await runDpdkScenario({
+      workDir: work, mode: 'txonly', durationS: 3,
+      proxy: args ? async (listen, connect) => { proxy = await startProxy({ listen, connect, args, logFile: path.join(work, 'proxy.log') }); } : undefined,
+    });
+    if (r.problems.length) throw new Error(r.problems.join('; '));
+    return r.rxPps / 1e6;
+  } finally {
+    if (proxy) await proxy.stop();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+(async () => {
+  const mpps = Object.fromEntries(Object.keys(VARIANTS).map((v) => [v, []]));
+  for (let i = 0; i < dpdkRuns; i++) for (const [v, args] of Object.entries(VARIANTS)) mpps[v].push(await dpdk(args));
+  console.log(`# DPDK txonly Mpps, ${dpdkRuns} alternating runs: ${Object.entries(mpps).map(([v, xs]) => `${v} ${median(xs).toFixed(2)} [${xs.map((x) => x.toFixed(2)).join(' ')}]`).join('; ')}`);
+  for (const v of Object.keys(VARIANTS).slice(1)) console.log(`Mpps ratio ${v} / direct: ${(median(mpps[v]) / median(mpps.direct)).toFixed(3)}`);
+  const rtt = Object.fromEntries(Object.keys(VARIANTS).map((v) => [v, []]));
+  for (let i = 0; i < pingRounds; i++) {
+    for (const [v, args] of Object.entries(VARIANTS)) {
+      const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vhs-bench-rings-ping-'));
+      const r = await runQemuPing({ workDir: work, pings, interval: 0.1, proxyArgs: args });
+      if (r.replied < pings * 0.9) throw new Error(`${v}: only ${r.replied}/${r.sent} replies`);
+      rtt[v].push(...r.rttMs);
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  }
+  console.log(`# QEMU guest ping RTT p50, ${pingRounds} alternating rounds of ${pings}: ${Object.entries(rtt).map(([v, xs]) => `${v} ${median(xs).toFixed(3)} ms`).join('; ')}`);
+  for (const v of Object.keys(VARIANTS).slice(1)) console.log(`ping RTT ratio ${v} / direct: ${(median(rtt[v]) / median(rtt.direct)).toFixed(2)}`);
+})().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
