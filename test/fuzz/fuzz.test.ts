@@ -16,6 +16,8 @@ import { BACKEND_REQUESTS, decodeMessage, formatPayload, GPU_REQUESTS, MAIN_REQU
 import type { MessageEvent } from '../../src/proxy/events';
 import { scanFrames } from '../../src/recording/frames';
 import { recordingEvents } from '../../src/recording/reader';
+import { decodeSnapshots } from '../../src/rings/snapshot';
+import { decodeBuffer } from '../../src/rings/headers';
 
 const SECONDS = Number(process.env.VHS_FUZZ_SECONDS ?? 1.5);
 const SEED = Number(process.env.VHS_FUZZ_SEED ?? 1);
@@ -77,6 +79,37 @@ describe('fuzz (seeded)', () => {
       if (r() < 0.01) checker.onEvent({ type: 'notification', ts: BigInt(i), session: 1, vring: Math.floor(r() * 4), kind: 'kick', count: 1 });
     });
     expect(n).toBeGreaterThan(100);
+  });
+
+  it('ring snapshots: random and mutated records decode or fail with a message; headers never throw', { timeout: SECONDS * 1000 + 20_000 }, () => {
+    // a valid record to mutate: one kick with one chain of two descriptors and captured bytes
+    const good = Buffer.alloc(32 + 8 + 2 * 18 + 40);
+    good.writeUInt32LE(good.length, 0);
+    good.writeUInt16LE(1, 22);
+    good.writeUInt16LE(2, 32 + 2);
+    good.writeUInt16LE(40, 32 + 8 + 16);
+    good.writeUInt16LE(3, 32 + 8 + 18 + 40 + 12);
+    let decoded = 0;
+    const n = timed('ring snapshots', (r) => {
+      const b = Buffer.from(r() < 0.5 ? good : Buffer.alloc(Math.floor(r() * 200)));
+      for (let k = Math.floor(r() * 6); k > 0 && b.length; k--) b[Math.floor(r() * b.length)] = Math.floor(r() * 256);
+      let snaps: ReturnType<typeof decodeSnapshots> = [];
+      try {
+        snaps = decodeSnapshots(b);
+      } catch (err) {
+        expect((err as Error).message).toMatch(/^ring snapshot: /);
+        return;
+      }
+      decoded++;
+      for (const { snapshot } of snaps) {
+        for (const device of ['net', 'blk', 'fs', 'generic'] as const) {
+          for (const e of snapshot.entries) decodeBuffer(e, { device, vring: Math.floor(r() * 3), kind: snapshot.kind });
+          humanLine(eventRecord({ type: 'ring', ts: 0n, session: 1, vring: 1, snapshot, raw: b }, device));
+        }
+      }
+    });
+    expect(n).toBeGreaterThan(100);
+    expect(decoded).toBeGreaterThan(0);
   });
 
   it('the frame scanner reads mutated real recordings up to the damage, never past it', { timeout: SECONDS * 1000 + 20_000 }, () => {
