@@ -326,6 +326,7 @@ void Packed(Writer& w, RingState& r, uint8_t kind) {
       if (id < r.num) r.chain_len[id] = static_cast<uint8_t>(std::min(k, 255));
       w.entries++;
     }
+    if (w.entries >= kMaxEntries) w.flags |= kSnapTruncated;  // the rest shows at the next kick
     r.last_avail = static_cast<uint16_t>(pos | (wrap ? 0x8000 : 0));
   } else if (kind == kSnapCall) {
     uint16_t pos = r.last_used & 0x7fff;

@@ -55,10 +55,11 @@ export function registerControlCommands(program: Command): void {
     .option('--channel <channel>', 'only this channel: main, backend or gpu')
     .option('--request <name>', 'only this request (current or legacy name)')
     .option('--notifications', 'also every relayed kick/call/err')
+    .option('--rings', 'also the vring snapshots (a daemon running with --rings)')
     .option('--json', 'JSON lines')
     .option('--device <type>', 'device type for naming device feature bits', 'generic')
-    .action(async (o: ControlOpt & { session?: string; channel?: ChannelKind; request?: string; notifications?: boolean; device: DeviceType }) => {
-      const filter = { ...(o.session ? { session: o.session } : {}), ...(o.channel ? { channel: o.channel } : {}), ...(o.request ? { request: o.request } : {}), notifications: Boolean(o.notifications) };
+    .action(async (o: ControlOpt & { session?: string; channel?: ChannelKind; request?: string; notifications?: boolean; rings?: boolean; device: DeviceType }) => {
+      const filter = { ...(o.session ? { session: o.session } : {}), ...(o.channel ? { channel: o.channel } : {}), ...(o.request ? { request: o.request } : {}), notifications: Boolean(o.notifications), rings: Boolean(o.rings) };
       await controlRequest(resolveControlPath(o.control), { cmd: 'tail', filter, device: o.device }, (rec) => out(o.json ? JSON.stringify(rec) : humanLine(rec)));
     });
   const rules = program.command('rules').description('list, add and remove fault rules of a running daemon');

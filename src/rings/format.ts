@@ -16,8 +16,9 @@ export function entryLine(e: RingEntry, s: RingSnapshot, device: DeviceType, vri
 
 export function indicesText(s: RingSnapshot): string {
   if (!s.packed) return `avail idx ${s.availIdx} used idx ${s.usedIdx}`;
-  const pos = (v: number): string => `${v & 0x7fff} wrap ${v >> 15}`;
-  return `driver at ${pos(s.availIdx)}, device at ${pos(s.usedIdx)}`;
+  // packed rings have no index fields: these are the positions the proxy has read up to
+  const pos = (v: number): string => `${v & 0x7fff} (wrap ${v >> 15})`;
+  return `read up to: available ${pos(s.availIdx)}, used ${pos(s.usedIdx)}`;
 }
 
 /** JSON-safe fields of a ring event's snapshot. */

@@ -9,13 +9,14 @@ import { runDpdkScenario, type DpdkMode, type Roles } from '../../src/lab/dpdk-s
 import { tmpDir } from '../helpers';
 import { ProxyProcess, sessionEnd, type LogRecord } from './harness/proxy';
 import { checkRecording } from './harness/proxy';
+import { readRecording, recordingEvents } from '../../src/recording/reader';
 
-const cases: { name: string; mode: DpdkMode; roles: Roles; vuArgs?: string; noInterpose?: boolean }[] = [
+const cases: { name: string; mode: DpdkMode; roles: Roles; vuArgs?: string; noInterpose?: boolean; rings?: boolean }[] = [
   { name: 'txonly', mode: 'txonly', roles: 'backend-server' },
   { name: 'rxonly', mode: 'rxonly', roles: 'backend-server' },
   { name: 'loop', mode: 'loop', roles: 'backend-server' },
   { name: 'txonly, frontend as server', mode: 'txonly', roles: 'frontend-server' },
-  { name: 'loop, packed ring', mode: 'loop', roles: 'backend-server', vuArgs: ',packed_vq=1' },
+  { name: 'loop, packed ring, --rings', mode: 'loop', roles: 'backend-server', vuArgs: ',packed_vq=1', rings: true },
   { name: 'loop, --no-interpose', mode: 'loop', roles: 'backend-server', noInterpose: true },
 ];
 
@@ -25,7 +26,7 @@ const find = (msgs: LogRecord[], request: string, reply = false): LogRecord | un
 describe.each(cases)('DPDK virtio-user <-> vhost through the proxy: $name', (c) => {
   it('carries every packet, and the log shows the decoded handshake', async () => {
     const work = tmpDir(`dpdk-${c.mode}`);
-    const proxy = new ProxyProcess(work, c.noInterpose ? ['--no-interpose'] : [], c.name === 'txonly' ? 'dpdk-net-txonly' : undefined);
+    const proxy = new ProxyProcess(work, [...(c.noInterpose ? ['--no-interpose'] : []), ...(c.rings ? ['--rings=headers', '--device', 'net'] : [])], c.name === 'txonly' ? 'dpdk-net-txonly' : undefined);
     const listenSock = path.join(work, c.roles === 'backend-server' ? 'fe.sock' : 'be.sock');
     try {
       const r = await runDpdkScenario({ workDir: work, mode: c.mode, roles: c.roles, vuArgs: c.vuArgs, durationS: 2, proxy: proxy.starter });
@@ -69,6 +70,16 @@ describe.each(cases)('DPDK virtio-user <-> vhost through the proxy: $name', (c) 
     console.log(`DPDK ${c.name}: notifications per vring ${JSON.stringify(vrings.map((v) => ({ vring: v.vring, kicks: v.kicks, calls: v.calls })))}`);
     for (const p of relayPairs) expect(p.written, `${p.kind} ${p.vring}`).toBe(p.read);
     expect(checkRecording(proxy).messages).toBeGreaterThan(20);
+    if (c.rings) {
+      // packed ring: virtio-user's first rx kick offers its receive buffers (64 per snapshot,
+      // the rest at the next); testpmd polls, so the tx ring is kicked once, before traffic
+      const rings = recordingEvents(readRecording(proxy.recordFile).records).filter((e) => e.type === 'ring');
+      expect(rings.length).toBeGreaterThanOrEqual(4);
+      for (const e of rings) if (e.type === 'ring') expect([e.snapshot.packed, e.snapshot.error]).toEqual([true, undefined]);
+      const rxKick = rings.find((e) => e.type === 'ring' && e.vring === 0 && e.snapshot.kind === 'kick');
+      expect(rxKick?.type === 'ring' && rxKick.snapshot.entries.length).toBe(64);
+      expect(rxKick?.type === 'ring' && rxKick.snapshot.entries.every((x) => x.descs.length === 1 && (x.descs[0].flags & 0x82) === 0x82)).toBe(true); // device-writable, available
+    }
     if (!c.noInterpose) {
       expect(relayPairs).toHaveLength(4);
       expect(vrings.reduce((n, v) => n + v.kicks, 0)).toBeGreaterThan(0);
