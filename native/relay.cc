@@ -63,6 +63,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
       InstanceMethod("pairStats", &Relay::PairStats),
       InstanceMethod("stats", &Relay::Stats),
       InstanceMethod("stop", &Relay::Stop),
+      InstanceMethod("setCpu", &Relay::SetCpu),
       InstanceMethod("setRing", &Relay::SetRing),
       InstanceMethod("attachRing", &Relay::AttachRing),
       InstanceMethod("removeRing", &Relay::RemoveRing),
@@ -147,6 +148,22 @@ class Relay : public Napi::ObjectWrap<Relay> {
     close(it->second.dst);
     pairs_.erase(it);
     return o;
+  }
+
+  // setCpu(cpu) -> whether the relay thread now runs only on that CPU (-1: wherever the process may)
+  Napi::Value SetCpu(const Napi::CallbackInfo& info) {
+    int cpu = info[0].As<Napi::Number>().Int32Value();
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (cpu >= 0) {
+      if (cpu >= CPU_SETSIZE) return Napi::Boolean::New(info.Env(), false);
+      CPU_SET(cpu, &set);
+    } else if (sched_getaffinity(0, sizeof(set), &set) != 0) {
+      return Napi::Boolean::New(info.Env(), false);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_ || !thread_.joinable()) return Napi::Boolean::New(info.Env(), false);
+    return Napi::Boolean::New(info.Env(), pthread_setaffinity_np(thread_.native_handle(), sizeof(set), &set) == 0);
   }
 
   static uint64_t U64(const Napi::Value& v) {

@@ -60,7 +60,7 @@ export function registerProxy(program: Command): void {
     .option('--relay-spin-us <us>', 'after a notification the relay thread keeps polling this long before sleeping (lower latency, more CPU)', String(DEFAULT_SPIN_US))
     .option('--record <path>', 'record every session: a file, or a directory (ending in /) for one file per session')
     .option('--relay-nice <n>', 'niceness of the relay thread (negative: ahead of busy peers; needs root)', String(DEFAULT_NICE))
-    .option('--relay-cpu <n>', 'pin the relay thread to this CPU (e.g. the CPU of the busy-polling backend, to avoid a cross-CPU wake-up)')
+    .option('--relay-cpu <n|auto|none>', 'pin the relay thread to CPU n; auto: next to the backend\'s busy-polling thread when it has one (a DPDK lcore); none: leave it to the scheduler', 'auto')
     .option('--inject <spec>', 'send CHANNEL:REQUEST to the frontend MS ms after that channel appears, e.g. backend:CONFIG_CHANGE_MSG@2000 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--allow-uid <uid>', 'only accept peers running as this uid (repeatable; SO_PEERCRED)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--fault <rule>', 'a fault rule, e.g. "drop SET_VRING_KICK vring=0", "delay SET_MEM_TABLE ms=500", "preset virtio-vhost-user" (repeatable; see docs/fault-injection.md)', (v: string, acc: string[]) => [...acc, v], [] as string[])
@@ -71,6 +71,12 @@ export function registerProxy(program: Command): void {
     .option('--check', 'run the protocol checks live and log every finding (see `vhostscope check --rules`)')
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
     .action((o: ProxyCliOptions) => runProxy(o));
+}
+
+function parseRelayCpu(v: string): number | 'auto' {
+  if (v === 'auto') return 'auto';
+  if (!/^\d+$/.test(v)) throw new Error(`--relay-cpu ${v}: a CPU number, auto or none`);
+  return Number(v);
 }
 
 function parseRings(v: boolean | string): RingsMode {
@@ -118,7 +124,7 @@ export function runProxy(o: ProxyCliOptions): void {
     relaySpinUs: Number(o.relaySpinUs),
     ...(o.allowUid.length ? { allowUids: o.allowUid.map(Number) } : {}),
     relayNice: Number(o.relayNice),
-    ...(o.relayCpu !== undefined ? { relayCpu: Number(o.relayCpu) } : {}),
+    ...(o.relayCpu !== undefined && o.relayCpu !== 'none' ? { relayCpu: parseRelayCpu(o.relayCpu) } : {}),
     statsIntervalMs: Number(o.statsInterval) * 1000,
     faults,
     ...(o.rings ? { rings: parseRings(o.rings) } : {}),

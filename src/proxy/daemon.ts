@@ -12,6 +12,7 @@ import { listenOn } from './socket-path';
 import { DEFAULT_NICE, DEFAULT_SPIN_US, RelayHub } from './relay-hub';
 import type { ActiveRule, FaultRuleSet } from '../faults';
 import type { RingsMode } from './ring-tracker';
+import { findPollingThread } from './relay-placement';
 import type { DeviceType } from '../protocol';
 
 export interface DaemonStatus {
@@ -41,8 +42,11 @@ export interface DaemonOptions {
   relaySpinUs?: number;
   /** relay thread niceness (default DEFAULT_NICE) */
   relayNice?: number;
-  /** pin the relay thread to this CPU (default: the scheduler chooses) */
-  relayCpu?: number;
+  /**
+   * pin the relay thread to this CPU; 'auto': next to the backend's busy-polling thread if it
+   * has one (relay-placement.ts); undefined: the scheduler chooses
+   */
+  relayCpu?: number | 'auto';
   /** keep HOST_NOTIFIER / INBAND_NOTIFICATIONS offered while interposing */
   keepFeatures?: boolean;
   /** only peers with these uids may connect to the listening socket (SO_PEERCRED); others are refused */
@@ -58,6 +62,8 @@ export interface DaemonOptions {
 }
 
 const RETRY_MS = 100;
+/** the backend's roles are known after the first message; its poller is busy once it forwards */
+const PLACEMENT_DELAY_MS = 1000;
 
 export class ProxyDaemon {
   private listener: Listener | undefined;
@@ -67,10 +73,12 @@ export class ProxyDaemon {
   private stopped = false;
   private readonly relay: RelayHub | undefined;
   private readonly startedAt = Date.now();
+  private placed = false;
+  private readonly placeTimers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly opts: DaemonOptions) {
     if (opts.rings && opts.interpose === false) throw new Error('--rings needs the interposed eventfds: it snapshots the rings when the relay passes a kick or call (drop --no-interpose)');
-    if (opts.interpose !== false) this.relay = new RelayHub(opts.relaySpinUs ?? DEFAULT_SPIN_US, opts.relayNice ?? DEFAULT_NICE, opts.relayCpu ?? -1);
+    if (opts.interpose !== false) this.relay = new RelayHub(opts.relaySpinUs ?? DEFAULT_SPIN_US, opts.relayNice ?? DEFAULT_NICE, typeof opts.relayCpu === 'number' ? opts.relayCpu : -1);
   }
 
   /** The relay thread's own figures (CPU time, relayed notifications, dropped events). */
@@ -172,8 +180,29 @@ export class ProxyDaemon {
         connFd,
       );
       if (!session.isClosed) this.sessions.add(session);
+      if (this.opts.relayCpu === 'auto' && this.relay && !this.placed) this.placeRelay(session);
     };
     attempt();
+  }
+
+  /**
+   * --relay-cpu auto: once the session's roles are known, look for a busy-polling backend
+   * thread and move the relay next to it (once per daemon: the relay serves every session).
+   */
+  private placeRelay(session: ProxySession): void {
+    const timer = setTimeout(() => {
+      this.placeTimers.delete(timer);
+      const be = session.backendPeer;
+      if (this.stopped || this.placed || !be) return;
+      void findPollingThread(be.pid).then((t) => {
+        if (!t || this.stopped || this.placed || !this.relay) return;
+        if (!this.relay.setCpu(t.cpu)) return;
+        this.placed = true;
+        this.notice('info', `relay thread moved to CPU ${t.cpu}, next to the backend's polling thread ${t.name} (pid ${t.pid}, tid ${t.tid}, ${Math.round(t.busy * 100)}% busy): a call then preempts the poller instead of waiting for another CPU (--relay-cpu N or none to choose)`, { relayCpu: t.cpu });
+      });
+    }, PLACEMENT_DELAY_MS);
+    timer.unref();
+    this.placeTimers.add(timer);
   }
 
   /** Closes every session and pending connection, the listener, and removes the socket file. */
@@ -187,6 +216,7 @@ export class ProxyDaemon {
       native.close(fd);
     }
     this.pending.clear();
+    for (const t of this.placeTimers) clearTimeout(t);
     for (const s of [...this.sessions]) s.close(reason, 'proxy');
     this.relay?.stop();
     try {

@@ -107,6 +107,11 @@ export class RelayHub {
     for (const { snapshot, raw } of decodeSnapshots(buf)) this.ringListeners.get(snapshot.ring)?.(snapshot, Buffer.from(raw));
   }
 
+  /** Moves the relay thread to one CPU (-1: anywhere); false if it could not. */
+  setCpu(cpu: number): boolean {
+    return this.ensure().setCpu(cpu);
+  }
+
   /** A ring id for a session's vring, whose snapshots go to `listener`. */
   allocRing(listener: RingListener): number {
     const id = this.nextRing++;

@@ -31,7 +31,7 @@ import {
   virtioFeatureNames,
   type DeviceType,
 } from '../protocol';
-import type { Direction, FdDescription, MessageEvent, ProxyEvent, RelayPairSummary, SessionEndEvent } from './events';
+import type { Direction, FdDescription, MessageEvent, PeerIdentity, ProxyEvent, RelayPairSummary, SessionEndEvent } from './events';
 import { closeFds, describeFds, peerIdentity } from './fds';
 import { Interposer } from './interposer';
 import { NotificationStats, type NotificationKind, type VringStats } from './notification-stats';
@@ -114,6 +114,7 @@ export class ProxySession {
   private readonly stats: NotificationStats;
   private statsTimer: NodeJS.Timeout | undefined;
   private readonly faults: FaultRunner | undefined;
+  private readonly peers: Record<Position, PeerIdentity | undefined>;
   private readonly rings: RingTracker | undefined;
 
   constructor(
@@ -145,6 +146,7 @@ export class ProxySession {
       );
     }
     const peers = { listen: peerIdentity(listenFd), connect: peerIdentity(connectFd) };
+    this.peers = peers;
     this.legs.set('listen', this.makeLeg('listen', listenFd));
     this.legs.set('connect', this.makeLeg('connect', connectFd));
     opts.emit({
@@ -162,6 +164,11 @@ export class ProxySession {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** The backend's process (SO_PEERCRED), once the roles are known. */
+  get backendPeer(): PeerIdentity | undefined {
+    return this.frontendAt ? this.peers[other(this.frontendAt)] : undefined;
   }
 
   /** Where the frontend is, once known (forced, or from who spoke first). */
