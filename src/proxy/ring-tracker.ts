@@ -58,13 +58,12 @@ export class RingTracker {
         case Request.SET_MEM_TABLE: {
           this.memory.clear();
           const regions = decoders.memTable(p).regions as MemoryRegion[];
+          // rings already given to the relay read through this same GuestMemory: nothing to redo
           regions.forEach((r, i) => fds[i] !== undefined && this.map(fds[i], r));
-          this.refreshAll();
           break;
         }
         case Request.ADD_MEM_REG:
           if (fds.length === 1) this.map(fds[0], decoders.memRegion(p).region as MemoryRegion);
-          this.refreshAll();
           break;
         case Request.REM_MEM_REG: {
           const r = decoders.memRegion(p).region as MemoryRegion;
@@ -76,12 +75,16 @@ export class RingTracker {
           break;
         case Request.SET_VRING_NUM: {
           const s = decoders.vringState(p);
-          this.vring(s.index as number).num = s.num as number;
+          const v = this.vring(s.index as number);
+          v.num = s.num as number;
+          this.program(v); // (once the address is known; a restarted ring starts over)
           break;
         }
         case Request.SET_VRING_BASE: {
           const s = decoders.vringState(p);
-          this.vring(s.index as number).base = s.num as number;
+          const v = this.vring(s.index as number);
+          v.base = s.num as number;
+          this.program(v);
           break;
         }
         case Request.SET_VRING_ADDR: {
@@ -113,10 +116,6 @@ export class RingTracker {
     // bits 0-14 position, bit 15 wrap counter, for both the driver and the device side
     const base = (v.base ?? (this.packed ? 0x8000 : 0)) & 0xffff;
     this.hub.setRing(v.ringId, this.memory, v.addr.desc, v.addr.avail, v.addr.used, v.num, this.packed, this.mode === 'headers' ? HEADER_BYTES : 0, base, base);
-  }
-
-  private refreshAll(): void {
-    for (const v of this.vrings.values()) this.program(v);
   }
 
   /** The interposer made a relay pair for this vring's kick or call. */
