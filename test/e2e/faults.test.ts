@@ -15,6 +15,7 @@ import { readRecording, recordingEvents } from '../../src/recording/reader';
 import { tmpDir } from '../helpers';
 import { CLI, ProxyProcess, type LogRecord } from './harness/proxy';
 import { backend, guestBody, qemu, startForwarding } from './harness/qemu-net';
+import { VVU_ALLOWED } from '../../src/faults';
 
 const run = promisify(execFile);
 
@@ -95,6 +96,36 @@ describe('fault rules with real peers', () => {
     const c = await check(proxy.recordFile);
     expect(c.out).toMatch(/VU010 kick-before-enable \(warning\) at kick vring 0: vring 0 kicked before SET_VRING_ENABLE\(0, 1\)/);
   }, 120_000);
+
+  it('preset virtio-vhost-user: QEMU talks to testpmd through only the 15 requests that device passes, and the guest pings', async () => {
+    const work = tmpDir('fault-vvu');
+    const initrd = buildInitramfs(work, guestBody(5, 5), ['virtio_pci', 'virtio_net']);
+    const fe = path.join(work, 'fe.sock');
+    const be = path.join(work, 'be.sock');
+    const proxy = new ProxyProcess(work, ['--fault', 'preset virtio-vhost-user']);
+    const tp = backend(work, 'be', be, false);
+    let q: Peer | undefined;
+    try {
+      await startForwarding(tp, true);
+      await proxy.starter(fe, be);
+      q = qemu(work, initrd, `socket,id=c0,path=${fe}`);
+      expect(await q.waitExit(150_000)).toBe(0);
+      expect(q.log()).toMatch(/GUEST-RESULT: PASS/);
+      await tp.quit();
+    } finally {
+      await q?.stop();
+      await tp.peer.stop();
+      await proxy.stop();
+    }
+    const msgs = proxy.messages();
+    // what QEMU was offered: the device's MQ|REPLY_ACK (HOST_NOTIFIER would be masked anyway)
+    expect(msgs.find((m) => m.request === 'GET_PROTOCOL_FEATURES' && m.dir === 'B>F')?.payload?.names).toEqual(['MQ', 'REPLY_ACK']);
+    const delivered = msgs.filter((m) => m.dir === 'F>B' && !m.undelivered).map((m) => m.request as string);
+    expect(delivered.filter((r) => !VVU_ALLOWED.includes(r))).toEqual([]);
+    const filtered = faultsOf(proxy).filter((f) => f.action === 'filter').map((f) => String(f.detail).replace(/\(vring \d+\)/, ''));
+    expect(filtered.length).toBeGreaterThan(0); // QEMU still sends SET_VRING_ERR, which the device would refuse
+    expect(new Set(filtered)).toEqual(new Set(['F>B SET_VRING_ERR not forwarded (no reply due)']));
+  }, 200_000);
 
   it('disconnect the backend after DRIVER_OK, restart testpmd: QEMU (reconnect=1) renegotiates through the proxy and pings resume', async () => {
     const work = tmpDir('fault-disc');
