@@ -134,7 +134,7 @@ struct Writer {
 };
 
 // One descriptor: {u64 addr, u32 len, u16 flags, u16 next_or_id, u16 cap_len, bytes}
-void PutDesc(Writer& w, GuestMemory& mem, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next_or_id, uint16_t cap) {
+uint16_t PutDesc(Writer& w, GuestMemory& mem, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next_or_id, uint16_t cap) {
   Put<uint64_t>(w.out, addr);
   Put<uint32_t>(w.out, len);
   Put<uint16_t>(w.out, flags);
@@ -143,15 +143,16 @@ void PutDesc(Writer& w, GuestMemory& mem, uint64_t addr, uint32_t len, uint16_t 
   if (flags & VRING_DESC_F_INDIRECT) n = 0;  // a table of descriptors, not data
   size_t at = w.out.size();
   Put<uint16_t>(w.out, 0);
-  if (!n) return;
+  if (!n) return 0;
   std::vector<uint8_t> tmp(n);
   int e = mem.Read(addr, true, tmp.data(), n);
   if (e) {
     w.Fail(static_cast<uint16_t>(e));
-    return;
+    return 0;
   }
   PutAt<uint16_t>(w.out, at, n);
   w.out.insert(w.out.end(), tmp.begin(), tmp.end());
+  return n;
 }
 
 // Bytes to copy from the k-th descriptor of a chain: the first gets the budget (a net header and
@@ -164,20 +165,33 @@ uint16_t CapFor(int k, uint16_t budget, uint32_t len) {
   return std::min(budget, kLaterDescCap);
 }
 
-// Reads split-layout descriptor i of a table (the ring's own, by front-end address, or an
-// indirect one, by guest address).
-bool ReadSplitDesc(Writer& w, GuestMemory& mem, uint64_t table, bool by_gpa, uint32_t i, uint64_t& addr, uint32_t& len, uint16_t& flags, uint16_t& next) {
+// A 16-byte descriptor as stored: split rings lay it out {addr, len, flags, next}, packed rings
+// {addr, len, id, flags}; `a` and `b` are the last two fields in that order.
+struct RawDesc {
+  uint64_t addr;
+  uint32_t len;
+  uint16_t a, b;
+};
+
+// Reads descriptor i of a table (a ring's own, by front-end address, or an indirect one, by guest address).
+bool ReadDesc(Writer& w, GuestMemory& mem, uint64_t table, bool by_gpa, uint32_t i, RawDesc& d) {
   uint8_t raw[16];
   int e = mem.Read(table + uint64_t(i) * 16, by_gpa, raw, 16);
   if (e) {
     w.Fail(static_cast<uint16_t>(e));
     return false;
   }
-  memcpy(&addr, raw, 8);
-  memcpy(&len, raw + 8, 4);
-  memcpy(&flags, raw + 12, 2);
-  memcpy(&next, raw + 14, 2);
+  memcpy(&d.addr, raw, 8);
+  memcpy(&d.len, raw + 8, 4);
+  memcpy(&d.a, raw + 12, 2);
+  memcpy(&d.b, raw + 14, 2);
   return true;
+}
+
+// The k-th descriptor of a chain, with as many of its bytes as the chain's budget allows.
+void PutChainDesc(Writer& w, GuestMemory& mem, int k, uint16_t& budget, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next_or_id) {
+  uint16_t got = PutDesc(w, mem, addr, len, flags, next_or_id, CapFor(k, budget, len));
+  if (k == 0 || len > kSmallDesc) budget = static_cast<uint16_t>(budget - std::min(budget, got));
 }
 
 // A split-ring chain from desc index head: the entry's descriptors. An indirect descriptor
@@ -200,23 +214,17 @@ void SplitChain(Writer& w, RingState& r, uint16_t head, uint32_t used_len) {
       w.Fail(kErrChain);
       break;
     }
-    uint64_t addr;
-    uint32_t len;
-    uint16_t flags, next;
-    if (!ReadSplitDesc(w, mem, table, by_gpa, d, addr, len, flags, next)) break;
+    RawDesc desc;
+    if (!ReadDesc(w, mem, table, by_gpa, d, desc)) break;
+    uint16_t flags = desc.a, next = desc.b;
     if ((flags & VRING_DESC_F_INDIRECT) && !by_gpa) {
-      table = addr;
+      table = desc.addr;
       by_gpa = true;
-      table_len = len / 16;
+      table_len = desc.len / 16;
       d = 0;
       continue;
     }
-    uint16_t cap = CapFor(k, budget, len);
-    size_t before = w.out.size();
-    PutDesc(w, mem, addr, len, flags, next, cap);
-    uint16_t got;
-    memcpy(&got, w.out.data() + before + 16, 2);
-    if (k == 0 || len > kSmallDesc) budget = static_cast<uint16_t>(budget - std::min(budget, got));
+    PutChainDesc(w, mem, k, budget, desc.addr, desc.len, flags, next);
     k++;
     if (!(flags & VRING_DESC_F_NEXT)) break;
     d = next;
@@ -273,16 +281,12 @@ void Split(Writer& w, RingState& r, uint8_t kind, uint16_t& avail_idx, uint16_t&
 }
 
 bool ReadPacked(Writer& w, RingState& r, uint16_t pos, uint64_t& addr, uint32_t& len, uint16_t& id, uint16_t& flags) {
-  uint8_t raw[16];
-  int e = r.mem->Read(r.desc + uint64_t(pos) * 16, false, raw, 16);
-  if (e) {
-    w.Fail(static_cast<uint16_t>(e));
-    return false;
-  }
-  memcpy(&addr, raw, 8);
-  memcpy(&len, raw + 8, 4);
-  memcpy(&id, raw + 12, 2);
-  memcpy(&flags, raw + 14, 2);
+  RawDesc d;
+  if (!ReadDesc(w, *r.mem, r.desc, false, pos, d)) return false;
+  addr = d.addr;
+  len = d.len;
+  id = d.a;
+  flags = d.b;
   return true;
 }
 
@@ -306,12 +310,7 @@ void Packed(Writer& w, RingState& r, uint8_t kind) {
       uint16_t budget = r.header_bytes;
       int k = 0;
       for (;;) {
-        uint16_t cap = CapFor(k, budget, len);
-        size_t before = w.out.size();
-        PutDesc(w, *r.mem, addr, len, flags, id, cap);
-        uint16_t got;
-        memcpy(&got, w.out.data() + before + 16, 2);
-        if (k == 0 || len > kSmallDesc) budget = static_cast<uint16_t>(budget - std::min(budget, got));
+        PutChainDesc(w, *r.mem, k, budget, addr, len, flags, id);
         k++;
         scanned++;
         if (++pos == r.num) {

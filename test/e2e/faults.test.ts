@@ -3,7 +3,6 @@
  * behave as the rule says, the log and the recording show it, and `check` names the cause.
  */
 import { execFile } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -14,7 +13,7 @@ import type { Testpmd } from '../../src/lab/testpmd';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
 import { tmpDir } from '../helpers';
 import { CLI, ProxyProcess, type LogRecord } from './harness/proxy';
-import { backend, guestBody, qemu, startForwarding } from './harness/qemu-net';
+import { backend, guestBody, lastPingOk, qemu, restartBackendUntilPingsResume, startForwarding } from './harness/qemu-net';
 import { VVU_ALLOWED } from '../../src/faults';
 
 const run = promisify(execFile);
@@ -136,7 +135,7 @@ describe('fault rules with real peers', () => {
     const tp1 = backend(work, 'be1', be, false);
     let tp2: Testpmd | undefined;
     let q: Peer | undefined;
-    const lastOk = (): number => Math.max(-1, ...[...q!.log().matchAll(/seq=(\d+) ok/g)].map((m) => Number(m[1])));
+    let cutAt = -1;
     try {
       await startForwarding(tp1, true);
       await proxy.starter(fe, be);
@@ -146,17 +145,9 @@ describe('fault rules with real peers', () => {
         if (Date.now() > deadline || !q.alive) throw new Error('the disconnect rule never fired');
         await sleep(100);
       }
-      const cutAt = lastOk();
+      cutAt = lastPingOk(q);
       await tp1.peer.stop(); // testpmd restarts, as after a crash
-      fs.rmSync(be, { force: true });
-      tp2 = backend(work, 'be2', be, false);
-      await startForwarding(tp2, true);
-      await tp2.peer.waitForLog(/virtio is now ready for processing/, 60_000);
-      const end = Date.now() + 60_000;
-      while (lastOk() <= Math.max(cutAt, 0) + 2) {
-        if (Date.now() > end) throw new Error(`no ping replies after the restart (last ${lastOk()}, cut at ${cutAt})`);
-        await sleep(500);
-      }
+      tp2 = await restartBackendUntilPingsResume(work, be, q, cutAt);
       expect(await q.waitExit(150_000)).toBe(0);
       expect(cutAt).toBeGreaterThanOrEqual(0); // pings were answered before the cut, too
       await tp2.quit();

@@ -1,4 +1,5 @@
 /** QEMU virtio-net guests that ping testpmd (icmpecho), for the e2e tests. */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'vitest';
 import { GUEST_MAC, qemuArgs, vhostUserNetArgs } from '../../../src/lab/guest';
@@ -49,3 +50,24 @@ export function expectGuestTraffic(q: Peer, be: Testpmd): void {
   expect(log).toMatch(/ICMP/);
 }
 
+
+/** The last ping sequence number the guest saw answered (-1: none yet). */
+export const lastPingOk = (q: Peer): number => Math.max(-1, ...[...q.log().matchAll(/seq=(\d+) ok/g)].map((m) => Number(m[1])));
+
+/**
+ * A new testpmd on the backend socket, as after a crash (the old one must be stopped), then
+ * waits until the guest's pings are answered again past `lastOkBefore`.
+ */
+export async function restartBackendUntilPingsResume(work: string, sock: string, q: Peer, lastOkBefore: number, gapMs = 0): Promise<Testpmd> {
+  await new Promise((r) => setTimeout(r, gapMs));
+  fs.rmSync(sock, { force: true });
+  const tp = backend(work, 'be2', sock, false);
+  await startForwarding(tp, true);
+  await tp.peer.waitForLog(/virtio is now ready for processing/, 60_000);
+  const end = Date.now() + 60_000;
+  while (lastPingOk(q) <= Math.max(lastOkBefore, 0) + 2) {
+    if (Date.now() > end) throw new Error(`no ping replies after the restart (last ${lastPingOk(q)}, before it ${lastOkBefore})`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return tp;
+}
