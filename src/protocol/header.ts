@@ -58,3 +58,17 @@ export function flagsToString(flags: number): string {
   if (reserved) parts.push(`reserved=0x${(reserved >>> 0).toString(16)}`);
   return parts.join('|');
 }
+
+/**
+ * Clears `bits` in a message's u64 payload (a feature word): a copy of the message with them
+ * cleared, the word as it was and what was cleared; undefined when none of them was set.
+ */
+export function clearPayloadBits(message: Buffer, bits: bigint): { message: Buffer; before: bigint; cleared: bigint } | undefined {
+  if (message.length < HEADER_SIZE + 8) return undefined;
+  const before = message.readBigUInt64LE(HEADER_SIZE);
+  const cleared = before & bits;
+  if (!cleared) return undefined;
+  const out = Buffer.from(message);
+  out.writeBigUInt64LE(before & ~cleared, HEADER_SIZE);
+  return { message: out, before, cleared };
+}

@@ -7,7 +7,9 @@
  * session does the I/O through FaultHost.
  */
 import {
+  clearPayloadBits,
   HEADER_SIZE,
+  parseHeader,
   isReplyExpected,
   protocolFeatureNames,
   Request,
@@ -173,17 +175,16 @@ export class FaultRunner {
 
   private applyMask(e: RuleEntry, m: PendingMessage): void {
     const r = e.compiled.rule;
-    if (r.action !== 'mask' || m.channel !== 'main' || m.raw.length < HEADER_SIZE + 8) return;
+    if (r.action !== 'mask' || m.channel !== 'main') return;
     const reqs = FEATURE_REQUESTS[r.features];
     const where = r.in ?? 'both';
     const offer = m.reply && m.sender === 'backend' && m.request === reqs.offer && where !== 'ack';
     const ack = !m.reply && m.sender === 'frontend' && m.request === reqs.ack && where !== 'offer';
     if (!offer && !ack) return;
-    const value = m.raw.readBigUInt64LE(HEADER_SIZE);
-    const cleared = value & e.compiled.clear!;
-    if (!cleared || !this.rules.use(e)) return;
-    if (m.raw === m.received) m.raw = Buffer.from(m.received);
-    m.raw.writeBigUInt64LE(value & ~cleared, HEADER_SIZE);
+    const done = clearPayloadBits(m.raw, e.compiled.clear!);
+    if (!done || !this.rules.use(e)) return;
+    const { before: value, cleared } = done;
+    m.raw = done.message;
     const names = r.features === 'protocol' ? protocolFeatureNames(cleared) : virtioFeatureNames(cleared);
     m.masked.push(...names);
     m.faults.push(e.id);
@@ -218,9 +219,9 @@ export class FaultRunner {
         this.host.discard(m, 'dropped');
         break;
       case 'answer': {
-        const reply = m.reply ? undefined : synthesizeReply(m.channel, m.request, parseFlags(m.received), m.received.subarray(HEADER_SIZE), this.host.negotiation, v.value);
+        const reply = m.reply ? undefined : synthesizeReply(m.channel, m.request, parseHeader(m.received).flags, m.received.subarray(HEADER_SIZE), this.host.negotiation, v.value);
         const action: FaultAction = v.why === 'filtered' ? 'filter' : 'answer';
-        const expected = !m.reply && isReplyExpected(m.channel, m.request, parseFlags(m.received), this.host.negotiation);
+        const expected = !m.reply && isReplyExpected(m.channel, m.request, parseHeader(m.received).flags, this.host.negotiation);
         if (reply) this.host.fault(v.entry, action, `${this.describe(m)} not forwarded; the proxy answered it (value ${v.value})`);
         else if (expected) this.host.fault(v.entry, action, `${this.describe(m)} not forwarded; a reply is due but the proxy cannot make one up for this request`);
         else this.host.fault(v.entry, action, `${this.describe(m)} not forwarded (no reply due)`);
@@ -342,4 +343,3 @@ export class FaultRunner {
   }
 }
 
-const parseFlags = (raw: Buffer): number => raw.readUInt32LE(4);

@@ -7,6 +7,7 @@
 import { native, type Channel, type ChannelEnd } from '../native';
 import {
   applyMainMessage,
+  clearPayloadBits,
   decodeMessage,
   encodeMessage,
   FLAG_NEED_REPLY,
@@ -41,7 +42,7 @@ import type { FaultRuleSet } from '../faults';
 import { RingTracker, type RingsMode } from './ring-tracker';
 
 /** Protocol features that move notifications off the eventfds: masked while interposing. */
-const BYPASS_FEATURES = [ProtocolFeature.HOST_NOTIFIER, ProtocolFeature.INBAND_NOTIFICATIONS];
+const BYPASS_MASK = [ProtocolFeature.HOST_NOTIFIER, ProtocolFeature.INBAND_NOTIFICATIONS].reduce((bits, bit) => bits | (1n << BigInt(bit)), 0n);
 const NOTIFY_REQUESTS: Record<number, NotificationKind> = {
   [Request.SET_VRING_KICK]: 'kick',
   [Request.SET_VRING_CALL]: 'call',
@@ -268,12 +269,10 @@ export class ProxySession {
         return;
       }
       if (this.interposer && !this.opts.keepFeatures && reply && sender === 'backend' && h.request === Request.GET_PROTOCOL_FEATURES && h.size === 8) {
-        const offered = out.readBigUInt64LE(HEADER_SIZE);
-        const mask = BYPASS_FEATURES.reduce((bits, bit) => bits | (1n << BigInt(bit)), 0n);
-        if (offered & mask) {
-          out = Buffer.from(out);
-          out.writeBigUInt64LE(offered & ~mask, HEADER_SIZE);
-          m.masked.push(...protocolFeatureNames(offered & mask));
+        const done = clearPayloadBits(out, BYPASS_MASK);
+        if (done) {
+          out = done.message;
+          m.masked.push(...protocolFeatureNames(done.cleared));
         }
       }
     }
