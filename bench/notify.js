@@ -6,7 +6,7 @@
  *  3. QEMU guest ping RTT: direct, proxied with --no-interpose, proxied with interposition
  *  4. testpmd Mpps: direct vs interposed proxy
  * Targets (2 vCPUs): RTT p50 ratio <= 1.5, relayed rate >= 0.5x direct, guest ping RTT ratio <= 1.2, Mpps >= 0.98.
- *   node bench/notify.js [--quick]
+ *   node bench/notify.js [--quick] [--parts=1,2,3,4]
  */
 'use strict';
 const { execFileSync, spawn } = require('node:child_process');
@@ -21,6 +21,9 @@ const { startProxy } = require('../dist/lab/proxy-process');
 
 const quick = process.argv.includes('--quick');
 const ROUNDS = quick ? 1 : 3;
+/** --parts=1,2 runs only those sections (1 ping-pong, 2 flood, 3 guest ping, 4 Mpps) */
+const partsArg = process.argv.find((a) => a.startsWith('--parts='));
+const parts = new Set(partsArg ? partsArg.slice(8).split(',').map(Number) : [1, 2, 3, 4]);
 const bin = path.join(os.tmpdir(), 'vhostscope-pingpong');
 execFileSync('cc', ['-O2', '-o', bin, path.join(__dirname, 'notify', 'pingpong.c')]);
 
@@ -57,6 +60,19 @@ async function pingpong(hub, relayed, n, cpus) {
   return out.trim().split('\n').map(Number);
 }
 
+/** The same ping-pong through the ideal relay, on the ping's CPU: a C loop that never sleeps. */
+async function pingpongIdeal(n, cpus) {
+  const fds = [0, 1, 2, 3].map(() => native.eventfd(0)); // ping -> relay -> pong -> relay -> ping
+  const relay = spawn('taskset', ['-c', cpus[0], bin, 'relay', '60'], { stdio: ['ignore', 'ignore', 'inherit', ...fds] });
+  const pong = run(['pong'], [fds[1], fds[2]], cpus[1]);
+  const out = await run(['ping', String(n), '2000'], [fds[0], fds[3]], cpus[0]);
+  await pong;
+  relay.kill();
+  await new Promise((r) => relay.on('exit', r));
+  fds.forEach((fd) => native.close(fd));
+  return out.trim().split('\n').map(Number);
+}
+
 async function flood(hub, relayed, n) {
   const p = path2(hub, relayed);
   const before = hub.stats() ?? { threadCpuNs: 0, notifications: 0 };
@@ -72,84 +88,94 @@ async function flood(hub, relayed, n) {
 
 (async () => {
   const hub = new RelayHub(); // the proxy's default relay settings
-  const N = quick ? 5000 : 20000;
-  // Placement matters more than anything on a virtual machine: same-CPU wake-ups cost ~2 µs,
-  // waking a halted virtual CPU ~15-30 µs. vhost-user peers run on different CPUs (a vCPU or
-  // virtio-user thread, a backend's polling thread); that placement is the one the target is
-  // for. The other two show what the scheduler and a shared CPU do, and the last one the floor
-  // of any relay thread on a shared CPU: four context switches per round trip instead of two.
-  const alongside = new RelayHub(0, 0, 0);
-  const placements = [
-    { name: 'cross CPU', cpus: ['0', '1'], hub, target: true },
-    { name: 'unpinned', cpus: undefined, hub },
-    { name: 'same CPU', cpus: ['0', '0'], hub },
-    { name: 'same CPU, relay pinned there too, no spin', cpus: ['0', '0'], hub: alongside },
-  ];
-  for (const place of placements) {
-    console.log(`# 1. eventfd ping-pong between two processes (${place.name}), ${N} round trips per run, ${ROUNDS} alternating rounds`);
-    const rtt = { direct: [], relay: [] };
-    for (let i = 0; i < ROUNDS; i++) {
-      for (const v of i % 2 ? ['relay', 'direct'] : ['direct', 'relay']) {
-        const xs = (await pingpong(place.hub, v === 'relay', N, place.cpus)).map((x) => x / 1000);
-        rtt[v].push({ p50: pct(xs, 50), p99: pct(xs, 99) });
-        console.log(`  ${v.padEnd(6)} p50 ${pct(xs, 50).toFixed(1)} us  p99 ${pct(xs, 99).toFixed(1)} us`);
+  if (parts.has(1)) {
+    const N = quick ? 5000 : 20000;
+    // Placement matters more than anything on a virtual machine: same-CPU wake-ups cost ~2 µs,
+    // waking a halted virtual CPU ~15-30 µs. vhost-user peers run on different CPUs (a vCPU or
+    // virtio-user thread, a backend's polling thread); that placement is the one the target is
+    // for. The next two show what the scheduler and a shared CPU do, and the last two the floor
+    // of any relay thread on a shared CPU: four context switches per round trip instead of two,
+    // even for an ideal relay that never sleeps.
+    const alongside = new RelayHub(0, 0, 0);
+    const placements = [
+      { name: 'cross CPU', cpus: ['0', '1'], hub, target: true },
+      { name: 'unpinned', cpus: undefined, hub },
+      { name: 'same CPU', cpus: ['0', '0'], hub },
+      { name: 'same CPU, relay pinned there too, no spin', cpus: ['0', '0'], hub: alongside },
+      { name: 'same CPU, ideal relay (a C loop that never sleeps) there too', cpus: ['0', '0'], ideal: true },
+    ];
+    for (const place of placements) {
+      console.log(`# 1. eventfd ping-pong between two processes (${place.name}), ${N} round trips per run, ${ROUNDS} alternating rounds`);
+      const rtt = { direct: [], relay: [] };
+      for (let i = 0; i < ROUNDS; i++) {
+        for (const v of i % 2 ? ['relay', 'direct'] : ['direct', 'relay']) {
+          const xs = (await (place.ideal && v === 'relay' ? pingpongIdeal(N, place.cpus) : pingpong(place.hub, v === 'relay', N, place.cpus))).map((x) => x / 1000);
+          rtt[v].push({ p50: pct(xs, 50), p99: pct(xs, 99) });
+          console.log(`  ${v.padEnd(6)} p50 ${pct(xs, 50).toFixed(1)} us  p99 ${pct(xs, 99).toFixed(1)} us`);
+        }
       }
+      const p50 = (v) => median(rtt[v].map((r) => r.p50)), p99 = (v) => median(rtt[v].map((r) => r.p99));
+      const line = `RTT ${place.name}: p50 direct ${p50('direct').toFixed(1)} us, relayed ${p50('relay').toFixed(1)} us, ratio ${(p50('relay') / p50('direct')).toFixed(2)}${place.target ? ' (target <= 1.5)' : ''}; p99 ${p99('direct').toFixed(1)} vs ${p99('relay').toFixed(1)} us, ratio ${(p99('relay') / p99('direct')).toFixed(2)}`;
+      report(line);
     }
-    const p50 = (v) => median(rtt[v].map((r) => r.p50)), p99 = (v) => median(rtt[v].map((r) => r.p99));
-    const line = `RTT ${place.name}: p50 direct ${p50('direct').toFixed(1)} us, relayed ${p50('relay').toFixed(1)} us, ratio ${(p50('relay') / p50('direct')).toFixed(2)}${place.target ? ' (target <= 1.5)' : ''}; p99 ${p99('direct').toFixed(1)} vs ${p99('relay').toFixed(1)} us, ratio ${(p99('relay') / p99('direct')).toFixed(2)}`;
-    report(line);
+    alongside.stop();
   }
-  alongside.stop();
 
-  const F = quick ? 200000 : 1000000;
-  console.log(`# 2. flood: ${F} writes as fast as possible`);
-  const fl = { direct: [], relay: [] };
-  for (let i = 0; i < ROUNDS; i++) for (const v of ['direct', 'relay']) {
-    const r = await flood(hub, v === 'relay', F);
-    fl[v].push(r);
-    console.log(`  ${v.padEnd(6)} consumer wake-ups ${Math.round(r.wakeupsPerS)}/s${v === 'relay' ? `, relay pick-ups ${Math.round(r.relayedPerS)}/s, relay CPU ${r.cpuPerNotifUs.toFixed(2)} us/pick-up` : ''}, count delivered ${r.total}/${F}`);
+  if (parts.has(2)) {
+    const F = quick ? 200000 : 1000000;
+    console.log(`# 2. flood: ${F} writes as fast as possible`);
+    const fl = { direct: [], relay: [] };
+    for (let i = 0; i < ROUNDS; i++) for (const v of ['direct', 'relay']) {
+      const r = await flood(hub, v === 'relay', F);
+      fl[v].push(r);
+      console.log(`  ${v.padEnd(6)} consumer wake-ups ${Math.round(r.wakeupsPerS)}/s${v === 'relay' ? `, relay pick-ups ${Math.round(r.relayedPerS)}/s, relay CPU ${r.cpuPerNotifUs.toFixed(2)} us/pick-up` : ''}, count delivered ${r.total}/${F}`);
+    }
+    const directRate = median(fl.direct.map((r) => r.wakeupsPerS)), relayRate = median(fl.relay.map((r) => r.relayedPerS));
+    const relayedWakeups = median(fl.relay.map((r) => r.wakeupsPerS));
+    // The relay writes the first count it reads at once and the rest of a burst in one write at
+    // its end (native/relay.cc), so under a flood its consumer wakes less often than a direct one.
+    report(`flood: relay picks up ${Math.round(relayRate)}/s vs a direct consumer's ${Math.round(directRate)} wake-ups/s, ratio ${(relayRate / directRate).toFixed(2)} (target >= 0.5); the relayed consumer wakes ${Math.round(relayedWakeups)}/s; relay CPU ${median(fl.relay.map((r) => r.cpuPerNotifUs)).toFixed(2)} us/pick-up (spinning included)`);
   }
-  const directRate = median(fl.direct.map((r) => r.wakeupsPerS)), relayRate = median(fl.relay.map((r) => r.relayedPerS));
-  const relayedWakeups = median(fl.relay.map((r) => r.wakeupsPerS));
-  // The relay writes the first count it reads at once and the rest of a burst in one write at
-  // its end (native/relay.cc), so under a flood its consumer wakes less often than a direct one.
-  report(`flood: relay picks up ${Math.round(relayRate)}/s vs a direct consumer's ${Math.round(directRate)} wake-ups/s, ratio ${(relayRate / directRate).toFixed(2)} (target >= 0.5); the relayed consumer wakes ${Math.round(relayedWakeups)}/s; relay CPU ${median(fl.relay.map((r) => r.cpuPerNotifUs)).toFixed(2)} us/pick-up (spinning included)`);
   hub.stop();
 
-  const pings = quick ? 20 : 50;
-  console.log(`# 3. QEMU guest ping RTT (${pings} pings per run; TCG guest, testpmd icmpecho)`);
-  // testpmd's forwarding lcore runs on CPU 0, QEMU on CPU 1. Left to the scheduler
-  // (--relay-cpu none), the relay thread is often woken on the other CPU than the one that
-  // signalled; next to the busy backend a call costs a preemption instead. The default,
-  // --relay-cpu auto, finds that polling thread itself (src/proxy/relay-placement.ts).
-  const g = { direct: [], passthrough: [], 'interposed (auto)': [], 'interposed, --relay-cpu none': [] };
-  const variants = { direct: undefined, passthrough: ['--no-interpose'], 'interposed (auto)': [], 'interposed, --relay-cpu none': ['--relay-cpu', 'none'] };
-  for (let i = 0; i < (quick ? 1 : 3); i++) for (const v of Object.keys(variants)) {
-    const work = fs.mkdtempSync(path.join(os.tmpdir(), `vhs-bench-ping-${v.replace(/\W+/g, "-")}-`));
-    const r = await runQemuPing({ workDir: work, pings, proxyArgs: variants[v] });
-    fs.rmSync(work, { recursive: true, force: true });
-    g[v].push(median(r.rttMs));
-    console.log(`  ${v.padEnd(30)} median RTT ${median(r.rttMs).toFixed(3)} ms (${r.replied}/${r.sent} replied)`);
+  if (parts.has(3)) {
+    const pings = quick ? 20 : 50;
+    console.log(`# 3. QEMU guest ping RTT (${pings} pings per run; TCG guest, testpmd icmpecho)`);
+    // testpmd's forwarding lcore runs on CPU 0, QEMU on CPU 1. Left to the scheduler
+    // (--relay-cpu none), the relay thread is often woken on the other CPU than the one that
+    // signalled; next to the busy backend a call costs a preemption instead. The default,
+    // --relay-cpu auto, finds that polling thread itself (src/proxy/relay-placement.ts).
+    const g = { direct: [], passthrough: [], 'interposed (auto)': [], 'interposed, --relay-cpu none': [] };
+    const variants = { direct: undefined, passthrough: ['--no-interpose'], 'interposed (auto)': [], 'interposed, --relay-cpu none': ['--relay-cpu', 'none'] };
+    for (let i = 0; i < (quick ? 1 : 3); i++) for (const v of Object.keys(variants)) {
+      const work = fs.mkdtempSync(path.join(os.tmpdir(), `vhs-bench-ping-${v.replace(/\W+/g, "-")}-`));
+      const r = await runQemuPing({ workDir: work, pings, proxyArgs: variants[v] });
+      fs.rmSync(work, { recursive: true, force: true });
+      g[v].push(median(r.rttMs));
+      console.log(`  ${v.padEnd(30)} median RTT ${median(r.rttMs).toFixed(3)} ms (${r.replied}/${r.sent} replied)`);
+    }
+    const gm = (v) => median(g[v]);
+    report(`guest ping RTT: direct ${gm('direct').toFixed(3)} ms, --no-interpose ${gm('passthrough').toFixed(3)} ms, interposed (default, --relay-cpu auto) ${gm('interposed (auto)').toFixed(3)} ms, interposed with --relay-cpu none ${gm('interposed, --relay-cpu none').toFixed(3)} ms; ratio interposed/direct ${(gm('interposed (auto)') / gm('direct')).toFixed(2)} (target <= 1.2), scheduler-placed ${(gm('interposed, --relay-cpu none') / gm('direct')).toFixed(2)}`);
   }
-  const gm = (v) => median(g[v]);
-  report(`guest ping RTT: direct ${gm('direct').toFixed(3)} ms, --no-interpose ${gm('passthrough').toFixed(3)} ms, interposed (default, --relay-cpu auto) ${gm('interposed (auto)').toFixed(3)} ms, interposed with --relay-cpu none ${gm('interposed, --relay-cpu none').toFixed(3)} ms; ratio interposed/direct ${(gm('interposed (auto)') / gm('direct')).toFixed(2)} (target <= 1.2), scheduler-placed ${(gm('interposed, --relay-cpu none') / gm('direct')).toFixed(2)}`);
 
-  console.log('# 4. testpmd txonly Mpps, direct vs interposed proxy');
-  const m = { direct: [], interposed: [] };
-  for (let i = 0; i < (quick ? 1 : 5); i++) for (const v of i % 2 ? ['interposed', 'direct'] : ['direct', 'interposed']) {
-    const work = fs.mkdtempSync(path.join(os.tmpdir(), `vhs-bench-mpps-${v}-`));
-    let proxy;
-    const r = await runDpdkScenario({
-      workDir: work, mode: 'txonly', durationS: 3,
-      proxy: v === 'direct' ? undefined : async (listen, connect) => {
-        proxy = await startProxy({ listen, connect, logFile: path.join(work, 'proxy.log') });
-      },
-    });
-    if (proxy) await proxy.stop();
-    fs.rmSync(work, { recursive: true, force: true });
-    m[v].push(r.rxPps / 1e6);
-    console.log(`  ${v.padEnd(10)} ${(r.rxPps / 1e6).toFixed(2)} Mpps`);
+  if (parts.has(4)) {
+    console.log('# 4. testpmd txonly Mpps, direct vs interposed proxy');
+    const m = { direct: [], interposed: [] };
+    for (let i = 0; i < (quick ? 1 : 5); i++) for (const v of i % 2 ? ['interposed', 'direct'] : ['direct', 'interposed']) {
+      const work = fs.mkdtempSync(path.join(os.tmpdir(), `vhs-bench-mpps-${v}-`));
+      let proxy;
+      const r = await runDpdkScenario({
+        workDir: work, mode: 'txonly', durationS: 3,
+        proxy: v === 'direct' ? undefined : async (listen, connect) => {
+          proxy = await startProxy({ listen, connect, logFile: path.join(work, 'proxy.log') });
+        },
+      });
+      if (proxy) await proxy.stop();
+      fs.rmSync(work, { recursive: true, force: true });
+      m[v].push(r.rxPps / 1e6);
+      console.log(`  ${v.padEnd(10)} ${(r.rxPps / 1e6).toFixed(2)} Mpps`);
+    }
+    report(`Mpps: direct ${median(m.direct).toFixed(2)}, interposed ${median(m.interposed).toFixed(2)}, ratio ${(median(m.interposed) / median(m.direct)).toFixed(3)} (target >= 0.98)`);
   }
-  report(`Mpps: direct ${median(m.direct).toFixed(2)}, interposed ${median(m.interposed).toFixed(2)}, ratio ${(median(m.interposed) / median(m.direct)).toFixed(3)} (target >= 0.98)`);
   console.log(`# summary\n${summary.join('\n')}`);
 })().catch((e) => { console.error(e); process.exit(1); });

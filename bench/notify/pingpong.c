@@ -5,8 +5,11 @@
  *   pingpong flood N         write fd 3 N times as fast as possible; prints the elapsed ns
  *   pingpong sink SECONDS    count wake-ups (reads) of fd 3 until it stays quiet for SECONDS;
  *                            prints "wakeups total_count elapsed_ns" (first to last read)
+ *   pingpong relay SECONDS   the ideal relay, for reference: never sleeps, relays fd 3 -> 4 and
+ *                            fd 5 -> 6 with nothing but read and write, for SECONDS
  * The eventfds may be non-blocking (created so by the parent): waits use poll().
  */
+#include <fcntl.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,10 +33,11 @@ static int wait_read(int fd, int timeout_ms, uint64_t *count) {
   }
 }
 
-static void post(int fd) {
-  uint64_t one = 1;
-  if (write(fd, &one, 8) != 8) { perror("write"); exit(1); }
+static void post_count(int fd, uint64_t n) {
+  if (write(fd, &n, 8) != 8) { perror("write"); exit(1); }
 }
+
+static void post(int fd) { post_count(fd, 1); }
 
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
@@ -72,6 +76,16 @@ int main(int argc, char **argv) {
     }
     printf("%llu %llu %llu\n", (unsigned long long)wakeups, (unsigned long long)total, (unsigned long long)(last - first));
     return 0;
+  }
+  if (!strcmp(argv[1], "relay")) {
+    fcntl(3, F_SETFL, O_NONBLOCK);
+    fcntl(5, F_SETFL, O_NONBLOCK);
+    uint64_t end = now_ns() + (uint64_t)atoi(argv[2]) * 1000000000ull;
+    for (unsigned long i = 0;; i++) {
+      if (read(3, &c, 8) == 8) post_count(4, c);
+      if (read(5, &c, 8) == 8) post_count(6, c);
+      if ((i & 0xffff) == 0 && now_ns() > end) return 0;
+    }
   }
   return 2;
 }
