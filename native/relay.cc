@@ -4,6 +4,8 @@
 // count to the destination at once, then records {CLOCK_MONOTONIC ns, pair id, count} in a
 // single-producer/single-consumer ring that JS drains in batches. JS is never on the
 // notification path: a slow event loop delays only the statistics, never a kick or a call.
+// Under a flood the counts read after the first of a burst are written together at its end
+// (Relay1), a few reads later.
 //
 // Pairs are added and removed from JS under a mutex that the thread also holds while it
 // handles one epoll batch, so a pair's fds are never closed while the thread uses them, and
