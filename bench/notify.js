@@ -18,6 +18,7 @@ const { RelayHub } = require('../dist/proxy/relay-hub');
 const { runQemuPing } = require('../dist/lab/qemu-net');
 const { runDpdkScenario } = require('../dist/lab/dpdk-scenario');
 const { startProxy } = require('../dist/lab/proxy-process');
+const { chooseRelayCpu } = require('../dist/proxy/relay-placement');
 
 const quick = process.argv.includes('--quick');
 const ROUNDS = quick ? 1 : 3;
@@ -33,15 +34,16 @@ const report = (line) => { console.log(line); summary.push(line); };
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
 
-function run(args, fds, cpu) {
-  return new Promise((resolve, reject) => {
-    const c = cpu === undefined ? spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit', ...fds] })
-      : spawn('taskset', ['-c', cpu, bin, ...args], { stdio: ['ignore', 'pipe', 'inherit', ...fds] });
-    let out = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args[0]} exited ${code}`))));
-  });
+function start(args, fds, cpu) {
+  const c = cpu === undefined ? spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit', ...fds] })
+    : spawn('taskset', ['-c', cpu, bin, ...args], { stdio: ['ignore', 'pipe', 'inherit', ...fds] });
+  let out = '';
+  c.stdout.on('data', (d) => (out += d));
+  const done = new Promise((resolve, reject) => c.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args[0]} exited ${code}`)))));
+  return { pid: c.pid, done };
 }
+
+const run = (args, fds, cpu) => start(args, fds, cpu).done;
 
 /** a -> b notification path: direct (one eventfd) or relayed (two, relay in between). */
 function path2(hub, relayed) {
@@ -51,11 +53,23 @@ function path2(hub, relayed) {
   return { w: a, r: b, close: () => { hub.remove(id); native.close(a); native.close(b); } };
 }
 
-async function pingpong(hub, relayed, n, cpus) {
+/**
+ * autoPlace: before the round trips start, place the relay as the daemon's --relay-cpu auto
+ * does for a session between these two processes (ping as the frontend, pong as the backend).
+ */
+async function pingpong(hub, relayed, n, cpus, autoPlace) {
   const there = path2(hub, relayed), back = path2(hub, relayed);
-  const pong = run(['pong'], [there.r, back.w], cpus?.[1]);
-  const out = await run(['ping', String(n), '2000'], [there.w, back.r], cpus?.[0]);
-  await pong;
+  const pong = start(['pong'], [there.r, back.w], cpus?.[1]);
+  const ping = start(['ping', String(n), '2000', autoPlace ? '400' : '0'], [there.w, back.r], cpus?.[0]);
+  let placed;
+  if (autoPlace) {
+    await new Promise((r) => setTimeout(r, 100)); // taskset has set the affinity and exec'ed
+    placed = await chooseRelayCpu({ frontendPid: ping.pid, backendPid: pong.pid }, 200);
+    if (placed) hub.setCpu(placed.cpu, placed.yieldWhileSpinning);
+  }
+  const out = await ping.done;
+  await pong.done;
+  if (placed) hub.setCpu(-1);
   there.close(); back.close();
   return out.trim().split('\n').map(Number);
 }
@@ -90,18 +104,18 @@ async function flood(hub, relayed, n) {
   const hub = new RelayHub(); // the proxy's default relay settings
   if (parts.has(1)) {
     const N = quick ? 5000 : 20000;
-    // Placement matters more than anything on a virtual machine: same-CPU wake-ups cost ~2 µs,
-    // waking a halted virtual CPU ~15-30 µs. vhost-user peers run on different CPUs (a vCPU or
-    // virtio-user thread, a backend's polling thread); that placement is the one the target is
-    // for. The next two show what the scheduler and a shared CPU do, and the last two the floor
-    // of any relay thread on a shared CPU: four context switches per round trip instead of two,
-    // even for an ideal relay that never sleeps.
-    const alongside = new RelayHub(0, 0, 0);
+    // Placement matters more than anything on a virtual machine: same-CPU wake-ups cost a few
+    // µs, waking a halted virtual CPU tens of µs. vhost-user peers run on different CPUs (a vCPU
+    // or virtio-user thread, a backend's polling thread); that placement is the one the target
+    // is for. Unpinned is what the scheduler does. When both peers share one CPU, the relay goes
+    // there too (the daemon's --relay-cpu auto, src/proxy/relay-placement.ts), and even so it adds
+    // two context switches to the two of a direct round trip: the last line is the floor of any
+    // relay thread there, a C loop that never sleeps.
     const placements = [
-      { name: 'cross CPU', cpus: ['0', '1'], hub, target: true },
-      { name: 'unpinned', cpus: undefined, hub },
-      { name: 'same CPU', cpus: ['0', '0'], hub },
-      { name: 'same CPU, relay pinned there too, no spin', cpus: ['0', '0'], hub: alongside },
+      { name: 'cross CPU', cpus: ['0', '1'], target: true },
+      { name: 'unpinned', cpus: undefined },
+      { name: 'same CPU, relay placed by --relay-cpu auto', cpus: ['0', '0'], auto: true },
+      { name: 'same CPU, relay left to the scheduler (--relay-cpu none)', cpus: ['0', '0'] },
       { name: 'same CPU, ideal relay (a C loop that never sleeps) there too', cpus: ['0', '0'], ideal: true },
     ];
     for (const place of placements) {
@@ -109,7 +123,7 @@ async function flood(hub, relayed, n) {
       const rtt = { direct: [], relay: [] };
       for (let i = 0; i < ROUNDS; i++) {
         for (const v of i % 2 ? ['relay', 'direct'] : ['direct', 'relay']) {
-          const xs = (await (place.ideal && v === 'relay' ? pingpongIdeal(N, place.cpus) : pingpong(place.hub, v === 'relay', N, place.cpus))).map((x) => x / 1000);
+          const xs = (await (place.ideal && v === 'relay' ? pingpongIdeal(N, place.cpus) : pingpong(hub, v === 'relay', N, place.cpus, place.auto && v === 'relay'))).map((x) => x / 1000);
           rtt[v].push({ p50: pct(xs, 50), p99: pct(xs, 99) });
           console.log(`  ${v.padEnd(6)} p50 ${pct(xs, 50).toFixed(1)} us  p99 ${pct(xs, 99).toFixed(1)} us`);
         }
@@ -118,7 +132,6 @@ async function flood(hub, relayed, n) {
       const line = `RTT ${place.name}: p50 direct ${p50('direct').toFixed(1)} us, relayed ${p50('relay').toFixed(1)} us, ratio ${(p50('relay') / p50('direct')).toFixed(2)}${place.target ? ' (target <= 1.5)' : ''}; p99 ${p99('direct').toFixed(1)} vs ${p99('relay').toFixed(1)} us, ratio ${(p99('relay') / p99('direct')).toFixed(2)}`;
       report(line);
     }
-    alongside.stop();
   }
 
   if (parts.has(2)) {

@@ -1,6 +1,8 @@
 /*
  * Eventfd notification benchmark peers, one process per role (the fds come in as 3 and 4):
- *   pingpong ping N WARMUP   write fd 3, wait for fd 4; prints N round-trip times in ns, one per line
+ *   pingpong ping N WARMUP [DELAY_MS]
+ *                            (after DELAY_MS) write fd 3, wait for fd 4; prints N round-trip
+ *                            times in ns, one per line
  *   pingpong pong            wait for fd 3, write fd 4; until fd 3 stays quiet for 2 s
  *   pingpong flood N         write fd 3 N times as fast as possible; prints the elapsed ns
  *   pingpong sink SECONDS    count wake-ups (reads) of fd 3 until it stays quiet for SECONDS;
@@ -44,6 +46,7 @@ int main(int argc, char **argv) {
   uint64_t c;
   if (!strcmp(argv[1], "ping")) {
     long n = atol(argv[2]), warm = atol(argv[3]);
+    if (argc > 4) usleep(atol(argv[4]) * 1000);  /* time for the parent to place the relay */
     uint64_t *rtt = calloc(n, sizeof(uint64_t));
     for (long i = 0; i < n + warm; i++) {
       uint64_t t0 = now_ns();

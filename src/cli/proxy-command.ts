@@ -60,7 +60,7 @@ export function registerProxy(program: Command): void {
     .option('--relay-spin-us <us>', 'after a notification the relay thread keeps polling this long before sleeping (lower latency, more CPU)', String(DEFAULT_SPIN_US))
     .option('--record <path>', 'record every session: a file, or a directory (ending in /) for one file per session')
     .option('--relay-nice <n>', 'niceness of the relay thread (negative: ahead of busy peers; needs root)', String(DEFAULT_NICE))
-    .option('--relay-cpu <n|auto|none>', 'pin the relay thread to CPU n; auto: next to the backend\'s busy-polling thread when it has one (a DPDK lcore); none: leave it to the scheduler', 'auto')
+    .option('--relay-cpu <n|auto|none>', 'pin the relay thread to CPU n; auto: on the one CPU both peers are confined to, or next to the backend\'s busy-polling thread (a DPDK lcore), else where the scheduler puts it; none: leave it to the scheduler', 'auto')
     .option('--inject <spec>', 'send CHANNEL:REQUEST to the frontend MS ms after that channel appears, e.g. backend:CONFIG_CHANGE_MSG@2000 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--allow-uid <uid>', 'only accept peers running as this uid (repeatable; SO_PEERCRED)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--fault <rule>', 'a fault rule, e.g. "drop SET_VRING_KICK vring=0", "delay SET_MEM_TABLE ms=500", "preset virtio-vhost-user" (repeatable; see docs/fault-injection.md)', (v: string, acc: string[]) => [...acc, v], [] as string[])

@@ -87,8 +87,12 @@ export interface Relay {
   stats(): RelayStats;
   /** Joins the thread and closes every pair's fds. Idempotent. */
   stop(): void;
-  /** Moves the relay thread to one CPU (-1: back to every CPU the process may use); false if it could not. */
-  setCpu(cpu: number): boolean;
+  /**
+   * Moves the relay thread to one CPU (-1: back to every CPU the process may use); false if it
+   * could not. yieldWhileSpinning: the peers the relay wakes run on that CPU too, so its polling
+   * after a notification yields to them (never next to a busy-polling thread).
+   */
+  setCpu(cpu: number, yieldWhileSpinning?: boolean): boolean;
   /**
    * Where a vring is (front-end virtual addresses of SET_VRING_ADDR, read through `memory`),
    * and from which avail/used index on to report (split: indices; packed: position | wrap << 15).

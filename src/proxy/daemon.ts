@@ -12,7 +12,7 @@ import { listenOn } from './socket-path';
 import { DEFAULT_NICE, DEFAULT_SPIN_US, RelayHub } from './relay-hub';
 import type { ActiveRule, FaultRuleSet } from '../faults';
 import type { RingsMode } from './ring-tracker';
-import { findPollingThread } from './relay-placement';
+import { chooseRelayCpu } from './relay-placement';
 import type { DeviceType } from '../protocol';
 
 export interface DaemonStatus {
@@ -43,8 +43,8 @@ export interface DaemonOptions {
   /** relay thread niceness (default DEFAULT_NICE) */
   relayNice?: number;
   /**
-   * pin the relay thread to this CPU; 'auto': next to the backend's busy-polling thread if it
-   * has one (relay-placement.ts); undefined: the scheduler chooses
+   * pin the relay thread to this CPU; 'auto': where the peers' threads say (relay-placement.ts:
+   * their one shared CPU, or next to the backend's busy-polling thread); undefined: the scheduler chooses
    */
   relayCpu?: number | 'auto';
   /** keep HOST_NOTIFIER / INBAND_NOTIFICATIONS offered while interposing */
@@ -186,19 +186,19 @@ export class ProxyDaemon {
   }
 
   /**
-   * --relay-cpu auto: once the session's roles are known, look for a busy-polling backend
-   * thread and move the relay next to it (once per daemon: the relay serves every session).
+   * --relay-cpu auto: once the session's roles are known, choose the relay's CPU from the peers'
+   * threads (once per daemon: the relay serves every session).
    */
   private placeRelay(session: ProxySession): void {
     const timer = setTimeout(() => {
       this.placeTimers.delete(timer);
       const be = session.backendPeer;
       if (this.stopped || this.placed || !be) return;
-      void findPollingThread(be.pid).then((t) => {
-        if (!t || this.stopped || this.placed || !this.relay) return;
-        if (!this.relay.setCpu(t.cpu)) return;
+      void chooseRelayCpu({ backendPid: be.pid, frontendPid: session.frontendPeer?.pid }).then((p) => {
+        if (!p || this.stopped || this.placed || !this.relay) return;
+        if (!this.relay.setCpu(p.cpu, p.yieldWhileSpinning)) return;
         this.placed = true;
-        this.notice('info', `relay thread moved to CPU ${t.cpu}, next to the backend's polling thread ${t.name} (pid ${t.pid}, tid ${t.tid}, ${Math.round(t.busy * 100)}% busy): a call then preempts the poller instead of waiting for another CPU (--relay-cpu N or none to choose)`, { relayCpu: t.cpu });
+        this.notice('info', `relay thread moved to CPU ${p.cpu}, ${p.reason} (--relay-cpu N or none to choose)`, { relayCpu: p.cpu });
       });
     }, PLACEMENT_DELAY_MS);
     timer.unref();

@@ -107,9 +107,9 @@ export class RelayHub {
     for (const { snapshot, raw } of decodeSnapshots(buf)) this.ringListeners.get(snapshot.ring)?.(snapshot, Buffer.from(raw));
   }
 
-  /** Moves the relay thread to one CPU (-1: anywhere); false if it could not. */
-  setCpu(cpu: number): boolean {
-    return this.ensure().setCpu(cpu);
+  /** Moves the relay thread to one CPU (-1: anywhere); false if it could not. See Relay.setCpu. */
+  setCpu(cpu: number, yieldWhileSpinning = false): boolean {
+    return this.ensure().setCpu(cpu, yieldWhileSpinning);
   }
 
   /** A ring id for a session's vring, whose snapshots go to `listener`. */

@@ -1,14 +1,23 @@
 /**
- * `--relay-cpu auto` (the default): put the relay thread on the CPU of the backend's busy-polling
- * thread, when the backend has one (a DPDK lcore: pinned to one CPU, ~100% busy).
+ * `--relay-cpu auto` (the default): choose the relay thread's CPU from what the peers' threads
+ * are allowed to run on and do, read from /proc once the session's roles are known.
  *
- * Why: a polling backend signals a call from that CPU. Measured on this 2-vCPU machine
- * (bench/notify.js, QEMU guest ping through testpmd): with the relay thread left to the
- * scheduler, the call's wake-up often lands on the other CPU, behind the TCG vCPU thread, and the
- * guest's ping RTT grows by 1.2-1.4x; with the relay next to the polling lcore the wake-up
- * preempts the poller at once, and the RTT is within 1.07x of a direct connection. Backends
- * without such a thread (qemu-storage-daemon, virtiofsd) leave the relay where the scheduler
- * puts it. Reading /proc is policy, so it lives here; the addon only moves the thread.
+ * The rule behind both cases: on a virtual machine whose idle vCPUs halt, waking a thread on an
+ * idle CPU costs tens of µs, waking one on a busy CPU a context switch. The relay should sleep
+ * where the consumers of its writes run.
+ *  1. Both peers confined to one and the same CPU (taskset on both): the relay goes there too.
+ *     Measured here (bench/notify.js, eventfd ping-pong with both peers on CPU 0): the relay on
+ *     the other CPU wakes CPU 0 from idle for each hop, 35-45 µs a round trip; on CPU 0 it costs
+ *     two context switches, ~16 µs, against ~14 µs for an ideal relay that never sleeps, as
+ *     long as its polling yields to the peers it wakes.
+ *  2. The backend has a busy-polling thread (a DPDK lcore: pinned to one CPU, ~100% busy): the
+ *     relay goes next to it. A polling backend signals a call from that CPU. Measured (QEMU
+ *     guest ping through testpmd): left to the scheduler the call's wake-up often lands on the
+ *     other CPU, behind the TCG vCPU thread, and the RTT grows by 1.2-1.4x; next to the poller
+ *     the wake-up preempts it at once, within 1.07x of a direct connection.
+ * Otherwise (peers free to move: qemu-storage-daemon, virtiofsd, unpinned processes) the relay
+ * stays where the scheduler puts it. Reading /proc is policy, so it lives here; the addon only
+ * moves the thread.
  */
 import * as fs from 'node:fs';
 
@@ -81,4 +90,36 @@ export async function findPollingThread(pid: number, sampleMs = 300, minBusy = 0
     if (busy >= minBusy && (!best || busy > best.busy)) best = { pid, tid: t.tid, name: t.name, cpu: t.cpus[0], busy };
   }
   return best;
+}
+
+/** The CPUs any thread of `pid` may run on (its threads' Cpus_allowed_list, merged); empty if unknown. */
+export function allowedCpus(pid: number): number[] {
+  const cpus = new Set<number>();
+  for (const t of sample(pid)) for (const c of t.cpus) cpus.add(c);
+  return [...cpus].sort((a, b) => a - b);
+}
+
+export interface RelayPlacement {
+  cpu: number;
+  /** the relay shares the CPU with the peers it wakes: its polling yields to them (Relay.setCpu) */
+  yieldWhileSpinning: boolean;
+  /** why, for the log line */
+  reason: string;
+}
+
+/** Where the relay thread should run for these peers (relay-placement.ts's header), or undefined: anywhere. */
+export async function chooseRelayCpu(peers: { frontendPid?: number; backendPid?: number }, sampleMs = 300): Promise<RelayPlacement | undefined> {
+  const pids = [peers.frontendPid, peers.backendPid].filter((p): p is number => p !== undefined && p > 0);
+  if (pids.length === 2) {
+    const sets = pids.map(allowedCpus);
+    const union = new Set(sets.flat());
+    if (sets.every((s) => s.length > 0) && union.size === 1) {
+      const cpu = sets[0][0];
+      return { cpu, yieldWhileSpinning: true, reason: `both peers may run only on CPU ${cpu} (pids ${pids.join(', ')}): a relay on another CPU would wake that CPU from idle for every notification` };
+    }
+  }
+  if (peers.backendPid === undefined) return undefined;
+  const t = await findPollingThread(peers.backendPid, sampleMs);
+  if (!t) return undefined;
+  return { cpu: t.cpu, yieldWhileSpinning: false, reason: `next to the backend's polling thread ${t.name} (pid ${t.pid}, tid ${t.tid}, ${Math.round(t.busy * 100)}% busy): a call then preempts the poller instead of waiting for another CPU` };
 }

@@ -172,6 +172,11 @@ export class ProxySession {
     return this.frontendAt ? this.peers[other(this.frontendAt)] : undefined;
   }
 
+  /** The frontend's process (SO_PEERCRED), once the roles are known. */
+  get frontendPeer(): PeerIdentity | undefined {
+    return this.frontendAt ? this.peers[this.frontendAt] : undefined;
+  }
+
   /** Where the frontend is, once known (forced, or from who spoke first). */
   get frontendPosition(): Position | undefined {
     return this.frontendAt;

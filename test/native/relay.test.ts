@@ -105,6 +105,30 @@ describe('Relay', () => {
     native.close(dstR);
   });
 
+  it('relays while spinning politely on one CPU (setCpu with yieldWhileSpinning), and after moving back', async () => {
+    const relay = new native.Relay(1024, 200_000); // a long spin: most writes land while it polls
+    const src = native.eventfd(0);
+    const dst = native.eventfd(0);
+    const dstR = native.dup(dst);
+    const id = relay.addPair(native.dup(src), dst);
+    expect(relay.setCpu(0, true)).toBe(true);
+    for (let i = 0; i < 200; i++) {
+      native.eventfdWrite(src, 1);
+      await until(() => native.eventfdRead(dstR) !== null, 2000, `relayed count ${i}`);
+    }
+    expect(relay.setCpu(-1)).toBe(true);
+    native.eventfdWrite(src, 5);
+    let got: bigint | null = null;
+    await until(() => (got = native.eventfdRead(dstR)) !== null, 2000, 'the count after moving back');
+    expect(got).toBe(5n);
+    expect(relay.pairStats(id)).toMatchObject({ read: 205, written: 205, writeErrors: 0 });
+    expect(relay.setCpu(1 << 20)).toBe(false); // beyond any CPU set
+    relay.stop();
+    expect(relay.setCpu(0)).toBe(false);
+    native.close(src);
+    native.close(dstR);
+  });
+
   it('counts relay thread CPU time and stops cleanly with pairs still registered', () => {
     const before = openFds();
     const relay = new native.Relay(16);

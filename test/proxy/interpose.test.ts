@@ -3,6 +3,8 @@
  * own, the native relay copies counts both ways, pairs are replaced and torn down as the
  * protocol says, the bypassing features are masked, and no fd is left behind.
  */
+import { execFileSync } from 'node:child_process';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { native, type Channel } from '../../src/native';
@@ -151,6 +153,25 @@ describe('eventfd interposition', () => {
     r.done();
     native.close(kickW);
     await until(() => openFds() === before);
+  });
+
+  it('--relay-cpu auto puts the relay on the one CPU both peers are confined to, and says so', async () => {
+    // both fake peers are this process: confine all its threads to one CPU for the test
+    const all = `0-${os.cpus().length - 1}`;
+    const cpu = os.cpus().length - 1;
+    execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(process.pid)], { stdio: 'ignore' });
+    try {
+      const notices: { msg: string; fields?: Record<string, unknown> }[] = [];
+      const r = await rig({ relayCpu: 'auto', notice: (_l, msg, fields) => notices.push({ msg, fields }) });
+      r.fe.send(encodeMessage(Request.GET_PROTOCOL_FEATURES, 1)); // the roles are known now
+      await until(() => notices.some((n) => n.fields?.relayCpu !== undefined), 5000, 'the placement notice');
+      const n = notices.find((x) => x.fields?.relayCpu !== undefined)!;
+      expect(n.fields?.relayCpu).toBe(cpu);
+      expect(n.msg).toContain(`relay thread moved to CPU ${cpu}, both peers may run only on CPU ${cpu} (pids ${process.pid}, ${process.pid})`);
+      r.done();
+    } finally {
+      execFileSync('taskset', ['-a', '-p', '-c', all, String(process.pid)], { stdio: 'ignore' });
+    }
   });
 
   it('RESET_OWNER tears every pair down', async () => {

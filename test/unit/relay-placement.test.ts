@@ -1,6 +1,22 @@
-/** --relay-cpu auto: reading /proc for a pinned, busy thread. */
-import { describe, expect, it } from 'vitest';
-import { findPollingThread, parseCpuList, statTicks } from '../../src/proxy/relay-placement';
+/** --relay-cpu auto: reading /proc for a pinned, busy thread, and for peers confined to one CPU. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as os from 'node:os';
+import { afterEach, describe, expect, it } from 'vitest';
+import { allowedCpus, chooseRelayCpu, findPollingThread, parseCpuList, statTicks } from '../../src/proxy/relay-placement';
+
+const children: ChildProcess[] = [];
+/** `sleep` under taskset -c CPUS, once taskset has set the affinity and exec'ed (its threads read as pinned) */
+async function sleeper(cpus: string): Promise<number> {
+  const c = spawn('taskset', ['-c', cpus, 'sleep', '30'], { stdio: 'ignore' });
+  children.push(c);
+  const pid = c.pid!;
+  for (let i = 0; i < 100 && allowedCpus(pid).join(',') !== parseCpuList(cpus).join(','); i++) await new Promise((r) => setTimeout(r, 10));
+  return pid;
+}
+
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+});
 
 describe('relay placement', () => {
   it('reads CPU lists and thread stat lines', () => {
@@ -14,5 +30,26 @@ describe('relay placement', () => {
   it('finds no polling thread in an idle process, and tolerates a vanished one', async () => {
     expect(await findPollingThread(process.pid, 100)).toBeUndefined();
     expect(await findPollingThread(0x7ffffff0, 50)).toBeUndefined();
+    expect(allowedCpus(0x7ffffff0)).toEqual([]);
+  });
+
+  it('puts the relay on the one CPU both peers are confined to, yielding while it spins there', async () => {
+    const last = String(os.cpus().length - 1);
+    const [fe, be] = [await sleeper(last), await sleeper(last)];
+    expect(allowedCpus(fe)).toEqual([Number(last)]);
+    const p = await chooseRelayCpu({ frontendPid: fe, backendPid: be }, 50);
+    expect(p).toMatchObject({ cpu: Number(last), yieldWhileSpinning: true });
+    expect(p?.reason).toContain(`only on CPU ${last}`);
+  });
+
+  it('leaves the relay to the scheduler for idle peers on different CPUs, or a peer that is gone', async () => {
+    const fe = await sleeper('0');
+    // on a one-CPU machine both peers share CPU 0, and the rule above applies
+    const be = await sleeper(os.cpus().length > 1 ? '1' : '0');
+    const p = await chooseRelayCpu({ frontendPid: fe, backendPid: be }, 50);
+    if (os.cpus().length > 1) expect(p).toBeUndefined();
+    else expect(p?.cpu).toBe(0);
+    expect(await chooseRelayCpu({ frontendPid: fe, backendPid: 0x7ffffff0 }, 50)).toBeUndefined();
+    expect(await chooseRelayCpu({ backendPid: be }, 50)).toBeUndefined();
   });
 });
