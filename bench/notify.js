@@ -30,6 +30,11 @@ execFileSync('cc', ['-O2', '-o', bin, path.join(__dirname, 'notify', 'pingpong.c
 
 /** headline lines, printed as they come and again together at the end */
 const summary = [];
+/** the issue's targets, each checked where its figure was measured: [name, value, op, limit] */
+const targets = [];
+const target = (name, value, op, limit) => targets.push({ name, value, op, limit, met: op === '<=' ? value <= limit : value >= limit });
+/** p50 relayed RTT per placement, for the same-CPU comparison with the ideal relay */
+const relayedP50 = {};
 const report = (line) => { console.log(line); summary.push(line); };
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
@@ -131,6 +136,8 @@ async function flood(hub, relayed, n) {
       const p50 = (v) => median(rtt[v].map((r) => r.p50)), p99 = (v) => median(rtt[v].map((r) => r.p99));
       const line = `RTT ${place.name}: p50 direct ${p50('direct').toFixed(1)} us, relayed ${p50('relay').toFixed(1)} us, ratio ${(p50('relay') / p50('direct')).toFixed(2)}${place.target ? ' (target <= 1.5)' : ''}; p99 ${p99('direct').toFixed(1)} vs ${p99('relay').toFixed(1)} us, ratio ${(p99('relay') / p99('direct')).toFixed(2)}`;
       report(line);
+      relayedP50[place.name] = p50('relay');
+      if (place.target) target(`RTT p50 ratio (${place.name})`, p50('relay') / p50('direct'), '<=', 1.5);
     }
   }
 
@@ -148,6 +155,7 @@ async function flood(hub, relayed, n) {
     // The relay writes the first count it reads at once and the rest of a burst in one write at
     // its end (native/relay.cc), so under a flood its consumer wakes less often than a direct one.
     report(`flood: relay picks up ${Math.round(relayRate)}/s vs a direct consumer's ${Math.round(directRate)} wake-ups/s, ratio ${(relayRate / directRate).toFixed(2)} (target >= 0.5); the relayed consumer wakes ${Math.round(relayedWakeups)}/s; relay CPU ${median(fl.relay.map((r) => r.cpuPerNotifUs)).toFixed(2)} us/pick-up (spinning included)`);
+    target('relayed rate vs direct wake-ups', relayRate / directRate, '>=', 0.5);
   }
   hub.stop();
 
@@ -169,6 +177,7 @@ async function flood(hub, relayed, n) {
     }
     const gm = (v) => median(g[v]);
     report(`guest ping RTT: direct ${gm('direct').toFixed(3)} ms, --no-interpose ${gm('passthrough').toFixed(3)} ms, interposed (default, --relay-cpu auto) ${gm('interposed (auto)').toFixed(3)} ms, interposed with --relay-cpu none ${gm('interposed, --relay-cpu none').toFixed(3)} ms; ratio interposed/direct ${(gm('interposed (auto)') / gm('direct')).toFixed(2)} (target <= 1.2), scheduler-placed ${(gm('interposed, --relay-cpu none') / gm('direct')).toFixed(2)}`);
+    target('guest ping RTT ratio', gm('interposed (auto)') / gm('direct'), '<=', 1.2);
   }
 
   if (parts.has(4)) {
@@ -189,6 +198,12 @@ async function flood(hub, relayed, n) {
       console.log(`  ${v.padEnd(10)} ${(r.rxPps / 1e6).toFixed(2)} Mpps`);
     }
     report(`Mpps: direct ${median(m.direct).toFixed(2)}, interposed ${median(m.interposed).toFixed(2)}, ratio ${(median(m.interposed) / median(m.direct)).toFixed(3)} (target >= 0.98)`);
+    target('testpmd Mpps ratio', median(m.interposed) / median(m.direct), '>=', 0.98);
   }
+  const auto = relayedP50['same CPU, relay placed by --relay-cpu auto'];
+  const ideal = relayedP50['same CPU, ideal relay (a C loop that never sleeps) there too'];
+  if (auto && ideal) summary.push(`same CPU: the relay placed by --relay-cpu auto takes ${(auto / ideal).toFixed(2)}x the round trip of an ideal relay; no relay thread meets 1.5x a direct same-CPU round trip (two context switches become four)`);
   console.log(`# summary\n${summary.join('\n')}`);
+  console.log('# targets');
+  for (const t of targets) console.log(`${t.met ? 'met    ' : 'NOT MET'} ${t.name}: ${t.value.toFixed(2)} (target ${t.op} ${t.limit})`);
 })().catch((e) => { console.error(e); process.exit(1); });
