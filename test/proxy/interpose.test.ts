@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { native, type Channel } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { ProxyDaemon, type DaemonOptions } from '../../src/proxy/daemon';
+import { allowedCpus } from '../../src/proxy/relay-placement';
 import type { MessageEvent, ProxyEvent, SessionEndEvent, SessionStartEvent } from '../../src/proxy/events';
 import { openFds, tmpDir, until } from '../helpers';
 
@@ -157,7 +158,7 @@ describe('eventfd interposition', () => {
 
   it('--relay-cpu auto puts the relay on the one CPU both peers are confined to, and says so', async () => {
     // both fake peers are this process: confine all its threads to one CPU for the test
-    const all = `0-${os.cpus().length - 1}`;
+    const before = allowedCpus(process.pid).join(',');
     const cpu = os.cpus().length - 1;
     execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(process.pid)], { stdio: 'ignore' });
     try {
@@ -170,7 +171,7 @@ describe('eventfd interposition', () => {
       expect(n.msg).toContain(`relay thread moved to CPU ${cpu}, both peers may run only on CPU ${cpu} (pids ${process.pid}, ${process.pid})`);
       r.done();
     } finally {
-      execFileSync('taskset', ['-a', '-p', '-c', all, String(process.pid)], { stdio: 'ignore' });
+      execFileSync('taskset', ['-a', '-p', '-c', before, String(process.pid)], { stdio: 'ignore' });
     }
   });
 
