@@ -1,10 +1,13 @@
 #include "framing.h"
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <sys/socket.h>
 #include <unistd.h>
 
 namespace vhs {
+
+constexpr size_t kInitialPayload = 64 * 1024;
 
 FrameReader::Step FrameReader::Fail(const char* code, int err, const char* message) {
   end_code_ = code;
@@ -15,13 +18,15 @@ FrameReader::Step FrameReader::Fail(const char* code, int err, const char* messa
 
 FrameReader::Step FrameReader::ReadOne(int fd) {
   for (;;) {
-    if (hdr_got_ == kHeaderSize && payload_got_ == payload_.size()) return Step::kMessage;
+    if (hdr_got_ == kHeaderSize && payload_got_ == payload_size_) return Step::kMessage;
     uint8_t* dst;
     size_t want;
     if (hdr_got_ < kHeaderSize) {
       dst = header_ + hdr_got_;
       want = kHeaderSize - hdr_got_;
     } else {
+      if (payload_got_ == payload_.size())
+        payload_.resize(std::min(payload_size_, std::max(payload_.size() * 2, kInitialPayload)));
       dst = payload_.data() + payload_got_;
       want = payload_.size() - payload_got_;
     }
@@ -57,7 +62,8 @@ FrameReader::Step FrameReader::ReadOne(int fd) {
       uint32_t size;
       memcpy(&size, header_ + 8, 4);
       if (size > max_payload_) return Fail("OVERSIZE", 0, "payload size in header exceeds the limit");
-      payload_.assign(size, 0);
+      payload_size_ = size;
+      payload_.clear();
       payload_got_ = 0;
     } else {
       payload_got_ += n;
@@ -73,7 +79,10 @@ std::vector<int> FrameReader::TakeFds() {
 
 void FrameReader::Reset() {
   hdr_got_ = 0;
+  payload_size_ = 0;
   payload_.clear();
+  // a large message's buffer is not kept for the small ones that follow
+  if (payload_.capacity() > kInitialPayload) payload_.shrink_to_fit();
   payload_got_ = 0;
 }
 

@@ -27,9 +27,10 @@ class FrameReader {
 
   const uint8_t* header() const { return header_; }
   size_t header_got() const { return hdr_got_; }
+  // After kMessage: exactly the announced payload.
   const std::vector<uint8_t>& payload() const { return payload_; }
   size_t payload_got() const { return payload_got_; }
-  size_t payload_expected() const { return hdr_got_ == kHeaderSize ? payload_.size() : 0; }
+  size_t payload_expected() const { return hdr_got_ == kHeaderSize ? payload_size_ : 0; }
 
   // After kMessage: the message's fds (the caller owns them now); then Reset() for the next one.
   std::vector<int> TakeFds();
@@ -48,7 +49,10 @@ class FrameReader {
   uint32_t max_payload_;
   uint8_t header_[kHeaderSize] = {};
   size_t hdr_got_ = 0;
+  // Grows with the bytes that arrive (doubling from 64 KiB), not with what the header
+  // announces: a peer that announces a GPU_UPDATE and stops costs what it sent.
   std::vector<uint8_t> payload_;
+  size_t payload_size_ = 0;
   size_t payload_got_ = 0;
   std::vector<int> fds_;
   const char* end_code_ = nullptr;

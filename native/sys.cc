@@ -88,6 +88,25 @@ Napi::Value SocketPair(const Napi::CallbackInfo& info) {
   return a;
 }
 
+// nonblocking(fd) -> whether O_NONBLOCK is set on the open file description
+Napi::Value GetNonblocking(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fl = fcntl(info[0].As<Napi::Number>().Int32Value(), F_GETFL);
+  if (fl < 0) throw ErrnoError(env, "fcntl(F_GETFL)", errno);
+  return Napi::Boolean::New(env, (fl & O_NONBLOCK) != 0);
+}
+
+// setNonblocking(fd, on): sets or clears O_NONBLOCK (shared by every copy of the fd)
+Napi::Value SetNonblocking(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) throw ErrnoError(env, "fcntl(F_GETFL)", errno);
+  int want = info[1].ToBoolean().Value() ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+  if (want != fl && fcntl(fd, F_SETFL, want) < 0) throw ErrnoError(env, "fcntl(F_SETFL)", errno);
+  return env.Undefined();
+}
+
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   if (fd >= 0) close(fd);
@@ -168,6 +187,8 @@ void InitSys(Napi::Env env, Napi::Object exports) {
   exports.Set("probeUnix", Napi::Function::New(env, ProbeUnix));
   exports.Set("socketpair", Napi::Function::New(env, SocketPair));
   exports.Set("close", Napi::Function::New(env, CloseFd));
+  exports.Set("nonblocking", Napi::Function::New(env, GetNonblocking));
+  exports.Set("setNonblocking", Napi::Function::New(env, SetNonblocking));
   exports.Set("dup", Napi::Function::New(env, DupFd));
   exports.Set("eventfd", Napi::Function::New(env, EventFd));
   exports.Set("eventfdWrite", Napi::Function::New(env, EventFdWrite));

@@ -50,7 +50,7 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
       if (e.type === 'message') {
         const d = e.decoded;
         rows.push(
-          `<tr class="${d.reply ? 'reply' : 'req'}${e.findings.length ? ' warn' : ''}"><td>${ms(e.ts).toFixed(3)}</td><td>${e.dir}</td><td>${e.channel}</td><td>${esc(d.name)}</td><td>${esc(flagsToString(d.flags))}</td><td>${d.size}</td><td>${esc(e.fds.map((f) => f.kind).join(' '))}</td><td>${esc(formatPayload(d, device))}</td></tr>`,
+          `<tr class="${d.reply ? 'reply' : 'req'}${e.findings.length ? ' warn' : ''}"><td>${ms(e.ts).toFixed(3)}</td><td>${e.dir}</td><td>${e.channel}</td><td>${esc(d.name)}</td><td>${esc(flagsToString(d.flags, d.channel))}</td><td>${d.size}</td><td>${esc(e.fds.map((f) => f.kind).join(' '))}</td><td>${esc(formatPayload(d, device))}</td></tr>`,
         );
         timeline.push({ t: ms(e.ts), lane: `${e.channel} ${e.dir}`, label: `${d.name}${d.reply ? ' reply' : ''}`, kind: d.reply ? 'reply' : 'req' });
       } else if (e.type === 'notification') {

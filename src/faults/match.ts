@@ -13,7 +13,7 @@ export interface MessageFacts {
 
 /** The vring index a payload is about, for the layouts that start with one. */
 export function vringOf(f: MessageFacts): number | undefined {
-  const p = decodeMessage(f.channel, f.raw).payload as { index?: unknown } | undefined;
+  const p = decodeMessage(f.channel, f.raw, f.sender).payload as { index?: unknown } | undefined;
   return typeof p?.index === 'number' ? p.index : undefined;
 }
 

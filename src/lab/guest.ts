@@ -7,6 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fromRelease, type Release, type Spawnable } from './release';
 
 export interface Kernel {
   image: string;
@@ -95,12 +96,22 @@ export function buildInitramfs(workDir: string, body: string, modules: string[])
 export const GUEST_MAC = '52:54:00:12:34:56';
 
 /**
- * QEMU options for a virtio-net-pci device on a vhost-user netdev (chardev id c0). vectors=0:
- * QEMU 7.2 under TCG segfaults in vhost_net_start with MSI-X when the guest sets DRIVER_OK
- * (the non-irqfd path only TCG takes); INTx avoids it.
+ * QEMU options for a virtio-net-pci device on a vhost-user netdev (chardev id c0). `msix`
+ * false (vectors=0): QEMU 7.2 under TCG segfaults in vhost_net_start with MSI-X when the guest
+ * sets DRIVER_OK (the non-irqfd path only TCG takes); INTx avoids it. QEMU 10 has no such bug.
  */
-export function vhostUserNetArgs(chardev: string): string[] {
-  return ['-chardev', chardev, '-netdev', 'vhost-user,id=n0,chardev=c0,queues=1', '-device', `virtio-net-pci,netdev=n0,mac=${GUEST_MAC},romfile=,vectors=0`];
+export function vhostUserNetArgs(chardev: string, msix = false): string[] {
+  return ['-chardev', chardev, '-netdev', 'vhost-user,id=n0,chardev=c0,queues=1', '-device', `virtio-net-pci,netdev=n0,mac=${GUEST_MAC},romfile=${msix ? '' : ',vectors=0'}`];
+}
+
+/**
+ * What to spawn for QEMU from `release` (Debian 12: 7.2, Debian 13: 10.0), pinned to CPU 1 like
+ * qemuArgs; `dirs`: the directories QEMU must see (sockets, initramfs, images).
+ */
+export function qemuCommand(release: Release, dirs: string[], initrd: string, append = '', extra: string[] = []): Spawnable {
+  const [, , , ...qemu] = qemuArgs(initrd, append, extra);
+  const run = fromRelease(release, dirs, 'qemu-system-x86_64', qemu);
+  return { cmd: 'taskset', args: ['-c', '1', run.cmd, ...run.args], env: run.env };
 }
 
 /** qemu-system-x86_64 under TCG, pinned to CPU 1, with shared memfd guest RAM. */

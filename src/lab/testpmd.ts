@@ -6,6 +6,7 @@
  */
 import * as path from 'node:path';
 import { Peer, sleep } from './process';
+import { fromRelease, type Release } from './release';
 
 export interface TestpmdOptions {
   name: string;
@@ -18,6 +19,10 @@ export interface TestpmdOptions {
   mbufs?: number;
   extraArgs?: string[];
   timeoutMs?: number;
+  /** where dpdk-testpmd comes from (default Debian 12's, DPDK 22.11; Debian 13 has 24.11) */
+  release?: Release;
+  /** directories the peer must see (its socket's): only for a release other than the host's */
+  dirs?: string[];
 }
 
 export interface PortStats {
@@ -41,7 +46,7 @@ export class Testpmd {
   constructor(readonly opts: TestpmdOptions) {
     const q = opts.queues ?? 1;
     const args = [
-      '-oL', '-eL', 'dpdk-testpmd',
+      '-oL', '-eL', opts.release === 'debian13' ? '/usr/bin/dpdk-testpmd' : 'dpdk-testpmd',
       '-l', '0,1', '--main-lcore', String(opts.mainLcore), '--no-pci', '--no-huge', '--no-shconf', '-m', '256',
       `--file-prefix=vhs-${opts.name}-${process.pid}-${prefixCounter++}`,
       '--vdev', opts.vdev,
@@ -49,8 +54,10 @@ export class Testpmd {
       `--forward-mode=${opts.forwardMode}`,
       ...(opts.extraArgs ?? []),
     ];
-    this.peer = new Peer('stdbuf', args, {
+    const run = fromRelease(opts.release ?? 'debian12', [opts.workDir, ...(opts.dirs ?? [])], '/usr/bin/stdbuf', args);
+    this.peer = new Peer(run.cmd, run.args, {
       name: opts.name,
+      env: run.env,
       logFile: path.join(opts.workDir, `${opts.name}.log`),
       stdinPipe: true,
       timeoutMs: opts.timeoutMs ?? 300_000,

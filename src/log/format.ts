@@ -47,7 +47,7 @@ export function eventRecord(e: ProxyEvent, device: DeviceType = 'generic'): Reco
         dir: e.dir,
         request: d.name,
         code: d.request,
-        flags: flagsToString(d.flags),
+        flags: flagsToString(d.flags, d.channel),
         size: d.size,
         fds: e.fds.map(fdSummary),
         ...(e.fds.length ? { fdInfo: e.fds } : {}),

@@ -172,7 +172,12 @@ export interface NativeAddon {
   connectUnix(path: string): number;
   /** True if something accepts connections on path. */
   probeUnix(path: string): boolean;
+  /** Both ends non-blocking and close-on-exec. */
   socketpair(): [number, number];
+  /** Whether O_NONBLOCK is set on the fd's open file description. */
+  nonblocking(fd: number): boolean;
+  /** Sets or clears O_NONBLOCK (every copy of the fd shares it, the peer's too once passed). */
+  setNonblocking(fd: number, on: boolean): void;
   close(fd: number): void;
   dup(fd: number): number;
   eventfd(initial: number): number;

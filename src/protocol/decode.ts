@@ -3,7 +3,8 @@
  * channel, and the payload decoded by the layout that applies (request or reply, with the
  * size-dependent cases of reference §9).
  */
-import { HEADER_SIZE, isReply, parseHeader, type ChannelKind, type Header } from './header';
+import { HEADER_SIZE, parseHeader, type ChannelKind, type Header } from './header';
+import { GPU_UPDATE_HEADER, messageIsReply, type Side } from './channels';
 import { decoders, type Decoded, type PayloadKind } from './payloads';
 import { requestName, requestSpec } from './requests';
 
@@ -32,11 +33,18 @@ export function payloadLayout(channel: ChannelKind, request: number, reply: bool
   return spec.reply;
 }
 
-export function decodeMessage(channel: ChannelKind, message: Buffer): DecodedMessage {
+/** `sender`: who sent it, where known; on the GPU channel that, not the flags, makes a reply. */
+export function decodeMessage(channel: ChannelKind, message: Buffer, sender?: Side): DecodedMessage {
   const h = parseHeader(message);
   const payload = message.subarray(HEADER_SIZE);
-  const reply = isReply(h.flags);
-  const layout = payloadLayout(channel, h.request, reply, payload.length);
+  const reply = messageIsReply(channel, h.flags, sender);
+  // A recording keeps a GPU_UPDATE's rectangle but not its pixels: the header still has the size.
+  const layout = payloadLayout(channel, h.request, reply, Math.max(h.size, payload.length));
+  const decoded = decoders[layout](payload);
+  if (payload.length < h.size) {
+    decoded.truncated = true;
+    if (layout === 'gpuUpdate') decoded.pixelBytes = h.size - GPU_UPDATE_HEADER;
+  }
   return {
     ...h,
     channel,
@@ -44,6 +52,6 @@ export function decodeMessage(channel: ChannelKind, message: Buffer): DecodedMes
     known: requestSpec(channel, h.request) !== undefined,
     reply,
     layout,
-    payload: decoders[layout](payload),
+    payload: decoded,
   };
 }

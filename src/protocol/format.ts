@@ -4,6 +4,7 @@
  */
 import type { DecodedMessage } from './decode';
 import { protocolFeatureNames, statusNames, virtioFeatureNames, type DeviceType } from './features';
+import { gpuProtocolFeatureNames } from './gpu-payloads';
 import type { MemoryRegion } from './payloads';
 
 const hex = (v: bigint | number): string => `0x${v.toString(16)}`;
@@ -16,6 +17,12 @@ function size(v: bigint): string {
 
 function region(r: MemoryRegion): string {
   return `gpa=${hex(r.guestPhysAddr)} size=${size(r.memorySize)} uaddr=${hex(r.userspaceAddr)} off=${hex(r.mmapOffset)}`;
+}
+
+/** A DRM fourcc as its four letters ("XR24"), or hex when it is not printable. */
+function fourcc(v: number): string {
+  const s = String.fromCharCode(v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff);
+  return /^[\x20-\x7e]{4}$/.test(s) ? s : hex(v);
 }
 
 export function formatPayload(m: DecodedMessage, device: DeviceType = 'generic'): string {
@@ -67,6 +74,28 @@ export function formatPayload(m: DecodedMessage, device: DeviceType = 'generic')
       return `shmid=${p.shmid} fd_offset=${hex(p.fdOffset)} shm_offset=${hex(p.shmOffset)} len=${hex(p.len)} ${p.writable ? 'rw' : 'ro'}`;
     case 'vringArea':
       return `vring=${p.index}${p.nofd ? ' NOFD' : ''} size=${hex(p.size)} offset=${hex(p.offset)}`;
+    case 'gpuProtocolFeatures':
+      return `${hex(p.gpuProtocolFeatures)} (${gpuProtocolFeatureNames(p.gpuProtocolFeatures).join('|')})`;
+    case 'gpuDisplayInfo': {
+      const d = p.displays as { scanout: number; x: number; y: number; width: number; height: number }[];
+      return d.map((s) => `scanout${s.scanout}=${s.width}x${s.height}+${s.x}+${s.y}`).join(' ') || 'no display enabled';
+    }
+    case 'gpuScanoutId':
+      return `scanout=${p.scanoutId}`;
+    case 'gpuEdid':
+      return `edid ${p.size} bytes${p.vendor ? ` vendor=${p.vendor}` : ''}`;
+    case 'gpuCursorPos':
+      return `scanout=${p.scanoutId} x=${p.x} y=${p.y}`;
+    case 'gpuCursorUpdate':
+      return `scanout=${p.scanoutId} x=${p.x} y=${p.y} hot=${p.hotX},${p.hotY} image ${p.pixelBytes} bytes`;
+    case 'gpuScanout':
+      return `scanout=${p.scanoutId} ${p.width}x${p.height}`;
+    case 'gpuUpdate':
+      return `scanout=${p.scanoutId} rect=${p.width}x${p.height}+${p.x}+${p.y} pixels=${p.pixelBytes} bytes${p.firstPixel !== undefined ? ` first=#${(p.firstPixel as number).toString(16).padStart(8, '0')}` : ''}${p.truncated ? ' (pixels not recorded)' : ''}`;
+    case 'gpuRect':
+      return `scanout=${p.scanoutId} rect=${p.width}x${p.height}+${p.x}+${p.y}`;
+    case 'gpuDmabufScanout':
+      return `scanout=${p.scanoutId} rect=${p.width}x${p.height}+${p.x}+${p.y} buffer=${p.fdWidth}x${p.fdHeight} stride=${p.stride} fourcc=${fourcc(p.fourcc)}${p.modifier !== undefined ? ` modifier=${hex(p.modifier)}` : ''}`;
     case 'opaque':
       return `${p.length} bytes`;
   }
@@ -85,5 +114,6 @@ export function toJsonSafe(m: DecodedMessage, device: DeviceType = 'generic'): R
   const p = m.payload as Record<string, bigint>;
   if (m.layout === 'features') out.names = virtioFeatureNames(p.features, device);
   if (m.layout === 'protocolFeatures') out.names = protocolFeatureNames(p.protocolFeatures);
+  if (m.layout === 'gpuProtocolFeatures') out.names = gpuProtocolFeatureNames(p.gpuProtocolFeatures);
   return out;
 }

@@ -16,9 +16,6 @@ export const FLAG_NEED_REPLY = 0x8;
 /** Bits 4-31 are reserved and must be zero (rust-vmm and crosvm reject them). */
 export const FLAG_RESERVED_MASK = ~0xf >>> 0;
 
-/** The payload limit the proxy enforces on every channel. Larger than every standard payload (2056 B). */
-export const MAX_PAYLOAD = 64 * 1024;
-
 /** Which socket a message travelled on: each has its own numbering space. */
 export type ChannelKind = 'main' | 'backend' | 'gpu';
 
@@ -49,8 +46,17 @@ export function encodeMessage(request: number, flags: number, payload: Buffer = 
 export const isReply = (flags: number): boolean => (flags & FLAG_REPLY) !== 0;
 export const needsReply = (flags: number): boolean => (flags & FLAG_NEED_REPLY) !== 0;
 
-/** "1|R|NR" style rendering for logs. */
-export function flagsToString(flags: number): string {
+/**
+ * "v1|REPLY|NEED_REPLY" style rendering for logs. The GPU channel has no version bits and no
+ * NEED_REPLY: its flags render as "0" or "REPLY", with any other bit shown as reserved.
+ */
+export function flagsToString(flags: number, channel: ChannelKind = 'main'): string {
+  if (channel === 'gpu') {
+    const parts = flags & FLAG_REPLY ? ['REPLY'] : [];
+    const other = flags & ~FLAG_REPLY;
+    if (other) parts.push(`reserved=0x${(other >>> 0).toString(16)}`);
+    return parts.join('|') || '0';
+  }
   const parts = [`v${flags & FLAG_VERSION_MASK}`];
   if (flags & FLAG_REPLY) parts.push('REPLY');
   if (flags & FLAG_NEED_REPLY) parts.push('NEED_REPLY');

@@ -8,3 +8,4 @@ export * from './reply';
 export * from './decode';
 export * from './validate';
 export * from './format';
+export * from './channels';

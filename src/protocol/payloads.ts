@@ -3,6 +3,7 @@
  * little-endian (the byte order of every known deployment, and what the header uses here).
  * A decoder never throws on short input: the validator reports sizes, decoders decode what is there.
  */
+import { expectedUpdateSize, GPU_PAYLOAD_SIZES, gpuDecoders, type GpuPayloadKind } from './gpu-payloads';
 
 export const NOFD_MASK = 0x100;
 export const VRING_IDX_MASK = 0xff;
@@ -31,6 +32,7 @@ export type PayloadKind =
   | 'shmemConfig'
   | 'mmapRequest'
   | 'vringArea'
+  | GpuPayloadKind
   | 'opaque';
 
 /** Sizes a payload of a kind may have; `undefined` for kinds whose size is computed from the payload. */
@@ -57,6 +59,7 @@ export const PAYLOAD_SIZES: Record<PayloadKind, readonly number[] | undefined> =
   shmemConfig: [2056],
   mmapRequest: [40],
   vringArea: [24],
+  ...GPU_PAYLOAD_SIZES,
   opaque: undefined,
 };
 
@@ -184,6 +187,7 @@ export const decoders: Record<PayloadKind, (p: Buffer) => Decoded> = {
       offset: u64(p, 16),
     };
   },
+  ...gpuDecoders,
   opaque: (p) => ({ length: p.length }),
 };
 
@@ -194,6 +198,8 @@ export function allowedSizes(kind: PayloadKind, p: Buffer): number[] | undefined
       return expectedMemTableSize(p);
     case 'config':
       return expectedConfigSize(p);
+    case 'gpuUpdate':
+      return expectedUpdateSize(p);
     default: {
       const s = PAYLOAD_SIZES[kind];
       return s ? [...s] : undefined;

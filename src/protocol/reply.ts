@@ -5,7 +5,8 @@
  * Getting this wrong either deadlocks a peer or shifts every later reply by one.
  */
 import { ProtocolFeature } from './features';
-import { encodeMessage, FLAG_REPLY, needsReply, VHOST_USER_VERSION, type ChannelKind } from './header';
+import { channelRules } from './channels';
+import { encodeMessage, needsReply, type ChannelKind } from './header';
 import { protocolFeatureInUse, replyAckInUse, type Negotiation } from './negotiation';
 import { Request, requestSpec } from './requests';
 
@@ -16,11 +17,11 @@ export function isReplyExpected(channel: ChannelKind, request: number, flags: nu
     if (request === Request.SET_LOG_BASE && protocolFeatureInUse(n, ProtocolFeature.LOG_SHMFD)) return true;
     if (n.postcopyListening && (request === Request.SET_MEM_TABLE || request === Request.ADD_MEM_REG)) return true;
   }
-  return needsReply(flags) && replyAckInUse(n);
+  return channelRules(channel).hasNeedReply && needsReply(flags) && replyAckInUse(n);
 }
 
 /** The payload kinds that are a single u64 value (features, status, queue counts, acks). */
-const U64_REPLIES = new Set(['u64', 'ack', 'features', 'protocolFeatures', 'status']);
+const U64_REPLIES = new Set(['u64', 'ack', 'features', 'protocolFeatures', 'status', 'gpuProtocolFeatures']);
 
 /**
  * A reply on the far side's behalf (fault rules `answer` and `filter`): `value` goes into a u64
@@ -45,5 +46,5 @@ export function synthesizeReply(channel: ChannelKind, request: number, flags: nu
     payload.copy(body, 0, 0, 12);
   } else return undefined;
   if (spec && spec.replyFds[0] > 0) return undefined;
-  return encodeMessage(request, VHOST_USER_VERSION | FLAG_REPLY, body);
+  return encodeMessage(request, channelRules(channel).replyFlags, body);
 }

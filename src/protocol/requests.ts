@@ -124,18 +124,18 @@ export const BACKEND_REQUESTS: readonly RequestSpec[] = [
 
 /** Back-end to front-end requests on the vhost-user-gpu socket (docs/interop/vhost-user-gpu.rst). */
 export const GPU_REQUESTS: readonly RequestSpec[] = [
-  req(1, 'GPU_GET_PROTOCOL_FEATURES', 'Get the GPU protocol features.', 'none', { reply: 'u64', alwaysReply: true }),
-  req(2, 'GPU_SET_PROTOCOL_FEATURES', 'Set the GPU protocol features.', 'u64'),
-  req(3, 'GPU_GET_DISPLAY_INFO', 'Get the display configuration.', 'none', { reply: 'opaque', alwaysReply: true }),
-  req(4, 'GPU_CURSOR_POS', 'Move the cursor.', 'opaque'),
-  req(5, 'GPU_CURSOR_POS_HIDE', 'Hide the cursor.', 'opaque'),
-  req(6, 'GPU_CURSOR_UPDATE', 'Update the cursor image.', 'opaque'),
-  req(7, 'GPU_SCANOUT', 'Set a scanout.', 'opaque'),
-  req(8, 'GPU_UPDATE', 'Update a scanout rectangle (with pixels).', 'opaque'),
-  req(9, 'GPU_DMABUF_SCANOUT', 'Set a scanout from a dma-buf.', 'opaque', { requestFds: [0, 1] }),
-  req(10, 'GPU_DMABUF_UPDATE', 'A dma-buf scanout was updated.', 'opaque', { reply: 'none', alwaysReply: true }),
-  req(11, 'GPU_GET_EDID', 'Get the EDID of a scanout.', 'opaque', { reply: 'opaque', alwaysReply: true }),
-  req(12, 'GPU_DMABUF_SCANOUT2', 'Set a scanout from a dma-buf with modifiers.', 'opaque', { requestFds: [0, 1] }),
+  req(1, 'GPU_GET_PROTOCOL_FEATURES', 'Get the GPU protocol features the front-end supports.', 'none', { reply: 'gpuProtocolFeatures', alwaysReply: true }),
+  req(2, 'GPU_SET_PROTOCOL_FEATURES', 'Enable GPU protocol features.', 'gpuProtocolFeatures'),
+  req(3, 'GPU_GET_DISPLAY_INFO', 'Get the preferred display configuration (virtio_gpu_resp_display_info).', 'none', { reply: 'gpuDisplayInfo', alwaysReply: true }),
+  req(4, 'GPU_CURSOR_POS', 'Set and show the cursor position.', 'gpuCursorPos'),
+  req(5, 'GPU_CURSOR_POS_HIDE', 'Set the cursor position and hide it.', 'gpuCursorPos'),
+  req(6, 'GPU_CURSOR_UPDATE', 'Update the cursor image (64x64 ARGB) and position.', 'gpuCursorUpdate'),
+  req(7, 'GPU_SCANOUT', 'Set a scanout resolution (0x0 disables it).', 'gpuScanout'),
+  req(8, 'GPU_UPDATE', 'Update a scanout rectangle, carrying its pixels.', 'gpuUpdate'),
+  req(9, 'GPU_DMABUF_SCANOUT', 'Set a scanout from a dma-buf (the fd; none disables it).', 'gpuDmabufScanout', { requestFds: [0, 1] }),
+  req(10, 'GPU_DMABUF_UPDATE', 'A dma-buf scanout rectangle changed; the back-end waits for the reply.', 'gpuRect', { reply: 'none', alwaysReply: true }),
+  req(11, 'GPU_GET_EDID', 'Get the EDID of a scanout (with the EDID protocol feature).', 'gpuScanoutId', { gate: 'GPU:EDID', reply: 'gpuEdid', alwaysReply: true }),
+  req(12, 'GPU_DMABUF_SCANOUT2', 'Set a scanout from a dma-buf with a format modifier (with DMABUF2).', 'gpuDmabufScanout', { gate: 'GPU:DMABUF2', requestFds: [0, 1] }),
 ];
 
 const TABLES: Record<ChannelKind, ReadonlyMap<number, RequestSpec>> = {

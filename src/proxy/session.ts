@@ -10,18 +10,17 @@ import {
   clearPayloadBits,
   decodeMessage,
   encodeMessage,
-  FLAG_NEED_REPLY,
   replyAckInUse,
   requestName,
   type Finding,
   decoders,
   HEADER_SIZE,
-  isReply,
+  messageIsReply,
   isReplyExpected,
   protocolFeatureNames,
   ProtocolFeature,
   Request,
-  MAX_PAYLOAD,
+  channelRules,
   newNegotiation,
   parseHeader,
   validateHeader,
@@ -185,7 +184,7 @@ export class ProxySession {
   private makeLeg(pos: Position, fd: number): Channel {
     return new native.Channel(
       fd,
-      MAX_PAYLOAD,
+      channelRules('main').maxPayload,
       (msg, fds, ts) => this.onMessage(pos, msg, fds, ts),
       (end) => this.onEnd(pos, end),
     );
@@ -213,7 +212,7 @@ export class ProxySession {
     }
     const h = raw.length >= HEADER_SIZE ? parseHeader(raw) : undefined;
     // the frontend's answer to a request the proxy injected goes no further
-    if (h && sender === 'frontend' && isReply(h.flags) && sub.injected.includes(h.request)) {
+    if (h && sender === 'frontend' && messageIsReply(kind, h.flags, sender) && sub.injected.includes(h.request)) {
       sub.injected.splice(sub.injected.indexOf(h.request), 1);
       closeFds(fds);
       this.emitMessage(kind, 'frontend', raw, describeFds(fds), validateMessage(raw, { channel: kind, sender, fdCount: fds.length, negotiation: this.negotiation }), ts, { absorbed: true });
@@ -232,7 +231,7 @@ export class ProxySession {
       return;
     }
     const h = parseHeader(raw);
-    const m: PendingMessage = { channel, sender, raw, received: raw, fds, ts, findings, request: h.request, reply: isReply(h.flags), faults: [], masked: [] };
+    const m: PendingMessage = { channel, sender, raw, received: raw, fds, ts, findings, request: h.request, reply: messageIsReply(channel, h.flags, sender), faults: [], masked: [] };
     this.targets.set(m, to);
     if (this.faults) this.faults.submit(m);
     else this.deliver(m);
@@ -358,7 +357,7 @@ export class ProxySession {
   private emitMessage(channel: ChannelKind, sender: Side, raw: Buffer, fds: FdDescription[], findings: Finding[], ts: bigint, extra: Partial<MessageEvent>): void {
     const dir: Direction = sender === 'frontend' ? 'F>B' : 'B>F';
     this.counts[dir]++;
-    const decoded = decodeMessage(channel, raw);
+    const decoded = decodeMessage(channel, raw, sender);
     this.opts.emit({
       type: 'message',
       ts,
@@ -383,8 +382,18 @@ export class ProxySession {
   private interposeSubChannel(kind: SubChannelKind, frontendSock: number): number {
     this.closeSub(kind, 'replaced by a new one');
     const [ours, theirs] = native.socketpair();
-    const fe = new native.Channel(frontendSock, MAX_PAYLOAD, (m, f, t) => this.onSubMessage(kind, 'frontend', m, f, t), (e) => this.onSubEnd(kind, 'frontend', e));
-    const be = new native.Channel(ours, MAX_PAYLOAD, (m, f, t) => this.onSubMessage(kind, 'backend', m, f, t), (e) => this.onSubEnd(kind, 'backend', e));
+    // The backend gets its end in the blocking mode the frontend gave its own: vhost-user-gpu
+    // writes a GPU_UPDATE with one sendmsg and takes a short write as an error.
+    try {
+      native.setNonblocking(theirs, native.nonblocking(frontendSock));
+    } catch (err) {
+      native.close(ours);
+      native.close(theirs);
+      throw err;
+    }
+    const max = channelRules(kind).maxPayload;
+    const fe = new native.Channel(frontendSock, max, (m, f, t) => this.onSubMessage(kind, 'frontend', m, f, t), (e) => this.onSubEnd(kind, 'frontend', e));
+    const be = new native.Channel(ours, max, (m, f, t) => this.onSubMessage(kind, 'backend', m, f, t), (e) => this.onSubEnd(kind, 'backend', e));
     this.subs.set(kind, { fe, be, injected: [] });
     fe.start();
     be.start();
@@ -398,7 +407,7 @@ export class ProxySession {
       this.closeSub(kind, `the ${side} closed it`);
       return;
     }
-    this.close(`bad input from the ${side} (${kind} channel): ${this.describeEnd(end)}; header ${end.header.toString('hex') || '(none)'}`, side);
+    this.close(`bad input from the ${side} (${kind} channel): ${this.describeEnd(end, kind)}; header ${end.header.toString('hex') || '(none)'}`, side);
   }
 
   private closeSub(kind: SubChannelKind, reason: string): void {
@@ -418,10 +427,16 @@ export class ProxySession {
   inject(kind: SubChannelKind, request: number, payload: Buffer = Buffer.alloc(0)): boolean {
     const sub = this.subs.get(kind);
     if (this.closed || !sub) return false;
-    const flags = 1 | (replyAckInUse(this.negotiation) ? FLAG_NEED_REPLY : 0);
+    const flags = channelRules(kind).requestFlags(replyAckInUse(this.negotiation));
     const msg = encodeMessage(request, flags, payload);
+    try {
+      sub.fe.send(msg);
+    } catch (err) {
+      // the frontend went away under the injection (EPIPE): that ends this channel, not the daemon
+      this.closeSub(kind, `injecting ${requestName(kind, request)} failed: ${(err as Error).message}`);
+      return false;
+    }
     if (isReplyExpected(kind, request, flags, this.negotiation)) sub.injected.push(request);
-    sub.fe.send(msg);
     this.emitMessage(kind, 'backend', msg, [], [], native.monotonicNs(), { injected: true });
     return true;
   }
@@ -476,12 +491,12 @@ export class ProxySession {
     this.close(`bad input from the ${who}: ${this.describeEnd(end)}; header ${end.header.toString('hex') || '(none)'}`, by);
   }
 
-  private describeEnd(end: ChannelEnd): string {
+  private describeEnd(end: ChannelEnd, channel: ChannelKind = 'main'): string {
     // An oversized header is usually not vhost-user at all: say what else is wrong with it first.
-    const headerFault = end.code === 'OVERSIZE' ? validateHeader(end.header).find((f) => f.rule !== 'header-oversize') : undefined;
+    const headerFault = end.code === 'OVERSIZE' ? validateHeader(end.header, channel).find((f) => f.rule !== 'header-oversize' && f.severity === 'fatal') : undefined;
     if (end.code === 'EOF_MID_MESSAGE')
       return `EOF in the middle of a message (${end.header.length}/12 header bytes, ${end.payloadReceived}/${end.payloadExpected} payload bytes)`;
-    if (end.code === 'OVERSIZE') return `${headerFault ? `${headerFault.message}; ` : ''}header announces a payload larger than ${MAX_PAYLOAD} bytes`;
+    if (end.code === 'OVERSIZE') return `${headerFault ? `${headerFault.message}; ` : ''}header announces a payload larger than ${channelRules(channel).maxPayload} bytes`;
     return end.message;
   }
 

@@ -9,7 +9,7 @@ import {
   virtioFeatureNames,
   decodeMessage,
   HEADER_SIZE,
-  isReply,
+  messageIsReply,
   isReplyExpected,
   newNegotiation,
   parseHeader,
@@ -61,7 +61,7 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
         const sender = r.dir === 'F>B' ? 'frontend' : 'backend';
         const findings = validateMessage(r.raw, { channel: r.channel, sender, fdCount: r.fds.length, negotiation: n });
         if (r.channel === 'main' && !r.undelivered) applyMainMessage(n, h.request, h.flags, forwarded.subarray(HEADER_SIZE));
-        const reply = isReply(h.flags);
+        const reply = messageIsReply(r.channel, h.flags, sender);
         const cleared = r.forwarded && r.raw.length >= 20 && forwarded.length >= 20 ? r.raw.readBigUInt64LE(12) & ~forwarded.readBigUInt64LE(12) : 0n;
         const virtio = r.channel === 'main' && (h.request === Request.GET_FEATURES || h.request === Request.SET_FEATURES);
         const masked = virtio ? virtioFeatureNames(cleared) : protocolFeatureNames(cleared);
@@ -73,7 +73,7 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
           sender,
           dir: r.dir,
           raw: forwarded,
-          decoded: decodeMessage(r.channel, forwarded),
+          decoded: decodeMessage(r.channel, forwarded, sender),
           fds: r.fds,
           findings,
           ...(reply ? {} : { replyExpected: isReplyExpected(r.channel, h.request, h.flags, n) }),

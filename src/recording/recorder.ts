@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from '../native';
+import { HEADER_SIZE } from '../protocol';
 import type { ProxyEvent } from '../proxy/events';
 import { KIND_CODES, type NotifyBatchRecord } from './records';
 import { RecordingWriter, type WriterOptions } from './writer';
@@ -24,6 +25,18 @@ interface SessionState {
 export interface RecorderOptions extends WriterOptions {
   /** called when a file cannot be written (disk full, ...): forwarding goes on regardless */
   onError?: (path: string, err: Error) => void;
+}
+
+/**
+ * A message's bytes as recorded: whole up to 64 KiB of payload (every message but a large
+ * GPU_UPDATE); beyond that its first 4 KiB, the header keeping the real size. A full-screen
+ * GPU_UPDATE is megabytes of pixels per frame: the recording keeps the rectangle and the first
+ * pixels, and readers report the rest as not recorded.
+ */
+export const RECORD_WHOLE_PAYLOAD = 64 * 1024;
+export const RECORD_PAYLOAD_PREFIX = 4096;
+export function recordedBytes(raw: Buffer): Buffer {
+  return raw.length - HEADER_SIZE > RECORD_WHOLE_PAYLOAD ? Buffer.from(raw.subarray(0, HEADER_SIZE + RECORD_PAYLOAD_PREFIX)) : raw;
 }
 
 export class Recorder {
@@ -79,9 +92,9 @@ export class Recorder {
           session: e.session,
           channel: e.channel,
           dir: e.dir,
-          raw: e.received ?? e.raw,
+          raw: recordedBytes(e.received ?? e.raw),
           fds: e.fds,
-          ...(e.received ? { forwarded: e.raw } : {}),
+          ...(e.received ? { forwarded: recordedBytes(e.raw) } : {}),
           ...(e.interposed ? { interposed: true } : {}),
           ...(e.injected ? { injected: true } : {}),
           ...(e.absorbed ? { absorbed: true } : {}),

@@ -132,7 +132,7 @@ export class Inbox {
 
 /** A message of a replayed session as a proxy event (for the replay's own recording). */
 export function message(raw: Buffer, fds: number[], ts: bigint, dir: 'F>B' | 'B>F', channel: 'main' | 'backend', session: number): MessageEvent {
-  return { type: 'message', ts, session, channel, sender: dir === 'F>B' ? 'frontend' : 'backend', dir, raw, decoded: decodeMessage(channel, raw), fds: describeFds(fds), findings: [] };
+  return { type: 'message', ts, session, channel, sender: dir === 'F>B' ? 'frontend' : 'backend', dir, raw, decoded: decodeMessage(channel, raw, dir === 'F>B' ? 'frontend' : 'backend'), fds: describeFds(fds), findings: [] };
 }
 
 /** Answers the live backend's requests on the backend channel, from the recording where it can. */

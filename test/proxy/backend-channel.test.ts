@@ -3,10 +3,11 @@
  * interposed as second channels of the session, with fake peers on real sockets: every
  * backend-channel request with its payload, fds and reply; injection; closes; bad input.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { native, type Channel } from '../../src/native';
-import { BACKEND_REQUESTS, encodeMessage, Request } from '../../src/protocol';
+import { BACKEND_REQUESTS, encodeMessage, formatPayload, GPU_MAX_PAYLOAD, Request, toJsonSafe } from '../../src/protocol';
 import { ProxyDaemon } from '../../src/proxy/daemon';
 import type { MessageEvent, ProxyEvent, SessionEndEvent } from '../../src/proxy/events';
 import { openFds, tmpDir, until } from '../helpers';
@@ -19,7 +20,7 @@ const u64 = (v: bigint): Buffer => {
 
 type Got = { msg: Buffer; fds: number[] }[];
 function channel(fd: number, got: Got, onMsg?: (m: Buffer, fds: number[]) => void): Channel {
-  const ch = new native.Channel(fd, 65536, (msg, fds) => {
+  const ch = new native.Channel(fd, GPU_MAX_PAYLOAD, (msg, fds) => {
     got.push({ msg, fds });
     onMsg?.(msg, fds);
   }, () => {});
@@ -27,7 +28,8 @@ function channel(fd: number, got: Got, onMsg?: (m: Buffer, fds: number[]) => voi
   return ch;
 }
 
-async function setup(request = Request.SET_BACKEND_REQ_FD) {
+/** `blockingSocket`: the frontend's channel socket is blocking, as QEMU's socketpair is. */
+async function setup(request = Request.SET_BACKEND_REQ_FD, blockingSocket = false) {
   const dir = tmpDir('bchan');
   const listenPath = path.join(dir, 'fe.sock');
   const backendPath = path.join(dir, 'be.sock');
@@ -37,11 +39,13 @@ async function setup(request = Request.SET_BACKEND_REQ_FD) {
   const feChan: Got = [];
   const chans: Channel[] = [];
   let beSub: Channel | undefined;
+  let beSubNonblocking: boolean | undefined;
   const listener = new native.Listener(native.listenUnix(backendPath, 4, 0o600), (_e, fd) => {
     if (fd === null) return;
     const main: Channel = channel(fd, beMain, (m, fds) => {
       const code = m.readUInt32LE(0);
       if (code === request && fds.length === 1) {
+        beSubNonblocking = native.nonblocking(fds[0]); // before libuv (uv_poll_init) sets O_NONBLOCK
         beSub = channel(fds[0], beChan);
         chans.push(beSub);
         main.send(encodeMessage(code, 5, u64(0n)));
@@ -57,6 +61,7 @@ async function setup(request = Request.SET_BACKEND_REQ_FD) {
   // REPLY_ACK and the backend channel negotiated, as QEMU does
   fe.send(encodeMessage(Request.SET_PROTOCOL_FEATURES, 1, u64((1n << 3n) | (1n << 5n) | (1n << 10n))));
   const [feEnd, give] = native.socketpair();
+  if (blockingSocket) native.setNonblocking(give, false);
   const feSub = channel(feEnd, feChan);
   fe.send(encodeMessage(request, 9), [give]);
   await until(() => beSub !== undefined && feMain.length === 1, 5000, 'the channel to be set up');
@@ -68,7 +73,7 @@ async function setup(request = Request.SET_BACKEND_REQ_FD) {
     for (const c of chans) c.close();
     for (const m of [...beMain, ...beChan, ...feMain, ...feChan]) for (const fd of m.fds) native.close(fd);
   };
-  return { fe, feSub, beSub: () => beSub!, beMain, beChan, feMain, feChan, events, daemon, done };
+  return { fe, feSub, beSub: () => beSub!, beSubNonblocking: () => beSubNonblocking, beMain, beChan, feMain, feChan, events, daemon, done };
 }
 
 /** A payload of the right layout for each backend request, and the fds it carries. */
@@ -157,19 +162,80 @@ describe('backend request channel', () => {
   });
 });
 
+/** GPU socket messages as QEMU 10 and vhost-user-gpu 10 exchanged them (test/e2e/gpu.test.ts). */
+const REAL_GPU: { messages: { dir: 'F>B' | 'B>F'; name: string; hex: string }[] } = JSON.parse(
+  fs.readFileSync(path.join(__dirname, '../fixtures/gpu-qemu10.json'), 'utf8'),
+);
+
 describe('GPU socket', () => {
-  it('is interposed like the backend channel and decoded with the GPU message set', async () => {
+  it('relays the real QEMU 10 / vhost-user-gpu exchange unchanged: requests with flags 0, replies with 0x4, none closes the session', async () => {
     const r = await setup(Request.GPU_SET_SOCKET);
-    r.beSub().send(encodeMessage(1, 1)); // GPU_GET_PROTOCOL_FEATURES
-    await until(() => r.feChan.length === 1);
-    r.feSub.send(encodeMessage(1, 5, u64(3n)));
-    await until(() => r.beChan.length === 1);
-    const dmabuf = native.memfdCreate('scanout', 4096);
-    r.beSub().send(encodeMessage(9, 1, Buffer.alloc(56)), [dmabuf]); // GPU_DMABUF_SCANOUT
-    await until(() => r.feChan.length === 2);
-    expect(r.feChan[1].fds).toHaveLength(1);
+    let toFe = 0;
+    let toBe = 0;
+    for (const m of REAL_GPU.messages) {
+      const raw = Buffer.from(m.hex, 'hex');
+      if (raw.readUInt32LE(8) !== raw.length - 12) continue; // recorded without its pixels
+      if (m.dir === 'B>F') {
+        r.beSub().send(raw);
+        await until(() => r.feChan.length === toFe + 1, 2000, m.name);
+        expect(r.feChan[toFe++].msg.equals(raw)).toBe(true);
+      } else {
+        r.feSub.send(raw);
+        await until(() => r.beChan.length === toBe + 1, 2000, m.name);
+        expect(r.beChan[toBe++].msg.equals(raw)).toBe(true);
+      }
+    }
     const gpu = r.events.filter((e): e is MessageEvent => e.type === 'message' && e.channel === 'gpu');
-    expect(gpu.map((m) => `${m.dir} ${m.decoded.name}`)).toEqual(['B>F GPU_GET_PROTOCOL_FEATURES', 'F>B GPU_GET_PROTOCOL_FEATURES', 'B>F GPU_DMABUF_SCANOUT']);
+    expect(gpu.map((m) => `${m.dir} ${m.decoded.name}${m.decoded.reply ? ' reply' : ''}`)).toEqual([
+      'B>F GPU_GET_PROTOCOL_FEATURES', 'F>B GPU_GET_PROTOCOL_FEATURES reply', 'B>F GPU_SET_PROTOCOL_FEATURES',
+      'B>F GPU_GET_EDID', 'F>B GPU_GET_EDID reply', 'B>F GPU_GET_DISPLAY_INFO', 'F>B GPU_GET_DISPLAY_INFO reply',
+      'B>F GPU_SCANOUT', 'B>F GPU_UPDATE',
+    ]);
+    expect(formatPayload(gpu[1].decoded)).toBe('0x3 (EDID|DMABUF2)');
+    expect(formatPayload(gpu[4].decoded)).toBe('edid 1024 bytes vendor=RHT');
+    expect(formatPayload(gpu[6].decoded)).toBe('scanout0=1280x800+0+0');
+    expect(formatPayload(gpu[7].decoded)).toBe('scanout=0 1280x800');
+    // all but the last are clean; vhost-user-gpu sent that GPU_UPDATE with uninitialised flags (0x5)
+    expect(gpu.slice(0, -1).flatMap((m) => m.findings)).toEqual([]);
+    expect(gpu.at(-1)!.decoded.flags).toBe(5);
+    expect(gpu.at(-1)!.findings.map((f) => f.rule)).toEqual(['request-flags']);
+    expect(r.events.some((e) => e.type === 'session-end')).toBe(false);
     r.done();
+  });
+
+  it('hands the backend its end in the frontend\'s blocking mode, and relays a full-screen GPU_UPDATE whole', async () => {
+    const r = await setup(Request.GPU_SET_SOCKET, true);
+    // vhost-user-gpu writes a whole update with one sendmsg and takes a short write as an error
+    expect(r.beSubNonblocking()).toBe(false);
+    const nb = await setup(Request.GPU_SET_SOCKET, false);
+    expect(nb.beSubNonblocking()).toBe(true);
+    nb.done();
+    const update = Buffer.alloc(20 + 1280 * 800 * 4);
+    update.writeUInt32LE(1280, 12);
+    update.writeUInt32LE(800, 16);
+    for (let i = 20; i < update.length; i += 4) update.writeUInt32LE(0x00ff8000 ^ i, i);
+    const raw = encodeMessage(8, 0, update);
+    r.beSub().send(raw);
+    await until(() => r.feChan.length === 1, 10_000, 'the update');
+    expect(r.feChan[0].msg.equals(raw)).toBe(true);
+    const m = r.events.find((e): e is MessageEvent => e.type === 'message' && e.channel === 'gpu')!;
+    expect(m.findings).toEqual([]);
+    expect(formatPayload(m.decoded)).toBe('scanout=0 rect=1280x800+0+0 pixels=4096000 bytes first=#00ff8014');
+    expect(JSON.stringify(toJsonSafe(m.decoded)).length).toBeLessThan(300);
+    r.done();
+  });
+
+  it('closes the session cleanly on a GPU header announcing more than any update carries', async () => {
+    const before = openFds();
+    const r = await setup(Request.GPU_SET_SOCKET);
+    const h = Buffer.alloc(12);
+    h.writeUInt32LE(8, 0);
+    h.writeUInt32LE(GPU_MAX_PAYLOAD + 1, 8);
+    r.beSub().send(h);
+    await until(() => r.events.some((e) => e.type === 'session-end'));
+    const end = r.events.find((e): e is SessionEndEvent => e.type === 'session-end')!;
+    expect(end.reason).toBe(`bad input from the backend (gpu channel): header announces a payload larger than ${GPU_MAX_PAYLOAD} bytes; header 080000000000000015000010`);
+    r.done();
+    expect(openFds()).toBe(before);
   });
 });

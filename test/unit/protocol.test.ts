@@ -7,6 +7,7 @@ import {
   FLAG_NEED_REPLY,
   FLAG_REPLY,
   flagsToString,
+  GPU_MAX_PAYLOAD,
   GPU_REQUESTS,
   isReplyExpected,
   MAIN_REQUESTS,
@@ -186,5 +187,46 @@ describe('validator', () => {
     expect(rules(encodeMessage(1, 5 | FLAG_NEED_REPLY, u64(0n)), ctx({ sender: 'backend' }))).toEqual(['warning:reply-flags']);
     expect(rules(encodeMessage(1, 1 | FLAG_REPLY, u64(0n)))).toEqual(['warning:reply-from-requester']);
     expect(rules(encodeMessage(3, 1 | FLAG_NEED_REPLY), ctx({ negotiation: { ...newNegotiation(), protocolFeatures: 0n } }))).toEqual(['warning:need-reply-without-reply-ack']);
+  });
+});
+
+describe('per-channel rules: the GPU socket (vhost-user-gpu.rst)', () => {
+  const gpu = (sender: 'frontend' | 'backend', fdCount = 0): MessageContext => ({ channel: 'gpu', sender, fdCount, negotiation: newNegotiation() });
+  const gpuRules = (m: Buffer, c: MessageContext) => validateMessage(m, c).map((f) => `${f.severity}:${f.rule}`);
+  it('takes requests with flags 0 and replies with 0x4, which the main channel would reject', () => {
+    expect(gpuRules(encodeMessage(1, 0), gpu('backend'))).toEqual([]);
+    expect(gpuRules(encodeMessage(1, 4, u64(3n)), gpu('frontend'))).toEqual([]);
+    expect(gpuRules(encodeMessage(1, 0), { ...gpu('frontend'), channel: 'main' })).toEqual(['fatal:header-version']);
+    expect(flagsToString(0, 'gpu')).toBe('0');
+    expect(flagsToString(4, 'gpu')).toBe('REPLY');
+    expect(flagsToString(5, 'gpu')).toBe('REPLY|reserved=0x1');
+  });
+  it('goes by direction, as QEMU does: a request with stray flags is a request, flagged and forwarded', () => {
+    const update = encodeMessage(8, 5, Buffer.concat([u32s(0, 0), u32s(0, 1), Buffer.alloc(4 + 4)]));
+    update.writeUInt32LE(1, 12 + 12); // width 1
+    update.writeUInt32LE(1, 12 + 16); // height 1
+    expect(decodeMessage('gpu', update, 'backend').reply).toBe(false);
+    expect(decodeMessage('gpu', update, 'backend').name).toBe('GPU_UPDATE');
+    expect(gpuRules(update, gpu('backend'))).toEqual(['warning:request-flags']);
+    expect(gpuRules(encodeMessage(3, 0), gpu('frontend'))).toEqual(['warning:reply-flags']);
+  });
+  it('sizes payloads by layout, up to a whole 8192x8192 update; more is fatal', () => {
+    const rect = (w: number, h: number, pixels: number) => Buffer.concat([u32s(0, 0), u32s(0, w), u32s(h, 0).subarray(0, 4), Buffer.alloc(pixels)]);
+    expect(gpuRules(encodeMessage(8, 0, rect(2, 2, 16)), gpu('backend'))).toEqual([]);
+    expect(gpuRules(encodeMessage(8, 0, rect(2, 2, 12)), gpu('backend'))).toEqual(['warning:payload-size']);
+    expect(gpuRules(encodeMessage(7, 0, Buffer.alloc(12)), gpu('backend'))).toEqual([]);
+    expect(gpuRules(encodeMessage(6, 0, Buffer.alloc(16404)), gpu('backend'))).toEqual([]);
+    expect(gpuRules(encodeMessage(9, 0, Buffer.alloc(40)), gpu('backend', 1))).toEqual([]);
+    expect(gpuRules(encodeMessage(12, 0, Buffer.alloc(48)), gpu('backend', 1))).toEqual([]);
+    const h = encodeMessage(8, 0);
+    h.writeUInt32LE(GPU_MAX_PAYLOAD, 8);
+    expect(gpuRules(h, gpu('backend')).filter((r) => r.startsWith('fatal'))).toEqual([]);
+    h.writeUInt32LE(GPU_MAX_PAYLOAD + 1, 8);
+    expect(gpuRules(h, gpu('backend'))).toEqual(['fatal:header-oversize']);
+  });
+  it('expects replies where QEMU sends them: never by NEED_REPLY, always for the four GET-like requests', () => {
+    const n = { ...newNegotiation(), protocolFeatures: 1n << BigInt(ProtocolFeature.REPLY_ACK) };
+    expect([1, 3, 10, 11].map((c) => isReplyExpected('gpu', c, 0, n))).toEqual([true, true, true, true]);
+    expect(isReplyExpected('gpu', 8, FLAG_NEED_REPLY, n)).toBe(false);
   });
 });

@@ -1,0 +1,77 @@
+#!/bin/bash
+# Builds (or verifies) the Debian 13 (trixie) root that holds the newer vhost-user peers the
+# end-to-end tests run next to Debian 12's: QEMU 10.0 (qemu-system-x86, qemu-storage-daemon,
+# /usr/lib/qemu/vhost-user-gpu from qemu-system-gui), DPDK 24.11 testpmd, the Rust virtiofsd and
+# passt. The host stays Debian 12; only debootstrap is needed on it. Peers run inside the root
+# through scripts/in-debian13.
+#
+#   scripts/debian13-root.sh            build the root if needed, else verify it (seconds)
+#   scripts/debian13-root.sh --rebuild  remove it and build it again
+#
+# Environment: VHS_DEBIAN13_ROOT (default /var/cache/vhostscope/trixie-root),
+#   VHS_DEBIAN_MIRROR (default http://deb.debian.org/debian).
+# debootstrap and apt run in a private mount namespace (unshare -m): nothing stays mounted
+# on the host, and a half-built root is removed only when nothing is mounted in it.
+set -u -o pipefail
+ROOT="${VHS_DEBIAN13_ROOT:-/var/cache/vhostscope/trixie-root}"
+MIRROR="${VHS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+SUITE=trixie
+PKGS="qemu-system-x86 qemu-system-common qemu-system-data qemu-system-gui qemu-utils seabios
+      dpdk dpdk-dev librte-net-vhost25 librte-net-virtio25 virtiofsd passt"
+T0=$(date +%s)
+say()  { echo "[debian13-root +$(( $(date +%s) - T0 ))s] $*" >&2; }
+fail() { echo "debian13-root.sh: FAIL: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || fail "run as root (debootstrap, chroot, mount)"
+case "$ROOT" in /|/tmp|/tmp/|/var|/var/cache|"") fail "refusing VHS_DEBIAN13_ROOT=$ROOT" ;; esac
+
+mounted_under() { findmnt -rn -o TARGET | awk -v r="$ROOT" 'index($0, r "/") == 1 || $0 == r'; }
+wipe() {
+    local m
+    for m in $(mounted_under | sort -r); do umount -l "$m" 2>/dev/null; done
+    [ -z "$(mounted_under)" ] || fail "still mounted under $ROOT"
+    rm -rf --one-file-system "$ROOT" || fail "cannot remove $ROOT"
+}
+in_root() {  # in_root TIMEOUT cmd...: run inside the root with /proc, /sys, /dev
+    local to="$1"; shift
+    timeout --kill-after=10 "$to" unshare --mount --propagation private -- /bin/bash -c '
+        set -e; R=$1; shift
+        mount -t proc proc "$R/proc"; mount --rbind /sys "$R/sys"; mount --rbind /dev "$R/dev"
+        exec chroot "$R" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"' in_root "$ROOT" "$@"
+}
+
+[ "${1:-}" = --rebuild ] && [ -d "$ROOT" ] && { say "removing $ROOT"; wipe; }
+command -v debootstrap >/dev/null || fail "debootstrap is not installed (scripts/debian-packages.txt lists it)"
+want=$(echo $PKGS)
+if [ -f "$ROOT/.vhs-ready" ] && [ "$(cat "$ROOT/.vhs-pkgs" 2>/dev/null)" = "$want" ]; then
+    say "present: $ROOT"
+else
+    if [ ! -f "$ROOT/.vhs-base" ]; then
+        [ -e "$ROOT" ] && { say "removing incomplete $ROOT"; wipe; }
+        mkdir -p "$ROOT"
+        say "debootstrap --variant=minbase $SUITE $ROOT (a few minutes)"
+        timeout --kill-after=10 1500 unshare --mount --propagation private -- \
+            debootstrap --variant=minbase "$SUITE" "$ROOT" "$MIRROR" >"$ROOT.debootstrap.log" 2>&1 ||
+            { tail -15 "$ROOT.debootstrap.log" >&2; fail "debootstrap failed (log: $ROOT.debootstrap.log)"; }
+        touch "$ROOT/.vhs-base"
+    fi
+    printf 'deb %s %s main\ndeb %s %s-updates main\n' "$MIRROR" "$SUITE" "$MIRROR" "$SUITE" >"$ROOT/etc/apt/sources.list"
+    rm -f "$ROOT/etc/apt/sources.list.d/debian.sources"
+    printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"; chmod 755 "$ROOT/usr/sbin/policy-rc.d"
+    printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' >"$ROOT/etc/apt/apt.conf.d/90vhostscope"
+    cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
+    say "apt-get install $want"
+    in_root 600 apt-get update -q >"$ROOT.apt.log" 2>&1 || { tail -15 "$ROOT.apt.log" >&2; fail "apt-get update failed"; }
+    # shellcheck disable=SC2086
+    in_root 1500 apt-get install -y -q $want >>"$ROOT.apt.log" 2>&1 || { tail -20 "$ROOT.apt.log" >&2; fail "apt-get install failed (log: $ROOT.apt.log)"; }
+    in_root 120 apt-get clean >/dev/null 2>&1 || true
+    echo "$want" >"$ROOT/.vhs-pkgs"
+fi
+rm -f "$ROOT/.vhs-ready"
+for b in /usr/bin/qemu-system-x86_64 /usr/bin/qemu-storage-daemon /usr/bin/dpdk-testpmd /usr/libexec/virtiofsd \
+         /usr/lib/qemu/vhost-user-gpu /usr/bin/passt; do
+    [ -x "$ROOT$b" ] || fail "$b is missing in $ROOT"
+done
+in_root 60 qemu-system-x86_64 --version >"$ROOT/.vhs-versions" 2>&1 || fail "qemu-system-x86_64 does not run in $ROOT"
+in_root 60 dpkg-query -W -f='${Package} ${Version}\n' qemu-system-x86 qemu-system-gui dpdk virtiofsd passt >>"$ROOT/.vhs-versions" 2>&1
+touch "$ROOT/.vhs-ready"
+say "ready: $(head -1 "$ROOT/.vhs-versions")"
