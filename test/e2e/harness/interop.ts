@@ -1,0 +1,189 @@
+/**
+ * The interop matrix's scenarios: one guest (or DPDK pair) per device class, with each side's
+ * binaries from Debian 12 or Debian 13, always through `vhostscope proxy`. Each returns what
+ * crossed (checked by the caller) and the proxy, whose log and recording the caller reads.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { buildInitramfs, qemuCommand, vhostUserNetArgs } from '../../../src/lab/guest';
+import { Peer, waitForSocket } from '../../../src/lab/process';
+import { fromRelease, type Release } from '../../../src/lab/release';
+import { Testpmd } from '../../../src/lab/testpmd';
+import { guestBody } from './qemu-net';
+import { ProxyProcess } from './proxy';
+
+export const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
+const pattern = (text: string, n: number): Buffer => Buffer.from(text.repeat(Math.ceil(n / text.length)).slice(0, n));
+
+export interface Pair {
+  frontend: Release;
+  backend: Release;
+}
+
+function qemuPeer(work: string, pair: Pair, initrd: string, append: string, device: string[]): Peer {
+  const run = qemuCommand(pair.frontend, [work], initrd, append, device);
+  return new Peer(run.cmd, run.args, { name: 'qemu', logFile: path.join(work, 'qemu.log'), env: run.env, timeoutMs: 240_000 });
+}
+
+export interface GuestRun {
+  proxy: ProxyProcess;
+  qemuLog: string;
+  backendLog: string;
+}
+
+/** QEMU virtio-net (MSI-X with QEMU 10) <-> testpmd net_vhost icmpecho: the guest pings. */
+export async function netGuest(work: string, pair: Pair, pings = 10): Promise<GuestRun> {
+  const initrd = buildInitramfs(work, guestBody(pings, pings - 2), ['virtio_pci', 'virtio_net']);
+  const fe = path.join(work, 'fe.sock');
+  const be = path.join(work, 'be.sock');
+  const proxy = new ProxyProcess(work, ['--device', 'net']);
+  const tp = new Testpmd({ name: 'be', workDir: work, mainLcore: 1, forwardMode: 'icmpecho', mbufs: 8192, vdev: `net_vhost0,iface=${be},queues=1`, release: pair.backend });
+  let q: Peer | undefined;
+  try {
+    await tp.peer.waitForLog(/binding succeeded/, 60_000);
+    tp.cmd('set verbose 1');
+    tp.cmd('start');
+    await proxy.starter(fe, be);
+    q = qemuPeer(work, pair, initrd, '', vhostUserNetArgs(`socket,id=c0,path=${fe}`, pair.frontend === 'debian13'));
+    const rc = await q.waitExit(180_000);
+    if (rc !== 0) throw new Error(`QEMU exited with ${rc}\n${q.log().slice(-1500)}`);
+  } finally {
+    await q?.stop();
+    await tp.peer.stop();
+    await proxy.stop();
+  }
+  return { proxy, qemuLog: q.log(), backendLog: tp.peer.log() };
+}
+
+export interface BlkRun extends GuestRun {
+  hostSha: string;
+  guestWriteSha: string;
+  imageSha: string;
+}
+
+/** QEMU vhost-user-blk <-> qemu-storage-daemon: the guest reads a host pattern and writes one. */
+export async function blkGuest(work: string, pair: Pair): Promise<BlkRun> {
+  const token = `tok${Date.now()}`;
+  const img = path.join(work, 'disk.raw');
+  fs.writeFileSync(img, Buffer.alloc(0));
+  fs.truncateSync(img, 64 << 20);
+  const host = pattern(`host-wrote-this ${token}\n`, 1 << 20);
+  const fd = fs.openSync(img, 'r+');
+  fs.writeSync(fd, host, 0, host.length, 0);
+  fs.closeSync(fd);
+  const guestWrite = pattern(`guest-wrote-this ${token}\n`, 1 << 20);
+  const initrd = buildInitramfs(work, `
+tok=$(sed -n 's/.*lab.token=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
+i=0; until [ -b /dev/vda ] || [ $i -ge 50 ]; do sleep 0.1; i=$((i+1)); done
+[ -b /dev/vda ] || { echo "GUEST-RESULT: FAIL no /dev/vda"; exit 0; }
+echo "GUEST-READ-SHA: $(dd if=/dev/vda bs=65536 count=16 2>/dev/null | sha256sum | cut -d' ' -f1)"
+yes "guest-wrote-this $tok" | head -c 1048576 > /tmp/w
+dd if=/tmp/w of=/dev/vda bs=65536 seek=32 conv=fsync 2>/dev/null || { echo "GUEST-RESULT: FAIL write"; exit 0; }
+echo "GUEST-RESULT: PASS"
+`, ['virtio_pci', 'virtio_blk']);
+  const fe = path.join(work, 'fe.sock');
+  const be = path.join(work, 'be.sock');
+  const proxy = new ProxyProcess(work, ['--device', 'blk']);
+  const run = fromRelease(pair.backend, [work], 'qemu-storage-daemon', [
+    '--blockdev', `driver=file,node-name=file0,filename=${img},cache.direct=off`,
+    '--blockdev', 'driver=raw,node-name=disk0,file=file0',
+    '--export', `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${be},writable=on,num-queues=1`,
+  ]);
+  const qsd = new Peer(run.cmd, run.args, { name: 'qsd', logFile: path.join(work, 'qsd.log'), env: run.env });
+  let q: Peer | undefined;
+  try {
+    await waitForSocket(be, 30_000, qsd);
+    await proxy.starter(fe, be);
+    q = qemuPeer(work, pair, initrd, `lab.token=${token}`, ['-chardev', `socket,id=c0,path=${fe}`, '-device', 'vhost-user-blk-pci,chardev=c0,num-queues=1']);
+    const rc = await q.waitExit(180_000);
+    if (rc !== 0) throw new Error(`QEMU exited with ${rc}\n${q.log().slice(-1500)}`);
+  } finally {
+    await q?.stop();
+    await qsd.stop(); // flushes and closes the image
+    await proxy.stop();
+  }
+  const written = Buffer.alloc(1 << 20);
+  const f2 = fs.openSync(img, 'r');
+  fs.readSync(f2, written, 0, written.length, 2 << 20);
+  fs.closeSync(f2);
+  return { proxy, qemuLog: q.log(), backendLog: qsd.log(), hostSha: sha(host), guestWriteSha: sha(guestWrite), imageSha: sha(written) };
+}
+
+export interface FsRun extends GuestRun {
+  hostSha: string;
+  token: string;
+  fromGuest: string;
+}
+
+/** QEMU vhost-user-fs <-> virtiofsd (Debian 12: the C one in QEMU; Debian 13: the Rust one). */
+export async function fsGuest(work: string, pair: Pair): Promise<FsRun> {
+  const token = `tok${Date.now()}`;
+  const share = path.join(work, 'share');
+  fs.mkdirSync(path.join(share, 'sub'), { recursive: true });
+  const hello = pattern(`virtiofs host file ${token}\n`, 200_000);
+  fs.writeFileSync(path.join(share, 'hello.txt'), hello);
+  fs.writeFileSync(path.join(share, 'sub', 'token'), `${token}\n`);
+  const initrd = buildInitramfs(work, `
+tok=$(sed -n 's/.*lab.token=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
+mkdir -p /mnt/v
+mount -t virtiofs t0 /mnt/v || { echo "GUEST-RESULT: FAIL mount"; exit 0; }
+echo "GUEST-READ-SHA: $(sha256sum < /mnt/v/hello.txt | cut -d' ' -f1)"
+echo "GUEST-TOKEN: $(cat /mnt/v/sub/token)"
+echo "guest wrote this $tok" > /mnt/v/from-guest.txt && sync
+umount /mnt/v && echo "GUEST-RESULT: PASS"
+`, ['virtio_pci', 'virtiofs']);
+  const fe = path.join(work, 'fe.sock');
+  const be = path.join(work, 'be.sock');
+  const proxy = new ProxyProcess(work, ['--device', 'fs']);
+  const run = pair.backend === 'debian12'
+    ? fromRelease('debian12', [], '/usr/lib/qemu/virtiofsd', ['-f', `--socket-path=${be}`, '-o', `source=${share}`, '-o', 'cache=none', '-o', 'sandbox=namespace'])
+    : fromRelease('debian13', [work], '/usr/libexec/virtiofsd', [`--socket-path=${be}`, `--shared-dir=${share}`, '--cache=never', '--sandbox=namespace']);
+  const vfs = new Peer(run.cmd, run.args, { name: 'virtiofsd', logFile: path.join(work, 'virtiofsd.log'), env: run.env });
+  let q: Peer | undefined;
+  try {
+    await waitForSocket(be, 30_000, vfs);
+    await proxy.starter(fe, be);
+    q = qemuPeer(work, pair, initrd, `lab.token=${token}`, ['-chardev', `socket,id=c0,path=${fe}`, '-device', 'vhost-user-fs-pci,chardev=c0,tag=t0,queue-size=1024']);
+    const rc = await q.waitExit(180_000);
+    if (rc !== 0) throw new Error(`QEMU exited with ${rc}\n${q.log().slice(-1500)}`);
+  } finally {
+    await q?.stop();
+    await vfs.stop();
+    await proxy.stop();
+  }
+  const out = path.join(share, 'from-guest.txt');
+  return { proxy, qemuLog: q.log(), backendLog: vfs.log(), hostSha: sha(hello), token, fromGuest: fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '' };
+}
+
+export interface DpdkRun {
+  proxy: ProxyProcess;
+  frontendRx: number;
+  backendRx: number;
+}
+
+/** testpmd virtio-user (frontend) <-> testpmd net_vhost (backend), io forwarding with tx_first. */
+export async function dpdkPair(work: string, pair: Pair): Promise<DpdkRun> {
+  const fe = path.join(work, 'fe.sock');
+  const be = path.join(work, 'be.sock');
+  const proxy = new ProxyProcess(work, ['--device', 'net']);
+  const back = new Testpmd({ name: 'be', workDir: work, mainLcore: 1, forwardMode: 'io', vdev: `net_vhost0,iface=${be},queues=1`, release: pair.backend });
+  let front: Testpmd | undefined;
+  try {
+    await back.peer.waitForLog(/binding succeeded/, 60_000);
+    await back.start();
+    await proxy.starter(fe, be);
+    front = new Testpmd({ name: 'fe', workDir: work, mainLcore: 0, forwardMode: 'io', vdev: `net_virtio_user0,path=${fe},queues=1`, release: pair.frontend });
+    await front.peer.waitForLog(/testpmd> /, 60_000);
+    await front.start(32);
+    await new Promise((r) => setTimeout(r, 3000));
+    const f = await front.stopForwarding();
+    const b = await back.stopForwarding();
+    await front.quit();
+    return { proxy, frontendRx: f.rx, backendRx: b.rx };
+  } finally {
+    await front?.peer.stop();
+    await back.peer.stop();
+    await proxy.stop();
+  }
+}
