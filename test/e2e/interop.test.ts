@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { debian13Missing } from '../../src/lab/debian13';
 import { tmpDir } from '../helpers';
-import { blkGuest, dpdkPair, fsGuest, netGuest, type GuestRun, type Pair } from './harness/interop';
+import { blkGuest, dpdkPair, fsGuest, netGuest, passtGuest, type GuestRun, type Pair } from './harness/interop';
 import { checkRecording, type LogRecord } from './harness/proxy';
 
 const mkdir = (d: string): string => {
@@ -95,4 +95,14 @@ describe('interop matrix through the proxy', () => {
       expectClean(fsRun);
     }
   }, 600_000);
+
+  it('QEMU 10 virtio-net <-> passt --vhost-user: DHCP from passt, 1 MiB fetched and 256 KiB posted over TCP to the host loopback', async () => {
+    const run = await passtGuest(tmpDir('io-passt'), D13);
+    expect(run.qemuLog).toMatch(/GUEST-RESULT: PASS/);
+    expect(run.dhcp).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    expect(run.fetchedSha).toBe(run.servedSha);
+    expect(run.postedSha).toBe(run.guestSha);
+    const msgs = expectClean(run);
+    expect(offered(msgs)).toMatch(/DEVICE_STATE/);
+  }, 240_000);
 });

@@ -5,7 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import { DEBIAN13_ROOT } from '../../../src/lab/debian13';
 import { buildInitramfs, qemuCommand, vhostUserNetArgs } from '../../../src/lab/guest';
 import { Peer, waitForSocket } from '../../../src/lab/process';
 import { fromRelease, type Release } from '../../../src/lab/release';
@@ -186,4 +189,96 @@ export async function dpdkPair(work: string, pair: Pair): Promise<DpdkRun> {
     await back.peer.stop();
     await proxy.stop();
   }
+}
+
+/** Debian 13's passt, run on the host through the root's loader: its sandbox makes a user namespace, which a chrooted process may not. */
+function passtCommand(sock: string): { cmd: string; args: string[] } {
+  const r = DEBIAN13_ROOT;
+  return {
+    cmd: `${r}/lib64/ld-linux-x86-64.so.2`,
+    // -4: IPv4 only; no inbound port forwarding; the guest's DNS is never used
+    args: ['--library-path', `${r}/lib/x86_64-linux-gnu:${r}/usr/lib/x86_64-linux-gnu`, `${r}/usr/bin/passt`, '--vhost-user', '-f', '-4', '-t', 'none', '-u', 'none', '--no-dhcp-dns', '-s', sock],
+  };
+}
+
+export interface PasstRun extends GuestRun {
+  /** what the guest fetched, by sha256, and what the host served */
+  fetchedSha?: string;
+  servedSha: string;
+  /** what the guest posted, as the host received it, and what it should be */
+  postedSha?: string;
+  guestSha?: string;
+  dhcp?: string;
+}
+
+/**
+ * QEMU 10 virtio-net <-> passt --vhost-user: the guest takes its address from passt's DHCP and
+ * moves data over TCP to an HTTP server on the host's loopback (passt maps the router address
+ * to 127.0.0.1); no other address is ever used.
+ */
+export async function passtGuest(work: string, frontend: Release): Promise<PasstRun> {
+  const served = pattern(`passt host data ${Date.now()}\n`, 1 << 20);
+  let posted: Buffer | undefined;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (req.method === 'POST') posted = Buffer.concat(chunks);
+      res.end(req.method === 'POST' ? 'ok\n' : served);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const initrd = buildInitramfs(work, `
+ip link set lo up; ip link set eth0 up || { echo "GUEST-RESULT: FAIL no eth0"; exit 0; }
+i=0; until [ "$(cat /sys/class/net/eth0/operstate)" = up ] || [ $i -ge 50 ]; do sleep 0.1; i=$((i+1)); done
+cat > /tmp/dhcp.sh <<'S'
+#!/bin/sh
+[ "$1" = bound ] || exit 0
+ifconfig $interface $ip netmask $subnet up
+route add default gw \${router%% *}
+echo "GUEST-DHCP: $ip router \${router%% *}" > /dev/console
+echo \${router%% *} > /tmp/gw
+S
+chmod +x /tmp/dhcp.sh
+udhcpc -i eth0 -n -q -t 5 -T 2 -s /tmp/dhcp.sh >/dev/null 2>&1 || { echo "GUEST-RESULT: FAIL no DHCP lease"; exit 0; }
+GW=$(cat /tmp/gw)
+echo "GUEST-DHCP: $(ip -4 addr show eth0 | grep inet)"
+wget -q -O /tmp/got http://$GW:${port}/data || { echo "GUEST-RESULT: FAIL fetch"; exit 0; }
+echo "GUEST-FETCHED-SHA: $(sha256sum < /tmp/got | cut -d' ' -f1)"
+# text: busybox wget --post-file stops at a NUL byte
+head -c 131072 /dev/urandom | od -An -tx1 | head -c 262144 > /tmp/up
+echo "GUEST-POSTED-SHA: $(sha256sum < /tmp/up | cut -d' ' -f1)"
+wget -q -O - --post-file /tmp/up http://$GW:${port}/up >/dev/null || { echo "GUEST-RESULT: FAIL post"; exit 0; }
+echo "GUEST-RESULT: PASS"
+`, ['virtio_pci', 'virtio_net']);
+  const fe = path.join(work, 'fe.sock');
+  const be = path.join(work, 'be.sock');
+  const proxy = new ProxyProcess(work, ['--device', 'net']);
+  const p = passtCommand(be);
+  const passt = new Peer(p.cmd, p.args, { name: 'passt', logFile: path.join(work, 'passt.log') });
+  let q: Peer | undefined;
+  try {
+    await waitForSocket(be, 30_000, passt);
+    await proxy.starter(fe, be);
+    q = qemuPeer(work, { frontend, backend: 'debian13' }, initrd, '', vhostUserNetArgs(`socket,id=c0,path=${fe}`, frontend === 'debian13'));
+    const rc = await q.waitExit(180_000);
+    if (rc !== 0) throw new Error(`QEMU exited with ${rc}\n${q.log().slice(-1500)}`);
+  } finally {
+    await q?.stop();
+    await passt.stop();
+    await proxy.stop();
+    server.close();
+  }
+  const log = q.log();
+  return {
+    proxy,
+    qemuLog: log,
+    backendLog: passt.log(),
+    servedSha: sha(served),
+    fetchedSha: log.match(/GUEST-FETCHED-SHA: (\w+)/)?.[1],
+    guestSha: log.match(/GUEST-POSTED-SHA: (\w+)/)?.[1],
+    postedSha: posted && sha(posted),
+    dhcp: log.match(/GUEST-DHCP: (\S+) router/)?.[1],
+  };
 }
