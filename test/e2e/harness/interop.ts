@@ -12,6 +12,7 @@ import { DEBIAN13_ROOT } from '../../../src/lab/debian13';
 import { buildInitramfs, qemuCommand, vhostUserNetArgs } from '../../../src/lab/guest';
 import { Peer, waitForSocket } from '../../../src/lab/process';
 import { fromRelease, type Release } from '../../../src/lab/release';
+import { OvsDpdk } from '../../../src/lab/ovs';
 import { Testpmd } from '../../../src/lab/testpmd';
 import { guestBody } from './qemu-net';
 import { ProxyProcess } from './proxy';
@@ -281,4 +282,64 @@ echo "GUEST-RESULT: PASS"
     postedSha: posted && sha(posted),
     dhcp: log.match(/GUEST-DHCP: (\S+) router/)?.[1],
   };
+}
+
+export interface OvsRun {
+  /** the proxy between QEMU and OVS's dpdkvhostuser port (OVS listens) */
+  serverPortProxy: ProxyProcess;
+  /** the proxy between OVS's dpdkvhostuserclient port and testpmd virtio-user (server=1) */
+  clientPortProxy: ProxyProcess;
+  qemuLog: string;
+  testpmdLog: string;
+  ovsLog: string;
+  stats: Record<string, Record<string, number>>;
+}
+
+/**
+ * A QEMU 7.2 guest on an OVS-DPDK 3.1 dpdkvhostuser port and a testpmd virtio-user (icmpecho,
+ * server=1) on a dpdkvhostuserclient port, each through its own proxy: the guest pings testpmd
+ * across OVS's bridge.
+ */
+export async function ovsGuest(work: string, pings = 12): Promise<OvsRun> {
+  const initrd = buildInitramfs(work, guestBody(pings, pings / 2), ['virtio_pci', 'virtio_net']);
+  const ovs = new OvsDpdk(work);
+  const qemuSock = path.join(work, 'qemu-fe.sock');
+  const clientPath = path.join(work, 'ovs-client.sock'); // OVS connects here (the proxy listens)
+  const tpSock = path.join(work, 'testpmd.sock'); // testpmd virtio-user listens here
+  const serverPortProxy = new ProxyProcess(path.join(work, 'p-server'), ['--device', 'net']);
+  const clientPortProxy = new ProxyProcess(path.join(work, 'p-client'), ['--device', 'net']);
+  fs.mkdirSync(serverPortProxy.workDir, { recursive: true });
+  fs.mkdirSync(clientPortProxy.workDir, { recursive: true });
+  let tp: Testpmd | undefined;
+  let q: Peer | undefined;
+  try {
+    await ovs.start(0);
+    const vhu0 = await ovs.addServerPort('vhu0');
+    await serverPortProxy.starter(qemuSock, vhu0);
+    // testpmd is the frontend and listens (server=1); EAL init waits until OVS has connected
+    tp = new Testpmd({ name: 'tp', workDir: work, mainLcore: 1, forwardMode: 'icmpecho', mbufs: 8192, vdev: `net_virtio_user0,path=${tpSock},queues=1,server=1` });
+    await waitForSocket(tpSock, 30_000, tp.peer);
+    await clientPortProxy.starter(clientPath, tpSock);
+    ovs.addClientPort('vhuc1', clientPath);
+    await tp.peer.waitForLog(/testpmd> /, 60_000);
+    tp.cmd('set verbose 1');
+    tp.cmd('start');
+    q = qemuPeer(work, { frontend: 'debian12', backend: 'debian12' }, initrd, '', vhostUserNetArgs(`socket,id=c0,path=${qemuSock}`));
+    const rc = await q.waitExit(180_000);
+    if (rc !== 0) throw new Error(`QEMU exited with ${rc}\n${q.log().slice(-1500)}`);
+    return {
+      serverPortProxy,
+      clientPortProxy,
+      qemuLog: q.log(),
+      testpmdLog: tp.peer.log(),
+      ovsLog: ovs.log(),
+      stats: { vhuc1: ovs.stats('vhuc1') },
+    };
+  } finally {
+    await q?.stop();
+    await tp?.peer.stop();
+    await ovs.stop();
+    await serverPortProxy.stop();
+    await clientPortProxy.stop();
+  }
 }
