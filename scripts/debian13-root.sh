@@ -2,8 +2,9 @@
 # Builds (or verifies) the Debian 13 (trixie) root that holds the newer vhost-user peers the
 # end-to-end tests run next to Debian 12's: QEMU 10.0 (qemu-system-x86, qemu-storage-daemon,
 # /usr/lib/qemu/vhost-user-gpu from qemu-system-gui), DPDK 24.11 testpmd, the Rust virtiofsd and
-# passt. The host stays Debian 12; only debootstrap is needed on it. Peers run inside the root
-# through scripts/in-debian13.
+# passt, and from sid (pinned: nothing else comes from it) rust-vmm's vhost-device-vsock. The host
+# stays Debian 12; only debootstrap is needed on it. Peers run inside the root through
+# scripts/in-debian13.
 #
 #   scripts/debian13-root.sh            build the root if needed, else verify it (seconds)
 #   scripts/debian13-root.sh --rebuild  remove it and build it again
@@ -18,6 +19,7 @@ MIRROR="${VHS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=trixie
 PKGS="qemu-system-x86 qemu-system-common qemu-system-data qemu-system-gui qemu-utils seabios
       dpdk dpdk-dev librte-net-vhost25 librte-net-virtio25 virtiofsd passt"
+SID_PKGS="vhost-device-vsock"
 T0=$(date +%s)
 say()  { echo "[debian13-root +$(( $(date +%s) - T0 ))s] $*" >&2; }
 fail() { echo "debian13-root.sh: FAIL: $*" >&2; exit 1; }
@@ -41,7 +43,7 @@ in_root() {  # in_root TIMEOUT cmd...: run inside the root with /proc, /sys, /de
 
 [ "${1:-}" = --rebuild ] && [ -d "$ROOT" ] && { say "removing $ROOT"; wipe; }
 command -v debootstrap >/dev/null || fail "debootstrap is not installed (scripts/debian-packages.txt lists it)"
-want=$(echo $PKGS)
+want="$(echo $PKGS) sid: $SID_PKGS"
 if [ -f "$ROOT/.vhs-ready" ] && [ "$(cat "$ROOT/.vhs-pkgs" 2>/dev/null)" = "$want" ]; then
     say "present: $ROOT"
 else
@@ -56,22 +58,27 @@ else
     fi
     printf 'deb %s %s main\ndeb %s %s-updates main\n' "$MIRROR" "$SUITE" "$MIRROR" "$SUITE" >"$ROOT/etc/apt/sources.list"
     rm -f "$ROOT/etc/apt/sources.list.d/debian.sources"
+    printf 'deb %s sid main\n' "$MIRROR" >"$ROOT/etc/apt/sources.list.d/sid.list"
+    printf 'Package: *\nPin: release n=sid\nPin-Priority: 100\n' >"$ROOT/etc/apt/preferences.d/sid"
     printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"; chmod 755 "$ROOT/usr/sbin/policy-rc.d"
-    printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' >"$ROOT/etc/apt/apt.conf.d/90vhostscope"
+    # a mirror's Release files may be older than their Valid-Until on a machine whose clock is ahead
+    printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\nAcquire::Check-Valid-Until "false";\n' >"$ROOT/etc/apt/apt.conf.d/90vhostscope"
     cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
     say "apt-get install $want"
     in_root 600 apt-get update -q >"$ROOT.apt.log" 2>&1 || { tail -15 "$ROOT.apt.log" >&2; fail "apt-get update failed"; }
     # shellcheck disable=SC2086
-    in_root 1500 apt-get install -y -q $want >>"$ROOT.apt.log" 2>&1 || { tail -20 "$ROOT.apt.log" >&2; fail "apt-get install failed (log: $ROOT.apt.log)"; }
+    in_root 1500 apt-get install -y -q $PKGS >>"$ROOT.apt.log" 2>&1 || { tail -20 "$ROOT.apt.log" >&2; fail "apt-get install failed (log: $ROOT.apt.log)"; }
+    # shellcheck disable=SC2086
+    in_root 600 apt-get install -y -q -t sid $SID_PKGS >>"$ROOT.apt.log" 2>&1 || { tail -20 "$ROOT.apt.log" >&2; fail "apt-get install -t sid failed (log: $ROOT.apt.log)"; }
     in_root 120 apt-get clean >/dev/null 2>&1 || true
     echo "$want" >"$ROOT/.vhs-pkgs"
 fi
 rm -f "$ROOT/.vhs-ready"
 for b in /usr/bin/qemu-system-x86_64 /usr/bin/qemu-storage-daemon /usr/bin/dpdk-testpmd /usr/libexec/virtiofsd \
-         /usr/lib/qemu/vhost-user-gpu /usr/bin/passt; do
+         /usr/lib/qemu/vhost-user-gpu /usr/bin/passt /usr/bin/vhost-device-vsock; do
     [ -x "$ROOT$b" ] || fail "$b is missing in $ROOT"
 done
 in_root 60 qemu-system-x86_64 --version >"$ROOT/.vhs-versions" 2>&1 || fail "qemu-system-x86_64 does not run in $ROOT"
-in_root 60 dpkg-query -W -f='${Package} ${Version}\n' qemu-system-x86 qemu-system-gui dpdk virtiofsd passt >>"$ROOT/.vhs-versions" 2>&1
+in_root 60 dpkg-query -W -f='${Package} ${Version}\n' qemu-system-x86 qemu-system-gui dpdk virtiofsd passt vhost-device-vsock >>"$ROOT/.vhs-versions" 2>&1
 touch "$ROOT/.vhs-ready"
 say "ready: $(head -1 "$ROOT/.vhs-versions")"

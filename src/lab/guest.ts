@@ -64,8 +64,11 @@ echo "GUEST: powering off"
 poweroff -f
 `;
 
-/** Builds <workDir>/initramfs.gz running `body` (busybox sh) after loading `modules`. */
-export function buildInitramfs(workDir: string, body: string, modules: string[]): string {
+/**
+ * Builds <workDir>/initramfs.gz running `body` (busybox sh) after loading `modules`; `binaries`
+ * are static host programs copied into the guest's /bin.
+ */
+export function buildInitramfs(workDir: string, body: string, modules: string[], binaries: string[] = []): string {
   const k = findKernel();
   const d = path.join(workDir, 'initramfs.d');
   fs.rmSync(d, { recursive: true, force: true });
@@ -86,6 +89,7 @@ export function buildInitramfs(workDir: string, body: string, modules: string[])
     order.push(name);
   }
   fs.writeFileSync(path.join(d, 'etc/modules.order'), order.join('\n') + '\n');
+  for (const b of binaries) fs.copyFileSync(b, path.join(d, 'bin', path.basename(b)));
   fs.writeFileSync(path.join(d, 'init'), INIT, { mode: 0o755 });
   fs.writeFileSync(path.join(d, 'body.sh'), body);
   const out = path.join(workDir, 'initramfs.gz');

@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { debian13Missing } from '../../src/lab/debian13';
 import { ovsMissing } from '../../src/lab/ovs';
 import { tmpDir } from '../helpers';
-import { blkGuest, dpdkPair, fsGuest, netGuest, ovsGuest, passtGuest, type GuestRun, type Pair } from './harness/interop';
+import { blkGuest, dpdkPair, fsGuest, netGuest, ovsGuest, passtGuest, vsockGuest, type GuestRun, type Pair } from './harness/interop';
 import { checkRecording, type LogRecord } from './harness/proxy';
 
 const mkdir = (d: string): string => {
@@ -124,4 +124,15 @@ describe('interop matrix through the proxy', () => {
     // on the client port OVS is the backend and connected to the proxy: the frontend (testpmd) is on the connect side
     expect(run.clientPortProxy.records().find((r) => r.event === 'session-end')).toBeDefined();
   }, 300_000);
+
+  it('rust-vmm vhost-device-vsock (sid) with QEMU 10 and QEMU 7.2: 256 KiB from the guest to a host unix socket and back', async () => {
+    const work = tmpDir('io-vsock');
+    for (const frontend of [D13, D12]) {
+      const run = await vsockGuest(mkdir(path.join(work, frontend)), frontend);
+      expect(run.qemuLog, frontend).toMatch(/GUEST-RESULT: PASS/);
+      expect(run.hostReceivedSha, frontend).toBe(run.sentSha);
+      expect(run.echoedSha, frontend).toBe(run.sentSha);
+      expectClean(run);
+    }
+  }, 420_000);
 });

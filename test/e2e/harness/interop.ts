@@ -3,9 +3,11 @@
  * binaries from Debian 12 or Debian 13, always through `vhostscope proxy`. Each returns what
  * crossed (checked by the caller) and the proxy, whose log and recording the caller reads.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { DEBIAN13_ROOT } from '../../../src/lab/debian13';
@@ -249,6 +251,7 @@ wget -q -O /tmp/got http://$GW:${port}/data || { echo "GUEST-RESULT: FAIL fetch"
 echo "GUEST-FETCHED-SHA: $(sha256sum < /tmp/got | cut -d' ' -f1)"
 # text: busybox wget --post-file stops at a NUL byte
 head -c 131072 /dev/urandom | od -An -tx1 | head -c 262144 > /tmp/up
+
 echo "GUEST-POSTED-SHA: $(sha256sum < /tmp/up | cut -d' ' -f1)"
 wget -q -O - --post-file /tmp/up http://$GW:${port}/up >/dev/null || { echo "GUEST-RESULT: FAIL post"; exit 0; }
 echo "GUEST-RESULT: PASS"
@@ -342,4 +345,74 @@ export async function ovsGuest(work: string, pings = 12): Promise<OvsRun> {
     await serverPortProxy.stop();
     await clientPortProxy.stop();
   }
+}
+
+export interface VsockRun extends GuestRun {
+  sentSha?: string;
+  echoedSha?: string;
+  hostReceivedSha?: string;
+}
+
+/** Builds test/e2e/guest/vsock-pipe.c, static, for the guest. */
+function vsockPipe(work: string): string {
+  const out = path.join(work, 'vsock-pipe');
+  execFileSync('gcc', ['-static', '-O2', '-o', out, path.join(__dirname, '../guest/vsock-pipe.c')]);
+  return out;
+}
+
+/**
+ * QEMU vhost-user-vsock-pci <-> rust-vmm's vhost-device-vsock (Debian sid): the guest connects
+ * to the host (CID 2) port 1234, which vhost-device-vsock turns into a connection to the unix
+ * socket <uds>_1234 where the test listens and echoes; 256 KiB cross each way.
+ */
+export async function vsockGuest(work: string, frontend: Release): Promise<VsockRun> {
+  const uds = path.join(work, 'vm.vsock');
+  let hostReceived: Buffer | undefined;
+  const echo = net.createServer((c) => {
+    // echo as it arrives: the guest reads back as many bytes as it sent
+    const chunks: Buffer[] = [];
+    c.on('data', (d: Buffer) => {
+      chunks.push(d);
+      hostReceived = Buffer.concat(chunks);
+      c.write(d);
+    });
+    c.on('error', () => {});
+  });
+  await new Promise<void>((r) => echo.listen(`${uds}_1234`, r));
+  const initrd = buildInitramfs(work, `
+head -c 131072 /dev/urandom | od -An -tx1 | head -c 262144 > /tmp/up
+
+echo "GUEST-SENT-SHA: $(sha256sum < /tmp/up | cut -d' ' -f1)"
+i=0; until /bin/vsock-pipe 2 1234 < /tmp/up > /tmp/down 2>/tmp/err || [ $i -ge 20 ]; do sleep 0.5; i=$((i+1)); done
+cat /tmp/err
+echo "GUEST-ECHOED-SHA: $(sha256sum < /tmp/down | cut -d' ' -f1)"
+[ -s /tmp/down ] && echo "GUEST-RESULT: PASS" || echo "GUEST-RESULT: FAIL nothing came back"
+`, ['virtio_pci', 'vmw_vsock_virtio_transport'], [vsockPipe(work)]);
+  const fe = path.join(work, 'fe.sock');
+  const be = path.join(work, 'be.sock');
+  const proxy = new ProxyProcess(work, ['--device', 'vsock']);
+  const run = fromRelease('debian13', [work], '/usr/bin/vhost-device-vsock', ['--guest-cid', '3', '--socket', be, '--uds-path', uds]);
+  const vsock = new Peer(run.cmd, run.args, { name: 'vhost-device-vsock', logFile: path.join(work, 'vsock.log'), env: run.env });
+  let q: Peer | undefined;
+  try {
+    await waitForSocket(be, 30_000, vsock);
+    await proxy.starter(fe, be);
+    q = qemuPeer(work, { frontend, backend: 'debian13' }, initrd, '', ['-chardev', `socket,id=c0,path=${fe}`, '-device', 'vhost-user-vsock-pci,chardev=c0']);
+    const rc = await q.waitExit(120_000);
+    if (rc !== 0) throw new Error(`QEMU exited with ${rc}\n${q.log().slice(-1500)}`);
+  } finally {
+    await q?.stop();
+    await vsock.stop();
+    await proxy.stop();
+    echo.close();
+  }
+  const log = q.log();
+  return {
+    proxy,
+    qemuLog: log,
+    backendLog: vsock.log(),
+    sentSha: log.match(/GUEST-SENT-SHA: (\w+)/)?.[1],
+    echoedSha: log.match(/GUEST-ECHOED-SHA: (\w+)/)?.[1],
+    hostReceivedSha: hostReceived && sha(hostReceived),
+  };
 }
