@@ -138,8 +138,9 @@ export class Checker {
       const r = VALIDATOR_RULES[f.rule];
       if (r) add(r, f.message);
     }
-    if ((e.channel === 'main' && d.request === 44) || (e.channel !== 'main' && d.request >= 1000))
-      add(RULES.ambiguousRequest, `${e.channel} request ${d.request} (${d.name}) has other meanings in other implementations`);
+    // only where what was negotiated (or --dialect) does not decide the meaning: a GET_SHMEM_CONFIG
+    // with SHMEM negotiated is the standard request
+    if (d.ambiguous) add(RULES.ambiguousRequest, `${e.channel} request ${d.request} means ${d.ambiguous.join(' or ')}; the negotiated features do not tell which (--dialect decides)`);
 
     // replies: one outstanding request per channel at a time
     const requester = e.channel === 'main' ? 'frontend' : 'backend';

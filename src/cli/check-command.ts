@@ -3,15 +3,17 @@ import type { Command } from 'commander';
 import { checkEvents, type CheckFinding } from '../analysis/checker';
 import { ALL_RULES } from '../analysis/rules';
 import { secs } from '../log/format';
+import type { Dialect } from '../protocol';
 import { readRecording, recordingEvents } from '../recording/reader';
+import { DIALECT_HELP, parseDialect } from './dialect-option';
 
 export function findingLine(f: CheckFinding): string {
   return `${secs(f.ts).padStart(14)} s${f.session}${f.message !== undefined ? ` #${f.message}` : ''} ${f.rule.id} ${f.rule.name} (${f.rule.severity}) at ${f.at}: ${f.detail} [${f.rule.section}]`;
 }
 
-export function checkFile(file: string, replyTimeoutMs = 5000): { findings: CheckFinding[]; torn?: string } {
+export function checkFile(file: string, replyTimeoutMs = 5000, dialect?: Dialect): { findings: CheckFinding[]; torn?: string } {
   const scan = readRecording(file);
-  const findings = checkEvents(recordingEvents(scan.records, { notifications: true }), BigInt(replyTimeoutMs) * 1_000_000n);
+  const findings = checkEvents(recordingEvents(scan.records, { notifications: true, ...(dialect ? { dialect } : {}) }), BigInt(replyTimeoutMs) * 1_000_000n);
   return { findings, ...(scan.torn ? { torn: scan.torn.reason } : {}) };
 }
 
@@ -23,13 +25,14 @@ export function registerCheck(program: Command): void {
     .option('--json', 'findings as JSON lines')
     .option('--reply-timeout <ms>', 'a reply later than this counts as missing', '5000')
     .option('--rules', 'list the rules and exit')
-    .action((file: string | undefined, o: { json?: boolean; replyTimeout: string; rules?: boolean }) => {
+    .option('--dialect <family>', DIALECT_HELP)
+    .action((file: string | undefined, o: { json?: boolean; replyTimeout: string; rules?: boolean; dialect?: string }) => {
       if (o.rules) {
         for (const r of ALL_RULES) process.stdout.write(`${r.id} ${r.name} (${r.severity}): ${r.explain} [${r.section}]\n`);
         return;
       }
       if (!file) throw new Error('check: a recording file is needed (or --rules)');
-      const { findings, torn } = checkFile(file, Number(o.replyTimeout));
+      const { findings, torn } = checkFile(file, Number(o.replyTimeout), o.dialect ? parseDialect(o.dialect) : undefined);
       for (const f of findings) {
         process.stdout.write(
           o.json

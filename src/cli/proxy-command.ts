@@ -5,6 +5,7 @@ import { eventRecord } from '../log/format';
 import { ProxyDaemon } from '../proxy/daemon';
 import type { FrontendPosition } from '../proxy/session';
 import type { DeviceType } from '../protocol';
+import { DIALECT_HELP, parseDialect } from './dialect-option';
 import type { ProxyEvent } from '../proxy/events';
 import { DEFAULT_NICE, DEFAULT_SPIN_US } from '../proxy/relay-hub';
 import { Recorder } from '../recording/recorder';
@@ -40,6 +41,7 @@ export interface ProxyCliOptions {
   rules?: string;
   control: string | false;
   rings?: boolean | string;
+  dialect?: string;
 }
 
 export function registerProxy(program: Command): void {
@@ -67,6 +69,7 @@ export function registerProxy(program: Command): void {
     .option('--rules <file>', 'fault rules from a JSON file (schema: docs/fault-rules.schema.json)')
     .option('--control <path>', 'control socket for `vhostscope status|tail|rules` (default: <listen>.ctl)')
     .option('--no-control', 'no control socket')
+    .option('--dialect <family>', DIALECT_HELP)
     .option('--rings [what]', 'map guest memory read-only and snapshot each vring at every relayed kick and call: ring state and descriptor chains; --rings=headers also decodes the first bytes of each buffer (net, blk, fs: use --device)')
     .option('--check', 'run the protocol checks live and log every finding (see `vhostscope check --rules`)')
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
@@ -128,6 +131,7 @@ export function runProxy(o: ProxyCliOptions): void {
     statsIntervalMs: Number(o.statsInterval) * 1000,
     faults,
     ...(o.rings ? { rings: parseRings(o.rings) } : {}),
+    ...(o.dialect ? { dialect: parseDialect(o.dialect) } : {}),
     emit,
     notice: (level, msg, fields) => logger[level]({ event: 'notice', ...fields, msg }),
   });

@@ -1,4 +1,5 @@
 /** `vhostscope show` and `vhostscope info`: read a recording back. */
+import { DIALECT_HELP, parseDialect } from './dialect-option';
 import type { Command } from 'commander';
 import { summarize } from '../analysis/summary';
 import { eventRecord, humanLine, secs } from '../log/format';
@@ -16,6 +17,7 @@ interface ShowOptions {
   notifications?: boolean;
   rings?: boolean;
   device: DeviceType;
+  dialect?: string;
 }
 
 function tornNote(file: string, torn: { offset: number; bytes: number; reason: string } | undefined): string | undefined {
@@ -24,7 +26,7 @@ function tornNote(file: string, torn: { offset: number; bytes: number; reason: s
 
 export function showRecording(file: string, o: ShowOptions, out: (line: string) => void): void {
   const scan = readRecording(file);
-  const events = recordingEvents(scan.records, { notifications: Boolean(o.notifications) });
+  const events = recordingEvents(scan.records, { notifications: Boolean(o.notifications), ...(o.dialect ? { dialect: parseDialect(o.dialect) } : {}) });
   const t0 = events[0]?.ts ?? 0n;
   const keep = eventFilter(o, t0);
   for (const e of events.filter(keep)) {
@@ -76,6 +78,7 @@ export function registerRecordingCommands(program: Command): void {
     .option('--rings', 'also the vring snapshots (recorded with proxy --rings): indices, descriptor chains, decoded buffer headers (with --device)')
     .option('--json', 'JSON lines')
     .option('--device <type>', 'device type for naming device feature bits', 'generic')
+    .option('--dialect <family>', DIALECT_HELP)
     .action((file: string, o: ShowOptions) => showRecording(file, o, (l) => process.stdout.write(l + '\n')));
   program
     .command('info')

@@ -6,12 +6,17 @@
 import { HEADER_SIZE, parseHeader, type ChannelKind, type Header } from './header';
 import { GPU_UPDATE_HEADER, messageIsReply, type Side } from './channels';
 import { decoders, type Decoded, type PayloadKind } from './payloads';
+import { resolveRequest, type Dialect, type DialectContext } from './dialects';
 import { requestName, requestSpec } from './requests';
 
 export interface DecodedMessage extends Header {
   channel: ChannelKind;
   name: string;
   known: boolean;
+  /** the implementation family this meaning of the code comes from, when not the standard */
+  dialect?: Dialect;
+  /** every meaning of the code, when what the session negotiated does not decide it */
+  ambiguous?: string[];
   reply: boolean;
   /** the layout the payload was decoded with */
   layout: PayloadKind;
@@ -19,8 +24,7 @@ export interface DecodedMessage extends Header {
 }
 
 /** Which layout a payload has, from the request code, the reply flag and the payload size. */
-export function payloadLayout(channel: ChannelKind, request: number, reply: boolean, size: number): PayloadKind {
-  const spec = requestSpec(channel, request);
+export function payloadLayout(channel: ChannelKind, request: number, reply: boolean, size: number, spec = requestSpec(channel, request)): PayloadKind {
   if (!spec) return size === 0 ? 'none' : 'opaque';
   if (!reply) return spec.request;
   if (spec.reply === 'ack' || spec.reply === 'none') {
@@ -33,13 +37,18 @@ export function payloadLayout(channel: ChannelKind, request: number, reply: bool
   return spec.reply;
 }
 
-/** `sender`: who sent it, where known; on the GPU channel that, not the flags, makes a reply. */
-export function decodeMessage(channel: ChannelKind, message: Buffer, sender?: Side): DecodedMessage {
+/**
+ * `sender`: who sent it, where known; on the GPU channel that, not the flags, makes a reply.
+ * `dialects`: what the session negotiated and the user's --dialect, for codes whose meaning
+ * depends on the implementation (dialects.ts).
+ */
+export function decodeMessage(channel: ChannelKind, message: Buffer, sender?: Side, dialects: DialectContext = {}): DecodedMessage {
   const h = parseHeader(message);
   const payload = message.subarray(HEADER_SIZE);
   const reply = messageIsReply(channel, h.flags, sender);
+  const meaning = resolveRequest(channel, h.request, { ...dialects, payloadSize: h.size });
   // A recording keeps a GPU_UPDATE's rectangle but not its pixels: the header still has the size.
-  const layout = payloadLayout(channel, h.request, reply, Math.max(h.size, payload.length));
+  const layout = payloadLayout(channel, h.request, reply, Math.max(h.size, payload.length), meaning.spec);
   const decoded = decoders[layout](payload);
   if (payload.length < h.size) {
     decoded.truncated = true;
@@ -48,8 +57,10 @@ export function decodeMessage(channel: ChannelKind, message: Buffer, sender?: Si
   return {
     ...h,
     channel,
-    name: requestName(channel, h.request),
-    known: requestSpec(channel, h.request) !== undefined,
+    name: meaning.spec?.name ?? requestName(channel, h.request),
+    known: meaning.spec !== undefined,
+    ...(meaning.dialect ? { dialect: meaning.dialect } : {}),
+    ...(meaning.ambiguous ? { ambiguous: meaning.ambiguous } : {}),
     reply,
     layout,
     payload: decoded,

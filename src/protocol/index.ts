@@ -9,3 +9,5 @@ export * from './decode';
 export * from './validate';
 export * from './format';
 export * from './channels';
+export * from './dialects';
+export * from './gpu-payloads';

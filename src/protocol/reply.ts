@@ -6,12 +6,13 @@
  */
 import { ProtocolFeature } from './features';
 import { channelRules } from './channels';
+import { resolveRequest, type Dialect } from './dialects';
 import { encodeMessage, needsReply, type ChannelKind } from './header';
 import { protocolFeatureInUse, replyAckInUse, type Negotiation } from './negotiation';
 import { Request, requestSpec } from './requests';
 
-export function isReplyExpected(channel: ChannelKind, request: number, flags: number, n: Negotiation): boolean {
-  const spec = requestSpec(channel, request);
+export function isReplyExpected(channel: ChannelKind, request: number, flags: number, n: Negotiation, dialect?: Dialect): boolean {
+  const spec = resolveRequest(channel, request, { negotiation: n, dialect }).spec;
   if (spec?.alwaysReply) return true;
   if (channel === 'main') {
     if (request === Request.SET_LOG_BASE && protocolFeatureInUse(n, ProtocolFeature.LOG_SHMFD)) return true;

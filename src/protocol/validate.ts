@@ -11,7 +11,8 @@ import { channelRules, messageIsReply, type Finding, type Side } from './channel
 import { replyAckInUse, type Negotiation } from './negotiation';
 import { payloadLayout } from './decode';
 import { allowedSizes, decoders, MAX_MEM_REGIONS, type PayloadKind } from './payloads';
-import { requestSpec, type FdRange } from './requests';
+import { resolveRequest, type Dialect } from './dialects';
+import type { FdRange } from './requests';
 
 export type { Finding, Side } from './channels';
 
@@ -24,6 +25,8 @@ export interface MessageContext {
   sender: Side;
   fdCount: number;
   negotiation: Negotiation;
+  /** the user's --dialect (dialects.ts) */
+  dialect?: Dialect;
 }
 
 /** The side that sends requests on a channel: the front-end on the main socket, the back-end on the others. */
@@ -57,7 +60,7 @@ export function validateMessage(message: Buffer, ctx: MessageContext): Finding[]
     out.push({ severity: 'fatal', rule: 'too-many-fds', message: `${ctx.fdCount} fds, no message carries more than ${MAX_FDS_PER_MESSAGE}` });
   if (out.some((f) => f.severity === 'fatal')) return out;
 
-  const spec = requestSpec(ctx.channel, h.request);
+  const spec = resolveRequest(ctx.channel, h.request, { negotiation: ctx.negotiation, dialect: ctx.dialect, payloadSize: h.size }).spec;
   const reply = messageIsReply(ctx.channel, h.flags, ctx.sender);
   const requester = requesterOf(ctx.channel);
   if (!spec) {
@@ -78,7 +81,7 @@ export function validateMessage(message: Buffer, ctx: MessageContext): Finding[]
     out.push({ severity: 'warning', rule: 'need-reply-without-reply-ack', message: 'NEED_REPLY set but REPLY_ACK is not negotiated' });
 
   // h.size, not payload.length: a recording may keep a GPU_UPDATE without its pixels
-  const layout = payloadLayout(ctx.channel, h.request, reply, h.size);
+  const layout = payloadLayout(ctx.channel, h.request, reply, h.size, spec);
   const sizes = allowedSizes(layout, payload);
   const replyMayBeEmpty = reply && h.size === 0;
   if (sizes && !replyMayBeEmpty && !sizes.includes(h.size))

@@ -13,7 +13,7 @@ import { DEFAULT_NICE, DEFAULT_SPIN_US, RelayHub } from './relay-hub';
 import type { ActiveRule, FaultRuleSet } from '../faults';
 import type { RingsMode } from './ring-tracker';
 import { chooseRelayCpu } from './relay-placement';
-import type { DeviceType } from '../protocol';
+import type { DeviceType, Dialect } from '../protocol';
 
 export interface DaemonStatus {
   pid: number;
@@ -55,6 +55,8 @@ export interface DaemonOptions {
   statsIntervalMs?: number;
   /** snapshot vrings at every relayed kick and call (needs interposition) */
   rings?: RingsMode;
+  /** decode implementation-specific request codes as this family's (--dialect) */
+  dialect?: Dialect;
   /** fault rules applied to every session (rules may be added and removed while it runs) */
   faults?: FaultRuleSet;
   /** daemon-level notices (accept errors, connect retries given up) */
@@ -175,6 +177,7 @@ export class ProxyDaemon {
           statsIntervalMs: this.opts.statsIntervalMs ?? 0,
           ...(this.opts.faults ? { faults: this.opts.faults } : {}),
           ...(this.opts.rings ? { rings: this.opts.rings } : {}),
+          ...(this.opts.dialect ? { dialect: this.opts.dialect } : {}),
         },
         acceptedFd,
         connFd,

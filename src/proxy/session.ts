@@ -30,6 +30,7 @@ import {
   type Side,
   virtioFeatureNames,
   type DeviceType,
+  type Dialect,
 } from '../protocol';
 import type { Direction, FdDescription, MessageEvent, PeerIdentity, ProxyEvent, RelayPairSummary, SessionEndEvent } from './events';
 import { closeFds, describeFds, peerIdentity } from './fds';
@@ -69,6 +70,8 @@ export interface SessionOptions {
   faults?: FaultRuleSet;
   /** snapshot the vrings at every relayed kick and call (needs `relay`) */
   rings?: RingsMode;
+  /** decode codes whose meaning differs between implementations as this family's (--dialect) */
+  dialect?: Dialect;
 }
 
 const other = (p: Position): Position => (p === 'listen' ? 'connect' : 'listen');
@@ -215,7 +218,7 @@ export class ProxySession {
     if (h && sender === 'frontend' && messageIsReply(kind, h.flags, sender) && sub.injected.includes(h.request)) {
       sub.injected.splice(sub.injected.indexOf(h.request), 1);
       closeFds(fds);
-      this.emitMessage(kind, 'frontend', raw, describeFds(fds), validateMessage(raw, { channel: kind, sender, fdCount: fds.length, negotiation: this.negotiation }), ts, { absorbed: true });
+      this.emitMessage(kind, 'frontend', raw, describeFds(fds), validateMessage(raw, { channel: kind, sender, fdCount: fds.length, negotiation: this.negotiation, dialect: this.opts.dialect }), ts, { absorbed: true });
       return;
     }
     this.handle(kind, sender, sender === 'frontend' ? sub.be : sub.fe, raw, fds, ts, `${kind} channel`);
@@ -223,7 +226,7 @@ export class ProxySession {
 
   /** Validates, then hands the message to the fault rules (if any) or straight to deliver(). */
   private handle(channel: ChannelKind, sender: Side, to: Channel, raw: Buffer, fds: number[], ts: bigint, where: string): void {
-    const findings = validateMessage(raw, { channel, sender, fdCount: fds.length, negotiation: this.negotiation });
+    const findings = validateMessage(raw, { channel, sender, fdCount: fds.length, negotiation: this.negotiation, dialect: this.opts.dialect });
     const fatal = findings.find((f) => f.severity === 'fatal');
     if (fatal) {
       closeFds(fds);
@@ -357,7 +360,7 @@ export class ProxySession {
   private emitMessage(channel: ChannelKind, sender: Side, raw: Buffer, fds: FdDescription[], findings: Finding[], ts: bigint, extra: Partial<MessageEvent>): void {
     const dir: Direction = sender === 'frontend' ? 'F>B' : 'B>F';
     this.counts[dir]++;
-    const decoded = decodeMessage(channel, raw, sender);
+    const decoded = decodeMessage(channel, raw, sender, { negotiation: this.negotiation, dialect: this.opts.dialect });
     this.opts.emit({
       type: 'message',
       ts,
@@ -369,7 +372,7 @@ export class ProxySession {
       decoded,
       fds,
       findings,
-      ...(decoded.reply ? {} : { replyExpected: isReplyExpected(channel, decoded.request, decoded.flags, this.negotiation) }),
+      ...(decoded.reply ? {} : { replyExpected: isReplyExpected(channel, decoded.request, decoded.flags, this.negotiation, this.opts.dialect) }),
       ...extra,
     });
   }

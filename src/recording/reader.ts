@@ -11,6 +11,7 @@ import {
   HEADER_SIZE,
   messageIsReply,
   isReplyExpected,
+  type Dialect,
   newNegotiation,
   parseHeader,
   protocolFeatureNames,
@@ -30,7 +31,7 @@ export function readRecording(file: string): FrameScan {
  * The proxy events a recording holds, in time order. Notifications come out one by one
  * (from their batches) only when asked for: there can be millions.
  */
-export function recordingEvents(records: RecordingRecord[], opts: { notifications?: boolean } = {}): ProxyEvent[] {
+export function recordingEvents(records: RecordingRecord[], opts: { notifications?: boolean; dialect?: Dialect } = {}): ProxyEvent[] {
   const out: ProxyEvent[] = [];
   const negotiations = new Map<number, Negotiation>();
   for (const [frame, r] of records.entries()) {
@@ -59,7 +60,7 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
         const h = parseHeader(forwarded);
         const n = negotiations.get(r.session) ?? newNegotiation();
         const sender = r.dir === 'F>B' ? 'frontend' : 'backend';
-        const findings = validateMessage(r.raw, { channel: r.channel, sender, fdCount: r.fds.length, negotiation: n });
+        const findings = validateMessage(r.raw, { channel: r.channel, sender, fdCount: r.fds.length, negotiation: n, dialect: opts.dialect });
         if (r.channel === 'main' && !r.undelivered) applyMainMessage(n, h.request, h.flags, forwarded.subarray(HEADER_SIZE));
         const reply = messageIsReply(r.channel, h.flags, sender);
         const cleared = r.forwarded && r.raw.length >= 20 && forwarded.length >= 20 ? r.raw.readBigUInt64LE(12) & ~forwarded.readBigUInt64LE(12) : 0n;
@@ -73,10 +74,10 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
           sender,
           dir: r.dir,
           raw: forwarded,
-          decoded: decodeMessage(r.channel, forwarded, sender),
+          decoded: decodeMessage(r.channel, forwarded, sender, { negotiation: n, dialect: opts.dialect }),
           fds: r.fds,
           findings,
-          ...(reply ? {} : { replyExpected: isReplyExpected(r.channel, h.request, h.flags, n) }),
+          ...(reply ? {} : { replyExpected: isReplyExpected(r.channel, h.request, h.flags, n, opts.dialect) }),
           ...(r.interposed ? { interposed: true } : {}),
           ...(r.injected ? { injected: true } : {}),
           ...(r.absorbed ? { absorbed: true } : {}),

@@ -148,3 +148,18 @@ describe('the real recordings', () => {
     expect([...new Set(findings.map((x) => x.rule.id))]).toEqual(quirks[f] ?? []);
   });
 });
+
+describe('VU016 ambiguous-request, decided by negotiation', () => {
+  it('does not flag a standard GET_SHMEM_CONFIG once SHMEM is negotiated, and does flag it before', () => {
+    const negotiated = { postcopyListening: false, protocolFeatures: 1n << 22n };
+    const at = (n: typeof negotiated | undefined): ProxyEvent[] => {
+      const raw = encodeMessage(Request.GET_SHMEM_CONFIG, 1);
+      return [
+        { type: 'session-start', ts: 0n, session: 1, listenPath: '/l', connectPath: '/c', frontend: 'auto', interpose: true, peers: {} },
+        { type: 'message', ts: 1000n, session: 1, channel: 'main', sender: 'frontend', dir: 'F>B', raw, decoded: decodeMessage('main', raw, 'frontend', { negotiation: n }), fds: [], findings: [] },
+      ];
+    };
+    expect(checkEvents(at(negotiated)).map((f) => f.rule.id)).not.toContain('VU016');
+    expect(checkEvents(at(undefined)).map((f) => f.rule.id)).toContain('VU016');
+  });
+});

@@ -230,3 +230,37 @@ describe('per-channel rules: the GPU socket (vhost-user-gpu.rst)', () => {
     expect(isReplyExpected('gpu', 8, FLAG_NEED_REPLY, n)).toBe(false);
   });
 });
+
+describe('dialects: codes whose meaning depends on the implementation', () => {
+  const neg = (...bits: number[]) => ({ ...newNegotiation(), protocolFeatures: bits.reduce((v, b) => v | (1n << BigInt(b)), 0n) });
+  const ctx = (): MessageContext => ({ channel: 'main', sender: 'frontend', fdCount: 0, negotiation: neg() });
+  it('44 is GET_SHMEM_CONFIG once SHMEM is negotiated, and ambiguous before', () => {
+    const m = encodeMessage(44, 1);
+    expect(decodeMessage('main', m, 'frontend', { negotiation: neg(ProtocolFeature.SHMEM) })).toMatchObject({ name: 'GET_SHMEM_CONFIG' });
+    expect(decodeMessage('main', m, 'frontend', { negotiation: neg(ProtocolFeature.SHMEM) }).ambiguous).toBeUndefined();
+    const d = decodeMessage('main', m, 'frontend', { negotiation: neg() });
+    expect(d.name).toBe('GET_SHMEM_CONFIG');
+    expect(d.ambiguous).toEqual(['GET_SHMEM_CONFIG (standard)', 'SNAPSHOT (crosvm-2023)', 'GET_VRING_BASE_SKIP_DRAIN (yandex)']);
+  });
+  it('44 with a vring state is yc-libvhost-server\'s GET_VRING_BASE_SKIP_DRAIN', () => {
+    const d = decodeMessage('main', encodeMessage(44, 1, u32s(1, 0)), 'frontend', { negotiation: neg() });
+    expect(d).toMatchObject({ name: 'GET_VRING_BASE_SKIP_DRAIN', dialect: 'yandex', layout: 'vringState' });
+    expect(validateMessage(encodeMessage(44, 1, u32s(1, 0)), ctx())).toEqual([]);
+  });
+  it('41 is GET_SHARED_OBJECT with SHARED_OBJECT, else ambiguous with crosvm\'s GET_SHARED_MEMORY_REGIONS; --dialect decides', () => {
+    const m = encodeMessage(41, 1, Buffer.alloc(16));
+    expect(decodeMessage('main', m, 'frontend', { negotiation: neg(ProtocolFeature.SHARED_OBJECT) }).ambiguous).toBeUndefined();
+    expect(decodeMessage('main', m, 'frontend', { negotiation: neg() }).ambiguous).toContain('GET_SHARED_MEMORY_REGIONS (crosvm-2023)');
+    expect(decodeMessage('main', encodeMessage(41, 1), 'frontend', { negotiation: neg(), dialect: 'crosvm-2023' })).toMatchObject({ name: 'GET_SHARED_MEMORY_REGIONS', dialect: 'crosvm-2023' });
+    // the standard meaning wins over --dialect once its feature is negotiated
+    expect(decodeMessage('main', m, 'frontend', { negotiation: neg(ProtocolFeature.SHARED_OBJECT), dialect: 'crosvm-2023' }).name).toBe('GET_SHARED_OBJECT');
+  });
+  it('crosvm\'s pre-2025 codes have one meaning: front-end 1004, back-end 1000 and 1001', () => {
+    expect(decodeMessage('main', encodeMessage(1004, 1))).toMatchObject({ name: 'GET_SHARED_MEMORY_REGIONS', dialect: 'crosvm-2024', known: true });
+    expect(decodeMessage('backend', encodeMessage(1000, 1, Buffer.alloc(40)))).toMatchObject({ name: 'SHMEM_MAP', dialect: 'crosvm-2024' });
+    expect(decodeMessage('backend', encodeMessage(1001, 1, Buffer.alloc(40)))).toMatchObject({ name: 'SHMEM_UNMAP', dialect: 'crosvm-2024' });
+    expect(decodeMessage('backend', encodeMessage(1006, 1)).name).toBe('CROSVM_GPU_MAP');
+    expect(validateMessage(encodeMessage(1004, 1), ctx()).map((f) => f.rule)).toEqual([]);
+    expect(isReplyExpected('main', 1004, 1, newNegotiation())).toBe(true);
+  });
+});
