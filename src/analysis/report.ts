@@ -10,6 +10,7 @@ import type { ProxyEvent } from '../proxy/events';
 import { NotificationStats } from '../proxy/notification-stats';
 import { summarize } from './summary';
 import { checkEvents } from './checker';
+import { deviceOf, recordingDevices } from '../recording/devices';
 import type { RecordingRecord } from '../recording/records';
 import { entryLine, indicesText } from '../rings/format';
 
@@ -25,8 +26,9 @@ interface SessionData {
 /** a report stays readable (and small) however long the recording */
 const MAX_RING_ROWS = 2000;
 
-export function renderReport(file: string, records: RecordingRecord[], events: ProxyEvent[], device: DeviceType = 'generic'): string {
-  const sum = summarize(records, device);
+export function renderReport(file: string, records: RecordingRecord[], events: ProxyEvent[], override?: DeviceType): string {
+  const sum = summarize(records, override);
+  const devices = recordingDevices(records, override);
   const findings = checkEvents(events);
   const h = sum.headers[0];
   const sessions: string[] = [];
@@ -44,13 +46,13 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
       if (e.type === 'ring' && ringRows.length < MAX_RING_ROWS) {
         const sn = e.snapshot;
         const what = sn.kind === 'base' ? `GET_VRING_BASE answered ${e.base}` : `${sn.entries.length} new chain(s)${sn.truncated ? ' (truncated)' : ''}`;
-        ringRows.push(`<tr class="ring-${sn.kind}"><td>${ms(e.ts).toFixed(3)}</td><td>${e.vring}</td><td>${sn.kind}</td><td>${esc(indicesText(sn))}</td><td>${esc(what)}${sn.error ? ` <b>${esc(sn.error)}</b>` : ''}${sn.entries.length ? `<br>${sn.entries.map((x) => esc(entryLine(x, sn, device, e.vring))).join('<br>')}` : ''}</td></tr>`);
+        ringRows.push(`<tr class="ring-${sn.kind}"><td>${ms(e.ts).toFixed(3)}</td><td>${e.vring}</td><td>${sn.kind}</td><td>${esc(indicesText(sn))}</td><td>${esc(what)}${sn.error ? ` <b>${esc(sn.error)}</b>` : ''}${sn.entries.length ? `<br>${sn.entries.map((x) => esc(entryLine(x, sn, deviceOf(devices, e.session), e.vring))).join('<br>')}` : ''}</td></tr>`);
       }
       if (e.type === 'fault') faultRows.push(`<tr><td>${ms(e.ts).toFixed(3)}</td><td>${esc(e.rule)}</td><td>${esc(e.text)}</td><td>${esc(e.detail)}</td></tr>`);
       if (e.type === 'message') {
         const d = e.decoded;
         rows.push(
-          `<tr class="${d.reply ? 'reply' : 'req'}${e.findings.length ? ' warn' : ''}"><td>${ms(e.ts).toFixed(3)}</td><td>${e.dir}</td><td>${e.channel}</td><td>${esc(d.name)}</td><td>${esc(flagsToString(d.flags, d.channel))}</td><td>${d.size}</td><td>${esc(e.fds.map((f) => f.kind).join(' '))}</td><td>${esc(formatPayload(d, device))}</td></tr>`,
+          `<tr class="${d.reply ? 'reply' : 'req'}${e.findings.length ? ' warn' : ''}"><td>${ms(e.ts).toFixed(3)}</td><td>${e.dir}</td><td>${e.channel}</td><td>${esc(d.name)}</td><td>${esc(flagsToString(d.flags, d.channel))}</td><td>${d.size}</td><td>${esc(e.fds.map((f) => f.kind).join(' '))}</td><td>${esc(formatPayload(d, deviceOf(devices, e.session)))}</td></tr>`,
         );
         timeline.push({ t: ms(e.ts), lane: `${e.channel} ${e.dir}`, label: `${d.name}${d.reply ? ' reply' : ''}`, kind: d.reply ? 'reply' : 'req' });
       } else if (e.type === 'notification') {
@@ -66,7 +68,7 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
 <h2>Session ${s.session}</h2>
 <p>${esc(s.listen)} (pid ${s.peers.listen?.pid ?? '?'} ${esc(s.peers.listen?.exe ?? '')}) ⇄ ${esc(s.connect)} (pid ${s.peers.connect?.pid ?? '?'} ${esc(s.peers.connect?.exe ?? '')})<br>
 duration ${s.durationS?.toFixed(3) ?? '?'} s · messages F&gt;B ${s.messages['F>B']}, B&gt;F ${s.messages['B>F']} · eventfds ${s.interpose ? 'interposed' : 'passed through'}${s.endReason ? ` · end: ${esc(s.endReason)}` : ''}</p>
-<p>protocol features in use: ${esc((s.features.protocolInUse ?? []).join(' | ') || '—')}<br>virtio features acked: ${esc((s.features.acked ?? []).join(' | ') || '—')}</p>
+<p>device: ${esc(s.device ? `${s.device} (${s.deviceReason})` : 'not known')}<br>protocol features in use: ${esc((s.features.protocolInUse ?? []).join(' | ') || '—')}<br>virtio features acked: ${esc((s.features.acked ?? []).join(' | ') || '—')}</p>
 <h3>Check findings (${sf.length})</h3>
 ${sf.length ? `<ul class="findings">${sf.map((f) => `<li class="${f.rule.severity}"><b>${f.rule.id} ${f.rule.name}</b> at ${esc(f.at)}${f.message !== undefined ? ` (#${f.message})` : ''}: ${esc(f.detail)} <i>${esc(f.rule.section)}</i></li>`).join('')}</ul>` : '<p>none</p>'}
 <h3>Timeline</h3>

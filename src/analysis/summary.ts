@@ -5,6 +5,7 @@
 import {
   applyMainMessage,
   HEADER_SIZE,
+  messageIsReply,
   newNegotiation,
   parseHeader,
   protocolFeatureNames,
@@ -14,6 +15,7 @@ import {
   type Negotiation,
 } from '../protocol';
 import type { PeerIdentity } from '../proxy/events';
+import { deviceOf, recordingDevices } from '../recording/devices';
 import { unpackBatch, type HeaderRecord, type RecordingRecord } from '../recording/records';
 
 export interface SessionSummary {
@@ -30,6 +32,10 @@ export interface SessionSummary {
   fds: number;
   requests: Record<string, number>;
   features: { offered?: string[]; acked?: string[]; protocolOffered?: string[]; protocolInUse?: string[] };
+  /** the virtio device, inferred (or --device) */
+  device?: DeviceType;
+  /** what the device was inferred from */
+  deviceReason?: string;
   /** per vring and kind: relayed notifications and the sum of their counts */
   notifications: Record<string, { events: number; count: number }>;
   droppedNotifications: number;
@@ -51,7 +57,9 @@ function names(n: Negotiation, device: DeviceType): SessionSummary['features'] {
   return f;
 }
 
-export function summarize(records: RecordingRecord[], device: DeviceType = 'generic'): RecordingSummary {
+/** `device`: name feature bits by this device in every session (--device); by default each session's own, inferred. */
+export function summarize(records: RecordingRecord[], device?: DeviceType): RecordingSummary {
+  const devices = recordingDevices(records, device);
   const headers: HeaderRecord[] = [];
   const sessions = new Map<number, SessionSummary & { negotiation: Negotiation }>();
   for (const r of records) {
@@ -72,7 +80,7 @@ export function summarize(records: RecordingRecord[], device: DeviceType = 'gene
       s.messages[r.dir]++;
       s.fds += r.fds.length;
       const name = `${r.channel === 'main' ? '' : `${r.channel}:`}${requestName(r.channel, h.request)}`;
-      if (!(h.flags & 4)) s.requests[name] = (s.requests[name] ?? 0) + 1;
+      if (!messageIsReply(r.channel, h.flags, r.dir === 'F>B' ? 'frontend' : 'backend')) s.requests[name] = (s.requests[name] ?? 0) + 1;
     } else if (r.type === 'notify') {
       const s = sessions.get(r.session);
       if (!s) continue;
@@ -98,6 +106,9 @@ export function summarize(records: RecordingRecord[], device: DeviceType = 'gene
   }
   return {
     headers,
-    sessions: [...sessions.values()].map(({ negotiation, ...s }) => ({ ...s, features: names(negotiation, device) })),
+    sessions: [...sessions.values()].map(({ negotiation, ...s }) => {
+      const d = devices.get(s.session);
+      return { ...s, ...(d ? { device: d.device, deviceReason: d.reason } : {}), features: names(negotiation, deviceOf(devices, s.session)) };
+    }),
   };
 }

@@ -6,6 +6,8 @@ import { ProxyDaemon } from '../proxy/daemon';
 import type { FrontendPosition } from '../proxy/session';
 import type { DeviceType } from '../protocol';
 import { DIALECT_HELP, parseDialect } from './dialect-option';
+import { DEVICE_HELP } from './device-option';
+import { DeviceTracker } from '../proxy/device-tracker';
 import type { ProxyEvent } from '../proxy/events';
 import { DEFAULT_NICE, DEFAULT_SPIN_US } from '../proxy/relay-hub';
 import { Recorder } from '../recording/recorder';
@@ -23,7 +25,7 @@ export interface ProxyCliOptions {
   frontend: FrontendPosition;
   json?: boolean;
   pretty?: boolean;
-  device: DeviceType;
+  device?: DeviceType;
   connectTimeout: string;
   mode: string;
   interpose: boolean;
@@ -53,7 +55,7 @@ export function registerProxy(program: Command): void {
     .option('--frontend <where>', 'which side is the frontend: listen, connect, or auto (whoever speaks first)', 'auto')
     .option('--json', 'JSON lines on stdout (default when stdout is not a terminal)')
     .option('--pretty', 'human-readable lines (default on a terminal)')
-    .option('--device <type>', 'device type for naming device feature bits: net, blk, fs, scsi, gpu, vsock, input, generic', 'generic')
+    .option('--device <type>', DEVICE_HELP)
     .option('--connect-timeout <ms>', 'keep retrying the connect side this long per accepted peer', '30000')
     .option('--mode <octal>', 'permissions of the listening socket file', '600')
     .option('--no-interpose', 'forward the peers\' own eventfds: zero data-path cost, no notification timing')
@@ -101,6 +103,7 @@ export function runProxy(o: ProxyCliOptions): void {
   let control: ControlServer | undefined;
   let injector: Injector | undefined;
   const checker = o.check ? new Checker() : undefined;
+  const devices = new DeviceTracker();
   const emit = (e: ProxyEvent): void => {
     recorder?.onEvent(e);
     injector?.onEvent(e);
@@ -108,8 +111,11 @@ export function runProxy(o: ProxyCliOptions): void {
     for (const f of checker?.onEvent(e) ?? [])
       logger.warn({ event: 'finding', session: f.session, id: f.rule.id, rule: f.rule.name, severity: f.rule.severity, section: f.rule.section, at: f.at, detail: f.detail, msg: findingLine(f).trim() });
     if (e.type === 'notification' && !o.logNotifications) return;
-    if (e.type === 'notice') return void logger.warn(eventRecord(e, o.device));
-    const rec = eventRecord(e, o.device);
+    const guess = devices.observe(e);
+    if (guess && !o.device && 'session' in e) logger.info({ event: 'device', session: e.session, device: guess.device, reason: guess.reason, msg: `session ${e.session} carries a ${guess.device} device (from ${guess.reason})` });
+    const device = o.device ?? ('session' in e ? devices.guess(e.session)?.device : undefined) ?? 'generic';
+    if (e.type === 'notice') return void logger.warn(eventRecord(e, device));
+    const rec = eventRecord(e, device);
     const bad = e.type === 'session-end' && e.reason.startsWith('bad input');
     const warn = (e.type === 'message' && e.findings.length > 0) || e.type === 'fault';
     if (bad) logger.error(rec);
@@ -144,7 +150,7 @@ export function runProxy(o: ProxyCliOptions): void {
   if (o.control !== false) {
     const controlPath = o.control === undefined || (o.control as unknown) === true ? defaultControlPath(o.listen) : o.control;
     control = new ControlServer(controlPath, {
-      status: (device) => daemon.status(device ?? o.device),
+      status: (device) => daemon.status(device ?? o.device ?? 'generic'),
       rules: faults,
       onRulesChanged: (what) => logger.warn({ event: 'notice', msg: what }),
     });

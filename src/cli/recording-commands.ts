@@ -1,5 +1,7 @@
 /** `vhostscope show` and `vhostscope info`: read a recording back. */
 import { DIALECT_HELP, parseDialect } from './dialect-option';
+import { DEVICE_HELP } from './device-option';
+import { deviceOf, recordingDevices } from '../recording/devices';
 import type { Command } from 'commander';
 import { summarize } from '../analysis/summary';
 import { eventRecord, humanLine, secs } from '../log/format';
@@ -16,7 +18,7 @@ interface ShowOptions {
   json?: boolean;
   notifications?: boolean;
   rings?: boolean;
-  device: DeviceType;
+  device?: DeviceType;
   dialect?: string;
 }
 
@@ -27,17 +29,18 @@ function tornNote(file: string, torn: { offset: number; bytes: number; reason: s
 export function showRecording(file: string, o: ShowOptions, out: (line: string) => void): void {
   const scan = readRecording(file);
   const events = recordingEvents(scan.records, { notifications: Boolean(o.notifications), ...(o.dialect ? { dialect: parseDialect(o.dialect) } : {}) });
+  const devices = recordingDevices(scan.records, o.device);
   const t0 = events[0]?.ts ?? 0n;
   const keep = eventFilter(o, t0);
   for (const e of events.filter(keep)) {
-    const rec = eventRecord(e, o.device);
+    const rec = eventRecord(e, 'session' in e ? deviceOf(devices, e.session) : 'generic');
     out(o.json ? JSON.stringify(rec) : humanLine(rec));
   }
   const note = tornNote(file, scan.torn);
   if (note) out(o.json ? JSON.stringify({ event: 'torn', ...scan.torn, msg: note }) : `!! ${note}`);
 }
 
-export function infoText(file: string, device: DeviceType): string[] {
+export function infoText(file: string, device?: DeviceType): string[] {
   const scan = readRecording(file);
   const sum = summarize(scan.records, device);
   const lines: string[] = [];
@@ -49,6 +52,7 @@ export function infoText(file: string, device: DeviceType): string[] {
     lines.push(`session ${s.session}: ${s.listen} (${peer(s.peers.listen)}) <-> ${s.connect} (${peer(s.peers.connect)})`);
     lines.push(`  start ${secs(s.startNs)}${s.durationS !== undefined ? `, duration ${s.durationS.toFixed(3)} s` : ', no end recorded'}; eventfds ${s.interpose ? 'interposed' : 'passed through'}`);
     lines.push(`  messages F>B ${s.messages['F>B']}, B>F ${s.messages['B>F']}; fds ${s.fds}`);
+    lines.push(`  device: ${s.device ? `${s.device} (${s.deviceReason})` : 'not known (--device names it)'}`);
     const f = s.features;
     if (f.offered) lines.push(`  virtio features offered: ${f.offered.join('|')}`);
     if (f.acked) lines.push(`  virtio features acked:   ${f.acked.join('|')}`);
@@ -77,7 +81,7 @@ export function registerRecordingCommands(program: Command): void {
     .option('--notifications', 'also every relayed kick/call/err')
     .option('--rings', 'also the vring snapshots (recorded with proxy --rings): indices, descriptor chains, decoded buffer headers (with --device)')
     .option('--json', 'JSON lines')
-    .option('--device <type>', 'device type for naming device feature bits', 'generic')
+    .option('--device <type>', DEVICE_HELP)
     .option('--dialect <family>', DIALECT_HELP)
     .action((file: string, o: ShowOptions) => showRecording(file, o, (l) => process.stdout.write(l + '\n')));
   program
@@ -85,8 +89,8 @@ export function registerRecordingCommands(program: Command): void {
     .description('summarise a recording: peers, negotiated features, message and notification counts, duration')
     .argument('<file>', 'a recording made with proxy --record')
     .option('--json', 'the summary as JSON')
-    .option('--device <type>', 'device type for naming device feature bits', 'generic')
-    .action((file: string, o: { json?: boolean; device: DeviceType }) => {
+    .option('--device <type>', DEVICE_HELP)
+    .action((file: string, o: { json?: boolean; device?: DeviceType }) => {
       if (o.json) {
         const scan = readRecording(file);
         const s = summarize(scan.records, o.device);

@@ -1,11 +1,12 @@
 /** `vhostscope report FILE -o report.html`: one self-contained HTML file. */
+import { DEVICE_HELP } from './device-option';
 import type { Command } from 'commander';
 import * as fs from 'node:fs';
 import { renderReport } from '../analysis/report';
 import type { DeviceType } from '../protocol';
 import { readRecording, recordingEvents } from '../recording/reader';
 
-export function reportHtml(file: string, device: DeviceType = 'generic'): string {
+export function reportHtml(file: string, device?: DeviceType): string {
   const scan = readRecording(file);
   return renderReport(file, scan.records, recordingEvents(scan.records, { notifications: true }), device);
 }
@@ -16,8 +17,8 @@ export function registerReport(program: Command): void {
     .description('write one self-contained HTML report: handshake table, check findings, latency histograms, timeline')
     .argument('<file>', 'a recording made with proxy --record')
     .requiredOption('-o, --output <path>', 'the HTML file to write')
-    .option('--device <type>', 'device type for naming device feature bits', 'generic')
-    .action((file: string, o: { output: string; device: DeviceType }) => {
+    .option('--device <type>', DEVICE_HELP)
+    .action((file: string, o: { output: string; device?: DeviceType }) => {
       fs.writeFileSync(o.output, reportHtml(file, o.device));
     });
 }

@@ -52,7 +52,8 @@ export const VirtioFeature = {
   ADMIN_VQ: 41,
 } as const;
 
-export type DeviceType = 'net' | 'blk' | 'fs' | 'scsi' | 'gpu' | 'vsock' | 'input' | 'generic';
+export const DEVICE_TYPES = ['net', 'blk', 'fs', 'scsi', 'gpu', 'vsock', 'input', 'gpio', 'i2c', 'rng', 'sound', 'scmi', 'can', 'console', 'generic'] as const;
+export type DeviceType = (typeof DEVICE_TYPES)[number];
 
 /** Device-specific feature bits per device type (virtio spec device chapters). */
 export const DeviceFeatures: Record<DeviceType, Record<string, number>> = {
@@ -72,6 +73,13 @@ export const DeviceFeatures: Record<DeviceType, Record<string, number>> = {
   gpu: { VIRGL: 0, EDID: 1, RESOURCE_UUID: 2, RESOURCE_BLOB: 3, CONTEXT_INIT: 4 },
   vsock: { SEQPACKET: 1 },
   input: {},
+  gpio: { IRQ: 0 },
+  i2c: { ZERO_LENGTH_REQUEST: 0 },
+  rng: {},
+  sound: { CTLS: 0 },
+  scmi: { P2A_CHANNELS: 0, SHARED_MEMORY: 1 },
+  can: { CAN_CLASSIC: 0, CAN_FD: 1, LATE_TX_ACK: 2, RTR_FRAMES: 3 },
+  console: { SIZE: 0, MULTIPORT: 1, EMERG_WRITE: 2 },
   generic: {},
 };
 

@@ -11,3 +11,4 @@ export * from './format';
 export * from './channels';
 export * from './dialects';
 export * from './gpu-payloads';
+export * from './device-inference';

@@ -145,7 +145,16 @@ export interface RingRecord {
   base?: number;
 }
 
-export type RecordingRecord = HeaderRecord | SessionStartRecord | MessageRecord | NotifyBatchRecord | DropRecord | SessionEndRecord | RecoveryRecord | FaultRecord | InjectedNotificationRecord | RingRecord;
+/** Which virtio device the session carries, as the proxy inferred it, and why (readers skip unknown records). */
+export interface DeviceRecord {
+  type: 'device';
+  ts: bigint;
+  session: number;
+  device: string;
+  reason: string;
+}
+
+export type RecordingRecord = HeaderRecord | SessionStartRecord | MessageRecord | NotifyBatchRecord | DropRecord | SessionEndRecord | RecoveryRecord | FaultRecord | InjectedNotificationRecord | RingRecord | DeviceRecord;
 
 /** One notification, unpacked from a batch. */
 export interface NotificationEntry {

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { debian13Missing } from '../../src/lab/debian13';
+import { recordingDevices } from '../../src/recording/devices';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
 import { tmpDir } from '../helpers';
 import { runGpuGuest } from './harness/gpu';
@@ -20,7 +21,7 @@ describe('QEMU 10 vhost-user-gpu-pci <-> vhost-user-gpu through the proxy', () =
     if (missing) throw new Error(missing);
     const work = tmpDir('gpu');
     const direct = await runGpuGuest(path.join(work, 'direct'));
-    const proxy = new ProxyProcess(work, ['--device', 'gpu'], 'qemu10-gpu');
+    const proxy = new ProxyProcess(work, [], 'qemu10-gpu');
     let proxied;
     try {
       proxied = await runGpuGuest(path.join(work, 'proxied'), proxy);
@@ -57,6 +58,8 @@ describe('QEMU 10 vhost-user-gpu-pci <-> vhost-user-gpu through the proxy', () =
     expect(longest).toBeLessThan(8192);
     expect(proxy.records().filter((r) => r.event === 'session-end').map((r) => r.reason)).not.toContainEqual(expect.stringMatching(/bad input/));
 
+    // the device is named without --device, from QEMU's command line (GPU_SET_SOCKET confirms it)
+    expect(recordingDevices(readRecording(proxy.recordFile).records).get(1)).toEqual({ device: 'gpu', reason: "the peer on the listen side's command line (vhost-user-gpu)" });
     // the recording holds the same GPU messages, decoded the same way
     checkRecording(proxy, ['request-flags']);
     const recorded = recordingEvents(readRecording(proxy.recordFile).records).filter((e) => e.type === 'message' && e.channel === 'gpu');

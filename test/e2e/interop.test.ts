@@ -12,6 +12,9 @@ import { ovsMissing } from '../../src/lab/ovs';
 import { tmpDir } from '../helpers';
 import { blkGuest, dpdkPair, fsGuest, netGuest, ovsGuest, passtGuest, vsockGuest, type GuestRun, type Pair } from './harness/interop';
 import { checkRecording, type LogRecord } from './harness/proxy';
+import type { DeviceType } from '../../src/protocol';
+import { recordingDevices } from '../../src/recording/devices';
+import { readRecording } from '../../src/recording/reader';
 
 const mkdir = (d: string): string => {
   fs.mkdirSync(d, { recursive: true });
@@ -20,13 +23,19 @@ const mkdir = (d: string): string => {
 const D12: Pair['frontend'] = 'debian12';
 const D13: Pair['frontend'] = 'debian13';
 
-/** Every session ended because the frontend left, never on bad input; no message was flagged. */
-function expectClean(run: GuestRun | { proxy: GuestRun['proxy'] }, allowed: string[] = []): LogRecord[] {
+/**
+ * Every session ended because the frontend left, never on bad input; no message was flagged;
+ * the recording agrees with the log; the proxy named the device without --device.
+ */
+function expectClean(run: GuestRun | { proxy: GuestRun['proxy'] }, device: DeviceType, allowed: string[] = []): LogRecord[] {
   const msgs = run.proxy.messages();
   const flagged = msgs.filter((m) => m.findings?.some((f) => !allowed.includes(f.rule)));
   expect(flagged.map((m) => `${m.dir} ${m.request}: ${m.findings!.map((f) => f.rule).join(',')}`)).toEqual([]);
   for (const end of run.proxy.records().filter((r) => r.event === 'session-end')) expect(String(end.reason)).not.toMatch(/bad input|cannot interpose|failed/);
   checkRecording(run.proxy, allowed);
+  const inferred = recordingDevices(readRecording(run.proxy.recordFile).records).get(1);
+  expect(inferred?.device, `inferred from ${inferred?.reason}`).toBe(device);
+  expect(run.proxy.records().find((r) => r.event === 'device')).toMatchObject({ device });
   return msgs;
 }
 
@@ -42,7 +51,7 @@ describe('interop matrix through the proxy', () => {
     const run = await netGuest(tmpDir('io-net13'), { frontend: D13, backend: D13 });
     expect(run.qemuLog).toMatch(/GUEST-RESULT: PASS/);
     expect(run.backendLog).toMatch(/ICMP/);
-    const msgs = expectClean(run);
+    const msgs = expectClean(run, 'net');
     // QEMU 10 sets NEED_REPLY on SET_VRING_ENABLE once REPLY_ACK is negotiated (7.2 does not)
     expect(msgs.filter((m) => m.request === 'SET_VRING_ENABLE' && m.dir === 'F>B').every((m) => m.flags === 'v1|NEED_REPLY')).toBe(true);
     expect(msgs.some((m) => m.request === 'SET_VRING_ENABLE' && m.dir === 'B>F')).toBe(true);
@@ -53,7 +62,7 @@ describe('interop matrix through the proxy', () => {
     expect(run.qemuLog).toMatch(/GUEST-RESULT: PASS/);
     expect(run.qemuLog).toContain(`GUEST-READ-SHA: ${run.hostSha}`);
     expect(run.imageSha).toBe(run.guestWriteSha);
-    const msgs = expectClean(run);
+    const msgs = expectClean(run, 'blk');
     expect(offered(msgs)).toMatch(/CONFIGURE_MEM_SLOTS/);
     expect(msgs.some((m) => m.request === 'ADD_MEM_REG')).toBe(true);
   }, 240_000);
@@ -63,7 +72,7 @@ describe('interop matrix through the proxy', () => {
     expect(run.qemuLog).toMatch(/GUEST-RESULT: PASS/);
     expect(run.qemuLog).toContain(`GUEST-READ-SHA: ${run.hostSha}`);
     expect(run.fromGuest).toBe(`guest wrote this ${run.token}\n`);
-    const msgs = expectClean(run);
+    const msgs = expectClean(run, 'fs');
     expect(offered(msgs)).toMatch(/DEVICE_STATE/);
     expect(msgs.some((m) => m.request === 'RESET_DEVICE' && m.dir === 'F>B')).toBe(true);
   }, 240_000);
@@ -72,7 +81,7 @@ describe('interop matrix through the proxy', () => {
     const run = await dpdkPair(tmpDir('io-dpdk13'), { frontend: D13, backend: D13 });
     expect(run.backendRx).toBeGreaterThan(1000);
     expect(run.frontendRx).toBeGreaterThan(1000);
-    const msgs = expectClean(run);
+    const msgs = expectClean(run, 'net');
     expect(msgs.some((m) => m.request === 'SET_STATUS')).toBe(true);
   }, 180_000);
 
@@ -81,7 +90,7 @@ describe('interop matrix through the proxy', () => {
     for (const pair of [{ frontend: D12, backend: D13 }, { frontend: D13, backend: D12 }]) {
       const run = await netGuest(mkdir(path.join(work, `${pair.frontend}-${pair.backend}`)), pair);
       expect(run.qemuLog, `${pair.frontend} -> ${pair.backend}`).toMatch(/GUEST-RESULT: PASS/);
-      expectClean(run);
+      expectClean(run, 'net');
     }
   }, 420_000);
 
@@ -90,10 +99,10 @@ describe('interop matrix through the proxy', () => {
     for (const pair of [{ frontend: D12, backend: D13 }, { frontend: D13, backend: D12 }]) {
       const blk = await blkGuest(mkdir(path.join(work, `blk-${pair.frontend}-${pair.backend}`)), pair);
       expect(blk.imageSha, `blk ${pair.frontend} -> ${pair.backend}`).toBe(blk.guestWriteSha);
-      expectClean(blk);
+      expectClean(blk, 'blk');
       const fsRun = await fsGuest(mkdir(path.join(work, `fs-${pair.frontend}-${pair.backend}`)), pair);
       expect(fsRun.fromGuest, `fs ${pair.frontend} -> ${pair.backend}`).toBe(`guest wrote this ${fsRun.token}\n`);
-      expectClean(fsRun);
+      expectClean(fsRun, 'fs');
     }
   }, 600_000);
 
@@ -103,7 +112,7 @@ describe('interop matrix through the proxy', () => {
     expect(run.dhcp).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
     expect(run.fetchedSha).toBe(run.servedSha);
     expect(run.postedSha).toBe(run.guestSha);
-    const msgs = expectClean(run);
+    const msgs = expectClean(run, 'net');
     expect(offered(msgs)).toMatch(/DEVICE_STATE/);
   }, 240_000);
 
@@ -118,7 +127,7 @@ describe('interop matrix through the proxy', () => {
     expect(run.stats.vhuc1.tx_packets).toBeGreaterThan(0);
     expect(run.stats.vhuc1.rx_packets).toBeGreaterThan(0);
     for (const proxy of [run.serverPortProxy, run.clientPortProxy]) {
-      const msgs = expectClean({ proxy });
+      const msgs = expectClean({ proxy }, 'net');
       expect(msgs.some((m) => m.request === 'SET_MEM_TABLE')).toBe(true);
     }
     // on the client port OVS is the backend and connected to the proxy: the frontend (testpmd) is on the connect side
@@ -132,7 +141,7 @@ describe('interop matrix through the proxy', () => {
       expect(run.qemuLog, frontend).toMatch(/GUEST-RESULT: PASS/);
       expect(run.hostReceivedSha, frontend).toBe(run.sentSha);
       expect(run.echoedSha, frontend).toBe(run.sentSha);
-      expectClean(run);
+      expectClean(run, 'vsock');
     }
   }, 420_000);
 });

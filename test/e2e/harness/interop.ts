@@ -43,7 +43,7 @@ export async function netGuest(work: string, pair: Pair, pings = 10): Promise<Gu
   const initrd = buildInitramfs(work, guestBody(pings, pings - 2), ['virtio_pci', 'virtio_net']);
   const fe = path.join(work, 'fe.sock');
   const be = path.join(work, 'be.sock');
-  const proxy = new ProxyProcess(work, ['--device', 'net']);
+  const proxy = new ProxyProcess(work);
   const tp = new Testpmd({ name: 'be', workDir: work, mainLcore: 1, forwardMode: 'icmpecho', mbufs: 8192, vdev: `net_vhost0,iface=${be},queues=1`, release: pair.backend });
   let q: Peer | undefined;
   try {
@@ -90,7 +90,7 @@ echo "GUEST-RESULT: PASS"
 `, ['virtio_pci', 'virtio_blk']);
   const fe = path.join(work, 'fe.sock');
   const be = path.join(work, 'be.sock');
-  const proxy = new ProxyProcess(work, ['--device', 'blk']);
+  const proxy = new ProxyProcess(work);
   const run = fromRelease(pair.backend, [work], 'qemu-storage-daemon', [
     '--blockdev', `driver=file,node-name=file0,filename=${img},cache.direct=off`,
     '--blockdev', 'driver=raw,node-name=disk0,file=file0',
@@ -141,7 +141,7 @@ umount /mnt/v && echo "GUEST-RESULT: PASS"
 `, ['virtio_pci', 'virtiofs']);
   const fe = path.join(work, 'fe.sock');
   const be = path.join(work, 'be.sock');
-  const proxy = new ProxyProcess(work, ['--device', 'fs']);
+  const proxy = new ProxyProcess(work);
   const run = pair.backend === 'debian12'
     ? fromRelease('debian12', [], '/usr/lib/qemu/virtiofsd', ['-f', `--socket-path=${be}`, '-o', `source=${share}`, '-o', 'cache=none', '-o', 'sandbox=namespace'])
     : fromRelease('debian13', [work], '/usr/libexec/virtiofsd', [`--socket-path=${be}`, `--shared-dir=${share}`, '--cache=never', '--sandbox=namespace']);
@@ -172,7 +172,7 @@ export interface DpdkRun {
 export async function dpdkPair(work: string, pair: Pair): Promise<DpdkRun> {
   const fe = path.join(work, 'fe.sock');
   const be = path.join(work, 'be.sock');
-  const proxy = new ProxyProcess(work, ['--device', 'net']);
+  const proxy = new ProxyProcess(work);
   const back = new Testpmd({ name: 'be', workDir: work, mainLcore: 1, forwardMode: 'io', vdev: `net_vhost0,iface=${be},queues=1`, release: pair.backend });
   let front: Testpmd | undefined;
   try {
@@ -258,7 +258,7 @@ echo "GUEST-RESULT: PASS"
 `, ['virtio_pci', 'virtio_net']);
   const fe = path.join(work, 'fe.sock');
   const be = path.join(work, 'be.sock');
-  const proxy = new ProxyProcess(work, ['--device', 'net']);
+  const proxy = new ProxyProcess(work);
   const p = passtCommand(be);
   const passt = new Peer(p.cmd, p.args, { name: 'passt', logFile: path.join(work, 'passt.log') });
   let q: Peer | undefined;
@@ -309,8 +309,8 @@ export async function ovsGuest(work: string, pings = 12): Promise<OvsRun> {
   const qemuSock = path.join(work, 'qemu-fe.sock');
   const clientPath = path.join(work, 'ovs-client.sock'); // OVS connects here (the proxy listens)
   const tpSock = path.join(work, 'testpmd.sock'); // testpmd virtio-user listens here
-  const serverPortProxy = new ProxyProcess(path.join(work, 'p-server'), ['--device', 'net']);
-  const clientPortProxy = new ProxyProcess(path.join(work, 'p-client'), ['--device', 'net']);
+  const serverPortProxy = new ProxyProcess(path.join(work, 'p-server'));
+  const clientPortProxy = new ProxyProcess(path.join(work, 'p-client'));
   fs.mkdirSync(serverPortProxy.workDir, { recursive: true });
   fs.mkdirSync(clientPortProxy.workDir, { recursive: true });
   let tp: Testpmd | undefined;
@@ -390,7 +390,7 @@ echo "GUEST-ECHOED-SHA: $(sha256sum < /tmp/down | cut -d' ' -f1)"
 `, ['virtio_pci', 'vmw_vsock_virtio_transport'], [vsockPipe(work)]);
   const fe = path.join(work, 'fe.sock');
   const be = path.join(work, 'be.sock');
-  const proxy = new ProxyProcess(work, ['--device', 'vsock']);
+  const proxy = new ProxyProcess(work);
   const run = fromRelease('debian13', [work], '/usr/bin/vhost-device-vsock', ['--guest-cid', '3', '--socket', be, '--uds-path', uds]);
   const vsock = new Peer(run.cmd, run.args, { name: 'vhost-device-vsock', logFile: path.join(work, 'vsock.log'), env: run.env });
   let q: Peer | undefined;
