@@ -3,7 +3,7 @@
  * device-inference.ts) as events go by, and says when a session's best guess changes: the
  * proxy logs it and names feature bits by it, the recorder keeps it with its reason.
  */
-import { decoders, guessFromCommandLine, guessFromConfigSize, guessFromGpuSocket, HEADER_SIZE, Request, strongerGuess, type DeviceGuess } from '../protocol';
+import { decoders, guessFromCommandLine, guessFromConfigSize, guessFromGpuSocket, HEADER_SIZE, parseHeader, Request, strongerGuess, type DeviceGuess } from '../protocol';
 import type { ProxyEvent } from './events';
 
 export class DeviceTracker {
@@ -14,9 +14,11 @@ export class DeviceTracker {
     let g: DeviceGuess | undefined;
     if (e.type === 'session-start') {
       for (const [pos, p] of Object.entries(e.peers)) g = strongerGuess(g, p ? guessFromCommandLine(`peer on the ${pos} side`, p.cmdline, p.exe) : undefined);
-    } else if (e.type === 'message' && e.channel === 'main') {
-      if (e.decoded.request === Request.GPU_SET_SOCKET && !e.decoded.reply) g = guessFromGpuSocket();
-      else if (e.decoded.request === Request.GET_CONFIG && e.decoded.reply && e.raw.length > HEADER_SIZE + 12)
+    } else if (e.type === 'message' && e.channel === 'main' && e.raw.length >= HEADER_SIZE) {
+      // from the bytes (the recorder sees events from any source, decoded or not)
+      const h = parseHeader(e.raw);
+      if (h.request === Request.GPU_SET_SOCKET && e.dir === 'F>B') g = guessFromGpuSocket();
+      else if (h.request === Request.GET_CONFIG && e.dir === 'B>F' && e.raw.length > HEADER_SIZE + 12)
         g = guessFromConfigSize(Number(decoders.config(e.raw.subarray(HEADER_SIZE)).size));
     } else if (e.type === 'session-end') {
       this.guesses.delete(e.session);
