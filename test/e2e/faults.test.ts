@@ -88,7 +88,7 @@ describe('fault rules with real peers', () => {
     const events = recordingEvents(readRecording(proxy.recordFile).records, { notifications: true });
     const trail = events
       .filter((e) => (e.type === 'message' && e.decoded.name === 'SET_VRING_ENABLE' && (e.decoded.payload as { num: number }).num === 1) || e.type === 'fault' || (e.type === 'notification' && e.injected))
-      .map((e) => (e.type === 'fault' ? `fault ${e.action}` : e.type === 'notification' ? `injected ${e.kind} vring ${e.vring}` : `SET_VRING_ENABLE(${(e.decoded.payload as { index: number }).index}, 1)${e.heldNs !== undefined ? ' held' : ''}`));
+      .map((e) => (e.type === 'fault' ? `fault ${e.action}` : e.type === 'notification' ? `injected ${e.kind} vring ${e.vring}` : e.type === 'message' ? `SET_VRING_ENABLE(${(e.decoded.payload as { index: number }).index}, 1)${e.heldNs !== undefined ? ' held' : ''}` : e.type));
     expect(trail).toEqual(['fault hold', 'fault inject', 'injected kick vring 0', 'fault hold', 'SET_VRING_ENABLE(0, 1) held', 'SET_VRING_ENABLE(1, 1)']);
     const info = (await run(process.execPath, [CLI, 'info', proxy.recordFile])).stdout;
     expect(info).toContain('fault rules applied: 1 (hold SET_VRING_ENABLE vring=0 nth=1 until=kick:0): hold×2; 2 (inject kick:0 after=SET_VRING_ENABLE:0): inject×1');

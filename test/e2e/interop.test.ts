@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { debian13Missing } from '../../src/lab/debian13';
 import { ovsMissing } from '../../src/lab/ovs';
 import { tmpDir } from '../helpers';
-import { blkGuest, dpdkPair, fsGuest, netGuest, ovsGuest, passtGuest, vsockGuest, type GuestRun, type Pair } from './harness/interop';
+import { blkPair, dpdkPair, fsPair, netGuest, ovsGuest, passtGuest, vsockGuest, type GuestRun, type Pair } from './harness/interop';
 import { checkRecording, type LogRecord } from './harness/proxy';
 import type { DeviceType } from '../../src/protocol';
 import { recordingDevices } from '../../src/recording/devices';
@@ -58,7 +58,7 @@ describe('interop matrix through the proxy', () => {
   }, 240_000);
 
   it('QEMU 10 vhost-user-blk <-> qemu-storage-daemon 10: the guest reads the host pattern and writes its own', async () => {
-    const run = await blkGuest(tmpDir('io-blk13'), { frontend: D13, backend: D13 });
+    const run = await blkPair(tmpDir('io-blk13'), { frontend: D13, backend: D13 });
     expect(run.qemuLog).toMatch(/GUEST-RESULT: PASS/);
     expect(run.qemuLog).toContain(`GUEST-READ-SHA: ${run.hostSha}`);
     expect(run.imageSha).toBe(run.guestWriteSha);
@@ -68,7 +68,7 @@ describe('interop matrix through the proxy', () => {
   }, 240_000);
 
   it('QEMU 10 vhost-user-fs <-> the Rust virtiofsd: a host file read, a guest file written; QEMU sends RESET_DEVICE', async () => {
-    const run = await fsGuest(tmpDir('io-fs13'), { frontend: D13, backend: D13 });
+    const run = await fsPair(tmpDir('io-fs13'), { frontend: D13, backend: D13 });
     expect(run.qemuLog).toMatch(/GUEST-RESULT: PASS/);
     expect(run.qemuLog).toContain(`GUEST-READ-SHA: ${run.hostSha}`);
     expect(run.fromGuest).toBe(`guest wrote this ${run.token}\n`);
@@ -97,10 +97,10 @@ describe('interop matrix through the proxy', () => {
   it('mixed: QEMU 7.2 <-> qemu-storage-daemon 10 and the Rust virtiofsd; QEMU 10 <-> qemu-storage-daemon 7.2 and the C virtiofsd', async () => {
     const work = tmpDir('io-mixed-storage');
     for (const pair of [{ frontend: D12, backend: D13 }, { frontend: D13, backend: D12 }]) {
-      const blk = await blkGuest(mkdir(path.join(work, `blk-${pair.frontend}-${pair.backend}`)), pair);
+      const blk = await blkPair(mkdir(path.join(work, `blk-${pair.frontend}-${pair.backend}`)), pair);
       expect(blk.imageSha, `blk ${pair.frontend} -> ${pair.backend}`).toBe(blk.guestWriteSha);
       expectClean(blk, 'blk');
-      const fsRun = await fsGuest(mkdir(path.join(work, `fs-${pair.frontend}-${pair.backend}`)), pair);
+      const fsRun = await fsPair(mkdir(path.join(work, `fs-${pair.frontend}-${pair.backend}`)), pair);
       expect(fsRun.fromGuest, `fs ${pair.frontend} -> ${pair.backend}`).toBe(`guest wrote this ${fsRun.token}\n`);
       expectClean(fsRun, 'fs');
     }

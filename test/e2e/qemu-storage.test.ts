@@ -2,42 +2,21 @@
  * End to end with a VM: QEMU (TCG) vhost-user-blk <-> proxy <-> qemu-storage-daemon, and
  * vhost-user-fs <-> proxy <-> virtiofsd. Data is checked on the host, both directions.
  */
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Peer, waitForSocket } from '../../src/lab/process';
 import { tmpDir } from '../helpers';
-import { buildInitramfs, qemuArgs } from '../../src/lab/guest';
+import { qemuArgs } from '../../src/lab/guest';
+import { blkGuest, fsGuest, guestWritten, sha } from './harness/storage-guests';
 import { ProxyProcess, ringBases, ringHeaders, sessionEnd, vring } from './harness/proxy';
 import { checkRecording } from './harness/proxy';
 
-const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
-const pattern = (text: string, n: number): Buffer => Buffer.from(text.repeat(Math.ceil(n / text.length)).slice(0, n));
 
 describe('QEMU vhost-user-blk <-> qemu-storage-daemon through the proxy', () => {
   it('the guest reads the host pattern and its write lands in the image', async () => {
     const work = tmpDir('blk');
-    const token = `tok${Date.now()}`;
-    const img = path.join(work, 'disk.raw');
-    fs.writeFileSync(img, Buffer.alloc(0));
-    fs.truncateSync(img, 64 << 20);
-    const host = pattern(`host-wrote-this ${token}\n`, 1 << 20);
-    const fd = fs.openSync(img, 'r+');
-    fs.writeSync(fd, host, 0, host.length, 0);
-    fs.closeSync(fd);
-    const guestWrite = pattern(`guest-wrote-this ${token}\n`, 1 << 20);
-    const initrd = buildInitramfs(work, `
-tok=$(sed -n 's/.*lab.token=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
-i=0; until [ -b /dev/vda ] || [ $i -ge 50 ]; do sleep 0.1; i=$((i+1)); done
-[ -b /dev/vda ] || { echo "GUEST-RESULT: FAIL no /dev/vda"; exit 0; }
-echo "GUEST-READ-SHA: $(dd if=/dev/vda bs=65536 count=16 2>/dev/null | sha256sum | cut -d' ' -f1)"
-yes "guest-wrote-this $tok" | head -c 1048576 > /tmp/w
-dd if=/tmp/w of=/dev/vda bs=65536 seek=32 conv=fsync 2>/dev/null || { echo "GUEST-RESULT: FAIL write"; exit 0; }
-sync; echo 3 > /proc/sys/vm/drop_caches
-W=$(sha256sum < /tmp/w | cut -d' ' -f1); R=$(dd if=/dev/vda bs=65536 skip=32 count=16 2>/dev/null | sha256sum | cut -d' ' -f1)
-if [ "$W" = "$R" ]; then echo "GUEST-RESULT: PASS"; else echo "GUEST-RESULT: FAIL readback"; fi
-`, ['virtio_pci', 'virtio_blk']);
+    const { img, token, host, guestWrite, initrd } = blkGuest(work);
     const fe = path.join(work, 'fe.sock');
     const be = path.join(work, 'be.sock');
     // the proxy itself tells QEMU, over the interposed backend channel, that the config changed
@@ -61,11 +40,7 @@ if [ "$W" = "$R" ]; then echo "GUEST-RESULT: PASS"; else echo "GUEST-RESULT: FAI
     }
     expect(q.log()).toMatch(/GUEST-RESULT: PASS/);
     expect(q.log()).toContain(`GUEST-READ-SHA: ${sha(host)}`);
-    const written = Buffer.alloc(1 << 20);
-    const f2 = fs.openSync(img, 'r');
-    fs.readSync(f2, written, 0, written.length, 2 << 20);
-    fs.closeSync(f2);
-    expect(sha(written)).toBe(sha(guestWrite));
+    expect(sha(guestWritten(img))).toBe(sha(guestWrite));
 
     const msgs = proxy.messages();
     const add = msgs.filter((m) => m.request === 'ADD_MEM_REG' && m.dir === 'F>B');
@@ -117,21 +92,7 @@ if [ "$W" = "$R" ]; then echo "GUEST-RESULT: PASS"; else echo "GUEST-RESULT: FAI
 describe('QEMU vhost-user-fs <-> virtiofsd through the proxy', () => {
   it('the guest reads a host file and writes one the host sees', async () => {
     const work = tmpDir('fs');
-    const token = `tok${Date.now()}`;
-    const share = path.join(work, 'share');
-    fs.mkdirSync(path.join(share, 'sub'), { recursive: true });
-    const hello = pattern(`virtiofs host file ${token}\n`, 200_000);
-    fs.writeFileSync(path.join(share, 'hello.txt'), hello);
-    fs.writeFileSync(path.join(share, 'sub', 'token'), `${token}\n`);
-    const initrd = buildInitramfs(work, `
-tok=$(sed -n 's/.*lab.token=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
-mkdir -p /mnt/v
-mount -t virtiofs t0 /mnt/v || { echo "GUEST-RESULT: FAIL mount"; exit 0; }
-echo "GUEST-READ-SHA: $(sha256sum < /mnt/v/hello.txt | cut -d' ' -f1)"
-echo "GUEST-TOKEN: $(cat /mnt/v/sub/token)"
-echo "guest wrote this $tok" > /mnt/v/from-guest.txt && sync
-umount /mnt/v && echo "GUEST-RESULT: PASS"
-`, ['virtio_pci', 'virtiofs']);
+    const { share, token, hello, initrd } = fsGuest(work);
     const fe = path.join(work, 'fe.sock');
     const be = path.join(work, 'be.sock');
     const proxy = new ProxyProcess(work, ['--device', 'fs', '--rings=headers'], 'qemu-fs-virtiofsd');

@@ -55,7 +55,7 @@ describe('Relay', () => {
     const addon = path.resolve(__dirname, '..', '..', 'build', 'Release', 'vhostscope_native.node');
     const child = spawn(process.execPath, ['-e', `const n=require(${JSON.stringify(addon)});setTimeout(()=>{const t=n.monotonicNs();n.eventfdWrite(3,1);console.log(String(t));},50)`], { stdio: ['ignore', 'pipe', 'inherit', src] });
     let out = '';
-    child.stdout.on('data', (d) => (out += d));
+    child.stdout!.on('data', (d) => (out += d));
     await new Promise((r) => setTimeout(r, 20)); // let the child start before blocking
     const spinUntil = Date.now() + 1500;
     while (Date.now() < spinUntil && native.eventfdRead(dstR) === null) {

@@ -4,7 +4,6 @@
  * crossed (checked by the caller) and the proxy, whose log and recording the caller reads.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -18,9 +17,8 @@ import { OvsDpdk } from '../../../src/lab/ovs';
 import { Testpmd } from '../../../src/lab/testpmd';
 import { guestBody } from './qemu-net';
 import { ProxyProcess } from './proxy';
+import { blkGuest, fsGuest, guestWritten, pattern, sha } from './storage-guests';
 
-export const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
-const pattern = (text: string, n: number): Buffer => Buffer.from(text.repeat(Math.ceil(n / text.length)).slice(0, n));
 
 export interface Pair {
   frontend: Release;
@@ -69,25 +67,8 @@ export interface BlkRun extends GuestRun {
 }
 
 /** QEMU vhost-user-blk <-> qemu-storage-daemon: the guest reads a host pattern and writes one. */
-export async function blkGuest(work: string, pair: Pair): Promise<BlkRun> {
-  const token = `tok${Date.now()}`;
-  const img = path.join(work, 'disk.raw');
-  fs.writeFileSync(img, Buffer.alloc(0));
-  fs.truncateSync(img, 64 << 20);
-  const host = pattern(`host-wrote-this ${token}\n`, 1 << 20);
-  const fd = fs.openSync(img, 'r+');
-  fs.writeSync(fd, host, 0, host.length, 0);
-  fs.closeSync(fd);
-  const guestWrite = pattern(`guest-wrote-this ${token}\n`, 1 << 20);
-  const initrd = buildInitramfs(work, `
-tok=$(sed -n 's/.*lab.token=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
-i=0; until [ -b /dev/vda ] || [ $i -ge 50 ]; do sleep 0.1; i=$((i+1)); done
-[ -b /dev/vda ] || { echo "GUEST-RESULT: FAIL no /dev/vda"; exit 0; }
-echo "GUEST-READ-SHA: $(dd if=/dev/vda bs=65536 count=16 2>/dev/null | sha256sum | cut -d' ' -f1)"
-yes "guest-wrote-this $tok" | head -c 1048576 > /tmp/w
-dd if=/tmp/w of=/dev/vda bs=65536 seek=32 conv=fsync 2>/dev/null || { echo "GUEST-RESULT: FAIL write"; exit 0; }
-echo "GUEST-RESULT: PASS"
-`, ['virtio_pci', 'virtio_blk']);
+export async function blkPair(work: string, pair: Pair): Promise<BlkRun> {
+  const { img, token, host, guestWrite, initrd } = blkGuest(work);
   const fe = path.join(work, 'fe.sock');
   const be = path.join(work, 'be.sock');
   const proxy = new ProxyProcess(work);
@@ -109,11 +90,7 @@ echo "GUEST-RESULT: PASS"
     await qsd.stop(); // flushes and closes the image
     await proxy.stop();
   }
-  const written = Buffer.alloc(1 << 20);
-  const f2 = fs.openSync(img, 'r');
-  fs.readSync(f2, written, 0, written.length, 2 << 20);
-  fs.closeSync(f2);
-  return { proxy, qemuLog: q.log(), backendLog: qsd.log(), hostSha: sha(host), guestWriteSha: sha(guestWrite), imageSha: sha(written) };
+  return { proxy, qemuLog: q.log(), backendLog: qsd.log(), hostSha: sha(host), guestWriteSha: sha(guestWrite), imageSha: sha(guestWritten(img)) };
 }
 
 export interface FsRun extends GuestRun {
@@ -123,22 +100,8 @@ export interface FsRun extends GuestRun {
 }
 
 /** QEMU vhost-user-fs <-> virtiofsd (Debian 12: the C one in QEMU; Debian 13: the Rust one). */
-export async function fsGuest(work: string, pair: Pair): Promise<FsRun> {
-  const token = `tok${Date.now()}`;
-  const share = path.join(work, 'share');
-  fs.mkdirSync(path.join(share, 'sub'), { recursive: true });
-  const hello = pattern(`virtiofs host file ${token}\n`, 200_000);
-  fs.writeFileSync(path.join(share, 'hello.txt'), hello);
-  fs.writeFileSync(path.join(share, 'sub', 'token'), `${token}\n`);
-  const initrd = buildInitramfs(work, `
-tok=$(sed -n 's/.*lab.token=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
-mkdir -p /mnt/v
-mount -t virtiofs t0 /mnt/v || { echo "GUEST-RESULT: FAIL mount"; exit 0; }
-echo "GUEST-READ-SHA: $(sha256sum < /mnt/v/hello.txt | cut -d' ' -f1)"
-echo "GUEST-TOKEN: $(cat /mnt/v/sub/token)"
-echo "guest wrote this $tok" > /mnt/v/from-guest.txt && sync
-umount /mnt/v && echo "GUEST-RESULT: PASS"
-`, ['virtio_pci', 'virtiofs']);
+export async function fsPair(work: string, pair: Pair): Promise<FsRun> {
+  const { share, token, hello, initrd } = fsGuest(work);
   const fe = path.join(work, 'fe.sock');
   const be = path.join(work, 'be.sock');
   const proxy = new ProxyProcess(work);
