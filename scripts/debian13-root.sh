@@ -2,7 +2,8 @@
 # Builds (or verifies) the Debian 13 (trixie) root that holds the newer vhost-user peers the
 # end-to-end tests run next to Debian 12's: QEMU 10.0 (qemu-system-x86, qemu-storage-daemon,
 # /usr/lib/qemu/vhost-user-gpu from qemu-system-gui), DPDK 24.11 testpmd, the Rust virtiofsd and
-# passt, and from sid (pinned: nothing else comes from it) rust-vmm's vhost-device-vsock. The host
+# passt, cargo with the rust-vmm vhost crate (a test frontend is built on it offline), and from
+# sid (pinned: nothing else comes from it) rust-vmm's vhost-device-vsock. The host
 # stays Debian 12; only debootstrap is needed on it. Peers run inside the root through
 # scripts/in-debian13.
 #
@@ -18,7 +19,8 @@ ROOT="${VHS_DEBIAN13_ROOT:-/var/cache/vhostscope/trixie-root}"
 MIRROR="${VHS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=trixie
 PKGS="qemu-system-x86 qemu-system-common qemu-system-data qemu-system-gui qemu-utils seabios
-      dpdk dpdk-dev librte-net-vhost25 librte-net-virtio25 virtiofsd passt"
+      dpdk dpdk-dev librte-net-vhost25 librte-net-virtio25 virtiofsd passt
+      cargo rustc librust-vhost-dev"
 SID_PKGS="vhost-device-vsock"
 T0=$(date +%s)
 say()  { echo "[debian13-root +$(( $(date +%s) - T0 ))s] $*" >&2; }

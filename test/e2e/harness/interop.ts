@@ -379,3 +379,53 @@ echo "GUEST-ECHOED-SHA: $(sha256sum < /tmp/down | cut -d' ' -f1)"
     hostReceivedSha: hostReceived && sha(hostReceived),
   };
 }
+
+/** Where the rust-vmm test frontend is built (cargo's target and home), reused across runs. */
+const RUST_TARGET = '/var/cache/vhostscope/rust-frontend-target';
+const RUST_SRC = path.join(__dirname, '../rust-frontend');
+
+/**
+ * Builds test/e2e/rust-frontend inside the Debian 13 root, offline, against Debian's packaged
+ * crates (librust-vhost-dev 0.13); returns the binary's path (inside the root's view).
+ */
+export function buildRustFrontend(): string {
+  fs.mkdirSync(RUST_TARGET, { recursive: true });
+  // from the crate's directory: cargo reads .cargo/config.toml (Debian's registry) from the cwd
+  const run = fromRelease('debian13', [RUST_SRC, RUST_TARGET], '/bin/sh', [
+    '-c', `cd '${RUST_SRC}' && CARGO_HOME='${RUST_TARGET}/cargo-home' CARGO_TARGET_DIR='${RUST_TARGET}' exec cargo build --release --offline`,
+  ]);
+  try {
+    execFileSync(run.cmd, run.args, { env: run.env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
+  } catch (err) {
+    throw new Error(`cargo build of ${RUST_SRC} failed:\n${String((err as { stderr?: Buffer }).stderr ?? err).slice(-3000)}`);
+  }
+  return path.join(RUST_TARGET, 'release', 'vhs-rust-frontend');
+}
+
+export interface RustFrontendRun {
+  proxy: ProxyProcess;
+  output: string;
+  rc: number | null;
+  backendRx: number;
+}
+
+/** The rust-vmm frontend <-> testpmd net_vhost (io forwarding: every frame comes back), through the proxy. */
+export async function rustFrontendPair(work: string, backend: Release, binary: string, packets = 64): Promise<RustFrontendRun> {
+  const fe = path.join(work, 'fe.sock');
+  const be = path.join(work, 'be.sock');
+  const proxy = new ProxyProcess(work);
+  const tp = new Testpmd({ name: 'be', workDir: work, mainLcore: 1, forwardMode: 'io', vdev: `net_vhost0,iface=${be},queues=1`, release: backend });
+  try {
+    await tp.peer.waitForLog(/binding succeeded/, 60_000);
+    await tp.start();
+    await proxy.starter(fe, be);
+    const run = fromRelease('debian13', [work, RUST_TARGET], binary, [fe, String(packets)]);
+    const front = new Peer(run.cmd, run.args, { name: 'rust-frontend', logFile: path.join(work, 'rust-frontend.log'), env: run.env, timeoutMs: 120_000 });
+    const rc = await front.waitExit(90_000);
+    const stats = await tp.stopForwarding();
+    return { proxy, output: front.log(), rc, backendRx: stats.rx };
+  } finally {
+    await tp.peer.stop();
+    await proxy.stop();
+  }
+}
