@@ -36,25 +36,41 @@ export interface GuestRun {
   backendLog: string;
 }
 
-/** QEMU virtio-net (MSI-X with QEMU 10) <-> testpmd net_vhost icmpecho: the guest pings. */
-export async function netGuest(work: string, pair: Pair, pings = 10): Promise<GuestRun> {
+/**
+ * QEMU virtio-net (MSI-X with QEMU 10) <-> testpmd net_vhost icmpecho: the guest pings.
+ * `frontendListens`: QEMU listens (server=on), the proxy connects to it, testpmd (client=1)
+ * connects to the proxy.
+ */
+export async function netGuest(work: string, pair: Pair, pings = 10, frontendListens = false): Promise<GuestRun> {
   const initrd = buildInitramfs(work, guestBody(pings, pings - 2), ['virtio_pci', 'virtio_net']);
   const fe = path.join(work, 'fe.sock');
   const be = path.join(work, 'be.sock');
   const proxy = new ProxyProcess(work);
-  const tp = new Testpmd({ name: 'be', workDir: work, mainLcore: 1, forwardMode: 'icmpecho', mbufs: 8192, vdev: `net_vhost0,iface=${be},queues=1`, release: pair.backend });
+  const qemuArgsFor = (chardev: string) => vhostUserNetArgs(chardev, pair.frontend === 'debian13');
+  let tp: Testpmd | undefined;
   let q: Peer | undefined;
   try {
-    await tp.peer.waitForLog(/binding succeeded/, 60_000);
-    tp.cmd('set verbose 1');
-    tp.cmd('start');
-    await proxy.starter(fe, be);
-    q = qemuPeer(work, pair, initrd, '', vhostUserNetArgs(`socket,id=c0,path=${fe}`, pair.frontend === 'debian13'));
+    if (frontendListens) {
+      q = qemuPeer(work, pair, initrd, '', qemuArgsFor(`socket,id=c0,path=${fe},server=on,wait=on`));
+      await waitForSocket(fe, 30_000, q);
+      await proxy.starter(be, fe);
+      tp = new Testpmd({ name: 'be', workDir: work, mainLcore: 1, forwardMode: 'icmpecho', mbufs: 8192, vdev: `net_vhost0,iface=${be},queues=1,client=1`, release: pair.backend });
+      await tp.peer.waitForLog(/testpmd> /, 60_000);
+      tp.cmd('set verbose 1');
+      tp.cmd('start');
+    } else {
+      tp = new Testpmd({ name: 'be', workDir: work, mainLcore: 1, forwardMode: 'icmpecho', mbufs: 8192, vdev: `net_vhost0,iface=${be},queues=1`, release: pair.backend });
+      await tp.peer.waitForLog(/binding succeeded/, 60_000);
+      tp.cmd('set verbose 1');
+      tp.cmd('start');
+      await proxy.starter(fe, be);
+      q = qemuPeer(work, pair, initrd, '', qemuArgsFor(`socket,id=c0,path=${fe}`));
+    }
     const rc = await q.waitExit(180_000);
     if (rc !== 0) throw new Error(`QEMU exited with ${rc}\n${q.log().slice(-1500)}`);
   } finally {
     await q?.stop();
-    await tp.peer.stop();
+    await tp?.peer.stop();
     await proxy.stop();
   }
   return { proxy, qemuLog: q.log(), backendLog: tp.peer.log() };
@@ -131,19 +147,33 @@ export interface DpdkRun {
   backendRx: number;
 }
 
-/** testpmd virtio-user (frontend) <-> testpmd net_vhost (backend), io forwarding with tx_first. */
-export async function dpdkPair(work: string, pair: Pair): Promise<DpdkRun> {
+/**
+ * testpmd virtio-user (frontend) <-> testpmd net_vhost (backend), io forwarding with tx_first.
+ * `frontendListens`: virtio-user is the server (server=1) and net_vhost connects (client=1).
+ */
+export async function dpdkPair(work: string, pair: Pair, frontendListens = false): Promise<DpdkRun> {
   const fe = path.join(work, 'fe.sock');
   const be = path.join(work, 'be.sock');
   const proxy = new ProxyProcess(work);
-  const back = new Testpmd({ name: 'be', workDir: work, mainLcore: 1, forwardMode: 'io', vdev: `net_vhost0,iface=${be},queues=1`, release: pair.backend });
+  const makeBack = () => new Testpmd({ name: 'be', workDir: work, mainLcore: 1, forwardMode: 'io', vdev: `net_vhost0,iface=${be},queues=1${frontendListens ? ',client=1' : ''}`, release: pair.backend });
+  const makeFront = () => new Testpmd({ name: 'fe', workDir: work, mainLcore: 0, forwardMode: 'io', vdev: `net_virtio_user0,path=${fe},queues=1${frontendListens ? ',server=1' : ''}`, release: pair.frontend });
+  let back: Testpmd | undefined;
   let front: Testpmd | undefined;
   try {
-    await back.peer.waitForLog(/binding succeeded/, 60_000);
-    await back.start();
-    await proxy.starter(fe, be);
-    front = new Testpmd({ name: 'fe', workDir: work, mainLcore: 0, forwardMode: 'io', vdev: `net_virtio_user0,path=${fe},queues=1`, release: pair.frontend });
+    if (frontendListens) {
+      front = makeFront(); // its EAL init waits until a backend connects
+      await waitForSocket(fe, 60_000, front.peer);
+      await proxy.starter(be, fe);
+      back = makeBack();
+    } else {
+      back = makeBack();
+      await back.peer.waitForLog(/binding succeeded/, 60_000);
+      await proxy.starter(fe, be);
+      front = makeFront();
+    }
+    await back.peer.waitForLog(/testpmd> /, 60_000);
     await front.peer.waitForLog(/testpmd> /, 60_000);
+    await back.start();
     await front.start(32);
     await new Promise((r) => setTimeout(r, 3000));
     const f = await front.stopForwarding();
@@ -152,7 +182,7 @@ export async function dpdkPair(work: string, pair: Pair): Promise<DpdkRun> {
     return { proxy, frontendRx: f.rx, backendRx: b.rx };
   } finally {
     await front?.peer.stop();
-    await back.peer.stop();
+    await back?.peer.stop();
     await proxy.stop();
   }
 }
