@@ -2,7 +2,8 @@
 # Builds (or verifies) the Debian 13 (trixie) root that holds the newer vhost-user peers the
 # end-to-end tests run next to Debian 12's: QEMU 10.0 (qemu-system-x86, qemu-storage-daemon,
 # /usr/lib/qemu/vhost-user-gpu from qemu-system-gui), DPDK 24.11 testpmd, the Rust virtiofsd and
-# passt, cargo with the rust-vmm vhost crate (a test frontend is built on it offline), and from
+# passt, OVS-DPDK 3.5, cargo with the rust-vmm vhost crate (a test frontend is built on it
+# offline), and from
 # sid (pinned: nothing else comes from it) rust-vmm's vhost-device-vsock. The host
 # stays Debian 12; only debootstrap is needed on it. Peers run inside the root through
 # scripts/in-debian13.
@@ -20,7 +21,7 @@ MIRROR="${VHS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=trixie
 PKGS="qemu-system-x86 qemu-system-common qemu-system-data qemu-system-gui qemu-utils seabios
       dpdk dpdk-dev librte-net-vhost25 librte-net-virtio25 virtiofsd passt
-      cargo rustc librust-vhost-dev"
+      cargo rustc librust-vhost-dev openvswitch-switch-dpdk"
 SID_PKGS="vhost-device-vsock"
 T0=$(date +%s)
 say()  { echo "[debian13-root +$(( $(date +%s) - T0 ))s] $*" >&2; }
@@ -77,10 +78,11 @@ else
 fi
 rm -f "$ROOT/.vhs-ready"
 for b in /usr/bin/qemu-system-x86_64 /usr/bin/qemu-storage-daemon /usr/bin/dpdk-testpmd /usr/libexec/virtiofsd \
-         /usr/lib/qemu/vhost-user-gpu /usr/bin/passt /usr/bin/vhost-device-vsock; do
+         /usr/lib/qemu/vhost-user-gpu /usr/bin/passt /usr/bin/vhost-device-vsock /usr/bin/cargo \
+         /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk; do
     [ -x "$ROOT$b" ] || fail "$b is missing in $ROOT"
 done
 in_root 60 qemu-system-x86_64 --version >"$ROOT/.vhs-versions" 2>&1 || fail "qemu-system-x86_64 does not run in $ROOT"
-in_root 60 dpkg-query -W -f='${Package} ${Version}\n' qemu-system-x86 qemu-system-gui dpdk virtiofsd passt vhost-device-vsock >>"$ROOT/.vhs-versions" 2>&1
+in_root 60 dpkg-query -W -f='${Package} ${Version}\n' qemu-system-x86 qemu-system-gui dpdk virtiofsd passt vhost-device-vsock openvswitch-switch-dpdk librust-vhost-dev >>"$ROOT/.vhs-versions" 2>&1
 touch "$ROOT/.vhs-ready"
 say "ready: $(head -1 "$ROOT/.vhs-versions")"

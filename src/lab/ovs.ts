@@ -1,5 +1,6 @@
 /**
- * OVS-DPDK (Debian 12's openvswitch-switch-dpdk 3.1) run by hand in a work directory, the way
+ * OVS-DPDK (Debian 12's openvswitch-switch-dpdk 3.1, or Debian 13's 3.5 from the Debian 13 root)
+ * run by hand in a work directory, the way
  * an operator's deployment runs it but without systemd, a kernel module or hugepages:
  * ovsdb-server and ovs-vswitchd-dpdk as foreground processes, a netdev bridge, and
  * dpdkvhostuser ports (OVS listens at <rundir>/<port>) or dpdkvhostuserclient ports (OVS
@@ -8,12 +9,15 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { DEBIAN13_ROOT } from './debian13';
 import { Peer, sleep, waitForSocket } from './process';
+import { fromRelease, type Release, type Spawnable } from './release';
 
 export const OVS_VSWITCHD = '/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk';
 
-export function ovsMissing(): string | undefined {
-  return fs.existsSync(OVS_VSWITCHD) ? undefined : `${OVS_VSWITCHD} missing: apt-get install --no-install-recommends openvswitch-switch-dpdk`;
+export function ovsMissing(release: Release = 'debian12'): string | undefined {
+  const where = release === 'debian12' ? OVS_VSWITCHD : path.join(DEBIAN13_ROOT, OVS_VSWITCHD);
+  return fs.existsSync(where) ? undefined : `${where} missing: ${release === 'debian12' ? 'apt-get install --no-install-recommends openvswitch-switch-dpdk' : 'scripts/debian13-root.sh'}`;
 }
 
 export class OvsDpdk {
@@ -23,15 +27,25 @@ export class OvsDpdk {
   private ovsdb: Peer | undefined;
   private vswitchd: Peer | undefined;
 
-  constructor(readonly workDir: string) {
+  constructor(
+    readonly workDir: string,
+    readonly release: Release = 'debian12',
+  ) {
     this.runDir = path.join(workDir, 'ovs');
     this.db = path.join(this.runDir, 'conf.db');
     this.env = { ...process.env, OVS_RUNDIR: this.runDir, OVS_LOGDIR: this.runDir, OVS_DBDIR: this.runDir, OVS_SYSCONFDIR: this.runDir };
   }
 
+  /** An OVS program of this instance's release, seeing the work directory. */
+  private program(cmd: string, args: string[]): Spawnable & { env: NodeJS.ProcessEnv } {
+    const run = fromRelease(this.release, [this.workDir], cmd, args);
+    return { ...run, env: { ...this.env, ...(run.env ?? {}) } };
+  }
+
   /** ovs-vsctl against this instance's database. */
   vsctl(...args: string[]): string {
-    return execFileSync('ovs-vsctl', [`--db=unix:${this.runDir}/db.sock`, '--timeout=30', ...args], { env: this.env, encoding: 'utf8' });
+    const run = this.program('/usr/bin/ovs-vsctl', [`--db=unix:${this.runDir}/db.sock`, '--timeout=30', ...args]);
+    return execFileSync(run.cmd, run.args, { env: run.env, encoding: 'utf8' });
   }
 
   /**
@@ -42,9 +56,10 @@ export class OvsDpdk {
   async start(pmdCpu = 0, maxSleepUs = 1000): Promise<void> {
     fs.mkdirSync(this.runDir, { recursive: true });
     fs.rmSync(this.db, { force: true });
-    execFileSync('ovsdb-tool', ['create', this.db, '/usr/share/openvswitch/vswitch.ovsschema'], { env: this.env });
-    this.ovsdb = new Peer('ovsdb-server', [this.db, `--remote=punix:${this.runDir}/db.sock`, `--unixctl=${this.runDir}/ovsdb-server.ctl`, `--log-file=${this.runDir}/ovsdb-server.log`, `--pidfile=${this.runDir}/ovsdb-server.pid`],
-      { name: 'ovsdb-server', logFile: path.join(this.workDir, 'ovsdb-server.out'), env: this.env });
+    const create = this.program('/usr/bin/ovsdb-tool', ['create', this.db, '/usr/share/openvswitch/vswitch.ovsschema']);
+    execFileSync(create.cmd, create.args, { env: create.env });
+    const db = this.program('/usr/sbin/ovsdb-server', [this.db, `--remote=punix:${this.runDir}/db.sock`, `--unixctl=${this.runDir}/ovsdb-server.ctl`, `--log-file=${this.runDir}/ovsdb-server.log`, `--pidfile=${this.runDir}/ovsdb-server.pid`]);
+    this.ovsdb = new Peer(db.cmd, db.args, { name: 'ovsdb-server', logFile: path.join(this.workDir, 'ovsdb-server.out'), env: db.env });
     await waitForSocket(`${this.runDir}/db.sock`, 20_000, this.ovsdb);
     const mask = `0x${(1 << pmdCpu).toString(16)}`;
     this.vsctl('--no-wait', 'init');
@@ -54,8 +69,8 @@ export class OvsDpdk {
       `other_config:dpdk-lcore-mask=${mask}`,
       `other_config:pmd-cpu-mask=${mask}`,
       `other_config:pmd-maxsleep=${maxSleepUs}`);
-    this.vswitchd = new Peer(OVS_VSWITCHD, [`unix:${this.runDir}/db.sock`, `--unixctl=${this.runDir}/ovs-vswitchd.ctl`, `--log-file=${this.runDir}/ovs-vswitchd.log`, `--pidfile=${this.runDir}/ovs-vswitchd.pid`],
-      { name: 'ovs-vswitchd', logFile: path.join(this.workDir, 'ovs-vswitchd.out'), env: this.env });
+    const sw = this.program(OVS_VSWITCHD, [`unix:${this.runDir}/db.sock`, `--unixctl=${this.runDir}/ovs-vswitchd.ctl`, `--log-file=${this.runDir}/ovs-vswitchd.log`, `--pidfile=${this.runDir}/ovs-vswitchd.pid`]);
+    this.vswitchd = new Peer(sw.cmd, sw.args, { name: 'ovs-vswitchd', logFile: path.join(this.workDir, 'ovs-vswitchd.out'), env: sw.env });
     const end = Date.now() + 60_000;
     while (!/true/.test(this.vsctl('get', 'Open_vSwitch', '.', 'dpdk_initialized'))) {
       if (!this.vswitchd.alive) throw new Error(`ovs-vswitchd exited\n${this.log().slice(-2000)}`);
@@ -85,12 +100,6 @@ export class OvsDpdk {
     } catch {
       return '';
     }
-  }
-
-  /** rx/tx packet counters of a port, from the Interface table. */
-  stats(name: string): Record<string, number> {
-    const out = this.vsctl('get', 'Interface', name, 'statistics');
-    return Object.fromEntries([...out.matchAll(/"?(\w+)"?=(\d+)/g)].map((m) => [m[1], Number(m[2])]));
   }
 
   async stop(): Promise<void> {

@@ -288,17 +288,16 @@ export interface OvsRun {
   qemuLog: string;
   testpmdLog: string;
   ovsLog: string;
-  stats: Record<string, Record<string, number>>;
 }
 
 /**
- * A QEMU 7.2 guest on an OVS-DPDK 3.1 dpdkvhostuser port and a testpmd virtio-user (icmpecho,
- * server=1) on a dpdkvhostuserclient port, each through its own proxy: the guest pings testpmd
- * across OVS's bridge.
+ * A QEMU guest on an OVS-DPDK dpdkvhostuser port and a testpmd virtio-user (icmpecho, server=1)
+ * on a dpdkvhostuserclient port, each through its own proxy: the guest pings testpmd across
+ * OVS's bridge. `release`: QEMU 7.2, OVS 3.1 and DPDK 22.11, or QEMU 10, OVS 3.5 and DPDK 24.11.
  */
-export async function ovsGuest(work: string, pings = 12): Promise<OvsRun> {
+export async function ovsGuest(work: string, release: Release = 'debian12', pings = 12): Promise<OvsRun> {
   const initrd = buildInitramfs(work, guestBody(pings, pings / 2), ['virtio_pci', 'virtio_net']);
-  const ovs = new OvsDpdk(work);
+  const ovs = new OvsDpdk(work, release);
   const qemuSock = path.join(work, 'qemu-fe.sock');
   const clientPath = path.join(work, 'ovs-client.sock'); // OVS connects here (the proxy listens)
   const tpSock = path.join(work, 'testpmd.sock'); // testpmd virtio-user listens here
@@ -313,14 +312,14 @@ export async function ovsGuest(work: string, pings = 12): Promise<OvsRun> {
     const vhu0 = await ovs.addServerPort('vhu0');
     await serverPortProxy.starter(qemuSock, vhu0);
     // testpmd is the frontend and listens (server=1); EAL init waits until OVS has connected
-    tp = new Testpmd({ name: 'tp', workDir: work, mainLcore: 1, forwardMode: 'icmpecho', mbufs: 8192, vdev: `net_virtio_user0,path=${tpSock},queues=1,server=1` });
+    tp = new Testpmd({ name: 'tp', workDir: work, mainLcore: 1, forwardMode: 'icmpecho', mbufs: 8192, vdev: `net_virtio_user0,path=${tpSock},queues=1,server=1`, release });
     await waitForSocket(tpSock, 30_000, tp.peer);
     await clientPortProxy.starter(clientPath, tpSock);
     ovs.addClientPort('vhuc1', clientPath);
     await tp.peer.waitForLog(/testpmd> /, 60_000);
     tp.cmd('set verbose 1');
     tp.cmd('start');
-    q = qemuPeer(work, { frontend: 'debian12', backend: 'debian12' }, initrd, '', vhostUserNetArgs(`socket,id=c0,path=${qemuSock}`));
+    q = qemuPeer(work, { frontend: release, backend: release }, initrd, '', vhostUserNetArgs(`socket,id=c0,path=${qemuSock}`, release === 'debian13'));
     const rc = await q.waitExit(180_000);
     if (rc !== 0) throw new Error(`QEMU exited with ${rc}\n${q.log().slice(-1500)}`);
     return {
@@ -329,7 +328,6 @@ export async function ovsGuest(work: string, pings = 12): Promise<OvsRun> {
       qemuLog: q.log(),
       testpmdLog: tp.peer.log(),
       ovsLog: ovs.log(),
-      stats: { vhuc1: ovs.stats('vhuc1') },
     };
   } finally {
     await q?.stop();
