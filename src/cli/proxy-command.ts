@@ -6,6 +6,7 @@ import { ProxyDaemon } from '../proxy/daemon';
 import type { FrontendPosition } from '../proxy/session';
 import type { DeviceType } from '../protocol';
 import { DIALECT_HELP, parseDialect } from './dialect-option';
+import { modeOption, numberOption } from './numbers';
 import { DEVICE_HELP } from './device-option';
 import { DeviceTracker } from '../proxy/device-tracker';
 import type { ProxyEvent } from '../proxy/events';
@@ -92,6 +93,16 @@ function parseRings(v: boolean | string): RingsMode {
 
 export function runProxy(o: ProxyCliOptions): void {
   if (!['listen', 'connect', 'auto'].includes(o.frontend)) throw new Error(`--frontend must be listen, connect or auto, not ${o.frontend}`);
+  // every number checked before anything is opened or started
+  const numbers = {
+    connectTimeoutMs: numberOption('--connect-timeout', o.connectTimeout, { min: 0, integer: true }),
+    socketMode: modeOption('--mode', o.mode),
+    relaySpinUs: numberOption('--relay-spin-us', o.relaySpinUs, { min: 0, max: 1_000_000, integer: true }),
+    ...(o.allowUid.length ? { allowUids: o.allowUid.map((u) => numberOption('--allow-uid', u, { min: 0, integer: true })) } : {}),
+    relayNice: numberOption('--relay-nice', o.relayNice, { min: -20, max: 19, integer: true }),
+    ...(o.relayCpu !== undefined && o.relayCpu !== 'none' ? { relayCpu: parseRelayCpu(o.relayCpu) } : {}),
+    statsIntervalMs: numberOption('--stats-interval', o.statsInterval, { min: 0 }) * 1000,
+  };
   const format = chooseFormat(o, Boolean(process.stdout.isTTY));
   const { logger, flush } = createLogger(format);
   const recorder = o.record
@@ -126,15 +137,9 @@ export function runProxy(o: ProxyCliOptions): void {
     listenPath: o.listen,
     connectPath: o.connect,
     frontend: o.frontend,
-    connectTimeoutMs: Number(o.connectTimeout),
-    socketMode: parseInt(o.mode, 8),
+    ...numbers,
     interpose: o.interpose,
     keepFeatures: Boolean(o.keepFeatures),
-    relaySpinUs: Number(o.relaySpinUs),
-    ...(o.allowUid.length ? { allowUids: o.allowUid.map(Number) } : {}),
-    relayNice: Number(o.relayNice),
-    ...(o.relayCpu !== undefined && o.relayCpu !== 'none' ? { relayCpu: parseRelayCpu(o.relayCpu) } : {}),
-    statsIntervalMs: Number(o.statsInterval) * 1000,
     faults,
     ...(o.rings ? { rings: parseRings(o.rings) } : {}),
     ...(o.dialect ? { dialect: parseDialect(o.dialect) } : {}),

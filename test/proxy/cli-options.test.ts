@@ -1,0 +1,33 @@
+/** `vhostscope proxy` refuses option values it cannot mean, before it opens anything. */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { numberOption, modeOption } from '../../src/cli/numbers';
+import { CLI } from '../../src/lab/proxy-process';
+import { tmpDir } from '../helpers';
+
+describe('numeric options', () => {
+  it('accepts numbers in range and names the option of one that is not', () => {
+    expect(numberOption('--connect-timeout', '30000', { min: 0, integer: true })).toBe(30000);
+    expect(numberOption('--stats-interval', '0.5', { min: 0 })).toBe(0.5);
+    expect(() => numberOption('--connect-timeout', 'abc', { min: 0, integer: true })).toThrow('--connect-timeout "abc": want an integer >= 0');
+    expect(() => numberOption('--relay-nice', '25', { min: -20, max: 19, integer: true })).toThrow('--relay-nice "25": want an integer >= -20 <= 19');
+    expect(() => numberOption('--stats-interval', '', { min: 0 })).toThrow(/--stats-interval/);
+    expect(() => numberOption('--relay-spin-us', '1e400', { min: 0 })).toThrow(/--relay-spin-us/);
+    expect(modeOption('--mode', '0660')).toBe(0o660);
+    expect(() => modeOption('--mode', '999')).toThrow('--mode "999": want an octal file mode such as 0600');
+  });
+
+  it.each([
+    [['--connect-timeout', 'abc'], /--connect-timeout "abc"/],
+    [['--mode', '999'], /--mode "999"/],
+    [['--stats-interval', '-1'], /--stats-interval "-1"/],
+  ])('proxy %j exits 2 with a clear message and leaves no socket or recording behind', (args, message) => {
+    const dir = tmpDir('cli-opt');
+    const r = spawnSync(process.execPath, [CLI, 'proxy', '--listen', path.join(dir, 'fe.sock'), '--connect', path.join(dir, 'be.sock'), '--record', path.join(dir, 'r.vhsrec'), ...args], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+});
