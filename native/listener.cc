@@ -12,6 +12,8 @@ class Listener : public Napi::ObjectWrap<Listener> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Listener", {
       InstanceMethod("close", &Listener::Close),
+      InstanceMethod("pause", &Listener::Pause),
+      InstanceMethod("resume", &Listener::Resume),
     });
   }
 
@@ -36,6 +38,19 @@ class Listener : public Napi::ObjectWrap<Listener> {
   ~Listener() override { Shutdown(); }
 
  private:
+  // pause(): stop accepting (connections wait in the backlog); resume(): accept again.
+  // Used by JS when accept fails for want of fds: the listening fd stays readable, and polling
+  // it would spin.
+  Napi::Value Pause(const Napi::CallbackInfo& info) {
+    if (!closed_ && poll_) uv_poll_stop(poll_);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Resume(const Napi::CallbackInfo& info) {
+    if (!closed_ && poll_) uv_poll_start(poll_, UV_READABLE, &Listener::OnPoll);
+    return info.Env().Undefined();
+  }
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
     Shutdown();
     return info.Env().Undefined();

@@ -43,6 +43,10 @@ export interface ChannelConstructor {
 
 export interface Listener {
   close(): void;
+  /** Stops accepting; connections wait in the backlog (after an accept that failed for want of fds). */
+  pause(): void;
+  /** Accepts again. */
+  resume(): void;
 }
 
 export interface ListenerConstructor {

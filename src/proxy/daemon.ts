@@ -92,13 +92,36 @@ export class ProxyDaemon {
     const fd = listenOn(this.opts.listenPath, this.opts.socketMode ?? 0o600);
     this.relay?.start();
     this.listener = new native.Listener(fd, (err, conn) => {
-      if (err) {
-        this.notice('error', `accept failed: ${err.message}`);
-        return;
+      if (err) return this.onAcceptError(err);
+      if (this.acceptBackoffMs) {
+        this.notice('info', 'accepting again');
+        this.acceptBackoffMs = 0;
       }
       if (conn !== null) this.onAccepted(conn);
     });
   }
+
+  /** How long accepting is paused after running out of fds (0: not paused). */
+  private acceptBackoffMs = 0;
+
+  /**
+   * accept() failed. Out of fds (EMFILE, ENFILE) or memory, the listening socket stays readable:
+   * polling it again at once would spin a CPU. Pause, and try again after a growing delay
+   * (0.1 s to 2 s); the connection waits in the backlog. Said once per episode, not per try.
+   */
+  private onAcceptError(err: NodeJS.ErrnoException): void {
+    if (!['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM'].includes(err.code ?? '')) {
+      this.notice('error', `accept failed: ${err.message}`);
+      return;
+    }
+    if (!this.acceptBackoffMs) this.notice('error', `accept failed: ${err.message}; pausing new connections until fds are free (sessions go on)`);
+    this.acceptBackoffMs = Math.min(2000, Math.max(100, this.acceptBackoffMs * 2));
+    this.listener?.pause();
+    // kept referenced: with the listener paused, this timer may be what keeps the loop alive
+    this.resumeTimer = setTimeout(() => this.listener?.resume(), this.acceptBackoffMs);
+  }
+
+  private resumeTimer: NodeJS.Timeout | undefined;
 
   /** Sessions, relay and rules as `vhostscope status` shows them (JSON-safe). */
   status(device: DeviceType = 'generic'): DaemonStatus {
@@ -212,6 +235,7 @@ export class ProxyDaemon {
   stop(reason = 'daemon stopping'): void {
     if (this.stopped) return;
     this.stopped = true;
+    clearTimeout(this.resumeTimer);
     this.listener?.close();
     this.listener = undefined;
     for (const [fd, timer] of this.pending) {
