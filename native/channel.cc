@@ -57,10 +57,14 @@ class Channel : public Napi::ObjectWrap<Channel> {
     poll_ = new uv_poll_t;
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(info.Env(), &loop);
-    if (uv_poll_init(loop, poll_, fd_) != 0) {
+    if (int err = uv_poll_init(loop, poll_, fd_); err != 0) {
       delete poll_;
       poll_ = nullptr;
-      throw ErrnoError(info.Env(), "uv_poll_init", EBADF);
+      // the Channel owns fd from its constructor on, failed or not: nobody else will close it
+      close(fd_);
+      fd_ = -1;
+      closed_ = true;
+      throw ErrnoError(info.Env(), "uv_poll_init", -err);
     }
     poll_->data = this;
   }

@@ -25,10 +25,13 @@ class Listener : public Napi::ObjectWrap<Listener> {
     poll_ = new uv_poll_t;
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(info.Env(), &loop);
-    if (uv_poll_init(loop, poll_, fd_) != 0) {
+    if (int err = uv_poll_init(loop, poll_, fd_); err != 0) {
       delete poll_;
       poll_ = nullptr;
-      throw ErrnoError(info.Env(), "uv_poll_init", EBADF);
+      close(fd_);  // owned from the constructor on, failed or not
+      fd_ = -1;
+      closed_ = true;
+      throw ErrnoError(info.Env(), "uv_poll_init", -err);
     }
     poll_->data = this;
     uv_poll_start(poll_, UV_READABLE, &Listener::OnPoll);

@@ -37,7 +37,7 @@ export interface Channel {
 }
 
 export interface ChannelConstructor {
-  /** Takes ownership of `fd`. `maxPayload`: a header announcing more ends the stream with OVERSIZE. */
+  /** Takes ownership of `fd`, even when it throws (the fd is closed then). `maxPayload`: a header announcing more ends the stream with OVERSIZE. */
   new (fd: number, maxPayload: number, onMessage: OnMessage, onEnd: OnEnd): Channel;
 }
 

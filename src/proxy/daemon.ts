@@ -187,24 +187,32 @@ export class ProxyDaemon {
         this.pending.set(acceptedFd, setTimeout(attempt, RETRY_MS));
         return;
       }
-      const session = new ProxySession(
-        {
-          id: this.nextId++,
-          listenPath: this.opts.listenPath,
-          connectPath: this.opts.connectPath,
-          frontend: this.opts.frontend ?? 'auto',
-          emit: this.opts.emit,
-          onClosed: (s) => this.sessions.delete(s),
-          ...(this.relay ? { relay: this.relay } : {}),
-          keepFeatures: this.opts.keepFeatures ?? false,
-          statsIntervalMs: this.opts.statsIntervalMs ?? 0,
-          ...(this.opts.faults ? { faults: this.opts.faults } : {}),
-          ...(this.opts.rings ? { rings: this.opts.rings } : {}),
-          ...(this.opts.dialect ? { dialect: this.opts.dialect } : {}),
-        },
-        acceptedFd,
-        connFd,
-      );
+      const id = this.nextId++;
+      let session: ProxySession;
+      try {
+        session = new ProxySession(
+          {
+            id,
+            listenPath: this.opts.listenPath,
+            connectPath: this.opts.connectPath,
+            frontend: this.opts.frontend ?? 'auto',
+            emit: this.opts.emit,
+            onClosed: (s) => this.sessions.delete(s),
+            ...(this.relay ? { relay: this.relay } : {}),
+            keepFeatures: this.opts.keepFeatures ?? false,
+            statsIntervalMs: this.opts.statsIntervalMs ?? 0,
+            ...(this.opts.faults ? { faults: this.opts.faults } : {}),
+            ...(this.opts.rings ? { rings: this.opts.rings } : {}),
+            ...(this.opts.dialect ? { dialect: this.opts.dialect } : {}),
+          },
+          acceptedFd,
+          connFd,
+        );
+      } catch (err) {
+        // the session closed its fds; the daemon and its other sessions go on
+        this.notice('error', `session ${id} could not start: ${(err as Error).message}; its connections are closed`, { session: id });
+        return;
+      }
       if (!session.isClosed) this.sessions.add(session);
       if (this.opts.relayCpu === 'auto' && this.relay && !this.placed) this.placeRelay(session);
     };

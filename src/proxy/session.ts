@@ -126,43 +126,58 @@ export class ProxySession {
     connectFd: number,
   ) {
     this.id = opts.id;
-    if (opts.frontend !== 'auto') this.frontendAt = opts.frontend;
-    this.stats = new NotificationStats(native.monotonicNs());
-    if (opts.relay) {
-      this.interposer = new Interposer(opts.relay, (vring, kind, e) => {
-        this.stats.record(vring, kind, e.ts);
-        opts.emit({ type: 'notification', ts: e.ts, session: this.id, vring, kind, count: e.count });
-        this.faults?.onNotification(kind, vring);
+    // Exception-safe: whatever fails below, every fd and Channel this session was given or made
+    // is closed before the error reaches the daemon (which logs it and goes on). An fd passed
+    // to a Channel is the Channel's from then on, even if its constructor throws.
+    const unowned = new Set([listenFd, connectFd]);
+    try {
+      if (opts.frontend !== 'auto') this.frontendAt = opts.frontend;
+      this.stats = new NotificationStats(native.monotonicNs());
+      if (opts.relay) {
+        this.interposer = new Interposer(opts.relay, this.guarded('a relayed notification', (vring: number, kind: NotificationKind, e: { ts: bigint; count: number }) => {
+          this.stats.record(vring, kind, e.ts);
+          opts.emit({ type: 'notification', ts: e.ts, session: this.id, vring, kind, count: e.count });
+          this.faults?.onNotification(kind, vring);
+        }));
+      }
+      if (opts.statsIntervalMs) {
+        this.statsTimer = setInterval(this.guarded('the stats timer', () => this.emitStats()), opts.statsIntervalMs);
+        this.statsTimer.unref();
+      }
+      if (opts.faults) this.faults = new FaultRunner(opts.faults, this.faultHost(), requestName);
+      if (opts.rings && opts.relay) {
+        this.rings = new RingTracker(
+          opts.relay,
+          opts.rings,
+          this.guarded('a ring snapshot', (vring, snapshot, raw) => opts.emit({ type: 'ring', ts: snapshot.ts, session: this.id, vring, snapshot, raw })),
+          this.guarded('a ring notice', (msg) => opts.emit({ type: 'notice', ts: native.monotonicNs(), session: this.id, msg })),
+        );
+      }
+      const peers = { listen: peerIdentity(listenFd), connect: peerIdentity(connectFd) };
+      this.peers = peers;
+      unowned.delete(listenFd);
+      this.legs.set('listen', this.makeLeg('listen', listenFd));
+      unowned.delete(connectFd);
+      this.legs.set('connect', this.makeLeg('connect', connectFd));
+      opts.emit({
+        type: 'session-start',
+        ts: native.monotonicNs(),
+        session: this.id,
+        listenPath: opts.listenPath,
+        connectPath: opts.connectPath,
+        frontend: opts.frontend,
+        interpose: this.interposer !== undefined,
+        peers,
       });
+      for (const leg of this.legs.values()) leg.start();
+    } catch (err) {
+      closeFds([...unowned]);
+      for (const leg of this.legs.values()) leg.close();
+      this.legs.clear();
+      this.closed = true;
+      this.disposeParts();
+      throw err;
     }
-    if (opts.statsIntervalMs) {
-      this.statsTimer = setInterval(() => this.emitStats(), opts.statsIntervalMs);
-      this.statsTimer.unref();
-    }
-    if (opts.faults) this.faults = new FaultRunner(opts.faults, this.faultHost(), requestName);
-    if (opts.rings && opts.relay) {
-      this.rings = new RingTracker(
-        opts.relay,
-        opts.rings,
-        (vring, snapshot, raw) => opts.emit({ type: 'ring', ts: snapshot.ts, session: this.id, vring, snapshot, raw }),
-        (msg) => opts.emit({ type: 'notice', ts: native.monotonicNs(), session: this.id, msg }),
-      );
-    }
-    const peers = { listen: peerIdentity(listenFd), connect: peerIdentity(connectFd) };
-    this.peers = peers;
-    this.legs.set('listen', this.makeLeg('listen', listenFd));
-    this.legs.set('connect', this.makeLeg('connect', connectFd));
-    opts.emit({
-      type: 'session-start',
-      ts: native.monotonicNs(),
-      session: this.id,
-      listenPath: opts.listenPath,
-      connectPath: opts.connectPath,
-      frontend: opts.frontend,
-      interpose: this.interposer !== undefined,
-      peers,
-    });
-    for (const leg of this.legs.values()) leg.start();
   }
 
   get isClosed(): boolean {
@@ -188,9 +203,42 @@ export class ProxySession {
     return new native.Channel(
       fd,
       channelRules('main').maxPayload,
-      (msg, fds, ts) => this.onMessage(pos, msg, fds, ts),
-      (end) => this.onEnd(pos, end),
+      this.guarded(`a message from the ${pos} side`, (msg: Buffer, fds: number[], ts: bigint) => this.onMessage(pos, msg, fds, ts)),
+      this.guarded(`the end of the ${pos} side`, (end: ChannelEnd | null) => this.onEnd(pos, end)),
     );
+  }
+
+  /**
+   * `fn` as a callback for the addon or a timer: an exception in it ends this session, with
+   * its id and where it happened, and never reaches the addon (where it would be fatal to the
+   * daemon and every other session) or the event loop.
+   */
+  private guarded<A extends unknown[]>(where: string, fn: (...a: A) => void): (...a: A) => void {
+    return (...a: A) => {
+      try {
+        fn(...a);
+      } catch (err) {
+        this.fail(where, err);
+      }
+    };
+  }
+
+  private fail(where: string, err: unknown): void {
+    const what = `internal error in ${where}: ${err instanceof Error ? err.message : String(err)}`;
+    try {
+      if (!this.closed) this.close(what, 'proxy');
+      else this.opts.emit({ type: 'notice', ts: native.monotonicNs(), session: this.id, msg: what });
+    } catch {
+      /* the event sink itself throws: the session is closed regardless (close() runs onClosed) */
+    }
+  }
+
+  /** Timers and trackers the constructor made, for a constructor that fails half-way. */
+  private disposeParts(): void {
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    this.interposer?.teardownAll();
+    this.rings?.close();
+    closeFds(this.faults?.dispose() ?? []);
   }
 
   private sideOf(pos: Position): Side {
@@ -271,7 +319,7 @@ export class ProxySession {
           extra.interposed = true;
         }
       } catch (err) {
-        closeFds(fds);
+        if (!(err as { fdsTaken?: boolean }).fdsTaken) closeFds(fds);
         this.close(`cannot interpose ${requestName(channel, h.request)}: ${(err as Error).message}`, 'proxy');
         return;
       }
@@ -395,8 +443,22 @@ export class ProxySession {
       throw err;
     }
     const max = channelRules(kind).maxPayload;
-    const fe = new native.Channel(frontendSock, max, (m, f, t) => this.onSubMessage(kind, 'frontend', m, f, t), (e) => this.onSubEnd(kind, 'frontend', e));
-    const be = new native.Channel(ours, max, (m, f, t) => this.onSubMessage(kind, 'backend', m, f, t), (e) => this.onSubEnd(kind, 'backend', e));
+    let fe: Channel;
+    try {
+      fe = new native.Channel(frontendSock, max, this.guarded(`a ${kind}-channel message from the frontend`, (m: Buffer, f: number[], t: bigint) => this.onSubMessage(kind, 'frontend', m, f, t)), this.guarded(`the end of the frontend's ${kind} channel`, (e: ChannelEnd | null) => this.onSubEnd(kind, 'frontend', e)));
+    } catch (err) {
+      native.close(ours); // frontendSock was the failed Channel's, which closed it
+      native.close(theirs);
+      throw Object.assign(err as Error, { fdsTaken: true });
+    }
+    let be: Channel;
+    try {
+      be = new native.Channel(ours, max, this.guarded(`a ${kind}-channel message from the backend`, (m: Buffer, f: number[], t: bigint) => this.onSubMessage(kind, 'backend', m, f, t)), this.guarded(`the end of the backend's ${kind} channel`, (e: ChannelEnd | null) => this.onSubEnd(kind, 'backend', e)));
+    } catch (err) {
+      fe.close(); // and with it frontendSock; `ours` was the failed Channel's
+      native.close(theirs);
+      throw Object.assign(err as Error, { fdsTaken: true });
+    }
     this.subs.set(kind, { fe, be, injected: [] });
     fe.start();
     be.start();
@@ -524,17 +586,20 @@ export class ProxySession {
     this.interposer?.teardownAll();
     this.rings?.close();
     const pairs = this.interposer?.pairs() ?? [];
-    this.opts.emit({
-      type: 'session-end',
-      ts: native.monotonicNs(),
-      session: this.id,
-      reason,
-      ...(by ? { by } : {}),
-      messages: { ...this.counts },
-      fdsForwarded: this.fdsForwarded,
-      vrings: this.stats.snapshot(native.monotonicNs()),
-      relayPairs: pairs.map((p) => ({ vring: p.vring, kind: p.kind, read: p.stats?.read ?? 0, written: p.stats?.written ?? 0 })),
-    });
-    this.opts.onClosed(this);
+    try {
+      this.opts.emit({
+        type: 'session-end',
+        ts: native.monotonicNs(),
+        session: this.id,
+        reason,
+        ...(by ? { by } : {}),
+        messages: { ...this.counts },
+        fdsForwarded: this.fdsForwarded,
+        vrings: this.stats.snapshot(native.monotonicNs()),
+        relayPairs: pairs.map((p) => ({ vring: p.vring, kind: p.kind, read: p.stats?.read ?? 0, written: p.stats?.written ?? 0 })),
+      });
+    } finally {
+      this.opts.onClosed(this); // the daemon forgets the session even if reporting its end failed
+    }
   }
 }

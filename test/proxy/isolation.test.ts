@@ -1,0 +1,137 @@
+/**
+ * One session's failure stays in that session: an exception thrown while the proxy handles a
+ * message, a notification or a session start (here: by the event sink, the daemon's one
+ * callback into the outside world) ends that session, logged with its id, and never the
+ * daemon or its other sessions. Without the guard, an exception inside an addon callback is
+ * fatal to the whole process (this test's worker with it).
+ */
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { native, type Channel } from '../../src/native';
+import { encodeMessage, Request } from '../../src/protocol';
+import { ProxyDaemon } from '../../src/proxy/daemon';
+import type { ProxyEvent, SessionEndEvent } from '../../src/proxy/events';
+import { openFds, tmpDir, until } from '../helpers';
+
+const u64 = (v: bigint): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(v);
+  return b;
+};
+
+function echoBackend(sock: string): { close: () => void; chans: Channel[] } {
+  const chans: Channel[] = [];
+  const l = new native.Listener(native.listenUnix(sock, 16, 0o600), (_e, fd) => {
+    if (fd === null) return;
+    const ch: Channel = new native.Channel(fd, 65536, (m) => {
+      const code = m.readUInt32LE(0);
+      if (code === Request.GET_FEATURES) {
+        try {
+          ch.send(encodeMessage(code, 5, u64(1n << 32n)));
+        } catch {
+          /* the proxy closed the session */
+        }
+      }
+    }, () => {});
+    ch.start();
+    chans.push(ch);
+  });
+  return { chans, close: () => { l.close(); for (const c of chans) c.close(); } };
+}
+
+function frontend(sock: string, got: Buffer[]): Channel {
+  const ch = new native.Channel(native.connectUnix(sock), 65536, (m) => got.push(m), () => {});
+  ch.start();
+  return ch;
+}
+
+/** A daemon whose event sink throws for `poisoned(e)`; the other events are kept. */
+function daemonWith(dir: string, poisoned: (e: ProxyEvent) => boolean, interpose = false) {
+  const events: ProxyEvent[] = [];
+  const notices: string[] = [];
+  const d = new ProxyDaemon({
+    listenPath: path.join(dir, 'fe.sock'),
+    connectPath: path.join(dir, 'be.sock'),
+    interpose,
+    emit: (e) => {
+      if (poisoned(e)) throw new Error(`sink failed on ${e.type}`);
+      events.push(e);
+    },
+    notice: (_l, m) => notices.push(m),
+  });
+  d.start();
+  return { d, events, notices };
+}
+
+describe('a failure in one session stays in it', () => {
+  it('an exception while handling a message ends that session only, with its id; the next session forwards', async () => {
+    const dir = tmpDir('iso-msg');
+    const before = openFds();
+    const be = echoBackend(path.join(dir, 'be.sock'));
+    // session 1's first message (a callback from the addon's Channel) makes the sink throw
+    const { d, events } = daemonWith(dir, (e) => e.type === 'message' && e.session === 1);
+    const got1: Buffer[] = [];
+    const got2: Buffer[] = [];
+    const fe1 = frontend(path.join(dir, 'fe.sock'), got1);
+    fe1.send(encodeMessage(Request.GET_FEATURES, 1));
+    await until(() => events.some((e) => e.type === 'session-end' && e.session === 1), 5000, 'session 1 to end');
+    const end = events.find((e): e is SessionEndEvent => e.type === 'session-end' && e.session === 1)!;
+    expect(end.reason).toBe('internal error in a message from the listen side: sink failed on message');
+    expect(end.by).toBe('proxy');
+    const fe2 = frontend(path.join(dir, 'fe.sock'), got2);
+    fe2.send(encodeMessage(Request.GET_FEATURES, 1));
+    await until(() => got2.length === 1, 5000, 'session 2 to forward');
+    expect(d.activeSessions.map((s) => s.id)).toEqual([2]);
+    fe1.close();
+    fe2.close();
+    d.stop();
+    be.close();
+    await until(() => openFds() === before, 5000, 'every fd closed');
+  });
+
+  it('an exception while a session starts closes both its fds and the daemon goes on', async () => {
+    const dir = tmpDir('iso-start');
+    const before = openFds();
+    const be = echoBackend(path.join(dir, 'be.sock'));
+    const { d, events, notices } = daemonWith(dir, (e) => e.type === 'session-start' && e.session === 1);
+    const got1: Buffer[] = [];
+    const fe1 = frontend(path.join(dir, 'fe.sock'), got1);
+    await until(() => notices.some((n) => n.startsWith('session 1 could not start')), 5000, 'the notice');
+    expect(notices.find((n) => n.startsWith('session 1'))).toBe('session 1 could not start: sink failed on session-start; its connections are closed');
+    // the proxy's ends are closed: the backend and the frontend both see EOF
+    await until(() => be.chans.length === 1, 5000);
+    const got2: Buffer[] = [];
+    const fe2 = frontend(path.join(dir, 'fe.sock'), got2);
+    fe2.send(encodeMessage(Request.GET_FEATURES, 1));
+    await until(() => got2.length === 1, 5000, 'session 2 to forward');
+    expect(events.filter((e) => e.type === 'session-start').map((e) => e.session)).toEqual([2]);
+    fe1.close();
+    fe2.close();
+    d.stop();
+    be.close();
+    await until(() => openFds() === before, 5000, 'every fd closed');
+  });
+
+  it('an exception while a relayed notification is reported ends that session only', async () => {
+    const dir = tmpDir('iso-notify');
+    const be = echoBackend(path.join(dir, 'be.sock'));
+    const { d, events } = daemonWith(dir, (e) => e.type === 'notification' && e.session === 1, true);
+    const got1: Buffer[] = [];
+    const fe1 = frontend(path.join(dir, 'fe.sock'), got1);
+    const kick = native.eventfd(0);
+    fe1.send(encodeMessage(Request.SET_VRING_KICK, 1, u64(0n)), [native.dup(kick)]);
+    await until(() => events.some((e) => e.type === 'message' && e.session === 1 && e.decoded.name === 'SET_VRING_KICK'), 5000, 'the kick fd to be interposed');
+    native.eventfdWrite(kick, 1); // relayed on the relay thread, reported from the drain timer
+    await until(() => events.some((e) => e.type === 'session-end' && e.session === 1), 5000, 'session 1 to end');
+    expect((events.find((e) => e.type === 'session-end') as SessionEndEvent).reason).toBe('internal error in a relayed notification: sink failed on notification');
+    const got2: Buffer[] = [];
+    const fe2 = frontend(path.join(dir, 'fe.sock'), got2);
+    fe2.send(encodeMessage(Request.GET_FEATURES, 1));
+    await until(() => got2.length === 1, 5000, 'session 2 to forward');
+    native.close(kick);
+    fe1.close();
+    fe2.close();
+    d.stop();
+    be.close();
+  });
+});
