@@ -367,7 +367,8 @@ export class ProxySession {
     return {
       negotiation: this.negotiation,
       now: () => native.monotonicNs(),
-      deliver: (m) => this.deliver(m),
+      // held and delayed messages are delivered from the fault runner's timers: guarded too
+      deliver: this.guarded('delivering a held message', (m: PendingMessage) => this.deliver(m)),
       discard: (m, how) => {
         const fdInfo = describeFds(m.fds);
         closeFds(m.fds);
