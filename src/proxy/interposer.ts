@@ -47,7 +47,14 @@ export class Interposer {
     const kept = native.dup(ours); // `ours` goes to the far peer; the relay keeps `kept`
     const [src, dst] = kind === 'kick' ? [peerFd, kept] : [kept, peerFd];
     const rec: PairRecord = { vring, kind, pairId: 0, dst };
-    rec.pairId = this.hub.add(src, dst, (e) => this.onNotification(vring, kind, e));
+    try {
+      rec.pairId = this.hub.add(src, dst, (e) => this.onNotification(vring, kind, e));
+    } catch (err) {
+      // the relay took both fds and closed them (the peer's among them: an fd it cannot poll,
+      // such as a memfd); `ours` was never handed out. The caller must not close the peer's fd.
+      native.close(ours);
+      throw Object.assign(err as Error, { fdsTaken: true });
+    }
     this.current.set(key, rec);
     this.history.push(rec);
     if (old) this.retire(key, old, REPLACED_PAIR_GRACE_MS);

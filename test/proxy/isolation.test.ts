@@ -135,3 +135,27 @@ describe('a failure in one session stays in it', () => {
     be.close();
   });
 });
+
+describe('a pair the relay cannot take', () => {
+  it('SET_VRING_KICK with an fd epoll refuses (a memfd) ends that session cleanly: each fd closed once, none leaked', async () => {
+    const dir = tmpDir('iso-addpair');
+    const before = openFds();
+    const be = echoBackend(path.join(dir, 'be.sock'));
+    const { d, events } = daemonWith(dir, () => false, true);
+    const got: Buffer[] = [];
+    const fe = frontend(path.join(dir, 'fe.sock'), got);
+    fe.send(encodeMessage(Request.SET_VRING_KICK, 1, u64(0n)), [native.memfdCreate('not-an-eventfd', 4096)]);
+    await until(() => events.some((e) => e.type === 'session-end'), 5000, 'the session to end');
+    expect((events.find((e) => e.type === 'session-end') as SessionEndEvent).reason).toMatch(/^cannot interpose SET_VRING_KICK: .*epoll_ctl/);
+    // the daemon goes on: a new session forwards
+    const got2: Buffer[] = [];
+    const fe2 = frontend(path.join(dir, 'fe.sock'), got2);
+    fe2.send(encodeMessage(Request.GET_FEATURES, 1));
+    await until(() => got2.length === 1, 5000, 'a new session to forward');
+    fe.close();
+    fe2.close();
+    d.stop();
+    be.close();
+    await until(() => openFds() === before, 5000, 'every fd closed');
+  });
+});
