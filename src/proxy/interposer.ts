@@ -10,6 +10,15 @@ import type { RelayEvent, RelayHub } from './relay-hub';
 
 /** How long a replaced pair keeps relaying: the far peer may use the old fd until it has read the new message. */
 const REPLACED_PAIR_GRACE_MS = 1000;
+/**
+ * At most this many replaced pairs of one vring slot keep relaying through their grace period;
+ * an older one is finished at once (relaying what is pending). QEMU re-sends SET_VRING_CALL on
+ * every MSI-X mask change, thousands of times a second under churn: without a bound every
+ * re-send would hold two fds and a timer for a second. A backend that signals an fd replaced
+ * more than this many messages ago is that far behind the frontend, and that signal is not
+ * relayed.
+ */
+const MAX_RETIRING_PER_SLOT = 16;
 
 export interface PairRecord {
   vring: number;
@@ -21,10 +30,19 @@ export interface PairRecord {
   final?: RelayPairStats;
 }
 
+/** Finished pairs of one slot, folded into one record: memory stays flat however many there were. */
+interface FinishedSlot {
+  vring: number;
+  kind: NotificationKind;
+  pairs: number;
+  final: RelayPairStats;
+}
+
 export class Interposer {
   private readonly current = new Map<string, PairRecord>();
-  private readonly retiring = new Map<number, NodeJS.Timeout>();
-  readonly history: PairRecord[] = [];
+  /** replaced pairs still relaying, per slot, oldest first */
+  private readonly retiring = new Map<string, { rec: PairRecord; timer: NodeJS.Timeout }[]>();
+  private readonly finished = new Map<string, FinishedSlot>();
 
   constructor(
     private readonly hub: RelayHub,
@@ -56,7 +74,6 @@ export class Interposer {
       throw Object.assign(err as Error, { fdsTaken: true });
     }
     this.current.set(key, rec);
-    this.history.push(rec);
     if (old) this.retire(key, old, REPLACED_PAIR_GRACE_MS);
     return [ours];
   }
@@ -85,35 +102,65 @@ export class Interposer {
   /** RESET_OWNER or session end: every pair goes now. */
   teardownAll(): void {
     for (const [key, rec] of [...this.current]) this.retire(key, rec, 0);
-    for (const [id, timer] of this.retiring) {
-      clearTimeout(timer);
-      this.finish(id);
+    for (const [key, list] of this.retiring) {
+      for (const r of list) {
+        clearTimeout(r.timer);
+        this.finish(key, r.rec);
+      }
     }
     this.retiring.clear();
   }
 
-  /** Live and finished pairs with their counts (read from the source, written to the destination). */
-  pairs(): (PairRecord & { stats: RelayPairStats | null })[] {
-    return this.history.map((r) => ({ ...r, stats: r.final ?? this.hub.pairStats(r.pairId) }));
+  /**
+   * Pairs with their counts (read from the source, written to the destination): each live or
+   * retiring pair, and per slot one record that sums every finished pair (`final` set).
+   */
+  pairs(): (PairRecord & { stats: RelayPairStats | null; pairs?: number })[] {
+    const live = [...this.current.values(), ...[...this.retiring.values()].flat().map((r) => r.rec)].map((r) => ({ ...r, stats: this.hub.pairStats(r.pairId) }));
+    const done = [...this.finished.values()].map((f) => ({ vring: f.vring, kind: f.kind, pairId: -1, dst: -1, final: f.final, stats: f.final, pairs: f.pairs }));
+    return [...done, ...live];
+  }
+
+  /** How many pairs (live, retiring) this session holds: bounded by slots x (1 + MAX_RETIRING_PER_SLOT). */
+  get livePairs(): number {
+    return this.current.size + [...this.retiring.values()].reduce((n, l) => n + l.length, 0);
   }
 
   private retire(key: string, rec: PairRecord, graceMs: number): void {
     if (this.current.get(key) === rec) this.current.delete(key);
     if (graceMs === 0) {
-      this.finish(rec.pairId);
+      this.finish(key, rec);
       return;
     }
-    const t = setTimeout(() => {
-      this.retiring.delete(rec.pairId);
-      this.finish(rec.pairId);
+    const list = this.retiring.get(key) ?? [];
+    this.retiring.set(key, list);
+    while (list.length >= MAX_RETIRING_PER_SLOT) {
+      const oldest = list.shift()!;
+      clearTimeout(oldest.timer);
+      this.finish(key, oldest.rec);
+    }
+    const timer = setTimeout(() => {
+      const i = list.findIndex((r) => r.rec === rec);
+      if (i >= 0) list.splice(i, 1);
+      if (!list.length && this.retiring.get(key) === list) this.retiring.delete(key);
+      this.finish(key, rec);
     }, graceMs);
-    t.unref();
-    this.retiring.set(rec.pairId, t);
+    timer.unref();
+    list.push({ rec, timer });
   }
 
-  private finish(pairId: number): void {
-    const rec = this.history.find((r) => r.pairId === pairId);
-    const final = this.hub.remove(pairId);
-    if (rec && final) rec.final = final;
+  private finish(key: string, rec: PairRecord): void {
+    const final = this.hub.remove(rec.pairId);
+    if (!final) return;
+    const f = this.finished.get(key);
+    if (!f) {
+      this.finished.set(key, { vring: rec.vring, kind: rec.kind, pairs: 1, final: { ...final } });
+      return;
+    }
+    f.pairs++;
+    f.final.read += final.read;
+    f.final.written += final.written;
+    f.final.notifications += final.notifications;
+    f.final.writeErrors += final.writeErrors;
   }
 }

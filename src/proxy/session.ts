@@ -184,6 +184,11 @@ export class ProxySession {
     return this.closed;
   }
 
+  /** Relay pairs this session holds now (current and in their grace period). */
+  get livePairs(): number {
+    return this.interposer?.livePairs ?? 0;
+  }
+
   /** The backend's process (SO_PEERCRED), once the roles are known. */
   get backendPeer(): PeerIdentity | undefined {
     return this.frontendAt ? this.peers[other(this.frontendAt)] : undefined;

@@ -159,3 +159,58 @@ describe('a pair the relay cannot take', () => {
     await until(() => openFds() === before, 5000, 'every fd closed');
   });
 });
+
+describe('MSI-X churn', () => {
+  /** A daemon and a backend that takes each call fd, signals it once and closes it, as a real one would. */
+  async function churn(dir: string, messages: number, batch: number) {
+    const chans: Channel[] = [];
+    let calls = 0;
+    const l = new native.Listener(native.listenUnix(path.join(dir, 'be.sock'), 4, 0o600), (_e, fd) => {
+      if (fd === null) return;
+      const ch = new native.Channel(fd, 65536, (_m, fds) => {
+        for (const f of fds) {
+          native.eventfdWrite(f, 1);
+          native.close(f);
+          calls++;
+        }
+      }, () => {});
+      ch.start();
+      chans.push(ch);
+    });
+    const { d, events } = daemonWith(dir, () => false, true);
+    const fe = frontend(path.join(dir, 'fe.sock'), []);
+    const before = openFds();
+    let peakPairs = 0;
+    let peakFds = 0;
+    for (let i = 0; i < messages; i += batch) {
+      for (let k = 0; k < batch; k++) fe.send(encodeMessage(Request.SET_VRING_CALL, 1, u64(0n)), [native.eventfd(0)]); // the channel owns the fd
+      await until(() => calls === i + batch, 10_000, `${i + batch} calls to arrive`);
+      peakPairs = Math.max(peakPairs, d.activeSessions[0].livePairs);
+      peakFds = Math.max(peakFds, openFds() - before);
+    }
+    fe.close();
+    await until(() => events.some((e) => e.type === 'session-end'), 5000);
+    const end = events.find((e): e is SessionEndEvent => e.type === 'session-end')!;
+    d.stop();
+    l.close();
+    for (const c of chans) c.close();
+    return { peakPairs, peakFds, calls0: end.relayPairs.filter((p) => p.kind === 'call' && p.vring === 0) };
+  }
+
+  it('a burst of 5000 re-sent SET_VRING_CALLs holds a bounded number of relay pairs and fds', async () => {
+    const before = openFds();
+    const r = await churn(tmpDir('churn-burst'), 5000, 500);
+    // one current pair and at most 16 in their grace period, whatever the churn
+    expect(r.peakPairs).toBeLessThanOrEqual(17);
+    expect(r.peakFds).toBeLessThan(2 * 17 + 20);
+    // finished pairs are one record per slot, not one per re-send
+    expect(r.calls0.length).toBeLessThanOrEqual(1);
+    await until(() => openFds() === before, 5000, 'every fd closed');
+  }, 60_000);
+
+  it('a backend that keeps up loses no call across 2000 re-sends, and the counts survive in one record', async () => {
+    const r = await churn(tmpDir('churn-paced'), 2000, 4);
+    expect(r.calls0.reduce((n, p) => n + p.read, 0)).toBe(2000);
+    expect(r.calls0.reduce((n, p) => n + p.written, 0)).toBe(2000);
+  }, 60_000);
+});
