@@ -33,6 +33,7 @@ export interface ProxyCliOptions {
   keepFeatures?: boolean;
   statsInterval: string;
   logNotifications?: boolean;
+  logRings?: boolean;
   relaySpinUs: string;
   relayNice: string;
   relayCpu?: string;
@@ -76,6 +77,7 @@ export function registerProxy(program: Command): void {
     .option('--rings [what]', 'map guest memory read-only and snapshot each vring at every relayed kick and call: ring state and descriptor chains; --rings=headers also decodes the first bytes of each buffer (net, blk, fs: use --device)')
     .option('--check', 'run the protocol checks live and log every finding (see `vhostscope check --rules`)')
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
+    .option('--log-rings', 'one log line per vring snapshot (--rings; recorded either way, `tail --rings` shows them live)')
     .action((o: ProxyCliOptions) => runProxy(o));
 }
 
@@ -121,7 +123,9 @@ export function runProxy(o: ProxyCliOptions): void {
     control?.onEvent(e);
     for (const f of checker?.onEvent(e) ?? [])
       logger.warn({ event: 'finding', session: f.session, id: f.rule.id, rule: f.rule.name, severity: f.rule.severity, section: f.rule.section, at: f.at, detail: f.detail, msg: findingLine(f).trim() });
+    // per-notification and per-snapshot events are the high-rate ones: recorded, logged only on request
     if (e.type === 'notification' && !o.logNotifications) return;
+    if (e.type === 'ring' && !o.logRings) return;
     const guess = devices.observe(e);
     if (guess && !o.device && 'session' in e) logger.info({ event: 'device', session: e.session, device: guess.device, reason: guess.reason, msg: `session ${e.session} carries a ${guess.device} device (from ${guess.reason})` });
     const device = o.device ?? ('session' in e ? devices.guess(e.session)?.device : undefined) ?? 'generic';
