@@ -20,6 +20,8 @@ interface SessionState {
   batch: NotifyBatchRecord | undefined;
   last: bigint;
   dropped: number;
+  /** vring snapshots not recorded: the disk fell behind */
+  droppedRings: number;
   ownWriter: boolean;
 }
 
@@ -86,7 +88,7 @@ export class Recorder {
         writer.writeHeader(native.monotonicNs());
         this.files.push(file);
       }
-      this.sessions.set(e.session, { writer, batch: undefined, last: 0n, dropped: 0, ownWriter: !this.shared });
+      this.sessions.set(e.session, { writer, batch: undefined, last: 0n, dropped: 0, droppedRings: 0, ownWriter: !this.shared });
       writer.write({ type: 'session-start', ts: e.ts, session: e.session, listen: e.listenPath, connect: e.connectPath, frontend: e.frontend, interpose: e.interpose, peers: e.peers });
       return;
     }
@@ -113,7 +115,7 @@ export class Recorder {
         });
         break;
       case 'ring':
-        s.writer.write({ type: 'ring', session: e.session, vring: e.vring, raw: e.raw, ...(e.base !== undefined ? { base: e.base } : {}) });
+        if (!s.writer.write({ type: 'ring', session: e.session, vring: e.vring, raw: e.raw, ...(e.base !== undefined ? { base: e.base } : {}) })) s.droppedRings++;
         break;
       case 'notice':
         break;
@@ -154,6 +156,7 @@ export class Recorder {
           vrings: e.vrings,
           relayPairs: e.relayPairs,
           droppedNotifications: s.dropped,
+          ...(s.droppedRings ? { droppedRings: s.droppedRings } : {}),
         });
         if (s.ownWriter) this.closing.push(s.writer.close());
         else s.writer.flush();

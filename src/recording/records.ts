@@ -125,6 +125,8 @@ export interface SessionEndRecord {
   vrings: VringStats[];
   relayPairs: RelayPairSummary[];
   droppedNotifications: number;
+  /** vring snapshots not recorded because the disk fell behind (absent: none) */
+  droppedRings?: number;
 }
 
 /** Written when a file is reopened after a crash: what was cut off its torn end. */

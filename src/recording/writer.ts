@@ -42,6 +42,8 @@ export class RecordingWriter {
   private failed: Error | undefined;
   /** notification events dropped because the disk fell behind */
   droppedNotifications = 0;
+  /** vring snapshots dropped because the disk fell behind */
+  droppedRings = 0;
   bytesWritten = 0;
   /** file size after the last fully written chunk: always a frame boundary */
   private wholeBytes = 0;
@@ -73,11 +75,15 @@ export class RecordingWriter {
     if (this.recovered) this.write({ type: 'recovered', ts: monotonicNs, ...this.recovered });
   }
 
-  /** Queues a record. Returns false if it was dropped (only notification batches ever are). */
+  /**
+   * Queues a record. Returns false if it was dropped: only notification batches and vring
+   * snapshots ever are (both high-rate, both counted), never a control record.
+   */
   write(r: RecordingRecord): boolean {
     if (this.closed) return false;
-    if (r.type === 'notify' && this.pendingBytes > (this.opts.maxPendingBytes ?? 64 << 20)) {
-      this.droppedNotifications += r.dt.length;
+    if ((r.type === 'notify' || r.type === 'ring') && this.pendingBytes > (this.opts.maxPendingBytes ?? 64 << 20)) {
+      if (r.type === 'notify') this.droppedNotifications += r.dt.length;
+      else this.droppedRings++;
       return false;
     }
     const f = encodeFrame(r);

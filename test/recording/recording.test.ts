@@ -136,6 +136,25 @@ describe('recording', () => {
     expect(scan.records.filter((r) => r.type === 'dropped')).toHaveLength(50);
   });
 
+  it('drops vring snapshots too when the disk falls behind, counts them, and never drops a message', async () => {
+    const file = path.join(tmpDir('drop-rings'), 'r.vhsrec');
+    const w = new RecordingWriter(file, { maxPendingBytes: 1000, flushMs: 60_000 });
+    w.writeHeader(1n);
+    let kept = 0;
+    let messages = 0;
+    for (let i = 0; i < 50; i++) {
+      if (w.write({ type: 'ring', session: 1, vring: 0, raw: Buffer.alloc(200, i) })) kept++;
+      if (w.write({ type: 'message', ts: BigInt(i), session: 1, channel: 'main', dir: 'F>B', raw: Buffer.from('010000000100000000000000', 'hex'), fds: [] })) messages++;
+    }
+    expect(kept).toBeLessThan(50);
+    expect(w.droppedRings).toBe(50 - kept);
+    expect(messages).toBe(50);
+    await w.close();
+    const scan = readRecording(file);
+    expect(scan.records.filter((r) => r.type === 'message')).toHaveLength(50);
+    expect(scan.records.filter((r) => r.type === 'ring')).toHaveLength(kept);
+  });
+
   it('writes one file per session into a directory', async () => {
     const dir = tmpDir('dir') + '/';
     const rec = new Recorder(dir);
