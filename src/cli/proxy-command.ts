@@ -118,7 +118,10 @@ export function runProxy(o: ProxyCliOptions): void {
   const checker = o.check ? new Checker() : undefined;
   const devices = new DeviceTracker();
   const emit = (e: ProxyEvent): void => {
+    // one inference of each session's device, for the log's feature names and the recording
+    const guess = 'session' in e ? devices.observe(e) : undefined;
     recorder?.onEvent(e);
+    if (guess && 'session' in e) recorder?.onDevice(e.session, e.ts, guess);
     injector?.onEvent(e);
     control?.onEvent(e);
     for (const f of checker?.onEvent(e) ?? [])
@@ -126,7 +129,6 @@ export function runProxy(o: ProxyCliOptions): void {
     // per-notification and per-snapshot events are the high-rate ones: recorded, logged only on request
     if (e.type === 'notification' && !o.logNotifications) return;
     if (e.type === 'ring' && !o.logRings) return;
-    const guess = devices.observe(e);
     if (guess && !o.device && 'session' in e) logger.info({ event: 'device', session: e.session, device: guess.device, reason: guess.reason, msg: `session ${e.session} carries a ${guess.device} device (from ${guess.reason})` });
     const device = o.device ?? ('session' in e ? devices.guess(e.session)?.device : undefined) ?? 'generic';
     if (e.type === 'notice') return void logger.warn(eventRecord(e, device));

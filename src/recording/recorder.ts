@@ -6,8 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from '../native';
-import { HEADER_SIZE } from '../protocol';
-import { DeviceTracker } from '../proxy/device-tracker';
+import { HEADER_SIZE, type DeviceGuess } from '../protocol';
 import type { ProxyEvent } from '../proxy/events';
 import { KIND_CODES, type NotifyBatchRecord } from './records';
 import { RecordingWriter, type WriterOptions } from './writer';
@@ -46,7 +45,6 @@ export class Recorder {
   private readonly dirMode: boolean;
   private readonly shared: RecordingWriter | undefined;
   private readonly sessions = new Map<number, SessionState>();
-  private readonly devices = new DeviceTracker();
   private readonly timer: NodeJS.Timeout;
   private readonly reported = new Set<RecordingWriter>();
   readonly files: string[] = [];
@@ -72,14 +70,12 @@ export class Recorder {
     return path.join(this.target, `${stamp}-s${id}.vhsrec`);
   }
 
-  onEvent(e: ProxyEvent): void {
-    this.recordEvent(e);
-    // which device the session carries, once the evidence says so (or says it better)
-    const g = this.devices.observe(e);
-    if (g && 'session' in e) this.sessions.get(e.session)?.writer.write({ type: 'device', ts: e.ts, session: e.session, device: g.device, reason: g.reason });
+  /** Which device a session carries, as the daemon inferred it (after its session-start). */
+  onDevice(session: number, ts: bigint, g: DeviceGuess): void {
+    this.sessions.get(session)?.writer.write({ type: 'device', ts, session, device: g.device, reason: g.reason });
   }
 
-  private recordEvent(e: ProxyEvent): void {
+  onEvent(e: ProxyEvent): void {
     if (e.type === 'session-start') {
       let writer = this.shared;
       if (!writer) {

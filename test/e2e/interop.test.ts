@@ -33,7 +33,10 @@ function expectClean(run: GuestRun | { proxy: GuestRun['proxy'] }, device: Devic
   expect(flagged.map((m) => `${m.dir} ${m.request}: ${m.findings!.map((f) => f.rule).join(',')}`)).toEqual([]);
   for (const end of run.proxy.records().filter((r) => r.event === 'session-end')) expect(String(end.reason)).not.toMatch(/bad input|cannot interpose|failed/);
   checkRecording(run.proxy, allowed);
-  const inferred = recordingDevices(readRecording(run.proxy.recordFile).records).get(1);
+  const records = readRecording(run.proxy.recordFile).records;
+  // the proxy's own inference is in the recording (not re-derived by the reader)
+  expect(records.filter((r) => r.type === 'device').map((r) => (r.type === 'device' ? r.device : ''))).toContain(device);
+  const inferred = recordingDevices(records).get(1);
   expect(inferred?.device, `inferred from ${inferred?.reason}`).toBe(device);
   expect(run.proxy.records().find((r) => r.event === 'device')).toMatchObject({ device });
   return msgs;
