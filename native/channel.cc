@@ -7,7 +7,9 @@
 // rest goes later without fds (fds travel with the first byte only).
 //
 // The channel decides nothing: it reports messages, EOF and errors to JS and stops
-// reading after any end; JS decides whether to close.
+// reading after any end; JS decides whether to close. It reports when its write queue has
+// drained (onDrain), and pause() stops reading until start(): JS builds back-pressure from
+// the two (src/proxy/backpressure.ts).
 #include "common.h"
 #include "framing.h"
 #include <cerrno>
@@ -38,6 +40,7 @@ class Channel : public Napi::ObjectWrap<Channel> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Channel", {
       InstanceMethod("start", &Channel::Start),
+      InstanceMethod("pause", &Channel::Pause),
       InstanceMethod("send", &Channel::Send),
       InstanceMethod("close", &Channel::Close),
       InstanceAccessor("fd", &Channel::GetFd, nullptr),
@@ -45,7 +48,7 @@ class Channel : public Napi::ObjectWrap<Channel> {
     });
   }
 
-  // new Channel(fd, maxPayload, onMessage(buf, fds, tsNs), onEnd(err|null))
+  // new Channel(fd, maxPayload, onMessage(buf, fds, tsNs), onEnd(err|null), onDrain?())
   // The channel owns fd from now on.
   Channel(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<Channel>(info),
@@ -54,6 +57,7 @@ class Channel : public Napi::ObjectWrap<Channel> {
     fd_ = info[0].As<Napi::Number>().Int32Value();
     on_message_ = Napi::Persistent(info[2].As<Napi::Function>());
     on_end_ = Napi::Persistent(info[3].As<Napi::Function>());
+    if (info.Length() > 4 && info[4].IsFunction()) on_drain_ = Napi::Persistent(info[4].As<Napi::Function>());
     poll_ = new uv_poll_t;
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(info.Env(), &loop);
@@ -78,6 +82,15 @@ class Channel : public Napi::ObjectWrap<Channel> {
     if (!reading_) {
       reading_ = true;
       if (!self_ref_) { Ref(); self_ref_ = true; }
+      UpdatePoll();
+    }
+    return info.Env().Undefined();
+  }
+
+  // pause(): stops reading (the peer's writes back up in the kernel) until start().
+  Napi::Value Pause(const Napi::CallbackInfo& info) {
+    if (reading_) {
+      reading_ = false;
       UpdatePoll();
     }
     return info.Env().Undefined();
@@ -196,6 +209,7 @@ class Channel : public Napi::ObjectWrap<Channel> {
   }
 
   void Flush() {
+    if (queue_.empty()) return;
     while (!queue_.empty()) {
       PendingWrite& w = queue_.front();
       size_t before = w.offset;
@@ -211,9 +225,7 @@ class Channel : public Napi::ObjectWrap<Channel> {
       if (w.offset < w.data.size()) return;  // EAGAIN: wait for the next writable
       queue_.pop_front();
     }
-    if (queue_.empty() && !reading_ && self_ref_ && !closed_) {
-      // nothing left to do for this channel until JS calls start/send again
-    }
+    if (!on_drain_.IsEmpty() && !closed_) CallJs(Env(), on_drain_, ctx_, {});
   }
 
   void ReadSome() {
@@ -277,6 +289,7 @@ class Channel : public Napi::ObjectWrap<Channel> {
   size_t queued_bytes_ = 0;
   Napi::FunctionReference on_message_;
   Napi::FunctionReference on_end_;
+  Napi::FunctionReference on_drain_;
   Napi::AsyncContext ctx_;
 };
 

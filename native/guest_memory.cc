@@ -15,6 +15,7 @@ class GuestMemoryObject : public Napi::ObjectWrap<GuestMemoryObject> {
       InstanceMethod("remove", &GuestMemoryObject::Remove),
       InstanceMethod("clear", &GuestMemoryObject::Clear),
       InstanceAccessor("regions", &GuestMemoryObject::Regions, nullptr),
+      InstanceAccessor("mapped", &GuestMemoryObject::MappedRegions, nullptr),
     });
   }
 
@@ -30,7 +31,7 @@ class GuestMemoryObject : public Napi::ObjectWrap<GuestMemoryObject> {
     return v.IsBigInt() ? v.As<Napi::BigInt>().Uint64Value(&lossless) : static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
   }
 
-  // add(fd, gpa, size, uaddr, mmapOffset): maps the fd read-only; takes ownership of fd.
+  // add(fd, gpa, size, uaddr, mmapOffset): takes ownership of fd; maps it read-only if it is sealed.
   Napi::Value Add(const Napi::CallbackInfo& info) {
     int e = mem->Add(info[0].As<Napi::Number>().Int32Value(), U64(info[1]), U64(info[2]), U64(info[3]), U64(info[4]));
     if (e) throw ErrnoError(info.Env(), "mmap", e);
@@ -49,6 +50,10 @@ class GuestMemoryObject : public Napi::ObjectWrap<GuestMemoryObject> {
 
   Napi::Value Regions(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(mem->Count()));
+  }
+
+  Napi::Value MappedRegions(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(mem->Mapped()));
   }
 };
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +12,12 @@
 namespace vhs {
 
 GuestMemory::~GuestMemory() { Clear(); }
+
+// Whether the kernel forbids shrinking the file: only then can a mapping of it never fault.
+static bool SealedAgainstShrinking(int fd) {
+  int seals = fcntl(fd, F_GET_SEALS);
+  return seals >= 0 && (seals & F_SEAL_SHRINK);
+}
 
 int GuestMemory::Add(int fd, uint64_t gpa, uint64_t size, uint64_t uaddr, uint64_t mmap_offset) {
   struct stat st{};
@@ -22,26 +29,27 @@ int GuestMemory::Add(int fd, uint64_t gpa, uint64_t size, uint64_t uaddr, uint64
   uint64_t file_len = static_cast<uint64_t>(st.st_size);
   if (size == 0 || mmap_offset > file_len || size > file_len - mmap_offset) {
     close(fd);
-    return EINVAL;  // the region does not fit in the file: nothing to map safely
+    return EINVAL;  // the region does not fit in the file: nothing to read safely
   }
-  // Map from offset 0 so that a hugetlbfs file's alignment holds; the region is a window of it.
-  void* p = mmap(nullptr, file_len, PROT_READ, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) {
-    int e = errno;
-    close(fd);
-    return e;
+  Region r;
+  if (SealedAgainstShrinking(fd)) {
+    // Map from offset 0 so that any alignment the file needs holds; the region is a window of it.
+    void* p = mmap(nullptr, file_len, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+      int e = errno;
+      close(fd);
+      return e;
+    }
+    r.map = static_cast<const uint8_t*>(p);
+    r.map_len = file_len;
   }
   std::lock_guard<std::mutex> lock(mu_);
-  Region r;
   r.fd = fd;
   r.gpa = gpa;
   r.size = size;
   r.uaddr = uaddr;
   r.mmap_offset = mmap_offset;
-  r.map = static_cast<const uint8_t*>(p);
-  r.map_len = file_len;
   regions_.push_back(r);
-  checked_.push_back(0);
   return 0;
 }
 
@@ -58,7 +66,6 @@ bool GuestMemory::Remove(uint64_t gpa, uint64_t size) {
     if (regions_[i].gpa == gpa && regions_[i].size == size) {
       Unmap(regions_[i]);
       regions_.erase(regions_.begin() + static_cast<long>(i));
-      checked_.erase(checked_.begin() + static_cast<long>(i));
       return true;
     }
   }
@@ -69,7 +76,6 @@ void GuestMemory::Clear() {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& r : regions_) Unmap(r);
   regions_.clear();
-  checked_.clear();
 }
 
 size_t GuestMemory::Count() {
@@ -77,21 +83,33 @@ size_t GuestMemory::Count() {
   return regions_.size();
 }
 
+size_t GuestMemory::Mapped() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<size_t>(std::count_if(regions_.begin(), regions_.end(), [](const Region& r) { return r.map != nullptr; }));
+}
+
+// pread() the whole range, or report that the file ended first (it shrank under us).
+static int ReadFile(int fd, uint64_t off, void* out, uint64_t len) {
+  auto* dst = static_cast<uint8_t*>(out);
+  while (len > 0) {
+    ssize_t n = pread(fd, dst, len, static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return kErrShrunk;
+    dst += n;
+    off += static_cast<uint64_t>(n);
+    len -= static_cast<uint64_t>(n);
+  }
+  return kErrNone;
+}
+
 int GuestMemory::Read(uint64_t addr, bool by_gpa, void* out, uint64_t len) {
-  for (size_t i = 0; i < regions_.size(); i++) {
-    Region& r = regions_[i];
+  for (const Region& r : regions_) {
     uint64_t base = by_gpa ? r.gpa : r.uaddr;
     if (addr < base || addr - base >= r.size || len > r.size - (addr - base)) continue;
     uint64_t off = r.mmap_offset + (addr - base);
-    if (checked_[i] != epoch_) {
-      struct stat st{};
-      if (fstat(r.fd, &st) < 0) return kErrShrunk;
-      // reading a page past the end of the file now would be SIGBUS
-      if (static_cast<uint64_t>(st.st_size) < std::min(r.map_len, r.mmap_offset + r.size)) return kErrShrunk;
-      checked_[i] = epoch_;
-    }
+    if (!r.map) return ReadFile(r.fd, off, out, len);
     if (off + len > r.map_len) return kErrShrunk;
-    memcpy(out, r.map + off, len);
+    memcpy(out, r.map + off, len);  // sealed: the file cannot be shorter than map_len
     return kErrNone;
   }
   return by_gpa ? kErrDescUnmapped : kErrRingUnmapped;
@@ -372,7 +390,6 @@ void SnapshotRing(RingState& r, uint8_t kind, uint64_t ts, uint32_t pair, uint32
   uint16_t avail_idx = 0, used_idx = 0;
   if (r.mem && r.num) {
     std::lock_guard<std::mutex> lock(r.mem->Lock());
-    r.mem->NewSnapshot();
     if (r.packed) {
       Packed(w, r, kind);
       avail_idx = r.last_avail;

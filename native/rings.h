@@ -1,11 +1,16 @@
 // Read-only views of guest memory and vring snapshots (no Node here: the relay thread calls
 // this, and the native tests can too).
 //
-// The proxy receives every guest-memory fd (SET_MEM_TABLE, ADD_MEM_REG). GuestMemory maps
-// each one read-only, whole (offset 0, so hugetlbfs alignment holds), and translates guest
-// physical and front-end virtual addresses to bytes. A peer may shrink a memfd under us:
-// every snapshot fstat()s a region before it reads from it, so a read past the end of the file
-// (which would be SIGBUS) is refused instead.
+// The proxy receives every guest-memory fd (SET_MEM_TABLE, ADD_MEM_REG). GuestMemory translates
+// guest physical and front-end virtual addresses to bytes of those fds.
+//
+// A read must never fault. Touching a mapping past the end of its file raises SIGBUS, and a
+// peer can shrink an unsealed file at any moment: checking its size first leaves a window
+// between the check and the copy. So a region is read through a mapping only when the kernel
+// promises the file cannot shrink (a memfd sealed with F_SEAL_SHRINK, as QEMU's
+// memory-backend-memfd seals by default); every other file (unsealed memfds, /dev/shm and
+// hugetlbfs files) is read with pread(), which returns short at the end of the file and cannot
+// raise a signal.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -16,12 +21,12 @@
 namespace vhs {
 
 struct Region {
-  int fd = -1;  // our own (dup'ed) fd, for fstat
+  int fd = -1;  // our own (dup'ed) fd, read with pread() when the file is not sealed
   uint64_t gpa = 0;
   uint64_t size = 0;
   uint64_t uaddr = 0;
   uint64_t mmap_offset = 0;
-  const uint8_t* map = nullptr;  // the whole file, from offset 0
+  const uint8_t* map = nullptr;  // sealed files only: the whole file, from offset 0
   uint64_t map_len = 0;
 };
 
@@ -39,20 +44,18 @@ class GuestMemory {
   // Returns 0, or an error code of the snapshot format (kErr*). Call with Lock() held.
   int Read(uint64_t addr, bool by_gpa, void* out, uint64_t len);
   std::mutex& Lock() { return mu_; }
-  // Starts a new snapshot: regions are fstat()ed again before their next read.
-  void NewSnapshot() { ++epoch_; }
+  // How many regions are read through a mapping (sealed against shrinking).
+  size_t Mapped();
 
  private:
   std::mutex mu_;
   std::vector<Region> regions_;
-  std::vector<uint64_t> checked_;  // epoch at which each region was last fstat()ed
-  uint64_t epoch_ = 1;
 };
 
 enum : uint16_t {
   kErrNone = 0,
   kErrRingUnmapped = 1,   // a ring address is in no region
-  kErrShrunk = 2,         // the memfd is smaller than the region now
+  kErrShrunk = 2,         // the file is smaller than the region now
   kErrDescUnmapped = 3,   // a descriptor's buffer is in no region
   kErrChain = 4,          // a descriptor chain loops or runs past the ring
 };

@@ -146,7 +146,8 @@ Napi::Value EventFdRead(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(env, v);
 }
 
-// memfdCreate(name, size) -> fd (sealable, close-on-exec)
+// memfdCreate(name, size, sealShrink?) -> fd (sealable, close-on-exec); sealShrink seals it
+// against shrinking and growing, as QEMU's memory-backend-memfd does
 Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name = info[0].As<Napi::String>();
@@ -157,6 +158,11 @@ Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
     int e = errno;
     close(fd);
     throw ErrnoError(env, "ftruncate", e);
+  }
+  if (info.Length() > 2 && info[2].ToBoolean() && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
+    int e = errno;
+    close(fd);
+    throw ErrnoError(env, "fcntl(F_ADD_SEALS)", e);
   }
   return Napi::Number::New(env, fd);
 }

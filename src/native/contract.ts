@@ -24,10 +24,14 @@ export interface ChannelEnd {
 
 export type OnMessage = (message: Buffer, fds: number[], monotonicNs: bigint) => void;
 export type OnEnd = (end: ChannelEnd | null) => void;
+/** The write queue, which was not empty, is empty now. */
+export type OnDrain = () => void;
 
 export interface Channel {
   /** Start (or resume) reading messages. */
   start(): void;
+  /** Stop reading until start(): the peer's further writes wait in its socket (back-pressure). */
+  pause(): void;
   /** Send one whole message with its fds in one sendmsg; returns the bytes still queued. Throws an errno error. */
   send(message: Buffer, fds?: number[]): number;
   /** Stop polling, close the socket and every fd still held (queued or half-received). Idempotent. */
@@ -38,7 +42,7 @@ export interface Channel {
 
 export interface ChannelConstructor {
   /** Takes ownership of `fd`, even when it throws (the fd is closed then). `maxPayload`: a header announcing more ends the stream with OVERSIZE. */
-  new (fd: number, maxPayload: number, onMessage: OnMessage, onEnd: OnEnd): Channel;
+  new (fd: number, maxPayload: number, onMessage: OnMessage, onEnd: OnEnd, onDrain?: OnDrain): Channel;
 }
 
 export interface Listener {
@@ -74,6 +78,13 @@ export interface RelayStats {
   niceApplied: boolean;
   /** ring snapshots not kept because JS had not drained 16 MiB of them */
   droppedSnapshots: number;
+  /**
+   * Relay transit of each first notification of a burst: from the thread's wake-up to the
+   * destination eventfd written (not the scheduler's wake-up latency before it). Bucket i counts
+   * transits in [2^i, 2^(i+1)) ns; the last bucket also holds everything longer.
+   */
+  transitBuckets: number[];
+  transitSumNs: number;
 }
 
 /**
@@ -114,18 +125,21 @@ export interface Relay {
 }
 
 /**
- * Read-only mappings of the guest-memory fds of one session. Each region is fstat()ed before
- * it is mapped and again before each snapshot reads from it, so a memfd shrunk by a peer gives
- * an error in the snapshot rather than SIGBUS in the daemon.
+ * Read-only views of the guest-memory fds of one session. A read can never fault: a file the
+ * kernel keeps from shrinking (F_SEAL_SHRINK) is read through a mapping, any other with
+ * pread(), so a file shrunk by a peer gives an error in the snapshot, never SIGBUS.
  */
 export interface GuestMemory {
-  /** Maps the whole file read-only (offset 0, keeping hugetlbfs alignment). Takes ownership of fd; throws (EINVAL: the region is not inside the file). */
+  /** Adds a region of the file (mapped whole and read-only when sealed). Takes ownership of fd; throws (EINVAL: the region is not inside the file). */
   add(fd: number, gpa: bigint, size: bigint, uaddr: bigint, mmapOffset: bigint): void;
   /** Unmaps the region with this guest address and size; false if there was none. */
   remove(gpa: bigint, size: bigint): boolean;
   /** Unmaps everything (the mappings also go when the last reference goes). */
   clear(): void;
   readonly regions: number;
+  /** How many regions are read through a mapping: files sealed against shrinking. The others
+   * are read with pread(), which cannot fault when a peer shrinks the file. */
+  readonly mapped: number;
 }
 
 export interface GuestMemoryConstructor {
@@ -188,7 +202,8 @@ export interface NativeAddon {
   eventfdWrite(fd: number, count: number): void;
   /** null when the counter is zero */
   eventfdRead(fd: number): bigint | null;
-  memfdCreate(name: string, size: number): number;
+  /** sealShrink: seal against shrinking and growing (as QEMU's memory-backend-memfd does) */
+  memfdCreate(name: string, size: number, sealShrink?: boolean): number;
   peerCred(fd: number): PeerCred;
   fdInfo(fd: number): FdInfo;
   /** CLOCK_MONOTONIC in ns, the clock of every timestamp the addon hands out (= process.hrtime.bigint()) */

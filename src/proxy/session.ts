@@ -35,6 +35,7 @@ import {
 import type { Direction, FdDescription, MessageEvent, PeerIdentity, ProxyEvent, RelayPairSummary, SessionEndEvent } from './events';
 import { closeFds, describeFds, peerIdentity } from './fds';
 import { Interposer } from './interposer';
+import { BackPressure, type PressureChange } from './backpressure';
 import { NotificationStats, type NotificationKind, type VringStats } from './notification-stats';
 import type { RelayHub } from './relay-hub';
 import { FaultRunner, type FaultHost, type PendingMessage } from './fault-runner';
@@ -90,6 +91,8 @@ export interface SessionStatus {
   channels: string[];
   messages: { 'F>B': number; 'B>F': number };
   fdsForwarded: number;
+  /** how often a sender was paused because its peer was not reading, and how many are now */
+  backpressure: { pauses: number; pausedNow: number };
   features: { offered?: string; acked?: string; ackedNames?: string[]; protocolInUse?: string[] };
   vrings: VringStats[];
   relayPairs: RelayPairSummary[];
@@ -119,6 +122,13 @@ export class ProxySession {
   private readonly faults: FaultRunner | undefined;
   private readonly peers: Record<Position, PeerIdentity | undefined>;
   private readonly rings: RingTracker | undefined;
+  /** pauses a sender while the peer it sends to is not reading */
+  private readonly pressure = new BackPressure(this.guarded('back-pressure', (c: PressureChange) => this.emitPressure(c)));
+
+  /** Channels of this session paused now because the peer they forward to is not reading. */
+  get pausedChannels(): number {
+    return this.pressure.snapshot().pausedNow;
+  }
 
   constructor(
     private readonly opts: SessionOptions,
@@ -205,12 +215,21 @@ export class ProxySession {
   }
 
   private makeLeg(pos: Position, fd: number): Channel {
-    return new native.Channel(
+    const leg: Channel = new native.Channel(
       fd,
       channelRules('main').maxPayload,
       this.guarded(`a message from the ${pos} side`, (msg: Buffer, fds: number[], ts: bigint) => this.onMessage(pos, msg, fds, ts)),
       this.guarded(`the end of the ${pos} side`, (end: ChannelEnd | null) => this.onEnd(pos, end)),
+      this.guarded(`the drain of the ${pos} side`, () => this.pressure.drained(leg)),
     );
+    return leg;
+  }
+
+  private emitPressure(c: PressureChange): void {
+    const msg = c.paused
+      ? `back-pressure: the ${c.label} is not reading (${c.queued} bytes queued to it); the proxy stops reading the other peer until it does`
+      : `back-pressure released: the ${c.label} read what was queued; forwarding resumes`;
+    this.opts.emit({ type: 'notice', ts: native.monotonicNs(), session: this.id, msg });
   }
 
   /**
@@ -347,7 +366,9 @@ export class ProxySession {
       if (now) this.opts.emit({ type: 'ring', ts: now.snapshot.ts, session: this.id, vring: st.index as number, snapshot: now.snapshot, raw: now.raw, base: st.num as number });
     }
     try {
-      to.send(out, outFds); // the channel owns the fds now and closes its copies once sent
+      const queued = to.send(out, outFds); // the channel owns the fds now and closes its copies once sent
+      const receiver = sender === 'frontend' ? 'backend' : 'frontend';
+      this.pressure.afterSend(this.channelTo(channel, sender), to, queued, channel === 'main' ? receiver : `${receiver} (${channel} channel)`);
     } catch (err) {
       this.close(`forwarding to the ${sender === 'frontend' ? 'backend' : 'frontend'} (${channel} channel) failed: ${(err as Error).message}`, 'proxy');
       return;
@@ -451,7 +472,8 @@ export class ProxySession {
     const max = channelRules(kind).maxPayload;
     let fe: Channel;
     try {
-      fe = new native.Channel(frontendSock, max, this.guarded(`a ${kind}-channel message from the frontend`, (m: Buffer, f: number[], t: bigint) => this.onSubMessage(kind, 'frontend', m, f, t)), this.guarded(`the end of the frontend's ${kind} channel`, (e: ChannelEnd | null) => this.onSubEnd(kind, 'frontend', e)));
+      const ch: Channel = new native.Channel(frontendSock, max, this.guarded(`a ${kind}-channel message from the frontend`, (m: Buffer, f: number[], t: bigint) => this.onSubMessage(kind, 'frontend', m, f, t)), this.guarded(`the end of the frontend's ${kind} channel`, (e: ChannelEnd | null) => this.onSubEnd(kind, 'frontend', e)), this.guarded(`the drain of the frontend's ${kind} channel`, () => this.pressure.drained(ch)));
+      fe = ch;
     } catch (err) {
       native.close(ours); // frontendSock was the failed Channel's, which closed it
       native.close(theirs);
@@ -459,7 +481,8 @@ export class ProxySession {
     }
     let be: Channel;
     try {
-      be = new native.Channel(ours, max, this.guarded(`a ${kind}-channel message from the backend`, (m: Buffer, f: number[], t: bigint) => this.onSubMessage(kind, 'backend', m, f, t)), this.guarded(`the end of the backend's ${kind} channel`, (e: ChannelEnd | null) => this.onSubEnd(kind, 'backend', e)));
+      const ch: Channel = new native.Channel(ours, max, this.guarded(`a ${kind}-channel message from the backend`, (m: Buffer, f: number[], t: bigint) => this.onSubMessage(kind, 'backend', m, f, t)), this.guarded(`the end of the backend's ${kind} channel`, (e: ChannelEnd | null) => this.onSubEnd(kind, 'backend', e)), this.guarded(`the drain of the backend's ${kind} channel`, () => this.pressure.drained(ch)));
+      be = ch;
     } catch (err) {
       fe.close(); // and with it frontendSock; `ours` was the failed Channel's
       native.close(theirs);
@@ -485,6 +508,8 @@ export class ProxySession {
     const sub = this.subs.get(kind);
     if (!sub) return;
     this.subs.delete(kind);
+    this.pressure.forget(sub.fe);
+    this.pressure.forget(sub.be);
     sub.fe.close();
     sub.be.close();
     this.opts.emit({ type: 'channel-end', ts: native.monotonicNs(), session: this.id, channel: kind, reason });
@@ -523,6 +548,7 @@ export class ProxySession {
       channels: ['main', ...this.subs.keys()],
       messages: { ...this.counts },
       fdsForwarded: this.fdsForwarded,
+      backpressure: this.pressure.snapshot(),
       features: {
         offered: hex(n.offeredFeatures),
         acked: hex(n.ackedFeatures),

@@ -48,7 +48,7 @@ export interface RingSnapshot {
 const KINDS: SnapshotKind[] = ['kick', 'call', 'base'];
 const ERRORS: Record<number, string> = {
   1: 'a ring address is in no memory region',
-  2: 'a memory region is larger than its file now (the memfd shrank): not read',
+  2: 'a memory region is larger than its file now (the file shrank): not read',
   3: 'a descriptor points outside every memory region',
   4: 'a descriptor chain loops or runs past the ring',
 };

@@ -1,0 +1,69 @@
+/**
+ * A peer that stops reading: the proxy must neither drop the other peer's control messages nor
+ * queue them without bound. It stops reading the sender instead (back-pressure), so the
+ * sender's own socket fills, and it forwards everything, in order, once the reader is back.
+ */
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { native, type Channel } from '../../src/native';
+import { encodeMessage, Request } from '../../src/protocol';
+import { ProxyDaemon } from '../../src/proxy/daemon';
+import type { ProxyEvent } from '../../src/proxy/events';
+import { HIGH_WATER } from '../../src/proxy/backpressure';
+import { openFds, tmpDir, until } from '../helpers';
+
+/** GET_CONFIG with 256 bytes of config space; `seq` rides in the offset field. */
+function config(seq: number): Buffer {
+  const p = Buffer.alloc(12 + 256);
+  p.writeUInt32LE(seq, 0);
+  p.writeUInt32LE(256, 4);
+  return encodeMessage(Request.GET_CONFIG, 1, p);
+}
+
+describe('back-pressure', () => {
+  it('a backend that stops reading pauses the frontend instead of queueing in the daemon; all messages arrive in order later', async () => {
+    const dir = tmpDir('backpressure');
+    const before = openFds();
+    let beFd: number | null = null;
+    const listener = new native.Listener(native.listenUnix(path.join(dir, 'be.sock'), 4, 0o600), (_e, fd) => {
+      if (fd !== null) beFd = fd; // accepted, and not read: the stalled peer
+    });
+    const events: ProxyEvent[] = [];
+    const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), interpose: false, emit: (e) => events.push(e), notice: () => {} });
+    d.start();
+    const fe: Channel = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => {}, () => {});
+    fe.start();
+    await until(() => beFd !== null, 5000, 'the proxy to connect to the backend');
+
+    const total = 20000; // 5.4 MB: far more than the high-water mark and both sockets' buffers
+    for (let i = 0; i < total; i++) fe.send(config(i));
+    await until(() => d.status().sessions[0]?.backpressure.pausedNow === 1, 10000, 'the proxy to pause the frontend');
+    const notice = events.find((e) => e.type === 'notice' && /back-pressure: the backend is not reading/.test(e.msg));
+    expect(notice).toBeDefined();
+    // The frontend's socket is full: what it still has to send waits on its side, not in the daemon.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(fe.queuedBytes).toBeGreaterThan(0);
+    const forwarded = events.filter((e) => e.type === 'message').length;
+    expect(forwarded).toBeLessThan(total);
+    // bounded: what the daemon forwarded but the backend has not read is at most the
+    // high-water mark plus one message (and what the backend's socket buffer holds)
+    expect(forwarded * 280).toBeLessThan(HIGH_WATER + 280 + 4 * 1024 * 1024);
+
+    // The backend reads again: every message arrives, once, in order.
+    const seqs: number[] = [];
+    const be: Channel = new native.Channel(beFd!, 65536, (m) => seqs.push(m.readUInt32LE(12)), () => {});
+    be.start();
+    await until(() => seqs.length === total, 20000, 'every message at the backend');
+    expect(seqs.every((s, i) => s === i)).toBe(true);
+    expect(events.some((e) => e.type === 'notice' && /back-pressure released/.test(e.msg))).toBe(true);
+    expect(d.status().sessions[0].backpressure.pausedNow).toBe(0);
+    expect(d.status().sessions[0].backpressure.pauses).toBeGreaterThan(0);
+
+    fe.close();
+    be.close();
+    await until(() => d.status().sessions.length === 0, 5000, 'the session to end');
+    d.stop();
+    listener.close();
+    await until(() => openFds() === before, 5000, 'no leaked fd');
+  }, 60000);
+});
