@@ -143,7 +143,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
     if (it == pairs_.end()) return env.Null();
     // A notification may be pending that the thread has not picked up yet (the peer signalled
     // and then sent the message that made us remove the pair): relay it before closing.
-    Relay1(id, it->second);
+    Relay1(id, it->second, MonotonicNs());
     Napi::Object o = PairObject(env, it->second);
     epoll_ctl(epfd_, EPOLL_CTL_DEL, it->second.src, nullptr);
     close(it->second.src);
@@ -279,6 +279,10 @@ class Relay : public Napi::ObjectWrap<Relay> {
     o.Set("droppedEvents", Napi::Number::New(env, static_cast<double>(dropped_.load())));
     o.Set("niceApplied", Napi::Boolean::New(env, nice_applied_.load()));
     o.Set("droppedSnapshots", Napi::Number::New(env, static_cast<double>(dropped_snapshots_.load())));
+    Napi::Array transit = Napi::Array::New(env, kTransitBuckets);
+    for (int i = 0; i < kTransitBuckets; i++) transit.Set(i, Napi::Number::New(env, static_cast<double>(transit_[i].load())));
+    o.Set("transitBuckets", transit);
+    o.Set("transitSumNs", Napi::Number::New(env, static_cast<double>(transit_sum_ns_.load())));
     std::lock_guard<std::mutex> lock(mu_);
     o.Set("pairs", Napi::Number::New(env, static_cast<double>(pairs_.size())));
     return o;
@@ -353,7 +357,8 @@ class Relay : public Napi::ObjectWrap<Relay> {
         if (errno == EINTR) continue;
         return;
       }
-      if (spin_ns_) spin_until = MonotonicNs() + spin_ns_;
+      const uint64_t woke = MonotonicNs();
+      if (spin_ns_) spin_until = woke + spin_ns_;
       std::lock_guard<std::mutex> lock(mu_);
       if (stopped_) return;
       for (int i = 0; i < n; i++) {
@@ -361,7 +366,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
         if (id == kWakeId) continue;
         auto it = pairs_.find(static_cast<uint32_t>(id));
         if (it == pairs_.end()) continue;  // removed since epoll_wait returned
-        Relay1(static_cast<uint32_t>(id), it->second);
+        Relay1(static_cast<uint32_t>(id), it->second, woke);
       }
     }
   }
@@ -372,7 +377,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
   // the end of the burst, at most kRereads reads (~2 µs) later: the destination's eventfd is
   // the one the consumer contends on, and a write that wakes it costs more than the reads.
   // Each pick-up is recorded with its own timestamp.
-  void Relay1(uint32_t id, Pair& p) {
+  void Relay1(uint32_t id, Pair& p, uint64_t woke) {
     if (p.src_blocking) {
       pollfd pfd{p.src, POLLIN, 0};
       if (poll(&pfd, 1, 0) != 1) return;  // the peer read it first; never block here
@@ -384,6 +389,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
       if (i == 0) Deliver(p, count);  // forward first, then account
       else pending += count;
       uint64_t ts = MonotonicNs();
+      if (i == 0) RecordTransit(ts - woke);
       p.read_total += count;
       p.notifications++;
       relayed_.fetch_add(1, std::memory_order_relaxed);
@@ -409,7 +415,19 @@ class Relay : public Napi::ObjectWrap<Relay> {
     SnapshotRing(*it->second, p.ring_kind, ts, id, p.ring_id, snapshots_);
   }
 
+  // Transit: from the thread's wake-up (epoll_wait returning) to the destination written, in
+  // power-of-two ns buckets. It leaves out the scheduler's wake-up latency, which no thread can
+  // time from inside (bench/notify.js measures the whole hop against a direct eventfd).
+  void RecordTransit(uint64_t ns) {
+    int b = ns == 0 ? 0 : 63 - __builtin_clzll(ns);
+    transit_[b < kTransitBuckets ? b : kTransitBuckets - 1].fetch_add(1, std::memory_order_relaxed);
+    transit_sum_ns_.fetch_add(ns, std::memory_order_relaxed);
+  }
+
   static constexpr int kRereads = 16;
+  static constexpr int kTransitBuckets = 32;
+  std::atomic<uint64_t> transit_[kTransitBuckets]{};
+  std::atomic<uint64_t> transit_sum_ns_{0};
 
   int epfd_ = -1;
   int wake_ = -1;

@@ -19,6 +19,9 @@ import { FaultRuleSet, loadRulesFile, parseFaultSpec } from '../faults';
 import { ControlServer } from '../control/server';
 import { defaultControlPath } from '../control/protocol';
 import type { RingsMode } from '../proxy/ring-tracker';
+import type { Server } from 'node:http';
+import { DaemonMetrics, createRegistry } from '../control/metrics';
+import { parseMetricsAddress, startMetricsServer } from '../control/metrics-server';
 
 export interface ProxyCliOptions {
   listen: string;
@@ -46,6 +49,7 @@ export interface ProxyCliOptions {
   control: string | false;
   rings?: boolean | string;
   dialect?: string;
+  metrics?: string;
 }
 
 export function registerProxy(program: Command): void {
@@ -75,6 +79,7 @@ export function registerProxy(program: Command): void {
     .option('--no-control', 'no control socket')
     .option('--dialect <family>', DIALECT_HELP)
     .option('--rings [what]', 'map guest memory read-only and snapshot each vring at every relayed kick and call: ring state and descriptor chains; --rings=headers also decodes the first bytes of each buffer (net, blk, fs: use --device)')
+    .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; see README "Metrics")')
     .option('--check', 'run the protocol checks live and log every finding (see `vhostscope check --rules`)')
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
     .option('--log-rings', 'one log line per vring snapshot (--rings; recorded either way, `tail --rings` shows them live)')
@@ -93,7 +98,7 @@ function parseRings(v: boolean | string): RingsMode {
   throw new Error(`--rings=${v}: give --rings (ring state and descriptors) or --rings=headers (also the buffers' first bytes)`);
 }
 
-export function runProxy(o: ProxyCliOptions): void {
+export async function runProxy(o: ProxyCliOptions): Promise<void> {
   if (!['listen', 'connect', 'auto'].includes(o.frontend)) throw new Error(`--frontend must be listen, connect or auto, not ${o.frontend}`);
   // every number checked before anything is opened or started
   const numbers = {
@@ -105,8 +110,23 @@ export function runProxy(o: ProxyCliOptions): void {
     ...(o.relayCpu !== undefined && o.relayCpu !== 'none' ? { relayCpu: parseRelayCpu(o.relayCpu) } : {}),
     statsIntervalMs: numberOption('--stats-interval', o.statsInterval, { min: 0 }) * 1000,
   };
+  const metricsAt = o.metrics !== undefined ? parseMetricsAddress(o.metrics) : undefined;
   const format = chooseFormat(o, Boolean(process.stdout.isTTY));
   const { logger, flush } = createLogger(format);
+  // metrics first: an address in use is a startup error, before any socket or recording exists
+  let metrics: DaemonMetrics | undefined;
+  let metricsServer: Server | undefined;
+  const late: { daemon?: ProxyDaemon; recorder?: Recorder } = {};
+  if (metricsAt) {
+    const registry = createRegistry();
+    metrics = new DaemonMetrics(registry, o.listen, {
+      relay: () => late.daemon?.relayStats(),
+      ...(o.record ? { recording: () => late.recorder?.figures() ?? { bytes: 0, droppedNotifications: 0, droppedRings: 0 } } : {}),
+      pausedChannels: () => late.daemon?.pausedChannels() ?? 0,
+    });
+    metricsServer = await startMetricsServer(registry, metricsAt, (err) => logger.error({ event: 'notice', msg: `metrics: ${err.message}` }));
+    logger.info({ event: 'notice', msg: `metrics at http://${metricsAt.host.includes(':') ? `[${metricsAt.host}]` : metricsAt.host}:${metricsAt.port}/metrics` });
+  }
   const recorder = o.record
     ? new Recorder(o.record, { onError: (file, err) => logger.error({ event: 'notice', msg: `recording ${file} stopped at its last whole frame: ${err.message}; forwarding goes on` }) })
     : undefined;
@@ -124,8 +144,11 @@ export function runProxy(o: ProxyCliOptions): void {
     if (guess && 'session' in e) recorder?.onDevice(e.session, e.ts, guess);
     injector?.onEvent(e);
     control?.onEvent(e);
-    for (const f of checker?.onEvent(e) ?? [])
+    metrics?.onEvent(e);
+    for (const f of checker?.onEvent(e) ?? []) {
+      metrics?.onFinding(f.rule.id, f.rule.severity);
       logger.warn({ event: 'finding', session: f.session, id: f.rule.id, rule: f.rule.name, severity: f.rule.severity, section: f.rule.section, at: f.at, detail: f.detail, msg: findingLine(f).trim() });
+    }
     // per-notification and per-snapshot events are the high-rate ones: recorded, logged only on request
     if (e.type === 'notification' && !o.logNotifications) return;
     if (e.type === 'ring' && !o.logRings) return;
@@ -152,6 +175,8 @@ export function runProxy(o: ProxyCliOptions): void {
     emit,
     notice: (level, msg, fields) => logger[level]({ event: 'notice', ...fields, msg }),
   });
+  late.daemon = daemon;
+  late.recorder = recorder;
   if (injections.length) {
     injector = new Injector(injections, (id) => daemon.activeSessions.find((x) => x.id === id), (spec, session, sent) =>
       logger[sent ? 'info' : 'warn']({ event: 'notice', session, msg: sent ? `injected ${spec.channel}:${spec.name}` : `could not inject ${spec.channel}:${spec.name}: the ${spec.channel} channel is gone` }),
@@ -176,6 +201,7 @@ export function runProxy(o: ProxyCliOptions): void {
     logger.info({ event: 'notice', msg: `${sig}: closing every session` });
     injector?.stop();
     control?.close();
+    metricsServer?.close();
     daemon.stop(`daemon received ${sig}`);
     void (recorder?.close() ?? Promise.resolve()).then(() => {
       flush();

@@ -4,7 +4,7 @@
  * pending connect, so that stop() closes everything and removes its socket file.
  */
 import * as fs from 'node:fs';
-import { native, type Listener } from '../native';
+import { native, type Listener, type RelayStats } from '../native';
 import { closeFds } from './fds';
 import type { ProxyEvent } from './events';
 import { ProxySession, type FrontendPosition, type SessionStatus } from './session';
@@ -125,7 +125,8 @@ export class ProxyDaemon {
 
   /** Sessions, relay and rules as `vhostscope status` shows them (JSON-safe). */
   status(device: DeviceType = 'generic'): DaemonStatus {
-    const relay = this.relay?.stats();
+    // the transit histogram is for metrics; status keeps to the relay's counters
+    const { transitBuckets: _buckets, transitSumNs: _sum, ...relay } = this.relay?.stats() ?? ({} as Partial<RelayStats>);
     return {
       pid: process.pid,
       listen: this.opts.listenPath,
@@ -134,9 +135,16 @@ export class ProxyDaemon {
       interpose: this.relay !== undefined,
       pendingConnects: this.pending.size,
       sessions: [...this.sessions].map((s) => s.status(device)),
-      ...(relay ? { relay: JSON.parse(JSON.stringify(relay, (_k, v) => (typeof v === 'bigint' ? Number(v) : v))) as Record<string, number> } : {}),
+      ...(this.relay ? { relay: JSON.parse(JSON.stringify(relay, (_k, v) => (typeof v === 'bigint' ? Number(v) : v))) as Record<string, number> } : {}),
       rules: this.opts.faults?.list() ?? [],
     };
+  }
+
+  /** Channels paused by back-pressure now, over every session. */
+  pausedChannels(): number {
+    let n = 0;
+    for (const s of this.sessions) n += s.pausedChannels;
+    return n;
   }
 
   get activeSessions(): readonly ProxySession[] {

@@ -48,7 +48,11 @@ export class Recorder {
   private readonly timer: NodeJS.Timeout;
   private readonly reported = new Set<RecordingWriter>();
   readonly files: string[] = [];
-  private readonly closing: Promise<void>[] = [];
+  /** closes still writing (each leaves the set when done: a long-lived daemon keeps none) */
+  private readonly closing = new Set<Promise<void>>();
+  /** writers open now, and what the closed ones wrote and dropped (for metrics) */
+  private readonly live = new Set<RecordingWriter>();
+  private readonly closedFigures = { bytes: 0, droppedNotifications: 0, droppedRings: 0 };
 
   constructor(
     readonly target: string,
@@ -58,6 +62,7 @@ export class Recorder {
     if (this.dirMode) fs.mkdirSync(target, { recursive: true });
     else {
       this.shared = new RecordingWriter(target, opts);
+      this.live.add(this.shared);
       this.shared.writeHeader(native.monotonicNs());
       this.files.push(target);
     }
@@ -81,6 +86,7 @@ export class Recorder {
       if (!writer) {
         const file = this.sessionFile(e.session);
         writer = new RecordingWriter(file, this.opts);
+        this.live.add(writer);
         writer.writeHeader(native.monotonicNs());
         this.files.push(file);
       }
@@ -154,7 +160,7 @@ export class Recorder {
           droppedNotifications: s.dropped,
           ...(s.droppedRings ? { droppedRings: s.droppedRings } : {}),
         });
-        if (s.ownWriter) this.closing.push(s.writer.close());
+        if (s.ownWriter) this.closeWriter(s.writer);
         else s.writer.flush();
         this.sessions.delete(e.session);
         this.checkErrors(s.writer);
@@ -163,6 +169,29 @@ export class Recorder {
       case 'channel-end':
         break;
     }
+  }
+
+  /** Closes a writer, moving its figures to the closed totals once it is on disk. */
+  private closeWriter(w: RecordingWriter): void {
+    const done: Promise<void> = w.close().finally(() => {
+      this.closing.delete(done);
+      if (!this.live.delete(w)) return;
+      this.closedFigures.bytes += w.bytesWritten;
+      this.closedFigures.droppedNotifications += w.droppedNotifications;
+      this.closedFigures.droppedRings += w.droppedRings;
+    });
+    this.closing.add(done);
+  }
+
+  /** Bytes written and records dropped (the disk fell behind) over every file, for metrics. */
+  figures(): { bytes: number; droppedNotifications: number; droppedRings: number } {
+    const f = { ...this.closedFigures };
+    for (const w of this.live) {
+      f.bytes += w.bytesWritten;
+      f.droppedNotifications += w.droppedNotifications;
+      f.droppedRings += w.droppedRings;
+    }
+    return f;
   }
 
   private flushBatch(id: number, s: SessionState): void {
@@ -194,10 +223,10 @@ export class Recorder {
     clearInterval(this.timer);
     for (const [id, s] of this.sessions) {
       this.flushBatch(id, s);
-      if (s.ownWriter) this.closing.push(s.writer.close());
+      if (s.ownWriter) this.closeWriter(s.writer);
     }
     this.sessions.clear();
-    if (this.shared) this.closing.push(this.shared.close());
-    await Promise.all(this.closing);
+    if (this.shared) this.closeWriter(this.shared);
+    await Promise.all([...this.closing]);
   }
 }

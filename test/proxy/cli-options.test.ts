@@ -1,6 +1,7 @@
 /** `vhostscope proxy` refuses option values it cannot mean, before it opens anything. */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { numberOption, modeOption } from '../../src/cli/numbers';
@@ -23,11 +24,28 @@ describe('numeric options', () => {
     [['--connect-timeout', 'abc'], /--connect-timeout "abc"/],
     [['--mode', '999'], /--mode "999"/],
     [['--stats-interval', '-1'], /--stats-interval "-1"/],
+    [['--metrics', 'localhost'], /--metrics localhost: give HOST:PORT/],
+    [['--metrics', '127.0.0.1:70000'], /--metrics 127.0.0.1:70000: give HOST:PORT/],
   ])('proxy %j exits 2 with a clear message and leaves no socket or recording behind', (args, message) => {
     const dir = tmpDir('cli-opt');
     const r = spawnSync(process.execPath, [CLI, 'proxy', '--listen', path.join(dir, 'fe.sock'), '--connect', path.join(dir, 'be.sock'), '--record', path.join(dir, 'r.vhsrec'), ...args], { encoding: 'utf8', timeout: 20_000 });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(message);
     expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  it('proxy --metrics on an address in use exits 2 before it listens or records', async () => {
+    const dir = tmpDir('cli-metrics');
+    const busy = net.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const port = (busy.address() as net.AddressInfo).port;
+    try {
+      const r = spawnSync(process.execPath, [CLI, 'proxy', '--listen', path.join(dir, 'fe.sock'), '--connect', path.join(dir, 'be.sock'), '--record', path.join(dir, 'r.vhsrec'), '--metrics', `127.0.0.1:${port}`], { encoding: 'utf8', timeout: 20_000 });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(`--metrics 127.0.0.1:${port}: the address is in use`);
+      expect(fs.readdirSync(dir)).toEqual([]);
+    } finally {
+      busy.close();
+    }
   });
 });
