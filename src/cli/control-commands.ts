@@ -5,6 +5,7 @@ import { loadRulesFile, type ActiveRule } from '../faults';
 import { humanLine, vringLine } from '../log/format';
 import type { ChannelKind, DeviceType } from '../protocol';
 import type { DaemonStatus } from '../proxy/daemon';
+import type { MarkResult } from '../control/protocol';
 
 const out = (l: string): boolean => process.stdout.write(l + '\n');
 
@@ -83,6 +84,15 @@ export function registerControlCommands(program: Command): void {
       const added = (await controlRequest(resolveControlPath(o.control), { cmd: 'rules-add', specs, rules: o.file ? loadRulesFile(o.file) : [] })) as ActiveRule[];
       if (o.json) out(JSON.stringify(added, null, 2));
       else added.forEach((r) => out(`added rule ${r.id}: ${r.text}`));
+    });
+  program
+    .command('mark')
+    .description('write a note into the daemon\'s log and pin its recording around now (proxy --keep: retention keeps --pin-before/--pin-after around it)')
+    .argument('<text...>', 'what happened, e.g. "guest stalled after migration 112"')
+    .option(controlOption, controlHelp)
+    .action(async (text: string[], o: ControlOpt) => {
+      const r = (await controlRequest(resolveControlPath(o.control), { cmd: 'mark', text: text.join(' ') })) as MarkResult;
+      out(r.pinned ? `marked; pin ${r.pinned.id} keeps ${new Date(r.pinned.fromMs).toISOString()} to ${new Date(r.pinned.toMs).toISOString()}` : 'marked (the daemon keeps no flight recording: nothing pinned)');
     });
   rules
     .command('remove')

@@ -11,6 +11,7 @@ import { registerExport } from './export-command';
 import { registerReport } from './report-command';
 import { registerReplay } from './replay-command';
 import { registerControlCommands } from './control-commands';
+import { registerLs } from './ls-command';
 
 // `vhostscope show x | head`: a closed pipe ends the output quietly, as for any Unix tool
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -33,6 +34,7 @@ registerExport(program);
 registerReport(program);
 registerReplay(program);
 registerControlCommands(program);
+registerLs(program);
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`vhostscope: ${err.message}\n`);
   process.exit(2);

@@ -1,12 +1,15 @@
 /** `vhostscope proxy`: run the transparent proxy daemon until SIGINT/SIGTERM. */
 import type { Command } from 'commander';
 import { chooseFormat, createLogger } from '../log/logger';
-import { eventRecord } from '../log/format';
+import { bytesText, eventRecord } from '../log/format';
 import { ProxyDaemon } from '../proxy/daemon';
 import type { FrontendPosition } from '../proxy/session';
 import type { DeviceType } from '../protocol';
 import { DIALECT_HELP, parseDialect } from './dialect-option';
-import { modeOption, numberOption } from './numbers';
+import { durationOption, modeOption, numberOption, sizeOption } from './numbers';
+import type { Logger } from 'pino';
+import type { FlightOptions } from '../recording/recorder';
+import type { Pin, SweepResult } from '../recording/flight';
 import { DEVICE_HELP } from './device-option';
 import { DeviceTracker } from '../proxy/device-tracker';
 import type { ProxyEvent } from '../proxy/events';
@@ -50,6 +53,12 @@ export interface ProxyCliOptions {
   rings?: boolean | string;
   dialect?: string;
   metrics?: string;
+  keep?: string;
+  keepFor?: string;
+  pinBefore: string;
+  pinAfter: string;
+  segmentSize?: string;
+  segmentFor: string;
 }
 
 export function registerProxy(program: Command): void {
@@ -69,6 +78,12 @@ export function registerProxy(program: Command): void {
     .option('--stats-interval <seconds>', 'print per-vring notification stats this often (0: only at session end)', '10')
     .option('--relay-spin-us <us>', 'after a notification the relay thread keeps polling this long before sleeping (lower latency, more CPU)', String(DEFAULT_SPIN_US))
     .option('--record <path>', 'record every session: a file, or a directory (ending in /) for one file per session')
+    .option('--keep <size>', 'flight recorder (with --record DIR/): keep at most this much, deleting the oldest unpinned segments, e.g. 2GiB')
+    .option('--keep-for <duration>', 'flight recorder: delete unpinned segments older than this, e.g. 7d')
+    .option('--pin-before <duration>', 'a pin (error finding, session error, fault rule firing, `vhostscope mark`, SIGUSR1) keeps the recording from this long before it', '60s')
+    .option('--pin-after <duration>', '... to this long after it', '10s')
+    .option('--segment-size <size>', 'flight recorder: begin a session\'s next segment file at this size (default: --keep/16, at most 64MiB)')
+    .option('--segment-for <duration>', 'flight recorder: ... or at this age', '10m')
     .option('--relay-nice <n>', 'niceness of the relay thread (negative: ahead of busy peers; needs root)', String(DEFAULT_NICE))
     .option('--relay-cpu <n|auto|none>', 'pin the relay thread to CPU n; auto: on the one CPU both peers are confined to, or next to the backend\'s busy-polling thread (a DPDK lcore), else where the scheduler puts it; none: leave it to the scheduler', 'auto')
     .option('--inject <spec>', 'send CHANNEL:REQUEST to the frontend MS ms after that channel appears, e.g. backend:CONFIG_CHANGE_MSG@2000 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
@@ -92,6 +107,40 @@ function parseRelayCpu(v: string): number | 'auto' {
   return Number(v);
 }
 
+/** --keep, --keep-for and the pin and segment options, checked; undefined without --keep/--keep-for. */
+function flightOptions(o: ProxyCliOptions): Omit<FlightOptions, 'onSweep' | 'onPin'> | undefined {
+  const keepBytes = o.keep !== undefined ? sizeOption('--keep', o.keep) : undefined;
+  const keepMs = o.keepFor !== undefined ? durationOption('--keep-for', o.keepFor, { min: 1000 }) : undefined;
+  if (keepBytes === undefined && keepMs === undefined) {
+    if (o.segmentSize !== undefined) throw new Error('--segment-size rotates a flight recording: give --keep or --keep-for too');
+    return undefined;
+  }
+  if (!o.record) throw new Error('--keep and --keep-for bound a recording directory: give --record DIR/ too');
+  const segmentBytes = o.segmentSize !== undefined ? sizeOption('--segment-size', o.segmentSize) : Math.max(1 << 20, Math.min(64 << 20, Math.floor((keepBytes ?? Infinity) / 16)));
+  return {
+    ...(keepBytes !== undefined ? { keepBytes } : {}),
+    ...(keepMs !== undefined ? { keepMs } : {}),
+    segmentBytes,
+    segmentMs: durationOption('--segment-for', o.segmentFor, { min: 1000 }),
+    pinBeforeMs: durationOption('--pin-before', o.pinBefore),
+    pinAfterMs: durationOption('--pin-after', o.pinAfter),
+  };
+}
+
+function logSweep(logger: Logger, r: SweepResult): void {
+  if (r.deleted.length) logger.info({ event: 'notice', msg: `retention: deleted ${r.deleted.length} segment file(s) (${bytesText(r.deleted.reduce((n, s) => n + s.bytes, 0))}), the oldest from ${new Date(r.deleted[0]!.startMs).toISOString()}; ${bytesText(r.bytes)} kept` });
+  for (const p of r.released) logger.warn({ event: 'notice', msg: `retention: pinned segments alone exceed --keep; released pin ${p.id} (${p.reason}, ${new Date(p.atMs).toISOString()})` });
+}
+
+/** A pin is logged when made, not each time a burst of the same trigger extends it. */
+const loggedPins = new Set<number>();
+function logPin(logger: Logger, p: Pin): void {
+  if (loggedPins.has(p.id)) return;
+  loggedPins.add(p.id);
+  if (loggedPins.size > 1000) loggedPins.delete(loggedPins.values().next().value!);
+  logger.warn({ event: 'notice', pin: p.id, msg: `pinned the recording ${new Date(p.fromMs).toISOString()} to ${new Date(p.toMs).toISOString()}${p.session ? ` of ${p.session}` : ''}: ${p.reason}` });
+}
+
 function parseRings(v: boolean | string): RingsMode {
   if (v === true || v === 'ring' || v === 'rings') return 'ring';
   if (v === 'headers') return 'headers';
@@ -111,6 +160,7 @@ export async function runProxy(o: ProxyCliOptions): Promise<void> {
     statsIntervalMs: numberOption('--stats-interval', o.statsInterval, { min: 0 }) * 1000,
   };
   const metricsAt = o.metrics !== undefined ? parseMetricsAddress(o.metrics) : undefined;
+  const flight = flightOptions(o);
   const format = chooseFormat(o, Boolean(process.stdout.isTTY));
   const { logger, flush } = createLogger(format);
   // metrics first: an address in use is a startup error, before any socket or recording exists
@@ -128,7 +178,10 @@ export async function runProxy(o: ProxyCliOptions): Promise<void> {
     logger.info({ event: 'notice', msg: `metrics at http://${metricsAt.host.includes(':') ? `[${metricsAt.host}]` : metricsAt.host}:${metricsAt.port}/metrics` });
   }
   const recorder = o.record
-    ? new Recorder(o.record, { onError: (file, err) => logger.error({ event: 'notice', msg: `recording ${file} stopped at its last whole frame: ${err.message}; forwarding goes on` }) })
+    ? new Recorder(o.record, {
+        onError: (file, err) => logger.error({ event: 'notice', msg: `recording ${file} stopped at its last whole frame: ${err.message}; forwarding goes on` }),
+        ...(flight ? { flight: { ...flight, onSweep: (r) => logSweep(logger, r), onPin: (p) => logPin(logger, p) } } : {}),
+      })
     : undefined;
   if (recorder?.files.length) logger.info({ event: 'notice', msg: `recording to ${recorder.files[0]}` });
   const injections = o.inject.map(parseInjectSpec);
@@ -147,6 +200,7 @@ export async function runProxy(o: ProxyCliOptions): Promise<void> {
     metrics?.onEvent(e);
     for (const f of checker?.onEvent(e) ?? []) {
       metrics?.onFinding(f.rule.id, f.rule.severity);
+      if (f.rule.severity === 'error') recorder?.pin(`check ${f.rule.id} (${f.rule.name})`, f.session);
       logger.warn({ event: 'finding', session: f.session, id: f.rule.id, rule: f.rule.name, severity: f.rule.severity, section: f.rule.section, at: f.at, detail: f.detail, msg: findingLine(f).trim() });
     }
     // per-notification and per-snapshot events are the high-rate ones: recorded, logged only on request
@@ -189,6 +243,11 @@ export async function runProxy(o: ProxyCliOptions): Promise<void> {
       status: (device) => daemon.status(device ?? o.device ?? 'generic'),
       rules: faults,
       onRulesChanged: (what) => logger.warn({ event: 'notice', msg: what }),
+      mark: (text) => {
+        logger.warn({ event: 'mark', msg: `mark: ${text}` });
+        const p = recorder?.pin(`mark: ${text}`);
+        return p ? { pinned: { id: p.id, fromMs: p.fromMs, toMs: p.toMs } } : {};
+      },
     });
     logger.info({ event: 'notice', msg: `control socket ${controlPath} (vhostscope status|tail|rules --control ${controlPath})` });
   }
@@ -208,6 +267,11 @@ export async function runProxy(o: ProxyCliOptions): Promise<void> {
       process.exit(0);
     });
   };
+  // SIGUSR1: "something just went wrong", from a script or a person who saw it
+  process.on('SIGUSR1', () => {
+    logger.warn({ event: 'mark', msg: 'mark: SIGUSR1' });
+    recorder?.pin('SIGUSR1');
+  });
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
 }

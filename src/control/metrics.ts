@@ -11,7 +11,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RelayStats } from '../native';
-import type { ProxyEvent } from '../proxy/events';
+import { endedInError, type ProxyEvent } from '../proxy/events';
 import type { NotificationKind } from '../proxy/notification-stats';
 
 /** vring indexes above this share one label value: a peer cannot create series at will */
@@ -154,7 +154,7 @@ export class DaemonMetrics {
         this.f.sessionsActive.set({ listen }, this.sessions.size);
         return;
       case 'session-end':
-        this.endSession(e.session, e.by ?? 'none', e.reason.startsWith('bad input') || e.by === 'proxy');
+        this.endSession(e.session, e.by ?? 'none', endedInError(e));
         return;
       case 'message':
         this.f.messages.inc({ listen, channel: e.channel, direction: e.dir, request: e.decoded.known ? e.decoded.name : 'unknown' });

@@ -13,7 +13,14 @@ export type ControlRequest =
   | { cmd: 'rules-list' }
   /** rules in the short syntax (--fault) and/or as data (a rules file's entries) */
   | { cmd: 'rules-add'; specs?: string[]; rules?: FaultRule[] }
-  | { cmd: 'rules-remove'; ids: string[] };
+  | { cmd: 'rules-remove'; ids: string[] }
+  /** a note in the log, and a pin of the recording around now (flight recorder) */
+  | { cmd: 'mark'; text: string };
+
+/** What `mark` answers: the pin that keeps the window, if the daemon has a flight recorder. */
+export interface MarkResult {
+  pinned?: { id: number; fromMs: number; toMs: number };
+}
 
 export type ControlReply = { ok: true; result: unknown } | { ok: false; error: string };
 

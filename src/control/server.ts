@@ -13,7 +13,7 @@ import type { ProxyEvent } from '../proxy/events';
 import { listenOn } from '../proxy/socket-path';
 import { native } from '../native';
 import type { DeviceType } from '../protocol';
-import type { ControlReply, ControlRequest } from './protocol';
+import type { ControlReply, ControlRequest, MarkResult } from './protocol';
 
 export interface ControlDeps {
   status(device?: DeviceType): DaemonStatus;
@@ -21,6 +21,8 @@ export interface ControlDeps {
   rules: FaultRuleSet;
   /** called for every rule change, so the daemon can log it */
   onRulesChanged?: (what: string) => void;
+  /** `vhostscope mark`: log the text and pin the recording around now */
+  mark?: (text: string) => MarkResult;
 }
 
 const MAX_REQUEST_BYTES = 1 << 20;
@@ -121,8 +123,14 @@ export class ControlServer {
         }
         case 'tail':
           return this.tail(sock, req);
+        case 'mark': {
+          const text = String(req.text ?? '').slice(0, 1000);
+          if (!this.deps.mark) return this.fail(sock, 'this daemon takes no marks');
+          this.send(sock, { ok: true, result: this.deps.mark(text) });
+          return void sock.end();
+        }
         default:
-          return this.fail(sock, `unknown command ${JSON.stringify((req as { cmd?: unknown })?.cmd)} (status, tail, rules-list, rules-add, rules-remove)`);
+          return this.fail(sock, `unknown command ${JSON.stringify((req as { cmd?: unknown })?.cmd)} (status, tail, rules-list, rules-add, rules-remove, mark)`);
       }
     } catch (err) {
       this.fail(sock, (err as Error).message);

@@ -166,3 +166,11 @@ export function humanLine(r: Record<string, unknown>): string {
     }
   }
 }
+
+/** A byte count for people: 512 B, 3.4 KiB, 12.0 MiB, 1.50 GiB. */
+export function bytesText(n: number): string {
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} B`;
+}

@@ -150,6 +150,14 @@ export interface SessionEndEvent {
   relayPairs: RelayPairSummary[];
 }
 
+/**
+ * Whether a session ended in an error (bad input, a failure in the proxy, a fault rule's
+ * disconnect) rather than a peer closing or the daemon stopping.
+ */
+export function endedInError(e: SessionEndEvent): boolean {
+  return !/closed the connection$/.test(e.reason) && !e.reason.startsWith('daemon ');
+}
+
 export interface PeerIdentity {
   pid: number;
   uid: number;

@@ -2,14 +2,20 @@
  * Turns proxy events into recording records: one file for everything, or one file per session
  * in a directory. Notifications are batched per session (columns, delta timestamps); a batch is
  * written before the session's next message so that a session's records stay in order.
+ *
+ * With `flight` options (a directory only) it is a flight recorder: a session's file is rotated
+ * into segment files by size and age, pins keep the windows around what matters, and retention
+ * deletes the oldest unpinned segments beyond the size and age bounds (flight.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from '../native';
 import { HEADER_SIZE, type DeviceGuess } from '../protocol';
 import type { ProxyEvent } from '../proxy/events';
-import { KIND_CODES, type NotifyBatchRecord } from './records';
+import { endedInError } from '../proxy/events';
+import { KIND_CODES, type DeviceRecord, type NotifyBatchRecord, type SessionStartRecord } from './records';
 import { RecordingWriter, type WriterOptions } from './writer';
+import { PinBook, segmentFile, sweep, type Pin, type RetentionLimits, type SweepResult } from './flight';
 
 const BATCH_EVENTS = 4096;
 const BATCH_MS = 200;
@@ -22,12 +28,43 @@ interface SessionState {
   /** vring snapshots not recorded: the disk fell behind */
   droppedRings: number;
   ownWriter: boolean;
+  /** directory mode: `<stamp>-s<id>`, the name every segment file of the session starts with */
+  name?: string;
+  /** the segment being written (0: the first) and when it began (wall clock ms) */
+  part: number;
+  partStartedMs: number;
+  /** the segment's size after its header and copied start: an age rotation needs more than that */
+  partBaseBytes: number;
+  /** copied to the start of every later segment, so that each reads on its own */
+  start?: SessionStartRecord;
+  device?: DeviceRecord;
+}
+
+export interface FlightOptions extends RetentionLimits {
+  /** a segment file is closed and the next one begun at this size */
+  segmentBytes: number;
+  /** ... or at this age (ms) */
+  segmentMs: number;
+  /** a pin keeps from this long before its trigger to this long after (ms) */
+  pinBeforeMs: number;
+  pinAfterMs: number;
+  /** retention deleted segments or released pins */
+  onSweep?: (r: SweepResult) => void;
+  /** a trigger pinned a window (new or extended) */
+  onPin?: (p: Pin) => void;
 }
 
 export interface RecorderOptions extends WriterOptions {
   /** called when a file cannot be written (disk full, ...): forwarding goes on regardless */
   onError?: (path: string, err: Error) => void;
+  /** rotate, pin and retain (directory mode only) */
+  flight?: FlightOptions;
 }
+
+/** retention also runs this often, for the age bound of a quiet daemon */
+const SWEEP_MS = 60_000;
+/** `files` keeps the names of this many most recent files */
+const RECENT_FILES = 100;
 
 /**
  * A message's bytes as recorded: whole up to 64 KiB of payload (every message but a large
@@ -46,8 +83,11 @@ export class Recorder {
   private readonly shared: RecordingWriter | undefined;
   private readonly sessions = new Map<number, SessionState>();
   private readonly timer: NodeJS.Timeout;
-  private readonly reported = new Set<RecordingWriter>();
+  private readonly reported = new WeakSet<RecordingWriter>();
+  /** the most recent files begun (at most RECENT_FILES) */
   readonly files: string[] = [];
+  readonly pins: PinBook | undefined;
+  private readonly sweepTimer: NodeJS.Timeout | undefined;
   /** closes still writing (each leaves the set when done: a long-lived daemon keeps none) */
   private readonly closing = new Set<Promise<void>>();
   /** writers open now, and what the closed ones wrote and dropped (for metrics) */
@@ -59,8 +99,15 @@ export class Recorder {
     private readonly opts: RecorderOptions = {},
   ) {
     this.dirMode = target.endsWith('/') || (fs.existsSync(target) && fs.lstatSync(target).isDirectory());
+    if (opts.flight && !this.dirMode) throw new Error(`--keep and --keep-for rotate a directory of segment files: give --record a directory (ending in /), not ${target}`);
     if (this.dirMode) fs.mkdirSync(target, { recursive: true });
-    else {
+    if (opts.flight) {
+      this.pins = new PinBook(target, opts.flight.pinBeforeMs, opts.flight.pinAfterMs);
+      this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
+      this.sweepTimer.unref();
+      this.sweep(); // what an earlier daemon left over its bounds
+    }
+    if (!this.dirMode) {
       this.shared = new RecordingWriter(target, opts);
       this.live.add(this.shared);
       this.shared.writeHeader(native.monotonicNs());
@@ -70,28 +117,96 @@ export class Recorder {
     this.timer.unref();
   }
 
-  private sessionFile(id: number): string {
+  private sessionName(id: number): string {
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    return path.join(this.target, `${stamp}-s${id}.vhsrec`);
+    return `${stamp}-s${id}`;
+  }
+
+  private opened(file: string): void {
+    this.files.push(file);
+    if (this.files.length > RECENT_FILES) this.files.shift();
   }
 
   /** Which device a session carries, as the daemon inferred it (after its session-start). */
   onDevice(session: number, ts: bigint, g: DeviceGuess): void {
-    this.sessions.get(session)?.writer.write({ type: 'device', ts, session, device: g.device, reason: g.reason });
+    const s = this.sessions.get(session);
+    if (!s) return;
+    const r: DeviceRecord = { type: 'device', ts, session, device: g.device, reason: g.reason };
+    s.device = r;
+    s.writer.write(r);
+  }
+
+  /**
+   * Keeps the recording around now from retention (flight recorder): of one session (by id) or
+   * of every session. Returns the pin, or undefined without --keep.
+   */
+  pin(reason: string, session?: number): Pin | undefined {
+    if (!this.pins) return undefined;
+    const name = session === undefined ? undefined : this.sessions.get(session)?.name;
+    if (session !== undefined && !name) return undefined; // not a session being recorded
+    const p = this.pins.pin(reason, name);
+    this.opts.flight?.onPin?.(p);
+    return p;
+  }
+
+  /** Files retention must not touch: open segments, and each live session's first one. */
+  private protectedFiles(): Set<string> {
+    const keep = new Set<string>();
+    for (const s of this.sessions.values()) {
+      keep.add(s.writer.path);
+      if (s.name) keep.add(segmentFile(this.target, s.name, 0));
+    }
+    return keep;
+  }
+
+  private sweep(): void {
+    const f = this.opts.flight;
+    if (!f || !this.pins) return;
+    try {
+      const r = sweep(this.target, f, this.pins, this.protectedFiles());
+      if (r.deleted.length || r.released.length) f.onSweep?.(r);
+    } catch (err) {
+      this.opts.onError?.(this.target, err as Error);
+    }
+  }
+
+  /** Flight recorder: begins the session's next segment file when this one is big or old enough. */
+  private maybeRotate(id: number, s: SessionState): void {
+    const f = this.opts.flight;
+    if (!f || !s.name || !s.start) return;
+    const bytes = s.writer.bytesWritten + s.writer.queuedBytes;
+    const full = bytes >= f.segmentBytes;
+    const old = Date.now() - s.partStartedMs >= f.segmentMs && (bytes > s.partBaseBytes || s.batch !== undefined);
+    if (!full && !old) return;
+    this.flushBatch(id, s);
+    this.closeWriter(s.writer);
+    s.part++;
+    s.partStartedMs = Date.now();
+    const file = segmentFile(this.target, s.name, s.part);
+    s.writer = new RecordingWriter(file, this.opts);
+    this.live.add(s.writer);
+    this.opened(file);
+    s.writer.writeHeader(native.monotonicNs(), { session: s.name, index: s.part });
+    s.writer.write(s.start);
+    if (s.device) s.writer.write(s.device);
+    s.partBaseBytes = s.writer.queuedBytes;
+    this.sweep();
   }
 
   onEvent(e: ProxyEvent): void {
     if (e.type === 'session-start') {
       let writer = this.shared;
+      const name = writer ? undefined : this.sessionName(e.session);
       if (!writer) {
-        const file = this.sessionFile(e.session);
+        const file = segmentFile(this.target, name!, 0);
         writer = new RecordingWriter(file, this.opts);
         this.live.add(writer);
         writer.writeHeader(native.monotonicNs());
-        this.files.push(file);
+        this.opened(file);
       }
-      this.sessions.set(e.session, { writer, batch: undefined, last: 0n, dropped: 0, droppedRings: 0, ownWriter: !this.shared });
-      writer.write({ type: 'session-start', ts: e.ts, session: e.session, listen: e.listenPath, connect: e.connectPath, frontend: e.frontend, interpose: e.interpose, peers: e.peers });
+      const start: SessionStartRecord = { type: 'session-start', ts: e.ts, session: e.session, listen: e.listenPath, connect: e.connectPath, frontend: e.frontend, interpose: e.interpose, peers: e.peers };
+      this.sessions.set(e.session, { writer, batch: undefined, last: 0n, dropped: 0, droppedRings: 0, ownWriter: !this.shared, part: 0, partStartedMs: Date.now(), partBaseBytes: 0, ...(name ? { name, start } : {}) });
+      writer.write(start);
       return;
     }
     const s = this.sessions.get(e.session);
@@ -124,6 +239,7 @@ export class Recorder {
       case 'fault':
         this.flushBatch(e.session, s);
         s.writer.write({ type: 'fault', ts: e.ts, session: e.session, rule: e.rule, text: e.text, action: e.action, detail: e.detail });
+        this.pin(`fault rule ${e.rule} (${e.text}): ${e.action}`, e.session);
         break;
       case 'notification': {
         if (e.injected) {
@@ -142,9 +258,10 @@ export class Recorder {
         b.c.push(e.count);
         s.last = e.ts >= s.last ? e.ts : s.last;
         if (b.dt.length >= BATCH_EVENTS) this.flushBatch(e.session, s);
-        break;
+        return; // the per-notification path stays short: rotation is checked with the batch timer
       }
       case 'session-end':
+        if (endedInError(e)) this.pin(`session ${e.session} ended in an error: ${e.reason}`, e.session);
         this.flushBatch(e.session, s);
         s.dropped += s.writer.droppedNotifications;
         s.writer.write({
@@ -164,11 +281,13 @@ export class Recorder {
         else s.writer.flush();
         this.sessions.delete(e.session);
         this.checkErrors(s.writer);
-        break;
+        if (s.name) this.sweep();
+        return;
       case 'stats':
       case 'channel-end':
-        break;
+        return;
     }
+    this.maybeRotate(e.session, s);
   }
 
   /** Closes a writer, moving its figures to the closed totals once it is on disk. */
@@ -208,12 +327,13 @@ export class Recorder {
     for (const [id, s] of this.sessions) {
       this.flushBatch(id, s);
       this.checkErrors(s.writer);
+      this.maybeRotate(id, s);
     }
   }
 
   private checkErrors(w: RecordingWriter): void {
     if (w.error && !this.reported.has(w)) {
-      this.reported.add(w);
+      this.reported.add(w); // a WeakSet: a closed writer leaves it with its last reference
       this.opts.onError?.(w.path, w.error);
     }
   }
@@ -221,6 +341,7 @@ export class Recorder {
   /** Flushes every batch and closes every file (SIGINT/SIGTERM); resolves when all is on disk. */
   async close(): Promise<void> {
     clearInterval(this.timer);
+    clearInterval(this.sweepTimer);
     for (const [id, s] of this.sessions) {
       this.flushBatch(id, s);
       if (s.ownWriter) this.closeWriter(s.writer);

@@ -34,6 +34,8 @@ export interface HeaderRecord {
   host: HostFacts;
   /** the command line of the recording daemon */
   argv: string[];
+  /** a flight recorder's later segment file: which session it continues, and its index (1, 2, ...) */
+  part?: { session: string; index: number };
 }
 
 export interface SessionStartRecord {

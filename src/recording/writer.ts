@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { encodeFrame, scanFrames } from './frames';
-import { FORMAT_NAME, FORMAT_VERSION, type HostFacts, type RecordingRecord } from './records';
+import { FORMAT_NAME, FORMAT_VERSION, type HeaderRecord, type HostFacts, type RecordingRecord } from './records';
 
 export interface WriterOptions {
   /** flush buffered frames this often (ms) */
@@ -70,8 +70,8 @@ export class RecordingWriter {
   }
 
   /** Starts a segment: the header record (and a note of what a crash cut off, if anything). */
-  writeHeader(monotonicNs: bigint): void {
-    this.write({ type: 'header', format: FORMAT_NAME, version: FORMAT_VERSION, host: hostFacts(monotonicNs), argv: this.opts.argv ?? process.argv });
+  writeHeader(monotonicNs: bigint, part?: HeaderRecord['part']): void {
+    this.write({ type: 'header', format: FORMAT_NAME, version: FORMAT_VERSION, host: hostFacts(monotonicNs), argv: this.opts.argv ?? process.argv, ...(part ? { part } : {}) });
     if (this.recovered) this.write({ type: 'recovered', ts: monotonicNs, ...this.recovered });
   }
 

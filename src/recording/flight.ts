@@ -1,0 +1,242 @@
+/**
+ * The flight recorder's files: a recording directory of segment files, the pins that keep some
+ * of them, and the retention that deletes the rest when the directory is over its size or age
+ * bound (`proxy --record DIR/ --keep 2GiB --keep-for 7d`).
+ *
+ * A session's recording is a set of segment files: `<stamp>-s<id>.vhsrec` holds its start and
+ * handshake, `<stamp>-s<id>.<n>.vhsrec` (n = 1, 2, ...) what followed. Every segment reads on
+ * its own: it starts with a header (whose `part` names the session and the index) and a copy of
+ * the session-start record. Pins are lines of `pins.jsonl` in the same directory; a segment
+ * whose time span meets a pin's window (of its session, or of every session) is never deleted.
+ * Everything is in the files: a restarted daemon, or `vhostscope ls`, sees the same state.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { scanFrames } from './frames';
+import type { HeaderRecord } from './records';
+
+export const PINS_FILE = 'pins.jsonl';
+const SEGMENT_NAME = /^(.+-s\d+)(?:\.(\d+))?\.vhsrec$/;
+
+export interface Segment {
+  file: string;
+  /** the session's name: `<stamp>-s<id>`, shared by all its segments */
+  session: string;
+  /** 0 for the first segment */
+  index: number;
+  bytes: number;
+  /** wall clock (ms) of the segment's header, and of its last write */
+  startMs: number;
+  endMs: number;
+}
+
+export interface Pin {
+  id: number;
+  /** wall clock ms of the trigger */
+  atMs: number;
+  /** the window kept: [fromMs, toMs] */
+  fromMs: number;
+  toMs: number;
+  reason: string;
+  /** only this session's segments (`<stamp>-s<id>`); absent: every session's */
+  session?: string;
+}
+
+/** The first segment's file name of a session, and of its n-th segment after that. */
+export function segmentFile(dir: string, session: string, index: number): string {
+  return path.join(dir, index === 0 ? `${session}.vhsrec` : `${session}.${index}.vhsrec`);
+}
+
+/** When a segment began, from its header; files without one (empty, foreign) count from their mtime. */
+function headerWallClock(file: string, fallbackMs: number): number {
+  let fd = -1;
+  try {
+    fd = fs.openSync(file, 'r');
+    const buf = Buffer.alloc(16 << 10);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    const first = scanFrames(buf.subarray(0, n)).records[0] as HeaderRecord | undefined;
+    return first?.type === 'header' ? first.host.wallClockMs : fallbackMs;
+  } catch {
+    return fallbackMs;
+  } finally {
+    if (fd >= 0) fs.closeSync(fd);
+  }
+}
+
+/** Every segment file in the directory, oldest first. */
+export function listSegments(dir: string): Segment[] {
+  const out: Segment[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    const m = SEGMENT_NAME.exec(name);
+    if (!m) continue;
+    const file = path.join(dir, name);
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(file);
+    } catch {
+      continue; // deleted meanwhile
+    }
+    if (!st.isFile()) continue;
+    out.push({ file, session: m[1]!, index: m[2] ? Number(m[2]) : 0, bytes: st.size, startMs: headerWallClock(file, st.mtimeMs), endMs: st.mtimeMs });
+  }
+  return out.sort((a, b) => a.startMs - b.startMs || a.index - b.index);
+}
+
+export function pinKeeps(pin: Pin, s: Segment): boolean {
+  return (pin.session === undefined || pin.session === s.session) && s.startMs <= pin.toMs && s.endMs >= pin.fromMs;
+}
+
+/**
+ * The pins of a directory. Triggers that come in bursts (a fault rule firing at every message, a
+ * peer that repeats an error) extend the window of the pin they fall in rather than adding pins;
+ * a changed pin is appended again with its id, and the last line of an id wins.
+ */
+export class PinBook {
+  private readonly pins = new Map<number, Pin>();
+  private nextId = 1;
+  readonly file: string;
+
+  constructor(
+    readonly dir: string,
+    private readonly beforeMs = 60_000,
+    private readonly afterMs = 10_000,
+  ) {
+    this.file = path.join(dir, PINS_FILE);
+    for (const p of readPins(dir)) {
+      this.pins.set(p.id, p);
+      this.nextId = Math.max(this.nextId, p.id + 1);
+    }
+  }
+
+  list(): Pin[] {
+    return [...this.pins.values()].sort((a, b) => a.atMs - b.atMs);
+  }
+
+  /** Keeps the window around now (or `atMs`); returns the pin that holds it. */
+  pin(reason: string, session?: string, atMs = Date.now()): Pin {
+    const fromMs = atMs - this.beforeMs;
+    const toMs = atMs + this.afterMs;
+    for (const p of this.pins.values()) {
+      if (p.session !== session || p.reason !== reason || p.toMs < fromMs) continue;
+      if (toMs <= p.toMs) return p;
+      const extended = { ...p, toMs };
+      this.store(extended);
+      return extended;
+    }
+    const p: Pin = { id: this.nextId++, atMs, fromMs, toMs, reason, ...(session ? { session } : {}) };
+    this.store(p);
+    return p;
+  }
+
+  /** Forgets a pin (retention may then delete what it kept). */
+  release(id: number): void {
+    if (!this.pins.delete(id)) return;
+    fs.appendFileSync(this.file, JSON.stringify({ id, released: true }) + '\n', { mode: 0o600 });
+  }
+
+  /** Rewrites the file with the pins in force only (it is appended to at every change). */
+  compact(): void {
+    const tmp = `${this.file}.tmp`;
+    fs.writeFileSync(tmp, this.list().map((p) => JSON.stringify(p) + '\n').join(''), { mode: 0o600 });
+    fs.renameSync(tmp, this.file);
+  }
+
+  private store(p: Pin): void {
+    this.pins.set(p.id, p);
+    fs.appendFileSync(this.file, JSON.stringify(p) + '\n', { mode: 0o600 });
+  }
+}
+
+/** The pins in force in a directory (`pins.jsonl`; a torn last line is ignored). */
+export function readPins(dir: string): Pin[] {
+  let text = '';
+  try {
+    text = fs.readFileSync(path.join(dir, PINS_FILE), 'utf8');
+  } catch {
+    return [];
+  }
+  const pins = new Map<number, Pin>();
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    let p: Pin & { released?: boolean };
+    try {
+      p = JSON.parse(line) as Pin & { released?: boolean };
+    } catch {
+      continue;
+    }
+    if (typeof p.id !== 'number') continue;
+    if (p.released) pins.delete(p.id);
+    else pins.set(p.id, p);
+  }
+  return [...pins.values()];
+}
+
+export interface RetentionLimits {
+  /** total bytes of segment files kept (pinned ones included) */
+  keepBytes?: number;
+  /** segments whose last write is older than this are deleted (unless pinned) */
+  keepMs?: number;
+}
+
+export interface SweepResult {
+  deleted: Segment[];
+  /** pins let go because the pinned segments alone were over keepBytes */
+  released: Pin[];
+  /** bytes of segment files after the sweep */
+  bytes: number;
+}
+
+/**
+ * Deletes the segments the limits do not keep: open ones and the first segment of a live
+ * session (its handshake, which every later segment needs) are never candidates; pinned ones are
+ * deleted only when pinned segments alone exceed keepBytes, oldest pin first (the bound holds
+ * even when a trigger fires all the time).
+ */
+export function sweep(dir: string, limits: RetentionLimits, pins: PinBook, keepOpen: ReadonlySet<string>, nowMs = Date.now()): SweepResult {
+  const segments = listSegments(dir);
+  const deleted: Segment[] = [];
+  const released: Pin[] = [];
+  const candidate = (s: Segment): boolean => !keepOpen.has(s.file);
+  const pinned = (s: Segment): boolean => pins.list().some((p) => pinKeeps(p, s));
+  const remove = (s: Segment): void => {
+    try {
+      fs.unlinkSync(s.file);
+    } catch {
+      /* gone already */
+    }
+    deleted.push(s);
+  };
+  let live = segments.filter((s) => {
+    const old = limits.keepMs !== undefined && nowMs - s.endMs > limits.keepMs;
+    if (old && candidate(s) && !pinned(s)) {
+      remove(s);
+      return false;
+    }
+    return true;
+  });
+  let bytes = live.reduce((n, s) => n + s.bytes, 0);
+  if (limits.keepBytes !== undefined && bytes > limits.keepBytes) {
+    for (const s of live) {
+      if (bytes <= limits.keepBytes) break;
+      if (!candidate(s) || pinned(s)) continue;
+      remove(s);
+      bytes -= s.bytes;
+    }
+    live = live.filter((s) => !deleted.includes(s));
+    // still over: pinned segments alone exceed the bound; release the oldest pins until not
+    while (bytes > limits.keepBytes) {
+      const oldest = pins.list()[0];
+      if (!oldest) break;
+      pins.release(oldest.id);
+      released.push(oldest);
+      for (const s of live) {
+        if (bytes <= limits.keepBytes) break;
+        if (deleted.includes(s) || !candidate(s) || pinned(s)) continue;
+        remove(s);
+        bytes -= s.bytes;
+      }
+    }
+  }
+  if (released.length) pins.compact();
+  return { deleted, released, bytes };
+}
