@@ -1,15 +1,17 @@
 /** `vhostscope proxy`: run the transparent proxy daemon until SIGINT/SIGTERM. */
 import type { Command } from 'commander';
 import { chooseFormat, createLogger } from '../log/logger';
-import { bytesText, eventRecord } from '../log/format';
+import { eventRecord } from '../log/format';
 import { ProxyDaemon } from '../proxy/daemon';
 import type { FrontendPosition } from '../proxy/session';
 import type { DeviceType } from '../protocol';
 import { DIALECT_HELP, parseDialect } from './dialect-option';
-import { durationOption, modeOption, numberOption, sizeOption } from './numbers';
+import { modeOption, numberOption } from './numbers';
 import type { Logger } from 'pino';
-import type { FlightOptions } from '../recording/recorder';
-import type { Pin, SweepResult } from '../recording/flight';
+import * as path from 'node:path';
+import type { Registry } from 'prom-client';
+import { flightOptions, logPin, logSweep, type FlightCliOptions } from './proxy-flight';
+import { loadProxyConfig, type ProxyConfig } from './proxy-config';
 import { DEVICE_HELP } from './device-option';
 import { DeviceTracker } from '../proxy/device-tracker';
 import type { ProxyEvent } from '../proxy/events';
@@ -22,13 +24,13 @@ import { FaultRuleSet, loadRulesFile, parseFaultSpec } from '../faults';
 import { ControlServer } from '../control/server';
 import { defaultControlPath } from '../control/protocol';
 import type { RingsMode } from '../proxy/ring-tracker';
-import type { Server } from 'node:http';
 import { DaemonMetrics, createRegistry } from '../control/metrics';
 import { parseMetricsAddress, startMetricsServer } from '../control/metrics-server';
 
-export interface ProxyCliOptions {
+export interface ProxyCliOptions extends FlightCliOptions {
   listen: string;
   connect: string;
+  config?: string;
   frontend: FrontendPosition;
   json?: boolean;
   pretty?: boolean;
@@ -43,7 +45,6 @@ export interface ProxyCliOptions {
   relaySpinUs: string;
   relayNice: string;
   relayCpu?: string;
-  record?: string;
   inject: string[];
   check?: boolean;
   allowUid: string[];
@@ -53,20 +54,15 @@ export interface ProxyCliOptions {
   rings?: boolean | string;
   dialect?: string;
   metrics?: string;
-  keep?: string;
-  keepFor?: string;
-  pinBefore: string;
-  pinAfter: string;
-  segmentSize?: string;
-  segmentFor: string;
 }
 
 export function registerProxy(program: Command): void {
   program
     .command('proxy')
     .description('sit between a vhost-user frontend and backend, forward everything, log every message')
-    .requiredOption('--listen <path>', 'unix socket to listen on (the connecting peer uses this path)')
-    .requiredOption('--connect <path>', 'unix socket to connect to (the listening peer\'s path)')
+    .option('--listen <path>', 'unix socket to listen on (the connecting peer uses this path)')
+    .option('--connect <path>', 'unix socket to connect to (the listening peer\'s path)')
+    .option('--config <file>', 'many devices in one daemon: a JSON file of options and "devices" [{name, listen, connect, ...}] (docs/proxy-config.md); SIGHUP re-reads its fault rules')
     .option('--frontend <where>', 'which side is the frontend: listen, connect, or auto (whoever speaks first)', 'auto')
     .option('--json', 'JSON lines on stdout (default when stdout is not a terminal)')
     .option('--pretty', 'human-readable lines (default on a terminal)')
@@ -98,7 +94,10 @@ export function registerProxy(program: Command): void {
     .option('--check', 'run the protocol checks live and log every finding (see `vhostscope check --rules`)')
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
     .option('--log-rings', 'one log line per vring snapshot (--rings; recorded either way, `tail --rings` shows them live)')
-    .action((o: ProxyCliOptions) => runProxy(o));
+    .action((o: ProxyCliOptions, cmd: Command) => {
+      const { global, devices, config } = resolveDevices(o, cmd);
+      return runProxy(global, devices, config);
+    });
 }
 
 function parseRelayCpu(v: string): number | 'auto' {
@@ -107,50 +106,63 @@ function parseRelayCpu(v: string): number | 'auto' {
   return Number(v);
 }
 
-/** --keep, --keep-for and the pin and segment options, checked; undefined without --keep/--keep-for. */
-function flightOptions(o: ProxyCliOptions): Omit<FlightOptions, 'onSweep' | 'onPin'> | undefined {
-  const keepBytes = o.keep !== undefined ? sizeOption('--keep', o.keep) : undefined;
-  const keepMs = o.keepFor !== undefined ? durationOption('--keep-for', o.keepFor, { min: 1000 }) : undefined;
-  if (keepBytes === undefined && keepMs === undefined) {
-    if (o.segmentSize !== undefined) throw new Error('--segment-size rotates a flight recording: give --keep or --keep-for too');
-    return undefined;
-  }
-  if (!o.record) throw new Error('--keep and --keep-for bound a recording directory: give --record DIR/ too');
-  const segmentBytes = o.segmentSize !== undefined ? sizeOption('--segment-size', o.segmentSize) : Math.max(1 << 20, Math.min(64 << 20, Math.floor((keepBytes ?? Infinity) / 16)));
-  return {
-    ...(keepBytes !== undefined ? { keepBytes } : {}),
-    ...(keepMs !== undefined ? { keepMs } : {}),
-    segmentBytes,
-    segmentMs: durationOption('--segment-for', o.segmentFor, { min: 1000 }),
-    pinBeforeMs: durationOption('--pin-before', o.pinBefore),
-    pinAfterMs: durationOption('--pin-after', o.pinAfter),
-  };
-}
-
-function logSweep(logger: Logger, r: SweepResult): void {
-  if (r.deleted.length) logger.info({ event: 'notice', msg: `retention: deleted ${r.deleted.length} segment file(s) (${bytesText(r.deleted.reduce((n, s) => n + s.bytes, 0))}), the oldest from ${new Date(r.deleted[0]!.startMs).toISOString()}; ${bytesText(r.bytes)} kept` });
-  for (const p of r.released) logger.warn({ event: 'notice', msg: `retention: pinned segments alone exceed --keep; released pin ${p.id} (${p.reason}, ${new Date(p.atMs).toISOString()})` });
-}
-
-/** A pin is logged when made, not each time a burst of the same trigger extends it. */
-const loggedPins = new Set<number>();
-function logPin(logger: Logger, p: Pin): void {
-  if (loggedPins.has(p.id)) return;
-  loggedPins.add(p.id);
-  if (loggedPins.size > 1000) loggedPins.delete(loggedPins.values().next().value!);
-  logger.warn({ event: 'notice', pin: p.id, msg: `pinned the recording ${new Date(p.fromMs).toISOString()} to ${new Date(p.toMs).toISOString()}${p.session ? ` of ${p.session}` : ''}: ${p.reason}` });
-}
-
 function parseRings(v: boolean | string): RingsMode {
   if (v === true || v === 'ring' || v === 'rings') return 'ring';
   if (v === 'headers') return 'headers';
   throw new Error(`--rings=${v}: give --rings (ring state and descriptors) or --rings=headers (also the buffers' first bytes)`);
 }
 
-export async function runProxy(o: ProxyCliOptions): Promise<void> {
+/** One device of the daemon: its listen/connect pair and the options that apply to it. */
+interface DeviceRun {
+  name: string;
+  o: ProxyCliOptions;
+}
+
+/** What every device of the process shares. */
+interface Shared {
+  logger: Logger;
+  recorder: Recorder | undefined;
+  checker: Checker | undefined;
+  injector: Injector | undefined;
+  devices: DeviceTracker;
+  registry: Registry | undefined;
+  faults: FaultRuleSet;
+  sessionIds: () => number;
+  /** several devices: each log record names its device */
+  named: boolean;
+}
+
+/** A running device: its daemon and control socket. */
+interface DeviceRuntime {
+  name: string;
+  daemon: ProxyDaemon;
+  control: ControlServer | undefined;
+}
+
+/** The command line's options by long name, and whether each is repeatable (for --config). */
+export function knownOptions(cmd: Command): Map<string, boolean> {
+  return new Map(cmd.options.filter((opt) => opt.long).map((opt) => [opt.long!.slice(2).replace(/^no-/, ''), Array.isArray(opt.defaultValue)]));
+}
+
+/** The devices to run: --listen/--connect, or every device of --config (command line over file over defaults). */
+export function resolveDevices(o: ProxyCliOptions, cmd: Command): { global: ProxyCliOptions; devices: DeviceRun[]; config?: ProxyConfig } {
+  if (!o.config) {
+    if (!o.listen || !o.connect) throw new Error('give --listen and --connect (one device), or --config FILE (many)');
+    return { global: o, devices: [{ name: path.basename(o.listen).replace(/\.sock$/, ''), o }] };
+  }
+  if (o.listen || o.connect) throw new Error('--listen and --connect belong to each device of --config: give one or the other');
+  const config = loadProxyConfig(o.config, knownOptions(cmd));
+  const global = { ...o } as unknown as Record<string, unknown>;
+  // the file's "fault" rules add to --fault (and SIGHUP re-reads them); any other option: command line first
+  for (const [key, v] of Object.entries(config.options)) if (key !== 'fault' && cmd.getOptionValueSource(key) !== 'cli') global[key] = v;
+  const g = global as unknown as ProxyCliOptions;
+  return { global: g, config, devices: config.devices.map((d) => ({ name: d.name, o: { ...g, ...d.options, listen: d.listen, connect: d.connect } as ProxyCliOptions })) };
+}
+
+/** A device's daemon options, every number checked before anything is opened or started. */
+function daemonNumbers(o: ProxyCliOptions) {
   if (!['listen', 'connect', 'auto'].includes(o.frontend)) throw new Error(`--frontend must be listen, connect or auto, not ${o.frontend}`);
-  // every number checked before anything is opened or started
-  const numbers = {
+  return {
     connectTimeoutMs: numberOption('--connect-timeout', o.connectTimeout, { min: 0, integer: true }),
     socketMode: modeOption('--mode', o.mode),
     relaySpinUs: numberOption('--relay-spin-us', o.relaySpinUs, { min: 0, max: 1_000_000, integer: true }),
@@ -158,44 +170,111 @@ export async function runProxy(o: ProxyCliOptions): Promise<void> {
     relayNice: numberOption('--relay-nice', o.relayNice, { min: -20, max: 19, integer: true }),
     ...(o.relayCpu !== undefined && o.relayCpu !== 'none' ? { relayCpu: parseRelayCpu(o.relayCpu) } : {}),
     statsIntervalMs: numberOption('--stats-interval', o.statsInterval, { min: 0 }) * 1000,
+    ...(o.rings ? { rings: parseRings(o.rings) } : {}),
+    ...(o.dialect ? { dialect: parseDialect(o.dialect) } : {}),
   };
-  const metricsAt = o.metrics !== undefined ? parseMetricsAddress(o.metrics) : undefined;
-  const flight = flightOptions(o);
-  const format = chooseFormat(o, Boolean(process.stdout.isTTY));
+}
+
+/** The rules that come from files (--rules, and a config's "fault" and "rules"): SIGHUP re-reads them. */
+function fileRules(global: ProxyCliOptions, config: ProxyConfig | undefined) {
+  return [...(global.rules ? loadRulesFile(global.rules) : []), ...(config ? ((config.options.fault as string[] | undefined) ?? []).flatMap(parseFaultSpec) : [])];
+}
+
+export async function runProxy(global: ProxyCliOptions, runs: DeviceRun[], config?: ProxyConfig): Promise<void> {
+  const checked = runs.map((r) => ({ ...r, numbers: daemonNumbers(r.o) }));
+  const metricsAt = global.metrics !== undefined ? parseMetricsAddress(global.metrics) : undefined;
+  const flight = flightOptions(global);
+  const injections = global.inject.map(parseInjectSpec);
+  const initialFileRules = fileRules(global, config);
+  const format = chooseFormat(global, Boolean(process.stdout.isTTY));
   const { logger, flush } = createLogger(format);
   // metrics first: an address in use is a startup error, before any socket or recording exists
-  let metrics: DaemonMetrics | undefined;
-  let metricsServer: Server | undefined;
-  const late: { daemon?: ProxyDaemon; recorder?: Recorder } = {};
-  if (metricsAt) {
-    const registry = createRegistry();
-    metrics = new DaemonMetrics(registry, o.listen, {
-      relay: () => late.daemon?.relayStats(),
-      ...(o.record ? { recording: () => late.recorder?.figures() ?? { bytes: 0, droppedNotifications: 0, droppedRings: 0 } } : {}),
-      pausedChannels: () => late.daemon?.pausedChannels() ?? 0,
-    });
-    metricsServer = await startMetricsServer(registry, metricsAt, (err) => logger.error({ event: 'notice', msg: `metrics: ${err.message}` }));
-    logger.info({ event: 'notice', msg: `metrics at http://${metricsAt.host.includes(':') ? `[${metricsAt.host}]` : metricsAt.host}:${metricsAt.port}/metrics` });
-  }
-  const recorder = o.record
-    ? new Recorder(o.record, {
+  const registry = metricsAt ? createRegistry() : undefined;
+  const metricsServer = registry && metricsAt ? await startMetricsServer(registry, metricsAt, (err) => logger.error({ event: 'notice', msg: `metrics: ${err.message}` })) : undefined;
+  if (metricsAt) logger.info({ event: 'notice', msg: `metrics at http://${metricsAt.host.includes(':') ? `[${metricsAt.host}]` : metricsAt.host}:${metricsAt.port}/metrics` });
+  const recorder = global.record
+    ? new Recorder(global.record, {
         onError: (file, err) => logger.error({ event: 'notice', msg: `recording ${file} stopped at its last whole frame: ${err.message}; forwarding goes on` }),
         ...(flight ? { flight: { ...flight, onSweep: (r) => logSweep(logger, r), onPin: (p) => logPin(logger, p) } } : {}),
       })
     : undefined;
   if (recorder?.files.length) logger.info({ event: 'notice', msg: `recording to ${recorder.files[0]}` });
-  const injections = o.inject.map(parseInjectSpec);
-  const faults = new FaultRuleSet([...(o.rules ? loadRulesFile(o.rules) : []), ...o.fault.flatMap(parseFaultSpec)]);
+  const faults = new FaultRuleSet([...initialFileRules, ...global.fault.flatMap(parseFaultSpec)]);
+  let fileRuleIds = faults.list().slice(0, initialFileRules.length).map((r) => r.id);
+  let nextSession = 1;
+  const shared: Shared = {
+    logger,
+    recorder,
+    checker: global.check ? new Checker() : undefined,
+    injector: undefined,
+    devices: new DeviceTracker(),
+    registry,
+    faults,
+    sessionIds: () => nextSession++,
+    named: config !== undefined,
+  };
+  const running: DeviceRuntime[] = [];
+  if (injections.length) {
+    shared.injector = new Injector(injections, (id) => running.flatMap((d) => d.daemon.activeSessions).find((x) => x.id === id), (spec, session, sent) =>
+      logger[sent ? 'info' : 'warn']({ event: 'notice', session, msg: sent ? `injected ${spec.channel}:${spec.name}` : `could not inject ${spec.channel}:${spec.name}: the ${spec.channel} channel is gone` }),
+    );
+  }
+  for (const r of checked) running.push(startDevice(r.name, r.o, r.numbers, shared));
+  for (const r of faults.list()) logger.warn({ event: 'notice', rule: r.id, msg: `fault rule ${r.id}: ${r.text}` });
+
+  const stop = (sig: string): void => {
+    logger.info({ event: 'notice', msg: `${sig}: closing every session` });
+    shared.injector?.stop();
+    metricsServer?.close();
+    for (const d of running) {
+      d.control?.close();
+      d.daemon.stop(`daemon received ${sig}`);
+    }
+    void (recorder?.close() ?? Promise.resolve()).then(() => {
+      flush();
+      process.exit(0);
+    });
+  };
+  // SIGUSR1: "something just went wrong", from a script or a person who saw it
+  process.on('SIGUSR1', () => {
+    logger.warn({ event: 'mark', msg: 'mark: SIGUSR1' });
+    recorder?.pin('SIGUSR1');
+  });
+  // SIGHUP: re-read the rules files (--rules, the config's "fault" and "rules"); all or nothing
+  process.on('SIGHUP', () => {
+    try {
+      const fresh = config ? loadProxyConfig(config.file, config.known) : undefined;
+      const rules = fileRules(fresh ? ({ ...global, rules: (fresh.options.rules as string | undefined) ?? global.rules } as ProxyCliOptions) : global, fresh);
+      const { removed, added } = faults.replace(fileRuleIds, rules);
+      fileRuleIds = added.map((e) => e.id);
+      logger.warn({ event: 'notice', msg: `SIGHUP: fault rules reloaded: removed ${removed.map((e) => e.id).join(', ') || 'none'}; active from files: ${added.map((e) => `${e.id}: ${e.text}`).join('; ') || 'none'}` });
+    } catch (err) {
+      logger.error({ event: 'notice', msg: `SIGHUP: the rules were not reloaded, the old ones stay: ${(err as Error).message}` });
+    }
+  });
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** Starts one device's daemon and control socket; its events go through the shared services. */
+function startDevice(name: string, o: ProxyCliOptions, numbers: ReturnType<typeof daemonNumbers>, shared: Shared): DeviceRuntime {
+  const { recorder, checker, devices, faults } = shared;
+  const logger = shared.named ? shared.logger.child({ dev: name }) : shared.logger;
+  const late: { daemon?: ProxyDaemon } = {};
+  const metrics = shared.registry
+    ? new DaemonMetrics(shared.registry, o.listen, {
+        relay: () => late.daemon?.relayStats(),
+        ...(recorder ? { recording: () => recorder.figures() } : {}),
+        pausedChannels: () => late.daemon?.pausedChannels() ?? 0,
+      })
+    : undefined;
   let control: ControlServer | undefined;
-  let injector: Injector | undefined;
-  const checker = o.check ? new Checker() : undefined;
-  const devices = new DeviceTracker();
   const emit = (e: ProxyEvent): void => {
     // one inference of each session's device, for the log's feature names and the recording
     const guess = 'session' in e ? devices.observe(e) : undefined;
     recorder?.onEvent(e);
     if (guess && 'session' in e) recorder?.onDevice(e.session, e.ts, guess);
-    injector?.onEvent(e);
+    shared.injector?.onEvent(e);
     control?.onEvent(e);
     metrics?.onEvent(e);
     for (const f of checker?.onEvent(e) ?? []) {
@@ -224,18 +303,11 @@ export async function runProxy(o: ProxyCliOptions): Promise<void> {
     interpose: o.interpose,
     keepFeatures: Boolean(o.keepFeatures),
     faults,
-    ...(o.rings ? { rings: parseRings(o.rings) } : {}),
-    ...(o.dialect ? { dialect: parseDialect(o.dialect) } : {}),
+    sessionIds: shared.sessionIds,
     emit,
     notice: (level, msg, fields) => logger[level]({ event: 'notice', ...fields, msg }),
   });
   late.daemon = daemon;
-  late.recorder = recorder;
-  if (injections.length) {
-    injector = new Injector(injections, (id) => daemon.activeSessions.find((x) => x.id === id), (spec, session, sent) =>
-      logger[sent ? 'info' : 'warn']({ event: 'notice', session, msg: sent ? `injected ${spec.channel}:${spec.name}` : `could not inject ${spec.channel}:${spec.name}: the ${spec.channel} channel is gone` }),
-    );
-  }
   daemon.start();
   if (o.control !== false) {
     const controlPath = o.control === undefined || (o.control as unknown) === true ? defaultControlPath(o.listen) : o.control;
@@ -251,27 +323,9 @@ export async function runProxy(o: ProxyCliOptions): Promise<void> {
     });
     logger.info({ event: 'notice', msg: `control socket ${controlPath} (vhostscope status|tail|rules --control ${controlPath})` });
   }
-  for (const r of faults.list()) logger.warn({ event: 'notice', rule: r.id, msg: `fault rule ${r.id}: ${r.text}` });
   logger.info({
     event: 'notice',
-    msg: `listening on ${o.listen}, connecting to ${o.connect}; frontend=${o.frontend}; ${o.interpose ? 'interposing vring eventfds' : 'passing vring eventfds through'}; log format ${format}`,
+    msg: `listening on ${o.listen}, connecting to ${o.connect}; frontend=${o.frontend}; ${o.interpose ? 'interposing vring eventfds' : 'passing vring eventfds through'}`,
   });
-  const stop = (sig: string): void => {
-    logger.info({ event: 'notice', msg: `${sig}: closing every session` });
-    injector?.stop();
-    control?.close();
-    metricsServer?.close();
-    daemon.stop(`daemon received ${sig}`);
-    void (recorder?.close() ?? Promise.resolve()).then(() => {
-      flush();
-      process.exit(0);
-    });
-  };
-  // SIGUSR1: "something just went wrong", from a script or a person who saw it
-  process.on('SIGUSR1', () => {
-    logger.warn({ event: 'mark', msg: 'mark: SIGUSR1' });
-    recorder?.pin('SIGUSR1');
-  });
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  return { name, daemon, control };
 }

@@ -30,6 +30,20 @@ export class FaultRuleSet {
     return entry;
   }
 
+  /**
+   * Replaces the rules `oldIds` by `rules` (SIGHUP re-reading a rules file): every new rule is
+   * validated first, and on any error nothing changes. Returns the entries removed and added.
+   */
+  replace(oldIds: readonly string[], rules: FaultRule[]): { removed: RuleEntry[]; added: RuleEntry[] } {
+    for (const r of rules) compileRule(r); // throws before anything changes
+    const staying = new Set(this.entries.filter((e) => !oldIds.includes(e.id)).map((e) => e.id));
+    const ids = rules.map((r) => r.id).filter((id): id is string => id !== undefined);
+    const clash = ids.find((id, i) => staying.has(id) || ids.indexOf(id) !== i);
+    if (clash) throw new Error(`a rule with id ${clash} exists already`);
+    const removed = oldIds.map((id) => this.remove(id)).filter((e): e is RuleEntry => e !== undefined);
+    return { removed, added: rules.map((r) => this.add(r)) };
+  }
+
   remove(id: string): RuleEntry | undefined {
     const i = this.entries.findIndex((e) => e.id === id);
     if (i < 0) return undefined;

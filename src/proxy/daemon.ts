@@ -59,6 +59,12 @@ export interface DaemonOptions {
   dialect?: Dialect;
   /** fault rules applied to every session (rules may be added and removed while it runs) */
   faults?: FaultRuleSet;
+  /**
+   * Session ids: daemons of one process (`proxy --config` with several devices) share one
+   * allocator, so an id names one session in the log, the recording and the metrics. Default:
+   * this daemon's own, from 1.
+   */
+  sessionIds?: () => number;
   /** daemon-level notices (accept errors, connect retries given up) */
   notice?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -195,7 +201,7 @@ export class ProxyDaemon {
         this.pending.set(acceptedFd, setTimeout(attempt, RETRY_MS));
         return;
       }
-      const id = this.nextId++;
+      const id = this.opts.sessionIds ? this.opts.sessionIds() : this.nextId++;
       let session: ProxySession;
       try {
         session = new ProxySession(
