@@ -1,0 +1,348 @@
+/**
+ * The soak: `vhostscope proxy` (its own process) carrying many concurrent sessions between
+ * synthetic peers in this process, under everything that makes a long-running daemon grow or
+ * fall over, while its fd count and RSS are sampled:
+ *
+ * - every session does a handshake with a memfd memory table and interposed kick/call eventfds,
+ *   and the daemon snapshots its rings (--rings=headers) and records to a flight-recorder
+ *   directory that rotates (--keep, --segment-size);
+ * - notification floods: every tick each frontend kicks both vrings and each backend calls them;
+ * - MSI-X churn: every tick each frontend re-sends SET_VRING_CALL with a new eventfd (as QEMU
+ *   does when the guest masks and unmasks a vector): thousands per second over all sessions;
+ * - request/reply traffic: a GET_FEATURES round trip per session per tick;
+ * - a backend that stops reading for the middle third of the run while its frontend sends bulk
+ *   (back-pressure must hold it in the frontend, not in the daemon);
+ * - session churn: one session is closed and a new one opened every few seconds;
+ * - a Prometheus scrape of the daemon at every sample.
+ *
+ * At the end: every control message reached the other side and the recording, every relay pair
+ * wrote what it read, and the fd count and RSS did not grow. bench/soak.js runs it for 30
+ * minutes; test/e2e/soak.test.ts runs a short one in CI.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { native, type Channel } from '../native';
+import { encodeMessage, Request } from '../protocol';
+import { listSegments } from '../recording/flight';
+import { readRecording } from '../recording/reader';
+import type { SessionEndRecord } from '../recording/records';
+import { sleep } from './process';
+import { startProxy } from './proxy-process';
+
+export interface SoakOptions {
+  workDir: string;
+  seconds: number;
+  sessions: number;
+  /** ms between ticks (each tick: kicks, calls, a round trip and a SET_VRING_CALL per session) */
+  tickMs?: number;
+  /** ms between daemon samples */
+  sampleMs?: number;
+  /** ms between closing one session and opening a new one (0: no churn) */
+  churnMs?: number;
+  /** flight recorder bound (must keep everything: the check counts every recorded message) */
+  keep?: string;
+  log?: (line: string) => void;
+}
+
+export interface SoakSample {
+  t: number;
+  fds: number;
+  rssMiB: number;
+  scrapeBytes: number;
+}
+
+export interface SoakResult {
+  ok: boolean;
+  problems: string[];
+  samples: SoakSample[];
+  lines: string[];
+  figures: Record<string, number>;
+}
+
+const u64 = (v: bigint | number): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(v));
+  return b;
+};
+const vringState = (index: number, num: number): Buffer => Buffer.concat([Buffer.from(new Uint32Array([index, num]).buffer)]);
+const UADDR = 0x7f0000000000n;
+const MEM = 1 << 20;
+const NEED_REPLY = 8;
+/** SET_CONFIG with a 256-byte config: bulk traffic for the stalled session (no reply asked) */
+const BULK = encodeMessage(Request.SET_CONFIG, 1, Buffer.alloc(12 + 256));
+
+interface BackendConn {
+  ch: Channel;
+  got: number;
+  /** the call eventfd of each vring, replaced at every SET_VRING_CALL */
+  calls: Map<number, number>;
+  paused: boolean;
+}
+
+interface SoakSession {
+  fe: Channel;
+  be: BackendConn;
+  kicks: number[];
+  sent: number;
+  repliesExpected: number;
+  replies: number;
+  open: boolean;
+}
+
+function fdCount(pid: number): number {
+  try {
+    return fs.readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return -1;
+  }
+}
+
+function rssMiB(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+  } catch {
+    return -1;
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await sleep(20);
+  }
+  return true;
+}
+
+export async function runSoak(o: SoakOptions): Promise<SoakResult> {
+  const log = o.log ?? (() => undefined);
+  const lines: string[] = [];
+  const say = (l: string): void => {
+    lines.push(l);
+    log(l);
+  };
+  const tickMs = o.tickMs ?? 10;
+  const fe = path.join(o.workDir, 'fe.sock');
+  const be = path.join(o.workDir, 'be.sock');
+  const recDir = path.join(o.workDir, 'rec');
+  const metricsPort = await freePort();
+
+  // the backend side: answers what needs an answer, keeps only the current call eventfds
+  const conns: BackendConn[] = [];
+  const backend = new native.Listener(native.listenUnix(be, 256, 0o600), (_e, fd) => {
+    if (fd === null) return;
+    const conn: BackendConn = { ch: undefined as unknown as Channel, got: 0, calls: new Map(), paused: false };
+    conn.ch = new native.Channel(fd, 65536, (m, fds) => {
+      conn.got++;
+      const code = m.readUInt32LE(0);
+      if (code === Request.SET_VRING_CALL && fds.length === 1) {
+        const vring = Number(m.readBigUInt64LE(12) & 0xffn);
+        const old = conn.calls.get(vring);
+        if (old !== undefined) native.close(old);
+        conn.calls.set(vring, fds[0]!);
+      } else for (const f of fds) native.close(f);
+      if (code === Request.GET_FEATURES) conn.ch.send(encodeMessage(code, 5, u64((1n << 30n) | (1n << 32n))));
+      else if (code === Request.GET_PROTOCOL_FEATURES) conn.ch.send(encodeMessage(code, 5, u64(1n << 3n)));
+      else if ((m.readUInt32LE(4) & NEED_REPLY) !== 0) conn.ch.send(encodeMessage(code, 5, u64(0)));
+    }, () => {
+      for (const f of conn.calls.values()) native.close(f);
+      conn.calls.clear();
+    });
+    conn.ch.start();
+    conns.push(conn);
+  });
+
+  const proxy = await startProxy({
+    listen: fe,
+    connect: be,
+    args: ['--record', `${recDir}/`, '--keep', o.keep ?? '16GiB', '--segment-size', '1MiB', '--rings=headers', '--stats-interval', '0', '--metrics', `127.0.0.1:${metricsPort}`],
+    logFile: path.join(o.workDir, 'proxy.log'),
+    timeoutMs: (o.seconds + 300) * 1000,
+  });
+
+  const sessions: SoakSession[] = [];
+  const open = async (): Promise<SoakSession> => {
+    const before = conns.length;
+    const s: SoakSession = { fe: undefined as unknown as Channel, be: undefined as unknown as BackendConn, kicks: [], sent: 0, repliesExpected: 0, replies: 0, open: true };
+    s.fe = new native.Channel(native.connectUnix(fe), 65536, () => s.replies++, () => undefined);
+    s.fe.start();
+    const send = (m: Buffer, fds: number[] = [], reply = false): void => {
+      s.fe.send(m, fds);
+      s.sent++;
+      if (reply) s.repliesExpected++;
+    };
+    send(encodeMessage(Request.GET_FEATURES, 1), [], true);
+    // the backend connection of this session: sessions are opened one at a time
+    if (!(await until(() => conns.length > before, 10_000))) throw new Error('soak: the daemon did not connect a session to the backend');
+    s.be = conns[conns.length - 1]!;
+    send(encodeMessage(Request.GET_PROTOCOL_FEATURES, 1), [], true);
+    send(encodeMessage(Request.SET_PROTOCOL_FEATURES, 1, u64(1n << 3n)));
+    send(encodeMessage(Request.SET_FEATURES, 1, u64(1n << 32n)));
+    const mem = Buffer.concat([u64(1), u64(0), u64(MEM), u64(UADDR), u64(0)]);
+    send(encodeMessage(Request.SET_MEM_TABLE, 1, mem), [native.memfdCreate('soak', MEM)]);
+    for (let v = 0; v < 2; v++) {
+      const ring = UADDR + BigInt(v * 0x40000);
+      send(encodeMessage(Request.SET_VRING_NUM, 1, vringState(v, 256)));
+      send(encodeMessage(Request.SET_VRING_ADDR, 1, Buffer.concat([Buffer.from(new Uint32Array([v, 0]).buffer), u64(ring), u64(ring + 0x2000n), u64(ring + 0x1000n), u64(0)])));
+      send(encodeMessage(Request.SET_VRING_BASE, 1, vringState(v, 0)));
+      const k = native.eventfd(0);
+      s.kicks.push(native.dup(k));
+      send(encodeMessage(Request.SET_VRING_KICK, 1, u64(v)), [k]);
+      send(encodeMessage(Request.SET_VRING_CALL, 1, u64(v)), [native.eventfd(0)]);
+      send(encodeMessage(Request.SET_VRING_ENABLE, 1, vringState(v, 1)));
+    }
+    sessions.push(s);
+    return s;
+  };
+  const close = (s: SoakSession): void => {
+    s.open = false;
+    s.fe.close();
+    for (const k of s.kicks) native.close(k);
+  };
+
+  for (let i = 0; i < o.sessions; i++) await open();
+  await sleep(1000);
+  const stalled = sessions[0]!;
+  const samples: SoakSample[] = [];
+  const t0 = Date.now();
+  let kicksSent = 0;
+  let callsSent = 0;
+  let churned = 0;
+  let bulk = 0;
+  let lastSample = 0;
+  let lastChurn = t0;
+  let tick = 0;
+  let pausedAt = -1;
+  while (Date.now() - t0 < o.seconds * 1000) {
+    const phase = (Date.now() - t0) / (o.seconds * 1000);
+    // the middle third: the stalled session's backend stops reading; its frontend pushes bulk
+    if (phase >= 1 / 3 && phase < 2 / 3 && !stalled.be.paused) {
+      stalled.be.ch.pause();
+      stalled.be.paused = true;
+      pausedAt = Date.now();
+    } else if (phase >= 2 / 3 && stalled.be.paused) {
+      stalled.be.ch.start();
+      stalled.be.paused = false;
+    }
+    for (const s of sessions) {
+      if (!s.open) continue;
+      for (const k of s.kicks) {
+        native.eventfdWrite(k, 1);
+        kicksSent++;
+      }
+      s.fe.send(encodeMessage(Request.GET_FEATURES, 1));
+      s.sent++;
+      s.repliesExpected++;
+      // (not into a stalled backend: eventfds in flight count against the sender's fd limit)
+      if (!s.be.paused) {
+        s.fe.send(encodeMessage(Request.SET_VRING_CALL, 1, u64(tick % 2)), [native.eventfd(0)]);
+        s.sent++;
+      }
+      if (!s.be.paused) {
+        for (const c of s.be.calls.values()) {
+          native.eventfdWrite(c, 1);
+          callsSent++;
+        }
+      }
+    }
+    if (stalled.be.paused) {
+      for (let i = 0; i < 100 && stalled.fe.queuedBytes < 4 << 20; i++) {
+        stalled.fe.send(BULK);
+        stalled.sent++;
+        bulk++;
+      }
+    }
+    if (o.churnMs && Date.now() - lastChurn >= o.churnMs) {
+      lastChurn = Date.now();
+      const victim = sessions.find((s) => s.open && s !== stalled);
+      if (victim) {
+        // closed once all it sent has arrived, so that the accounting stays exact
+        await until(() => victim.fe.queuedBytes === 0 && victim.replies === victim.repliesExpected && victim.be.got === victim.sent, 10_000);
+        close(victim);
+        await open();
+        churned++;
+      }
+    }
+    tick++;
+    if (Date.now() - lastSample >= (o.sampleMs ?? 10_000)) {
+      lastSample = Date.now();
+      let scrapeBytes = -1;
+      try {
+        scrapeBytes = (await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).length;
+      } catch {
+        /* counted as a problem below */
+      }
+      const s: SoakSample = { t: Math.round((Date.now() - t0) / 1000), fds: fdCount(proxy.pid), rssMiB: rssMiB(proxy.pid), scrapeBytes };
+      samples.push(s);
+      say(`t=${s.t}s daemon fds=${s.fds} rss=${s.rssMiB.toFixed(1)} MiB metrics=${s.scrapeBytes} B; kicks ${kicksSent}, calls ${callsSent}, bulk ${bulk}${stalled.be.paused ? ` (backend of one session stalled ${Math.round((Date.now() - pausedAt) / 1000)} s, its frontend holds ${stalled.fe.queuedBytes} B)` : ''}, sessions churned ${churned}`);
+    }
+    await sleep(tickMs);
+  }
+  if (stalled.be.paused) stalled.be.ch.start();
+
+  // drain: every message to its backend, every reply back
+  const live = sessions.filter((s) => s.open);
+  const delivered = await until(() => live.every((s) => s.fe.queuedBytes === 0 && s.replies === s.repliesExpected && s.be.got === s.sent), 60_000);
+  const sent = sessions.reduce((n, s) => n + s.sent, 0);
+  const replies = sessions.reduce((n, s) => n + s.replies, 0);
+  const expected = sessions.reduce((n, s) => n + s.repliesExpected, 0);
+  const got = sessions.reduce((n, s) => n + s.be.got, 0);
+  for (const s of live) close(s);
+  await sleep(1000);
+  proxy.kill('SIGTERM');
+  const rc = await proxy.waitExit(60_000);
+  backend.close();
+  for (const c of conns) c.ch.close();
+
+  // the recording: every segment of every session
+  let recorded = 0;
+  let torn = 0;
+  const ends: SessionEndRecord[] = [];
+  const segments = listSegments(recDir);
+  for (const seg of segments) {
+    const scan = readRecording(seg.file);
+    if (scan.torn) torn++;
+    for (const r of scan.records) {
+      if (r.type === 'message') recorded++;
+      else if (r.type === 'session-end') ends.push(r);
+    }
+  }
+  const kicksRelayed = ends.reduce((n, e) => n + e.relayPairs.filter((p) => p.kind === 'kick').reduce((m, p) => m + p.written, 0), 0);
+  const pairsOk = ends.every((e) => e.relayPairs.every((p) => p.read === p.written));
+  const warm = samples.filter((s) => s.t >= Math.min(30, o.seconds / 4));
+  const half = Math.floor(warm.length / 2);
+  const first = warm.slice(0, half);
+  const second = warm.slice(half);
+  const max = (xs: number[]): number => Math.max(...xs);
+  const fdGrowth = first.length && second.length ? max(second.map((s) => s.fds)) - max(first.map((s) => s.fds)) : 0;
+  const rssGrowth = first.length && second.length ? max(second.map((s) => s.rssMiB)) - max(first.map((s) => s.rssMiB)) : 0;
+  const figures = { sessions: o.sessions, churned, sent, got, replies, expected, recorded, torn, segments: segments.length, kicksSent, kicksRelayed, callsSent, bulk, fdGrowth, rssGrowthMiB: rssGrowth, exit: rc ?? -1 };
+  say(`--- ${o.sessions} sessions for ${o.seconds} s, ${churned} replaced; ${segments.length} segment files`);
+  say(`messages: frontends sent ${sent}, backends got ${got}; replies ${replies} of ${expected}; recorded ${recorded} (expected ${sent + expected}); torn segments ${torn}`);
+  say(`kicks: written ${kicksSent}, relayed ${kicksRelayed}; calls written ${callsSent}; relay pairs read == written in every session: ${pairsOk}`);
+  say(`daemon fds: first half max ${first.length ? max(first.map((s) => s.fds)) : '-'}, second half max ${second.length ? max(second.map((s) => s.fds)) : '-'}; RSS first half max ${first.length ? max(first.map((s) => s.rssMiB)).toFixed(1) : '-'} MiB, second half max ${second.length ? max(second.map((s) => s.rssMiB)).toFixed(1) : '-'} MiB`);
+  const problems: string[] = [];
+  if (!delivered) problems.push('not every message or reply arrived within 60 s of the end');
+  if (got !== sent) problems.push(`backends got ${got} of ${sent} messages`);
+  if (replies !== expected) problems.push(`frontends got ${replies} of ${expected} replies`);
+  if (recorded !== sent + expected) problems.push(`the recording holds ${recorded} messages, not ${sent + expected}`);
+  if (torn) problems.push(`${torn} torn segment files`);
+  if (ends.length !== sessions.length) problems.push(`${ends.length} session ends recorded for ${sessions.length} sessions`);
+  if (kicksRelayed !== kicksSent) problems.push(`relayed ${kicksRelayed} of ${kicksSent} kicks`);
+  if (!pairsOk) problems.push('a relay pair wrote less than it read');
+  if (samples.some((s) => s.scrapeBytes <= 0)) problems.push('a metrics scrape failed');
+  if (fdGrowth > 8) problems.push(`the daemon's fd count grew by ${fdGrowth}`);
+  if (rssGrowth > 48) problems.push(`the daemon's RSS grew by ${rssGrowth.toFixed(1)} MiB`);
+  if (rc !== 0) problems.push(`the daemon exited with ${rc}`);
+  say(problems.length ? `SOAK FAILED: ${problems.join('; ')}` : 'SOAK OK');
+  return { ok: problems.length === 0, problems, samples, lines, figures };
+}
