@@ -187,9 +187,9 @@ export async function runProxy(global: ProxyCliOptions, runs: DeviceRun[], confi
   const injections = global.inject.map(parseInjectSpec);
   const initialFileRules = fileRules(global, config);
   const format = chooseFormat(global, Boolean(process.stdout.isTTY));
-  const { logger, flush } = createLogger(format);
+  const { logger, flush, dropped: logDropped } = createLogger(format);
   // metrics first: an address in use is a startup error, before any socket or recording exists
-  const registry = metricsAt ? createRegistry() : undefined;
+  const registry = metricsAt ? createRegistry(logDropped) : undefined;
   const metricsServer = registry && metricsAt ? await startMetricsServer(registry, metricsAt, (err) => logger.error({ event: 'notice', msg: `metrics: ${err.message}` })) : undefined;
   if (metricsAt) logger.info({ event: 'notice', msg: `metrics at http://${metricsAt.host.includes(':') ? `[${metricsAt.host}]` : metricsAt.host}:${metricsAt.port}/metrics` });
   const recorder = global.record

@@ -37,10 +37,18 @@ export interface MetricSources {
   pausedChannels?: () => number;
 }
 
-/** One registry per process: every daemon (one per --config device) adds its series, labelled by listen path. */
-export function createRegistry(): Registry {
+/**
+ * One registry per process: every daemon (one per --config device) adds its series, labelled by
+ * listen path. `logDropped`: the process's count of log lines dropped (the log fell behind).
+ */
+export function createRegistry(logDropped?: () => number): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry }); // process_resident_memory_bytes, process_open_fds, ...
+  if (logDropped) {
+    const name = 'vhostscope_log_dropped_lines_total';
+    const help = 'log lines dropped because the log output fell 16 MiB behind (the recording keeps every message)';
+    registry.registerMetric({ name, help, type: 'counter', aggregator: 'sum', get: async () => ({ name, help, type: 'counter', aggregator: 'sum', values: [{ value: logDropped(), labels: {} }] }) } as never);
+  }
   return registry;
 }
 

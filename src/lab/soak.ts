@@ -277,7 +277,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       lastSample = Date.now();
       let scrapeBytes = -1;
       try {
-        scrapeBytes = (await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).length;
+        scrapeBytes = (await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(10_000) })).text()).length;
       } catch {
         /* counted as a problem below */
       }

@@ -155,7 +155,7 @@ export interface SessionEndEvent {
  * disconnect) rather than a peer closing or the daemon stopping.
  */
 export function endedInError(e: SessionEndEvent): boolean {
-  return !/closed the connection$/.test(e.reason) && !e.reason.startsWith('daemon ');
+  return !/ closed the connection( |$)/.test(e.reason) && !e.reason.startsWith('daemon ');
 }
 
 export interface PeerIdentity {

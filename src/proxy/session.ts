@@ -370,7 +370,10 @@ export class ProxySession {
       const receiver = sender === 'frontend' ? 'backend' : 'frontend';
       this.pressure.afterSend(this.channelTo(channel, sender), to, queued, channel === 'main' ? receiver : `${receiver} (${channel} channel)`);
     } catch (err) {
-      this.close(`forwarding to the ${sender === 'frontend' ? 'backend' : 'frontend'} (${channel} channel) failed: ${(err as Error).message}`, 'proxy');
+      const receiver = sender === 'frontend' ? 'backend' : 'frontend';
+      // a peer that has gone is a peer that closed the connection, not a failure of the proxy
+      if (channel === 'main' && peerGone(err)) this.close(`the ${receiver} closed the connection (found forwarding ${requestName(channel, h.request)} to it)`, receiver);
+      else this.close(`forwarding to the ${receiver} (${channel} channel) failed: ${(err as Error).message}`, 'proxy');
       return;
     }
     this.fdsForwarded += outFds.length;
@@ -634,4 +637,10 @@ export class ProxySession {
       this.opts.onClosed(this); // the daemon forgets the session even if reporting its end failed
     }
   }
+}
+
+/** A send failed because the peer closed its end (EPIPE, ECONNRESET). */
+function peerGone(err: unknown): boolean {
+  const e = err as NodeJS.ErrnoException;
+  return e.code === 'EPIPE' || e.code === 'ECONNRESET' || /\((EPIPE|ECONNRESET)\)$/.test(e.message ?? '');
 }

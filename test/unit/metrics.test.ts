@@ -69,7 +69,7 @@ describe('daemon metrics', () => {
   });
 
   it('reads the relay, recording and back-pressure figures of every daemon when scraped', async () => {
-    const registry = createRegistry();
+    const registry = createRegistry(() => 7);
     const buckets = new Array(32).fill(0);
     buckets[9] = 5; // [512, 1024) ns
     buckets[12] = 1; // [4096, 8192) ns
@@ -88,5 +88,6 @@ describe('daemon metrics', () => {
     expect(await lines(text, 'vhostscope_recording_dropped_notifications_total')).toEqual(['vhostscope_recording_dropped_notifications_total{listen="/a"} 3']);
     expect(await lines(text, 'vhostscope_backpressure_paused_channels')).toEqual(['vhostscope_backpressure_paused_channels{listen="/a"} 1', 'vhostscope_backpressure_paused_channels{listen="/b"} 0']);
     expect(await lines(text, 'process_open_fds')).toHaveLength(1);
+    expect(await lines(text, 'vhostscope_log_dropped_lines_total')).toEqual(['vhostscope_log_dropped_lines_total 7']);
   });
 });
