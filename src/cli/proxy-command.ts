@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import type { Registry } from 'prom-client';
 import { flightOptions, logPin, logSweep, type FlightCliOptions } from './proxy-flight';
 import { loadProxyConfig, type ProxyConfig } from './proxy-config';
+import { detachPath, matchOriginal, moveAside, movedPath, restore, type Attached } from '../proxy/attach';
 import { DEVICE_HELP } from './device-option';
 import { DeviceTracker } from '../proxy/device-tracker';
 import type { ProxyEvent } from '../proxy/events';
@@ -57,12 +58,31 @@ export interface ProxyCliOptions extends FlightCliOptions {
 }
 
 export function registerProxy(program: Command): void {
-  program
+  const cmd = program
     .command('proxy')
     .description('sit between a vhost-user frontend and backend, forward everything, log every message')
     .option('--listen <path>', 'unix socket to listen on (the connecting peer uses this path)')
     .option('--connect <path>', 'unix socket to connect to (the listening peer\'s path)')
-    .option('--config <file>', 'many devices in one daemon: a JSON file of options and "devices" [{name, listen, connect, ...}] (docs/proxy-config.md); SIGHUP re-reads its fault rules')
+    .option('--config <file>', 'many devices in one daemon: a JSON file of options and "devices" [{name, listen, connect, ...}] (docs/proxy-config.md); SIGHUP re-reads its fault rules');
+  addProxyOptions(cmd).action((o: ProxyCliOptions, c: Command) => {
+    const { global, devices, config } = resolveDevices(o, c);
+    return runProxy(global, devices, config);
+  });
+  const attach = program
+    .command('attach')
+    .description('take over a listening peer\'s socket path without touching either peer: its socket is moved aside, vhostscope listens at the path (same owner, group, mode) and forwards to it; SIGINT/SIGTERM put it back (docs: README "Insert into a running system")')
+    .argument('<path>', 'the socket a peer (QEMU server, DPDK/OVS vhost, virtiofsd, ...) listens on');
+  addProxyOptions(attach).action((p: string, o: ProxyCliOptions) => runProxy(o, [{ name: path.basename(p).replace(/\.sock$/, ''), o: { ...o, listen: p, connect: movedPath(p) }, attach: true }]));
+  program
+    .command('detach')
+    .description('put back the socket an attach moved aside (after vhostscope attach was killed; a running attach detaches itself on SIGINT/SIGTERM)')
+    .argument('<path>', 'the path given to attach')
+    .action((p: string) => void process.stdout.write(detachPath(p) + '\n'));
+}
+
+/** The options `proxy` and `attach` share: everything but where to listen and connect. */
+function addProxyOptions(cmd: Command): Command {
+  return cmd
     .option('--frontend <where>', 'which side is the frontend: listen, connect, or auto (whoever speaks first)', 'auto')
     .option('--json', 'JSON lines on stdout (default when stdout is not a terminal)')
     .option('--pretty', 'human-readable lines (default on a terminal)')
@@ -93,11 +113,7 @@ export function registerProxy(program: Command): void {
     .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; see README "Metrics")')
     .option('--check', 'run the protocol checks live and log every finding (see `vhostscope check --rules`)')
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
-    .option('--log-rings', 'one log line per vring snapshot (--rings; recorded either way, `tail --rings` shows them live)')
-    .action((o: ProxyCliOptions, cmd: Command) => {
-      const { global, devices, config } = resolveDevices(o, cmd);
-      return runProxy(global, devices, config);
-    });
+    .option('--log-rings', 'one log line per vring snapshot (--rings; recorded either way, `tail --rings` shows them live)');
 }
 
 function parseRelayCpu(v: string): number | 'auto' {
@@ -116,6 +132,8 @@ function parseRings(v: boolean | string): RingsMode {
 interface DeviceRun {
   name: string;
   o: ProxyCliOptions;
+  /** `vhostscope attach`: o.listen is a listening peer's path, to be moved aside to o.connect */
+  attach?: boolean;
 }
 
 /** What every device of the process shares. */
@@ -137,6 +155,8 @@ interface DeviceRuntime {
   name: string;
   daemon: ProxyDaemon;
   control: ControlServer | undefined;
+  /** attach: where the peer's socket is, to be put back at stop */
+  attached?: Attached;
 }
 
 /** The command line's options by long name, and whether each is repeatable (for --config). */
@@ -219,7 +239,7 @@ export async function runProxy(global: ProxyCliOptions, runs: DeviceRun[], confi
       logger[sent ? 'info' : 'warn']({ event: 'notice', session, msg: sent ? `injected ${spec.channel}:${spec.name}` : `could not inject ${spec.channel}:${spec.name}: the ${spec.channel} channel is gone` }),
     );
   }
-  for (const r of checked) running.push(startDevice(r.name, r.o, r.numbers, shared));
+  for (const r of checked) running.push(startDevice(r.name, r.o, r.numbers, shared, r.attach ?? false));
   for (const r of faults.list()) logger.warn({ event: 'notice', rule: r.id, msg: `fault rule ${r.id}: ${r.text}` });
 
   const stop = (sig: string): void => {
@@ -228,6 +248,8 @@ export async function runProxy(global: ProxyCliOptions, runs: DeviceRun[], confi
     metricsServer?.close();
     for (const d of running) {
       d.control?.close();
+      // attach: the peer's socket goes back over ours first, so the path never lacks a listener
+      if (d.attached) restoreAttached(logger, d.attached);
       d.daemon.stop(`daemon received ${sig}`);
     }
     void (recorder?.close() ?? Promise.resolve()).then(() => {
@@ -257,7 +279,16 @@ export async function runProxy(global: ProxyCliOptions, runs: DeviceRun[], confi
 }
 
 /** Starts one device's daemon and control socket; its events go through the shared services. */
-function startDevice(name: string, o: ProxyCliOptions, numbers: ReturnType<typeof daemonNumbers>, shared: Shared): DeviceRuntime {
+function restoreAttached(logger: Logger, a: Attached): void {
+  try {
+    restore(a);
+    logger.info({ event: 'notice', msg: `detached: ${a.path} is the peer's own socket again; new connections go to it directly` });
+  } catch (err) {
+    logger.error({ event: 'notice', msg: `could not put the peer's socket back at ${a.path}: ${(err as Error).message}; run "vhostscope detach ${a.path}"` });
+  }
+}
+
+function startDevice(name: string, o: ProxyCliOptions, numbers: ReturnType<typeof daemonNumbers>, shared: Shared, attach: boolean): DeviceRuntime {
   const { recorder, checker, devices, faults } = shared;
   const logger = shared.named ? shared.logger.child({ dev: name }) : shared.logger;
   const late: { daemon?: ProxyDaemon } = {};
@@ -304,11 +335,24 @@ function startDevice(name: string, o: ProxyCliOptions, numbers: ReturnType<typeo
     keepFeatures: Boolean(o.keepFeatures),
     faults,
     sessionIds: shared.sessionIds,
+    ...(attach ? { unlinkOnStop: false } : {}),
     emit,
     notice: (level, msg, fields) => logger[level]({ event: 'notice', ...fields, msg }),
   });
   late.daemon = daemon;
-  daemon.start();
+  let attached: Attached | undefined;
+  if (attach) {
+    attached = moveAside(o.listen);
+    try {
+      daemon.start();
+      matchOriginal(attached);
+    } catch (err) {
+      daemon.stop('attach failed');
+      restore(attached);
+      throw err;
+    }
+    logger.warn({ event: 'notice', msg: `attached to ${o.listen}: the peer's socket is now ${attached.moved}; new connections come through vhostscope, connections made before stay direct; SIGINT/SIGTERM (or "vhostscope detach ${o.listen}" after a crash) put it back` });
+  } else daemon.start();
   if (o.control !== false) {
     const controlPath = o.control === undefined || (o.control as unknown) === true ? defaultControlPath(o.listen) : o.control;
     control = new ControlServer(controlPath, {
@@ -327,5 +371,5 @@ function startDevice(name: string, o: ProxyCliOptions, numbers: ReturnType<typeo
     event: 'notice',
     msg: `listening on ${o.listen}, connecting to ${o.connect}; frontend=${o.frontend}; ${o.interpose ? 'interposing vring eventfds' : 'passing vring eventfds through'}`,
   });
-  return { name, daemon, control };
+  return { name, daemon, control, ...(attached ? { attached } : {}) };
 }

@@ -25,6 +25,11 @@ export interface DpdkScenarioOptions {
   queues?: number;
   /** without it the peers share one socket (direct connection) */
   proxy?: ProxyStarter;
+  /**
+   * the peers share one socket path (no proxy in between by configuration); called with it once
+   * the listening peer has bound it and before the other connects (`vhostscope attach` tests)
+   */
+  attach?: (sharedPath: string) => Promise<void>;
   /** called once the vhost-user session is ready and before traffic starts */
   onReady?: () => void;
   /**
@@ -74,6 +79,7 @@ export async function runDpdkScenario(o: DpdkScenarioOptions): Promise<DpdkResul
       be = makeBe();
       await be.peer.waitForLog(/binding succeeded/, 30_000);
       if (o.proxy) await o.proxy(feSock, beSock);
+      if (o.attach) await o.attach(beSock);
       await waitForSocket(feSock, 20_000);
       t0 = Date.now();
       fe = makeFe();
@@ -81,6 +87,7 @@ export async function runDpdkScenario(o: DpdkScenarioOptions): Promise<DpdkResul
       fe = makeFe(); // blocks in EAL init until a client connects
       await waitForSocket(feSock, 30_000, fe.peer);
       if (o.proxy) await o.proxy(beSock, feSock);
+      if (o.attach) await o.attach(feSock);
       await waitForSocket(beSock, 20_000);
       t0 = Date.now();
       be = makeBe();

@@ -65,6 +65,8 @@ export interface DaemonOptions {
    * this daemon's own, from 1.
    */
   sessionIds?: () => number;
+  /** remove the listening socket file at stop (default true; false when attach restores a peer's socket there) */
+  unlinkOnStop?: boolean;
   /** daemon-level notices (accept errors, connect retries given up) */
   notice?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -268,6 +270,7 @@ export class ProxyDaemon {
     for (const t of this.placeTimers) clearTimeout(t);
     for (const s of [...this.sessions]) s.close(reason, 'proxy');
     this.relay?.stop();
+    if (this.opts.unlinkOnStop === false) return;
     try {
       fs.unlinkSync(this.opts.listenPath);
     } catch {

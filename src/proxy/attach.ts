@@ -1,0 +1,80 @@
+/**
+ * `vhostscope attach PATH`: slide into a listening peer's socket path without touching either
+ * peer. A bound unix socket keeps listening when its path is renamed, so the peer's socket is
+ * moved aside to a sibling path (same directory: rename is atomic and never crosses a file
+ * system), and the proxy listens at the original path with its owner, group and mode, forwarding
+ * to the moved socket. Connections made before keep going directly; new ones come through the
+ * proxy. Detaching renames the peer's socket back over the proxy's, in one step: a connecting
+ * peer finds a listener at the path at every moment.
+ *
+ * After a SIGKILL of the proxy the path holds its dead socket and the peer's is still aside:
+ * `vhostscope detach PATH` puts it back (the moved name is derived from the path, so nothing
+ * else needs to survive the crash).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { native } from '../native';
+
+export interface Attached {
+  /** the peer's original path, where the proxy now listens */
+  path: string;
+  /** where the peer's listening socket is now */
+  moved: string;
+  uid: number;
+  gid: number;
+  mode: number;
+}
+
+/** Where attach moves the socket at `p`. */
+export function movedPath(p: string): string {
+  return path.join(path.dirname(p), `.${path.basename(p)}.vhostscope-attached`);
+}
+
+/**
+ * Moves the listening socket at `p` aside. The caller then listens at `p` (with listenAt) and
+ * forwards to `moved`; on any failure before that, restore() undoes the move.
+ */
+export function moveAside(p: string): Attached {
+  const moved = movedPath(p);
+  if (fs.existsSync(moved)) throw new Error(`${moved} exists: an earlier attach to ${p} did not detach (run "vhostscope detach ${p}" first)`);
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(p);
+  } catch {
+    throw new Error(`${p}: no such socket (attach takes over a path a peer listens on)`);
+  }
+  if (!st.isSocket()) throw new Error(`${p} is not a socket`);
+  if (!native.probeUnix(p)) throw new Error(`${p}: nobody listens on it (attach takes over a listening peer's socket; to start in front of a peer, use proxy --listen/--connect)`);
+  fs.renameSync(p, moved);
+  return { path: p, moved, uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+}
+
+/** Gives the proxy's new socket at `a.path` the original's owner, group and mode. */
+export function matchOriginal(a: Attached): void {
+  fs.chmodSync(a.path, a.mode);
+  try {
+    fs.chownSync(a.path, a.uid, a.gid);
+  } catch (err) {
+    // not root: the proxy's socket keeps the proxy's owner, which may lock a peer out; say so
+    throw new Error(`${a.path}: cannot give it the original owner ${a.uid}:${a.gid} (${(err as NodeJS.ErrnoException).code}); run attach as root or as that user`);
+  }
+}
+
+/** Puts the peer's socket back at its path, replacing the proxy's socket there (one rename). */
+export function restore(a: Pick<Attached, 'path' | 'moved'>): void {
+  fs.renameSync(a.moved, a.path);
+}
+
+/**
+ * `vhostscope detach PATH` after the attaching proxy is gone (or as a check): restores the moved
+ * socket if there is one. Returns what it did, for the user.
+ */
+export function detachPath(p: string): string {
+  const moved = movedPath(p);
+  if (!fs.existsSync(moved)) {
+    return fs.existsSync(p) ? `${p}: not attached (no ${path.basename(moved)} beside it); nothing to do` : `${p}: neither it nor ${moved} exists; nothing to do`;
+  }
+  if (fs.existsSync(p) && native.probeUnix(p)) throw new Error(`${p} is being served (a running vhostscope attach?): stop that process (SIGTERM) and it detaches itself`);
+  restore({ path: p, moved });
+  return `${p}: the peer's socket is back (${native.probeUnix(p) ? 'and listening' : 'but nobody listens on it: the peer has gone'})`;
+}

@@ -1,0 +1,97 @@
+/**
+ * End to end: `vhostscope attach` slides into a running DPDK vhost backend's socket path (testpmd
+ * listening), neither peer configured for it: a frontend that connects afterwards goes through
+ * vhostscope and carries every packet; SIGTERM puts the backend's own socket back (same inode),
+ * and the next frontend connects directly. After a SIGKILL, `vhostscope detach` restores it.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Peer, sleep } from '../../src/lab/process';
+import { CLI } from '../../src/lab/proxy-process';
+import { Testpmd } from '../../src/lab/testpmd';
+import { native } from '../../src/native';
+import { movedPath } from '../../src/proxy/attach';
+import { readRecording } from '../../src/recording/reader';
+import { tmpDir, until } from '../helpers';
+
+const READY = /virtio is now ready for processing/g;
+
+describe('vhostscope attach with a running testpmd vhost backend', () => {
+  it('takes over its socket path, carries a new frontend\'s traffic, and gives the path back', async () => {
+    const work = tmpDir('attach');
+    const sock = path.join(work, 'vhu.sock');
+    const be = new Testpmd({ name: 'be', workDir: work, mainLcore: 0, forwardMode: 'rxonly', vdev: `net_vhost0,iface=${sock},queues=1` });
+    const frontend = (name: string): Testpmd => new Testpmd({ name, workDir: work, mainLcore: 1, forwardMode: 'txonly', vdev: `net_virtio_user0,path=${sock},queues=1` });
+    const attach = (n: number): Peer => new Peer(process.execPath, [CLI, 'attach', sock, '--json', '--record', path.join(work, `attach${n}.vhsrec`)], { name: `attach${n}`, logFile: path.join(work, `attach${n}.log`), timeoutMs: 120_000 });
+    const attachedLog = (n: number): string => fs.readFileSync(path.join(work, `attach${n}.log`), 'utf8');
+    try {
+      await be.peer.waitForLog(/binding succeeded/, 30_000);
+      const original = fs.statSync(sock);
+
+      // attach: the backend's socket moves aside, vhostscope listens at the path with its mode and owner
+      const a = attach(1);
+      // (no probe of the socket here: a probe is a connection, and a session, through vhostscope)
+      await until(() => fs.existsSync(movedPath(sock)) && /attached to/.test(attachedLog(1)), 20_000, 'the attach');
+      const ours = fs.statSync(sock);
+      expect(ours.ino).not.toBe(original.ino);
+      expect([ours.mode, ours.uid, ours.gid]).toEqual([original.mode, original.uid, original.gid]);
+      expect(fs.statSync(movedPath(sock)).ino).toBe(original.ino);
+
+      // a frontend that starts now goes through vhostscope, and every packet crosses
+      const fe1 = frontend('fe1');
+      await be.peer.waitForLog(READY, 60_000);
+      await fe1.peer.waitForLog(/testpmd> /, 60_000);
+      await be.peer.waitForLog(/testpmd> /, 60_000);
+      await be.start();
+      await fe1.start();
+      await sleep(2000);
+      const sent = await fe1.stopForwarding();
+      await sleep(500);
+      const got = await be.stopForwarding();
+      expect(sent.tx).toBeGreaterThan(10_000);
+      expect(got.rx).toBe(sent.tx);
+      await fe1.quit();
+
+      // SIGTERM: the backend's own socket is back at the path, in one rename
+      a.kill('SIGTERM');
+      expect(await a.waitExit(10_000)).toBe(0);
+      expect(fs.statSync(sock).ino).toBe(original.ino);
+      expect(fs.existsSync(movedPath(sock))).toBe(false);
+      expect(attachedLog(1)).toMatch(/detached: .* is the peer's own socket again/);
+      const rec = readRecording(path.join(work, 'attach1.vhsrec')).records;
+      expect(rec.filter((r) => r.type === 'session-start')).toHaveLength(1);
+      expect(rec.filter((r) => r.type === 'message').length).toBeGreaterThan(20);
+
+      // the next frontend connects to the backend directly
+      const fe2 = frontend('fe2');
+      await until(() => (be.peer.log().match(READY) ?? []).length === 2, 60_000, 'the direct connection');
+      await fe2.peer.waitForLog(/testpmd> /, 60_000);
+      await fe2.quit();
+
+      // a killed attach leaves its dead socket at the path: detach puts the backend's back
+      const k = attach(2);
+      await until(() => fs.existsSync(movedPath(sock)) && /attached to/.test(attachedLog(2)), 20_000, 'the second attach');
+      k.kill('SIGKILL');
+      await k.waitExit(10_000);
+      expect(native.probeUnix(sock)).toBe(false);
+      expect(execFileSync(process.execPath, [CLI, 'detach', sock], { encoding: 'utf8' })).toMatch(/the peer's socket is back \(and listening\)/);
+      expect(fs.statSync(sock).ino).toBe(original.ino);
+      expect(execFileSync(process.execPath, [CLI, 'detach', sock], { encoding: 'utf8' })).toMatch(/not attached/);
+      // attach refuses a path nobody listens on, and leaves it alone
+      await be.quit();
+      const r = (() => {
+        try {
+          execFileSync(process.execPath, [CLI, 'attach', sock], { encoding: 'utf8', stdio: 'pipe' });
+          return '';
+        } catch (err) {
+          return String((err as { stderr: string }).stderr);
+        }
+      })();
+      expect(r).toMatch(/nobody listens on it|no such socket/);
+    } finally {
+      if (be.peer.alive) await be.quit();
+    }
+  });
+});
