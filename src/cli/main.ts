@@ -12,6 +12,7 @@ import { registerReport } from './report-command';
 import { registerReplay } from './replay-command';
 import { registerControlCommands } from './control-commands';
 import { registerLs } from './ls-command';
+import { registerCompletion } from './completion-command';
 
 // `vhostscope show x | head`: a closed pipe ends the output quietly, as for any Unix tool
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -35,6 +36,7 @@ registerReport(program);
 registerReplay(program);
 registerControlCommands(program);
 registerLs(program);
+registerCompletion(program);
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`vhostscope: ${err.message}\n`);
   process.exit(2);

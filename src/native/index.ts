@@ -1,18 +1,34 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { NativeAddon } from './contract';
 
 export type * from './contract';
 
+const ROOT = path.resolve(__dirname, '..', '..');
+
+/**
+ * Where the addon is, first found wins: VHOSTSCOPE_ADDON (another build, e.g. bench/asan.sh's
+ * AddressSanitizer one); build/Release (built from source here: a developer's checkout, or an
+ * install without a matching prebuild); prebuilds/<platform>-<arch> (shipped in the package: a
+ * Node-API build runs on every Node version with that API).
+ */
+export function addonCandidates(): string[] {
+  return [
+    ...(process.env.VHOSTSCOPE_ADDON ? [process.env.VHOSTSCOPE_ADDON] : []),
+    path.join(ROOT, 'build', 'Release', 'vhostscope_native.node'),
+    path.join(ROOT, 'prebuilds', `${process.platform}-${process.arch}`, 'vhostscope_native.node'),
+  ];
+}
+
 function load(): NativeAddon {
-  // VHOSTSCOPE_ADDON: another build of the addon (bench/asan.sh loads an AddressSanitizer build)
-  const file = process.env.VHOSTSCOPE_ADDON ?? path.resolve(__dirname, '..', '..', 'build', 'Release', 'vhostscope_native.node');
+  const candidates = addonCandidates();
+  const file = process.env.VHOSTSCOPE_ADDON ?? candidates.find((f) => fs.existsSync(f));
+  if (!file) throw new Error(`vhostscope: no native addon for ${process.platform}-${process.arch} (looked for ${candidates.join(', ')}): run "npm run build:native"`);
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require(file) as NativeAddon;
   } catch (err) {
-    throw new Error(
-      `vhostscope: the native addon is not built (${file}): run "npm run build:native". ${(err as Error).message}`,
-    );
+    throw new Error(`vhostscope: the native addon ${file} does not load: ${(err as Error).message}; rebuild it with "npm run build:native"`);
   }
 }
 
