@@ -80,6 +80,17 @@ export class OvsDpdk {
     this.vsctl('add-br', 'br0', '--', 'set', 'bridge', 'br0', 'datapath_type=netdev');
   }
 
+  /** ovs-appctl against this instance's ovs-vswitchd. */
+  appctl(...args: string[]): string {
+    const run = this.program('/usr/bin/ovs-appctl', ['-t', `${this.runDir}/ovs-vswitchd.ctl`, '--timeout=30', ...args]);
+    return execFileSync(run.cmd, run.args, { env: run.env, encoding: 'utf8' });
+  }
+
+  /** Packets the PMD threads have received from every port (their own counters, not the periodic statistics). */
+  pmdPacketsReceived(): number {
+    return [...this.appctl('dpif-netdev/pmd-stats-show').matchAll(/packets received: (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+  }
+
   /** A dpdkvhostuser port: OVS is the vhost-user server at <runDir>/<name>. Returns that path. */
   async addServerPort(name: string): Promise<string> {
     this.vsctl('add-port', 'br0', name, '--', 'set', 'Interface', name, 'type=dpdkvhostuser');

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { Peer, sleep } from '../../src/lab/process';
 import { CLI } from '../../src/lab/proxy-process';
 import { Testpmd } from '../../src/lab/testpmd';
+import { OvsDpdk } from '../../src/lab/ovs';
 import { native } from '../../src/native';
 import { movedPath } from '../../src/proxy/attach';
 import { readRecording } from '../../src/recording/reader';
@@ -94,4 +95,39 @@ describe('vhostscope attach with a running testpmd vhost backend', () => {
       if (be.peer.alive) await be.quit();
     }
   });
+
+  it('takes over an OVS-DPDK dpdkvhostuser port\'s socket: a testpmd frontend reaches OVS through it', async () => {
+    const work = tmpDir('attach-ovs');
+    const ovs = new OvsDpdk(work);
+    let fe: Testpmd | undefined;
+    let a: Peer | undefined;
+    try {
+      await ovs.start(0);
+      const sock = await ovs.addServerPort('vhu0'); // <rundir>/vhu0, where an operator's OVS puts it
+      const original = fs.statSync(sock);
+      a = new Peer(process.execPath, [CLI, 'attach', sock, '--json', '--device', 'net'], { name: 'attach', logFile: path.join(work, 'attach.log'), timeoutMs: 120_000 });
+      await until(() => /attached to/.test(fs.readFileSync(path.join(work, 'attach.log'), 'utf8')), 20_000, 'the attach');
+      fe = new Testpmd({ name: 'fe', workDir: work, mainLcore: 1, forwardMode: 'txonly', vdev: `net_virtio_user0,path=${sock},queues=1` });
+      await fe.peer.waitForLog(/testpmd> /, 60_000);
+      await until(() => /virtio is now ready for processing/.test(ovs.log()), 30_000, 'OVS: the port ready');
+      await fe.start();
+      // OVS's PMD counts what it takes from the port (the only port: testpmd's packets)
+      let rx = 0;
+      await until(() => (rx = ovs.pmdPacketsReceived()) > 1000, 30_000, 'packets received by the OVS PMD');
+      await fe.stopForwarding();
+      await fe.quit();
+      a.kill('SIGTERM');
+      expect(await a.waitExit(10_000)).toBe(0);
+      expect(fs.statSync(sock).ino).toBe(original.ino); // OVS's own socket again
+      const log = fs.readFileSync(path.join(work, 'attach.log'), 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event?: string; request?: string; dir?: string });
+      // the handshake went through vhostscope: OVS (the backend) answered the frontend's requests
+      expect(log.some((r) => r.event === 'message' && r.request === 'GET_PROTOCOL_FEATURES' && r.dir === 'B>F')).toBe(true);
+      expect(log.filter((r) => r.event === 'message' && r.request === 'SET_VRING_KICK')).toHaveLength(2);
+      expect(rx).toBeGreaterThan(1000);
+    } finally {
+      if (fe?.peer.alive) await fe.peer.stop();
+      if (a?.alive) a.kill('SIGKILL');
+      await ovs.stop();
+    }
+  }, 180_000);
 });
