@@ -200,7 +200,15 @@ class Channel : public Napi::ObjectWrap<Channel> {
     Napi::Env env = self->Env();
     Napi::HandleScope scope(env);
     if (status < 0) {
-      self->End("EPOLL", -status, "poll failed");
+      // libuv reports EPOLLERR as UV_EBADF. Deliver what arrived before the error, then say
+      // what the socket's error really is: a reset by a peer that closed is a close.
+      if (self->reading_ && !self->ended_ && !self->closed_) self->ReadSome();
+      if (self->ended_ || self->closed_) return;
+      int soerr = 0;
+      socklen_t len = sizeof(soerr);
+      if (getsockopt(self->fd_, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0) soerr = errno;
+      if ((soerr == ECONNRESET || soerr == EPIPE) && self->reader_.header_got() == 0) self->End(nullptr, 0, nullptr);
+      else self->End("EPOLL", soerr ? soerr : -status, "the connection failed");
       return;
     }
     if (events & UV_WRITABLE) self->Flush();

@@ -41,6 +41,9 @@ FrameReader::Step FrameReader::ReadOne(int fd) {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return Step::kAgain;
+      // a peer that closed with data unread by it resets the connection: between messages
+      // that is a close like any other
+      if (errno == ECONNRESET && hdr_got_ == 0 && fds_.empty()) return Fail(nullptr, 0, nullptr);
       return Fail("EREAD", errno, "recvmsg failed");
     }
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {

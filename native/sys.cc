@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -113,6 +114,27 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// shutdownPeerSocket(pid, fd): shuts down (both directions) a socket another process holds, as
+// its fd number `fd`: the socket is duplicated with pidfd_getfd (ptrace access to the process:
+// root or its owner with ptrace allowed), shut down, and the duplicate closed. Both ends then
+// see the connection end, as if the peer had closed it. Throws an errno error.
+Napi::Value ShutdownPeerSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int pid = info[0].As<Napi::Number>().Int32Value();
+  int target = info[1].As<Napi::Number>().Int32Value();
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) throw ErrnoError(env, "pidfd_open", errno);
+  int fd = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, target, 0));
+  int err = errno;
+  close(pidfd);
+  if (fd < 0) throw ErrnoError(env, "pidfd_getfd", err);
+  int r = shutdown(fd, SHUT_RDWR);
+  err = errno;
+  close(fd);
+  if (r < 0) throw ErrnoError(env, "shutdown", err);
+  return env.Undefined();
+}
+
 Napi::Value DupFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
@@ -201,6 +223,7 @@ void InitSys(Napi::Env env, Napi::Object exports) {
   exports.Set("eventfdRead", Napi::Function::New(env, EventFdRead));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred));
+  exports.Set("shutdownPeerSocket", Napi::Function::New(env, ShutdownPeerSocket));
   exports.Set("monotonicNs", Napi::Function::New(env, Monotonic));
 }
 

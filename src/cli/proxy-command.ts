@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import type { Registry } from 'prom-client';
 import { flightOptions, logPin, logSweep, type FlightCliOptions } from './proxy-flight';
 import { loadProxyConfig, type ProxyConfig } from './proxy-config';
-import { detachPath, matchOriginal, moveAside, movedPath, restore, type Attached } from '../proxy/attach';
+import { cutDirectConnections, detachPath, matchOriginal, moveAside, movedPath, restore, type Attached } from '../proxy/attach';
 import { DEVICE_HELP } from './device-option';
 import { DeviceTracker } from '../proxy/device-tracker';
 import type { ProxyEvent } from '../proxy/events';
@@ -32,6 +32,8 @@ export interface ProxyCliOptions extends FlightCliOptions {
   listen: string;
   connect: string;
   config?: string;
+  /** attach --reconnect */
+  reconnect?: boolean;
   frontend: FrontendPosition;
   json?: boolean;
   pretty?: boolean;
@@ -72,6 +74,7 @@ export function registerProxy(program: Command): void {
     .command('attach')
     .description('take over a listening peer\'s socket path without touching either peer: its socket is moved aside, vhostscope listens at the path (same owner, group, mode) and forwards to it; SIGINT/SIGTERM put it back (docs: README "Insert into a running system")')
     .argument('<path>', 'the socket a peer (QEMU server, DPDK/OVS vhost, virtiofsd, ...) listens on');
+  attach.option('--reconnect', 'also end the connections the peer accepted before (shutting down its end of each, with pidfd_getfd: root), so that peers that reconnect (QEMU reconnect=N, OVS dpdkvhostuserclient, DPDK virtio-user server mode) come back through vhostscope');
   addProxyOptions(attach).action((p: string, o: ProxyCliOptions) => runProxy(o, [{ name: path.basename(p).replace(/\.sock$/, ''), o: { ...o, listen: p, connect: movedPath(p) }, attach: true }]));
   program
     .command('detach')
@@ -351,7 +354,14 @@ function startDevice(name: string, o: ProxyCliOptions, numbers: ReturnType<typeo
       restore(attached);
       throw err;
     }
-    logger.warn({ event: 'notice', msg: `attached to ${o.listen}: the peer's socket is now ${attached.moved}; new connections come through vhostscope, connections made before stay direct; SIGINT/SIGTERM (or "vhostscope detach ${o.listen}" after a crash) put it back` });
+    const direct = attached.direct.size;
+    logger.warn({ event: 'notice', msg: `attached to ${o.listen}: the peer's socket is now ${attached.moved}; new connections come through vhostscope${direct ? `, the ${direct} made before ${o.reconnect ? 'are being ended so that their peers reconnect through it' : 'stay direct (--reconnect ends them)'}` : ''}; SIGINT/SIGTERM (or "vhostscope detach ${o.listen}" after a crash) put it back` });
+    if (o.reconnect) {
+      for (const c of cutDirectConnections(attached.direct)) {
+        if (c.error) logger.error({ event: 'notice', msg: `could not end the direct connection (pid ${c.pid} fd ${c.fd}): ${c.error}` });
+        else logger.warn({ event: 'notice', pid: c.pid, msg: `ended the direct connection held by pid ${c.pid} (fd ${c.fd}); its peer may reconnect through vhostscope` });
+      }
+    }
   } else daemon.start();
   if (o.control !== false) {
     const controlPath = o.control === undefined || (o.control as unknown) === true ? defaultControlPath(o.listen) : o.control;

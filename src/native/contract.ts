@@ -205,6 +205,11 @@ export interface NativeAddon {
   /** sealShrink: seal against shrinking and growing (as QEMU's memory-backend-memfd does) */
   memfdCreate(name: string, size: number, sealShrink?: boolean): number;
   peerCred(fd: number): PeerCred;
+  /**
+   * Shuts down a socket another process holds as its fd `fd` (pidfd_getfd, then shutdown both
+   * ways): both ends see the connection end. Needs ptrace access to that process (root). Throws.
+   */
+  shutdownPeerSocket(pid: number, fd: number): void;
   fdInfo(fd: number): FdInfo;
   /** CLOCK_MONOTONIC in ns, the clock of every timestamp the addon hands out (= process.hrtime.bigint()) */
   monotonicNs(): bigint;

@@ -18,6 +18,8 @@ import { native } from '../native';
 export interface Attached {
   /** the peer's original path, where the proxy now listens */
   path: string;
+  /** the connections the peer had accepted when it was moved aside (they stay direct) */
+  direct: Set<number>;
   /** where the peer's listening socket is now */
   moved: string;
   uid: number;
@@ -46,7 +48,7 @@ export function moveAside(p: string): Attached {
   if (!st.isSocket()) throw new Error(`${p} is not a socket`);
   if (!native.probeUnix(p)) throw new Error(`${p}: nobody listens on it (attach takes over a listening peer's socket; to start in front of a peer, use proxy --listen/--connect)`);
   fs.renameSync(p, moved);
-  return { path: p, moved, uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+  return { path: p, moved, direct: acceptedSocketInodes(p), uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
 }
 
 /** Gives the proxy's new socket at `a.path` the original's owner, group and mode. */
@@ -77,4 +79,62 @@ export function detachPath(p: string): string {
   if (fs.existsSync(p) && native.probeUnix(p)) throw new Error(`${p} is being served (a running vhostscope attach?): stop that process (SIGTERM) and it detaches itself`);
   restore({ path: p, moved });
   return `${p}: the peer's socket is back (${native.probeUnix(p) ? 'and listening' : 'but nobody listens on it: the peer has gone'})`;
+}
+
+/**
+ * The connections a listening peer accepted on `boundPath`: the sockets /proc/net/unix lists
+ * as connected (state 03) under that address. An accepted socket keeps the address the listener
+ * was bound to, whatever the path is called now, so this must run before the proxy's own
+ * connections to the moved socket exist (they would carry the same address).
+ */
+export function acceptedSocketInodes(boundPath: string): Set<number> {
+  const inodes = new Set<number>();
+  for (const line of fs.readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    // Num RefCount Protocol Flags Type St Inode Path
+    if (f.length >= 8 && f[5] === '03' && f.slice(7).join(' ') === boundPath) inodes.add(Number(f[6]));
+  }
+  return inodes;
+}
+
+/** Which process holds each socket inode, and as which fd (scans /proc/<pid>/fd: root sees all). */
+export function socketHolders(inodes: ReadonlySet<number>): { pid: number; fd: number; inode: number }[] {
+  const out: { pid: number; fd: number; inode: number }[] = [];
+  if (!inodes.size) return out;
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let fds: string[];
+    try {
+      fds = fs.readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    for (const fd of fds) {
+      let link: string;
+      try {
+        link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      const m = /^socket:\[(\d+)\]$/.exec(link);
+      if (m && inodes.has(Number(m[1]))) out.push({ pid: Number(pid), fd: Number(fd), inode: Number(m[1]) });
+    }
+  }
+  return out;
+}
+
+/**
+ * `attach --reconnect`: ends the connections the listening peer accepted before the attach (by
+ * shutting down its end of each), so that peers which reconnect (QEMU with reconnect=N, an OVS
+ * dpdkvhostuserclient port, DPDK virtio-user server mode) come back through the proxy.
+ * Returns what was cut, for the log.
+ */
+export function cutDirectConnections(inodes: ReadonlySet<number>): { pid: number; fd: number; error?: string }[] {
+  return socketHolders(inodes).map(({ pid, fd }) => {
+    try {
+      native.shutdownPeerSocket(pid, fd);
+      return { pid, fd };
+    } catch (err) {
+      return { pid, fd, error: (err as Error).message };
+    }
+  });
 }

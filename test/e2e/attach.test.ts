@@ -12,6 +12,8 @@ import { Peer, sleep } from '../../src/lab/process';
 import { CLI } from '../../src/lab/proxy-process';
 import { Testpmd } from '../../src/lab/testpmd';
 import { OvsDpdk } from '../../src/lab/ovs';
+import { buildInitramfs } from '../../src/lab/guest';
+import { backend, guestBody, lastPingOk, qemu, startForwarding } from './harness/qemu-net';
 import { native } from '../../src/native';
 import { movedPath } from '../../src/proxy/attach';
 import { readRecording } from '../../src/recording/reader';
@@ -130,4 +132,39 @@ describe('vhostscope attach with a running testpmd vhost backend', () => {
       await ovs.stop();
     }
   }, 180_000);
+
+  it('--reconnect ends QEMU\'s direct connection to testpmd: QEMU (reconnect=1) comes back through vhostscope and the guest\'s pings resume', async () => {
+    const work = tmpDir('attach-reconnect');
+    const initrd = buildInitramfs(work, guestBody(40, 10), ['virtio_pci', 'virtio_net']);
+    const sock = path.join(work, 'vhu.sock');
+    const tp = backend(work, 'be', sock, false); // testpmd vhost listens; QEMU connects with reconnect=1
+    let q: Peer | undefined;
+    let a: Peer | undefined;
+    try {
+      await startForwarding(tp, true);
+      const original = fs.statSync(sock);
+      q = qemu(work, initrd, `socket,id=c0,path=${sock},reconnect=1`);
+      await q.waitForLog(/seq=3 ok/, 120_000); // the guest pings testpmd over the direct connection
+      const attachLog = path.join(work, 'attach.log');
+      a = new Peer(process.execPath, [CLI, 'attach', sock, '--reconnect', '--json', '--device', 'net'], { name: 'attach', logFile: attachLog, timeoutMs: 200_000 });
+      const records = (): { event?: string; msg?: string; pid?: number; request?: string; session?: number }[] =>
+        fs.readFileSync(attachLog, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+      await until(() => records().some((r) => /ended the direct connection held by pid/.test(String(r.msg))), 20_000, 'the direct connection ended');
+      expect(records().find((r) => r.pid !== undefined)?.pid).toBe(tp.peer.pid); // testpmd's end of it
+      const lastBefore = lastPingOk(q);
+      // QEMU reconnects to the same path: now vhostscope, which forwards to testpmd's moved socket
+      await until(() => records().some((r) => r.event === 'message' && r.request === 'SET_VRING_KICK'), 60_000, 'the handshake through vhostscope');
+      await until(() => lastPingOk(q!) > lastBefore + 2, 90_000, 'pings answered again');
+      expect(await q.waitExit(150_000)).toBe(0);
+      expect(q.log()).toMatch(/GUEST-RESULT: PASS/);
+      a.kill('SIGTERM');
+      expect(await a.waitExit(10_000)).toBe(0);
+      expect(fs.statSync(sock).ino).toBe(original.ino);
+      expect(records().filter((r) => r.event === 'session-start').length).toBeGreaterThanOrEqual(1);
+    } finally {
+      await q?.stop();
+      if (a?.alive) a.kill('SIGKILL');
+      await tp.peer.stop();
+    }
+  }, 300_000);
 });
