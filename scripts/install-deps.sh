@@ -5,7 +5,7 @@
 # export is checked with it), Chromium (the HTML report is rendered in it), clang (the fuzzer),
 # and a Debian 13 root holding the newer peers (scripts/debian13-root.sh, with debootstrap).
 # Package lists: scripts/debian-packages.txt, and scripts/debian-packages-no-recommends.txt for
-# the packages whose recommends would bring services (OVS, Prometheus). .ci/run runs this script.
+# the packages whose recommends would bring services (OVS, Prometheus, libvirt). .ci/run runs this script.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then echo "install-deps.sh: run as root (apt-get)" >&2; exit 1; fi
 here="$(dirname "$0")"

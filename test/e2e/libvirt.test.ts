@@ -1,0 +1,59 @@
+/**
+ * End to end with libvirt, untouched: libvirt 9.0 (started by hand, no systemd) runs a TCG guest
+ * whose <interface type='vhostuser'> connects to a testpmd vhost backend's socket. vhostscope
+ * attaches to that socket with no change to the domain XML; the guest's pings to testpmd cross
+ * vhostscope, the recording holds the session, and `virsh dumpxml` still names the same path.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { GUEST_MAC, buildInitramfs } from '../../src/lab/guest';
+import { Libvirtd, domainRunning, vhostUserDomainXml, virsh } from '../../src/lab/libvirt';
+import { Peer } from '../../src/lab/process';
+import { CLI } from '../../src/lab/proxy-process';
+import { readRecording } from '../../src/recording/reader';
+import { tmpDir, until } from '../helpers';
+import { backend, guestBody, startForwarding } from './harness/qemu-net';
+
+describe('libvirt', () => {
+  it('a libvirt guest on a vhostuser interface pings testpmd through vhostscope attach, its XML untouched', async () => {
+    const work = tmpDir('libvirt');
+    const sock = path.join(work, 'vhu.sock');
+    const consoleLog = path.join(work, 'console.log');
+    const name = `vhs-${path.basename(work).slice(-6)}`;
+    const initrd = buildInitramfs(work, guestBody(20, 8), ['virtio_pci', 'virtio_net']);
+    const tp = backend(work, 'be', sock, false);
+    const libvirtd = new Libvirtd(work);
+    let a: Peer | undefined;
+    try {
+      await startForwarding(tp, true);
+      await libvirtd.start();
+      const original = fs.statSync(sock);
+      a = new Peer(process.execPath, [CLI, 'attach', sock, '--json', '--device', 'net', '--record', path.join(work, 'vm.vhsrec')], { name: 'attach', logFile: path.join(work, 'attach.log'), timeoutMs: 300_000 });
+      await until(() => /attached to/.test(fs.readFileSync(path.join(work, 'attach.log'), 'utf8')), 20_000, 'the attach');
+      const xmlFile = path.join(work, 'domain.xml');
+      fs.writeFileSync(xmlFile, vhostUserDomainXml({ name, socket: sock, initrd, console: consoleLog, mac: GUEST_MAC }));
+      virsh('create', xmlFile);
+      // what libvirt holds for the domain: the same socket path, nothing of vhostscope
+      const live = virsh('dumpxml', name);
+      expect(live).toContain(`<source type='unix' path='${sock}' mode='client'/>`);
+      expect(live).not.toMatch(/vhostscope/);
+      await until(() => /GUEST-RESULT/.test(fs.existsSync(consoleLog) ? fs.readFileSync(consoleLog, 'utf8') : '') || !domainRunning(name), 200_000, 'the guest to finish');
+      expect(fs.readFileSync(consoleLog, 'utf8')).toMatch(/GUEST-RESULT: PASS/);
+      a.kill('SIGTERM');
+      expect(await a.waitExit(10_000)).toBe(0);
+      expect(fs.statSync(sock).ino).toBe(original.ino);
+      // the session came through vhostscope: QEMU (started by libvirt) <-> testpmd
+      const records = readRecording(path.join(work, 'vm.vhsrec')).records;
+      const start = records.find((r) => r.type === 'session-start');
+      expect(start && start.type === 'session-start' ? start.peers.listen?.exe : undefined).toMatch(/qemu-system-x86_64/);
+      expect(records.filter((r) => r.type === 'message').length).toBeGreaterThan(30);
+      expect(tp.peer.log()).toMatch(/ICMP/);
+    } finally {
+      if (domainRunning(name)) virsh('destroy', name);
+      if (a?.alive) a.kill('SIGKILL');
+      await libvirtd.stop();
+      await tp.peer.stop();
+    }
+  }, 300_000);
+});
