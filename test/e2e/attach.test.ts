@@ -167,4 +167,46 @@ describe('vhostscope attach with a running testpmd vhost backend', () => {
       await tp.peer.stop();
     }
   }, 300_000);
+
+  it('--reconnect on a QEMU server socket that an OVS dpdkvhostuserclient port connects to: OVS comes back through vhostscope and the guest\'s pings resume', async () => {
+    const work = tmpDir('attach-ovs-client');
+    const initrd = buildInitramfs(work, guestBody(60, 10), ['virtio_pci', 'virtio_net']);
+    const qsock = path.join(work, 'qemu.sock'); // QEMU listens (server=on); OVS connects to it
+    const ovs = new OvsDpdk(work);
+    let q: Peer | undefined;
+    let tp: Testpmd | undefined;
+    let a: Peer | undefined;
+    try {
+      await ovs.start(0);
+      q = qemu(work, initrd, `socket,id=c0,path=${qsock},server=on,wait=off`);
+      await until(() => fs.existsSync(qsock), 60_000, 'QEMU listening');
+      const original = fs.statSync(qsock);
+      ovs.addClientPort('vhuc0', qsock);
+      // the other side of the bridge: testpmd answering pings on a dpdkvhostuser port
+      const vhu1 = await ovs.addServerPort('vhu1');
+      tp = new Testpmd({ name: 'tp', workDir: work, mainLcore: 1, forwardMode: 'icmpecho', mbufs: 8192, vdev: `net_virtio_user0,path=${vhu1},queues=1` });
+      await tp.peer.waitForLog(/testpmd> /, 60_000);
+      tp.cmd('set verbose 1');
+      tp.cmd('start');
+      await q.waitForLog(/seq=3 ok/, 150_000); // guest -> OVS (direct) -> testpmd and back
+      const attachLog = path.join(work, 'attach.log');
+      a = new Peer(process.execPath, [CLI, 'attach', qsock, '--reconnect', '--json', '--device', 'net'], { name: 'attach', logFile: attachLog, timeoutMs: 240_000 });
+      const records = (): { event?: string; msg?: string; pid?: number; request?: string }[] =>
+        fs.readFileSync(attachLog, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+      await until(() => records().some((r) => /ended the direct connection held by pid/.test(String(r.msg))), 20_000, 'the direct connection ended');
+      const lastBefore = lastPingOk(q);
+      await until(() => records().some((r) => r.event === 'message' && r.request === 'SET_VRING_KICK'), 60_000, 'OVS reconnecting through vhostscope');
+      await until(() => lastPingOk(q!) > lastBefore + 2, 120_000, 'pings answered again');
+      expect(await q.waitExit(200_000)).toBe(0);
+      expect(q.log()).toMatch(/GUEST-RESULT: PASS/);
+      a.kill('SIGTERM');
+      expect(await a.waitExit(10_000)).toBe(0);
+      expect(fs.statSync(qsock).ino).toBe(original.ino);
+    } finally {
+      await q?.stop();
+      if (a?.alive) a.kill('SIGKILL');
+      await tp?.peer.stop();
+      await ovs.stop();
+    }
+  }, 400_000);
 });

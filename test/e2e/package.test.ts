@@ -21,6 +21,10 @@ describe('npm package', () => {
     const files = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).split('\n').filter(Boolean);
     expect(files).toContain(`package/prebuilds/${process.platform}-${process.arch}/vhostscope_native.node`);
     expect(files).toContain('package/dist/cli/main.js');
+    // cross-built for arm64 (g++-aarch64-linux-gnu): an ELF shared object for AArch64 (e_machine 183)
+    expect(files).toContain('package/prebuilds/linux-arm64/vhostscope_native.node');
+    const arm = execFileSync('tar', ['xzOf', tarball, 'package/prebuilds/linux-arm64/vhostscope_native.node']);
+    expect([arm.subarray(0, 4).toString('latin1'), arm.readUInt16LE(16), arm.readUInt16LE(18)]).toEqual(['\x7fELF', 3, 183]);
     expect(files).toContain('package/packaging/systemd/vhostscope@.service');
     for (const dir of ['test/', 'bench/', 'recordings/', 'src/', 'build/', 'node_modules/']) expect(files.filter((f) => f.startsWith(`package/${dir}`)), dir).toEqual([]);
 
