@@ -66,17 +66,34 @@ export interface VhostUserGuest {
   initrd: string;
   /** the guest's serial console goes here */
   console: string;
-  mac: string;
+  /** net: a virtio-net interface with this MAC; blk: a virtio-blk disk (vda) */
+  device: { type: 'net'; mac: string } | { type: 'blk' };
+  /** more kernel command line */
+  append?: string;
 }
 
 /**
- * A transient domain with one virtio-net interface of type vhostuser: direct kernel boot of the
- * lab's initramfs, memfd shared memory (vhost-user needs it), the console in a file.
- * `-global virtio-net-pci.vectors=0`: QEMU 7.2 under TCG crashes in vhost_net_start with MSI-X
- * (src/lab/guest.ts), so the domain asks for INTx, as the lab's own QEMU command lines do.
+ * A transient domain with one vhost-user device: `<interface type='vhostuser'>` (net) or
+ * `<disk type='vhostuser'>` (blk), direct kernel boot of the lab's initramfs, memfd shared
+ * memory (vhost-user needs it), the console in a file. `-global virtio-net-pci.vectors=0`:
+ * QEMU 7.2 under TCG crashes in vhost_net_start with MSI-X (src/lab/guest.ts), so the domain
+ * asks for INTx, as the lab's own QEMU command lines do.
  */
 export function vhostUserDomainXml(g: VhostUserGuest): string {
   const k = findKernel();
+  const device =
+    g.device.type === 'net'
+      ? `<interface type='vhostuser'>
+      <mac address='${g.device.mac}'/>
+      <source type='unix' path='${g.socket}' mode='client'/>
+      <model type='virtio'/>
+      <rom enabled='no'/>
+    </interface>`
+      : `<disk type='vhostuser' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source type='unix' path='${g.socket}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>`;
   return `<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>${g.name}</name>
   <memory unit='MiB'>256</memory>
@@ -86,7 +103,7 @@ export function vhostUserDomainXml(g: VhostUserGuest): string {
     <type arch='x86_64' machine='q35'>hvm</type>
     <kernel>${k.image}</kernel>
     <initrd>${g.initrd}</initrd>
-    <cmdline>console=ttyS0 panic=-1 quiet loglevel=3</cmdline>
+    <cmdline>console=ttyS0 panic=-1 quiet loglevel=3 ${g.append ?? ''}</cmdline>
   </os>
   <cpu mode='maximum'/>
   <on_poweroff>destroy</on_poweroff>
@@ -94,12 +111,7 @@ export function vhostUserDomainXml(g: VhostUserGuest): string {
   <on_crash>destroy</on_crash>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <interface type='vhostuser'>
-      <mac address='${g.mac}'/>
-      <source type='unix' path='${g.socket}' mode='client'/>
-      <model type='virtio'/>
-      <rom enabled='no'/>
-    </interface>
+    ${device}
     <serial type='file'><source path='${g.console}'/><target port='0'/></serial>
     <memballoon model='none'/>
   </devices>

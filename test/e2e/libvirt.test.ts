@@ -9,11 +9,12 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GUEST_MAC, buildInitramfs } from '../../src/lab/guest';
 import { Libvirtd, domainRunning, vhostUserDomainXml, virsh } from '../../src/lab/libvirt';
-import { Peer } from '../../src/lab/process';
+import { Peer, waitForSocket } from '../../src/lab/process';
 import { CLI } from '../../src/lab/proxy-process';
 import { readRecording } from '../../src/recording/reader';
 import { tmpDir, until } from '../helpers';
 import { backend, guestBody, startForwarding } from './harness/qemu-net';
+import { blkGuest, guestWritten, sha } from './harness/storage-guests';
 
 describe('libvirt', () => {
   it('a libvirt guest on a vhostuser interface pings testpmd through vhostscope attach, its XML untouched', async () => {
@@ -32,7 +33,7 @@ describe('libvirt', () => {
       a = new Peer(process.execPath, [CLI, 'attach', sock, '--json', '--device', 'net', '--record', path.join(work, 'vm.vhsrec')], { name: 'attach', logFile: path.join(work, 'attach.log'), timeoutMs: 300_000 });
       await until(() => /attached to/.test(fs.readFileSync(path.join(work, 'attach.log'), 'utf8')), 20_000, 'the attach');
       const xmlFile = path.join(work, 'domain.xml');
-      fs.writeFileSync(xmlFile, vhostUserDomainXml({ name, socket: sock, initrd, console: consoleLog, mac: GUEST_MAC }));
+      fs.writeFileSync(xmlFile, vhostUserDomainXml({ name, socket: sock, initrd, console: consoleLog, device: { type: 'net', mac: GUEST_MAC } }));
       virsh('create', xmlFile);
       // what libvirt holds for the domain: the same socket path, nothing of vhostscope
       const live = virsh('dumpxml', name);
@@ -55,5 +56,44 @@ describe('libvirt', () => {
       await libvirtd.stop();
       await tp.peer.stop();
     }
+  }, 300_000);
+
+  it('a libvirt guest on a vhostuser disk reads and writes through vhostscope attach on qemu-storage-daemon\'s socket', async () => {
+    const work = tmpDir('libvirt-blk');
+    const { img, token, host, guestWrite, initrd } = blkGuest(work);
+    const sock = path.join(work, 'blk.sock');
+    const consoleLog = path.join(work, 'console.log');
+    const name = `vhs-${path.basename(work).slice(-6)}`;
+    const qsd = new Peer('qemu-storage-daemon', [
+      '--blockdev', `driver=file,node-name=file0,filename=${img},cache.direct=off`,
+      '--blockdev', 'driver=raw,node-name=disk0,file=file0',
+      '--export', `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${sock},writable=on,num-queues=1`,
+    ], { name: 'qsd', logFile: path.join(work, 'qsd.log') });
+    const libvirtd = new Libvirtd(work);
+    let a: Peer | undefined;
+    try {
+      await waitForSocket(sock, 20_000, qsd);
+      await libvirtd.start();
+      a = new Peer(process.execPath, [CLI, 'attach', sock, '--json', '--device', 'blk', '--record', path.join(work, 'vm.vhsrec')], { name: 'attach', logFile: path.join(work, 'attach.log'), timeoutMs: 300_000 });
+      await until(() => /attached to/.test(fs.readFileSync(path.join(work, 'attach.log'), 'utf8')), 20_000, 'the attach');
+      const xmlFile = path.join(work, 'domain.xml');
+      fs.writeFileSync(xmlFile, vhostUserDomainXml({ name, socket: sock, initrd, console: consoleLog, device: { type: 'blk' }, append: `lab.token=${token}` }));
+      virsh('create', xmlFile);
+      expect(virsh('dumpxml', name)).toContain(`<source type='unix' path='${sock}'`);
+      await until(() => /GUEST-RESULT/.test(fs.existsSync(consoleLog) ? fs.readFileSync(consoleLog, 'utf8') : '') || !domainRunning(name), 200_000, 'the guest to finish');
+      const console_ = fs.readFileSync(consoleLog, 'utf8');
+      expect(console_).toMatch(/GUEST-RESULT: PASS/);
+      expect(console_).toContain(`GUEST-READ-SHA: ${sha(host)}`);
+      a.kill('SIGTERM');
+      expect(await a.waitExit(10_000)).toBe(0);
+    } finally {
+      if (domainRunning(name)) virsh('destroy', name);
+      if (a?.alive) a.kill('SIGKILL');
+      await libvirtd.stop();
+      await qsd.stop();
+    }
+    expect(sha(guestWritten(img))).toBe(sha(guestWrite)); // the guest's write is in the image
+    const records = readRecording(path.join(work, 'vm.vhsrec')).records;
+    expect(records.filter((r) => r.type === 'message').length).toBeGreaterThan(20);
   }, 300_000);
 });
