@@ -107,7 +107,7 @@ export function vhostUserDomainXml(g: VhostUserGuest): string {
   </os>
   <cpu mode='maximum'/>
   <on_poweroff>destroy</on_poweroff>
-  <on_reboot>destroy</on_reboot>
+  <on_reboot>restart</on_reboot>
   <on_crash>destroy</on_crash>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>

@@ -17,7 +17,7 @@ import { backend, guestBody, startForwarding } from './harness/qemu-net';
 import { blkGuest, guestWritten, sha } from './harness/storage-guests';
 
 describe('libvirt', () => {
-  it('a libvirt guest on a vhostuser interface pings testpmd through vhostscope attach, its XML untouched', async () => {
+  it('a libvirt guest on a vhostuser interface pings testpmd through vhostscope attach, its XML untouched, and again after a reset', async () => {
     const work = tmpDir('libvirt');
     const sock = path.join(work, 'vhu.sock');
     const consoleLog = path.join(work, 'console.log');
@@ -39,8 +39,15 @@ describe('libvirt', () => {
       const live = virsh('dumpxml', name);
       expect(live).toContain(`<source type='unix' path='${sock}' mode='client'/>`);
       expect(live).not.toMatch(/vhostscope/);
-      await until(() => /GUEST-RESULT/.test(fs.existsSync(consoleLog) ? fs.readFileSync(consoleLog, 'utf8') : '') || !domainRunning(name), 200_000, 'the guest to finish');
-      expect(fs.readFileSync(consoleLog, 'utf8')).toMatch(/GUEST-RESULT: PASS/);
+      // a hard reset of the guest (virsh reset): QEMU resets the device, the guest boots again and
+      // its driver sets the device up again over the same connection, through vhostscope
+      const consoleText = (): string => (fs.existsSync(consoleLog) ? fs.readFileSync(consoleLog, 'utf8') : '');
+      await until(() => /seq=3 ok/.test(consoleText()), 120_000, 'pings before the reset');
+      virsh('reset', name);
+      await until(() => (consoleText().match(/seq=3 ok/g) ?? []).length >= 2 || !domainRunning(name), 150_000, 'pings after the reset');
+      await until(() => /GUEST-RESULT/.test(consoleText()) || !domainRunning(name), 200_000, 'the guest to finish');
+      expect(consoleText()).toMatch(/GUEST-RESULT: PASS/);
+      expect((consoleText().match(/seq=3 ok/g) ?? []).length).toBeGreaterThanOrEqual(2);
       a.kill('SIGTERM');
       expect(await a.waitExit(10_000)).toBe(0);
       expect(fs.statSync(sock).ino).toBe(original.ino);
