@@ -61,8 +61,10 @@ export class Libvirtd {
 
 export interface VhostUserGuest {
   name: string;
-  /** the vhost-user socket QEMU connects to (mode='client') */
+  /** the vhost-user socket: QEMU connects to it (default), or listens on it (`qemuListens`) */
   socket: string;
+  /** net: QEMU is the server (mode='server'), as OpenStack deploys it with OVS dpdkvhostuserclient ports */
+  qemuListens?: boolean;
   initrd: string;
   /** the guest's serial console goes here */
   console: string;
@@ -85,7 +87,7 @@ export function vhostUserDomainXml(g: VhostUserGuest): string {
     g.device.type === 'net'
       ? `<interface type='vhostuser'>
       <mac address='${g.device.mac}'/>
-      <source type='unix' path='${g.socket}' mode='client'/>
+      <source type='unix' path='${g.socket}' mode='${g.qemuListens ? 'server' : 'client'}'/>
       <model type='virtio'/>
       <rom enabled='no'/>
     </interface>`

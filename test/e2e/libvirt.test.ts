@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { GUEST_MAC, buildInitramfs } from '../../src/lab/guest';
 import { Libvirtd, domainRunning, vhostUserDomainXml, virsh } from '../../src/lab/libvirt';
 import { Peer, waitForSocket } from '../../src/lab/process';
+import type { Testpmd } from '../../src/lab/testpmd';
 import { CLI } from '../../src/lab/proxy-process';
 import { readRecording } from '../../src/recording/reader';
 import { tmpDir, until } from '../helpers';
@@ -103,4 +104,51 @@ describe('libvirt', () => {
     const records = readRecording(path.join(work, 'vm.vhsrec')).records;
     expect(records.filter((r) => r.type === 'message').length).toBeGreaterThan(20);
   }, 300_000);
+
+  it('QEMU listens (mode=\'server\'): after attach on its socket, a restarted backend comes back through vhostscope and the guest pings again', async () => {
+    const work = tmpDir('libvirt-srv');
+    const sock = path.join(work, 'qemu.sock');
+    const consoleLog = path.join(work, 'console.log');
+    const name = `vhs-${path.basename(work).slice(-6)}`;
+    const initrd = buildInitramfs(work, guestBody(80, 10), ['virtio_pci', 'virtio_net']);
+    const libvirtd = new Libvirtd(work);
+    let tp1: Testpmd | undefined;
+    let tp2: Testpmd | undefined;
+    let a: Peer | undefined;
+    const consoleText = (): string => (fs.existsSync(consoleLog) ? fs.readFileSync(consoleLog, 'utf8') : '');
+    try {
+      await libvirtd.start();
+      const xmlFile = path.join(work, 'domain.xml');
+      fs.writeFileSync(xmlFile, vhostUserDomainXml({ name, socket: sock, qemuListens: true, initrd, console: consoleLog, device: { type: 'net', mac: GUEST_MAC } }));
+      // QEMU waits for its vhost-user peer before it runs the guest, and `virsh create` for QEMU
+      const creating = new Peer('virsh', ['-c', 'qemu:///system', 'create', xmlFile], { name: 'virsh-create', logFile: path.join(work, 'virsh-create.log'), timeoutMs: 120_000 });
+      await until(() => fs.existsSync(sock), 60_000, 'QEMU listening');
+      // the backend connects to QEMU (client=1), directly: the guest pings it
+      tp1 = backend(work, 'be1', sock, true);
+      await startForwarding(tp1, false);
+      expect(await creating.waitExit(90_000)).toBe(0);
+      await until(() => /seq=3 ok/.test(consoleText()), 150_000, 'pings over the direct connection');
+      a = new Peer(process.execPath, [CLI, 'attach', sock, '--json', '--device', 'net', '--record', path.join(work, 'vm.vhsrec')], { name: 'attach', logFile: path.join(work, 'attach.log'), timeoutMs: 300_000 });
+      await until(() => /attached to .*the 1 made before stay direct/.test(fs.readFileSync(path.join(work, 'attach.log'), 'utf8')), 20_000, 'the attach');
+      // the backend restarts (as after an upgrade or a crash) and connects to the same path: vhostscope
+      await tp1.peer.stop();
+      const okBefore = (consoleText().match(/ ok/g) ?? []).length;
+      tp2 = backend(work, 'be2', sock, true);
+      await startForwarding(tp2, false);
+      await until(() => (consoleText().match(/ ok/g) ?? []).length >= okBefore + 3, 150_000, 'pings through vhostscope after the restart');
+      expect(virsh('dumpxml', name)).toContain(`<source type='unix' path='${sock}' mode='server'/>`);
+      a.kill('SIGTERM');
+      expect(await a.waitExit(10_000)).toBe(0);
+    } finally {
+      if (domainRunning(name)) virsh('destroy', name);
+      if (a?.alive) a.kill('SIGKILL');
+      await tp1?.peer.stop();
+      await tp2?.peer.stop();
+      await libvirtd.stop();
+    }
+    const records = readRecording(path.join(work, 'vm.vhsrec')).records;
+    const start = records.find((r) => r.type === 'session-start');
+    expect(start && start.type === 'session-start' ? start.peers.listen?.exe : undefined).toMatch(/dpdk-testpmd/); // the restarted backend connected to vhostscope
+    expect(records.filter((r) => r.type === 'message').length).toBeGreaterThan(20);
+  }, 400_000);
 });

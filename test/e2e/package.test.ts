@@ -39,5 +39,7 @@ describe('npm package', () => {
     // the addon loads from the prebuild and works
     expect(execFileSync(process.execPath, ['-e', `const { native } = require(${JSON.stringify(path.join(installed, 'dist', 'native'))}); const fd = native.eventfd(0); native.close(fd); console.log('addon ok')`], { encoding: 'utf8' })).toBe('addon ok\n');
     expect(execFileSync(bin, ['completion', 'bash'], { encoding: 'utf8' })).toMatch(/complete -o filenames -F _vhostscope vhostscope/);
+    // the installed demo: real testpmd peers through the installed proxy
+    expect(execFileSync(bin, ['demo', '--seconds', '1', '--work', path.join(work, 'demo')], { encoding: 'utf8', timeout: 180_000 })).toMatch(/counts match on both sides: every packet crossed/);
   }, 600_000);
 });
