@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 
 export interface PeerOptions {
   name: string;
@@ -117,6 +118,15 @@ export class Peer {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A TCP port free on 127.0.0.1 now (for a metrics endpoint or a Prometheus server). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
 
 export function tail(s: string, lines = 25): string {
   return s.split('\n').slice(-lines).join('\n');

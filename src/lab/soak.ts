@@ -20,14 +20,13 @@
  * minutes; test/e2e/soak.test.ts runs a short one in CI.
  */
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { native, type Channel } from '../native';
 import { encodeMessage, Request } from '../protocol';
 import { listSegments } from '../recording/flight';
 import { readRecording } from '../recording/reader';
 import type { SessionEndRecord } from '../recording/records';
-import { sleep } from './process';
+import { freePort, sleep } from './process';
 import { startProxy } from './proxy-process';
 
 export interface SoakOptions {
@@ -110,14 +109,6 @@ function rssMiB(pid: number): number {
   } catch {
     return -1;
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 async function until(cond: () => boolean, ms: number): Promise<boolean> {

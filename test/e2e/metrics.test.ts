@@ -4,21 +4,12 @@
  * what Prometheus answers to queries matches what the daemon logged and recorded itself.
  */
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runDpdkScenario } from '../../src/lab/dpdk-scenario';
-import { Peer, sleep, tail } from '../../src/lab/process';
+import { Peer, freePort, sleep, tail } from '../../src/lab/process';
 import { tmpDir } from '../helpers';
 import { ProxyProcess, sessionEnd } from './harness/proxy';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 interface Sample {
   metric: Record<string, string>;
