@@ -3,7 +3,7 @@
  * and kick→call latency (from the first kick after a call to the next call on the same
  * vring) as a histogram with percentiles.
  */
-import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
+import { LatencyHistogram } from './latency-histogram';
 
 export type NotificationKind = 'kick' | 'call' | 'err';
 
@@ -27,7 +27,7 @@ class VringCounter {
   calls = 0;
   errs = 0;
   pendingKick: bigint | undefined;
-  readonly hist: RecordableHistogram = createHistogram({ lowest: 1, highest: 60e9, figures: 3 });
+  readonly hist = new LatencyHistogram();
   /** bucket i counts latencies in [2^i, 2^(i+1)) µs; bucket 0 also holds < 1 µs */
   readonly buckets: number[] = new Array(40).fill(0);
 }
@@ -55,7 +55,7 @@ export class NotificationStats {
       c.calls++;
       if (c.pendingKick !== undefined) {
         const d = ts - c.pendingKick;
-        c.hist.record(d > 0n ? d : 1n);
+        c.hist.record(Number(d));
         const us = Number(d) / 1000;
         c.buckets[Math.min(c.buckets.length - 1, us < 1 ? 0 : Math.floor(Math.log2(us)))]++;
         c.pendingKick = undefined;
