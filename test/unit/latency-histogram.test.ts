@@ -1,6 +1,6 @@
-/** The bounded latency histogram (src/proxy/latency-histogram.ts) and the kick→call figures built on it. */
+/** The bounded latency histogram (src/util/latency-histogram.ts) and the kick→call figures built on it. */
 import { describe, expect, it } from 'vitest';
-import { LatencyHistogram } from '../../src/proxy/latency-histogram';
+import { LatencyHistogram } from '../../src/util/latency-histogram';
 import { NotificationStats } from '../../src/proxy/notification-stats';
 
 function exactPercentile(sorted: number[], p: number): number {

@@ -1,0 +1,111 @@
+/**
+ * Per-request latency of a recording made with --rings: every session's ring snapshots through
+ * a RequestTracker (src/rings/requests.ts), summarised per vring and device operation.
+ */
+import type { DeviceType } from '../protocol';
+import { recordingDevices, deviceOf } from '../recording/devices';
+import { recordingEvents } from '../recording/reader';
+import type { RecordingRecord } from '../recording/records';
+import { RequestTracker, type CompletedRequest } from '../rings/requests';
+import { LatencyHistogram } from '../util/latency-histogram';
+
+export interface Percentiles {
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+export interface OperationLatency {
+  vring: number;
+  op: string;
+  count: number;
+  /** submitted → completed (the call that told the driver), µs */
+  latencyUs: Percentiles;
+  /** median of how long before its first sighting each request may have been submitted, µs */
+  uncertaintyP50Us: number;
+  /** split rings: submitted → seen used (the device's part, at most), and seen used → call, µs (p50) */
+  deviceP50Us?: number;
+  notifyP50Us?: number;
+  /** requests per second over the session */
+  rate: number;
+}
+
+export interface SessionRequests {
+  session: number;
+  device: DeviceType;
+  method: 'rings';
+  operations: OperationLatency[];
+  /** chains submitted and not completed when the session ended (or the recording stops) */
+  outstanding: { vring: number; head: number; op: string; ageUs: number }[];
+  unmatched: number;
+  truncatedSnapshots: number;
+  abandoned: number;
+  /** every completed request, in completion order (for charts; omitted from JSON summaries) */
+  requests: CompletedRequest[];
+}
+
+const us = (ns: number): number => Math.round(ns / 10) / 100;
+
+function percentiles(h: LatencyHistogram): Percentiles {
+  return { p50: us(h.percentile(50)), p90: us(h.percentile(90)), p99: us(h.percentile(99)), max: us(h.max) };
+}
+
+function median(xs: number[]): number {
+  if (!xs.length) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
+}
+
+/** Sessions with ring snapshots, in the order they started; none when the recording has no --rings. */
+export function requestLatency(records: RecordingRecord[], override?: DeviceType): SessionRequests[] {
+  const devices = recordingDevices(records, override);
+  const trackers = new Map<number, { tracker: RequestTracker; done: CompletedRequest[]; start: bigint; end?: bigint; snapshots: number }>();
+  let last = 0n;
+  for (const e of recordingEvents(records)) {
+    last = e.ts > last ? e.ts : last;
+    if (e.type === 'session-start') {
+      trackers.set(e.session, { tracker: new RequestTracker(deviceOf(devices, e.session)), done: [], start: e.ts, snapshots: 0 });
+    } else if (e.type === 'ring') {
+      const t = trackers.get(e.session);
+      if (!t) continue;
+      t.snapshots++;
+      t.done.push(...t.tracker.observe(e.vring, e.snapshot));
+    } else if (e.type === 'session-end') {
+      const t = trackers.get(e.session);
+      if (t) t.end = e.ts;
+    }
+  }
+  const out: SessionRequests[] = [];
+  for (const [session, t] of trackers) {
+    if (t.snapshots === 0) continue;
+    const end = t.end ?? last;
+    const secs = Math.max(Number(end - t.start) / 1e9, 1e-9);
+    const groups = new Map<string, CompletedRequest[]>();
+    for (const r of t.done) {
+      const key = `${r.vring}\u0000${r.op}`;
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = []));
+      g.push(r);
+    }
+    const operations = [...groups.values()]
+      .map((rs): OperationLatency => {
+        const h = new LatencyHistogram();
+        for (const r of rs) h.record(r.latencyNs);
+        const dev = rs.filter((r) => r.deviceNs !== undefined);
+        return {
+          vring: rs[0].vring, op: rs[0].op, count: rs.length, latencyUs: percentiles(h),
+          uncertaintyP50Us: us(median(rs.map((r) => r.uncertaintyNs))),
+          ...(dev.length ? { deviceP50Us: us(median(dev.map((r) => r.deviceNs!))), notifyP50Us: us(median(dev.map((r) => r.notifyNs!))) } : {}),
+          rate: rs.length / secs,
+        };
+      })
+      .sort((a, b) => a.vring - b.vring || a.op.localeCompare(b.op));
+    out.push({
+      session, device: deviceOf(devices, session), method: 'rings', operations,
+      outstanding: t.tracker.outstanding().map((o) => ({ vring: o.vring, head: o.head, op: o.op, ageUs: us(Number(end - o.submittedNs)) })),
+      unmatched: t.tracker.unmatched, truncatedSnapshots: t.tracker.truncated, abandoned: t.tracker.abandoned, requests: t.done,
+    });
+  }
+  return out;
+}

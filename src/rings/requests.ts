@@ -1,0 +1,184 @@
+/**
+ * Per-request latency from vring snapshots (--rings). Pure.
+ *
+ * A request is a descriptor chain: it is *submitted* when the driver puts its head on the avail
+ * ring and *completed* when the device's used element for that head reaches the driver with a
+ * call. Snapshots are taken at every relayed kick and call, so neither moment is seen exactly:
+ *
+ * - submitted: the first snapshot whose avail index covers the chain (split rings; packed rings:
+ *   the kick that lists it). It was made available after the snapshot before that one, so the
+ *   gap between the two is the figure's uncertainty (small when the driver kicks for every
+ *   request, as wide as the idle time before it when notifications are suppressed);
+ * - completed: the call whose snapshot lists the used element (what the driver is woken for);
+ * - on split rings, the first snapshot whose used index covers the element tells when the device
+ *   had finished at the latest: `deviceNs` (submitted to used) and `notifyNs` (used to the call)
+ *   say where the time went.
+ *
+ * Chains are matched by head id (unique among the chains a driver has outstanding), which holds
+ * for in-order and out-of-order devices and with event-idx alike. A chain never completed is
+ * outstanding, with its age, and never a latency. A used element whose submission no snapshot
+ * listed (the chain was made available before --rings started, or a truncated snapshot left it
+ * out) is counted as unmatched.
+ */
+import type { DeviceType } from '../protocol';
+import { decodeBuffer } from './headers';
+import type { RingEntry, RingSnapshot } from './snapshot';
+
+export interface CompletedRequest {
+  vring: number;
+  head: number;
+  /** e.g. "read 4K", "write 64K", "flush", "FUSE LOOKUP", "tx", "rx fill" */
+  op: string;
+  submittedNs: bigint;
+  completedNs: bigint;
+  /** completed − submitted */
+  latencyNs: number;
+  /** how long before `submittedNs` the chain may have been made available */
+  uncertaintyNs: number;
+  /** split rings: submitted → the first snapshot showing it used (the device's part, at most) */
+  deviceNs?: number;
+  /** split rings: that snapshot → the call that told the driver */
+  notifyNs?: number;
+}
+
+export interface OutstandingRequest {
+  vring: number;
+  head: number;
+  op: string;
+  submittedNs: bigint;
+}
+
+interface Pending {
+  head: number;
+  op: string;
+  submittedNs: bigint;
+  uncertaintyNs: number;
+}
+
+const HISTORY = 512;
+const u16 = (x: number): number => x & 0xffff;
+
+class RingState {
+  readonly outstanding = new Map<number, Pending>();
+  lastTs: bigint | undefined;
+  /** split rings: recent snapshots' avail and used indices, oldest first */
+  readonly seen: { avail: number; used: number; ts: bigint }[] = [];
+}
+
+/** blk size classes: what a user compares ("4 KiB reads got slower") */
+function sizeClass(bytes: number): string {
+  if (bytes <= 0) return '0';
+  for (const [limit, name] of [[4096, '4K'], [16384, '16K'], [65536, '64K'], [262144, '256K'], [1048576, '1M']] as const) if (bytes <= limit) return `≤${name}`;
+  return '>1M';
+}
+
+const BLK_OPS: Record<string, string> = { 'IN (read)': 'read', 'OUT (write)': 'write', FLUSH: 'flush', DISCARD: 'discard', WRITE_ZEROES: 'write-zeroes', GET_ID: 'get-id', SECURE_ERASE: 'secure-erase' };
+
+/** The device operation a submitted chain is, as far as the snapshot tells. */
+export function operationOf(device: DeviceType, vring: number, e: RingEntry): string {
+  if (device === 'net') return vring % 2 === 0 ? 'rx fill' : 'tx';
+  const h = decodeBuffer(e, { device, vring, kind: 'kick' });
+  if (h?.blk) {
+    const op = BLK_OPS[h.blk.type] ?? h.blk.type;
+    return op === 'read' || op === 'write' ? `${op} ${sizeClass(h.blk.dataLen)}` : op;
+  }
+  if (h?.fuse) return `FUSE ${h.fuse.opcode}`;
+  return device === 'fs' && vring === 0 ? 'hiprio' : 'request';
+}
+
+/** Index a (16-bit) position first passed: the first recorded snapshot whose index went past it. */
+function firstPassed(seen: RingState['seen'], key: 'avail' | 'used', pos: number, upTo: bigint): { ts: bigint; before?: bigint } | undefined {
+  for (let i = 0; i < seen.length; i++) {
+    const s = seen[i];
+    if (s.ts > upTo) break;
+    // s[key] has passed pos when pos lies in the window of 32768 positions behind it
+    if (u16(s[key] - pos - 1) < 0x8000) return { ts: s.ts, ...(i > 0 ? { before: seen[i - 1].ts } : {}) };
+  }
+  return undefined;
+}
+
+export class RequestTracker {
+  private readonly rings = new Map<number, RingState>();
+  /** used elements whose submission was never seen */
+  unmatched = 0;
+  /** snapshots that held more chains than they could list: some requests are missing */
+  truncated = 0;
+  /** chains outstanding when their ring was set up again (a base snapshot): neither done nor lost */
+  abandoned = 0;
+
+  constructor(private readonly device: DeviceType) {}
+
+  private ring(vring: number): RingState {
+    let r = this.rings.get(vring);
+    if (!r) this.rings.set(vring, (r = new RingState()));
+    return r;
+  }
+
+  /** Takes the next snapshot of `vring` (in time order); returns the requests it completed. */
+  observe(vring: number, s: RingSnapshot): CompletedRequest[] {
+    const r = this.ring(vring);
+    const prevTs = r.lastTs;
+    r.lastTs = s.ts;
+    if (s.error) return [];
+    if (s.truncated) this.truncated++;
+    if (s.kind === 'base') {
+      this.abandoned += r.outstanding.size;
+      r.outstanding.clear();
+      r.seen.length = 0;
+      r.seen.push({ avail: s.availIdx, used: s.usedIdx, ts: s.ts });
+      return [];
+    }
+    if (!s.packed) {
+      r.seen.push({ avail: s.availIdx, used: s.usedIdx, ts: s.ts });
+      if (r.seen.length > HISTORY) r.seen.splice(0, r.seen.length - HISTORY);
+    }
+    const done: CompletedRequest[] = [];
+    if (s.kind === 'kick') {
+      s.entries.forEach((e, i) => {
+        let submittedNs = s.ts;
+        let uncertaintyNs = prevTs !== undefined ? Number(s.ts - prevTs) : 0;
+        if (!s.packed && !s.truncated) {
+          // the chain's avail position; an earlier snapshot (a call's) may have seen it already
+          const first = firstPassed(r.seen, 'avail', u16(s.availIdx - s.entries.length + i), s.ts);
+          if (first) {
+            submittedNs = first.ts;
+            uncertaintyNs = first.before !== undefined ? Number(first.ts - first.before) : uncertaintyNs;
+          }
+        }
+        r.outstanding.set(e.head, { head: e.head, op: operationOf(this.device, vring, e), submittedNs, uncertaintyNs });
+      });
+    } else {
+      s.entries.forEach((e, i) => {
+        const p = r.outstanding.get(e.head);
+        if (!p) {
+          this.unmatched++;
+          return;
+        }
+        r.outstanding.delete(e.head);
+        const c: CompletedRequest = {
+          vring, head: e.head, op: p.op, submittedNs: p.submittedNs, completedNs: s.ts,
+          latencyNs: Number(s.ts - p.submittedNs), uncertaintyNs: p.uncertaintyNs,
+        };
+        if (!s.packed && !s.truncated) {
+          const used = firstPassed(r.seen, 'used', u16(s.usedIdx - s.entries.length + i), s.ts);
+          if (used && used.ts >= p.submittedNs) {
+            c.deviceNs = Number(used.ts - p.submittedNs);
+            c.notifyNs = Number(s.ts - used.ts);
+          }
+        }
+        done.push(c);
+      });
+      // with nothing outstanding, older positions are of no more use (the last two still bracket
+      // a chain made available now and listed by a later kick)
+      if (!s.packed && r.outstanding.size === 0 && r.seen.length > 2) r.seen.splice(0, r.seen.length - 2);
+    }
+    return done;
+  }
+
+  /** Chains submitted and not completed, oldest first. */
+  outstanding(): OutstandingRequest[] {
+    const out: OutstandingRequest[] = [];
+    for (const [vring, r] of this.rings) for (const p of r.outstanding.values()) out.push({ vring, head: p.head, op: p.op, submittedNs: p.submittedNs });
+    return out.sort((a, b) => (a.submittedNs < b.submittedNs ? -1 : a.submittedNs > b.submittedNs ? 1 : 0));
+  }
+}
