@@ -386,10 +386,15 @@ class Relay : public Napi::ObjectWrap<Relay> {
     for (int i = 0; i < (p.src_blocking ? 1 : kRereads); i++) {
       uint64_t count = 0;
       if (read(p.src, &count, 8) != 8) break;
-      if (i == 0) Deliver(p, count);  // forward first, then account
-      else pending += count;
-      uint64_t ts = MonotonicNs();
-      if (i == 0) RecordTransit(ts - woke);
+      // the pick-up time, taken before forwarding: the write may wake the destination on this
+      // CPU and let it run (and answer) before this thread goes on
+      const uint64_t ts = MonotonicNs();
+      if (i == 0) {
+        Deliver(p, count);  // forward first, then account
+        RecordTransit(MonotonicNs() - woke);
+      } else {
+        pending += count;
+      }
       p.read_total += count;
       p.notifications++;
       relayed_.fetch_add(1, std::memory_order_relaxed);
@@ -404,7 +409,8 @@ class Relay : public Napi::ObjectWrap<Relay> {
     else p.write_errors++;
   }
 
-  // After the notification went through: what was on the ring (--rings). Called with mu_ held.
+  // After the notification went through: what was on the ring (--rings), stamped with the
+  // pick-up time (its used index may already show what the destination did since). mu_ held.
   void Snapshot(uint32_t id, Pair& p, uint64_t ts) {
     auto it = rings_.find(p.ring_id);
     if (it == rings_.end()) return;

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <ctime>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -386,7 +387,7 @@ void SnapshotRing(RingState& r, uint8_t kind, uint64_t ts, uint32_t pair, uint32
   Put<uint16_t>(out, 0);  // avail idx
   Put<uint16_t>(out, 0);  // used idx
   Put<uint16_t>(out, 0);  // error
-  Put<uint16_t>(out, 0);  // reserved
+  Put<uint16_t>(out, 0);  // read within (µs), patched below
   uint16_t avail_idx = 0, used_idx = 0;
   if (r.mem && r.num) {
     std::lock_guard<std::mutex> lock(r.mem->Lock());
@@ -406,6 +407,14 @@ void SnapshotRing(RingState& r, uint8_t kind, uint64_t ts, uint32_t pair, uint32
   PutAt<uint16_t>(out, w.start + 24, avail_idx);
   PutAt<uint16_t>(out, w.start + 26, used_idx);
   PutAt<uint16_t>(out, w.start + 28, w.err);
+  // µs from `ts` (the notification's pick-up) to the end of this read, rounded up, saturating:
+  // what the snapshot shows happened before ts + this. A device that answers while the relay
+  // forwards its kick is seen done here already; this bounds how long it took.
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  const uint64_t end = uint64_t(now.tv_sec) * 1000000000ull + uint64_t(now.tv_nsec);
+  const uint64_t us = end > ts ? (end - ts + 999) / 1000 : 0;
+  PutAt<uint16_t>(out, w.start + 30, static_cast<uint16_t>(std::min<uint64_t>(us, 0xffff)));
 }
 
 }  // namespace vhs

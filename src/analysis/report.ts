@@ -1,6 +1,6 @@
 /**
  * One self-contained HTML report of a recording (no network needed to view it): per session the
- * handshake as a table, the check findings, a kick→call latency histogram per vring and a
+ * handshake as a table, the check findings, per-request latency (--rings), a kick→next-call histogram per vring and a
  * timeline of messages and notifications. Data is embedded as JSON; a small inline script draws
  * the plots as SVG and marks each one data-rendered="true".
  */
@@ -8,6 +8,7 @@ import { secs } from '../log/format';
 import { flagsToString, formatPayload, type DeviceType } from '../protocol';
 import type { ProxyEvent } from '../proxy/events';
 import { NotificationStats } from '../proxy/notification-stats';
+import { requestLatency, type SessionRequests } from './request-latency';
 import { summarize } from './summary';
 import { checkEvents } from './checker';
 import { deviceOf, recordingDevices } from '../recording/devices';
@@ -26,10 +27,24 @@ interface SessionData {
 /** a report stays readable (and small) however long the recording */
 const MAX_RING_ROWS = 2000;
 
+const fmtUs = (x: number): string => (x >= 1e6 ? `${+(x / 1e6).toPrecision(3)} s` : x >= 1e3 ? `${+(x / 1e3).toPrecision(3)} ms` : `${+x.toPrecision(3)} µs`);
+
+/** Per-request latency per vring and operation (recorded with --rings), or why there is none. */
+function requestTable(r: SessionRequests | undefined): string {
+  if (!r) return '<h3>Request latency</h3><p class="method">Not measured: record with <code>proxy --rings</code> for per-request latency.</p>';
+  const rows = r.operations.map((o) => `<tr><td>${o.vring}</td><td>${esc(o.op)}</td><td>${o.count}</td><td>${fmtUs(o.latencyUs.p50)}</td><td>${fmtUs(o.latencyUs.p90)}</td><td>${fmtUs(o.latencyUs.p99)}</td><td>${fmtUs(o.latencyUs.max)}</td><td>± ${fmtUs(o.uncertaintyP50Us)}</td><td>${o.notifyP50Us !== undefined ? fmtUs(o.notifyP50Us) : '—'}</td></tr>`);
+  return `<h3>Request latency (from ring snapshots)</h3>
+<p class="method">Each descriptor chain from the first snapshot that saw it submitted to the first that saw it used by the device, matched by head id; ± is how far the snapshots around both moments leave it open (p50); used → call is how long the driver then waited to be told.${r.outstanding.length ? ` ${r.outstanding.length} outstanding at the end (oldest ${fmtUs(r.outstanding[0].ageUs)}).` : ''}</p>
+<table class="requests"><thead><tr><th>vring</th><th>operation</th><th>n</th><th>p50</th><th>p90</th><th>p99</th><th>max</th><th>uncertainty (p50)</th><th>used → call (p50)</th></tr></thead><tbody>
+${rows.join('\n')}
+</tbody></table>`;
+}
+
 export function renderReport(file: string, records: RecordingRecord[], events: ProxyEvent[], override?: DeviceType): string {
   const sum = summarize(records, override);
   const devices = recordingDevices(records, override);
   const findings = checkEvents(events);
+  const requests = new Map(requestLatency(records, override).map((r) => [r.session, r]));
   const h = sum.headers[0];
   const sessions: string[] = [];
   const data: SessionData[] = [];
@@ -37,7 +52,7 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
     const evs = events.filter((e) => e.session === s.session);
     const t0 = s.startNs;
     const ms = (ts: bigint): number => Number(ts - t0) / 1e6;
-    const stats = new NotificationStats(t0);
+    const stats = new NotificationStats(t0, deviceOf(devices, s.session));
     const timeline: SessionData['timeline'] = [];
     const rows: string[] = [];
     const ringRows: string[] = [];
@@ -73,7 +88,9 @@ duration ${s.durationS?.toFixed(3) ?? '?'} s · messages F&gt;B ${s.messages['F>
 ${sf.length ? `<ul class="findings">${sf.map((f) => `<li class="${f.rule.severity}"><b>${f.rule.id} ${f.rule.name}</b> at ${esc(f.at)}${f.message !== undefined ? ` (#${f.message})` : ''}: ${esc(f.detail)} <i>${esc(f.rule.section)}</i></li>`).join('')}</ul>` : '<p>none</p>'}
 <h3>Timeline</h3>
 <div class="plot timeline" id="timeline-${s.session}"></div>
-<h3>kick→call latency per vring</h3>
+${requestTable(requests.get(s.session))}
+<h3>kick→next call per vring</h3>
+<p class="method">From notifications: the first kick after a call to the next call on the vring. Not a request's latency (notifications are suppressed and batched); net receive queues and calls after an idle gap (&gt; 1 s) are not paired.</p>
 <div class="plot histograms" id="hist-${s.session}"></div>
 ${faultRows.length ? `<h3>Fault rules applied (${faultRows.length})</h3>
 <table><thead><tr><th>ms</th><th>rule</th><th>rule text</th><th>what it did</th></tr></thead><tbody>

@@ -20,13 +20,14 @@ export interface OperationLatency {
   vring: number;
   op: string;
   count: number;
-  /** submitted → completed (the call that told the driver), µs */
+  /** submitted → completed by the device (as far as snapshots resolve it), µs */
   latencyUs: Percentiles;
-  /** median of how long before its first sighting each request may have been submitted, µs */
+  /** median over the requests of their bracket: how much earlier each may have been submitted plus how much earlier done, µs */
   uncertaintyP50Us: number;
-  /** split rings: submitted → seen used (the device's part, at most), and seen used → call, µs (p50) */
-  deviceP50Us?: number;
+  /** split rings: completed → the call that told the driver, µs (p50) */
   notifyP50Us?: number;
+  /** requests done before the snapshot that saw them submitted was read (latency is that bound) */
+  belowResolution: number;
   /** requests per second over the session */
   rate: number;
 }
@@ -92,11 +93,12 @@ export function requestLatency(records: RecordingRecord[], override?: DeviceType
       .map((rs): OperationLatency => {
         const h = new LatencyHistogram();
         for (const r of rs) h.record(r.latencyNs);
-        const dev = rs.filter((r) => r.deviceNs !== undefined);
+        const told = rs.filter((r) => r.notifyNs !== undefined);
         return {
           vring: rs[0].vring, op: rs[0].op, count: rs.length, latencyUs: percentiles(h),
-          uncertaintyP50Us: us(median(rs.map((r) => r.uncertaintyNs))),
-          ...(dev.length ? { deviceP50Us: us(median(dev.map((r) => r.deviceNs!))), notifyP50Us: us(median(dev.map((r) => r.notifyNs!))) } : {}),
+          uncertaintyP50Us: us(median(rs.map((r) => r.uncertaintyNs + r.completionUncertaintyNs))),
+          ...(told.length ? { notifyP50Us: us(median(told.map((r) => r.notifyNs!))) } : {}),
+          belowResolution: rs.filter((r) => r.belowResolution).length,
           rate: rs.length / secs,
         };
       })

@@ -1,7 +1,9 @@
 /** `vhostscope stats FILE`: per-vring notification figures of a recording, with a terminal histogram. */
 import type { Command } from 'commander';
+import { requestLatency, type SessionRequests } from '../analysis/request-latency';
 import { vringLine } from '../log/format';
 import { NotificationStats, type VringStats } from '../proxy/notification-stats';
+import { deviceOf, recordingDevices } from '../recording/devices';
 import { readRecording, recordingEvents } from '../recording/reader';
 
 export function histogramLines(v: VringStats, width = 40): string[] {
@@ -11,25 +13,75 @@ export function histogramLines(v: VringStats, width = 40): string[] {
   return h.map((b) => `    ${`${label(b.fromUs)}-${label(b.toUs)}`.padStart(17)} |${'#'.repeat(Math.max(1, Math.round((b.count / max) * width)))} ${b.count}`);
 }
 
-export function statsText(file: string): string[] {
+const fmtUs = (x: number): string => (x >= 1e6 ? `${+(x / 1e6).toPrecision(3)} s` : x >= 1e3 ? `${+(x / 1e3).toPrecision(3)} ms` : `${+x.toPrecision(3)} µs`);
+
+/** The per-request lines of one session (recorded with --rings). */
+export function requestLines(s: SessionRequests): string[] {
+  const lines = [`  requests (method: ring snapshots; latency = submitted → used by the device, ± how far the snapshots around each moment leave it open (p50); then → call: until the driver was told):`];
+  if (!s.operations.length) lines.push('    no request completed');
+  for (const o of s.operations) {
+    const split = `${o.notifyP50Us !== undefined ? `; then → call p50 ${fmtUs(o.notifyP50Us)}` : ''}${o.belowResolution ? `; ${o.belowResolution} done within the snapshot read` : ''}`;
+    lines.push(`    vring ${o.vring} ${o.op.padEnd(12)} n=${o.count} (${o.rate.toFixed(1)}/s) p50 ${fmtUs(o.latencyUs.p50)} p90 ${fmtUs(o.latencyUs.p90)} p99 ${fmtUs(o.latencyUs.p99)} max ${fmtUs(o.latencyUs.max)} ± ${fmtUs(o.uncertaintyP50Us)}${split}`);
+  }
+  if (s.outstanding.length) {
+    const oldest = s.outstanding[0];
+    lines.push(`    outstanding at the end: ${s.outstanding.length} (oldest: vring ${oldest.vring} head ${oldest.head} ${oldest.op}, ${fmtUs(oldest.ageUs)} old)`);
+  }
+  const notes = [
+    s.unmatched ? `${s.unmatched} completions of requests submitted before the snapshots began` : '',
+    s.truncatedSnapshots ? `${s.truncatedSnapshots} snapshots held more chains than they list: some requests are missing` : '',
+    s.abandoned ? `${s.abandoned} requests outstanding when their ring was set up again` : '',
+  ].filter(Boolean);
+  if (notes.length) lines.push(`    (${notes.join('; ')})`);
+  return lines;
+}
+
+export interface StatsJson {
+  sessions: { session: number; notifications: VringStats[]; requests?: Omit<SessionRequests, 'requests'> }[];
+}
+
+export function statsJson(file: string): StatsJson {
   const scan = readRecording(file);
-  const events = recordingEvents(scan.records, { notifications: true });
-  const lines: string[] = [];
+  const { perSession, ends, last } = notificationStats(scan.records);
+  const req = new Map(requestLatency(scan.records).map((r) => [r.session, r]));
+  return {
+    sessions: [...perSession].map(([session, st]) => {
+      const r = req.get(session);
+      const { requests: _all, ...summary } = r ?? { requests: [] };
+      return { session, notifications: st.snapshot(ends.get(session) ?? last), ...(r ? { requests: summary as Omit<SessionRequests, 'requests'> } : {}) };
+    }),
+  };
+}
+
+function notificationStats(records: ReturnType<typeof readRecording>['records']): { perSession: Map<number, NotificationStats>; ends: Map<number, bigint>; last: bigint } {
+  const events = recordingEvents(records, { notifications: true });
+  const devices = recordingDevices(records);
   const perSession = new Map<number, NotificationStats>();
   const ends = new Map<number, bigint>();
   for (const e of events) {
-    if (e.type === 'session-start') perSession.set(e.session, new NotificationStats(e.ts));
+    if (e.type === 'session-start') perSession.set(e.session, new NotificationStats(e.ts, deviceOf(devices, e.session)));
     else if (e.type === 'notification') perSession.get(e.session)?.record(e.vring, e.kind, e.ts);
     else if (e.type === 'session-end') ends.set(e.session, e.ts);
   }
-  const last = events.at(-1)?.ts ?? 0n;
+  return { perSession, ends, last: events.at(-1)?.ts ?? 0n };
+}
+
+export function statsText(file: string): string[] {
+  const scan = readRecording(file);
+  const lines: string[] = [];
+  const { perSession, ends, last } = notificationStats(scan.records);
+  const req = new Map(requestLatency(scan.records).map((r) => [r.session, r]));
   for (const [id, st] of perSession) {
     const snap = st.snapshot(ends.get(id) ?? last);
     lines.push(`session ${id}: ${snap.length ? '' : 'no notifications (eventfds passed through, or the peers poll)'}`);
+    const r = req.get(id);
+    if (r) lines.push(...requestLines(r));
+    else lines.push('  requests: not measured (record with proxy --rings for per-request latency)');
+    if (snap.length) lines.push('  notifications (method: kick → next call on the vring; not per request: suppressed notifications, batching; net rx and idle gaps > 1 s not paired):');
     for (const v of snap) {
       lines.push(`  ${vringLine(v)}`);
       if (v.histogram?.length) {
-        lines.push('    kick→call latency:');
+        lines.push('    kick→next call:');
         lines.push(...histogramLines(v));
       }
     }
@@ -40,9 +92,11 @@ export function statsText(file: string): string[] {
 export function registerStats(program: Command): void {
   program
     .command('stats')
-    .description('per vring: kick/call/err counts and rates, kick→call latency percentiles and a histogram')
+    .description('per request (recorded with --rings): latency per vring and device operation (blk read/write by size, FUSE opcode, net tx), outstanding requests; per vring: kick/call/err counts and rates, kick→next-call times')
     .argument('<file>', 'a recording made with proxy --record')
-    .action((file: string) => {
-      process.stdout.write(statsText(file).join('\n') + '\n');
+    .option('--json', 'the figures as JSON')
+    .action((file: string, o: { json?: boolean }) => {
+      if (o.json) process.stdout.write(JSON.stringify(statsJson(file), (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
+      else process.stdout.write(statsText(file).join('\n') + '\n');
     });
 }

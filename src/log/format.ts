@@ -113,8 +113,9 @@ export function eventRecord(e: ProxyEvent, device: DeviceType = 'generic'): Reco
 /** "vring 1: kicks 120 (40.0/s) calls 118 (39.3/s) errs 0 kick→next call µs p50 12 p90 30 p99 80 p99.9 95 (n=118)" */
 export function vringLine(v: VringStats): string {
   const l = v.latencyUs;
-  const lat = l ? ` kick→next call µs p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} p99.9 ${l.p999} max ${l.max} (n=${l.count}${v.unpaired ? `, ${v.unpaired} unpaired after idle gaps` : ''})` : '';
-  return `vring ${v.vring}: kicks ${v.kicks} (${v.kickRate.toFixed(1)}/s) calls ${v.calls} (${v.callRate.toFixed(1)}/s) errs ${v.errs}${lat}`;
+  const lat = l ? ` kick→next call µs p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} p99.9 ${l.p999} max ${l.max} (n=${l.count})` : '';
+  const unpaired = v.unpaired ? ` (${v.unpaired} kicks unpaired: the next call came after an idle gap)` : '';
+  return `vring ${v.vring}: kicks ${v.kicks} (${v.kickRate.toFixed(1)}/s) calls ${v.calls} (${v.callRate.toFixed(1)}/s) errs ${v.errs}${lat}${unpaired}`;
 }
 
 function peer(p: unknown): string {

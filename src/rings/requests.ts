@@ -9,10 +9,15 @@
  *   the kick that lists it). It was made available after the snapshot before that one, so the
  *   gap between the two is the figure's uncertainty (small when the driver kicks for every
  *   request, as wide as the idle time before it when notifications are suppressed);
- * - completed: the call whose snapshot lists the used element (what the driver is woken for);
- * - on split rings, the first snapshot whose used index covers the element tells when the device
- *   had finished at the latest: `deviceNs` (submitted to used) and `notifyNs` (used to the call)
- *   say where the time went.
+ * - completed: the first snapshot whose used index covers the used element (split rings), else
+ *   the call that lists it. Snapshots are stamped with the notification's pick-up time and read
+ *   just after it was forwarded (within readUs): a device that answers while its kick is being
+ *   forwarded is done in the submitting snapshot already, and its latency is that read's bound.
+ *   It finished after the snapshot before, which bounds it from below: a driver that polls and
+ *   sends no notifications for a while (SeaBIOS) leaves a wide bracket, kept as the uncertainty;
+ * - notified: the call whose snapshot lists the used element (what the driver is woken for), so
+ *   `notifyNs` = notified − completed is the time the completion waited to be told (a polling
+ *   driver such as SeaBIOS does not wait for it at all).
  *
  * Chains are matched by head id (unique among the chains a driver has outstanding), which holds
  * for in-order and out-of-order devices and with event-idx alike. A chain never completed is
@@ -27,18 +32,23 @@ import type { RingEntry, RingSnapshot } from './snapshot';
 export interface CompletedRequest {
   vring: number;
   head: number;
-  /** e.g. "read 4K", "write 64K", "flush", "FUSE LOOKUP", "tx", "rx fill" */
+  /** e.g. "read ≤4K", "write ≤64K", "flush", "FUSE LOOKUP", "tx", "rx fill" */
   op: string;
   submittedNs: bigint;
+  /** the device had made it used by then: the first snapshot whose used index covers it (split), else the call */
   completedNs: bigint;
-  /** completed − submitted */
+  /** the call that reported it to the driver */
+  notifiedNs: bigint;
+  /** completed − submitted: the device's part, as far as snapshots resolve it */
   latencyNs: number;
   /** how long before `submittedNs` the chain may have been made available */
   uncertaintyNs: number;
-  /** split rings: submitted → the first snapshot showing it used (the device's part, at most) */
-  deviceNs?: number;
-  /** split rings: that snapshot → the call that told the driver */
+  /** how long before `completedNs` the device may have finished (no snapshot in between saw it) */
+  completionUncertaintyNs: number;
+  /** split rings: completed → the call (how long the driver waited to be told) */
   notifyNs?: number;
+  /** done before the submitting snapshot finished reading the ring: latencyNs is that read's bound */
+  belowResolution?: boolean;
 }
 
 export interface OutstandingRequest {
@@ -59,10 +69,31 @@ const HISTORY = 512;
 const u16 = (x: number): number => x & 0xffff;
 
 class RingState {
-  readonly outstanding = new Map<number, Pending>();
+  /**
+   * Per head, oldest first: a driver reuses a head as soon as it has seen it used, which can be
+   * before the call that reports the first use reaches the proxy, so one call may list the same
+   * head twice (first the old chain, then the new one).
+   */
+  readonly outstanding = new Map<number, Pending[]>();
+  /** outstanding when the ring was stopped (GET_VRING_BASE): completed by the calls that follow, or abandoned at the next kick */
+  stopped = new Map<number, Pending[]>();
   lastTs: bigint | undefined;
   /** split rings: recent snapshots' avail and used indices, oldest first */
-  readonly seen: { avail: number; used: number; ts: bigint }[] = [];
+  readonly seen: { avail: number; used: number; ts: bigint; readUs: number }[] = [];
+}
+
+function take(m: Map<number, Pending[]>, head: number, create: boolean): Pending[] {
+  let q = m.get(head);
+  if (!q && create) m.set(head, (q = []));
+  return q ?? [];
+}
+
+/** the oldest pending chain with this head, removed */
+function shift(m: Map<number, Pending[]>, head: number): Pending | undefined {
+  const q = m.get(head);
+  const p = q?.shift();
+  if (q && q.length === 0) m.delete(head);
+  return p;
 }
 
 /** blk size classes: what a user compares ("4 KiB reads got slower") */
@@ -87,12 +118,12 @@ export function operationOf(device: DeviceType, vring: number, e: RingEntry): st
 }
 
 /** Index a (16-bit) position first passed: the first recorded snapshot whose index went past it. */
-function firstPassed(seen: RingState['seen'], key: 'avail' | 'used', pos: number, upTo: bigint): { ts: bigint; before?: bigint } | undefined {
+function firstPassed(seen: RingState['seen'], key: 'avail' | 'used', pos: number, upTo: bigint): { ts: bigint; readUs: number; before?: bigint } | undefined {
   for (let i = 0; i < seen.length; i++) {
     const s = seen[i];
     if (s.ts > upTo) break;
     // s[key] has passed pos when pos lies in the window of 32768 positions behind it
-    if (u16(s[key] - pos - 1) < 0x8000) return { ts: s.ts, ...(i > 0 ? { before: seen[i - 1].ts } : {}) };
+    if (u16(s[key] - pos - 1) < 0x8000) return { ts: s.ts, readUs: s.readUs, ...(i > 0 ? { before: seen[i - 1].ts } : {}) };
   }
   return undefined;
 }
@@ -103,7 +134,7 @@ export class RequestTracker {
   unmatched = 0;
   /** snapshots that held more chains than they could list: some requests are missing */
   truncated = 0;
-  /** chains outstanding when their ring was set up again (a base snapshot): neither done nor lost */
+  /** chains outstanding when their ring was stopped (GET_VRING_BASE) and not reported before it ran again */
   abandoned = 0;
 
   constructor(private readonly device: DeviceType) {}
@@ -122,18 +153,21 @@ export class RequestTracker {
     if (s.error) return [];
     if (s.truncated) this.truncated++;
     if (s.kind === 'base') {
-      this.abandoned += r.outstanding.size;
+      for (const [head, ps] of r.outstanding) r.stopped.set(head, [...(r.stopped.get(head) ?? []), ...ps]);
       r.outstanding.clear();
       r.seen.length = 0;
-      r.seen.push({ avail: s.availIdx, used: s.usedIdx, ts: s.ts });
+      r.seen.push({ avail: s.availIdx, used: s.usedIdx, ts: s.ts, readUs: s.readUs });
       return [];
     }
     if (!s.packed) {
-      r.seen.push({ avail: s.availIdx, used: s.usedIdx, ts: s.ts });
+      r.seen.push({ avail: s.availIdx, used: s.usedIdx, ts: s.ts, readUs: s.readUs });
       if (r.seen.length > HISTORY) r.seen.splice(0, r.seen.length - HISTORY);
     }
     const done: CompletedRequest[] = [];
     if (s.kind === 'kick') {
+      // the ring runs again: what was outstanding when it stopped will not be reported now
+      for (const ps of r.stopped.values()) this.abandoned += ps.length;
+      r.stopped.clear();
       s.entries.forEach((e, i) => {
         let submittedNs = s.ts;
         let uncertaintyNs = prevTs !== undefined ? Number(s.ts - prevTs) : 0;
@@ -145,28 +179,40 @@ export class RequestTracker {
             uncertaintyNs = first.before !== undefined ? Number(first.ts - first.before) : uncertaintyNs;
           }
         }
-        r.outstanding.set(e.head, { head: e.head, op: operationOf(this.device, vring, e), submittedNs, uncertaintyNs });
+        take(r.outstanding, e.head, true).push({ head: e.head, op: operationOf(this.device, vring, e), submittedNs, uncertaintyNs });
       });
     } else {
       s.entries.forEach((e, i) => {
-        const p = r.outstanding.get(e.head);
+        const p = shift(r.outstanding, e.head) ?? shift(r.stopped, e.head);
         if (!p) {
           this.unmatched++;
           return;
         }
-        r.outstanding.delete(e.head);
-        const c: CompletedRequest = {
-          vring, head: e.head, op: p.op, submittedNs: p.submittedNs, completedNs: s.ts,
-          latencyNs: Number(s.ts - p.submittedNs), uncertaintyNs: p.uncertaintyNs,
-        };
+        // done at the latest: when the used index first covered it (split rings), else this call
+        let completedNs = s.ts;
+        // the device finished after this (the last snapshot that did not show it used, or its submission)
+        let doneAfter = prevTs !== undefined && prevTs > p.submittedNs ? prevTs : p.submittedNs;
+        let belowResolution = false;
         if (!s.packed && !s.truncated) {
           const used = firstPassed(r.seen, 'used', u16(s.usedIdx - s.entries.length + i), s.ts);
-          if (used && used.ts >= p.submittedNs) {
-            c.deviceNs = Number(used.ts - p.submittedNs);
-            c.notifyNs = Number(s.ts - used.ts);
+          if (used && used.ts > p.submittedNs) {
+            completedNs = used.ts;
+            doneAfter = used.before !== undefined && used.before > p.submittedNs ? used.before : p.submittedNs;
+          } else if (used && used.readUs > 0) {
+            // used already in the snapshot that saw it submitted, read readUs after the pick-up
+            const bound = p.submittedNs + BigInt(used.readUs) * 1000n;
+            completedNs = bound < s.ts ? bound : s.ts;
+            doneAfter = p.submittedNs;
+            belowResolution = true;
           }
+          // (else a recording from before readUs was kept: only the call bounds it)
         }
-        done.push(c);
+        done.push({
+          vring, head: e.head, op: p.op, submittedNs: p.submittedNs, completedNs, notifiedNs: s.ts,
+          latencyNs: Number(completedNs - p.submittedNs), uncertaintyNs: p.uncertaintyNs, completionUncertaintyNs: Number(completedNs - doneAfter),
+          ...(!s.packed ? { notifyNs: Number(s.ts - completedNs) } : {}),
+          ...(belowResolution ? { belowResolution } : {}),
+        });
       });
       // with nothing outstanding, older positions are of no more use (the last two still bracket
       // a chain made available now and listed by a later kick)
@@ -178,7 +224,9 @@ export class RequestTracker {
   /** Chains submitted and not completed, oldest first. */
   outstanding(): OutstandingRequest[] {
     const out: OutstandingRequest[] = [];
-    for (const [vring, r] of this.rings) for (const p of r.outstanding.values()) out.push({ vring, head: p.head, op: p.op, submittedNs: p.submittedNs });
+    for (const [vring, r] of this.rings) {
+      for (const ps of [...r.outstanding.values(), ...r.stopped.values()]) for (const p of ps) out.push({ vring, head: p.head, op: p.op, submittedNs: p.submittedNs });
+    }
     return out.sort((a, b) => (a.submittedNs < b.submittedNs ? -1 : a.submittedNs > b.submittedNs ? 1 : 0));
   }
 }

@@ -3,7 +3,7 @@
  *
  *   record  u32 length (whole record) | u64 ts | u32 pair | u32 ring | u8 kind (0 kick, 1 call, 2 base)
  *           | u8 flags (1 packed, 2 error, 4 truncated) | u16 entries | u16 availIdx | u16 usedIdx
- *           | u16 error | u16 reserved | entries...
+ *           | u16 error | u16 readUs | entries...
  *   entry   u16 head (split: descriptor index; packed: buffer id) | u16 descriptors | u32 usedLen | descriptors...
  *   desc    u64 addr | u32 len | u16 flags | u16 next (packed: id) | u16 captured | captured bytes
  *
@@ -42,6 +42,8 @@ export interface RingSnapshot {
   error?: string;
   availIdx: number;
   usedIdx: number;
+  /** the ring was read within this many µs after ts (0: not known, recordings before it was kept) */
+  readUs: number;
   entries: RingEntry[];
 }
 
@@ -76,6 +78,7 @@ export function decodeSnapshot(buf: Buffer, off = 0): { snapshot: RingSnapshot; 
     ...(flags & 2 ? { error: ERRORS[err] ?? `error ${err}` } : {}),
     availIdx: buf.readUInt16LE(off + 24),
     usedIdx: buf.readUInt16LE(off + 26),
+    readUs: buf.readUInt16LE(off + 30),
     entries: [],
   };
   let p = off + SNAPSHOT_HEADER;

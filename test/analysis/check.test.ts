@@ -88,7 +88,7 @@ const cases: [string, () => ProxyEvent[]][] = [
   ['VU018 vring-without-kick', () => new Session().handshake().fe(Request.SET_VRING_NUM, u32s(0, 256)).fe(Request.SET_VRING_ADDR, vringAddr(0, 0x7f0000001000n, 0x7f0000003000n, 0x7f0000002000n)).fe(Request.SET_VRING_ENABLE, u32s(0, 1)).end()],
   ['VU019 vring-base-mismatch', () => {
     const events = new Session().handshake().vring(0).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 0)).events;
-    events.push({ type: 'ring', ts: 99_000n, session: 1, vring: 0, base: 0, raw: Buffer.alloc(0), snapshot: { ts: 99_000n, pair: 0, ring: 1, kind: 'base', packed: false, truncated: false, availIdx: 40, usedIdx: 40, entries: [] } });
+    events.push({ type: 'ring', ts: 99_000n, session: 1, vring: 0, base: 0, raw: Buffer.alloc(0), snapshot: { ts: 99_000n, pair: 0, ring: 1, kind: 'base', packed: false, truncated: false, availIdx: 40, usedIdx: 40, readUs: 0, entries: [] } });
     return events;
   }],
 ];
@@ -112,7 +112,7 @@ describe('check rules', () => {
   });
 
   it('VU019 accepts a base between the used and the avail index, across the 16-bit wrap', () => {
-    const ring = (base: number, usedIdx: number, availIdx: number): ProxyEvent => ({ type: 'ring', ts: 1n, session: 1, vring: 0, base, raw: Buffer.alloc(0), snapshot: { ts: 1n, pair: 0, ring: 1, kind: 'base', packed: false, truncated: false, availIdx, usedIdx, entries: [] } });
+    const ring = (base: number, usedIdx: number, availIdx: number): ProxyEvent => ({ type: 'ring', ts: 1n, session: 1, vring: 0, base, raw: Buffer.alloc(0), snapshot: { ts: 1n, pair: 0, ring: 1, kind: 'base', packed: false, truncated: false, availIdx, usedIdx, readUs: 0, entries: [] } });
     expect(checkEvents([ring(6, 6, 256), ring(65535, 65534, 2), ring(1, 65534, 2)])).toEqual([]);
     expect(checkEvents([ring(3, 65534, 2)]).map((f) => f.detail)).toEqual(["vring 0: the back-end answered 3, but the ring's used idx is 65534 and its avail idx 2"]);
   });

@@ -42,7 +42,7 @@ describe('HTML report', () => {
     // every session's timeline and histogram block was drawn by the inline script
     expect(out).toMatch(new RegExp(`data-plots="${2 * sessions}"`));
     expect((out.match(/<svg/g) ?? []).length).toBeGreaterThanOrEqual(sessions);
-    expect(out).toMatch(/kick→call latency per vring/);
+    expect(out).toMatch(/kick→next call per vring/);
     expect(err.split('\n').filter((l) => /CONSOLE/.test(l))).toEqual([]);
     const png = path.join(dir, 'report.png');
     chromium(dir, ['--window-size=1200,1600', `--screenshot=${png}`, `file://${html}`]);

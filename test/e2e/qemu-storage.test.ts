@@ -9,7 +9,7 @@ import { Peer, waitForSocket } from '../../src/lab/process';
 import { tmpDir } from '../helpers';
 import { qemuArgs } from '../../src/lab/guest';
 import { blkGuest, fsGuest, guestWritten, sha } from './harness/storage-guests';
-import { ProxyProcess, ringBases, ringHeaders, sessionEnd, vring } from './harness/proxy';
+import { expectRequestsAccountedFor, ProxyProcess, ringBases, ringHeaders, sessionEnd, vring } from './harness/proxy';
 import { checkRecording } from './harness/proxy';
 
 
@@ -86,6 +86,8 @@ describe('QEMU vhost-user-blk <-> qemu-storage-daemon through the proxy', () => 
     expect(done.length).toBeGreaterThan(0);
     expect(done.every((d) => d.status === 'OK')).toBe(true);
     expect(ringBases(proxy).every((b) => !b.error && b.base === b.usedIdx)).toBe(true);
+    // per-request latency (stats --json): every read and write the guest submitted, completed
+    expectRequestsAccountedFor(proxy, 'blk', 0, { read: (h) => h.blk?.type === 'IN (read)', write: (h) => h.blk?.type === 'OUT (write)' });
   }, 200_000);
 });
 
@@ -135,5 +137,7 @@ describe('QEMU vhost-user-fs <-> virtiofsd through the proxy', () => {
     const answered = fuse.filter((h) => h.kind === 'call' && h.header.fuse!.opcode === 'READ');
     expect(answered.length).toBeGreaterThan(0);
     expect(answered.some((a) => a.header.fuse!.error === 0)).toBe(true);
+    // per-request latency (stats --json): each FUSE READ and LOOKUP the guest sent, answered
+    expectRequestsAccountedFor(proxy, 'fs', 1, { 'FUSE READ': (h) => h.fuse?.opcode === 'READ', 'FUSE LOOKUP': (h) => h.fuse?.opcode === 'LOOKUP' });
   }, 200_000);
 });

@@ -2,8 +2,12 @@
  * Runs `vhostscope proxy` as its own process (exactly as a user does), with the JSON log in a
  * file, and reads that log back for assertions.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { expect } from 'vitest';
+import { requestLatency } from '../../../src/analysis/request-latency';
+import type { StatsJson } from '../../../src/cli/stats-command';
 import type { Peer } from '../../../src/lab/process';
 import { CLI, startProxy } from '../../../src/lab/proxy-process';
 import { readRecording, recordingEvents } from '../../../src/recording/reader';
@@ -145,4 +149,40 @@ export function ringBases(proxy: ProxyProcess): { vring: number; base?: number; 
   return recordingEvents(readRecording(proxy.recordFile).records)
     .filter((e) => e.type === 'ring' && e.snapshot.kind === 'base')
     .map((e) => (e.type === 'ring' ? { vring: e.vring, base: e.base, availIdx: e.snapshot.availIdx, usedIdx: e.snapshot.usedIdx, ...(e.snapshot.error ? { error: e.snapshot.error } : {}) } : (undefined as never)));
+}
+
+/** `vhostscope stats --json` of the session's recording, run as a user runs it. */
+export function statsJsonOf(proxy: ProxyProcess): StatsJson {
+  return JSON.parse(execFileSync(process.execPath, [CLI, 'stats', '--json', proxy.recordFile], { encoding: 'utf8' })) as StatsJson;
+}
+
+/**
+ * Per-request latency checked against what the snapshots list: every chain a kick submitted on
+ * `vring` as `op` completed exactly once (the guest ended cleanly), no latency is negative or
+ * longer than the session, and the notification figure never pairs across an idle gap.
+ */
+export function expectRequestsAccountedFor(proxy: ProxyProcess, device: DeviceType, vring: number, ops: Record<string, (h: BufferHeader) => boolean>): void {
+  const stats = statsJsonOf(proxy).sessions[0];
+  const req = stats.requests!;
+  expect(req.method).toBe('rings');
+  const headers = ringHeaders(proxy, device).filter((h) => h.vring === vring && h.kind === 'kick');
+  const events = recordingEvents(readRecording(proxy.recordFile).records);
+  const sessionUs = Number(events.at(-1)!.ts - events[0].ts) / 1000;
+  for (const [op, isOp] of Object.entries(ops)) {
+    const submitted = headers.filter((h) => isOp(h.header)).length;
+    const completed = req.operations.filter((o) => o.vring === vring && o.op.startsWith(op)).reduce((n, o) => n + o.count, 0);
+    expect(submitted, `${op} submitted`).toBeGreaterThan(0);
+    expect(completed, `${op}: completed requests vs chains the kicks listed`).toBe(submitted);
+  }
+  for (const o of req.operations) {
+    expect(o.latencyUs.p50).toBeGreaterThanOrEqual(0);
+    expect(o.latencyUs.max, `${o.op} max`).toBeLessThan(sessionUs);
+    expect(o.latencyUs.p50).toBeLessThanOrEqual(o.latencyUs.p99);
+  }
+  expect(req.outstanding).toEqual([]);
+  // a request reported slow is either slow or says how little the snapshots pin it down
+  for (const r of requestLatency(readRecording(proxy.recordFile).records)[0].requests) {
+    if (r.latencyNs > 1e9) expect(r.uncertaintyNs + r.completionUncertaintyNs, `${r.op} head ${r.head}`).toBeGreaterThanOrEqual(0.9 * r.latencyNs);
+  }
+  for (const v of stats.notifications) if (v.latencyUs) expect(v.latencyUs.max, `vring ${v.vring} kick→next call`).toBeLessThanOrEqual(1e6);
 }

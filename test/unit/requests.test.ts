@@ -1,0 +1,108 @@
+/** Per-request latency from ring snapshots (src/rings/requests.ts), on crafted snapshot sequences. */
+import { describe, expect, it } from 'vitest';
+import { RequestTracker } from '../../src/rings/requests';
+import type { RingSnapshot } from '../../src/rings/snapshot';
+
+const us = (x: number): bigint => BigInt(x * 1000);
+function snap(kind: RingSnapshot['kind'], ts: number, availIdx: number, usedIdx: number, heads: number[], packed = false, readUs = 0): RingSnapshot {
+  return { ts: us(ts), pair: 1, ring: 1, kind, packed, truncated: false, availIdx, usedIdx, readUs, entries: heads.map((head) => ({ head, descs: [] })) };
+}
+
+describe('RequestTracker', () => {
+  it('matches out-of-order completions by head, with the time each request was first seen', () => {
+    const t = new RequestTracker('generic');
+    expect(t.observe(0, snap('kick', 100, 2, 0, [5, 9]))).toEqual([]);
+    const first = t.observe(0, snap('call', 130, 2, 1, [9]));
+    expect(first).toMatchObject([{ head: 9, latencyNs: 30_000, uncertaintyNs: 0 }]);
+    const second = t.observe(0, snap('call', 180, 2, 2, [5]));
+    expect(second).toMatchObject([{ head: 5, latencyNs: 80_000 }]);
+    expect(t.outstanding()).toEqual([]);
+    expect(t.unmatched).toBe(0);
+  });
+
+  it('sees a chain submitted without a kick (event idx) at the first snapshot whose avail index covers it', () => {
+    const t = new RequestTracker('generic');
+    t.observe(0, snap('kick', 100, 1, 0, [0]));
+    // the driver adds head 1 without kicking; a call at 150 shows avail idx 2 already
+    expect(t.observe(0, snap('call', 150, 2, 1, [0]))).toMatchObject([{ head: 0, latencyNs: 50_000 }]);
+    // the next kick lists head 1 (made available since the last kick): submitted at 150, not 300,
+    // somewhere after the snapshot before (100)
+    t.observe(0, snap('kick', 300, 3, 1, [1, 2]));
+    const done = t.observe(0, snap('call', 400, 3, 3, [1, 2]));
+    expect(done).toMatchObject([
+      { head: 1, submittedNs: us(150), latencyNs: 250_000, uncertaintyNs: 50_000 },
+      { head: 2, submittedNs: us(300), latencyNs: 100_000, uncertaintyNs: 150_000 },
+    ]);
+    // head 1 was seen used at 400 only: the call told the driver at once
+    expect(done[0]).toMatchObject({ completedNs: us(400), notifiedNs: us(400), notifyNs: 0 });
+  });
+
+  it('ends a request when the used index first covers it, and keeps the wait for the call apart', () => {
+    const t = new RequestTracker('generic');
+    t.observe(0, snap('kick', 100, 1, 0, [3]));
+    t.observe(1, snap('kick', 150, 0, 0, [])); // another ring: no effect on ring 0
+    t.observe(0, snap('kick', 160, 1, 1, [])); // a kick with nothing new, the used index shows head 3 done
+    const [r] = t.observe(0, snap('call', 200, 1, 1, [3]));
+    expect(r).toMatchObject({ latencyNs: 60_000, notifyNs: 40_000, completedNs: us(160), notifiedNs: us(200) });
+    // done after the kick at 100 (whose used index did not show it) and by 160
+    expect(r.completionUncertaintyNs).toBe(60_000);
+  });
+
+  it('bounds a request done while its kick was forwarded by the read time of that snapshot', () => {
+    const t = new RequestTracker('generic');
+    // a polling driver (SeaBIOS): the device is done before the kick's snapshot is read, and the
+    // call comes seconds later; the request did not take seconds
+    t.observe(0, snap('kick', 100, 1, 1, [0], false, 7));
+    const [r] = t.observe(0, snap('call', 4_000_100, 1, 1, [0]));
+    expect(r).toMatchObject({ latencyNs: 7_000, belowResolution: true, notifyNs: 4_000_000_000 - 7_000, completionUncertaintyNs: 7_000 });
+    // without the read time (older recordings) only the call bounds it
+    const old = new RequestTracker('generic');
+    old.observe(0, snap('kick', 100, 1, 1, [0]));
+    expect(old.observe(0, snap('call', 4_000_100, 1, 1, [0]))[0].latencyNs).toBe(4_000_000_000);
+  });
+
+  it('reports a chain reused before the call of its first use in order (same head twice in one call)', () => {
+    const t = new RequestTracker('generic');
+    t.observe(0, snap('kick', 100, 1, 0, [2]));
+    t.observe(0, snap('kick', 120, 2, 1, [2])); // head 2 used at once and submitted again
+    const done = t.observe(0, snap('call', 150, 2, 2, [2, 2]));
+    // the first use was seen at 120 already (used idx 1), the second at the call
+    expect(done.map((d) => d.latencyNs)).toEqual([20_000, 30_000]);
+    expect(t.unmatched).toBe(0);
+  });
+
+  it('keeps what never completes as outstanding, and counts completions it never saw submitted', () => {
+    const t = new RequestTracker('generic');
+    t.observe(0, snap('kick', 100, 1, 0, [7]));
+    t.observe(0, snap('call', 110, 1, 0, [4])); // submitted before the snapshots began
+    expect(t.unmatched).toBe(1);
+    expect(t.outstanding()).toMatchObject([{ vring: 0, head: 7, submittedNs: us(100) }]);
+  });
+
+  it('completes chains in flight at GET_VRING_BASE by the calls that follow, and abandons the rest when the ring runs again', () => {
+    const t = new RequestTracker('generic');
+    t.observe(0, snap('kick', 100, 2, 0, [0, 1]));
+    t.observe(0, snap('base', 110, 2, 1, []));
+    // the base snapshot's used index already covered it: done by 110, told at 120
+    expect(t.observe(0, snap('call', 120, 2, 1, [0]))).toMatchObject([{ head: 0, latencyNs: 10_000, notifyNs: 10_000 }]);
+    t.observe(0, snap('kick', 200, 0, 0, [])); // a new ring
+    expect(t.abandoned).toBe(1);
+    expect(t.outstanding()).toEqual([]);
+  });
+
+  it('handles packed rings by buffer id, from the kick that lists a chain', () => {
+    const t = new RequestTracker('generic');
+    t.observe(0, snap('kick', 100, 0x8003, 0x8000, [0, 1], true));
+    const done = t.observe(0, snap('call', 140, 0x8003, 0x8003, [1, 0], true));
+    expect(done.map((d) => [d.head, d.latencyNs])).toEqual([[1, 40_000], [0, 40_000]]);
+    expect(done[0].notifyNs).toBeUndefined();
+  });
+
+  it('names net operations by queue direction', () => {
+    const t = new RequestTracker('net');
+    t.observe(0, snap('kick', 100, 1, 0, [0]));
+    t.observe(1, snap('kick', 100, 1, 0, [0]));
+    expect(t.observe(0, snap('call', 900, 1, 1, [0]))[0].op).toBe('rx fill');
+    expect(t.observe(1, snap('call', 120, 1, 1, [0]))[0].op).toBe('tx');
+  });
+});
