@@ -1,6 +1,8 @@
 /** `vhostscope diff A B`: two sessions' handshakes side by side. */
 import type { Command } from 'commander';
 import { diffMessages, keyOf, type DiffLine } from '../analysis/diff';
+import { latencyDiff, type OperationShift } from '../analysis/latency-diff';
+import { requestLatency } from '../analysis/request-latency';
 import type { DeviceType } from '../protocol';
 import type { MessageEvent } from '../proxy/events';
 import { readRecording, recordingEvents } from '../recording/reader';
@@ -26,6 +28,28 @@ export function diffText(lines: DiffLine[], all = false): string[] {
   return out;
 }
 
+/** The completed requests of one session of a recording made with --rings. */
+function sessionRequests(file: string, session?: number): ReturnType<typeof requestLatency>[number] {
+  const all = requestLatency(readRecording(file).records);
+  const s = session !== undefined ? all.find((r) => r.session === session) : all[0];
+  if (!s) throw new Error(`${file}: no ring snapshots${session !== undefined ? ` in session ${session}` : ''}: record with proxy --rings to compare request latency`);
+  return s;
+}
+
+const fmt = (x: number): string => (x >= 1e6 ? `${+(x / 1e6).toPrecision(3)} s` : x >= 1e3 ? `${+(x / 1e3).toPrecision(3)} ms` : `${+x.toPrecision(3)} µs`);
+const signed = (p?: number): string => (p === undefined ? '' : ` (${p > 0 ? '+' : ''}${p}%)`);
+
+export function latencyDiffText(rows: OperationShift[]): string[] {
+  const out = rows.map((r) => {
+    const head = `vring ${r.vring} ${r.op}: n ${r.nA} → ${r.nB}`;
+    if (r.verdict === 'only in A' || r.verdict === 'only in B') return `${head} (${r.verdict})`;
+    const test = r.pValue !== undefined ? `; Mann-Whitney p=${r.pValue < 1e-4 ? r.pValue.toExponential(1) : r.pValue.toFixed(4)}, P(B slower)=${r.probBSlower}` : '';
+    return `${head}, p50 ${fmt(r.p50A)} → ${fmt(r.p50B)}${signed(r.p50ShiftPct)}, p99 ${fmt(r.p99A)} → ${fmt(r.p99B)}${signed(r.p99ShiftPct)}${test}: ${r.verdict === 'too few' ? 'too few requests to test (< 8 on a side)' : r.verdict === 'same' ? 'no significant difference' : `B ${r.verdict}`}`;
+  });
+  out.push('latency: submitted → used by the device, from ring snapshots (vhostscope stats); significant at p < 0.01');
+  return out;
+}
+
 export function registerDiff(program: Command): void {
   program
     .command('diff')
@@ -36,7 +60,16 @@ export function registerDiff(program: Command): void {
     .option('--session-b <n>', 'session of B (default: the first)')
     .option('--all', 'also print the messages that are the same')
     .option('--device <type>', 'device type for naming device feature bits', 'generic')
-    .action((a: string, b: string, o: { sessionA?: string; sessionB?: string; all?: boolean; device: DeviceType }) => {
+    .option('--latency', 'compare per-request latency per vring and operation instead (recordings made with --rings): p50/p99 shift and a Mann-Whitney U test')
+    .option('--json', 'with --latency: the comparison as JSON')
+    .action((a: string, b: string, o: { sessionA?: string; sessionB?: string; all?: boolean; device: DeviceType; latency?: boolean; json?: boolean }) => {
+      if (o.latency) {
+        const rows = latencyDiff(sessionRequests(a, o.sessionA ? Number(o.sessionA) : undefined).requests, sessionRequests(b, o.sessionB ? Number(o.sessionB) : undefined).requests);
+        process.stdout.write(o.json ? JSON.stringify(rows, null, 2) + '\n' : latencyDiffText(rows).join('\n') + '\n');
+        // like diff(1): 1 when something differs (here: significantly slower or faster)
+        process.exitCode = rows.some((r) => r.verdict === 'slower' || r.verdict === 'faster') ? 1 : 0;
+        return;
+      }
       const lines = diffMessages(sessionMessages(a, o.sessionA ? Number(o.sessionA) : undefined), sessionMessages(b, o.sessionB ? Number(o.sessionB) : undefined), o.device);
       process.stdout.write(diffText(lines, o.all).join('\n') + '\n');
       process.exitCode = lines.every((l) => l.op === 'same') ? 0 : 1;

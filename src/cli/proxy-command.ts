@@ -195,6 +195,7 @@ function daemonNumbers(o: ProxyCliOptions) {
     statsIntervalMs: numberOption('--stats-interval', o.statsInterval, { min: 0 }) * 1000,
     ...(o.rings ? { rings: parseRings(o.rings) } : {}),
     ...(o.dialect ? { dialect: parseDialect(o.dialect) } : {}),
+    ...(o.device ? { device: o.device } : {}),
   };
 }
 
@@ -308,6 +309,7 @@ function startDevice(name: string, o: ProxyCliOptions, numbers: ReturnType<typeo
     const guess = 'session' in e ? devices.observe(e) : undefined;
     recorder?.onEvent(e);
     if (guess && 'session' in e) recorder?.onDevice(e.session, e.ts, guess);
+    if (guess && !o.device && 'session' in e) late.daemon?.setSessionDevice(e.session, guess.device);
     shared.injector?.onEvent(e);
     control?.onEvent(e);
     metrics?.onEvent(e);

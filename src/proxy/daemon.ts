@@ -57,6 +57,8 @@ export interface DaemonOptions {
   rings?: RingsMode;
   /** decode implementation-specific request codes as this family's (--dialect) */
   dialect?: Dialect;
+  /** --device: what every session carries (otherwise inferred later: setSessionDevice) */
+  device?: DeviceType;
   /** fault rules applied to every session (rules may be added and removed while it runs) */
   faults?: FaultRuleSet;
   /**
@@ -149,6 +151,11 @@ export class ProxyDaemon {
   }
 
   /** Channels paused by back-pressure now, over every session. */
+  /** Tells a session which device it carries (inferred or --device). */
+  setSessionDevice(session: number, device: DeviceType): void {
+    for (const s of this.sessions) if (s.id === session) s.setDevice(device);
+  }
+
   pausedChannels(): number {
     let n = 0;
     for (const s of this.sessions) n += s.pausedChannels;
@@ -220,6 +227,7 @@ export class ProxyDaemon {
             ...(this.opts.faults ? { faults: this.opts.faults } : {}),
             ...(this.opts.rings ? { rings: this.opts.rings } : {}),
             ...(this.opts.dialect ? { dialect: this.opts.dialect } : {}),
+            ...(this.opts.device ? { device: this.opts.device } : {}),
           },
           acceptedFd,
           connFd,

@@ -73,6 +73,8 @@ export interface SessionOptions {
   rings?: RingsMode;
   /** decode codes whose meaning differs between implementations as this family's (--dialect) */
   dialect?: Dialect;
+  /** the device, when the user said (--device): net receive queues are not paired kick→call */
+  device?: DeviceType;
 }
 
 const other = (p: Position): Position => (p === 'listen' ? 'connect' : 'listen');
@@ -142,7 +144,7 @@ export class ProxySession {
     const unowned = new Set([listenFd, connectFd]);
     try {
       if (opts.frontend !== 'auto') this.frontendAt = opts.frontend;
-      this.stats = new NotificationStats(native.monotonicNs());
+      this.stats = new NotificationStats(native.monotonicNs(), opts.device);
       if (opts.relay) {
         this.interposer = new Interposer(opts.relay, this.guarded('a relayed notification', (vring: number, kind: NotificationKind, e: { ts: bigint; count: number }) => {
           this.stats.record(vring, kind, e.ts);
@@ -572,6 +574,11 @@ export class ProxySession {
   private emitStats(): void {
     this.opts.relay?.drain();
     this.opts.emit({ type: 'stats', ts: native.monotonicNs(), session: this.id, vrings: this.stats.snapshot(native.monotonicNs()) });
+  }
+
+  /** The device the session carries, once known (net: its receive queues' kicks are not paired with calls). */
+  setDevice(device: DeviceType): void {
+    this.stats.setDevice(device);
   }
 
   /** Per-vring notification figures so far. */

@@ -2,7 +2,10 @@
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { diffMessages } from '../../src/analysis/diff';
-import { diffText, sessionMessages } from '../../src/cli/diff-command';
+import { latencyDiff } from '../../src/analysis/latency-diff';
+import { requestLatency } from '../../src/analysis/request-latency';
+import { diffText, latencyDiffText, sessionMessages } from '../../src/cli/diff-command';
+import { readRecording } from '../../src/recording/reader';
 import { decodeMessage, encodeMessage, Request } from '../../src/protocol';
 import type { MessageEvent } from '../../src/proxy/events';
 
@@ -38,5 +41,18 @@ describe('diff', () => {
     // the first session started the rings at 0; the second restored them from the used index
     expect(changed.some((f) => /^num: 0 -> [1-9]\d*$/.test(f))).toBe(true);
     expect(lines.filter((l) => l.op === 'same').length).toBeGreaterThan(20);
+  });
+});
+
+describe('diff --latency', () => {
+  it('compares the real virtiofsd recording with itself: nothing moves, FUSE READ tested and the same', () => {
+    const file = path.resolve(__dirname, '..', '..', 'recordings', 'qemu-fs-virtiofsd.vhsrec');
+    const reqs = requestLatency(readRecording(file).records)[0].requests;
+    const rows = latencyDiff(reqs, reqs);
+    const read = rows.find((r) => r.op === 'FUSE READ')!;
+    expect(read).toMatchObject({ nA: 52, nB: 52, p50ShiftPct: 0, verdict: 'same', pValue: 1 });
+    expect(rows.every((r) => r.verdict === 'same' || r.verdict === 'too few')).toBe(true);
+    const text = latencyDiffText(rows).join('\n');
+    expect(text).toMatch(/vring 1 FUSE READ: n 52 → 52, p50 [\d.]+ µs → [\d.]+ µs \(0%\).*no significant difference/);
   });
 });
