@@ -40,6 +40,8 @@ export interface SessionRequests {
   /** chains submitted and not completed when the session ended (or the recording stops) */
   outstanding: { vring: number; head: number; op: string; ageUs: number }[];
   unmatched: number;
+  /** per vring: completions the used index showed that no call listed (the driver polls them) */
+  usedWithoutCall: { vring: number; count: number }[];
   truncatedSnapshots: number;
   abandoned: number;
   /** every completed request, in completion order (for charts; omitted from JSON summaries) */
@@ -106,7 +108,7 @@ export function requestLatency(records: RecordingRecord[], override?: DeviceType
     out.push({
       session, device: deviceOf(devices, session), method: 'rings', operations,
       outstanding: t.tracker.outstanding().map((o) => ({ vring: o.vring, head: o.head, op: o.op, ageUs: us(Number(end - o.submittedNs)) })),
-      unmatched: t.tracker.unmatched, truncatedSnapshots: t.tracker.truncated, abandoned: t.tracker.abandoned, requests: t.done,
+      unmatched: t.tracker.unmatched, usedWithoutCall: [...t.tracker.usedWithoutCall()].map(([vring, count]) => ({ vring, count })), truncatedSnapshots: t.tracker.truncated, abandoned: t.tracker.abandoned, requests: t.done,
     });
   }
   return out;

@@ -11,6 +11,7 @@ import { registerExport } from './export-command';
 import { registerReport } from './report-command';
 import { registerReplay } from './replay-command';
 import { registerControlCommands } from './control-commands';
+import { registerTop } from './top-command';
 import { registerLs } from './ls-command';
 import { registerCompletion } from './completion-command';
 
@@ -35,6 +36,7 @@ registerExport(program);
 registerReport(program);
 registerReplay(program);
 registerControlCommands(program);
+registerTop(program);
 registerLs(program);
 registerCompletion(program);
 program.parseAsync(process.argv).catch((err: Error) => {

@@ -312,6 +312,7 @@ function startDevice(name: string, o: ProxyCliOptions, numbers: ReturnType<typeo
     if (guess && !o.device && 'session' in e) late.daemon?.setSessionDevice(e.session, guess.device);
     shared.injector?.onEvent(e);
     control?.onEvent(e);
+    if ('session' in e && (o.device ? e.type === 'session-start' : guess)) control?.setDevice(e.session, o.device ?? guess!.device);
     metrics?.onEvent(e);
     for (const f of checker?.onEvent(e) ?? []) {
       metrics?.onFinding(f.rule.id, f.rule.severity);

@@ -29,6 +29,7 @@ export function requestLines(s: SessionRequests): string[] {
   }
   const notes = [
     s.unmatched ? `${s.unmatched} completions of requests submitted before the snapshots began` : '',
+    ...s.usedWithoutCall.map((u) => `vring ${u.vring}: ${u.count} completions no call reported (the driver polls for them): those requests stay outstanding`),
     s.truncatedSnapshots ? `${s.truncatedSnapshots} snapshots held more chains than they list: some requests are missing` : '',
     s.abandoned ? `${s.abandoned} requests outstanding when their ring was set up again` : '',
   ].filter(Boolean);

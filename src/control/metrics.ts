@@ -12,7 +12,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RelayStats } from '../native';
 import { endedInError, type ProxyEvent } from '../proxy/events';
-import type { NotificationKind } from '../proxy/notification-stats';
+import { MAX_PAIR_GAP_NS, type NotificationKind } from '../proxy/notification-stats';
 
 /** vring indexes above this share one label value: a peer cannot create series at will */
 export const MAX_VRING_LABEL = 63;
@@ -82,7 +82,7 @@ class Families {
     this.sessionsActive = new Gauge({ name: 'vhostscope_sessions_active', help: 'sessions being proxied now', labelNames: ['listen'], registers });
     this.messages = new Counter({ name: 'vhostscope_messages_total', help: 'vhost-user messages forwarded, by channel, direction (F>B, B>F) and request', labelNames: ['listen', 'channel', 'direction', 'request'], registers });
     this.notifications = new Counter({ name: 'vhostscope_notifications_total', help: 'relayed vring notifications (eventfd reads) per live session slot and vring; a slot\'s series end with its session', labelNames: ['listen', 'slot', 'vring', 'kind'], registers });
-    this.kickToCall = new Histogram({ name: 'vhostscope_kick_to_call_seconds', help: 'from the first kick after a call to the next call on the same vring, per live session slot', labelNames: ['listen', 'slot', 'vring'], buckets: KICK_TO_CALL_BUCKETS, registers });
+    this.kickToCall = new Histogram({ name: 'vhostscope_kick_to_call_seconds', help: 'from the first kick after a call to the next call on the same vring (within 1 s; later calls end an idle gap), per live session slot', labelNames: ['listen', 'slot', 'vring'], buckets: KICK_TO_CALL_BUCKETS, registers });
     this.findings = new Counter({ name: 'vhostscope_findings_total', help: 'protocol findings: message validation, and the live checks with --check', labelNames: ['listen', 'rule', 'severity'], registers });
     this.faults = new Counter({ name: 'vhostscope_fault_applications_total', help: 'fault rules applied to a message or a vring', labelNames: ['listen', 'rule', 'action'], registers });
     for (const m of scrapeTimeFamilies(() => this.sources)) registry.registerMetric(m as never);
@@ -201,6 +201,7 @@ export class DaemonMetrics {
       const kicked = s.pendingKick.get(vring);
       if (kicked === undefined) return;
       s.pendingKick.delete(vring);
+      if (ts - kicked > MAX_PAIR_GAP_NS) return; // the end of an idle gap, not a completion (as in `stats`)
       let h = s.latency.get(vring);
       if (!h) s.latency.set(vring, (h = this.f.kickToCall.labels({ listen: this.listen, slot: s.slot, vring: vringLabel(vring) })));
       h.observe(Number(ts - kicked) / 1e9);

@@ -9,6 +9,8 @@ import type { DeviceType } from '../protocol';
 
 export type ControlRequest =
   | { cmd: 'status'; device?: DeviceType }
+  /** per-request latency per session and operation so far (--rings), for `vhostscope top` */
+  | { cmd: 'requests' }
   | { cmd: 'tail'; filter?: EventFilterOptions; device?: DeviceType }
   | { cmd: 'rules-list' }
   /** rules in the short syntax (--fault) and/or as data (a rules file's entries) */

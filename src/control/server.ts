@@ -13,6 +13,7 @@ import type { ProxyEvent } from '../proxy/events';
 import { listenOn } from '../proxy/socket-path';
 import { native } from '../native';
 import type { DeviceType } from '../protocol';
+import { LiveRequests } from './live-requests';
 import type { ControlReply, ControlRequest, MarkResult } from './protocol';
 
 export interface ControlDeps {
@@ -33,6 +34,7 @@ export class ControlServer {
   private readonly server: net.Server;
   private readonly conns = new Set<net.Socket>();
   private readonly tails = new Set<(e: ProxyEvent) => void>();
+  private readonly requests = new LiveRequests();
   private closed = false;
 
   constructor(
@@ -52,7 +54,13 @@ export class ControlServer {
 
   /** Every proxy event goes through here (to the tails). */
   onEvent(e: ProxyEvent): void {
+    this.requests.onEvent(e);
     for (const t of this.tails) t(e);
+  }
+
+  /** The device a session carries, once known: names its requests' operations. */
+  setDevice(session: number, device: DeviceType): void {
+    this.requests.setDevice(session, device);
   }
 
   private onConnection(sock: net.Socket): void {
@@ -93,6 +101,9 @@ export class ControlServer {
         case 'status':
           this.send(sock, { ok: true, result: this.deps.status(req.device) });
           return void sock.end();
+        case 'requests':
+          this.send(sock, { ok: true, result: this.requests.snapshot(native.monotonicNs()) });
+          return void sock.end();
         case 'rules-list':
           this.send(sock, { ok: true, result: this.deps.rules.list() });
           return void sock.end();
@@ -130,7 +141,7 @@ export class ControlServer {
           return void sock.end();
         }
         default:
-          return this.fail(sock, `unknown command ${JSON.stringify((req as { cmd?: unknown })?.cmd)} (status, tail, rules-list, rules-add, rules-remove, mark)`);
+          return this.fail(sock, `unknown command ${JSON.stringify((req as { cmd?: unknown })?.cmd)} (status, requests, tail, rules-list, rules-add, rules-remove, mark)`);
       }
     } catch (err) {
       this.fail(sock, (err as Error).message);

@@ -17,6 +17,8 @@ export interface QemuPingOptions {
   interval?: number;
   /** `vhostscope proxy` arguments beyond --listen/--connect; undefined = direct connection */
   proxyArgs?: string[];
+  /** runs while the guest boots and pings (given the socket QEMU connects to); awaited before the result */
+  whileRunning?: (feSock: string) => Promise<void>;
 }
 
 export interface QemuPingResult {
@@ -51,7 +53,10 @@ echo "GUEST-RESULT: done"
       proxy = await startProxy({ listen: feSock, connect: beSock, args: o.proxyArgs ?? [], logFile: path.join(o.workDir, 'proxy.log') });
     }
     q = new Peer('taskset', qemuArgs(initrd, '', vhostUserNetArgs(`socket,id=c0,path=${feSock}`)), { name: 'qemu', logFile: path.join(o.workDir, 'qemu.log'), timeoutMs: 240_000 });
+    const during = o.whileRunning?.(feSock);
+    during?.catch(() => undefined); // awaited below, once QEMU is done
     const rc = await q.waitExit(200_000);
+    await during;
     if (rc !== 0) throw new Error(`QEMU exited with ${rc}`);
     const log = q.log();
     const rttMs = [...log.matchAll(/GUEST-PING: .*time=([\d.]+) ms/g)].map((m) => Number(m[1]));

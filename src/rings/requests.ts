@@ -80,6 +80,10 @@ class RingState {
   lastTs: bigint | undefined;
   /** split rings: recent snapshots' avail and used indices, oldest first */
   readonly seen: { avail: number; used: number; ts: bigint; readUs: number }[] = [];
+  /** split rings: used elements the used index has shown, and those a call listed */
+  lastUsed: number | undefined;
+  usedSeen = 0;
+  usedListed = 0;
 }
 
 function take(m: Map<number, Pending[]>, head: number, create: boolean): Pending[] {
@@ -137,7 +141,12 @@ export class RequestTracker {
   /** chains outstanding when their ring was stopped (GET_VRING_BASE) and not reported before it ran again */
   abandoned = 0;
 
-  constructor(private readonly device: DeviceType) {}
+  constructor(private device: DeviceType) {}
+
+  /** The device, once inferred: names the operations of requests submitted from now on. */
+  setDevice(device: DeviceType): void {
+    this.device = device;
+  }
 
   private ring(vring: number): RingState {
     let r = this.rings.get(vring);
@@ -157,9 +166,13 @@ export class RequestTracker {
       r.outstanding.clear();
       r.seen.length = 0;
       r.seen.push({ avail: s.availIdx, used: s.usedIdx, ts: s.ts, readUs: s.readUs });
+      if (!s.packed) r.lastUsed = s.usedIdx;
       return [];
     }
     if (!s.packed) {
+      if (r.lastUsed !== undefined) r.usedSeen += u16(s.usedIdx - r.lastUsed);
+      r.lastUsed = s.usedIdx;
+      if (s.kind === 'call') r.usedListed += s.entries.length;
       r.seen.push({ avail: s.availIdx, used: s.usedIdx, ts: s.ts, readUs: s.readUs });
       if (r.seen.length > HISTORY) r.seen.splice(0, r.seen.length - HISTORY);
     }
@@ -219,6 +232,18 @@ export class RequestTracker {
       if (!s.packed && r.outstanding.size === 0 && r.seen.length > 2) r.seen.splice(0, r.seen.length - 2);
     }
     return done;
+  }
+
+  /**
+   * Split rings: used elements no call listed, per vring. The snapshots name a completed chain
+   * only in the call that reports it; a driver that takes completions without interrupts (Linux
+   * virtio-net frees transmitted buffers on its next transmit) leaves its used elements to be
+   * counted here, and those requests outstanding.
+   */
+  usedWithoutCall(): Map<number, number> {
+    const out = new Map<number, number>();
+    for (const [vring, r] of this.rings) if (r.usedSeen > r.usedListed) out.set(vring, r.usedSeen - r.usedListed);
+    return out;
   }
 
   /** Chains submitted and not completed, oldest first. */

@@ -90,7 +90,8 @@ export interface VringFigures {
   kicks: number;
   calls: number;
   errs: number;
-  latencyUs?: { count: number; p50: number; p99: number };
+  latencyUs?: { count: number; p50: number; p99: number; max: number };
+  unpaired?: number;
 }
 
 /** Checks of the interposed relay at session end: both sides of every pair saw the same counts. */
