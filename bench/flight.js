@@ -60,9 +60,15 @@ async function flood(feSock) {
     fe.send(encodeMessage(Request.SET_VRING_KICK, 1, u64(0)), [kick]);
     fe.send(encodeMessage(Request.SET_VRING_CALL, 1, u64(0)), [native.eventfd(0)]);
   } else {
-    consumer = spawn(process.execPath, ['-e', `
-      const fs = require('fs'); const b = Buffer.alloc(8);
-      for (;;) fs.readSync(3, b, 0, 8, null);`], { stdio: ['ignore', 'ignore', 'inherit', kick] });
+    // sleeps in poll() until the eventfd is readable, then reads it: a backend's kick handler
+    consumer = spawn('python3', ['-c', [
+      'import os, select',
+      'p = select.poll(); p.register(3, select.POLLIN)',
+      'while True:',
+      '    p.poll()',
+      '    try: os.read(3, 8)',
+      '    except BlockingIOError: pass',
+    ].join('\n')], { stdio: ['ignore', 'ignore', 'inherit', kick] });
     native.close(kick);
   }
   await sleep(300);
