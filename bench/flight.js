@@ -113,6 +113,7 @@ async function once(variant, i) {
         }));
         daemon = new Peer(process.execPath, [CLI, 'proxy', '--config', config, '--json'], { name: 'proxy', logFile: path.join(work, 'proxy.log'), timeoutMs: 300_000 });
         await waitForSocket(listen, 20_000, daemon);
+        await waitForSocket(path.join(work, 'flood.sock'), 20_000, daemon); // the devices start one after the other
         if (variant === 'flight+flood') floodHandle = await flood(path.join(work, 'flood.sock'));
       },
     });
