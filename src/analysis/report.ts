@@ -21,7 +21,22 @@ interface SessionData {
   id: number;
   timeline: { t: number; lane: string; label: string; kind: 'req' | 'reply' | 'kick' | 'call' | 'err' }[];
   histograms: { vring: number; buckets: { fromUs: number; toUs: number; count: number }[]; p50?: number; p99?: number }[];
+  /** per vring and operation (--rings): [completed ms, latency µs] points (evenly thinned to MAX_POINTS), percentiles */
+  requests: { vring: number; op: string; count: number; p50: number; p99: number; max: number; points: [number, number][] }[];
   durationMs: number;
+}
+
+/** a chart stays readable (and the report small) however many requests */
+const MAX_POINTS = 2000;
+
+function requestSeries(r: SessionRequests | undefined, t0: bigint): SessionData['requests'] {
+  if (!r) return [];
+  return r.operations.map((o) => {
+    const all = r.requests.filter((x) => x.vring === o.vring && x.op === o.op);
+    const step = Math.max(1, Math.ceil(all.length / MAX_POINTS));
+    const points = all.filter((_x, i) => i % step === 0).map((x): [number, number] => [Number(x.completedNs - t0) / 1e6, x.latencyNs / 1000]);
+    return { vring: o.vring, op: o.op, count: o.count, p50: o.latencyUs.p50, p99: o.latencyUs.p99, max: o.latencyUs.max, points };
+  });
 }
 
 /** a report stays readable (and small) however long the recording */
@@ -77,7 +92,7 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
     }
     const end = evs.find((e) => e.type === 'session-end')?.ts ?? evs.at(-1)?.ts ?? t0;
     const vr = stats.snapshot(end);
-    data.push({ id: s.session, timeline, histograms: vr.filter((v) => v.histogram?.length).map((v) => ({ vring: v.vring, buckets: v.histogram!, p50: v.latencyUs?.p50, p99: v.latencyUs?.p99 })), durationMs: ms(end) });
+    data.push({ id: s.session, timeline, requests: requestSeries(requests.get(s.session), t0), histograms: vr.filter((v) => v.histogram?.length).map((v) => ({ vring: v.vring, buckets: v.histogram!, p50: v.latencyUs?.p50, p99: v.latencyUs?.p99 })), durationMs: ms(end) });
     const sf = findings.filter((f) => f.session === s.session);
     sessions.push(`<section class="session">
 <h2>Session ${s.session}</h2>
@@ -89,6 +104,7 @@ ${sf.length ? `<ul class="findings">${sf.map((f) => `<li class="${f.rule.severit
 <h3>Timeline</h3>
 <div class="plot timeline" id="timeline-${s.session}"></div>
 ${requestTable(requests.get(s.session))}
+${requests.get(s.session) ? `<div class="plot requests" id="req-${s.session}"></div>` : ''}
 <h3>kick→next call per vring</h3>
 <p class="method">From notifications: the first kick after a call to the next call on the vring. Not a request's latency (notifications are suppressed and batched); net receive queues and calls after an idle gap (&gt; 1 s) are not paired.</p>
 <div class="plot histograms" id="hist-${s.session}"></div>
@@ -153,6 +169,45 @@ for (const s of DATA) {
     });
     hb.dataset.rendered = 'true';
   }
+}
+// per operation: latency over time (log scale, p50 and p99 marked), its histogram, and the request rate
+for (const s of DATA) {
+  const box = document.getElementById('req-' + s.id);
+  if (!box) continue;
+  const W = 1000, H = 170, L = 70, R = 300, T = 20, B = 24;
+  const span = Math.max(s.durationMs, 1e-3);
+  for (const o of s.requests) {
+    const svg = el('svg', { width: W, height: H, class: 'req-chart', 'data-op': o.op, 'data-vring': o.vring, 'data-count': o.count, 'data-points': o.points.length, 'data-max-us': o.max, 'data-p99-us': o.p99 }, box);
+    const lo = Math.max(0.1, Math.min(...o.points.map((p) => p[1]), o.p50) / 1.5), hi = Math.max(o.max, lo * 10) * 1.2;
+    const y = (us) => T + (H - T - B) * (1 - (Math.log10(Math.max(us, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)));
+    const x = (ms) => L + (ms / span) * (W - L - R);
+    const fmt = (us) => us >= 1e6 ? (us / 1e6).toPrecision(3) + ' s' : us >= 1e3 ? (us / 1e3).toPrecision(3) + ' ms' : us.toPrecision(3) + ' µs';
+    el('text', { x: 4, y: 14 }, svg, 'vring ' + o.vring + ' ' + o.op + ' · n ' + o.count + ' · p50 ' + fmt(o.p50) + ' · p99 ' + fmt(o.p99) + ' · max ' + fmt(o.max) + ' (latency over the session, log scale; histogram at the right; grey: completions per slice)');
+    el('line', { x1: L, x2: L, y1: T, y2: H - B, stroke: '#999' }, svg);
+    el('text', { x: 4, y: y(hi) + 10, class: 'y-max' }, svg, fmt(hi));
+    el('text', { x: 4, y: y(lo), class: 'y-min' }, svg, fmt(lo));
+    el('text', { x: L, y: H - 6 }, svg, '0 ms');
+    el('text', { x: W - R - 70, y: H - 6, class: 'x-max' }, svg, span.toFixed(1) + ' ms');
+    for (const [name, v, color] of [['p50', o.p50, '#2ca02c'], ['p99', o.p99, '#d62728']]) {
+      el('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: color, 'stroke-dasharray': '4 3', class: 'pct-' + name }, svg);
+      el('text', { x: W - R + 4, y: y(v) + 4, fill: color }, svg, name + ' ' + fmt(v));
+    }
+    for (const [t, us] of o.points) {
+      const c = el('circle', { cx: x(t), cy: y(us), r: 2, fill: '#1f77b4', 'fill-opacity': 0.6, class: 'req' }, svg);
+      el('title', {}, c, fmt(us) + ' done at ' + t.toFixed(3) + ' ms');
+    }
+    // histogram: log-spaced bins along the same y axis, bars to the right
+    const bins = 24, counts = new Array(bins).fill(0);
+    for (const [, us] of o.points) counts[Math.min(bins - 1, Math.max(0, Math.floor(((Math.log10(Math.max(us, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * bins)))]++;
+    const cmax = Math.max(1, ...counts), bh = (H - T - B) / bins, hx = W - R + 90;
+    counts.forEach((c, i) => { if (c) el('rect', { x: hx, y: H - B - (i + 1) * bh, width: Math.max(1, (c / cmax) * (R - 110)), height: Math.max(1, bh - 1), fill: '#7fb3d5', class: 'hist-bar', 'data-count': c }, svg); });
+    // rate: completions per second in 50 slices of the session
+    const slices = 50, per = new Array(slices).fill(0);
+    for (const [t] of o.points) per[Math.min(slices - 1, Math.floor((t / span) * slices))]++;
+    const pmax = Math.max(1, ...per);
+    per.forEach((c, i) => { if (c) el('rect', { x: L + (i / slices) * (W - L - R), y: H - B - 2 - (c / pmax) * 14, width: (W - L - R) / slices - 1, height: (c / pmax) * 14, fill: '#ccc', class: 'rate-bar' }, svg); });
+  }
+  box.dataset.rendered = 'true';
 }
 document.body.dataset.plots = String(document.querySelectorAll('[data-rendered="true"]').length);
 </script>

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { reportHtml } from '../../src/cli/report-command';
+import { statsJson } from '../../src/cli/stats-command';
 import { tmpDir } from '../helpers';
 
 const REC = path.resolve(__dirname, '..', '..', 'recordings');
@@ -39,8 +40,9 @@ describe('HTML report', () => {
     expect(text).not.toMatch(/<(script|link|img)[^>]+(src|href)=["']?https?:/); // self-contained
     const { out, err } = chromiumWithLog(dir, ['--dump-dom', `file://${html}`]);
     const sessions = (text.match(/<section class="session">/g) ?? []).length;
-    // every session's timeline and histogram block was drawn by the inline script
-    expect(out).toMatch(new RegExp(`data-plots="${2 * sessions}"`));
+    const requestBlocks = (text.match(/<div class="plot requests"/g) ?? []).length;
+    // every session's timeline and histogram block (and request charts, --rings) was drawn by the inline script
+    expect(out).toMatch(new RegExp(`data-plots="${2 * sessions + requestBlocks}"`));
     expect((out.match(/<svg/g) ?? []).length).toBeGreaterThanOrEqual(sessions);
     expect(out).toMatch(/kick→next call per vring/);
     expect(err.split('\n').filter((l) => /CONSOLE/.test(l))).toEqual([]);
@@ -49,5 +51,29 @@ describe('HTML report', () => {
     const shot = fs.readFileSync(png);
     expect(shot.subarray(1, 4).toString()).toBe('PNG');
     expect(shot.length).toBeGreaterThan(30_000); // a rendered page, not a blank one
+  }, 120_000);
+
+  it('draws one latency chart per operation that carries what `stats --json` says (blk, --rings)', () => {
+    const rec = path.join(REC, 'qemu-blk-qsd.vhsrec');
+    const dir = tmpDir('report-req');
+    const html = path.join(dir, 'report.html');
+    fs.writeFileSync(html, reportHtml(rec));
+    const { out } = chromiumWithLog(dir, ['--dump-dom', `file://${html}`]);
+    const ops = statsJson(rec).sessions[0].requests!.operations;
+    const charts = [...out.matchAll(/<svg [^>]*class="req-chart"[^>]*>[\s\S]*?<\/svg>/g)].map((m) => m[0]);
+    expect(charts.length).toBe(ops.length);
+    for (const o of ops) {
+      const svg = charts.find((c) => c.includes(`data-op="${o.op}"`) && c.includes(`data-vring="${o.vring}"`));
+      expect(svg, o.op).toBeDefined();
+      const attr = (name: string): number => Number(new RegExp(`${name}="([^"]+)"`).exec(svg!)![1]);
+      expect(attr('data-count')).toBe(o.count);
+      expect(attr('data-max-us')).toBe(o.latencyUs.max);
+      expect(attr('data-p99-us')).toBe(o.latencyUs.p99);
+      // one dot per request (fewer than 2000 here), p50 and p99 drawn, histogram bars add up
+      expect((svg!.match(/<circle [^>]*class="req"/g) ?? []).length).toBe(o.count);
+      expect(svg).toMatch(/class="pct-p50"/);
+      expect(svg).toMatch(/class="pct-p99"/);
+      expect([...svg!.matchAll(/class="hist-bar" data-count="(\d+)"/g)].reduce((n, m) => n + Number(m[1]), 0)).toBe(o.count);
+    }
   }, 120_000);
 });
