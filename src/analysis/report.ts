@@ -20,11 +20,16 @@ const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;',
 interface SessionData {
   id: number;
   timeline: { t: number; lane: string; label: string; kind: 'req' | 'reply' | 'kick' | 'call' | 'err' }[];
+  /** the handshake as a sequence: who sent what, what the proxy did with it (first MAX_SEQUENCE messages) */
+  sequence: { t: number; from: 'F' | 'B'; label: string; reply: boolean; channel: string; proxy?: 'injected' | 'absorbed' | 'dropped' | 'answered' | 'masked' }[];
   histograms: { vring: number; buckets: { fromUs: number; toUs: number; count: number }[]; p50?: number; p99?: number }[];
   /** per vring and operation (--rings): [completed ms, latency µs] points (evenly thinned to MAX_POINTS), percentiles */
   requests: { vring: number; op: string; count: number; p50: number; p99: number; max: number; points: [number, number][] }[];
   durationMs: number;
 }
+
+/** the sequence diagram shows the handshake: a session's first messages */
+const MAX_SEQUENCE = 200;
 
 /** a chart stays readable (and the report small) however many requests */
 const MAX_POINTS = 2000;
@@ -69,6 +74,7 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
     const ms = (ts: bigint): number => Number(ts - t0) / 1e6;
     const stats = new NotificationStats(t0, deviceOf(devices, s.session));
     const timeline: SessionData['timeline'] = [];
+    const sequence: SessionData['sequence'] = [];
     const rows: string[] = [];
     const ringRows: string[] = [];
     const faultRows: string[] = [];
@@ -85,6 +91,10 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
           `<tr class="${d.reply ? 'reply' : 'req'}${e.findings.length ? ' warn' : ''}"><td>${ms(e.ts).toFixed(3)}</td><td>${e.dir}</td><td>${e.channel}</td><td>${esc(d.name)}</td><td>${esc(flagsToString(d.flags, d.channel))}</td><td>${d.size}</td><td>${esc(e.fds.map((f) => f.kind).join(' '))}</td><td>${esc(formatPayload(d, deviceOf(devices, e.session)))}</td></tr>`,
         );
         timeline.push({ t: ms(e.ts), lane: `${e.channel} ${e.dir}`, label: `${d.name}${d.reply ? ' reply' : ''}`, kind: d.reply ? 'reply' : 'req' });
+        if (sequence.length < MAX_SEQUENCE) {
+          const proxy = e.injected ? 'injected' : e.absorbed ? 'absorbed' : e.undelivered ?? (e.masked?.length ? 'masked' : undefined);
+          sequence.push({ t: ms(e.ts), from: e.dir === 'F>B' ? 'F' : 'B', label: `${d.name}${d.reply ? ' reply' : ''} ${formatPayload(d, deviceOf(devices, e.session))}`.slice(0, 90), reply: d.reply, channel: e.channel, ...(proxy ? { proxy } : {}) });
+        }
       } else if (e.type === 'notification') {
         stats.record(e.vring, e.kind, e.ts);
         timeline.push({ t: ms(e.ts), lane: `vring ${e.vring}`, label: `${e.kind} ${e.vring}`, kind: e.kind });
@@ -92,7 +102,7 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
     }
     const end = evs.find((e) => e.type === 'session-end')?.ts ?? evs.at(-1)?.ts ?? t0;
     const vr = stats.snapshot(end);
-    data.push({ id: s.session, timeline, requests: requestSeries(requests.get(s.session), t0), histograms: vr.filter((v) => v.histogram?.length).map((v) => ({ vring: v.vring, buckets: v.histogram!, p50: v.latencyUs?.p50, p99: v.latencyUs?.p99 })), durationMs: ms(end) });
+    data.push({ id: s.session, timeline, sequence, requests: requestSeries(requests.get(s.session), t0), histograms: vr.filter((v) => v.histogram?.length).map((v) => ({ vring: v.vring, buckets: v.histogram!, p50: v.latencyUs?.p50, p99: v.latencyUs?.p99 })), durationMs: ms(end) });
     const sf = findings.filter((f) => f.session === s.session);
     sessions.push(`<section class="session">
 <h2>Session ${s.session}</h2>
@@ -101,7 +111,10 @@ duration ${s.durationS?.toFixed(3) ?? '?'} s · messages F&gt;B ${s.messages['F>
 <p>device: ${esc(s.device ? `${s.device} (${s.deviceReason})` : 'not known')}<br>protocol features in use: ${esc((s.features.protocolInUse ?? []).join(' | ') || '—')}<br>virtio features acked: ${esc((s.features.acked ?? []).join(' | ') || '—')}</p>
 <h3>Check findings (${sf.length})</h3>
 ${sf.length ? `<ul class="findings">${sf.map((f) => `<li class="${f.rule.severity}"><b>${f.rule.id} ${f.rule.name}</b> at ${esc(f.at)}${f.message !== undefined ? ` (#${f.message})` : ''}: ${esc(f.detail)} <i>${esc(f.rule.section)}</i></li>`).join('')}</ul>` : '<p>none</p>'}
+<h3>Handshake (sequence)</h3>
+<div class="plot sequence" id="seq-${s.session}"></div>
 <h3>Timeline</h3>
+<p class="method">Scroll to zoom (around the pointer), drag to pan, double-click to reset.</p>
 <div class="plot timeline" id="timeline-${s.session}"></div>
 ${requestTable(requests.get(s.session))}
 ${requests.get(s.session) ? `<div class="plot requests" id="req-${s.session}"></div>` : ''}
@@ -169,6 +182,43 @@ for (const s of DATA) {
     });
     hb.dataset.rendered = 'true';
   }
+}
+// the handshake as a sequence diagram: frontend, vhostscope, backend; each message crosses the
+// proxy unless the proxy injected, absorbed, dropped or answered it
+for (const s of DATA) {
+  const box = document.getElementById('seq-' + s.id);
+  const W = 1000, X = { F: 120, P: 500, B: 880 }, row = 18, H = 50 + row * s.sequence.length;
+  const svg = el('svg', { width: W, height: H, class: 'seq-chart', 'data-messages': s.sequence.length }, box);
+  for (const [k, name] of [['F', 'frontend'], ['P', 'vhostscope'], ['B', 'backend']]) {
+    el('text', { x: X[k] - 30, y: 14 }, svg, name);
+    el('line', { x1: X[k], x2: X[k], y1: 22, y2: H - 4, stroke: '#bbb' }, svg);
+  }
+  const defs = el('defs', {}, svg);
+  const mk = el('marker', { id: 'arr' + s.id, markerWidth: 8, markerHeight: 8, refX: 7, refY: 3, orient: 'auto' }, defs);
+  el('path', { d: 'M0,0 L7,3 L0,6 z', fill: '#555' }, mk);
+  s.sequence.forEach((m, i) => {
+    const y = 36 + i * row;
+    const from = X[m.from], to = m.from === 'F' ? X.B : X.F;
+    const color = m.reply ? '#7fb3d5' : m.channel === 'main' ? '#1f77b4' : '#9467bd';
+    const arrow = (x1, x2, dash) => el('line', { x1, x2, y1: y, y2: y, stroke: color, 'marker-end': 'url(#arr' + s.id + ')', class: 'seq-arrow', ...(dash ? { 'stroke-dasharray': '3 2' } : {}) }, svg);
+    if (m.proxy === 'injected') arrow(X.P, to, true);
+    else if (m.proxy === 'absorbed' || m.proxy === 'dropped' || m.proxy === 'answered') arrow(from, X.P, true);
+    else { arrow(from, X.P, false); arrow(X.P, to, false); }
+    const t = el('text', { x: Math.min(from, to) + 8, y: y - 3, class: 'seq-label' }, svg, m.label + (m.proxy ? ' [' + m.proxy + ']' : ''));
+    el('title', {}, t, m.t.toFixed(3) + ' ms · ' + m.channel);
+  });
+  box.dataset.rendered = 'true';
+}
+// the timeline zooms with the wheel and pans by dragging (its viewBox; the labels stay)
+for (const box of document.querySelectorAll('.plot.timeline svg')) {
+  const full = box.getAttribute('viewBox').split(' ').map(Number);
+  let vb = [...full], drag;
+  const set = () => box.setAttribute('viewBox', vb.join(' '));
+  box.addEventListener('wheel', (ev) => { ev.preventDefault(); const r = box.getBoundingClientRect(); const fx = (ev.clientX - r.left) / r.width; const nw = Math.min(full[2], Math.max(20, vb[2] * (ev.deltaY < 0 ? 0.8 : 1.25))); vb[0] = Math.max(0, Math.min(full[2] - nw, vb[0] + (vb[2] - nw) * fx)); vb[2] = nw; set(); }, { passive: false });
+  box.addEventListener('mousedown', (ev) => { drag = { x: ev.clientX, x0: vb[0] }; });
+  window.addEventListener('mouseup', () => { drag = undefined; });
+  box.addEventListener('mousemove', (ev) => { if (!drag) return; const r = box.getBoundingClientRect(); vb[0] = Math.max(0, Math.min(full[2] - vb[2], drag.x0 - ((ev.clientX - drag.x) / r.width) * vb[2])); set(); });
+  box.addEventListener('dblclick', () => { vb = [...full]; set(); });
 }
 // per operation: latency over time (log scale, p50 and p99 marked), its histogram, and the request rate
 for (const s of DATA) {

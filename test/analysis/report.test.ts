@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { reportHtml } from '../../src/cli/report-command';
 import { statsJson } from '../../src/cli/stats-command';
+import { readRecording, recordingEvents } from '../../src/recording/reader';
 import { tmpDir } from '../helpers';
 
 const REC = path.resolve(__dirname, '..', '..', 'recordings');
@@ -41,8 +42,17 @@ describe('HTML report', () => {
     const { out, err } = chromiumWithLog(dir, ['--dump-dom', `file://${html}`]);
     const sessions = (text.match(/<section class="session">/g) ?? []).length;
     const requestBlocks = (text.match(/<div class="plot requests"/g) ?? []).length;
-    // every session's timeline and histogram block (and request charts, --rings) was drawn by the inline script
-    expect(out).toMatch(new RegExp(`data-plots="${2 * sessions + requestBlocks}"`));
+    // every session's sequence diagram, timeline and histogram block (and request charts, --rings) was drawn by the inline script
+    expect(out).toMatch(new RegExp(`data-plots="${3 * sessions + requestBlocks}"`));
+    // the sequence diagram: one row per message (the first 200), two arrows for a forwarded one,
+    // one (dashed) for what the proxy injected or absorbed
+    const msgs = recordingEvents(readRecording(path.join(REC, rec)).records).filter((e) => e.type === 'message');
+    const seq = /<svg [^>]*class="seq-chart" data-messages="(\d+)"[^>]*>([\s\S]*?)<\/svg>/.exec(out);
+    expect(Number(seq![1])).toBe(Math.min(200, msgs.filter((m) => m.session === msgs[0].session).length));
+    const arrows = (seq![2].match(/class="seq-arrow"/g) ?? []).length;
+    expect(arrows).toBeGreaterThan(Number(seq![1]));
+    expect(arrows).toBeLessThanOrEqual(2 * Number(seq![1]));
+    expect(seq![2]).toMatch(/>GET_FEATURES reply 0x[0-9a-f]+ /);
     expect((out.match(/<svg/g) ?? []).length).toBeGreaterThanOrEqual(sessions);
     expect(out).toMatch(/kick→next call per vring/);
     expect(err.split('\n').filter((l) => /CONSOLE/.test(l))).toEqual([]);
