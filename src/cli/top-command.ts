@@ -86,9 +86,36 @@ export function sortRows(rows: TopRow[], key: SortKey): TopRow[] {
   return [...rows].sort((a, b) => by[key](a) - by[key](b) || a.session - b.session);
 }
 
+function relayLine(cur: TopSample, prev?: TopSample): string {
+  const t = relayTransit(cur, prev);
+  if (!cur.status.relay) return 'relay: none (eventfds passed through)';
+  return t ? `relay's own time (wake-up → forwarded): p50 < ${fmtUs(t.p50Ns / 1000)} p99 < ${fmtUs(t.p99Ns / 1000)} over ${t.count}` : 'relay: idle';
+}
+
 export const fmtUs = (x?: number): string => (x === undefined ? '-' : x >= 1e6 ? `${(x / 1e6).toFixed(2)}s` : x >= 1e3 ? `${(x / 1e3).toFixed(2)}ms` : `${x.toFixed(1)}µs`);
 const fmtRate = (x?: number): string => (x === undefined ? '-' : x >= 1e6 ? `${(x / 1e6).toFixed(1)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)}k` : x.toFixed(1));
 const cut = (s: string, n: number): string => (s.length > n ? s.slice(0, n - 1) + '…' : s);
+
+/**
+ * The relay's own added time over the last interval: from its wake-up to the destination eventfd
+ * written, for the first notification of each burst (native power-of-two buckets, so each figure
+ * is "below 2^(i+1) ns"). Undefined without interposition or without notifications since.
+ */
+export function relayTransit(cur: TopSample, prev?: TopSample): { count: number; p50Ns: number; p99Ns: number } | undefined {
+  const buckets = (s?: TopSample): number[] | undefined => (s?.status.relay as { transitBuckets?: number[] } | undefined)?.transitBuckets;
+  const now = buckets(cur);
+  if (!now) return undefined;
+  const before = buckets(prev);
+  const d = now.map((n, i) => n - (before?.[i] ?? 0));
+  const count = sum(d);
+  if (count <= 0) return undefined;
+  const at = (q: number): number => {
+    let seen = 0;
+    for (let i = 0; i < d.length; i++) if ((seen += d[i]) >= q * count) return 2 ** (i + 1);
+    return 2 ** d.length;
+  };
+  return { count, p50Ns: at(0.5), p99Ns: at(0.99) };
+}
 
 /** The screen, as lines (no escape codes): header, one line per session, the picked session's detail. */
 export function renderTop(cur: TopSample, prev: TopSample | undefined, state: TopState, width = 120): string[] {
@@ -96,7 +123,7 @@ export function renderTop(cur: TopSample, prev: TopSample | undefined, state: To
   const s = cur.status;
   const lines = [
     `vhostscope top: ${s.listen} → ${s.connect}, pid ${s.pid}, up ${s.uptimeS} s, ${s.sessions.length} session(s); sort: ${state.sort}`,
-    `keys: s sort (${SORTS.join('/')})  ↑↓ pick  Enter details  q quit`,
+    `${relayLine(cur, prev)}   keys: s sort (${SORTS.join('/')})  ↑↓ pick  Enter details  q quit`,
     '',
     `  ${'SESS'.padStart(4)} ${'DEVICE'.padEnd(7)} ${'FRONTEND'.padEnd(24)} ${'BACKEND'.padEnd(24)} ${'MSGS'.padStart(7)} ${'KICK/s'.padStart(7)} ${'CALL/s'.padStart(7)} ${'REQ/s'.padStart(7)} ${'OUTST'.padStart(5)} ${'OLDEST'.padStart(8)} ${'p50'.padStart(8)} ${'p99'.padStart(8)}`,
   ];

@@ -20,7 +20,13 @@ function live(id: number, done: number, p99: number, outstanding: number): LiveS
   };
 }
 function sample(atMs: number, sessions: SessionStatus[], requests: LiveSession[]): TopSample {
-  const status: DaemonStatus = { pid: 1, listen: '/run/fe.sock', connect: '/run/be.sock', uptimeS: 5, interpose: true, pendingConnects: 0, sessions, rules: [] };
+  // relay transit: by the second sample 100 more in [2, 4) µs and 2 in [64, 128) µs
+  const transitBuckets = new Array(40).fill(0);
+  if (atMs > 0) {
+    transitBuckets[11] = 100;
+    transitBuckets[16] = 2;
+  }
+  const status: DaemonStatus = { pid: 1, listen: '/run/fe.sock', connect: '/run/be.sock', uptimeS: 5, interpose: true, pendingConnects: 0, sessions, rules: [], relay: { transitBuckets } as unknown as Record<string, number> };
   return { atMs, status, requests };
 }
 
@@ -48,6 +54,8 @@ describe('top', () => {
     expect(screen).toMatch(/session 2: messages F>B 10 B>F 9/);
     expect(screen).toMatch(/^ +0 read ≤4K +10 +30\.0µs +900\.0µs +1\.80ms$/m);
     expect(screen).toMatch(/outstanding: 3, oldest 2\.50ms/);
+    // the relay's own time over the interval, apart from the requests'
+    expect(screen).toMatch(/relay's own time \(wake-up → forwarded\): p50 < 4\.1µs p99 < 131\.1µs over 102/);
   });
 
   it('moves the pick with the arrows, cycles the sort with s, toggles details with Enter, quits with q', () => {
