@@ -19,6 +19,7 @@
  * wrote what it read, and the fd count and RSS did not grow. bench/soak.js runs it for 30
  * minutes; test/e2e/soak.test.ts runs a short one in CI.
  */
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native, type Channel } from '../native';
@@ -101,6 +102,17 @@ function fdCount(pid: number): number {
   } catch {
     return -1;
   }
+}
+
+/** One Prometheus scrape by curl (10 s timeout): the text ('' when it failed) and curl's own time for it. */
+function scrape(port: number): Promise<{ text: string; seconds: number }> {
+  return new Promise((resolve) => {
+    execFile('curl', ['-sS', '-m', '10', '-w', '\n%{time_total}', `http://127.0.0.1:${port}/metrics`], { maxBuffer: 64 << 20 }, (err, stdout) => {
+      const cut = stdout.lastIndexOf('\n');
+      const seconds = Number(stdout.slice(cut + 1)) || 10;
+      resolve({ text: err ? '' : stdout.slice(0, cut), seconds });
+    });
+  });
 }
 
 function rssMiB(pid: number): number {
@@ -210,6 +222,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   await sleep(1000);
   const stalled = sessions[0]!;
   const samples: SoakSample[] = [];
+  let maxScrapeS = 0;
   const t0 = Date.now();
   let kicksSent = 0;
   let callsSent = 0;
@@ -281,12 +294,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     tick++;
     if (Date.now() - lastSample >= (o.sampleMs ?? 10_000)) {
       lastSample = Date.now();
-      let text = '';
-      try {
-        text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
-      } catch {
-        /* counted as a problem below */
-      }
+      // scraped by curl, as Prometheus would (10 s timeout): a timer in this process, which drives
+      // 64 sessions and is itself saturated, would time out a reply that had long arrived
+      const { text, seconds } = await scrape(metricsPort);
+      if (seconds > maxScrapeS) maxScrapeS = seconds;
       const metric = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
       const s: SoakSample = { t: Math.round((Date.now() - t0) / 1000), fds: fdCount(proxy.pid), rssMiB: rssMiB(proxy.pid), scrapeBytes: text.length || -1, heapTotalMiB: metric('nodejs_heap_size_total_bytes'), heapUsedMiB: metric('nodejs_heap_size_used_bytes'), externalMiB: metric('nodejs_external_memory_bytes') };
       samples.push(s);
@@ -341,12 +352,12 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const rssGrowth = first.length && second.length ? median(second.map((s) => s.rssMiB)) - median(first.map((s) => s.rssMiB)) : 0;
   const fdBound = o.sessions * (2 + 2 * 2 + 2 * 17 * 2 + 2) + 200;
   const fdMax = samples.length ? max(samples.map((s) => s.fds)) : 0;
-  const figures = { sessions: o.sessions, churned, sent, got, replies, expected, recorded, torn, segments: segments.length, kicksSent, kicksRelayed, callsSent, bulk, fdGrowth, fdMax, fdBound, rssGrowthMiB: rssGrowth, exit: rc ?? -1 };
+  const figures = { sessions: o.sessions, churned, sent, got, replies, expected, recorded, torn, segments: segments.length, kicksSent, kicksRelayed, callsSent, bulk, fdGrowth, fdMax, fdBound, rssGrowthMiB: rssGrowth, maxScrapeS, exit: rc ?? -1 };
   say(`--- ${o.sessions} sessions for ${o.seconds} s, ${churned} replaced; ${segments.length} segment files`);
   say(`messages: frontends sent ${sent}, backends got ${got}; replies ${replies} of ${expected}; recorded ${recorded} (expected ${sent + expected}); torn segments ${torn}`);
   say(`kicks: written ${kicksSent}, relayed ${kicksRelayed}; calls written ${callsSent}; relay pairs read == written in every session: ${pairsOk}`);
   const halves = (f: (s: SoakSample) => number, d = 0): string => (first.length && second.length ? `median ${median(first.map(f)).toFixed(d)} -> ${median(second.map(f)).toFixed(d)}, max ${max(first.map(f)).toFixed(d)} -> ${max(second.map(f)).toFixed(d)}` : '-');
-  say(`daemon fds (first half -> second half): ${halves((s) => s.fds)} (bound ${fdBound}); RSS MiB: ${halves((s) => s.rssMiB, 1)}`);
+  say(`daemon fds (first half -> second half): ${halves((s) => s.fds)} (bound ${fdBound}); RSS MiB: ${halves((s) => s.rssMiB, 1)}; slowest metrics scrape ${maxScrapeS.toFixed(2)} s`);
   const problems: string[] = [];
   if (!delivered) problems.push('not every message or reply arrived within 60 s of the end');
   if (stuck) problems.push(`${stuck} replaced sessions did not receive all they were sent within 60 s`);
