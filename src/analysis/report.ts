@@ -4,7 +4,7 @@
  * timeline of messages and notifications. Data is embedded as JSON; a small inline script draws
  * the plots as SVG and marks each one data-rendered="true".
  */
-import { secs } from '../log/format';
+import { durationUs, secs } from '../log/format';
 import { flagsToString, formatPayload, type DeviceType } from '../protocol';
 import type { ProxyEvent } from '../proxy/events';
 import { NotificationStats } from '../proxy/notification-stats';
@@ -47,7 +47,7 @@ function requestSeries(r: SessionRequests | undefined, t0: bigint): SessionData[
 /** a report stays readable (and small) however long the recording */
 const MAX_RING_ROWS = 2000;
 
-const fmtUs = (x: number): string => (x >= 1e6 ? `${+(x / 1e6).toPrecision(3)} s` : x >= 1e3 ? `${+(x / 1e3).toPrecision(3)} ms` : `${+x.toPrecision(3)} µs`);
+const fmtUs = durationUs;
 
 /** Per-request latency per vring and operation (recorded with --rings), or why there is none. */
 function requestTable(r: SessionRequests | undefined): string {

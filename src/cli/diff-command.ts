@@ -5,6 +5,7 @@ import { latencyDiff, type OperationShift } from '../analysis/latency-diff';
 import { requestLatency } from '../analysis/request-latency';
 import type { DeviceType } from '../protocol';
 import type { MessageEvent } from '../proxy/events';
+import { durationUs } from '../log/format';
 import { readRecording, recordingEvents } from '../recording/reader';
 
 export function sessionMessages(file: string, session?: number): MessageEvent[] {
@@ -36,7 +37,7 @@ function sessionRequests(file: string, session?: number): ReturnType<typeof requ
   return s;
 }
 
-const fmt = (x: number): string => (x >= 1e6 ? `${+(x / 1e6).toPrecision(3)} s` : x >= 1e3 ? `${+(x / 1e3).toPrecision(3)} ms` : `${+x.toPrecision(3)} µs`);
+const fmt = durationUs;
 const signed = (p?: number): string => (p === undefined ? '' : ` (${p > 0 ? '+' : ''}${p}%)`);
 
 export function latencyDiffText(rows: OperationShift[]): string[] {

@@ -1,7 +1,7 @@
 /** `vhostscope stats FILE`: per-vring notification figures of a recording, with a terminal histogram. */
 import type { Command } from 'commander';
 import { requestLatency, type SessionRequests } from '../analysis/request-latency';
-import { vringLine } from '../log/format';
+import { durationUs, vringLine } from '../log/format';
 import { NotificationStats, type VringStats } from '../proxy/notification-stats';
 import { deviceOf, recordingDevices } from '../recording/devices';
 import { readRecording, recordingEvents } from '../recording/reader';
@@ -13,7 +13,7 @@ export function histogramLines(v: VringStats, width = 40): string[] {
   return h.map((b) => `    ${`${label(b.fromUs)}-${label(b.toUs)}`.padStart(17)} |${'#'.repeat(Math.max(1, Math.round((b.count / max) * width)))} ${b.count}`);
 }
 
-const fmtUs = (x: number): string => (x >= 1e6 ? `${+(x / 1e6).toPrecision(3)} s` : x >= 1e3 ? `${+(x / 1e3).toPrecision(3)} ms` : `${+x.toPrecision(3)} µs`);
+const fmtUs = durationUs;
 
 /** The per-request lines of one session (recorded with --rings). */
 export function requestLines(s: SessionRequests): string[] {

@@ -175,3 +175,8 @@ export function bytesText(n: number): string {
   if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
   return `${n} B`;
 }
+
+/** A duration given in µs, to three significant digits in the unit that suits it: "25.9 µs", "1.46 ms", "7.3 s". */
+export function durationUs(x: number): string {
+  return x >= 1e6 ? `${+(x / 1e6).toPrecision(3)} s` : x >= 1e3 ? `${+(x / 1e3).toPrecision(3)} ms` : `${+x.toPrecision(3)} µs`;
+}
