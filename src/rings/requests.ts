@@ -66,6 +66,8 @@ interface Pending {
 }
 
 const HISTORY = 512;
+/** pending submissions kept per head (see observe): what bounds a ring's outstanding requests */
+const MAX_PER_HEAD = 2;
 const u16 = (x: number): number => x & 0xffff;
 
 class RingState {
@@ -192,7 +194,14 @@ export class RequestTracker {
             uncertaintyNs = first.before !== undefined ? Number(first.ts - first.before) : uncertaintyNs;
           }
         }
-        take(r.outstanding, e.head, true).push({ head: e.head, op: operationOf(this.device, vring, e), submittedNs, uncertaintyNs });
+        const q = take(r.outstanding, e.head, true);
+        q.push({ head: e.head, op: operationOf(this.device, vring, e), submittedNs, uncertaintyNs });
+        // a head is outstanding once, twice while its reuse overtakes the call of its first use;
+        // more is a driver listing heads it never gets back (or garbage): bounded, counted
+        if (q.length > MAX_PER_HEAD) {
+          q.shift();
+          this.abandoned++;
+        }
       });
     } else {
       s.entries.forEach((e, i) => {

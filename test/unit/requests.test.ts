@@ -98,6 +98,14 @@ describe('RequestTracker', () => {
     expect(done[0].notifyNs).toBeUndefined();
   });
 
+  it('keeps at most two submissions per head: a driver listing heads it never gets back cannot grow it', () => {
+    const t = new RequestTracker('generic');
+    // 10 000 kicks each listing heads 0..63 again (a guest writing garbage to its avail ring)
+    for (let k = 0; k < 10_000; k++) t.observe(0, snap('kick', 100 + k, (k + 1) * 64, 0, Array.from({ length: 64 }, (_x, i) => i), true));
+    expect(t.outstanding().length).toBe(128);
+    expect(t.abandoned).toBe(10_000 * 64 - 128);
+  });
+
   it('names net operations by queue direction', () => {
     const t = new RequestTracker('net');
     t.observe(0, snap('kick', 100, 1, 0, [0]));
