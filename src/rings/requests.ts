@@ -88,10 +88,11 @@ class RingState {
   usedListed = 0;
 }
 
-function take(m: Map<number, Pending[]>, head: number, create: boolean): Pending[] {
+/** the pending chains of this head, oldest first (a new, empty queue if none) */
+function queueOf(m: Map<number, Pending[]>, head: number): Pending[] {
   let q = m.get(head);
-  if (!q && create) m.set(head, (q = []));
-  return q ?? [];
+  if (!q) m.set(head, (q = []));
+  return q;
 }
 
 /** the oldest pending chain with this head, removed */
@@ -194,7 +195,7 @@ export class RequestTracker {
             uncertaintyNs = first.before !== undefined ? Number(first.ts - first.before) : uncertaintyNs;
           }
         }
-        const q = take(r.outstanding, e.head, true);
+        const q = queueOf(r.outstanding, e.head);
         q.push({ head: e.head, op: operationOf(this.device, vring, e), submittedNs, uncertaintyNs });
         // a head is outstanding once, twice while its reuse overtakes the call of its first use;
         // more is a driver listing heads it never gets back (or garbage): bounded, counted
