@@ -15,3 +15,19 @@ export async function until(cond: () => boolean, timeoutMs = 5000, what = 'condi
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+/**
+ * Runs every cleanup step even when one fails (a test's finally must not leave a daemon behind
+ * for the next test because an earlier step threw), then rethrows the first failure.
+ */
+export async function cleanUp(...steps: Array<() => unknown>): Promise<void> {
+  let first: unknown;
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (err) {
+      first ??= err;
+    }
+  }
+  if (first !== undefined) throw first;
+}

@@ -38,6 +38,10 @@ export class Libvirtd {
   constructor(readonly workDir: string) {}
 
   async start(): Promise<void> {
+    // a libvirtd left from an earlier test would answer virsh in place of ours (and hold the
+    // drivers' pid files, so ours exits): refuse with its pid rather than test the wrong daemon
+    const stale = runningLibvirtd();
+    if (stale.length) throw new Error(`a libvirtd is already running (pid ${stale.join(', ')}): stop it first`);
     const conf = fs.existsSync(QEMU_CONF) ? fs.readFileSync(QEMU_CONF, 'utf8') : '';
     if (!conf.includes(MARK)) fs.writeFileSync(QEMU_CONF, `${conf}\n${SETTINGS}`);
     this.peer = new Peer('/usr/sbin/libvirtd', ['--pid-file', path.join(this.workDir, 'libvirtd.pid')], { name: 'libvirtd', logFile: path.join(this.workDir, 'libvirtd.log'), timeoutMs: 600_000 });
@@ -55,7 +59,15 @@ export class Libvirtd {
   }
 
   async stop(): Promise<void> {
-    await this.peer?.stop();
+    await this.peer?.stop(15_000);
+  }
+}
+
+function runningLibvirtd(): number[] {
+  try {
+    return execFileSync('pgrep', ['-x', 'libvirtd'], { encoding: 'utf8' }).split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
   }
 }
 
@@ -123,6 +135,19 @@ export function vhostUserDomainXml(g: VhostUserGuest): string {
   </qemu:commandline>
 </domain>
 `;
+}
+
+/**
+ * Destroys a domain libvirt may still run. A transient domain whose guest powers off between a
+ * check and this call is gone already: that is the outcome wanted, not an error.
+ */
+export function destroyDomain(name: string): void {
+  try {
+    virsh('destroy', name);
+  } catch (err) {
+    const why = `${(err as { stderr?: string }).stderr ?? ''} ${(err as Error).message}`;
+    if (!/Domain not found|domain is not running/i.test(why)) throw err;
+  }
 }
 
 /** Whether libvirt still runs the domain (a transient domain disappears when it shuts off). */

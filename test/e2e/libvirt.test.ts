@@ -8,12 +8,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GUEST_MAC, buildInitramfs } from '../../src/lab/guest';
-import { Libvirtd, domainRunning, vhostUserDomainXml, virsh } from '../../src/lab/libvirt';
+import { Libvirtd, destroyDomain, domainRunning, vhostUserDomainXml, virsh } from '../../src/lab/libvirt';
 import { Peer, waitForSocket } from '../../src/lab/process';
 import type { Testpmd } from '../../src/lab/testpmd';
 import { CLI } from '../../src/lab/proxy-process';
 import { readRecording } from '../../src/recording/reader';
-import { tmpDir, until } from '../helpers';
+import { cleanUp, tmpDir, until } from '../helpers';
 import { backend, guestBody, startForwarding } from './harness/qemu-net';
 import { blkGuest, guestWritten, sha } from './harness/storage-guests';
 
@@ -59,10 +59,12 @@ describe('libvirt', () => {
       expect(records.filter((r) => r.type === 'message').length).toBeGreaterThan(30);
       expect(tp.peer.log()).toMatch(/ICMP/);
     } finally {
-      if (domainRunning(name)) virsh('destroy', name);
-      if (a?.alive) a.kill('SIGKILL');
-      await libvirtd.stop();
-      await tp.peer.stop();
+      await cleanUp(
+        () => destroyDomain(name),
+        () => a?.kill('SIGKILL'),
+        () => libvirtd.stop(),
+        () => tp.peer.stop(),
+      );
     }
   }, 300_000);
 
@@ -95,10 +97,12 @@ describe('libvirt', () => {
       a.kill('SIGTERM');
       expect(await a.waitExit(10_000)).toBe(0);
     } finally {
-      if (domainRunning(name)) virsh('destroy', name);
-      if (a?.alive) a.kill('SIGKILL');
-      await libvirtd.stop();
-      await qsd.stop();
+      await cleanUp(
+        () => destroyDomain(name),
+        () => a?.kill('SIGKILL'),
+        () => libvirtd.stop(),
+        () => qsd.stop(),
+      );
     }
     expect(sha(guestWritten(img))).toBe(sha(guestWrite)); // the guest's write is in the image
     const records = readRecording(path.join(work, 'vm.vhsrec')).records;
@@ -140,11 +144,13 @@ describe('libvirt', () => {
       a.kill('SIGTERM');
       expect(await a.waitExit(10_000)).toBe(0);
     } finally {
-      if (domainRunning(name)) virsh('destroy', name);
-      if (a?.alive) a.kill('SIGKILL');
-      await tp1?.peer.stop();
-      await tp2?.peer.stop();
-      await libvirtd.stop();
+      await cleanUp(
+        () => destroyDomain(name),
+        () => a?.kill('SIGKILL'),
+        () => tp1?.peer.stop(),
+        () => tp2?.peer.stop(),
+        () => libvirtd.stop(),
+      );
     }
     const records = readRecording(path.join(work, 'vm.vhsrec')).records;
     const start = records.find((r) => r.type === 'session-start');
