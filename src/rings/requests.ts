@@ -79,6 +79,8 @@ class RingState {
   readonly outstanding = new Map<number, Pending[]>();
   /** outstanding when the ring was stopped (GET_VRING_BASE): completed by the calls that follow, or abandoned at the next kick */
   stopped = new Map<number, Pending[]>();
+  /** stopped by GET_VRING_BASE: the next kick starts the ring's positions afresh */
+  restarting = false;
   lastTs: bigint | undefined;
   /** split rings: recent snapshots' avail and used indices, oldest first */
   readonly seen: { avail: number; used: number; ts: bigint; readUs: number }[] = [];
@@ -167,10 +169,17 @@ export class RequestTracker {
     if (s.kind === 'base') {
       for (const [head, ps] of r.outstanding) r.stopped.set(head, [...(r.stopped.get(head) ?? []), ...ps]);
       r.outstanding.clear();
+      r.restarting = true;
+    } else if (s.kind === 'kick' && r.restarting) {
+      // the ring runs again, from the base the frontend set (indices of a new ring, or the same
+      // ring's restarted): the stopped ring's positions say nothing about it. Until this kick they
+      // still do: a call after GET_VRING_BASE reads the old ring and completes what was in flight
+      // (or done long before: a polling driver's requests, seen used at their own kick).
+      r.restarting = false;
       r.seen.length = 0;
-      r.seen.push({ avail: s.availIdx, used: s.usedIdx, ts: s.ts, readUs: s.readUs });
-      if (!s.packed) r.lastUsed = s.usedIdx;
-      return [];
+      r.lastUsed = undefined;
+      for (const ps of r.stopped.values()) this.abandoned += ps.length;
+      r.stopped.clear();
     }
     if (!s.packed) {
       if (r.lastUsed !== undefined) r.usedSeen += u16(s.usedIdx - r.lastUsed);
@@ -180,10 +189,8 @@ export class RequestTracker {
       if (r.seen.length > HISTORY) r.seen.splice(0, r.seen.length - HISTORY);
     }
     const done: CompletedRequest[] = [];
+    if (s.kind === 'base') return done;
     if (s.kind === 'kick') {
-      // the ring runs again: what was outstanding when it stopped will not be reported now
-      for (const ps of r.stopped.values()) this.abandoned += ps.length;
-      r.stopped.clear();
       s.entries.forEach((e, i) => {
         let submittedNs = s.ts;
         let uncertaintyNs = prevTs !== undefined ? Number(s.ts - prevTs) : 0;
@@ -239,7 +246,7 @@ export class RequestTracker {
       });
       // with nothing outstanding, older positions are of no more use (the last two still bracket
       // a chain made available now and listed by a later kick)
-      if (!s.packed && r.outstanding.size === 0 && r.seen.length > 2) r.seen.splice(0, r.seen.length - 2);
+      if (!s.packed && r.outstanding.size === 0 && r.stopped.size === 0 && r.seen.length > 2) r.seen.splice(0, r.seen.length - 2);
     }
     return done;
   }

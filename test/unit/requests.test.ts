@@ -90,6 +90,24 @@ describe('RequestTracker', () => {
     expect(t.outstanding()).toEqual([]);
   });
 
+  it('takes a polling driver\'s request as done at its own kick when the call comes after GET_VRING_BASE, and starts the next ring afresh', () => {
+    // as QEMU + qemu-storage-daemon do it (recorded): SeaBIOS submits head 0 and polls, the device
+    // is done within the kick's snapshot; at the switch to Linux, GET_VRING_BASE answers 1, a call
+    // (reading the old ring) lists head 0, then Linux sets the ring up again from index 0
+    const t = new RequestTracker('generic');
+    t.observe(0, snap('kick', 100, 1, 1, [0], false, 5));
+    t.observe(0, snap('base', 9_000_000, 1, 1, []));
+    const [bios] = t.observe(0, snap('call', 9_040_000, 1, 1, [0]));
+    expect(bios).toMatchObject({ head: 0, latencyNs: 5_000, belowResolution: true });
+    t.observe(0, snap('kick', 9_070_000, 1, 0, [0]));
+    const [linux] = t.observe(0, snap('call', 9_071_000, 1, 1, [0]));
+    expect(linux).toMatchObject({ head: 0, submittedNs: us(9_070_000), latencyNs: 1_000_000 });
+    // the new ring's used index counts from its own start: no wrap-around into 65535 uncalled completions
+    expect([...t.usedWithoutCall()]).toEqual([]);
+    expect(t.abandoned).toBe(0);
+    expect(t.outstanding()).toEqual([]);
+  });
+
   it('handles packed rings by buffer id, from the kick that lists a chain', () => {
     const t = new RequestTracker('generic');
     t.observe(0, snap('kick', 100, 0x8003, 0x8000, [0, 1], true));
