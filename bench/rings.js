@@ -13,12 +13,17 @@ const fs = require('node:fs');
 const { runDpdkScenario } = require('../dist/lab/dpdk-scenario');
 const { runQemuPing } = require('../dist/lab/qemu-net');
 const { startProxy } = require('../dist/lab/proxy-process');
+const { runQemuBlkLatency } = require('../dist/lab/qemu-blk');
 
 const dpdkRuns = Number(process.argv[2] ?? 3);
 const pingRounds = Number(process.argv[3] ?? 2);
 const pings = Number(process.argv[4] ?? 40);
+const blkRounds = Number(process.argv[5] ?? 2);
+const ios = Number(process.argv[6] ?? 500);
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const VARIANTS = { direct: undefined, proxy: [], 'proxy --rings=headers': ['--rings=headers', '--device', 'net'] };
+const BLK_VARIANTS = { direct: undefined, proxy: [], 'proxy --rings=headers': ['--rings=headers', '--device', 'blk'] };
+const spread = (xs) => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`;
 
 async function dpdk(args) {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vhs-bench-rings-'));
@@ -53,6 +58,23 @@ async function dpdk(args) {
   }
   console.log(`# QEMU guest ping RTT p50, ${pingRounds} alternating rounds of ${pings}: ${Object.entries(rtt).map(([v, xs]) => `${v} ${median(xs).toFixed(3)} ms`).join('; ')}`);
   for (const v of Object.keys(VARIANTS).slice(1)) console.log(`ping RTT ratio ${v} / direct: ${(median(rtt[v]) / median(rtt.direct)).toFixed(2)}`);
+  const blk = Object.fromEntries(Object.keys(BLK_VARIANTS).map((v) => [v, { read: [], write: [] }]));
+  for (let i = 0; i < blkRounds; i++) {
+    for (const [v, args] of Object.entries(BLK_VARIANTS)) {
+      const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vhs-bench-rings-blk-'));
+      const passes = await runQemuBlkLatency({ workDir: work, ios, passes: 3, proxyArgs: args });
+      for (const p of passes) {
+        if (p.reads < ios || p.writes < ios) throw new Error(`${v}: a pass completed ${p.reads} reads and ${p.writes} writes of ${ios}`);
+        blk[v].read.push(p.readUs);
+        blk[v].write.push(p.writeUs);
+      }
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  }
+  for (const op of ['read', 'write']) {
+    console.log(`# QEMU guest 4 KiB direct ${op} latency (queue depth 1, mean per pass of ${ios}), ${blkRounds} alternating rounds x 3 passes: ${Object.entries(blk).map(([v, r]) => `${v} ${median(r[op]).toFixed(0)} µs [${spread(r[op])}]`).join('; ')}`);
+    for (const v of Object.keys(BLK_VARIANTS).slice(1)) console.log(`blk ${op} latency ratio ${v} / direct: ${(median(blk[v][op]) / median(blk.direct[op])).toFixed(2)}`);
+  }
 })().catch((err) => {
   console.error(err);
   process.exit(1);

@@ -40,6 +40,9 @@ struct Event {
   uint32_t count;
 };
 
+// Transit histograms: bucket i counts transits in [2^i, 2^(i+1)) ns, the last one also longer.
+constexpr int kTransitBuckets = 32;
+
 struct Pair {
   int src;
   int dst;
@@ -50,6 +53,8 @@ struct Pair {
   uint64_t write_errors = 0;
   uint32_t ring_id = 0;  // 0: no ring watched for this pair
   uint8_t ring_kind = kSnapKick;
+  uint64_t transit[kTransitBuckets] = {};  // this pair's share of the relay's transit histogram
+  uint64_t transit_sum_ns = 0;
 };
 
 // Snapshots waiting for JS beyond this are dropped (and counted): the data path never waits.
@@ -243,6 +248,10 @@ class Relay : public Napi::ObjectWrap<Relay> {
     o.Set("written", Napi::Number::New(env, static_cast<double>(p.written_total)));
     o.Set("notifications", Napi::Number::New(env, static_cast<double>(p.notifications)));
     o.Set("writeErrors", Napi::Number::New(env, static_cast<double>(p.write_errors)));
+    Napi::Array transit = Napi::Array::New(env, kTransitBuckets);
+    for (int i = 0; i < kTransitBuckets; i++) transit.Set(i, Napi::Number::New(env, static_cast<double>(p.transit[i])));
+    o.Set("transitBuckets", transit);
+    o.Set("transitSumNs", Napi::Number::New(env, static_cast<double>(p.transit_sum_ns)));
     return o;
   }
 
@@ -390,8 +399,8 @@ class Relay : public Napi::ObjectWrap<Relay> {
       // CPU and let it run (and answer) before this thread goes on
       const uint64_t ts = MonotonicNs();
       if (i == 0) {
+        RecordTransit(p, ts - woke);
         Deliver(p, count);  // forward first, then account
-        RecordTransit(MonotonicNs() - woke);
       } else {
         pending += count;
       }
@@ -421,17 +430,22 @@ class Relay : public Napi::ObjectWrap<Relay> {
     SnapshotRing(*it->second, p.ring_kind, ts, id, p.ring_id, snapshots_);
   }
 
-  // Transit: from the thread's wake-up (epoll_wait returning) to the destination written, in
-  // power-of-two ns buckets. It leaves out the scheduler's wake-up latency, which no thread can
-  // time from inside (bench/notify.js measures the whole hop against a direct eventfd).
-  void RecordTransit(uint64_t ns) {
+  // Transit: from the thread's wake-up (epoll_wait returning) to the count read, the write
+  // issued next, in power-of-two ns buckets. It leaves out the scheduler's wake-up latency, which
+  // no thread can time from inside, and the write: on a shared CPU the peer it wakes may preempt
+  // the relay inside write() and run its whole request (measured: a blk kick's "transit" was
+  // qemu-storage-daemon's 250 µs of service). bench/notify.js measures the whole hop.
+  // Kept per pair too (mu_ is held), so a session's recording carries its own vrings' figures.
+  void RecordTransit(Pair& p, uint64_t ns) {
     int b = ns == 0 ? 0 : 63 - __builtin_clzll(ns);
-    transit_[b < kTransitBuckets ? b : kTransitBuckets - 1].fetch_add(1, std::memory_order_relaxed);
+    if (b >= kTransitBuckets) b = kTransitBuckets - 1;
+    transit_[b].fetch_add(1, std::memory_order_relaxed);
     transit_sum_ns_.fetch_add(ns, std::memory_order_relaxed);
+    p.transit[b]++;
+    p.transit_sum_ns += ns;
   }
 
   static constexpr int kRereads = 16;
-  static constexpr int kTransitBuckets = 32;
   std::atomic<uint64_t> transit_[kTransitBuckets]{};
   std::atomic<uint64_t> transit_sum_ns_{0};
 

@@ -8,6 +8,7 @@ import { durationUs, secs } from '../log/format';
 import { flagsToString, formatPayload, type DeviceType } from '../protocol';
 import type { ProxyEvent } from '../proxy/events';
 import { NotificationStats } from '../proxy/notification-stats';
+import { relayTransit, TRANSIT_METHOD, type RelayTransit } from './relay-transit';
 import { requestLatency, type SessionRequests } from './request-latency';
 import { summarize } from './summary';
 import { checkEvents } from './checker';
@@ -60,11 +61,23 @@ ${rows.join('\n')}
 </tbody></table>`;
 }
 
+/** The relay's own time per vring, apart from the requests' latency it is part of. */
+function transitTable(t: RelayTransit[] | undefined): string {
+  if (!t) return '';
+  const us = (ns: number): string => fmtUs(ns / 1000);
+  return `<h3>vhostscope's own time</h3>
+<p class="method">${esc(TRANSIT_METHOD)}: bounded by powers of two.</p>
+<table class="transit"><thead><tr><th>vring</th><th>kind</th><th>n</th><th>mean</th><th>p50 ≤</th><th>p99 ≤</th><th>max ≤</th></tr></thead><tbody>
+${t.map((x) => `<tr><td>${x.vring}</td><td>${x.kind}</td><td>${x.count}</td><td>${us(x.meanNs)}</td><td>${us(x.p50Ns)}</td><td>${us(x.p99Ns)}</td><td>${us(x.maxNs)}</td></tr>`).join('\n')}
+</tbody></table>`;
+}
+
 export function renderReport(file: string, records: RecordingRecord[], events: ProxyEvent[], override?: DeviceType): string {
   const sum = summarize(records, override);
   const devices = recordingDevices(records, override);
   const findings = checkEvents(events);
   const requests = new Map(requestLatency(records, override).map((r) => [r.session, r]));
+  const transit = relayTransit(records);
   const h = sum.headers[0];
   const sessions: string[] = [];
   const data: SessionData[] = [];
@@ -121,6 +134,7 @@ ${requests.get(s.session) ? `<div class="plot requests" id="req-${s.session}"></
 <h3>kick→next call per vring</h3>
 <p class="method">From notifications: the first kick after a call to the next call on the vring. Not a request's latency (notifications are suppressed and batched); net receive queues and calls after an idle gap (&gt; 1 s) are not paired.</p>
 <div class="plot histograms" id="hist-${s.session}"></div>
+${transitTable(transit.get(s.session))}
 ${faultRows.length ? `<h3>Fault rules applied (${faultRows.length})</h3>
 <table><thead><tr><th>ms</th><th>rule</th><th>rule text</th><th>what it did</th></tr></thead><tbody>
 ${faultRows.join('\n')}

@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { controlRequest, resolveControlPath } from '../control/client';
 import { loadRulesFile, type ActiveRule } from '../faults';
-import { humanLine, vringLine } from '../log/format';
+import { durationUs, humanLine, vringLine } from '../log/format';
+import { transitPercentiles } from '../analysis/relay-transit';
 import type { ChannelKind, DeviceType } from '../protocol';
 import type { DaemonStatus } from '../proxy/daemon';
 import type { MarkResult } from '../control/protocol';
@@ -11,7 +12,11 @@ const out = (l: string): boolean => process.stdout.write(l + '\n');
 
 export function statusText(s: DaemonStatus): string[] {
   const lines = [`daemon pid ${s.pid}: listening on ${s.listen}, connecting to ${s.connect}; up ${s.uptimeS} s; eventfds ${s.interpose ? 'interposed' : 'passed through'}; ${s.sessions.length} session(s)${s.pendingConnects ? `, ${s.pendingConnects} waiting for the connect side` : ''}`];
-  if (s.relay) lines.push(`relay thread: ${Object.entries(s.relay).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  if (s.relay) {
+    const { transitBuckets, transitSumNs, ...counters } = s.relay;
+    const t = transitPercentiles(transitBuckets, transitSumNs);
+    lines.push(`relay thread: ${Object.entries(counters).map(([k, v]) => `${k} ${v}`).join(', ')}${t ? `; own time per notification (wake-up → forwarding write issued) p50 ≤ ${durationUs(t.p50Ns / 1000)} p99 ≤ ${durationUs(t.p99Ns / 1000)} over ${t.count}` : ''}`);
+  }
   for (const x of s.sessions) {
     lines.push(`session ${x.session}: frontend on the ${x.frontend} side; channels ${x.channels.join(', ')}; messages F>B ${x.messages['F>B']} B>F ${x.messages['B>F']}; fds forwarded ${x.fdsForwarded}`);
     if (x.features.ackedNames) lines.push(`  virtio features acked: ${x.features.ackedNames.join('|')}`);

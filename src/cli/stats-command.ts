@@ -1,5 +1,6 @@
 /** `vhostscope stats FILE`: per-vring notification figures of a recording, with a terminal histogram. */
 import type { Command } from 'commander';
+import { relayTransit, transitLine, TRANSIT_METHOD, type RelayTransit } from '../analysis/relay-transit';
 import { requestLatency, type SessionRequests } from '../analysis/request-latency';
 import { durationUs, vringLine } from '../log/format';
 import { NotificationStats, type VringStats } from '../proxy/notification-stats';
@@ -38,18 +39,20 @@ export function requestLines(s: SessionRequests): string[] {
 }
 
 export interface StatsJson {
-  sessions: { session: number; notifications: VringStats[]; requests?: Omit<SessionRequests, 'requests'> }[];
+  sessions: { session: number; notifications: VringStats[]; requests?: Omit<SessionRequests, 'requests'>; relayTransit?: RelayTransit[] }[];
 }
 
 export function statsJson(file: string): StatsJson {
   const scan = readRecording(file);
   const { perSession, ends, last } = notificationStats(scan.records);
   const req = new Map(requestLatency(scan.records).map((r) => [r.session, r]));
+  const transit = relayTransit(scan.records);
   return {
     sessions: [...perSession].map(([session, st]) => {
       const r = req.get(session);
       const { requests: _all, ...summary } = r ?? { requests: [] };
-      return { session, notifications: st.snapshot(ends.get(session) ?? last), ...(r ? { requests: summary as Omit<SessionRequests, 'requests'> } : {}) };
+      const t = transit.get(session);
+      return { session, notifications: st.snapshot(ends.get(session) ?? last), ...(r ? { requests: summary as Omit<SessionRequests, 'requests'> } : {}), ...(t ? { relayTransit: t } : {}) };
     }),
   };
 }
@@ -72,6 +75,7 @@ export function statsText(file: string): string[] {
   const lines: string[] = [];
   const { perSession, ends, last } = notificationStats(scan.records);
   const req = new Map(requestLatency(scan.records).map((r) => [r.session, r]));
+  const transit = relayTransit(scan.records);
   for (const [id, st] of perSession) {
     const snap = st.snapshot(ends.get(id) ?? last);
     lines.push(`session ${id}: ${snap.length ? '' : 'no notifications (eventfds passed through, or the peers poll)'}`);
@@ -85,6 +89,11 @@ export function statsText(file: string): string[] {
         lines.push('    kick→next call:');
         lines.push(...histogramLines(v));
       }
+    }
+    const t = transit.get(id);
+    if (t) {
+      lines.push(`  ${TRANSIT_METHOD}:`);
+      lines.push(...t.map((x) => `    ${transitLine(x)}`));
     }
   }
   return lines;

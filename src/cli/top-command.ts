@@ -5,6 +5,7 @@
  * Keys: s cycles the sort, ↑/↓ (or k/j) pick a session, Enter shows or hides its vrings and
  * operations, q quits. Not a terminal (or --once): one sample, printed once.
  */
+import { transitPercentiles } from '../analysis/relay-transit';
 import type { Command } from 'commander';
 import { controlRequest, resolveControlPath } from '../control/client';
 import type { LiveSession } from '../control/live-requests';
@@ -87,9 +88,9 @@ export function sortRows(rows: TopRow[], key: SortKey): TopRow[] {
 }
 
 function relayLine(cur: TopSample, prev?: TopSample): string {
-  const t = relayTransit(cur, prev);
+  const t = intervalTransit(cur, prev);
   if (!cur.status.relay) return 'relay: none (eventfds passed through)';
-  return t ? `relay's own time (wake-up → forwarded): p50 < ${fmtUs(t.p50Ns / 1000)} p99 < ${fmtUs(t.p99Ns / 1000)} over ${t.count}` : 'relay: idle';
+  return t ? `relay's own time (wake-up → forwarding write issued): p50 < ${fmtUs(t.p50Ns / 1000)} p99 < ${fmtUs(t.p99Ns / 1000)} over ${t.count}` : 'relay: idle';
 }
 
 export const fmtUs = (x?: number): string => (x === undefined ? '-' : x >= 1e6 ? `${(x / 1e6).toFixed(2)}s` : x >= 1e3 ? `${(x / 1e3).toFixed(2)}ms` : `${x.toFixed(1)}µs`);
@@ -97,24 +98,15 @@ const fmtRate = (x?: number): string => (x === undefined ? '-' : x >= 1e6 ? `${(
 const cut = (s: string, n: number): string => (s.length > n ? s.slice(0, n - 1) + '…' : s);
 
 /**
- * The relay's own added time over the last interval: from its wake-up to the destination eventfd
- * written, for the first notification of each burst (native power-of-two buckets, so each figure
- * is "below 2^(i+1) ns"). Undefined without interposition or without notifications since.
+ * The relay's own added time over the last interval, for the first notification of each burst
+ * (native power-of-two buckets, so each figure is "below 2^(i+1) ns"). Undefined without
+ * interposition or without notifications since.
  */
-export function relayTransit(cur: TopSample, prev?: TopSample): { count: number; p50Ns: number; p99Ns: number } | undefined {
-  const buckets = (s?: TopSample): number[] | undefined => (s?.status.relay as { transitBuckets?: number[] } | undefined)?.transitBuckets;
-  const now = buckets(cur);
+export function intervalTransit(cur: TopSample, prev?: TopSample): { count: number; p50Ns: number; p99Ns: number } | undefined {
+  const now = cur.status.relay;
   if (!now) return undefined;
-  const before = buckets(prev);
-  const d = now.map((n, i) => n - (before?.[i] ?? 0));
-  const count = sum(d);
-  if (count <= 0) return undefined;
-  const at = (q: number): number => {
-    let seen = 0;
-    for (let i = 0; i < d.length; i++) if ((seen += d[i]) >= q * count) return 2 ** (i + 1);
-    return 2 ** d.length;
-  };
-  return { count, p50Ns: at(0.5), p99Ns: at(0.99) };
+  const before = prev?.status.relay;
+  return transitPercentiles(now.transitBuckets.map((n, i) => n - (before?.transitBuckets[i] ?? 0)), now.transitSumNs - (before?.transitSumNs ?? 0));
 }
 
 /** The screen, as lines (no escape codes): header, one line per session, the picked session's detail. */

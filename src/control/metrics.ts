@@ -237,7 +237,7 @@ function vringLabel(vring: number): string {
 /** The relay's power-of-two transit buckets as a Prometheus histogram (cumulative, in seconds). */
 function transitHistogram(all: () => Sourced[]) {
   const name = 'vhostscope_relay_transit_seconds';
-  const help = 'relay thread transit of a notification: from its wake-up to the destination eventfd written (excludes the scheduler\'s wake-up latency)';
+  const help = 'relay thread transit of a notification: from its wake-up to the count read and the forwarding write issued (excludes the scheduler\'s wake-up latency)';
   return {
     name,
     help,

@@ -66,6 +66,9 @@ export interface RelayPairStats {
   /** number of reads (each may carry a coalesced count) */
   notifications: number;
   writeErrors: number;
+  /** this pair's relay transits, bucketed as RelayStats.transitBuckets */
+  transitBuckets: number[];
+  transitSumNs: number;
 }
 
 export interface RelayStats {
@@ -80,7 +83,8 @@ export interface RelayStats {
   droppedSnapshots: number;
   /**
    * Relay transit of each first notification of a burst: from the thread's wake-up to the
-   * destination eventfd written (not the scheduler's wake-up latency before it). Bucket i counts
+   * count read and the write to the destination issued (not the scheduler's wake-up latency
+   * before it, nor the write, during which a peer it wakes on the same CPU may preempt it). Bucket i counts
    * transits in [2^i, 2^(i+1)) ns; the last bucket also holds everything longer.
    */
   transitBuckets: number[];

@@ -23,7 +23,8 @@ export interface DaemonStatus {
   interpose: boolean;
   pendingConnects: number;
   sessions: SessionStatus[];
-  relay?: Record<string, number>;
+  /** the relay thread's counters and transit histogram (top takes its percentiles per interval) */
+  relay?: RelayStats;
   rules: ActiveRule[];
 }
 
@@ -135,8 +136,6 @@ export class ProxyDaemon {
 
   /** Sessions, relay and rules as `vhostscope status` shows them (JSON-safe). */
   status(device: DeviceType = 'generic'): DaemonStatus {
-    // the transit histogram is for metrics; status keeps to the relay's counters
-    const { transitBuckets: _buckets, transitSumNs: _sum, ...relay } = this.relay?.stats() ?? ({} as Partial<RelayStats>);
     return {
       pid: process.pid,
       listen: this.opts.listenPath,
@@ -145,7 +144,7 @@ export class ProxyDaemon {
       interpose: this.relay !== undefined,
       pendingConnects: this.pending.size,
       sessions: [...this.sessions].map((s) => s.status(device)),
-      ...(this.relay ? { relay: JSON.parse(JSON.stringify(relay, (_k, v) => (typeof v === 'bigint' ? Number(v) : v))) as Record<string, number> } : {}),
+      ...(this.relay ? { relay: this.relay.stats() } : {}),
       rules: this.opts.faults?.list() ?? [],
     };
   }

@@ -122,6 +122,21 @@ export interface RelayPairSummary {
   /** counts read from the source fd and written to the destination fd */
   read: number;
   written: number;
+  /**
+   * The relay thread's own time for this pair's notifications (wake-up to the forwarding write issued), bucket i
+   * counting transits in [2^i, 2^(i+1)) ns, trailing empty buckets left out. Absent in older
+   * recordings.
+   */
+  transitBuckets?: number[];
+  transitSumNs?: number;
+}
+
+/** What a session reports of one relay pair (live or folded finished ones). */
+export function relayPairSummary(p: { vring: number; kind: NotificationKind; stats: { read: number; written: number; transitBuckets?: number[]; transitSumNs?: number } | null }): RelayPairSummary {
+  const buckets = p.stats?.transitBuckets ?? [];
+  let n = buckets.length;
+  while (n > 0 && !buckets[n - 1]) n--;
+  return { vring: p.vring, kind: p.kind, read: p.stats?.read ?? 0, written: p.stats?.written ?? 0, ...(n ? { transitBuckets: buckets.slice(0, n), transitSumNs: p.stats?.transitSumNs ?? 0 } : {}) };
 }
 
 export interface SessionStartEvent {

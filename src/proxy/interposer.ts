@@ -154,7 +154,7 @@ export class Interposer {
     if (!final) return;
     const f = this.finished.get(key);
     if (!f) {
-      this.finished.set(key, { vring: rec.vring, kind: rec.kind, pairs: 1, final: { ...final } });
+      this.finished.set(key, { vring: rec.vring, kind: rec.kind, pairs: 1, final: { ...final, transitBuckets: [...final.transitBuckets] } });
       return;
     }
     f.pairs++;
@@ -162,5 +162,7 @@ export class Interposer {
     f.final.written += final.written;
     f.final.notifications += final.notifications;
     f.final.writeErrors += final.writeErrors;
+    f.final.transitSumNs += final.transitSumNs;
+    final.transitBuckets.forEach((n, i) => (f.final.transitBuckets[i] = (f.final.transitBuckets[i] ?? 0) + n));
   }
 }

@@ -32,7 +32,7 @@ import {
   type DeviceType,
   type Dialect,
 } from '../protocol';
-import type { Direction, FdDescription, MessageEvent, PeerIdentity, ProxyEvent, RelayPairSummary, SessionEndEvent } from './events';
+import { relayPairSummary, type Direction, type FdDescription, type MessageEvent, type PeerIdentity, type ProxyEvent, type RelayPairSummary, type SessionEndEvent } from './events';
 import { closeFds, describeFds, peerIdentity } from './fds';
 import { Interposer } from './interposer';
 import { BackPressure, type PressureChange } from './backpressure';
@@ -561,7 +561,7 @@ export class ProxySession {
         protocolInUse: n.protocolFeatures !== undefined ? protocolFeatureNames(n.protocolFeatures) : undefined,
       },
       vrings: this.notificationStats(),
-      relayPairs: pairs.filter((p) => !p.final).map((p) => ({ vring: p.vring, kind: p.kind, read: p.stats?.read ?? 0, written: p.stats?.written ?? 0 })),
+      relayPairs: pairs.filter((p) => !p.final).map(relayPairSummary),
       ...(this.faults ? { faults: this.faults.snapshot() } : {}),
     };
   }
@@ -638,7 +638,7 @@ export class ProxySession {
         messages: { ...this.counts },
         fdsForwarded: this.fdsForwarded,
         vrings: this.stats.snapshot(native.monotonicNs()),
-        relayPairs: pairs.map((p) => ({ vring: p.vring, kind: p.kind, read: p.stats?.read ?? 0, written: p.stats?.written ?? 0 })),
+        relayPairs: pairs.map(relayPairSummary),
       });
     } finally {
       this.opts.onClosed(this); // the daemon forgets the session even if reporting its end failed

@@ -29,7 +29,12 @@ describe('Relay', () => {
     expect(ev).toHaveLength(1);
     expect(ev[0]).toMatchObject({ pair: id, count: 3 });
     expect(ev[0].ts).toBeGreaterThanOrEqual(t0);
-    expect(relay.pairStats(id)).toEqual({ read: 3, written: 3, notifications: 1, writeErrors: 0 });
+    const st = relay.pairStats(id)!;
+    expect(st).toMatchObject({ read: 3, written: 3, notifications: 1, writeErrors: 0 });
+    // the one pick-up was timed, in this pair's histogram as in the relay's
+    expect(st.transitBuckets.reduce((a, b) => a + b, 0)).toBe(1);
+    expect(st.transitSumNs).toBeGreaterThan(0);
+    expect(relay.stats().transitBuckets.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1);
     expect(relay.drain().length).toBe(0);
     // a count still pending when the pair is removed is relayed, not lost
     const id2 = relay.addPair(native.dup(srcW), native.dup(dstR));

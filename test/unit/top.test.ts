@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { LiveSession } from '../../src/control/live-requests';
 import { onKey, renderTop, sortRows, topRows, type TopSample } from '../../src/cli/top-command';
 import type { DaemonStatus } from '../../src/proxy/daemon';
+import type { RelayStats } from '../../src/native';
 import type { SessionStatus } from '../../src/proxy/session';
 
 function session(id: number, kicks: number, calls: number): SessionStatus {
@@ -26,7 +27,7 @@ function sample(atMs: number, sessions: SessionStatus[], requests: LiveSession[]
     transitBuckets[11] = 100;
     transitBuckets[16] = 2;
   }
-  const status: DaemonStatus = { pid: 1, listen: '/run/fe.sock', connect: '/run/be.sock', uptimeS: 5, interpose: true, pendingConnects: 0, sessions, rules: [], relay: { transitBuckets } as unknown as Record<string, number> };
+  const status: DaemonStatus = { pid: 1, listen: '/run/fe.sock', connect: '/run/be.sock', uptimeS: 5, interpose: true, pendingConnects: 0, sessions, rules: [], relay: { transitBuckets, transitSumNs: atMs > 0 ? 100 * 3000 + 2 * 100_000 : 0 } as unknown as RelayStats };
   return { atMs, status, requests };
 }
 
@@ -55,7 +56,7 @@ describe('top', () => {
     expect(screen).toMatch(/^ +0 read ≤4K +10 +30\.0µs +900\.0µs +1\.80ms$/m);
     expect(screen).toMatch(/outstanding: 3, oldest 2\.50ms/);
     // the relay's own time over the interval, apart from the requests'
-    expect(screen).toMatch(/relay's own time \(wake-up → forwarded\): p50 < 4\.1µs p99 < 131\.1µs over 102/);
+    expect(screen).toMatch(/relay's own time \(wake-up → forwarding write issued\): p50 < 4\.1µs p99 < 131\.1µs over 102/);
   });
 
   it('moves the pick with the arrows, cycles the sort with s, toggles details with Enter, quits with q', () => {

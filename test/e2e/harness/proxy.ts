@@ -186,4 +186,16 @@ export function expectRequestsAccountedFor(proxy: ProxyProcess, device: DeviceTy
     if (r.latencyNs > 1e9) expect(r.uncertaintyNs + r.completionUncertaintyNs, `${r.op} head ${r.head}`).toBeGreaterThanOrEqual(0.9 * r.latencyNs);
   }
   for (const v of stats.notifications) if (v.latencyUs) expect(v.latencyUs.max, `vring ${v.vring} kick→next call`).toBeLessThanOrEqual(1e6);
+  // vhostscope's own time, shown apart: one timed pick-up per burst the relay read, so at least
+  // one and never more than the notifications it relayed
+  const relayed = stats.notifications.find((v) => v.vring === vring)!;
+  const transit = (stats.relayTransit ?? []).filter((t) => t.vring === vring);
+  expect(transit.map((t) => t.kind).sort()).toEqual(['call', 'kick']);
+  for (const t of transit) {
+    expect(t.count, `${t.kind} transits`).toBeGreaterThan(0);
+    expect(t.count, `${t.kind} transits`).toBeLessThanOrEqual(t.kind === 'kick' ? relayed.kicks : relayed.calls);
+    expect(t.p50Ns).toBeLessThanOrEqual(t.p99Ns);
+    expect(t.p99Ns).toBeLessThanOrEqual(t.maxNs);
+    expect(t.meanNs).toBeLessThanOrEqual(t.maxNs);
+  }
 }
