@@ -89,8 +89,10 @@ export class Peer {
 
   /** Waits for the process to exit by itself; returns its exit code (null when killed by a signal). */
   async waitExit(timeoutMs: number): Promise<number | null> {
-    const t = sleep(timeoutMs).then(() => 'timeout' as const);
-    const r = await Promise.race([this.exited.then(() => 'exited' as const), t]);
+    let timer: NodeJS.Timeout | undefined;
+    const t = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+    // the timer goes with the wait: left running it would hold a bench's process open for timeoutMs
+    const r = await Promise.race([this.exited.then(() => 'exited' as const), t]).finally(() => clearTimeout(timer));
     if (r === 'timeout') throw new Error(`${this.opts.name} did not exit within ${timeoutMs} ms\n${tail(this.log())}`);
     return this.exitCode ?? null;
   }
@@ -109,7 +111,9 @@ export class Peer {
     clearTimeout(this.timer);
     if (!this.alive) return;
     this.kill('SIGTERM');
-    const r = await Promise.race([this.exited.then(() => true), sleep(graceMs).then(() => false)]);
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs)));
+    const r = await Promise.race([this.exited.then(() => true as const), grace]).finally(() => clearTimeout(timer));
     if (!r) {
       this.kill('SIGKILL');
       await this.exited;
