@@ -59,6 +59,37 @@ class SessionState {
   lostKick = new Map<number, { how: string; rules: string[] }>();
   reportedNoKick = new Set<number>();
   faultText = new Map<string, string>();
+  /** the dirty log's size, once SET_LOG_BASE gave one */
+  logBytes?: bigint;
+  reportedLogAll = false;
+  /** per vring, since its SET_VRING_BASE: that base and the calls the back-end made */
+  ringUse = new Map<number, { base: number; calls: number }>();
+  /** vrings that had a SET_VRING_BASE in this session (a migration's destination sets each once) */
+  everStarted = new Set<number>();
+  /** SET_DEVICE_STATE_FD not followed by CHECK_DEVICE_STATE yet */
+  deviceState?: { ts: bigint; message: number; at: string };
+
+  get logAll(): boolean {
+    return hasBit(this.negotiation.ackedFeatures, VirtioFeature.LOG_ALL);
+  }
+
+  get memoryBytes(): bigint {
+    return this.regions.reduce((n, r) => n + r.memorySize, 0n);
+  }
+}
+
+/** QEMU's default migration downtime limit: a reply slower than this during a migration is felt. */
+const MIGRATION_DOWNTIME_NS = 300_000_000n;
+/** dirty log granularity: one bit per page of this size (vhost-user.rst "Migration") */
+const LOG_PAGE = 4096n;
+
+/** A migration source's ring as its back-end left it: what the destination must resume from. */
+interface MigrationStop {
+  session: number;
+  base: number;
+  ts: bigint;
+  /** guest memory size: a destination with another size is another VM */
+  memoryBytes: bigint;
 }
 
 const VALIDATOR_RULES: Record<string, Rule> = {
@@ -73,6 +104,8 @@ const VALIDATOR_RULES: Record<string, Rule> = {
 
 export class Checker {
   private readonly sessions = new Map<number, SessionState>();
+  /** per vring index: the last migration source's stop not yet matched by a destination */
+  private readonly migrationStops = new Map<number, MigrationStop>();
 
   /** @param replyTimeoutNs a reply later than this counts as missing */
   constructor(private readonly replyTimeoutNs = 5_000_000_000n) {}
@@ -93,6 +126,10 @@ export class Checker {
       case 'notification': {
         const s = this.state(e.session);
         const out: CheckFinding[] = [];
+        if (e.kind === 'call') {
+          const use = s.ringUse.get(e.vring);
+          if (use) use.calls++;
+        }
         if (e.kind !== 'kick') return out;
         const at = `kick vring ${e.vring}`;
         if (!s.haveMemTable) out.push({ rule: RULES.kickBeforeMemTable, session: e.session, ts: e.ts, at, detail: `vring ${e.vring} kicked before any SET_MEM_TABLE/ADD_MEM_REG` });
@@ -115,6 +152,7 @@ export class Checker {
         const s = this.sessions.get(e.session);
         this.sessions.delete(e.session);
         const noKick = s ? this.vringsWithoutKick(s, e.session, e.ts, 'at the end of the session') : [];
+        if (s) noKick.push(...this.migrationLeftovers(s, e.session, e.ts));
         return noKick.concat((s?.pending ?? []).map((p) => ({
           rule: RULES.missingReply, session: e.session, ts: p.ts, message: p.message, at: `F>B ${p.name}`,
           detail: `${p.name} (${p.channel} channel) was never answered before the session ended`,
@@ -151,6 +189,7 @@ export class Checker {
       else {
         s.pending.splice(s.pending.indexOf(p), 1);
         if (e.ts - p.ts > this.replyTimeoutNs) add(RULES.missingReply, `${d.name} answered after ${Number(e.ts - p.ts) / 1e6} ms`);
+        else if (s.logAll && e.ts - p.ts > MIGRATION_DOWNTIME_NS) add(RULES.replyBeyondDowntime, `${d.name} answered after ${(Number(e.ts - p.ts) / 1e6).toFixed(0)} ms while dirty logging was on (QEMU's default downtime limit: 300 ms)`);
       }
     } else if (e.sender === requester) {
       for (const p of pendingHere) {
@@ -164,7 +203,10 @@ export class Checker {
       if (e.channel === 'main' && !d.reply && d.request === Request.SET_VRING_KICK) {
         s.lostKick.set((d.payload as { index: number }).index, { how: e.undelivered, rules: e.faults ?? [] });
       }
-    } else if (e.channel === 'main') this.mainRules(s, e, add);
+    } else if (e.channel === 'main') {
+      this.mainRules(s, e, add);
+      this.migrationRules(s, e, index, at, add);
+    }
 
     // state after the message
     if (e.channel === 'main' && !e.undelivered) {
@@ -183,6 +225,74 @@ export class Checker {
     }
     if (!d.reply && e.sender === requester && isReplyExpected(e.channel, d.request, d.flags, s.negotiation))
       s.pending.push({ channel: e.channel, request: d.request, name: d.name, ts: e.ts, message: index });
+    return out;
+  }
+
+  /**
+   * VU020-VU024: dirty logging, ring positions across a stop and a migration, device state.
+   * Runs on main-channel messages the far side received, before the negotiation takes them in.
+   */
+  private migrationRules(s: SessionState, e: MessageEvent, index: number, at: string, add: (r: Rule, detail: string) => void): void {
+    const d = e.decoded;
+    const p = d.payload as Record<string, never>;
+    const packed = hasBit(s.negotiation.ackedFeatures, VirtioFeature.RING_PACKED);
+    if (d.reply) {
+      if (d.request !== Request.GET_VRING_BASE || e.sender !== 'backend') return;
+      const vring = p.index as number;
+      const num = p.num as number;
+      const use = s.ringUse.get(vring);
+      s.ringUse.delete(vring);
+      if (!packed && (num & 0xffff) === 0 && use && (use.calls > 0 || use.base !== 0))
+        add(RULES.vringBaseZeroAfterUse, `vring ${vring}: GET_VRING_BASE answered 0, but the ring ${use.base !== 0 ? `was set up from base ${use.base}` : `had ${use.calls} call(s) from the back-end since it started`}`);
+      if (s.logAll) this.migrationStops.set(vring, { session: e.session, base: num, ts: e.ts, memoryBytes: s.memoryBytes });
+      return;
+    }
+    if (e.sender !== 'frontend') return;
+    switch (d.request) {
+      case Request.SET_VRING_BASE: {
+        const vring = p.index as number;
+        const num = p.num as number;
+        s.ringUse.set(vring, { base: num & 0xffff, calls: 0 });
+        const stop = this.migrationStops.get(vring);
+        // a destination: another session, setting this ring up for the first time, after the
+        // source stopped, with the same amount of guest memory (another VM behind the same daemon is not)
+        if (stop && stop.session !== e.session && stop.ts < e.ts && !s.everStarted.has(vring) && stop.memoryBytes === s.memoryBytes) {
+          this.migrationStops.delete(vring);
+          if (num !== stop.base) add(RULES.migratedBaseMismatch, `vring ${vring}: the destination resumes from ${num}, the source's back-end stopped at ${stop.base} (session ${stop.session})`);
+        }
+        s.everStarted.add(vring);
+        break;
+      }
+      case Request.GET_VRING_BASE:
+        if (s.logAll && s.logBytes === undefined && !s.reportedLogAll) {
+          s.reportedLogAll = true;
+          add(RULES.logAllWithoutLogBase, `vring ${p.index} stopped with LOG_ALL acked and no SET_LOG_BASE in this session`);
+        }
+        break;
+      case Request.SET_LOG_BASE: {
+        s.logBytes = p.mmapSize as bigint;
+        const end = s.regions.reduce((m, r) => (r.guestPhysAddr + r.memorySize > m ? r.guestPhysAddr + r.memorySize : m), 0n);
+        const needed = (end / LOG_PAGE + 7n) / 8n;
+        if (end > 0n && s.logBytes < needed) add(RULES.logTooSmall, `a ${s.logBytes}-byte log for guest memory up to 0x${end.toString(16)}: one bit per 4 KiB page needs ${needed} bytes`);
+        break;
+      }
+      case Request.SET_DEVICE_STATE_FD:
+        if (s.deviceState) add(RULES.deviceStateUnchecked, `a new SET_DEVICE_STATE_FD, and the transfer started by message #${s.deviceState.message} was never checked`);
+        s.deviceState = { ts: e.ts, message: index, at };
+        break;
+      case Request.CHECK_DEVICE_STATE:
+        s.deviceState = undefined;
+        break;
+    }
+  }
+
+  /** At the end of a session: dirty logging never given a log, a device state never checked. */
+  private migrationLeftovers(s: SessionState, session: number, ts: bigint): CheckFinding[] {
+    const out: CheckFinding[] = [];
+    if (s.logAll && s.logBytes === undefined && !s.reportedLogAll)
+      out.push({ rule: RULES.logAllWithoutLogBase, session, ts, at: 'end of session', detail: 'LOG_ALL acked and no SET_LOG_BASE before the session ended' });
+    if (s.deviceState)
+      out.push({ rule: RULES.deviceStateUnchecked, session, ts: s.deviceState.ts, message: s.deviceState.message, at: s.deviceState.at, detail: 'SET_DEVICE_STATE_FD started a transfer that no CHECK_DEVICE_STATE checked before the session ended' });
     return out;
   }
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { checkEvents } from '../../src/analysis/checker';
 import { ALL_RULES } from '../../src/analysis/rules';
 import { checkFile } from '../../src/cli/check-command';
-import { decodeMessage, encodeMessage, Request, type ChannelKind } from '../../src/protocol';
+import { applyMainMessage, decodeMessage, encodeMessage, HEADER_SIZE, newNegotiation, Request, type ChannelKind } from '../../src/protocol';
 import type { FdDescription, ProxyEvent } from '../../src/proxy/events';
 
 const u64 = (v: bigint): Buffer => {
@@ -22,15 +22,27 @@ const PF = 1n << 30n;
 const V1 = 1n << 32n;
 const PACKED = 1n << 34n;
 const REPLY_ACK = 1n << 3n;
+const LOG_ALL = 1n << 26n;
+const DEVICE_STATE = REPLY_ACK | (1n << 15n) | (1n << 19n);
+/** SET_LOG_BASE: mmap_size, mmap_offset */
+const logBase = (bytes: bigint): Buffer => Buffer.concat([u64(bytes), u64(0n)]);
 
 /** Builds a session as the proxy would have seen it. */
 class Session {
-  events: ProxyEvent[] = [{ type: 'session-start', ts: 0n, session: 1, listenPath: '/l', connectPath: '/c', frontend: 'auto', interpose: true, peers: {} }];
-  private t = 0n;
+  events: ProxyEvent[];
+  private t: bigint;
+  private readonly negotiation = newNegotiation();
+  constructor(readonly id = 1, start = 0n) {
+    this.t = start;
+    this.events = [{ type: 'session-start', ts: start, session: id, listenPath: '/l', connectPath: '/c', frontend: 'auto', interpose: true, peers: {} }];
+  }
   private push(dir: 'F>B' | 'B>F', raw: Buffer, fds = 0, channel: ChannelKind = 'main'): this {
     this.t += 1000n;
     const fdDesc: FdDescription[] = Array.from({ length: fds }, (_, slot) => ({ slot, kind: 'memfd', size: 1 << 20 }));
-    this.events.push({ type: 'message', ts: this.t, session: 1, channel, sender: dir === 'F>B' ? 'frontend' : 'backend', dir, raw, decoded: decodeMessage(channel, raw), fds: fdDesc, findings: [] });
+    // decoded as the proxy decodes: what was negotiated so far decides an ambiguous code's meaning
+    const decoded = decodeMessage(channel, raw, undefined, { negotiation: this.negotiation });
+    if (channel === 'main') applyMainMessage(this.negotiation, decoded.request, decoded.flags, raw.subarray(HEADER_SIZE));
+    this.events.push({ type: 'message', ts: this.t, session: this.id, channel, sender: dir === 'F>B' ? 'frontend' : 'backend', dir, raw, decoded, fds: fdDesc, findings: [] });
     return this;
   }
   fe(code: number, payload?: Buffer, opts: { fds?: number; flags?: number; channel?: ChannelKind } = {}): this {
@@ -39,16 +51,23 @@ class Session {
   be(code: number, payload?: Buffer, opts: { flags?: number; fds?: number; channel?: ChannelKind } = {}): this {
     return this.push('B>F', encodeMessage(code, opts.flags ?? 5, payload), opts.fds, opts.channel);
   }
-  kick(vring: number): this {
+  kick(vring: number, kind: 'kick' | 'call' = 'kick'): this {
     this.t += 1000n;
-    this.events.push({ type: 'notification', ts: this.t, session: 1, vring, kind: 'kick', count: 1 });
+    this.events.push({ type: 'notification', ts: this.t, session: this.id, vring, kind, count: 1 });
+    return this;
+  }
+  call(vring: number): this {
+    return this.kick(vring, 'call');
+  }
+  wait(ns: bigint): this {
+    this.t += ns;
     return this;
   }
   /** a QEMU-like handshake up to the memory table, with REPLY_ACK */
-  handshake(features = PF | V1): this {
-    return this.fe(Request.GET_FEATURES).be(Request.GET_FEATURES, u64(PF | V1 | PACKED))
-      .fe(Request.GET_PROTOCOL_FEATURES).be(Request.GET_PROTOCOL_FEATURES, u64(REPLY_ACK | (1n << 15n)))
-      .fe(Request.SET_PROTOCOL_FEATURES, u64(REPLY_ACK | (1n << 15n)))
+  handshake(features = PF | V1, protocol = REPLY_ACK | (1n << 15n)): this {
+    return this.fe(Request.GET_FEATURES).be(Request.GET_FEATURES, u64(PF | V1 | PACKED | LOG_ALL))
+      .fe(Request.GET_PROTOCOL_FEATURES).be(Request.GET_PROTOCOL_FEATURES, u64(protocol))
+      .fe(Request.SET_PROTOCOL_FEATURES, u64(protocol))
       .fe(Request.GET_MAX_MEM_SLOTS).be(Request.GET_MAX_MEM_SLOTS, u64(2n))
       .fe(Request.SET_FEATURES, u64(features))
       .fe(Request.SET_MEM_TABLE, memTable(region(0n, 0x100000n, 0x7f0000000000n)), { fds: 1, flags: 9 }).be(Request.SET_MEM_TABLE, u64(0n));
@@ -60,7 +79,7 @@ class Session {
     return opts.enable === false ? this : this.fe(Request.SET_VRING_ENABLE, u32s(i, 1));
   }
   end(): ProxyEvent[] {
-    this.events.push({ type: 'session-end', ts: this.t + 1000n, session: 1, reason: 'end', messages: { 'F>B': 0, 'B>F': 0 }, fdsForwarded: 0, vrings: [], relayPairs: [] });
+    this.events.push({ type: 'session-end', ts: this.t + 1000n, session: this.id, reason: 'end', messages: { 'F>B': 0, 'B>F': 0 }, fdsForwarded: 0, vrings: [], relayPairs: [] });
     return this.events;
   }
 }
@@ -91,7 +110,28 @@ const cases: [string, () => ProxyEvent[]][] = [
     events.push({ type: 'ring', ts: 99_000n, session: 1, vring: 0, base: 0, raw: Buffer.alloc(0), snapshot: { ts: 99_000n, pair: 0, ring: 1, kind: 'base', packed: false, truncated: false, availIdx: 40, usedIdx: 40, readUs: 0, entries: [] } });
     return events;
   }],
+  ['VU020 log-all-without-log-base', () => new Session().handshake(PF | V1 | LOG_ALL).vring(0).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 0)).end()],
+  // 1 MiB of guest memory: 256 pages, 32 bytes of log
+  ['VU021 log-too-small', () => new Session().handshake().fe(Request.SET_LOG_BASE, logBase(16n), { fds: 1 }).end()],
+  ['VU022 vring-base-zero-after-use', () => new Session().handshake().vring(0).kick(0).call(0).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 0)).end()],
+  ['VU023 migrated-base-mismatch', () => migration(5)],
+  ['VU024 device-state-unchecked', () => new Session().handshake(PF | V1, DEVICE_STATE).fe(Request.SET_DEVICE_STATE_FD, u32s(0, 0), { fds: 1 }).be(Request.SET_DEVICE_STATE_FD, u64(0n)).end()],
+  ['VU025 reply-beyond-downtime', () => new Session().handshake(PF | V1 | LOG_ALL).fe(Request.SET_LOG_BASE, logBase(32n), { fds: 1 }).vring(0).fe(Request.GET_VRING_BASE, u32s(0, 0)).wait(400_000_000n).be(Request.GET_VRING_BASE, u32s(0, 0)).end()],
 ];
+
+/**
+ * A source with dirty logging stops vring 0 at 7 (session 1); a destination connected before it
+ * resumes the ring from `resumeAt` (session 2), with `destMemory` bytes of guest memory.
+ */
+function migration(resumeAt: number, destMemory = 0x100000n): ProxyEvent[] {
+  const src = new Session(1, 0n).handshake(PF | V1 | LOG_ALL).fe(Request.SET_LOG_BASE, logBase(32n), { fds: 1 }).vring(0).kick(0).call(0);
+  const dst = new Session(2, 500_000n).handshake();
+  if (destMemory !== 0x100000n) dst.fe(Request.ADD_MEM_REG, Buffer.concat([u64(0n), region(0x100000n, destMemory - 0x100000n, 0x7f1000000000n)]), { fds: 1 });
+  src.wait(1_000_000n).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 7));
+  dst.wait(2_000_000n).vring(0, { base: resumeAt });
+  const events = [...src.end(), ...dst.end()];
+  return events.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+}
 
 describe('check rules', () => {
   it('a clean session has no finding', () => {
@@ -115,6 +155,20 @@ describe('check rules', () => {
     const ring = (base: number, usedIdx: number, availIdx: number): ProxyEvent => ({ type: 'ring', ts: 1n, session: 1, vring: 0, base, raw: Buffer.alloc(0), snapshot: { ts: 1n, pair: 0, ring: 1, kind: 'base', packed: false, truncated: false, availIdx, usedIdx, readUs: 0, entries: [] } });
     expect(checkEvents([ring(6, 6, 256), ring(65535, 65534, 2), ring(1, 65534, 2)])).toEqual([]);
     expect(checkEvents([ring(3, 65534, 2)]).map((f) => f.detail)).toEqual(["vring 0: the back-end answered 3, but the ring's used idx is 65534 and its avail idx 2"]);
+  });
+
+  it('VU023 takes the destination\'s base as right when it matches, and leaves another VM behind the same daemon alone', () => {
+    expect(ids(migration(7))).toEqual([]);
+    expect(ids(migration(5, 0x200000n))).toEqual([]);
+    const [f] = checkEvents(migration(5));
+    expect(f).toMatchObject({ session: 2, at: 'F>B SET_VRING_BASE', detail: "vring 0: the destination resumes from 5, the source's back-end stopped at 7 (session 1)" });
+  });
+
+  it('VU022 and VU025 stay quiet for a ring never used, and for a quick reply during a migration', () => {
+    expect(ids(new Session().handshake().vring(0).kick(0).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 0)).end())).toEqual([]);
+    expect(ids(new Session().handshake(PF | V1 | LOG_ALL).fe(Request.SET_LOG_BASE, logBase(32n), { fds: 1 }).vring(0).fe(Request.GET_VRING_BASE, u32s(0, 0)).wait(200_000_000n).be(Request.GET_VRING_BASE, u32s(0, 0)).end())).toEqual([]);
+    // a device state transfer that was checked
+    expect(ids(new Session().handshake(PF | V1, DEVICE_STATE).fe(Request.SET_DEVICE_STATE_FD, u32s(0, 0), { fds: 1 }).be(Request.SET_DEVICE_STATE_FD, u64(0n)).fe(Request.CHECK_DEVICE_STATE).be(Request.CHECK_DEVICE_STATE, u64(0n)).end())).toEqual([]);
   });
 
   it('every rule has a crafted session here', () => {
