@@ -44,8 +44,8 @@ async function dpdk(args) {
 (async () => {
   const mpps = Object.fromEntries(Object.keys(VARIANTS).map((v) => [v, []]));
   for (let i = 0; i < dpdkRuns; i++) for (const [v, args] of Object.entries(VARIANTS)) mpps[v].push(await dpdk(args));
-  console.log(`# DPDK txonly Mpps, ${dpdkRuns} alternating runs: ${Object.entries(mpps).map(([v, xs]) => `${v} ${median(xs).toFixed(2)} [${xs.map((x) => x.toFixed(2)).join(' ')}]`).join('; ')}`);
-  for (const v of Object.keys(VARIANTS).slice(1)) console.log(`Mpps ratio ${v} / direct: ${(median(mpps[v]) / median(mpps.direct)).toFixed(3)}`);
+  if (dpdkRuns) console.log(`# DPDK txonly Mpps, ${dpdkRuns} alternating runs: ${Object.entries(mpps).map(([v, xs]) => `${v} ${median(xs).toFixed(2)} [${xs.map((x) => x.toFixed(2)).join(' ')}]`).join('; ')}`);
+  if (dpdkRuns) for (const v of Object.keys(VARIANTS).slice(1)) console.log(`Mpps ratio ${v} / direct: ${(median(mpps[v]) / median(mpps.direct)).toFixed(3)}`);
   const rtt = Object.fromEntries(Object.keys(VARIANTS).map((v) => [v, []]));
   for (let i = 0; i < pingRounds; i++) {
     for (const [v, args] of Object.entries(VARIANTS)) {
@@ -56,8 +56,8 @@ async function dpdk(args) {
       fs.rmSync(work, { recursive: true, force: true });
     }
   }
-  console.log(`# QEMU guest ping RTT p50, ${pingRounds} alternating rounds of ${pings}: ${Object.entries(rtt).map(([v, xs]) => `${v} ${median(xs).toFixed(3)} ms`).join('; ')}`);
-  for (const v of Object.keys(VARIANTS).slice(1)) console.log(`ping RTT ratio ${v} / direct: ${(median(rtt[v]) / median(rtt.direct)).toFixed(2)}`);
+  if (pingRounds) console.log(`# QEMU guest ping RTT p50, ${pingRounds} alternating rounds of ${pings}: ${Object.entries(rtt).map(([v, xs]) => `${v} ${median(xs).toFixed(3)} ms`).join('; ')}`);
+  if (pingRounds) for (const v of Object.keys(VARIANTS).slice(1)) console.log(`ping RTT ratio ${v} / direct: ${(median(rtt[v]) / median(rtt.direct)).toFixed(2)}`);
   const blk = Object.fromEntries(Object.keys(BLK_VARIANTS).map((v) => [v, { read: [], write: [] }]));
   for (let i = 0; i < blkRounds; i++) {
     for (const [v, args] of Object.entries(BLK_VARIANTS)) {
@@ -71,7 +71,7 @@ async function dpdk(args) {
       fs.rmSync(work, { recursive: true, force: true });
     }
   }
-  for (const op of ['read', 'write']) {
+  for (const op of blkRounds ? ['read', 'write'] : []) {
     console.log(`# QEMU guest 4 KiB direct ${op} latency (queue depth 1, mean per pass of ${ios}), ${blkRounds} alternating rounds x 3 passes: ${Object.entries(blk).map(([v, r]) => `${v} ${median(r[op]).toFixed(0)} µs [${spread(r[op])}]`).join('; ')}`);
     for (const v of Object.keys(BLK_VARIANTS).slice(1)) console.log(`blk ${op} latency ratio ${v} / direct: ${(median(blk[v][op]) / median(blk.direct[op])).toFixed(2)}`);
   }

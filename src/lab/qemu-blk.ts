@@ -59,7 +59,7 @@ export async function runQemuBlkLatency(o: QemuBlkLatencyOptions): Promise<BlkPa
   const direct = o.proxyArgs === undefined;
   const beSock = path.join(o.workDir, direct ? 'vhu.sock' : 'be.sock');
   const feSock = path.join(o.workDir, direct ? 'vhu.sock' : 'fe.sock');
-  const qsd = new Peer('taskset', ['-c', '0', 'qemu-storage-daemon',
+  const qsd = new Peer('qemu-storage-daemon', [
     '--blockdev', `driver=file,node-name=file0,filename=${img},cache.direct=off`,
     '--blockdev', 'driver=raw,node-name=disk0,file=file0',
     '--export', `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${beSock},writable=on,num-queues=1`,
