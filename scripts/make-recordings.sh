@@ -1,6 +1,6 @@
 #!/bin/bash
 # Re-creates recordings/*.vhsrec from the real peers: runs the end-to-end scenarios (DPDK
-# testpmd, QEMU virtio-net with testpmd incl. a backend restart, vhost-user-blk with
+# testpmd, QEMU virtio-net with testpmd incl. a backend restart and a live migration, vhost-user-blk with
 # qemu-storage-daemon, vhost-user-fs with virtiofsd) and keeps each session's recording.
 # Needs what `npm test` needs (root, scripts/install-deps.sh, npm ci).
 set -euo pipefail

@@ -7,6 +7,7 @@ import { ALL_RULES } from '../../src/analysis/rules';
 import { checkFile } from '../../src/cli/check-command';
 import { applyMainMessage, decodeMessage, encodeMessage, HEADER_SIZE, newNegotiation, Request, type ChannelKind } from '../../src/protocol';
 import type { FdDescription, ProxyEvent } from '../../src/proxy/events';
+import { readRecording, recordingEvents } from '../../src/recording/reader';
 
 const u64 = (v: bigint): Buffer => {
   const b = Buffer.alloc(8);
@@ -200,6 +201,29 @@ describe('the real recordings', () => {
     const { findings, torn } = checkFile(path.join(dir, f));
     expect(torn).toBeUndefined();
     expect([...new Set(findings.map((x) => x.rule.id))]).toEqual(quirks[f] ?? []);
+  });
+});
+
+describe('a real live migration (recordings/qemu-net-migration.vhsrec: QEMU 7.2 to QEMU 7.2, testpmd)', () => {
+  const events = (): ProxyEvent[] => recordingEvents(readRecording(path.resolve(__dirname, '..', '..', 'recordings', 'qemu-net-migration.vhsrec')).records);
+
+  it('pairs the destination\'s ring bases with the source\'s stop, and flags one that differs', () => {
+    const evs = events();
+    expect(checkEvents(evs)).toEqual([]);
+    // the destination (session 2) resumes vring 0 one request early, as a back-end that lost its place would make it
+    const i = evs.findIndex((e) => e.type === 'message' && e.session === 2 && e.decoded.name === 'SET_VRING_BASE' && (e.decoded.payload as { index: number }).index === 0);
+    const m = evs[i] as Extract<ProxyEvent, { type: 'message' }>;
+    const num = (m.decoded.payload as { num: number }).num;
+    const raw = encodeMessage(Request.SET_VRING_BASE, 1, u32s(0, num - 1));
+    evs[i] = { ...m, raw, decoded: decodeMessage('main', raw, 'frontend') };
+    expect(checkEvents(evs).map((f) => `${f.rule.id} ${f.session}: ${f.detail}`)).toEqual([
+      `VU023 2: vring 0: the destination resumes from ${num - 1}, the source's back-end stopped at ${num} (session 1)`,
+    ]);
+  });
+
+  it('without the source\'s SET_LOG_BASE, its stop is flagged as dirty logging without a log', () => {
+    const evs = events().filter((e) => !(e.type === 'message' && e.decoded.name === 'SET_LOG_BASE'));
+    expect(checkEvents(evs).map((f) => `${f.rule.id} ${f.session}`)).toEqual(['VU020 1']);
   });
 });
 

@@ -25,7 +25,7 @@ describe('live migration through vhostscope', () => {
     const migSock = path.join(work, 'migrate.sock');
     const initrd = buildInitramfs(work, guestBody(PINGS, PINGS - 10), ['virtio_pci', 'virtio_net']);
     const tp = backend(work, 'be', be, false);
-    const proxy = new ProxyProcess(work, ['--device', 'net']);
+    const proxy = new ProxyProcess(work, ['--device', 'net'], 'qemu-net-migration');
     const qemuPeer = (name: string, extra: string[]): Peer =>
       new Peer('taskset', qemuArgs(initrd, '', [...vhostUserNetArgs(`socket,id=c0,path=${fe}`), '-qmp', `unix:${path.join(work, `${name}-qmp.sock`)},server=on,wait=off`, ...extra]),
         { name, logFile: path.join(work, `${name}.log`), timeoutMs: 300_000 });
@@ -38,6 +38,7 @@ describe('live migration through vhostscope', () => {
       await until(() => /seq=10 ok/.test(src!.log()), 120_000, 'pings on the source');
       dst = qemuPeer('dst', ['-incoming', `unix:${migSock}`]);
       await waitForSocket(path.join(work, 'dst-qmp.sock'), 30_000, dst);
+      await waitForSocket(migSock, 30_000, dst); // QEMU listens for the migration stream
       await until(() => proxy.records().filter((r) => r.event === 'session-start').length === 2, 30_000, 'the destination\'s vhost-user connection');
       await qmpCommand(path.join(work, 'src-qmp.sock'), 'migrate', { uri: `unix:${migSock}` });
       let status: { status?: string; downtime?: number; 'total-time'?: number } = {};

@@ -19,6 +19,8 @@ const expected: Record<string, { sessions: number; requests: string[]; notes?: s
   'qemu-net-backend-restart.vhsrec': { sessions: 2, requests: ['SET_MEM_TABLE', 'SET_VRING_BASE', 'SET_VRING_KICK'] },
   'qemu-blk-qsd.vhsrec': { sessions: 1, requests: ['GET_CONFIG', 'GET_MAX_MEM_SLOTS', 'ADD_MEM_REG', 'GET_VRING_BASE'] },
   'qemu-fs-virtiofsd.vhsrec': { sessions: 1, requests: ['ADD_MEM_REG', 'SET_VRING_NUM', 'SET_VRING_KICK'] },
+  // source and destination QEMU of a live migration, through one daemon to one testpmd
+  'qemu-net-migration.vhsrec': { sessions: 2, requests: ['SET_FEATURES', 'SET_MEM_TABLE', 'SET_VRING_BASE', 'GET_VRING_BASE'] },
 };
 
 describe('recordings of real sessions', () => {
