@@ -8,6 +8,7 @@ import { durationUs, secs } from '../log/format';
 import { flagsToString, formatPayload, type DeviceType } from '../protocol';
 import type { ProxyEvent } from '../proxy/events';
 import { NotificationStats } from '../proxy/notification-stats';
+import { findMigrations, migrationLines } from './migration';
 import { relayTransit, TRANSIT_METHOD, type RelayTransit } from './relay-transit';
 import { requestLatency, type SessionRequests } from './request-latency';
 import { summarize } from './summary';
@@ -78,6 +79,7 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
   const findings = checkEvents(events);
   const requests = new Map(requestLatency(records, override).map((r) => [r.session, r]));
   const transit = relayTransit(records);
+  const migrations = findMigrations(events);
   const h = sum.headers[0];
   const sessions: string[] = [];
   const data: SessionData[] = [];
@@ -161,6 +163,7 @@ td:last-child{word-break:break-all;max-width:60em}tr.reply td{color:#555}tr.warn
 </style></head><body>
 <h1>vhostscope report</h1>
 <p>${esc(file)}${h ? ` · captured by vhostscope ${esc(h.host.vhostscope)} on ${esc(h.host.hostname)} (${esc(h.host.kernel)}) at ${esc(new Date(h.host.wallClockMs).toISOString())} · clock ${esc(h.host.clock)} · first record at ${secs(h.host.monotonicNs)}` : ''}</p>
+${migrations.map((m) => `<section class="migration"><h2>Migration: session ${m.source} → ${m.destination ?? '?'}</h2><pre>${esc(migrationLines(m).slice(1).join('\n'))}</pre></section>`).join('\n')}
 ${sessions.join('\n')}
 <script>
 const DATA = ${json};

@@ -3,6 +3,7 @@ import { DIALECT_HELP, parseDialect } from './dialect-option';
 import { DEVICE_HELP } from './device-option';
 import { deviceOf, recordingDevices } from '../recording/devices';
 import type { Command } from 'commander';
+import { findMigrations, migrationLines } from '../analysis/migration';
 import { summarize } from '../analysis/summary';
 import { eventRecord, humanLine, secs } from '../log/format';
 import type { ChannelKind, DeviceType } from '../protocol';
@@ -65,6 +66,7 @@ export function infoText(file: string, device?: DeviceType): string[] {
     if (faults.length) lines.push(`  fault rules applied: ${faults.map(([rule, by]) => `${rule}: ${Object.entries(by).map(([a, n]) => `${a}×${n}`).join(' ')}`).join('; ')}`);
     if (s.endReason) lines.push(`  end: ${s.endReason}`);
   }
+  for (const m of findMigrations(recordingEvents(scan.records))) lines.push(...migrationLines(m));
   return lines;
 }
 
@@ -86,7 +88,7 @@ export function registerRecordingCommands(program: Command): void {
     .action((file: string, o: ShowOptions) => showRecording(file, o, (l) => process.stdout.write(l + '\n')));
   program
     .command('info')
-    .description('summarise a recording: peers, negotiated features, message and notification counts, duration')
+    .description('summarise a recording: peers, negotiated features, message and notification counts, duration; a live migration between its sessions as one story')
     .argument('<file>', 'a recording made with proxy --record')
     .option('--json', 'the summary as JSON')
     .option('--device <type>', DEVICE_HELP)
@@ -94,7 +96,7 @@ export function registerRecordingCommands(program: Command): void {
       if (o.json) {
         const scan = readRecording(file);
         const s = summarize(scan.records, o.device);
-        process.stdout.write(JSON.stringify({ ...s, torn: scan.torn }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
+        process.stdout.write(JSON.stringify({ ...s, migrations: findMigrations(recordingEvents(scan.records)), torn: scan.torn }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
       } else process.stdout.write(infoText(file, o.device).join('\n') + '\n');
     });
 }

@@ -5,6 +5,7 @@
  * pings are counted across the switchover, and the recording holds both sessions: the source's
  * dirty logging (LOG_ALL, SET_LOG_BASE with its memfd) and stop, the destination's start.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -13,7 +14,7 @@ import { Peer, sleep, waitForSocket } from '../../src/lab/process';
 import { qmpCommand } from '../../src/lab/qmp';
 import { cleanUp, tmpDir, until } from '../helpers';
 import { backend, guestBody, startForwarding } from './harness/qemu-net';
-import { ProxyProcess } from './harness/proxy';
+import { CLI, ProxyProcess } from './harness/proxy';
 
 const PINGS = 70;
 
@@ -79,5 +80,10 @@ describe('live migration through vhostscope', () => {
     // the destination announced the guest: SEND_RARP from QEMU (or the guest's own announce)
     expect(s2.some((m) => m.request === 'SEND_RARP') || s2.some((m) => m.request === 'SET_FEATURES' && /GUEST_ANNOUNCE/.test(m.summary ?? ''))).toBe(true);
     expect(msgs.filter((m) => m.findings)).toEqual([]);
+    // read back as one story, as a user asks for it
+    const info = execFileSync(process.execPath, [CLI, 'info', proxy.recordFile], { encoding: 'utf8' });
+    expect(info).toContain('migration: session 1 (source) → session 2 (destination)');
+    for (const [vring, base] of startedAt.slice(-2)) expect(info).toContain(`vring ${vring}: stopped at ${base}, resumed from ${base} (match)`);
+    expect(execFileSync(process.execPath, [CLI, 'check', proxy.recordFile], { encoding: 'utf8' })).toMatch(/^0 finding\(s\)/m);
   }, 400_000);
 });

@@ -1,0 +1,138 @@
+/**
+ * A live migration read as one story from the sessions of a recording (or of one daemon): the
+ * source's dirty logging (SET_LOG_BASE, LOG_ALL), its rings stopped (GET_VRING_BASE answers),
+ * the destination's rings started (SET_VRING_BASE), the indices handed over, and how the
+ * destination announced the guest. Pure over the events.
+ *
+ * A source is a session whose back-end answered GET_VRING_BASE while LOG_ALL was acked; its
+ * destination is another session that then sets the same rings up for the first time, with
+ * the same amount of guest memory (as the checker's VU023 pairs them).
+ */
+import { hasBit, Request, VirtioFeature } from '../protocol';
+import type { ProxyEvent } from '../proxy/events';
+import { secs } from '../log/format';
+
+/** virtio-net: the driver announces itself after a migration (VIRTIO_NET_F_GUEST_ANNOUNCE) */
+const GUEST_ANNOUNCE = 21;
+
+export interface MigratedRing {
+  vring: number;
+  /** the source's back-end's GET_VRING_BASE answer */
+  stoppedAt: number;
+  stoppedNs: bigint;
+  /** the destination's SET_VRING_BASE */
+  resumedFrom?: number;
+  resumedNs?: bigint;
+}
+
+export interface Migration {
+  source: number;
+  destination?: number;
+  /** the source's SET_LOG_BASE: when, how big, which fd */
+  log?: { ns: bigint; bytes: bigint; fd?: string };
+  logAllNs?: bigint;
+  rings: MigratedRing[];
+  /** how the destination told the network the guest moved */
+  announce?: string;
+}
+
+interface SessionState {
+  startNs: bigint;
+  logAll: boolean;
+  logAllNs?: bigint;
+  log?: Migration['log'];
+  memoryBytes: bigint;
+  /** the virtio features the front-end acked last */
+  features?: bigint;
+  started: Set<number>;
+}
+
+export function findMigrations(events: ProxyEvent[]): Migration[] {
+  const sessions = new Map<number, SessionState>();
+  const bySource = new Map<number, Migration>();
+  /** each source's guest memory size: a destination with another is another VM */
+  const sourceMemory = new Map<number, bigint>();
+  const state = (id: number, ts: bigint): SessionState => {
+    let s = sessions.get(id);
+    if (!s) sessions.set(id, (s = { startNs: ts, logAll: false, memoryBytes: 0n, started: new Set() }));
+    return s;
+  };
+  for (const e of events) {
+    if (e.type === 'session-start') sessions.set(e.session, { startNs: e.ts, logAll: false, memoryBytes: 0n, started: new Set() });
+    if (e.type !== 'message' || e.channel !== 'main' || e.undelivered) continue;
+    const s = state(e.session, e.ts);
+    const d = e.decoded;
+    const p = d.payload as Record<string, unknown>;
+    if (d.reply) {
+      if (d.request === Request.GET_VRING_BASE && s.logAll) {
+        const m = bySource.get(e.session) ?? { source: e.session, rings: [], ...(s.log ? { log: s.log } : {}), ...(s.logAllNs !== undefined ? { logAllNs: s.logAllNs } : {}) };
+        bySource.set(e.session, m);
+        const vring = p.index as number;
+        m.rings = m.rings.filter((r) => r.vring !== vring).concat({ vring, stoppedAt: p.num as number, stoppedNs: e.ts });
+        sourceMemory.set(e.session, s.memoryBytes);
+      }
+      continue;
+    }
+    switch (d.request) {
+      case Request.SET_FEATURES: {
+        const on = hasBit(p.features as bigint, VirtioFeature.LOG_ALL);
+        if (on && !s.logAll) s.logAllNs = e.ts;
+        s.logAll = on;
+        s.features = p.features as bigint;
+        break;
+      }
+      case Request.SET_LOG_BASE: {
+        const fd = e.fds[0];
+        s.log = { ns: e.ts, bytes: p.mmapSize as bigint, ...(fd ? { fd: `${fd.kind}${fd.memfdName ? ` ${fd.memfdName}` : ''}` } : {}) };
+        break;
+      }
+      case Request.SET_MEM_TABLE:
+        s.memoryBytes = ((p.regions as { memorySize: bigint }[]) ?? []).reduce((n, r) => n + r.memorySize, 0n);
+        break;
+      case Request.ADD_MEM_REG:
+        s.memoryBytes += (p.region as { memorySize: bigint }).memorySize;
+        break;
+      case Request.SEND_RARP: {
+        const m = [...bySource.values()].find((x) => x.destination === e.session);
+        if (m && !m.announce) m.announce = `SEND_RARP at ${secs(e.ts)}`;
+        break;
+      }
+      case Request.SET_VRING_BASE: {
+        const vring = p.index as number;
+        const first = !s.started.has(vring);
+        s.started.add(vring);
+        if (!first) break;
+        for (const m of bySource.values()) {
+          const ring = m.rings.find((r) => r.vring === vring && r.resumedFrom === undefined && r.stoppedNs < e.ts);
+          const sameVm = sourceMemory.get(m.source) === s.memoryBytes;
+          if (!ring || m.source === e.session || !sameVm || (m.destination !== undefined && m.destination !== e.session)) continue;
+          m.destination = e.session;
+          // QEMU sends SEND_RARP after the switchover only when the guest cannot announce itself
+          if (!m.announce && s.features !== undefined && hasBit(s.features, GUEST_ANNOUNCE)) m.announce = 'GUEST_ANNOUNCE acked: the guest announces itself';
+          ring.resumedFrom = p.num as number;
+          ring.resumedNs = e.ts;
+          break;
+        }
+        break;
+      }
+    }
+  }
+  return [...bySource.values()];
+}
+
+/** What `info` and the report print for one migration. */
+export function migrationLines(m: Migration): string[] {
+  const lines = [`migration: session ${m.source} (source) → ${m.destination !== undefined ? `session ${m.destination} (destination)` : 'no destination in this recording'}`];
+  const log = m.log ? `SET_LOG_BASE at ${secs(m.log.ns)}, ${m.log.bytes} bytes${m.log.fd ? ` (${m.log.fd})` : ''}` : 'no SET_LOG_BASE';
+  lines.push(`  dirty logging: ${log}${m.logAllNs !== undefined ? `; LOG_ALL acked at ${secs(m.logAllNs)}` : ''}`);
+  const stop = m.rings.reduce((t, r) => (r.stoppedNs < t ? r.stoppedNs : t), m.rings[0]?.stoppedNs ?? 0n);
+  const resumed = m.rings.filter((r) => r.resumedNs !== undefined).map((r) => r.resumedNs!);
+  const start = resumed.length ? resumed.reduce((a, b) => (a < b ? a : b)) : undefined;
+  lines.push(`  switchover: source rings stopped at ${secs(stop)}${start !== undefined ? `; destination rings started ${(Number(start - stop) / 1e6).toFixed(1)} ms later` : ''}`);
+  for (const r of [...m.rings].sort((a, b) => a.vring - b.vring)) {
+    const how = r.resumedFrom === undefined ? 'not resumed in this recording' : r.resumedFrom === r.stoppedAt ? `resumed from ${r.resumedFrom} (match)` : `resumed from ${r.resumedFrom}: MISMATCH (check VU023)`;
+    lines.push(`  vring ${r.vring}: stopped at ${r.stoppedAt}, ${how}`);
+  }
+  if (m.destination !== undefined) lines.push(`  announce: ${m.announce ?? 'none seen (no SEND_RARP, GUEST_ANNOUNCE not acked)'}`);
+  return lines;
+}
