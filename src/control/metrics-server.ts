@@ -2,7 +2,7 @@
  * The HTTP endpoint Prometheus scrapes (`proxy --metrics HOST:PORT`): GET /metrics, nothing
  * else. A scrape that fails answers 500 and is logged; it never touches the sessions.
  */
-import * as http from 'node:http';
+import { Worker } from 'node:worker_threads';
 import type { Registry } from 'prom-client';
 
 export interface MetricsAddress {
@@ -18,29 +18,87 @@ export function parseMetricsAddress(v: string): MetricsAddress {
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
+/** How long a scrape waits for fresh figures from the forwarding thread before the last ones are served. */
+export const FRESH_WAIT_MS = 2000;
+
+/**
+ * The HTTP server runs in a worker thread: the forwarding event loop, saturated by many
+ * sessions' traffic, answered scrapes only after seconds (5.7 s measured by bench/soak.js with 64
+ * flooding sessions), and Prometheus gives up after 10 s. A scrape asks the main thread for the
+ * figures and waits FRESH_WAIT_MS for them; if the loop is that far behind, it gets the last
+ * figures at once, marked stale in a header, and the late ones are kept for the next scrape.
+ * Plain JS, evaluated: the same code runs from dist/ and from the sources under test.
+ */
+const WORKER = `
+const http = require('node:http');
+const { parentPort, workerData } = require('node:worker_threads');
+const waiting = new Map();
+let next = 0;
+let last;
+parentPort.on('message', (m) => {
+  if (m.type !== 'figures') return;
+  if (m.body !== undefined) last = { body: m.body, contentType: m.contentType, at: Date.now() };
+  const w = waiting.get(m.id);
+  if (!w) return;
+  waiting.delete(m.id);
+  clearTimeout(w.timer);
+  if (m.body !== undefined) w.res.writeHead(200, { 'content-type': m.contentType }).end(m.body);
+  else w.res.writeHead(500, { 'content-type': 'text/plain' }).end(m.error + '\\n');
+});
+const server = http.createServer((req, res) => {
+  if (req.method !== 'GET' || (req.url || '').split('?')[0] !== '/metrics') {
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('vhostscope serves /metrics only\\n');
+    return;
+  }
+  const id = next++;
+  const timer = setTimeout(() => {
+    waiting.delete(id);
+    if (last) res.writeHead(200, { 'content-type': last.contentType, 'x-vhostscope-stale-ms': String(Date.now() - last.at) }).end(last.body);
+    else res.writeHead(503, { 'content-type': 'text/plain' }).end('vhostscope: the daemon has not produced figures yet\\n');
+  }, workerData.freshWaitMs);
+  waiting.set(id, { res, timer });
+  parentPort.postMessage({ type: 'scrape', id });
+});
+server.on('clientError', (_err, socket) => socket.destroy());
+server.once('error', (err) => parentPort.postMessage({ type: 'error', code: err.code, message: err.message }));
+server.listen(workerData.port, workerData.host, () => {
+  server.removeAllListeners('error');
+  server.on('error', (err) => parentPort.postMessage({ type: 'error', message: err.message }));
+  parentPort.postMessage({ type: 'listening' });
+});
+`;
+
+export interface MetricsServer {
+  close(): void;
+}
+
 /** Listens (resolving once listening, rejecting with a clear error if it cannot). */
-export function startMetricsServer(registry: Registry, at: MetricsAddress, onScrapeError: (err: Error) => void): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('vhostscope serves /metrics only\n');
-      return;
-    }
-    registry.metrics().then(
-      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
-      (err: Error) => {
-        onScrapeError(err);
-        res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`);
-      },
-    );
-  });
-  // a scraper that goes away mid-answer is its own business
-  server.on('clientError', (_err, socket) => socket.destroy());
+export function startMetricsServer(registry: Registry, at: MetricsAddress, onScrapeError: (err: Error) => void, freshWaitMs = FRESH_WAIT_MS): Promise<MetricsServer> {
+  const worker = new Worker(WORKER, { eval: true, workerData: { host: at.host, port: at.port, freshWaitMs } });
+  worker.unref(); // the daemon's lifetime is its sessions' and signals', not the endpoint's
   return new Promise((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`--metrics ${at.host}:${at.port}: ${err.code === 'EADDRINUSE' ? 'the address is in use' : err.message}`)));
-    server.listen(at.port, at.host, () => {
-      server.removeAllListeners('error');
-      server.on('error', onScrapeError);
-      resolve(server);
+    let listening = false;
+    worker.on('message', (m: { type: string; id?: number; code?: string; message?: string }) => {
+      if (m.type === 'listening') {
+        listening = true;
+        resolve({ close: () => void worker.terminate() });
+      } else if (m.type === 'error') {
+        const err = new Error(`--metrics ${at.host}:${at.port}: ${m.code === 'EADDRINUSE' ? 'the address is in use' : m.message}`);
+        if (listening) onScrapeError(err);
+        else {
+          void worker.terminate();
+          reject(err);
+        }
+      } else if (m.type === 'scrape') {
+        registry.metrics().then(
+          (body) => worker.postMessage({ type: 'figures', id: m.id, body, contentType: registry.contentType }),
+          (err: Error) => {
+            onScrapeError(err);
+            worker.postMessage({ type: 'figures', id: m.id, error: err.message });
+          },
+        );
+      }
     });
+    worker.on('error', (err) => (listening ? onScrapeError(err) : reject(err)));
   });
 }
