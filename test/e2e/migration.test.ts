@@ -18,42 +18,57 @@ import { CLI, ProxyProcess } from './harness/proxy';
 
 const PINGS = 70;
 
+/**
+ * Boots the guest on a source QEMU through the proxy, starts a destination QEMU (`-incoming`)
+ * whose vhost-user connection also goes through the proxy once `ready` shows in the source's
+ * console, migrates over QMP and quits the paused source; resolves with both QEMUs' consoles once
+ * the guest has powered off on the destination.
+ */
+async function migrateThroughProxy(work: string, proxy: ProxyProcess, initrd: string, append: string, device: string[], ready: RegExp): Promise<{ src: string; dst: string }> {
+  const migSock = path.join(work, 'migrate.sock');
+  const qmp = (name: string): string => path.join(work, `${name}-qmp.sock`);
+  const qemuPeer = (name: string, extra: string[]): Peer =>
+    new Peer('taskset', qemuArgs(initrd, append, [...device, '-qmp', `unix:${qmp(name)},server=on,wait=off`, ...extra]), { name, logFile: path.join(work, `${name}.log`), timeoutMs: 300_000 });
+  let src: Peer | undefined;
+  let dst: Peer | undefined;
+  try {
+    src = qemuPeer('src', []);
+    await until(() => ready.test(src!.log()), 120_000, `${ready} on the source`);
+    dst = qemuPeer('dst', ['-incoming', `unix:${migSock}`]);
+    await waitForSocket(qmp('dst'), 30_000, dst);
+    await waitForSocket(migSock, 30_000, dst); // QEMU listens for the migration stream
+    await until(() => proxy.records().filter((r) => r.event === 'session-start').length === 2, 30_000, 'the destination\'s vhost-user connection');
+    await qmpCommand(qmp('src'), 'migrate', { uri: `unix:${migSock}` });
+    let status: { status?: string } = {};
+    for (const end = Date.now() + 120_000; status.status !== 'completed' && status.status !== 'failed' && Date.now() < end; await sleep(500)) {
+      status = (await qmpCommand(qmp('src'), 'query-migrate')) as typeof status;
+    }
+    expect(status.status, JSON.stringify(status)).toBe('completed');
+    await qmpCommand(qmp('src'), 'quit').catch(() => undefined); // the source is paused for good
+    expect(await dst.waitExit(200_000)).toBe(0);
+    return { src: src.log(), dst: dst.log() };
+  } finally {
+    await cleanUp(() => src?.stop(), () => dst?.stop());
+  }
+}
+
 describe('live migration through vhostscope', () => {
   it('a virtio-net guest moves to a second QEMU while it pings testpmd, both connections through one daemon', async () => {
     const work = tmpDir('migrate');
     const fe = path.join(work, 'fe.sock');
     const be = path.join(work, 'be.sock');
-    const migSock = path.join(work, 'migrate.sock');
     const initrd = buildInitramfs(work, guestBody(PINGS, PINGS - 10), ['virtio_pci', 'virtio_net']);
     const tp = backend(work, 'be', be, false);
     const proxy = new ProxyProcess(work, ['--device', 'net'], 'qemu-net-migration');
-    const qemuPeer = (name: string, extra: string[]): Peer =>
-      new Peer('taskset', qemuArgs(initrd, '', [...vhostUserNetArgs(`socket,id=c0,path=${fe}`), '-qmp', `unix:${path.join(work, `${name}-qmp.sock`)},server=on,wait=off`, ...extra]),
-        { name, logFile: path.join(work, `${name}.log`), timeoutMs: 300_000 });
-    let src: Peer | undefined;
-    let dst: Peer | undefined;
+    let dstLog = '';
     try {
       await startForwarding(tp, true);
       await proxy.starter(fe, be);
-      src = qemuPeer('src', []);
-      await until(() => /seq=10 ok/.test(src!.log()), 120_000, 'pings on the source');
-      dst = qemuPeer('dst', ['-incoming', `unix:${migSock}`]);
-      await waitForSocket(path.join(work, 'dst-qmp.sock'), 30_000, dst);
-      await waitForSocket(migSock, 30_000, dst); // QEMU listens for the migration stream
-      await until(() => proxy.records().filter((r) => r.event === 'session-start').length === 2, 30_000, 'the destination\'s vhost-user connection');
-      await qmpCommand(path.join(work, 'src-qmp.sock'), 'migrate', { uri: `unix:${migSock}` });
-      let status: { status?: string; downtime?: number; 'total-time'?: number } = {};
-      for (const end = Date.now() + 120_000; status.status !== 'completed' && status.status !== 'failed' && Date.now() < end; await sleep(500)) {
-        status = (await qmpCommand(path.join(work, 'src-qmp.sock'), 'query-migrate')) as typeof status;
-      }
-      expect(status.status, JSON.stringify(status)).toBe('completed');
-      await qmpCommand(path.join(work, 'src-qmp.sock'), 'quit').catch(() => undefined); // the source is paused for good
-      expect(await dst.waitExit(200_000)).toBe(0);
+      dstLog = (await migrateThroughProxy(work, proxy, initrd, '', vhostUserNetArgs(`socket,id=c0,path=${fe}`), /seq=10 ok/)).dst;
     } finally {
-      await cleanUp(() => src?.stop(), () => dst?.stop(), () => proxy.stop(), () => tp.peer.stop());
+      await cleanUp(() => proxy.stop(), () => tp.peer.stop());
     }
     // the guest kept pinging on the destination: the last pings, and the tally, are printed there
-    const dstLog = dst.log();
     const tally = /GUEST-PING: (\d+) sent, (\d+) replied/.exec(dstLog);
     expect(tally, dstLog.slice(-2000)).not.toBeNull();
     const [sent, replied] = [Number(tally![1]), Number(tally![2])];
