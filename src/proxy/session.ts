@@ -591,8 +591,8 @@ export class ProxySession {
     if (this.closed) return;
     const by = this.frontendAt ? this.sideOf(pos) : pos;
     const who = this.frontendAt ? by : `peer on the ${pos} side`;
-    if (end === null) {
-      this.close(`the ${who} closed the connection`, by);
+    if (end === null || closedUnderUs(end)) {
+      this.close(`the ${who} closed the connection${end ? ` (${end.message} while forwarding to it)` : ''}`, by);
       return;
     }
     this.close(`bad input from the ${who}: ${this.describeEnd(end)}; header ${end.header.toString('hex') || '(none)'}`, by);
@@ -644,6 +644,14 @@ export class ProxySession {
       this.opts.onClosed(this); // the daemon forgets the session even if reporting its end failed
     }
   }
+}
+
+/**
+ * A channel ended because the peer closed its end while we still wrote to it (queued messages
+ * flushed into EPIPE or ECONNRESET): a peer that went away, not one that sent bad input.
+ */
+export function closedUnderUs(end: ChannelEnd): boolean {
+  return (end.code === 'EWRITE' || end.code === 'EREAD') && (end.errno === 32 || end.errno === 104);
 }
 
 /** A send failed because the peer closed its end (EPIPE, ECONNRESET). */

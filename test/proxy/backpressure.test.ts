@@ -5,9 +5,10 @@
  */
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { native, type Channel } from '../../src/native';
+import { native, type Channel, type ChannelEnd } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { ProxyDaemon } from '../../src/proxy/daemon';
+import { closedUnderUs } from '../../src/proxy/session';
 import type { ProxyEvent } from '../../src/proxy/events';
 import { HIGH_WATER } from '../../src/proxy/backpressure';
 import { openFds, tmpDir, until } from '../helpers';
@@ -65,5 +66,34 @@ describe('back-pressure', () => {
     d.stop();
     listener.close();
     await until(() => openFds() === before, 5000, 'no leaked fd');
+  }, 60000);
+
+  it('a stalled backend that closes with messages still queued for it is a peer that went away, not bad input', async () => {
+    const dir = tmpDir('backpressure-gone');
+    let beFd: number | null = null;
+    const listener = new native.Listener(native.listenUnix(path.join(dir, 'be.sock'), 4, 0o600), (_e, fd) => {
+      if (fd !== null) beFd = fd;
+    });
+    const events: ProxyEvent[] = [];
+    const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), interpose: false, emit: (e) => events.push(e), notice: () => {} });
+    d.start();
+    const fe: Channel = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => {}, () => {});
+    fe.start();
+    await until(() => beFd !== null, 5000, 'the proxy to connect to the backend');
+    for (let i = 0; i < 20000; i++) fe.send(config(i));
+    await until(() => d.status().sessions[0]?.backpressure.pausedNow === 1, 10000, 'the proxy to pause the frontend');
+    native.close(beFd!); // gone, with the daemon's queue for it full
+    await until(() => events.some((e) => e.type === 'session-end'), 5000, 'the session to end');
+    const end = events.find((e) => e.type === 'session-end');
+    // (the daemon sees either EOF or its queued writes failing, whichever comes first: both are a peer gone)
+    expect(end && end.type === 'session-end' ? end.reason : '').toMatch(/^the backend closed the connection/);
+    const failed = (code: ChannelEnd['code'], errno: number): ChannelEnd => ({ code, errno, message: 'sendmsg failed: Broken pipe', header: Buffer.alloc(0), payloadReceived: 0, payloadExpected: 0 });
+    expect(closedUnderUs(failed('EWRITE', 32))).toBe(true); // EPIPE: seen by the 30-minute soak as "bad input from the backend"
+    expect(closedUnderUs(failed('EREAD', 104))).toBe(true); // ECONNRESET
+    expect(closedUnderUs(failed('EWRITE', 9))).toBe(false); // EBADF: the daemon's own fault
+    expect(closedUnderUs(failed('OVERSIZE', 0))).toBe(false);
+    fe.close();
+    d.stop();
+    listener.close();
   }, 60000);
 });
