@@ -146,7 +146,7 @@ export function destroyDomain(name: string): void {
     virsh('destroy', name);
   } catch (err) {
     const why = `${(err as { stderr?: string }).stderr ?? ''} ${(err as Error).message}`;
-    if (!/Domain not found|domain is not running/i.test(why)) throw err;
+    if (!/Domain not found|domain is not running|failed to get domain/i.test(why)) throw err;
   }
 }
 
