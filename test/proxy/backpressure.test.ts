@@ -21,20 +21,26 @@ function config(seq: number): Buffer {
   return encodeMessage(Request.GET_CONFIG, 1, p);
 }
 
+/** A daemon whose one session's backend accepted the connection and reads nothing (yet). */
+async function stalledSession(dir: string): Promise<{ listener: { close(): void }; events: ProxyEvent[]; d: ProxyDaemon; fe: Channel; beFd: number }> {
+  let beFd: number | null = null;
+  const listener = new native.Listener(native.listenUnix(path.join(dir, 'be.sock'), 4, 0o600), (_e, fd) => {
+    if (fd !== null) beFd = fd; // accepted, and not read: the stalled peer
+  });
+  const events: ProxyEvent[] = [];
+  const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), interpose: false, emit: (e) => events.push(e), notice: () => {} });
+  d.start();
+  const fe: Channel = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => {}, () => {});
+  fe.start();
+  await until(() => beFd !== null, 5000, 'the proxy to connect to the backend');
+  return { listener, events, d, fe, beFd: beFd! };
+}
+
 describe('back-pressure', () => {
   it('a backend that stops reading pauses the frontend instead of queueing in the daemon; all messages arrive in order later', async () => {
     const dir = tmpDir('backpressure');
     const before = openFds();
-    let beFd: number | null = null;
-    const listener = new native.Listener(native.listenUnix(path.join(dir, 'be.sock'), 4, 0o600), (_e, fd) => {
-      if (fd !== null) beFd = fd; // accepted, and not read: the stalled peer
-    });
-    const events: ProxyEvent[] = [];
-    const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), interpose: false, emit: (e) => events.push(e), notice: () => {} });
-    d.start();
-    const fe: Channel = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => {}, () => {});
-    fe.start();
-    await until(() => beFd !== null, 5000, 'the proxy to connect to the backend');
+    const { listener, events, d, fe, beFd } = await stalledSession(dir);
 
     const total = 20000; // 5.4 MB: far more than the high-water mark and both sockets' buffers
     for (let i = 0; i < total; i++) fe.send(config(i));
@@ -52,7 +58,7 @@ describe('back-pressure', () => {
 
     // The backend reads again: every message arrives, once, in order.
     const seqs: number[] = [];
-    const be: Channel = new native.Channel(beFd!, 65536, (m) => seqs.push(m.readUInt32LE(12)), () => {});
+    const be: Channel = new native.Channel(beFd, 65536, (m) => seqs.push(m.readUInt32LE(12)), () => {});
     be.start();
     await until(() => seqs.length === total, 20000, 'every message at the backend');
     expect(seqs.every((s, i) => s === i)).toBe(true);
@@ -70,19 +76,10 @@ describe('back-pressure', () => {
 
   it('a stalled backend that closes with messages still queued for it is a peer that went away, not bad input', async () => {
     const dir = tmpDir('backpressure-gone');
-    let beFd: number | null = null;
-    const listener = new native.Listener(native.listenUnix(path.join(dir, 'be.sock'), 4, 0o600), (_e, fd) => {
-      if (fd !== null) beFd = fd;
-    });
-    const events: ProxyEvent[] = [];
-    const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), interpose: false, emit: (e) => events.push(e), notice: () => {} });
-    d.start();
-    const fe: Channel = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => {}, () => {});
-    fe.start();
-    await until(() => beFd !== null, 5000, 'the proxy to connect to the backend');
+    const { listener, events, d, fe, beFd } = await stalledSession(dir);
     for (let i = 0; i < 20000; i++) fe.send(config(i));
     await until(() => d.status().sessions[0]?.backpressure.pausedNow === 1, 10000, 'the proxy to pause the frontend');
-    native.close(beFd!); // gone, with the daemon's queue for it full
+    native.close(beFd); // gone, with the daemon's queue for it full
     await until(() => events.some((e) => e.type === 'session-end'), 5000, 'the session to end');
     const end = events.find((e) => e.type === 'session-end');
     // (the daemon sees either EOF or its queued writes failing, whichever comes first: both are a peer gone)
