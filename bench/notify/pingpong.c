@@ -9,6 +9,10 @@
  *                            prints "wakeups total_count elapsed_ns" (first to last read)
  *   pingpong relay SECONDS   the ideal relay, for reference: never sleeps, relays fd 3 -> 4 and
  *                            fd 5 -> 6 with nothing but read and write, for SECONDS
+ *   pingpong mflood N SECONDS   fds 3..3+N-1: write each in turn, as fast as possible, for SECONDS;
+ *                            prints "writes elapsed_ns"
+ *   pingpong msink N QUIET_S  fds 3..3+N-1 (epoll): read whichever is ready until all stay quiet
+ *                            for QUIET_S; prints "reads total_count elapsed_ns" (first to last read)
  * The eventfds may be non-blocking (created so by the parent): waits use poll().
  */
 #include <fcntl.h>
@@ -17,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,6 +83,37 @@ int main(int argc, char **argv) {
       total += c;
     }
     printf("%llu %llu %llu\n", (unsigned long long)wakeups, (unsigned long long)total, (unsigned long long)(last - first));
+    return 0;
+  }
+  if (!strcmp(argv[1], "mflood")) {
+    int n = atoi(argv[2]);
+    uint64_t t0 = now_ns(), end = t0 + (uint64_t)atoi(argv[3]) * 1000000000ull, writes = 0;
+    while (now_ns() < end)
+      for (int i = 0; i < n; i++, writes++) post(3 + i);
+    printf("%llu %llu\n", (unsigned long long)writes, (unsigned long long)(now_ns() - t0));
+    return 0;
+  }
+  if (!strcmp(argv[1], "msink")) {
+    int n = atoi(argv[2]), quiet_ms = atoi(argv[3]) * 1000, ep = epoll_create1(0);
+    for (int i = 0; i < n; i++) {
+      struct epoll_event e = {EPOLLIN, {.u32 = (uint32_t)(3 + i)}};
+      fcntl(3 + i, F_SETFL, O_NONBLOCK);
+      if (epoll_ctl(ep, EPOLL_CTL_ADD, 3 + i, &e)) { perror("epoll_ctl"); return 1; }
+    }
+    uint64_t reads = 0, total = 0, first = 0, last = 0;
+    struct epoll_event evs[256];
+    for (;;) {
+      int k = epoll_wait(ep, evs, 256, reads ? quiet_ms : 20000);
+      if (k <= 0) break;
+      for (int j = 0; j < k; j++)
+        if (read((int)evs[j].data.u32, &c, 8) == 8) {
+          last = now_ns();
+          if (!reads) first = last;
+          reads++;
+          total += c;
+        }
+    }
+    printf("%llu %llu %llu\n", (unsigned long long)reads, (unsigned long long)total, (unsigned long long)(last - first));
     return 0;
   }
   if (!strcmp(argv[1], "relay")) {

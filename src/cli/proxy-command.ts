@@ -9,6 +9,7 @@ import { DIALECT_HELP, parseDialect } from './dialect-option';
 import { modeOption, numberOption } from './numbers';
 import type { Logger } from 'pino';
 import * as path from 'node:path';
+import * as os from 'node:os';
 import type { Registry } from 'prom-client';
 import { flightOptions, logPin, logSweep, type FlightCliOptions } from './proxy-flight';
 import { loadProxyConfig, type ProxyConfig } from './proxy-config';
@@ -48,6 +49,7 @@ export interface ProxyCliOptions extends FlightCliOptions {
   relaySpinUs: string;
   relayNice: string;
   relayCpu?: string;
+  relayThreads: string;
   inject: string[];
   check?: boolean;
   allowUid: string[];
@@ -105,6 +107,7 @@ function addProxyOptions(cmd: Command): Command {
     .option('--segment-for <duration>', 'flight recorder: ... or at this age', '10m')
     .option('--relay-nice <n>', 'niceness of the relay thread (negative: ahead of busy peers; needs root)', String(DEFAULT_NICE))
     .option('--relay-cpu <n|auto|none>', 'pin the relay thread to CPU n; auto: on the one CPU both peers are confined to, or next to the backend\'s busy-polling thread (a DPDK lcore), else where the scheduler puts it; none: leave it to the scheduler', 'auto')
+    .option('--relay-threads <n|auto>', 'relay threads sessions shard over (a session stays on one); auto: one per CPU this process may use', '1')
     .option('--inject <spec>', 'send CHANNEL:REQUEST to the frontend MS ms after that channel appears, e.g. backend:CONFIG_CHANGE_MSG@2000 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--allow-uid <uid>', 'only accept peers running as this uid (repeatable; SO_PEERCRED)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--fault <rule>', 'a fault rule, e.g. "drop SET_VRING_KICK vring=0", "delay SET_MEM_TABLE ms=500", "preset virtio-vhost-user" (repeatable; see docs/fault-injection.md)', (v: string, acc: string[]) => [...acc, v], [] as string[])
@@ -117,6 +120,11 @@ function addProxyOptions(cmd: Command): Command {
     .option('--check', 'run the protocol checks live and log every finding (see `vhostscope check --rules`)')
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
     .option('--log-rings', 'one log line per vring snapshot (--rings; recorded either way, `tail --rings` shows them live)');
+}
+
+function parseRelayThreads(v: string): number {
+  if (v === 'auto') return os.availableParallelism(); // the CPUs of this process's affinity mask
+  return numberOption('--relay-threads', v, { min: 1, max: 256, integer: true });
 }
 
 function parseRelayCpu(v: string): number | 'auto' {
@@ -192,6 +200,7 @@ function daemonNumbers(o: ProxyCliOptions) {
     ...(o.allowUid.length ? { allowUids: o.allowUid.map((u) => numberOption('--allow-uid', u, { min: 0, integer: true })) } : {}),
     relayNice: numberOption('--relay-nice', o.relayNice, { min: -20, max: 19, integer: true }),
     ...(o.relayCpu !== undefined && o.relayCpu !== 'none' ? { relayCpu: parseRelayCpu(o.relayCpu) } : {}),
+    relayThreads: parseRelayThreads(o.relayThreads ?? '1'),
     statsIntervalMs: numberOption('--stats-interval', o.statsInterval, { min: 0 }) * 1000,
     ...(o.rings ? { rings: parseRings(o.rings) } : {}),
     ...(o.dialect ? { dialect: parseDialect(o.dialect) } : {}),

@@ -32,6 +32,8 @@ export interface DpdkScenarioOptions {
   attach?: (sharedPath: string) => Promise<void>;
   /** called once the vhost-user session is ready and before traffic starts */
   onReady?: () => void;
+  /** called at the start and the end of the measurement window with the peers' pids */
+  onWindow?: (phase: 'start' | 'end', pids: { frontend: number; backend: number }) => void;
   /**
    * false: the backend is not expected to become ready (a fault rule broke the handshake);
    * wait this long for it instead, then run the traffic anyway and report what crossed.
@@ -108,9 +110,11 @@ export async function runDpdkScenario(o: DpdkScenarioOptions): Promise<DpdkResul
     await sleep(1000);
     await fe.portStats();
     await be.portStats(); // baseline: pps is computed since the last 'show'
+    o.onWindow?.('start', { frontend: fe.peer.pid, backend: be.peer.pid });
     await sleep((o.durationS ?? 3) * 1000);
     const feNic = await fe.portStats();
     const beNic = await be.portStats();
+    o.onWindow?.('end', { frontend: fe.peer.pid, backend: be.peer.pid });
     const rxPps = mode === 'rxonly' ? feNic.rxPps : beNic.rxPps;
 
     let feStats: ForwardStats;

@@ -29,6 +29,7 @@ import { readRecording } from '../recording/reader';
 import type { SessionEndRecord } from '../recording/records';
 import { freePort, sleep } from './process';
 import { startProxy } from './proxy-process';
+import { frontendHandshake, syntheticBackend, u64, type BackendConn } from './synthetic-peers';
 
 export interface SoakOptions {
   workDir: string;
@@ -64,30 +65,15 @@ export interface SoakResult {
   figures: Record<string, number>;
 }
 
-const u64 = (v: bigint | number): Buffer => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(v));
-  return b;
-};
-const vringState = (index: number, num: number): Buffer => Buffer.concat([Buffer.from(new Uint32Array([index, num]).buffer)]);
-const UADDR = 0x7f0000000000n;
-const MEM = 1 << 20;
-const NEED_REPLY = 8;
 /** SET_CONFIG with a 256-byte config: bulk traffic for the stalled session (no reply asked) */
 const BULK = encodeMessage(Request.SET_CONFIG, 1, Buffer.alloc(12 + 256));
-
-interface BackendConn {
-  ch: Channel;
-  got: number;
-  /** the call eventfd of each vring, replaced at every SET_VRING_CALL */
-  calls: Map<number, number>;
-  paused: boolean;
-}
 
 interface SoakSession {
   fe: Channel;
   be: BackendConn;
   kicks: number[];
+  /** the frontend's copies of its first call eventfds */
+  calls: number[];
   sent: number;
   repliesExpected: number;
   replies: number;
@@ -145,35 +131,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const recDir = path.join(o.workDir, 'rec');
   const metricsPort = await freePort();
 
-  // the backend side: answers what needs an answer, keeps only the current call eventfds
+  // the backend side: answers what needs an answer, keeps only the current eventfds
   const conns: BackendConn[] = [];
-  const backend = new native.Listener(native.listenUnix(be, 256, 0o600), (_e, fd) => {
-    if (fd === null) return;
-    const conn: BackendConn = { ch: undefined as unknown as Channel, got: 0, calls: new Map(), paused: false };
-    conn.ch = new native.Channel(fd, 65536, (m, fds) => {
-      conn.got++;
-      const code = m.readUInt32LE(0);
-      if (code === Request.SET_VRING_CALL && fds.length === 1) {
-        const vring = Number(m.readBigUInt64LE(12) & 0xffn);
-        const old = conn.calls.get(vring);
-        if (old !== undefined) native.close(old);
-        conn.calls.set(vring, fds[0]!);
-      } else for (const f of fds) native.close(f);
-      const reply = code === Request.GET_FEATURES ? u64((1n << 30n) | (1n << 32n)) : code === Request.GET_PROTOCOL_FEATURES ? u64(1n << 3n) : (m.readUInt32LE(4) & NEED_REPLY) !== 0 ? u64(0) : undefined;
-      try {
-        if (reply) conn.ch.send(encodeMessage(code, 5, reply));
-      } catch (err) {
-        // the daemon closes a replaced session's backend connection while messages it forwarded
-        // before are still being answered (EPIPE): that session is gone, the soak goes on
-        if (!/EPIPE|ECONNRESET|closed/.test(String(err))) throw err;
-      }
-    }, () => {
-      for (const f of conn.calls.values()) native.close(f);
-      conn.calls.clear();
-    });
-    conn.ch.start();
-    conns.push(conn);
-  });
+  const backend = syntheticBackend(native.listenUnix(be, 256, 0o600), (c) => conns.push(c));
 
   const proxy = await startProxy({
     listen: fe,
@@ -186,7 +146,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const sessions: SoakSession[] = [];
   const open = async (): Promise<SoakSession> => {
     const before = conns.length;
-    const s: SoakSession = { fe: undefined as unknown as Channel, be: undefined as unknown as BackendConn, kicks: [], sent: 0, repliesExpected: 0, replies: 0, open: true };
+    const s: SoakSession = { fe: undefined as unknown as Channel, be: undefined as unknown as BackendConn, kicks: [], calls: [], sent: 0, repliesExpected: 0, replies: 0, open: true };
     s.fe = new native.Channel(native.connectUnix(fe), 65536, () => s.replies++, () => undefined);
     s.fe.start();
     const send = (m: Buffer, fds: number[] = [], reply = false): void => {
@@ -194,33 +154,21 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       s.sent++;
       if (reply) s.repliesExpected++;
     };
-    send(encodeMessage(Request.GET_FEATURES, 1), [], true);
+    const hs = frontendHandshake(2);
+    s.kicks = hs.kicks;
+    s.calls = hs.calls;
+    send(hs.messages[0]!.msg, hs.messages[0]!.fds, hs.messages[0]!.reply);
     // the backend connection of this session: sessions are opened one at a time
     if (!(await until(() => conns.length > before, 10_000))) throw new Error('soak: the daemon did not connect a session to the backend');
     s.be = conns[conns.length - 1]!;
-    send(encodeMessage(Request.GET_PROTOCOL_FEATURES, 1), [], true);
-    send(encodeMessage(Request.SET_PROTOCOL_FEATURES, 1, u64(1n << 3n)));
-    send(encodeMessage(Request.SET_FEATURES, 1, u64(1n << 32n)));
-    const mem = Buffer.concat([u64(1), u64(0), u64(MEM), u64(UADDR), u64(0)]);
-    send(encodeMessage(Request.SET_MEM_TABLE, 1, mem), [native.memfdCreate('soak', MEM)]);
-    for (let v = 0; v < 2; v++) {
-      const ring = UADDR + BigInt(v * 0x40000);
-      send(encodeMessage(Request.SET_VRING_NUM, 1, vringState(v, 256)));
-      send(encodeMessage(Request.SET_VRING_ADDR, 1, Buffer.concat([Buffer.from(new Uint32Array([v, 0]).buffer), u64(ring), u64(ring + 0x2000n), u64(ring + 0x1000n), u64(0)])));
-      send(encodeMessage(Request.SET_VRING_BASE, 1, vringState(v, 0)));
-      const k = native.eventfd(0);
-      s.kicks.push(native.dup(k));
-      send(encodeMessage(Request.SET_VRING_KICK, 1, u64(v)), [k]);
-      send(encodeMessage(Request.SET_VRING_CALL, 1, u64(v)), [native.eventfd(0)]);
-      send(encodeMessage(Request.SET_VRING_ENABLE, 1, vringState(v, 1)));
-    }
+    for (const m of hs.messages.slice(1)) send(m.msg, m.fds, m.reply);
     sessions.push(s);
     return s;
   };
   const close = (s: SoakSession): void => {
     s.open = false;
     s.fe.close();
-    for (const k of s.kicks) native.close(k);
+    for (const k of [...s.kicks, ...s.calls]) native.close(k);
   };
 
   for (let i = 0; i < o.sessions; i++) await open();
@@ -324,7 +272,6 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   proxy.kill('SIGTERM');
   const rc = await proxy.waitExit(60_000);
   backend.close();
-  for (const c of conns) c.ch.close();
 
   // the recording: every segment of every session
   let recorded = 0;

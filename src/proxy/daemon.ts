@@ -9,7 +9,8 @@ import { closeFds } from './fds';
 import type { ProxyEvent } from './events';
 import { ProxySession, type FrontendPosition, type SessionStatus } from './session';
 import { listenOn } from './socket-path';
-import { DEFAULT_NICE, DEFAULT_SPIN_US, RelayHub } from './relay-hub';
+import { DEFAULT_NICE, DEFAULT_SPIN_US, type RelayHub } from './relay-hub';
+import { RelayPool } from './relay-pool';
 import type { ActiveRule, FaultRuleSet } from '../faults';
 import type { RingsMode } from './ring-tracker';
 import { chooseRelayCpu } from './relay-placement';
@@ -25,6 +26,8 @@ export interface DaemonStatus {
   sessions: SessionStatus[];
   /** the relay thread's counters and transit histogram (top takes its percentiles per interval) */
   relay?: RelayStats;
+  /** per relay thread (--relay-threads): sessions served, CPU time, notifications picked up */
+  relayThreads?: { sessions: number; threadCpuNs: number; notifications: number }[];
   rules: ActiveRule[];
 }
 
@@ -48,6 +51,8 @@ export interface DaemonOptions {
    * their one shared CPU, or next to the backend's busy-polling thread); undefined: the scheduler chooses
    */
   relayCpu?: number | 'auto';
+  /** relay threads sessions shard over (default 1) */
+  relayThreads?: number;
   /** keep HOST_NOTIFIER / INBAND_NOTIFICATIONS offered while interposing */
   keepFeatures?: boolean;
   /** only peers with these uids may connect to the listening socket (SO_PEERCRED); others are refused */
@@ -84,19 +89,27 @@ export class ProxyDaemon {
   private readonly pending = new Map<number, NodeJS.Timeout>(); // accepted fd -> retry timer
   private nextId = 1;
   private stopped = false;
-  private readonly relay: RelayHub | undefined;
+  private readonly relay: RelayPool | undefined;
   private readonly startedAt = Date.now();
-  private placed = false;
+  /** relay threads already placed by --relay-cpu auto */
+  private readonly placed = new Set<number>();
   private readonly placeTimers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly opts: DaemonOptions) {
     if (opts.rings && opts.interpose === false) throw new Error('--rings needs the interposed eventfds: it snapshots the rings when the relay passes a kick or call (drop --no-interpose)');
-    if (opts.interpose !== false) this.relay = new RelayHub(opts.relaySpinUs ?? DEFAULT_SPIN_US, opts.relayNice ?? DEFAULT_NICE, typeof opts.relayCpu === 'number' ? opts.relayCpu : -1);
+    if (opts.interpose !== false) this.relay = new RelayPool(opts.relayThreads ?? 1, opts.relaySpinUs ?? DEFAULT_SPIN_US, opts.relayNice ?? DEFAULT_NICE, typeof opts.relayCpu === 'number' ? opts.relayCpu : -1);
   }
 
-  /** The relay thread's own figures (CPU time, relayed notifications, dropped events). */
-  relayStats(): ReturnType<RelayHub['stats']> {
+  /** The relay threads' own figures, summed (CPU time, relayed notifications, dropped events). */
+  relayStats(): RelayStats | undefined {
     return this.relay?.stats();
+  }
+
+  /** Each relay thread's figures and the sessions it serves. */
+  relayThreads(): { stats: RelayStats | undefined; sessions: number }[] {
+    if (!this.relay) return [];
+    const load = this.relay.load();
+    return this.relay.threadStats().map((stats, i) => ({ stats, sessions: load[i] }));
   }
 
   start(): void {
@@ -144,7 +157,7 @@ export class ProxyDaemon {
       interpose: this.relay !== undefined,
       pendingConnects: this.pending.size,
       sessions: [...this.sessions].map((s) => s.status(device)),
-      ...(this.relay ? { relay: this.relay.stats() } : {}),
+      ...(this.relay ? { relay: this.relay.stats(), relayThreads: this.relayThreads().map((t) => ({ sessions: t.sessions, threadCpuNs: t.stats?.threadCpuNs ?? 0, notifications: t.stats?.notifications ?? 0 })) } : {}),
       rules: this.opts.faults?.list() ?? [],
     };
   }
@@ -211,6 +224,7 @@ export class ProxyDaemon {
       }
       const id = this.opts.sessionIds ? this.opts.sessionIds() : this.nextId++;
       let session: ProxySession;
+      const relay = this.relay?.assign();
       try {
         session = new ProxySession(
           {
@@ -219,8 +233,11 @@ export class ProxyDaemon {
             connectPath: this.opts.connectPath,
             frontend: this.opts.frontend ?? 'auto',
             emit: this.opts.emit,
-            onClosed: (s) => this.sessions.delete(s),
-            ...(this.relay ? { relay: this.relay } : {}),
+            onClosed: (s) => {
+              this.sessions.delete(s);
+              relay?.release();
+            },
+            ...(relay ? { relay: relay.hub } : {}),
             keepFeatures: this.opts.keepFeatures ?? false,
             statsIntervalMs: this.opts.statsIntervalMs ?? 0,
             ...(this.opts.faults ? { faults: this.opts.faults } : {}),
@@ -232,30 +249,33 @@ export class ProxyDaemon {
           connFd,
         );
       } catch (err) {
+        relay?.release();
         // the session closed its fds; the daemon and its other sessions go on
         this.notice('error', `session ${id} could not start: ${(err as Error).message}; its connections are closed`, { session: id });
         return;
       }
       if (!session.isClosed) this.sessions.add(session);
-      if (this.opts.relayCpu === 'auto' && this.relay && !this.placed) this.placeRelay(session);
+      else relay?.release();
+      if (this.opts.relayCpu === 'auto' && relay && !this.placed.has(relay.thread)) this.placeRelay(session, relay.thread, relay.hub);
     };
     attempt();
   }
 
   /**
    * --relay-cpu auto: once the session's roles are known, choose the relay's CPU from the peers'
-   * threads (once per daemon: the relay serves every session).
+   * threads (once per relay thread: it serves every session it is given).
    */
-  private placeRelay(session: ProxySession): void {
+  private placeRelay(session: ProxySession, thread: number, hub: RelayHub): void {
     const timer = setTimeout(() => {
       this.placeTimers.delete(timer);
       const be = session.backendPeer;
-      if (this.stopped || this.placed || !be) return;
+      if (this.stopped || this.placed.has(thread) || !be) return;
       void chooseRelayCpu({ backendPid: be.pid, frontendPid: session.frontendPeer?.pid }).then((p) => {
-        if (!p || this.stopped || this.placed || !this.relay) return;
-        if (!this.relay.setCpu(p.cpu, p.yieldWhileSpinning)) return;
-        this.placed = true;
-        this.notice('info', `relay thread moved to CPU ${p.cpu}, ${p.reason} (--relay-cpu N or none to choose)`, { relayCpu: p.cpu });
+        if (!p || this.stopped || this.placed.has(thread)) return;
+        if (!hub.setCpu(p.cpu, p.yieldWhileSpinning)) return;
+        this.placed.add(thread);
+        const which = this.relay && this.relay.threads > 1 ? `relay thread ${thread}` : 'relay thread';
+        this.notice('info', `${which} moved to CPU ${p.cpu}, ${p.reason} (--relay-cpu N or none to choose)`, { relayCpu: p.cpu, relayThread: thread });
       });
     }, PLACEMENT_DELAY_MS);
     timer.unref();
