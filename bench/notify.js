@@ -5,7 +5,9 @@
  *  2. flood: the most notifications/s the relay picks up vs direct consumer wake-ups/s, relay CPU per pick-up
  *  3. QEMU guest ping RTT: direct, proxied with --no-interpose, proxied with interposition
  *  4. testpmd Mpps: direct vs interposed proxy
- * Targets (2 vCPUs): RTT p50 ratio <= 1.5, relayed rate >= 0.5x direct, guest ping RTT ratio <= 1.2, Mpps >= 0.98.
+ * Targets (issue: data-plane cost): cross-CPU RTT p50 <= 1.2x and p99 <= 1.5x direct, same-CPU RTT through
+ * the auto-placed relay <= 1.1x the ideal relay's, relayed rate >= 0.9x a direct consumer's wake-ups,
+ * guest ping RTT ratio <= 1.2, Mpps ratio >= 0.98 (10 alternating runs per variant, 3 with --quick).
  *   node bench/notify.js [--quick] [--parts=1,2,3,4]
  */
 'use strict';
@@ -134,11 +136,14 @@ async function flood(hub, relayed, n) {
         }
       }
       const p50 = (v) => median(rtt[v].map((r) => r.p50)), p99 = (v) => median(rtt[v].map((r) => r.p99));
-      const line = `RTT ${place.name}: p50 direct ${p50('direct').toFixed(1)} us, relayed ${p50('relay').toFixed(1)} us, ratio ${(p50('relay') / p50('direct')).toFixed(2)}${place.target ? ' (target <= 1.5)' : ''}; p99 ${p99('direct').toFixed(1)} vs ${p99('relay').toFixed(1)} us, ratio ${(p99('relay') / p99('direct')).toFixed(2)}`;
+      const line = `RTT ${place.name}: p50 direct ${p50('direct').toFixed(1)} us, relayed ${p50('relay').toFixed(1)} us, ratio ${(p50('relay') / p50('direct')).toFixed(2)}${place.target ? ' (target <= 1.2)' : ''}; p99 ${p99('direct').toFixed(1)} vs ${p99('relay').toFixed(1)} us, ratio ${(p99('relay') / p99('direct')).toFixed(2)}${place.target ? ' (target <= 1.5)' : ''}`;
       report(line);
       if (place.auto) sameCpu.auto = p50('relay');
       if (place.ideal) sameCpu.ideal = p50('relay');
-      if (place.target) target(`RTT p50 ratio (${place.name})`, p50('relay') / p50('direct'), '<=', 1.5);
+      if (place.target) {
+        target(`RTT p50 ratio (${place.name})`, p50('relay') / p50('direct'), '<=', 1.2);
+        target(`RTT p99 ratio (${place.name})`, p99('relay') / p99('direct'), '<=', 1.5);
+      }
     }
   }
 
@@ -155,8 +160,8 @@ async function flood(hub, relayed, n) {
     const relayedWakeups = median(fl.relay.map((r) => r.wakeupsPerS));
     // The relay writes the first count it reads at once and the rest of a burst in one write at
     // its end (native/relay.cc), so under a flood its consumer wakes less often than a direct one.
-    report(`flood: relay picks up ${Math.round(relayRate)}/s vs a direct consumer's ${Math.round(directRate)} wake-ups/s, ratio ${(relayRate / directRate).toFixed(2)} (target >= 0.5); the relayed consumer wakes ${Math.round(relayedWakeups)}/s; relay CPU ${median(fl.relay.map((r) => r.cpuPerNotifUs)).toFixed(2)} us/pick-up (spinning included)`);
-    target('relayed rate vs direct wake-ups', relayRate / directRate, '>=', 0.5);
+    report(`flood: relay picks up ${Math.round(relayRate)}/s vs a direct consumer's ${Math.round(directRate)} wake-ups/s, ratio ${(relayRate / directRate).toFixed(2)} (target >= 0.9); the relayed consumer wakes ${Math.round(relayedWakeups)}/s; relay CPU ${median(fl.relay.map((r) => r.cpuPerNotifUs)).toFixed(2)} us/pick-up (spinning included)`);
+    target('relayed rate vs direct wake-ups', relayRate / directRate, '>=', 0.9);
   }
   hub.stop();
 
@@ -184,7 +189,7 @@ async function flood(hub, relayed, n) {
   if (parts.has(4)) {
     console.log('# 4. testpmd txonly Mpps, direct vs interposed proxy');
     const m = { direct: [], interposed: [] };
-    for (let i = 0; i < (quick ? 1 : 5); i++) for (const v of i % 2 ? ['interposed', 'direct'] : ['direct', 'interposed']) {
+    for (let i = 0; i < (quick ? 3 : 10); i++) for (const v of i % 2 ? ['interposed', 'direct'] : ['direct', 'interposed']) {
       const work = fs.mkdtempSync(path.join(os.tmpdir(), `vhs-bench-mpps-${v}-`));
       let proxy;
       const r = await runDpdkScenario({
@@ -198,10 +203,14 @@ async function flood(hub, relayed, n) {
       m[v].push(r.rxPps / 1e6);
       console.log(`  ${v.padEnd(10)} ${(r.rxPps / 1e6).toFixed(2)} Mpps`);
     }
-    report(`Mpps: direct ${median(m.direct).toFixed(2)}, interposed ${median(m.interposed).toFixed(2)}, ratio ${(median(m.interposed) / median(m.direct)).toFixed(3)} (target >= 0.98)`);
+    const spread = (xs) => `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}`;
+    report(`Mpps: direct ${median(m.direct).toFixed(2)} (${spread(m.direct)}), interposed ${median(m.interposed).toFixed(2)} (${spread(m.interposed)}), ratio ${(median(m.interposed) / median(m.direct)).toFixed(3)} (target >= 0.98)`);
     target('testpmd Mpps ratio', median(m.interposed) / median(m.direct), '>=', 0.98);
   }
-  if (sameCpu.auto && sameCpu.ideal) summary.push(`same CPU: the relay placed by --relay-cpu auto takes ${(sameCpu.auto / sameCpu.ideal).toFixed(2)}x the round trip of an ideal relay; no relay thread meets 1.5x a direct same-CPU round trip (two context switches become four)`);
+  if (sameCpu.auto && sameCpu.ideal) {
+    summary.push(`same CPU: the relay placed by --relay-cpu auto takes ${(sameCpu.auto / sameCpu.ideal).toFixed(2)}x the round trip of an ideal relay (target <= 1.1); no relay thread meets 1.5x a direct same-CPU round trip (two context switches become four)`);
+    target('same-CPU RTT, auto-placed relay vs the ideal relay', sameCpu.auto / sameCpu.ideal, '<=', 1.1);
+  }
   console.log(`# summary\n${summary.join('\n')}`);
   console.log('# targets');
   for (const t of targets) console.log(`${t.met ? 'met    ' : 'NOT MET'} ${t.name}: ${t.value.toFixed(2)} (target ${t.op} ${t.limit})`);
