@@ -37,6 +37,8 @@ const targets = [];
 const target = (name, value, op, limit) => targets.push({ name, value, op, limit, met: op === '<=' ? value <= limit : value >= limit });
 /** relayed p50 RTT on a shared CPU: the auto-placed relay and the ideal one */
 const sameCpu = {};
+/** cross-CPU p50 RTTs: direct and relayed, and the reference rows (ideal relay, no CPU halting) */
+const cross = {};
 const report = (line) => { console.log(line); summary.push(line); };
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
@@ -81,10 +83,11 @@ async function pingpong(hub, relayed, n, cpus, autoPlace) {
   return out.trim().split('\n').map(Number);
 }
 
-/** The same ping-pong through the ideal relay, on the ping's CPU: a C loop that never sleeps. */
-async function pingpongIdeal(n, cpus) {
+/** The same ping-pong through the ideal relay, a C loop that never sleeps: on the ping's CPU, or unpinned. */
+async function pingpongIdeal(n, cpus, unpinned) {
   const fds = [0, 1, 2, 3].map(() => native.eventfd(0)); // ping -> relay -> pong -> relay -> ping
-  const relay = spawn('taskset', ['-c', cpus[0], bin, 'relay', '60'], { stdio: ['ignore', 'ignore', 'inherit', ...fds] });
+  const relay = unpinned ? spawn(bin, ['relay', '60'], { stdio: ['ignore', 'ignore', 'inherit', ...fds] })
+    : spawn('taskset', ['-c', cpus[0], bin, 'relay', '60'], { stdio: ['ignore', 'ignore', 'inherit', ...fds] });
   const pong = run(['pong'], [fds[1], fds[2]], cpus[1]);
   const out = await run(['ping', String(n), '2000'], [fds[0], fds[3]], cpus[0]);
   await pong;
@@ -120,6 +123,7 @@ async function flood(hub, relayed, n) {
     // relay thread there, a C loop that never sleeps.
     const placements = [
       { name: 'cross CPU', cpus: ['0', '1'], target: true },
+      { name: 'cross CPU, ideal relay (a C loop that never sleeps, unpinned)', cpus: ['0', '1'], ideal: 'unpinned', key: 'idealCross' },
       { name: 'unpinned', cpus: undefined },
       { name: 'same CPU, relay placed by --relay-cpu auto', cpus: ['0', '0'], auto: true },
       { name: 'same CPU, relay left to the scheduler (--relay-cpu none)', cpus: ['0', '0'] },
@@ -130,7 +134,7 @@ async function flood(hub, relayed, n) {
       const rtt = { direct: [], relay: [] };
       for (let i = 0; i < ROUNDS; i++) {
         for (const v of i % 2 ? ['relay', 'direct'] : ['direct', 'relay']) {
-          const xs = (await (place.ideal && v === 'relay' ? pingpongIdeal(N, place.cpus) : pingpong(hub, v === 'relay', N, place.cpus, place.auto && v === 'relay'))).map((x) => x / 1000);
+          const xs = (await (place.ideal && v === 'relay' ? pingpongIdeal(N, place.cpus, place.ideal === 'unpinned') : pingpong(hub, v === 'relay', N, place.cpus, place.auto && v === 'relay'))).map((x) => x / 1000);
           rtt[v].push({ p50: pct(xs, 50), p99: pct(xs, 99) });
           console.log(`  ${v.padEnd(6)} p50 ${pct(xs, 50).toFixed(1)} us  p99 ${pct(xs, 99).toFixed(1)} us`);
         }
@@ -138,6 +142,8 @@ async function flood(hub, relayed, n) {
       const p50 = (v) => median(rtt[v].map((r) => r.p50)), p99 = (v) => median(rtt[v].map((r) => r.p99));
       const line = `RTT ${place.name}: p50 direct ${p50('direct').toFixed(1)} us, relayed ${p50('relay').toFixed(1)} us, ratio ${(p50('relay') / p50('direct')).toFixed(2)}${place.target ? ' (target <= 1.2)' : ''}; p99 ${p99('direct').toFixed(1)} vs ${p99('relay').toFixed(1)} us, ratio ${(p99('relay') / p99('direct')).toFixed(2)}${place.target ? ' (target <= 1.5)' : ''}`;
       report(line);
+      if (place.target) cross.direct = p50('direct'), cross.relay = p50('relay');
+      if (place.key) cross[place.key] = { direct: p50('direct'), relay: p50('relay') };
       if (place.auto) sameCpu.auto = p50('relay');
       if (place.ideal) sameCpu.ideal = p50('relay');
       if (place.target) {
@@ -145,6 +151,13 @@ async function flood(hub, relayed, n) {
         target(`RTT p99 ratio (${place.name})`, p99('relay') / p99('direct'), '<=', 1.5);
       }
     }
+  }
+
+  if (cross.idealCross && cross.direct) {
+    // what one relayed round trip is made of: two more hops, each at least a read and a write
+    const [rd, wr, ep] = execFileSync(bin, ['syscost'], { encoding: 'utf8' }).trim().split(' ').map((x) => Number(x) / 1000);
+    report(`cross CPU breakdown (p50): direct ${cross.direct.toFixed(1)} us, relayed ${cross.relay.toFixed(1)} us, through the ideal relay ${cross.idealCross.relay.toFixed(1)} us. A relay's two extra hops cost at least 2 x (read ${rd.toFixed(2)} + write ${wr.toFixed(2)} us) = ${(2 * (rd + wr)).toFixed(1)} us of syscalls here (epoll_wait ${ep.toFixed(2)} us), against the ${(0.2 * cross.direct).toFixed(1)} us a 1.2x target leaves; vhostscope's relay takes ${(cross.relay / cross.idealCross.relay).toFixed(2)}x the ideal relay's round trip`);
+    target('cross-CPU RTT, vhostscope relay vs the ideal relay', cross.relay / cross.idealCross.relay, '<=', 1.1);
   }
 
   if (parts.has(2)) {

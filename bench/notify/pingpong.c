@@ -13,6 +13,8 @@
  *                            prints "writes elapsed_ns"
  *   pingpong msink N QUIET_S  fds 3..3+N-1 (epoll): read whichever is ready until all stay quiet
  *                            for QUIET_S; prints "reads total_count elapsed_ns" (first to last read)
+ *   pingpong syscost         prints the ns of one eventfd read (EAGAIN), one eventfd write and
+ *                            one epoll_wait(0) here: "read write epoll_wait"
  * The eventfds may be non-blocking (created so by the parent): waits use poll().
  */
 #include <fcntl.h>
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -114,6 +117,21 @@ int main(int argc, char **argv) {
         }
     }
     printf("%llu %llu %llu\n", (unsigned long long)reads, (unsigned long long)total, (unsigned long long)(last - first));
+    return 0;
+  }
+  if (!strcmp(argv[1], "syscost")) {
+    const int n = 200000;
+    int e = eventfd(0, EFD_NONBLOCK), ep = epoll_create1(0), e2 = eventfd(0, EFD_NONBLOCK);
+    struct epoll_event ev = {EPOLLIN, {0}}, out[64];
+    epoll_ctl(ep, EPOLL_CTL_ADD, e2, &ev);
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < n; i++) if (read(e, &c, 8) == 8) return 1;
+    uint64_t t1 = now_ns();
+    for (int i = 0; i < n; i++) post(e);
+    uint64_t t2 = now_ns();
+    for (int i = 0; i < n; i++) epoll_wait(ep, out, 64, 0);
+    uint64_t t3 = now_ns();
+    printf("%llu %llu %llu\n", (unsigned long long)((t1 - t0) / n), (unsigned long long)((t2 - t1) / n), (unsigned long long)((t3 - t2) / n));
     return 0;
   }
   if (!strcmp(argv[1], "relay")) {

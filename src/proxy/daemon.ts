@@ -275,7 +275,8 @@ export class ProxyDaemon {
         if (!hub.setCpu(p.cpu, p.yieldWhileSpinning)) return;
         this.placed.add(thread);
         const which = this.relay && this.relay.threads > 1 ? `relay thread ${thread}` : 'relay thread';
-        this.notice('info', `${which} moved to CPU ${p.cpu}, ${p.reason} (--relay-cpu N or none to choose)`, { relayCpu: p.cpu, relayThread: thread });
+        const where = p.cpu < 0 ? 'left to the scheduler' : `moved to CPU ${p.cpu}`;
+        this.notice('info', `${which} ${where}, ${p.reason} (--relay-cpu N or none to choose)`, { relayCpu: p.cpu, relayThread: thread });
       });
     }, PLACEMENT_DELAY_MS);
     timer.unref();

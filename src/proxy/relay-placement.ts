@@ -5,11 +5,15 @@
  * The rule behind both cases: on a virtual machine whose idle vCPUs halt, waking a thread on an
  * idle CPU costs tens of µs, waking one on a busy CPU a context switch. The relay should sleep
  * where the consumers of its writes run.
- *  1. Both peers confined to one and the same CPU (taskset on both): the relay goes there too.
- *     Measured here (bench/notify.js, eventfd ping-pong with both peers on CPU 0): the relay on
- *     the other CPU wakes CPU 0 from idle for each hop, 35-45 µs a round trip; on CPU 0 it costs
- *     two context switches, ~16 µs, against ~14 µs for an ideal relay that never sleeps, as
- *     long as its polling yields to the peers it wakes.
+ *  1. Both peers confined to one and the same CPU (taskset on both): the relay stays off it,
+ *     left to the scheduler, when the daemon may run elsewhere; polling there after each
+ *     notification it picks up the next without a context switch on the peers' CPU. Measured
+ *     on this machine type (bench/notify.js, eventfd ping-pong, both peers on CPU 0, 2 vCPUs):
+ *     ~37 µs a round trip left to the scheduler, 41-43 µs pinned to CPU 0 (yielding or not),
+ *     ~35 µs for an ideal relay that never sleeps on CPU 0. (An earlier machine type measured
+ *     the other way round, 16 µs pinned against 35-45: its idle vCPUs were slow to wake.) When
+ *     the daemon itself may run only on that CPU, the relay shares it and its polling yields to
+ *     the peers it wakes.
  *  2. The backend has a busy-polling thread (a DPDK lcore: pinned to one CPU, ~100% busy): the
  *     relay goes next to it. A polling backend signals a call from that CPU. Measured (QEMU
  *     guest ping through testpmd): left to the scheduler the call's wake-up often lands on the
@@ -100,6 +104,7 @@ export function allowedCpus(pid: number): number[] {
 }
 
 export interface RelayPlacement {
+  /** -1: left to the scheduler (said in the log, with the reason) */
   cpu: number;
   /** the relay shares the CPU with the peers it wakes: its polling yields to them (Relay.setCpu) */
   yieldWhileSpinning: boolean;
@@ -115,7 +120,9 @@ export async function chooseRelayCpu(peers: { frontendPid?: number; backendPid?:
     const union = new Set(sets.flat());
     if (sets.every((s) => s.length > 0) && union.size === 1) {
       const cpu = sets[0][0];
-      return { cpu, yieldWhileSpinning: true, reason: `both peers may run only on CPU ${cpu} (pids ${pids.join(', ')}): a relay on another CPU would wake that CPU from idle for every notification` };
+      const peersOn = `both peers may run only on CPU ${cpu} (pids ${pids.join(', ')})`;
+      if (allowedCpus(process.pid).some((c) => c !== cpu)) return { cpu: -1, yieldWhileSpinning: false, reason: `${peersOn}: polling on another CPU, the relay picks up their notifications without a context switch on theirs` };
+      return { cpu, yieldWhileSpinning: true, reason: `${peersOn}, and so may this daemon: the relay's polling yields to the peers it wakes` };
     }
   }
   if (peers.backendPid === undefined) return undefined;

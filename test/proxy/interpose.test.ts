@@ -157,8 +157,8 @@ describe('eventfd interposition', () => {
     await until(() => openFds() === before);
   });
 
-  it('--relay-cpu auto puts the relay on the one CPU both peers are confined to, and says so', async () => {
-    // both fake peers are this process: confine all its threads to one CPU for the test
+  it('--relay-cpu auto puts the relay on the one CPU both peers and the daemon are confined to, and says so', async () => {
+    // both fake peers and the daemon are this process: confine all its threads to one CPU
     const before = allowedCpus(process.pid).join(',');
     const cpu = os.cpus().length - 1;
     execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(process.pid)], { stdio: 'ignore' });
@@ -169,7 +169,7 @@ describe('eventfd interposition', () => {
       await until(() => notices.some((n) => n.fields?.relayCpu !== undefined), 5000, 'the placement notice');
       const n = notices.find((x) => x.fields?.relayCpu !== undefined)!;
       expect(n.fields?.relayCpu).toBe(cpu);
-      expect(n.msg).toContain(`relay thread moved to CPU ${cpu}, both peers may run only on CPU ${cpu} (pids ${process.pid}, ${process.pid})`);
+      expect(n.msg).toContain(`relay thread moved to CPU ${cpu}, both peers may run only on CPU ${cpu} (pids ${process.pid}, ${process.pid}), and so may this daemon`);
       r.done();
     } finally {
       execFileSync('taskset', ['-a', '-p', '-c', before, String(process.pid)], { stdio: 'ignore' });
