@@ -6,7 +6,8 @@
  * third, session churn and Prometheus scrapes. Prints the daemon's fd count and RSS as it goes;
  * at the end checks that both stayed flat and that every control message was delivered and
  * recorded. Exit status 0 when it all held.
- *   node bench/soak.js [seconds=1800] [sessions=64] [tick-ms=10]
+ *   node bench/soak.js [seconds=1800] [sessions=64] [tick-ms=10] [--profile]
+ * --profile: the daemon runs with node --cpu-prof; its profile is left in the work dir.
  */
 'use strict';
 const fs = require('node:fs');
@@ -14,10 +15,12 @@ const os = require('node:os');
 const path = require('node:path');
 const { runSoak } = require('../dist/lab/soak');
 
-const [seconds = '1800', sessions = '64', tickMs = '10'] = process.argv.slice(2);
+const profile = process.argv.includes('--profile');
+const [seconds = '1800', sessions = '64', tickMs = '10'] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhs-soak-'));
 console.log(`soak: ${sessions} sessions for ${seconds} s, a tick every ${tickMs} ms; work dir ${workDir}`);
-runSoak({ workDir, seconds: Number(seconds), sessions: Number(sessions), tickMs: Number(tickMs), sampleMs: 10_000, churnMs: 5_000, log: (l) => console.log(l) })
+runSoak({ workDir, seconds: Number(seconds), sessions: Number(sessions), tickMs: Number(tickMs), sampleMs: 10_000, churnMs: 5_000, log: (l) => console.log(l),
+  ...(profile ? { daemonNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${path.join(workDir, 'profile')}`] } : {}) })
   .then((r) => {
     console.log(JSON.stringify(r.figures));
     process.exit(r.ok ? 0 : 1);

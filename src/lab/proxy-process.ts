@@ -12,11 +12,13 @@ export interface ProxyProcessOptions {
   args?: string[];
   logFile: string;
   timeoutMs?: number;
+  /** options for node itself, before the CLI (e.g. --cpu-prof) */
+  nodeArgs?: string[];
 }
 
 /** Starts the daemon with JSON logs to `logFile` and resolves once it listens. */
 export async function startProxy(o: ProxyProcessOptions): Promise<Peer> {
-  const p = new Peer(process.execPath, [CLI, 'proxy', '--listen', o.listen, '--connect', o.connect, '--json', ...(o.args ?? [])], {
+  const p = new Peer(process.execPath, [...(o.nodeArgs ?? []), CLI, 'proxy', '--listen', o.listen, '--connect', o.connect, '--json', ...(o.args ?? [])], {
     name: 'proxy',
     logFile: o.logFile,
     timeoutMs: o.timeoutMs ?? 600_000,

@@ -44,6 +44,8 @@ export interface SoakOptions {
   /** flight recorder bound (must keep everything: the check counts every recorded message) */
   keep?: string;
   log?: (line: string) => void;
+  /** node options for the daemon, e.g. ['--cpu-prof', '--cpu-prof-dir=DIR'] to profile it */
+  daemonNodeArgs?: string[];
 }
 
 export interface SoakSample {
@@ -55,6 +57,8 @@ export interface SoakSample {
   heapTotalMiB: number;
   heapUsedMiB: number;
   externalMiB: number;
+  /** how old the scraped figures were (0: fresh; else the daemon's loop was busy for that long) */
+  staleMs: number;
 }
 
 export interface SoakResult {
@@ -90,13 +94,20 @@ function fdCount(pid: number): number {
   }
 }
 
-/** One Prometheus scrape by curl (10 s timeout): the text ('' when it failed) and curl's own time for it. */
-function scrape(port: number): Promise<{ text: string; seconds: number }> {
+/**
+ * One Prometheus scrape by curl (10 s timeout): the text ('' when it failed), curl's own time
+ * for it, and how old the figures were when the daemon's loop was too busy to refresh them
+ * (x-vhostscope-stale-ms; 0 when fresh).
+ */
+function scrape(port: number): Promise<{ text: string; seconds: number; staleMs: number }> {
   return new Promise((resolve) => {
-    execFile('curl', ['-sS', '-m', '10', '-w', '\n%{time_total}', `http://127.0.0.1:${port}/metrics`], { maxBuffer: 64 << 20 }, (err, stdout) => {
+    execFile('curl', ['-sS', '-m', '10', '-D', '-', '-w', '\n%{time_total}', `http://127.0.0.1:${port}/metrics`], { maxBuffer: 64 << 20 }, (err, stdout) => {
       const cut = stdout.lastIndexOf('\n');
       const seconds = Number(stdout.slice(cut + 1)) || 10;
-      resolve({ text: err ? '' : stdout.slice(0, cut), seconds });
+      const headEnd = stdout.indexOf('\r\n\r\n');
+      const head = headEnd >= 0 ? stdout.slice(0, headEnd) : '';
+      const staleMs = Number(/^x-vhostscope-stale-ms:\s*(\d+)/im.exec(head)?.[1] ?? 0);
+      resolve({ text: err || headEnd < 0 ? '' : stdout.slice(headEnd + 4, cut), seconds, staleMs });
     });
   });
 }
@@ -141,6 +152,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     args: ['--record', `${recDir}/`, '--keep', o.keep ?? '16GiB', '--segment-size', '1MiB', '--rings=headers', '--stats-interval', '0', '--metrics', `127.0.0.1:${metricsPort}`],
     logFile: path.join(o.workDir, 'proxy.log'),
     timeoutMs: (o.seconds + 300) * 1000,
+    ...(o.daemonNodeArgs ? { nodeArgs: o.daemonNodeArgs } : {}),
   });
 
   const sessions: SoakSession[] = [];
@@ -249,12 +261,12 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       lastSample = Date.now();
       // scraped by curl, as Prometheus would (10 s timeout): a timer in this process, which drives
       // 64 sessions and is itself saturated, would time out a reply that had long arrived
-      const { text, seconds } = await scrape(metricsPort);
+      const { text, seconds, staleMs } = await scrape(metricsPort);
       if (seconds > maxScrapeS) maxScrapeS = seconds;
       const metric = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
-      const s: SoakSample = { t: Math.round((Date.now() - t0) / 1000), fds: fdCount(proxy.pid), rssMiB: rssMiB(proxy.pid), scrapeBytes: text.length || -1, heapTotalMiB: metric('nodejs_heap_size_total_bytes'), heapUsedMiB: metric('nodejs_heap_size_used_bytes'), externalMiB: metric('nodejs_external_memory_bytes') };
+      const s: SoakSample = { t: Math.round((Date.now() - t0) / 1000), fds: fdCount(proxy.pid), rssMiB: rssMiB(proxy.pid), scrapeBytes: text.length || -1, heapTotalMiB: metric('nodejs_heap_size_total_bytes'), heapUsedMiB: metric('nodejs_heap_size_used_bytes'), externalMiB: metric('nodejs_external_memory_bytes'), staleMs };
       samples.push(s);
-      say(`t=${s.t}s daemon fds=${s.fds} rss=${s.rssMiB.toFixed(1)} MiB (V8 heap ${s.heapUsedMiB.toFixed(0)}/${s.heapTotalMiB.toFixed(0)} MiB, external ${s.externalMiB.toFixed(0)} MiB) metrics=${s.scrapeBytes} B; kicks ${kicksSent}, calls ${callsSent}, bulk ${bulk}${stalled.be.paused ? ` (backend of one session stalled ${Math.round((Date.now() - pausedAt) / 1000)} s, its frontend holds ${stalled.fe.queuedBytes} B)` : ''}, sessions churned ${churned}`);
+      say(`t=${s.t}s daemon fds=${s.fds} rss=${s.rssMiB.toFixed(1)} MiB (V8 heap ${s.heapUsedMiB.toFixed(0)}/${s.heapTotalMiB.toFixed(0)} MiB, external ${s.externalMiB.toFixed(0)} MiB) metrics=${s.scrapeBytes} B${staleMs ? ` (stale ${staleMs} ms: the daemon's loop was busy)` : ''}; kicks ${kicksSent}, calls ${callsSent}, bulk ${bulk}${stalled.be.paused ? ` (backend of one session stalled ${Math.round((Date.now() - pausedAt) / 1000)} s, its frontend holds ${stalled.fe.queuedBytes} B)` : ''}, sessions churned ${churned}`);
     }
     await sleep(tickMs);
   }
@@ -304,11 +316,13 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const rssGrowth = first.length && second.length ? median(second.map((s) => s.rssMiB)) - median(first.map((s) => s.rssMiB)) : 0;
   const fdBound = o.sessions * (2 + 2 * 2 + 2 * 17 * 2 + 2) + 200;
   const fdMax = samples.length ? max(samples.map((s) => s.fds)) : 0;
-  const figures = { sessions: o.sessions, churned, sent, got, replies, expected, recorded, torn, segments: segments.length, kicksSent, kicksRelayed, callsSent, bulk, fdGrowth, fdMax, fdBound, rssGrowthMiB: rssGrowth, maxScrapeS, exit: rc ?? -1 };
+  const figures = { sessions: o.sessions, churned, sent, got, replies, expected, recorded, torn, segments: segments.length, kicksSent, kicksRelayed, callsSent, bulk, fdGrowth, fdMax, fdBound, rssGrowthMiB: rssGrowth, maxScrapeS, staleScrapes: samples.filter((x) => x.staleMs > 0).length, exit: rc ?? -1 };
   say(`--- ${o.sessions} sessions for ${o.seconds} s, ${churned} replaced; ${segments.length} segment files`);
   say(`messages: frontends sent ${sent}, backends got ${got}; replies ${replies} of ${expected}; recorded ${recorded} (expected ${sent + expected}); torn segments ${torn}`);
   say(`kicks: written ${kicksSent}, relayed ${kicksRelayed}; calls written ${callsSent}; relay pairs read == written in every session: ${pairsOk}`);
   const halves = (f: (s: SoakSample) => number, d = 0): string => (first.length && second.length ? `median ${median(first.map(f)).toFixed(d)} -> ${median(second.map(f)).toFixed(d)}, max ${max(first.map(f)).toFixed(d)} -> ${max(second.map(f)).toFixed(d)}` : '-');
+  const stale = samples.filter((x) => x.staleMs > 0);
+  say(`metrics scrapes answered with stale figures (the daemon's loop busy > 2 s): ${stale.length} of ${samples.length}${stale.length ? `, at t=${stale.map((x) => `${x.t}s (${(x.staleMs / 1000).toFixed(1)} s)`).join(', ')}` : ''}`);
   say(`daemon fds (first half -> second half): ${halves((s) => s.fds)} (bound ${fdBound}); RSS MiB: ${halves((s) => s.rssMiB, 1)}; slowest metrics scrape ${maxScrapeS.toFixed(2)} s`);
   const problems: string[] = [];
   if (!delivered) problems.push('not every message or reply arrived within 60 s of the end');
