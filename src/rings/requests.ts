@@ -27,7 +27,7 @@
  */
 import type { DeviceType } from '../protocol';
 import { decodeBuffer } from './headers';
-import type { RingEntry, RingSnapshot } from './snapshot';
+import { indicesRead, type RingEntry, type RingSnapshot } from './snapshot';
 
 export interface CompletedRequest {
   vring: number;
@@ -164,7 +164,8 @@ export class RequestTracker {
     const r = this.ring(vring);
     const prevTs = r.lastTs;
     r.lastTs = s.ts;
-    if (s.error) return [];
+    // a chain that could not be followed still has its head and the ring its indices
+    if (!indicesRead(s)) return [];
     if (s.truncated) this.truncated++;
     if (s.kind === 'base') {
       for (const [head, ps] of r.outstanding) r.stopped.set(head, [...(r.stopped.get(head) ?? []), ...ps]);

@@ -55,6 +55,19 @@ const ERRORS: Record<number, string> = {
   4: 'a descriptor chain loops or runs past the ring',
 };
 
+/**
+ * Errors met while following a descriptor chain, after the ring's indices and the entry's head
+ * were read: the snapshot's indices and heads still hold. A completed chain's descriptors can be
+ * gone by the time the call is read (the driver frees an indirect table as soon as it sees the
+ * used element), so these are routine for a fast driver, not a broken ring.
+ */
+const CHAIN_ERRORS = new Set([ERRORS[3], ERRORS[4]]);
+
+/** True when the snapshot's indices and entry heads can be trusted (no error, or one inside a chain). */
+export function indicesRead(s: Pick<RingSnapshot, 'error'>): boolean {
+  return s.error === undefined || CHAIN_ERRORS.has(s.error);
+}
+
 export const SNAPSHOT_HEADER = 32;
 
 /** Decodes one record at `off`; returns it and the offset after it. Throws on a malformed record. */

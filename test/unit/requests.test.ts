@@ -37,6 +37,20 @@ describe('RequestTracker', () => {
     expect(done[0]).toMatchObject({ completedNs: us(400), notifiedNs: us(400), notifyNs: 0 });
   });
 
+  it('completes a request whose answer chain was gone when the call was read (virtiofs frees its indirect table at once)', () => {
+    const t = new RequestTracker('generic');
+    t.observe(0, snap('kick', 100, 1, 0, [0]));
+    // seen in a real virtiofsd recording: the used element names head 0, its descriptors no longer lead into guest memory
+    const [r] = t.observe(0, { ...snap('call', 150, 1, 1, [0]), error: 'a descriptor points outside every memory region' });
+    expect(r).toMatchObject({ head: 0, latencyNs: 50_000 });
+    expect(t.outstanding()).toEqual([]);
+    expect(t.usedWithoutCall().size).toBe(0);
+    // a ring that could not be read at all says nothing about its indices
+    t.observe(0, snap('kick', 200, 2, 1, [1]));
+    expect(t.observe(0, { ...snap('call', 250, 0, 0, []), error: 'a ring address is in no memory region' })).toEqual([]);
+    expect(t.outstanding()).toMatchObject([{ head: 1 }]);
+  });
+
   it('ends a request when the used index first covers it, and keeps the wait for the call apart', () => {
     const t = new RequestTracker('generic');
     t.observe(0, snap('kick', 100, 1, 0, [3]));
