@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { expect } from 'vitest';
 import { requestLatency } from '../../../src/analysis/request-latency';
 import type { StatsJson } from '../../../src/cli/stats-command';
-import type { Peer } from '../../../src/lab/process';
+import { Peer, waitForSocket } from '../../../src/lab/process';
 import { CLI, startProxy } from '../../../src/lab/proxy-process';
 import { readRecording, recordingEvents } from '../../../src/recording/reader';
 import { decodeBuffer, type BufferHeader } from '../../../src/rings/headers';
@@ -61,6 +61,18 @@ export class ProxyProcess {
     if (!fs.existsSync(CLI)) throw new Error(`${CLI} missing: run "npm run build" (tsc) first`);
     this.peer = await startProxy({ listen, connect, args: ['--record', this.recordFile, ...this.extraArgs], logFile: this.logFile });
   };
+
+  /**
+   * One daemon for several devices (`proxy --config`, one recording file for all of them, one
+   * session-id counter): resolves once every device's socket listens.
+   */
+  async startConfig(devices: { name: string; listen: string; connect: string }[]): Promise<void> {
+    if (!fs.existsSync(CLI)) throw new Error(`${CLI} missing: run "npm run build" (tsc) first`);
+    const config = path.join(this.workDir, 'vhostscope.json');
+    fs.writeFileSync(config, JSON.stringify({ record: this.recordFile, devices }, null, 2));
+    this.peer = new Peer(process.execPath, [CLI, 'proxy', '--config', config, '--json', ...this.extraArgs], { name: 'proxy', logFile: this.logFile, timeoutMs: 600_000 });
+    for (const d of devices) await waitForSocket(d.listen, 20_000, this.peer);
+  }
 
   records(): LogRecord[] {
     const text = fs.existsSync(this.logFile) ? fs.readFileSync(this.logFile, 'utf8') : '';
