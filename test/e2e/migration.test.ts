@@ -100,13 +100,7 @@ describe('live migration through vhostscope', () => {
     const info = execFileSync(process.execPath, [CLI, 'info', proxy.recordFile], { encoding: 'utf8' });
     expect(info).toContain('migration: session 1 (source) → session 2 (destination)');
     for (const [vring, base] of startedAt.slice(-2)) expect(info).toContain(`vring ${vring}: stopped at ${base}, resumed from ${base} (match)`);
-    // QEMU 7.2 vhost-user-blk kicks each ring between SET_VRING_KICK and SET_VRING_ENABLE when it
-    // starts the device (measured: 0.3 ms before the enable, on the source's every start). qsd
-    // takes it; the rule warns because some back-ends drop it. Nothing about the migration is flagged.
-    const findings = execFileSync(process.execPath, [CLI, 'check', '--json', proxy.recordFile], { encoding: 'utf8' })
-      .split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; severity: string; session: number });
-    expect(findings.filter((f) => f.id !== 'VU010'), JSON.stringify(findings)).toEqual([]);
-    expect(findings.every((f) => f.severity === 'warning')).toBe(true);
+    expect(execFileSync(process.execPath, [CLI, 'check', proxy.recordFile], { encoding: 'utf8' })).toMatch(/^0 finding\(s\)/m);
   }, 400_000);
 
   it('a vhost-user-blk guest moves to a second QEMU: what it wrote before reads back after, through the destination\'s session', async () => {
