@@ -34,7 +34,23 @@ export interface Migration {
   rings: MigratedRing[];
   /** how the destination told the network the guest moved */
   announce?: string;
+  /** the back-ends' own state (DEVICE_STATE): saved by the source's, loaded by the destination's */
+  deviceState?: { save?: DeviceStateTransfer; load?: DeviceStateTransfer };
 }
+
+/** One SET_DEVICE_STATE_FD transfer and what the back-end answered to it and to CHECK_DEVICE_STATE. */
+export interface DeviceStateTransfer {
+  direction: string;
+  ns: bigint;
+  fd?: string;
+  /** SET_DEVICE_STATE_FD's answer: "ok" or "error N" */
+  result?: string;
+  /** CHECK_DEVICE_STATE's answer, when it was asked */
+  checked?: string;
+}
+
+/** bits 0-7 of a device-state answer: 0 on success */
+const stateResult = (v: bigint): string => ((v & 0xffn) === 0n ? 'ok' : `error ${v & 0xffn}`);
 
 interface SessionState {
   startNs: bigint;
@@ -45,6 +61,7 @@ interface SessionState {
   /** the virtio features the front-end acked last */
   features?: bigint;
   started: Set<number>;
+  deviceState?: DeviceStateTransfer;
 }
 
 export function findMigrations(events: ProxyEvent[]): Migration[] {
@@ -71,6 +88,8 @@ export function findMigrations(events: ProxyEvent[]): Migration[] {
         m.rings = m.rings.filter((r) => r.vring !== vring).concat({ vring, stoppedAt: p.num as number, stoppedNs: e.ts });
         sourceMemory.set(e.session, s.memoryBytes);
       }
+      if (d.request === Request.SET_DEVICE_STATE_FD && s.deviceState) s.deviceState.result = stateResult(p.value as bigint);
+      if (d.request === Request.CHECK_DEVICE_STATE && s.deviceState) s.deviceState.checked = stateResult(p.value as bigint);
       continue;
     }
     switch (d.request) {
@@ -92,6 +111,11 @@ export function findMigrations(events: ProxyEvent[]): Migration[] {
       case Request.ADD_MEM_REG:
         s.memoryBytes += (p.region as { memorySize: bigint }).memorySize;
         break;
+      case Request.SET_DEVICE_STATE_FD: {
+        const fd = e.fds[0];
+        s.deviceState = { direction: String(p.direction), ns: e.ts, ...(fd ? { fd: fd.kind } : {}) };
+        break;
+      }
       case Request.SEND_RARP: {
         const m = [...bySource.values()].find((x) => x.destination === e.session);
         if (m && !m.announce) m.announce = `SEND_RARP at ${secs(e.ts)}`;
@@ -117,11 +141,21 @@ export function findMigrations(events: ProxyEvent[]): Migration[] {
       }
     }
   }
+  for (const m of bySource.values()) {
+    const save = sessions.get(m.source)?.deviceState;
+    const load = m.destination !== undefined ? sessions.get(m.destination)?.deviceState : undefined;
+    if (save || load) m.deviceState = { ...(save ? { save } : {}), ...(load ? { load } : {}) };
+  }
   return [...bySource.values()];
 }
 
-/** What `info` and the report print for one migration. */
-export function migrationLines(m: Migration): string[] {
+function transferText(t: DeviceStateTransfer | undefined, side: string): string {
+  if (!t) return `no transfer on the ${side}`;
+  return `${t.direction} on the ${side} at ${secs(t.ns)}${t.fd ? ` (${t.fd})` : ''}: ${t.result ?? 'no answer'}, ${t.checked ? `checked ${t.checked}` : 'never checked (check VU024)'}`;
+}
+
+/** What `info` and the report print for one migration; `net`: the device announces the guest (SEND_RARP, GUEST_ANNOUNCE). */
+export function migrationLines(m: Migration, net = true): string[] {
   const lines = [`migration: session ${m.source} (source) → ${m.destination !== undefined ? `session ${m.destination} (destination)` : 'no destination in this recording'}`];
   const log = m.log ? `SET_LOG_BASE at ${secs(m.log.ns)}, ${m.log.bytes} bytes${m.log.fd ? ` (${m.log.fd})` : ''}` : 'no SET_LOG_BASE';
   lines.push(`  dirty logging: ${log}${m.logAllNs !== undefined ? `; LOG_ALL acked at ${secs(m.logAllNs)}` : ''}`);
@@ -133,6 +167,7 @@ export function migrationLines(m: Migration): string[] {
     const how = r.resumedFrom === undefined ? 'not resumed in this recording' : r.resumedFrom === r.stoppedAt ? `resumed from ${r.resumedFrom} (match)` : `resumed from ${r.resumedFrom}: MISMATCH (check VU023)`;
     lines.push(`  vring ${r.vring}: stopped at ${r.stoppedAt}, ${how}`);
   }
-  if (m.destination !== undefined) lines.push(`  announce: ${m.announce ?? 'none seen (no SEND_RARP, GUEST_ANNOUNCE not acked)'}`);
+  if (m.deviceState) lines.push(`  device state: ${transferText(m.deviceState.save, 'source')}; ${transferText(m.deviceState.load, 'destination')}`);
+  if (m.destination !== undefined && (net || m.announce)) lines.push(`  announce: ${m.announce ?? 'none seen (no SEND_RARP, GUEST_ANNOUNCE not acked)'}`);
   return lines;
 }

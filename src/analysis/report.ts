@@ -163,7 +163,7 @@ td:last-child{word-break:break-all;max-width:60em}tr.reply td{color:#555}tr.warn
 </style></head><body>
 <h1>vhostscope report</h1>
 <p>${esc(file)}${h ? ` · captured by vhostscope ${esc(h.host.vhostscope)} on ${esc(h.host.hostname)} (${esc(h.host.kernel)}) at ${esc(new Date(h.host.wallClockMs).toISOString())} · clock ${esc(h.host.clock)} · first record at ${secs(h.host.monotonicNs)}` : ''}</p>
-${migrations.map((m) => `<section class="migration"><h2>Migration: session ${m.source} → ${m.destination ?? '?'}</h2><pre>${esc(migrationLines(m).slice(1).join('\n'))}</pre></section>`).join('\n')}
+${migrations.map((m) => `<section class="migration"><h2>Migration: session ${m.source} → ${m.destination ?? '?'}</h2><pre>${esc(migrationLines(m, deviceOf(devices, m.source) === 'net').slice(1).join('\n'))}</pre></section>`).join('\n')}
 ${sessions.join('\n')}
 <script>
 const DATA = ${json};

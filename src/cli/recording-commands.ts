@@ -66,7 +66,8 @@ export function infoText(file: string, device?: DeviceType): string[] {
     if (faults.length) lines.push(`  fault rules applied: ${faults.map(([rule, by]) => `${rule}: ${Object.entries(by).map(([a, n]) => `${a}×${n}`).join(' ')}`).join('; ')}`);
     if (s.endReason) lines.push(`  end: ${s.endReason}`);
   }
-  for (const m of findMigrations(recordingEvents(scan.records))) lines.push(...migrationLines(m));
+  const devices = recordingDevices(scan.records, device);
+  for (const m of findMigrations(recordingEvents(scan.records))) lines.push(...migrationLines(m, deviceOf(devices, m.source) === 'net'));
   return lines;
 }
 

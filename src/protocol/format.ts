@@ -25,12 +25,25 @@ function fourcc(v: number): string {
   return /^[\x20-\x7e]{4}$/.test(s) ? s : hex(v);
 }
 
+/**
+ * The u64 answer of the device-state requests (vhost-user.rst SET_DEVICE_STATE_FD): bits 0-7 are
+ * 0 on success; for SET_DEVICE_STATE_FD bit 8 says the back-end returned no fd of its own and
+ * uses the front-end's pipe.
+ */
+function deviceStateResult(name: string, v: bigint): string {
+  const err = Number(v & 0xffn);
+  const result = err === 0 ? 'ok' : `error ${err}`;
+  if (name === 'CHECK_DEVICE_STATE') return `value=${v} (${result})`;
+  return `value=${v} (${result}, ${v & 0x100n ? "no fd: the back-end uses the front-end's pipe" : 'the back-end returns its own fd'})`;
+}
+
 export function formatPayload(m: DecodedMessage, device: DeviceType = 'generic'): string {
   const p = m.payload as Record<string, never>;
   switch (m.layout) {
     case 'none':
       return '';
     case 'u64':
+      if (m.name === 'SET_DEVICE_STATE_FD' || m.name === 'CHECK_DEVICE_STATE') return deviceStateResult(m.name, BigInt(p.value));
       return `${m.name === 'NET_SET_MTU' ? 'mtu' : 'value'}=${p.value}`;
     case 'ack':
       return `ack=${p.ack}`;

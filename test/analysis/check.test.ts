@@ -196,6 +196,9 @@ describe('the real recordings', () => {
   const quirks: Record<string, string[]> = {
     'qemu-blk-qsd.vhsrec': ['VU010'],
     'qemu-fs-virtiofsd.vhsrec': ['VU010'],
+    'qemu-blk-migration.vhsrec': ['VU010'],
+    // QEMU 10 does the same, on the migration destination's start too
+    'qemu10-fs-migration.vhsrec': ['VU010'],
   };
   it.each(fs.readdirSync(dir).filter((f) => f.endsWith('.vhsrec')))('%s is clean but for its documented quirks', (f) => {
     const { findings, torn } = checkFile(path.join(dir, f));
@@ -224,6 +227,23 @@ describe('a real live migration (recordings/qemu-net-migration.vhsrec: QEMU 7.2 
   it('without the source\'s SET_LOG_BASE, its stop is flagged as dirty logging without a log', () => {
     const evs = events().filter((e) => !(e.type === 'message' && e.decoded.name === 'SET_LOG_BASE'));
     expect(checkEvents(evs).map((f) => `${f.rule.id} ${f.session}`)).toEqual(['VU020 1']);
+  });
+});
+
+describe('a real device-state migration (recordings/qemu10-fs-migration.vhsrec: QEMU 10, the Rust virtiofsd)', () => {
+  const events = (): ProxyEvent[] => recordingEvents(readRecording(path.resolve(__dirname, '..', '..', 'recordings', 'qemu10-fs-migration.vhsrec')).records);
+  const migrationRules = (evs: ProxyEvent[]): string[] => checkEvents(evs).filter((f) => f.rule.id !== 'VU010').map((f) => `${f.rule.id} ${f.session}`);
+
+  it('saves on the source and loads on the destination, each transfer checked', () => {
+    const evs = events();
+    const states = evs.filter((e): e is Extract<ProxyEvent, { type: 'message' }> => e.type === 'message' && e.decoded.name === 'SET_DEVICE_STATE_FD' && e.dir === 'F>B');
+    expect(states.map((m) => [m.session, (m.decoded.payload as { direction: string }).direction, m.fds[0]?.kind])).toEqual([[1, 'save', 'pipe'], [2, 'load', 'pipe']]);
+    expect(migrationRules(evs)).toEqual([]);
+  });
+
+  it('a transfer the source never checked is flagged', () => {
+    const evs = events().filter((e) => !(e.type === 'message' && e.session === 1 && e.decoded.name === 'CHECK_DEVICE_STATE'));
+    expect(migrationRules(evs)).toEqual(['VU024 1']);
   });
 });
 

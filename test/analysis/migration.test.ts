@@ -20,6 +20,24 @@ describe('findMigrations', () => {
     expect(lines.find((l) => l.startsWith('  switchover:'))).toMatch(/destination rings started [\d.]+ ms later$/);
   });
 
+  it('tells the device state a back-end saved and the other loaded (QEMU 10 -> QEMU 10, the Rust virtiofsd)', () => {
+    const [m] = findMigrations(events('qemu10-fs-migration.vhsrec'));
+    expect(m).toMatchObject({ source: 1, destination: 2, deviceState: { save: { direction: 'save', fd: 'pipe', result: 'ok', checked: 'ok' }, load: { direction: 'load', fd: 'pipe', result: 'ok', checked: 'ok' } } });
+    expect(m.deviceState!.save!.ns < m.deviceState!.load!.ns).toBe(true);
+    const lines = migrationLines(m, false);
+    expect(lines.find((l) => l.startsWith('  device state:'))).toMatch(/^ {2}device state: save on the source at [\d.]+ \(pipe\): ok, checked ok; load on the destination at [\d.]+ \(pipe\): ok, checked ok$/);
+    expect(lines.some((l) => l.startsWith('  announce:'))).toBe(false);
+    // a source whose back-end was never asked whether its save worked
+    const unchecked = findMigrations(events('qemu10-fs-migration.vhsrec').filter((e) => !(e.type === 'message' && e.session === 1 && e.decoded.name === 'CHECK_DEVICE_STATE')))[0];
+    expect(migrationLines(unchecked, false).find((l) => l.startsWith('  device state:'))).toContain('never checked (check VU024)');
+  });
+
+  it('a block device migrates without device state (QEMU 7.2, qemu-storage-daemon)', () => {
+    const [m] = findMigrations(events('qemu-blk-migration.vhsrec'));
+    expect(m.deviceState).toBeUndefined();
+    expect(m.rings.map((r) => r.resumedFrom === r.stoppedAt)).toEqual([true]);
+  });
+
   it('sees no migration in a backend restart (a second session, but no dirty logging) nor in a single session', () => {
     expect(findMigrations(events('qemu-net-backend-restart.vhsrec'))).toEqual([]);
     expect(findMigrations(events('qemu-net-testpmd.vhsrec'))).toEqual([]);

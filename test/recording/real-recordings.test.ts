@@ -21,6 +21,10 @@ const expected: Record<string, { sessions: number; requests: string[]; notes?: s
   'qemu-fs-virtiofsd.vhsrec': { sessions: 1, requests: ['ADD_MEM_REG', 'SET_VRING_NUM', 'SET_VRING_KICK'] },
   // source and destination QEMU of a live migration, through one daemon to one testpmd
   'qemu-net-migration.vhsrec': { sessions: 2, requests: ['SET_FEATURES', 'SET_MEM_TABLE', 'SET_VRING_BASE', 'GET_VRING_BASE'] },
+  // the same with vhost-user-blk (one qemu-storage-daemon, two exports of one image)
+  'qemu-blk-migration.vhsrec': { sessions: 2, requests: ['SET_FEATURES', 'ADD_MEM_REG', 'SET_VRING_BASE', 'GET_VRING_BASE'] },
+  // QEMU 10 with the Rust virtiofsd: the device state moves through SET_DEVICE_STATE_FD's pipe
+  'qemu10-fs-migration.vhsrec': { sessions: 2, requests: ['SET_DEVICE_STATE_FD', 'CHECK_DEVICE_STATE', 'SET_VRING_BASE', 'GET_VRING_BASE'] },
 };
 
 describe('recordings of real sessions', () => {

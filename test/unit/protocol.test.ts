@@ -7,6 +7,7 @@ import {
   FLAG_NEED_REPLY,
   FLAG_REPLY,
   flagsToString,
+  formatPayload,
   GPU_MAX_PAYLOAD,
   GPU_REQUESTS,
   isReplyExpected,
@@ -140,6 +141,11 @@ describe('payload decoders (hand-built fixtures)', () => {
     expect(decodeMessage('main', encodeMessage(24, 5)).layout).toBe('none');
     expect(decodeMessage('main', encodeMessage(5, 5, Buffer.concat([u32s(1, 0), u64s(0n, 1n, 2n, 3n)]))).layout).toBe('memTable');
     expect(decodeMessage('main', encodeMessage(1, 5, u64(0x40000000n))).payload).toEqual({ features: 0x40000000n });
+  });
+  it('reads the device-state answers (Rust virtiofsd 1.13 answers 0x100: no fd of its own)', () => {
+    expect(formatPayload(decodeMessage('main', encodeMessage(Request.SET_DEVICE_STATE_FD, 5, u64(0x100n))))).toBe("value=256 (ok, no fd: the back-end uses the front-end's pipe)");
+    expect(formatPayload(decodeMessage('main', encodeMessage(Request.SET_DEVICE_STATE_FD, 5, u64(0n))))).toBe('value=0 (ok, the back-end returns its own fd)');
+    expect(formatPayload(decodeMessage('main', encodeMessage(Request.CHECK_DEVICE_STATE, 5, u64(5n))))).toBe('value=5 (error 5)');
   });
 });
 
