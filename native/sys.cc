@@ -89,6 +89,19 @@ Napi::Value SocketPair(const Napi::CallbackInfo& info) {
   return a;
 }
 
+// pipe() -> [read end, write end], both blocking and close-on-exec: one end goes to a peer,
+// which expects a blocking pipe; the caller makes the end it keeps non-blocking (each end is
+// its own open file description, so that does not reach the peer's)
+Napi::Value Pipe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) throw ErrnoError(env, "pipe2", errno);
+  Napi::Array a = Napi::Array::New(env, 2);
+  a.Set(0u, Napi::Number::New(env, p[0]));
+  a.Set(1u, Napi::Number::New(env, p[1]));
+  return a;
+}
+
 // nonblocking(fd) -> whether O_NONBLOCK is set on the open file description
 Napi::Value GetNonblocking(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -214,6 +227,7 @@ void InitSys(Napi::Env env, Napi::Object exports) {
   exports.Set("connectUnix", Napi::Function::New(env, ConnectUnix));
   exports.Set("probeUnix", Napi::Function::New(env, ProbeUnix));
   exports.Set("socketpair", Napi::Function::New(env, SocketPair));
+  exports.Set("pipe", Napi::Function::New(env, Pipe));
   exports.Set("close", Napi::Function::New(env, CloseFd));
   exports.Set("nonblocking", Napi::Function::New(env, GetNonblocking));
   exports.Set("setNonblocking", Napi::Function::New(env, SetNonblocking));

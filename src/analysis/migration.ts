@@ -47,6 +47,11 @@ export interface DeviceStateTransfer {
   result?: string;
   /** CHECK_DEVICE_STATE's answer, when it was asked */
   checked?: string;
+  /** what went through the proxy's pipe (interposed transfers), and for how long */
+  bytes?: number;
+  ms?: number;
+  /** the copy failed: the peers saw the pipe end early */
+  copyError?: string;
 }
 
 /** bits 0-7 of a device-state answer: 0 on success */
@@ -76,6 +81,10 @@ export function findMigrations(events: ProxyEvent[]): Migration[] {
   };
   for (const e of events) {
     if (e.type === 'session-start') sessions.set(e.session, { startNs: e.ts, logAll: false, memoryBytes: 0n, started: new Set() });
+    if (e.type === 'device-state') {
+      const t = sessions.get(e.session)?.deviceState;
+      if (t && t.direction === e.direction) Object.assign(t, { bytes: e.bytes, ms: Number(e.ts - e.startNs) / 1e6, ...(e.error ? { copyError: e.error } : {}) });
+    }
     if (e.type !== 'message' || e.channel !== 'main' || e.undelivered) continue;
     const s = state(e.session, e.ts);
     const d = e.decoded;
@@ -151,7 +160,8 @@ export function findMigrations(events: ProxyEvent[]): Migration[] {
 
 function transferText(t: DeviceStateTransfer | undefined, side: string): string {
   if (!t) return `no transfer on the ${side}`;
-  return `${t.direction} on the ${side} at ${secs(t.ns)}${t.fd ? ` (${t.fd})` : ''}: ${t.result ?? 'no answer'}, ${t.checked ? `checked ${t.checked}` : 'never checked (check VU024)'}`;
+  const carried = t.bytes !== undefined ? `, ${t.bytes} bytes in ${t.ms!.toFixed(1)} ms${t.copyError ? ` (cut short: ${t.copyError})` : ''}` : '';
+  return `${t.direction} on the ${side} at ${secs(t.ns)}${t.fd ? ` (${t.fd}${carried})` : ''}: ${t.result ?? 'no answer'}, ${t.checked ? `checked ${t.checked}` : 'never checked (check VU024)'}`;
 }
 
 /** What `info` and the report print for one migration; `net`: the device announces the guest (SEND_RARP, GUEST_ANNOUNCE). */
@@ -167,7 +177,12 @@ export function migrationLines(m: Migration, net = true): string[] {
     const how = r.resumedFrom === undefined ? 'not resumed in this recording' : r.resumedFrom === r.stoppedAt ? `resumed from ${r.resumedFrom} (match)` : `resumed from ${r.resumedFrom}: MISMATCH (check VU023)`;
     lines.push(`  vring ${r.vring}: stopped at ${r.stoppedAt}, ${how}`);
   }
-  if (m.deviceState) lines.push(`  device state: ${transferText(m.deviceState.save, 'source')}; ${transferText(m.deviceState.load, 'destination')}`);
+  if (m.deviceState) {
+    const { save, load } = m.deviceState;
+    lines.push(`  device state: ${transferText(save, 'source')}; ${transferText(load, 'destination')}`);
+    // QEMU carries the source's state in its migration stream and writes it into the destination's pipe
+    if (save?.bytes !== undefined && load?.bytes !== undefined) lines.push(`  device state handed over: ${save.bytes} bytes saved, ${load.bytes} loaded${save.bytes === load.bytes ? ' (match)' : ': MISMATCH'}`);
+  }
   if (m.destination !== undefined && (net || m.announce)) lines.push(`  announce: ${m.announce ?? 'none seen (no SEND_RARP, GUEST_ANNOUNCE not acked)'}`);
   return lines;
 }

@@ -6,7 +6,7 @@ import { ProxyDaemon } from '../proxy/daemon';
 import type { FrontendPosition } from '../proxy/session';
 import type { DeviceType } from '../protocol';
 import { DIALECT_HELP, parseDialect } from './dialect-option';
-import { modeOption, numberOption } from './numbers';
+import { modeOption, numberOption, sizeOption } from './numbers';
 import type { Logger } from 'pino';
 import * as path from 'node:path';
 import * as os from 'node:os';
@@ -19,6 +19,7 @@ import { DeviceTracker } from '../proxy/device-tracker';
 import type { ProxyEvent } from '../proxy/events';
 import { DEFAULT_NICE, DEFAULT_SPIN_US } from '../proxy/relay-hub';
 import { Recorder } from '../recording/recorder';
+import { MAX_FRAME } from '../recording/frames';
 import { Injector, parseInjectSpec } from '../proxy/inject';
 import { Checker } from '../analysis/checker';
 import { findingLine } from './check-command';
@@ -57,6 +58,7 @@ export interface ProxyCliOptions extends FlightCliOptions {
   rules?: string;
   control: string | false;
   rings?: boolean | string;
+  recordDeviceState?: boolean | string;
   dialect?: string;
   metrics?: string;
 }
@@ -116,10 +118,21 @@ function addProxyOptions(cmd: Command): Command {
     .option('--no-control', 'no control socket')
     .option('--dialect <family>', DIALECT_HELP)
     .option('--rings [what]', 'map guest memory read-only and snapshot each vring at every relayed kick and call: ring state and descriptor chains; --rings=headers also decodes the first bytes of each buffer (net, blk, fs: use --device)')
+    .option('--record-device-state [size]', 'keep the bytes of each device-state transfer (SET_DEVICE_STATE_FD) in the recording, up to SIZE each (default and most: 15MiB, one record); they are counted either way')
     .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; see README "Metrics")')
     .option('--check', 'run the protocol checks live and log every finding (see `vhostscope check --rules`)')
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
     .option('--log-rings', 'one log line per vring snapshot (--rings; recorded either way, `tail --rings` shows them live)');
+}
+
+/** A transfer's bytes go into one recording record, which a reader takes up to MAX_FRAME. */
+const MAX_DEVICE_STATE_KEEP = MAX_FRAME - (1 << 20);
+
+function deviceStateKeep(v: true | string): number {
+  if (v === true) return MAX_DEVICE_STATE_KEEP;
+  const n = sizeOption('--record-device-state', v);
+  if (n > MAX_DEVICE_STATE_KEEP) throw new Error(`--record-device-state ${v}: at most ${MAX_DEVICE_STATE_KEEP >> 20}MiB (a recording record holds up to ${MAX_FRAME >> 20} MiB)`);
+  return n;
 }
 
 function parseRelayThreads(v: string): number {
@@ -205,6 +218,7 @@ function daemonNumbers(o: ProxyCliOptions) {
     ...(o.rings ? { rings: parseRings(o.rings) } : {}),
     ...(o.dialect ? { dialect: parseDialect(o.dialect) } : {}),
     ...(o.device ? { device: o.device } : {}),
+    ...(o.recordDeviceState ? { keepDeviceState: deviceStateKeep(o.recordDeviceState) } : {}),
   };
 }
 
@@ -336,7 +350,7 @@ function startDevice(name: string, o: ProxyCliOptions, numbers: ReturnType<typeo
     if (e.type === 'notice') return void logger.warn(eventRecord(e, device));
     const rec = eventRecord(e, device);
     const bad = e.type === 'session-end' && e.reason.startsWith('bad input');
-    const warn = (e.type === 'message' && e.findings.length > 0) || e.type === 'fault';
+    const warn = (e.type === 'message' && e.findings.length > 0) || e.type === 'fault' || (e.type === 'device-state' && e.error !== undefined);
     if (bad) logger.error(rec);
     else if (warn) logger.warn(rec);
     else logger.info(rec);

@@ -76,6 +76,15 @@ export function eventRecord(e: ProxyEvent, device: DeviceType = 'generic'): Reco
     }
     case 'notice':
       return { event: 'notice', t: secs(e.ts), session: e.session, msg: e.msg };
+    case 'device-state': {
+      const ms = Number(e.ts - e.startNs) / 1e6;
+      const kept = e.data ? `; ${e.truncated ? `the first ${e.data.length} bytes` : 'all of it'} recorded` : '';
+      return {
+        event: 'device-state', t: secs(e.ts), session: e.session, direction: e.direction, bytes: e.bytes, ms: Number(ms.toFixed(3)),
+        ...(e.error ? { error: e.error } : {}), ...(e.data ? { recorded: e.data.length } : {}),
+        msg: `device state ${e.direction}: ${e.bytes} bytes through the proxy's pipe in ${ms.toFixed(1)} ms${e.error ? `, cut short: ${e.error}` : ''}${kept}`,
+      };
+    }
     case 'fault':
       return { event: 'fault', t: secs(e.ts), session: e.session, rule: e.rule, text: e.text, action: e.action, detail: e.detail, msg: `fault rule ${e.rule} (${e.text}): ${e.detail}` };
     case 'stats':

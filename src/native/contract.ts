@@ -196,6 +196,8 @@ export interface NativeAddon {
   probeUnix(path: string): boolean;
   /** Both ends non-blocking and close-on-exec. */
   socketpair(): [number, number];
+  /** [read end, write end], blocking and close-on-exec (the end a peer gets stays blocking). */
+  pipe(): [number, number];
   /** Whether O_NONBLOCK is set on the fd's open file description. */
   nonblocking(fd: number): boolean;
   /** Sets or clears O_NONBLOCK (every copy of the fd shares it, the peer's too once passed). */

@@ -55,6 +55,8 @@ export interface DaemonOptions {
   relayThreads?: number;
   /** keep HOST_NOTIFIER / INBAND_NOTIFICATIONS offered while interposing */
   keepFeatures?: boolean;
+  /** bytes of each device-state transfer to keep for the recording (0 or undefined: count only) */
+  keepDeviceState?: number;
   /** only peers with these uids may connect to the listening socket (SO_PEERCRED); others are refused */
   allowUids?: number[];
   /** periodic per-vring stats events (0 or undefined: only at session end) */
@@ -244,6 +246,7 @@ export class ProxyDaemon {
             ...(this.opts.rings ? { rings: this.opts.rings } : {}),
             ...(this.opts.dialect ? { dialect: this.opts.dialect } : {}),
             ...(this.opts.device ? { device: this.opts.device } : {}),
+            ...(this.opts.keepDeviceState ? { keepDeviceState: this.opts.keepDeviceState } : {}),
           },
           acceptedFd,
           connFd,

@@ -64,6 +64,24 @@ export interface FaultEvent {
   detail: string;
 }
 
+/**
+ * A device-state transfer the proxy carried (SET_DEVICE_STATE_FD's pipe, interposed), once it
+ * ended: `ts` is its end, `startNs` when the pipe was handed over.
+ */
+export interface DeviceStateEvent {
+  type: 'device-state';
+  ts: bigint;
+  session: number;
+  direction: 'save' | 'load';
+  startNs: bigint;
+  bytes: number;
+  /** how the copy failed (the peers saw their ends close early) */
+  error?: string;
+  /** --record-device-state: the bytes, the first `keep` of them when `truncated` */
+  data?: Buffer;
+  truncated?: boolean;
+}
+
 /** An interposed second channel (backend request channel, GPU socket) ended; the session goes on. */
 export interface ChannelEndEvent {
   type: 'channel-end';
@@ -180,4 +198,4 @@ export interface PeerIdentity {
   cmdline?: string;
 }
 
-export type ProxyEvent = MessageEvent | SessionStartEvent | SessionEndEvent | NotificationEvent | StatsEvent | ChannelEndEvent | FaultEvent | RingEvent | NoticeEvent;
+export type ProxyEvent = MessageEvent | SessionStartEvent | SessionEndEvent | NotificationEvent | StatsEvent | ChannelEndEvent | FaultEvent | RingEvent | NoticeEvent | DeviceStateEvent;

@@ -41,6 +41,8 @@ import type { RelayHub } from './relay-hub';
 import { FaultRunner, type FaultHost, type PendingMessage } from './fault-runner';
 import type { FaultRuleSet } from '../faults';
 import { RingTracker, type RingsMode } from './ring-tracker';
+import { InterpositionTable, type Interposition, type Outgoing } from './interpositions';
+import { DeviceStatePipe, type StateTransfer } from './device-state';
 
 /** Protocol features that move notifications off the eventfds: masked while interposing. */
 const BYPASS_MASK = [ProtocolFeature.HOST_NOTIFIER, ProtocolFeature.INBAND_NOTIFICATIONS].reduce((bits, bit) => bits | (1n << BigInt(bit)), 0n);
@@ -49,6 +51,7 @@ const NOTIFY_REQUESTS: Record<number, NotificationKind> = {
   [Request.SET_VRING_CALL]: 'call',
   [Request.SET_VRING_ERR]: 'err',
 };
+const NOTIFY_REQUEST_CODES = Object.keys(NOTIFY_REQUESTS).map(Number);
 
 /** Which of our two sockets a peer is on. */
 export type Position = 'listen' | 'connect';
@@ -75,6 +78,8 @@ export interface SessionOptions {
   dialect?: Dialect;
   /** the device, when the user said (--device): net receive queues are not paired kick→call */
   device?: DeviceType;
+  /** bytes of each device-state transfer to keep for the recording (--record-device-state); 0: count only */
+  keepDeviceState?: number;
 }
 
 const other = (p: Position): Position => (p === 'listen' ? 'connect' : 'listen');
@@ -84,6 +89,7 @@ const SUB_CHANNEL_REQUESTS: Record<number, SubChannelKind> = {
   [Request.SET_BACKEND_REQ_FD]: 'backend',
   [Request.GPU_SET_SOCKET]: 'gpu',
 };
+const SUB_CHANNEL_REQUEST_CODES = Object.keys(SUB_CHANNEL_REQUESTS).map(Number);
 
 export type SubChannelKind = 'backend' | 'gpu';
 
@@ -124,6 +130,10 @@ export class ProxySession {
   private readonly faults: FaultRunner | undefined;
   private readonly peers: Record<Position, PeerIdentity | undefined>;
   private readonly rings: RingTracker | undefined;
+  /** what the proxy does to main-channel messages on their way (see mainInterpositions) */
+  private readonly interpositions: InterpositionTable;
+  /** device-state transfers going through the proxy's pipes now */
+  private readonly statePipes = new Set<DeviceStatePipe>();
   /** pauses a sender while the peer it sends to is not reading */
   private readonly pressure = new BackPressure(this.guarded('back-pressure', (c: PressureChange) => this.emitPressure(c)));
 
@@ -165,6 +175,7 @@ export class ProxySession {
           this.guarded('a ring notice', (msg) => opts.emit({ type: 'notice', ts: native.monotonicNs(), session: this.id, msg })),
         );
       }
+      this.interpositions = new InterpositionTable(this.mainInterpositions());
       const peers = { listen: peerIdentity(listenFd), connect: peerIdentity(connectFd) };
       this.peers = peers;
       unowned.delete(listenFd);
@@ -264,6 +275,7 @@ export class ProxySession {
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.interposer?.teardownAll();
     this.rings?.close();
+    for (const p of [...this.statePipes]) p.close();
     closeFds(this.faults?.dispose() ?? []);
   }
 
@@ -317,7 +329,7 @@ export class ProxySession {
   /** Channel a pending message goes to (decided when it arrived). */
   private readonly targets = new WeakMap<PendingMessage, Channel>();
 
-  /** (For the main channel) interposes, forwards, then reports one message. */
+  /** Interposes (the table's handlers for this message, in order), forwards, then reports one message. */
   private deliver(m: PendingMessage): void {
     if (this.closed) {
       closeFds(m.fds);
@@ -327,48 +339,23 @@ export class ProxySession {
     const to = this.targets.get(m)!;
     const fdInfo = describeFds(fds);
     const h = parseHeader(m.raw);
-    const reply = m.reply;
-    const extra: Partial<MessageEvent> = {};
-    let out = m.raw;
-    let outFds = fds;
-    if (channel === 'main') {
-      try {
-        if (this.interposer && !reply && sender === 'frontend' && NOTIFY_REQUESTS[h.request]) {
-          const v = decoders.vringFd(out.subarray(HEADER_SIZE));
-          outFds = this.interposer.interpose(NOTIFY_REQUESTS[h.request], v.index as number, v.nofd as boolean, fds);
-          extra.interposed = outFds !== fds;
-          this.rings?.attach(v.index as number, NOTIFY_REQUESTS[h.request], this.interposer.pairId(NOTIFY_REQUESTS[h.request], v.index as number));
-        }
-        const subKind = SUB_CHANNEL_REQUESTS[h.request];
-        if (subKind && !reply && sender === 'frontend' && fds.length === 1) {
-          outFds = [this.interposeSubChannel(subKind, fds[0])];
-          extra.interposed = true;
-        }
-      } catch (err) {
-        if (!(err as { fdsTaken?: boolean }).fdsTaken) closeFds(fds);
-        this.close(`cannot interpose ${requestName(channel, h.request)}: ${(err as Error).message}`, 'proxy');
-        return;
-      }
-      if (this.interposer && !this.opts.keepFeatures && reply && sender === 'backend' && h.request === Request.GET_PROTOCOL_FEATURES && h.size === 8) {
-        const done = clearPayloadBits(out, BYPASS_MASK);
-        if (done) {
-          out = done.message;
-          m.masked.push(...protocolFeatureNames(done.cleared));
-        }
-      }
+    const o: Outgoing = { request: h.request, fds, out: m.raw, outFds: fds, extra: {}, masked: m.masked };
+    const stages = channel === 'main' ? this.interpositions.for(sender, m.reply, h.request) : [];
+    let stage: Interposition | undefined;
+    try {
+      for (stage of stages) stage.before?.(o);
+    } catch (err) {
+      // a handler that replaced the fds owns the received ones; what it made for the peer is ours to close
+      if (!(err as { fdsTaken?: boolean }).fdsTaken) closeFds(o.outFds !== fds ? o.outFds : fds);
+      this.close(`cannot interpose ${requestName(channel, h.request)} (${stage?.name}): ${(err as Error).message}`, 'proxy');
+      return;
     }
-    if (out !== m.received) {
-      extra.received = m.received;
-      extra.masked = m.masked;
-    }
-    if (this.rings && channel === 'main' && !reply && sender === 'frontend') this.rings.beforeForward(h.request, out, outFds);
-    if (this.rings && channel === 'main' && reply && h.request === Request.GET_VRING_BASE && out.length >= HEADER_SIZE + 8) {
-      const st = decoders.vringState(out.subarray(HEADER_SIZE));
-      const now = this.rings.snapshotNow(st.index as number);
-      if (now) this.opts.emit({ type: 'ring', ts: now.snapshot.ts, session: this.id, vring: st.index as number, snapshot: now.snapshot, raw: now.raw, base: st.num as number });
+    if (o.out !== m.received) {
+      o.extra.received = m.received;
+      o.extra.masked = m.masked;
     }
     try {
-      const queued = to.send(out, outFds); // the channel owns the fds now and closes its copies once sent
+      const queued = to.send(o.out, o.outFds); // the channel owns the fds now and closes its copies once sent
       const receiver = sender === 'frontend' ? 'backend' : 'frontend';
       this.pressure.afterSend(this.channelTo(channel, sender), to, queued, channel === 'main' ? receiver : `${receiver} (${channel} channel)`);
     } catch (err) {
@@ -378,19 +365,99 @@ export class ProxySession {
       else this.close(`forwarding to the ${receiver} (${channel} channel) failed: ${(err as Error).message}`, 'proxy');
       return;
     }
-    this.fdsForwarded += outFds.length;
-    if (channel === 'main') {
-      applyMainMessage(this.negotiation, h.request, h.flags, out.subarray(HEADER_SIZE));
-      if (this.interposer && reply && h.request === Request.GET_VRING_BASE) this.interposer.stopVring(decoders.vringState(out.subarray(HEADER_SIZE)).index as number);
-      if (this.interposer && !reply && h.request === Request.RESET_OWNER) this.interposer.teardownAll();
-    }
-    if (m.faults.length) extra.faults = m.faults;
+    this.fdsForwarded += o.outFds.length;
+    if (channel === 'main') applyMainMessage(this.negotiation, h.request, h.flags, o.out.subarray(HEADER_SIZE));
+    for (const st of stages) st.after?.(o);
+    if (m.faults.length) o.extra.faults = m.faults;
     let ts = m.ts;
     if (m.heldNs !== undefined) {
-      extra.heldNs = m.heldNs;
+      o.extra.heldNs = m.heldNs;
       ts = native.monotonicNs();
     }
-    this.emitMessage(channel, sender, out, fdInfo, findings, ts, extra);
+    this.emitMessage(channel, sender, o.out, fdInfo, findings, ts, o.extra);
+  }
+
+  /**
+   * What the proxy does to main-channel messages, by sender and request: each interposition a
+   * named handler (see InterpositionTable). Built once the session's parts exist.
+   */
+  private mainInterpositions(): Interposition[] {
+    const { interposer, rings } = this;
+    const list: Interposition[] = [];
+    if (interposer) {
+      list.push({
+        name: 'eventfd interposer', sender: 'frontend', reply: false, requests: NOTIFY_REQUEST_CODES,
+        before: (o) => {
+          const kind = NOTIFY_REQUESTS[o.request];
+          const v = decoders.vringFd(o.out.subarray(HEADER_SIZE));
+          o.outFds = interposer.interpose(kind, v.index as number, v.nofd as boolean, o.outFds);
+          o.extra.interposed = o.outFds !== o.fds;
+          rings?.attach(v.index as number, kind, interposer.pairId(kind, v.index as number));
+        },
+      });
+    }
+    list.push({
+      name: 'sub-channel', sender: 'frontend', reply: false, requests: SUB_CHANNEL_REQUEST_CODES,
+      before: (o) => {
+        if (o.fds.length !== 1) return;
+        o.outFds = [this.interposeSubChannel(SUB_CHANNEL_REQUESTS[o.request], o.fds[0])];
+        o.extra.interposed = true;
+      },
+    });
+    list.push({ name: 'device-state pipe', sender: 'frontend', reply: false, requests: [Request.SET_DEVICE_STATE_FD], before: (o) => this.interposeDeviceState(o) });
+    if (interposer && !this.opts.keepFeatures) {
+      list.push({
+        name: 'notification-feature mask', sender: 'backend', reply: true, requests: [Request.GET_PROTOCOL_FEATURES],
+        before: (o) => {
+          if (o.out.length !== HEADER_SIZE + 8) return;
+          const done = clearPayloadBits(o.out, BYPASS_MASK);
+          if (!done) return;
+          o.out = done.message;
+          o.masked.push(...protocolFeatureNames(done.cleared));
+        },
+      });
+    }
+    if (rings) {
+      list.push({ name: 'ring tracker', sender: 'frontend', reply: false, before: (o) => rings.beforeForward(o.request, o.out, o.outFds) });
+      list.push({
+        name: 'ring base snapshot', sender: 'backend', reply: true, requests: [Request.GET_VRING_BASE],
+        before: (o) => {
+          if (o.out.length < HEADER_SIZE + 8) return;
+          const st = decoders.vringState(o.out.subarray(HEADER_SIZE));
+          const now = rings.snapshotNow(st.index as number);
+          if (now) this.opts.emit({ type: 'ring', ts: now.snapshot.ts, session: this.id, vring: st.index as number, snapshot: now.snapshot, raw: now.raw, base: st.num as number });
+        },
+      });
+    }
+    if (interposer) {
+      list.push({ name: 'relay stop', sender: 'backend', reply: true, requests: [Request.GET_VRING_BASE], after: (o) => interposer.stopVring(decoders.vringState(o.out.subarray(HEADER_SIZE)).index as number) });
+      list.push({ name: 'relay teardown', sender: 'frontend', reply: false, requests: [Request.RESET_OWNER], after: () => interposer.teardownAll() });
+    }
+    return list;
+  }
+
+  /**
+   * SET_DEVICE_STATE_FD with a pipe: the back-end gets a pipe of ours and the proxy copies the
+   * state through, counting it (and keeping it for the recording with --record-device-state).
+   * A pipe the proxy cannot make leaves the front-end's to go through as it came.
+   */
+  private interposeDeviceState(o: Outgoing): void {
+    if (o.fds.length !== 1 || native.fdInfo(o.fds[0]).kind !== 'pipe') return;
+    const { direction } = decoders.deviceState(o.out.subarray(HEADER_SIZE));
+    if (direction !== 'save' && direction !== 'load') return;
+    let pipe: DeviceStatePipe;
+    try {
+      pipe = new DeviceStatePipe(direction, o.fds[0], this.opts.keepDeviceState ?? 0, this.guarded('the end of a device-state transfer', (t: StateTransfer) => {
+        this.statePipes.delete(pipe);
+        this.opts.emit({ type: 'device-state', ts: t.endNs, session: this.id, direction: t.direction, startNs: t.startNs, bytes: t.bytes, ...(t.error ? { error: t.error } : {}), ...(t.data ? { data: t.data } : {}), ...(t.truncated ? { truncated: true } : {}) });
+      }));
+    } catch (err) {
+      this.opts.emit({ type: 'notice', ts: native.monotonicNs(), session: this.id, msg: `the device-state pipe goes through as it came (not counted): ${(err as Error).message}` });
+      return;
+    }
+    this.statePipes.add(pipe);
+    o.outFds = [pipe.backendFd];
+    o.extra.interposed = true;
   }
 
   /** The FaultRunner's view of this session: the I/O it may ask for. */

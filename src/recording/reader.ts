@@ -92,6 +92,13 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
         if (typeof r.ts !== 'bigint' || typeof r.session !== 'number' || typeof r.detail !== 'string') throw new Error('ts, session or detail missing');
         out.push({ type: 'fault', ts: r.ts, session: r.session, rule: String(r.rule), text: String(r.text), action: r.action as 'drop', detail: r.detail });
         break;
+      case 'device-state':
+        if (typeof r.ts !== 'bigint' || typeof r.session !== 'number' || typeof r.bytes !== 'number' || (r.direction !== 'save' && r.direction !== 'load')) throw new Error('ts, session, bytes or direction missing');
+        out.push({
+          type: 'device-state', ts: r.ts, session: r.session, direction: r.direction, startNs: typeof r.startNs === 'bigint' ? r.startNs : r.ts, bytes: r.bytes,
+          ...(typeof r.error === 'string' ? { error: r.error } : {}), ...(Buffer.isBuffer(r.data) ? { data: r.data } : {}), ...(r.truncated === true ? { truncated: true } : {}),
+        });
+        break;
       case 'ring': {
         if (!Buffer.isBuffer(r.raw) || typeof r.session !== 'number' || typeof r.vring !== 'number') throw new Error('raw, session or vring missing');
         const { snapshot } = decodeSnapshot(r.raw);

@@ -236,6 +236,13 @@ export class Recorder {
         break;
       case 'notice':
         break;
+      case 'device-state':
+        this.flushBatch(e.session, s);
+        s.writer.write({
+          type: 'device-state', ts: e.ts, session: e.session, direction: e.direction, startNs: e.startNs, bytes: e.bytes,
+          ...(e.error ? { error: e.error } : {}), ...(e.data ? { data: e.data } : {}), ...(e.truncated ? { truncated: true } : {}),
+        });
+        break;
       case 'fault':
         this.flushBatch(e.session, s);
         s.writer.write({ type: 'fault', ts: e.ts, session: e.session, rule: e.rule, text: e.text, action: e.action, detail: e.detail });

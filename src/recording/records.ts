@@ -85,6 +85,19 @@ export interface FaultRecord {
   detail: string;
 }
 
+/** A device-state transfer through the proxy's pipe (see DeviceStateEvent). */
+export interface DeviceStateRecord {
+  type: 'device-state';
+  ts: bigint;
+  session: number;
+  direction: string;
+  startNs: bigint;
+  bytes: number;
+  error?: string;
+  data?: Buffer;
+  truncated?: boolean;
+}
+
 /** A kick or call the proxy signalled itself (fault rule inject); relayed ones go in notify batches. */
 export interface InjectedNotificationRecord {
   type: 'notify-injected';
@@ -158,7 +171,7 @@ export interface DeviceRecord {
   reason: string;
 }
 
-export type RecordingRecord = HeaderRecord | SessionStartRecord | MessageRecord | NotifyBatchRecord | DropRecord | SessionEndRecord | RecoveryRecord | FaultRecord | InjectedNotificationRecord | RingRecord | DeviceRecord;
+export type RecordingRecord = HeaderRecord | SessionStartRecord | MessageRecord | NotifyBatchRecord | DropRecord | SessionEndRecord | RecoveryRecord | FaultRecord | InjectedNotificationRecord | RingRecord | DeviceRecord | DeviceStateRecord;
 
 /** One notification, unpacked from a batch. */
 export interface NotificationEntry {

@@ -25,7 +25,9 @@ describe('findMigrations', () => {
     expect(m).toMatchObject({ source: 1, destination: 2, deviceState: { save: { direction: 'save', fd: 'pipe', result: 'ok', checked: 'ok' }, load: { direction: 'load', fd: 'pipe', result: 'ok', checked: 'ok' } } });
     expect(m.deviceState!.save!.ns < m.deviceState!.load!.ns).toBe(true);
     const lines = migrationLines(m, false);
-    expect(lines.find((l) => l.startsWith('  device state:'))).toMatch(/^ {2}device state: save on the source at [\d.]+ \(pipe\): ok, checked ok; load on the destination at [\d.]+ \(pipe\): ok, checked ok$/);
+    expect(lines.find((l) => l.startsWith('  device state:'))).toMatch(/^ {2}device state: save on the source at [\d.]+ \(pipe, 35 bytes in [\d.]+ ms\): ok, checked ok; load on the destination at [\d.]+ \(pipe, 35 bytes in [\d.]+ ms\): ok, checked ok$/);
+    // counted in the proxy's pipe on both sides: what the source's back-end saved is what the destination's loaded
+    expect(lines).toContain('  device state handed over: 35 bytes saved, 35 loaded (match)');
     expect(lines.some((l) => l.startsWith('  announce:'))).toBe(false);
     // a source whose back-end was never asked whether its save worked
     const unchecked = findMigrations(events('qemu10-fs-migration.vhsrec').filter((e) => !(e.type === 'message' && e.session === 1 && e.decoded.name === 'CHECK_DEVICE_STATE')))[0];

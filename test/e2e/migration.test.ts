@@ -16,6 +16,8 @@ import { Peer, sleep, waitForSocket } from '../../src/lab/process';
 import { qmpCommand } from '../../src/lab/qmp';
 import { cleanUp, tmpDir, until } from '../helpers';
 import { backend, guestBody, startForwarding } from './harness/qemu-net';
+import { readRecording } from '../../src/recording/reader';
+import type { DeviceStateRecord } from '../../src/recording/records';
 import { CLI, ProxyProcess, sessionEnd } from './harness/proxy';
 
 const PINGS = 70;
@@ -209,7 +211,7 @@ echo "GUEST-AFTER: $(dd if=/dev/vda bs=4096 skip=101 count=1 iflag=direct 2>/dev
       const run = fromRelease('debian13', [work], '/usr/libexec/virtiofsd', [`--socket-path=${sock(`vfs-${n}`)}`, `--shared-dir=${share}`, '--cache=never', '--sandbox=namespace']);
       return new Peer(run.cmd, run.args, { name: `virtiofsd-${n}`, logFile: path.join(work, `virtiofsd-${n}.log`), env: run.env });
     };
-    const proxy = new ProxyProcess(work, ['--device', 'fs'], 'qemu10-fs-migration');
+    const proxy = new ProxyProcess(work, ['--device', 'fs', '--record-device-state'], 'qemu10-fs-migration');
     // the guest opens the file, reads one line through that descriptor every 0.5 s while it
     // moves, then writes a file the host must see; busybox read(1) with cache=never: a FUSE READ each
     const initrd = buildInitramfs(work, `
@@ -253,13 +255,23 @@ umount /mnt/v && echo "GUEST-RESULT: PASS"
 
     const msgs = proxy.messages();
     const [s1, s2] = [1, 2].map((id) => msgs.filter((m) => m.session === id));
-    // the device state went through the proxy: a pipe to each back-end, checked on both sides
+    // the device state went through the proxy: a pipe of ours to each back-end, checked on both sides
     for (const [side, s] of [['source', s1], ['destination', s2]] as const) {
       const setFd = s.find((m) => m.request === 'SET_DEVICE_STATE_FD' && m.dir === 'F>B');
       expect(setFd?.fdInfo?.[0]?.kind, `${side} SET_DEVICE_STATE_FD`).toBe('pipe');
+      expect(setFd?.interposed, `${side}: the proxy's pipe went to the back-end`).toBe(true);
       expect(s.some((m) => m.request === 'SET_DEVICE_STATE_FD' && m.dir === 'B>F'), `${side} SET_DEVICE_STATE_FD reply`).toBe(true);
       expect(s.some((m) => m.request === 'CHECK_DEVICE_STATE' && m.dir === 'B>F'), `${side} CHECK_DEVICE_STATE reply`).toBe(true);
     }
+    // every byte the source's virtiofsd saved reached the destination's, counted and recorded on the way
+    const transfers = readRecording(proxy.recordFile).records.filter((r): r is DeviceStateRecord => r.type === 'device-state');
+    expect(transfers.map((t) => [t.session, t.direction, t.error])).toEqual([[1, 'save', undefined], [2, 'load', undefined]]);
+    const [saved, loaded] = transfers;
+    expect(saved.bytes).toBeGreaterThan(0);
+    expect(loaded.bytes).toBe(saved.bytes);
+    expect(saved.data?.length).toBe(saved.bytes);
+    expect(loaded.data!.equals(saved.data!)).toBe(true);
+    expect(proxy.records().filter((r) => r.event === 'device-state').map((r) => r.bytes)).toEqual([saved.bytes, saved.bytes]);
     const stoppedAt = s1.filter((m) => m.request === 'GET_VRING_BASE' && m.dir === 'B>F').map((m) => [m.payload?.index, m.payload?.num] as const);
     const startedAt = s2.filter((m) => m.request === 'SET_VRING_BASE' && m.dir === 'F>B').map((m) => [m.payload?.index, m.payload?.num] as const);
     const lastStop = new Map(stoppedAt);
@@ -269,7 +281,8 @@ umount /mnt/v && echo "GUEST-RESULT: PASS"
     expect(msgs.filter((m) => m.findings)).toEqual([]);
     const info = execFileSync(process.execPath, [CLI, 'info', proxy.recordFile], { encoding: 'utf8' });
     expect(info).toContain('migration: session 1 (source) → session 2 (destination)');
-    expect(info).toMatch(/device state: save on the source at [\d.]+ \(pipe\): ok, checked ok; load on the destination at [\d.]+ \(pipe\): ok, checked ok/);
+    expect(info).toMatch(/device state: save on the source at [\d.]+ \(pipe, \d+ bytes in [\d.]+ ms\): ok, checked ok; load on the destination at [\d.]+ \(pipe, \d+ bytes in [\d.]+ ms\): ok, checked ok/);
+    expect(info).toContain(`device state handed over: ${saved.bytes} bytes saved, ${saved.bytes} loaded (match)`);
     expect(info).not.toContain('announce:'); // a file system has nothing to announce
     expectOnlyStartKicksFlagged(proxy);
   }, 400_000);

@@ -146,7 +146,7 @@ describe('a pair the relay cannot take', () => {
     const fe = frontend(path.join(dir, 'fe.sock'), got);
     fe.send(encodeMessage(Request.SET_VRING_KICK, 1, u64(0n)), [native.memfdCreate('not-an-eventfd', 4096)]);
     await until(() => events.some((e) => e.type === 'session-end'), 5000, 'the session to end');
-    expect((events.find((e) => e.type === 'session-end') as SessionEndEvent).reason).toMatch(/^cannot interpose SET_VRING_KICK: .*epoll_ctl/);
+    expect((events.find((e) => e.type === 'session-end') as SessionEndEvent).reason).toMatch(/^cannot interpose SET_VRING_KICK \(eventfd interposer\): .*epoll_ctl/);
     // the daemon goes on: a new session forwards
     const got2: Buffer[] = [];
     const fe2 = frontend(path.join(dir, 'fe.sock'), got2);

@@ -1,0 +1,75 @@
+/**
+ * SET_DEVICE_STATE_FD through a session: a pipe is interposed (the back-end gets the proxy's,
+ * the bytes it writes reach the front-end's and are counted in a device-state event); any other
+ * fd goes through as it came. Real peers: test/e2e/migration.test.ts (QEMU 10, the Rust virtiofsd).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { native, type Channel } from '../../src/native';
+import { encodeMessage, Request } from '../../src/protocol';
+import { ProxyDaemon } from '../../src/proxy/daemon';
+import type { DeviceStateEvent, MessageEvent, ProxyEvent } from '../../src/proxy/events';
+import { openFds, tmpDir, until } from '../helpers';
+
+const u32s = (...v: number[]): Buffer => Buffer.concat(v.map((x) => { const b = Buffer.alloc(4); b.writeUInt32LE(x); return b; }));
+
+/** A back-end that keeps the fds it is sent. */
+function backend(sock: string): { fds: number[]; close: () => void } {
+  const fds: number[] = [];
+  const chans: Channel[] = [];
+  const l = new native.Listener(native.listenUnix(sock, 4, 0o600), (_e, fd) => {
+    if (fd === null) return;
+    const ch: Channel = new native.Channel(fd, 65536, (_m, f) => fds.push(...f), () => {});
+    ch.start();
+    chans.push(ch);
+  });
+  return { fds, close: () => { l.close(); for (const c of chans) c.close(); } };
+}
+
+function readAll(fd: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const r = fs.createReadStream('', { fd, autoClose: true });
+    r.on('data', (c) => chunks.push(c as Buffer));
+    r.on('error', reject);
+    r.on('end', () => resolve(Buffer.concat(chunks)));
+  });
+}
+
+describe('SET_DEVICE_STATE_FD through a session', () => {
+  it('save: the back-end writes into the proxy\'s pipe, the front-end reads it whole, the bytes are counted and kept', async () => {
+    const dir = tmpDir('devstate');
+    const before = openFds();
+    const be = backend(path.join(dir, 'be.sock'));
+    const events: ProxyEvent[] = [];
+    const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), interpose: false, keepDeviceState: 4, emit: (e) => events.push(e), notice: () => {} });
+    d.start();
+    const fe = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => {}, () => {});
+    fe.start();
+    const [feRead, feWrite] = native.pipe();
+    fe.send(encodeMessage(Request.SET_DEVICE_STATE_FD, 1, u32s(0, 0)), [feWrite]); // direction save
+    // an fd that is not a pipe goes through untouched
+    const efd = native.eventfd(0);
+    fe.send(encodeMessage(Request.SET_DEVICE_STATE_FD, 1, u32s(1, 0)), [efd]);
+    await until(() => be.fds.length === 2, 5000, 'both fds at the back-end');
+    expect(native.fdInfo(be.fds[0]).kind).toBe('pipe');
+    expect(native.fdInfo(be.fds[1]).kind).toBe('eventfd');
+    const reading = readAll(feRead);
+    fs.writeSync(be.fds[0], 'saved state');
+    fs.closeSync(be.fds[0]);
+    expect((await reading).toString()).toBe('saved state');
+    await until(() => events.some((e) => e.type === 'device-state'), 5000, 'the device-state event');
+    const t = events.find((e): e is DeviceStateEvent => e.type === 'device-state')!;
+    expect(t).toMatchObject({ session: 1, direction: 'save', bytes: 11, truncated: true });
+    expect(t.data!.toString()).toBe('save');
+    const sent = events.filter((e): e is MessageEvent => e.type === 'message' && e.decoded.name === 'SET_DEVICE_STATE_FD');
+    expect(sent.map((m) => [m.fds[0]?.kind, m.interposed ?? false])).toEqual([['pipe', true], ['eventfd', false]]);
+    expect(events.filter((e) => e.type === 'device-state')).toHaveLength(1);
+    native.close(be.fds[1]); // (the front-end's copies went with its send)
+    fe.close();
+    d.stop();
+    be.close();
+    await until(() => openFds() === before, 5000, 'every fd closed');
+  });
+});
