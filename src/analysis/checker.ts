@@ -37,7 +37,12 @@ interface Pending {
   name: string;
   ts: bigint;
   message: number;
+  /** why no reply can come: a fault rule dropped the request or its reply */
+  cause?: string;
 }
+
+/** "fault rule r1, r2" for the rules applied to a message, when any were. */
+const rulesOf = (e: MessageEvent): string | undefined => (e.faults?.length ? `fault rule ${e.faults.join(', ')}` : undefined);
 
 class SessionState {
   negotiation: Negotiation = newNegotiation();
@@ -155,7 +160,7 @@ export class Checker {
         if (s) noKick.push(...this.migrationLeftovers(s, e.session, e.ts));
         return noKick.concat((s?.pending ?? []).map((p) => ({
           rule: RULES.missingReply, session: e.session, ts: p.ts, message: p.message, at: `F>B ${p.name}`,
-          detail: `${p.name} (${p.channel} channel) was never answered before the session ended`,
+          detail: `${p.name} (${p.channel} channel) was never answered before the session ended${p.cause ? `: ${p.cause}` : ''}`,
         })));
       }
       default:
@@ -186,15 +191,21 @@ export class Checker {
     if (d.reply) {
       const p = pendingHere.find((x) => x.request === d.request);
       if (!p) add(RULES.unexpectedReply, `${d.name} reply, but no ${d.name} request was waiting for one`);
-      else {
+      else if (e.undelivered === 'dropped') {
+        // the front-end never gets it: still waiting, and now we know why
+        p.cause = `${rulesOf(e) ?? 'a fault rule'} dropped the reply`;
+      } else {
         s.pending.splice(s.pending.indexOf(p), 1);
-        if (e.ts - p.ts > this.replyTimeoutNs) add(RULES.missingReply, `${d.name} answered after ${Number(e.ts - p.ts) / 1e6} ms`);
-        else if (s.logAll && e.ts - p.ts > MIGRATION_DOWNTIME_NS) add(RULES.replyBeyondDowntime, `${d.name} answered after ${(Number(e.ts - p.ts) / 1e6).toFixed(0)} ms while dirty logging was on (QEMU's default downtime limit: 300 ms)`);
+        // a reply a fault rule held back says so: the slowness is the rule's, not the back-end's
+        const held = e.heldNs !== undefined && rulesOf(e) ? `; ${rulesOf(e)} held it ${(Number(e.heldNs) / 1e6).toFixed(0)} ms` : '';
+        if (e.ts - p.ts > this.replyTimeoutNs) add(RULES.missingReply, `${d.name} answered after ${Number(e.ts - p.ts) / 1e6} ms${held}`);
+        // SET_LOG_BASE comes just before LOG_ALL is acked (QEMU's order): it starts the migration too
+        else if ((s.logAll || d.request === Request.SET_LOG_BASE) && e.ts - p.ts > MIGRATION_DOWNTIME_NS) add(RULES.replyBeyondDowntime, `${d.name} answered after ${(Number(e.ts - p.ts) / 1e6).toFixed(0)} ms while ${s.logAll ? 'dirty logging was on' : 'dirty logging started'} (QEMU's default downtime limit: 300 ms)${held}`);
       }
     } else if (e.sender === requester) {
       for (const p of pendingHere) {
         s.pending.splice(s.pending.indexOf(p), 1);
-        out.push({ rule: RULES.missingReply, session: e.session, ts: p.ts, message: p.message, at: `${e.dir} ${p.name}`, detail: `${p.name} got no reply before the next request (${d.name})` });
+        out.push({ rule: RULES.missingReply, session: e.session, ts: p.ts, message: p.message, at: `${e.dir} ${p.name}`, detail: `${p.name} got no reply before the next request (${d.name})${p.cause ? `: ${p.cause}` : ''}` });
       }
     }
 
@@ -224,7 +235,7 @@ export class Checker {
       applyMainMessage(s.negotiation, d.request, d.flags, payload);
     }
     if (!d.reply && e.sender === requester && isReplyExpected(e.channel, d.request, d.flags, s.negotiation))
-      s.pending.push({ channel: e.channel, request: d.request, name: d.name, ts: e.ts, message: index });
+      s.pending.push({ channel: e.channel, request: d.request, name: d.name, ts: e.ts, message: index, ...(e.undelivered === 'dropped' ? { cause: `${rulesOf(e) ?? 'a fault rule'} dropped the request` } : {}) });
     return out;
   }
 

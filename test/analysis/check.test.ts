@@ -224,6 +224,30 @@ describe('a real live migration (recordings/qemu-net-migration.vhsrec: QEMU 7.2 
     ]);
   });
 
+  // the field bug (OVS-DPDK with cloud-hypervisor): SET_LOG_BASE's answer late or never; fault
+  // rules reproduce it through the proxy, and check names the rule next to the finding
+  const logBaseReply = (evs: ProxyEvent[]): number => evs.findIndex((e) => e.type === 'message' && e.session === 1 && e.decoded.name === 'SET_LOG_BASE' && e.decoded.reply);
+
+  it('a SET_LOG_BASE reply a fault rule held past the downtime limit is flagged with the rule', () => {
+    const evs = events();
+    const i = logBaseReply(evs);
+    const m = evs[i] as Extract<ProxyEvent, { type: 'message' }>;
+    evs[i] = { ...m, ts: m.ts + 1_000_000_000n, heldNs: 1_000_000_000n, faults: ['slow-log'] };
+    const f = checkEvents(evs).filter((x) => x.rule.id === 'VU025');
+    expect(f.map((x) => x.detail)).toEqual([expect.stringMatching(/^SET_LOG_BASE answered after 100\d ms while dirty logging started .*; fault rule slow-log held it 1000 ms$/)]);
+  });
+
+  it('a SET_LOG_BASE reply a fault rule dropped is a missing reply that names the rule', () => {
+    const evs = events();
+    const i = logBaseReply(evs);
+    const m = evs[i] as Extract<ProxyEvent, { type: 'message' }>;
+    evs[i] = { ...m, undelivered: 'dropped', faults: ['lost-log'] };
+    const f = checkEvents(evs).filter((x) => x.rule.id === 'VU003');
+    expect(f).toHaveLength(1);
+    expect(f[0]).toMatchObject({ session: 1, at: 'F>B SET_LOG_BASE' });
+    expect(f[0].detail).toMatch(/^SET_LOG_BASE got no reply before the next request \(\w+\): fault rule lost-log dropped the reply$/);
+  });
+
   it('without the source\'s SET_LOG_BASE, its stop is flagged as dirty logging without a log', () => {
     const evs = events().filter((e) => !(e.type === 'message' && e.decoded.name === 'SET_LOG_BASE'));
     expect(checkEvents(evs).map((f) => `${f.rule.id} ${f.session}`)).toEqual(['VU020 1']);
