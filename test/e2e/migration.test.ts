@@ -7,6 +7,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { debian13Missing } from '../../src/lab/debian13';
@@ -18,7 +20,9 @@ import { cleanUp, tmpDir, until } from '../helpers';
 import { backend, guestBody, startForwarding } from './harness/qemu-net';
 import { readRecording } from '../../src/recording/reader';
 import type { DeviceStateRecord } from '../../src/recording/records';
+import { passtCommand } from './harness/interop';
 import { CLI, ProxyProcess, sessionEnd } from './harness/proxy';
+import { pattern, sha } from './harness/storage-guests';
 
 const PINGS = 70;
 
@@ -284,6 +288,84 @@ umount /mnt/v && echo "GUEST-RESULT: PASS"
     expect(info).toMatch(/device state: save on the source at [\d.]+ \(pipe, \d+ bytes in [\d.]+ ms\): ok, checked ok; load on the destination at [\d.]+ \(pipe, \d+ bytes in [\d.]+ ms\): ok, checked ok/);
     expect(info).toContain(`device state handed over: ${saved.bytes} bytes saved, ${saved.bytes} loaded (match)`);
     expect(info).not.toContain('announce:'); // a file system has nothing to announce
+    expectOnlyStartKicksFlagged(proxy);
+  }, 400_000);
+
+  it('a virtio-net guest on passt moves between two QEMU 10, each with its own passt: the state goes through the proxy, the guest fetches over TCP on the destination', async () => {
+    if (debian13Missing()) throw new Error(`the Debian 13 root is missing (${debian13Missing()}): run scripts/install-deps.sh`);
+    const work = tmpDir('migrate-passt');
+    const served = pattern(`passt migration ${Date.now()}\n`, 8192);
+    let requests = 0;
+    const server = http.createServer((_req, res) => {
+      requests++;
+      res.end(served);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const sock = (n: string): string => path.join(work, `${n}.sock`);
+    const passt = (n: string): Peer => {
+      const c = passtCommand(sock(`passt-${n}`));
+      return new Peer(c.cmd, c.args, { name: `passt-${n}`, logFile: path.join(work, `passt-${n}.log`) });
+    };
+    // DHCP from passt, then a short TCP fetch from the host every 0.5 s (passt maps the router
+    // address to the host's loopback), on the source and, after the switchover, on the destination
+    const initrd = buildInitramfs(work, `
+ip link set lo up; ip link set eth0 up || { echo "GUEST-RESULT: FAIL no eth0"; exit 0; }
+i=0; until [ "$(cat /sys/class/net/eth0/operstate)" = up ] || [ $i -ge 50 ]; do sleep 0.1; i=$((i+1)); done
+cat > /tmp/dhcp.sh <<'S'
+#!/bin/sh
+[ "$1" = bound ] || exit 0
+ifconfig $interface $ip netmask $subnet up
+route add default gw \${router%% *}
+echo \${router%% *} > /tmp/gw
+S
+chmod +x /tmp/dhcp.sh
+udhcpc -i eth0 -n -q -t 5 -T 2 -s /tmp/dhcp.sh >/dev/null 2>&1 || { echo "GUEST-RESULT: FAIL no DHCP lease"; exit 0; }
+GW=$(cat /tmp/gw)
+wget -q -O /tmp/got http://$GW:${port}/first || { echo "GUEST-RESULT: FAIL fetch"; exit 0; }
+echo "GUEST-READY: $(sha256sum < /tmp/got | cut -d' ' -f1)"
+n=1; while [ $n -le 50 ]; do
+  rm -f /tmp/got
+  if timeout 5 wget -q -O /tmp/got http://$GW:${port}/n$n; then echo "GUEST-FETCH $n: $(sha256sum < /tmp/got | cut -d' ' -f1)"; else echo "GUEST-FETCH $n: failed"; fi
+  n=$((n+1)); sleep 0.5
+done
+`, ['virtio_pci', 'virtio_net']);
+    const [pa, pb] = [passt('a'), passt('b')];
+    const proxy = new ProxyProcess(work, ['--device', 'net', '--record-device-state']);
+    let logs = { src: '', dst: '' };
+    try {
+      await waitForSocket(sock('passt-a'), 30_000, pa);
+      await waitForSocket(sock('passt-b'), 30_000, pb);
+      await proxy.startConfig([
+        { name: 'src-net', listen: sock('fe-a'), connect: sock('passt-a') },
+        { name: 'dst-net', listen: sock('fe-b'), connect: sock('passt-b') },
+      ]);
+      const device = (q: 'src' | 'dst'): string[] => vhostUserNetArgs(`socket,id=c0,path=${sock(q === 'src' ? 'fe-a' : 'fe-b')}`, true);
+      logs = await migrateThroughProxy(work, proxy, initrd, '', device, /GUEST-READY/, 'debian13');
+    } finally {
+      await cleanUp(() => proxy.stop(), () => pa.stop(), () => pb.stop(), () => new Promise<void>((r) => server.close(() => r())));
+    }
+    expect(logs.src + logs.dst).not.toMatch(/GUEST-RESULT: FAIL/);
+    expect(logs.src).toContain(`GUEST-READY: ${sha(served)}`);
+    const after = [...logs.dst.matchAll(/GUEST-FETCH (\d+): (\S+)/g)].map((m) => m[2]);
+    fs.writeFileSync(path.join(work, 'result.txt'), `fetches on the destination: ${after.length}, failed ${after.filter((x) => x === 'failed').length}; requests served ${requests}\n`);
+    expect(after.length, logs.dst.slice(-2000)).toBeGreaterThan(5);
+    // fetched through the destination's passt: new connections after the switchover all work
+    expect(after.slice(-5)).toEqual(Array(5).fill(sha(served)));
+
+    const msgs = proxy.messages();
+    const [s1, s2] = [1, 2].map((id) => msgs.filter((m) => m.session === id));
+    for (const [side, s] of [['source', s1], ['destination', s2]] as const) {
+      expect(s.find((m) => m.request === 'SET_DEVICE_STATE_FD' && m.dir === 'F>B')?.interposed, `${side} SET_DEVICE_STATE_FD through the proxy's pipe`).toBe(true);
+      expect(s.find((m) => m.request === 'CHECK_DEVICE_STATE' && m.dir === 'B>F')?.summary, `${side} CHECK_DEVICE_STATE`).toBe('value=0 (ok)');
+    }
+    const transfers = readRecording(proxy.recordFile).records.filter((r): r is DeviceStateRecord => r.type === 'device-state');
+    expect(transfers.map((t) => [t.session, t.direction, t.error])).toEqual([[1, 'save', undefined], [2, 'load', undefined]]);
+    expect(transfers[0].bytes).toBeGreaterThan(0);
+    expect(transfers[1].data!.equals(transfers[0].data!)).toBe(true);
+    const info = execFileSync(process.execPath, [CLI, 'info', proxy.recordFile], { encoding: 'utf8' });
+    expect(info).toContain(`device state handed over: ${transfers[0].bytes} bytes saved, ${transfers[0].bytes} loaded (match)`);
+    expect(msgs.filter((m) => m.findings)).toEqual([]);
     expectOnlyStartKicksFlagged(proxy);
   }, 400_000);
 });

@@ -188,7 +188,7 @@ export async function dpdkPair(work: string, pair: Pair, frontendListens = false
 }
 
 /** Debian 13's passt, run on the host through the root's loader: its sandbox makes a user namespace, which a chrooted process may not. */
-function passtCommand(sock: string): { cmd: string; args: string[] } {
+export function passtCommand(sock: string): { cmd: string; args: string[] } {
   const r = DEBIAN13_ROOT;
   return {
     cmd: `${r}/lib64/ld-linux-x86-64.so.2`,
