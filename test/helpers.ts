@@ -31,3 +31,14 @@ export async function cleanUp(...steps: Array<() => unknown>): Promise<void> {
   }
   if (first !== undefined) throw first;
 }
+
+/** Reads fd to its end of file through the thread pool (a blocking pipe read must not stop the loop), then closes it. */
+export function readAll(fd: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const r = fs.createReadStream('', { fd, autoClose: true });
+    r.on('data', (c) => chunks.push(c as Buffer));
+    r.on('error', reject);
+    r.on('end', () => resolve(Buffer.concat(chunks)));
+  });
+}

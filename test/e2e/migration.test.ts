@@ -20,7 +20,7 @@ import { cleanUp, tmpDir, until } from '../helpers';
 import { backend, guestBody, startForwarding } from './harness/qemu-net';
 import { readRecording } from '../../src/recording/reader';
 import type { DeviceStateRecord } from '../../src/recording/records';
-import { passtCommand } from './harness/interop';
+import { PASST_GUEST_DHCP, passtCommand } from './harness/interop';
 import { CLI, ProxyProcess, sessionEnd } from './harness/proxy';
 import { pattern, sha } from './harness/storage-guests';
 
@@ -310,18 +310,7 @@ umount /mnt/v && echo "GUEST-RESULT: PASS"
     // DHCP from passt, then a short TCP fetch from the host every 0.5 s (passt maps the router
     // address to the host's loopback), on the source and, after the switchover, on the destination
     const initrd = buildInitramfs(work, `
-ip link set lo up; ip link set eth0 up || { echo "GUEST-RESULT: FAIL no eth0"; exit 0; }
-i=0; until [ "$(cat /sys/class/net/eth0/operstate)" = up ] || [ $i -ge 50 ]; do sleep 0.1; i=$((i+1)); done
-cat > /tmp/dhcp.sh <<'S'
-#!/bin/sh
-[ "$1" = bound ] || exit 0
-ifconfig $interface $ip netmask $subnet up
-route add default gw \${router%% *}
-echo \${router%% *} > /tmp/gw
-S
-chmod +x /tmp/dhcp.sh
-udhcpc -i eth0 -n -q -t 5 -T 2 -s /tmp/dhcp.sh >/dev/null 2>&1 || { echo "GUEST-RESULT: FAIL no DHCP lease"; exit 0; }
-GW=$(cat /tmp/gw)
+${PASST_GUEST_DHCP}
 wget -q -O /tmp/got http://$GW:${port}/first || { echo "GUEST-RESULT: FAIL fetch"; exit 0; }
 echo "GUEST-READY: $(sha256sum < /tmp/got | cut -d' ' -f1)"
 n=1; while [ $n -le 50 ]; do

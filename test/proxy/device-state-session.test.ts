@@ -10,7 +10,7 @@ import { native, type Channel } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { ProxyDaemon } from '../../src/proxy/daemon';
 import type { DeviceStateEvent, MessageEvent, ProxyEvent } from '../../src/proxy/events';
-import { openFds, tmpDir, until } from '../helpers';
+import { openFds, readAll, tmpDir, until } from '../helpers';
 
 const u32s = (...v: number[]): Buffer => Buffer.concat(v.map((x) => { const b = Buffer.alloc(4); b.writeUInt32LE(x); return b; }));
 
@@ -27,15 +27,6 @@ function backend(sock: string): { fds: number[]; close: () => void } {
   return { fds, close: () => { l.close(); for (const c of chans) c.close(); } };
 }
 
-function readAll(fd: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const r = fs.createReadStream('', { fd, autoClose: true });
-    r.on('data', (c) => chunks.push(c as Buffer));
-    r.on('error', reject);
-    r.on('end', () => resolve(Buffer.concat(chunks)));
-  });
-}
 
 describe('SET_DEVICE_STATE_FD through a session', () => {
   it('save: the back-end writes into the proxy\'s pipe, the front-end reads it whole, the bytes are counted and kept', async () => {

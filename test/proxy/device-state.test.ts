@@ -3,8 +3,7 @@ import * as fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { native } from '../../src/native';
 import { DeviceStatePipe, type StateTransfer } from '../../src/proxy/device-state';
-
-const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
+import { openFds, readAll } from '../helpers';
 
 /** Writes `data` into fd through the thread pool (a blocking pipe write must not stop the loop) and closes it. */
 function writeAll(fd: number, data: Buffer): Promise<void> {
@@ -15,16 +14,6 @@ function writeAll(fd: number, data: Buffer): Promise<void> {
   });
 }
 
-/** Reads fd to its end of file, then closes it. */
-function readAll(fd: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const r = fs.createReadStream('', { fd, autoClose: true });
-    r.on('data', (c) => chunks.push(c as Buffer));
-    r.on('error', reject);
-    r.on('end', () => resolve(Buffer.concat(chunks)));
-  });
-}
 
 const state = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) & 0xff));
 

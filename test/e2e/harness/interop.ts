@@ -197,6 +197,24 @@ export function passtCommand(sock: string): { cmd: string; args: string[] } {
   };
 }
 
+/**
+ * Guest shell: eth0 up, an address from passt's DHCP (printed as GUEST-DHCP), the router in $GW
+ * (passt maps it to the host's loopback); "GUEST-RESULT: FAIL …" and exit when that fails.
+ */
+export const PASST_GUEST_DHCP = `ip link set lo up; ip link set eth0 up || { echo "GUEST-RESULT: FAIL no eth0"; exit 0; }
+i=0; until [ "$(cat /sys/class/net/eth0/operstate)" = up ] || [ $i -ge 50 ]; do sleep 0.1; i=$((i+1)); done
+cat > /tmp/dhcp.sh <<'S'
+#!/bin/sh
+[ "$1" = bound ] || exit 0
+ifconfig $interface $ip netmask $subnet up
+route add default gw \${router%% *}
+echo "GUEST-DHCP: $ip router \${router%% *}" > /dev/console
+echo \${router%% *} > /tmp/gw
+S
+chmod +x /tmp/dhcp.sh
+udhcpc -i eth0 -n -q -t 5 -T 2 -s /tmp/dhcp.sh >/dev/null 2>&1 || { echo "GUEST-RESULT: FAIL no DHCP lease"; exit 0; }
+GW=$(cat /tmp/gw)`;
+
 export interface PasstRun extends GuestRun {
   /** what the guest fetched, by sha256, and what the host served */
   fetchedSha?: string;
@@ -226,19 +244,7 @@ export async function passtGuest(work: string, frontend: Release): Promise<Passt
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   const initrd = buildInitramfs(work, `
-ip link set lo up; ip link set eth0 up || { echo "GUEST-RESULT: FAIL no eth0"; exit 0; }
-i=0; until [ "$(cat /sys/class/net/eth0/operstate)" = up ] || [ $i -ge 50 ]; do sleep 0.1; i=$((i+1)); done
-cat > /tmp/dhcp.sh <<'S'
-#!/bin/sh
-[ "$1" = bound ] || exit 0
-ifconfig $interface $ip netmask $subnet up
-route add default gw \${router%% *}
-echo "GUEST-DHCP: $ip router \${router%% *}" > /dev/console
-echo \${router%% *} > /tmp/gw
-S
-chmod +x /tmp/dhcp.sh
-udhcpc -i eth0 -n -q -t 5 -T 2 -s /tmp/dhcp.sh >/dev/null 2>&1 || { echo "GUEST-RESULT: FAIL no DHCP lease"; exit 0; }
-GW=$(cat /tmp/gw)
+${PASST_GUEST_DHCP}
 echo "GUEST-DHCP: $(ip -4 addr show eth0 | grep inet)"
 wget -q -O /tmp/got http://$GW:${port}/data || { echo "GUEST-RESULT: FAIL fetch"; exit 0; }
 echo "GUEST-FETCHED-SHA: $(sha256sum < /tmp/got | cut -d' ' -f1)"
