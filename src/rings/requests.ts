@@ -88,6 +88,21 @@ class RingState {
   lastUsed: number | undefined;
   usedSeen = 0;
   usedListed = 0;
+  /**
+   * Split rings: chains a call listed used before any kick listed them (made available without a
+   * kick, event idx, and picked up by a device that polls while busy): the next kick that lists
+   * the head at a position the call had already seen available completes them. Per head, oldest first.
+   */
+  readonly early = new Map<number, EarlyCompletion[]>();
+}
+
+interface EarlyCompletion {
+  /** the call that listed it, and the avail index that call saw */
+  notifiedNs: bigint;
+  availAtCall: number;
+  /** when the used index first covered it, and the snapshot before that */
+  usedNs: bigint;
+  usedBefore?: bigint;
 }
 
 /** the pending chains of this head, oldest first (a new, empty queue if none) */
@@ -181,6 +196,7 @@ export class RequestTracker {
       r.lastUsed = undefined;
       for (const ps of r.stopped.values()) this.abandoned += ps.length;
       r.stopped.clear();
+      r.early.clear();
     }
     if (!s.packed) {
       if (r.lastUsed !== undefined) r.usedSeen += u16(s.usedIdx - r.lastUsed);
@@ -203,8 +219,20 @@ export class RequestTracker {
             uncertaintyNs = first.before !== undefined ? Number(first.ts - first.before) : uncertaintyNs;
           }
         }
+        const op = operationOf(this.device, vring, e);
+        const early = !s.packed && !s.truncated ? this.takeEarly(r, e.head, u16(s.availIdx - s.entries.length + i)) : undefined;
+        if (early) {
+          // completed before this kick listed it: the call that reported it bounds it
+          const completedNs = early.usedNs > submittedNs ? early.usedNs : submittedNs;
+          const doneAfter = early.usedBefore !== undefined && early.usedBefore > submittedNs ? early.usedBefore : submittedNs;
+          done.push({
+            vring, head: e.head, op, submittedNs, completedNs, notifiedNs: early.notifiedNs, latencyNs: Number(completedNs - submittedNs),
+            uncertaintyNs, completionUncertaintyNs: Number(completedNs - doneAfter), notifyNs: Number(early.notifiedNs - completedNs),
+          });
+          return;
+        }
         const q = queueOf(r.outstanding, e.head);
-        q.push({ head: e.head, op: operationOf(this.device, vring, e), submittedNs, uncertaintyNs });
+        q.push({ head: e.head, op, submittedNs, uncertaintyNs });
         // a head is outstanding once, twice while its reuse overtakes the call of its first use;
         // more is a driver listing heads it never gets back (or garbage): bounded, counted
         if (q.length > MAX_PER_HEAD) {
@@ -217,6 +245,7 @@ export class RequestTracker {
         const p = shift(r.outstanding, e.head) ?? shift(r.stopped, e.head);
         if (!p) {
           this.unmatched++;
+          if (!s.packed && !s.truncated) this.keepEarly(r, e.head, s, u16(s.usedIdx - s.entries.length + i));
           return;
         }
         // done at the latest: when the used index first covered it (split rings), else this call
@@ -250,6 +279,27 @@ export class RequestTracker {
       if (!s.packed && r.outstanding.size === 0 && r.stopped.size === 0 && r.seen.length > 2) r.seen.splice(0, r.seen.length - 2);
     }
     return done;
+  }
+
+  /** A used element whose chain no kick has listed yet: kept (a few per head) for the kick that will. */
+  private keepEarly(r: RingState, head: number, s: RingSnapshot, usedPos: number): void {
+    const used = firstPassed(r.seen, 'used', usedPos, s.ts);
+    const q = r.early.get(head) ?? [];
+    q.push({ notifiedNs: s.ts, availAtCall: s.availIdx, usedNs: used?.ts ?? s.ts, ...(used?.before !== undefined ? { usedBefore: used.before } : {}) });
+    if (q.length > MAX_PER_HEAD) q.shift();
+    r.early.set(head, q);
+  }
+
+  /** The early completion of `head` that the chain at avail position `pos` is, if the call that reported it had seen `pos` available. */
+  private takeEarly(r: RingState, head: number, pos: number): EarlyCompletion | undefined {
+    const q = r.early.get(head);
+    if (!q?.length) return undefined;
+    const i = q.findIndex((c) => u16(c.availAtCall - pos - 1) < 0x8000);
+    if (i < 0) return undefined;
+    const [c] = q.splice(i, 1);
+    if (!q.length) r.early.delete(head);
+    this.unmatched--;
+    return c;
   }
 
   /**

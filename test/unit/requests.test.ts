@@ -51,6 +51,22 @@ describe('RequestTracker', () => {
     expect(t.outstanding()).toMatchObject([{ head: 1 }]);
   });
 
+  it('matches a chain the device completed before any kick listed it (seen with qemu-storage-daemon and event idx)', () => {
+    // the sequence of a real vhost-user-blk recording: head 2 was made available without a kick,
+    // qsd found it while busy and answered it; the kick that lists it comes after the call
+    const t = new RequestTracker('generic');
+    t.observe(0, snap('kick', 50, 12, 12, []));
+    t.observe(0, snap('kick', 100, 13, 12, [0]));
+    t.observe(0, snap('kick', 110, 14, 12, [1]));
+    expect(t.observe(0, snap('call', 120, 15, 13, [0]))).toMatchObject([{ head: 0, latencyNs: 20_000 }]);
+    expect(t.observe(0, snap('call', 130, 15, 14, [2]))).toEqual([]);
+    // available by 120 (the call's avail index 15 covers position 14), used by 130
+    expect(t.observe(0, snap('kick', 200, 16, 15, [2, 1]))).toMatchObject([{ head: 2, submittedNs: us(120), completedNs: us(130), notifiedNs: us(130), latencyNs: 10_000 }]);
+    expect(t.observe(0, snap('call', 210, 16, 16, [1, 1]))).toMatchObject([{ head: 1, submittedNs: us(110), latencyNs: 90_000 }, { head: 1, submittedNs: us(200), latencyNs: 10_000 }]);
+    expect(t.outstanding()).toEqual([]);
+    expect(t.unmatched).toBe(0);
+  });
+
   it('ends a request when the used index first covers it, and keeps the wait for the call apart', () => {
     const t = new RequestTracker('generic');
     t.observe(0, snap('kick', 100, 1, 0, [3]));
