@@ -127,7 +127,11 @@ describe('live migration through vhostscope', () => {
     expect(execFileSync(process.execPath, [CLI, 'check', proxy.recordFile], { encoding: 'utf8' })).toMatch(/^0 finding\(s\)/m);
   }, 400_000);
 
-  it('a vhost-user-blk guest moves to a second QEMU: what it wrote before reads back after, through the destination\'s session', async () => {
+  // One run in five here (a full .ci/run, both CPUs busy) the destination's guest kernel died
+  // right after the switchover: NULL dereference in rb_erase under hrtimer_interrupt, i.e. the
+  // guest's own timer tree corrupt after QEMU 7.2's TCG migration; the proxy forwards no guest
+  // memory and this test runs without --rings. One retry; the first failure stays in the log.
+  it('a vhost-user-blk guest moves to a second QEMU: what it wrote before reads back after, through the destination\'s session', { timeout: 400_000, retry: 1 }, async () => {
     const work = tmpDir('migrate-blk');
     const token = `tok${Date.now()}`;
     const img = path.join(work, 'disk.raw');
@@ -197,7 +201,7 @@ echo "GUEST-AFTER: $(dd if=/dev/vda bs=4096 skip=101 count=1 iflag=direct 2>/dev
     expect(info).toContain('migration: session 1 (source) → session 2 (destination)');
     expect(info).toContain(`vring 0: stopped at ${stoppedAt.at(-1)}, resumed from ${stoppedAt.at(-1)} (match)`);
     expectOnlyStartKicksFlagged(proxy);
-  }, 400_000);
+  });
 
   it('a vhost-user-fs guest moves between two QEMU 10 with the Rust virtiofsd: a file opened before reads on after, the device state crossing the proxy', async () => {
     const missing = debian13Missing();
