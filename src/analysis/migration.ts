@@ -8,7 +8,7 @@
  * destination is another session that then sets the same rings up for the first time, with
  * the same amount of guest memory (as the checker's VU023 pairs them).
  */
-import { hasBit, Request, VirtioFeature } from '../protocol';
+import { deviceStateResult, hasBit, Request, VirtioFeature } from '../protocol';
 import type { ProxyEvent } from '../proxy/events';
 import { secs } from '../log/format';
 
@@ -54,8 +54,6 @@ export interface DeviceStateTransfer {
   copyError?: string;
 }
 
-/** bits 0-7 of a device-state answer: 0 on success */
-const stateResult = (v: bigint): string => ((v & 0xffn) === 0n ? 'ok' : `error ${v & 0xffn}`);
 
 interface SessionState {
   startNs: bigint;
@@ -97,8 +95,8 @@ export function findMigrations(events: ProxyEvent[]): Migration[] {
         m.rings = m.rings.filter((r) => r.vring !== vring).concat({ vring, stoppedAt: p.num as number, stoppedNs: e.ts });
         sourceMemory.set(e.session, s.memoryBytes);
       }
-      if (d.request === Request.SET_DEVICE_STATE_FD && s.deviceState) s.deviceState.result = stateResult(p.value as bigint);
-      if (d.request === Request.CHECK_DEVICE_STATE && s.deviceState) s.deviceState.checked = stateResult(p.value as bigint);
+      if (d.request === Request.SET_DEVICE_STATE_FD && s.deviceState) s.deviceState.result = deviceStateResult(p.value as bigint);
+      if (d.request === Request.CHECK_DEVICE_STATE && s.deviceState) s.deviceState.checked = deviceStateResult(p.value as bigint);
       continue;
     }
     switch (d.request) {

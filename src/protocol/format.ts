@@ -5,7 +5,7 @@
 import type { DecodedMessage } from './decode';
 import { protocolFeatureNames, statusNames, virtioFeatureNames, type DeviceType } from './features';
 import { gpuProtocolFeatureNames } from './gpu-payloads';
-import type { MemoryRegion } from './payloads';
+import { deviceStateResult, NOFD_MASK, type MemoryRegion } from './payloads';
 
 const hex = (v: bigint | number): string => `0x${v.toString(16)}`;
 
@@ -25,16 +25,10 @@ function fourcc(v: number): string {
   return /^[\x20-\x7e]{4}$/.test(s) ? s : hex(v);
 }
 
-/**
- * The u64 answer of the device-state requests (vhost-user.rst SET_DEVICE_STATE_FD): bits 0-7 are
- * 0 on success; for SET_DEVICE_STATE_FD bit 8 says the back-end returned no fd of its own and
- * uses the front-end's pipe.
- */
-function deviceStateResult(name: string, v: bigint): string {
-  const err = Number(v & 0xffn);
-  const result = err === 0 ? 'ok' : `error ${err}`;
-  if (name === 'CHECK_DEVICE_STATE') return `value=${v} (${result})`;
-  return `value=${v} (${result}, ${v & 0x100n ? "no fd: the back-end uses the front-end's pipe" : 'the back-end returns its own fd'})`;
+/** SET_DEVICE_STATE_FD / CHECK_DEVICE_STATE answers: the result, and whose pipe the transfer uses. */
+function deviceStateAnswer(name: string, v: bigint): string {
+  if (name === 'CHECK_DEVICE_STATE') return `value=${v} (${deviceStateResult(v)})`;
+  return `value=${v} (${deviceStateResult(v)}, ${v & BigInt(NOFD_MASK) ? "no fd: the back-end uses the front-end's pipe" : 'the back-end returns its own fd'})`;
 }
 
 export function formatPayload(m: DecodedMessage, device: DeviceType = 'generic'): string {
@@ -43,7 +37,7 @@ export function formatPayload(m: DecodedMessage, device: DeviceType = 'generic')
     case 'none':
       return '';
     case 'u64':
-      if (m.name === 'SET_DEVICE_STATE_FD' || m.name === 'CHECK_DEVICE_STATE') return deviceStateResult(m.name, BigInt(p.value));
+      if (m.name === 'SET_DEVICE_STATE_FD' || m.name === 'CHECK_DEVICE_STATE') return deviceStateAnswer(m.name, BigInt(p.value));
       return `${m.name === 'NET_SET_MTU' ? 'mtu' : 'value'}=${p.value}`;
     case 'ack':
       return `ack=${p.ack}`;

@@ -7,6 +7,16 @@ import { expectedUpdateSize, GPU_PAYLOAD_SIZES, gpuDecoders, type GpuPayloadKind
 
 export const NOFD_MASK = 0x100;
 export const VRING_IDX_MASK = 0xff;
+/**
+ * The u64 answer to SET_DEVICE_STATE_FD and CHECK_DEVICE_STATE (vhost-user.rst): bits 0-7 are 0 on
+ * success; for SET_DEVICE_STATE_FD, NOFD_MASK says the back-end returned no fd of its own and uses
+ * the front-end's pipe. "ok" or "error N".
+ */
+export function deviceStateResult(v: bigint): string {
+  const err = v & 0xffn;
+  return err === 0n ? 'ok' : `error ${err}`;
+}
+
 export const MAX_MEM_REGIONS = 8; // VHOST_MEMORY_BASELINE_NREGIONS (QEMU, libvhost-user, DPDK)
 
 export type PayloadKind =

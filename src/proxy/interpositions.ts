@@ -49,8 +49,4 @@ export class InterpositionTable {
     }
     return hs;
   }
-
-  get names(): string[] {
-    return this.handlers.map((h) => h.name);
-  }
 }
