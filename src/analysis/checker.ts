@@ -71,6 +71,8 @@ class SessionState {
   ringUse = new Map<number, { base: number; calls: number }>();
   /** vrings that had a SET_VRING_BASE in this session (a migration's destination sets each once) */
   everStarted = new Set<number>();
+  /** hold-state fault rules that fired for the transfer under way */
+  stateHolds: string[] = [];
   /** SET_DEVICE_STATE_FD not followed by CHECK_DEVICE_STATE yet */
   deviceState?: { ts: bigint; message: number; at: string };
 
@@ -142,9 +144,20 @@ export class Checker {
           out.push({ rule: RULES.kickBeforeEnable, session: e.session, ts: e.ts, at, detail: `vring ${e.vring} kicked before SET_VRING_ENABLE(${e.vring}, 1)` });
         return out;
       }
-      case 'fault':
-        this.state(e.session).faultText.set(e.rule, e.text);
+      case 'fault': {
+        const s = this.state(e.session);
+        s.faultText.set(e.rule, e.text);
+        if (e.action === 'hold-state') s.stateHolds.push(e.rule);
         return [];
+      }
+      case 'device-state': {
+        const s = this.state(e.session);
+        const ms = Number(e.ts - e.startNs) / 1e6;
+        const holds = s.stateHolds.splice(0);
+        if (e.ts - e.startNs <= MIGRATION_DOWNTIME_NS) return [];
+        const why = e.heldMs ? `; fault rule ${holds.join(', ') || '?'} held it ${e.heldMs} ms` : '';
+        return [{ rule: RULES.deviceStateBeyondDowntime, session: e.session, ts: e.ts, at: `device state ${e.direction}`, detail: `the ${e.direction} of the device state (${e.bytes} bytes through the proxy's pipe) took ${ms.toFixed(0)} ms (QEMU's default downtime limit: 300 ms)${why}` }];
+      }
       case 'ring': {
         // split rings only: a packed ring's device position is not visible to a polling backend's calls
         const s = e.snapshot;

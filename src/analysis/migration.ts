@@ -36,6 +36,8 @@ export interface Migration {
   announce?: string;
   /** the back-ends' own state (DEVICE_STATE): saved by the source's, loaded by the destination's */
   deviceState?: { save?: DeviceStateTransfer; load?: DeviceStateTransfer };
+  /** the proxy ended the destination's session (a fault rule, bad input): when and why */
+  destinationCut?: { ns: bigint; reason: string };
 }
 
 /** One SET_DEVICE_STATE_FD transfer and what the back-end answered to it and to CHECK_DEVICE_STATE. */
@@ -52,6 +54,8 @@ export interface DeviceStateTransfer {
   ms?: number;
   /** the copy failed: the peers saw the pipe end early */
   copyError?: string;
+  /** a fault rule held the bytes this long before the copy began */
+  heldMs?: number;
 }
 
 
@@ -72,6 +76,8 @@ export function findMigrations(events: ProxyEvent[]): Migration[] {
   const bySource = new Map<number, Migration>();
   /** each source's guest memory size: a destination with another is another VM */
   const sourceMemory = new Map<number, bigint>();
+  /** sessions the proxy ended itself */
+  const cut = new Map<number, { ns: bigint; reason: string }>();
   const state = (id: number, ts: bigint): SessionState => {
     let s = sessions.get(id);
     if (!s) sessions.set(id, (s = { startNs: ts, logAll: false, memoryBytes: 0n, started: new Set() }));
@@ -81,8 +87,9 @@ export function findMigrations(events: ProxyEvent[]): Migration[] {
     if (e.type === 'session-start') sessions.set(e.session, { startNs: e.ts, logAll: false, memoryBytes: 0n, started: new Set() });
     if (e.type === 'device-state') {
       const t = sessions.get(e.session)?.deviceState;
-      if (t && t.direction === e.direction) Object.assign(t, { bytes: e.bytes, ms: Number(e.ts - e.startNs) / 1e6, ...(e.error ? { copyError: e.error } : {}) });
+      if (t && t.direction === e.direction) Object.assign(t, { bytes: e.bytes, ms: Number(e.ts - e.startNs) / 1e6, ...(e.error ? { copyError: e.error } : {}), ...(e.heldMs ? { heldMs: e.heldMs } : {}) });
     }
+    if (e.type === 'session-end' && e.by === 'proxy') cut.set(e.session, { ns: e.ts, reason: e.reason });
     if (e.type !== 'message' || e.channel !== 'main' || e.undelivered) continue;
     const s = state(e.session, e.ts);
     const d = e.decoded;
@@ -152,13 +159,15 @@ export function findMigrations(events: ProxyEvent[]): Migration[] {
     const save = sessions.get(m.source)?.deviceState;
     const load = m.destination !== undefined ? sessions.get(m.destination)?.deviceState : undefined;
     if (save || load) m.deviceState = { ...(save ? { save } : {}), ...(load ? { load } : {}) };
+    const end = m.destination !== undefined ? cut.get(m.destination) : undefined;
+    if (end) m.destinationCut = end;
   }
   return [...bySource.values()];
 }
 
 function transferText(t: DeviceStateTransfer | undefined, side: string): string {
   if (!t) return `no transfer on the ${side}`;
-  const carried = t.bytes !== undefined ? `, ${t.bytes} bytes in ${t.ms!.toFixed(1)} ms${t.copyError ? ` (cut short: ${t.copyError})` : ''}` : '';
+  const carried = t.bytes !== undefined ? `, ${t.bytes} bytes in ${t.ms!.toFixed(1)} ms${t.heldMs ? `, held ${t.heldMs} ms by a fault rule` : ''}${t.copyError ? ` (cut short: ${t.copyError})` : ''}` : '';
   return `${t.direction} on the ${side} at ${secs(t.ns)}${t.fd ? ` (${t.fd}${carried})` : ''}: ${t.result ?? 'no answer'}, ${t.checked ? `checked ${t.checked}` : 'never checked (check VU024)'}`;
 }
 
@@ -180,6 +189,10 @@ export function migrationLines(m: Migration, net = true): string[] {
     lines.push(`  device state: ${transferText(save, 'source')}; ${transferText(load, 'destination')}`);
     // QEMU carries the source's state in its migration stream and writes it into the destination's pipe
     if (save?.bytes !== undefined && load?.bytes !== undefined) lines.push(`  device state handed over: ${save.bytes} bytes saved, ${load.bytes} loaded${save.bytes === load.bytes ? ' (match)' : ': MISMATCH'}`);
+  }
+  if (m.destinationCut) {
+    const after = start !== undefined ? ` ${(Number(m.destinationCut.ns - start) / 1e6).toFixed(1)} ms after its rings started` : '';
+    lines.push(`  destination ended by the proxy${after}: ${m.destinationCut.reason}`);
   }
   if (m.destination !== undefined && (net || m.announce)) lines.push(`  announce: ${m.announce ?? 'none seen (no SEND_RARP, GUEST_ANNOUNCE not acked)'}`);
   return lines;

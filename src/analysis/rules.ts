@@ -38,6 +38,7 @@ export const RULES = {
   migratedBaseMismatch: rule('VU023', 'migrated-base-mismatch', 'error', 'vhost-user.rst "Migration" (the destination resumes from the source\'s GET_VRING_BASE)', 'the destination\'s SET_VRING_BASE differs from what the source\'s back-end answered to GET_VRING_BASE when it stopped: the guest sees requests redone or lost after the migration'),
   deviceStateUnchecked: rule('VU024', 'device-state-unchecked', 'warning', 'vhost-user.rst VHOST_USER_SET_DEVICE_STATE_FD / VHOST_USER_CHECK_DEVICE_STATE', 'a device state transfer was started (SET_DEVICE_STATE_FD) and never checked (CHECK_DEVICE_STATE): a failed save or load goes unnoticed'),
   replyBeyondDowntime: rule('VU025', 'reply-beyond-downtime', 'warning', 'QEMU migration downtime-limit (300 ms by default); OVS-DPDK + cloud-hypervisor SET_LOG_BASE hang', 'during a migration (LOG_ALL on) a request waited longer for its reply than QEMU\'s default downtime limit: the guest stays paused that long, or the migration stalls'),
+  deviceStateBeyondDowntime: rule('VU026', 'device-state-beyond-downtime', 'warning', 'vhost-user.rst VHOST_USER_SET_DEVICE_STATE_FD; QEMU migration downtime-limit (300 ms by default)', 'a device-state transfer took longer than QEMU\'s default downtime limit: the source saves its back-end\'s state with the guest stopped, the destination loads it before the guest runs, so the guest stays paused that long'),
 } as const satisfies Record<string, Rule>;
 
 export type RuleKey = keyof typeof RULES;

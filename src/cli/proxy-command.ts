@@ -222,9 +222,17 @@ function daemonNumbers(o: ProxyCliOptions) {
   };
 }
 
-/** The rules that come from files (--rules, and a config's "fault" and "rules"): SIGHUP re-reads them. */
+/**
+ * The rules that come from files (--rules, and a config's "fault" and "rules", top-level and
+ * per device, a device's scoped to it): SIGHUP re-reads them.
+ */
 function fileRules(global: ProxyCliOptions, config: ProxyConfig | undefined) {
-  return [...(global.rules ? loadRulesFile(global.rules) : []), ...(config ? ((config.options.fault as string[] | undefined) ?? []).flatMap(parseFaultSpec) : [])];
+  const specs = (o: Record<string, unknown>): string[] => (o.fault as string[] | undefined) ?? [];
+  return [
+    ...(global.rules ? loadRulesFile(global.rules) : []),
+    ...(config ? specs(config.options).flatMap(parseFaultSpec) : []),
+    ...(config?.devices ?? []).flatMap((d) => specs(d.options).flatMap(parseFaultSpec).map((r) => ({ ...r, device: r.device ?? d.name }))),
+  ];
 }
 
 export async function runProxy(global: ProxyCliOptions, runs: DeviceRun[], config?: ProxyConfig): Promise<void> {
@@ -363,6 +371,7 @@ function startDevice(name: string, o: ProxyCliOptions, numbers: ReturnType<typeo
     interpose: o.interpose,
     keepFeatures: Boolean(o.keepFeatures),
     faults,
+    name,
     sessionIds: shared.sessionIds,
     ...(attach ? { unlinkOnStop: false } : {}),
     emit,

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /** The options a device entry may set for itself. */
-export const DEVICE_KEYS = ['name', 'listen', 'connect', 'frontend', 'device', 'control', 'mode', 'connect-timeout', 'allow-uid'] as const;
+export const DEVICE_KEYS = ['name', 'listen', 'connect', 'frontend', 'device', 'control', 'mode', 'connect-timeout', 'allow-uid', 'fault'] as const;
 
 /** Options that make no sense in a file (how this process logs is its command line's business). */
 const COMMAND_LINE_ONLY = new Set(['config', 'json', 'pretty']);
@@ -82,7 +82,7 @@ export function loadProxyConfig(file: string, known: ReadonlyMap<string, boolean
     const own: Record<string, unknown> = {};
     for (const [key, v] of Object.entries(d)) {
       if (!(DEVICE_KEYS as readonly string[]).includes(key)) throw new Error(`${file}: ${where}"${key}": a device sets only ${DEVICE_KEYS.join(', ')} (the rest is top-level)`);
-      own[camel(key)] = key === 'control' && v === false ? false : optionValue(file, where, key, v, key === 'allow-uid');
+      own[camel(key)] = key === 'control' && v === false ? false : optionValue(file, where, key, v, key === 'allow-uid' || key === 'fault');
     }
     if (typeof own.listen !== 'string' || typeof own.connect !== 'string') throw new Error(`${file}: devices[${i}] needs "listen" and "connect"`);
     const listen = own.listen;

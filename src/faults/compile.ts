@@ -161,6 +161,8 @@ export function compileRule(rule: unknown, path = 'rule'): CompiledRule {
     }
     case 'hold':
       return { rule: r, match: compileMatch(r.match, `${path}.match`), until: isNotificationMatch(r.until) ? r.until : compileMatch(r.until, `${path}.until`) };
+    case 'hold-state':
+      return { rule: r };
     case 'inject':
     case 'disconnect':
       return { rule: r, when: compileTrigger(r.when, `${path}.when`) };

@@ -8,8 +8,9 @@
  *   mask protocol:REPLY_ACK               mask virtio:~VERSION_1,RING_PACKED in=offer
  *   disconnect backend after=SET_STATUS:DRIVER_OK limit=1
  *   filter GET_FEATURES,SET_FEATURES,... answer=fail      preset virtio-vhost-user
+ *   hold-state save ms=3000               disconnect backend after=SET_VRING_BASE device=dst
  *
- * Message options: reply, channel=, from=, vring=, bits=, nth=; every rule: id=, limit=.
+ * Message options: reply, channel=, from=, vring=, bits=, nth=; every rule: id=, limit=, device=.
  * A reference (after=, until=) is REQUEST[.reply][:VRING or :STATUS|BITS][#NTH], or kick:N / call:N / err:N;
  * after= may end in +MS: that long after the message.
  */
@@ -72,10 +73,11 @@ export function parseFaultSpec(spec: string): FaultRule[] {
     opts.delete(k);
     return v;
   };
-  const common = (): { id?: string; limit?: number } => {
+  const common = (): { id?: string; limit?: number; device?: string } => {
     const id = take('id');
     const limit = take('limit');
-    return { ...(id !== undefined ? { id } : {}), ...(limit !== undefined ? { limit: num('limit', limit) } : {}) };
+    const device = take('device');
+    return { ...(id !== undefined ? { id } : {}), ...(limit !== undefined ? { limit: num('limit', limit) } : {}), ...(device !== undefined ? { device } : {}) };
   };
   const matchFrom = (request: string | undefined): MessageMatch => {
     if (!request) throw new Error(`${action}: which request? e.g. "${action} SET_VRING_KICK"`);
@@ -120,6 +122,14 @@ export function parseFaultSpec(spec: string): FaultRule[] {
       rules = [{ action, match, until: parseRef(until), ...(max !== undefined ? { maxMs: num('max', max) } : {}), ...common() }];
       break;
     }
+    case 'hold-state': {
+      const phase = positional[0] ?? 'both';
+      if (phase !== 'save' && phase !== 'load' && phase !== 'both') throw new Error('hold-state: which transfer? save, load or both');
+      const ms = take('ms');
+      if (ms === undefined) throw new Error('hold-state: how long? ms=N');
+      rules = [{ action, phase, ms: num('ms', ms), ...common() }];
+      break;
+    }
     case 'inject': {
       const n = positional[0]?.match(/^(kick|call):(\d+)$/i);
       if (!n) throw new Error('inject: what? kick:VRING or call:VRING');
@@ -154,7 +164,7 @@ export function parseFaultSpec(spec: string): FaultRule[] {
       break;
     }
     default:
-      throw new Error(`"${spec}": the action must be one of delay, drop, answer, hold, inject, mask, disconnect, filter, preset`);
+      throw new Error(`"${spec}": the action must be one of delay, drop, answer, hold, hold-state, inject, mask, disconnect, filter, preset`);
   }
   if (opts.size) throw new Error(`"${spec}": unknown option(s) ${[...opts.keys()].join(', ')} for ${action}`);
   const extra = positional.slice(1);

@@ -42,6 +42,11 @@ interface RuleBase {
   limit?: number;
   /** a note for the humans reading `rules list` and the log */
   comment?: string;
+  /**
+   * only sessions of this device (a `--config` device's name): in a daemon that carries both
+   * ends of a migration, a rule for the destination alone
+   */
+  device?: string;
 }
 
 export interface DelayRule extends RuleBase {
@@ -70,6 +75,18 @@ export interface HoldRule extends RuleBase {
   until: MessageMatch | NotificationMatch;
   /** released anyway after this long (default 5000 ms), with a log line saying so */
   maxMs?: number;
+}
+
+/**
+ * Holds the bytes of a device-state transfer (SET_DEVICE_STATE_FD's pipe, interposed) for `ms`
+ * before copying them on: a back-end slow to save or load its state, which the guest feels as
+ * migration downtime.
+ */
+export interface HoldStateRule extends RuleBase {
+  action: 'hold-state';
+  /** save (the source's back-end writes), load (the destination's reads), or both (default) */
+  phase?: 'save' | 'load' | 'both';
+  ms: number;
 }
 
 export interface InjectRule extends RuleBase {
@@ -107,7 +124,7 @@ export interface FilterRule extends RuleBase {
   answer?: 'ok' | 'fail';
 }
 
-export type FaultRule = DelayRule | DropRule | AnswerRule | HoldRule | InjectRule | MaskRule | DisconnectRule | FilterRule;
+export type FaultRule = DelayRule | DropRule | AnswerRule | HoldRule | HoldStateRule | InjectRule | MaskRule | DisconnectRule | FilterRule;
 export type FaultAction = FaultRule['action'];
 
 /** A rule as the daemon holds it: with its id and how often it has been applied. */
@@ -143,7 +160,7 @@ const triggerText = (t: Trigger): string => ('afterMs' in t ? `ms=${t.afterMs}` 
 
 /** The rule in the short syntax `--fault` takes (parse.ts reads it back). */
 export function describeRule(r: FaultRule): string {
-  const common = `${r.limit !== undefined ? ` limit=${r.limit}` : ''}`;
+  const common = `${r.limit !== undefined ? ` limit=${r.limit}` : ''}${r.device !== undefined ? ` device=${r.device}` : ''}`;
   switch (r.action) {
     case 'delay':
       return `delay ${matchText(r.match)} ms=${r.ms}${common}`;
@@ -153,6 +170,8 @@ export function describeRule(r: FaultRule): string {
       return `answer ${matchText(r.match)}${r.value !== undefined ? ` value=${r.value}` : ''}${common}`;
     case 'hold':
       return `hold ${matchText(r.match)} until=${refText(r.until)}${r.maxMs !== undefined ? ` max=${r.maxMs}` : ''}${common}`;
+    case 'hold-state':
+      return `hold-state ${r.phase ?? 'both'} ms=${r.ms}${common}`;
     case 'inject':
       return `inject ${r.notification}:${r.vring} ${triggerText(r.when)}${common}`;
     case 'mask':

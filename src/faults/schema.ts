@@ -50,6 +50,7 @@ const common = {
   id: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,40}$' },
   limit: { type: 'integer', minimum: 1, description: 'stop after this many applications across all sessions' },
   comment: str,
+  device: { type: 'string', description: 'only sessions of this device (a --config device\'s name)' },
 };
 
 const bitList = { type: 'array', items: { type: ['string', 'integer'] }, minItems: 1 };
@@ -67,6 +68,7 @@ export const RULE_VARIANTS: Record<FaultRule['action'], Schema> = {
   drop: action('drop', 'do not forward the message (its fds are closed)', { match: messageMatch }, ['match']),
   answer: action('answer', 'do not forward the request; reply on the far side\'s behalf', { match: messageMatch, value: { type: ['integer', 'string'] } }, ['match']),
   hold: action('hold', 'keep the message back, letting others pass, until another message or a notification has passed', { match: messageMatch, until: { oneOf: [messageMatch, notificationMatch] }, maxMs: nonNegInt }, ['match', 'until']),
+  'hold-state': action('hold-state', 'hold the bytes of a device-state transfer (SET_DEVICE_STATE_FD\'s pipe) this long before copying them on', { phase: { enum: ['save', 'load', 'both'] }, ms: nonNegInt }, ['ms']),
   inject: action('inject', 'signal a kick (to the back-end) or a call (to the front-end) on a vring', { notification: { enum: ['kick', 'call'] }, vring: nonNegInt, when: trigger }, ['notification', 'vring', 'when']),
   mask: action('mask', 'clear feature bits in GET_*_FEATURES replies (offer) and/or SET_*_FEATURES requests (ack)', { features: { enum: ['virtio', 'protocol'] }, bits: bitList, keep: bitList, in: { enum: ['offer', 'ack', 'both'] } }, ['features']),
   disconnect: action('disconnect', 'close one side\'s connection (then the other): a crash seen through the proxy', { side, when: trigger }, ['side', 'when']),

@@ -81,8 +81,8 @@ export function eventRecord(e: ProxyEvent, device: DeviceType = 'generic'): Reco
       const kept = e.data ? `; ${e.truncated ? `the first ${e.data.length} bytes` : 'all of it'} recorded` : '';
       return {
         event: 'device-state', t: secs(e.ts), session: e.session, direction: e.direction, bytes: e.bytes, ms: Number(ms.toFixed(3)),
-        ...(e.error ? { error: e.error } : {}), ...(e.data ? { recorded: e.data.length } : {}),
-        msg: `device state ${e.direction}: ${e.bytes} bytes through the proxy's pipe in ${ms.toFixed(1)} ms${e.error ? `, cut short: ${e.error}` : ''}${kept}`,
+        ...(e.error ? { error: e.error } : {}), ...(e.data ? { recorded: e.data.length } : {}), ...(e.heldMs ? { heldMs: e.heldMs } : {}),
+        msg: `device state ${e.direction}: ${e.bytes} bytes through the proxy's pipe in ${ms.toFixed(1)} ms${e.heldMs ? ` (held ${e.heldMs} ms by a fault rule)` : ''}${e.error ? `, cut short: ${e.error}` : ''}${kept}`,
       };
     }
     case 'fault':

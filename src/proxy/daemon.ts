@@ -69,6 +69,8 @@ export interface DaemonOptions {
   device?: DeviceType;
   /** fault rules applied to every session (rules may be added and removed while it runs) */
   faults?: FaultRuleSet;
+  /** the device's name (`--config`; else the listen socket's file name): rules with `device=` name it */
+  name?: string;
   /**
    * Session ids: daemons of one process (`proxy --config` with several devices) share one
    * allocator, so an id names one session in the log, the recording and the metrics. Default:
@@ -243,6 +245,7 @@ export class ProxyDaemon {
             keepFeatures: this.opts.keepFeatures ?? false,
             statsIntervalMs: this.opts.statsIntervalMs ?? 0,
             ...(this.opts.faults ? { faults: this.opts.faults } : {}),
+            ...(this.opts.name !== undefined ? { deviceName: this.opts.name } : {}),
             ...(this.opts.rings ? { rings: this.opts.rings } : {}),
             ...(this.opts.dialect ? { dialect: this.opts.dialect } : {}),
             ...(this.opts.device ? { device: this.opts.device } : {}),

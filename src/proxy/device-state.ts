@@ -25,6 +25,8 @@ export interface StateTransfer {
   data?: Buffer;
   /** more bytes went through than were kept */
   truncated?: boolean;
+  /** the copy began this late (a fault rule's hold) */
+  heldMs?: number;
 }
 
 export class DeviceStatePipe {
@@ -37,16 +39,19 @@ export class DeviceStatePipe {
   private readonly kept: Buffer[] = [];
   private keptBytes = 0;
   private done = false;
+  private holdTimer?: NodeJS.Timeout;
 
   /**
    * `frontendFd`: the pipe end the front-end sent (owned from now on). `onEnd` runs once, when
-   * the transfer has ended (end of file, an error, or close()).
+   * the transfer has ended (end of file, an error, or close()). `holdMs`: read nothing for this
+   * long (a fault rule's hold): the writer fills the pipe and waits, the reader waits.
    */
   constructor(
     readonly direction: StateDirection,
     frontendFd: number,
     private readonly keepBytes: number,
     private readonly onEnd: (t: StateTransfer) => void,
+    private readonly holdMs = 0,
   ) {
     const [r, w] = native.pipe();
     this.backendFd = direction === 'save' ? w : r;
@@ -58,6 +63,13 @@ export class DeviceStatePipe {
     this.src.on('end', () => this.flushThenFinish());
     this.src.on('error', (err) => this.finish(`reading the ${direction === 'save' ? "back-end's" : "front-end's"} end: ${err.message}`));
     this.dst.on('error', (err) => this.finish(`writing to the ${direction === 'save' ? "front-end's" : "back-end's"} end: ${err.message}`));
+    if (holdMs > 0) {
+      this.src.pause();
+      this.holdTimer = setTimeout(() => {
+        this.holdTimer = undefined;
+        if (!this.done) this.src.resume();
+      }, holdMs);
+    }
   }
 
   private carry(chunk: Buffer): void {
@@ -79,10 +91,12 @@ export class DeviceStatePipe {
   private finish(error?: string): void {
     if (this.done) return;
     this.done = true;
+    clearTimeout(this.holdTimer);
     this.src.destroy();
     this.dst.destroy();
     this.onEnd({
       direction: this.direction, startNs: this.startNs, endNs: native.monotonicNs(), bytes: this.bytes,
+      ...(this.holdMs > 0 ? { heldMs: this.holdMs } : {}),
       ...(error ? { error } : {}),
       ...(this.keepBytes > 0 ? { data: Buffer.concat(this.kept), ...(this.bytes > this.keptBytes ? { truncated: true } : {}) } : {}),
     });

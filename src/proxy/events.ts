@@ -60,7 +60,7 @@ export interface FaultEvent {
   rule: string;
   /** the rule in the short syntax */
   text: string;
-  action: 'delay' | 'drop' | 'answer' | 'hold' | 'inject' | 'mask' | 'disconnect' | 'filter';
+  action: 'delay' | 'drop' | 'answer' | 'hold' | 'hold-state' | 'inject' | 'mask' | 'disconnect' | 'filter';
   detail: string;
 }
 
@@ -80,6 +80,8 @@ export interface DeviceStateEvent {
   /** --record-device-state: the bytes, the first `keep` of them when `truncated` */
   data?: Buffer;
   truncated?: boolean;
+  /** how long a fault rule (hold-state) kept the bytes back before the copy began */
+  heldMs?: number;
 }
 
 /** An interposed second channel (backend request channel, GPU socket) ended; the session goes on. */

@@ -104,13 +104,42 @@ export class FaultRunner {
   private disposed = false;
   private readonly unsubscribe: () => void;
 
+  /**
+   * `device`: the name of the device this session is on (a --config device's); rules scoped to
+   * another device (`device=`) never apply here.
+   */
   constructor(
     private readonly rules: FaultRuleSet,
     private readonly host: FaultHost,
     private readonly nameOf: (channel: ChannelKind, request: number) => string,
+    private readonly device?: string,
   ) {
-    for (const e of rules.live()) this.armTimer(e);
-    this.unsubscribe = rules.onChange((change, e) => change === 'added' && this.armTimer(e));
+    for (const e of this.live()) this.armTimer(e);
+    this.unsubscribe = rules.onChange((change, e) => change === 'added' && this.applies(e) && this.armTimer(e));
+  }
+
+  private applies(e: RuleEntry): boolean {
+    return e.rule.device === undefined || e.rule.device === this.device;
+  }
+
+  /** The daemon's live rules that apply to this session. */
+  private live(): RuleEntry[] {
+    return this.rules.live().filter((e) => this.applies(e));
+  }
+
+  /**
+   * A device-state transfer begins (its pipe interposed): how long the proxy holds its bytes
+   * before copying them on (0: not at all). Every hold-state rule that applies adds its time.
+   */
+  stateHoldMs(direction: 'save' | 'load'): number {
+    let ms = 0;
+    for (const e of this.live()) {
+      const r = e.rule;
+      if (r.action !== 'hold-state' || (r.phase ?? 'both') === (direction === 'save' ? 'load' : 'save') || !this.rules.use(e)) continue;
+      ms += r.ms;
+      this.host.fault(e, 'hold-state', `the device-state ${direction} pipe held ${r.ms} ms before its bytes are copied on`);
+    }
+    return ms;
   }
 
   /** "F>B SET_VRING_KICK(vring 0)", "B>F GET_FEATURES reply" */
@@ -131,7 +160,7 @@ export class FaultRunner {
   submit(m: PendingMessage): void {
     const facts: MessageFacts = { channel: m.channel, sender: m.sender, request: m.request, reply: m.reply, raw: m.received };
     let verdict: Verdict = { kind: 'forward', delayMs: 0 };
-    for (const e of this.rules.live()) {
+    for (const e of this.live()) {
       const c = e.compiled;
       const r = c.rule;
       if (r.action === 'mask') {
@@ -280,7 +309,7 @@ export class FaultRunner {
   private afterHandled(m: PendingMessage): void {
     if (this.disposed) return;
     const facts: MessageFacts = { channel: m.channel, sender: m.sender, request: m.request, reply: m.reply, raw: m.received };
-    for (const e of this.rules.live()) {
+    for (const e of this.live()) {
       const w = e.compiled.when;
       if (!w || !('after' in w) || this.fired.has(e.id) || this.fired.has(`${e.id}/armed`)) continue;
       if (!matchesMessage(w.after, facts) || !this.nth(`${e.id}/after`, w.after)) continue;

@@ -72,6 +72,8 @@ export interface SessionOptions {
   statsIntervalMs?: number;
   /** fault rules to apply (shared by the daemon's sessions; may change while the session runs) */
   faults?: FaultRuleSet;
+  /** the name of the device this session is on (fault rules with `device=` apply only to theirs) */
+  deviceName?: string;
   /** snapshot the vrings at every relayed kick and call (needs `relay`) */
   rings?: RingsMode;
   /** decode codes whose meaning differs between implementations as this family's (--dialect) */
@@ -166,7 +168,7 @@ export class ProxySession {
         this.statsTimer = setInterval(this.guarded('the stats timer', () => this.emitStats()), opts.statsIntervalMs);
         this.statsTimer.unref();
       }
-      if (opts.faults) this.faults = new FaultRunner(opts.faults, this.faultHost(), requestName);
+      if (opts.faults) this.faults = new FaultRunner(opts.faults, this.faultHost(), requestName, opts.deviceName);
       if (opts.rings && opts.relay) {
         this.rings = new RingTracker(
           opts.relay,
@@ -447,10 +449,14 @@ export class ProxySession {
     if (direction !== 'save' && direction !== 'load') return;
     let pipe: DeviceStatePipe;
     try {
-      pipe = new DeviceStatePipe(direction, o.fds[0], this.opts.keepDeviceState ?? 0, this.guarded('the end of a device-state transfer', (t: StateTransfer) => {
+      const end = (t: StateTransfer): void => {
         this.statePipes.delete(pipe);
-        this.opts.emit({ type: 'device-state', ts: t.endNs, session: this.id, direction: t.direction, startNs: t.startNs, bytes: t.bytes, ...(t.error ? { error: t.error } : {}), ...(t.data ? { data: t.data } : {}), ...(t.truncated ? { truncated: true } : {}) });
-      }));
+        this.opts.emit({
+          type: 'device-state', ts: t.endNs, session: this.id, direction: t.direction, startNs: t.startNs, bytes: t.bytes,
+          ...(t.error ? { error: t.error } : {}), ...(t.data ? { data: t.data } : {}), ...(t.truncated ? { truncated: true } : {}), ...(t.heldMs ? { heldMs: t.heldMs } : {}),
+        });
+      };
+      pipe = new DeviceStatePipe(direction, o.fds[0], this.opts.keepDeviceState ?? 0, this.guarded('the end of a device-state transfer', end), this.faults?.stateHoldMs(direction) ?? 0);
     } catch (err) {
       this.opts.emit({ type: 'notice', ts: native.monotonicNs(), session: this.id, msg: `the device-state pipe goes through as it came (not counted): ${(err as Error).message}` });
       return;

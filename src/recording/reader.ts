@@ -97,6 +97,7 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
         out.push({
           type: 'device-state', ts: r.ts, session: r.session, direction: r.direction, startNs: typeof r.startNs === 'bigint' ? r.startNs : r.ts, bytes: r.bytes,
           ...(typeof r.error === 'string' ? { error: r.error } : {}), ...(Buffer.isBuffer(r.data) ? { data: r.data } : {}), ...(r.truncated === true ? { truncated: true } : {}),
+          ...(typeof r.heldMs === 'number' ? { heldMs: r.heldMs } : {}),
         });
         break;
       case 'ring': {

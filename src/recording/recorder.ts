@@ -241,6 +241,7 @@ export class Recorder {
         s.writer.write({
           type: 'device-state', ts: e.ts, session: e.session, direction: e.direction, startNs: e.startNs, bytes: e.bytes,
           ...(e.error ? { error: e.error } : {}), ...(e.data ? { data: e.data } : {}), ...(e.truncated ? { truncated: true } : {}),
+          ...(e.heldMs ? { heldMs: e.heldMs } : {}),
         });
         break;
       case 'fault':

@@ -96,6 +96,7 @@ export interface DeviceStateRecord {
   error?: string;
   data?: Buffer;
   truncated?: boolean;
+  heldMs?: number;
 }
 
 /** A kick or call the proxy signalled itself (fault rule inject); relayed ones go in notify batches. */

@@ -64,6 +64,14 @@ class Session {
     this.t += ns;
     return this;
   }
+  /** a device-state transfer through the proxy's pipe that took `ms` (a hold-state rule `held` it) */
+  stateTransfer(direction: 'save' | 'load', ms: number, held?: { rule: string; ms: number }): this {
+    const startNs = this.t;
+    if (held) this.events.push({ type: 'fault', ts: startNs, session: this.id, rule: held.rule, text: `hold-state ${direction} ms=${held.ms}`, action: 'hold-state', detail: `the device-state ${direction} pipe held ${held.ms} ms` });
+    this.t += BigInt(ms) * 1_000_000n;
+    this.events.push({ type: 'device-state', ts: this.t, session: this.id, direction, startNs, bytes: 35, ...(held ? { heldMs: held.ms } : {}) });
+    return this;
+  }
   /** a QEMU-like handshake up to the memory table, with REPLY_ACK */
   handshake(features = PF | V1, protocol = REPLY_ACK | (1n << 15n)): this {
     return this.fe(Request.GET_FEATURES).be(Request.GET_FEATURES, u64(PF | V1 | PACKED | LOG_ALL))
@@ -118,6 +126,7 @@ const cases: [string, () => ProxyEvent[]][] = [
   ['VU023 migrated-base-mismatch', () => migration(5)],
   ['VU024 device-state-unchecked', () => new Session().handshake(PF | V1, DEVICE_STATE).fe(Request.SET_DEVICE_STATE_FD, u32s(0, 0), { fds: 1 }).be(Request.SET_DEVICE_STATE_FD, u64(0n)).end()],
   ['VU025 reply-beyond-downtime', () => new Session().handshake(PF | V1 | LOG_ALL).fe(Request.SET_LOG_BASE, logBase(32n), { fds: 1 }).vring(0).fe(Request.GET_VRING_BASE, u32s(0, 0)).wait(400_000_000n).be(Request.GET_VRING_BASE, u32s(0, 0)).end()],
+  ['VU026 device-state-beyond-downtime', () => new Session().handshake(PF | V1, DEVICE_STATE).fe(Request.SET_DEVICE_STATE_FD, u32s(0, 0), { fds: 1 }).be(Request.SET_DEVICE_STATE_FD, u64(0n)).stateTransfer('save', 450).fe(Request.CHECK_DEVICE_STATE).be(Request.CHECK_DEVICE_STATE, u64(0n)).end()],
 ];
 
 /**
@@ -163,6 +172,16 @@ describe('check rules', () => {
     expect(ids(migration(5, 0x200000n))).toEqual([]);
     const [f] = checkEvents(migration(5));
     expect(f).toMatchObject({ session: 2, at: 'F>B SET_VRING_BASE', detail: "vring 0: the destination resumes from 5, the source's back-end stopped at 7 (session 1)" });
+  });
+
+  it('VU026 names the hold-state rule that held the transfer, and stays quiet for a quick one', () => {
+    const run = (ms: number, held?: { rule: string; ms: number }): ReturnType<typeof checkEvents> =>
+      checkEvents(new Session().handshake(PF | V1, DEVICE_STATE).fe(Request.SET_DEVICE_STATE_FD, u32s(1, 0), { fds: 1 }).be(Request.SET_DEVICE_STATE_FD, u64(0n)).stateTransfer('load', ms, held).fe(Request.CHECK_DEVICE_STATE).be(Request.CHECK_DEVICE_STATE, u64(0n)).end());
+    expect(run(6)).toEqual([]);
+    expect(run(299)).toEqual([]);
+    const [f] = run(2004, { rule: 'slow-state', ms: 2000 });
+    expect(f).toMatchObject({ at: 'device state load', detail: "the load of the device state (35 bytes through the proxy's pipe) took 2004 ms (QEMU's default downtime limit: 300 ms); fault rule slow-state held it 2000 ms" });
+    expect(f.rule.id).toBe('VU026');
   });
 
   it('VU022 and VU025 stay quiet for a ring never used, and for a quick reply during a migration', () => {

@@ -26,13 +26,20 @@ import { pattern, sha } from './harness/storage-guests';
 
 const PINGS = 70;
 
+/** QMP query-migrate, as far as these tests read it (times in ms). */
+interface MigrationStatus {
+  status?: string;
+  downtime?: number;
+  'total-time'?: number;
+}
+
 /**
  * Boots the guest on a source QEMU through the proxy, starts a destination QEMU (`-incoming`)
  * whose vhost-user connection also goes through the proxy once `ready` shows in the source's
  * console, migrates over QMP and quits the paused source; resolves with both QEMUs' consoles once
  * the guest has powered off on the destination.
  */
-async function migrateThroughProxy(work: string, proxy: ProxyProcess, initrd: string, append: string, device: string[] | ((qemu: 'src' | 'dst') => string[]), ready: RegExp, release: Release = 'debian12'): Promise<{ src: string; dst: string }> {
+async function migrateThroughProxy(work: string, proxy: ProxyProcess, initrd: string, append: string, device: string[] | ((qemu: 'src' | 'dst') => string[]), ready: RegExp, release: Release = 'debian12'): Promise<{ src: string; dst: string; migration: MigrationStatus }> {
   const migSock = path.join(work, 'migrate.sock');
   const qmp = (name: string): string => path.join(work, `${name}-qmp.sock`);
   const deviceOf = typeof device === 'function' ? device : () => device;
@@ -50,14 +57,14 @@ async function migrateThroughProxy(work: string, proxy: ProxyProcess, initrd: st
     await waitForSocket(migSock, 30_000, dst); // QEMU listens for the migration stream
     await until(() => proxy.records().filter((r) => r.event === 'session-start').length === 2, 30_000, 'the destination\'s vhost-user connection');
     await qmpCommand(qmp('src'), 'migrate', { uri: `unix:${migSock}` });
-    let status: { status?: string } = {};
+    let status: MigrationStatus = {};
     for (const end = Date.now() + 120_000; status.status !== 'completed' && status.status !== 'failed' && Date.now() < end; await sleep(500)) {
       status = (await qmpCommand(qmp('src'), 'query-migrate')) as typeof status;
     }
     expect(status.status, JSON.stringify(status)).toBe('completed');
     await qmpCommand(qmp('src'), 'quit').catch(() => undefined); // the source is paused for good
     expect(await dst.waitExit(200_000)).toBe(0);
-    return { src: src.log(), dst: dst.log() };
+    return { src: src.log(), dst: dst.log(), migration: status };
   } finally {
     await cleanUp(() => src?.stop(), () => dst?.stop());
   }
@@ -360,5 +367,74 @@ done
     expect(info).toContain(`device state handed over: ${transfers[0].bytes} bytes saved, ${transfers[0].bytes} loaded (match)`);
     expect(msgs.filter((m) => m.findings)).toEqual([]);
     expectOnlyStartKicksFlagged(proxy);
+  }, 400_000);
+
+  // The field bugs of #20 item 6, each reproduced by a fault rule on one passt migration (QEMU 10:
+  // dirty logging and DEVICE_STATE both cross the proxy there): SET_LOG_BASE answered late (the
+  // OVS-DPDK + cloud-hypervisor hang, shortened), a back-end slow to save its state, and the
+  // destination's back-end dying as the destination starts the device.
+  it('fault rules reach a migration: SET_LOG_BASE answered late on the source, the device state held, the destination\'s back-end gone as it starts; check and the log name each rule', async () => {
+    if (debian13Missing()) throw new Error(`the Debian 13 root is missing (${debian13Missing()}): run scripts/install-deps.sh`);
+    const work = tmpDir('migrate-faults');
+    const served = pattern(`passt migration under faults ${Date.now()}\n`, 4096);
+    const server = http.createServer((_req, res) => res.end(served));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const sock = (n: string): string => path.join(work, `${n}.sock`);
+    const passt = (n: string): Peer => {
+      const c = passtCommand(sock(`passt-${n}`));
+      return new Peer(c.cmd, c.args, { name: `passt-${n}`, logFile: path.join(work, `passt-${n}.log`) });
+    };
+    const initrd = buildInitramfs(work, `
+${PASST_GUEST_DHCP}
+wget -q -O /tmp/got http://$GW:${port}/first || { echo "GUEST-RESULT: FAIL fetch"; exit 0; }
+echo "GUEST-READY"
+n=1; while [ $n -le 20 ]; do
+  rm -f /tmp/got
+  if timeout 2 wget -q -O /tmp/got http://$GW:${port}/n$n; then echo "GUEST-FETCH $n: ok"; else echo "GUEST-FETCH $n: failed"; fi
+  n=$((n+1)); sleep 0.5
+done
+`, ['virtio_pci', 'virtio_net']);
+    const [pa, pb] = [passt('a'), passt('b')];
+    const proxy = new ProxyProcess(work, ['--device', 'net', '--check']);
+    let result: Awaited<ReturnType<typeof migrateThroughProxy>> | undefined;
+    try {
+      await waitForSocket(sock('passt-a'), 30_000, pa);
+      await waitForSocket(sock('passt-b'), 30_000, pb);
+      await proxy.startConfig([
+        { name: 'src-net', listen: sock('fe-a'), connect: sock('passt-a'), fault: ['delay SET_LOG_BASE reply ms=1000 id=slow-log', 'hold-state save ms=2000 id=slow-save'] },
+        { name: 'dst-net', listen: sock('fe-b'), connect: sock('passt-b'), fault: ['disconnect backend after=SET_VRING_BASE id=dst-crash'] },
+      ]);
+      const device = (q: 'src' | 'dst'): string[] => vhostUserNetArgs(`socket,id=c0,path=${sock(q === 'src' ? 'fe-a' : 'fe-b')}`, true);
+      result = await migrateThroughProxy(work, proxy, initrd, '', device, /GUEST-READY/, 'debian13');
+    } finally {
+      await cleanUp(() => proxy.stop(), () => pa.stop(), () => pb.stop(), () => new Promise<void>((r) => server.close(() => r())));
+    }
+    const { dst, migration } = result!;
+    // each rule fired where it was meant to: on its device's session, once
+    const faults = proxy.records().filter((r) => r.event === 'fault').map((r) => [r.session, r.rule, r.action]);
+    expect(faults).toEqual([[1, 'slow-log', 'delay'], [1, 'slow-save', 'hold-state'], [2, 'dst-crash', 'disconnect']]);
+    // slow-save: the source's device state waited 2 s in the proxy's pipe, with the guest stopped
+    expect(migration.downtime, JSON.stringify(migration)).toBeGreaterThanOrEqual(2000);
+    const saved = proxy.records().find((r) => r.event === 'device-state' && r.session === 1);
+    expect(saved?.heldMs).toBe(2000);
+    // dst-crash: the destination's back-end is gone as it starts, and the guest's network with it
+    expect(sessionEnd(proxy, 2).reason).toMatch(/^fault rule dst-crash \(disconnect backend after=SET_VRING_BASE device=dst-net\): disconnected the backend after F>B SET_VRING_BASE/);
+    const after = [...dst.matchAll(/GUEST-FETCH (\d+): (\S+)/g)].map((m) => m[2]);
+    fs.writeFileSync(path.join(work, 'result.txt'), `downtime ${migration.downtime} ms; fetches on the destination: ${after.join(' ')}\n`);
+    expect(after.length, dst.slice(-2000)).toBeGreaterThan(5);
+    expect(after.slice(-5)).toEqual(Array(5).fill('failed'));
+    // check names the rule behind each finding: live (--check) and from the recording
+    const findings = execFileSync(process.execPath, [CLI, 'check', '--json', proxy.recordFile], { encoding: 'utf8' })
+      .split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; session: number; detail: string });
+    const vu025 = findings.find((f) => f.id === 'VU025');
+    expect(vu025?.detail).toMatch(/^SET_LOG_BASE answered after \d+ ms while dirty logging started .*; fault rule slow-log held it 1\d{3} ms$/);
+    const vu026 = findings.find((f) => f.id === 'VU026');
+    expect(vu026?.detail).toMatch(/^the save of the device state \(\d+ bytes through the proxy's pipe\) took \d+ ms .*; fault rule slow-save held it 2000 ms$/);
+    expect(proxy.records().filter((r) => r.event === 'finding').map((r) => r.id)).toEqual(expect.arrayContaining(['VU025', 'VU026']));
+    // and the story says what the rules did to the migration
+    const info = execFileSync(process.execPath, [CLI, 'info', proxy.recordFile], { encoding: 'utf8' });
+    expect(info).toMatch(/device state: save on the source at [\d.]+ \(pipe, \d+ bytes in [\d.]+ ms, held 2000 ms by a fault rule\)/);
+    expect(info).toMatch(/destination ended by the proxy [\d.]+ ms after its rings started: fault rule dst-crash /);
   }, 400_000);
 });

@@ -69,7 +69,7 @@ describe('proxy --config', () => {
       'stats-interval': 0,
       devices: [
         { name: 'vm1-net0', listen: p('a.sock'), connect: p('ba.sock'), device: 'net' },
-        { name: 'vm2-blk0', listen: p('b.sock'), connect: p('bb.sock'), control: p('vm2.ctl') },
+        { name: 'vm2-blk0', listen: p('b.sock'), connect: p('bb.sock'), control: p('vm2.ctl'), fault: ['drop GET_FEATURES nth=2'] },
       ],
     }));
     const ba = backend(p('ba.sock'));
@@ -89,6 +89,10 @@ describe('proxy --config', () => {
       expect([sb.listen, sb.sessions.map((s) => s.session)]).toEqual([p('b.sock'), [2]]);
       const messages = logOf(log).filter((r) => r.event === 'message');
       expect(new Set(messages.map((r) => `${r.dev} s${r.session}`))).toEqual(new Set(['vm1-net0 s1', 'vm2-blk0 s2']));
+      // a device's own "fault" rules apply to its sessions only
+      expect(logOf(log).some((r) => r.msg === 'fault rule 1: drop GET_FEATURES nth=2 device=vm2-blk0')).toBe(true);
+      expect(await a.ask(Request.GET_FEATURES)).toBe(true);
+      expect(await b.ask(Request.GET_FEATURES, 500)).toBe(false);
 
       // SIGHUP: the rules file now drops GET_PROTOCOL_FEATURES; applies to every device at once
       expect(await a.ask(Request.GET_PROTOCOL_FEATURES)).toBe(true);

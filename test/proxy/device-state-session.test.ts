@@ -8,8 +8,9 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { native, type Channel } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
+import { FaultRuleSet, parseFaultSpec } from '../../src/faults';
 import { ProxyDaemon } from '../../src/proxy/daemon';
-import type { DeviceStateEvent, MessageEvent, ProxyEvent } from '../../src/proxy/events';
+import type { DeviceStateEvent, FaultEvent, MessageEvent, ProxyEvent } from '../../src/proxy/events';
 import { openFds, readAll, tmpDir, until } from '../helpers';
 
 const u32s = (...v: number[]): Buffer => Buffer.concat(v.map((x) => { const b = Buffer.alloc(4); b.writeUInt32LE(x); return b; }));
@@ -58,6 +59,46 @@ describe('SET_DEVICE_STATE_FD through a session', () => {
     expect(sent.map((m) => [m.fds[0]?.kind, m.interposed ?? false])).toEqual([['pipe', true], ['eventfd', false]]);
     expect(events.filter((e) => e.type === 'device-state')).toHaveLength(1);
     native.close(be.fds[1]); // (the front-end's copies went with its send)
+    fe.close();
+    d.stop();
+    be.close();
+    await until(() => openFds() === before, 5000, 'every fd closed');
+  });
+
+  it('hold-state: the save\'s bytes wait in the proxy\'s pipe as long as the rule says; a load it does not name goes at once', async () => {
+    const dir = tmpDir('devstate-hold');
+    const before = openFds();
+    const be = backend(path.join(dir, 'be.sock'));
+    const events: ProxyEvent[] = [];
+    const faults = new FaultRuleSet(parseFaultSpec('hold-state save ms=400 id=slow-save'));
+    const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), interpose: false, faults, emit: (e) => events.push(e), notice: () => {} });
+    d.start();
+    const fe = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => {}, () => {});
+    fe.start();
+    const transfer = async (direction: 0 | 1): Promise<{ ms: number; got: string }> => {
+      const [r, w] = native.pipe();
+      fe.send(encodeMessage(Request.SET_DEVICE_STATE_FD, 1, u32s(direction, 0)), [direction === 0 ? w : r]);
+      const n = be.fds.length;
+      await until(() => be.fds.length === n + 1, 5000, 'the pipe at the back-end');
+      const beFd = be.fds[n];
+      const t0 = Date.now();
+      // save: the back-end writes, the front-end reads; load: the other way round
+      const reading = readAll(direction === 0 ? r : beFd);
+      fs.writeSync(direction === 0 ? beFd : w, 'state');
+      fs.closeSync(direction === 0 ? beFd : w);
+      const got = (await reading).toString();
+      return { ms: Date.now() - t0, got };
+    };
+    const save = await transfer(0);
+    expect(save.got).toBe('state');
+    expect(save.ms).toBeGreaterThanOrEqual(380); // never sooner than the hold (timers do not fire early)
+    const load = await transfer(1);
+    expect(load.got).toBe('state');
+    await until(() => events.filter((e) => e.type === 'device-state').length === 2, 5000, 'both transfers reported');
+    const [s, l] = events.filter((e): e is DeviceStateEvent => e.type === 'device-state');
+    expect([s.direction, s.heldMs, s.bytes]).toEqual(['save', 400, 5]);
+    expect([l.direction, l.heldMs, l.bytes]).toEqual(['load', undefined, 5]);
+    expect(events.filter((e): e is FaultEvent => e.type === 'fault').map((f) => [f.rule, f.action, f.detail])).toEqual([['slow-save', 'hold-state', 'the device-state save pipe held 400 ms before its bytes are copied on']]);
     fe.close();
     d.stop();
     be.close();

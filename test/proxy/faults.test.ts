@@ -48,7 +48,7 @@ function fakeBackend(fd: number, got: Got[], ended: { v: boolean }): Channel {
   return ch;
 }
 
-async function setup(specs: string[], interpose = true) {
+async function setup(specs: string[], interpose = true, name?: string) {
   const dir = tmpDir('faults');
   const listenPath = path.join(dir, 'fe.sock');
   const backendPath = path.join(dir, 'be.sock');
@@ -60,7 +60,7 @@ async function setup(specs: string[], interpose = true) {
   });
   const events: ProxyEvent[] = [];
   const rules = new FaultRuleSet(specs.flatMap(parseFaultSpec));
-  const daemon = new ProxyDaemon({ listenPath, connectPath: backendPath, interpose, faults: rules, emit: (e) => events.push(e) });
+  const daemon = new ProxyDaemon({ listenPath, connectPath: backendPath, interpose, faults: rules, ...(name ? { name } : {}), emit: (e) => events.push(e) });
   daemon.start();
   const replies: Got[] = [];
   const feEnded = { v: false };
@@ -227,6 +227,22 @@ describe('fault rules between fake peers', () => {
     expect(end.reason).toBe('fault rule 1 (disconnect backend after=SET_STATUS:DRIVER_OK limit=1): disconnected the backend after F>B SET_STATUS');
     expect(end.by).toBe('proxy');
     expect(t.rules.list()[0].applied).toBe(1);
+  });
+
+  it('device= scopes a rule to the sessions of that device: a migration\'s destination alone', async () => {
+    const specs = ['disconnect backend after=SET_STATUS:DRIVER_OK device=dst', 'delay SET_STATUS ms=1 id=src-only device=src'];
+    const src = await setup(specs, true, 'src');
+    const dst = await setup(specs, true, 'dst');
+    cleanup = () => {
+      src.done();
+      dst.done();
+    };
+    for (const t of [src, dst]) t.fe.send(encodeMessage(Request.SET_STATUS, 1, u64(0xfn)));
+    await until(() => dst.beEnded.v && dst.feEnded.v, 5000, 'the destination ended by its rule');
+    await until(() => src.got.length === 1, 5000, 'the source forwarded SET_STATUS');
+    expect(src.faults().map((f) => [f.rule, f.action])).toEqual([['src-only', 'delay']]);
+    expect(dst.faults().map((f) => [f.rule, f.action])).toEqual([['1', 'disconnect']]);
+    expect(src.beEnded.v || src.feEnded.v).toBe(false);
   });
 
   it('the virtio-vhost-user preset: only the 15 requests pass, the rest are answered or dropped', async () => {

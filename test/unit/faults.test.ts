@@ -18,6 +18,9 @@ describe('fault rule short syntax', () => {
     'disconnect backend after=SET_STATUS:DRIVER_OK+8000 limit=1',
     'delay GET_VRING_BASE reply ms=2000',
     'filter GET_FEATURES,SET_FEATURES answer=fail',
+    'hold-state save ms=3000',
+    'hold-state both ms=500 limit=1',
+    'disconnect backend after=SET_VRING_BASE device=dst',
   ];
   it.each(cases)('reads and writes back "%s"', (spec) => {
     const [rule] = parseFaultSpec(spec);
@@ -31,6 +34,8 @@ describe('fault rule short syntax', () => {
     expect(() => parseFaultSpec('explode SET_OWNER')).toThrow(/action must be one of/);
     expect(() => parseFaultSpec('delay SET_OWNER')).toThrow(/ms=N/);
     expect(() => parseFaultSpec('inject kick:0')).toThrow(/after=REQUEST/);
+    expect(() => parseFaultSpec('hold-state save')).toThrow(/ms=N/);
+    expect(() => parseFaultSpec('hold-state restore ms=5')).toThrow(/save, load or both/);
     expect(() => compileRule(parseFaultSpec('drop SET_VRING_KIK')[0])).toThrow(/SET_VRING_KIK is not a request of the main channel \(did you mean SET_VRING_KICK\?\)/);
     expect(() => compileRule(parseFaultSpec('mask protocol:REPLY_ACKS')[0])).toThrow(/did you mean REPLY_ACK/);
     expect(() => compileRule(parseFaultSpec('disconnect backend after=SET_STATUS:DRIVER_KO')[0])).toThrow(/device status bit/);

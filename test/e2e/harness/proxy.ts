@@ -66,7 +66,7 @@ export class ProxyProcess {
    * One daemon for several devices (`proxy --config`, one recording file for all of them, one
    * session-id counter): resolves once every device's socket listens.
    */
-  async startConfig(devices: { name: string; listen: string; connect: string }[]): Promise<void> {
+  async startConfig(devices: { name: string; listen: string; connect: string; fault?: string[] }[]): Promise<void> {
     if (!fs.existsSync(CLI)) throw new Error(`${CLI} missing: run "npm run build" (tsc) first`);
     const config = path.join(this.workDir, 'vhostscope.json');
     fs.writeFileSync(config, JSON.stringify({ record: this.recordFile, devices }, null, 2));
