@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -220,6 +221,20 @@ Napi::Value Monotonic(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(info.Env(), MonotonicNs());
 }
 
+// mallocStats() -> glibc's mallinfo2 over every arena: bytes the heaps hold from the kernel
+// (arena, mmapped) and how much of that is in use and free.
+Napi::Value MallocStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct mallinfo2 m = mallinfo2();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("arenaBytes", Napi::Number::New(env, static_cast<double>(m.arena)));
+  o.Set("mmappedBytes", Napi::Number::New(env, static_cast<double>(m.hblkhd)));
+  o.Set("inUseBytes", Napi::Number::New(env, static_cast<double>(m.uordblks)));
+  o.Set("freeBytes", Napi::Number::New(env, static_cast<double>(m.fordblks)));
+  o.Set("releasableBytes", Napi::Number::New(env, static_cast<double>(m.keepcost)));
+  return o;
+}
+
 }  // namespace
 
 void InitSys(Napi::Env env, Napi::Object exports) {
@@ -239,6 +254,7 @@ void InitSys(Napi::Env env, Napi::Object exports) {
   exports.Set("peerCred", Napi::Function::New(env, PeerCred));
   exports.Set("shutdownPeerSocket", Napi::Function::New(env, ShutdownPeerSocket));
   exports.Set("monotonicNs", Napi::Function::New(env, Monotonic));
+  exports.Set("mallocStats", Napi::Function::New(env, MallocStats));
 }
 
 }  // namespace vhs

@@ -9,7 +9,7 @@
  * the same amount of guest memory (as the checker's VU023 pairs them).
  */
 import { deviceStateResult, hasBit, Request, VirtioFeature } from '../protocol';
-import type { ProxyEvent } from '../proxy/events';
+import type { DirtyLogEvent, ProxyEvent } from '../proxy/events';
 import { secs } from '../log/format';
 
 /** virtio-net: the driver announces itself after a migration (VIRTIO_NET_F_GUEST_ANNOUNCE) */
@@ -36,6 +36,8 @@ export interface Migration {
   announce?: string;
   /** the back-ends' own state (DEVICE_STATE): saved by the source's, loaded by the destination's */
   deviceState?: { save?: DeviceStateTransfer; load?: DeviceStateTransfer };
+  /** what the proxy read of the source's dirty log (`--rings`) */
+  dirtyLog?: Omit<DirtyLogEvent, 'type' | 'session'>;
   /** the proxy ended the destination's session (a fault rule, bad input): when and why */
   destinationCut?: { ns: bigint; reason: string };
 }
@@ -78,6 +80,8 @@ export function findMigrations(events: ProxyEvent[]): Migration[] {
   const sourceMemory = new Map<number, bigint>();
   /** sessions the proxy ended itself */
   const cut = new Map<number, { ns: bigint; reason: string }>();
+  /** the last dirty log each session read */
+  const dirtyLogs = new Map<number, NonNullable<Migration['dirtyLog']>>();
   const state = (id: number, ts: bigint): SessionState => {
     let s = sessions.get(id);
     if (!s) sessions.set(id, (s = { startNs: ts, logAll: false, memoryBytes: 0n, started: new Set() }));
@@ -90,6 +94,10 @@ export function findMigrations(events: ProxyEvent[]): Migration[] {
       if (t && t.direction === e.direction) Object.assign(t, { bytes: e.bytes, ms: Number(e.ts - e.startNs) / 1e6, ...(e.error ? { copyError: e.error } : {}), ...(e.heldMs ? { heldMs: e.heldMs } : {}) });
     }
     if (e.type === 'session-end' && e.by === 'proxy') cut.set(e.session, { ns: e.ts, reason: e.reason });
+    if (e.type === 'dirty-log') {
+      const { type: _t, session: _s, ...figures } = e;
+      dirtyLogs.set(e.session, figures);
+    }
     if (e.type !== 'message' || e.channel !== 'main' || e.undelivered) continue;
     const s = state(e.session, e.ts);
     const d = e.decoded;
@@ -159,10 +167,19 @@ export function findMigrations(events: ProxyEvent[]): Migration[] {
     const save = sessions.get(m.source)?.deviceState;
     const load = m.destination !== undefined ? sessions.get(m.destination)?.deviceState : undefined;
     if (save || load) m.deviceState = { ...(save ? { save } : {}), ...(load ? { load } : {}) };
+    const log = dirtyLogs.get(m.source);
+    if (log) m.dirtyLog = log;
     const end = m.destination !== undefined ? cut.get(m.destination) : undefined;
     if (end) m.destinationCut = end;
   }
   return [...bySource.values()];
+}
+
+/** "dirty log read: 120 page marks on 40 pages in 31 reads (vring 0: used ring 12, buffers 100; other 8)" */
+export function dirtyLogText(d: NonNullable<Migration['dirtyLog']>): string {
+  const per = d.vrings.map((v) => `vring ${v.vring}: used ring ${v.usedRing}, buffers ${v.buffers}`);
+  if (d.other) per.push(`other ${d.other}`);
+  return `dirty log read: ${d.marks} page marks by the back-end on ${d.pages} pages in ${d.samples} reads${per.length ? ` (${per.join('; ')})` : ''} (at least: the front-end clears the log at every sync)${d.error ? `; reading stopped: ${d.error}` : ''}`;
 }
 
 function transferText(t: DeviceStateTransfer | undefined, side: string): string {
@@ -176,6 +193,7 @@ export function migrationLines(m: Migration, net = true): string[] {
   const lines = [`migration: session ${m.source} (source) → ${m.destination !== undefined ? `session ${m.destination} (destination)` : 'no destination in this recording'}`];
   const log = m.log ? `SET_LOG_BASE at ${secs(m.log.ns)}, ${m.log.bytes} bytes${m.log.fd ? ` (${m.log.fd})` : ''}` : 'no SET_LOG_BASE';
   lines.push(`  dirty logging: ${log}${m.logAllNs !== undefined ? `; LOG_ALL acked at ${secs(m.logAllNs)}` : ''}`);
+  if (m.dirtyLog) lines.push(`  ${dirtyLogText(m.dirtyLog)}`);
   const stop = m.rings.reduce((t, r) => (r.stoppedNs < t ? r.stoppedNs : t), m.rings[0]?.stoppedNs ?? 0n);
   const resumed = m.rings.filter((r) => r.resumedNs !== undefined).map((r) => r.resumedNs!);
   const start = resumed.length ? resumed.reduce((a, b) => (a < b ? a : b)) : undefined;

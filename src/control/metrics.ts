@@ -10,7 +10,7 @@
  * faults, sessions) outlive the sessions they count.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { RelayStats } from '../native';
+import { native, type RelayStats } from '../native';
 import { endedInError, type ProxyEvent } from '../proxy/events';
 import { MAX_PAIR_GAP_NS, type NotificationKind } from '../proxy/notification-stats';
 
@@ -49,6 +49,18 @@ export function createRegistry(logDropped?: () => number): Registry {
   // switches of the daemon and 405 preemptions of an lcore per 3 s window, against 12 and 110
   // without --metrics). Sampled twice a second, a blocked loop still shows in the lag figures.
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 500 });
+  new Gauge({
+    name: 'vhostscope_malloc_bytes',
+    help: 'glibc heap over every arena: in use, free inside the arenas (resident until trimmed), mmapped one by one',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const m = native.mallocStats();
+      this.set({ state: 'in_use' }, m.inUseBytes);
+      this.set({ state: 'free' }, m.freeBytes);
+      this.set({ state: 'mmapped' }, m.mmappedBytes);
+    },
+  });
   if (logDropped) {
     const name = 'vhostscope_log_dropped_lines_total';
     const help = 'log lines dropped because the log output fell 16 MiB behind (the recording keeps every message)';

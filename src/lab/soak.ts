@@ -56,6 +56,9 @@ export interface SoakSample {
   /** from the daemon's own metrics: V8 heap committed and used, memory outside it (MiB) */
   heapTotalMiB: number;
   heapUsedMiB: number;
+  /** glibc's heap (vhostscope_malloc_bytes): in use, and free but resident until trimmed */
+  mallocInUseMiB: number;
+  mallocFreeMiB: number;
   externalMiB: number;
   /** how old the scraped figures were (0: fresh; else the daemon's loop was busy for that long) */
   staleMs: number;
@@ -270,9 +273,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       const { text, seconds, staleMs } = await scrape(metricsPort);
       if (seconds > maxScrapeS) maxScrapeS = seconds;
       const metric = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
-      const s: SoakSample = { t: Math.round((Date.now() - t0) / 1000), fds: fdCount(proxy.pid), rssMiB: rssMiB(proxy.pid), scrapeBytes: text.length || -1, heapTotalMiB: metric('nodejs_heap_size_total_bytes'), heapUsedMiB: metric('nodejs_heap_size_used_bytes'), externalMiB: metric('nodejs_external_memory_bytes'), staleMs };
+      const s: SoakSample = { t: Math.round((Date.now() - t0) / 1000), fds: fdCount(proxy.pid), rssMiB: rssMiB(proxy.pid), scrapeBytes: text.length || -1, heapTotalMiB: metric('nodejs_heap_size_total_bytes'), heapUsedMiB: metric('nodejs_heap_size_used_bytes'), externalMiB: metric('nodejs_external_memory_bytes'), mallocInUseMiB: metric('vhostscope_malloc_bytes{state="in_use"}'), mallocFreeMiB: metric('vhostscope_malloc_bytes{state="free"}'), staleMs };
       samples.push(s);
-      say(`t=${s.t}s daemon fds=${s.fds} rss=${s.rssMiB.toFixed(1)} MiB (V8 heap ${s.heapUsedMiB.toFixed(0)}/${s.heapTotalMiB.toFixed(0)} MiB, external ${s.externalMiB.toFixed(0)} MiB) metrics=${s.scrapeBytes} B${staleMs ? ` (stale ${staleMs} ms: the daemon's loop was busy)` : ''}; kicks ${kicksSent}, calls ${callsSent}, bulk ${bulk}${stalled.be.paused ? ` (backend of one session stalled ${Math.round((Date.now() - pausedAt) / 1000)} s, its frontend holds ${stalled.fe.queuedBytes} B)` : ''}, sessions churned ${churned}`);
+      say(`t=${s.t}s daemon fds=${s.fds} rss=${s.rssMiB.toFixed(1)} MiB (V8 heap ${s.heapUsedMiB.toFixed(0)}/${s.heapTotalMiB.toFixed(0)} MiB, external ${s.externalMiB.toFixed(0)} MiB, malloc ${s.mallocInUseMiB.toFixed(0)} in use + ${s.mallocFreeMiB.toFixed(0)} free MiB) metrics=${s.scrapeBytes} B${staleMs ? ` (stale ${staleMs} ms: the daemon's loop was busy)` : ''}; kicks ${kicksSent}, calls ${callsSent}, bulk ${bulk}${stalled.be.paused ? ` (backend of one session stalled ${Math.round((Date.now() - pausedAt) / 1000)} s, its frontend holds ${stalled.fe.queuedBytes} B)` : ''}, sessions churned ${churned}`);
     }
     await sleep(tickMs);
   }

@@ -85,6 +85,14 @@ export function eventRecord(e: ProxyEvent, device: DeviceType = 'generic'): Reco
         msg: `device state ${e.direction}: ${e.bytes} bytes through the proxy's pipe in ${ms.toFixed(1)} ms${e.heldMs ? ` (held ${e.heldMs} ms by a fault rule)` : ''}${e.error ? `, cut short: ${e.error}` : ''}${kept}`,
       };
     }
+    case 'dirty-log': {
+      const per = e.vrings.map((v) => `vring ${v.vring}: used ring ${v.usedRing}, buffers ${v.buffers}`);
+      if (e.other) per.push(`other ${e.other}`);
+      return {
+        event: 'dirty-log', t: secs(e.ts), session: e.session, bytes: e.bytes, samples: e.samples, marks: e.marks, pages: e.pages, vrings: e.vrings, other: e.other, ...(e.error ? { error: e.error } : {}),
+        msg: `dirty log (${e.bytes} bytes): ${e.marks} page marks on ${e.pages} pages in ${e.samples} reads${per.length ? ` (${per.join('; ')})` : ''}${e.error ? `; reading stopped: ${e.error}` : ''}`,
+      };
+    }
     case 'fault':
       return { event: 'fault', t: secs(e.ts), session: e.session, rule: e.rule, text: e.text, action: e.action, detail: e.detail, msg: `fault rule ${e.rule} (${e.text}): ${e.detail}` };
     case 'stats':

@@ -219,4 +219,19 @@ export interface NativeAddon {
   fdInfo(fd: number): FdInfo;
   /** CLOCK_MONOTONIC in ns, the clock of every timestamp the addon hands out (= process.hrtime.bigint()) */
   monotonicNs(): bigint;
+  /** glibc's heap figures over every arena (mallinfo2) */
+  mallocStats(): MallocStats;
+}
+
+/** glibc's malloc over every arena, in bytes (mallinfo2). */
+export interface MallocStats {
+  /** taken from the kernel by brk/mmap'ed heaps */
+  arenaBytes: number;
+  /** in chunks mmap()ed one by one (large allocations) */
+  mmappedBytes: number;
+  inUseBytes: number;
+  /** free inside the arenas (resident unless whole pages of it were given back) */
+  freeBytes: number;
+  /** free at the top of the main heap */
+  releasableBytes: number;
 }

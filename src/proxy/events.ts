@@ -200,4 +200,26 @@ export interface PeerIdentity {
   cmdline?: string;
 }
 
-export type ProxyEvent = MessageEvent | SessionStartEvent | SessionEndEvent | NotificationEvent | StatsEvent | ChannelEndEvent | FaultEvent | RingEvent | NoticeEvent | DeviceStateEvent;
+/**
+ * What the proxy read of a dirty log (SET_LOG_BASE, `--rings`) once it ended (replaced, or the
+ * session ended): page marks seen across `samples` reads, put down to vrings. A lower bound: the
+ * front-end clears the bits at every sync, and marks set and cleared between two reads are missed.
+ */
+export interface DirtyLogEvent {
+  type: 'dirty-log';
+  ts: bigint;
+  session: number;
+  /** when the log was handed over (SET_LOG_BASE) */
+  startNs: bigint;
+  /** the log's size */
+  bytes: number;
+  samples: number;
+  marks: number;
+  /** distinct pages */
+  pages: number;
+  vrings: { vring: number; usedRing: number; buffers: number }[];
+  other: number;
+  error?: string;
+}
+
+export type ProxyEvent = MessageEvent | SessionStartEvent | SessionEndEvent | NotificationEvent | StatsEvent | ChannelEndEvent | FaultEvent | RingEvent | NoticeEvent | DeviceStateEvent | DirtyLogEvent;

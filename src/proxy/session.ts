@@ -43,6 +43,7 @@ import type { FaultRuleSet } from '../faults';
 import { RingTracker, type RingsMode } from './ring-tracker';
 import { InterpositionTable, type Interposition, type Outgoing } from './interpositions';
 import { DeviceStatePipe, type StateTransfer } from './device-state';
+import { DirtyLogReader, type DirtyLogResult } from './dirty-log-reader';
 
 /** Protocol features that move notifications off the eventfds: masked while interposing. */
 const BYPASS_MASK = [ProtocolFeature.HOST_NOTIFIER, ProtocolFeature.INBAND_NOTIFICATIONS].reduce((bits, bit) => bits | (1n << BigInt(bit)), 0n);
@@ -132,6 +133,8 @@ export class ProxySession {
   private readonly faults: FaultRunner | undefined;
   private readonly peers: Record<Position, PeerIdentity | undefined>;
   private readonly rings: RingTracker | undefined;
+  /** --rings: the migration's dirty log, read while it lasts */
+  private readonly dirtyLog: DirtyLogReader | undefined;
   /** what the proxy does to main-channel messages on their way (see mainInterpositions) */
   private readonly interpositions: InterpositionTable;
   /** device-state transfers going through the proxy's pipes now */
@@ -170,11 +173,22 @@ export class ProxySession {
       }
       if (opts.faults) this.faults = new FaultRunner(opts.faults, this.faultHost(), requestName, opts.deviceName);
       if (opts.rings && opts.relay) {
+        const notice = this.guarded('a ring notice', (msg: string) => opts.emit({ type: 'notice', ts: native.monotonicNs(), session: this.id, msg }));
+        this.dirtyLog = new DirtyLogReader(
+          this.guarded('the end of a dirty log', (r: DirtyLogResult) => {
+            const { endNs, ...figures } = r;
+            opts.emit({ type: 'dirty-log', ts: endNs, session: this.id, ...figures });
+          }),
+          notice,
+        );
         this.rings = new RingTracker(
           opts.relay,
           opts.rings,
-          this.guarded('a ring snapshot', (vring, snapshot, raw) => opts.emit({ type: 'ring', ts: snapshot.ts, session: this.id, vring, snapshot, raw })),
-          this.guarded('a ring notice', (msg) => opts.emit({ type: 'notice', ts: native.monotonicNs(), session: this.id, msg })),
+          this.guarded('a ring snapshot', (vring, snapshot, raw) => {
+            this.dirtyLog?.onSnapshot(vring, snapshot);
+            opts.emit({ type: 'ring', ts: snapshot.ts, session: this.id, vring, snapshot, raw });
+          }),
+          notice,
         );
       }
       this.interpositions = new InterpositionTable(this.mainInterpositions());
@@ -418,6 +432,12 @@ export class ProxySession {
           o.masked.push(...protocolFeatureNames(done.cleared));
         },
       });
+    }
+    const dirtyLog = this.dirtyLog;
+    if (dirtyLog) {
+      list.push({ name: 'dirty log reader', sender: 'frontend', reply: false, requests: [Request.SET_LOG_BASE, Request.SET_VRING_NUM, Request.SET_VRING_ADDR], before: (o) => dirtyLog.beforeForward(o.request, o.out, o.outFds) });
+      // read what the back-end marked before the front-end syncs (and clears) the log
+      list.push({ name: 'dirty log sample', sender: 'backend', reply: true, requests: [Request.GET_VRING_BASE], before: () => dirtyLog.sample() });
     }
     if (rings) {
       list.push({ name: 'ring tracker', sender: 'frontend', reply: false, before: (o) => rings.beforeForward(o.request, o.out, o.outFds) });
@@ -700,6 +720,7 @@ export class ProxySession {
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.interposer?.teardownAll();
     this.rings?.close();
+    this.dirtyLog?.close();
     const pairs = this.interposer?.pairs() ?? [];
     try {
       this.opts.emit({

@@ -100,6 +100,16 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
           ...(typeof r.heldMs === 'number' ? { heldMs: r.heldMs } : {}),
         });
         break;
+      case 'dirty-log': {
+        const counts = [r.bytes, r.samples, r.marks, r.pages, r.other];
+        if (typeof r.ts !== 'bigint' || typeof r.session !== 'number' || !counts.every((n) => typeof n === 'number') || !Array.isArray(r.vrings)) throw new Error('ts, session, counts or vrings missing');
+        const vrings = r.vrings.map((v) => ({ vring: Number(v.vring), usedRing: Number(v.usedRing), buffers: Number(v.buffers) }));
+        out.push({
+          type: 'dirty-log', ts: r.ts, session: r.session, startNs: typeof r.startNs === 'bigint' ? r.startNs : r.ts,
+          bytes: r.bytes, samples: r.samples, marks: r.marks, pages: r.pages, vrings, other: r.other, ...(typeof r.error === 'string' ? { error: r.error } : {}),
+        });
+        break;
+      }
       case 'ring': {
         if (!Buffer.isBuffer(r.raw) || typeof r.session !== 'number' || typeof r.vring !== 'number') throw new Error('raw, session or vring missing');
         const { snapshot } = decodeSnapshot(r.raw);

@@ -236,6 +236,12 @@ export class Recorder {
         break;
       case 'notice':
         break;
+      case 'dirty-log': {
+        this.flushBatch(e.session, s);
+        const { type, ts, session, startNs, bytes, samples, marks, pages, vrings, other, error } = e;
+        s.writer.write({ type, ts, session, startNs, bytes, samples, marks, pages, vrings, other, ...(error ? { error } : {}) });
+        break;
+      }
       case 'device-state':
         this.flushBatch(e.session, s);
         s.writer.write({

@@ -99,6 +99,21 @@ export interface DeviceStateRecord {
   heldMs?: number;
 }
 
+/** What the proxy read of a dirty log (see DirtyLogEvent). */
+export interface DirtyLogRecord {
+  type: 'dirty-log';
+  ts: bigint;
+  session: number;
+  startNs: bigint;
+  bytes: number;
+  samples: number;
+  marks: number;
+  pages: number;
+  vrings: { vring: number; usedRing: number; buffers: number }[];
+  other: number;
+  error?: string;
+}
+
 /** A kick or call the proxy signalled itself (fault rule inject); relayed ones go in notify batches. */
 export interface InjectedNotificationRecord {
   type: 'notify-injected';
@@ -172,7 +187,7 @@ export interface DeviceRecord {
   reason: string;
 }
 
-export type RecordingRecord = HeaderRecord | SessionStartRecord | MessageRecord | NotifyBatchRecord | DropRecord | SessionEndRecord | RecoveryRecord | FaultRecord | InjectedNotificationRecord | RingRecord | DeviceRecord | DeviceStateRecord;
+export type RecordingRecord = HeaderRecord | SessionStartRecord | MessageRecord | NotifyBatchRecord | DropRecord | SessionEndRecord | RecoveryRecord | FaultRecord | InjectedNotificationRecord | RingRecord | DeviceRecord | DeviceStateRecord | DirtyLogRecord;
 
 /** One notification, unpacked from a batch. */
 export interface NotificationEntry {

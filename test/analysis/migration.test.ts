@@ -40,6 +40,20 @@ describe('findMigrations', () => {
     expect(m.rings.map((r) => r.resumedFrom === r.stoppedAt)).toEqual([true]);
   });
 
+  it('adds what the proxy read of the source\'s dirty log, and a destination the proxy ended', () => {
+    const evs = events('qemu-net-migration.vhsrec');
+    const srcEnd = evs.findIndex((e) => e.type === 'session-end' && e.session === 1);
+    const ts = evs[srcEnd].ts;
+    evs.splice(srcEnd, 0, { type: 'dirty-log', ts, session: 1, startNs: ts - 1_000_000_000n, bytes: 8192, samples: 31, marks: 120, pages: 40, vrings: [{ vring: 0, usedRing: 12, buffers: 100 }], other: 8 });
+    const dstEnd = evs.findIndex((e) => e.type === 'session-end' && e.session === 2);
+    evs[dstEnd] = { ...(evs[dstEnd] as Extract<(typeof evs)[number], { type: 'session-end' }>), by: 'proxy', reason: 'fault rule dst-crash (disconnect backend after=SET_VRING_BASE device=dst): disconnected the backend' };
+    const lines = migrationLines(findMigrations(evs)[0]);
+    expect(lines).toContain('  dirty log read: 120 page marks by the back-end on 40 pages in 31 reads (vring 0: used ring 12, buffers 100; other 8) (at least: the front-end clears the log at every sync)');
+    expect(lines.find((l) => l.startsWith('  destination ended by the proxy'))).toMatch(/^ {2}destination ended by the proxy [\d.]+ ms after its rings started: fault rule dst-crash /);
+    // a destination that ended by itself is not mentioned
+    expect(migrationLines(findMigrations(events('qemu-net-migration.vhsrec'))[0]).some((l) => l.includes('ended by the proxy'))).toBe(false);
+  });
+
   it('sees no migration in a backend restart (a second session, but no dirty logging) nor in a single session', () => {
     expect(findMigrations(events('qemu-net-backend-restart.vhsrec'))).toEqual([]);
     expect(findMigrations(events('qemu-net-testpmd.vhsrec'))).toEqual([]);

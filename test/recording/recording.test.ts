@@ -63,6 +63,18 @@ describe('recording', () => {
     expect(m.type === 'message' && m.masked).toEqual(['HOST_NOTIFIER']);
   });
 
+  it('round-trips what the proxy read of a dirty log and a held device-state transfer', async () => {
+    const file = path.join(tmpDir('rec'), 'migration.vhsrec');
+    const rec = new Recorder(file);
+    const t = 5_000_000_000n;
+    const dirty: ProxyEvent = { type: 'dirty-log', ts: t + 900n, session: 1, startNs: t + 100n, bytes: 8192, samples: 31, marks: 120, pages: 40, vrings: [{ vring: 0, usedRing: 12, buffers: 100 }, { vring: 1, usedRing: 9, buffers: 0 }], other: 8, error: 'reading the log failed: EIO' };
+    const state: ProxyEvent = { type: 'device-state', ts: t + 800n, session: 1, direction: 'save', startNs: t + 700n, bytes: 62, heldMs: 2000 };
+    for (const e of [session(1, t)[0], state, dirty]) rec.onEvent(e);
+    await rec.close();
+    const back = recordingEvents(readRecording(file).records).filter((e) => e.type === 'dirty-log' || e.type === 'device-state');
+    expect(back).toEqual([state, dirty]);
+  });
+
   it('keeps a notification at a few bytes (columns, delta timestamps)', () => {
     const n = 100_000;
     const b: NotifyBatchRecord = { type: 'notify', session: 1, ts0: 123_456_789_000n, dt: [], vk: [], c: [] };

@@ -89,5 +89,9 @@ describe('daemon metrics', () => {
     expect(await lines(text, 'vhostscope_backpressure_paused_channels')).toEqual(['vhostscope_backpressure_paused_channels{listen="/a"} 1', 'vhostscope_backpressure_paused_channels{listen="/b"} 0']);
     expect(await lines(text, 'process_open_fds')).toHaveLength(1);
     expect(await lines(text, 'vhostscope_log_dropped_lines_total')).toEqual(['vhostscope_log_dropped_lines_total 7']);
+    // glibc's heap, read at scrape time: something is in use in any process that got this far
+    const heap = await lines(text, 'vhostscope_malloc_bytes');
+    expect(heap.map((l) => l.split(' ')[0])).toEqual(['vhostscope_malloc_bytes{state="in_use"}', 'vhostscope_malloc_bytes{state="free"}', 'vhostscope_malloc_bytes{state="mmapped"}']);
+    expect(Number(heap[0].split(' ')[1])).toBeGreaterThan(0);
   });
 });
