@@ -2,7 +2,7 @@
  * What a recording holds: one record per frame, plain msgpack maps (docs/recording-format.md).
  * Pure data: the writer and the reader both use these shapes.
  */
-import type { FdDescription, PeerIdentity, RelayPairSummary } from '../proxy/events';
+import type { DirtyLogEvent, FdDescription, PeerIdentity, RelayPairSummary } from '../proxy/events';
 import type { VringStats } from '../proxy/notification-stats';
 
 export const FORMAT_NAME = 'vhostscope-recording';
@@ -99,20 +99,8 @@ export interface DeviceStateRecord {
   heldMs?: number;
 }
 
-/** What the proxy read of a dirty log (see DirtyLogEvent). */
-export interface DirtyLogRecord {
-  type: 'dirty-log';
-  ts: bigint;
-  session: number;
-  startNs: bigint;
-  bytes: number;
-  samples: number;
-  marks: number;
-  pages: number;
-  vrings: { vring: number; usedRing: number; buffers: number }[];
-  other: number;
-  error?: string;
-}
+/** What the proxy read of a dirty log: the event as it is (every field is plain data). */
+export type DirtyLogRecord = DirtyLogEvent;
 
 /** A kick or call the proxy signalled itself (fault rule inject); relayed ones go in notify batches. */
 export interface InjectedNotificationRecord {

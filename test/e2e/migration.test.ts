@@ -71,6 +71,52 @@ async function migrateThroughProxy(work: string, proxy: ProxyProcess, initrd: st
 }
 
 /**
+ * A virtio-net guest on passt moving between two QEMU 10 through one daemon (devices src-net and
+ * dst-net, each with the fault rules given for it), each QEMU with its own passt. The guest takes
+ * DHCP from passt, fetches `served` from an HTTP server on the host (passt maps the router
+ * address to the host's loopback), says GUEST-READY, then fetches it `fetches` times every
+ * 0.5 s, each within `timeoutS` (busybox 1.35's wget has no -T), printing the sha or "failed".
+ */
+async function passtMigration(work: string, proxy: ProxyProcess, served: Buffer, fetches: number, timeoutS: number, faults: { src?: string[]; dst?: string[] } = {}): Promise<Awaited<ReturnType<typeof migrateThroughProxy>> & { requests: number }> {
+  let requests = 0;
+  const server = http.createServer((_req, res) => {
+    requests++;
+    res.end(served);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const sock = (n: string): string => path.join(work, `${n}.sock`);
+  const passt = (n: string): Peer => {
+    const c = passtCommand(sock(`passt-${n}`));
+    return new Peer(c.cmd, c.args, { name: `passt-${n}`, logFile: path.join(work, `passt-${n}.log`) });
+  };
+  const initrd = buildInitramfs(work, `
+${PASST_GUEST_DHCP}
+wget -q -O /tmp/got http://$GW:${port}/first || { echo "GUEST-RESULT: FAIL fetch"; exit 0; }
+echo "GUEST-READY: $(sha256sum < /tmp/got | cut -d' ' -f1)"
+n=1; while [ $n -le ${fetches} ]; do
+  rm -f /tmp/got
+  if timeout ${timeoutS} wget -q -O /tmp/got http://$GW:${port}/n$n; then echo "GUEST-FETCH $n: $(sha256sum < /tmp/got | cut -d' ' -f1)"; else echo "GUEST-FETCH $n: failed"; fi
+  n=$((n+1)); sleep 0.5
+done
+`, ['virtio_pci', 'virtio_net']);
+  const [pa, pb] = [passt('a'), passt('b')];
+  try {
+    await waitForSocket(sock('passt-a'), 30_000, pa);
+    await waitForSocket(sock('passt-b'), 30_000, pb);
+    await proxy.startConfig([
+      { name: 'src-net', listen: sock('fe-a'), connect: sock('passt-a'), ...(faults.src ? { fault: faults.src } : {}) },
+      { name: 'dst-net', listen: sock('fe-b'), connect: sock('passt-b'), ...(faults.dst ? { fault: faults.dst } : {}) },
+    ]);
+    const device = (q: 'src' | 'dst'): string[] => vhostUserNetArgs(`socket,id=c0,path=${sock(q === 'src' ? 'fe-a' : 'fe-b')}`, true);
+    const result = await migrateThroughProxy(work, proxy, initrd, '', device, /GUEST-READY/, 'debian13');
+    return { ...result, requests };
+  } finally {
+    await cleanUp(() => proxy.stop(), () => pa.stop(), () => pb.stop(), () => new Promise<void>((r) => server.close(() => r())));
+  }
+}
+
+/**
  * `check` flags nothing but kick-before-enable warnings. QEMU (7.2 and 10, blk and fs) kicks each
  * ring right after SET_VRING_KICK and before SET_VRING_ENABLE when it starts the device
  * (measured: 0.4-0.7 ms before the enable, at every start, the destination's too): qsd and the
@@ -318,45 +364,9 @@ umount /mnt/v && echo "GUEST-RESULT: PASS"
     if (debian13Missing()) throw new Error(`the Debian 13 root is missing (${debian13Missing()}): run scripts/install-deps.sh`);
     const work = tmpDir('migrate-passt');
     const served = pattern(`passt migration ${Date.now()}\n`, 8192);
-    let requests = 0;
-    const server = http.createServer((_req, res) => {
-      requests++;
-      res.end(served);
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as AddressInfo).port;
-    const sock = (n: string): string => path.join(work, `${n}.sock`);
-    const passt = (n: string): Peer => {
-      const c = passtCommand(sock(`passt-${n}`));
-      return new Peer(c.cmd, c.args, { name: `passt-${n}`, logFile: path.join(work, `passt-${n}.log`) });
-    };
-    // DHCP from passt, then a short TCP fetch from the host every 0.5 s (passt maps the router
-    // address to the host's loopback), on the source and, after the switchover, on the destination
-    const initrd = buildInitramfs(work, `
-${PASST_GUEST_DHCP}
-wget -q -O /tmp/got http://$GW:${port}/first || { echo "GUEST-RESULT: FAIL fetch"; exit 0; }
-echo "GUEST-READY: $(sha256sum < /tmp/got | cut -d' ' -f1)"
-n=1; while [ $n -le 50 ]; do
-  rm -f /tmp/got
-  if timeout 5 wget -q -O /tmp/got http://$GW:${port}/n$n; then echo "GUEST-FETCH $n: $(sha256sum < /tmp/got | cut -d' ' -f1)"; else echo "GUEST-FETCH $n: failed"; fi
-  n=$((n+1)); sleep 0.5
-done
-`, ['virtio_pci', 'virtio_net']);
-    const [pa, pb] = [passt('a'), passt('b')];
     const proxy = new ProxyProcess(work, ['--device', 'net', '--record-device-state']);
-    let logs = { src: '', dst: '' };
-    try {
-      await waitForSocket(sock('passt-a'), 30_000, pa);
-      await waitForSocket(sock('passt-b'), 30_000, pb);
-      await proxy.startConfig([
-        { name: 'src-net', listen: sock('fe-a'), connect: sock('passt-a') },
-        { name: 'dst-net', listen: sock('fe-b'), connect: sock('passt-b') },
-      ]);
-      const device = (q: 'src' | 'dst'): string[] => vhostUserNetArgs(`socket,id=c0,path=${sock(q === 'src' ? 'fe-a' : 'fe-b')}`, true);
-      logs = await migrateThroughProxy(work, proxy, initrd, '', device, /GUEST-READY/, 'debian13');
-    } finally {
-      await cleanUp(() => proxy.stop(), () => pa.stop(), () => pb.stop(), () => new Promise<void>((r) => server.close(() => r())));
-    }
+    const { src, dst, requests } = await passtMigration(work, proxy, served, 50, 5);
+    const logs = { src, dst };
     expect(logs.src + logs.dst).not.toMatch(/GUEST-RESULT: FAIL/);
     expect(logs.src).toContain(`GUEST-READY: ${sha(served)}`);
     const after = [...logs.dst.matchAll(/GUEST-FETCH (\d+): (\S+)/g)].map((m) => m[2]);
@@ -388,41 +398,11 @@ done
   it('fault rules reach a migration: SET_LOG_BASE answered late on the source, the device state held, the destination\'s back-end gone as it starts; check and the log name each rule', async () => {
     if (debian13Missing()) throw new Error(`the Debian 13 root is missing (${debian13Missing()}): run scripts/install-deps.sh`);
     const work = tmpDir('migrate-faults');
-    const served = pattern(`passt migration under faults ${Date.now()}\n`, 4096);
-    const server = http.createServer((_req, res) => res.end(served));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as AddressInfo).port;
-    const sock = (n: string): string => path.join(work, `${n}.sock`);
-    const passt = (n: string): Peer => {
-      const c = passtCommand(sock(`passt-${n}`));
-      return new Peer(c.cmd, c.args, { name: `passt-${n}`, logFile: path.join(work, `passt-${n}.log`) });
-    };
-    const initrd = buildInitramfs(work, `
-${PASST_GUEST_DHCP}
-wget -q -O /tmp/got http://$GW:${port}/first || { echo "GUEST-RESULT: FAIL fetch"; exit 0; }
-echo "GUEST-READY"
-n=1; while [ $n -le 20 ]; do
-  rm -f /tmp/got
-  if timeout 2 wget -q -O /tmp/got http://$GW:${port}/n$n; then echo "GUEST-FETCH $n: ok"; else echo "GUEST-FETCH $n: failed"; fi
-  n=$((n+1)); sleep 0.5
-done
-`, ['virtio_pci', 'virtio_net']);
-    const [pa, pb] = [passt('a'), passt('b')];
     const proxy = new ProxyProcess(work, ['--device', 'net', '--check']);
-    let result: Awaited<ReturnType<typeof migrateThroughProxy>> | undefined;
-    try {
-      await waitForSocket(sock('passt-a'), 30_000, pa);
-      await waitForSocket(sock('passt-b'), 30_000, pb);
-      await proxy.startConfig([
-        { name: 'src-net', listen: sock('fe-a'), connect: sock('passt-a'), fault: ['delay SET_LOG_BASE reply ms=1000 id=slow-log', 'hold-state save ms=2000 id=slow-save'] },
-        { name: 'dst-net', listen: sock('fe-b'), connect: sock('passt-b'), fault: ['disconnect backend after=SET_VRING_BASE id=dst-crash'] },
-      ]);
-      const device = (q: 'src' | 'dst'): string[] => vhostUserNetArgs(`socket,id=c0,path=${sock(q === 'src' ? 'fe-a' : 'fe-b')}`, true);
-      result = await migrateThroughProxy(work, proxy, initrd, '', device, /GUEST-READY/, 'debian13');
-    } finally {
-      await cleanUp(() => proxy.stop(), () => pa.stop(), () => pb.stop(), () => new Promise<void>((r) => server.close(() => r())));
-    }
-    const { dst, migration } = result!;
+    const { dst, migration } = await passtMigration(work, proxy, pattern(`passt migration under faults ${Date.now()}\n`, 4096), 20, 2, {
+      src: ['delay SET_LOG_BASE reply ms=1000 id=slow-log', 'hold-state save ms=2000 id=slow-save'],
+      dst: ['disconnect backend after=SET_VRING_BASE id=dst-crash'],
+    });
     // each rule fired where it was meant to: on its device's session, once
     const faults = proxy.records().filter((r) => r.event === 'fault').map((r) => [r.session, r.rule, r.action]);
     expect(faults).toEqual([[1, 'slow-log', 'delay'], [1, 'slow-save', 'hold-state'], [2, 'dst-crash', 'disconnect']]);
