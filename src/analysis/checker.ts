@@ -13,6 +13,7 @@ import {
   validateMessage,
   VirtioFeature,
   DeviceStatus,
+  DIRTY_LOG_PAGE as LOG_PAGE,
   type ChannelKind,
   type MemoryRegion,
   type Negotiation,
@@ -87,8 +88,6 @@ class SessionState {
 
 /** QEMU's default migration downtime limit: a reply slower than this during a migration is felt. */
 const MIGRATION_DOWNTIME_NS = 300_000_000n;
-/** dirty log granularity: one bit per page of this size (vhost-user.rst "Migration") */
-const LOG_PAGE = 4096n;
 
 /** A migration source's ring as its back-end left it: what the destination must resume from. */
 interface MigrationStop {

@@ -124,6 +124,9 @@ function uuid(p: Buffer, off: number): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
+/** SET_LOG_BASE's dirty log: one bit per page of this size of guest physical memory (vhost-user.rst "Migration") */
+export const DIRTY_LOG_PAGE = 4096n;
+
 export const decoders: Record<PayloadKind, (p: Buffer) => Decoded> = {
   none: () => ({}),
   u64: (p) => ({ value: u64(p, 0) }),

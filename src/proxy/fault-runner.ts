@@ -135,7 +135,7 @@ export class FaultRunner {
     let ms = 0;
     for (const e of this.live()) {
       const r = e.rule;
-      if (r.action !== 'hold-state' || (r.phase ?? 'both') === (direction === 'save' ? 'load' : 'save') || !this.rules.use(e)) continue;
+      if (r.action !== 'hold-state' || ![direction, 'both'].includes(r.phase ?? 'both') || !this.rules.use(e)) continue;
       ms += r.ms;
       this.host.fault(e, 'hold-state', `the device-state ${direction} pipe held ${r.ms} ms before its bytes are copied on`);
     }

@@ -11,10 +11,8 @@
  * SET_VRING_NUM), or a device-writable buffer of a chain the back-end completed on it since the
  * previous sample (from the relay's call snapshots, `--rings`); anything else is "other".
  */
-import type { RingSnapshot } from './snapshot';
-
-export const LOG_PAGE = 4096n;
-const VIRTQ_DESC_F_WRITE = 2;
+import { DIRTY_LOG_PAGE as LOG_PAGE } from '../protocol';
+import { VRING_DESC_F_WRITE, type RingSnapshot } from './snapshot';
 
 export interface DirtyLogFigures {
   /** samples taken, and the first and last one's times */
@@ -60,7 +58,7 @@ export class DirtyLogCounter {
     for (const e of s.entries) {
       let left = e.usedLen ?? Infinity;
       for (const d of e.descs) {
-        if (!(d.flags & VIRTQ_DESC_F_WRITE) || left <= 0) continue;
+        if (!(d.flags & VRING_DESC_F_WRITE) || left <= 0) continue;
         const len = BigInt(Math.min(d.len, left));
         left -= Number(len);
         if (len === 0n) continue;

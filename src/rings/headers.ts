@@ -4,9 +4,8 @@
  * sector) and status, the FUSE request header (opcode, unique) of virtio-fs. Pure.
  */
 import type { DeviceType } from '../protocol';
-import { chainBytes, type RingEntry } from './snapshot';
+import { chainBytes, VRING_DESC_F_WRITE, type RingEntry } from './snapshot';
 
-const VRING_DESC_F_WRITE = 2;
 
 export interface BufferHeader {
   summary: string;

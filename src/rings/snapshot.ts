@@ -14,6 +14,9 @@
 
 export type SnapshotKind = 'kick' | 'call' | 'base';
 
+/** virtq descriptor flag: the device writes this buffer (virtio spec "The Virtqueue Descriptor Table") */
+export const VRING_DESC_F_WRITE = 2;
+
 export interface RingDesc {
   addr: bigint;
   len: number;
@@ -134,7 +137,7 @@ export function decodeSnapshots(buf: Buffer): { raw: Buffer; snapshot: RingSnaps
 export function chainBytes(e: RingEntry, writable?: boolean): Buffer {
   const parts: Buffer[] = [];
   for (const d of e.descs) {
-    if (writable !== undefined && ((d.flags & 2) !== 0) !== writable) continue;
+    if (writable !== undefined && ((d.flags & VRING_DESC_F_WRITE) !== 0) !== writable) continue;
     if (!d.bytes) break;
     parts.push(d.bytes);
     if (d.bytes.length < d.len) break; // captured only a prefix: what follows is not contiguous
