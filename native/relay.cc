@@ -232,14 +232,34 @@ class Relay : public Napi::ObjectWrap<Relay> {
     return Napi::Buffer<uint8_t>::Copy(env, out.data(), out.size());
   }
 
-  // drainRings() -> Buffer of snapshot records, oldest first
+  // drainRings(into) -> bytes of whole snapshot records copied into `into`, oldest first (0: none
+  // left); -N when the next record alone needs N bytes (the caller grows `into` and calls again).
+  // JS passes the same buffer every time and the two vectors swap, keeping their capacity: a
+  // steady stream of snapshots allocates nothing, where a fresh buffer per drain fragmented the
+  // heap over hours (the soak's RSS).
   Napi::Value DrainRings(const Napi::CallbackInfo& info) {
-    std::vector<uint8_t> out;
-    {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsBuffer()) throw Napi::TypeError::New(env, "drainRings(into: Buffer)");
+    Napi::Buffer<uint8_t> into = info[0].As<Napi::Buffer<uint8_t>>();
+    if (drained_off_ >= drained_.size()) {
+      drained_.clear();
+      drained_off_ = 0;
       std::lock_guard<std::mutex> lock(mu_);
-      out.swap(snapshots_);
+      drained_.swap(snapshots_);
     }
-    return Napi::Buffer<uint8_t>::Copy(info.Env(), out.data(), out.size());
+    size_t copied = 0;
+    while (drained_off_ + 4 <= drained_.size()) {
+      uint32_t len;
+      memcpy(&len, drained_.data() + drained_off_, 4);
+      if (copied + len > into.Length()) {
+        if (copied == 0) return Napi::Number::New(env, -static_cast<double>(len));
+        break;
+      }
+      memcpy(into.Data() + copied, drained_.data() + drained_off_, len);
+      copied += len;
+      drained_off_ += len;
+    }
+    return Napi::Number::New(env, static_cast<double>(copied));
   }
 
   Napi::Object PairObject(Napi::Env env, const Pair& p) {
@@ -263,18 +283,20 @@ class Relay : public Napi::ObjectWrap<Relay> {
     return PairObject(env, it->second);
   }
 
-  // drain() -> Buffer of 16-byte events {u64 ts, u32 pair, u32 count}, oldest first
+  // drain(into) -> how many 16-byte events {u64 ts, u32 pair, u32 count} were copied into `into`,
+  // oldest first; as many as fit (a full buffer: call again). No allocation: see DrainRings.
   Napi::Value Drain(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsBuffer()) throw Napi::TypeError::New(env, "drain(into: Buffer)");
+    Napi::Buffer<uint8_t> into = info[0].As<Napi::Buffer<uint8_t>>();
     uint64_t tail = tail_.load(std::memory_order_relaxed);
     uint64_t head = head_.load(std::memory_order_acquire);
-    size_t n = static_cast<size_t>(head - tail);
-    Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, n * sizeof(Event));
+    size_t n = std::min(static_cast<size_t>(head - tail), into.Length() / sizeof(Event));
     for (size_t i = 0; i < n; i++) {
-      memcpy(out.Data() + i * sizeof(Event), &ring_[(tail + i) & (capacity_ - 1)], sizeof(Event));
+      memcpy(into.Data() + i * sizeof(Event), &ring_[(tail + i) & (capacity_ - 1)], sizeof(Event));
     }
-    tail_.store(head, std::memory_order_release);
-    return out;
+    tail_.store(tail + n, std::memory_order_release);
+    return Napi::Number::New(env, static_cast<double>(n));
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {
@@ -479,6 +501,9 @@ class Relay : public Napi::ObjectWrap<Relay> {
   std::atomic<uint64_t> dropped_{0};
   std::unordered_map<uint32_t, std::shared_ptr<RingState>> rings_;
   std::vector<uint8_t> snapshots_;
+  // what the last swap took from snapshots_ and JS has not copied out yet (JS thread only)
+  std::vector<uint8_t> drained_;
+  size_t drained_off_ = 0;
   std::atomic<uint64_t> dropped_snapshots_{0};
 };
 

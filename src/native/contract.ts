@@ -100,8 +100,12 @@ export interface Relay {
   addPair(src: number, dst: number): number;
   /** Stops relaying, closes both fds; returns the pair's final counts, or null if unknown. */
   removePair(id: number): RelayPairStats | null;
-  /** Events since the last drain: 16 bytes each, u64 ts (CLOCK_MONOTONIC ns), u32 pair id, u32 count (LE). */
-  drain(): Buffer;
+  /**
+   * Copies the oldest waiting events into `into` (16 bytes each, u64 ts (CLOCK_MONOTONIC ns),
+   * u32 pair id, u32 count, LE) and returns how many; as many as fit, so a full buffer means
+   * call again. The caller's buffer is reused: draining allocates nothing.
+   */
+  drain(into: Buffer): number;
   pairStats(id: number): RelayPairStats | null;
   stats(): RelayStats;
   /** Joins the thread and closes every pair's fds. Idempotent. */
@@ -124,8 +128,12 @@ export interface Relay {
   removeRing(ringId: number): void;
   /** The ring's indices now, as one snapshot record of kind 2 ("base"), or null for an unknown ring. */
   snapshotRing(ringId: number): Buffer | null;
-  /** Snapshot records since the last call (layout: src/rings/snapshot.ts). */
-  drainRings(): Buffer;
+  /**
+   * Copies whole waiting snapshot records (layout: src/rings/snapshot.ts) into `into`, oldest
+   * first, and returns their bytes (0: none waiting); -N when the next record alone needs N
+   * bytes, more than `into` has (grow it and call again).
+   */
+  drainRings(into: Buffer): number;
 }
 
 /**

@@ -15,6 +15,14 @@ export type PairListener = (e: RelayEvent) => void;
 export type RingListener = (s: RingSnapshot, raw: Buffer) => void;
 
 const DRAIN_MS = 10;
+/** the relay's event ring: what JS has not drained beyond it is dropped and counted */
+const RING_EVENTS = 1 << 16;
+/** events copied per native call (16 bytes each): the hub's buffer, reused by every drain */
+const EVENT_BATCH = 4096;
+/** the snapshot buffer's first size; it grows to the largest record seen */
+const SNAPSHOT_BUFFER = 256 << 10;
+/** a drain stops after this many snapshot buffers: the relay may produce them as fast as we read */
+const MAX_SNAPSHOT_DRAINS = 64;
 /** a quiet relay is drained this rarely: a busy-polling peer loses no CPU to our wake-ups */
 const IDLE_DRAIN_MS = 250;
 /**
@@ -37,6 +45,9 @@ export class RelayHub {
   private readonly listeners = new Map<number, PairListener>();
   private readonly ringListeners = new Map<number, RingListener>();
   private nextRing = 1;
+  private readonly events = Buffer.allocUnsafeSlow(EVENT_BATCH * 16);
+  private snapshots = Buffer.allocUnsafeSlow(SNAPSHOT_BUFFER);
+  private draining = false;
 
   /** spinUs: how long the relay thread keeps polling after a notification before it sleeps */
   constructor(
@@ -52,7 +63,7 @@ export class RelayHub {
 
   private ensure(): Relay {
     if (!this.relay) {
-      this.relay = new native.Relay(1 << 16, this.spinUs * 1000, this.nice, this.cpu);
+      this.relay = new native.Relay(RING_EVENTS, this.spinUs * 1000, this.nice, this.cpu);
       this.schedule(DRAIN_MS);
     }
     return this.relay;
@@ -90,21 +101,50 @@ export class RelayHub {
     return this.relay?.stats();
   }
 
-  /** Delivers every event (and ring snapshot) waiting; returns how many events there were. */
+  /**
+   * Delivers every event (and ring snapshot) waiting; returns how many events there were.
+   * The relay copies into buffers kept here, so a drain allocates nothing (fresh native
+   * buffers every 10 ms, sized by the backlog, fragmented glibc's heap over the 30-minute
+   * soak). A listener may drain again (a session that ends removes its pairs): that nested
+   * drain gets buffers of its own, since the outer one is still reading these.
+   */
   drain(): number {
     if (!this.relay) return 0;
-    const buf = this.relay.drain();
-    for (let off = 0; off + 16 <= buf.length; off += 16) {
-      const id = buf.readUInt32LE(off + 8);
-      this.listeners.get(id)?.({ ts: buf.readBigUInt64LE(off), count: buf.readUInt32LE(off + 12) });
+    const nested = this.draining;
+    this.draining = true;
+    try {
+      const events = nested ? Buffer.allocUnsafe(this.events.length) : this.events;
+      let total = 0;
+      // at most the relay's ring once over: a flood cannot keep this loop going
+      for (let i = 0, n = EVENT_BATCH; n === EVENT_BATCH && i < RING_EVENTS / EVENT_BATCH; i++) {
+        n = this.relay.drain(events);
+        for (let off = 0; off < n * 16; off += 16) {
+          const id = events.readUInt32LE(off + 8);
+          this.listeners.get(id)?.({ ts: events.readBigUInt64LE(off), count: events.readUInt32LE(off + 12) });
+        }
+        total += n;
+      }
+      if (this.ringListeners.size) this.drainSnapshots(nested);
+      return total;
+    } finally {
+      this.draining = nested;
     }
-    if (this.ringListeners.size) this.deliverSnapshots(this.relay.drainRings());
-    return buf.length / 16;
   }
 
-  private deliverSnapshots(buf: Buffer): void {
-    if (!buf.length) return;
-    for (const { snapshot, raw } of decodeSnapshots(buf)) this.ringListeners.get(snapshot.ring)?.(snapshot, Buffer.from(raw));
+  /** Snapshot records until none are left, each handed on as a copy (the buffer is reused). */
+  private drainSnapshots(nested: boolean): void {
+    let buf = nested ? Buffer.allocUnsafe(this.snapshots.length) : this.snapshots;
+    for (let i = 0; i < MAX_SNAPSHOT_DRAINS && this.relay; i++) {
+      const n = this.relay.drainRings(buf);
+      if (n === 0) return;
+      if (n < 0) {
+        // one record larger than the buffer (a big ring with headers): grow once, keep it
+        buf = Buffer.allocUnsafeSlow(-n);
+        if (!nested) this.snapshots = buf;
+        continue;
+      }
+      for (const { snapshot, raw } of decodeSnapshots(buf.subarray(0, n))) this.ringListeners.get(snapshot.ring)?.(snapshot, Buffer.from(raw));
+    }
   }
 
   /** Moves the relay thread to one CPU (-1: anywhere); false if it could not. See Relay.setCpu. */

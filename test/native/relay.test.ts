@@ -2,12 +2,19 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { native } from '../../src/native';
+import { native, type Relay } from '../../src/native';
 import { openFds, until } from '../helpers';
 
-function events(buf: Buffer): { ts: bigint; pair: number; count: number }[] {
-  const out = [];
-  for (let off = 0; off < buf.length; off += 16) out.push({ ts: buf.readBigUInt64LE(off), pair: buf.readUInt32LE(off + 8), count: buf.readUInt32LE(off + 12) });
+type Ev = { ts: bigint; pair: number; count: number };
+
+/** Every waiting event, copied through one small reused buffer as RelayHub does. */
+function events(relay: Relay, batch = 64): Ev[] {
+  const buf = Buffer.alloc(batch * 16);
+  const out: Ev[] = [];
+  for (let n = batch; n === batch; ) {
+    n = relay.drain(buf);
+    for (let off = 0; off < n * 16; off += 16) out.push({ ts: buf.readBigUInt64LE(off), pair: buf.readUInt32LE(off + 8), count: buf.readUInt32LE(off + 12) });
+  }
   return out;
 }
 
@@ -25,7 +32,7 @@ describe('Relay', () => {
     let got: bigint | null = null;
     await until(() => (got = native.eventfdRead(dstR)) !== null, 2000, 'the relayed count');
     expect(got).toBe(3n);
-    const ev = events(relay.drain());
+    const ev = events(relay);
     expect(ev).toHaveLength(1);
     expect(ev[0]).toMatchObject({ pair: id, count: 3 });
     expect(ev[0].ts).toBeGreaterThanOrEqual(t0);
@@ -35,7 +42,7 @@ describe('Relay', () => {
     expect(st.transitBuckets.reduce((a, b) => a + b, 0)).toBe(1);
     expect(st.transitSumNs).toBeGreaterThan(0);
     expect(relay.stats().transitBuckets.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1);
-    expect(relay.drain().length).toBe(0);
+    expect(relay.drain(Buffer.alloc(16))).toBe(0);
     // a count still pending when the pair is removed is relayed, not lost
     const id2 = relay.addPair(native.dup(srcW), native.dup(dstR));
     relay.removePair(id);
@@ -69,7 +76,7 @@ describe('Relay', () => {
     const relayedBeforeJsWasFree = Date.now() < spinUntil;
     await new Promise((r) => child.on('exit', r));
     const kickTs = BigInt(out.trim());
-    const ev = events(relay.drain());
+    const ev = events(relay);
     expect(relayedBeforeJsWasFree).toBe(true);
     expect(ev).toHaveLength(1);
     expect(Number(ev[0].ts - kickTs) / 1e6).toBeLessThan(20); // relayed within ms of the kick
@@ -92,19 +99,50 @@ describe('Relay', () => {
     const ev: ReturnType<typeof events> = [];
     const exited = new Promise((r) => child.on('exit', r));
     await until(() => {
-      ev.push(...events(relay.drain())); // as the hub does (the ring holds more than N anyway)
+      ev.push(...events(relay, 4096)); // as the hub does (the ring holds more than N anyway)
       const c = native.eventfdRead(dstR);
       if (c !== null) { delivered += c; wakeups++; }
       return delivered === BigInt(N);
     }, 20000, 'every count of the flood');
     await exited;
-    ev.push(...events(relay.drain()));
+    ev.push(...events(relay));
     expect(relay.stats().droppedEvents).toBe(0);
     const stats = relay.pairStats(id);
     expect(stats).toMatchObject({ read: N, written: N, writeErrors: 0 });
     expect(ev.reduce((a, e) => a + e.count, 0)).toBe(N);
     expect(ev.length).toBe(stats?.notifications);
     expect(wakeups).toBeLessThanOrEqual(ev.length);
+    relay.stop();
+    native.close(src);
+    native.close(dstR);
+  });
+
+  it('drains into the caller\'s buffer as many events as fit, oldest first, the rest at the next call', async () => {
+    const relay = new native.Relay(1024);
+    const src = native.eventfd(0);
+    const dst = native.eventfd(0);
+    const dstR = native.dup(dst);
+    const id = relay.addPair(native.dup(src), dst);
+    for (let i = 1; i <= 5; i++) {
+      native.eventfdWrite(src, i); // one at a time: each is its own event
+      await until(() => native.eventfdRead(dstR) !== null, 2000, `relayed count ${i}`);
+    }
+    const two = Buffer.alloc(2 * 16 + 7); // a buffer's odd tail is never written
+    const got: number[] = [];
+    const ts: bigint[] = [];
+    for (const expected of [2, 2, 1, 0]) {
+      two.fill(0xee);
+      expect(relay.drain(two)).toBe(expected);
+      for (let off = 0; off < expected * 16; off += 16) {
+        expect(two.readUInt32LE(off + 8)).toBe(id);
+        ts.push(two.readBigUInt64LE(off));
+        got.push(two.readUInt32LE(off + 12));
+      }
+      expect(two.subarray(expected * 16).every((b) => b === 0xee)).toBe(true);
+    }
+    expect(got).toEqual([1, 2, 3, 4, 5]);
+    expect([...ts].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))).toEqual(ts);
+    expect(() => relay.drain(undefined as unknown as Buffer)).toThrow(/drain\(into: Buffer\)/);
     relay.stop();
     native.close(src);
     native.close(dstR);

@@ -10,7 +10,7 @@ import { encodeFrame, scanFrames } from '../../src/recording/frames';
 import { Recorder } from '../../src/recording/recorder';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
 import { unpackBatch, type NotifyBatchRecord } from '../../src/recording/records';
-import { RecordingWriter } from '../../src/recording/writer';
+import { RecordingWriter, unwritten } from '../../src/recording/writer';
 import { tmpDir, until } from '../helpers';
 
 const u64 = (v: bigint): Buffer => {
@@ -111,6 +111,28 @@ describe('recording', () => {
     const again = readRecording(file);
     expect(again.torn).toBeUndefined();
     expect(again.records.map((r) => r.type).slice(99)).toEqual(['dropped', 'header', 'recovered', 'dropped']);
+  });
+
+  it('after a short writev, queues exactly the bytes not written, in order', () => {
+    const bufs = [Buffer.from('abc'), Buffer.from('de'), Buffer.from('fghi')];
+    const rest = (n: number): string => Buffer.concat(unwritten(bufs, n)).toString();
+    const whole = 'abcdefghi';
+    for (let n = 0; n <= whole.length; n++) expect(rest(n)).toBe(whole.slice(n));
+    expect(unwritten(bufs, 5)).toHaveLength(1); // a boundary: no empty piece left in front
+    expect(unwritten([], 0)).toEqual([]);
+  });
+
+  it('writes thousands of queued frames (more than one writev takes) whole and in order', async () => {
+    const file = path.join(tmpDir('many'), 'm.vhsrec');
+    const w = new RecordingWriter(file, { flushMs: 60_000 });
+    w.writeHeader(1n);
+    for (let i = 0; i < 20000; i++) w.write({ type: 'dropped', session: 1, ts: BigInt(i), notifications: i }); // flushes of thousands of iovecs (> IOV_MAX)
+    await w.close();
+    const scan = readRecording(file);
+    expect(scan.torn).toBeUndefined();
+    scan.records.slice(1).forEach((r, i) => expect(r).toMatchObject({ type: 'dropped', notifications: i }));
+    expect(scan.records).toHaveLength(20001);
+    expect(w.bytesWritten).toBe(fs.statSync(file).size);
   });
 
   it('survives SIGKILL of the writer: every complete frame reads back', async () => {
