@@ -8,6 +8,7 @@
  * recorded. Exit status 0 when it all held.
  *   node bench/soak.js [seconds=1800] [sessions=64] [tick-ms=10] [--profile]
  * --profile: the daemon runs with node --cpu-prof; its profile is left in the work dir.
+ * --node=FLAG (repeatable): a node/V8 flag for the daemon, e.g. --node=--max-semi-space-size=64
  */
 'use strict';
 const fs = require('node:fs');
@@ -16,11 +17,12 @@ const path = require('node:path');
 const { runSoak } = require('../dist/lab/soak');
 
 const profile = process.argv.includes('--profile');
+const nodeFlags = process.argv.filter((a) => a.startsWith('--node=')).map((a) => a.slice('--node='.length));
 const [seconds = '1800', sessions = '64', tickMs = '10'] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhs-soak-'));
-console.log(`soak: ${sessions} sessions for ${seconds} s, a tick every ${tickMs} ms; work dir ${workDir}`);
+console.log(`soak: ${sessions} sessions for ${seconds} s, a tick every ${tickMs} ms${nodeFlags.length ? `, daemon flags ${nodeFlags.join(' ')}` : ''}; work dir ${workDir}`);
 runSoak({ workDir, seconds: Number(seconds), sessions: Number(sessions), tickMs: Number(tickMs), sampleMs: 10_000, churnMs: 5_000, log: (l) => console.log(l),
-  ...(profile ? { daemonNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${path.join(workDir, 'profile')}`] } : {}) })
+  daemonNodeArgs: [...nodeFlags, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${path.join(workDir, 'profile')}`] : [])] })
   .then((r) => {
     console.log(JSON.stringify(r.figures));
     process.exit(r.ok ? 0 : 1);

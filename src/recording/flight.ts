@@ -12,7 +12,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { scanFrames } from './frames';
+import { FRAME_HEADER, scanFrames } from './frames';
 import type { HeaderRecord } from './records';
 
 export const PINS_FILE = 'pins.jsonl';
@@ -47,25 +47,38 @@ export function segmentFile(dir: string, session: string, index: number): string
   return path.join(dir, index === 0 ? `${session}.vhsrec` : `${session}.${index}.vhsrec`);
 }
 
-/** When a segment began, from its header; files without one (empty, foreign) count from their mtime. */
-function headerWallClock(file: string, fallbackMs: number): number {
+const FIRST_FRAME_MAX = 16 << 10;
+/** one read buffer for every header: a sweep of thousands of segments allocates nothing per file */
+const firstFrame = Buffer.alloc(FIRST_FRAME_MAX);
+
+/** When a segment began, from its header; undefined for a file without one (empty, foreign, not yet written). */
+function headerWallClock(file: string): number | undefined {
   let fd = -1;
   try {
     fd = fs.openSync(file, 'r');
-    const buf = Buffer.alloc(16 << 10);
-    const n = fs.readSync(fd, buf, 0, buf.length, 0);
-    const first = scanFrames(buf.subarray(0, n)).records[0] as HeaderRecord | undefined;
-    return first?.type === 'header' ? first.host.wallClockMs : fallbackMs;
+    const n = fs.readSync(fd, firstFrame, 0, FIRST_FRAME_MAX, 0);
+    const len = n >= FRAME_HEADER ? firstFrame.readUInt32LE(0) : 0;
+    if (FRAME_HEADER + len > n) return undefined; // no whole first frame
+    const first = scanFrames(firstFrame.subarray(0, FRAME_HEADER + len)).records[0] as HeaderRecord | undefined;
+    return first?.type === 'header' ? first.host.wallClockMs : undefined;
   } catch {
-    return fallbackMs;
+    return undefined;
   } finally {
     if (fd >= 0) fs.closeSync(fd);
   }
 }
 
-/** Every segment file in the directory, oldest first. */
-export function listSegments(dir: string): Segment[] {
+/**
+ * When each segment file began (its header's wall clock), by file and inode: a header never
+ * changes, so a daemon reads each once rather than every segment's at every sweep (with
+ * thousands of segments that re-reading held the event loop for seconds).
+ */
+export type SegmentStarts = Map<string, number>;
+
+/** Every segment file in the directory, oldest first. `starts`: a cache kept across calls. */
+export function listSegments(dir: string, starts?: SegmentStarts): Segment[] {
   const out: Segment[] = [];
+  const seen = new Set<string>();
   for (const name of fs.readdirSync(dir)) {
     const m = SEGMENT_NAME.exec(name);
     if (!m) continue;
@@ -77,8 +90,14 @@ export function listSegments(dir: string): Segment[] {
       continue; // deleted meanwhile
     }
     if (!st.isFile()) continue;
-    out.push({ file, session: m[1]!, index: m[2] ? Number(m[2]) : 0, bytes: st.size, startMs: headerWallClock(file, st.mtimeMs), endMs: st.mtimeMs });
+    const key = `${file}\0${st.ino}`;
+    seen.add(key);
+    let startMs = starts?.get(key) ?? headerWallClock(file);
+    if (startMs !== undefined) starts?.set(key, startMs);
+    else startMs = st.mtimeMs; // no header (yet): counts from its last write, read again next time
+    out.push({ file, session: m[1]!, index: m[2] ? Number(m[2]) : 0, bytes: st.size, startMs, endMs: st.mtimeMs });
   }
+  if (starts) for (const key of starts.keys()) if (!seen.has(key)) starts.delete(key);
   return out.sort((a, b) => a.startMs - b.startMs || a.index - b.index);
 }
 
@@ -192,8 +211,8 @@ export interface SweepResult {
  * deleted only when pinned segments alone exceed keepBytes, oldest pin first (the bound holds
  * even when a trigger fires all the time).
  */
-export function sweep(dir: string, limits: RetentionLimits, pins: PinBook, keepOpen: ReadonlySet<string>, nowMs = Date.now()): SweepResult {
-  const segments = listSegments(dir);
+export function sweep(dir: string, limits: RetentionLimits, pins: PinBook, keepOpen: ReadonlySet<string>, nowMs = Date.now(), starts?: SegmentStarts): SweepResult {
+  const segments = listSegments(dir, starts);
   const deleted: Segment[] = [];
   const released: Pin[] = [];
   const candidate = (s: Segment): boolean => !keepOpen.has(s.file);

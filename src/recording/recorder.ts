@@ -15,7 +15,7 @@ import type { ProxyEvent } from '../proxy/events';
 import { endedInError } from '../proxy/events';
 import { KIND_CODES, type DeviceRecord, type NotifyBatchRecord, type SessionStartRecord } from './records';
 import { RecordingWriter, type WriterOptions } from './writer';
-import { PinBook, segmentFile, sweep, type Pin, type RetentionLimits, type SweepResult } from './flight';
+import { PinBook, segmentFile, sweep, type Pin, type RetentionLimits, type SegmentStarts, type SweepResult } from './flight';
 
 const BATCH_EVENTS = 4096;
 const BATCH_MS = 200;
@@ -63,6 +63,11 @@ export interface RecorderOptions extends WriterOptions {
 
 /** retention also runs this often, for the age bound of a quiet daemon */
 const SWEEP_MS = 60_000;
+/**
+ * Rotations and session ends ask for a sweep; one runs at most this often, the rest wait for it
+ * (the directory may pass its bound by what is written in that time, at most one such interval).
+ */
+const SWEEP_MIN_INTERVAL_MS = 1000;
 /** `files` keeps the names of this many most recent files */
 const RECENT_FILES = 100;
 
@@ -88,6 +93,9 @@ export class Recorder {
   readonly files: string[] = [];
   readonly pins: PinBook | undefined;
   private readonly sweepTimer: NodeJS.Timeout | undefined;
+  private sweepSoonTimer: NodeJS.Timeout | undefined;
+  private lastSweepMs = 0;
+  private readonly segmentStarts: SegmentStarts = new Map();
   /** closes still writing (each leaves the set when done: a long-lived daemon keeps none) */
   private readonly closing = new Set<Promise<void>>();
   /** writers open now, and what the closed ones wrote and dropped (for metrics) */
@@ -163,11 +171,24 @@ export class Recorder {
     const f = this.opts.flight;
     if (!f || !this.pins) return;
     try {
-      const r = sweep(this.target, f, this.pins, this.protectedFiles());
+      this.lastSweepMs = Date.now();
+      const r = sweep(this.target, f, this.pins, this.protectedFiles(), Date.now(), this.segmentStarts);
       if (r.deleted.length || r.released.length) f.onSweep?.(r);
     } catch (err) {
       this.opts.onError?.(this.target, err as Error);
     }
+  }
+
+  /** A sweep now, or, if one ran within SWEEP_MIN_INTERVAL_MS, once that interval is over. */
+  private sweepSoon(): void {
+    if (this.sweepSoonTimer) return;
+    const wait = this.lastSweepMs + SWEEP_MIN_INTERVAL_MS - Date.now();
+    if (wait <= 0) return this.sweep();
+    this.sweepSoonTimer = setTimeout(() => {
+      this.sweepSoonTimer = undefined;
+      this.sweep();
+    }, wait);
+    this.sweepSoonTimer.unref();
   }
 
   /** Flight recorder: begins the session's next segment file when this one is big or old enough. */
@@ -190,7 +211,7 @@ export class Recorder {
     s.writer.write(s.start);
     if (s.device) s.writer.write(s.device);
     s.partBaseBytes = s.writer.queuedBytes;
-    this.sweep();
+    this.sweepSoon();
   }
 
   onEvent(e: ProxyEvent): void {
@@ -295,7 +316,7 @@ export class Recorder {
         else s.writer.flush();
         this.sessions.delete(e.session);
         this.checkErrors(s.writer);
-        if (s.name) this.sweep();
+        if (s.name) this.sweepSoon();
         return;
       case 'stats':
       case 'channel-end':
@@ -356,6 +377,12 @@ export class Recorder {
   async close(): Promise<void> {
     clearInterval(this.timer);
     clearInterval(this.sweepTimer);
+    if (this.sweepSoonTimer) {
+      // the sweep that was waiting, while the live sessions' first segments are still protected
+      clearTimeout(this.sweepSoonTimer);
+      this.sweepSoonTimer = undefined;
+      this.sweep();
+    }
     for (const [id, s] of this.sessions) {
       this.flushBatch(id, s);
       if (s.ownWriter) this.closeWriter(s.writer);

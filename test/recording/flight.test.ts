@@ -11,6 +11,7 @@ import { encodeMessage, Request } from '../../src/protocol';
 import type { ProxyEvent } from '../../src/proxy/events';
 import { PinBook, listSegments, readPins, segmentFile, sweep } from '../../src/recording/flight';
 import { Recorder, type FlightOptions } from '../../src/recording/recorder';
+import { encodeFrame } from '../../src/recording/frames';
 import { readRecording } from '../../src/recording/reader';
 import type { HeaderRecord, MessageRecord } from '../../src/recording/records';
 import { tmpDir } from '../helpers';
@@ -82,6 +83,31 @@ describe('flight recorder', () => {
     expect(listing).toMatch(/2 session\(s\)/);
     expect(listing).toMatch(/-s2 .*pinned by 1/);
     expect(listing).toMatch(/pin 1: .* of .*-s2: fault rule r1 \(drop SET_CONFIG\): drop/);
+  });
+
+  it('reads each segment\'s header once per file (a cache across sweeps), and a file without a header yet again', () => {
+    const dir = tmpDir('flight-starts');
+    const withHeader = (file: string, wallClockMs: number): void => {
+      const header = { type: 'header', format: 'vhostscope', version: 1, host: { wallClockMs }, argv: [] } as unknown as HeaderRecord;
+      fs.writeFileSync(file, encodeFrame(header));
+    };
+    const a = segmentFile(dir, 'x-s1', 0);
+    const b = segmentFile(dir, 'x-s2', 0);
+    withHeader(a, 1_000);
+    fs.writeFileSync(b, ''); // just created: no header yet
+    const starts = new Map<string, number>();
+    expect(listSegments(dir, starts).map((s) => s.startMs)).toEqual([1_000, fs.statSync(b).mtimeMs]);
+    expect(starts.size).toBe(1); // b is not cached: its header is still to come
+    // a's header rewritten in place (same inode): the cached start stands, an uncached listing reads it
+    const fd = fs.openSync(a, 'r+');
+    fs.writeSync(fd, encodeFrame({ type: 'header', format: 'vhostscope', version: 1, host: { wallClockMs: 2_000 }, argv: [] } as unknown as HeaderRecord), 0, undefined, 0);
+    fs.closeSync(fd);
+    withHeader(b, 3_000);
+    expect(listSegments(dir, starts).map((s) => [path.basename(s.file), s.startMs])).toEqual([['x-s1.vhsrec', 1_000], ['x-s2.vhsrec', 3_000]]);
+    expect(listSegments(dir).map((s) => s.startMs)).toEqual([2_000, 3_000]);
+    fs.unlinkSync(a);
+    expect(listSegments(dir, starts)).toHaveLength(1);
+    expect(starts.size).toBe(1); // a deleted file leaves the cache
   });
 
   it('merges a burst of the same trigger into one pin and releases the oldest pins only when they alone exceed the bound', () => {
