@@ -5,6 +5,7 @@ import { eventRecord } from '../log/format';
 import { ProxyDaemon } from '../proxy/daemon';
 import type { FrontendPosition } from '../proxy/session';
 import type { DeviceType } from '../protocol';
+import { boundHeapGrowth } from './daemon-heap';
 import { DIALECT_HELP, parseDialect } from './dialect-option';
 import { modeOption, numberOption, sizeOption } from './numbers';
 import type { Logger } from 'pino';
@@ -236,6 +237,7 @@ function fileRules(global: ProxyCliOptions, config: ProxyConfig | undefined) {
 }
 
 export async function runProxy(global: ProxyCliOptions, runs: DeviceRun[], config?: ProxyConfig): Promise<void> {
+  boundHeapGrowth(); // a daemon that runs for days: its heap near twice its live data (daemon-heap.ts)
   const checked = runs.map((r) => ({ ...r, numbers: daemonNumbers(r.o) }));
   const metricsAt = global.metrics !== undefined ? parseMetricsAddress(global.metrics) : undefined;
   const flight = flightOptions(global);
