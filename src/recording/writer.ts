@@ -132,7 +132,8 @@ export class RecordingWriter {
       const rest = unwritten(chunk, n);
       if (rest.length) {
         // the rest goes first next time: frames stay whole and in order
-        this.pending.unshift(...rest);
+        // (concat, not unshift(...rest): a short write can leave more frames than a call takes arguments)
+        this.pending = rest.concat(this.pending);
       } else {
         this.wholeBytes = this.bytesWritten; // a chunk (or a chunk's rest) ends on a frame boundary
       }
