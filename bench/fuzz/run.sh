@@ -26,4 +26,8 @@ echo "== native framing (libFuzzer, ${half}s, seed $SEED)"
 "$OUT/framing_fuzzer" -seed="$SEED" -max_total_time="$half" -max_len=4096 -print_final_stats=1 -artifact_prefix="$OUT/" "$OUT/corpus" 2>"$OUT/libfuzzer.log" || { tail -40 "$OUT/libfuzzer.log"; echo "FINDING: the native framing fuzzer crashed (log above)"; exit 1; }
 grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "$OUT/libfuzzer.log"
 echo "== TypeScript decoders, validator, checker, recording reader (${half}s, seed $SEED)"
-VHS_FUZZ_SECONDS="$half" VHS_FUZZ_SEED="$SEED" npx vitest run test/fuzz --reporter=verbose 2>&1 | grep -E 'cases|✓|×|FAIL|Error' || true
+# a failing case fails the script (vitest's exit status); the grep only shortens what is printed
+rc=0
+VHS_FUZZ_SECONDS="$half" VHS_FUZZ_SEED="$SEED" npx vitest run test/fuzz/fuzz.test.ts --reporter=verbose >"$OUT/ts.log" 2>&1 || rc=$?
+grep -E 'cases|✓|×|FAIL|Error' "$OUT/ts.log" || true
+[ "$rc" = 0 ] || { echo "FINDING: the TypeScript fuzz pass failed (full log: $OUT/ts.log)"; exit 1; }

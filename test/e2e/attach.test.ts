@@ -96,7 +96,7 @@ describe('vhostscope attach with a running testpmd vhost backend', () => {
     } finally {
       if (be.peer.alive) await be.quit();
     }
-  });
+  }, 120_000);
 
   it('takes over an OVS-DPDK dpdkvhostuser port\'s socket: a testpmd frontend reaches OVS through it', async () => {
     const work = tmpDir('attach-ovs');

@@ -46,6 +46,7 @@ class Prometheus {
       } catch {
         /* not up yet */
       }
+      if (!this.peer.alive) throw new Error(`prometheus exited (${JSON.stringify(this.peer.status)}) while waiting for ${q}; log:\n${tail(this.peer.log())}`);
       if (Date.now() > deadline) throw new Error(`prometheus: ${q} gave ${JSON.stringify(got)}; log:\n${tail(fs.readFileSync(path.join(this.work, 'prometheus.log'), 'utf8'))}`);
       await sleep(250);
     }
@@ -103,5 +104,5 @@ describe('Prometheus scraping proxy --metrics with a DPDK session', () => {
       await prom.peer.waitExit(10_000);
       expect(await proxy.stop()).toBe(0);
     }
-  });
+  }, 120_000);
 });

@@ -128,6 +128,104 @@ function expectOnlyStartKicksFlagged(proxy: ProxyProcess): void {
   expect(findings.filter((f) => f.id !== 'VU010' || f.severity !== 'warning'), JSON.stringify(findings)).toEqual([]);
 }
 
+/**
+ * The guest kernel's own crash, seen here after QEMU 7.2's TCG migration in about one full
+ * .ci/run in five (both CPUs busy): right after the switchover the destination's guest dies of a
+ * NULL dereference in rb_erase under hrtimer_interrupt, its timer tree corrupt. The proxy forwards
+ * no guest memory (no --rings here), so this is not a failure of ours.
+ */
+const GUEST_TIMER_OOPS = /BUG: kernel NULL pointer dereference[\s\S]{0,6000}?\b(rb_erase|hrtimer_interrupt)\b/;
+
+/**
+ * Runs `scene` in a fresh work directory; runs it once more only when it failed and the guest
+ * kernel's console shows that oops, and says so. Any other failure fails at once, and anything the
+ * daemon logged wrongly in the first run still fails the test (ProxyProcess.stop asserts softly).
+ */
+async function rerunOnGuestKernelCrash(what: string, dirName: string, scene: (work: string) => Promise<void>): Promise<void> {
+  const work = tmpDir(dirName);
+  try {
+    await scene(work);
+  } catch (err) {
+    const consoles = ['src.log', 'dst.log'].map((f) => (fs.existsSync(path.join(work, f)) ? fs.readFileSync(path.join(work, f), 'latin1') : '')).join('\n');
+    const oops = GUEST_TIMER_OOPS.exec(consoles);
+    if (!oops) throw err;
+    console.warn(`${what}: the guest kernel crashed (${oops[0].split('\n')[0]} ... ${oops[1]}) in ${work}; running the scene once more. The first run failed with: ${(err as Error).message.split('\n')[0]}`);
+    await scene(tmpDir(dirName));
+  }
+}
+
+/** A vhost-user-blk guest migrating between two QEMU 7.2 through one config-file daemon. */
+async function blkMigration(work: string): Promise<void> {
+  const token = `tok${Date.now()}`;
+  const img = path.join(work, 'disk.raw');
+  fs.writeFileSync(img, Buffer.alloc(0));
+  fs.truncateSync(img, 64 << 20);
+  // shared storage, as a migration between hosts has it: one qemu-storage-daemon exports the
+  // image twice (an export serves one client at a time, and both QEMUs are connected at once)
+  const sock = (n: string): string => path.join(work, `${n}.sock`);
+  const qsd = new Peer('qemu-storage-daemon', [
+    '--blockdev', `driver=file,node-name=file0,filename=${img}`,
+    '--blockdev', 'driver=raw,node-name=disk0,file=file0',
+    ...['a', 'b'].flatMap((n) => ['--export', `type=vhost-user-blk,id=e${n},node-name=disk0,addr.type=unix,addr.path=${sock(`qsd-${n}`)},writable=on,num-queues=1`]),
+  ], { name: 'qsd', logFile: path.join(work, 'qsd.log') });
+  const proxy = new ProxyProcess(work, ['--device', 'blk'], 'qemu-blk-migration');
+  const initrd = buildInitramfs(work, `
+tok=$(sed -n 's/.*lab.token=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
+i=0; until [ -b /dev/vda ] || [ $i -ge 50 ]; do sleep 0.1; i=$((i+1)); done
+[ -b /dev/vda ] || { echo "GUEST-RESULT: FAIL no /dev/vda"; exit 0; }
+echo "before-migration $tok" > /tmp/b
+dd if=/tmp/b of=/dev/vda bs=4096 seek=100 conv=sync,fsync 2>/dev/null || echo "GUEST-RESULT: FAIL write"
+echo "GUEST-WROTE"
+n=0; while [ $n -lt 60 ]; do
+echo "GUEST-READBACK $n: $(dd if=/dev/vda bs=4096 skip=100 count=1 iflag=direct 2>/dev/null | head -c 64 | tr -d '\\000')"
+n=$((n+1)); sleep 0.5
+done
+echo "after-migration $tok" > /tmp/a
+dd if=/tmp/a of=/dev/vda bs=4096 seek=101 conv=sync,fsync 2>/dev/null || echo "GUEST-RESULT: FAIL write after"
+echo "GUEST-AFTER: $(dd if=/dev/vda bs=4096 skip=101 count=1 iflag=direct 2>/dev/null | head -c 64 | tr -d '\\000')"
+`, ['virtio_pci', 'virtio_blk']);
+  let logs = { src: '', dst: '' };
+  try {
+    await waitForSocket(sock('qsd-a'), 20_000, qsd);
+    await waitForSocket(sock('qsd-b'), 20_000, qsd);
+    await proxy.startConfig([
+      { name: 'src-blk', listen: sock('fe-a'), connect: sock('qsd-a') },
+      { name: 'dst-blk', listen: sock('fe-b'), connect: sock('qsd-b') },
+    ]);
+    const device = (q: 'src' | 'dst'): string[] => ['-chardev', `socket,id=c0,path=${sock(q === 'src' ? 'fe-a' : 'fe-b')}`, '-device', 'vhost-user-blk-pci,chardev=c0,num-queues=1'];
+    logs = await migrateThroughProxy(work, proxy, initrd, `lab.token=${token}`, device, /GUEST-WROTE/);
+  } finally {
+    await cleanUp(() => proxy.stop(), () => qsd.stop());
+  }
+  expect(logs.src + logs.dst).not.toMatch(/GUEST-RESULT: FAIL/);
+  // reads done by the guest after it moved: on the destination's console, through its session
+  const readsAfter = [...logs.dst.matchAll(/GUEST-READBACK \d+: (.*)/g)].map((m) => m[1].trim());
+  expect(readsAfter.length, logs.dst.slice(-2000)).toBeGreaterThan(0);
+  expect(new Set(readsAfter)).toEqual(new Set([`before-migration ${token}`]));
+  expect(logs.dst).toContain(`GUEST-AFTER: after-migration ${token}`);
+  // and what the guest wrote on the destination is in the image
+  const fd = fs.openSync(img, 'r');
+  const block = Buffer.alloc(64);
+  fs.readSync(fd, block, 0, 64, 101 * 4096);
+  fs.closeSync(fd);
+  expect(block.toString('latin1')).toContain(`after-migration ${token}`);
+
+  const msgs = proxy.messages();
+  const [s1, s2] = [1, 2].map((id) => msgs.filter((m) => m.session === id));
+  expect(s1.some((m) => m.request === 'SET_FEATURES' && /LOG_ALL/.test(m.summary ?? ''))).toBe(true);
+  expect(s1.find((m) => m.request === 'SET_LOG_BASE' && m.dir === 'F>B')?.fdInfo?.[0]?.kind).toBe('memfd');
+  const stoppedAt = s1.filter((m) => m.request === 'GET_VRING_BASE' && m.dir === 'B>F').map((m) => m.payload?.num);
+  const startedAt = s2.filter((m) => m.request === 'SET_VRING_BASE' && m.dir === 'F>B').map((m) => m.payload?.num);
+  expect(stoppedAt.length).toBeGreaterThanOrEqual(1);
+  expect(startedAt.at(-1)).toBe(stoppedAt.at(-1));
+  expect(sessionEnd(proxy, 2).vrings.find((v) => v.vring === 0)?.kicks ?? 0, 'the destination carried I/O').toBeGreaterThan(0);
+  expect(msgs.filter((m) => m.findings)).toEqual([]);
+  const info = execFileSync(process.execPath, [CLI, 'info', proxy.recordFile], { encoding: 'utf8' });
+  expect(info).toContain('migration: session 1 (source) → session 2 (destination)');
+  expect(info).toContain(`vring 0: stopped at ${stoppedAt.at(-1)}, resumed from ${stoppedAt.at(-1)} (match)`);
+  expectOnlyStartKicksFlagged(proxy);
+}
+
 describe('live migration through vhostscope', () => {
   it.each([['QEMU 7.2', 'debian12'], ['QEMU 10', 'debian13']] as const)('a virtio-net guest moves between two %s while it pings testpmd, both connections through one daemon', async (_name, release) => {
     if (release === 'debian13' && debian13Missing()) throw new Error(`the Debian 13 root is missing (${debian13Missing()}): run scripts/install-deps.sh`);
@@ -192,80 +290,8 @@ describe('live migration through vhostscope', () => {
     expect(execFileSync(process.execPath, [CLI, 'check', proxy.recordFile], { encoding: 'utf8' })).toMatch(/^0 finding\(s\)/m);
   }, 400_000);
 
-  // One run in five here (a full .ci/run, both CPUs busy) the destination's guest kernel died
-  // right after the switchover: NULL dereference in rb_erase under hrtimer_interrupt, i.e. the
-  // guest's own timer tree corrupt after QEMU 7.2's TCG migration; the proxy forwards no guest
-  // memory and this test runs without --rings. One retry; the first failure stays in the log.
-  it('a vhost-user-blk guest moves to a second QEMU: what it wrote before reads back after, through the destination\'s session', { timeout: 400_000, retry: 1 }, async () => {
-    const work = tmpDir('migrate-blk');
-    const token = `tok${Date.now()}`;
-    const img = path.join(work, 'disk.raw');
-    fs.writeFileSync(img, Buffer.alloc(0));
-    fs.truncateSync(img, 64 << 20);
-    // shared storage, as a migration between hosts has it: one qemu-storage-daemon exports the
-    // image twice (an export serves one client at a time, and both QEMUs are connected at once)
-    const sock = (n: string): string => path.join(work, `${n}.sock`);
-    const qsd = new Peer('qemu-storage-daemon', [
-      '--blockdev', `driver=file,node-name=file0,filename=${img}`,
-      '--blockdev', 'driver=raw,node-name=disk0,file=file0',
-      ...['a', 'b'].flatMap((n) => ['--export', `type=vhost-user-blk,id=e${n},node-name=disk0,addr.type=unix,addr.path=${sock(`qsd-${n}`)},writable=on,num-queues=1`]),
-    ], { name: 'qsd', logFile: path.join(work, 'qsd.log') });
-    const proxy = new ProxyProcess(work, ['--device', 'blk'], 'qemu-blk-migration');
-    const initrd = buildInitramfs(work, `
-tok=$(sed -n 's/.*lab.token=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
-i=0; until [ -b /dev/vda ] || [ $i -ge 50 ]; do sleep 0.1; i=$((i+1)); done
-[ -b /dev/vda ] || { echo "GUEST-RESULT: FAIL no /dev/vda"; exit 0; }
-echo "before-migration $tok" > /tmp/b
-dd if=/tmp/b of=/dev/vda bs=4096 seek=100 conv=sync,fsync 2>/dev/null || echo "GUEST-RESULT: FAIL write"
-echo "GUEST-WROTE"
-n=0; while [ $n -lt 60 ]; do
-  echo "GUEST-READBACK $n: $(dd if=/dev/vda bs=4096 skip=100 count=1 iflag=direct 2>/dev/null | head -c 64 | tr -d '\\000')"
-  n=$((n+1)); sleep 0.5
-done
-echo "after-migration $tok" > /tmp/a
-dd if=/tmp/a of=/dev/vda bs=4096 seek=101 conv=sync,fsync 2>/dev/null || echo "GUEST-RESULT: FAIL write after"
-echo "GUEST-AFTER: $(dd if=/dev/vda bs=4096 skip=101 count=1 iflag=direct 2>/dev/null | head -c 64 | tr -d '\\000')"
-`, ['virtio_pci', 'virtio_blk']);
-    let logs = { src: '', dst: '' };
-    try {
-      await waitForSocket(sock('qsd-a'), 20_000, qsd);
-      await waitForSocket(sock('qsd-b'), 20_000, qsd);
-      await proxy.startConfig([
-        { name: 'src-blk', listen: sock('fe-a'), connect: sock('qsd-a') },
-        { name: 'dst-blk', listen: sock('fe-b'), connect: sock('qsd-b') },
-      ]);
-      const device = (q: 'src' | 'dst'): string[] => ['-chardev', `socket,id=c0,path=${sock(q === 'src' ? 'fe-a' : 'fe-b')}`, '-device', 'vhost-user-blk-pci,chardev=c0,num-queues=1'];
-      logs = await migrateThroughProxy(work, proxy, initrd, `lab.token=${token}`, device, /GUEST-WROTE/);
-    } finally {
-      await cleanUp(() => proxy.stop(), () => qsd.stop());
-    }
-    expect(logs.src + logs.dst).not.toMatch(/GUEST-RESULT: FAIL/);
-    // reads done by the guest after it moved: on the destination's console, through its session
-    const readsAfter = [...logs.dst.matchAll(/GUEST-READBACK \d+: (.*)/g)].map((m) => m[1].trim());
-    expect(readsAfter.length, logs.dst.slice(-2000)).toBeGreaterThan(0);
-    expect(new Set(readsAfter)).toEqual(new Set([`before-migration ${token}`]));
-    expect(logs.dst).toContain(`GUEST-AFTER: after-migration ${token}`);
-    // and what the guest wrote on the destination is in the image
-    const fd = fs.openSync(img, 'r');
-    const block = Buffer.alloc(64);
-    fs.readSync(fd, block, 0, 64, 101 * 4096);
-    fs.closeSync(fd);
-    expect(block.toString('latin1')).toContain(`after-migration ${token}`);
-
-    const msgs = proxy.messages();
-    const [s1, s2] = [1, 2].map((id) => msgs.filter((m) => m.session === id));
-    expect(s1.some((m) => m.request === 'SET_FEATURES' && /LOG_ALL/.test(m.summary ?? ''))).toBe(true);
-    expect(s1.find((m) => m.request === 'SET_LOG_BASE' && m.dir === 'F>B')?.fdInfo?.[0]?.kind).toBe('memfd');
-    const stoppedAt = s1.filter((m) => m.request === 'GET_VRING_BASE' && m.dir === 'B>F').map((m) => m.payload?.num);
-    const startedAt = s2.filter((m) => m.request === 'SET_VRING_BASE' && m.dir === 'F>B').map((m) => m.payload?.num);
-    expect(stoppedAt.length).toBeGreaterThanOrEqual(1);
-    expect(startedAt.at(-1)).toBe(stoppedAt.at(-1));
-    expect(sessionEnd(proxy, 2).vrings.find((v) => v.vring === 0)?.kicks ?? 0, 'the destination carried I/O').toBeGreaterThan(0);
-    expect(msgs.filter((m) => m.findings)).toEqual([]);
-    const info = execFileSync(process.execPath, [CLI, 'info', proxy.recordFile], { encoding: 'utf8' });
-    expect(info).toContain('migration: session 1 (source) → session 2 (destination)');
-    expect(info).toContain(`vring 0: stopped at ${stoppedAt.at(-1)}, resumed from ${stoppedAt.at(-1)} (match)`);
-    expectOnlyStartKicksFlagged(proxy);
+  it('a vhost-user-blk guest moves to a second QEMU: what it wrote before reads back after, through the destination\'s session', { timeout: 820_000 }, async () => {
+    await rerunOnGuestKernelCrash('blk migration', 'migrate-blk', blkMigration);
   });
 
   it('a vhost-user-fs guest moves between two QEMU 10 with the Rust virtiofsd: a file opened before reads on after, the device state crossing the proxy', async () => {

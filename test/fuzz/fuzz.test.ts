@@ -14,13 +14,17 @@ import { changedFields } from '../../src/analysis/diff';
 import { eventRecord, humanLine } from '../../src/log/format';
 import { BACKEND_REQUESTS, decodeMessage, formatPayload, GPU_REQUESTS, MAIN_REQUESTS, newNegotiation, toJsonSafe, validateMessage, type ChannelKind } from '../../src/protocol';
 import type { MessageEvent } from '../../src/proxy/events';
-import { scanFrames } from '../../src/recording/frames';
+import { FRAME_HEADER, scanFrames } from '../../src/recording/frames';
 import { recordingEvents } from '../../src/recording/reader';
 import { decodeSnapshots } from '../../src/rings/snapshot';
 import { decodeBuffer } from '../../src/rings/headers';
 
-const SECONDS = Number(process.env.VHS_FUZZ_SECONDS ?? 1.5);
+// A fixed number of cases by default, so that a seed names one run whatever the machine's load;
+// VHS_FUZZ_SECONDS runs for a duration instead (bench/fuzz/run.sh).
+const CASES = Number(process.env.VHS_FUZZ_CASES ?? 3000);
+const SECONDS = process.env.VHS_FUZZ_SECONDS === undefined ? undefined : Number(process.env.VHS_FUZZ_SECONDS);
 const SEED = Number(process.env.VHS_FUZZ_SEED ?? 1);
+const TIMEOUT = (SECONDS ?? 0) * 1000 + 60_000;
 
 /** mulberry32: small, fast, reproducible */
 function rng(seed: number): () => number {
@@ -34,11 +38,11 @@ function rng(seed: number): () => number {
   };
 }
 
-function timed(label: string, body: (r: () => number, i: number) => void): number {
+function timed(label: string, body: (r: () => number, i: number) => void, cases = CASES): number {
   const r = rng(SEED);
-  const end = Date.now() + SECONDS * 1000;
+  const end = SECONDS === undefined ? Infinity : Date.now() + SECONDS * 1000;
   let i = 0;
-  while (Date.now() < end) body(r, i++);
+  while (SECONDS === undefined ? i < cases : Date.now() < end) body(r, i++);
   console.log(`${label}: ${i} cases (seed ${SEED})`);
   return i;
 }
@@ -60,7 +64,7 @@ function randomMessage(r: () => number, channel: ChannelKind): Buffer {
 }
 
 describe('fuzz (seeded)', () => {
-  it('decoders, validator, formatters, diff and checker never throw on random messages', { timeout: SECONDS * 1000 + 20_000 }, () => {
+  it('decoders, validator, formatters, diff and checker never throw on random messages', { timeout: TIMEOUT }, () => {
     const checker = new Checker();
     checker.onEvent({ type: 'session-start', ts: 0n, session: 1, listenPath: '', connectPath: '', frontend: 'auto', interpose: true, peers: {} });
     let prev: MessageEvent | undefined;
@@ -81,7 +85,7 @@ describe('fuzz (seeded)', () => {
     expect(n).toBeGreaterThan(100);
   });
 
-  it('ring snapshots: random and mutated records decode or fail with a message; headers never throw', { timeout: SECONDS * 1000 + 20_000 }, () => {
+  it('ring snapshots: random and mutated records decode or fail with a message; headers never throw', { timeout: TIMEOUT }, () => {
     // a valid record to mutate: one kick with one chain of two descriptors and captured bytes
     const good = Buffer.alloc(32 + 8 + 2 * 18 + 40);
     good.writeUInt32LE(good.length, 0);
@@ -112,36 +116,61 @@ describe('fuzz (seeded)', () => {
     expect(decoded).toBeGreaterThan(0);
   });
 
-  it('the frame scanner reads mutated real recordings up to the damage, never past it', { timeout: SECONDS * 1000 + 20_000 }, () => {
+  it('the frame scanner reads mutated real recordings up to the damage, never past it', { timeout: TIMEOUT }, () => {
     const dir = path.resolve(__dirname, '..', '..', 'recordings');
-    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.vhsrec')).map((f) => fs.readFileSync(path.join(dir, f)));
-    timed('mutated recordings', (r) => {
-      const src = files[Math.floor(r() * files.length)];
+    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.vhsrec')).map((f) => {
+      const data = fs.readFileSync(path.join(dir, f));
+      // where each whole frame ends in the undamaged file: the scanner may stop only at one of these
+      const ends = [0];
+      while (ends.at(-1)! < data.length) ends.push(ends.at(-1)! + FRAME_HEADER + data.readUInt32LE(ends.at(-1)!));
+      expect(ends.at(-1), f).toBe(data.length);
+      return { data, ends };
+    });
+    let torn = 0;
+    const n = timed('mutated recordings', (r) => {
+      const { data: src, ends } = files[Math.floor(r() * files.length)];
       const b = Buffer.from(src);
       const kind = Math.floor(r() * 3);
       const at = Math.floor(r() * b.length);
       let m: Buffer = b;
-      if (kind === 0) for (let k = 0; k < 1 + Math.floor(r() * 4); k++) b[Math.floor(r() * b.length)] ^= 1 << Math.floor(r() * 8);
-      else if (kind === 1) m = b.subarray(0, at);
+      let damage = at; // the first byte that is not the original's
+      if (kind === 0) {
+        const flipped: number[] = [];
+        for (let k = 0; k < 1 + Math.floor(r() * 4); k++) {
+          const i = Math.floor(r() * b.length);
+          b[i] ^= 1 << Math.floor(r() * 8);
+          flipped.push(i);
+        }
+        damage = Math.min(b.length, ...flipped.filter((i) => b[i] !== src[i])); // b.length: the flips cancelled out
+      } else if (kind === 1) m = b.subarray(0, at);
       else m = Buffer.concat([b.subarray(0, at), Buffer.from([Math.floor(r() * 256), Math.floor(r() * 256)]), b.subarray(at)]);
       const scan = scanFrames(m);
-      expect(scan.goodBytes).toBeLessThanOrEqual(m.length);
-      if (m !== src && !m.equals(src)) expect(scan.torn !== undefined || scan.goodBytes === m.length).toBe(true);
-      const good = scanFrames(m.subarray(0, scan.goodBytes));
-      expect(good.torn).toBeUndefined(); // everything before the damage is whole
+      // exactly the whole frames before the damage are read, and a damaged end is reported torn
+      const wholeBefore = ends.filter((e) => e <= damage).at(-1)!;
+      expect(scan.goodBytes, `kind ${kind} damage at ${damage}`).toBe(wholeBefore);
+      expect(scan.torn === undefined, `kind ${kind} damage at ${damage} of ${m.length}`).toBe(scan.goodBytes === m.length);
+      if (scan.torn) {
+        torn++;
+        expect(scan.torn.offset).toBe(scan.goodBytes);
+        expect(scan.torn.bytes).toBe(m.length - scan.goodBytes);
+      }
+      expect(scan.records.length).toBe(ends.indexOf(wholeBefore));
       try {
         recordingEvents(scan.records, { notifications: true });
       } catch (err) {
         expect((err as Error).message).toMatch(/^frame \d+ \(/);
       }
-    });
+    }, Math.ceil(CASES / 3));
+    expect(n).toBeGreaterThan(100);
+    expect(torn).toBeGreaterThan(n / 2);
   });
 
-  it('the reader rejects malformed records with an error naming the frame', { timeout: SECONDS * 1000 + 20_000 }, () => {
+  it('the reader rejects malformed records with an error naming the frame', { timeout: TIMEOUT }, () => {
     const packr = new Packr({ useRecords: false, int64AsType: 'bigint' });
     const types = ['header', 'session-start', 'message', 'notify', 'session-end', 'dropped', 'bogus'];
     const values = (r: () => number): unknown => [undefined, 1, -1, 'x', 5n, Buffer.alloc(Math.floor(r() * 30)), [1, 2], {}, null, true][Math.floor(r() * 10)];
-    timed('random records', (r) => {
+    let rejected = 0;
+    const n = timed('random records', (r) => {
       const rec: Record<string, unknown> = { type: types[Math.floor(r() * types.length)] };
       for (const k of ['ts', 'session', 'raw', 'fds', 'channel', 'dir', 'ts0', 'dt', 'vk', 'c', 'messages', 'forwarded']) if (r() < 0.6) rec[k] = values(r);
       if (r() < 0.5) rec.channel = 'main';
@@ -155,7 +184,10 @@ describe('fuzz (seeded)', () => {
         recordingEvents(scan.records, { notifications: true });
       } catch (err) {
         expect((err as Error).message).toMatch(/^frame 0 \(.*\): not a valid record: /);
+        rejected++;
       }
     });
+    expect(n).toBeGreaterThan(100);
+    expect(rejected).toBeGreaterThan(0);
   });
 });

@@ -76,7 +76,8 @@ describe('Channel', () => {
     native.close(got.msgs[2].fds[0]);
   });
 
-  it('queues a 4 MiB message behind a full socket buffer and delivers it whole with its fd', async () => {
+  it('queues a 4 MiB message behind a full socket buffer and delivers it whole with its fd, sent once', async () => {
+    const before = openFds();
     const { tx, got } = pair(8 << 20);
     const big = encodeMessage(8, 1, Buffer.alloc(4 << 20, 7));
     const queued = tx.send(big, [native.eventfd(0)]);
@@ -85,10 +86,15 @@ describe('Channel', () => {
     await until(() => got.msgs.length === 2, 10_000);
     expect(got.msgs[0].buf.length).toBe(big.length);
     expect(got.msgs[0].buf.equals(big)).toBe(true);
+    // the fd goes with the first chunk only: re-attached to every later chunk of a partial write,
+    // it would arrive many times over (and the sender's copies would leak)
+    expect(got.msgs.map((m) => m.fds.length)).toEqual([1, 1]);
     expect(native.fdInfo(got.msgs[0].fds[0]).kind).toBe('eventfd');
     expect(native.fdInfo(got.msgs[1].fds[0])).toMatchObject({ kind: 'memfd', memfdName: 'next' });
     expect(tx.queuedBytes).toBe(0);
     for (const m of got.msgs) native.close(m.fds[0]);
+    for (const c of open.splice(0)) c.close();
+    expect(openFds()).toBe(before);
   });
 
   it('reports MSG_CTRUNC when more fds arrive than the receive buffer holds, and leaks none', async () => {

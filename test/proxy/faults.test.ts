@@ -78,7 +78,7 @@ async function setup(specs: string[], interpose = true, name?: string) {
   };
   const faults = (): FaultEvent[] => events.filter((e): e is FaultEvent => e.type === 'fault');
   const messages = (): MessageEvent[] => events.filter((e): e is MessageEvent => e.type === 'message');
-  return { fe, got, replies, events, faults, messages, rules, daemon, done, beEnded, feEnded };
+  return { fe, got, replies, events, faults, messages, rules, daemon, done, beEnded, feEnded, listenPath };
 }
 
 let cleanup: (() => void) | undefined;
@@ -106,6 +106,44 @@ describe('fault rules between fake peers', () => {
     t.done();
     cleanup = undefined;
     await until(() => openFds() === before, 3000, `fds back to ${before} (now ${openFds()})`);
+  });
+
+  it('nth=2 drops the second match of each session, counted per session', async () => {
+    const t = await setup(['drop SET_VRING_ERR nth=2'], false);
+    cleanup = t.done;
+    const sendErrs = (fe: Channel): void => {
+      for (const idx of [0, 1, 2]) fe.send(encodeMessage(Request.SET_VRING_ERR, 1, u64(BigInt(idx) | 0x100n)));
+      fe.send(encodeMessage(Request.SET_OWNER, 1));
+    };
+    const errsSeen = (): number[] => t.got.filter((g) => g.code === Request.SET_VRING_ERR).map((g) => g.payload.readUInt32LE(0) & 0xff);
+    sendErrs(t.fe);
+    await until(() => t.got.some((g) => g.code === Request.SET_OWNER), 5000, 'SET_OWNER');
+    expect(errsSeen()).toEqual([0, 2]);
+    // a second session counts from one again
+    const fe2 = new native.Channel(native.connectUnix(t.listenPath), 65536, () => {}, () => {});
+    fe2.start();
+    try {
+      sendErrs(fe2);
+      await until(() => t.got.filter((g) => g.code === Request.SET_OWNER).length === 2, 5000, 'the second SET_OWNER');
+      expect(errsSeen()).toEqual([0, 2, 0, 2]);
+      expect(t.faults().map((f) => `${f.session} ${f.detail}`)).toEqual([
+        '1 F>B SET_VRING_ERR(vring 1) dropped',
+        '2 F>B SET_VRING_ERR(vring 1) dropped',
+      ]);
+    } finally {
+      fe2.close();
+    }
+  });
+
+  it('bits= matches a message only when all of the bits are set', async () => {
+    const t = await setup(['drop SET_STATUS bits=ACKNOWLEDGE|DRIVER'], false);
+    cleanup = t.done;
+    for (const status of [1n, 2n, 3n, 7n, 4n]) t.fe.send(encodeMessage(Request.SET_STATUS, 1, u64(status)));
+    t.fe.send(encodeMessage(Request.SET_OWNER, 1));
+    await until(() => t.got.some((g) => g.code === Request.SET_OWNER), 5000, 'SET_OWNER');
+    // ACKNOWLEDGE (1) alone or DRIVER (2) alone pass; 3 and 7 hold both and are dropped
+    expect(t.got.filter((g) => g.code === Request.SET_STATUS).map((g) => Number(g.payload.readBigUInt64LE(0)))).toEqual([1, 2, 4]);
+    expect(t.faults()).toHaveLength(2);
   });
 
   it('a session that ends while messages are held or delayed closes their fds', async () => {

@@ -141,6 +141,51 @@ describe('eventfd interposition', () => {
     expect(openFds()).toBe(before);
   });
 
+  it('forwards every fd of a message, in order: SET_MEM_TABLE with three regions', async () => {
+    const before = openFds();
+    const r = await rig();
+    const sizes = [1 << 20, 2 << 20, 3 << 20];
+    const payload = Buffer.alloc(8 + 32 * sizes.length);
+    payload.writeUInt32LE(sizes.length, 0);
+    let gpa = 0n;
+    sizes.forEach((size, i) => {
+      payload.writeBigUInt64LE(gpa, 8 + 32 * i);
+      payload.writeBigUInt64LE(BigInt(size), 16 + 32 * i);
+      payload.writeBigUInt64LE(0x7f0000000000n + gpa, 24 + 32 * i);
+      gpa += BigInt(size);
+    });
+    const regions = sizes.map((size, i) => native.memfdCreate(`region${i}`, size));
+    r.fe.send(encodeMessage(Request.SET_MEM_TABLE, 1, payload), regions);
+    await until(() => r.beGot.length === 1);
+    expect(r.beGot[0].fds.map((fd) => native.fdInfo(fd))).toEqual(sizes.map((size, i) => expect.objectContaining({ kind: 'memfd', memfdName: `region${i}`, size })));
+    expect(messages(r)[0].fds.map((f) => f.slot)).toEqual([0, 1, 2]);
+    r.done();
+    expect(openFds()).toBe(before);
+  });
+
+  it('relays an err eventfd from the back-end to the front-end, never the other way', async () => {
+    const before = openFds();
+    const r = await rig();
+    const err = native.eventfd(0);
+    const errR = native.dup(err); // the front-end's end: it waits for the back-end's error signal
+    r.fe.send(encodeMessage(Request.SET_VRING_ERR, 1, u64(1n)), [err]);
+    await until(() => r.beGot.length === 1);
+    const errB = r.beGot[0].fds[0];
+    expect(id(errB)).not.toBe(id(errR));
+    expect(messages(r).filter((m) => m.interposed)).toHaveLength(1);
+    native.eventfdWrite(errB, 3); // the back-end signals an error on vring 1
+    let n: bigint | null = null;
+    await until(() => (n = native.eventfdRead(errR)) !== null);
+    expect(n).toBe(3n);
+    await until(() => r.daemon.activeSessions[0].notificationStats().some((v) => v.errs === 1));
+    expect(r.daemon.activeSessions[0].notificationStats()).toEqual([expect.objectContaining({ vring: 1, errs: 1, kicks: 0, calls: 0 })]);
+    r.fe.close();
+    await until(() => r.events.some((e) => e.type === 'session-end'));
+    r.done();
+    native.close(errR);
+    expect(openFds()).toBe(before);
+  });
+
   it('--no-interpose passes the peers\' own eventfds and leaves the features alone', async () => {
     const before = openFds();
     const r = await rig({ interpose: false });

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { infoText, showRecording } from '../../src/cli/recording-commands';
 import { encodeMessage, Request } from '../../src/protocol';
 import type { ProxyEvent } from '../../src/proxy/events';
-import { encodeFrame, scanFrames } from '../../src/recording/frames';
+import { encodeFrame, FRAME_HEADER, MAX_FRAME, scanFrames } from '../../src/recording/frames';
 import { Recorder } from '../../src/recording/recorder';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
 import { unpackBatch, type NotifyBatchRecord } from '../../src/recording/records';
@@ -113,6 +113,15 @@ describe('recording', () => {
     expect(again.records.map((r) => r.type).slice(99)).toEqual(['dropped', 'header', 'recovered', 'dropped']);
   });
 
+  it('takes a frame length beyond any record for corruption, not for a record still being written', () => {
+    const good = encodeFrame({ type: 'mark', ts: 1n, text: 'x' } as never);
+    const huge = Buffer.alloc(FRAME_HEADER + 64);
+    huge.writeUInt32LE(MAX_FRAME + 1, 0);
+    const scan = scanFrames(Buffer.concat([good, huge]));
+    expect(scan.goodBytes).toBe(good.length);
+    expect(scan.torn).toEqual({ offset: good.length, bytes: huge.length, reason: `frame length ${MAX_FRAME + 1} is beyond any record` });
+  });
+
   it('after a short writev, queues exactly the bytes not written, in order', () => {
     const bufs = [Buffer.from('abc'), Buffer.from('de'), Buffer.from('fghi')];
     const rest = (n: number): string => Buffer.concat(unwritten(bufs, n)).toString();
@@ -205,6 +214,22 @@ describe('recording', () => {
       const s = readRecording(f);
       expect(s.records.filter((r) => 'session' in r).every((r) => (r as { session: number }).session === i + 1)).toBe(true);
     }
+    // vhostscope_recording_bytes_total: exactly what the files hold, the closed ones included
+    expect(rec.figures().bytes).toBe(rec.files.reduce((n, f) => n + fs.statSync(f).size, 0));
+  });
+
+  it('counts the bytes of a single-file recording as the file holds them, while live and once closed', async () => {
+    const file = path.join(tmpDir('bytes'), 'one.vhsrec');
+    const rec = new Recorder(file);
+    const a = session(1, 1_000_000n);
+    for (const e of a.slice(0, 4)) rec.onEvent(e);
+    // at any moment: what reached the file, never what is still queued for it
+    expect(rec.figures().bytes).toBe(fs.statSync(file).size);
+    await until(() => rec.figures().bytes > 0 && rec.figures().bytes === fs.statSync(file).size);
+    for (const e of [...a.slice(4), ...session(2, 2_000_000n)]) rec.onEvent(e);
+    await rec.close();
+    expect(rec.figures().bytes).toBe(fs.statSync(file).size);
+    expect(rec.figures()).toMatchObject({ droppedNotifications: 0, droppedRings: 0 });
   });
 
   it('show filters and formats like the live log; info summarises', async () => {

@@ -47,10 +47,16 @@ export class ProxyProcess {
    * @param saveAs with VHS_SAVE_RECORDINGS=DIR in the environment, the session's recording is
    *   kept as DIR/<saveAs>.vhsrec once the proxy has stopped (scripts/make-recordings.sh)
    */
+  /**
+   * @param allowedErrors error-level log lines the test provokes on purpose (matched on msg);
+   *   any other, any line outside the JSON log (a crash, a warning of node's) and any exit status
+   *   but 0 fail the test at stop()
+   */
   constructor(
     readonly workDir: string,
     readonly extraArgs: string[] = [],
     readonly saveAs?: string,
+    readonly allowedErrors: readonly RegExp[] = [],
   ) {
     this.logFile = path.join(workDir, 'proxy.log');
     this.recordFile = path.join(workDir, 'session.vhsrec');
@@ -86,13 +92,40 @@ export class ProxyProcess {
     return this.records().filter((r) => r.event === 'message');
   }
 
-  /** SIGTERM: the daemon closes every session and removes its socket. */
+  /**
+   * What the daemon said that no test should have to read past: error-level log lines other than
+   * the allowed ones, and anything outside its JSON log.
+   */
+  problems(): string[] {
+    const text = fs.existsSync(this.logFile) ? fs.readFileSync(this.logFile, 'utf8') : '';
+    const out: string[] = [];
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      if (!line.startsWith('{')) {
+        out.push(`not a log record: ${line}`);
+        continue;
+      }
+      const r = JSON.parse(line) as LogRecord;
+      if ((r.level ?? 0) >= 50 && !this.allowedErrors.some((re) => re.test(String(r.msg ?? r.reason ?? '')))) out.push(`error: ${r.msg ?? r.reason ?? line}`);
+    }
+    return out;
+  }
+
+  /**
+   * SIGTERM: the daemon closes every session and removes its socket. Its exit status must be 0
+   * and its log free of unexpected errors: checked here (softly, so that an earlier failure of
+   * the test is still the one reported first), whoever calls stop().
+   */
   async stop(): Promise<number | null> {
     if (!this.peer) return null;
-    this.peer.kill('SIGTERM');
-    const rc = await this.peer.waitExit(10_000);
+    const peer = this.peer;
+    this.peer = undefined;
+    peer.kill('SIGTERM');
+    const rc = await peer.waitExit(10_000);
     const dir = process.env.VHS_SAVE_RECORDINGS;
     if (dir && this.saveAs && fs.existsSync(this.recordFile)) fs.copyFileSync(this.recordFile, path.join(dir, `${this.saveAs}.vhsrec`));
+    expect.soft({ exit: rc, signal: peer.status.signal }, `the daemon's exit (${this.logFile})`).toEqual({ exit: 0, signal: null });
+    expect.soft(this.problems(), `the daemon's log (${this.logFile})`).toEqual([]);
     return rc;
   }
 }

@@ -1,0 +1,111 @@
+/**
+ * Replay as the front-end against scripted back-ends that misbehave in one way each: every kind
+ * of divergence is reported where it happened, and a GET_VRING_BASE answer is excused only when
+ * it is exactly the base the replay set.
+ */
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { native, type Channel } from '../../src/native';
+import { HEADER_SIZE, parseHeader, Request } from '../../src/protocol';
+import { replayAsFrontend, type ReplayResult } from '../../src/replay/frontend';
+import { buildScript, loadRecording, type Script, type Step } from '../../src/replay/script';
+import { tmpDir, until } from '../helpers';
+
+const REC = path.resolve(__dirname, '..', '..', 'recordings', 'qemu-blk-qsd.vhsrec');
+const script: Script = buildScript(loadRecording(REC).records);
+
+/** What the scripted back-end does with the n-th request it receives (the replay's step n). */
+type Answer = (step: Step, n: number, send: (raw: Buffer) => void) => void;
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+async function replayAgainst(answer: Answer, steps: number): Promise<ReplayResult> {
+  const sock = path.join(tmpDir('replay-div'), 'be.sock');
+  let n = 0;
+  let handled = 0;
+  const channels: Channel[] = [];
+  const listener = new native.Listener(native.listenUnix(sock, 4, 0o600), (_e, fd) => {
+    if (fd === null) return;
+    const ch: Channel = new native.Channel(fd, 1 << 20, (_raw, fds) => {
+      for (const f of fds) native.close(f);
+      const i = n++;
+      answer(script.frontend[i], i, (raw) => ch.send(raw));
+      handled++;
+    }, () => {});
+    ch.start();
+    channels.push(ch);
+  });
+  cleanups.push(() => {
+    listener.close();
+    for (const c of channels) c.close();
+  });
+  // each request goes out once the back-end has answered the one before and the loop has taken in
+  // what it sent: what arrives unasked is then always seen before the next request, never as its reply
+  const beforeStep = async (_s: Step, i: number): Promise<void> => {
+    await until(() => handled >= i);
+    await new Promise((r) => setTimeout(r, 20));
+  };
+  return replayAsFrontend({ ...script, frontend: script.frontend.slice(0, steps) }, { connect: sock, pace: 'fast', timeoutMs: 300, beforeStep });
+}
+
+/** the recorded back-end's own answer */
+const faithful: Answer = (step, _n, send) => {
+  if (step.replyRaw) send(step.replyRaw);
+};
+
+const firstWithReply = script.frontend.findIndex((s) => s.replyRaw);
+
+describe('replay as the front-end reports each divergence', () => {
+  it('the recording has the shape these cases rely on', () => {
+    expect(firstWithReply).toBeGreaterThanOrEqual(0);
+    expect(script.frontend.some((s) => parseHeader(s.raw).request === Request.GET_VRING_BASE && s.replyRaw)).toBe(true);
+  });
+
+  it('none against the recorded answers', async () => {
+    const r = await replayAgainst(faithful, firstWithReply + 3);
+    expect(r.divergences).toEqual([]);
+    expect(r.sent).toBe(firstWithReply + 3);
+  });
+
+  it('no-reply: a back-end that stays silent where a reply is due', async () => {
+    const r = await replayAgainst((step, n, send) => n !== firstWithReply && faithful(step, n, send), firstWithReply + 2);
+    const step = script.frontend[firstWithReply];
+    expect(r.divergences).toEqual([expect.objectContaining({ index: step.index, request: step.request.decoded.name, kind: 'no-reply', live: 'nothing within 300 ms' })]);
+  });
+
+  it('unexpected-message: a back-end that sends what nobody asked for, mid-session and after the last request', async () => {
+    const extra = script.frontend[firstWithReply].replyRaw!;
+    const name = script.frontend[firstWithReply].request.decoded.name;
+    const r = await replayAgainst((step, n, send) => {
+      faithful(step, n, send);
+      if (n === 0 || n === firstWithReply + 1) send(extra); // one more answer than was asked for
+    }, firstWithReply + 2);
+    expect(r.divergences.map((d) => `${d.kind} ${d.request} at ${d.index}`)).toEqual([
+      `unexpected-message ${name} at ${script.frontend[1].index}`,
+      `unexpected-message ${name} at -1`,
+    ]);
+  });
+
+  it('reply-differs on GET_VRING_BASE unless the back-end answers the base the replay set', async () => {
+    const at = script.frontend.findIndex((s) => parseHeader(s.raw).request === Request.GET_VRING_BASE && s.replyRaw);
+    const vring = script.frontend[at].raw.readUInt32LE(HEADER_SIZE);
+    const setBase = script.frontend.slice(0, at).filter((s) => parseHeader(s.raw).request === Request.SET_VRING_BASE && s.raw.readUInt32LE(HEADER_SIZE) === vring).at(-1);
+    const base = setBase ? setBase.raw.readUInt32LE(HEADER_SIZE + 4) : 0;
+    const answering = (num: number): Answer => (step, n, send) => {
+      if (n !== at) return faithful(step, n, send);
+      const raw = Buffer.from(step.replyRaw!);
+      raw.writeUInt32LE(num, HEADER_SIZE + 4);
+      send(raw);
+    };
+    const recordedNum = script.frontend[at].replyRaw!.readUInt32LE(HEADER_SIZE + 4);
+    const wrong = Math.max(base, recordedNum) + 17;
+    const bad = await replayAgainst(answering(wrong), at + 1);
+    expect(bad.divergences).toEqual([expect.objectContaining({ index: script.frontend[at].index, kind: 'reply-differs', fields: [expect.stringMatching(/^num:/)] })]);
+    const good = await replayAgainst(answering(base), at + 1);
+    expect(good.divergences).toEqual([]);
+    if (recordedNum !== base) expect(good.notes.join('\n')).toMatch(new RegExp(`GET_VRING_BASE vring ${vring}: ${base} \\(= the replayed SET_VRING_BASE`));
+  });
+});
