@@ -16,7 +16,7 @@ const { startProxy } = require('../dist/lab/proxy-process');
 const runs = Number(process.argv[2] ?? 5);
 const seconds = Number(process.argv[3] ?? 3);
 const mode = process.argv[4] ?? 'txonly';
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const { median, roundOrder, Targets } = require('./lib');
 
 async function once(proxied, i) {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `vhs-bench-${proxied ? 'proxy' : 'direct'}-${i}-`));
@@ -39,7 +39,7 @@ async function once(proxied, i) {
 (async () => {
   const res = { direct: [], proxy: [] };
   for (let i = 0; i < runs; i++) {
-    for (const v of i % 2 ? ['proxy', 'direct'] : ['direct', 'proxy']) {
+    for (const v of roundOrder(['direct', 'proxy'], i)) {
       const r = await once(v === 'proxy', i);
       res[v].push(r);
       console.log(`run ${i + 1}/${runs} ${v.padEnd(6)}: ${(r.rxPps / 1e6).toFixed(2)} Mpps, handshake ${r.handshakeMs} ms`);
@@ -49,4 +49,8 @@ async function once(proxied, i) {
   const hs = (v) => median(res[v].map((r) => r.handshakeMs));
   console.log(`median Mpps      : direct ${mpps('direct').toFixed(2)}  proxied ${mpps('proxy').toFixed(2)}  ratio ${(mpps('proxy') / mpps('direct')).toFixed(3)} (target >= 0.98)`);
   console.log(`median handshake : direct ${hs('direct')} ms  proxied ${hs('proxy')} ms  ratio ${(hs('proxy') / hs('direct')).toFixed(3)} (target <= 1.05)`);
+  const t = new Targets();
+  t.check('Mpps ratio proxied/direct', mpps('proxy') / mpps('direct'), '>=', 0.98);
+  t.check('handshake time ratio proxied/direct', hs('proxy') / hs('direct'), '<=', 1.05);
+  t.finish();
 })().catch((e) => { console.error(e); process.exit(1); });

@@ -7,7 +7,9 @@
  *  4. testpmd Mpps: direct vs interposed proxy
  * Targets (issue: data-plane cost): cross-CPU RTT p50 <= 1.2x and p99 <= 1.5x direct, same-CPU RTT through
  * the auto-placed relay <= 1.1x the ideal relay's, relayed rate >= 0.9x a direct consumer's wake-ups,
- * guest ping RTT ratio <= 1.2, Mpps ratio >= 0.98 (10 alternating runs per variant, 3 with --quick).
+ * guest ping RTT ratio <= 1.2, Mpps ratio >= 0.98. Parts 1-3 run 3 rounds (1 with --quick), part 4
+ * 10 (3), the variants' order rotating each round (bench/lib.js). Exits 1 when a target is not
+ * met or a count, ping or packet is lost.
  *   node bench/notify.js [--quick] [--parts=1,2,3,4]
  */
 'use strict';
@@ -33,14 +35,14 @@ execFileSync('cc', ['-O2', '-o', bin, path.join(__dirname, 'notify', 'pingpong.c
 /** headline lines, printed as they come and again together at the end */
 const summary = [];
 /** the issue's targets, each checked where its figure was measured: [name, value, op, limit] */
-const targets = [];
-const target = (name, value, op, limit) => targets.push({ name, value, op, limit, met: op === '<=' ? value <= limit : value >= limit });
+const { median, roundOrder, Targets } = require('./lib');
+const targets = new Targets();
+const target = (name, value, op, limit) => targets.check(name, value, op, limit);
 /** relayed p50 RTT on a shared CPU: the auto-placed relay and the ideal one */
 const sameCpu = {};
 /** cross-CPU p50 RTTs: direct and relayed, and the reference rows (ideal relay, no CPU halting) */
 const cross = {};
 const report = (line) => { console.log(line); summary.push(line); };
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
 
 function start(args, fds, cpu) {
@@ -133,7 +135,7 @@ async function flood(hub, relayed, n) {
       console.log(`# 1. eventfd ping-pong between two processes (${place.name}), ${N} round trips per run, ${ROUNDS} alternating rounds`);
       const rtt = { direct: [], relay: [] };
       for (let i = 0; i < ROUNDS; i++) {
-        for (const v of i % 2 ? ['relay', 'direct'] : ['direct', 'relay']) {
+        for (const v of roundOrder(['direct', 'relay'], i)) {
           const xs = (await (place.ideal && v === 'relay' ? pingpongIdeal(N, place.cpus, place.ideal === 'unpinned') : pingpong(hub, v === 'relay', N, place.cpus, place.auto && v === 'relay'))).map((x) => x / 1000);
           rtt[v].push({ p50: pct(xs, 50), p99: pct(xs, 99) });
           console.log(`  ${v.padEnd(6)} p50 ${pct(xs, 50).toFixed(1)} us  p99 ${pct(xs, 99).toFixed(1)} us`);
@@ -164,8 +166,9 @@ async function flood(hub, relayed, n) {
     const F = quick ? 200000 : 1000000;
     console.log(`# 2. flood: ${F} writes as fast as possible`);
     const fl = { direct: [], relay: [] };
-    for (let i = 0; i < ROUNDS; i++) for (const v of ['direct', 'relay']) {
+    for (let i = 0; i < ROUNDS; i++) for (const v of roundOrder(['direct', 'relay'], i)) {
       const r = await flood(hub, v === 'relay', F);
+      if (r.total !== F) targets.loss(`flood ${v}: ${r.total} of ${F} counts delivered`);
       fl[v].push(r);
       console.log(`  ${v.padEnd(6)} consumer wake-ups ${Math.round(r.wakeupsPerS)}/s${v === 'relay' ? `, relay pick-ups ${Math.round(r.relayedPerS)}/s, relay CPU ${r.cpuPerNotifUs.toFixed(2)} us/pick-up` : ''}, count delivered ${r.total}/${F}`);
     }
@@ -187,9 +190,10 @@ async function flood(hub, relayed, n) {
     // --relay-cpu auto, finds that polling thread itself (src/proxy/relay-placement.ts).
     const g = { direct: [], passthrough: [], 'interposed (auto)': [], 'interposed, --relay-cpu none': [] };
     const variants = { direct: undefined, passthrough: ['--no-interpose'], 'interposed (auto)': [], 'interposed, --relay-cpu none': ['--relay-cpu', 'none'] };
-    for (let i = 0; i < (quick ? 1 : 3); i++) for (const v of Object.keys(variants)) {
+    for (let i = 0; i < ROUNDS; i++) for (const v of roundOrder(Object.keys(variants), i)) {
       const work = fs.mkdtempSync(path.join(os.tmpdir(), `vhs-bench-ping-${v.replace(/\W+/g, "-")}-`));
       const r = await runQemuPing({ workDir: work, pings, proxyArgs: variants[v] });
+      if (r.replied < r.sent * 0.9) targets.loss(`guest ping ${v}: ${r.replied}/${r.sent} replied`);
       fs.rmSync(work, { recursive: true, force: true });
       g[v].push(median(r.rttMs));
       console.log(`  ${v.padEnd(30)} median RTT ${median(r.rttMs).toFixed(3)} ms (${r.replied}/${r.sent} replied)`);
@@ -202,7 +206,7 @@ async function flood(hub, relayed, n) {
   if (parts.has(4)) {
     console.log('# 4. testpmd txonly Mpps, direct vs interposed proxy');
     const m = { direct: [], interposed: [] };
-    for (let i = 0; i < (quick ? 3 : 10); i++) for (const v of i % 2 ? ['interposed', 'direct'] : ['direct', 'interposed']) {
+    for (let i = 0; i < (quick ? 3 : 10); i++) for (const v of roundOrder(['direct', 'interposed'], i)) {
       const work = fs.mkdtempSync(path.join(os.tmpdir(), `vhs-bench-mpps-${v}-`));
       let proxy;
       const r = await runDpdkScenario({
@@ -213,6 +217,7 @@ async function flood(hub, relayed, n) {
       });
       if (proxy) await proxy.stop();
       fs.rmSync(work, { recursive: true, force: true });
+      if (r.problems.length) targets.loss(`testpmd ${v}: ${r.problems.join('; ')}`);
       m[v].push(r.rxPps / 1e6);
       console.log(`  ${v.padEnd(10)} ${(r.rxPps / 1e6).toFixed(2)} Mpps`);
     }
@@ -225,6 +230,5 @@ async function flood(hub, relayed, n) {
     target('same-CPU RTT, auto-placed relay vs the ideal relay', sameCpu.auto / sameCpu.ideal, '<=', 1.1);
   }
   console.log(`# summary\n${summary.join('\n')}`);
-  console.log('# targets');
-  for (const t of targets) console.log(`${t.met ? 'met    ' : 'NOT MET'} ${t.name}: ${t.value.toFixed(2)} (target ${t.op} ${t.limit})`);
+  targets.finish(); // exit status 1 when a target is missed or a count lost
 })().catch((e) => { console.error(e); process.exit(1); });

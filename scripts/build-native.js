@@ -20,5 +20,8 @@ if (!gyp) {
   console.error('build-native: node-gyp not found (looked in: ' + candidates.join(', ') + ')');
   process.exit(1);
 }
+const { STAMP, sourcesHash } = require('./native-sources');
+const hash = sourcesHash(); // of the sources as this build reads them
 const r = spawnSync(process.execPath, [gyp, ...args], { stdio: 'inherit', cwd: path.resolve(__dirname, '..') });
+if (r.status === 0) fs.writeFileSync(STAMP, `${hash}\n`);
 process.exit(r.status ?? 1);

@@ -17,6 +17,24 @@ export interface PeerOptions {
   stdinPipe?: boolean;
 }
 
+/**
+ * With VHS_PEER_REGISTRY=DIR (the test run sets it), each running peer leaves DIR/<pid> naming
+ * its command while it runs: the run's global teardown ends the process groups of any a killed
+ * or timed-out test left behind (test/global-setup.ts).
+ */
+function register(pid: number | undefined, cmd: string, args: string[]): string | undefined {
+  const dir = process.env.VHS_PEER_REGISTRY;
+  if (!dir || !pid) return undefined;
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    const file = `${dir}/${pid}`;
+    fs.writeFileSync(file, JSON.stringify({ pid, cmd, args: args.slice(0, 8) }));
+    return file;
+  } catch {
+    return undefined; // the registry is a safety net, never a reason for a peer not to run
+  }
+}
+
 export class Peer {
   readonly child: ChildProcess;
   private exitCode: number | null | undefined = undefined;
@@ -36,10 +54,12 @@ export class Peer {
       env: opts.env ?? process.env,
     });
     fs.closeSync(out);
+    const registered = register(this.child.pid, cmd, args);
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
         this.exitCode = code;
         this.exitSignal = signal;
+        if (registered) fs.rmSync(registered, { force: true });
         resolve();
       });
       this.child.once('error', () => {

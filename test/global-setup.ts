@@ -1,0 +1,86 @@
+/**
+ * Once per test run, before any test file and after the last:
+ * - the native addon under test is the one native/ builds now (a reused checkout may hold a
+ *   build/Release from older sources: it is rebuilt, never tested);
+ * - no peer of an earlier, killed run is still running, and none of this run outlives it: every
+ *   peer (src/lab/process.ts) registers its process group while it runs, and what is left in the
+ *   registry at either end is ended and named.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '..');
+export const PEER_REGISTRY = '/tmp/vhostscope-test-peers';
+const TMUX_SOCKETS = ['vhs-top-test'];
+
+const nativeSources = createRequire(__filename)(path.join(ROOT, 'scripts', 'native-sources.js')) as { staleReason(): string | undefined };
+
+function ensureFreshAddon(): void {
+  const why = nativeSources.staleReason();
+  if (!why) return;
+  console.log(`global setup: ${why}: building the addon from native/`);
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build-native.js')], { cwd: ROOT, stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('global setup: the native addon did not build from native/ (see above)');
+  const still = nativeSources.staleReason();
+  if (still) throw new Error(`global setup: after the build, ${still}`);
+}
+
+/** Ends the process groups still registered (a peer whose test was killed or timed out). */
+export function endLeftoverPeers(registry = PEER_REGISTRY): string[] {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(registry);
+  } catch {
+    return [];
+  }
+  const ended: string[] = [];
+  for (const name of entries) {
+    const file = path.join(registry, name);
+    let peer: { pid: number; cmd: string };
+    try {
+      peer = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof peer;
+    } catch {
+      fs.rmSync(file, { force: true });
+      continue;
+    }
+    fs.rmSync(file, { force: true });
+    // the pid may have been reused since: only a process still running that command is ours
+    let cmdline = '';
+    try {
+      cmdline = fs.readFileSync(`/proc/${peer.pid}/cmdline`, 'latin1').split('\0').join(' ');
+    } catch {
+      continue;
+    }
+    if (!cmdline.includes(path.basename(peer.cmd))) continue;
+    try {
+      process.kill(-peer.pid, 'SIGKILL');
+    } catch {
+      try {
+        process.kill(peer.pid, 'SIGKILL');
+      } catch {
+        continue;
+      }
+    }
+    ended.push(`${path.basename(peer.cmd)} (pid ${peer.pid})`);
+  }
+  return ended;
+}
+
+function endLeftoverTmux(): void {
+  for (const s of TMUX_SOCKETS) spawnSync('tmux', ['-L', s, 'kill-server'], { stdio: 'ignore' });
+}
+
+export default function setup(): () => void {
+  ensureFreshAddon();
+  const before = endLeftoverPeers();
+  endLeftoverTmux();
+  if (before.length) console.warn(`global setup: ended ${before.length} peer(s) an earlier run left running: ${before.join(', ')}`);
+  process.env.VHS_PEER_REGISTRY = PEER_REGISTRY;
+  return () => {
+    const after = endLeftoverPeers();
+    endLeftoverTmux();
+    if (after.length) console.warn(`global teardown: ended ${after.length} peer(s) that tests left running: ${after.join(', ')}`);
+  };
+}

@@ -1,0 +1,32 @@
+/** The test run's safety net: peers a killed test left running are found and ended. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Peer } from '../../src/lab/process';
+import { endLeftoverPeers } from '../global-setup';
+import { tmpDir, until } from '../helpers';
+
+const saved = process.env.VHS_PEER_REGISTRY;
+afterEach(() => {
+  process.env.VHS_PEER_REGISTRY = saved;
+});
+
+describe('peer registry', () => {
+  it('ends the process group of a peer nobody stopped, and forgets a peer that exited', async () => {
+    const dir = tmpDir('registry');
+    const registry = path.join(dir, 'peers');
+    process.env.VHS_PEER_REGISTRY = registry;
+    // a peer with a child of its own (a shell running sleep): the whole group must go
+    const left = new Peer('sh', ['-c', 'sleep 300 & wait'], { name: 'left', logFile: path.join(dir, 'left.log') });
+    const done = new Peer('true', [], { name: 'done', logFile: path.join(dir, 'done.log') });
+    await done.waitExit(5000);
+    expect(fs.readdirSync(registry)).toEqual([String(left.pid)]);
+    await until(() => fs.readFileSync(`/proc/${left.pid}/task/${left.pid}/children`, 'utf8').trim() !== '', 5000, 'the shell\'s sleep');
+    const sleeper = Number(fs.readFileSync(`/proc/${left.pid}/task/${left.pid}/children`, 'utf8').trim().split(' ')[0]);
+    expect(endLeftoverPeers(registry)).toEqual([`sh (pid ${left.pid})`]);
+    await left.waitExit(5000);
+    await until(() => !fs.existsSync(`/proc/${sleeper}`) || fs.readFileSync(`/proc/${sleeper}/stat`, 'utf8').split(' ')[2] === 'Z', 5000, 'the sleep ended');
+    expect(fs.readdirSync(registry)).toEqual([]);
+    expect(endLeftoverPeers(registry)).toEqual([]);
+  });
+});
