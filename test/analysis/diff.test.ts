@@ -55,4 +55,16 @@ describe('diff --latency', () => {
     const text = latencyDiffText(rows).join('\n');
     expect(text).toMatch(/vring 1 FUSE READ: n 52 → 52, p50 [\d.]+ µs → [\d.]+ µs \(0%\).*no significant difference/);
   });
+
+  it('finds the same requests made twice as slow (and then faster again) significant, with the shift they had', () => {
+    const file = path.resolve(__dirname, '..', '..', 'recordings', 'qemu-fs-virtiofsd.vhsrec');
+    const reqs = requestLatency(readRecording(file).records)[0].requests;
+    const slow = reqs.map((r) => ({ ...r, latencyNs: r.latencyNs * 2 }));
+    const read = latencyDiff(reqs, slow).find((r) => r.op === 'FUSE READ')!;
+    expect(read.verdict).toBe('slower');
+    expect(read.pValue).toBeLessThan(0.01);
+    expect(read.p50ShiftPct).toBeGreaterThan(80); // 2x, within the histogram's bucket resolution
+    expect(read.p50ShiftPct).toBeLessThan(120);
+    expect(latencyDiff(slow, reqs).find((r) => r.op === 'FUSE READ')!.verdict).toBe('faster');
+  });
 });

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { Peer, sleep } from '../../src/lab/process';
 import { CLI } from '../../src/lab/proxy-process';
 import { Testpmd } from '../../src/lab/testpmd';
-import { OvsDpdk } from '../../src/lab/ovs';
+import { OvsDpdk, ovsMissing } from '../../src/lab/ovs';
 import { buildInitramfs } from '../../src/lab/guest';
 import { backend, guestBody, lastPingOk, qemu, startForwarding } from './harness/qemu-net';
 import { native } from '../../src/native';
@@ -79,14 +79,14 @@ describe('vhostscope attach with a running testpmd vhost backend', () => {
       k.kill('SIGKILL');
       await k.waitExit(10_000);
       expect(native.probeUnix(sock)).toBe(false);
-      expect(execFileSync(process.execPath, [CLI, 'detach', sock], { encoding: 'utf8' })).toMatch(/the peer's socket is back \(and listening\)/);
+      expect(execFileSync(process.execPath, [CLI, 'detach', sock], { encoding: 'utf8', timeout: 60_000 })).toMatch(/the peer's socket is back \(and listening\)/);
       expect(fs.statSync(sock).ino).toBe(original.ino);
-      expect(execFileSync(process.execPath, [CLI, 'detach', sock], { encoding: 'utf8' })).toMatch(/not attached/);
+      expect(execFileSync(process.execPath, [CLI, 'detach', sock], { encoding: 'utf8', timeout: 60_000 })).toMatch(/not attached/);
       // attach refuses a path nobody listens on, and leaves it alone
       await be.quit();
       const r = (() => {
         try {
-          execFileSync(process.execPath, [CLI, 'attach', sock], { encoding: 'utf8', stdio: 'pipe' });
+          execFileSync(process.execPath, [CLI, 'attach', sock], { encoding: 'utf8', stdio: 'pipe', timeout: 60_000 });
           return '';
         } catch (err) {
           return String((err as { stderr: string }).stderr);
@@ -99,6 +99,8 @@ describe('vhostscope attach with a running testpmd vhost backend', () => {
   }, 120_000);
 
   it('takes over an OVS-DPDK dpdkvhostuser port\'s socket: a testpmd frontend reaches OVS through it', async () => {
+    const missing = ovsMissing();
+    if (missing) throw new Error(missing);
     const work = tmpDir('attach-ovs');
     const ovs = new OvsDpdk(work);
     let fe: Testpmd | undefined;
@@ -169,6 +171,8 @@ describe('vhostscope attach with a running testpmd vhost backend', () => {
   }, 300_000);
 
   it('--reconnect on a QEMU server socket that an OVS dpdkvhostuserclient port connects to: OVS comes back through vhostscope and the guest\'s pings resume', async () => {
+    const missing = ovsMissing();
+    if (missing) throw new Error(missing);
     const work = tmpDir('attach-ovs-client');
     const initrd = buildInitramfs(work, guestBody(60, 10), ['virtio_pci', 'virtio_net']);
     const qsock = path.join(work, 'qemu.sock'); // QEMU listens (server=on); OVS connects to it

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GUEST_MAC, buildInitramfs } from '../../src/lab/guest';
-import { Libvirtd, destroyDomain, domainRunning, vhostUserDomainXml, virsh } from '../../src/lab/libvirt';
+import { Libvirtd, destroyDomain, domainRunning, libvirtMissing, vhostUserDomainXml, virsh } from '../../src/lab/libvirt';
 import { Peer, waitForSocket } from '../../src/lab/process';
 import type { Testpmd } from '../../src/lab/testpmd';
 import { CLI } from '../../src/lab/proxy-process';
@@ -17,8 +17,15 @@ import { cleanUp, tmpDir, until } from '../helpers';
 import { backend, guestBody, startForwarding } from './harness/qemu-net';
 import { blkGuest, guestWritten, sha } from './harness/storage-guests';
 
+// every test here needs libvirtd: say so plainly rather than as "libvirtd exited"
+const needLibvirt = (): void => {
+  const missing = libvirtMissing();
+  if (missing) throw new Error(missing);
+};
+
 describe('libvirt', () => {
   it('a libvirt guest on a vhostuser interface pings testpmd through vhostscope attach, its XML untouched, and again after a reset', async () => {
+    needLibvirt();
     const work = tmpDir('libvirt');
     const sock = path.join(work, 'vhu.sock');
     const consoleLog = path.join(work, 'console.log');
@@ -69,6 +76,7 @@ describe('libvirt', () => {
   }, 300_000);
 
   it('a libvirt guest on a vhostuser disk reads and writes through vhostscope attach on qemu-storage-daemon\'s socket', async () => {
+    needLibvirt();
     const work = tmpDir('libvirt-blk');
     const { img, token, host, guestWrite, initrd } = blkGuest(work);
     const sock = path.join(work, 'blk.sock');
@@ -110,6 +118,7 @@ describe('libvirt', () => {
   }, 300_000);
 
   it('QEMU listens (mode=\'server\'): after attach on its socket, a restarted backend comes back through vhostscope and the guest pings again', async () => {
+    needLibvirt();
     const work = tmpDir('libvirt-srv');
     const sock = path.join(work, 'qemu.sock');
     const consoleLog = path.join(work, 'console.log');

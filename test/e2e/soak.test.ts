@@ -2,14 +2,16 @@
  * The short soak in CI (bench/soak.js runs the 30-minute one): 16 sessions for 60 s under
  * notification floods, MSI-X churn, --rings=headers, a rotating flight recording, a backend that
  * stops reading, session churn and metrics scrapes (src/lab/soak.ts). Every control message is
- * delivered and recorded; the daemon's fd count and RSS stay flat.
+ * delivered and recorded; the daemon's fds stay within what its design holds for 16 sessions and
+ * its RSS grows by less than 48 MiB between the two halves. A minute cannot show a slow leak:
+ * bench/soak.js's 30 minutes is the test of that.
  */
 import { describe, expect, it } from 'vitest';
 import { runSoak } from '../../src/lab/soak';
 import { tmpDir } from '../helpers';
 
 describe('soak', () => {
-  it('16 sessions for 60 s: nothing lost, nothing grows', async () => {
+  it('16 sessions for 60 s: nothing lost, fds within the design\'s bound, RSS growth bounded', async () => {
     const r = await runSoak({ workDir: tmpDir('soak'), seconds: 60, sessions: 16, sampleMs: 5000, churnMs: 5000, log: (l) => console.log(l) });
     expect(r.problems).toEqual([]);
     expect(r.figures.churned).toBeGreaterThanOrEqual(5);

@@ -190,14 +190,18 @@ fn main() {
     let tx_used = rings[TX].used_idx(&mem) as usize;
     let rx_used = rings[RX].used_idx(&mem) as usize;
     println!("RUST-FRONTEND: tx used {tx_used} of {packets}, rx used {rx_used} of {packets}");
-    let mut returned = 0;
+    // each frame counts once, however often it came back: a duplicate is not a frame returned
+    let mut came_back = std::collections::HashSet::new();
     for i in 0..rx_used.min(packets) {
         let (id, len) = rings[RX].used_elem(&mem, i as u16);
         let got = mem.bytes(rx_buf(id as usize) + NET_HDR as u64, FRAME).to_vec();
-        if len as usize >= NET_HDR + FRAME && (0..packets).any(|k| got == frame(k)) {
-            returned += 1;
+        if len as usize >= NET_HDR + FRAME {
+            if let Some(k) = (0..packets).find(|&k| got == frame(k)) {
+                came_back.insert(k);
+            }
         }
     }
+    let returned = came_back.len();
     println!("RUST-FRONTEND: {returned} of {packets} frames came back byte for byte");
     for q in 0..2 {
         let _ = fe.set_vring_enable(q, false);
