@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import type { Registry } from 'prom-client';
 import { flightOptions, logPin, logSweep, type FlightCliOptions } from './proxy-flight';
 import { loadProxyConfig, type ProxyConfig } from './proxy-config';
-import { cutDirectConnections, detachPath, matchOriginal, moveAside, movedPath, restore, type Attached } from '../proxy/attach';
+import { cutDirectConnections, detachPath, originalSocket, moveAside, movedPath, restore, type Attached } from '../proxy/attach';
 import { DEVICE_HELP } from './device-option';
 import { DeviceTracker } from '../proxy/device-tracker';
 import type { ProxyEvent } from '../proxy/events';
@@ -384,8 +384,7 @@ function startDevice(name: string, o: ProxyCliOptions, numbers: ReturnType<typeo
   if (attach) {
     attached = moveAside(o.listen);
     try {
-      daemon.start();
-      matchOriginal(attached);
+      daemon.start(originalSocket(attached));
     } catch (err) {
       daemon.stop('attach failed');
       restore(attached);

@@ -51,15 +51,13 @@ export function moveAside(p: string): Attached {
   return { path: p, moved, direct: acceptedSocketInodes(p), uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
 }
 
-/** Gives the proxy's new socket at `a.path` the original's owner, group and mode. */
-export function matchOriginal(a: Attached): void {
-  fs.chmodSync(a.path, a.mode);
-  try {
-    fs.chownSync(a.path, a.uid, a.gid);
-  } catch (err) {
-    // not root: the proxy's socket keeps the proxy's owner, which may lock a peer out; say so
-    throw new Error(`${a.path}: cannot give it the original owner ${a.uid}:${a.gid} (${(err as NodeJS.ErrnoException).code}); run attach as root or as that user`);
-  }
+/**
+ * The proxy's socket at `a.path` gets the original's owner, group and mode as it is created
+ * (daemon.start with this: listenOn sets them in a private directory before the socket appears at
+ * the path, which may be in a directory the peer's user can write).
+ */
+export function originalSocket(a: Attached): { mode: number; owner: { uid: number; gid: number } } {
+  return { mode: a.mode, owner: { uid: a.uid, gid: a.gid } };
 }
 
 /** Puts the peer's socket back at its path, replacing the proxy's socket there (one rename). */

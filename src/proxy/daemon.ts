@@ -8,7 +8,7 @@ import { native, type Listener, type RelayStats } from '../native';
 import { closeFds } from './fds';
 import type { ProxyEvent } from './events';
 import { ProxySession, type FrontendPosition, type SessionStatus } from './session';
-import { listenOn } from './socket-path';
+import { listenOn, type SocketOwner } from './socket-path';
 import { DEFAULT_NICE, DEFAULT_SPIN_US, type RelayHub } from './relay-hub';
 import { RelayPool } from './relay-pool';
 import type { ActiveRule, FaultRuleSet } from '../faults';
@@ -116,8 +116,12 @@ export class ProxyDaemon {
     return this.relay.threadStats().map((stats, i) => ({ stats, sessions: load[i] }));
   }
 
-  start(): void {
-    const fd = listenOn(this.opts.listenPath, this.opts.socketMode ?? 0o600);
+  /**
+   * Listens (the socket created with `socket`'s mode and owner, or --mode's and ours: attach
+   * passes the moved peer socket's) and starts the relay.
+   */
+  start(socket?: { mode: number; owner: SocketOwner }): void {
+    const fd = listenOn(this.opts.listenPath, socket?.mode ?? this.opts.socketMode ?? 0o600, socket?.owner);
     this.relay?.start();
     this.listener = new native.Listener(fd, (err, conn) => {
       if (err) return this.onAcceptError(err);

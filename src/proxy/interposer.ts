@@ -4,6 +4,7 @@
  * peer's fd and ours: kick (frontend writes its fd → relay → our fd the backend reads), call
  * and err (backend writes our fd → relay → the frontend's fd).
  */
+import * as fs from 'node:fs';
 import { native, type RelayPairStats } from '../native';
 import type { NotificationKind } from './notification-stats';
 import type { RelayEvent, RelayHub } from './relay-hub';
@@ -19,6 +20,26 @@ const REPLACED_PAIR_GRACE_MS = 1000;
  * relayed.
  */
 const MAX_RETIRING_PER_SLOT = 16;
+
+/**
+ * What a peer's fd is when it is not an eventfd ("a pipe", "a socket", ...), else undefined.
+ * Read from /proc's link for the fd: no call reaches the object itself (an fstat of a file on a
+ * FUSE mount would ask its server, which may never answer).
+ */
+export function notEventfd(fd: number): string | undefined {
+  let link: string;
+  try {
+    link = fs.readlinkSync(`/proc/self/fd/${fd}`);
+  } catch (err) {
+    return `an fd that cannot be looked at (${(err as NodeJS.ErrnoException).code})`;
+  }
+  if (link === 'anon_inode:[eventfd]') return undefined;
+  if (link.startsWith('pipe:')) return 'a pipe';
+  if (link.startsWith('socket:')) return 'a socket';
+  if (link.startsWith('anon_inode:')) return `an ${link.slice('anon_inode:'.length).replace(/[[\]]/g, '')} fd`;
+  if (link.startsWith('/memfd:')) return 'a memfd';
+  return 'a file';
+}
 
 export interface PairRecord {
   vring: number;
@@ -47,6 +68,8 @@ export class Interposer {
   constructor(
     private readonly hub: RelayHub,
     private readonly onNotification: (vring: number, kind: NotificationKind, e: RelayEvent) => void,
+    /** told when a peer's fd is not an eventfd and goes through uninterposed */
+    private readonly onRefused?: (why: string) => void,
   ) {}
 
   /**
@@ -61,6 +84,15 @@ export class Interposer {
       return fds;
     }
     const peerFd = fds[0];
+    const what = notEventfd(peerFd);
+    if (what) {
+      // The relay reads and writes 8-byte counts on whatever it is given, on its own thread and
+      // under its lock: a pipe nobody drains would block it there, and the daemon with it. Only
+      // an eventfd is relayed; anything else goes through untouched, as the peer sent it.
+      if (old) this.retire(key, old, 0);
+      this.onRefused?.(`SET_VRING_${kind.toUpperCase()} vring ${vring} carries ${what}, not an eventfd: forwarded as it came, not interposed (its notifications are neither relayed nor timed)`);
+      return fds;
+    }
     const ours = native.eventfd(0);
     const kept = native.dup(ours); // `ours` goes to the far peer; the relay keeps `kept`
     const [src, dst] = kind === 'kick' ? [peerFd, kept] : [kept, peerFd];

@@ -165,7 +165,7 @@ export class ProxySession {
           this.stats.record(vring, kind, e.ts);
           opts.emit({ type: 'notification', ts: e.ts, session: this.id, vring, kind, count: e.count });
           this.faults?.onNotification(kind, vring);
-        }));
+        }), (why) => opts.emit({ type: 'notice', ts: native.monotonicNs(), session: this.id, msg: why }));
       }
       if (opts.statsIntervalMs) {
         this.statsTimer = setInterval(this.guarded('the stats timer', () => this.emitStats()), opts.statsIntervalMs);

@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { native } from '../../src/native';
-import { detachPath, matchOriginal, moveAside, movedPath } from '../../src/proxy/attach';
+import { detachPath, moveAside, movedPath, originalSocket } from '../../src/proxy/attach';
+import { listenOn } from '../../src/proxy/socket-path';
 import { tmpDir } from '../helpers';
 
 const fds: number[] = [];
@@ -35,7 +36,7 @@ describe('attach and detach', () => {
     expect([inode(p), inode(stale)]).toEqual([ip, is]);
   });
 
-  it('moves a listening socket aside and gives the proxy\'s socket its owner, group and mode', () => {
+  it('moves a listening socket aside and creates the proxy\'s socket with its owner, group and mode', () => {
     const p = path.join(tmpDir('attach'), 'vhost.sock');
     listening(p, 0o660);
     fs.chownSync(p, 65534, 65534);
@@ -44,10 +45,11 @@ describe('attach and detach', () => {
     expect(a).toMatchObject({ path: p, moved: movedPath(p), uid: 65534, gid: 65534, mode: 0o660 });
     expect(inode(a.moved)).toBe(before);
     expect(fs.existsSync(p)).toBe(false);
-    listening(p, 0o600); // the proxy's own socket
-    matchOriginal(a);
+    const s = originalSocket(a);
+    fds.push(listenOn(p, s.mode, s.owner)); // the proxy's own socket, as daemon.start makes it
     const st = fs.lstatSync(p);
-    expect([st.uid, st.gid, st.mode & 0o7777]).toEqual([65534, 65534, 0o660]);
+    expect([st.isSocket(), st.uid, st.gid, st.mode & 0o7777]).toEqual([true, 65534, 65534, 0o660]);
+    expect(native.probeUnix(p)).toBe(true);
   });
 
   it('detach refuses while the path is served, and restores the peer\'s socket once it is not', () => {
