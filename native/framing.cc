@@ -53,6 +53,8 @@ FrameReader::Step FrameReader::ReadOne(int fd) {
         for (size_t i = 0; i < nfds; i++) fds_.push_back(p[i]);
       }
     }
+    if (fds_.size() > kMaxFdsPerMessage)
+      return Fail("TOO_MANY_FDS", 0, "more fds than any message carries arrived with one message (64 held, more coming): the peer is hoarding fds in the proxy");
     if (msg.msg_flags & MSG_CTRUNC)
       return Fail("CTRUNC", 0, "control data truncated: more fds than the receive buffer holds, the kernel closed the rest");
     if (n == 0) {

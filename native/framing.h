@@ -11,6 +11,10 @@ namespace vhs {
 
 constexpr size_t kHeaderSize = 12;
 constexpr size_t kMaxFdsPerRecv = 64;  // >= 32 as the protocol's largest users need
+// fds held for one message until it is whole: a peer that sends fds with a message it never
+// finishes must not fill the daemon's fd table (the validator's own bound, 8, is checked once
+// the message is whole, with a clearer message)
+constexpr size_t kMaxFdsPerMessage = 64;
 
 class FrameReader {
  public:

@@ -3,8 +3,10 @@
  * - the native addon under test is the one native/ builds now (a reused checkout may hold a
  *   build/Release from older sources: it is rebuilt, never tested);
  * - no peer of an earlier, killed run is still running, and none of this run outlives it: every
- *   peer (src/lab/process.ts) registers its process group while it runs, and what is left in the
- *   registry at either end is ended and named.
+ *   peer (src/lab/process.ts) registers its process group, while it runs, in this run's own
+ *   directory of the registry (named by the run's pid). At the start, the directories of runs
+ *   that are gone are swept; at the end, this run's. A run going on beside this one (a developer's
+ *   unit test while the suite runs) keeps its peers.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -13,7 +15,6 @@ import * as path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '..');
 export const PEER_REGISTRY = '/tmp/vhostscope-test-peers';
-const TMUX_SOCKETS = ['vhs-top-test'];
 
 const nativeSources = createRequire(__filename)(path.join(ROOT, 'scripts', 'native-sources.js')) as { staleReason(): string | undefined };
 
@@ -28,7 +29,7 @@ function ensureFreshAddon(): void {
 }
 
 /** Ends the process groups still registered (a peer whose test was killed or timed out). */
-export function endLeftoverPeers(registry = PEER_REGISTRY): string[] {
+export function endLeftoverPeers(registry: string): string[] {
   let entries: string[];
   try {
     entries = fs.readdirSync(registry);
@@ -68,19 +69,49 @@ export function endLeftoverPeers(registry = PEER_REGISTRY): string[] {
   return ended;
 }
 
-function endLeftoverTmux(): void {
-  for (const s of TMUX_SOCKETS) spawnSync('tmux', ['-L', s, 'kill-server'], { stdio: 'ignore' });
+/** The top test's tmux server of run `run` (test/e2e/top.test.ts names it so). */
+function endTmuxOf(run: string): void {
+  spawnSync('tmux', ['-L', `vhs-top-test-${run}`, 'kill-server'], { stdio: 'ignore', timeout: 10_000 });
+}
+
+/** Is `pid` a test run still going (a live process whose command line is vitest's)? */
+function runAlive(pid: number): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('vitest');
+  } catch {
+    return false;
+  }
+}
+
+/** Ends the peers of every run in the registry that is no longer running. */
+function endPeersOfGoneRuns(): string[] {
+  let runs: string[];
+  try {
+    runs = fs.readdirSync(PEER_REGISTRY);
+  } catch {
+    return [];
+  }
+  const ended: string[] = [];
+  for (const run of runs) {
+    if (!/^\d+$/.test(run) || runAlive(Number(run))) continue;
+    const dir = path.join(PEER_REGISTRY, run);
+    ended.push(...endLeftoverPeers(dir));
+    endTmuxOf(run);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return ended;
 }
 
 export default function setup(): () => void {
   ensureFreshAddon();
-  const before = endLeftoverPeers();
-  endLeftoverTmux();
+  const before = endPeersOfGoneRuns();
   if (before.length) console.warn(`global setup: ended ${before.length} peer(s) an earlier run left running: ${before.join(', ')}`);
-  process.env.VHS_PEER_REGISTRY = PEER_REGISTRY;
+  const mine = path.join(PEER_REGISTRY, String(process.pid));
+  process.env.VHS_PEER_REGISTRY = mine;
   return () => {
-    const after = endLeftoverPeers();
-    endLeftoverTmux();
+    const after = endLeftoverPeers(mine);
+    fs.rmSync(mine, { recursive: true, force: true });
+    endTmuxOf(String(process.pid));
     if (after.length) console.warn(`global teardown: ended ${after.length} peer(s) that tests left running: ${after.join(', ')}`);
   };
 }

@@ -12,8 +12,8 @@
 
 /** How a Channel's stream ended abnormally. A clean EOF between messages is reported as `null`. */
 export interface ChannelEnd {
-  /** EOF_MID_MESSAGE | OVERSIZE | CTRUNC | EREAD | EWRITE | EPOLL */
-  code: 'EOF_MID_MESSAGE' | 'OVERSIZE' | 'CTRUNC' | 'EREAD' | 'EWRITE' | 'EPOLL';
+  /** EOF_MID_MESSAGE | OVERSIZE | CTRUNC | TOO_MANY_FDS (more than 64 held for one unfinished message) | EREAD | EWRITE | EPOLL */
+  code: 'EOF_MID_MESSAGE' | 'OVERSIZE' | 'CTRUNC' | 'TOO_MANY_FDS' | 'EREAD' | 'EWRITE' | 'EPOLL';
   errno: number;
   message: string;
   /** the header bytes received so far (up to 12) */

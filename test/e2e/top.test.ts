@@ -13,7 +13,10 @@ import { CLI } from '../../src/lab/proxy-process';
 import { runQemuPing } from '../../src/lab/qemu-net';
 import { tmpDir } from '../helpers';
 
-const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', 'vhs-top-test', ...args], { encoding: 'utf8' });
+// one tmux server per test run (named by the run, as the peer registry is): a server left by a
+// killed run cannot get in this one's way, and the run's teardown ends its own
+const TMUX_SOCKET = `vhs-top-test-${path.basename(process.env.VHS_PEER_REGISTRY ?? String(process.pid))}`;
+const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', TMUX_SOCKET, ...args], { encoding: 'utf8', timeout: 20_000 });
 const screen = (): string => tmux('capture-pane', '-p', '-t', 'top');
 
 async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {

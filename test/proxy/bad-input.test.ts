@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { humanLine, eventRecord } from '../../src/log/format';
 import { native } from '../../src/native';
-import { encodeMessage } from '../../src/protocol';
+import { encodeMessage, Request } from '../../src/protocol';
 import { ProxyDaemon } from '../../src/proxy/daemon';
 import type { ProxyEvent, SessionEndEvent } from '../../src/proxy/events';
 import { openFds, tmpDir, until } from '../helpers';
@@ -97,6 +97,25 @@ describe('bad input from a peer', () => {
     expect(end.reason).toMatch(/header [0-9a-f]{2,24}|header \(none\)/);
     const line = humanLine(eventRecord(end));
     expect(line).toMatch(new RegExp(`s${end.session} session end: bad input from the`));
+  });
+
+  it('fds sent with a message that never completes: the session ends past 64 held, every one closed', async () => {
+    await until(() => backendOpen === 0);
+    const before = openFds();
+    const n = ends().length;
+    const fd = native.connectUnix(listenPath);
+    let closed = false;
+    const ch = new native.Channel(fd, 1 << 20, () => {}, () => (closed = true));
+    ch.start();
+    ch.send(hdr(Request.SET_MEM_TABLE, 1, 1000), [native.eventfd(0)]); // a payload that never comes whole
+    for (let i = 0; i < 12 && !closed; i++) {
+      ch.send(Buffer.alloc(1), Array.from({ length: 8 }, () => native.eventfd(0)));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await until(() => closed && ends().length === n + 1 && backendOpen === 0, 5000, 'the proxy to end the session');
+    ch.close();
+    expect(ends()[n].reason).toMatch(/^bad input from the (frontend|peer on the listen side): more fds than any message carries arrived with one message/);
+    await until(() => openFds() === before, 5000, `fds back to ${before} (now ${openFds()})`);
   });
 
   it('bad input from the backend closes the session on both sides too', async () => {

@@ -3,8 +3,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Peer } from '../../src/lab/process';
-import { endLeftoverPeers } from '../global-setup';
+import { endLeftoverPeers, PEER_REGISTRY } from '../global-setup';
 import { tmpDir, until } from '../helpers';
+
+/** this process's ancestors' pids */
+function ancestors(): number[] {
+  const out: number[] = [];
+  for (let pid = process.ppid; pid > 1; pid = Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1])) out.push(pid);
+  return out;
+}
 
 const saved = process.env.VHS_PEER_REGISTRY;
 afterEach(() => {
@@ -12,6 +19,12 @@ afterEach(() => {
 });
 
 describe('peer registry', () => {
+  it('is this run\'s own directory, so that a run beside it keeps its peers', () => {
+    const run = Number(path.basename(saved ?? ''));
+    expect(saved).toBe(path.join(PEER_REGISTRY, String(run)));
+    expect(ancestors()).toContain(run); // the vitest process running this worker
+  });
+
   it('ends the process group of a peer nobody stopped, and forgets a peer that exited', async () => {
     const dir = tmpDir('registry');
     const registry = path.join(dir, 'peers');
