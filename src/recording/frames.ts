@@ -4,6 +4,7 @@
  * first frame that is incomplete or fails its CRC: that is a torn end, never data.
  */
 import { Packr } from 'msgpackr';
+import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import type { RecordingRecord } from './records';
 
@@ -51,4 +52,46 @@ export function scanFrames(buf: Buffer): FrameScan {
     off += FRAME_HEADER + len;
   }
   return { records, goodBytes: off };
+}
+
+/** read size of tailScan: the file is walked this much at a time, whatever its size */
+const TAIL_SCAN_CHUNK = 4 << 20;
+
+/**
+ * Where the whole frames of an open recording end, for appending to it: the frame lengths are
+ * walked through the file a chunk at a time (memory stays bounded however large it is) and the
+ * last frame's CRC is checked, since a crash can only have damaged the end. Damage in the middle
+ * is left for the reader to report, never cut off.
+ */
+export function tailScan(fd: number): { goodBytes: number; torn?: { bytes: number; reason: string } } {
+  const size = fs.fstatSync(fd).size;
+  const buf = Buffer.allocUnsafe(TAIL_SCAN_CHUNK);
+  let off = 0;
+  let last: { at: number; len: number } | undefined;
+  const torn = (reason: string) => ({ goodBytes: off, torn: { bytes: size - off, reason } });
+  while (off < size) {
+    if (size - off < FRAME_HEADER) return torn(`${size - off} bytes, shorter than a frame header`);
+    const got = fs.readSync(fd, buf, 0, Math.min(TAIL_SCAN_CHUNK, size - off), off);
+    let i = 0;
+    while (i + FRAME_HEADER <= got) {
+      const len = buf.readUInt32LE(i);
+      if (len > MAX_FRAME) return torn(`frame length ${len} is beyond any record`);
+      if (off + i + FRAME_HEADER + len > size) {
+        off += i;
+        return torn(`incomplete frame: ${size - off - FRAME_HEADER} of ${len} bytes`);
+      }
+      last = { at: off + i, len };
+      i += FRAME_HEADER + len;
+    }
+    off += i; // the next read starts at the first frame this chunk did not hold whole
+  }
+  if (last) {
+    const frame = Buffer.allocUnsafe(FRAME_HEADER + last.len);
+    fs.readSync(fd, frame, 0, frame.length, last.at);
+    if (zlib.crc32(frame.subarray(FRAME_HEADER)) !== frame.readUInt32LE(4)) {
+      off = last.at;
+      return torn('CRC mismatch');
+    }
+  }
+  return { goodBytes: off };
 }

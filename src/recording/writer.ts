@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { encodeFrame, scanFrames } from './frames';
+import { encodeFrame, tailScan } from './frames';
 import { FORMAT_NAME, FORMAT_VERSION, type HeaderRecord, type HostFacts, type RecordingRecord } from './records';
 
 export interface WriterOptions {
@@ -62,16 +62,23 @@ export class RecordingWriter {
     readonly path: string,
     private readonly opts: WriterOptions = {},
   ) {
+    // Opened first, never following a symlink (Node adds O_CLOEXEC); everything after works on
+    // the fd: a link at the path cannot get root to cut or append to another file.
+    this.fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
     let tornInfo: { tornBytes: number; reason: string } | undefined;
-    if (fs.existsSync(path)) {
-      const scan = scanFrames(fs.readFileSync(path));
+    try {
+      const st = fs.fstatSync(this.fd);
+      if (!st.isFile()) throw new Error(`${path} is not a regular file`);
+      const scan = tailScan(this.fd); // bounded memory, whatever the file's size
       if (scan.torn) {
-        fs.truncateSync(path, scan.goodBytes);
+        fs.ftruncateSync(this.fd, scan.goodBytes);
         tornInfo = { tornBytes: scan.torn.bytes, reason: scan.torn.reason };
       }
+    } catch (err) {
+      fs.closeSync(this.fd);
+      throw err;
     }
     this.recovered = tornInfo;
-    this.fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600); // Node opens with O_CLOEXEC
     this.bytesWritten = this.wholeBytes = fs.fstatSync(this.fd).size;
     this.timer = setInterval(() => this.flush(), opts.flushMs ?? 50);
     this.timer.unref();

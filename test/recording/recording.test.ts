@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { infoText, showRecording } from '../../src/cli/recording-commands';
 import { encodeMessage, Request } from '../../src/protocol';
 import type { ProxyEvent } from '../../src/proxy/events';
-import { encodeFrame, FRAME_HEADER, MAX_FRAME, scanFrames } from '../../src/recording/frames';
+import { encodeFrame, FRAME_HEADER, MAX_FRAME, scanFrames, tailScan } from '../../src/recording/frames';
 import { Recorder } from '../../src/recording/recorder';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
 import { unpackBatch, type NotifyBatchRecord } from '../../src/recording/records';
@@ -111,6 +111,56 @@ describe('recording', () => {
     const again = readRecording(file);
     expect(again.torn).toBeUndefined();
     expect(again.records.map((r) => r.type).slice(99)).toEqual(['dropped', 'header', 'recovered', 'dropped']);
+  });
+
+  it('cuts a last frame whose CRC fails before appending', async () => {
+    const file = path.join(tmpDir('crc-tail'), 'r.vhsrec');
+    const w = new RecordingWriter(file);
+    for (let i = 0; i < 10; i++) w.write({ type: 'dropped', session: 1, ts: BigInt(i), notifications: i });
+    await w.close();
+    const whole = fs.readFileSync(file);
+    const last = whole.length - 1;
+    fs.writeFileSync(file, Buffer.concat([whole.subarray(0, last), Buffer.from([whole[last] ^ 0xff])]));
+    const w2 = new RecordingWriter(file);
+    expect(w2.recovered).toMatchObject({ reason: 'CRC mismatch' });
+    await w2.close();
+    const after = readRecording(file);
+    expect(after.torn).toBeUndefined();
+    expect(after.records).toHaveLength(9);
+  });
+
+  it('appends after the whole frames of a file larger than its read chunk, whatever the cut', () => {
+    const file = path.join(tmpDir('big'), 'r.vhsrec');
+    const frames: Buffer[] = [];
+    let size = 0;
+    for (let i = 0; size < 9 << 20; i++) {
+      const f = encodeFrame({ type: 'ring', session: 1, ts: BigInt(i), raw: Buffer.alloc((i * 7919) % 70_000, i & 0xff) } as never);
+      frames.push(f);
+      size += f.length;
+    }
+    const whole = Buffer.concat(frames);
+    for (const cut of [whole.length, whole.length - 1, (4 << 20) + 3, (8 << 20) - 1, 5]) {
+      fs.writeFileSync(file, whole.subarray(0, cut));
+      const fd = fs.openSync(file, 'r');
+      try {
+        const t = tailScan(fd);
+        const s = scanFrames(whole.subarray(0, cut));
+        expect(t.goodBytes, `cut at ${cut}`).toBe(s.goodBytes);
+        expect(t.torn?.bytes, `cut at ${cut}`).toBe(s.torn?.bytes);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+  });
+
+  it('never follows a symlink at the recording path: the file it points to is neither cut nor written', () => {
+    const dir = tmpDir('rec-link');
+    const victim = path.join(dir, 'victim');
+    fs.writeFileSync(victim, 'precious, and not a recording\n');
+    const link = path.join(dir, 'r.vhsrec');
+    fs.symlinkSync(victim, link);
+    expect(() => new RecordingWriter(link)).toThrow(/ELOOP/);
+    expect(fs.readFileSync(victim, 'utf8')).toBe('precious, and not a recording\n');
   });
 
   it('takes a frame length beyond any record for corruption, not for a record still being written', () => {
