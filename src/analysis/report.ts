@@ -17,7 +17,15 @@ import { deviceOf, recordingDevices } from '../recording/devices';
 import type { RecordingRecord } from '../recording/records';
 import { entryLine, indicesText } from '../rings/format';
 
-const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+// markup escaped, and control characters shown as \xHH (a terminal escape in a peer's string
+// stays visible and inert, also for whoever cats the file)
+const esc = (s: string): string =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!).replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+/**
+ * Any value from a recording, escaped: a recording is peer-controlled input (a crafted one may
+ * hold markup where a number is expected), so nothing of it reaches the page unescaped.
+ */
+const escv = (v: unknown): string => esc(String(v));
 
 interface SessionData {
   id: number;
@@ -54,7 +62,7 @@ const fmtUs = durationUs;
 /** Per-request latency per vring and operation (recorded with --rings), or why there is none. */
 function requestTable(r: SessionRequests | undefined): string {
   if (!r) return '<h3>Request latency</h3><p class="method">Not measured: record with <code>proxy --rings</code> for per-request latency.</p>';
-  const rows = r.operations.map((o) => `<tr><td>${o.vring}</td><td>${esc(o.op)}</td><td>${o.count}</td><td>${fmtUs(o.latencyUs.p50)}</td><td>${fmtUs(o.latencyUs.p90)}</td><td>${fmtUs(o.latencyUs.p99)}</td><td>${fmtUs(o.latencyUs.max)}</td><td>± ${fmtUs(o.uncertaintyP50Us)}</td><td>${o.notifyP50Us !== undefined ? fmtUs(o.notifyP50Us) : '—'}</td></tr>`);
+  const rows = r.operations.map((o) => `<tr><td>${escv(o.vring)}</td><td>${esc(o.op)}</td><td>${escv(o.count)}</td><td>${fmtUs(o.latencyUs.p50)}</td><td>${fmtUs(o.latencyUs.p90)}</td><td>${fmtUs(o.latencyUs.p99)}</td><td>${fmtUs(o.latencyUs.max)}</td><td>± ${fmtUs(o.uncertaintyP50Us)}</td><td>${o.notifyP50Us !== undefined ? fmtUs(o.notifyP50Us) : '—'}</td></tr>`);
   return `<h3>Request latency (from ring snapshots)</h3>
 <p class="method">Each descriptor chain from the first snapshot that saw it submitted to the first that saw it used by the device, matched by head id; ± is how far the snapshots around both moments leave it open (p50); used → call is how long the driver then waited to be told.${r.outstanding.length ? ` ${r.outstanding.length} outstanding at the end (oldest ${fmtUs(r.outstanding[0].ageUs)}).` : ''}</p>
 <table class="requests"><thead><tr><th>vring</th><th>operation</th><th>n</th><th>p50</th><th>p90</th><th>p99</th><th>max</th><th>uncertainty (p50)</th><th>used → call (p50)</th></tr></thead><tbody>
@@ -69,7 +77,7 @@ function transitTable(t: RelayTransit[] | undefined): string {
   return `<h3>vhostscope's own time</h3>
 <p class="method">${esc(TRANSIT_METHOD)}: bounded by powers of two.</p>
 <table class="transit"><thead><tr><th>vring</th><th>kind</th><th>n</th><th>mean</th><th>p50 ≤</th><th>p99 ≤</th><th>max ≤</th></tr></thead><tbody>
-${t.map((x) => `<tr><td>${x.vring}</td><td>${x.kind}</td><td>${x.count}</td><td>${us(x.meanNs)}</td><td>${us(x.p50Ns)}</td><td>${us(x.p99Ns)}</td><td>${us(x.maxNs)}</td></tr>`).join('\n')}
+${t.map((x) => `<tr><td>${escv(x.vring)}</td><td>${escv(x.kind)}</td><td>${escv(x.count)}</td><td>${us(x.meanNs)}</td><td>${us(x.p50Ns)}</td><td>${us(x.p99Ns)}</td><td>${us(x.maxNs)}</td></tr>`).join('\n')}
 </tbody></table>`;
 }
 
@@ -97,13 +105,13 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
       if (e.type === 'ring' && ringRows.length < MAX_RING_ROWS) {
         const sn = e.snapshot;
         const what = sn.kind === 'base' ? `GET_VRING_BASE answered ${e.base}` : `${sn.entries.length} new chain(s)${sn.truncated ? ' (truncated)' : ''}`;
-        ringRows.push(`<tr class="ring-${sn.kind}"><td>${ms(e.ts).toFixed(3)}</td><td>${e.vring}</td><td>${sn.kind}</td><td>${esc(indicesText(sn))}</td><td>${esc(what)}${sn.error ? ` <b>${esc(sn.error)}</b>` : ''}${sn.entries.length ? `<br>${sn.entries.map((x) => esc(entryLine(x, sn, deviceOf(devices, e.session), e.vring))).join('<br>')}` : ''}</td></tr>`);
+        ringRows.push(`<tr class="ring-${escv(sn.kind)}"><td>${ms(e.ts).toFixed(3)}</td><td>${escv(e.vring)}</td><td>${escv(sn.kind)}</td><td>${esc(indicesText(sn))}</td><td>${esc(what)}${sn.error ? ` <b>${esc(sn.error)}</b>` : ''}${sn.entries.length ? `<br>${sn.entries.map((x) => esc(entryLine(x, sn, deviceOf(devices, e.session), e.vring))).join('<br>')}` : ''}</td></tr>`);
       }
       if (e.type === 'fault') faultRows.push(`<tr><td>${ms(e.ts).toFixed(3)}</td><td>${esc(e.rule)}</td><td>${esc(e.text)}</td><td>${esc(e.detail)}</td></tr>`);
       if (e.type === 'message') {
         const d = e.decoded;
         rows.push(
-          `<tr class="${d.reply ? 'reply' : 'req'}${e.findings.length ? ' warn' : ''}"><td>${ms(e.ts).toFixed(3)}</td><td>${e.dir}</td><td>${e.channel}</td><td>${esc(d.name)}</td><td>${esc(flagsToString(d.flags, d.channel))}</td><td>${d.size}</td><td>${esc(e.fds.map((f) => f.kind).join(' '))}</td><td>${esc(formatPayload(d, deviceOf(devices, e.session)))}</td></tr>`,
+          `<tr class="${d.reply ? 'reply' : 'req'}${e.findings.length ? ' warn' : ''}"><td>${ms(e.ts).toFixed(3)}</td><td>${escv(e.dir)}</td><td>${escv(e.channel)}</td><td>${esc(d.name)}</td><td>${esc(flagsToString(d.flags, d.channel))}</td><td>${escv(d.size)}</td><td>${esc(e.fds.map((f) => f.kind).join(' '))}</td><td>${esc(formatPayload(d, deviceOf(devices, e.session)))}</td></tr>`,
         );
         timeline.push({ t: ms(e.ts), lane: `${e.channel} ${e.dir}`, label: `${d.name}${d.reply ? ' reply' : ''}`, kind: d.reply ? 'reply' : 'req' });
         if (sequence.length < MAX_SEQUENCE) {
@@ -120,22 +128,22 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
     data.push({ id: s.session, timeline, sequence, requests: requestSeries(requests.get(s.session), t0), histograms: vr.filter((v) => v.histogram?.length).map((v) => ({ vring: v.vring, buckets: v.histogram!, p50: v.latencyUs?.p50, p99: v.latencyUs?.p99 })), durationMs: ms(end) });
     const sf = findings.filter((f) => f.session === s.session);
     sessions.push(`<section class="session">
-<h2>Session ${s.session}</h2>
-<p>${esc(s.listen)} (pid ${s.peers.listen?.pid ?? '?'} ${esc(s.peers.listen?.exe ?? '')}) ⇄ ${esc(s.connect)} (pid ${s.peers.connect?.pid ?? '?'} ${esc(s.peers.connect?.exe ?? '')})<br>
-duration ${s.durationS?.toFixed(3) ?? '?'} s · messages F&gt;B ${s.messages['F>B']}, B&gt;F ${s.messages['B>F']} · eventfds ${s.interpose ? 'interposed' : 'passed through'}${s.endReason ? ` · end: ${esc(s.endReason)}` : ''}</p>
+<h2>Session ${escv(s.session)}</h2>
+<p>${esc(s.listen)} (pid ${escv(s.peers.listen?.pid ?? '?')} ${esc(s.peers.listen?.exe ?? '')}) ⇄ ${esc(s.connect)} (pid ${escv(s.peers.connect?.pid ?? '?')} ${esc(s.peers.connect?.exe ?? '')})<br>
+duration ${s.durationS?.toFixed(3) ?? '?'} s · messages F&gt;B ${escv(s.messages['F>B'])}, B&gt;F ${escv(s.messages['B>F'])} · eventfds ${s.interpose ? 'interposed' : 'passed through'}${s.endReason ? ` · end: ${esc(s.endReason)}` : ''}</p>
 <p>device: ${esc(s.device ? `${s.device} (${s.deviceReason})` : 'not known')}<br>protocol features in use: ${esc((s.features.protocolInUse ?? []).join(' | ') || '—')}<br>virtio features acked: ${esc((s.features.acked ?? []).join(' | ') || '—')}</p>
 <h3>Check findings (${sf.length})</h3>
-${sf.length ? `<ul class="findings">${sf.map((f) => `<li class="${f.rule.severity}"><b>${f.rule.id} ${f.rule.name}</b> at ${esc(f.at)}${f.message !== undefined ? ` (#${f.message})` : ''}: ${esc(f.detail)} <i>${esc(f.rule.section)}</i></li>`).join('')}</ul>` : '<p>none</p>'}
+${sf.length ? `<ul class="findings">${sf.map((f) => `<li class="${escv(f.rule.severity)}"><b>${escv(f.rule.id)} ${escv(f.rule.name)}</b> at ${esc(f.at)}${f.message !== undefined ? ` (#${escv(f.message)})` : ''}: ${esc(f.detail)} <i>${esc(f.rule.section)}</i></li>`).join('')}</ul>` : '<p>none</p>'}
 <h3>Handshake (sequence)</h3>
-<div class="plot sequence" id="seq-${s.session}"></div>
+<div class="plot sequence" id="seq-${escv(s.session)}"></div>
 <h3>Timeline</h3>
 <p class="method">Scroll to zoom (around the pointer), drag to pan, double-click to reset.</p>
-<div class="plot timeline" id="timeline-${s.session}"></div>
+<div class="plot timeline" id="timeline-${escv(s.session)}"></div>
 ${requestTable(requests.get(s.session))}
-${requests.get(s.session) ? `<div class="plot requests" id="req-${s.session}"></div>` : ''}
+${requests.get(s.session) ? `<div class="plot requests" id="req-${escv(s.session)}"></div>` : ''}
 <h3>kick→next call per vring</h3>
 <p class="method">From notifications: the first kick after a call to the next call on the vring. Not a request's latency (notifications are suppressed and batched); net receive queues and calls after an idle gap (&gt; 1 s) are not paired.</p>
-<div class="plot histograms" id="hist-${s.session}"></div>
+<div class="plot histograms" id="hist-${escv(s.session)}"></div>
 ${transitTable(transit.get(s.session))}
 ${faultRows.length ? `<h3>Fault rules applied (${faultRows.length})</h3>
 <table><thead><tr><th>ms</th><th>rule</th><th>rule text</th><th>what it did</th></tr></thead><tbody>

@@ -5,7 +5,7 @@ import { deviceOf, recordingDevices } from '../recording/devices';
 import type { Command } from 'commander';
 import { findMigrations, migrationLines } from '../analysis/migration';
 import { summarize } from '../analysis/summary';
-import { eventRecord, humanLine, secs } from '../log/format';
+import { eventRecord, humanLine, printable, secs } from '../log/format';
 import type { ChannelKind, DeviceType } from '../protocol';
 import { eventFilter } from '../log/filter';
 import { readRecording, recordingEvents } from '../recording/reader';
@@ -86,7 +86,7 @@ export function registerRecordingCommands(program: Command): void {
     .option('--json', 'JSON lines')
     .option('--device <type>', DEVICE_HELP)
     .option('--dialect <family>', DIALECT_HELP)
-    .action((file: string, o: ShowOptions) => showRecording(file, o, (l) => process.stdout.write(l + '\n')));
+    .action((file: string, o: ShowOptions) => showRecording(file, o, (l) => process.stdout.write(printable(l) + '\n')));
   program
     .command('info')
     .description('summarise a recording: peers, negotiated features, message and notification counts, duration; a live migration between its sessions as one story')
@@ -98,6 +98,6 @@ export function registerRecordingCommands(program: Command): void {
         const scan = readRecording(file);
         const s = summarize(scan.records, o.device);
         process.stdout.write(JSON.stringify({ ...s, migrations: findMigrations(recordingEvents(scan.records)), torn: scan.torn }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
-      } else process.stdout.write(infoText(file, o.device).join('\n') + '\n');
+      } else process.stdout.write(infoText(file, o.device).map(printable).join('\n') + '\n');
     });
 }

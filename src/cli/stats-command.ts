@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { relayTransit, transitLine, TRANSIT_METHOD, type RelayTransit } from '../analysis/relay-transit';
 import { requestLatency, type SessionRequests } from '../analysis/request-latency';
-import { durationUs, vringLine } from '../log/format';
+import { durationUs, printable, vringLine } from '../log/format';
 import { NotificationStats, type VringStats } from '../proxy/notification-stats';
 import { deviceOf, recordingDevices } from '../recording/devices';
 import { readRecording, recordingEvents } from '../recording/reader';
@@ -107,6 +107,6 @@ export function registerStats(program: Command): void {
     .option('--json', 'the figures as JSON')
     .action((file: string, o: { json?: boolean }) => {
       if (o.json) process.stdout.write(JSON.stringify(statsJson(file), (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
-      else process.stdout.write(statsText(file).join('\n') + '\n');
+      else process.stdout.write(statsText(file).map(printable).join('\n') + '\n');
     });
 }

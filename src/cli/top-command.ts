@@ -9,6 +9,7 @@ import { transitPercentiles } from '../analysis/relay-transit';
 import type { Command } from 'commander';
 import { controlRequest, resolveControlPath } from '../control/client';
 import type { LiveSession } from '../control/live-requests';
+import { printable } from '../log/format';
 import type { DaemonStatus } from '../proxy/daemon';
 
 export interface TopSample {
@@ -172,12 +173,12 @@ async function runTop(control: string, intervalMs: number, once: boolean): Promi
     await new Promise((r) => setTimeout(r, Math.min(intervalMs, 1000)));
     prev = cur;
     cur = await sample(control);
-    out.write(renderTop(cur, prev, state, 200).join('\n') + '\n');
+    out.write(renderTop(cur, prev, state, 200).map(printable).join('\n') + '\n');
     return;
   }
   const draw = (): void => {
     const lines = renderTop(cur, prev, state, out.columns ?? 120).slice(0, Math.max(5, (out.rows ?? 40) - 1));
-    out.write('\u001b[H\u001b[2J' + lines.join('\n') + '\n');
+    out.write('\u001b[H\u001b[2J' + lines.map(printable).join('\n') + '\n');
   };
   process.stdin.setRawMode(true);
   process.stdin.resume();

@@ -142,7 +142,20 @@ function peer(p: unknown): string {
 }
 
 /** One human line from a log record (as produced by eventRecord, or any other pino record). */
+/**
+ * A line for a terminal: control characters shown as \xHH. Peer strings (memfd names, exe paths,
+ * command lines, reasons) reach the log and every human view: an escape sequence in one must not
+ * drive the reader's terminal.
+ */
+export function printable(s: string): string {
+  return s.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 export function humanLine(r: Record<string, unknown>): string {
+  return printable(humanLineOf(r));
+}
+
+function humanLineOf(r: Record<string, unknown>): string {
   const t = typeof r.t === 'string' ? r.t.padStart(14) : ''.padStart(14);
   const s = r.session !== undefined ? `s${r.session}` : '--';
   switch (r.event) {
