@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import type { Registry } from 'prom-client';
 import { flightOptions, logPin, logSweep, type FlightCliOptions } from './proxy-flight';
 import { loadProxyConfig, type ProxyConfig } from './proxy-config';
-import { cutDirectConnections, detachPath, originalSocket, moveAside, movedPath, restore, type Attached } from '../proxy/attach';
+import { cutDirectConnections, detachPath, moveAside, movedPath, originalSocket, restore, socketAt, type Attached } from '../proxy/attach';
 import { DEVICE_HELP } from './device-option';
 import { DeviceTracker } from '../proxy/device-tracker';
 import type { ProxyEvent } from '../proxy/events';
@@ -318,11 +318,29 @@ export async function runProxy(global: ProxyCliOptions, runs: DeviceRun[], confi
 /** Starts one device's daemon and control socket; its events go through the shared services. */
 function restoreAttached(logger: Logger, a: Attached): void {
   try {
-    restore(a);
-    logger.info({ event: 'notice', msg: `detached: ${a.path} is the peer's own socket again; new connections go to it directly` });
+    logger.info({ event: 'notice', msg: `detached: ${restore(a)}` });
   } catch (err) {
     logger.error({ event: 'notice', msg: `could not put the peer's socket back at ${a.path}: ${(err as Error).message}; run "vhostscope detach ${a.path}"` });
   }
+}
+
+/** The device's control socket (status, tail, rules, mark), unless --no-control. */
+function startControl(o: ProxyCliOptions, daemon: ProxyDaemon, shared: Shared, logger: Logger): ControlServer | undefined {
+  if (o.control === false) return undefined;
+  const { recorder, faults } = shared;
+  const controlPath = o.control === undefined || (o.control as unknown) === true ? defaultControlPath(o.listen) : o.control;
+  const control = new ControlServer(controlPath, {
+    status: (device) => daemon.status(device ?? o.device ?? 'generic'),
+    rules: faults,
+    onRulesChanged: (what) => logger.warn({ event: 'notice', msg: what }),
+    mark: (text) => {
+      logger.warn({ event: 'mark', msg: `mark: ${text}` });
+      const p = recorder?.pin(`mark: ${text}`);
+      return p ? { pinned: { id: p.id, fromMs: p.fromMs, toMs: p.toMs } } : {};
+    },
+  });
+  logger.info({ event: 'notice', msg: `control socket ${controlPath} (vhostscope status|tail|rules --control ${controlPath})` });
+  return control;
 }
 
 function startDevice(name: string, o: ProxyCliOptions, numbers: ReturnType<typeof daemonNumbers>, shared: Shared, attach: boolean): DeviceRuntime {
@@ -385,9 +403,17 @@ function startDevice(name: string, o: ProxyCliOptions, numbers: ReturnType<typeo
     attached = moveAside(o.listen);
     try {
       daemon.start(originalSocket(attached));
+      attached.ours = socketAt(o.listen);
+      control = startControl(o, daemon, shared, logger);
     } catch (err) {
+      // nothing may fail after the move and leave the path without its peer
+      control?.close();
       daemon.stop('attach failed');
-      restore(attached);
+      try {
+        restore(attached);
+      } catch (restoreErr) {
+        throw new Error(`${(err as Error).message}; and the peer's socket could not be put back: ${(restoreErr as Error).message}; run "vhostscope detach ${o.listen}"`);
+      }
       throw err;
     }
     const direct = attached.direct.size;
@@ -398,20 +424,9 @@ function startDevice(name: string, o: ProxyCliOptions, numbers: ReturnType<typeo
         else logger.warn({ event: 'notice', pid: c.pid, msg: `ended the direct connection held by pid ${c.pid} (fd ${c.fd}); its peer may reconnect through vhostscope` });
       }
     }
-  } else daemon.start();
-  if (o.control !== false) {
-    const controlPath = o.control === undefined || (o.control as unknown) === true ? defaultControlPath(o.listen) : o.control;
-    control = new ControlServer(controlPath, {
-      status: (device) => daemon.status(device ?? o.device ?? 'generic'),
-      rules: faults,
-      onRulesChanged: (what) => logger.warn({ event: 'notice', msg: what }),
-      mark: (text) => {
-        logger.warn({ event: 'mark', msg: `mark: ${text}` });
-        const p = recorder?.pin(`mark: ${text}`);
-        return p ? { pinned: { id: p.id, fromMs: p.fromMs, toMs: p.toMs } } : {};
-      },
-    });
-    logger.info({ event: 'notice', msg: `control socket ${controlPath} (vhostscope status|tail|rules --control ${controlPath})` });
+  } else {
+    daemon.start();
+    control = startControl(o, daemon, shared, logger);
   }
   logger.info({
     event: 'notice',

@@ -1,19 +1,37 @@
 /**
  * `vhostscope attach PATH`: slide into a listening peer's socket path without touching either
- * peer. A bound unix socket keeps listening when its path is renamed, so the peer's socket is
- * moved aside to a sibling path (same directory: rename is atomic and never crosses a file
+ * peer. A bound unix socket keeps listening when its path changes, so the peer's socket is
+ * moved aside to a sibling path (a hard link, then an unlink: same directory, never across a file
  * system), and the proxy listens at the original path with its owner, group and mode, forwarding
  * to the moved socket. Connections made before keep going directly; new ones come through the
- * proxy. Detaching renames the peer's socket back over the proxy's, in one step: a connecting
- * peer finds a listener at the path at every moment.
+ * proxy. Detaching renames the peer's socket back over the proxy's, in one step (a connecting
+ * peer finds a listener at the path at every moment), once it has checked that both are still
+ * what attach left there.
  *
  * After a SIGKILL of the proxy the path holds its dead socket and the peer's is still aside:
  * `vhostscope detach PATH` puts it back (the moved name is derived from the path, so nothing
  * else needs to survive the crash).
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from '../native';
+
+/** A file's identity: what a path held at one moment, to tell whether it still does. */
+export interface FileId {
+  dev: number;
+  ino: number;
+}
+
+const idOf = (st: fs.Stats): FileId => ({ dev: st.dev, ino: st.ino });
+const sameFile = (a: FileId, b: FileId): boolean => a.dev === b.dev && a.ino === b.ino;
+function lstatOrNone(p: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(p);
+  } catch {
+    return undefined;
+  }
+}
 
 export interface Attached {
   /** the peer's original path, where the proxy now listens */
@@ -22,33 +40,63 @@ export interface Attached {
   direct: Set<number>;
   /** where the peer's listening socket is now */
   moved: string;
+  /** the peer's socket file, as it was moved */
+  peer: FileId;
+  /** the proxy's own socket at `path`, once it listens there (set by the caller: socketAt) */
+  ours?: FileId;
   uid: number;
   gid: number;
   mode: number;
 }
 
-/** Where attach moves the socket at `p`. */
+/** the most a unix socket address holds (sun_path less its terminating NUL) */
+const MAX_SOCKET_PATH = 107;
+
+/**
+ * Where attach moves the socket at `p`: `.NAME.vhostscope-attached` beside it or, when that would
+ * not fit in a socket address (the proxy connects to it), a short name derived from the
+ * original's. Either way `detach` finds it from the path alone, after a crash too.
+ */
 export function movedPath(p: string): string {
-  return path.join(path.dirname(p), `.${path.basename(p)}.vhostscope-attached`);
+  const plain = path.join(path.dirname(p), `.${path.basename(p)}.vhostscope-attached`);
+  if (Buffer.byteLength(plain) <= MAX_SOCKET_PATH) return plain;
+  return path.join(path.dirname(p), `.vhs-attached-${createHash('sha256').update(path.basename(p)).digest('hex').slice(0, 12)}`);
 }
 
 /**
- * Moves the listening socket at `p` aside. The caller then listens at `p` (with listenAt) and
- * forwards to `moved`; on any failure before that, restore() undoes the move.
+ * Moves the listening socket at `p` aside. The caller then listens at `p` (daemon.start with
+ * originalSocket) and forwards to `moved`; on any failure before that, restore() undoes the move.
+ * The move is a hard link, then an unlink: the link fails if the moved name exists, so of two
+ * attaches racing for one path exactly one moves it (with a rename the second would replace the
+ * first's moved socket, and the peer's listener would lose its name).
  */
 export function moveAside(p: string): Attached {
   const moved = movedPath(p);
-  if (fs.existsSync(moved)) throw new Error(`${moved} exists: an earlier attach to ${p} did not detach (run "vhostscope detach ${p}" first)`);
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(p);
-  } catch {
-    throw new Error(`${p}: no such socket (attach takes over a path a peer listens on)`);
-  }
+  if (Buffer.byteLength(moved) > MAX_SOCKET_PATH) throw new Error(`${p}: its socket would be moved to ${moved}, longer than a unix socket address holds (${MAX_SOCKET_PATH} bytes); attach to a shorter path`);
+  const st = lstatOrNone(p);
+  if (!st) throw new Error(`${p}: no such socket (attach takes over a path a peer listens on)`);
   if (!st.isSocket()) throw new Error(`${p} is not a socket`);
   if (!native.probeUnix(p)) throw new Error(`${p}: nobody listens on it (attach takes over a listening peer's socket; to start in front of a peer, use proxy --listen/--connect)`);
-  fs.renameSync(p, moved);
-  return { path: p, moved, direct: acceptedSocketInodes(p), uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+  try {
+    fs.linkSync(p, moved);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`${moved} exists: an earlier attach to ${p} did not detach, or another is attaching now (run "vhostscope detach ${p}" once none runs)`);
+    throw err;
+  }
+  const linked = lstatOrNone(moved);
+  if (!linked || !sameFile(idOf(linked), idOf(st))) {
+    // the peer replaced its socket between the look and the link: our new link goes, the rest stays
+    if (linked) fs.unlinkSync(moved);
+    throw new Error(`${p} changed while vhostscope was moving it aside (the peer restarting?); try again`);
+  }
+  fs.unlinkSync(p);
+  return { path: p, moved, peer: idOf(st), direct: acceptedSocketInodes(p), uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+}
+
+/** The socket file at `p` now, for Attached.ours once the proxy listens there. */
+export function socketAt(p: string): FileId | undefined {
+  const st = lstatOrNone(p);
+  return st?.isSocket() ? idOf(st) : undefined;
 }
 
 /**
@@ -60,23 +108,37 @@ export function originalSocket(a: Attached): { mode: number; owner: { uid: numbe
   return { mode: a.mode, owner: { uid: a.uid, gid: a.gid } };
 }
 
-/** Puts the peer's socket back at its path, replacing the proxy's socket there (one rename). */
-export function restore(a: Pick<Attached, 'path' | 'moved'>): void {
+/**
+ * Puts the peer's socket back at its path, replacing the proxy's there (one rename), if both are
+ * still what attach left: the moved socket the peer's, the path the proxy's (or empty). A peer
+ * that restarted while attached has bound its path anew: its new socket stays, and the old one
+ * aside goes if nobody listens on it. Returns what it did; throws (touching nothing) otherwise.
+ */
+export function restore(a: Pick<Attached, 'path' | 'moved' | 'peer' | 'ours'>): string {
+  const moved = lstatOrNone(a.moved);
+  if (!moved || !sameFile(idOf(moved), a.peer)) throw new Error(`${a.moved} is ${moved ? 'no longer the socket attach moved there' : 'gone'}; ${a.path} is left as it is`);
+  const now = lstatOrNone(a.path);
+  if (now && !(a.ours && sameFile(idOf(now), a.ours))) {
+    if (native.probeUnix(a.moved)) throw new Error(`${a.path} holds a socket that is not vhostscope's while the peer still listens on ${a.moved}; both are left as they are`);
+    fs.unlinkSync(a.moved);
+    return `${a.path} holds a new socket (the peer restarted while attached): left as it is; its old socket ${a.moved} removed`;
+  }
   fs.renameSync(a.moved, a.path);
+  return `${a.path} is the peer's own socket again; new connections go to it directly`;
 }
 
 /**
  * `vhostscope detach PATH` after the attaching proxy is gone (or as a check): restores the moved
- * socket if there is one. Returns what it did, for the user.
+ * socket if there is one, and only a socket. Returns what it did, for the user.
  */
 export function detachPath(p: string): string {
   const moved = movedPath(p);
-  if (!fs.existsSync(moved)) {
-    return fs.existsSync(p) ? `${p}: not attached (no ${path.basename(moved)} beside it); nothing to do` : `${p}: neither it nor ${moved} exists; nothing to do`;
-  }
-  if (fs.existsSync(p) && native.probeUnix(p)) throw new Error(`${p} is being served (a running vhostscope attach?): stop that process (SIGTERM) and it detaches itself`);
-  restore({ path: p, moved });
-  return `${p}: the peer's socket is back (${native.probeUnix(p) ? 'and listening' : 'but nobody listens on it: the peer has gone'})`;
+  const st = lstatOrNone(moved);
+  if (!st) return lstatOrNone(p) ? `${p}: not attached (no ${path.basename(moved)} beside it); nothing to do` : `${p}: neither it nor ${moved} exists; nothing to do`;
+  if (!st.isSocket()) throw new Error(`${moved} is not a socket: not attach's; nothing done`);
+  if (lstatOrNone(p) && native.probeUnix(p)) throw new Error(`${p} is being served (a running vhostscope attach?): stop that process (SIGTERM) and it detaches itself`);
+  fs.renameSync(moved, p);
+  return `${p}: the peer's socket is back (${native.probeUnix(p) ? 'and listening' : 'but nobody listens on it: the peer has gone'}; owner uid ${st.uid})`;
 }
 
 /**

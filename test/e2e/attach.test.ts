@@ -79,7 +79,7 @@ describe('vhostscope attach with a running testpmd vhost backend', () => {
       k.kill('SIGKILL');
       await k.waitExit(10_000);
       expect(native.probeUnix(sock)).toBe(false);
-      expect(execFileSync(process.execPath, [CLI, 'detach', sock], { encoding: 'utf8', timeout: 60_000 })).toMatch(/the peer's socket is back \(and listening\)/);
+      expect(execFileSync(process.execPath, [CLI, 'detach', sock], { encoding: 'utf8', timeout: 60_000 })).toMatch(/the peer's socket is back \(and listening; owner uid \d+\)/);
       expect(fs.statSync(sock).ino).toBe(original.ino);
       expect(execFileSync(process.execPath, [CLI, 'detach', sock], { encoding: 'utf8', timeout: 60_000 })).toMatch(/not attached/);
       // attach refuses a path nobody listens on, and leaves it alone

@@ -3,11 +3,12 @@
  * (an earlier attach's moved socket, a path still served) and the original's owner, group and
  * mode carried over to the proxy's socket.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { native } from '../../src/native';
-import { detachPath, moveAside, movedPath, originalSocket } from '../../src/proxy/attach';
+import { detachPath, moveAside, movedPath, originalSocket, restore, socketAt } from '../../src/proxy/attach';
 import { listenOn } from '../../src/proxy/socket-path';
 import { tmpDir } from '../helpers';
 
@@ -62,10 +63,79 @@ describe('attach and detach', () => {
     expect(inode(a.moved)).toBe(peer); // still aside, nothing renamed
     native.close(proxy); // the attaching proxy died: its socket stays, nobody listens
     fds.splice(fds.indexOf(proxy), 1);
-    expect(detachPath(p)).toMatch(/the peer's socket is back \(and listening\)/);
+    expect(detachPath(p)).toMatch(/the peer's socket is back \(and listening; owner uid \d+\)/);
     expect(inode(p)).toBe(peer);
     expect(fs.existsSync(a.moved)).toBe(false);
     expect(native.probeUnix(p)).toBe(true);
+  });
+
+  it('puts the peer\'s socket back over the proxy\'s when both are what attach left', () => {
+    const p = path.join(tmpDir('attach'), 'vhost.sock');
+    listening(p);
+    const peer = inode(p);
+    const a = moveAside(p);
+    const s = originalSocket(a);
+    fds.push(listenOn(p, s.mode, s.owner));
+    a.ours = socketAt(p);
+    expect(restore(a)).toMatch(/is the peer's own socket again/);
+    expect(inode(p)).toBe(peer);
+    expect(fs.existsSync(a.moved)).toBe(false);
+  });
+
+  it('a peer that restarted while attached keeps its new socket: the stale one aside goes, nothing is renamed over it', () => {
+    const p = path.join(tmpDir('attach'), 'vhost.sock');
+    const oldPeer = listening(p);
+    const a = moveAside(p);
+    const s = originalSocket(a);
+    fds.push(listenOn(p, s.mode, s.owner));
+    a.ours = socketAt(p);
+    // the peer restarts: it unlinks its path (the proxy's socket now) and binds it anew
+    native.close(oldPeer);
+    fds.splice(fds.indexOf(oldPeer), 1);
+    fs.unlinkSync(p);
+    listening(p);
+    const fresh = inode(p);
+    expect(restore(a)).toMatch(/holds a new socket \(the peer restarted while attached\): left as it is/);
+    expect(inode(p)).toBe(fresh);
+    expect(native.probeUnix(p)).toBe(true);
+    expect(fs.existsSync(a.moved)).toBe(false);
+  });
+
+  it('restore touches nothing when the path is not the proxy\'s and the peer still listens aside', () => {
+    const p = path.join(tmpDir('attach'), 'vhost.sock');
+    listening(p);
+    const a = moveAside(p);
+    listening(p); // someone else's socket, not the proxy's (a.ours unset: the proxy never listened)
+    const [atPath, aside] = [inode(p), inode(a.moved)];
+    expect(() => restore(a)).toThrow(/both are left as they are/);
+    expect([inode(p), inode(a.moved)]).toEqual([atPath, aside]);
+  });
+
+  it('a path too long for the usual moved name gets a short one the proxy can connect to', () => {
+    const dir = tmpDir('attach');
+    const p = path.join(dir, `${'v'.repeat(100 - dir.length)}.sock`);
+    expect(Buffer.byteLength(p)).toBeGreaterThan(86);
+    expect(Buffer.byteLength(p)).toBeLessThanOrEqual(107);
+    listening(p);
+    const a = moveAside(p);
+    expect(a.moved).toBe(movedPath(p));
+    expect(Buffer.byteLength(a.moved)).toBeLessThanOrEqual(107);
+    expect(native.probeUnix(a.moved)).toBe(true); // connect works: the proxy can forward there
+    expect(detachPath(p)).toMatch(/the peer's socket is back/);
+  });
+
+  it('a failure after the move (the control socket\'s path taken) puts the peer\'s socket back', () => {
+    const p = path.join(tmpDir('attach'), 'vhost.sock');
+    listening(p);
+    const peer = inode(p);
+    fs.writeFileSync(`${p}.ctl`, 'not a socket');
+    const cli = path.resolve(__dirname, '..', '..', 'dist', 'cli', 'main.js');
+    const r = spawnSync(process.execPath, [cli, 'attach', p, '--json'], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/\.ctl exists and is not a socket/);
+    expect(inode(p)).toBe(peer);
+    expect(native.probeUnix(p)).toBe(true);
+    expect(fs.existsSync(movedPath(p))).toBe(false);
   });
 
   it('refuses a path nobody listens on and a path that is not a socket', () => {
