@@ -14,6 +14,7 @@ import * as os from 'node:os';
 import type { Registry } from 'prom-client';
 import { flightOptions, logPin, logSweep, type FlightCliOptions } from './proxy-flight';
 import { loadProxyConfig, type ProxyConfig } from './proxy-config';
+import { socketOwner } from './owner-option';
 import { cutDirectConnections, detachPath, moveAside, movedPath, originalSocket, restore, socketAt, type Attached } from '../proxy/attach';
 import { DEVICE_HELP } from './device-option';
 import { DeviceTracker } from '../proxy/device-tracker';
@@ -43,6 +44,8 @@ export interface ProxyCliOptions extends FlightCliOptions {
   device?: DeviceType;
   connectTimeout: string;
   mode: string;
+  owner?: string;
+  group?: string;
   interpose: boolean;
   keepFeatures?: boolean;
   statsInterval: string;
@@ -97,6 +100,8 @@ function addProxyOptions(cmd: Command): Command {
     .option('--device <type>', DEVICE_HELP)
     .option('--connect-timeout <ms>', 'keep retrying the connect side this long per accepted peer', '30000')
     .option('--mode <octal>', 'permissions of the listening socket file', '600')
+    .option('--owner <user>', 'owner of the listening socket file (name or uid; with --group and --mode 660, a non-root QEMU can connect without a world-writable socket)')
+    .option('--group <group>', 'group of the listening socket file (name or gid)')
     .option('--no-interpose', 'forward the peers\' own eventfds: zero data-path cost, no notification timing')
     .option('--keep-features', 'keep HOST_NOTIFIER and INBAND_NOTIFICATIONS offered while interposing (their notifications bypass the eventfds)')
     .option('--stats-interval <seconds>', 'print per-vring notification stats this often (0: only at session end)', '10')
@@ -210,6 +215,7 @@ function daemonNumbers(o: ProxyCliOptions) {
   return {
     connectTimeoutMs: numberOption('--connect-timeout', o.connectTimeout, { min: 0, integer: true }),
     socketMode: modeOption('--mode', o.mode),
+    ...(o.owner !== undefined || o.group !== undefined ? { socketOwner: socketOwner(o.owner, o.group) } : {}),
     relaySpinUs: numberOption('--relay-spin-us', o.relaySpinUs, { min: 0, max: 1_000_000, integer: true }),
     ...(o.allowUid.length ? { allowUids: o.allowUid.map((u) => numberOption('--allow-uid', u, { min: 0, integer: true })) } : {}),
     relayNice: numberOption('--relay-nice', o.relayNice, { min: -20, max: 19, integer: true }),

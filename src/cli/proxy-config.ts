@@ -7,14 +7,14 @@
  *                    "connect": "/run/openvswitch/vhu0", "device": "net" } ] }
  *
  * Top-level keys apply to every device; a device may set its own listen, connect, frontend,
- * device, control, mode, connect-timeout and allow-uid. Options given on the command line win
+ * device, control, mode, owner, group, connect-timeout and allow-uid. Options given on the command line win
  * over the file, and the file over the defaults.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /** The options a device entry may set for itself. */
-export const DEVICE_KEYS = ['name', 'listen', 'connect', 'frontend', 'device', 'control', 'mode', 'connect-timeout', 'allow-uid', 'fault'] as const;
+export const DEVICE_KEYS = ['name', 'listen', 'connect', 'frontend', 'device', 'control', 'mode', 'owner', 'group', 'connect-timeout', 'allow-uid', 'fault'] as const;
 
 /** Options that make no sense in a file (how this process logs is its command line's business). */
 const COMMAND_LINE_ONLY = new Set(['config', 'json', 'pretty']);

@@ -39,6 +39,8 @@ export interface DaemonOptions {
   connectTimeoutMs?: number;
   /** mode of the listening socket file */
   socketMode?: number;
+  /** owner and group of the listening socket file (default: the daemon's) */
+  socketOwner?: SocketOwner;
   emit: (e: ProxyEvent) => void;
   /** interpose vring eventfds on a native relay thread (default true) */
   interpose?: boolean;
@@ -121,7 +123,7 @@ export class ProxyDaemon {
    * passes the moved peer socket's) and starts the relay.
    */
   start(socket?: { mode: number; owner: SocketOwner }): void {
-    const fd = listenOn(this.opts.listenPath, socket?.mode ?? this.opts.socketMode ?? 0o600, socket?.owner);
+    const fd = listenOn(this.opts.listenPath, socket?.mode ?? this.opts.socketMode ?? 0o600, socket?.owner ?? this.opts.socketOwner);
     this.relay?.start();
     this.listener = new native.Listener(fd, (err, conn) => {
       if (err) return this.onAcceptError(err);

@@ -5,7 +5,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { numberOption, modeOption } from '../../src/cli/numbers';
-import { CLI } from '../../src/lab/proxy-process';
+import { CLI, startProxy } from '../../src/lab/proxy-process';
 import { tmpDir } from '../helpers';
 
 describe('numeric options', () => {
@@ -26,6 +26,8 @@ describe('numeric options', () => {
     [['--stats-interval', '-1'], /--stats-interval "-1"/],
     [['--metrics', 'localhost'], /--metrics localhost: give HOST:PORT/],
     [['--metrics', '127.0.0.1:70000'], /--metrics 127.0.0.1:70000: give HOST:PORT/],
+    [['--owner', 'no-such-user-here'], /--owner no-such-user-here: no such user in \/etc\/passwd/],
+    [['--group', 'no-such-group-here'], /--group no-such-group-here: no such group in \/etc\/group/],
   ])('proxy %j exits 2 with a clear message and leaves no socket or recording behind', (args, message) => {
     const dir = tmpDir('cli-opt');
     const r = spawnSync(process.execPath, [CLI, 'proxy', '--listen', path.join(dir, 'fe.sock'), '--connect', path.join(dir, 'be.sock'), '--record', path.join(dir, 'r.vhsrec'), ...args], { encoding: 'utf8', timeout: 20_000 });
@@ -46,6 +48,21 @@ describe('numeric options', () => {
       expect(fs.readdirSync(dir)).toEqual([]);
     } finally {
       busy.close();
+    }
+  });
+});
+
+describe('the listening socket\'s owner', () => {
+  it('--owner nobody --group nogroup --mode 660: a socket a non-root peer of that group can use, no world bits', async () => {
+    const dir = tmpDir('cli-owner');
+    const fe = path.join(dir, 'fe.sock');
+    const p = await startProxy({ listen: fe, connect: path.join(dir, 'be.sock'), args: ['--owner', 'nobody', '--group', 'nogroup', '--mode', '660', '--no-control'], logFile: path.join(dir, 'proxy.log') });
+    try {
+      const st = fs.lstatSync(fe);
+      expect([st.isSocket(), st.uid, st.gid, st.mode & 0o777]).toEqual([true, 65534, 65534, 0o660]);
+    } finally {
+      p.kill('SIGTERM');
+      expect(await p.waitExit(10_000)).toBe(0);
     }
   });
 });
