@@ -21,6 +21,10 @@ static bool SealedAgainstShrinking(int fd) {
 }
 
 int GuestMemory::Add(int fd, uint64_t gpa, uint64_t size, uint64_t uaddr, uint64_t mmap_offset) {
+  // The seals first, the size after: once sealed against shrinking the size read next can only
+  // grow, so a mapping of it never faults. Read the other way round, a peer could shrink and seal
+  // in between and leave a mapping past the file's end (SIGBUS on the relay thread).
+  const bool sealed = SealedAgainstShrinking(fd);
   struct stat st{};
   if (fstat(fd, &st) < 0) {
     int e = errno;
@@ -33,7 +37,7 @@ int GuestMemory::Add(int fd, uint64_t gpa, uint64_t size, uint64_t uaddr, uint64
     return EINVAL;  // the region does not fit in the file: nothing to read safely
   }
   Region r;
-  if (SealedAgainstShrinking(fd)) {
+  if (sealed) {
     // Map from offset 0 so that any alignment the file needs holds; the region is a window of it.
     void* p = mmap(nullptr, file_len, PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
