@@ -20,6 +20,8 @@ export function parseMetricsAddress(v: string): MetricsAddress {
 
 /** How long a scrape waits for fresh figures from the forwarding thread before the last ones are served. */
 export const FRESH_WAIT_MS = 2000;
+/** connections the endpoint holds at once; more are closed as they come (each is a daemon fd) */
+export const MAX_CONNECTIONS = 32;
 
 /**
  * The HTTP server runs in a worker thread: the forwarding event loop, saturated by many
@@ -35,16 +37,26 @@ const { parentPort, workerData } = require('node:worker_threads');
 const waiting = new Map();
 let next = 0;
 let last;
+// one request for figures at a time: scrapes that come while it is out share its answer
+let asked = false;
 parentPort.on('message', (m) => {
   if (m.type !== 'figures') return;
+  asked = false;
   if (m.body !== undefined) last = { body: m.body, contentType: m.contentType, at: Date.now() };
-  const w = waiting.get(m.id);
-  if (!w) return;
-  waiting.delete(m.id);
-  clearTimeout(w.timer);
-  if (m.body !== undefined) w.res.writeHead(200, { 'content-type': m.contentType }).end(m.body);
-  else w.res.writeHead(500, { 'content-type': 'text/plain' }).end(m.error + '\\n');
+  for (const [id, w] of waiting) {
+    if (w.askedAt > m.askedAt) continue; // came after this build began: the next one answers it
+    waiting.delete(id);
+    clearTimeout(w.timer);
+    if (m.body !== undefined) w.res.writeHead(200, { 'content-type': m.contentType }).end(m.body);
+    else w.res.writeHead(500, { 'content-type': 'text/plain' }).end(m.error + '\\n');
+  }
+  if (waiting.size) ask();
 });
+let asks = 0;
+function ask() {
+  asked = true;
+  parentPort.postMessage({ type: 'scrape', id: ++asks });
+}
 const server = http.createServer((req, res) => {
   if (req.method !== 'GET' || (req.url || '').split('?')[0] !== '/metrics') {
     res.writeHead(404, { 'content-type': 'text/plain' }).end('vhostscope serves /metrics only\\n');
@@ -56,9 +68,15 @@ const server = http.createServer((req, res) => {
     if (last) res.writeHead(200, { 'content-type': last.contentType, 'x-vhostscope-stale-ms': String(Date.now() - last.at) }).end(last.body);
     else res.writeHead(503, { 'content-type': 'text/plain' }).end('vhostscope: the daemon has not produced figures yet\\n');
   }, workerData.freshWaitMs);
-  waiting.set(id, { res, timer });
-  parentPort.postMessage({ type: 'scrape', id });
+  waiting.set(id, { res, timer, askedAt: asks + 1 }); // the build that begins next answers it
+  if (!asked) ask();
 });
+// a bounded number of connections, none kept idle for long: they share the daemon's fd table
+server.maxConnections = workerData.maxConnections;
+server.headersTimeout = 5000;
+server.requestTimeout = 10000;
+server.keepAliveTimeout = 5000;
+server.setTimeout(15000, (socket) => socket.destroy());
 server.on('clientError', (_err, socket) => socket.destroy());
 server.once('error', (err) => parentPort.postMessage({ type: 'error', code: err.code, message: err.message }));
 server.listen(workerData.port, workerData.host, () => {
@@ -74,7 +92,7 @@ export interface MetricsServer {
 
 /** Listens (resolving once listening, rejecting with a clear error if it cannot). */
 export function startMetricsServer(registry: Registry, at: MetricsAddress, onScrapeError: (err: Error) => void, freshWaitMs = FRESH_WAIT_MS): Promise<MetricsServer> {
-  const worker = new Worker(WORKER, { eval: true, workerData: { host: at.host, port: at.port, freshWaitMs } });
+  const worker = new Worker(WORKER, { eval: true, workerData: { host: at.host, port: at.port, freshWaitMs, maxConnections: MAX_CONNECTIONS } });
   worker.unref(); // the daemon's lifetime is its sessions' and signals', not the endpoint's
   return new Promise((resolve, reject) => {
     let listening = false;
@@ -91,10 +109,10 @@ export function startMetricsServer(registry: Registry, at: MetricsAddress, onScr
         }
       } else if (m.type === 'scrape') {
         registry.metrics().then(
-          (body) => worker.postMessage({ type: 'figures', id: m.id, body, contentType: registry.contentType }),
+          (body) => worker.postMessage({ type: 'figures', askedAt: m.id, body, contentType: registry.contentType }),
           (err: Error) => {
             onScrapeError(err);
-            worker.postMessage({ type: 'figures', id: m.id, error: err.message });
+            worker.postMessage({ type: 'figures', askedAt: m.id, error: err.message });
           },
         );
       }
