@@ -110,10 +110,17 @@ export function pinKeeps(pin: Pin, s: Segment): boolean {
  * peer that repeats an error) extend the window of the pin they fall in rather than adding pins;
  * a changed pin is appended again with its id, and the last line of an id wins.
  */
+/** pins in force at most: a trigger that keeps firing with new reasons releases the oldest */
+export const MAX_PINS = 1000;
+
 export class PinBook {
   private readonly pins = new Map<number, Pin>();
   private nextId = 1;
   readonly file: string;
+  /** lines appended since the file was last rewritten: it is compacted when they pile up */
+  private lines = 0;
+  /** the last error writing the file (the pins hold in memory regardless) */
+  lastError: Error | undefined;
 
   constructor(
     readonly dir: string,
@@ -144,25 +151,54 @@ export class PinBook {
     }
     const p: Pin = { id: this.nextId++, atMs, fromMs, toMs, reason, ...(session ? { session } : {}) };
     this.store(p);
+    while (this.pins.size > MAX_PINS) this.release(this.list()[0]!.id);
     return p;
   }
 
   /** Forgets a pin (retention may then delete what it kept). */
   release(id: number): void {
     if (!this.pins.delete(id)) return;
-    fs.appendFileSync(this.file, JSON.stringify({ id, released: true }) + '\n', { mode: 0o600 });
+    this.append({ id, released: true });
   }
 
   /** Rewrites the file with the pins in force only (it is appended to at every change). */
   compact(): void {
     const tmp = `${this.file}.tmp`;
-    fs.writeFileSync(tmp, this.list().map((p) => JSON.stringify(p) + '\n').join(''), { mode: 0o600 });
-    fs.renameSync(tmp, this.file);
+    try {
+      // a fresh file (wx: never through a link planted at the name), then one rename over the old
+      fs.rmSync(tmp, { force: true });
+      fs.writeFileSync(tmp, this.list().map((p) => JSON.stringify(p) + '\n').join(''), { mode: 0o600, flag: 'wx' });
+      fs.renameSync(tmp, this.file);
+      this.lines = this.pins.size;
+      this.lastError = undefined;
+    } catch (err) {
+      this.lastError = err as Error;
+    }
   }
 
   private store(p: Pin): void {
     this.pins.set(p.id, p);
-    fs.appendFileSync(this.file, JSON.stringify(p) + '\n', { mode: 0o600 });
+    this.append(p);
+  }
+
+  /**
+   * One line more in the file. A write that fails (a full disk) leaves the pin in force in memory:
+   * a pin must never cost a session or the daemon (SIGUSR1 pins).
+   */
+  private append(line: object): void {
+    try {
+      const fd = fs.openSync(this.file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+      try {
+        fs.writeSync(fd, JSON.stringify(line) + '\n');
+      } finally {
+        fs.closeSync(fd);
+      }
+      this.lastError = undefined;
+    } catch (err) {
+      this.lastError = err as Error;
+      return;
+    }
+    if (++this.lines > 4 * this.pins.size + 64) this.compact(); // an extended pin appends each time
   }
 }
 

@@ -92,6 +92,7 @@ export class Recorder {
   /** the most recent files begun (at most RECENT_FILES) */
   readonly files: string[] = [];
   readonly pins: PinBook | undefined;
+  private pinErrorTold: Error | undefined;
   private readonly sweepTimer: NodeJS.Timeout | undefined;
   private sweepSoonTimer: NodeJS.Timeout | undefined;
   private lastSweepMs = 0;
@@ -154,6 +155,10 @@ export class Recorder {
     if (session !== undefined && !name) return undefined; // not a session being recorded
     const p = this.pins.pin(reason, name);
     this.opts.flight?.onPin?.(p);
+    // the pin holds in memory whatever the disk says; the first failure to write it is told
+    const err = this.pins.lastError;
+    if (err && err !== this.pinErrorTold) this.opts.onError?.(this.pins.file, err);
+    this.pinErrorTold = err;
     return p;
   }
 

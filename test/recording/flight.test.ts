@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { listDirectory, lsText } from '../../src/cli/ls-command';
 import { encodeMessage, Request } from '../../src/protocol';
 import type { ProxyEvent } from '../../src/proxy/events';
-import { PinBook, listSegments, readPins, segmentFile, sweep } from '../../src/recording/flight';
+import { MAX_PINS, PinBook, listSegments, readPins, segmentFile, sweep } from '../../src/recording/flight';
 import { Recorder, type FlightOptions } from '../../src/recording/recorder';
 import { encodeFrame } from '../../src/recording/frames';
 import { readRecording } from '../../src/recording/reader';
@@ -133,6 +133,38 @@ describe('flight recorder', () => {
     expect(r.deleted.map((s) => path.basename(s.file))).toEqual(['x-s1.vhsrec']);
     expect(r.bytes).toBe(10_000);
     expect(readPins(dir).map((p) => p.id)).toEqual([2, 3]);
+  });
+
+  it('holds at most MAX_PINS pins (the oldest go), keeps its file compact, and never throws when the file cannot be written', () => {
+    const dir = tmpDir('flight-pin-bounds');
+    const book = new PinBook(dir, 1000, 1000);
+    for (let i = 0; i < MAX_PINS + 50; i++) book.pin(`check VU0${i}`, 'x-s1', 10_000 + i * 5000);
+    expect(book.list()).toHaveLength(MAX_PINS);
+    expect(book.list()[0]!.reason).toBe('check VU050'); // the 50 oldest released
+    // a trigger firing at every message extends its pin: the file stays near one line a pin
+    for (let t = 0; t < 20_000; t++) book.pin('fault rule r1', 'x-s1', 100_000_000 + t);
+    const lines = fs.readFileSync(book.file, 'utf8').split('\n').filter(Boolean).length;
+    expect(lines).toBeLessThanOrEqual(4 * MAX_PINS + 64 + 1);
+    expect(readPins(dir)).toHaveLength(MAX_PINS);
+    // the file cannot be written (a full disk, here a directory in its place): pins go on in memory
+    fs.rmSync(book.file);
+    fs.mkdirSync(book.file);
+    const p = book.pin('SIGUSR1', undefined, 500_000_000);
+    expect(book.list().at(-1)).toEqual(p);
+    expect(book.lastError?.message).toMatch(/EISDIR/);
+    expect(() => book.release(p.id)).not.toThrow();
+    expect(() => book.compact()).not.toThrow();
+  });
+
+  it('never writes the pins file through a symlink planted at its name', () => {
+    const dir = tmpDir('flight-pin-link');
+    const victim = path.join(tmpDir('flight-victim'), 'victim');
+    fs.writeFileSync(victim, 'untouched\n');
+    fs.symlinkSync(victim, path.join(dir, 'pins.jsonl'));
+    const book = new PinBook(dir, 1000, 1000);
+    book.pin('mark: x', undefined, 1000);
+    expect(book.lastError?.message).toMatch(/ELOOP/);
+    expect(fs.readFileSync(victim, 'utf8')).toBe('untouched\n');
   });
 
   it('deletes unpinned segments older than --keep-for, and never an open one', () => {
