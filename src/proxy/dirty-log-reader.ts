@@ -16,6 +16,12 @@ import type { RingSnapshot } from '../rings/snapshot';
 export const MAX_LOG_BYTES = 16 << 20;
 /** often enough to see a mark between two of QEMU's syncs (one per migration iteration, 100s of ms apart) */
 const SAMPLE_MS = 20;
+/**
+ * A sample may take this share of the daemon's loop at most: after one that took t ms, the next
+ * waits 1/SAMPLE_DUTY x t (a 16 MiB log read and counted every 20 ms would hold the loop
+ * that forwards every session's messages).
+ */
+const SAMPLE_DUTY = 0.1;
 
 export interface DirtyLogResult extends DirtyLogFigures {
   startNs: bigint;
@@ -32,7 +38,24 @@ interface Reading {
   counter: DirtyLogCounter;
   startNs: bigint;
   timer: NodeJS.Timeout;
+  /** no sample before this (Date.now() ms): the duty-cycle bound */
+  nextAtMs: number;
   error?: string;
+}
+
+/**
+ * What the log's fd is, if it is not memory (a memfd or a file on /dev/shm): a pipe, a device
+ * such as /dev/urandom, a socket or a file on another file system may block a read or never end,
+ * and the read runs on the daemon's loop.
+ */
+function notMemory(fd: number): string | undefined {
+  let link = '';
+  try {
+    link = fs.readlinkSync(`/proc/self/fd/${fd}`);
+  } catch (err) {
+    return `an fd that cannot be looked at (${(err as NodeJS.ErrnoException).code})`;
+  }
+  return link.startsWith('/memfd:') || link.startsWith('/dev/shm/') ? undefined : link;
 }
 
 export class DirtyLogReader {
@@ -80,11 +103,16 @@ export class DirtyLogReader {
     const bytes = Number(log.mmapSize as bigint);
     if (bytes > MAX_LOG_BYTES) return this.onProblem(`the dirty log (${bytes} bytes) is larger than ${MAX_LOG_BYTES >> 20} MiB: not read`);
     if (bytes <= 0) return;
-    const fd = native.dup(fds[0]);
+    const what = notMemory(fds[0]!);
+    if (what) return this.onProblem(`the dirty log is ${what}, not a memfd: not read`);
+    const fd = native.dup(fds[0]!);
     this.current = {
       fd, offset: Number((log.mmapOffset as bigint | undefined) ?? 0n), buf: Buffer.alloc(bytes),
       counter: new DirtyLogCounter(bytes), startNs: native.monotonicNs(),
-      timer: setInterval(() => this.sample(), SAMPLE_MS),
+      timer: setInterval(() => {
+        if (Date.now() >= (this.current?.nextAtMs ?? 0)) this.sample();
+      }, SAMPLE_MS),
+      nextAtMs: 0,
     };
     this.current.timer.unref();
     this.describeRings();
@@ -100,8 +128,10 @@ export class DirtyLogReader {
     const r = this.current;
     if (!r || r.error) return;
     try {
+      const t0 = Date.now();
       const n = fs.readSync(r.fd, r.buf, 0, r.buf.length, r.offset);
       r.counter.sample(r.buf.subarray(0, n));
+      r.nextAtMs = Date.now() + (Date.now() - t0) / SAMPLE_DUTY;
       if (n < r.buf.length) this.stop(r, `the log file is shorter than SET_LOG_BASE said (${n} of ${r.buf.length} bytes read)`);
     } catch (err) {
       this.stop(r, `reading the log failed: ${(err as Error).message}`);

@@ -27,6 +27,24 @@ export interface DirtyLogFigures {
   other: number;
 }
 
+/** page size of the log, as a number (page indices of a 16 MiB log fit well within 2^53) */
+const PAGE = Number(LOG_PAGE);
+/**
+ * Marks put down to a vring per sample, at most; the rest are counted, as "other". The bits are
+ * the back-end's (and, through forged lengths, the guest's): a log full of them must cost a
+ * sample a bounded amount of work on the daemon's loop.
+ */
+export const MAX_CLASSIFIED_MARKS = 1 << 16;
+/** pages remembered as written by completed chains between two samples, at most */
+export const MAX_WRITTEN_PAGES = 1 << 16;
+
+/** set bits in a byte */
+const POPCOUNT = Uint8Array.from({ length: 256 }, (_, i) => {
+  let n = 0;
+  for (let b = i; b; b &= b - 1) n++;
+  return n;
+});
+
 export class DirtyLogCounter {
   private prev: Buffer;
   private readonly seen: Uint8Array;
@@ -36,9 +54,9 @@ export class DirtyLogCounter {
   private other = 0;
   private readonly perVring = new Map<number, { usedRing: number; buffers: number }>();
   /** per vring: the used ring's first page and page count */
-  private readonly usedRings = new Map<number, { first: bigint; count: bigint }>();
+  private readonly usedRings = new Map<number, { first: number; count: number }>();
   /** pages written by completed chains since the previous sample: page -> vring */
-  private written = new Map<bigint, number>();
+  private written = new Map<number, number>();
 
   constructor(readonly bytes: number) {
     this.prev = Buffer.alloc(bytes);
@@ -49,20 +67,26 @@ export class DirtyLogCounter {
   usedRing(vring: number, gpa: bigint, num: number): void {
     const end = gpa + 6n + 8n * BigInt(num);
     const first = gpa / LOG_PAGE;
-    this.usedRings.set(vring, { first, count: (end - 1n) / LOG_PAGE - first + 1n });
+    const last = (end - 1n) / LOG_PAGE;
+    if (first > BigInt(this.bytes * 8)) return; // beyond what the log covers
+    this.usedRings.set(vring, { first: Number(first), count: Number(last - first + 1n) });
   }
 
   /** A call snapshot: the device-writable buffers of the chains it shows completed. */
   completed(vring: number, s: RingSnapshot): void {
     if (s.kind !== 'call') return;
+    const logPages = this.bytes * 8;
     for (const e of s.entries) {
       let left = e.usedLen ?? Infinity;
       for (const d of e.descs) {
         if (!(d.flags & VRING_DESC_F_WRITE) || left <= 0) continue;
-        const len = BigInt(Math.min(d.len, left));
-        left -= Number(len);
-        if (len === 0n) continue;
-        for (let p = d.addr / LOG_PAGE; p <= (d.addr + len - 1n) / LOG_PAGE; p++) this.written.set(p, vring);
+        const len = Math.min(d.len, left);
+        left -= len;
+        if (len === 0) continue;
+        const first = d.addr / LOG_PAGE;
+        if (first >= BigInt(logPages)) continue;
+        const last = Math.min(Number((d.addr + BigInt(len) - 1n) / LOG_PAGE), logPages - 1);
+        for (let p = Number(first); p <= last && this.written.size < MAX_WRITTEN_PAGES; p++) this.written.set(p, vring);
       }
     }
   }
@@ -71,21 +95,29 @@ export class DirtyLogCounter {
   sample(log: Buffer): void {
     this.samples++;
     const n = Math.min(log.length, this.bytes);
+    let budget = MAX_CLASSIFIED_MARKS;
     for (let i = 0; i < n; i++) {
-      const fresh = log[i] & ~this.prev[i];
+      const fresh = log[i]! & ~this.prev[i]!;
       if (!fresh) continue;
-      if (fresh & ~this.seen[i]) {
-        for (let b = fresh & ~this.seen[i]; b; b &= b - 1) this.pages++;
+      const unseen = fresh & ~this.seen[i]!;
+      if (unseen) {
+        this.pages += POPCOUNT[unseen]!;
         this.seen[i] |= fresh;
       }
-      for (let bit = 0; bit < 8; bit++) if (fresh & (1 << bit)) this.mark(BigInt(i * 8 + bit));
+      const count = POPCOUNT[fresh]!;
+      this.marks += count;
+      if (budget < count) {
+        this.other += count; // past the budget: counted, not put down to a vring
+        continue;
+      }
+      budget -= count;
+      for (let bit = 0; bit < 8; bit++) if (fresh & (1 << bit)) this.classify(i * 8 + bit);
     }
     log.copy(this.prev, 0, 0, n);
     this.written = new Map();
   }
 
-  private mark(page: bigint): void {
-    this.marks++;
+  private classify(page: number): void {
     for (const [vring, r] of this.usedRings) {
       if (page >= r.first && page < r.first + r.count) return void this.vringFigures(vring).usedRing++;
     }
