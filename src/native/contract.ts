@@ -177,6 +177,8 @@ export interface FdInfo {
   inode: number;
   blockSize: number;
   hugetlb: boolean;
+  /** a file on a FUSE mount: described from /proc only (an fstat would ask its server), size 0 */
+  fuse?: boolean;
   /** for memfds (also hugetlb memfds) */
   memfdName?: string;
   /** F_GET_SEALS where the fd supports sealing */
