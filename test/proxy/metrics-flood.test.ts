@@ -16,6 +16,15 @@ import { tmpDir, until } from '../helpers';
 
 const fdsOf = (pid: number): number => fs.readdirSync(`/proc/${pid}/fd`).length;
 
+/** a scrape (curl, its own process) answered 200 */
+function scrapeAnswered(port: number): boolean {
+  try {
+    return execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${port}/metrics`], { encoding: 'utf8', timeout: 5000 }) === '200';
+  } catch {
+    return false;
+  }
+}
+
 describe('the metrics endpoint under a connection flood', () => {
   it('3000 idle connections: the daemon holds at most its bound of them, and scrapes work again after', async () => {
     const dir = tmpDir('metrics-flood');
@@ -23,13 +32,7 @@ describe('the metrics endpoint under a connection flood', () => {
     const proxy = await startProxy({ listen: path.join(dir, 'fe.sock'), connect: path.join(dir, 'be.sock'), args: ['--metrics', `127.0.0.1:${port}`, '--no-control'], logFile: path.join(dir, 'proxy.log') });
     const sockets: net.Socket[] = [];
     try {
-      await until(() => {
-        try {
-          return execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${port}/metrics`], { encoding: 'utf8', timeout: 5000 }) === '200';
-        } catch {
-          return false;
-        }
-      }, 20_000, 'the endpoint');
+      await until(() => scrapeAnswered(port), 20_000, 'the endpoint');
       const before = fdsOf(proxy.pid);
       let opened = 0;
       for (let i = 0; i < 3000; i++) {
@@ -43,13 +46,7 @@ describe('the metrics endpoint under a connection flood', () => {
       expect(during - before, `daemon fds ${before} -> ${during}`).toBeLessThanOrEqual(MAX_CONNECTIONS + 8);
       expect(proxy.alive).toBe(true);
       for (const s of sockets) s.destroy();
-      await until(() => {
-        try {
-          return execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${port}/metrics`], { encoding: 'utf8', timeout: 5000 }) === '200';
-        } catch {
-          return false;
-        }
-      }, 20_000, 'a scrape after the flood');
+      await until(() => scrapeAnswered(port), 20_000, 'a scrape after the flood');
     } finally {
       for (const s of sockets) s.destroy();
       proxy.kill('SIGTERM');
