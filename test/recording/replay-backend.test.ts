@@ -1,0 +1,98 @@
+/**
+ * Replay as the back-end, in process, against scripted front-ends: the recorded replies served
+ * byte for byte to a faithful front-end, and every way a live front-end can differ reported.
+ */
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { native, type Channel } from '../../src/native';
+import { isReplyExpected, newNegotiation, applyMainMessage, parseHeader, HEADER_SIZE } from '../../src/protocol';
+import { replayAsBackend } from '../../src/replay/backend';
+import type { ReplayResult } from '../../src/replay/frontend';
+import type { FdDescription } from '../../src/proxy/events';
+import { buildScript, loadRecording, type Script, type Step } from '../../src/replay/script';
+import { tmpDir, until } from '../helpers';
+
+const REC = path.resolve(__dirname, '..', '..', 'recordings', 'qemu-blk-qsd.vhsrec');
+const script: Script = buildScript(loadRecording(REC).records);
+
+const channels: Channel[] = [];
+afterEach(() => {
+  for (const c of channels.splice(0)) c.close();
+});
+
+/** a fresh fd of the kind the recording describes (as the live front-end would send) */
+function fdLike(f: FdDescription): number {
+  if (f.kind === 'memfd') return native.memfdCreate(f.memfdName ?? 'guest', f.size ?? 4096);
+  if (f.kind === 'socket') {
+    const [a, b] = native.socketpair();
+    native.close(b);
+    return a;
+  }
+  return native.eventfd(0);
+}
+
+/**
+ * Runs the replayed back-end and a front-end that sends `steps` in order, each once the reply of
+ * the one before (if due) has come; resolves with the replay's result and the replies received.
+ */
+async function frontendSends(steps: Step[], opts: { strict?: boolean } = {}): Promise<{ result: ReplayResult; replies: Buffer[] }> {
+  const sock = path.join(tmpDir('replay-be'), 'be.sock');
+  const replay = replayAsBackend(script, { listen: sock, idleTimeoutMs: 300, timeoutMs: 5000, ...opts });
+  const replies: Buffer[] = [];
+  let closed = false;
+  let fe: Channel | undefined;
+  for (const end = Date.now() + 5000; !fe && Date.now() < end; ) {
+    try {
+      fe = new native.Channel(native.connectUnix(sock), 1 << 20, (m, fds) => {
+        for (const f of fds) native.close(f);
+        replies.push(m);
+      }, () => (closed = true));
+    } catch {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  fe!.start();
+  channels.push(fe!);
+  const n = newNegotiation();
+  for (const s of steps) {
+    if (closed) break;
+    fe!.send(s.raw, s.fds.map(fdLike));
+    const h = parseHeader(s.raw);
+    applyMainMessage(n, h.request, h.flags, s.raw.subarray(HEADER_SIZE));
+    if (isReplyExpected('main', h.request, h.flags, n)) {
+      const want = replies.length + 1;
+      await until(() => replies.length >= want || closed, 5000, `the reply to ${s.request.decoded.name}`);
+    }
+  }
+  return { result: await replay, replies };
+}
+
+describe('replay as the back-end', () => {
+  it('serves a faithful front-end the recorded replies, byte for byte, with nothing to report but its silence', async () => {
+    const { result, replies } = await frontendSends(script.frontend);
+    expect(result.divergences).toEqual([]);
+    const served = script.frontend.filter((s) => s.replyServed).map((s) => s.replyServed!.toString('hex'));
+    expect(replies.map((r) => r.toString('hex'))).toEqual(served);
+    expect(result.sent).toBe(served.length);
+    expect(result.notes).toEqual(['the frontend was silent for 300 ms: replay ended']);
+  });
+
+  it('a front-end that skips a request: the difference reported, the replay resynchronised after it', async () => {
+    const skip = script.frontend.findIndex((s, i) => i > 0 && !s.replyServed && script.frontend[i + 1]?.request.decoded.request !== s.request.decoded.request);
+    const steps = script.frontend.filter((_, i) => i !== skip);
+    const { result } = await frontendSends(steps);
+    expect(result.divergences[0]).toMatchObject({ index: script.frontend[skip]!.index, kind: 'reply-differs', recorded: script.frontend[skip]!.request.decoded.name, fields: ['request'] });
+    expect(result.divergences).toHaveLength(1);
+    // the skipped request counts as passed over: the rest of the recording came
+    expect(result.notes).toEqual([`resynchronised: skipped 1 recorded request(s) to ${script.frontend[skip + 1]!.request.decoded.name}`, 'the frontend was silent for 300 ms: replay ended']);
+  });
+
+  it('--strict ends at the first difference', async () => {
+    const steps = [...script.frontend];
+    const swapped = steps.splice(2, 1)[0]!;
+    steps.splice(5, 0, swapped);
+    const { result } = await frontendSends(steps, { strict: true });
+    expect(result.divergences).toHaveLength(1);
+    expect(result.notes.some((n) => /never came from the live frontend/.test(n))).toBe(true);
+  });
+});
