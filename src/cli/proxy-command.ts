@@ -282,9 +282,6 @@ export async function runProxy(global: ProxyCliOptions, runs: DeviceRun[], confi
       logger[sent ? 'info' : 'warn']({ event: 'notice', session, msg: sent ? `injected ${spec.channel}:${spec.name}` : `could not inject ${spec.channel}:${spec.name}: the ${spec.channel} channel is gone` }),
     );
   }
-  for (const r of checked) running.push(startDevice(r.name, r.o, r.numbers, shared, r.attach ?? false));
-  for (const r of faults.list()) logger.warn({ event: 'notice', rule: r.id, msg: `fault rule ${r.id}: ${r.text}` });
-
   const stop = (sig: string): void => {
     logger.info({ event: 'notice', msg: `${sig}: closing every session` });
     shared.injector?.stop();
@@ -317,8 +314,12 @@ export async function runProxy(global: ProxyCliOptions, runs: DeviceRun[], confi
       logger.error({ event: 'notice', msg: `SIGHUP: the rules were not reloaded, the old ones stay: ${(err as Error).message}` });
     }
   });
+  // Before any socket exists: a signal that comes as soon as a peer can see the daemon listening
+  // must find its handler (without one, the default action would end the daemon at once).
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
+  for (const r of checked) running.push(startDevice(r.name, r.o, r.numbers, shared, r.attach ?? false));
+  for (const r of faults.list()) logger.warn({ event: 'notice', rule: r.id, msg: `fault rule ${r.id}: ${r.text}` });
 }
 
 /** Starts one device's daemon and control socket; its events go through the shared services. */
