@@ -4,7 +4,7 @@
  * timeline of messages and notifications. Data is embedded as JSON; a small inline script draws
  * the plots as SVG and marks each one data-rendered="true".
  */
-import { durationUs, secs } from '../log/format';
+import { durationUs, printable, secs } from '../log/format';
 import { flagsToString, formatPayload, type DeviceType } from '../protocol';
 import type { ProxyEvent } from '../proxy/events';
 import { NotificationStats } from '../proxy/notification-stats';
@@ -20,7 +20,7 @@ import { entryLine, indicesText } from '../rings/format';
 // markup escaped, and control characters shown as \xHH (a terminal escape in a peer's string
 // stays visible and inert, also for whoever cats the file)
 const esc = (s: string): string =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!).replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  printable(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 /**
  * Any value from a recording, escaped: a recording is peer-controlled input (a crafted one may
  * hold markup where a number is expected), so nothing of it reaches the page unescaped.
