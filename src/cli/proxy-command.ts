@@ -257,7 +257,7 @@ export async function runProxy(global: ProxyCliOptions, runs: DeviceRun[], confi
   if (metricsAt) logger.info({ event: 'notice', msg: `metrics at http://${metricsAt.host.includes(':') ? `[${metricsAt.host}]` : metricsAt.host}:${metricsAt.port}/metrics` });
   const recorder = global.record
     ? new Recorder(global.record, {
-        onError: (file, err) => logger.error({ event: 'notice', msg: file.endsWith('.vhsrec') ? `recording ${file} stopped at its last whole frame: ${err.message}; forwarding goes on` : `could not write ${file}: ${err.message}; the pins hold in memory and forwarding goes on` }),
+        onError: (file, err, opening) => logger.error({ event: 'notice', msg: opening ? `could not create recording ${file}: ${err.message}; ${opening}` : file.endsWith('.vhsrec') ? `recording ${file} stopped at its last whole frame: ${err.message}; forwarding goes on` : `could not write ${file}: ${err.message}; the pins hold in memory and forwarding goes on` }),
         ...(flight ? { flight: { ...flight, onSweep: (r) => logSweep(logger, r), onPin: (p) => logPin(logger, p) } } : {}),
       })
     : undefined;

@@ -27,6 +27,8 @@ export interface RecordingFigures {
   bytes: number;
   droppedNotifications: number;
   droppedRings: number;
+  /** bytes encoded and waiting for the disk now */
+  queuedBytes: number;
 }
 
 /** What a daemon's metrics read at scrape time rather than count from events. */
@@ -143,6 +145,7 @@ function scrapeTimeFamilies(all: () => Sourced[]) {
     readFamily('vhostscope_recording_bytes_total', 'bytes written to recordings', 'counter', all, (s) => s.recording?.().bytes),
     readFamily('vhostscope_recording_dropped_notifications_total', 'notifications not recorded because the disk fell behind', 'counter', all, (s) => s.recording?.().droppedNotifications),
     readFamily('vhostscope_recording_dropped_snapshots_total', 'vring snapshots not recorded because the disk fell behind', 'counter', all, (s) => s.recording?.().droppedRings),
+    readFamily('vhostscope_recording_queued_bytes', 'bytes of recording waiting for the disk', 'gauge', all, (s) => s.recording?.().queuedBytes),
     readFamily('vhostscope_backpressure_paused_channels', 'channels whose reading is paused because the peer they forward to is not reading', 'gauge', all, (s) => s.pausedChannels?.()),
   ];
 }

@@ -11,9 +11,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from '../native';
 import { HEADER_SIZE, type DeviceGuess } from '../protocol';
+import type { RecordingFigures } from '../control/metrics';
 import type { ProxyEvent } from '../proxy/events';
 import { endedInError } from '../proxy/events';
-import { KIND_CODES, type DeviceRecord, type NotifyBatchRecord, type SessionStartRecord } from './records';
+import { KIND_CODES, type DeviceRecord, type HeaderRecord, type NotifyBatchRecord, type SessionStartRecord } from './records';
 import { RecordingWriter, type WriterOptions } from './writer';
 import { PinBook, segmentFile, sweep, type Pin, type RetentionLimits, type SegmentStarts, type SweepResult } from './flight';
 
@@ -33,6 +34,8 @@ interface SessionState {
   /** the segment being written (0: the first) and when it began (wall clock ms) */
   part: number;
   partStartedMs: number;
+  /** wall clock ms before which no rotation is tried again (the last one could not open a file) */
+  retryRotationMs: number;
   /** the segment's size after its header and copied start: an age rotation needs more than that */
   partBaseBytes: number;
   /** copied to the start of every later segment, so that each reads on its own */
@@ -55,8 +58,11 @@ export interface FlightOptions extends RetentionLimits {
 }
 
 export interface RecorderOptions extends WriterOptions {
-  /** called when a file cannot be written (disk full, ...): forwarding goes on regardless */
-  onError?: (path: string, err: Error) => void;
+  /**
+   * called when a file cannot be written (disk full, ...) or created (`opening`: what happens
+   * instead); forwarding goes on regardless
+   */
+  onError?: (path: string, err: Error, opening?: string) => void;
   /** rotate, pin and retain (directory mode only) */
   flight?: FlightOptions;
 }
@@ -68,6 +74,8 @@ const SWEEP_MS = 60_000;
  * (the directory may pass its bound by what is written in that time, at most one such interval).
  */
 const SWEEP_MIN_INTERVAL_MS = 1000;
+/** after a rotation that could not open its file, the session stays in its segment this long */
+const ROTATION_RETRY_MS = 10_000;
 /** `files` keeps the names of this many most recent files */
 const RECENT_FILES = 100;
 
@@ -204,15 +212,19 @@ export class Recorder {
     const full = bytes >= f.segmentBytes;
     const old = Date.now() - s.partStartedMs >= f.segmentMs && (bytes > s.partBaseBytes || s.batch !== undefined);
     if (!full && !old) return;
+    if (Date.now() < s.retryRotationMs) return;
     this.flushBatch(id, s);
+    const file = segmentFile(this.target, s.name, s.part + 1);
+    const next = this.openWriter(file, { session: s.name, index: s.part + 1 });
+    if (!next) {
+      // no new file (no inode, no fd left): the session goes on in this one, and tries again later
+      s.retryRotationMs = Date.now() + ROTATION_RETRY_MS;
+      return;
+    }
     this.closeWriter(s.writer);
     s.part++;
     s.partStartedMs = Date.now();
-    const file = segmentFile(this.target, s.name, s.part);
-    s.writer = new RecordingWriter(file, this.opts);
-    this.live.add(s.writer);
-    this.opened(file);
-    s.writer.writeHeader(native.monotonicNs(), { session: s.name, index: s.part });
+    s.writer = next;
     s.writer.write(s.start);
     if (s.device) s.writer.write(s.device);
     s.partBaseBytes = s.writer.queuedBytes;
@@ -221,17 +233,11 @@ export class Recorder {
 
   onEvent(e: ProxyEvent): void {
     if (e.type === 'session-start') {
-      let writer = this.shared;
-      const name = writer ? undefined : this.sessionName(e.session);
-      if (!writer) {
-        const file = segmentFile(this.target, name!, 0);
-        writer = new RecordingWriter(file, this.opts);
-        this.live.add(writer);
-        writer.writeHeader(native.monotonicNs());
-        this.opened(file);
-      }
+      const name = this.shared ? undefined : this.sessionName(e.session);
+      const writer = this.shared ?? this.openWriter(segmentFile(this.target, name!, 0));
+      if (!writer) return; // told; the session is forwarded, not recorded
       const start: SessionStartRecord = { type: 'session-start', ts: e.ts, session: e.session, listen: e.listenPath, connect: e.connectPath, frontend: e.frontend, interpose: e.interpose, peers: e.peers };
-      this.sessions.set(e.session, { writer, batch: undefined, last: 0n, dropped: 0, droppedRings: 0, ownWriter: !this.shared, part: 0, partStartedMs: Date.now(), partBaseBytes: 0, ...(name ? { name, start } : {}) });
+      this.sessions.set(e.session, { writer, batch: undefined, last: 0n, dropped: 0, droppedRings: 0, ownWriter: !this.shared, part: 0, partStartedMs: Date.now(), partBaseBytes: 0, retryRotationMs: 0, ...(name ? { name, start } : {}) });
       writer.write(start);
       return;
     }
@@ -330,6 +336,24 @@ export class Recorder {
     this.maybeRotate(e.session, s);
   }
 
+  /**
+   * A new file, its header written; or, when it cannot be created (EMFILE, ENOSPC, EACCES, a
+   * removed directory), undefined after telling onError: forwarding never waits for the disk.
+   */
+  private openWriter(file: string, part?: HeaderRecord['part']): RecordingWriter | undefined {
+    let w: RecordingWriter;
+    try {
+      w = new RecordingWriter(file, this.opts);
+    } catch (err) {
+      this.opts.onError?.(file, err as Error, part ? 'the session stays in its current segment and tries again in 10 s' : 'the session is forwarded without a recording');
+      return undefined;
+    }
+    this.live.add(w);
+    this.opened(file);
+    w.writeHeader(native.monotonicNs(), part);
+    return w;
+  }
+
   /** Closes a writer, moving its figures to the closed totals once it is on disk. */
   private closeWriter(w: RecordingWriter): void {
     const done: Promise<void> = w.close().finally(() => {
@@ -343,9 +367,10 @@ export class Recorder {
   }
 
   /** Bytes written and records dropped (the disk fell behind) over every file, for metrics. */
-  figures(): { bytes: number; droppedNotifications: number; droppedRings: number } {
-    const f = { ...this.closedFigures };
+  figures(): RecordingFigures {
+    const f = { ...this.closedFigures, queuedBytes: 0 };
     for (const w of this.live) {
+      f.queuedBytes += w.queuedBytes;
       f.bytes += w.bytesWritten;
       f.droppedNotifications += w.droppedNotifications;
       f.droppedRings += w.droppedRings;

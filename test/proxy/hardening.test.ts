@@ -51,11 +51,14 @@ describe('permissions', () => {
 });
 
 const tmpfs = tmpDir('tmpfs');
+const tmpfsFlight = tmpDir('tmpfs-flight');
 afterAll(() => {
-  try {
-    execFileSync('umount', [tmpfs]);
-  } catch {
-    /* not mounted */
+  for (const m of [tmpfs, tmpfsFlight]) {
+    try {
+      execFileSync('umount', [m]);
+    } catch {
+      /* not mounted */
+    }
   }
 });
 
@@ -89,6 +92,57 @@ describe('disk full while recording', () => {
     const msgs = scan.records.filter((r) => r.type === 'message').length;
     expect(msgs).toBeGreaterThan(10);
     expect(msgs).toBeLessThan(800);
+  });
+});
+
+describe('flight recorder on a full disk', () => {
+  it('queues nothing after the failure, pins and rotates without throwing, and new sessions are forwarded unrecorded', async () => {
+    // 32 KiB and 8 inodes: the data runs out first, then the names
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32k,nr_inodes=8', 'tmpfs', tmpfsFlight]);
+    const dir = tmpDir('full-flight');
+    const be = echoBackend(path.join(dir, 'be.sock'));
+    const target = path.join(tmpfsFlight, 'rec') + '/';
+    const errors: string[] = [];
+    const rec = new Recorder(target, {
+      onError: (f, e, opening) => errors.push(`${path.basename(f)}: ${e.message}${opening ? ` (${opening})` : ''}`),
+      flushMs: 5,
+      flight: { segmentBytes: 8 << 10, segmentMs: 3_600_000, keepBytes: 1 << 30, pinBeforeMs: 1000, pinAfterMs: 1000 },
+    });
+    const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), emit: (e) => rec.onEvent(e) });
+    d.start();
+    const cfg = Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]), Buffer.alloc(1024, 0x5a)]);
+    const session = async (n: number): Promise<void> => {
+      let replies = 0;
+      const ch = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => replies++, () => {});
+      ch.start();
+      for (let i = 0; i < n; i++) {
+        ch.send(encodeMessage(Request.GET_CONFIG, 1, cfg));
+        await until(() => replies === i + 1, 5000, `reply ${i}`);
+        if (i % 50 === 0) rec.pin(`trigger ${i}`); // a pin on a full disk: held in memory, never thrown
+      }
+      ch.close();
+    };
+    // the first session fills the disk, rotating through segments, then goes on for as long again
+    await session(100);
+    await until(() => errors.some((e) => /ENOSPC/.test(e)), 5000, 'the full disk reported');
+    await session(400);
+    // nothing waits in memory for a disk that said no
+    expect(rec.figures().queuedBytes).toBe(0);
+    // no inode left: a new session's file cannot be created; the session is forwarded anyway
+    for (let i = 0; ; i++) {
+      try {
+        fs.writeFileSync(path.join(tmpfsFlight, `inode-${i}`), '');
+      } catch {
+        break;
+      }
+    }
+    const before = errors.length;
+    await session(20);
+    expect(errors.slice(before).join('\n')).toMatch(/-s\d+\.vhsrec: ENOSPC.*\(the session is forwarded without a recording\)/);
+    d.stop();
+    await rec.close();
+    be.close();
+    for (const f of fs.readdirSync(target).filter((n) => n.endsWith('.vhsrec'))) expect(readRecording(path.join(target, f)).torn).toBeUndefined();
   });
 });
 

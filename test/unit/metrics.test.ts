@@ -74,7 +74,7 @@ describe('daemon metrics', () => {
     buckets[9] = 5; // [512, 1024) ns
     buckets[12] = 1; // [4096, 8192) ns
     const relay: RelayStats = { threadCpuNs: 2e9, notifications: 6, droppedEvents: 0, pairs: 2, niceApplied: false, droppedSnapshots: 0, transitBuckets: buckets, transitSumNs: 8000 };
-    new DaemonMetrics(registry, '/a', { relay: () => relay, recording: () => ({ bytes: 4096, droppedNotifications: 3, droppedRings: 0 }), pausedChannels: () => 1 });
+    new DaemonMetrics(registry, '/a', { relay: () => relay, recording: () => ({ bytes: 4096, droppedNotifications: 3, droppedRings: 0, queuedBytes: 512 }), pausedChannels: () => 1 });
     new DaemonMetrics(registry, '/b', { relay: () => undefined, pausedChannels: () => 0 });
     const text = registry.metrics();
     expect(await lines(text, 'vhostscope_relay_notifications_total')).toEqual(['vhostscope_relay_notifications_total{listen="/a"} 6']);
@@ -86,6 +86,7 @@ describe('daemon metrics', () => {
     expect(transit.at(-1)).toBe('vhostscope_relay_transit_seconds_bucket{listen="/a",le="+Inf"} 6');
     expect(await lines(text, 'vhostscope_relay_transit_seconds_count')).toEqual(['vhostscope_relay_transit_seconds_count{listen="/a"} 6']);
     expect(await lines(text, 'vhostscope_recording_dropped_notifications_total')).toEqual(['vhostscope_recording_dropped_notifications_total{listen="/a"} 3']);
+    expect(await lines(text, 'vhostscope_recording_queued_bytes')).toEqual(['vhostscope_recording_queued_bytes{listen="/a"} 512']);
     expect(await lines(text, 'vhostscope_backpressure_paused_channels')).toEqual(['vhostscope_backpressure_paused_channels{listen="/a"} 1', 'vhostscope_backpressure_paused_channels{listen="/b"} 0']);
     expect(await lines(text, 'process_open_fds')).toHaveLength(1);
     expect(await lines(text, 'vhostscope_log_dropped_lines_total')).toEqual(['vhostscope_log_dropped_lines_total 7']);
