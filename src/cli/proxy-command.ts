@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { chooseFormat, createLogger } from '../log/logger';
 import { eventRecord } from '../log/format';
-import { ProxyDaemon } from '../proxy/daemon';
+import { DEFAULT_MAX_PENDING, DEFAULT_MAX_SESSIONS, ProxyDaemon } from '../proxy/daemon';
 import type { FrontendPosition } from '../proxy/session';
 import type { DeviceType } from '../protocol';
 import { boundHeapGrowth } from './daemon-heap';
@@ -58,6 +58,8 @@ export interface ProxyCliOptions extends FlightCliOptions {
   inject: string[];
   check?: boolean;
   allowUid: string[];
+  maxSessions: string;
+  maxPending: string;
   fault: string[];
   rules?: string;
   control: string | false;
@@ -118,6 +120,8 @@ function addProxyOptions(cmd: Command): Command {
     .option('--relay-threads <n|auto>', 'relay threads sessions shard over (a session stays on one); auto: one per CPU this process may use', '1')
     .option('--inject <spec>', 'send CHANNEL:REQUEST to the frontend MS ms after that channel appears, e.g. backend:CONFIG_CHANGE_MSG@2000 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--allow-uid <uid>', 'only accept peers running as this uid (repeatable; SO_PEERCRED)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--max-sessions <n>', 'sessions served at once, per device; more connections are refused (logged)', String(DEFAULT_MAX_SESSIONS))
+    .option('--max-pending <n>', 'accepted peers waiting for the connect side at once, per device; more are refused', String(DEFAULT_MAX_PENDING))
     .option('--fault <rule>', 'a fault rule, e.g. "drop SET_VRING_KICK vring=0", "delay SET_MEM_TABLE ms=500", "preset virtio-vhost-user" (repeatable; see docs/fault-injection.md)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--rules <file>', 'fault rules from a JSON file (schema: docs/fault-rules.schema.json)')
     .option('--control <path>', 'control socket for `vhostscope status|tail|rules` (default: <listen>.ctl)')
@@ -218,6 +222,8 @@ function daemonNumbers(o: ProxyCliOptions) {
     ...(o.owner !== undefined || o.group !== undefined ? { socketOwner: socketOwner(o.owner, o.group) } : {}),
     relaySpinUs: numberOption('--relay-spin-us', o.relaySpinUs, { min: 0, max: 1_000_000, integer: true }),
     ...(o.allowUid.length ? { allowUids: o.allowUid.map((u) => numberOption('--allow-uid', u, { min: 0, integer: true })) } : {}),
+    maxSessions: numberOption('--max-sessions', o.maxSessions ?? String(DEFAULT_MAX_SESSIONS), { min: 1, integer: true }),
+    maxPending: numberOption('--max-pending', o.maxPending ?? String(DEFAULT_MAX_PENDING), { min: 1, integer: true }),
     relayNice: numberOption('--relay-nice', o.relayNice, { min: -20, max: 19, integer: true }),
     ...(o.relayCpu !== undefined && o.relayCpu !== 'none' ? { relayCpu: parseRelayCpu(o.relayCpu) } : {}),
     relayThreads: parseRelayThreads(o.relayThreads ?? '1'),

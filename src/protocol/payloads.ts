@@ -8,6 +8,13 @@ import { expectedUpdateSize, GPU_PAYLOAD_SIZES, gpuDecoders, type GpuPayloadKind
 export const NOFD_MASK = 0x100;
 export const VRING_IDX_MASK = 0xff;
 /**
+ * Vrings a device can have (QEMU's VIRTIO_QUEUE_MAX). SET_VRING_NUM/BASE/ADDR carry a u32
+ * index: what is kept per vring is kept for these only.
+ */
+export const MAX_VRINGS = 1024;
+/** Memory regions one session can add with ADD_MEM_REG (QEMU's VHOST_USER_MAX_RAM_SLOTS). */
+export const MAX_RAM_SLOTS = 512;
+/**
  * The u64 answer to SET_DEVICE_STATE_FD and CHECK_DEVICE_STATE (vhost-user.rst): bits 0-7 are 0 on
  * success; for SET_DEVICE_STATE_FD, NOFD_MASK says the back-end returned no fd of its own and uses
  * the front-end's pipe. "ok" or "error N".

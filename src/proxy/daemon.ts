@@ -59,6 +59,10 @@ export interface DaemonOptions {
   keepFeatures?: boolean;
   /** bytes of each device-state transfer to keep for the recording (0 or undefined: count only) */
   keepDeviceState?: number;
+  /** at most this many sessions at once, pending connects included (default DEFAULT_MAX_SESSIONS); more are refused */
+  maxSessions?: number;
+  /** at most this many accepted peers waiting for the connect side (default DEFAULT_MAX_PENDING); more are refused */
+  maxPending?: number;
   /** only peers with these uids may connect to the listening socket (SO_PEERCRED); others are refused */
   allowUids?: number[];
   /** periodic per-vring stats events (0 or undefined: only at session end) */
@@ -86,6 +90,10 @@ export interface DaemonOptions {
 }
 
 const RETRY_MS = 100;
+export const DEFAULT_MAX_SESSIONS = 1024;
+export const DEFAULT_MAX_PENDING = 64;
+/** a refusal at a cap is said at most this often (with how many were refused since) */
+const REFUSAL_NOTICE_MS = 10_000;
 /** the backend's roles are known after the first message; its poller is busy once it forwards */
 const PLACEMENT_DELAY_MS = 1000;
 
@@ -100,6 +108,9 @@ export class ProxyDaemon {
   /** relay threads already placed by --relay-cpu auto */
   private readonly placed = new Set<number>();
   private readonly placeTimers = new Set<NodeJS.Timeout>();
+  /** connections refused at a cap since the last notice, and when that was */
+  private refused = 0;
+  private refusalToldMs = 0;
 
   constructor(private readonly opts: DaemonOptions) {
     if (opts.rings && opts.interpose === false) throw new Error('--rings needs the interposed eventfds: it snapshots the rings when the relay passes a kick or call (drop --no-interpose)');
@@ -210,6 +221,17 @@ export class ProxyDaemon {
         return;
       }
     }
+    const cap = this.atCap();
+    if (cap) {
+      native.close(acceptedFd);
+      this.refused++;
+      if (Date.now() - this.refusalToldMs >= REFUSAL_NOTICE_MS) {
+        this.notice('warn', `refused ${this.refused} connection${this.refused > 1 ? 's' : ''} on ${this.opts.listenPath}: ${cap}`, { refused: this.refused });
+        this.refused = 0;
+        this.refusalToldMs = Date.now();
+      }
+      return;
+    }
     const deadline = Date.now() + (this.opts.connectTimeoutMs ?? 30_000);
     let warned = false;
     const attempt = (): void => {
@@ -271,6 +293,15 @@ export class ProxyDaemon {
       if (this.opts.relayCpu === 'auto' && relay && !this.placed.has(relay.thread)) this.placeRelay(session, relay.thread, relay.hub);
     };
     attempt();
+  }
+
+  /** Why a new connection is refused now (a cap is reached), or undefined. */
+  private atCap(): string | undefined {
+    const maxSessions = this.opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
+    const maxPending = this.opts.maxPending ?? DEFAULT_MAX_PENDING;
+    if (this.pending.size >= maxPending) return `${this.pending.size} connections are already waiting for ${this.opts.connectPath} (--max-pending ${maxPending})`;
+    if (this.sessions.size + this.pending.size >= maxSessions) return `${this.sessions.size + this.pending.size} sessions are open (--max-sessions ${maxSessions})`;
+    return undefined;
   }
 
   /**

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import { native } from '../native';
-import { decoders, HEADER_SIZE, Request } from '../protocol';
+import { decoders, HEADER_SIZE, MAX_VRINGS, Request } from '../protocol';
 import { DirtyLogCounter, type DirtyLogFigures } from '../rings/dirty-log';
 import type { RingSnapshot } from '../rings/snapshot';
 
@@ -61,7 +61,7 @@ function notMemory(fd: number): string | undefined {
 export class DirtyLogReader {
   private current: Reading | undefined;
   /** per vring: SET_VRING_NUM and SET_VRING_ADDR's log_guest_addr, for the logs to come */
-  private readonly vrings = new Map<number, { num?: number; logAddr?: bigint }>();
+  private readonly vrings = new Map<number, { index: number; num?: number; logAddr?: bigint }>();
   private closed = false;
 
   constructor(
@@ -75,25 +75,31 @@ export class DirtyLogReader {
     const p = raw.subarray(HEADER_SIZE);
     if (request === Request.SET_LOG_BASE) return this.start(p, fds);
     if (request !== Request.SET_VRING_NUM && request !== Request.SET_VRING_ADDR) return;
+    let v: { index: number; num?: number; logAddr?: bigint } | undefined;
     if (request === Request.SET_VRING_NUM) {
       const s = decoders.vringState(p);
-      this.vring(s.index as number).num = s.num as number;
+      if ((v = this.vring(s.index as number))) v.num = s.num as number;
     } else {
       const a = decoders.vringAddr(p);
-      this.vring(a.index as number).logAddr = a.logGuestAddr as bigint;
+      if ((v = this.vring(a.index as number))) v.logAddr = a.logGuestAddr as bigint;
     }
-    this.describeRings();
+    if (v) this.describeRing(v);
   }
 
-  private vring(i: number): { num?: number; logAddr?: bigint } {
+  private vring(i: number): { index: number; num?: number; logAddr?: bigint } | undefined {
+    if (i >= MAX_VRINGS) return undefined; // (the ring tracker says so, with --rings; the log counts it as other)
     let v = this.vrings.get(i);
-    if (!v) this.vrings.set(i, (v = {}));
+    if (!v) this.vrings.set(i, (v = { index: i }));
     return v;
   }
 
+  /** The counter learns one vring's used ring (the one that changed: all of them per message was quadratic). */
+  private describeRing(v: { index: number; num?: number; logAddr?: bigint }): void {
+    if (this.current && v.num !== undefined && v.logAddr !== undefined) this.current.counter.usedRing(v.index, v.logAddr, v.num);
+  }
+
   private describeRings(): void {
-    if (!this.current) return;
-    for (const [i, v] of this.vrings) if (v.num !== undefined && v.logAddr !== undefined) this.current.counter.usedRing(i, v.logAddr, v.num);
+    for (const v of this.vrings.values()) this.describeRing(v);
   }
 
   private start(p: Buffer, fds: number[]): void {

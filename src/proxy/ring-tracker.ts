@@ -8,7 +8,7 @@
  * end of the session.
  */
 import { native, type GuestMemory } from '../native';
-import { decoders, hasBit, HEADER_SIZE, Request, VirtioFeature, type MemoryRegion } from '../protocol';
+import { decoders, hasBit, HEADER_SIZE, MAX_RAM_SLOTS, MAX_VRINGS, Request, VirtioFeature, type MemoryRegion } from '../protocol';
 import type { RingSnapshot } from '../rings/snapshot';
 import type { RelayHub } from './relay-hub';
 
@@ -38,6 +38,7 @@ export class RingTracker {
   ) {}
 
   private vring(i: number): VringSetup {
+    if (i >= MAX_VRINGS) throw new Error(`vring ${i} is beyond the ${MAX_VRINGS} a virtio device can have; not followed`);
     let v = this.vrings.get(i);
     if (!v) {
       v = { ringId: this.hub.allocRing((s, raw) => this.onSnapshot(i, s, raw)) };
@@ -101,6 +102,10 @@ export class RingTracker {
   }
 
   private map(fd: number, r: MemoryRegion): void {
+    if (this.memory.regions >= MAX_RAM_SLOTS) {
+      this.onProblem(`--rings: more than ${MAX_RAM_SLOTS} memory regions (ADD_MEM_REG); the region at gpa 0x${r.guestPhysAddr.toString(16)} is not mapped, its rings are not shown`);
+      return;
+    }
     const own = native.dup(fd);
     try {
       this.memory.add(own, r.guestPhysAddr, r.memorySize, r.userspaceAddr, r.mmapOffset);

@@ -35,6 +35,7 @@ import {
 import { relayPairSummary, type Direction, type FdDescription, type MessageEvent, type PeerIdentity, type ProxyEvent, type RelayPairSummary, type SessionEndEvent } from './events';
 import { closeFds, describeFds, peerIdentity } from './fds';
 import { Interposer } from './interposer';
+import { NoticeBudget } from './notice-budget';
 import { BackPressure, type PressureChange } from './backpressure';
 import { NotificationStats, type NotificationKind, type VringStats } from './notification-stats';
 import type { RelayHub } from './relay-hub';
@@ -57,6 +58,12 @@ const NOTIFY_REQUEST_CODES = Object.keys(NOTIFY_REQUESTS).map(Number);
 /** Which of our two sockets a peer is on. */
 export type Position = 'listen' | 'connect';
 export type FrontendPosition = Position | 'auto';
+
+/**
+ * Device-state transfers the proxy copies at once per session. A migration has one (QEMU ends a
+ * transfer before it begins the next); each may keep up to --record-device-state bytes.
+ */
+const MAX_STATE_TRANSFERS = 2;
 
 export interface SessionOptions {
   id: number;
@@ -140,6 +147,7 @@ export class ProxySession {
   /** device-state transfers going through the proxy's pipes now */
   private readonly statePipes = new Set<DeviceStatePipe>();
   /** pauses a sender while the peer it sends to is not reading */
+  private readonly notices = new NoticeBudget();
   private readonly pressure = new BackPressure(this.guarded('back-pressure', (c: PressureChange) => this.emitPressure(c)));
 
   /** Channels of this session paused now because the peer they forward to is not reading. */
@@ -165,7 +173,7 @@ export class ProxySession {
           this.stats.record(vring, kind, e.ts);
           opts.emit({ type: 'notification', ts: e.ts, session: this.id, vring, kind, count: e.count });
           this.faults?.onNotification(kind, vring);
-        }), (why) => opts.emit({ type: 'notice', ts: native.monotonicNs(), session: this.id, msg: why }));
+        }), (why) => this.notice(why));
       }
       if (opts.statsIntervalMs) {
         this.statsTimer = setInterval(this.guarded('the stats timer', () => this.emitStats()), opts.statsIntervalMs);
@@ -173,7 +181,7 @@ export class ProxySession {
       }
       if (opts.faults) this.faults = new FaultRunner(opts.faults, this.faultHost(), requestName, opts.deviceName);
       if (opts.rings && opts.relay) {
-        const notice = this.guarded('a ring notice', (msg: string) => opts.emit({ type: 'notice', ts: native.monotonicNs(), session: this.id, msg }));
+        const notice = this.guarded('a ring notice', (msg: string) => this.notice(msg));
         this.dirtyLog = new DirtyLogReader(
           this.guarded('the end of a dirty log', (r: DirtyLogResult) => {
             const { endNs, ...figures } = r;
@@ -256,9 +264,15 @@ export class ProxySession {
 
   private emitPressure(c: PressureChange): void {
     const msg = c.paused
-      ? `back-pressure: the ${c.label} is not reading (${c.queued} bytes queued to it); the proxy stops reading the other peer until it does`
+      ? `back-pressure: the ${c.label} is not reading (${c.queued} bytes${c.fds ? ` and up to ${c.fds} fds` : ''} queued to it); the proxy stops reading the other peer until it does`
       : `back-pressure released: the ${c.label} read what was queued; forwarding resumes`;
-    this.opts.emit({ type: 'notice', ts: native.monotonicNs(), session: this.id, msg });
+    this.notice(msg);
+  }
+
+  /** A notice of this session, within its budget (a peer decides how often most of them happen). */
+  private notice(msg: string): void {
+    const said = this.notices.take(msg);
+    if (said !== undefined) this.opts.emit({ type: 'notice', ts: native.monotonicNs(), session: this.id, msg: said });
   }
 
   /**
@@ -371,9 +385,10 @@ export class ProxySession {
       o.extra.masked = m.masked;
     }
     try {
+      const nFds = o.outFds.length;
       const queued = to.send(o.out, o.outFds); // the channel owns the fds now and closes its copies once sent
       const receiver = sender === 'frontend' ? 'backend' : 'frontend';
-      this.pressure.afterSend(this.channelTo(channel, sender), to, queued, channel === 'main' ? receiver : `${receiver} (${channel} channel)`);
+      this.pressure.afterSend(this.channelTo(channel, sender), to, queued, channel === 'main' ? receiver : `${receiver} (${channel} channel)`, nFds);
     } catch (err) {
       const receiver = sender === 'frontend' ? 'backend' : 'frontend';
       // a peer that has gone is a peer that closed the connection, not a failure of the proxy
@@ -467,6 +482,10 @@ export class ProxySession {
     if (o.fds.length !== 1 || native.fdInfo(o.fds[0]).kind !== 'pipe') return;
     const { direction } = decoders.deviceState(o.out.subarray(HEADER_SIZE));
     if (direction !== 'save' && direction !== 'load') return;
+    if (this.statePipes.size >= MAX_STATE_TRANSFERS) {
+      this.notice(`${this.statePipes.size} device-state transfers are already open in this session: this pipe goes through as it came (not counted)`);
+      return;
+    }
     let pipe: DeviceStatePipe;
     try {
       const end = (t: StateTransfer): void => {
@@ -478,7 +497,7 @@ export class ProxySession {
       };
       pipe = new DeviceStatePipe(direction, o.fds[0], this.opts.keepDeviceState ?? 0, this.guarded('the end of a device-state transfer', end), this.faults?.stateHoldMs(direction) ?? 0);
     } catch (err) {
-      this.opts.emit({ type: 'notice', ts: native.monotonicNs(), session: this.id, msg: `the device-state pipe goes through as it came (not counted): ${(err as Error).message}` });
+      this.notice(`the device-state pipe goes through as it came (not counted): ${(err as Error).message}`);
       return;
     }
     this.statePipes.add(pipe);

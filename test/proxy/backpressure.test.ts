@@ -10,7 +10,7 @@ import { encodeMessage, Request } from '../../src/protocol';
 import { ProxyDaemon } from '../../src/proxy/daemon';
 import { closedUnderUs } from '../../src/proxy/session';
 import type { ProxyEvent } from '../../src/proxy/events';
-import { HIGH_WATER } from '../../src/proxy/backpressure';
+import { FD_HIGH_WATER, HIGH_WATER } from '../../src/proxy/backpressure';
 import { openFds, tmpDir, until } from '../helpers';
 
 /** GET_CONFIG with 256 bytes of config space; `seq` rides in the offset field. */
@@ -92,5 +92,31 @@ describe('back-pressure', () => {
     fe.close();
     d.stop();
     listener.close();
+  }, 60000);
+
+  it('counts fds as well as bytes: small messages each carrying an fd pause the sender long before a megabyte', async () => {
+    const dir = tmpDir('backpressure-fds');
+    const before = openFds();
+    const { listener, events, d, fe, beFd } = await stalledSession(dir);
+    const efd = native.eventfd(0);
+    // 20-byte SET_VRING_KICKs, one fd each: 20 000 of them are 400 KB, under the byte mark
+    const kick = encodeMessage(Request.SET_VRING_KICK, 1, Buffer.alloc(8));
+    for (let i = 0; i < 20000; i++) fe.send(kick, [native.dup(efd)]);
+    await until(() => d.status().sessions[0]?.backpressure.pausedNow === 1, 10000, 'the proxy to pause the frontend');
+    const notice = events.find((e) => e.type === 'notice' && /back-pressure: the backend is not reading/.test(e.msg));
+    expect(notice && notice.type === 'notice' ? notice.msg : '').toMatch(/and up to \d+ fds queued/);
+    await new Promise((r) => setTimeout(r, 300));
+    // what the daemon holds: at most FD_HIGH_WATER queued plus one message (the rest wait in the
+    // sockets, in the kernel, or in this test's own frontend queue: one fd per whole 20-byte message)
+    const frontendHolds = Math.floor(fe.queuedBytes / kick.length);
+    expect(frontendHolds).toBeGreaterThan(0);
+    expect(openFds() - before - frontendHolds).toBeLessThan(FD_HIGH_WATER + 64);
+    native.close(beFd);
+    await until(() => events.some((e) => e.type === 'session-end'), 5000, 'the session to end');
+    fe.close();
+    d.stop();
+    listener.close();
+    native.close(efd);
+    await until(() => openFds() === before, 5000, 'no leaked fd');
   }, 60000);
 });

@@ -104,4 +104,30 @@ describe('SET_DEVICE_STATE_FD through a session', () => {
     be.close();
     await until(() => openFds() === before, 5000, 'every fd closed');
   });
+
+  it('copies at most two transfers at once per session: a third pipe goes through as it came, with one notice', async () => {
+    const dir = tmpDir('devstate-cap');
+    const before = openFds();
+    const be = backend(path.join(dir, 'be.sock'));
+    const events: ProxyEvent[] = [];
+    const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), interpose: false, keepDeviceState: 1 << 20, emit: (e) => events.push(e), notice: () => {} });
+    d.start();
+    const fe = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => {}, () => {});
+    fe.start();
+    const readEnds: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const [r, w] = native.pipe();
+      readEnds.push(r);
+      fe.send(encodeMessage(Request.SET_DEVICE_STATE_FD, 1, u32s(0, 0)), [w]); // save, never finished
+    }
+    await until(() => be.fds.length === 3, 5000, 'three fds at the back-end');
+    const sent = events.filter((e): e is MessageEvent => e.type === 'message' && e.decoded.name === 'SET_DEVICE_STATE_FD');
+    expect(sent.map((m) => m.interposed ?? false)).toEqual([true, true, false]);
+    expect(events.filter((e) => e.type === 'notice' && /2 device-state transfers are already open in this session: this pipe goes through as it came/.test(e.msg))).toHaveLength(1);
+    for (const fd of [...be.fds, ...readEnds]) native.close(fd);
+    fe.close();
+    d.stop();
+    be.close();
+    await until(() => openFds() === before, 5000, 'every fd closed');
+  });
 });
