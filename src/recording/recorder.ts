@@ -15,6 +15,7 @@ import type { RecordingFigures } from '../control/metrics';
 import type { ProxyEvent } from '../proxy/events';
 import { endedInError } from '../proxy/events';
 import { KIND_CODES, type DeviceRecord, type HeaderRecord, type NotifyBatchRecord, type SessionStartRecord } from './records';
+import { ensureTrustedDir } from '../util/trusted-path';
 import { RecordingWriter, type WriterOptions } from './writer';
 import { PinBook, segmentFile, sweep, type Pin, type RetentionLimits, type SegmentStarts, type SweepResult } from './flight';
 
@@ -117,7 +118,7 @@ export class Recorder {
   ) {
     this.dirMode = target.endsWith('/') || (fs.existsSync(target) && fs.lstatSync(target).isDirectory());
     if (opts.flight && !this.dirMode) throw new Error(`--keep and --keep-for rotate a directory of segment files: give --record a directory (ending in /), not ${target}`);
-    if (this.dirMode) fs.mkdirSync(target, { recursive: true });
+    ensureTrustedDir(this.dirMode ? target : path.dirname(path.resolve(target)), 'recordings');
     if (opts.flight) {
       this.pins = new PinBook(target, opts.flight.pinBeforeMs, opts.flight.pinAfterMs);
       this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
@@ -343,7 +344,7 @@ export class Recorder {
   private openWriter(file: string, part?: HeaderRecord['part']): RecordingWriter | undefined {
     let w: RecordingWriter;
     try {
-      w = new RecordingWriter(file, this.opts);
+      w = new RecordingWriter(file, { ...this.opts, exclusive: true });
     } catch (err) {
       this.opts.onError?.(file, err as Error, part ? 'the session stays in its current segment and tries again in 10 s' : 'the session is forwarded without a recording');
       return undefined;

@@ -16,6 +16,8 @@ export interface WriterOptions {
   /** beyond this many bytes waiting for the disk, notification batches are dropped */
   maxPendingBytes?: number;
   argv?: string[];
+  /** a new file only (a directory's segment files, named for their session and time): O_EXCL */
+  exclusive?: boolean;
 }
 
 export function hostFacts(monotonicNs: bigint): HostFacts {
@@ -96,11 +98,14 @@ export class RecordingWriter {
   ) {
     // Opened first, never following a symlink (Node adds O_CLOEXEC); everything after works on
     // the fd: a link at the path cannot get root to cut or append to another file.
-    this.fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+    this.fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | (opts.exclusive ? fs.constants.O_EXCL : 0), 0o600);
     let tornInfo: { tornBytes: number; reason: string } | undefined;
     try {
       const st = fs.fstatSync(this.fd);
       if (!st.isFile()) throw new Error(`${path} is not a regular file`);
+      // appending to another user's file would hand them what the daemon records (and a file they may swap)
+      const me = process.geteuid?.() ?? st.uid;
+      if (st.uid !== me) throw new Error(`${path} belongs to uid ${st.uid}, not to this daemon (uid ${me}); refusing to append to it`);
       const scan = tailScan(this.fd); // bounded memory, whatever the file's size
       if (scan.torn) {
         fs.ftruncateSync(this.fd, scan.goodBytes);

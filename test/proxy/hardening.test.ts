@@ -64,7 +64,7 @@ afterAll(() => {
 
 describe('disk full while recording', () => {
   it('forwarding goes on; the recording ends at its last whole frame and says why', async () => {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', tmpfs]);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', tmpfs]);
     const dir = tmpDir('full');
     const be = echoBackend(path.join(dir, 'be.sock'));
     const file = path.join(tmpfs, 'r.vhsrec');
@@ -98,7 +98,7 @@ describe('disk full while recording', () => {
 describe('flight recorder on a full disk', () => {
   it('queues nothing after the failure, pins and rotates without throwing, and new sessions are forwarded unrecorded', async () => {
     // 32 KiB and 8 inodes: the data runs out first, then the names
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32k,nr_inodes=8', 'tmpfs', tmpfsFlight]);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32k,nr_inodes=8,mode=0700', 'tmpfs', tmpfsFlight]);
     const dir = tmpDir('full-flight');
     const be = echoBackend(path.join(dir, 'be.sock'));
     const target = path.join(tmpfsFlight, 'rec') + '/';
