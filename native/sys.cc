@@ -136,12 +136,19 @@ Napi::Value ShutdownPeerSocket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int pid = info[0].As<Napi::Number>().Int32Value();
   int target = info[1].As<Napi::Number>().Int32Value();
+  double inode = info[2].As<Napi::Number>().DoubleValue();
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   if (pidfd < 0) throw ErrnoError(env, "pidfd_open", errno);
   int fd = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, target, 0));
   int err = errno;
   close(pidfd);
   if (fd < 0) throw ErrnoError(env, "pidfd_getfd", err);
+  // the pid or the fd number may have been reused since /proc was read: only that socket is cut
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) || static_cast<double>(st.st_ino) != inode) {
+    close(fd);
+    throw Napi::Error::New(env, "the fd is not that socket any more (the process or its fd changed); left alone");
+  }
   int r = shutdown(fd, SHUT_RDWR);
   err = errno;
   close(fd);

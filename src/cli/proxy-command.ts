@@ -432,7 +432,7 @@ function startDevice(name: string, o: ProxyCliOptions, numbers: ReturnType<typeo
     const direct = attached.direct.size;
     logger.warn({ event: 'notice', msg: `attached to ${o.listen}: the peer's socket is now ${attached.moved}; new connections come through vhostscope${direct ? `, the ${direct} made before ${o.reconnect ? 'are being ended so that their peers reconnect through it' : 'stay direct (--reconnect ends them)'}` : ''}; SIGINT/SIGTERM (or "vhostscope detach ${o.listen}" after a crash) put it back` });
     if (o.reconnect) {
-      for (const c of cutDirectConnections(attached.direct)) {
+      for (const c of cutDirectConnections(attached)) {
         if (c.error) logger.error({ event: 'notice', msg: `could not end the direct connection (pid ${c.pid} fd ${c.fd}): ${c.error}` });
         else logger.warn({ event: 'notice', pid: c.pid, msg: `ended the direct connection held by pid ${c.pid} (fd ${c.fd}); its peer may reconnect through vhostscope` });
       }

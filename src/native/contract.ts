@@ -223,9 +223,10 @@ export interface NativeAddon {
   peerCred(fd: number): PeerCred;
   /**
    * Shuts down a socket another process holds as its fd `fd` (pidfd_getfd, then shutdown both
-   * ways): both ends see the connection end. Needs ptrace access to that process (root). Throws.
+   * ways): both ends see the connection end, if that fd is still the socket `inode` (else it
+   * throws and touches nothing). Needs ptrace access to that process (root). Throws.
    */
-  shutdownPeerSocket(pid: number, fd: number): void;
+  shutdownPeerSocket(pid: number, fd: number, inode: number): void;
   fdInfo(fd: number): FdInfo;
   /** CLOCK_MONOTONIC in ns, the clock of every timestamp the addon hands out (= process.hrtime.bigint()) */
   monotonicNs(): bigint;

@@ -38,6 +38,8 @@ export interface Attached {
   path: string;
   /** the connections the peer had accepted when it was moved aside (they stay direct) */
   direct: Set<number>;
+  /** the listening sockets bound at the path then (the peer's: --reconnect cuts only what their holder accepted) */
+  listening: Set<number>;
   /** where the peer's listening socket is now */
   moved: string;
   /** the peer's socket file, as it was moved */
@@ -90,7 +92,8 @@ export function moveAside(p: string): Attached {
     throw new Error(`${p} changed while vhostscope was moving it aside (the peer restarting?); try again`);
   }
   fs.unlinkSync(p);
-  return { path: p, moved, peer: idOf(st), direct: acceptedSocketInodes(p), uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+  const sockets = socketsBoundAt(p);
+  return { path: p, moved, peer: idOf(st), direct: sockets.accepted, listening: sockets.listening, uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
 }
 
 /** The socket file at `p` now, for Attached.ours once the proxy listens there. */
@@ -142,19 +145,23 @@ export function detachPath(p: string): string {
 }
 
 /**
- * The connections a listening peer accepted on `boundPath`: the sockets /proc/net/unix lists
- * as connected (state 03) under that address. An accepted socket keeps the address the listener
- * was bound to, whatever the path is called now, so this must run before the proxy's own
- * connections to the moved socket exist (they would carry the same address).
+ * The sockets /proc/net/unix lists under the address `boundPath`: listening (state 01) and
+ * connected (state 03: the connections a listener accepted). An accepted socket keeps the
+ * address the listener was bound to, whatever the path is called now, so this must run before
+ * the proxy's own connections to the moved socket exist (they would carry the same address).
+ * The address is a string: a process in another mount namespace may have bound the same one.
  */
-export function acceptedSocketInodes(boundPath: string): Set<number> {
-  const inodes = new Set<number>();
+export function socketsBoundAt(boundPath: string): { listening: Set<number>; accepted: Set<number> } {
+  const listening = new Set<number>();
+  const accepted = new Set<number>();
   for (const line of fs.readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
     // Num RefCount Protocol Flags Type St Inode Path
-    if (f.length >= 8 && f[5] === '03' && f.slice(7).join(' ') === boundPath) inodes.add(Number(f[6]));
+    if (f.length < 8 || f.slice(7).join(' ') !== boundPath) continue;
+    if (f[5] === '03') accepted.add(Number(f[6]));
+    else if (f[5] === '01') listening.add(Number(f[6]));
   }
-  return inodes;
+  return { listening, accepted };
 }
 
 /** Which process holds each socket inode, and as which fd (scans /proc/<pid>/fd: root sees all). */
@@ -182,19 +189,43 @@ export function socketHolders(inodes: ReadonlySet<number>): { pid: number; fd: n
   return out;
 }
 
+/** The mount namespace of a process ("mnt:[4026531841]"), or undefined if it cannot be read. */
+function mountNamespace(pid: number | 'self'): string | undefined {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/ns/mnt`);
+  } catch {
+    return undefined;
+  }
+}
+
+export interface CutConnection {
+  pid: number;
+  fd: number;
+  /** why it was not cut (the native call failed, or it is not the peer's) */
+  error?: string;
+}
+
 /**
  * `attach --reconnect`: ends the connections the listening peer accepted before the attach (by
  * shutting down its end of each), so that peers which reconnect (QEMU with reconnect=N, an OVS
- * dpdkvhostuserclient port, DPDK virtio-user server mode) come back through the proxy.
- * Returns what was cut, for the log.
+ * dpdkvhostuserclient port, DPDK virtio-user server mode) come back through the proxy. Only a
+ * connection held by a process that also holds the listening socket, in this mount namespace,
+ * is the peer's: the same address bound in another namespace is someone else's socket. Each
+ * fd is checked to still be that socket when it is taken. Returns what was cut, for the log.
  */
-export function cutDirectConnections(inodes: ReadonlySet<number>): { pid: number; fd: number; error?: string }[] {
-  return socketHolders(inodes).map(({ pid, fd }) => {
-    try {
-      native.shutdownPeerSocket(pid, fd);
-      return { pid, fd };
-    } catch (err) {
-      return { pid, fd, error: (err as Error).message };
-    }
-  });
+export function cutDirectConnections(a: Pick<Attached, 'direct' | 'listening'>, holders = socketHolders): CutConnection[] {
+  const ours = mountNamespace('self');
+  const found = holders(new Set([...a.direct, ...a.listening]));
+  const peers = new Set(found.filter((h) => a.listening.has(h.inode) && mountNamespace(h.pid) === ours).map((h) => h.pid));
+  return found
+    .filter((h) => a.direct.has(h.inode))
+    .map(({ pid, fd, inode }) => {
+      if (!peers.has(pid)) return { pid, fd, error: 'it is not held by the process listening at the path in this mount namespace; left alone' };
+      try {
+        native.shutdownPeerSocket(pid, fd, inode);
+        return { pid, fd };
+      } catch (err) {
+        return { pid, fd, error: (err as Error).message };
+      }
+    });
 }

@@ -3,14 +3,14 @@
  * (an earlier attach's moved socket, a path still served) and the original's owner, group and
  * mode carried over to the proxy's socket.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { native } from '../../src/native';
-import { detachPath, moveAside, movedPath, originalSocket, restore, socketAt } from '../../src/proxy/attach';
+import { cutDirectConnections, detachPath, moveAside, movedPath, originalSocket, restore, socketAt, socketHolders, socketsBoundAt } from '../../src/proxy/attach';
 import { listenOn } from '../../src/proxy/socket-path';
-import { tmpDir } from '../helpers';
+import { tmpDir, until } from '../helpers';
 
 const fds: number[] = [];
 afterEach(() => {
@@ -148,5 +148,48 @@ describe('attach and detach', () => {
     expect(() => moveAside(file)).toThrow(/is not a socket/);
     expect(() => moveAside(path.join(dir, 'none'))).toThrow(/no such socket/);
     expect(fs.existsSync(movedPath(dead))).toBe(false);
+  });
+
+  it('--reconnect cuts only what the listening peer accepted in this mount namespace, each fd checked to be that socket', async () => {
+    const dir = tmpDir('reconnect-cut');
+    const p = path.join(dir, 'vhost.sock');
+    const lines = (c: ChildProcess): string[] => {
+      const out: string[] = [];
+      c.stdout!.on('data', (b: Buffer) => out.push(...b.toString().split('\n').filter(Boolean)));
+      return out;
+    };
+    // a peer listening at p that reports when a connection it accepted ends; `self` also connects to itself
+    const peer = (self: boolean): string => `const net = require('net');
+      const s = net.createServer((c) => { process.stdout.write('accepted\\n'); c.on('close', () => process.stdout.write('cut\\n')); c.resume(); });
+      s.listen(${JSON.stringify(p)}, () => { process.stdout.write('up\\n'); ${self ? `net.connect(${JSON.stringify(p)}).resume();` : ''} });`;
+    const real = spawn(process.execPath, ['-e', peer(false)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const realOut = lines(real);
+    await until(() => realOut.includes('up'), 10_000, 'the peer listening');
+    // another mount namespace binds the same address string (its own tmpfs over the directory) and connects to itself
+    const other = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs none ${dir} && exec ${process.execPath} -e "$0"`, peer(true)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const otherOut = lines(other);
+    try {
+      await until(() => otherOut.includes('accepted'), 10_000, 'the other namespace\'s connection');
+      const client = native.connectUnix(p);
+      fds.push(client);
+      await until(() => realOut.includes('accepted'), 10_000, 'the peer accepting');
+      const sockets = socketsBoundAt(p);
+      expect(sockets.listening.size).toBe(2);
+      expect(sockets.accepted.size).toBe(2);
+      // a pid or fd reused since /proc was read: the native side checks the inode and leaves it alone
+      const [mine] = socketHolders(sockets.accepted).filter((h) => h.pid === real.pid);
+      expect(() => native.shutdownPeerSocket(mine.pid, mine.fd, mine.inode + 1)).toThrow(/not that socket any more/);
+      expect(realOut).not.toContain('cut');
+
+      const cut = cutDirectConnections({ direct: sockets.accepted, listening: sockets.listening });
+      expect(cut.find((c) => c.pid === real.pid)).toEqual({ pid: real.pid, fd: mine.fd });
+      expect(cut.find((c) => c.pid === other.pid)?.error).toMatch(/not held by the process listening at the path in this mount namespace; left alone/);
+      await until(() => realOut.includes('cut'), 5000, 'the peer\'s connection to end');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(otherOut).not.toContain('cut');
+    } finally {
+      real.kill();
+      other.kill();
+    }
   });
 });
