@@ -19,15 +19,16 @@ export function registerDemo(program: Command): void {
     .option('--mode <mode>', 'txonly (frontend sends), rxonly (backend sends) or loop', 'txonly')
     .option('--seconds <n>', 'seconds of traffic', '3')
     .option('--json', 'JSON lines instead of human-readable lines')
-    .option('--work <dir>', 'scratch directory', path.join(os.tmpdir(), 'vhostscope-demo'))
-    .action(async (o: { mode: DpdkMode; seconds: string; json?: boolean; work: string }) => {
+    .option('--work <dir>', 'scratch directory (default: a new private one in the temporary directory)')
+    .action(async (o: { mode: DpdkMode; seconds: string; json?: boolean; work?: string }) => {
       const { logger, flush } = createLogger(chooseFormat({ json: o.json, pretty: !o.json }, true));
-      fs.rmSync(o.work, { recursive: true, force: true });
+      // a fresh private directory: a fixed name in /tmp is one another user can make first (and fill with links)
+      const work = o.work ?? fs.mkdtempSync(path.join(os.tmpdir(), 'vhostscope-demo-'));
       let daemon: ProxyDaemon | undefined;
       process.stdout.write(`vhostscope demo: testpmd virtio-user (frontend) -> vhostscope proxy -> testpmd vhost (backend), ${o.mode}\n`);
       try {
         const r = await runDpdkScenario({
-          workDir: o.work,
+          workDir: work,
           mode: o.mode,
           durationS: Number(o.seconds),
           proxy: async (listen, connect) => {
@@ -54,7 +55,7 @@ export function registerDemo(program: Command): void {
         process.exitCode = r.problems.length ? 1 : 0;
       } catch (err) {
         daemon?.stop('demo failed');
-        process.stderr.write(`demo failed: ${(err as Error).message}\nlogs in ${o.work}\n`);
+        process.stderr.write(`demo failed: ${(err as Error).message}\nlogs in ${work}\n`);
         process.exitCode = 1;
       }
     });

@@ -30,7 +30,7 @@ import { ControlServer } from '../control/server';
 import { defaultControlPath } from '../control/protocol';
 import type { RingsMode } from '../proxy/ring-tracker';
 import { DaemonMetrics, createRegistry } from '../control/metrics';
-import { parseMetricsAddress, startMetricsServer } from '../control/metrics-server';
+import { isLoopback, parseMetricsAddress, startMetricsServer } from '../control/metrics-server';
 
 export interface ProxyCliOptions extends FlightCliOptions {
   listen: string;
@@ -261,6 +261,7 @@ export async function runProxy(global: ProxyCliOptions, runs: DeviceRun[], confi
   const registry = metricsAt ? createRegistry(logDropped) : undefined;
   const metricsServer = registry && metricsAt ? await startMetricsServer(registry, metricsAt, (err) => logger.error({ event: 'notice', msg: `metrics: ${err.message}` })) : undefined;
   if (metricsAt) logger.info({ event: 'notice', msg: `metrics at http://${metricsAt.host.includes(':') ? `[${metricsAt.host}]` : metricsAt.host}:${metricsAt.port}/metrics` });
+  if (metricsAt && !isLoopback(metricsAt.host)) logger.warn({ event: 'notice', msg: `metrics are served to other hosts (${metricsAt.host}) without authentication, and their labels name every device's socket paths; put a firewall or an authenticating proxy in front, or bind 127.0.0.1` });
   const recorder = global.record
     ? new Recorder(global.record, {
         onError: (file, err, opening) => logger.error({ event: 'notice', msg: opening ? `could not create recording ${file}: ${err.message}; ${opening}` : file.endsWith('.vhsrec') ? `recording ${file} stopped at its last whole frame: ${err.message}; forwarding goes on` : `could not write ${file}: ${err.message}; the pins hold in memory and forwarding goes on` }),

@@ -34,13 +34,22 @@ export function controlRequest(path: string, req: ControlRequest, onLine?: (rec:
       clearTimeout(timer);
       reject(new Error(err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? `${path}: no daemon listening (${err.code}); is vhostscope proxy running with its control socket there?` : `${path}: ${err.message}`));
     });
-    sock.on('data', (chunk) => {
-      buf += chunk.toString('utf8');
+    sock.setEncoding('utf8'); // a character split across chunks stays whole
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
       let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        const rec = JSON.parse(line) as Record<string, unknown>;
+        let rec: Record<string, unknown>;
+        try {
+          rec = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          clearTimeout(timer);
+          sock.destroy();
+          reject(new Error(`${path}: the daemon answered something that is not JSON: ${JSON.stringify(line.slice(0, 80))}`));
+          return;
+        }
         if (!answered) {
           answered = true;
           if (rec.ok !== true) {

@@ -10,12 +10,20 @@ export interface MetricsAddress {
   port: number;
 }
 
-/** "127.0.0.1:9464", "[::1]:9464" or ":9464" (every address). */
+/**
+ * "127.0.0.1:9464", "[::1]:9464", "0.0.0.0:9464" (every address: say so) or ":9464" (loopback:
+ * the endpoint has no authentication, and its labels name every VM's socket paths).
+ */
 export function parseMetricsAddress(v: string): MetricsAddress {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(v);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new Error(`--metrics ${v}: give HOST:PORT, e.g. 127.0.0.1:9464 (or :9464 for every address)`);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+  if (!m || port > 65535) throw new Error(`--metrics ${v}: give HOST:PORT, e.g. 127.0.0.1:9464 (:9464 is loopback; 0.0.0.0:9464 every address)`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+/** Whether only this host can reach the address. */
+export function isLoopback(host: string): boolean {
+  return /^127\./.test(host) || host === '::1' || host === 'localhost';
 }
 
 /** How long a scrape waits for fresh figures from the forwarding thread before the last ones are served. */

@@ -69,8 +69,9 @@ export class ControlServer {
     sock.on('close', () => this.conns.delete(sock));
     sock.on('error', () => sock.destroy());
     let buf = '';
-    const onData = (chunk: Buffer): void => {
-      buf += chunk.toString('utf8');
+    sock.setEncoding('utf8'); // a character split across chunks stays whole (a mark's text)
+    const onData = (chunk: string): void => {
+      buf += chunk;
       if (buf.length > MAX_REQUEST_BYTES) return this.fail(sock, 'request too long');
       const nl = buf.indexOf('\n');
       if (nl < 0) return;

@@ -158,7 +158,8 @@ export function parseFaultSpec(spec: string): FaultRule[] {
       break;
     }
     case 'preset': {
-      const p = PRESETS[positional[0] ?? ''];
+      const name = positional[0] ?? '';
+      const p = Object.hasOwn(PRESETS, name) ? PRESETS[name] : undefined; // not "constructor" or "__proto__"
       if (!p) throw new Error(`preset: one of ${Object.keys(PRESETS).join(', ')}`);
       rules = p.rules.map((r) => ({ ...r }));
       break;

@@ -10,6 +10,8 @@ type Schema = Record<string, unknown>;
 
 const str = { type: 'string' };
 const nonNegInt = { type: 'integer', minimum: 0 };
+/** a time in ms: a timer takes at most 2^31-1 (about 24.8 days; more would fire after 1 ms) */
+const ms = { type: 'integer', minimum: 0, maximum: 2147483647 };
 const side = { enum: ['frontend', 'backend'] };
 const channel = { enum: ['main', 'backend', 'gpu'] };
 const requestRef = { type: ['string', 'integer'], description: 'request name (current or legacy, e.g. SET_VRING_KICK or SET_SLAVE_REQ_FD) or code' };
@@ -41,8 +43,8 @@ const trigger: Schema = {
   type: 'object',
   description: 'after: once a matching message has been handled (plus delayMs); afterMs: this long after the session started',
   oneOf: [
-    { type: 'object', properties: { after: messageMatch, delayMs: nonNegInt }, required: ['after'], additionalProperties: false },
-    { type: 'object', properties: { afterMs: nonNegInt }, required: ['afterMs'], additionalProperties: false },
+    { type: 'object', properties: { after: messageMatch, delayMs: ms }, required: ['after'], additionalProperties: false },
+    { type: 'object', properties: { afterMs: ms }, required: ['afterMs'], additionalProperties: false },
   ],
 };
 
@@ -64,11 +66,11 @@ const action = (name: string, description: string, properties: Schema, required:
 });
 
 export const RULE_VARIANTS: Record<FaultRule['action'], Schema> = {
-  delay: action('delay', 'forward the message N ms late; later messages of that direction wait behind it', { match: messageMatch, ms: nonNegInt }, ['match', 'ms']),
+  delay: action('delay', 'forward the message N ms late; later messages of that direction wait behind it', { match: messageMatch, ms }, ['match', 'ms']),
   drop: action('drop', 'do not forward the message (its fds are closed)', { match: messageMatch }, ['match']),
   answer: action('answer', 'do not forward the request; reply on the far side\'s behalf', { match: messageMatch, value: { type: ['integer', 'string'] } }, ['match']),
-  hold: action('hold', 'keep the message back, letting others pass, until another message or a notification has passed', { match: messageMatch, until: { oneOf: [messageMatch, notificationMatch] }, maxMs: nonNegInt }, ['match', 'until']),
-  'hold-state': action('hold-state', 'hold the bytes of a device-state transfer (SET_DEVICE_STATE_FD\'s pipe) this long before copying them on', { phase: { enum: ['save', 'load', 'both'] }, ms: nonNegInt }, ['ms']),
+  hold: action('hold', 'keep the message back, letting others pass, until another message or a notification has passed', { match: messageMatch, until: { oneOf: [messageMatch, notificationMatch] }, maxMs: ms }, ['match', 'until']),
+  'hold-state': action('hold-state', 'hold the bytes of a device-state transfer (SET_DEVICE_STATE_FD\'s pipe) this long before copying them on', { phase: { enum: ['save', 'load', 'both'] }, ms }, ['ms']),
   inject: action('inject', 'signal a kick (to the back-end) or a call (to the front-end) on a vring', { notification: { enum: ['kick', 'call'] }, vring: nonNegInt, when: trigger }, ['notification', 'vring', 'when']),
   mask: action('mask', 'clear feature bits in GET_*_FEATURES replies (offer) and/or SET_*_FEATURES requests (ack)', { features: { enum: ['virtio', 'protocol'] }, bits: bitList, keep: bitList, in: { enum: ['offer', 'ack', 'both'] } }, ['features']),
   disconnect: action('disconnect', 'close one side\'s connection (then the other): a crash seen through the proxy', { side, when: trigger }, ['side', 'when']),
@@ -103,6 +105,7 @@ export function validateAgainst(schema: Schema, value: unknown, path: string): s
   }
   if (typeof value === 'number') {
     if (typeof schema.minimum === 'number' && value < schema.minimum) errors.push(`${path}: must be >= ${schema.minimum}`);
+    if (typeof schema.maximum === 'number' && value > schema.maximum) errors.push(`${path}: must be <= ${schema.maximum}`);
   }
   if (typeof value === 'string' && typeof schema.pattern === 'string' && !new RegExp(schema.pattern).test(value)) errors.push(`${path}: must match ${schema.pattern}`);
   if (Array.isArray(value)) {

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { untrustedDir } from '../util/trusted-path';
 import type { NativeAddon } from './contract';
 
 export type * from './contract';
@@ -20,8 +21,25 @@ export function addonCandidates(): string[] {
   ];
 }
 
+/**
+ * As root, VHOSTSCOPE_ADDON (kept by `sudo -E`) must name a file root owns that no one else may
+ * change, in a directory no one else controls: else any user who set it runs code as root.
+ */
+export function checkAddonOverride(file: string): void {
+  if ((process.geteuid?.() ?? 0) !== 0) return;
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (err) {
+    throw new Error(`VHOSTSCOPE_ADDON=${file}: ${(err as Error).message}`);
+  }
+  const why = st.uid !== 0 ? `it is owned by uid ${st.uid}` : (st.mode & 0o022) !== 0 ? `others may write it (mode ${(st.mode & 0o777).toString(8)})` : untrustedDir(path.dirname(file));
+  if (why) throw new Error(`VHOSTSCOPE_ADDON=${file}: refusing to load it as root: ${why}`);
+}
+
 function load(): NativeAddon {
   const candidates = addonCandidates();
+  if (process.env.VHOSTSCOPE_ADDON) checkAddonOverride(process.env.VHOSTSCOPE_ADDON);
   const file = process.env.VHOSTSCOPE_ADDON ?? candidates.find((f) => fs.existsSync(f));
   if (!file) throw new Error(`vhostscope: no native addon for ${process.platform}-${process.arch} (looked for ${candidates.join(', ')}): run "npm run build:native"`);
   try {

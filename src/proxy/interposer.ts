@@ -94,7 +94,13 @@ export class Interposer {
       return fds;
     }
     const ours = native.eventfd(0);
-    const kept = native.dup(ours); // `ours` goes to the far peer; the relay keeps `kept`
+    let kept: number;
+    try {
+      kept = native.dup(ours); // `ours` goes to the far peer; the relay keeps `kept`
+    } catch (err) {
+      native.close(ours); // out of fds (EMFILE) between the two: nothing of ours stays open
+      throw err;
+    }
     const [src, dst] = kind === 'kick' ? [peerFd, kept] : [kept, peerFd];
     const rec: PairRecord = { vring, kind, pairId: 0, dst };
     try {

@@ -51,6 +51,19 @@ describe('fault rule short syntax', () => {
   });
 });
 
+describe('rules that are not', () => {
+  it('a time a timer cannot hold (over 2^31-1 ms: it would fire after 1 ms) is refused, in both syntaxes', () => {
+    expect(() => new FaultRuleSet(parseFaultSpec('delay SET_MEM_TABLE ms=2147483648'))).toThrow(/ms: must be <= 2147483647/);
+    expect(() => new FaultRuleSet(parseFaultSpec('disconnect backend ms=99999999999'))).toThrow(/afterMs: must be <= 2147483647/);
+    expect(() => parseRulesDocument([{ action: 'hold-state', ms: 2 ** 31 }], 'a.json')).toThrow(/rules\[0\]\.ms: must be <= 2147483647/);
+    expect(new FaultRuleSet(parseFaultSpec('delay SET_MEM_TABLE ms=2147483647')).list()).toHaveLength(1);
+  });
+
+  it('a preset named after an Object property is an unknown preset, not a TypeError', () => {
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) expect(() => parseFaultSpec(`preset ${name}`)).toThrow(/^preset: one of virtio-vhost-user$/);
+  });
+});
+
 describe('rules files', () => {
   it('reports every problem with its path', () => {
     const doc = { rules: [{ action: 'drop' }, { action: 'delay', match: { request: 'SET_OWNER', nth: 0 }, ms: -1 }, { action: 'hold', match: { request: 'SET_VRING_ENABLE' }, until: { notification: 'poke' } }, { action: 'mask', features: 'protocol', bits: ['REPLY_ACK'], extra: 1 }] };

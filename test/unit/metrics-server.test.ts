@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { Gauge, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { startMetricsServer } from '../../src/control/metrics-server';
+import { isLoopback, parseMetricsAddress, startMetricsServer } from '../../src/control/metrics-server';
 import { freePort } from '../../src/lab/process';
 
 /** curl in its own process, so that it runs while this thread is blocked: headers, body, seconds taken */
@@ -25,6 +25,18 @@ function scrape(port: number): Promise<{ head: string; body: string; seconds: nu
 
 /** This thread does nothing for `ms` (as a saturated forwarding loop answers nothing). */
 const block = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+describe('the metrics address', () => {
+  it(':PORT is loopback (no authentication, labels naming socket paths); every address must be asked for', () => {
+    expect(parseMetricsAddress(':9464')).toEqual({ host: '127.0.0.1', port: 9464 });
+    expect(parseMetricsAddress('0.0.0.0:9464')).toEqual({ host: '0.0.0.0', port: 9464 });
+    expect(parseMetricsAddress('[::1]:1')).toEqual({ host: '::1', port: 1 });
+    expect(() => parseMetricsAddress('9464')).toThrow(/give HOST:PORT/);
+    expect(() => parseMetricsAddress(':65536')).toThrow(/give HOST:PORT/);
+    expect([':9464', '127.0.0.2:1', '[::1]:1', 'localhost:1'].map((a) => isLoopback(parseMetricsAddress(a).host))).toEqual([true, true, true, true]);
+    expect(['0.0.0.0:1', '[::]:1', '10.0.0.1:1'].map((a) => isLoopback(parseMetricsAddress(a).host))).toEqual([false, false, false]);
+  });
+});
 
 describe('metrics endpoint', () => {
   it('answers fresh figures, and the last ones marked stale while the forwarding thread is busy', async () => {
