@@ -45,6 +45,7 @@ class Channel : public Napi::ObjectWrap<Channel> {
       InstanceMethod("close", &Channel::Close),
       InstanceAccessor("fd", &Channel::GetFd, nullptr),
       InstanceAccessor("queuedBytes", &Channel::GetQueued, nullptr),
+      InstanceAccessor("heldFds", &Channel::GetHeldFds, nullptr),
     });
   }
 
@@ -135,6 +136,9 @@ class Channel : public Napi::ObjectWrap<Channel> {
   Napi::Value GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), closed_ ? -1 : fd_); }
   Napi::Value GetQueued(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(queued_bytes_));
+  }
+  Napi::Value GetHeldFds(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(reader_.held_fds()));
   }
 
   // --- internals

@@ -44,6 +44,9 @@ class FrameReader {
   int end_errno() const { return end_errno_; }
   const char* end_message() const { return end_message_; }
 
+  // fds received with the message being read, not yet whole (0 between messages).
+  size_t held_fds() const { return fds_.size(); }
+
   // Closes the fds of a message that will never be complete.
   void CloseHeldFds();
 

@@ -38,6 +38,8 @@ export interface Channel {
   close(): void;
   readonly fd: number;
   readonly queuedBytes: number;
+  /** fds that arrived with the message being read, not yet whole (0 between messages) */
+  readonly heldFds: number;
 }
 
 export interface ChannelConstructor {

@@ -63,6 +63,8 @@ export interface DaemonOptions {
   maxSessions?: number;
   /** at most this many accepted peers waiting for the connect side (default DEFAULT_MAX_PENDING); more are refused */
   maxPending?: number;
+  /** a session whose peer holds fds in an unfinished message this long is ended (default HELD_FDS_TIMEOUT_MS) */
+  heldFdsTimeoutMs?: number;
   /** only peers with these uids may connect to the listening socket (SO_PEERCRED); others are refused */
   allowUids?: number[];
   /** periodic per-vring stats events (0 or undefined: only at session end) */
@@ -92,6 +94,7 @@ export interface DaemonOptions {
 const RETRY_MS = 100;
 export const DEFAULT_MAX_SESSIONS = 1024;
 export const DEFAULT_MAX_PENDING = 64;
+export const HELD_FDS_TIMEOUT_MS = 30_000;
 /** a refusal at a cap is said at most this often (with how many were refused since) */
 const REFUSAL_NOTICE_MS = 10_000;
 /** the backend's roles are known after the first message; its poller is busy once it forwards */
@@ -108,6 +111,7 @@ export class ProxyDaemon {
   /** relay threads already placed by --relay-cpu auto */
   private readonly placed = new Set<number>();
   private readonly placeTimers = new Set<NodeJS.Timeout>();
+  private heldFdsTimer: NodeJS.Timeout | undefined;
   /** connections refused at a cap since the last notice, and when that was */
   private refused = 0;
   private refusalToldMs = 0;
@@ -136,6 +140,12 @@ export class ProxyDaemon {
   start(socket?: { mode: number; owner: SocketOwner }): void {
     const fd = listenOn(this.opts.listenPath, socket?.mode ?? this.opts.socketMode ?? 0o600, socket?.owner ?? this.opts.socketOwner);
     this.relay?.start();
+    const timeout = this.opts.heldFdsTimeoutMs ?? HELD_FDS_TIMEOUT_MS;
+    this.heldFdsTimer = setInterval(() => {
+      const now = Date.now();
+      for (const s of [...this.sessions]) s.checkHeldFds(now, timeout);
+    }, Math.min(5000, Math.max(50, timeout / 4)));
+    this.heldFdsTimer.unref();
     this.listener = new native.Listener(fd, (err, conn) => {
       if (err) return this.onAcceptError(err);
       if (this.acceptBackoffMs) {
@@ -331,6 +341,7 @@ export class ProxyDaemon {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.resumeTimer);
+    clearInterval(this.heldFdsTimer);
     this.listener?.close();
     this.listener = undefined;
     for (const [fd, timer] of this.pending) {

@@ -231,6 +231,38 @@ export class ProxySession {
     return this.closed;
   }
 
+  /** per channel, the fds it held for an unfinished message at the last check and since when */
+  private readonly held = new Map<Channel, { fds: number; sinceMs: number }>();
+
+  /**
+   * Ends the session if a peer has held fds in an unfinished message for `timeoutMs`: each
+   * session may hold up to 64 for as long as it likes otherwise, and a thousand sessions doing
+   * so fill the daemon's fd table. A real peer sends a message's bytes with its fds at once.
+   * Called by the daemon every few seconds.
+   */
+  checkHeldFds(nowMs: number, timeoutMs: number): void {
+    if (this.closed) return;
+    const channels: [Channel, string][] = [...this.legs].map(([pos, ch]) => [ch, `the ${this.frontendAt ? this.sideOf(pos) : `peer on the ${pos} side`}`]);
+    for (const [kind, sub] of this.subs) channels.push([sub.fe, `the frontend (${kind} channel)`], [sub.be, `the backend (${kind} channel)`]);
+    for (const [ch, who] of channels) {
+      const fds = ch.heldFds;
+      const h = this.held.get(ch);
+      if (!fds) {
+        this.held.delete(ch);
+        continue;
+      }
+      if (!h || fds < h.fds) {
+        this.held.set(ch, { fds, sinceMs: nowMs }); // a new message (fewer held than before: the last one completed)
+        continue;
+      }
+      h.fds = fds;
+      if (nowMs - h.sinceMs >= timeoutMs) {
+        this.close(`${who} has held ${fds} fd${fds > 1 ? 's' : ''} in an unfinished message for ${Math.round((nowMs - h.sinceMs) / 1000)} s; a peer sends a message's bytes with its fds`, 'proxy');
+        return;
+      }
+    }
+  }
+
   /** Relay pairs this session holds now (current and in their grace period). */
   get livePairs(): number {
     return this.interposer?.livePairs ?? 0;

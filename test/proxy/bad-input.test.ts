@@ -118,6 +118,27 @@ describe('bad input from a peer', () => {
     await until(() => openFds() === before, 5000, `fds back to ${before} (now ${openFds()})`);
   });
 
+  it('fds held in a message that stops short of the bound: the session ends after the held-fds timeout, every one closed', async () => {
+    const d2dir = tmpDir('bad-held');
+    const d2 = new ProxyDaemon({ listenPath: path.join(d2dir, 'fe.sock'), connectPath: backendPath, heldFdsTimeoutMs: 600, emit: (e) => events.push(e) });
+    d2.start();
+    await until(() => backendOpen === 0);
+    const before = openFds();
+    const n = ends().length;
+    let closed = false;
+    const ch = new native.Channel(native.connectUnix(path.join(d2dir, 'fe.sock')), 1 << 20, () => {}, () => (closed = true));
+    ch.start();
+    // 8 fds (a legal count) with a message that is never finished
+    ch.send(hdr(Request.SET_MEM_TABLE, 1, 1000), Array.from({ length: 8 }, () => native.eventfd(0)));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(closed).toBe(false); // not at once: a message may take a moment to arrive whole
+    await until(() => closed && ends().length === n + 1 && backendOpen === 0, 5000, 'the proxy to end the session');
+    ch.close();
+    expect(ends()[n].reason).toMatch(/^the (frontend|peer on the listen side) has held 8 fds in an unfinished message for \d+ s; a peer sends a message's bytes with its fds$/);
+    await until(() => openFds() === before, 5000, `fds back to ${before} (now ${openFds()})`);
+    d2.stop();
+  });
+
   it('bad input from the backend closes the session on both sides too', async () => {
     backendMode = 'garbage-reply';
     try {
