@@ -23,6 +23,7 @@ uint64_t MonotonicNs() {
 
 void CallJs(Napi::Env env, Napi::FunctionReference& fn, Napi::AsyncContext& ctx,
             const std::initializer_list<napi_value>& args) {
+  if (fn.IsEmpty()) return;  // the object was closed: its callbacks are gone
   try {
     fn.MakeCallback(env.Global(), args, ctx);
   } catch (const Napi::Error& e) {

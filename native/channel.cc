@@ -157,6 +157,12 @@ class Channel : public Napi::ObjectWrap<Channel> {
     queued_bytes_ = 0;
     close(fd_);
     if (self_ref_) { self_ref_ = false; Unref(); }
+    // The callbacks are strong references from the addon (GC roots): they hold the closures that
+    // hold whatever owns this channel, which holds this channel. Kept after the close, every
+    // closed session would stay in memory for the daemon's life.
+    on_message_.Reset();
+    on_end_.Reset();
+    on_drain_.Reset();
   }
 
   void UpdatePoll() {

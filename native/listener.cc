@@ -69,6 +69,7 @@ class Listener : public Napi::ObjectWrap<Listener> {
     }
     close(fd_);
     Unref();
+    on_conn_.Reset();  // a strong reference: it would keep what the callback holds alive
   }
 
   static void OnPoll(uv_poll_t* handle, int status, int events) {
