@@ -8,6 +8,7 @@
  */
 import * as fs from 'node:fs';
 import { native } from '../native';
+import { fdLink } from './fds';
 import { decoders, HEADER_SIZE, MAX_VRINGS, Request } from '../protocol';
 import { DirtyLogCounter, type DirtyLogFigures } from '../rings/dirty-log';
 import type { RingSnapshot } from '../rings/snapshot';
@@ -49,13 +50,9 @@ interface Reading {
  * and the read runs on the daemon's loop.
  */
 function notMemory(fd: number): string | undefined {
-  let link = '';
-  try {
-    link = fs.readlinkSync(`/proc/self/fd/${fd}`);
-  } catch (err) {
-    return `an fd that cannot be looked at (${(err as NodeJS.ErrnoException).code})`;
-  }
-  return link.startsWith('/memfd:') || link.startsWith('/dev/shm/') ? undefined : link;
+  const l = fdLink(fd);
+  if ('error' in l) return l.error;
+  return l.link.startsWith('/memfd:') || l.link.startsWith('/dev/shm/') ? undefined : l.link;
 }
 
 export class DirtyLogReader {

@@ -19,6 +19,36 @@ export function describeFds(fds: number[]): FdDescription[] {
   });
 }
 
+/**
+ * What an fd is, from /proc's link for it alone ("anon_inode:[eventfd]", "pipe:[7]",
+ * "socket:[9]", "/memfd:qemu (deleted)", a path): no call reaches the object itself, so a
+ * file on a FUSE mount whose server never answers cannot block the daemon here.
+ */
+export type FdLink = { link: string } | { error: string };
+export function fdLink(fd: number): FdLink {
+  try {
+    return { link: fs.readlinkSync(`/proc/self/fd/${fd}`) };
+  } catch (err) {
+    return { error: `an fd that cannot be looked at (${(err as NodeJS.ErrnoException).code})` };
+  }
+}
+
+/** The kind of thing a link names, as a log line says it ("a pipe", "an eventfd fd", "a file"). */
+export function linkKind(link: string): string {
+  if (link.startsWith('pipe:')) return 'a pipe';
+  if (link.startsWith('socket:')) return 'a socket';
+  if (link.startsWith('anon_inode:')) return `an ${link.slice('anon_inode:'.length).replace(/[[\]]/g, '')} fd`;
+  if (link.startsWith('/memfd:')) return 'a memfd';
+  return 'a file';
+}
+
+/** What the fd is when it is not of the kind a slot takes (e.g. 'socket:'), else undefined. */
+export function notOfKind(fd: number, prefix: string): string | undefined {
+  const l = fdLink(fd);
+  if ('error' in l) return l.error;
+  return l.link.startsWith(prefix) ? undefined : linkKind(l.link);
+}
+
 export function closeFds(fds: number[]): void {
   for (const fd of fds) native.close(fd);
 }

@@ -4,8 +4,8 @@
  * peer's fd and ours: kick (frontend writes its fd → relay → our fd the backend reads), call
  * and err (backend writes our fd → relay → the frontend's fd).
  */
-import * as fs from 'node:fs';
 import { native, type RelayPairStats } from '../native';
+import { notOfKind } from './fds';
 import type { NotificationKind } from './notification-stats';
 import type { RelayEvent, RelayHub } from './relay-hub';
 
@@ -21,24 +21,9 @@ const REPLACED_PAIR_GRACE_MS = 1000;
  */
 const MAX_RETIRING_PER_SLOT = 16;
 
-/**
- * What a peer's fd is when it is not an eventfd ("a pipe", "a socket", ...), else undefined.
- * Read from /proc's link for the fd: no call reaches the object itself (an fstat of a file on a
- * FUSE mount would ask its server, which may never answer).
- */
+/** What a peer's fd is when it is not an eventfd ("a pipe", "a socket", ...), else undefined. */
 export function notEventfd(fd: number): string | undefined {
-  let link: string;
-  try {
-    link = fs.readlinkSync(`/proc/self/fd/${fd}`);
-  } catch (err) {
-    return `an fd that cannot be looked at (${(err as NodeJS.ErrnoException).code})`;
-  }
-  if (link === 'anon_inode:[eventfd]') return undefined;
-  if (link.startsWith('pipe:')) return 'a pipe';
-  if (link.startsWith('socket:')) return 'a socket';
-  if (link.startsWith('anon_inode:')) return `an ${link.slice('anon_inode:'.length).replace(/[[\]]/g, '')} fd`;
-  if (link.startsWith('/memfd:')) return 'a memfd';
-  return 'a file';
+  return notOfKind(fd, 'anon_inode:[eventfd]');
 }
 
 export interface PairRecord {

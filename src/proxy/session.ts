@@ -33,7 +33,7 @@ import {
   type Dialect,
 } from '../protocol';
 import { relayPairSummary, type Direction, type FdDescription, type MessageEvent, type PeerIdentity, type ProxyEvent, type RelayPairSummary, type SessionEndEvent } from './events';
-import { closeFds, describeFds, peerIdentity } from './fds';
+import { closeFds, describeFds, notOfKind, peerIdentity } from './fds';
 import { Interposer } from './interposer';
 import { NoticeBudget } from './notice-budget';
 import { BackPressure, type PressureChange } from './backpressure';
@@ -463,6 +463,12 @@ export class ProxySession {
       name: 'sub-channel', sender: 'frontend', reply: false, requests: SUB_CHANNEL_REQUEST_CODES,
       before: (o) => {
         if (o.fds.length !== 1) return;
+        const what = notOfKind(o.fds[0], 'socket:');
+        if (what) {
+          // only a socket can be polled and relayed as a channel; anything else goes as it came
+          this.notice(`${requestName('main', o.request)} carries ${what}, not a socket: forwarded as it came, not interposed (its messages are not seen)`);
+          return;
+        }
         o.outFds = [this.interposeSubChannel(SUB_CHANNEL_REQUESTS[o.request], o.fds[0])];
         o.extra.interposed = true;
       },

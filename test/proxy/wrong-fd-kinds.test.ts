@@ -32,6 +32,8 @@ interface Case {
   /** [the fd sent, fds the test keeps open (the far end nobody services)] */
   make: (dir: string) => [number, number[]];
   kind: string;
+  /** what the daemon's notice says (default: an eventfd slot's) */
+  notice?: string;
 }
 
 const CASES: Case[] = [
@@ -44,9 +46,15 @@ const CASES: Case[] = [
     return [a, [b]];
   } },
   { name: 'a regular file, as a kick fd', request: Request.SET_VRING_KICK, kind: 'a file', make: (dir) => [fs.openSync(path.join(dir, 'not-an-eventfd'), 'w+'), []] },
+  // the back-end request channel is polled as a socket: anything else (uv_poll refuses a file) goes through
+  { name: 'a pipe, as the back-end request channel', request: Request.SET_BACKEND_REQ_FD, kind: 'a pipe', notice: 'SET_BACKEND_REQ_FD carries a pipe, not a socket: forwarded as it came, not interposed', make: () => {
+    const [r, w] = native.pipe();
+    return [w, [r]];
+  } },
+  { name: 'a regular file, as the back-end request channel', request: Request.SET_BACKEND_REQ_FD, kind: 'a file', notice: 'SET_BACKEND_REQ_FD carries a file, not a socket: forwarded as it came, not interposed', make: (dir) => [fs.openSync(path.join(dir, 'not-a-socket'), 'w+'), []] },
 ];
 
-describe('an fd of the wrong kind where an eventfd goes', () => {
+describe('an fd of the wrong kind where an eventfd or a socket goes', () => {
   it.each(CASES)('$name: passed through untouched, the daemon never blocks on it, SIGTERM ends it', async (c) => {
     const dir = tmpDir('wrongfd');
     const be = path.join(dir, 'be.sock');
@@ -92,6 +100,6 @@ describe('an fd of the wrong kind where an eventfd goes', () => {
     expect(await proxy.waitExit(2000)).toBe(0);
     expect(Date.now() - t0).toBeLessThan(2000);
     const log = fs.readFileSync(path.join(dir, 'proxy.log'), 'utf8');
-    expect(log).toContain(`vring 0 carries ${c.kind}, not an eventfd: forwarded as it came, not interposed`);
+    expect(log).toContain(c.notice ?? `vring 0 carries ${c.kind}, not an eventfd: forwarded as it came, not interposed`);
   }, 30_000);
 });
