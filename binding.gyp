@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/channel.cc",
+        "native/closer.cc",
         "native/framing.cc",
         "native/listener.cc",
         "native/sys.cc",

@@ -10,6 +10,7 @@
 // reading after any end; JS decides whether to close. It reports when its write queue has
 // drained (onDrain), and pause() stops reading until start(): JS builds back-pressure from
 // the two (src/proxy/backpressure.ts).
+#include "closer.h"
 #include "common.h"
 #include "framing.h"
 #include <cerrno>
@@ -31,7 +32,7 @@ struct PendingWrite {
 };
 
 void CloseAll(std::vector<int>& fds) {
-  for (int fd : fds) close(fd);
+  for (int fd : fds) CloseForeign(fd);  // a peer's fds: a file's close may wait for its server
   fds.clear();
 }
 

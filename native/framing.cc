@@ -1,4 +1,5 @@
 #include "framing.h"
+#include "closer.h"
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -92,7 +93,7 @@ void FrameReader::Reset() {
 }
 
 void FrameReader::CloseHeldFds() {
-  for (int fd : fds_) close(fd);
+  for (int fd : fds_) CloseForeign(fd);
   fds_.clear();
 }
 

@@ -1,6 +1,7 @@
 // Guest memory mappings and vring snapshots. See rings.h; the record layout is documented once,
 // in src/rings/snapshot.ts, which decodes it.
 #include "rings.h"
+#include "closer.h"
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -60,7 +61,7 @@ int GuestMemory::Add(int fd, uint64_t gpa, uint64_t size, uint64_t uaddr, uint64
 
 static void Unmap(Region& r) {
   if (r.map) munmap(const_cast<uint8_t*>(r.map), r.map_len);
-  if (r.fd >= 0) close(r.fd);
+  if (r.fd >= 0) CloseForeign(r.fd);  // a file-backed region's close may wait for its file system
   r.map = nullptr;
   r.fd = -1;
 }

@@ -1,4 +1,5 @@
 // Plain syscalls: unix sockets, eventfd, memfd, close, peer credentials, the clock.
+#include "closer.h"
 #include "common.h"
 #include <cerrno>
 #include <cstring>
@@ -128,6 +129,16 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// closeForeign(fd): a peer's fd, closed now or on the closer thread (closer.h)
+Napi::Value CloseForeignFd(const Napi::CallbackInfo& info) {
+  CloseForeign(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+Napi::Value PendingCloses(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(PendingForeignCloses()));
+}
+
 // shutdownPeerSocket(pid, fd): shuts down (both directions) a socket another process holds, as
 // its fd number `fd`: the socket is duplicated with pidfd_getfd (ptrace access to the process:
 // root or its owner with ptrace allowed), shut down, and the duplicate closed. Both ends then
@@ -251,6 +262,8 @@ void InitSys(Napi::Env env, Napi::Object exports) {
   exports.Set("socketpair", Napi::Function::New(env, SocketPair));
   exports.Set("pipe", Napi::Function::New(env, Pipe));
   exports.Set("close", Napi::Function::New(env, CloseFd));
+  exports.Set("closeForeign", Napi::Function::New(env, CloseForeignFd));
+  exports.Set("pendingForeignCloses", Napi::Function::New(env, PendingCloses));
   exports.Set("nonblocking", Napi::Function::New(env, GetNonblocking));
   exports.Set("setNonblocking", Napi::Function::New(env, SetNonblocking));
   exports.Set("dup", Napi::Function::New(env, DupFd));

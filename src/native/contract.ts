@@ -215,6 +215,13 @@ export interface NativeAddon {
   /** Sets or clears O_NONBLOCK (every copy of the fd shares it, the peer's too once passed). */
   setNonblocking(fd: number, on: boolean): void;
   close(fd: number): void;
+  /**
+   * Closes an fd a peer sent: at once, or, for a file whose close may wait for its file system
+   * (FUSE's FLUSH, a server that never answers), on a thread of its own. Never blocks.
+   */
+  closeForeign(fd: number): void;
+  /** fds given to that thread and not closed yet */
+  pendingForeignCloses(): number;
   dup(fd: number): number;
   eventfd(initial: number): number;
   eventfdWrite(fd: number, count: number): void;

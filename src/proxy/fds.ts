@@ -49,8 +49,9 @@ export function notOfKind(fd: number, prefix: string): string | undefined {
   return l.link.startsWith(prefix) ? undefined : linkKind(l.link);
 }
 
+/** Closes fds a peer sent (never waiting for a file system: see closeForeign). */
 export function closeFds(fds: number[]): void {
-  for (const fd of fds) native.close(fd);
+  for (const fd of fds) native.closeForeign(fd);
 }
 
 /** SO_PEERCRED plus what /proc says about that process, where readable. */
