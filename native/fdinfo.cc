@@ -66,19 +66,29 @@ std::string MountFsType(int fd) {
   return type;
 }
 
+// File systems whose operations wait for a server (a process, or a host across a network).
+static bool ServedRemotely(const std::string& fstype) {
+  static const char* const kRemote[] = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "afs", "lustre", "virtiofs"};
+  if (fstype.rfind("fuse", 0) == 0) return true;  // fuse, fuseblk, fuse.sshfs, ...
+  for (const char* t : kRemote)
+    if (fstype == t) return true;
+  return false;
+}
+
 Napi::Value FdInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
   std::string target = ReadLink("/proc/self/fd/" + std::to_string(fd));
-  // A file on a FUSE mount: fstat or fstatfs would ask its server, which may never answer, and
-  // this runs on the daemon's loop for every fd a peer sends. Described from /proc alone.
+  // A file on a FUSE or network file system: fstat or fstatfs would ask its server, which may
+  // never answer, and this runs on the daemon's loop for every fd a peer sends. Described from
+  // /proc alone.
   if (!target.empty() && target[0] == '/' && target.rfind("/memfd:", 0) != 0) {
     std::string fstype = MountFsType(fd);
-    if (fstype.rfind("fuse", 0) == 0) {
+    if (ServedRemotely(fstype)) {
       Napi::Object o = Napi::Object::New(env);
       o.Set("kind", Napi::String::New(env, "file"));
       o.Set("target", Napi::String::New(env, target));
-      o.Set("fuse", Napi::Boolean::New(env, true));
+      o.Set("remote", Napi::String::New(env, fstype));
       o.Set("size", Napi::Number::New(env, 0));
       o.Set("inode", Napi::Number::New(env, 0));
       o.Set("blockSize", Napi::Number::New(env, 0));

@@ -179,8 +179,11 @@ export interface FdInfo {
   inode: number;
   blockSize: number;
   hugetlb: boolean;
-  /** a file on a FUSE mount: described from /proc only (an fstat would ask its server), size 0 */
-  fuse?: boolean;
+  /**
+   * a file on a FUSE or network file system, its type ("fuse", "nfs4", ...): described from
+   * /proc only (an fstat would ask its server, which may never answer), size 0
+   */
+  remote?: string;
   /** for memfds (also hugetlb memfds) */
   memfdName?: string;
   /** F_GET_SEALS where the fd supports sealing */

@@ -1,8 +1,9 @@
 /**
  * Finding 6 of the security review, for real: a front-end hands the daemon an fd of a file on a
  * FUSE mount whose server never answers (native/tests/fuse_hang.c: FLUSH, GETATTR and STATFS go
- * unanswered). An fstat of it, or a close (every close of a FUSE file waits for FLUSH), on the
- * daemon's loop would freeze the daemon for good. The fd is described from /proc alone and
+ * unanswered), as a kick fd and as guest memory (--rings). An fstat of it, a close (every close
+ * of a FUSE file waits for FLUSH) on the daemon's loop, or a read of it on the relay thread would
+ * freeze the daemon for good. The fd is described from /proc alone and
  * closed on the closer thread: the daemon keeps forwarding and answering while that thread
  * waits, and at SIGTERM it does all its stopping work at once. (The kernel holds a process whose
  * thread waits for FLUSH until the server answers or dies: fuse_flush's wait cannot be
@@ -71,7 +72,7 @@ describe('a file on a FUSE mount whose server never answers, handed to the daemo
       ch.start();
       beChs.push(ch);
     });
-    const proxy = await startProxy({ listen: fe, connect: be, logFile: path.join(dir, 'proxy.log') });
+    const proxy = await startProxy({ listen: fe, connect: be, args: ['--rings'], logFile: path.join(dir, 'proxy.log') });
     // A front-end in another process opens the file (LOOKUP and OPEN are answered) and sends it
     // where an eventfd goes; it then waits, its own copy open (this process never holds one: its
     // close would wait too, whatever the addon does)
@@ -81,6 +82,8 @@ s = socket.socket(socket.AF_UNIX)
 s.connect(${JSON.stringify(fe)})
 f = os.open(${JSON.stringify(path.join(mnt, 'f'))}, os.O_RDONLY)
 socket.send_fds(s, [struct.pack('<III', ${Request.SET_VRING_KICK}, 1, 8) + struct.pack('<Q', 0)], [f])
+# the same file as guest memory (--rings would read it on the relay thread)
+socket.send_fds(s, [struct.pack('<III', ${Request.ADD_MEM_REG}, 1, 40) + struct.pack('<QQQQQ', 0, 0, 4096, 0x7f0000000000, 0)], [f])
 print('sent', flush=True)
 time.sleep(3600)
 `], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -97,7 +100,7 @@ time.sleep(3600)
       backend.close();
     });
     await until(() => sent.includes('sent'), 10_000, 'the front-end to send the FUSE file');
-    await until(() => received.some((fds) => fds.length === 1), 10_000, 'the FUSE file at the back-end');
+    await until(() => received.filter((fds) => fds.length === 1).length === 2, 10_000, 'the FUSE file at the back-end, twice');
     // the daemon forwarded it, and its copy's close now waits for a FLUSH that never comes: on its closer thread
     feCh.send(encodeMessage(Request.GET_FEATURES, 1));
     await until(() => replies.length === 1, 10_000, 'GET_FEATURES answered through the daemon');
@@ -109,6 +112,7 @@ time.sleep(3600)
     // the daemon described it from /proc (an fstat would have waited for GETATTR)
     const log = fs.readFileSync(path.join(dir, 'proxy.log'), 'utf8');
     expect(log).toContain('carries a file, not an eventfd: forwarded as it came');
+    expect(log).toContain('--rings: the region at gpa 0x0 is a file on a fuse file system, whose reads may wait for its server: not read');
     // SIGTERM: the stop's work is done at once (the socket removed, the last line logged)
     proxy.kill('SIGTERM');
     await until(() => !fs.existsSync(fe), 2000, 'the daemon to remove its socket at SIGTERM');
