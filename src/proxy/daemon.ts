@@ -99,6 +99,7 @@ export const HELD_FDS_TIMEOUT_MS = 30_000;
 const REFUSAL_NOTICE_MS = 10_000;
 /** the backend's roles are known after the first message; its poller is busy once it forwards */
 const PLACEMENT_DELAY_MS = 1000;
+const PLACEMENT_ATTEMPTS = 5;
 
 export class ProxyDaemon {
   private listener: Listener | undefined;
@@ -318,22 +319,29 @@ export class ProxyDaemon {
    * --relay-cpu auto: once the session's roles are known, choose the relay's CPU from the peers'
    * threads (once per relay thread: it serves every session it is given).
    */
-  private placeRelay(session: ProxySession, thread: number, hub: RelayHub): void {
+  private placeRelay(session: ProxySession, thread: number, hub: RelayHub, attempt = 0): void {
+    // a back-end polls once it forwards, and a busy machine may hide its poller for a moment:
+    // looked for again, 1, 2, 4, 8 and 16 s apart, while the session lives
     const timer = setTimeout(() => {
       this.placeTimers.delete(timer);
       const be = session.backendPeer;
-      if (this.stopped || this.placed.has(thread) || !be) return;
+      if (this.stopped || this.placed.has(thread) || session.isClosed) return;
+      if (!be) return this.retryPlacement(session, thread, hub, attempt);
       void chooseRelayCpu({ backendPid: be.pid, frontendPid: session.frontendPeer?.pid }).then((p) => {
-        if (!p || this.stopped || this.placed.has(thread)) return;
-        if (!hub.setCpu(p.cpu, p.yieldWhileSpinning)) return;
+        if (this.stopped || this.placed.has(thread)) return;
+        if (!p || !hub.setCpu(p.cpu, p.yieldWhileSpinning)) return this.retryPlacement(session, thread, hub, attempt);
         this.placed.add(thread);
         const which = this.relay && this.relay.threads > 1 ? `relay thread ${thread}` : 'relay thread';
         const where = p.cpu < 0 ? 'left to the scheduler' : `moved to CPU ${p.cpu}`;
         this.notice('info', `${which} ${where}, ${p.reason} (--relay-cpu N or none to choose)`, { relayCpu: p.cpu, relayThread: thread });
       });
-    }, PLACEMENT_DELAY_MS);
+    }, attempt === 0 ? PLACEMENT_DELAY_MS : PLACEMENT_DELAY_MS << attempt);
     timer.unref();
     this.placeTimers.add(timer);
+  }
+
+  private retryPlacement(session: ProxySession, thread: number, hub: RelayHub, attempt: number): void {
+    if (attempt < PLACEMENT_ATTEMPTS - 1) this.placeRelay(session, thread, hub, attempt + 1);
   }
 
   /** Closes every session and pending connection, the listener, and removes the socket file. */
