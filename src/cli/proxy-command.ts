@@ -113,6 +113,7 @@ function addProxyOptions(cmd: Command): Command {
     .option('--keep-for <duration>', 'flight recorder: delete unpinned segments older than this, e.g. 7d')
     .option('--pin-before <duration>', 'a pin (error finding, session error, fault rule firing, `vhostscope mark`, SIGUSR1) keeps the recording from this long before it', '60s')
     .option('--pin-after <duration>', '... to this long after it', '10s')
+    .option('--pin-for <duration>', 'a pin is let go this long after its window (then --keep and --keep-for decide)', '30d')
     .option('--segment-size <size>', 'flight recorder: begin a session\'s next segment file at this size (default: --keep/16, at most 64MiB)')
     .option('--segment-for <duration>', 'flight recorder: ... or at this age', '10m')
     .option('--relay-nice <n>', 'niceness of the relay thread (negative: ahead of busy peers; needs root)', String(DEFAULT_NICE))

@@ -11,6 +11,7 @@ export interface FlightCliOptions {
   keepFor?: string;
   pinBefore: string;
   pinAfter: string;
+  pinFor?: string;
   segmentSize?: string;
   segmentFor: string;
 }
@@ -32,12 +33,14 @@ export function flightOptions(o: FlightCliOptions): Omit<FlightOptions, 'onSweep
     segmentMs: durationOption('--segment-for', o.segmentFor, { min: 1000 }),
     pinBeforeMs: durationOption('--pin-before', o.pinBefore),
     pinAfterMs: durationOption('--pin-after', o.pinAfter),
+    ...(o.pinFor !== undefined ? { pinMs: durationOption('--pin-for', o.pinFor, { min: 1000 }) } : {}),
   };
 }
 
 export function logSweep(logger: Logger, r: SweepResult): void {
   if (r.deleted.length) logger.info({ event: 'notice', msg: `retention: deleted ${r.deleted.length} segment file(s) (${bytesText(r.deleted.reduce((n, s) => n + s.bytes, 0))}), the oldest from ${new Date(r.deleted[0]!.startMs).toISOString()}; ${bytesText(r.bytes)} kept` });
   for (const p of r.released) logger.warn({ event: 'notice', msg: `retention: pinned segments alone exceed --keep; released pin ${p.id} (${p.reason}, ${new Date(p.atMs).toISOString()})` });
+  if (r.expired.length) logger.info({ event: 'notice', msg: `retention: let go of ${r.expired.length} pin(s) older than --pin-for or keeping no segment any more, the oldest ${r.expired[0]!.id} (${r.expired[0]!.reason}, ${new Date(r.expired[0]!.atMs).toISOString()})` });
 }
 
 /** A pin is logged when made, not each time a burst of the same trigger extends it. */

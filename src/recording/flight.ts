@@ -231,12 +231,19 @@ export interface RetentionLimits {
   keepBytes?: number;
   /** segments whose last write is older than this are deleted (unless pinned) */
   keepMs?: number;
+  /** a pin is released this long after its window ends (default PIN_MS) */
+  pinMs?: number;
 }
+
+/** How long a pin keeps what it pinned, by default: a month to look at it, not forever. */
+export const PIN_MS = 30 * 86_400_000;
 
 export interface SweepResult {
   deleted: Segment[];
   /** pins let go because the pinned segments alone were over keepBytes */
   released: Pin[];
+  /** pins let go because they were older than pinMs, or their window is over and keeps no segment */
+  expired: Pin[];
   /** bytes of segment files after the sweep */
   bytes: number;
 }
@@ -251,6 +258,13 @@ export function sweep(dir: string, limits: RetentionLimits, pins: PinBook, keepO
   const segments = listSegments(dir, starts);
   const deleted: Segment[] = [];
   const released: Pin[] = [];
+  const expired: Pin[] = [];
+  // pins past their age: let go first, so that what they kept goes by the other bounds
+  for (const p of pins.list()) {
+    if (nowMs - p.toMs <= (limits.pinMs ?? PIN_MS)) continue;
+    pins.release(p.id);
+    expired.push(p);
+  }
   const candidate = (s: Segment): boolean => !keepOpen.has(s.file);
   const pinned = (s: Segment): boolean => pins.list().some((p) => pinKeeps(p, s));
   const remove = (s: Segment): void => {
@@ -292,6 +306,13 @@ export function sweep(dir: string, limits: RetentionLimits, pins: PinBook, keepO
       }
     }
   }
-  if (released.length) pins.compact();
-  return { deleted, released, bytes };
+  // pins whose window is over and keeps no segment any more (deleted by hand, or never written)
+  const left = segments.filter((s) => !deleted.includes(s));
+  for (const p of pins.list()) {
+    if (p.toMs >= nowMs || left.some((s) => pinKeeps(p, s))) continue;
+    pins.release(p.id);
+    expired.push(p);
+  }
+  if (released.length || expired.length) pins.compact();
+  return { deleted, released, expired, bytes };
 }

@@ -187,7 +187,7 @@ export class Recorder {
     try {
       this.lastSweepMs = Date.now();
       const r = sweep(this.target, f, this.pins, this.protectedFiles(), Date.now(), this.segmentStarts);
-      if (r.deleted.length || r.released.length) f.onSweep?.(r);
+      if (r.deleted.length || r.released.length || r.expired.length) f.onSweep?.(r);
     } catch (err) {
       this.opts.onError?.(this.target, err as Error);
     }

@@ -128,7 +128,7 @@ describe('flight recorder', () => {
     }
     const pinsAll = new PinBook(dir, 1000, 1000);
     pinsAll.pin('mark: y', undefined, 20_000);
-    const r = sweep(dir, { keepBytes: 15_000 }, pinsAll, new Set());
+    const r = sweep(dir, { keepBytes: 15_000 }, pinsAll, new Set(), 20_500); // (while pins 2 and 3 are still in their windows)
     expect(r.released.map((p) => p.id)).toEqual([1]); // the oldest pin goes first
     expect(r.deleted.map((s) => path.basename(s.file))).toEqual(['x-s1.vhsrec']);
     expect(r.bytes).toBe(10_000);
@@ -181,6 +181,27 @@ describe('flight recorder', () => {
     expect(r.deleted.map((s) => path.basename(s.file))).toEqual(['old-s1.vhsrec']);
     expect(fs.readdirSync(dir).sort()).toEqual(['new-s3.vhsrec', 'old-s2.vhsrec', 'open-s4.vhsrec', 'pins.jsonl']);
     expect(listDirectory(dir).sessions.find((s) => s.session === 'old-s2')?.pins).toEqual([1]);
+  });
+
+  it('lets go of a pin past --pin-for, and of one whose window is over and keeps no segment', () => {
+    const dir = tmpDir('flight-pin-age');
+    const now = Date.now();
+    const day = 86_400_000;
+    const kept = segmentFile(dir, 'kept-s1', 0);
+    fs.writeFileSync(kept, 'x');
+    fs.utimesSync(kept, (now - 40 * day) / 1000, (now - 40 * day) / 1000);
+    const pins = new PinBook(dir, 60_000, 10_000);
+    const old = pins.pin('check VU001', 'kept-s1', now - 40 * day); // keeps kept-s1, but 40 days old
+    const orphan = pins.pin('mark: nothing recorded then', 'gone-s2', now - 2 * day); // its segments were deleted by hand
+    const current = pins.pin('SIGUSR1', undefined, now); // its window is not over: kept
+    const r = sweep(dir, { keepMs: 7 * day }, pins, new Set(), now);
+    expect(r.expired.map((p) => p.id).sort()).toEqual([old.id, orphan.id].sort());
+    expect(r.released).toEqual([]);
+    expect(pins.list().map((p) => p.id)).toEqual([current.id]);
+    // the segment the old pin kept goes by --keep-for now, in the same sweep
+    expect(r.deleted.map((x) => path.basename(x.file))).toEqual(['kept-s1.vhsrec']);
+    // and a restarted daemon agrees: the file says so
+    expect(new PinBook(dir, 60_000, 10_000).list().map((p) => p.id)).toEqual([current.id]);
   });
 
   it('refuses --keep without a directory', () => {
