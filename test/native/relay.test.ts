@@ -241,4 +241,35 @@ describe('Relay', () => {
     expect(() => relay.addPair(native.eventfd(0), native.eventfd(0))).toThrow(/ESHUTDOWN/);
     expect(openFds()).toBe(before);
   });
+
+  it('never blocks on a blocking source that is empty: removing its pair returns (in a child: a block would hang this process)', async () => {
+    // A peer's eventfd may be blocking, and the peer may read it too: epoll can say readable and
+    // the count be gone when the relay reads. removePair relays what is pending, on the JS thread:
+    // with nothing pending, a read without a poll first would wait there for good.
+    const script = `
+      const { native } = require(${JSON.stringify(path.resolve(__dirname, '../../dist/native'))});
+      const relay = new native.Relay(16);
+      const src = native.eventfd(0);
+      native.setNonblocking(src, false); // blocking, and empty
+      const id = relay.addPair(src, native.eventfd(0));
+      relay.removePair(id);
+      relay.stop();
+      process.stdout.write('done');
+    `;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      const t = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve(null);
+      }, 10_000);
+      child.on('exit', (c) => {
+        clearTimeout(t);
+        resolve(c);
+      });
+    });
+    expect(out).toBe('done');
+    expect(code).toBe(0);
+  });
 });
