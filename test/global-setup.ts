@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
+import { processStart } from '../src/lab/process';
 
 const ROOT = path.resolve(__dirname, '..');
 export const PEER_REGISTRY = '/tmp/vhostscope-test-peers';
@@ -39,7 +40,7 @@ export function endLeftoverPeers(registry: string): string[] {
   const ended: string[] = [];
   for (const name of entries) {
     const file = path.join(registry, name);
-    let peer: { pid: number; cmd: string };
+    let peer: { pid: number; cmd: string; start?: number };
     try {
       peer = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof peer;
     } catch {
@@ -55,6 +56,8 @@ export function endLeftoverPeers(registry: string): string[] {
       continue;
     }
     if (!cmdline.includes(path.basename(peer.cmd))) continue;
+    // the same pid and command may be another process by now (a bench's node): the start time says
+    if (peer.start !== undefined && processStart(peer.pid) !== peer.start) continue;
     try {
       process.kill(-peer.pid, 'SIGKILL');
     } catch {

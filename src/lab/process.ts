@@ -22,13 +22,26 @@ export interface PeerOptions {
  * its command while it runs: the run's global teardown ends the process groups of any a killed
  * or timed-out test left behind (test/global-setup.ts).
  */
+/**
+ * When a process began (clock ticks since boot, /proc/PID/stat's 22nd field): with the pid, it
+ * names one process for good, where a pid alone is soon another's.
+ */
+export function processStart(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return undefined;
+  }
+}
+
 function register(pid: number | undefined, cmd: string, args: string[]): string | undefined {
   const dir = process.env.VHS_PEER_REGISTRY;
   if (!dir || !pid) return undefined;
   try {
     fs.mkdirSync(dir, { recursive: true });
     const file = `${dir}/${pid}`;
-    fs.writeFileSync(file, JSON.stringify({ pid, cmd, args: args.slice(0, 8) }));
+    fs.writeFileSync(file, JSON.stringify({ pid, cmd, args: args.slice(0, 8), start: processStart(pid) }));
     return file;
   } catch {
     return undefined; // the registry is a safety net, never a reason for a peer not to run

@@ -75,35 +75,39 @@ describe('the systemd unit', () => {
     const port = await freePort();
     let daemon: Peer | undefined;
     let daemonPid = 0;
-    const r = await runDpdkScenario({
-      workDir: work,
-      durationS: 2,
-      attach: async (shared) => {
-        // the peer's socket belongs to another user, usable by it alone: root needs CAP_DAC_OVERRIDE
-        // to connect and CAP_CHOWN to give its own socket that owner
-        fs.chownSync(shared, 65534, 65534);
-        fs.chmodSync(shared, 0o600);
-        daemon = new Peer('setpriv', [
-          '--no-new-privs', `--bounding-set=-all,${caps.join(',')}`, '--inh-caps=-all',
-          'strace', '-f', '-c', '-o', summary,
-          process.execPath, CLI, 'attach', shared, '--json', '--device', 'net', '--rings', '--record', rec, '--keep', '64MiB',
-          '--metrics', `127.0.0.1:${port}`, '--relay-nice', '-5',
-        ], { name: 'attach', logFile, timeoutMs: 300_000 });
-        await daemon.waitForLog(/"msg":"attached to /, 60_000);
-        // setpriv became strace, which started the daemon
-        daemonPid = Number(execFileSync('pgrep', ['-P', String(daemon.pid)], { encoding: 'utf8' }).trim().split('\n')[0]);
-      },
-    });
-    expect(r.problems).toEqual([]);
-    const scrape = await fetch(`http://127.0.0.1:${port}/metrics`).then((x) => x.text());
-    expect(scrape).toMatch(/vhostscope_sessions_started_total\{listen="[^"]+"\} 1/);
-    const control = `${path.join(work, 'vhu.sock')}.ctl`;
-    const mark = spawnSync(process.execPath, [CLI, 'mark', '--control', control, 'under the unit\'s confinement'], { encoding: 'utf8' });
-    expect(mark.status, mark.stderr).toBe(0);
-    // the relay thread got its negative niceness (CAP_SYS_NICE)
-    expect(JSON.stringify(await controlRequest(control, { cmd: 'status' }))).toContain('"niceApplied":true');
-    process.kill(daemonPid, 'SIGTERM');
-    expect(await daemon!.waitExit(20_000)).toBe(0);
+    try {
+      const r = await runDpdkScenario({
+        workDir: work,
+        durationS: 2,
+        attach: async (shared) => {
+          // the peer's socket belongs to another user, usable by it alone: root needs CAP_DAC_OVERRIDE
+          // to connect and CAP_CHOWN to give its own socket that owner
+          fs.chownSync(shared, 65534, 65534);
+          fs.chmodSync(shared, 0o600);
+          daemon = new Peer('setpriv', [
+            '--no-new-privs', `--bounding-set=-all,${caps.join(',')}`, '--inh-caps=-all',
+            'strace', '-f', '-c', '-o', summary,
+            process.execPath, CLI, 'attach', shared, '--json', '--device', 'net', '--rings', '--record', rec, '--keep', '64MiB',
+            '--metrics', `127.0.0.1:${port}`, '--relay-nice', '-5',
+          ], { name: 'attach', logFile, timeoutMs: 300_000 });
+          await daemon.waitForLog(/"msg":"attached to /, 60_000);
+          // setpriv became strace, which started the daemon
+          daemonPid = Number(execFileSync('pgrep', ['-P', String(daemon.pid)], { encoding: 'utf8' }).trim().split('\n')[0]);
+        },
+      });
+      expect(r.problems).toEqual([]);
+      const scrape = await fetch(`http://127.0.0.1:${port}/metrics`).then((x) => x.text());
+      expect(scrape).toMatch(/vhostscope_sessions_started_total\{listen="[^"]+"\} 1/);
+      const control = `${path.join(work, 'vhu.sock')}.ctl`;
+      const mark = spawnSync(process.execPath, [CLI, 'mark', '--control', control, 'under the unit\'s confinement'], { encoding: 'utf8' });
+      expect(mark.status, mark.stderr).toBe(0);
+      // the relay thread got its negative niceness (CAP_SYS_NICE)
+      expect(JSON.stringify(await controlRequest(control, { cmd: 'status' }))).toContain('"niceApplied":true');
+      process.kill(daemonPid, 'SIGTERM');
+      expect(await daemon!.waitExit(20_000)).toBe(0);
+    } finally {
+      await daemon?.stop(); // (a failure before the SIGTERM must not leave it running)
+    }
     const log = daemon!.log();
     expect(log).not.toMatch(/EPERM|Operation not permitted|EACCES|permission denied/i);
     expect(log).not.toMatch(/"level":50/);

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Peer } from '../../src/lab/process';
+import { Peer, processStart } from '../../src/lab/process';
 import { endLeftoverPeers, PEER_REGISTRY } from '../global-setup';
 import { tmpDir, until } from '../helpers';
 
@@ -41,5 +41,18 @@ describe('peer registry', () => {
     await until(() => !fs.existsSync(`/proc/${sleeper}`) || fs.readFileSync(`/proc/${sleeper}/stat`, 'utf8').split(' ')[2] === 'Z', 5000, 'the sleep ended');
     expect(fs.readdirSync(registry)).toEqual([]);
     expect(endLeftoverPeers(registry)).toEqual([]);
+  });
+
+  it('never ends a process that took a registered peer\'s pid and command later (a bench\'s node): the start time tells', async () => {
+    const dir = tmpDir('registry-reuse');
+    const registry = path.join(dir, 'peers');
+    fs.mkdirSync(registry);
+    // a "peer" entry whose pid is now another process running the same command (this test's own
+    // sleep stands for it), started at another time
+    const other = new Peer('sleep', ['300'], { name: 'other', logFile: path.join(dir, 'other.log') });
+    fs.writeFileSync(path.join(registry, String(other.pid)), JSON.stringify({ pid: other.pid, cmd: 'sleep', args: ['300'], start: processStart(other.pid)! - 1 }));
+    expect(endLeftoverPeers(registry)).toEqual([]);
+    expect(other.alive).toBe(true);
+    await other.stop();
   });
 });
