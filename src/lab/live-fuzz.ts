@@ -182,10 +182,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 function send(ch: Channel, bytes: Buffer, fds: number[]): boolean {
   try {
-    ch.send(bytes, fds);
+    ch.send(bytes, fds); // it owns the fds, sent or not (closing them again here closed others')
     return true;
   } catch {
-    for (const fd of fds) native.close(fd); // (send closes them only once it took them)
     return false;
   }
 }
@@ -228,7 +227,12 @@ export async function runLiveFuzz(o: LiveFuzzOptions): Promise<LiveFuzzResult> {
         // the back-end channel's socket: write mutated recorded back-end requests into it
         if (code === SET_BACKEND_REQ_FD && native.fdInfo(f).kind === 'socket') {
           const session = corpus.sessions[rng.int(corpus.sessions.length)];
-          const sub = new native.Channel(f, 1 << 20, () => {}, () => {});
+          let sub: Channel;
+          try {
+            sub = new native.Channel(f, 1 << 20, () => {}, () => {}); // (it owns f even when it throws)
+          } catch {
+            continue;
+          }
           sub.start();
           for (const r of session.backendChannel.slice(0, 8)) send(sub, rng.chance(0.5) ? mutateBytes(r.raw, rng) : r.raw, []);
           if (rng.chance(0.3)) send(sub, Buffer.from(Array.from({ length: rng.int(40) }, () => rng.int(256))), []);
