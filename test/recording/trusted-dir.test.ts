@@ -4,6 +4,7 @@
  * anything is written; a directory it makes is 0700 whatever the umask; it never appends to
  * another user's file, and a segment file is always a new one.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -15,7 +16,7 @@ import { tmpDir } from '../helpers';
 const NOBODY = 65534;
 
 describe('where root records', () => {
-  it('refuses a directory another user owns, or one others may write; accepts a private one under sticky /tmp', async () => {
+  it('refuses a directory another user owns, or one others may write; accepts a private one under sticky /tmp', () => {
     const base = tmpDir('trusted');
     const theirs = path.join(base, 'theirs');
     fs.mkdirSync(theirs);
@@ -42,17 +43,12 @@ describe('where root records', () => {
     // /tmp is sticky: a private directory in it is ours
     expect((fs.statSync('/tmp').mode & 0o1000) !== 0).toBe(true);
     expect(untrustedDir(base)).toBeUndefined();
-    // a new directory is 0700 whatever the umask
-    const old = process.umask(0);
-    try {
-      const made = path.join(base, 'a', 'b');
-      const rec = new Recorder(made + '/');
-      await rec.close();
-      expect(fs.statSync(made).mode & 0o777).toBe(0o700);
-      expect(fs.statSync(path.join(base, 'a')).mode & 0o777).toBe(0o700);
-    } finally {
-      process.umask(old);
-    }
+    // a new directory is 0700 whatever the umask (set in a process of its own: a test worker may not)
+    const made = path.join(base, 'a', 'b');
+    const r = spawnSync(process.execPath, ['-e', `process.umask(0); const { Recorder } = require(${JSON.stringify(path.resolve(__dirname, '../../dist/recording/recorder'))}); new Recorder(${JSON.stringify(made + '/')}).close().then(() => process.exit(0));`], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(fs.statSync(made).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(path.join(base, 'a')).mode & 0o777).toBe(0o700);
   });
 
   it('never appends to another user\'s file, and a segment is never an existing file', () => {
