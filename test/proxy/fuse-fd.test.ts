@@ -15,16 +15,12 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/control/client';
 import { startProxy } from '../../src/lab/proxy-process';
+import { u64 } from '../../src/lab/synthetic-peers';
 import { native, type Channel } from '../../src/native';
 import { encodeMessage, HEADER_SIZE, Request } from '../../src/protocol';
 import { tmpDir, until } from '../helpers';
 
 const NATIVE = path.resolve(__dirname, '../../native');
-const u64 = (v: bigint): Buffer => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(v);
-  return b;
-};
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {

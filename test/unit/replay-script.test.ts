@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { u64 } from '../../src/lab/synthetic-peers';
 import { native } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import type { MessageRecord, RecordingRecord } from '../../src/recording/records';
@@ -22,11 +23,6 @@ const REPLY = 0x4;
 function msg(session: number, channel: MessageRecord['channel'], dir: MessageRecord['dir'], raw: Buffer, extra: Partial<MessageRecord> = {}): MessageRecord {
   return { type: 'message', ts: 1000n, session, channel, dir, raw, fds: [], ...extra };
 }
-const u64 = (v: bigint): Buffer => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(v);
-  return b;
-};
 
 describe('a replay script from a real recording', () => {
   it('qemu-blk-qsd: the frontend\'s requests in order, each with its reply, the injected ones left out', () => {
