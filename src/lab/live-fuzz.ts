@@ -10,6 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { controlRequest } from '../control/client';
 import { native, type Channel } from '../native';
 import { HEADER_SIZE } from '../protocol';
@@ -205,6 +206,32 @@ function procRssKb(pid: number): number {
   }
 }
 
+/**
+ * Each non-empty line of a file, read a chunk at a time: an hour's daemon log is gigabytes, more
+ * than one string can hold.
+ */
+function forEachLine(file: string, fn: (line: string) => void): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return;
+  }
+  try {
+    const chunk = Buffer.alloc(1 << 20);
+    const utf8 = new StringDecoder('utf8'); // a character cut by a chunk's end is kept for the next
+    let rest = '';
+    for (let n; (n = fs.readSync(fd, chunk, 0, chunk.length, null)) > 0; ) {
+      const lines = (rest + utf8.write(chunk.subarray(0, n))).split('\n');
+      rest = lines.pop()!;
+      for (const l of lines) if (l) fn(l);
+    }
+    if (rest) fn(rest);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export async function runLiveFuzz(o: LiveFuzzOptions): Promise<LiveFuzzResult> {
   const files = o.recordings ?? fs.readdirSync(path.join(ROOT, 'recordings')).filter((f) => f.endsWith('.vhsrec')).map((f) => path.join(ROOT, 'recordings', f));
   const corpus = loadCorpus(files);
@@ -307,16 +334,15 @@ export async function runLiveFuzz(o: LiveFuzzOptions): Promise<LiveFuzzResult> {
     const exitMs = Date.now() - t0;
     backend.close();
     for (const c of beConns) c.ch.close();
-    const lines = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').split('\n').filter(Boolean) : [];
     const internalErrors: string[] = [];
     const strayLines: string[] = [];
-    for (const l of lines) {
+    forEachLine(logFile, (l) => {
       let rec: { msg?: string; event?: string; reason?: string };
       try {
         rec = JSON.parse(l) as typeof rec;
       } catch {
         strayLines.push(l);
-        continue;
+        return;
       }
       const text = rec.reason ?? rec.msg ?? '';
       if (/internal error/.test(text)) internalErrors.push(text);
@@ -324,7 +350,7 @@ export async function runLiveFuzz(o: LiveFuzzOptions): Promise<LiveFuzzResult> {
         const key = rec.reason.split(/[:(]/)[0].replace(/\d+/g, 'N').trim().slice(0, 60);
         endings[key] = (endings[key] ?? 0) + 1;
       }
-    }
+    });
     const last = checks.at(-1);
     const first = warm ?? checks[0];
     result = {

@@ -248,6 +248,23 @@ export interface SweepResult {
   bytes: number;
 }
 
+function bySession<T extends { session?: string }>(items: readonly T[]): Map<string | undefined, T[]> {
+  const out = new Map<string | undefined, T[]>();
+  for (const i of items) {
+    const list = out.get(i.session);
+    if (list) list.push(i);
+    else out.set(i.session, [i]);
+  }
+  return out;
+}
+
+/** Whether a pin keeps a segment, asking only the pins of its session and those of every session. */
+function pinLookup(pins: readonly Pin[]): (s: Segment) => boolean {
+  const index = bySession(pins);
+  const everySession = index.get(undefined) ?? [];
+  return (s) => everySession.some((p) => pinKeeps(p, s)) || (index.get(s.session) ?? []).some((p) => pinKeeps(p, s));
+}
+
 /**
  * Deletes the segments the limits do not keep: open ones and the first segment of a live
  * session (its handshake, which every later segment needs) are never candidates; pinned ones are
@@ -266,7 +283,10 @@ export function sweep(dir: string, limits: RetentionLimits, pins: PinBook, keepO
     expired.push(p);
   }
   const candidate = (s: Segment): boolean => !keepOpen.has(s.file);
-  const pinned = (s: Segment): boolean => pins.list().some((p) => pinKeeps(p, s));
+  // the pins in force, read again only when one is let go: thousands of segments ask each
+  let inForce = pins.list();
+  let pinned = pinLookup(inForce);
+  const gone = new Set<Segment>();
   const remove = (s: Segment): void => {
     try {
       fs.unlinkSync(s.file);
@@ -274,6 +294,7 @@ export function sweep(dir: string, limits: RetentionLimits, pins: PinBook, keepO
       /* gone already */
     }
     deleted.push(s);
+    gone.add(s);
   };
   let live = segments.filter((s) => {
     const old = limits.keepMs !== undefined && nowMs - s.endMs > limits.keepMs;
@@ -291,25 +312,29 @@ export function sweep(dir: string, limits: RetentionLimits, pins: PinBook, keepO
       remove(s);
       bytes -= s.bytes;
     }
-    live = live.filter((s) => !deleted.includes(s));
+    live = live.filter((s) => !gone.has(s));
     // still over: pinned segments alone exceed the bound; release the oldest pins until not
     while (bytes > limits.keepBytes) {
-      const oldest = pins.list()[0];
+      const oldest = inForce[0];
       if (!oldest) break;
       pins.release(oldest.id);
       released.push(oldest);
+      inForce = pins.list();
+      pinned = pinLookup(inForce);
       for (const s of live) {
         if (bytes <= limits.keepBytes) break;
-        if (deleted.includes(s) || !candidate(s) || pinned(s)) continue;
+        if (gone.has(s) || !candidate(s) || pinned(s)) continue;
         remove(s);
         bytes -= s.bytes;
       }
     }
   }
   // pins whose window is over and keeps no segment any more (deleted by hand, or never written)
-  const left = segments.filter((s) => !deleted.includes(s));
+  const kept = segments.filter((s) => !gone.has(s));
+  const left = bySession(kept);
   for (const p of pins.list()) {
-    if (p.toMs >= nowMs || left.some((s) => pinKeeps(p, s))) continue;
+    const mine = p.session === undefined ? kept : (left.get(p.session) ?? []);
+    if (p.toMs >= nowMs || mine.some((s) => pinKeeps(p, s))) continue;
     pins.release(p.id);
     expired.push(p);
   }

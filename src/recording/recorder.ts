@@ -75,6 +75,17 @@ const SWEEP_MS = 60_000;
  * (the directory may pass its bound by what is written in that time, at most one such interval).
  */
 const SWEEP_MIN_INTERVAL_MS = 1000;
+/**
+ * A sweep lists and stats the whole directory on the event loop: with tens of thousands of
+ * segments that takes long enough to matter. The next one waits this many times as long as the
+ * last took, so retention never takes more than a tenth of the loop however big the directory.
+ */
+const SWEEP_SPACING = 9;
+
+/** The time a sweep must wait after the last one began, given how long that one took. */
+export function sweepIntervalMs(lastTookMs: number): number {
+  return Math.max(SWEEP_MIN_INTERVAL_MS, SWEEP_SPACING * lastTookMs);
+}
 /** after a rotation that could not open its file, the session stays in its segment this long */
 const ROTATION_RETRY_MS = 10_000;
 /** `files` keeps the names of this many most recent files */
@@ -105,6 +116,8 @@ export class Recorder {
   private readonly sweepTimer: NodeJS.Timeout | undefined;
   private sweepSoonTimer: NodeJS.Timeout | undefined;
   private lastSweepMs = 0;
+  /** how long the last sweep held the loop */
+  private lastSweepTookMs = 0;
   private readonly segmentStarts: SegmentStarts = new Map();
   /** closes still writing (each leaves the set when done: a long-lived daemon keeps none) */
   private readonly closing = new Set<Promise<void>>();
@@ -190,13 +203,15 @@ export class Recorder {
       if (r.deleted.length || r.released.length || r.expired.length) f.onSweep?.(r);
     } catch (err) {
       this.opts.onError?.(this.target, err as Error);
+    } finally {
+      this.lastSweepTookMs = Date.now() - this.lastSweepMs;
     }
   }
 
-  /** A sweep now, or, if one ran within SWEEP_MIN_INTERVAL_MS, once that interval is over. */
+  /** A sweep now, or, if the last one began within sweepIntervalMs, once that interval is over. */
   private sweepSoon(): void {
     if (this.sweepSoonTimer) return;
-    const wait = this.lastSweepMs + SWEEP_MIN_INTERVAL_MS - Date.now();
+    const wait = this.lastSweepMs + sweepIntervalMs(this.lastSweepTookMs) - Date.now();
     if (wait <= 0) return this.sweep();
     this.sweepSoonTimer = setTimeout(() => {
       this.sweepSoonTimer = undefined;

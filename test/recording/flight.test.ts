@@ -10,7 +10,7 @@ import { listDirectory, lsText } from '../../src/cli/ls-command';
 import { encodeMessage, Request } from '../../src/protocol';
 import type { ProxyEvent } from '../../src/proxy/events';
 import { MAX_PINS, PinBook, listSegments, readPins, segmentFile, sweep } from '../../src/recording/flight';
-import { Recorder, type FlightOptions } from '../../src/recording/recorder';
+import { Recorder, sweepIntervalMs, type FlightOptions } from '../../src/recording/recorder';
 import { encodeFrame } from '../../src/recording/frames';
 import { readRecording } from '../../src/recording/reader';
 import type { HeaderRecord, MessageRecord } from '../../src/recording/records';
@@ -133,6 +133,36 @@ describe('flight recorder', () => {
     expect(r.deleted.map((s) => path.basename(s.file))).toEqual(['x-s1.vhsrec']);
     expect(r.bytes).toBe(10_000);
     expect(readPins(dir).map((p) => p.id)).toEqual([2, 3]);
+  });
+
+  it('sweeps thousands of segments under hundreds of pins asking each segment only its own session\'s pins', () => {
+    const dir = tmpDir('flight-many');
+    const book = new PinBook(dir, 1000, 1000);
+    for (let i = 0; i < 300; i++) book.pin(`error ${i}`, `x-s${i}`, 10_000 + i);
+    for (let i = 0; i < 3000; i++) {
+      const f = segmentFile(dir, `x-s${i}`, 0);
+      fs.writeFileSync(f, Buffer.alloc(10));
+      fs.utimesSync(f, 10, 10);
+    }
+    let lists = 0;
+    const list = book.list.bind(book);
+    book.list = () => (lists++, list());
+    const pinnedOne = (s: { session: string }): boolean => Number(s.session.slice(3)) < 300;
+    const r = sweep(dir, { keepBytes: 300 * 10 }, book, new Set(), 20_000);
+    expect(r.deleted.length).toBe(2700);
+    expect(r.deleted.filter(pinnedOne)).toEqual([]);
+    expect(r.released).toEqual([]);
+    // the book is read a few times per sweep, not once per segment (3000 x sorting 300 pins held the loop for seconds)
+    expect(lists).toBeLessThan(10);
+  });
+
+  it('spaces sweeps by nine times the last one\'s duration: retention takes at most a tenth of the loop', () => {
+    expect(sweepIntervalMs(0)).toBe(1000);
+    expect(sweepIntervalMs(100)).toBe(1000);
+    expect(sweepIntervalMs(400)).toBe(3600);
+    const took = 2000;
+    expect(took / (sweepIntervalMs(took))).toBeLessThanOrEqual(0.25);
+    expect(took / (took + sweepIntervalMs(took))).toBeLessThanOrEqual(0.1);
   });
 
   it('holds at most MAX_PINS pins (the oldest go), keeps its file compact, and never throws when the file cannot be written', () => {
