@@ -18,7 +18,7 @@ import {
   type MemoryRegion,
   type Negotiation,
 } from '../protocol';
-import type { MessageEvent, ProxyEvent } from '../proxy/events';
+import type { MessageEvent, ProxyEvent } from '../events/events';
 import { RULES, type Rule } from './rules';
 
 export interface CheckFinding {

@@ -5,7 +5,7 @@
  * words are compared bit by bit by name.
  */
 import { protocolFeatureNames, virtioFeatureNames, type DeviceType } from '../protocol';
-import type { MessageEvent } from '../proxy/events';
+import type { MessageEvent } from '../events/events';
 
 export type DiffLine =
   | { op: 'same'; a: MessageEvent; b: MessageEvent }

@@ -9,7 +9,7 @@
  * the same amount of guest memory (as the checker's VU023 pairs them).
  */
 import { deviceStateResult, hasBit, Request, VirtioFeature } from '../protocol';
-import type { DirtyLogEvent, ProxyEvent } from '../proxy/events';
+import type { DirtyLogEvent, ProxyEvent } from '../events/events';
 import { secs } from '../log/format';
 
 /** virtio-net: the driver announces itself after a migration (VIRTIO_NET_F_GUEST_ANNOUNCE) */

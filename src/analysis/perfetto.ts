@@ -4,7 +4,7 @@
  * requests without a reply and notifications are instants.
  */
 import { isReplyExpected, newNegotiation, applyMainMessage, HEADER_SIZE } from '../protocol';
-import type { ProxyEvent } from '../proxy/events';
+import type { ProxyEvent } from '../events/events';
 import { formatPayload } from '../protocol';
 
 interface TraceEvent {

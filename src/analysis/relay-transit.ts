@@ -8,7 +8,7 @@
  * direct eventfd.
  */
 import { durationUs } from '../log/format';
-import type { NotificationKind } from '../proxy/notification-stats';
+import type { NotificationKind } from '../events/notification-stats';
 import type { RecordingRecord } from '../recording/records';
 
 export interface RelayTransit {

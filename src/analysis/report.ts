@@ -6,8 +6,8 @@
  */
 import { durationUs, printable, secs } from '../log/format';
 import { flagsToString, formatPayload, type DeviceType } from '../protocol';
-import type { ProxyEvent } from '../proxy/events';
-import { NotificationStats } from '../proxy/notification-stats';
+import type { ProxyEvent } from '../events/events';
+import { NotificationStats } from '../events/notification-stats';
 import { findMigrations, migrationLines } from './migration';
 import { relayTransit, TRANSIT_METHOD, type RelayTransit } from './relay-transit';
 import { requestLatency, type SessionRequests } from './request-latency';

@@ -14,7 +14,7 @@ import {
   type DeviceType,
   type Negotiation,
 } from '../protocol';
-import type { PeerIdentity } from '../proxy/events';
+import type { PeerIdentity } from '../events/events';
 import { deviceOf, recordingDevices } from '../recording/devices';
 import { unpackBatch, type HeaderRecord, type RecordingRecord } from '../recording/records';
 

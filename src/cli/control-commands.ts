@@ -5,7 +5,7 @@ import { loadRulesFile, type ActiveRule } from '../faults';
 import { durationUs, humanLine, vringLine } from '../log/format';
 import { transitPercentiles } from '../analysis/relay-transit';
 import type { ChannelKind, DeviceType } from '../protocol';
-import type { DaemonStatus } from '../proxy/daemon';
+import type { DaemonStatus } from '../events/status';
 import type { MarkResult } from '../control/protocol';
 
 const out = (l: string): boolean => process.stdout.write(l + '\n');

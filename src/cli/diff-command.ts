@@ -4,7 +4,7 @@ import { diffMessages, keyOf, type DiffLine } from '../analysis/diff';
 import { latencyDiff, type OperationShift } from '../analysis/latency-diff';
 import { requestLatency } from '../analysis/request-latency';
 import type { DeviceType } from '../protocol';
-import type { MessageEvent } from '../proxy/events';
+import type { MessageEvent } from '../events/events';
 import { durationUs } from '../log/format';
 import { readRecording, recordingEvents } from '../recording/reader';
 

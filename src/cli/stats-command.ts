@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { relayTransit, transitLine, TRANSIT_METHOD, type RelayTransit } from '../analysis/relay-transit';
 import { requestLatency, type SessionRequests } from '../analysis/request-latency';
 import { durationUs, printable, vringLine } from '../log/format';
-import { NotificationStats, type VringStats } from '../proxy/notification-stats';
+import { NotificationStats, type VringStats } from '../events/notification-stats';
 import { deviceOf, recordingDevices } from '../recording/devices';
 import { readRecording, recordingEvents } from '../recording/reader';
 

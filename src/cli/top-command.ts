@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { controlRequest, resolveControlPath } from '../control/client';
 import type { LiveSession } from '../control/live-requests';
 import { printable } from '../log/format';
-import type { DaemonStatus } from '../proxy/daemon';
+import type { DaemonStatus } from '../events/status';
 
 export interface TopSample {
   atMs: number;

@@ -4,7 +4,7 @@
  * vring and operation. Ended sessions are dropped; nothing here grows with time.
  */
 import type { DeviceType } from '../protocol';
-import type { PeerIdentity, ProxyEvent } from '../proxy/events';
+import type { PeerIdentity, ProxyEvent } from '../events/events';
 import { RequestTracker } from '../rings/requests';
 import { LatencyHistogram } from '../util/latency-histogram';
 

@@ -11,8 +11,8 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { native, type RelayStats } from '../native';
-import { endedInError, type ProxyEvent } from '../proxy/events';
-import { MAX_PAIR_GAP_NS, type NotificationKind } from '../proxy/notification-stats';
+import { endedInError, type ProxyEvent } from '../events/events';
+import { MAX_PAIR_GAP_NS, type NotificationKind } from '../events/notification-stats';
 
 /** vring indexes above this share one label value: a peer cannot create series at will */
 export const MAX_VRING_LABEL = 63;

@@ -3,7 +3,7 @@
  * that the same options select the same events in both.
  */
 import { requestByName, type ChannelKind } from '../protocol';
-import type { ProxyEvent } from '../proxy/events';
+import type { ProxyEvent } from '../events/events';
 
 export interface EventFilterOptions {
   session?: string | number;

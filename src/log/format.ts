@@ -3,8 +3,8 @@
  * to one human line. The live log, `show` and tests all go through here.
  */
 import { flagsToString, formatPayload, toJsonSafe, type DeviceType } from '../protocol';
-import type { FdDescription, ProxyEvent } from '../proxy/events';
-import type { VringStats } from '../proxy/notification-stats';
+import type { FdDescription, ProxyEvent } from '../events/events';
+import type { VringStats } from '../events/notification-stats';
 import { indicesText, ringRecord } from '../rings/format';
 
 export const secs = (ns: bigint): string => {

@@ -5,31 +5,18 @@
  */
 import * as fs from 'node:fs';
 import { native, type Listener, type RelayStats } from '../native';
-import { closeFds } from './fds';
-import type { ProxyEvent } from './events';
-import { ProxySession, type FrontendPosition, type SessionStatus } from './session';
-import { listenOn, type SocketOwner } from './socket-path';
+import { closeFds } from '../events/fds';
+import type { ProxyEvent } from '../events/events';
+import { ProxySession } from './session';
+import type { DaemonStatus, FrontendPosition, SessionStatus } from '../events/status';
+import { listenOn, type SocketOwner } from '../native/socket-path';
 import { DEFAULT_NICE, DEFAULT_SPIN_US, type RelayHub } from './relay-hub';
 import { RelayPool } from './relay-pool';
-import type { ActiveRule, FaultRuleSet } from '../faults';
+import type { FaultRuleSet } from '../faults';
 import type { RingsMode } from './ring-tracker';
 import { chooseRelayCpu } from './relay-placement';
 import type { DeviceType, Dialect } from '../protocol';
 
-export interface DaemonStatus {
-  pid: number;
-  listen: string;
-  connect: string;
-  uptimeS: number;
-  interpose: boolean;
-  pendingConnects: number;
-  sessions: SessionStatus[];
-  /** the relay thread's counters and transit histogram (top takes its percentiles per interval) */
-  relay?: RelayStats;
-  /** per relay thread (--relay-threads): sessions served, CPU time, notifications picked up */
-  relayThreads?: { sessions: number; threadCpuNs: number; notifications: number }[];
-  rules: ActiveRule[];
-}
 
 export interface DaemonOptions {
   listenPath: string;

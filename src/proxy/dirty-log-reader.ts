@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import { native } from '../native';
-import { fdLink } from './fds';
+import { fdLink } from '../events/fds';
 import { decoders, HEADER_SIZE, MAX_VRINGS, Request } from '../protocol';
 import { DirtyLogCounter, type DirtyLogFigures } from '../rings/dirty-log';
 import type { RingSnapshot } from '../rings/snapshot';

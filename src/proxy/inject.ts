@@ -4,7 +4,7 @@
  * `backend:CONFIG_CHANGE_MSG@2000`). The frontend's reply is absorbed by the proxy.
  */
 import { requestByName, Request } from '../protocol';
-import type { ProxyEvent } from './events';
+import type { ProxyEvent } from '../events/events';
 import type { ProxySession, SubChannelKind } from './session';
 
 export interface InjectSpec {

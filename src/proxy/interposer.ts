@@ -5,8 +5,8 @@
  * and err (backend writes our fd → relay → the frontend's fd).
  */
 import { native, type RelayPairStats } from '../native';
-import { notOfKind } from './fds';
-import type { NotificationKind } from './notification-stats';
+import { notOfKind } from '../events/fds';
+import type { NotificationKind } from '../events/notification-stats';
 import type { RelayEvent, RelayHub } from './relay-hub';
 
 /** How long a replaced pair keeps relaying: the far peer may use the old fd until it has read the new message. */

@@ -4,7 +4,7 @@
  * ProxySession.deliver runs the handlers a message matches, in table order, and nothing else.
  */
 import type { Side } from '../protocol';
-import type { MessageEvent } from './events';
+import type { MessageEvent } from '../events/events';
 
 /** A message on its way out: handlers may replace its bytes or fds and annotate its event. */
 export interface Outgoing {

@@ -32,12 +32,13 @@ import {
   type DeviceType,
   type Dialect,
 } from '../protocol';
-import { relayPairSummary, type Direction, type FdDescription, type MessageEvent, type PeerIdentity, type ProxyEvent, type RelayPairSummary, type SessionEndEvent } from './events';
-import { closeFds, describeFds, notOfKind, peerIdentity } from './fds';
+import { relayPairSummary, type Direction, type FdDescription, type MessageEvent, type PeerIdentity, type ProxyEvent, type SessionEndEvent } from '../events/events';
+import type { FrontendPosition, Position, SessionStatus } from '../events/status';
+import { closeFds, describeFds, notOfKind, peerIdentity } from '../events/fds';
 import { Interposer } from './interposer';
 import { NoticeBudget } from './notice-budget';
 import { BackPressure, type PressureChange } from './backpressure';
-import { NotificationStats, type NotificationKind, type VringStats } from './notification-stats';
+import { NotificationStats, type NotificationKind } from '../events/notification-stats';
 import type { RelayHub } from './relay-hub';
 import { FaultRunner, type FaultHost, type PendingMessage } from './fault-runner';
 import type { FaultRuleSet } from '../faults';
@@ -55,9 +56,6 @@ const NOTIFY_REQUESTS: Record<number, NotificationKind> = {
 };
 const NOTIFY_REQUEST_CODES = Object.keys(NOTIFY_REQUESTS).map(Number);
 
-/** Which of our two sockets a peer is on. */
-export type Position = 'listen' | 'connect';
-export type FrontendPosition = Position | 'auto';
 
 /**
  * Device-state transfers the proxy copies at once per session. A migration has one (QEMU ends a
@@ -103,19 +101,6 @@ const SUB_CHANNEL_REQUEST_CODES = Object.keys(SUB_CHANNEL_REQUESTS).map(Number);
 
 export type SubChannelKind = 'backend' | 'gpu';
 
-export interface SessionStatus {
-  session: number;
-  frontend: Position | 'not yet known';
-  channels: string[];
-  messages: { 'F>B': number; 'B>F': number };
-  fdsForwarded: number;
-  /** how often a sender was paused because its peer was not reading, and how many are now */
-  backpressure: { pauses: number; pausedNow: number };
-  features: { offered?: string; acked?: string; ackedNames?: string[]; protocolInUse?: string[] };
-  vrings: VringStats[];
-  relayPairs: RelayPairSummary[];
-  faults?: { held: string[]; queued: number };
-}
 
 /** A second channel of the session: the frontend's socket and our socketpair end the backend got. */
 interface SubChannel {

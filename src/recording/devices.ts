@@ -4,7 +4,7 @@
  * the recorded session starts and messages. `override` (--device) wins for every session.
  */
 import type { DeviceGuess, DeviceType } from '../protocol';
-import { DeviceTracker } from '../proxy/device-tracker';
+import { DeviceTracker } from '../events/device-tracker';
 import { recordingEvents } from './reader';
 import type { RecordingRecord } from './records';
 

@@ -18,7 +18,7 @@ import {
   validateMessage,
   type Negotiation,
 } from '../protocol';
-import type { ProxyEvent } from '../proxy/events';
+import type { ProxyEvent } from '../events/events';
 import { scanFrames, type FrameScan } from './frames';
 import { unpackBatch, type RecordingRecord } from './records';
 import { decodeSnapshot } from '../rings/snapshot';

@@ -2,8 +2,8 @@
  * What a recording holds: one record per frame, plain msgpack maps (docs/recording-format.md).
  * Pure data: the writer and the reader both use these shapes.
  */
-import type { DirtyLogEvent, FdDescription, PeerIdentity, RelayPairSummary } from '../proxy/events';
-import type { VringStats } from '../proxy/notification-stats';
+import type { DirtyLogEvent, FdDescription, PeerIdentity, RelayPairSummary } from '../events/events';
+import type { VringStats } from '../events/notification-stats';
 
 export const FORMAT_NAME = 'vhostscope-recording';
 export const FORMAT_VERSION = 1;

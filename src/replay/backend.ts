@@ -17,8 +17,8 @@ import {
   type DeviceType,
 } from '../protocol';
 import { changedFields } from '../analysis/diff';
-import type { MessageEvent, ProxyEvent } from '../proxy/events';
-import { closeFds } from '../proxy/fds';
+import type { MessageEvent, ProxyEvent } from '../events/events';
+import { closeFds } from '../events/fds';
 import { Inbox, message, openPeer, type Divergence, type ReplayResult } from './frontend';
 import type { Script, Step } from './script';
 

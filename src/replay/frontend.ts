@@ -20,9 +20,9 @@ import {
   type DeviceType,
 } from '../protocol';
 import { changedFields } from '../analysis/diff';
-import type { MessageEvent, ProxyEvent } from '../proxy/events';
-import { closeFds, describeFds } from '../proxy/fds';
-import { listenOn } from '../proxy/socket-path';
+import type { MessageEvent, ProxyEvent } from '../events/events';
+import { closeFds, describeFds } from '../events/fds';
+import { listenOn } from '../native/socket-path';
 import { makeFds } from './resources';
 import type { Script, Step } from './script';
 

@@ -4,7 +4,7 @@
  * socket. The replayer keeps its own copy of each (the peer's copy is sent and closed).
  */
 import { native } from '../native';
-import type { FdDescription } from '../proxy/events';
+import type { FdDescription } from '../events/events';
 
 export interface Made {
   /** fds to send (the channel takes ownership) */

@@ -4,7 +4,7 @@
  * serve. Messages the proxy made itself (--inject) and their replies are left out.
  */
 import { decodeMessage, HEADER_SIZE, parseHeader } from '../protocol';
-import type { FdDescription, MessageEvent } from '../proxy/events';
+import type { FdDescription, MessageEvent } from '../events/events';
 import { readRecording, recordingEvents } from '../recording/reader';
 import type { RecordingRecord } from '../recording/records';
 

@@ -6,7 +6,7 @@ import { checkEvents } from '../../src/analysis/checker';
 import { ALL_RULES } from '../../src/analysis/rules';
 import { checkFile } from '../../src/cli/check-command';
 import { applyMainMessage, decodeMessage, encodeMessage, HEADER_SIZE, newNegotiation, Request, type ChannelKind } from '../../src/protocol';
-import type { FdDescription, ProxyEvent } from '../../src/proxy/events';
+import type { FdDescription, ProxyEvent } from '../../src/events/events';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
 
 const u64 = (v: bigint): Buffer => {

@@ -7,7 +7,7 @@ import { requestLatency } from '../../src/analysis/request-latency';
 import { diffText, latencyDiffText, sessionMessages } from '../../src/cli/diff-command';
 import { readRecording } from '../../src/recording/reader';
 import { decodeMessage, encodeMessage, Request } from '../../src/protocol';
-import type { MessageEvent } from '../../src/proxy/events';
+import type { MessageEvent } from '../../src/events/events';
 
 const u64 = (v: bigint): Buffer => {
   const b = Buffer.alloc(8);

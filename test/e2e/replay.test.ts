@@ -9,7 +9,7 @@ import { buildInitramfs, qemuArgs, vhostUserNetArgs } from '../../src/lab/guest'
 import { Peer, waitForSocket } from '../../src/lab/process';
 import { Testpmd } from '../../src/lab/testpmd';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
-import type { MessageEvent } from '../../src/proxy/events';
+import type { MessageEvent } from '../../src/events/events';
 import { tmpDir, until } from '../helpers';
 import { spawn } from 'node:child_process';
 import { CLI } from './harness/proxy';

@@ -13,7 +13,7 @@ import { Checker } from '../../src/analysis/checker';
 import { changedFields } from '../../src/analysis/diff';
 import { eventRecord, humanLine } from '../../src/log/format';
 import { BACKEND_REQUESTS, decodeMessage, formatPayload, GPU_REQUESTS, MAIN_REQUESTS, newNegotiation, toJsonSafe, validateMessage, type ChannelKind } from '../../src/protocol';
-import type { MessageEvent } from '../../src/proxy/events';
+import type { MessageEvent } from '../../src/events/events';
 import { FRAME_HEADER, scanFrames } from '../../src/recording/frames';
 import { recordingEvents } from '../../src/recording/reader';
 import { decodeSnapshots } from '../../src/rings/snapshot';

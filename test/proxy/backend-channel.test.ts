@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { native, type Channel } from '../../src/native';
 import { BACKEND_REQUESTS, encodeMessage, formatPayload, GPU_MAX_PAYLOAD, Request, toJsonSafe } from '../../src/protocol';
 import { ProxyDaemon } from '../../src/proxy/daemon';
-import type { MessageEvent, ProxyEvent, SessionEndEvent } from '../../src/proxy/events';
+import type { MessageEvent, ProxyEvent, SessionEndEvent } from '../../src/events/events';
 import { openFds, tmpDir, until } from '../helpers';
 
 const u64 = (v: bigint): Buffer => {

@@ -10,7 +10,7 @@ import { humanLine, eventRecord } from '../../src/log/format';
 import { native } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { ProxyDaemon } from '../../src/proxy/daemon';
-import type { ProxyEvent, SessionEndEvent } from '../../src/proxy/events';
+import type { ProxyEvent, SessionEndEvent } from '../../src/events/events';
 import { openFds, tmpDir, until } from '../helpers';
 
 const dir = tmpDir('bad');

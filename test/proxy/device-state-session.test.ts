@@ -10,7 +10,7 @@ import { native, type Channel } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { FaultRuleSet, parseFaultSpec } from '../../src/faults';
 import { ProxyDaemon } from '../../src/proxy/daemon';
-import type { DeviceStateEvent, FaultEvent, MessageEvent, ProxyEvent } from '../../src/proxy/events';
+import type { DeviceStateEvent, FaultEvent, MessageEvent, ProxyEvent } from '../../src/events/events';
 import { openFds, readAll, tmpDir, until } from '../helpers';
 
 const u32s = (...v: number[]): Buffer => Buffer.concat(v.map((x) => { const b = Buffer.alloc(4); b.writeUInt32LE(x); return b; }));

@@ -8,7 +8,7 @@ import { FaultRuleSet, parseFaultSpec } from '../../src/faults';
 import { native, type Channel } from '../../src/native';
 import { encodeMessage, HEADER_SIZE, Request } from '../../src/protocol';
 import { ProxyDaemon } from '../../src/proxy/daemon';
-import type { FaultEvent, MessageEvent, ProxyEvent, SessionEndEvent } from '../../src/proxy/events';
+import type { FaultEvent, MessageEvent, ProxyEvent, SessionEndEvent } from '../../src/events/events';
 import { openFds, tmpDir, until } from '../helpers';
 
 const u64 = (v: bigint): Buffer => {

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { native, type Channel } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { ProxyDaemon } from '../../src/proxy/daemon';
-import type { ProxyEvent } from '../../src/proxy/events';
+import type { ProxyEvent } from '../../src/events/events';
 import { Recorder } from '../../src/recording/recorder';
 import { readRecording } from '../../src/recording/reader';
 import { openFds, tmpDir, until } from '../helpers';
@@ -148,7 +148,7 @@ describe('flight recorder on a full disk', () => {
 
 describe('the listening socket path', () => {
   it('replaces a stale socket, refuses one in use, a regular file and a symlink', async () => {
-    const { listenOn } = await import('../../src/proxy/socket-path');
+    const { listenOn } = await import('../../src/native/socket-path');
     const dir = tmpDir('sockpath');
     const p = path.join(dir, 'l.sock');
     // stale: a socket file nobody listens on any more

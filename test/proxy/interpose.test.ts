@@ -11,7 +11,7 @@ import { native, type Channel } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { ProxyDaemon, type DaemonOptions } from '../../src/proxy/daemon';
 import { allowedCpus } from '../../src/proxy/relay-placement';
-import type { MessageEvent, ProxyEvent, SessionEndEvent, SessionStartEvent } from '../../src/proxy/events';
+import type { MessageEvent, ProxyEvent, SessionEndEvent, SessionStartEvent } from '../../src/events/events';
 import { openFds, tmpDir, until } from '../helpers';
 
 const u64 = (v: bigint): Buffer => {

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { native, type Channel } from '../../src/native';
 import { encodeMessage } from '../../src/protocol';
 import { ProxyDaemon } from '../../src/proxy/daemon';
-import type { ProxyEvent, SessionEndEvent } from '../../src/proxy/events';
+import type { ProxyEvent, SessionEndEvent } from '../../src/events/events';
 import { openFds, tmpDir, until } from '../helpers';
 
 const dir = tmpDir('sessions');

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { native } from '../../src/native';
-import { listenOn } from '../../src/proxy/socket-path';
+import { listenOn } from '../../src/native/socket-path';
 import { tmpDir } from '../helpers';
 
 const NOBODY = 65534;

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { listDirectory, lsText } from '../../src/cli/ls-command';
 import { encodeMessage, Request } from '../../src/protocol';
-import type { ProxyEvent } from '../../src/proxy/events';
+import type { ProxyEvent } from '../../src/events/events';
 import { MAX_PINS, PinBook, listSegments, readPins, segmentFile, sweep } from '../../src/recording/flight';
 import { Recorder, sweepIntervalMs, type FlightOptions } from '../../src/recording/recorder';
 import { encodeFrame } from '../../src/recording/frames';

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { summarize } from '../../src/analysis/summary';
-import type { MessageEvent } from '../../src/proxy/events';
+import type { MessageEvent } from '../../src/events/events';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
 
 const DIR = path.resolve(__dirname, '..', '..', 'recordings');

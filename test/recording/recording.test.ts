@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { infoText, showRecording } from '../../src/cli/recording-commands';
 import { encodeMessage, Request } from '../../src/protocol';
-import type { ProxyEvent } from '../../src/proxy/events';
+import type { ProxyEvent } from '../../src/events/events';
 import { encodeFrame, FRAME_HEADER, MAX_FRAME, scanFrames, tailScan } from '../../src/recording/frames';
 import { Recorder } from '../../src/recording/recorder';
 import { readRecording, recordingEvents } from '../../src/recording/reader';

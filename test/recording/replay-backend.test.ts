@@ -8,7 +8,7 @@ import { native, type Channel } from '../../src/native';
 import { isReplyExpected, newNegotiation, applyMainMessage, parseHeader, HEADER_SIZE } from '../../src/protocol';
 import { replayAsBackend } from '../../src/replay/backend';
 import type { ReplayResult } from '../../src/replay/frontend';
-import type { FdDescription } from '../../src/proxy/events';
+import type { FdDescription } from '../../src/events/events';
 import { buildScript, loadRecording, type Script, type Step } from '../../src/replay/script';
 import { tmpDir, until } from '../helpers';
 

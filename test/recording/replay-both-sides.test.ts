@@ -9,7 +9,7 @@
  */
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { MessageEvent, ProxyEvent } from '../../src/proxy/events';
+import type { MessageEvent, ProxyEvent } from '../../src/events/events';
 import { replayAsBackend } from '../../src/replay/backend';
 import { replayAsFrontend } from '../../src/replay/frontend';
 import { buildScript, loadRecording } from '../../src/replay/script';

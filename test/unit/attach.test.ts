@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { native } from '../../src/native';
 import { cutDirectConnections, detachPath, moveAside, movedPath, originalSocket, restore, socketAt, socketHolders, socketsBoundAt } from '../../src/proxy/attach';
-import { listenOn } from '../../src/proxy/socket-path';
+import { listenOn } from '../../src/native/socket-path';
 import { tmpDir, until } from '../helpers';
 
 const fds: number[] = [];

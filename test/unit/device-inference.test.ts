@@ -1,8 +1,8 @@
-/** Naming the virtio device a session carries, without --device (src/protocol/device-inference.ts, src/proxy/device-tracker.ts). */
+/** Naming the virtio device a session carries, without --device (src/protocol/device-inference.ts, src/events/device-tracker.ts). */
 import { describe, expect, it } from 'vitest';
 import { decodeMessage, encodeMessage, guessFromCommandLine, guessFromConfigSize, Request, virtioFeatureNames } from '../../src/protocol';
-import { DeviceTracker } from '../../src/proxy/device-tracker';
-import type { ProxyEvent } from '../../src/proxy/events';
+import { DeviceTracker } from '../../src/events/device-tracker';
+import type { ProxyEvent } from '../../src/events/events';
 
 const start = (cmdlines: Record<'listen' | 'connect', [string, string]>): ProxyEvent => ({
   type: 'session-start', ts: 1n, session: 1, listenPath: '/l', connectPath: '/c', frontend: 'auto', interpose: true,

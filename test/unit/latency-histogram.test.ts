@@ -1,7 +1,7 @@
 /** The bounded latency histogram (src/util/latency-histogram.ts) and the kick→call figures built on it. */
 import { describe, expect, it } from 'vitest';
 import { LatencyHistogram } from '../../src/util/latency-histogram';
-import { NotificationStats } from '../../src/proxy/notification-stats';
+import { NotificationStats } from '../../src/events/notification-stats';
 
 function exactPercentile(sorted: number[], p: number): number {
   return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];

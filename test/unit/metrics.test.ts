@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DaemonMetrics, createRegistry } from '../../src/control/metrics';
-import type { ProxyEvent } from '../../src/proxy/events';
+import type { ProxyEvent } from '../../src/events/events';
 import type { RelayStats } from '../../src/native';
 
 const start = (session: number): ProxyEvent => ({ type: 'session-start', ts: 0n, session, listenPath: '/l', connectPath: '/c', frontend: 'auto', interpose: true, peers: {} });

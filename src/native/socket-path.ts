@@ -11,7 +11,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { native } from '../native';
+import { native } from './index';
 
 export interface SocketOwner {
   uid: number;
