@@ -130,7 +130,7 @@ function addProxyOptions(cmd: Command): Command {
     .option('--dialect <family>', DIALECT_HELP)
     .option('--rings [what]', 'map guest memory read-only and snapshot each vring at every relayed kick and call: ring state and descriptor chains; --rings=headers also decodes the first bytes of each buffer (net, blk, fs: use --device)')
     .option('--record-device-state [size]', 'keep the bytes of each device-state transfer (SET_DEVICE_STATE_FD) in the recording, up to SIZE each (default and most: 15MiB, one record); they are counted either way')
-    .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; see README "Metrics")')
+    .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; see docs/metrics.md)')
     .option('--check', 'run the protocol checks live and log every finding (see `vhostscope check --rules`)')
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
     .option('--log-rings', 'one log line per vring snapshot (--rings; recorded either way, `tail --rings` shows them live)');
