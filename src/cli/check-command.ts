@@ -2,14 +2,11 @@
 import type { Command } from 'commander';
 import { checkEvents, type CheckFinding } from '../analysis/checker';
 import { ALL_RULES } from '../analysis/rules';
+import { findingLine } from '../analysis/finding-line';
 import { secs } from '../log/format';
 import type { Dialect } from '../protocol';
 import { readRecording, recordingEvents } from '../recording/reader';
 import { DIALECT_HELP, parseDialect } from './dialect-option';
-
-export function findingLine(f: CheckFinding): string {
-  return `${secs(f.ts).padStart(14)} s${f.session}${f.message !== undefined ? ` #${f.message}` : ''} ${f.rule.id} ${f.rule.name} (${f.rule.severity}) at ${f.at}: ${f.detail} [${f.rule.section}]`;
-}
 
 export function checkFile(file: string, replyTimeoutMs = 5000, dialect?: Dialect): { findings: CheckFinding[]; torn?: string } {
   const scan = readRecording(file);

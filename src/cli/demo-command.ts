@@ -8,8 +8,7 @@ import * as os from 'node:os';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { chooseFormat, createLogger } from '../log/logger';
-import { eventRecord } from '../log/format';
-import { ProxyDaemon } from '../proxy/daemon';
+import { ProxyService } from '../service/service';
 import { runDpdkScenario, type DpdkMode } from '../lab/dpdk-scenario';
 
 export function registerDemo(program: Command): void {
@@ -24,7 +23,7 @@ export function registerDemo(program: Command): void {
       const { logger, flush } = createLogger(chooseFormat({ json: o.json, pretty: !o.json }, true));
       // a fresh private directory: a fixed name in /tmp is one another user can make first (and fill with links)
       const work = o.work ?? fs.mkdtempSync(path.join(os.tmpdir(), 'vhostscope-demo-'));
-      let daemon: ProxyDaemon | undefined;
+      let service: ProxyService | undefined;
       process.stdout.write(`vhostscope demo: testpmd virtio-user (frontend) -> vhostscope proxy -> testpmd vhost (backend), ${o.mode}\n`);
       try {
         const r = await runDpdkScenario({
@@ -32,16 +31,13 @@ export function registerDemo(program: Command): void {
           mode: o.mode,
           durationS: Number(o.seconds),
           proxy: async (listen, connect) => {
-            daemon = new ProxyDaemon({
-              listenPath: listen,
-              connectPath: connect,
-              emit: (e) => e.type !== 'notification' && logger.info(eventRecord(e, 'net')),
-            });
-            daemon.start();
+            // the same wiring as `vhostscope proxy --device net --no-control`
+            service = new ProxyService({ devices: [{ name: 'demo', listen, connect, daemon: { device: 'net' }, device: 'net', control: false }] }, logger);
+            await service.start();
           },
           onReady: () => process.stdout.write('--- handshake complete; packets flowing\n'),
         });
-        daemon?.stop('demo finished');
+        await service?.stop('demo finished');
         flush();
         const f = r.frontend;
         const b = r.backend;
@@ -54,7 +50,7 @@ export function registerDemo(program: Command): void {
         );
         process.exitCode = r.problems.length ? 1 : 0;
       } catch (err) {
-        daemon?.stop('demo failed');
+        await service?.stop('demo failed');
         process.stderr.write(`demo failed: ${(err as Error).message}\nlogs in ${work}\n`);
         process.exitCode = 1;
       }
