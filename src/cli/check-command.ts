@@ -6,7 +6,7 @@ import { findingLine } from '../analysis/finding-line';
 import { secs } from '../log/format';
 import type { Dialect } from '../protocol';
 import { readRecording, recordingEvents } from '../recording/reader';
-import { DIALECT_HELP, parseDialect } from './dialect-option';
+import { dialectOption, jsonOption, numberOpt } from './options';
 
 export function checkFile(file: string, replyTimeoutMs = 5000, dialect?: Dialect): { findings: CheckFinding[]; torn?: string } {
   const scan = readRecording(file);
@@ -19,17 +19,17 @@ export function registerCheck(program: Command): void {
     .command('check')
     .description('check a recording against the spec and against interop bugs seen in the field')
     .argument('[file]', 'a recording made with proxy --record')
-    .option('--json', 'findings as JSON lines')
-    .option('--reply-timeout <ms>', 'a reply later than this counts as missing', '5000')
+    .addOption(jsonOption('findings as JSON lines'))
+    .addOption(numberOpt('--reply-timeout <ms>', 'a reply later than this counts as missing', { min: 0 }, 5000))
     .option('--rules', 'list the rules and exit')
-    .option('--dialect <family>', DIALECT_HELP)
-    .action((file: string | undefined, o: { json?: boolean; replyTimeout: string; rules?: boolean; dialect?: string }) => {
+    .addOption(dialectOption())
+    .action((file: string | undefined, o: { json?: boolean; replyTimeout: number; rules?: boolean; dialect?: Dialect }) => {
       if (o.rules) {
         for (const r of ALL_RULES) process.stdout.write(`${r.id} ${r.name} (${r.severity}): ${r.explain} [${r.section}]\n`);
         return;
       }
       if (!file) throw new Error('check: a recording file is needed (or --rules)');
-      const { findings, torn } = checkFile(file, Number(o.replyTimeout), o.dialect ? parseDialect(o.dialect) : undefined);
+      const { findings, torn } = checkFile(file, o.replyTimeout, o.dialect);
       for (const f of findings) {
         process.stdout.write(
           o.json

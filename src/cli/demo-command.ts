@@ -4,6 +4,7 @@
  * happens and the packet counts of both sides. Needs dpdk-testpmd (Debian: dpdk-dev) and root.
  */
 import type { Command } from 'commander';
+import { jsonOption, numberOpt } from './options';
 import * as os from 'node:os';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -16,10 +17,10 @@ export function registerDemo(program: Command): void {
     .command('demo')
     .description('run a real DPDK virtio-user frontend and vhost backend through the proxy and show the handshake')
     .option('--mode <mode>', 'txonly (frontend sends), rxonly (backend sends) or loop', 'txonly')
-    .option('--seconds <n>', 'seconds of traffic', '3')
-    .option('--json', 'JSON lines instead of human-readable lines')
+    .addOption(numberOpt('--seconds <n>', 'seconds of traffic', { min: 1, max: 3600, integer: true }, 3))
+    .addOption(jsonOption('JSON lines instead of human-readable lines'))
     .option('--work <dir>', 'scratch directory (default: a new private one in the temporary directory)')
-    .action(async (o: { mode: DpdkMode; seconds: string; json?: boolean; work?: string }) => {
+    .action(async (o: { mode: DpdkMode; seconds: number; json?: boolean; work?: string }) => {
       const { logger, flush } = createLogger(chooseFormat({ json: o.json, pretty: !o.json }, true));
       // a fresh private directory: a fixed name in /tmp is one another user can make first (and fill with links)
       const work = o.work ?? fs.mkdtempSync(path.join(os.tmpdir(), 'vhostscope-demo-'));
@@ -29,7 +30,7 @@ export function registerDemo(program: Command): void {
         const r = await runDpdkScenario({
           workDir: work,
           mode: o.mode,
-          durationS: Number(o.seconds),
+          durationS: o.seconds,
           proxy: async (listen, connect) => {
             // the same wiring as `vhostscope proxy --device net --no-control`
             service = new ProxyService({ devices: [{ name: 'demo', listen, connect, daemon: { device: 'net' }, device: 'net', control: false }] }, logger);

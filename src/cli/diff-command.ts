@@ -4,6 +4,7 @@ import { diffMessages, keyOf, type DiffLine } from '../analysis/diff';
 import { latencyDiff, type OperationShift } from '../analysis/latency-diff';
 import { requestLatency } from '../analysis/request-latency';
 import type { DeviceType } from '../protocol';
+import { deviceOption, jsonOption, numberOpt } from './options';
 import type { MessageEvent } from '../events/events';
 import { durationUs } from '../log/format';
 import { readRecording, recordingEvents } from '../recording/reader';
@@ -57,21 +58,21 @@ export function registerDiff(program: Command): void {
     .description('align two sessions\' message sequences: insertions, deletions, changed fields (features by name)')
     .argument('<a>', 'recording A')
     .argument('<b>', 'recording B')
-    .option('--session-a <n>', 'session of A (default: the first)')
-    .option('--session-b <n>', 'session of B (default: the first)')
+    .addOption(numberOpt('--session-a <n>', 'session of A (default: the first)', { min: 1, integer: true }))
+    .addOption(numberOpt('--session-b <n>', 'session of B (default: the first)', { min: 1, integer: true }))
     .option('--all', 'also print the messages that are the same')
-    .option('--device <type>', 'device type for naming device feature bits', 'generic')
+    .addOption(deviceOption('generic'))
     .option('--latency', 'compare per-request latency per vring and operation instead (recordings made with --rings): p50/p99 shift and a Mann-Whitney U test')
-    .option('--json', 'with --latency: the comparison as JSON')
-    .action((a: string, b: string, o: { sessionA?: string; sessionB?: string; all?: boolean; device: DeviceType; latency?: boolean; json?: boolean }) => {
+    .addOption(jsonOption('with --latency: the comparison as JSON'))
+    .action((a: string, b: string, o: { sessionA?: number; sessionB?: number; all?: boolean; device: DeviceType; latency?: boolean; json?: boolean }) => {
       if (o.latency) {
-        const rows = latencyDiff(sessionRequests(a, o.sessionA ? Number(o.sessionA) : undefined).requests, sessionRequests(b, o.sessionB ? Number(o.sessionB) : undefined).requests);
+        const rows = latencyDiff(sessionRequests(a, o.sessionA).requests, sessionRequests(b, o.sessionB).requests);
         process.stdout.write(o.json ? JSON.stringify(rows, null, 2) + '\n' : latencyDiffText(rows).join('\n') + '\n');
         // like diff(1): 1 when something differs (here: significantly slower or faster)
         process.exitCode = rows.some((r) => r.verdict === 'slower' || r.verdict === 'faster') ? 1 : 0;
         return;
       }
-      const lines = diffMessages(sessionMessages(a, o.sessionA ? Number(o.sessionA) : undefined), sessionMessages(b, o.sessionB ? Number(o.sessionB) : undefined), o.device);
+      const lines = diffMessages(sessionMessages(a, o.sessionA), sessionMessages(b, o.sessionB), o.device);
       process.stdout.write(diffText(lines, o.all).join('\n') + '\n');
       process.exitCode = lines.every((l) => l.op === 'same') ? 0 : 1;
     });

@@ -12,8 +12,7 @@ import { loadRulesFile, parseFaultSpec, type FaultRule } from '../faults';
 import { defaultControlPath } from '../control/protocol';
 import { parseMetricsAddress } from '../control/metrics-server';
 import { DEFAULT_MAX_PENDING, DEFAULT_MAX_SESSIONS, DEFAULT_NICE, DEFAULT_SPIN_US, parseInjectSpec, type DaemonSettings, type DeviceConfig, type RingsMode, type ServiceOptions } from '../service/options';
-import { DIALECT_HELP, parseDialect } from './dialect-option';
-import { DEVICE_HELP } from './device-option';
+import { deviceOption, dialectOption, jsonOption, parseDevice, parseDialect } from './options';
 import { modeOption, numberOption, sizeOption } from './numbers';
 import { socketOwner } from './owner-option';
 import { flightOptions, type FlightCliOptions } from './proxy-flight';
@@ -60,9 +59,9 @@ export interface ProxyCliOptions extends FlightCliOptions {
 export function addProxyOptions(cmd: Command): Command {
   return cmd
     .option('--frontend <where>', 'which side is the frontend: listen, connect, or auto (whoever speaks first)', 'auto')
-    .option('--json', 'JSON lines on stdout (default when stdout is not a terminal)')
+    .addOption(jsonOption('JSON lines on stdout (default when stdout is not a terminal)'))
     .option('--pretty', 'human-readable lines (default on a terminal)')
-    .option('--device <type>', DEVICE_HELP)
+    .addOption(deviceOption('infer'))
     .option('--connect-timeout <ms>', 'keep retrying the connect side this long per accepted peer', '30000')
     .option('--mode <octal>', 'permissions of the listening socket file', '600')
     .option('--owner <user>', 'owner of the listening socket file (name or uid; with --group and --mode 660, a non-root QEMU can connect without a world-writable socket)')
@@ -90,7 +89,7 @@ export function addProxyOptions(cmd: Command): Command {
     .option('--rules <file>', 'fault rules from a JSON file (schema: docs/fault-rules.schema.json)')
     .option('--control <path>', 'control socket for `vhostscope status|tail|rules` (default: <listen>.ctl)')
     .option('--no-control', 'no control socket')
-    .option('--dialect <family>', DIALECT_HELP)
+    .addOption(dialectOption())
     .option('--rings [what]', 'map guest memory read-only and snapshot each vring at every relayed kick and call: ring state and descriptor chains; --rings=headers also decodes the first bytes of each buffer (net, blk, fs: use --device)')
     .option('--record-device-state [size]', 'keep the bytes of each device-state transfer (SET_DEVICE_STATE_FD) in the recording, up to SIZE each (default and most: 15MiB, one record); they are counted either way')
     .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; see docs/metrics.md)')
@@ -174,7 +173,7 @@ function daemonSettings(o: ProxyCliOptions): DaemonSettings {
     statsIntervalMs: numberOption('--stats-interval', o.statsInterval, { min: 0 }) * 1000,
     ...(o.rings ? { rings: parseRings(o.rings) } : {}),
     ...(o.dialect ? { dialect: parseDialect(o.dialect) } : {}),
-    ...(o.device ? { device: o.device } : {}),
+    ...(o.device ? { device: parseDevice(o.device) } : {}),
     ...(o.recordDeviceState ? { keepDeviceState: deviceStateKeep(o.recordDeviceState) } : {}),
   };
 }

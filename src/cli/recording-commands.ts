@@ -1,12 +1,11 @@
 /** `vhostscope show` and `vhostscope info`: read a recording back. */
-import { DIALECT_HELP, parseDialect } from './dialect-option';
-import { DEVICE_HELP } from './device-option';
+import { deviceOption, dialectOption, jsonOption } from './options';
 import { deviceOf, recordingDevices } from '../recording/devices';
 import type { Command } from 'commander';
 import { findMigrations, migrationLines } from '../analysis/migration';
 import { summarize } from '../analysis/summary';
 import { eventRecord, humanLine, printable, secs } from '../log/format';
-import type { ChannelKind, DeviceType } from '../protocol';
+import type { ChannelKind, DeviceType, Dialect } from '../protocol';
 import { eventFilter } from '../log/filter';
 import { readRecording, recordingEvents } from '../recording/reader';
 
@@ -20,7 +19,7 @@ interface ShowOptions {
   notifications?: boolean;
   rings?: boolean;
   device?: DeviceType;
-  dialect?: string;
+  dialect?: Dialect;
 }
 
 function tornNote(file: string, torn: { offset: number; bytes: number; reason: string } | undefined): string | undefined {
@@ -29,7 +28,7 @@ function tornNote(file: string, torn: { offset: number; bytes: number; reason: s
 
 export function showRecording(file: string, o: ShowOptions, out: (line: string) => void): void {
   const scan = readRecording(file);
-  const events = recordingEvents(scan.records, { notifications: Boolean(o.notifications), ...(o.dialect ? { dialect: parseDialect(o.dialect) } : {}) });
+  const events = recordingEvents(scan.records, { notifications: Boolean(o.notifications), ...(o.dialect ? { dialect: o.dialect } : {}) });
   const devices = recordingDevices(scan.records, o.device);
   const t0 = events[0]?.ts ?? 0n;
   const keep = eventFilter(o, t0);
@@ -83,16 +82,16 @@ export function registerRecordingCommands(program: Command): void {
     .option('--until <seconds>', 'up to this many seconds after the first record')
     .option('--notifications', 'also every relayed kick/call/err')
     .option('--rings', 'also the vring snapshots (recorded with proxy --rings): indices, descriptor chains, decoded buffer headers (with --device)')
-    .option('--json', 'JSON lines')
-    .option('--device <type>', DEVICE_HELP)
-    .option('--dialect <family>', DIALECT_HELP)
+    .addOption(jsonOption('JSON lines'))
+    .addOption(deviceOption('infer'))
+    .addOption(dialectOption())
     .action((file: string, o: ShowOptions) => showRecording(file, o, (l) => process.stdout.write(printable(l) + '\n')));
   program
     .command('info')
     .description('summarise a recording: peers, negotiated features, message and notification counts, duration; a live migration between its sessions as one story')
     .argument('<file>', 'a recording made with proxy --record')
-    .option('--json', 'the summary as JSON')
-    .option('--device <type>', DEVICE_HELP)
+    .addOption(jsonOption('the summary as JSON'))
+    .addOption(deviceOption('infer'))
     .action((file: string, o: { json?: boolean; device?: DeviceType }) => {
       if (o.json) {
         const scan = readRecording(file);

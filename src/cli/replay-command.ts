@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import * as readline from 'node:readline';
 import type { DeviceType } from '../protocol';
+import { deviceOption, numberOpt } from './options';
 import { Recorder } from '../recording/recorder';
 import { replayAsBackend } from '../replay/backend';
 import { replayAsFrontend, type ReplayResult } from '../replay/frontend';
@@ -11,13 +12,13 @@ interface ReplayCli {
   as: 'frontend' | 'backend';
   connect?: string;
   listen?: string;
-  session?: string;
-  until?: string;
+  session?: number;
+  until?: number;
   pace: 'original' | 'fast';
   step?: boolean;
   strict?: boolean;
-  timeout: string;
-  idleTimeout: string;
+  timeout: number;
+  idleTimeout: number;
   record?: string;
   device: DeviceType;
 }
@@ -42,34 +43,34 @@ export function registerReplay(program: Command): void {
     .requiredOption('--as <side>', 'frontend (talk to a live backend) or backend (serve a live frontend)')
     .option('--connect <path>', 'connect to the live peer here')
     .option('--listen <path>', 'listen here for the live peer')
-    .option('--session <n>', 'which recorded session (default: the first)')
-    .option('--until <n>', 'as frontend: stop after N requests')
+    .addOption(numberOpt('--session <n>', 'which recorded session (default: the first)', { min: 0, integer: true }))
+    .addOption(numberOpt('--until <n>', 'as frontend: stop after N requests', { min: 0, integer: true }))
     .option('--pace <pace>', 'as frontend: original (recorded gaps) or fast', 'fast')
     .option('--step', 'as frontend: wait for Enter before each request')
     .option('--strict', 'as backend: stop at the first divergence')
-    .option('--timeout <ms>', 'wait this long for a peer or a reply', '5000')
-    .option('--idle-timeout <ms>', 'as backend: end when the frontend is silent this long', '30000')
+    .addOption(numberOpt('--timeout <ms>', 'wait this long for a peer or a reply', { min: 0 }, 5000))
+    .addOption(numberOpt('--idle-timeout <ms>', 'as backend: end when the frontend is silent this long', { min: 0 }, 30000))
     .option('--record <path>', 'record the new run (default: FILE with .replay.vhsrec)')
-    .option('--device <type>', 'device type for naming device feature bits', 'generic')
+    .addOption(deviceOption('generic'))
     .action(async (file: string, o: ReplayCli) => {
       try {
         const { records, torn } = loadRecording(file);
         if (torn) process.stderr.write(`warning: ${torn}\n`);
-        const script = buildScript(records, o.session !== undefined ? Number(o.session) : undefined);
+        const script = buildScript(records, o.session);
         const recorder = new Recorder(o.record ?? file.replace(/(\.vhsrec)?$/, '.replay.vhsrec'));
         const emit = recorder.onEvent.bind(recorder);
         const rl = o.step ? readline.createInterface({ input: process.stdin, output: process.stderr }) : undefined;
-        const common = { ...(o.connect ? { connect: o.connect } : {}), ...(o.listen ? { listen: o.listen } : {}), timeoutMs: Number(o.timeout), device: o.device, emit, log: (l: string) => process.stderr.write(l + '\n') };
+        const common = { ...(o.connect ? { connect: o.connect } : {}), ...(o.listen ? { listen: o.listen } : {}), timeoutMs: o.timeout, device: o.device, emit, log: (l: string) => process.stderr.write(l + '\n') };
         const r =
           o.as === 'frontend'
             ? await replayAsFrontend(script, {
                 ...common,
                 pace: o.pace,
-                ...(o.until !== undefined ? { until: Number(o.until) } : {}),
+                ...(o.until !== undefined ? { until: o.until } : {}),
                 ...(rl ? { beforeStep: (s) => new Promise<void>((res) => rl.question(`#${s.index} ${s.request.decoded.name}? [Enter] `, () => res())) } : {}),
               })
             : o.as === 'backend'
-              ? await replayAsBackend(script, { ...common, strict: Boolean(o.strict), idleTimeoutMs: Number(o.idleTimeout) })
+              ? await replayAsBackend(script, { ...common, strict: Boolean(o.strict), idleTimeoutMs: o.idleTimeout })
               : (() => {
                   throw new RecordingError(`--as must be frontend or backend, not ${o.as}`);
                 })();

@@ -1,5 +1,5 @@
 /** `vhostscope report FILE -o report.html`: one self-contained HTML file. */
-import { DEVICE_HELP } from './device-option';
+import { deviceOption } from './options';
 import type { Command } from 'commander';
 import * as fs from 'node:fs';
 import { renderReport } from '../analysis/report';
@@ -17,7 +17,7 @@ export function registerReport(program: Command): void {
     .description('write one self-contained HTML report: handshake table, check findings, latency histograms, timeline')
     .argument('<file>', 'a recording made with proxy --record')
     .requiredOption('-o, --output <path>', 'the HTML file to write')
-    .option('--device <type>', DEVICE_HELP)
+    .addOption(deviceOption('infer'))
     .action((file: string, o: { output: string; device?: DeviceType }) => {
       fs.writeFileSync(o.output, reportHtml(file, o.device));
     });

@@ -1,5 +1,6 @@
 /** `vhostscope stats FILE`: per-vring notification figures of a recording, with a terminal histogram. */
 import type { Command } from 'commander';
+import { jsonOption } from './options';
 import { relayTransit, transitLine, TRANSIT_METHOD, type RelayTransit } from '../analysis/relay-transit';
 import { requestLatency, type SessionRequests } from '../analysis/request-latency';
 import { durationUs, printable, vringLine } from '../log/format';
@@ -104,7 +105,7 @@ export function registerStats(program: Command): void {
     .command('stats')
     .description('per request (recorded with --rings): latency per vring and device operation (blk read/write by size, FUSE opcode, net tx), outstanding requests; per vring: kick/call/err counts and rates, kick→next-call times')
     .argument('<file>', 'a recording made with proxy --record')
-    .option('--json', 'the figures as JSON')
+    .addOption(jsonOption('the figures as JSON'))
     .action((file: string, o: { json?: boolean }) => {
       if (o.json) process.stdout.write(JSON.stringify(statsJson(file), (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
       else process.stdout.write(statsText(file).map(printable).join('\n') + '\n');

@@ -7,6 +7,7 @@
  */
 import { transitPercentiles } from '../analysis/relay-transit';
 import type { Command } from 'commander';
+import { controlOption, numberOpt } from './options';
 import { controlRequest, resolveControlPath } from '../control/client';
 import type { LiveSession } from '../control/live-requests';
 import { printable } from '../log/format';
@@ -220,12 +221,10 @@ export function registerTop(program: Command): void {
   program
     .command('top')
     .description('a live view of a running daemon: sessions, rates, outstanding requests, p50/p99 per operation (--rings); keys: s sort, ↑↓ pick, Enter details, q quit')
-    .option('--control <path>', 'the daemon\'s control socket (or its listen path); default $VHOSTSCOPE_CONTROL')
-    .option('--interval <s>', 'seconds between refreshes', '1')
+    .addOption(controlOption())
+    .addOption(numberOpt('--interval <s>', 'seconds between refreshes', { min: 0.1, max: 3600 }, 1))
     .option('--once', 'print one sample (rates over one interval) and exit')
-    .action(async (o: { control?: string; interval: string; once?: boolean }) => {
-      const s = Number(o.interval);
-      if (!Number.isFinite(s) || s < 0.1 || s > 3600) throw new Error(`--interval ${o.interval}: give seconds between 0.1 and 3600`);
-      await runTop(resolveControlPath(o.control), s * 1000, o.once ?? false);
+    .action(async (o: { control?: string; interval: number; once?: boolean }) => {
+      await runTop(resolveControlPath(o.control), o.interval * 1000, o.once ?? false);
     });
 }

@@ -4,7 +4,9 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Command } from 'commander';
 import { numberOption, modeOption } from '../../src/cli/numbers';
+import { deviceOption, dialectOption, jsonOption, numberOpt } from '../../src/cli/options';
 import { CLI, startProxy } from '../../src/lab/proxy-process';
 import { tmpDir } from '../helpers';
 
@@ -64,5 +66,31 @@ describe('the listening socket\'s owner', () => {
       p.kill('SIGTERM');
       expect(await p.waitExit(10_000)).toBe(0);
     }
+  });
+});
+
+describe('shared option builders', () => {
+  const parse = (args: string[]): Record<string, unknown> => {
+    const cmd = new Command().exitOverride().configureOutput({ writeErr: () => undefined });
+    cmd.addOption(deviceOption('generic')).addOption(dialectOption()).addOption(numberOpt('--session <n>', 'a session', { min: 1, integer: true })).addOption(numberOpt('--timeout <ms>', 'ms', { min: 0 }, 5000)).addOption(jsonOption());
+    return cmd.parse(args, { from: 'user' }).opts();
+  };
+
+  it('hand the command checked values, and defaults as numbers', () => {
+    expect(parse([])).toEqual({ device: 'generic', timeout: 5000 });
+    expect(parse(['--device', 'blk', '--dialect', 'crosvm', '--session', '3', '--timeout', '2.5', '--json'])).toEqual({ device: 'blk', dialect: 'crosvm', session: 3, timeout: 2.5, json: true });
+  });
+
+  it('refuse a value the option cannot mean, naming it', () => {
+    expect(() => parse(['--device', 'nic'])).toThrow(/--device nic: one of net, blk/);
+    expect(() => parse(['--dialect', 'qemu'])).toThrow(/--dialect qemu: one of standard/);
+    expect(() => parse(['--session', '0'])).toThrow(/--session "0": want an integer >= 1/);
+    expect(() => parse(['--timeout', 'soon'])).toThrow(/--timeout "soon": want a number >= 0/);
+  });
+
+  it('reach the commands: `top --interval` out of range stops before connecting', () => {
+    const r = spawnSync(process.execPath, [CLI, 'top', '--interval', '0', '--control', '/nonexistent.ctl'], { encoding: 'utf8' });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/--interval "0": want a number >= 0.1 <= 3600/);
   });
 });
