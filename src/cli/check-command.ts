@@ -1,18 +1,11 @@
 /** `vhostscope check FILE`: protocol and interop checks over a recording. */
 import type { Command } from 'commander';
-import { checkEvents, type CheckFinding } from '../analysis/checker';
 import { ALL_RULES } from '../analysis/rules';
 import { findingLine } from '../analysis/finding-line';
 import { secs } from '../log/format';
 import type { Dialect } from '../protocol';
-import { readRecording, recordingEvents } from '../recording/reader';
 import { dialectOption, jsonOption, numberOpt } from './options';
-
-export function checkFile(file: string, replyTimeoutMs = 5000, dialect?: Dialect): { findings: CheckFinding[]; torn?: string } {
-  const scan = readRecording(file);
-  const findings = checkEvents(recordingEvents(scan.records, { notifications: true, ...(dialect ? { dialect } : {}) }), BigInt(replyTimeoutMs) * 1_000_000n);
-  return { findings, ...(scan.torn ? { torn: scan.torn.reason } : {}) };
-}
+import { checkFile } from '../views/check';
 
 export function registerCheck(program: Command): void {
   program

@@ -1,12 +1,13 @@
 /** `vhostscope replay FILE --as frontend|backend`: reproduce a recorded session without the other peer. */
 import type { Command } from 'commander';
 import * as readline from 'node:readline';
-import type { DeviceType } from '../protocol';
 import { deviceOption, numberOpt } from './options';
 import { Recorder } from '../recording/recorder';
 import { replayAsBackend } from '../replay/backend';
-import { replayAsFrontend, type ReplayResult } from '../replay/frontend';
+import { replayAsFrontend } from '../replay/frontend';
 import { buildScript, loadRecording, RecordingError } from '../replay/script';
+import type { DeviceType } from '../protocol';
+import { reportLines } from '../views/replay';
 
 interface ReplayCli {
   as: 'frontend' | 'backend';
@@ -21,18 +22,6 @@ interface ReplayCli {
   idleTimeout: number;
   record?: string;
   device: DeviceType;
-}
-
-export function reportLines(r: ReplayResult): string[] {
-  const out: string[] = [];
-  for (const d of r.divergences) {
-    out.push(`DIVERGES #${d.index} ${d.request} (${d.kind})`);
-    if (d.recorded !== undefined || d.live !== undefined) out.push(`    recorded: ${d.recorded ?? '-'}`, `    live:     ${d.live ?? '-'}`);
-    for (const f of d.fields) out.push(`    ${f}`);
-  }
-  for (const n of r.notes) out.push(`note: ${n}`);
-  out.push(`${r.divergences.length} divergence(s), ${r.sent} message(s) sent`);
-  return out;
 }
 
 export function registerReplay(program: Command): void {

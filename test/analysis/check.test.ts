@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkEvents } from '../../src/analysis/checker';
 import { ALL_RULES } from '../../src/analysis/rules';
-import { checkFile } from '../../src/cli/check-command';
+import { checkFile } from '../../src/views/check';
 import { applyMainMessage, decodeMessage, encodeMessage, HEADER_SIZE, newNegotiation, Request, type ChannelKind } from '../../src/protocol';
 import type { FdDescription, ProxyEvent } from '../../src/events/events';
 import { readRecording, recordingEvents } from '../../src/recording/reader';

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { diffMessages } from '../../src/analysis/diff';
 import { latencyDiff } from '../../src/analysis/latency-diff';
 import { requestLatency } from '../../src/analysis/request-latency';
-import { diffText, latencyDiffText, sessionMessages } from '../../src/cli/diff-command';
+import { diffText, latencyDiffText, sessionMessages } from '../../src/views/diff';
 import { readRecording } from '../../src/recording/reader';
 import { decodeMessage, encodeMessage, Request } from '../../src/protocol';
 import type { MessageEvent } from '../../src/events/events';

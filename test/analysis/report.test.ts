@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { reportHtml } from '../../src/cli/report-command';
-import { statsJson } from '../../src/cli/stats-command';
+import { statsJson } from '../../src/views/stats';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
 import { tmpDir } from '../helpers';
 

@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { requestLatency } from '../../src/analysis/request-latency';
-import { statsJson, statsText } from '../../src/cli/stats-command';
+import { statsJson, statsText } from '../../src/views/stats';
 import { readRecording } from '../../src/recording/reader';
 import { Recorder } from '../../src/recording/recorder';
 import { tmpDir } from '../helpers';

@@ -12,7 +12,7 @@ import { Peer, waitForSocket } from '../../src/lab/process';
 import { CLI } from '../../src/lab/proxy-process';
 import { native, type Channel, type Listener } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
-import type { DaemonStatus } from '../../src/proxy/daemon';
+import type { DaemonStatus } from '../../src/events/status';
 import { tmpDir, until } from '../helpers';
 import { Command } from 'commander';
 import { knownOptions, registerProxy } from '../../src/cli/proxy-command';

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { listDirectory, lsText } from '../../src/cli/ls-command';
+import { listDirectory, lsText } from '../../src/views/ls';
 import { encodeMessage, Request } from '../../src/protocol';
 import type { ProxyEvent } from '../../src/events/events';
 import { MAX_PINS, PinBook, listSegments, readPins, segmentFile, sweep } from '../../src/recording/flight';

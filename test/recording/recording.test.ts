@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { infoText, showRecording } from '../../src/cli/recording-commands';
+import { infoText, showRecording } from '../../src/views/recording';
 import { encodeMessage, Request } from '../../src/protocol';
 import type { ProxyEvent } from '../../src/events/events';
 import { encodeFrame, FRAME_HEADER, MAX_FRAME, scanFrames, tailScan } from '../../src/recording/frames';

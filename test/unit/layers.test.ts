@@ -25,6 +25,7 @@ export const FLOORS: Record<string, number> = {
   replay: 7,
   lab: 8,
   service: 8,
+  views: 8,
   cli: 9,
 };
 

@@ -1,10 +1,10 @@
 /** `vhostscope top`'s model, screen and keys (src/cli/top-command.ts), on crafted samples. */
 import { describe, expect, it } from 'vitest';
 import type { LiveSession } from '../../src/control/live-requests';
-import { onKey, renderTop, sortRows, topRows, type TopSample } from '../../src/cli/top-command';
-import type { DaemonStatus } from '../../src/proxy/daemon';
+import { onKey, renderTop, sortRows, topRows, type TopSample } from '../../src/views/top';
+import type { DaemonStatus } from '../../src/events/status';
 import type { RelayStats } from '../../src/native';
-import type { SessionStatus } from '../../src/proxy/session';
+import type { SessionStatus } from '../../src/events/status';
 
 function session(id: number, kicks: number, calls: number): SessionStatus {
   return {

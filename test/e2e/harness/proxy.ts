@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'vitest';
 import { requestLatency } from '../../../src/analysis/request-latency';
-import type { StatsJson } from '../../../src/cli/stats-command';
+import type { StatsJson } from '../../../src/views/stats';
 import { Peer, waitForSocket } from '../../../src/lab/process';
 import { CLI, startProxy } from '../../../src/lab/proxy-process';
 import { readRecording, recordingEvents } from '../../../src/recording/reader';

@@ -1,0 +1,69 @@
+/** A recording's messages and summary as text (`vhostscope show`, `info`). */
+import { deviceOf, recordingDevices } from '../recording/devices';
+import { findMigrations, migrationLines } from '../analysis/migration';
+import { summarize } from '../analysis/summary';
+import { eventRecord, humanLine, secs } from '../log/format';
+import type { ChannelKind, DeviceType, Dialect } from '../protocol';
+import { eventFilter } from '../log/filter';
+import { readRecording, recordingEvents } from '../recording/reader';
+
+export interface ShowOptions {
+  session?: string;
+  channel?: ChannelKind;
+  request?: string;
+  since?: string;
+  until?: string;
+  json?: boolean;
+  notifications?: boolean;
+  rings?: boolean;
+  device?: DeviceType;
+  dialect?: Dialect;
+}
+
+function tornNote(file: string, torn: { offset: number; bytes: number; reason: string } | undefined): string | undefined {
+  return torn && `${file}: the recording ends in a torn frame at byte ${torn.offset} (${torn.bytes} bytes: ${torn.reason}); everything before it was read`;
+}
+
+export function showRecording(file: string, o: ShowOptions, out: (line: string) => void): void {
+  const scan = readRecording(file);
+  const events = recordingEvents(scan.records, { notifications: Boolean(o.notifications), ...(o.dialect ? { dialect: o.dialect } : {}) });
+  const devices = recordingDevices(scan.records, o.device);
+  const t0 = events[0]?.ts ?? 0n;
+  const keep = eventFilter(o, t0);
+  for (const e of events.filter(keep)) {
+    const rec = eventRecord(e, 'session' in e ? deviceOf(devices, e.session) : 'generic');
+    out(o.json ? JSON.stringify(rec) : humanLine(rec));
+  }
+  const note = tornNote(file, scan.torn);
+  if (note) out(o.json ? JSON.stringify({ event: 'torn', ...scan.torn, msg: note }) : `!! ${note}`);
+}
+
+export function infoText(file: string, device?: DeviceType): string[] {
+  const scan = readRecording(file);
+  const sum = summarize(scan.records, device);
+  const lines: string[] = [];
+  const h = sum.headers[0];
+  lines.push(`recording ${file}: ${scan.records.length} records in ${sum.headers.length} segment(s), ${scan.goodBytes} bytes${scan.torn ? `; ${tornNote(file, scan.torn)}` : ''}`);
+  if (h) lines.push(`captured by vhostscope ${h.host.vhostscope} on ${h.host.hostname} (${h.host.kernel}, ${h.host.arch}, ${h.host.byteOrder}) at ${new Date(h.host.wallClockMs).toISOString()}; timestamps: ${h.host.clock}`);
+  for (const s of sum.sessions) {
+    const peer = (p?: { pid: number; exe?: string; cmdline?: string }): string => (p ? `pid ${p.pid}${p.exe ? ` ${p.exe}` : ''}${p.cmdline ? ` [${p.cmdline.length > 160 ? `${p.cmdline.slice(0, 160)}…` : p.cmdline}]` : ''}` : '?');
+    lines.push(`session ${s.session}: ${s.listen} (${peer(s.peers.listen)}) <-> ${s.connect} (${peer(s.peers.connect)})`);
+    lines.push(`  start ${secs(s.startNs)}${s.durationS !== undefined ? `, duration ${s.durationS.toFixed(3)} s` : ', no end recorded'}; eventfds ${s.interpose ? 'interposed' : 'passed through'}`);
+    lines.push(`  messages F>B ${s.messages['F>B']}, B>F ${s.messages['B>F']}; fds ${s.fds}`);
+    lines.push(`  device: ${s.device ? `${s.device} (${s.deviceReason})` : 'not known (--device names it)'}`);
+    const f = s.features;
+    if (f.offered) lines.push(`  virtio features offered: ${f.offered.join('|')}`);
+    if (f.acked) lines.push(`  virtio features acked:   ${f.acked.join('|')}`);
+    if (f.protocolOffered) lines.push(`  protocol features offered: ${f.protocolOffered.join('|')}`);
+    if (f.protocolInUse) lines.push(`  protocol features in use:  ${f.protocolInUse.join('|')}`);
+    lines.push(`  requests: ${Object.entries(s.requests).map(([k, v]) => `${k}×${v}`).join(' ')}`);
+    const n = Object.entries(s.notifications);
+    lines.push(`  notifications: ${n.length ? n.map(([k, v]) => `${k} ${v.events}`).join(', ') : 'none'}${s.droppedNotifications ? ` (${s.droppedNotifications} not recorded: the disk fell behind)` : ''}`);
+    const faults = Object.entries(s.faults);
+    if (faults.length) lines.push(`  fault rules applied: ${faults.map(([rule, by]) => `${rule}: ${Object.entries(by).map(([a, n]) => `${a}×${n}`).join(' ')}`).join('; ')}`);
+    if (s.endReason) lines.push(`  end: ${s.endReason}`);
+  }
+  const devices = recordingDevices(scan.records, device);
+  for (const m of findMigrations(recordingEvents(scan.records))) lines.push(...migrationLines(m, deviceOf(devices, m.source) === 'net'));
+  return lines;
+}
