@@ -37,7 +37,7 @@ export interface CompletedRequest {
   submittedNs: bigint;
   /** the device had made it used by then: the first snapshot whose used index covers it (split), else the call */
   completedNs: bigint;
-  /** the call that reported it to the driver */
+  /** the call that reported it to the driver (a request found done when its idle ring stopped, with no call: completedNs) */
   notifiedNs: bigint;
   /** completed − submitted: the device's part, as far as snapshots resolve it */
   latencyNs: number;
@@ -79,6 +79,8 @@ class RingState {
   readonly outstanding = new Map<number, Pending[]>();
   /** outstanding when the ring was stopped (GET_VRING_BASE): completed by the calls that follow, or abandoned at the next kick */
   stopped = new Map<number, Pending[]>();
+  /** the GET_VRING_BASE snapshot of a ring stopped with every chain used, and the snapshot time before it */
+  stoppedIdle: { base: RingSnapshot; prevTs: bigint | undefined } | undefined;
   /** stopped by GET_VRING_BASE: the next kick starts the ring's positions afresh */
   restarting = false;
   lastTs: bigint | undefined;
@@ -182,19 +184,30 @@ export class RequestTracker {
     // a chain that could not be followed still has its head and the ring its indices
     if (!indicesRead(s)) return [];
     if (s.truncated) this.truncated++;
+    const done: CompletedRequest[] = [];
     if (s.kind === 'base') {
       for (const [head, ps] of r.outstanding) r.stopped.set(head, [...(r.stopped.get(head) ?? []), ...ps]);
       r.outstanding.clear();
       r.restarting = true;
+      // stopped idle (every chain made available is used): nothing was in flight
+      r.stoppedIdle = !s.packed && !s.truncated && s.availIdx === s.usedIdx ? { base: s, prevTs } : undefined;
     } else if (s.kind === 'kick' && r.restarting) {
       // the ring runs again, from the base the frontend set (indices of a new ring, or the same
       // ring's restarted): the stopped ring's positions say nothing about it. Until this kick they
       // still do: a call after GET_VRING_BASE reads the old ring and completes what was in flight
-      // (or done long before: a polling driver's requests, seen used at their own kick).
+      // (or done long before: a polling driver's requests, seen used at their own kick). What no
+      // call listed is done if the ring stopped idle (a polling driver such as SeaBIOS asks for no
+      // call, and the ring may be reset before one reads it), bounded by the snapshots before it;
+      // else it is abandoned.
       r.restarting = false;
+      const idle = r.stoppedIdle;
+      for (const ps of r.stopped.values()) {
+        if (idle) for (const p of ps) done.push(this.completed(r, vring, p, u16(idle.base.usedIdx - 1), idle.base, idle.prevTs, { notified: false }));
+        else this.abandoned += ps.length;
+      }
+      r.stoppedIdle = undefined;
       r.seen.length = 0;
       r.lastUsed = undefined;
-      for (const ps of r.stopped.values()) this.abandoned += ps.length;
       r.stopped.clear();
       r.early.clear();
     }
@@ -205,7 +218,6 @@ export class RequestTracker {
       r.seen.push({ avail: s.availIdx, used: s.usedIdx, ts: s.ts, readUs: s.readUs });
       if (r.seen.length > HISTORY) r.seen.splice(0, r.seen.length - HISTORY);
     }
-    const done: CompletedRequest[] = [];
     if (s.kind === 'base') return done;
     if (s.kind === 'kick') {
       s.entries.forEach((e, i) => {
@@ -248,37 +260,44 @@ export class RequestTracker {
           if (!s.packed && !s.truncated) this.keepEarly(r, e.head, s, u16(s.usedIdx - s.entries.length + i));
           return;
         }
-        // done at the latest: when the used index first covered it (split rings), else this call
-        let completedNs = s.ts;
-        // the device finished after this (the last snapshot that did not show it used, or its submission)
-        let doneAfter = prevTs !== undefined && prevTs > p.submittedNs ? prevTs : p.submittedNs;
-        let belowResolution = false;
-        if (!s.packed && !s.truncated) {
-          const used = firstPassed(r.seen, 'used', u16(s.usedIdx - s.entries.length + i), s.ts);
-          if (used && used.ts > p.submittedNs) {
-            completedNs = used.ts;
-            doneAfter = used.before !== undefined && used.before > p.submittedNs ? used.before : p.submittedNs;
-          } else if (used && used.readUs > 0) {
-            // used already in the snapshot that saw it submitted, read readUs after the pick-up
-            const bound = p.submittedNs + BigInt(used.readUs) * 1000n;
-            completedNs = bound < s.ts ? bound : s.ts;
-            doneAfter = p.submittedNs;
-            belowResolution = true;
-          }
-          // (else a recording from before readUs was kept: only the call bounds it)
-        }
-        done.push({
-          vring, head: e.head, op: p.op, submittedNs: p.submittedNs, completedNs, notifiedNs: s.ts,
-          latencyNs: Number(completedNs - p.submittedNs), uncertaintyNs: p.uncertaintyNs, completionUncertaintyNs: Number(completedNs - doneAfter),
-          ...(!s.packed ? { notifyNs: Number(s.ts - completedNs) } : {}),
-          ...(belowResolution ? { belowResolution } : {}),
-        });
+        done.push(this.completed(r, vring, p, u16(s.usedIdx - s.entries.length + i), s, prevTs, { notified: true }));
       });
       // with nothing outstanding, older positions are of no more use (the last two still bracket
       // a chain made available now and listed by a later kick)
       if (!s.packed && r.outstanding.size === 0 && r.stopped.size === 0 && r.seen.length > 2) r.seen.splice(0, r.seen.length - 2);
     }
     return done;
+  }
+
+  /**
+   * A request found done by snapshot `s`, whose used element sits at `usedPos`: done at the latest
+   * when the used index first covered it (split rings), else at `s`; after the last snapshot that
+   * did not show it used, or its submission. `notified`: `s` is the call that told the driver.
+   */
+  private completed(r: RingState, vring: number, p: Pending, usedPos: number, s: RingSnapshot, prevTs: bigint | undefined, o: { notified: boolean }): CompletedRequest {
+    let completedNs = s.ts;
+    let doneAfter = prevTs !== undefined && prevTs > p.submittedNs ? prevTs : p.submittedNs;
+    let belowResolution = false;
+    if (!s.packed && !s.truncated) {
+      const used = firstPassed(r.seen, 'used', usedPos, s.ts);
+      if (used && used.ts > p.submittedNs) {
+        completedNs = used.ts;
+        doneAfter = used.before !== undefined && used.before > p.submittedNs ? used.before : p.submittedNs;
+      } else if (used && used.readUs > 0) {
+        // used already in the snapshot that saw it submitted, read readUs after the pick-up
+        const bound = p.submittedNs + BigInt(used.readUs) * 1000n;
+        completedNs = bound < s.ts ? bound : s.ts;
+        doneAfter = p.submittedNs;
+        belowResolution = true;
+      }
+      // (else a recording from before readUs was kept: only the call bounds it)
+    }
+    return {
+      vring, head: p.head, op: p.op, submittedNs: p.submittedNs, completedNs, notifiedNs: o.notified ? s.ts : completedNs,
+      latencyNs: Number(completedNs - p.submittedNs), uncertaintyNs: p.uncertaintyNs, completionUncertaintyNs: Number(completedNs - doneAfter),
+      ...(!s.packed && o.notified ? { notifyNs: Number(s.ts - completedNs) } : {}),
+      ...(belowResolution ? { belowResolution } : {}),
+    };
   }
 
   /** A used element whose chain no kick has listed yet: kept (a few per head) for the kick that will. */

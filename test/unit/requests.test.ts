@@ -138,6 +138,26 @@ describe('RequestTracker', () => {
     expect(t.outstanding()).toEqual([]);
   });
 
+  it('takes what no call listed as done when its ring stopped idle, bounded by the snapshots around it (QEMU 7.2's SeaBIOS on qemu-storage-daemon)', () => {
+    // SeaBIOS submits head 0 and polls; the kick's snapshot read before the device finished; no call
+    // follows. GET_VRING_BASE finds the ring idle (avail 1, used 1); Linux resets the ring before the
+    // next call reads it (avail 0, used 0), then submits from index 0.
+    const t = new RequestTracker('generic');
+    t.observe(0, snap('kick', 100, 1, 0, [0]));
+    expect(t.observe(0, snap('base', 11_000_000, 1, 1, []))).toEqual([]);
+    expect(t.observe(0, snap('call', 11_080_000, 0, 0, []))).toEqual([]);
+    const done = t.observe(0, snap('kick', 11_100_000, 1, 0, [0]));
+    expect(done).toHaveLength(1);
+    const [bios] = done;
+    // done somewhere between its kick and the stop: reported with that whole span as its bound
+    expect(bios).toMatchObject({ head: 0, submittedNs: us(100), completedNs: us(11_000_000), notifiedNs: us(11_000_000), completionUncertaintyNs: 10_999_900_000 });
+    expect(bios!.notifyNs).toBeUndefined();
+    expect(t.abandoned).toBe(0);
+    // Linux's request on the new ring is its own
+    expect(t.observe(0, snap('call', 11_101_000, 1, 1, [0]))).toMatchObject([{ head: 0, submittedNs: us(11_100_000), latencyNs: 1_000_000 }]);
+    expect(t.outstanding()).toEqual([]);
+  });
+
   it('handles packed rings by buffer id, from the kick that lists a chain', () => {
     const t = new RequestTracker('generic');
     t.observe(0, snap('kick', 100, 0x8003, 0x8000, [0, 1], true));
