@@ -138,7 +138,7 @@ describe('RequestTracker', () => {
     expect(t.outstanding()).toEqual([]);
   });
 
-  it('takes what no call listed as done when its ring stopped idle, bounded by the snapshots around it (QEMU 7.2's SeaBIOS on qemu-storage-daemon)', () => {
+  it('takes what no call listed as done when its ring stopped idle, bounded by the snapshots around it (QEMU 7.2 SeaBIOS on qemu-storage-daemon)', () => {
     // SeaBIOS submits head 0 and polls; the kick's snapshot read before the device finished; no call
     // follows. GET_VRING_BASE finds the ring idle (avail 1, used 1); Linux resets the ring before the
     // next call reads it (avail 0, used 0), then submits from index 0.
