@@ -13,7 +13,7 @@ import {
   isReplyExpected,
   newNegotiation,
   parseHeader,
-  requestSpec,
+  synthesizeReply,
   type DeviceType,
 } from '../protocol';
 import { changedFields } from '../analysis/diff';
@@ -86,10 +86,10 @@ export async function replayAsBackend(script: Script, o: BackendReplayOptions): 
       if (!isReplyExpected('main', h.request, h.flags, n)) continue;
       let reply = match?.replyServed ?? anyReply(h.request);
       if (!reply) {
-        // nothing recorded to say: an ack where an ack is due, else zeroes of the reply's layout
-        const spec = requestSpec('main', h.request);
-        reply = encodeMessage(h.request, 5, Buffer.alloc(spec?.reply === 'none' ? 0 : 8));
-        result.notes.push(`${name}: no recorded reply, answered ${reply.length - HEADER_SIZE} zero bytes`);
+        // nothing recorded to say: an ack (u64 0) where an ack is due, the layout's success value
+        // where one can be made up (the fault rules' `answer`), else eight zero bytes
+        reply = synthesizeReply('main', h.request, h.flags, m.raw.subarray(HEADER_SIZE), n) ?? encodeMessage(h.request, 5, Buffer.alloc(8));
+        result.notes.push(`${name}: no recorded reply, answered ${reply.length - HEADER_SIZE} bytes of success`);
       }
       inbox.channel.send(reply);
       result.sent++;

@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { native, type Channel } from '../../src/native';
-import { isReplyExpected, newNegotiation, applyMainMessage, parseHeader, HEADER_SIZE } from '../../src/protocol';
+import { isReplyExpected, newNegotiation, applyMainMessage, parseHeader, encodeMessage, HEADER_SIZE, Request } from '../../src/protocol';
 import { replayAsBackend } from '../../src/replay/backend';
 import type { ReplayResult } from '../../src/replay/frontend';
 import type { FdDescription } from '../../src/events/events';
@@ -85,6 +85,51 @@ describe('replay as the back-end', () => {
     expect(result.divergences).toHaveLength(1);
     // the skipped request counts as passed over: the rest of the recording came
     expect(result.notes).toEqual([`resynchronised: skipped 1 recorded request(s) to ${script.frontend[skip + 1]!.request.decoded.name}`, 'the frontend was silent for 300 ms: replay ended']);
+  });
+
+  it('a request whose payload differs: reported at its step with the field, and the session goes on', async () => {
+    const at = script.frontend.findIndex((s) => parseHeader(s.raw).request === Request.SET_FEATURES);
+    const changed = Buffer.from(script.frontend[at]!.raw);
+    changed.writeBigUInt64LE(changed.readBigUInt64LE(HEADER_SIZE) ^ (1n << 28n), HEADER_SIZE); // INDIRECT_DESC flipped
+    const steps = script.frontend.map((s, i) => (i === at ? { ...s, raw: changed } : s));
+    const { result } = await frontendSends(steps);
+    expect(result.divergences).toHaveLength(1);
+    expect(result.divergences[0]).toMatchObject({ index: script.frontend[at]!.index, request: 'SET_FEATURES', kind: 'reply-differs' });
+    expect(result.divergences[0]!.fields.join(' ')).toMatch(/INDIRECT_DESC/);
+    expect(result.notes).toEqual(['the frontend was silent for 300 ms: replay ended']);
+  });
+
+  it('--strict ends at a differing payload, and counts what never came', async () => {
+    const at = script.frontend.findIndex((s) => parseHeader(s.raw).request === Request.SET_FEATURES);
+    const changed = Buffer.from(script.frontend[at]!.raw);
+    changed.writeBigUInt64LE(changed.readBigUInt64LE(HEADER_SIZE) ^ (1n << 28n), HEADER_SIZE);
+    const { result } = await frontendSends(script.frontend.map((s, i) => (i === at ? { ...s, raw: changed } : s)), { strict: true });
+    expect(result.divergences).toHaveLength(1);
+    expect(result.notes).toContain(`${script.frontend.length - at - 1} recorded request(s) never came from the live frontend`);
+  });
+
+  it('a request the recording never had: reported, answered with the success its layout allows, no resync', async () => {
+    const at = script.frontend.findIndex((s) => parseHeader(s.raw).request === Request.SET_BACKEND_REQ_FD);
+    const getStatus = { ...script.frontend[0]!, raw: encodeMessage(Request.GET_STATUS, 1, Buffer.alloc(0)), fds: [] };
+    const steps = [...script.frontend.slice(0, at), getStatus, ...script.frontend.slice(at)];
+    const { result, replies } = await frontendSends(steps);
+    expect(result.divergences).toEqual([expect.objectContaining({ index: script.frontend[at]!.index, request: 'GET_STATUS', recorded: 'SET_BACKEND_REQ_FD', fields: ['request'] })]);
+    expect(result.notes).toEqual(['GET_STATUS: no recorded reply, answered 8 bytes of success', 'the frontend was silent for 300 ms: replay ended']);
+    // the status reply: a u64 of 0 with the reply flag, between the recorded ones
+    const served = script.frontend.filter((s) => s.replyServed);
+    const before = served.filter((s) => script.frontend.indexOf(s) < at).length;
+    expect(replies[before]).toEqual(encodeMessage(Request.GET_STATUS, 5, Buffer.alloc(8)));
+    expect(replies).toHaveLength(served.length + 1);
+  });
+
+  it('acks a NEED_REPLY the recording never saw answered with a u64 0, as QEMU 10 sets it on SET_VRING_ENABLE', async () => {
+    const at = script.frontend.findIndex((s) => parseHeader(s.raw).request === Request.SET_VRING_ENABLE);
+    const flagged = Buffer.from(script.frontend[at]!.raw);
+    flagged.writeUInt32LE(flagged.readUInt32LE(4) | 0x8, 4);
+    const { result, replies } = await frontendSends(script.frontend.map((s, i) => (i === at ? { ...s, raw: flagged } : s)));
+    const ack = replies.find((r) => r.readUInt32LE(0) === Request.SET_VRING_ENABLE);
+    expect(ack).toEqual(encodeMessage(Request.SET_VRING_ENABLE, 5, Buffer.alloc(8)));
+    expect(result.notes).toContain('SET_VRING_ENABLE: no recorded reply, answered 8 bytes of success');
   });
 
   it('--strict ends at the first difference', async () => {
