@@ -113,5 +113,31 @@ describe('FaultRuleSet', () => {
     expect(set.live()).toEqual([e]);
     expect(set.remove('own')?.id).toBe('own');
     expect(set.use(e)).toBe(false);
+    expect(set.remove('own')).toBeUndefined();
+    expect(set.size).toBe(1);
+  });
+
+  it('replaces rules from a file all at once: an invalid or clashing rule changes nothing', () => {
+    const set = new FaultRuleSet([...parseFaultSpec('drop SET_OWNER'), ...parseFaultSpec('delay GET_FEATURES ms=1'), ...parseFaultSpec('drop SET_VRING_ERR id=keep')]);
+    const seen: string[] = [];
+    const off = set.onChange((change, e) => seen.push(`${change} ${e.id}`));
+    const before = set.list();
+    // invalid: nothing changes, nothing is told
+    expect(() => set.replace(['1', '2'], [...parseFaultSpec('drop SET_OWNER'), { kind: 'delay', request: 'GET_FEATURES', ms: -1 } as never])).toThrow();
+    // an id that stays, or one given twice
+    expect(() => set.replace(['1'], parseFaultSpec('drop SET_OWNER id=keep'))).toThrow(/id keep exists already/);
+    expect(() => set.replace(['1'], [...parseFaultSpec('drop SET_OWNER id=x'), ...parseFaultSpec('drop GET_FEATURES id=x')])).toThrow(/id x exists already/);
+    expect(set.list()).toEqual(before);
+    expect(seen).toEqual([]);
+    // the ids a replaced rule had go; the new ones get fresh numbers; the rule given on its own stays
+    const { removed, added } = set.replace(['1', '2'], [...parseFaultSpec('drop SET_VRING_CALL'), ...parseFaultSpec('drop SET_VRING_KICK id=k')]);
+    expect(removed.map((e) => e.id)).toEqual(['1', '2']);
+    expect(added.map((e) => e.id)).toEqual(['3', 'k']);
+    expect(set.list().map((r) => `${r.id}: ${r.text}`)).toEqual(['keep: drop SET_VRING_ERR', '3: drop SET_VRING_CALL', 'k: drop SET_VRING_KICK']);
+    expect(seen).toEqual(['removed 1', 'removed 2', 'added 3', 'added k']);
+    // a listener that unsubscribed hears nothing more
+    off();
+    set.remove('3');
+    expect(seen).toHaveLength(4);
   });
 });
