@@ -89,6 +89,64 @@ describe('replay as the front-end reports each divergence', () => {
     ]);
   });
 
+  it('reply-differs: a reply to another request, and a reply whose fields differ', async () => {
+    const step = script.frontend[firstWithReply];
+    const other = script.frontend.find((s, i) => i > firstWithReply && s.replyRaw && parseHeader(s.raw).request !== parseHeader(step.raw).request)!;
+    const wrongCode = await replayAgainst((st, n, send) => (n === firstWithReply ? send(other.replyRaw!) : faithful(st, n, send)), firstWithReply + 1);
+    expect(wrongCode.divergences).toEqual([expect.objectContaining({ index: step.index, kind: 'reply-differs', recorded: `${step.request.decoded.name} reply`, live: `${other.request.decoded.name} reply`, fields: ['request code'] })]);
+    // GET_FEATURES answered with INDIRECT_DESC flipped
+    const features = script.frontend.findIndex((s) => parseHeader(s.raw).request === Request.GET_FEATURES && s.replyRaw);
+    const more = Buffer.from(script.frontend[features].replyRaw!);
+    more.writeBigUInt64LE(more.readBigUInt64LE(HEADER_SIZE) ^ (1n << 28n), HEADER_SIZE);
+    const changed = await replayAgainst((st, n, send) => (n === features ? send(more) : faithful(st, n, send)), features + 1);
+    expect(changed.divergences).toHaveLength(1);
+    expect(changed.divergences[0]).toMatchObject({ index: script.frontend[features].index, request: 'GET_FEATURES', kind: 'reply-differs' });
+    expect(changed.divergences[0]!.fields.join(' ')).toMatch(/INDIRECT_DESC/);
+  });
+
+  it('a live answer the recording has no reply for is a note, not a divergence', async () => {
+    const noReply: Script = { ...script, frontend: script.frontend.map((st, i) => (i === firstWithReply ? { ...st, reply: undefined, replyRaw: undefined } : st)) };
+    const sock = path.join(tmpDir('replay-noreply'), 'be.sock');
+    let n = 0;
+    const listener = new native.Listener(native.listenUnix(sock, 4, 0o600), (_e, fd) => {
+      if (fd === null) return;
+      const ch: Channel = new native.Channel(fd, 1 << 20, (_raw, fds) => {
+        for (const f of fds) native.close(f);
+        const st = script.frontend[n++];
+        if (st?.replyRaw) ch.send(st.replyRaw);
+      }, () => {});
+      ch.start();
+      cleanups.push(() => ch.close());
+    });
+    cleanups.push(() => listener.close());
+    const r = await replayAsFrontend({ ...noReply, frontend: noReply.frontend.slice(0, firstWithReply + 1) }, { connect: sock, pace: 'fast', timeoutMs: 1000 });
+    expect(r.divergences).toEqual([]);
+    expect(r.notes).toEqual([`#${script.frontend[firstWithReply].index} ${script.frontend[firstWithReply].request.decoded.name}: answered live, but the recording has no reply to compare with`]);
+  });
+
+  it('connection-closed: a back-end that hangs up mid-session ends the replay at the next request', async () => {
+    const sock = path.join(tmpDir('replay-closed'), 'be.sock');
+    let n = 0;
+    const listener = new native.Listener(native.listenUnix(sock, 4, 0o600), (_e, fd) => {
+      if (fd === null) return;
+      const ch: Channel = new native.Channel(fd, 1 << 20, (_raw, fds) => {
+        for (const f of fds) native.close(f);
+        const st = script.frontend[n++]!;
+        if (n === 1 && st.replyRaw) ch.send(st.replyRaw);
+        if (n === 1) setTimeout(() => ch.close(), 10);
+      }, () => {});
+      ch.start();
+      cleanups.push(() => ch.close());
+    });
+    cleanups.push(() => listener.close());
+    const beforeStep = async (_s: Step, i: number): Promise<void> => {
+      if (i === 1) await new Promise((r) => setTimeout(r, 200));
+    };
+    const r = await replayAsFrontend({ ...script, frontend: script.frontend.slice(0, 6) }, { connect: sock, pace: 'fast', timeoutMs: 1000, beforeStep });
+    expect(r.divergences).toEqual([expect.objectContaining({ index: script.frontend[1].index, kind: 'connection-closed', live: 'the peer closed the connection' })]);
+    expect(r.sent).toBe(1);
+  });
+
   it('reply-differs on GET_VRING_BASE unless the back-end answers the base the replay set', async () => {
     const at = script.frontend.findIndex((s) => parseHeader(s.raw).request === Request.GET_VRING_BASE && s.replyRaw);
     const vring = script.frontend[at].raw.readUInt32LE(HEADER_SIZE);
