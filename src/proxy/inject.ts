@@ -5,7 +5,8 @@
  */
 import { requestByName, Request } from '../protocol';
 import type { ProxyEvent } from '../events/events';
-import type { ProxySession, SubChannelKind } from './session';
+import type { ProxySession } from './session';
+import type { SubChannelKind } from './sub-channels';
 
 export interface InjectSpec {
   channel: SubChannelKind;

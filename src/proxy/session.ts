@@ -9,8 +9,6 @@ import {
   applyMainMessage,
   clearPayloadBits,
   decodeMessage,
-  encodeMessage,
-  replyAckInUse,
   requestName,
   type Finding,
   decoders,
@@ -46,6 +44,7 @@ import { RingTracker, type RingsMode } from './ring-tracker';
 import { InterpositionTable, type Interposition, type Outgoing } from './interpositions';
 import { DeviceStatePipe, type StateTransfer } from './device-state';
 import { DirtyLogReader, type DirtyLogResult } from './dirty-log-reader';
+import { SubChannels, type SubChannelHost, type SubChannelKind } from './sub-channels';
 
 /** Protocol features that move notifications off the eventfds: masked while interposing. */
 const BYPASS_MASK = [ProtocolFeature.HOST_NOTIFIER, ProtocolFeature.INBAND_NOTIFICATIONS].reduce((bits, bit) => bits | (1n << BigInt(bit)), 0n);
@@ -99,22 +98,14 @@ const SUB_CHANNEL_REQUESTS: Record<number, SubChannelKind> = {
 };
 const SUB_CHANNEL_REQUEST_CODES = Object.keys(SUB_CHANNEL_REQUESTS).map(Number);
 
-export type SubChannelKind = 'backend' | 'gpu';
-
-
-/** A second channel of the session: the frontend's socket and our socketpair end the backend got. */
-interface SubChannel {
-  fe: Channel;
-  be: Channel;
-  /** requests the proxy injected towards the frontend whose replies it must absorb */
-  injected: number[];
-}
+export type { SubChannelKind } from './sub-channels';
 
 export class ProxySession {
   readonly id: number;
   readonly negotiation: Negotiation = newNegotiation();
   private readonly legs = new Map<Position, Channel>();
-  private readonly subs = new Map<SubChannelKind, SubChannel>();
+  /** the back-end request channel and the GPU socket, once interposed */
+  private readonly subs: SubChannels;
   private frontendAt: Position | undefined;
   private closed = false;
   private readonly counts = { 'F>B': 0, 'B>F': 0 };
@@ -146,6 +137,7 @@ export class ProxySession {
     connectFd: number,
   ) {
     this.id = opts.id;
+    this.subs = new SubChannels(this.subChannelHost());
     // Exception-safe: whatever fails below, every fd and Channel this session was given or made
     // is closed before the error reaches the daemon (which logs it and goes on). An fd passed
     // to a Channel is the Channel's from then on, even if its constructor throws.
@@ -228,7 +220,7 @@ export class ProxySession {
   checkHeldFds(nowMs: number, timeoutMs: number): void {
     if (this.closed) return;
     const channels: [Channel, string][] = [...this.legs].map(([pos, ch]) => [ch, `the ${this.frontendAt ? this.sideOf(pos) : `peer on the ${pos} side`}`]);
-    for (const [kind, sub] of this.subs) channels.push([sub.fe, `the frontend (${kind} channel)`], [sub.be, `the backend (${kind} channel)`]);
+    channels.push(...this.subs.channels());
     for (const [ch, who] of channels) {
       const fds = ch.heldFds;
       const h = this.held.get(ch);
@@ -340,23 +332,6 @@ export class ProxySession {
     this.handle('main', this.sideOf(from), this.legs.get(other(from))!, raw, fds, ts, `${from} side`);
   }
 
-  private onSubMessage(kind: SubChannelKind, sender: Side, raw: Buffer, fds: number[], ts: bigint): void {
-    const sub = this.subs.get(kind);
-    if (this.closed || !sub) {
-      closeFds(fds);
-      return;
-    }
-    const h = raw.length >= HEADER_SIZE ? parseHeader(raw) : undefined;
-    // the frontend's answer to a request the proxy injected goes no further
-    if (h && sender === 'frontend' && messageIsReply(kind, h.flags, sender) && sub.injected.includes(h.request)) {
-      sub.injected.splice(sub.injected.indexOf(h.request), 1);
-      closeFds(fds);
-      this.emitMessage(kind, 'frontend', raw, describeFds(fds), validateMessage(raw, { channel: kind, sender, fdCount: fds.length, negotiation: this.negotiation, dialect: this.opts.dialect }), ts, { absorbed: true });
-      return;
-    }
-    this.handle(kind, sender, sender === 'frontend' ? sub.be : sub.fe, raw, fds, ts, `${kind} channel`);
-  }
-
   /** Validates, then hands the message to the fault rules (if any) or straight to deliver(). */
   private handle(channel: ChannelKind, sender: Side, to: Channel, raw: Buffer, fds: number[], ts: bigint, where: string): void {
     const findings = validateMessage(raw, { channel, sender, fdCount: fds.length, negotiation: this.negotiation, dialect: this.opts.dialect });
@@ -454,7 +429,7 @@ export class ProxySession {
           this.notice(`${requestName('main', o.request)} carries ${what}, not a socket: forwarded as it came, not interposed (its messages are not seen)`);
           return;
         }
-        o.outFds = [this.interposeSubChannel(SUB_CHANNEL_REQUESTS[o.request], o.fds[0])];
+        o.outFds = [this.subs.interpose(SUB_CHANNEL_REQUESTS[o.request], o.fds[0])];
         o.extra.interposed = true;
       },
     });
@@ -568,8 +543,7 @@ export class ProxySession {
       const pos = side === 'frontend' ? this.frontendAt : this.frontendAt && other(this.frontendAt);
       return pos ? this.legs.get(pos) : undefined;
     }
-    const sub = this.subs.get(channel);
-    return side === 'frontend' ? sub?.fe : sub?.be;
+    return this.subs.channelOf(channel, side);
   }
 
   private emitMessage(channel: ChannelKind, sender: Side, raw: Buffer, fds: FdDescription[], findings: Finding[], ts: bigint, extra: Partial<MessageEvent>): void {
@@ -592,67 +566,27 @@ export class ProxySession {
     });
   }
 
-  /**
-   * SET_BACKEND_REQ_FD / GPU_SET_SOCKET: keep the frontend's socket, give the backend one end of
-   * a socketpair of ours, and relay between the two as a second channel of this session.
-   * Returns the fd to forward to the backend.
-   */
-  private interposeSubChannel(kind: SubChannelKind, frontendSock: number): number {
-    this.closeSub(kind, 'replaced by a new one');
-    const [ours, theirs] = native.socketpair();
-    // The backend gets its end in the blocking mode the frontend gave its own: vhost-user-gpu
-    // writes a GPU_UPDATE with one sendmsg and takes a short write as an error.
-    try {
-      native.setNonblocking(theirs, native.nonblocking(frontendSock));
-    } catch (err) {
-      native.close(ours);
-      native.close(theirs);
-      throw err;
-    }
-    const max = channelRules(kind).maxPayload;
-    let fe: Channel;
-    try {
-      const ch: Channel = new native.Channel(frontendSock, max, this.guarded(`a ${kind}-channel message from the frontend`, (m: Buffer, f: number[], t: bigint) => this.onSubMessage(kind, 'frontend', m, f, t)), this.guarded(`the end of the frontend's ${kind} channel`, (e: ChannelEnd | null) => this.onSubEnd(kind, 'frontend', e)), this.guarded(`the drain of the frontend's ${kind} channel`, () => this.pressure.drained(ch)));
-      fe = ch;
-    } catch (err) {
-      native.close(ours); // frontendSock was the failed Channel's, which closed it
-      native.close(theirs);
-      throw Object.assign(err as Error, { fdsTaken: true });
-    }
-    let be: Channel;
-    try {
-      const ch: Channel = new native.Channel(ours, max, this.guarded(`a ${kind}-channel message from the backend`, (m: Buffer, f: number[], t: bigint) => this.onSubMessage(kind, 'backend', m, f, t)), this.guarded(`the end of the backend's ${kind} channel`, (e: ChannelEnd | null) => this.onSubEnd(kind, 'backend', e)), this.guarded(`the drain of the backend's ${kind} channel`, () => this.pressure.drained(ch)));
-      be = ch;
-    } catch (err) {
-      fe.close(); // and with it frontendSock; `ours` was the failed Channel's
-      native.close(theirs);
-      throw Object.assign(err as Error, { fdsTaken: true });
-    }
-    this.subs.set(kind, { fe, be, injected: [] });
-    fe.start();
-    be.start();
-    return theirs;
-  }
-
-  private onSubEnd(kind: SubChannelKind, side: Side, end: ChannelEnd | null): void {
-    if (this.closed) return;
-    if (end === null) {
-      // a peer may drop its backend channel and go on with the main one (QEMU does on errors)
-      this.closeSub(kind, `the ${side} closed it`);
-      return;
-    }
-    this.close(`bad input from the ${side} (${kind} channel): ${this.describeEnd(end, kind)}; header ${end.header.toString('hex') || '(none)'}`, side);
-  }
-
-  private closeSub(kind: SubChannelKind, reason: string): void {
-    const sub = this.subs.get(kind);
-    if (!sub) return;
-    this.subs.delete(kind);
-    this.pressure.forget(sub.fe);
-    this.pressure.forget(sub.be);
-    sub.fe.close();
-    sub.be.close();
-    this.opts.emit({ type: 'channel-end', ts: native.monotonicNs(), session: this.id, channel: kind, reason });
+  /** What the sub-channels ask of this session. */
+  private subChannelHost(): SubChannelHost {
+    const session = this;
+    return {
+      negotiation: this.negotiation,
+      get pressure() {
+        return session.pressure;
+      },
+      get closed() {
+        return session.closed;
+      },
+      guarded: (where, fn) => this.guarded(where, fn),
+      handle: (channel, sender, to, raw, fds, ts, where) => this.handle(channel, sender, to, raw, fds, ts, where),
+      absorbed: (kind, raw, fds, ts) => {
+        closeFds(fds);
+        this.emitMessage(kind, 'frontend', raw, describeFds(fds), validateMessage(raw, { channel: kind, sender: 'frontend', fdCount: fds.length, negotiation: this.negotiation, dialect: this.opts.dialect }), ts, { absorbed: true });
+      },
+      injected: (kind, raw) => this.emitMessage(kind, 'backend', raw, [], [], native.monotonicNs(), { injected: true }),
+      ended: (kind, reason) => this.opts.emit({ type: 'channel-end', ts: native.monotonicNs(), session: this.id, channel: kind, reason }),
+      broken: (kind, side, end) => this.close(`bad input from the ${side} (${kind} channel): ${this.describeEnd(end, kind)}; header ${end.header.toString('hex') || '(none)'}`, side),
+    };
   }
 
   /**
@@ -661,20 +595,7 @@ export class ProxySession {
    * Returns false when the session has no such channel.
    */
   inject(kind: SubChannelKind, request: number, payload: Buffer = Buffer.alloc(0)): boolean {
-    const sub = this.subs.get(kind);
-    if (this.closed || !sub) return false;
-    const flags = channelRules(kind).requestFlags(replyAckInUse(this.negotiation));
-    const msg = encodeMessage(request, flags, payload);
-    try {
-      sub.fe.send(msg);
-    } catch (err) {
-      // the frontend went away under the injection (EPIPE): that ends this channel, not the daemon
-      this.closeSub(kind, `injecting ${requestName(kind, request)} failed: ${(err as Error).message}`);
-      return false;
-    }
-    if (isReplyExpected(kind, request, flags, this.negotiation)) sub.injected.push(request);
-    this.emitMessage(kind, 'backend', msg, [], [], native.monotonicNs(), { injected: true });
-    return true;
+    return this.subs.inject(kind, request, payload);
   }
 
   /** What `vhostscope status` shows about this session (JSON-safe). */
@@ -685,7 +606,7 @@ export class ProxySession {
     return {
       session: this.id,
       frontend: this.frontendAt ?? 'not yet known',
-      channels: ['main', ...this.subs.keys()],
+      channels: ['main', ...this.subs.kinds],
       messages: { ...this.counts },
       fdsForwarded: this.fdsForwarded,
       backpressure: this.pressure.snapshot(),
@@ -703,7 +624,7 @@ export class ProxySession {
 
   /** The interposed channels this session has now. */
   get subChannels(): SubChannelKind[] {
-    return [...this.subs.keys()];
+    return this.subs.kinds;
   }
 
   private emitStats(): void {
@@ -754,11 +675,7 @@ export class ProxySession {
     if (firstPos) this.legs.get(firstPos)!.close();
     for (const leg of this.legs.values()) leg.close();
     closeFds(this.faults?.dispose() ?? []);
-    for (const sub of this.subs.values()) {
-      sub.fe.close();
-      sub.be.close();
-    }
-    this.subs.clear();
+    this.subs.closeAll();
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.interposer?.teardownAll();
     this.rings?.close();
