@@ -1,13 +1,16 @@
 /**
  * One proxied connection: the peer that connected to our listening socket and the peer we
- * connected to. Every message goes through unchanged, in order, with its fds; each is decoded,
- * validated and reported as an event after it has been forwarded (forwarding comes first:
- * QEMU waits for replies synchronously, so the proxy's own work must not sit in front of it).
+ * connected to, plus the second channels the front-end hands over (sub-channels.ts). A message's
+ * path: handle() checks its header and size against its channel's rules (a fatal finding ends the
+ * session), the fault rules (if any) take it, deliver() runs the interpositions its sender, reply
+ * and request select (interpositions.ts: the relay's eventfds, our socketpair, masked bits) and
+ * forwards it with its fds, in order; then it is decoded and reported as an event. Decoding
+ * comes after forwarding: QEMU waits for replies synchronously, so the proxy's own work must not
+ * sit in front of it.
  */
 import { native, type Channel, type ChannelEnd } from '../native';
 import {
   applyMainMessage,
-  clearPayloadBits,
   decodeMessage,
   requestName,
   type Finding,
@@ -16,8 +19,6 @@ import {
   messageIsReply,
   isReplyExpected,
   protocolFeatureNames,
-  ProtocolFeature,
-  Request,
   channelRules,
   newNegotiation,
   parseHeader,
@@ -32,7 +33,7 @@ import {
 } from '../protocol';
 import { relayPairSummary, type Direction, type FdDescription, type MessageEvent, type PeerIdentity, type ProxyEvent, type SessionEndEvent } from '../events/events';
 import type { FrontendPosition, Position, SessionStatus } from '../events/status';
-import { closeFds, describeFds, notOfKind, peerIdentity } from '../events/fds';
+import { closeFds, describeFds, peerIdentity } from '../events/fds';
 import { Interposer } from './interposer';
 import { NoticeBudget } from './notice-budget';
 import { BackPressure, type PressureChange } from './backpressure';
@@ -41,19 +42,11 @@ import type { RelayHub } from './relay-hub';
 import { FaultRunner, type FaultHost, type PendingMessage } from './fault-runner';
 import type { FaultRuleSet } from '../faults';
 import { RingTracker, type RingsMode } from './ring-tracker';
-import { InterpositionTable, type Interposition, type Outgoing } from './interpositions';
+import { InterpositionTable, mainInterpositions, type Interposition, type Outgoing } from './interpositions';
 import { DeviceStatePipe, type StateTransfer } from './device-state';
 import { DirtyLogReader, type DirtyLogResult } from './dirty-log-reader';
 import { SubChannels, type SubChannelHost, type SubChannelKind } from './sub-channels';
 
-/** Protocol features that move notifications off the eventfds: masked while interposing. */
-const BYPASS_MASK = [ProtocolFeature.HOST_NOTIFIER, ProtocolFeature.INBAND_NOTIFICATIONS].reduce((bits, bit) => bits | (1n << BigInt(bit)), 0n);
-const NOTIFY_REQUESTS: Record<number, NotificationKind> = {
-  [Request.SET_VRING_KICK]: 'kick',
-  [Request.SET_VRING_CALL]: 'call',
-  [Request.SET_VRING_ERR]: 'err',
-};
-const NOTIFY_REQUEST_CODES = Object.keys(NOTIFY_REQUESTS).map(Number);
 
 
 /**
@@ -91,12 +84,6 @@ export interface SessionOptions {
 
 const other = (p: Position): Position => (p === 'listen' ? 'connect' : 'listen');
 
-/** Sockets the frontend hands the backend over the main channel: the proxy interposes them too. */
-const SUB_CHANNEL_REQUESTS: Record<number, SubChannelKind> = {
-  [Request.SET_BACKEND_REQ_FD]: 'backend',
-  [Request.GPU_SET_SOCKET]: 'gpu',
-};
-const SUB_CHANNEL_REQUEST_CODES = Object.keys(SUB_CHANNEL_REQUESTS).map(Number);
 
 export type { SubChannelKind } from './sub-channels';
 
@@ -118,7 +105,7 @@ export class ProxySession {
   private readonly rings: RingTracker | undefined;
   /** --rings: the migration's dirty log, read while it lasts */
   private readonly dirtyLog: DirtyLogReader | undefined;
-  /** what the proxy does to main-channel messages on their way (see mainInterpositions) */
+  /** what the proxy does to main-channel messages on their way (interpositions.ts) */
   private readonly interpositions: InterpositionTable;
   /** device-state transfers going through the proxy's pipes now */
   private readonly statePipes = new Set<DeviceStatePipe>();
@@ -176,7 +163,18 @@ export class ProxySession {
           notice,
         );
       }
-      this.interpositions = new InterpositionTable(this.mainInterpositions());
+      this.interpositions = new InterpositionTable(
+        mainInterpositions({
+          interposer: this.interposer,
+          rings: this.rings,
+          dirtyLog: this.dirtyLog,
+          subs: this.subs,
+          keepFeatures: Boolean(opts.keepFeatures),
+          notice: (msg) => this.notice(msg),
+          deviceState: (o) => this.interposeDeviceState(o),
+          ringBase: (vring, base, now) => opts.emit({ type: 'ring', ts: now.snapshot.ts, session: this.id, vring, snapshot: now.snapshot, raw: now.raw, base }),
+        }),
+      );
       const peers = { listen: peerIdentity(listenFd), connect: peerIdentity(connectFd) };
       this.peers = peers;
       unowned.delete(listenFd);
@@ -404,73 +402,6 @@ export class ProxySession {
    * What the proxy does to main-channel messages, by sender and request: each interposition a
    * named handler (see InterpositionTable). Built once the session's parts exist.
    */
-  private mainInterpositions(): Interposition[] {
-    const { interposer, rings } = this;
-    const list: Interposition[] = [];
-    if (interposer) {
-      list.push({
-        name: 'eventfd interposer', sender: 'frontend', reply: false, requests: NOTIFY_REQUEST_CODES,
-        before: (o) => {
-          const kind = NOTIFY_REQUESTS[o.request];
-          const v = decoders.vringFd(o.out.subarray(HEADER_SIZE));
-          o.outFds = interposer.interpose(kind, v.index as number, v.nofd as boolean, o.outFds);
-          o.extra.interposed = o.outFds !== o.fds;
-          rings?.attach(v.index as number, kind, interposer.pairId(kind, v.index as number));
-        },
-      });
-    }
-    list.push({
-      name: 'sub-channel', sender: 'frontend', reply: false, requests: SUB_CHANNEL_REQUEST_CODES,
-      before: (o) => {
-        if (o.fds.length !== 1) return;
-        const what = notOfKind(o.fds[0], 'socket:');
-        if (what) {
-          // only a socket can be polled and relayed as a channel; anything else goes as it came
-          this.notice(`${requestName('main', o.request)} carries ${what}, not a socket: forwarded as it came, not interposed (its messages are not seen)`);
-          return;
-        }
-        o.outFds = [this.subs.interpose(SUB_CHANNEL_REQUESTS[o.request], o.fds[0])];
-        o.extra.interposed = true;
-      },
-    });
-    list.push({ name: 'device-state pipe', sender: 'frontend', reply: false, requests: [Request.SET_DEVICE_STATE_FD], before: (o) => this.interposeDeviceState(o) });
-    if (interposer && !this.opts.keepFeatures) {
-      list.push({
-        name: 'notification-feature mask', sender: 'backend', reply: true, requests: [Request.GET_PROTOCOL_FEATURES],
-        before: (o) => {
-          if (o.out.length !== HEADER_SIZE + 8) return;
-          const done = clearPayloadBits(o.out, BYPASS_MASK);
-          if (!done) return;
-          o.out = done.message;
-          o.masked.push(...protocolFeatureNames(done.cleared));
-        },
-      });
-    }
-    const dirtyLog = this.dirtyLog;
-    if (dirtyLog) {
-      list.push({ name: 'dirty log reader', sender: 'frontend', reply: false, requests: [Request.SET_LOG_BASE, Request.SET_VRING_NUM, Request.SET_VRING_ADDR], before: (o) => dirtyLog.beforeForward(o.request, o.out, o.outFds) });
-      // read what the back-end marked before the front-end syncs (and clears) the log
-      list.push({ name: 'dirty log sample', sender: 'backend', reply: true, requests: [Request.GET_VRING_BASE], before: () => dirtyLog.sample() });
-    }
-    if (rings) {
-      list.push({ name: 'ring tracker', sender: 'frontend', reply: false, before: (o) => rings.beforeForward(o.request, o.out, o.outFds) });
-      list.push({
-        name: 'ring base snapshot', sender: 'backend', reply: true, requests: [Request.GET_VRING_BASE],
-        before: (o) => {
-          if (o.out.length < HEADER_SIZE + 8) return;
-          const st = decoders.vringState(o.out.subarray(HEADER_SIZE));
-          const now = rings.snapshotNow(st.index as number);
-          if (now) this.opts.emit({ type: 'ring', ts: now.snapshot.ts, session: this.id, vring: st.index as number, snapshot: now.snapshot, raw: now.raw, base: st.num as number });
-        },
-      });
-    }
-    if (interposer) {
-      list.push({ name: 'relay stop', sender: 'backend', reply: true, requests: [Request.GET_VRING_BASE], after: (o) => interposer.stopVring(decoders.vringState(o.out.subarray(HEADER_SIZE)).index as number) });
-      list.push({ name: 'relay teardown', sender: 'frontend', reply: false, requests: [Request.RESET_OWNER], after: () => interposer.teardownAll() });
-    }
-    return list;
-  }
-
   /**
    * SET_DEVICE_STATE_FD with a pipe: the back-end gets a pipe of ours and the proxy copies the
    * state through, counting it (and keeping it for the recording with --record-device-state).

@@ -1,7 +1,11 @@
-/** The interposition table (src/proxy/interpositions.ts): handlers chosen by sender, direction and request, in table order. */
+/** The interposition table (src/proxy/interpositions.ts): handlers chosen by sender, direction and request, in table order; the real table of a session. */
 import { describe, expect, it } from 'vitest';
 import { Request } from '../../src/protocol';
-import { InterpositionTable, type Interposition } from '../../src/proxy/interpositions';
+import { InterpositionTable, mainInterpositions, type Interposition, type SessionParts } from '../../src/proxy/interpositions';
+import type { Interposer } from '../../src/proxy/interposer';
+import type { RingTracker } from '../../src/proxy/ring-tracker';
+import type { DirtyLogReader } from '../../src/proxy/dirty-log-reader';
+import type { SubChannels } from '../../src/proxy/sub-channels';
 
 describe('InterpositionTable', () => {
   const h = (name: string, sender: 'frontend' | 'backend', reply: boolean, requests?: number[]): Interposition => ({ name, sender, reply, ...(requests ? { requests } : {}) });
@@ -21,5 +25,55 @@ describe('InterpositionTable', () => {
     expect(names('frontend', true, Request.GET_PROTOCOL_FEATURES)).toEqual([]);
     expect(names('backend', false, Request.GET_VRING_BASE)).toEqual([]);
     expect(table.for('frontend', false, Request.SET_VRING_CALL)).toBe(table.for('frontend', false, Request.SET_VRING_CALL));
+  });
+});
+
+describe('the main channel\'s table, as a session builds it', () => {
+  // the rows only hold on to their parts; choosing them never calls into one
+  const parts = (o: { interpose: boolean; rings: boolean; keepFeatures?: boolean }): SessionParts => ({
+    interposer: o.interpose ? ({} as Interposer) : undefined,
+    rings: o.rings ? ({} as RingTracker) : undefined,
+    dirtyLog: o.rings ? ({} as DirtyLogReader) : undefined,
+    subs: {} as SubChannels,
+    keepFeatures: o.keepFeatures ?? false,
+    notice: () => undefined,
+    deviceState: () => undefined,
+    ringBase: () => undefined,
+  });
+  const names = (p: SessionParts) => {
+    const t = new InterpositionTable(mainInterpositions(p));
+    return (sender: 'frontend' | 'backend', reply: boolean, request: number): string[] => t.for(sender, reply, request).map((x) => x.name);
+  };
+
+  it('with --rings: every row, each on the messages it serves', () => {
+    const n = names(parts({ interpose: true, rings: true }));
+    for (const r of [Request.SET_VRING_KICK, Request.SET_VRING_CALL, Request.SET_VRING_ERR]) expect(n('frontend', false, r)).toEqual(['eventfd interposer', 'ring tracker']);
+    expect(n('frontend', false, Request.SET_BACKEND_REQ_FD)).toEqual(['sub-channel', 'ring tracker']);
+    expect(n('frontend', false, Request.GPU_SET_SOCKET)).toEqual(['sub-channel', 'ring tracker']);
+    expect(n('frontend', false, Request.SET_DEVICE_STATE_FD)).toEqual(['device-state pipe', 'ring tracker']);
+    expect(n('frontend', false, Request.SET_LOG_BASE)).toEqual(['dirty log reader', 'ring tracker']);
+    expect(n('frontend', false, Request.SET_VRING_ADDR)).toEqual(['dirty log reader', 'ring tracker']);
+    expect(n('frontend', false, Request.SET_MEM_TABLE)).toEqual(['ring tracker']);
+    expect(n('frontend', false, Request.RESET_OWNER)).toEqual(['ring tracker', 'relay teardown']);
+    expect(n('backend', true, Request.GET_PROTOCOL_FEATURES)).toEqual(['notification-feature mask']);
+    // the stopped ring: the dirty log read first, then the snapshot, and the relay stops once the answer is on its way
+    expect(n('backend', true, Request.GET_VRING_BASE)).toEqual(['dirty log sample', 'ring base snapshot', 'relay stop']);
+    expect(n('backend', true, Request.GET_FEATURES)).toEqual([]);
+    expect(n('backend', false, Request.GET_VRING_BASE)).toEqual([]);
+  });
+
+  it('without --rings, with --keep-features, and with --no-interpose', () => {
+    const plain = names(parts({ interpose: true, rings: false }));
+    expect(plain('frontend', false, Request.SET_VRING_CALL)).toEqual(['eventfd interposer']);
+    expect(plain('frontend', false, Request.SET_MEM_TABLE)).toEqual([]);
+    expect(plain('backend', true, Request.GET_VRING_BASE)).toEqual(['relay stop']);
+    expect(names(parts({ interpose: true, rings: false, keepFeatures: true }))('backend', true, Request.GET_PROTOCOL_FEATURES)).toEqual([]);
+    // --no-interpose: the peers' own eventfds go through; second channels and device state still do not
+    const passthrough = names(parts({ interpose: false, rings: false }));
+    expect(passthrough('frontend', false, Request.SET_VRING_CALL)).toEqual([]);
+    expect(passthrough('backend', true, Request.GET_PROTOCOL_FEATURES)).toEqual([]);
+    expect(passthrough('frontend', false, Request.SET_BACKEND_REQ_FD)).toEqual(['sub-channel']);
+    expect(passthrough('frontend', false, Request.SET_DEVICE_STATE_FD)).toEqual(['device-state pipe']);
+    expect(passthrough('frontend', false, Request.RESET_OWNER)).toEqual([]);
   });
 });
