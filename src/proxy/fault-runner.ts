@@ -6,10 +6,10 @@
  * Everything the runner did is reported as a fault event; nothing here touches a socket: the
  * session does the I/O through FaultHost.
  */
+import type { Channel } from '../native';
 import {
   clearPayloadBits,
   HEADER_SIZE,
-  parseHeader,
   isReplyExpected,
   protocolFeatureNames,
   Request,
@@ -44,8 +44,12 @@ export interface PendingMessage {
   fds: number[];
   ts: bigint;
   findings: Finding[];
+  /** the header, parsed once when the message arrived */
   request: number;
+  flags: number;
   reply: boolean;
+  /** the channel it goes out on (decided when it arrived) */
+  to: Channel;
   /** ids of the rules applied to it */
   faults: string[];
   masked: string[];
@@ -248,9 +252,9 @@ export class FaultRunner {
         this.host.discard(m, 'dropped');
         break;
       case 'answer': {
-        const reply = m.reply ? undefined : synthesizeReply(m.channel, m.request, parseHeader(m.received).flags, m.received.subarray(HEADER_SIZE), this.host.negotiation, v.value);
+        const reply = m.reply ? undefined : synthesizeReply(m.channel, m.request, m.flags, m.received.subarray(HEADER_SIZE), this.host.negotiation, v.value);
         const action: FaultAction = v.why === 'filtered' ? 'filter' : 'answer';
-        const expected = !m.reply && isReplyExpected(m.channel, m.request, parseHeader(m.received).flags, this.host.negotiation);
+        const expected = !m.reply && isReplyExpected(m.channel, m.request, m.flags, this.host.negotiation);
         if (reply) this.host.fault(v.entry, action, `${this.describe(m)} not forwarded; the proxy answered it (value ${v.value})`);
         else if (expected) this.host.fault(v.entry, action, `${this.describe(m)} not forwarded; a reply is due but the proxy cannot make one up for this request`);
         else this.host.fault(v.entry, action, `${this.describe(m)} not forwarded (no reply due)`);

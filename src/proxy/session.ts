@@ -340,14 +340,10 @@ export class ProxySession {
       return;
     }
     const h = parseHeader(raw);
-    const m: PendingMessage = { channel, sender, raw, received: raw, fds, ts, findings, request: h.request, reply: messageIsReply(channel, h.flags, sender), faults: [], masked: [] };
-    this.targets.set(m, to);
+    const m: PendingMessage = { channel, sender, raw, received: raw, fds, ts, findings, request: h.request, flags: h.flags, reply: messageIsReply(channel, h.flags, sender), to, faults: [], masked: [] };
     if (this.faults) this.faults.submit(m);
     else this.deliver(m);
   }
-
-  /** Channel a pending message goes to (decided when it arrived). */
-  private readonly targets = new WeakMap<PendingMessage, Channel>();
 
   /** Interposes (the table's handlers for this message, in order), forwards, then reports one message. */
   private deliver(m: PendingMessage): void {
@@ -355,19 +351,17 @@ export class ProxySession {
       closeFds(m.fds);
       return;
     }
-    const { channel, sender, fds, findings } = m;
-    const to = this.targets.get(m)!;
+    const { channel, sender, fds, findings, to, request } = m;
     const fdInfo = describeFds(fds);
-    const h = parseHeader(m.raw);
-    const o: Outgoing = { request: h.request, fds, out: m.raw, outFds: fds, extra: {}, masked: m.masked };
-    const stages = channel === 'main' ? this.interpositions.for(sender, m.reply, h.request) : [];
+    const o: Outgoing = { request, fds, out: m.raw, outFds: fds, extra: {}, masked: m.masked };
+    const stages = channel === 'main' ? this.interpositions.for(sender, m.reply, request) : [];
     let stage: Interposition | undefined;
     try {
       for (stage of stages) stage.before?.(o);
     } catch (err) {
       // a handler that replaced the fds owns the received ones; what it made for the peer is ours to close
       if (!(err as { fdsTaken?: boolean }).fdsTaken) closeFds(o.outFds !== fds ? o.outFds : fds);
-      this.close(`cannot interpose ${requestName(channel, h.request)} (${stage?.name}): ${(err as Error).message}`, 'proxy');
+      this.close(`cannot interpose ${requestName(channel, request)} (${stage?.name}): ${(err as Error).message}`, 'proxy');
       return;
     }
     if (o.out !== m.received) {
@@ -382,12 +376,12 @@ export class ProxySession {
     } catch (err) {
       const receiver = sender === 'frontend' ? 'backend' : 'frontend';
       // a peer that has gone is a peer that closed the connection, not a failure of the proxy
-      if (channel === 'main' && peerGone(err)) this.close(`the ${receiver} closed the connection (found forwarding ${requestName(channel, h.request)} to it)`, receiver);
+      if (channel === 'main' && peerGone(err)) this.close(`the ${receiver} closed the connection (found forwarding ${requestName(channel, request)} to it)`, receiver);
       else this.close(`forwarding to the ${receiver} (${channel} channel) failed: ${(err as Error).message}`, 'proxy');
       return;
     }
     this.fdsForwarded += o.outFds.length;
-    if (channel === 'main') applyMainMessage(this.negotiation, h.request, h.flags, o.out.subarray(HEADER_SIZE));
+    if (channel === 'main') applyMainMessage(this.negotiation, request, m.flags, o.out.subarray(HEADER_SIZE));
     for (const st of stages) st.after?.(o);
     if (m.faults.length) o.extra.faults = m.faults;
     let ts = m.ts;
