@@ -144,7 +144,10 @@ async function flood(hub, relayed, n) {
       const p50 = (v) => median(rtt[v].map((r) => r.p50)), p99 = (v) => median(rtt[v].map((r) => r.p99));
       const line = `RTT ${place.name}: p50 direct ${p50('direct').toFixed(1)} us, relayed ${p50('relay').toFixed(1)} us, ratio ${(p50('relay') / p50('direct')).toFixed(2)}${place.target ? ' (target <= 1.2)' : ''}; p99 ${p99('direct').toFixed(1)} vs ${p99('relay').toFixed(1)} us, ratio ${(p99('relay') / p99('direct')).toFixed(2)}${place.target ? ' (target <= 1.5)' : ''}`;
       report(line);
-      if (place.target) cross.direct = p50('direct'), cross.relay = p50('relay');
+      if (place.target) {
+        cross.direct = p50('direct');
+        cross.relay = p50('relay');
+      }
       if (place.key) cross[place.key] = { direct: p50('direct'), relay: p50('relay') };
       if (place.auto) sameCpu.auto = p50('relay');
       if (place.ideal) sameCpu.ideal = p50('relay');

@@ -9,6 +9,9 @@ function words(cmd: Command): string {
   return [...cmd.commands.map((c) => c.name()), ...cmd.options.flatMap((o) => (o.long ? [o.long] : [])), '--help'].join(' ');
 }
 
+/** bash: the words so far, then this one (a shell expansion, not a template's) */
+const SHELL_PATH_WORD = '$' + '{path:+$path }$w';
+
 export function bashCompletion(program: Command): string {
   const cases: string[] = [];
   const walk = (cmd: Command, prefix: string): void => {
@@ -27,7 +30,7 @@ _vhostscope() {
     w="\${COMP_WORDS[i]}"
     [[ "$w" == -* ]] && continue
     case "\${path:+$path }$w" in
-${cases.map((c) => c.replace(/\) opts=.*$/, ') path="${path:+$path }$w" ;;')).join('\n')}
+${cases.map((c) => c.replace(/\) opts=.*$/, `) path="${SHELL_PATH_WORD}" ;;`)).join('\n')}
     esac
   done
   case "$path" in

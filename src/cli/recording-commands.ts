@@ -6,7 +6,7 @@ import { summarize } from '../analysis/summary';
 import { printable } from '../log/format';
 import type { DeviceType } from '../protocol';
 import { readRecording, recordingEvents } from '../recording/reader';
-import { ShowOptions, showRecording, infoText } from '../views/recording';
+import { type ShowOptions, showRecording, infoText } from '../views/recording';
 
 export function registerRecordingCommands(program: Command): void {
   program

@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import { controlOption, numberOpt } from './options';
 import { resolveControlPath } from '../control/client';
-import { sample, runTop } from '../views/top';
+import { runTop } from '../views/top';
 
 export function registerTop(program: Command): void {
   program

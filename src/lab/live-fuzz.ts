@@ -221,7 +221,7 @@ function forEachLine(file: string, fn: (line: string) => void): void {
     const chunk = Buffer.alloc(1 << 20);
     const utf8 = new StringDecoder('utf8'); // a character cut by a chunk's end is kept for the next
     let rest = '';
-    for (let n; (n = fs.readSync(fd, chunk, 0, chunk.length, null)) > 0; ) {
+    for (let n: number; (n = fs.readSync(fd, chunk, 0, chunk.length, null)) > 0; ) {
       const lines = (rest + utf8.write(chunk.subarray(0, n))).split('\n');
       rest = lines.pop()!;
       for (const l of lines) if (l) fn(l);

@@ -13,7 +13,7 @@ export async function qmpCommand(socketPath: string, command: string, args: Reco
   sock.setEncoding('utf8');
   sock.on('data', (d: string) => {
     buffered += d;
-    let i;
+    let i: number;
     while ((i = buffered.indexOf('\n')) >= 0) {
       lines.push(buffered.slice(0, i));
       buffered = buffered.slice(i + 1);

@@ -4,7 +4,7 @@
  * formatted in-process by humanLine(), the same formatter `show` uses.
  */
 import pino, { type Logger } from 'pino';
-import { Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { humanLine } from './format';
 
 export type LogFormat = 'json' | 'pretty';

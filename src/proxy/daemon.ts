@@ -8,7 +8,7 @@ import { native, type Listener, type RelayStats } from '../native';
 import { closeFds } from '../events/fds';
 import type { ProxyEvent } from '../events/events';
 import { ProxySession } from './session';
-import type { DaemonStatus, FrontendPosition, SessionStatus } from '../events/status';
+import type { DaemonStatus, FrontendPosition } from '../events/status';
 import { listenOn, type SocketOwner } from '../native/socket-path';
 import { DEFAULT_NICE, DEFAULT_SPIN_US, type RelayHub } from './relay-hub';
 import { RelayPool } from './relay-pool';

@@ -139,7 +139,7 @@ export class RingTracker {
   /** The ring's indices at GET_VRING_BASE time (before its pairs go). */
   snapshotNow(vring: number): { snapshot: RingSnapshot; raw: Buffer } | undefined {
     const v = this.vrings.get(vring);
-    return v && v.addr ? this.hub.snapshotRing(v.ringId) : undefined;
+    return v?.addr ? this.hub.snapshotRing(v.ringId) : undefined;
   }
 
   close(): void {

@@ -34,7 +34,7 @@ export interface Script {
 export class RecordingError extends Error {}
 
 export function loadRecording(file: string): { records: RecordingRecord[]; torn?: string } {
-  let scan;
+  let scan: ReturnType<typeof readRecording>;
   try {
     scan = readRecording(file);
   } catch (err) {

@@ -27,8 +27,6 @@ export interface DirtyLogFigures {
   other: number;
 }
 
-/** page size of the log, as a number (page indices of a 16 MiB log fit well within 2^53) */
-const PAGE = Number(LOG_PAGE);
 /**
  * Marks put down to a vring per sample, at most; the rest are counted, as "other". The bits are
  * the back-end's (and, through forged lengths, the guest's): a log full of them must cost a

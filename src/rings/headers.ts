@@ -75,7 +75,7 @@ export function decodeBuffer(e: RingEntry, ctx: HeaderContext): BufferHeader | u
       // queue pairs: even vrings receive (the device writes them), odd ones transmit
       const rx = ctx.vring % 2 === 0;
       if (rx && ctx.kind !== 'call') return undefined; // empty buffers offered to the device
-      const bytes = chainBytes(e, rx ? true : false);
+      const bytes = chainBytes(e, Boolean(rx));
       const hdr = ctx.netHdrLen ?? 12;
       // what the buffers hold: for rx what the device wrote (usedLen), for tx the readable part
       const total = rx ? (e.usedLen ?? 0) : e.descs.filter((d) => !(d.flags & VRING_DESC_F_WRITE)).reduce((n, d) => n + d.len, 0);

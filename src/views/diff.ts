@@ -1,6 +1,6 @@
 /** Two sessions compared, as text: message alignment (`vhostscope diff`) and latency shifts (`diff --latency`). */
 import { keyOf, type DiffLine } from '../analysis/diff';
-import { type OperationShift } from '../analysis/latency-diff';
+import type { OperationShift } from '../analysis/latency-diff';
 import { requestLatency } from '../analysis/request-latency';
 import type { MessageEvent } from '../events/events';
 import { durationUs } from '../log/format';

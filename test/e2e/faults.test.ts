@@ -35,7 +35,7 @@ describe('fault rules with real peers', () => {
   it('drop SET_VRING_KICK: DPDK never starts the queue, no packet crosses, and check names the cause', async () => {
     const work = tmpDir('fault-drop');
     const proxy = new ProxyProcess(work, ['--fault', 'drop SET_VRING_KICK vring=0']);
-    let r;
+    let r: Awaited<ReturnType<typeof runDpdkScenario>>;
     try {
       r = await runDpdkScenario({ workDir: work, mode: 'txonly', durationS: 1, expectReady: false, notReadyWaitMs: 3000, proxy: proxy.starter });
     } finally {

@@ -22,7 +22,7 @@ describe('QEMU 10 vhost-user-gpu-pci <-> vhost-user-gpu through the proxy', () =
     const work = tmpDir('gpu');
     const direct = await runGpuGuest(path.join(work, 'direct'));
     const proxy = new ProxyProcess(work, [], 'qemu10-gpu');
-    let proxied;
+    let proxied: Awaited<ReturnType<typeof runGpuGuest>>;
     try {
       proxied = await runGpuGuest(path.join(work, 'proxied'), proxy);
     } finally {

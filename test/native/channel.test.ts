@@ -168,7 +168,7 @@ describe('fdInfo and sockets', () => {
     expect(fs.statSync(p).mode & 0o777).toBe(0o600);
     expect(native.probeUnix(p)).toBe(true);
     const accepted: number[] = [];
-    const l = new native.Listener(lfd, (err, fd) => fd !== null && accepted.push(fd));
+    const l = new native.Listener(lfd, (_err, fd) => fd !== null && accepted.push(fd));
     const c = native.connectUnix(p);
     await until(() => accepted.length === 2); // the probe's connection, then ours
     expect(native.peerCred(accepted[1]).pid).toBe(process.pid);

@@ -220,7 +220,7 @@ describe('ring snapshots', () => {
     try {
       // thousands of snapshots, and at least a second of racing
       const started = Date.now();
-      for (let i = 0; snapshots < 3000 || Date.now() - started < 1000; i++) {
+      while (snapshots < 3000 || Date.now() - started < 1000) {
         native.eventfdWrite(kick, 1);
         await new Promise((r) => setTimeout(r, 0));
         for (const { snapshot } of decodeSnapshots(drainRings())) {

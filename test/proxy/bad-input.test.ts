@@ -18,7 +18,6 @@ const listenPath = path.join(dir, 'fe.sock');
 const backendPath = path.join(dir, 'be.sock');
 const events: ProxyEvent[] = [];
 let backendOpen = 0;
-let backendConns = 0;
 let backendMode: 'echo-features' | 'garbage-reply' = 'echo-features';
 let backend: net.Server;
 let daemon: ProxyDaemon;
@@ -28,7 +27,6 @@ const ends = (): SessionEndEvent[] => events.filter((e): e is SessionEndEvent =>
 beforeAll(async () => {
   backend = net.createServer((s) => {
     backendOpen++;
-    backendConns++;
     s.on('data', (d) => {
       if (d.length >= 12 && d.readUInt32LE(0) === 1) {
         if (backendMode === 'garbage-reply') s.write(Buffer.from('deadbeefdeadbeefdeadbeef', 'hex'));

@@ -146,7 +146,10 @@ describe('flight recorder', () => {
     }
     let lists = 0;
     const list = book.list.bind(book);
-    book.list = () => (lists++, list());
+    book.list = () => {
+      lists++;
+      return list();
+    };
     const pinnedOne = (s: { session: string }): boolean => Number(s.session.slice(3)) < 300;
     const r = sweep(dir, { keepBytes: 300 * 10 }, book, new Set(), 20_000);
     expect(r.deleted.length).toBe(2700);

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 const SRC = path.resolve(__dirname, '..', '..', 'src');
 
 /** Each folder of src/ and its floor: a folder imports only folders on lower floors. */
-export const FLOORS: Record<string, number> = {
+const FLOORS: Record<string, number> = {
   util: 0,
   protocol: 0,
   native: 1,
