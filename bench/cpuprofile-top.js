@@ -34,13 +34,21 @@ for (let i = 0; i < prof.samples.length; i++) {
   // the stack, innermost last, without node's internals at the bottom
   const frames = [];
   for (let id = n.id; id !== undefined; id = parent.get(id)) frames.push(nodes.get(id));
-  const key = frames.reverse().filter((f) => f.callFrame.url.includes('/dist/')).slice(-4).map(name).join(' > ') || name(n);
+  const key =
+    frames
+      .reverse()
+      .filter((f) => f.callFrame.url.includes('/dist/'))
+      .slice(-4)
+      .map(name)
+      .join(' > ') || name(n);
   stacks.set(key, (stacks.get(key) ?? 0) + dt);
 }
 const byName = new Map();
 for (const [id, us] of self) byName.set(name(nodes.get(id)), (byName.get(name(nodes.get(id))) ?? 0) + us);
 const ms = (us) => (us / 1000).toFixed(0).padStart(8);
-console.log(`${(total / 1e6).toFixed(1)} s of samples${fromS !== undefined ? ` between ${fromS} s and ${toS ?? 'the end'}` : ''} (run: ${((prof.endTime - prof.startTime) / 1e6).toFixed(1)} s)`);
+console.log(
+  `${(total / 1e6).toFixed(1)} s of samples${fromS !== undefined ? ` between ${fromS} s and ${toS ?? 'the end'}` : ''} (run: ${((prof.endTime - prof.startTime) / 1e6).toFixed(1)} s)`,
+);
 console.log('self ms   function');
 for (const [k, us] of [...byName].sort((a, b) => b[1] - a[1]).slice(0, Number(topN))) console.log(`${ms(us)}  ${k}`);
 console.log('\nbusiest stacks (vhostscope frames, innermost last)');

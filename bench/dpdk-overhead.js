@@ -23,10 +23,14 @@ async function once(proxied, i) {
   let proxy;
   try {
     const r = await runDpdkScenario({
-      workDir: work, mode, durationS: seconds,
-      proxy: proxied ? async (listen, connect) => {
-        proxy = await startProxy({ listen, connect, logFile: path.join(work, 'proxy.log') });
-      } : undefined,
+      workDir: work,
+      mode,
+      durationS: seconds,
+      proxy: proxied
+        ? async (listen, connect) => {
+            proxy = await startProxy({ listen, connect, logFile: path.join(work, 'proxy.log') });
+          }
+        : undefined,
     });
     if (r.problems.length) throw new Error(r.problems.join('; '));
     return r;
@@ -47,10 +51,15 @@ async function once(proxied, i) {
   }
   const mpps = (v) => median(res[v].map((r) => r.rxPps / 1e6));
   const hs = (v) => median(res[v].map((r) => r.handshakeMs));
-  console.log(`median Mpps      : direct ${mpps('direct').toFixed(2)}  proxied ${mpps('proxy').toFixed(2)}  ratio ${(mpps('proxy') / mpps('direct')).toFixed(3)} (target >= 0.98)`);
+  console.log(
+    `median Mpps      : direct ${mpps('direct').toFixed(2)}  proxied ${mpps('proxy').toFixed(2)}  ratio ${(mpps('proxy') / mpps('direct')).toFixed(3)} (target >= 0.98)`,
+  );
   console.log(`median handshake : direct ${hs('direct')} ms  proxied ${hs('proxy')} ms  ratio ${(hs('proxy') / hs('direct')).toFixed(3)} (target <= 1.05)`);
   const t = new Targets();
   t.check('Mpps ratio proxied/direct', mpps('proxy') / mpps('direct'), '>=', 0.98);
   t.check('handshake time ratio proxied/direct', hs('proxy') / hs('direct'), '<=', 1.05);
   t.finish();
-})().catch((e) => { console.error(e); process.exit(1); });
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -21,7 +21,11 @@ const seconds = Number(process.argv[3] ?? 3);
 const variantNames = (process.argv[4] ?? 'direct,proxy').split(',');
 const ARGS = { direct: undefined, proxy: [], passthrough: ['--no-interpose'], rings: ['--rings=headers'] };
 const argsOf = (v) => (v.startsWith('proxy:') ? v.slice(6).split(' ').filter(Boolean) : ARGS[v]);
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length ? (s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2) : 0; };
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length ? (s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2) : 0;
+};
 
 /** testpmd's and node's thread names, with the process they belong to */
 function label(proc, name) {
@@ -34,10 +38,14 @@ async function once(variant, i) {
   let proxy, watch, pids;
   try {
     const r = await runDpdkScenario({
-      workDir: work, mode: 'txonly', durationS: seconds,
-      proxy: extra ? async (listen, connect) => {
-        proxy = await startProxy({ listen, connect, args: extra, logFile: path.join(work, 'proxy.log') });
-      } : undefined,
+      workDir: work,
+      mode: 'txonly',
+      durationS: seconds,
+      proxy: extra
+        ? async (listen, connect) => {
+            proxy = await startProxy({ listen, connect, args: extra, logFile: path.join(work, 'proxy.log') });
+          }
+        : undefined,
       onWindow: (phase, p) => {
         if (phase === 'start') {
           pids = { fe: p.frontend, be: p.backend, daemon: proxy?.pid, bench: process.pid };
@@ -68,25 +76,49 @@ let usage, cpu0, cpu;
       const r = await once(v, i);
       res[v].push(r);
       const lc = r.threads.filter((t) => t.runMs > seconds * 500); // the polling lcores
-      console.log(`run ${i + 1}/${runs} ${v.padEnd(12)} ${r.mpps.toFixed(2)} Mpps; polling lcores: ${lc.map((t) => `${t.key} cpu${[...t.cpus].join('/')} ran ${t.runMs.toFixed(0)} ms waited ${t.waitMs.toFixed(1)} ms, ${t.involuntary} preemptions`).join('; ')}; steal ${r.cpu.map((c, n) => `cpu${n} ${c.steal} ms`).join(', ')}`);
+      console.log(
+        `run ${i + 1}/${runs} ${v.padEnd(12)} ${r.mpps.toFixed(2)} Mpps; polling lcores: ${lc.map((t) => `${t.key} cpu${[...t.cpus].join('/')} ran ${t.runMs.toFixed(0)} ms waited ${t.waitMs.toFixed(1)} ms, ${t.involuntary} preemptions`).join('; ')}; steal ${r.cpu.map((c, n) => `cpu${n} ${c.steal} ms`).join(', ')}`,
+      );
     }
   }
   for (const v of variantNames) {
     const mp = res[v].map((r) => r.mpps);
-    console.log(`\n## ${v}: Mpps median ${median(mp).toFixed(2)} (min ${Math.min(...mp).toFixed(2)}, max ${Math.max(...mp).toFixed(2)}), window ${seconds * 1000} ms`);
+    console.log(
+      `\n## ${v}: Mpps median ${median(mp).toFixed(2)} (min ${Math.min(...mp).toFixed(2)}, max ${Math.max(...mp).toFixed(2)}), window ${seconds * 1000} ms`,
+    );
     const keys = [...new Set(res[v].flatMap((r) => r.threads.map((t) => t.key)))].sort();
     console.log('thread'.padEnd(34) + 'run ms'.padStart(9) + 'wait ms'.padStart(9) + 'vol cs'.padStart(9) + 'invol cs'.padStart(9) + '  cpus');
     for (const k of keys) {
       const ts = res[v].map((r) => r.threads.filter((t) => t.key === k));
       const sum = (f) => median(ts.map((xs) => xs.reduce((a, t) => a + f(t), 0)));
-      const run = sum((t) => t.runMs), wait = sum((t) => t.waitMs), vol = sum((t) => t.voluntary), invol = sum((t) => t.involuntary);
+      const run = sum((t) => t.runMs),
+        wait = sum((t) => t.waitMs),
+        vol = sum((t) => t.voluntary),
+        invol = sum((t) => t.involuntary);
       if (run < 0.5 && invol === 0 && wait < 0.5) continue;
       const cpus = [...new Set(ts.flat().flatMap((t) => [...t.cpus]))].sort().join(',');
-      console.log(k.slice(0, 33).padEnd(34) + run.toFixed(1).padStart(9) + wait.toFixed(1).padStart(9) + String(vol).padStart(9) + String(invol).padStart(9) + '  ' + cpus);
+      console.log(
+        k.slice(0, 33).padEnd(34) +
+          run.toFixed(1).padStart(9) +
+          wait.toFixed(1).padStart(9) +
+          String(vol).padStart(9) +
+          String(invol).padStart(9) +
+          '  ' +
+          cpus,
+      );
     }
   }
   console.log('\n## CPU time by state per window (medians, ms): user / system / irq / idle / steal (the hypervisor ran something else)');
-  for (const v of variantNames) console.log(`${v.padEnd(12)} ` + res[v][0].cpu.map((_, n) => `cpu${n} ` + ['user', 'system', 'irq', 'idle', 'steal'].map((k) => median(res[v].map((r) => r.cpu[n][k]))).join(' / ')).join('   '));
+  for (const v of variantNames)
+    console.log(
+      `${v.padEnd(12)} ` +
+        res[v][0].cpu
+          .map((_, n) => `cpu${n} ` + ['user', 'system', 'irq', 'idle', 'steal'].map((k) => median(res[v].map((r) => r.cpu[n][k]))).join(' / '))
+          .join('   '),
+    );
   const base = median(res[variantNames[0]].map((r) => r.mpps));
   for (const v of variantNames.slice(1)) console.log(`ratio ${v}/${variantNames[0]}: ${(median(res[v].map((r) => r.mpps)) / base).toFixed(3)}`);
-})().catch((e) => { console.error(e); process.exit(1); });
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

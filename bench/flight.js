@@ -26,18 +26,27 @@ const { encodeMessage, Request } = require('../dist/protocol');
 const runs = Number(process.argv[2] ?? 3);
 const seconds = Number(process.argv[3] ?? 5);
 const floodRate = Number(process.argv[4] ?? 1e6);
-const u64 = (v) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); return b; };
+const u64 = (v) => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(v));
+  return b;
+};
 
 /** The synthetic flooded device: a backend in this process, a frontend whose kicks a child process writes. */
 async function startFlood(work) {
   const beSock = path.join(work, 'flood-be.sock');
   const backend = new native.Listener(native.listenUnix(beSock, 4, 0o600), (_e, fd) => {
     if (fd === null) return;
-    const ch = new native.Channel(fd, 65536, (m, fds) => {
-      for (const f of fds) native.close(f);
-      const code = m.readUInt32LE(0);
-      if (code === Request.GET_FEATURES || code === Request.GET_PROTOCOL_FEATURES) ch.send(encodeMessage(code, 5, u64(0)));
-    }, () => {});
+    const ch = new native.Channel(
+      fd,
+      65536,
+      (m, fds) => {
+        for (const f of fds) native.close(f);
+        const code = m.readUInt32LE(0);
+        if (code === Request.GET_FEATURES || code === Request.GET_PROTOCOL_FEATURES) ch.send(encodeMessage(code, 5, u64(0)));
+      },
+      () => {},
+    );
     ch.start();
   });
   return { beSock, backend };
@@ -54,33 +63,52 @@ async function flood(feSock) {
   const mine = native.dup(kick);
   let fe, consumer;
   if (feSock) {
-    fe = new native.Channel(native.connectUnix(feSock), 65536, () => {}, () => {});
+    fe = new native.Channel(
+      native.connectUnix(feSock),
+      65536,
+      () => {},
+      () => {},
+    );
     fe.start();
     fe.send(encodeMessage(Request.GET_FEATURES, 1));
     fe.send(encodeMessage(Request.SET_VRING_KICK, 1, u64(0)), [kick]);
     fe.send(encodeMessage(Request.SET_VRING_CALL, 1, u64(0)), [native.eventfd(0)]);
   } else {
     // sleeps in poll() until the eventfd is readable, then reads it: a backend's kick handler
-    consumer = spawn('python3', ['-c', [
-      'import os, select',
-      'p = select.poll(); p.register(3, select.POLLIN)',
-      'while True:',
-      '    p.poll()',
-      '    try: os.read(3, 8)',
-      '    except BlockingIOError: pass',
-    ].join('\n')], { stdio: ['ignore', 'ignore', 'inherit', kick] });
+    consumer = spawn(
+      'python3',
+      [
+        '-c',
+        [
+          'import os, select',
+          'p = select.poll(); p.register(3, select.POLLIN)',
+          'while True:',
+          '    p.poll()',
+          '    try: os.read(3, 8)',
+          '    except BlockingIOError: pass',
+        ].join('\n'),
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit', kick] },
+    );
     native.close(kick);
   }
   await sleep(300);
   // the writer: as fast as it can, at most floodRate per second, counts on stdout when killed
-  const child = spawn(process.execPath, ['-e', `
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `
     const fs = require('fs'); const one = Buffer.alloc(8); one.writeBigUInt64LE(1n);
     let n = 0; const t0 = Date.now();
     process.on('SIGTERM', () => { process.stdout.write(String(n) + ' ' + (Date.now() - t0)); process.exit(0); });
     (function burst() {
       for (let i = 0; i < 1000; i++) { fs.writeSync(3, one); n++; }
       if (n > (Date.now() - t0) * ${floodRate / 1000}) setTimeout(burst, 1); else setImmediate(burst);
-    })();`], { stdio: ['ignore', 'pipe', 'inherit', mine] });
+    })();`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit', mine] },
+  );
   native.close(mine);
   let out = '';
   child.stdout.on('data', (d) => (out += d));
@@ -103,19 +131,37 @@ async function once(variant, i) {
   try {
     if (variant === 'direct+flood') floodHandle = await flood();
     const r = await runDpdkScenario({
-      workDir: work, mode: 'txonly', durationS: seconds,
-      proxy: variant.startsWith('direct') ? undefined : async (listen, connect) => {
-        fl = await startFlood(work);
-        const config = path.join(work, 'proxy.json');
-        fs.writeFileSync(config, JSON.stringify({
-          record: path.join(work, 'rec') + '/', keep: '8MiB', 'segment-size': '1MiB', rings: 'headers', 'stats-interval': 0,
-          devices: [{ name: 'dpdk', listen, connect }, { name: 'flood', listen: path.join(work, 'flood.sock'), connect: fl.beSock }],
-        }));
-        daemon = new Peer(process.execPath, [CLI, 'proxy', '--config', config, '--json'], { name: 'proxy', logFile: path.join(work, 'proxy.log'), timeoutMs: 300_000 });
-        await waitForSocket(listen, 20_000, daemon);
-        await waitForSocket(path.join(work, 'flood.sock'), 20_000, daemon); // the devices start one after the other
-        if (variant === 'flight+flood') floodHandle = await flood(path.join(work, 'flood.sock'));
-      },
+      workDir: work,
+      mode: 'txonly',
+      durationS: seconds,
+      proxy: variant.startsWith('direct')
+        ? undefined
+        : async (listen, connect) => {
+            fl = await startFlood(work);
+            const config = path.join(work, 'proxy.json');
+            fs.writeFileSync(
+              config,
+              JSON.stringify({
+                record: path.join(work, 'rec') + '/',
+                keep: '8MiB',
+                'segment-size': '1MiB',
+                rings: 'headers',
+                'stats-interval': 0,
+                devices: [
+                  { name: 'dpdk', listen, connect },
+                  { name: 'flood', listen: path.join(work, 'flood.sock'), connect: fl.beSock },
+                ],
+              }),
+            );
+            daemon = new Peer(process.execPath, [CLI, 'proxy', '--config', config, '--json'], {
+              name: 'proxy',
+              logFile: path.join(work, 'proxy.log'),
+              timeoutMs: 300_000,
+            });
+            await waitForSocket(listen, 20_000, daemon);
+            await waitForSocket(path.join(work, 'flood.sock'), 20_000, daemon); // the devices start one after the other
+            if (variant === 'flight+flood') floodHandle = await flood(path.join(work, 'flood.sock'));
+          },
     });
     if (r.problems.length) throw new Error(r.problems.join('; '));
     if (floodHandle) floodPerS = await floodHandle.stop();
@@ -142,7 +188,9 @@ async function once(variant, i) {
     for (const v of roundOrder(variants, i)) {
       const r = await once(v, i);
       res[v].push(r);
-      console.log(`run ${i + 1}/${runs} ${v.padEnd(12)}: ${r.mpps.toFixed(2)} Mpps${v.endsWith('+flood') ? `, flood ${(r.floodPerS / 1e6).toFixed(2)} M kicks/s written${r.deleted || v === 'flight+flood' ? `, retention deleted ${r.deleted} segments` : ''}` : ''}`);
+      console.log(
+        `run ${i + 1}/${runs} ${v.padEnd(12)}: ${r.mpps.toFixed(2)} Mpps${v.endsWith('+flood') ? `, flood ${(r.floodPerS / 1e6).toFixed(2)} M kicks/s written${r.deleted || v === 'flight+flood' ? `, retention deleted ${r.deleted} segments` : ''}` : ''}`,
+      );
     }
   }
   // each proxied variant against the direct run with the same load
@@ -150,12 +198,16 @@ async function once(variant, i) {
   for (const v of variants) {
     const xs = res[v].map((r) => r.mpps);
     const b = baseline[v];
-    const ratio = b ? `, ratio to ${b} ${(median(xs) / median(res[b].map((r) => r.mpps))).toFixed(3)}${v.startsWith('flight') ? ' (target >= 0.98)' : ' (what the flood itself costs here)'}` : '';
+    const ratio = b
+      ? `, ratio to ${b} ${(median(xs) / median(res[b].map((r) => r.mpps))).toFixed(3)}${v.startsWith('flight') ? ' (target >= 0.98)' : ' (what the flood itself costs here)'}`
+      : '';
     console.log(`${v.padEnd(12)}: median ${median(xs).toFixed(2)} Mpps (spread ${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)})${ratio}`);
   }
   for (const v of ['direct+flood', 'flight+flood']) {
     const f = res[v];
-    console.log(`${v} flood: median ${(median(f.map((r) => r.floodPerS)) / 1e6).toFixed(2)} M kicks/s written${v === 'flight+flood' ? `; retention deleted ${median(f.map((r) => r.deleted))} segments per run (median)` : ''}`);
+    console.log(
+      `${v} flood: median ${(median(f.map((r) => r.floodPerS)) / 1e6).toFixed(2)} M kicks/s written${v === 'flight+flood' ? `; retention deleted ${median(f.map((r) => r.deleted))} segments per run (median)` : ''}`,
+    );
   }
   // the flooded pair's ratio compares unequal loads (the direct flood's consumer is a small poll
   // loop, the proxied one the daemon): it is reported, not a target
@@ -163,4 +215,7 @@ async function once(variant, i) {
   const ratio = (v, b) => median(res[v].map((r) => r.mpps)) / median(res[b].map((r) => r.mpps));
   t.check('Mpps ratio flight/direct', ratio('flight', 'direct'), '>=', 0.98);
   t.finish();
-})().catch((e) => { console.error(e); process.exit(1); });
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -27,26 +27,30 @@ runLiveFuzz({
     lastPrint = Date.now();
     console.log(`  ${c.cases} cases, daemon fds ${c.fds}, RSS ${(c.rssKb / 1024).toFixed(1)} MiB, status in ${c.statusMs} ms`);
   },
-}).then((r) => {
-  console.log(`cases: ${r.cases} (${r.casesPerSecond.toFixed(1)}/s)`);
-  console.log(`daemon fds after warm-up ${r.fds.afterWarmup}, at the end ${r.fds.end}, most ${r.fds.max}`);
-  console.log(`daemon RSS after warm-up ${(r.rssKb.afterWarmup / 1024).toFixed(1)} MiB, at the end ${(r.rssKb.end / 1024).toFixed(1)} MiB, most ${(r.rssKb.max / 1024).toFixed(1)} MiB`);
-  console.log(`SIGTERM: exit ${r.exit.code} after ${r.exit.ms} ms`);
-  console.log('how sessions ended:');
-  for (const [k, n] of Object.entries(r.endings).sort((a, b) => b[1] - a[1])) console.log(`  ${String(n).padStart(7)}  ${k}`);
-  for (const e of r.internalErrors.slice(0, 20)) console.log(`INTERNAL ERROR: ${e}`);
-  for (const l of r.strayLines.slice(0, 20)) console.log(`NOT JSON: ${l}`);
-  const t = new Targets();
-  t.check('crashes', r.crashed ? 1 : 0, '<=', 0);
-  t.check('hangs (status over 2 s)', r.hangs, '<=', 0);
-  t.check('internal errors', r.internalErrors.length, '<=', 0);
-  t.check('log lines that are not JSON', r.strayLines.length, '<=', 0);
-  t.check('fds at the end over after warm-up', r.fds.end - r.fds.afterWarmup, '<=', 8);
-  t.check('RSS growth after warm-up (MiB)', (r.rssKb.end - r.rssKb.afterWarmup) / 1024, '<=', 64);
-  t.check('SIGTERM to exit (ms)', r.exit.ms, '<=', 2000);
-  t.check('exit code', r.exit.code ?? 1, '<=', 0);
-  t.finish();
-}).catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+})
+  .then((r) => {
+    console.log(`cases: ${r.cases} (${r.casesPerSecond.toFixed(1)}/s)`);
+    console.log(`daemon fds after warm-up ${r.fds.afterWarmup}, at the end ${r.fds.end}, most ${r.fds.max}`);
+    console.log(
+      `daemon RSS after warm-up ${(r.rssKb.afterWarmup / 1024).toFixed(1)} MiB, at the end ${(r.rssKb.end / 1024).toFixed(1)} MiB, most ${(r.rssKb.max / 1024).toFixed(1)} MiB`,
+    );
+    console.log(`SIGTERM: exit ${r.exit.code} after ${r.exit.ms} ms`);
+    console.log('how sessions ended:');
+    for (const [k, n] of Object.entries(r.endings).sort((a, b) => b[1] - a[1])) console.log(`  ${String(n).padStart(7)}  ${k}`);
+    for (const e of r.internalErrors.slice(0, 20)) console.log(`INTERNAL ERROR: ${e}`);
+    for (const l of r.strayLines.slice(0, 20)) console.log(`NOT JSON: ${l}`);
+    const t = new Targets();
+    t.check('crashes', r.crashed ? 1 : 0, '<=', 0);
+    t.check('hangs (status over 2 s)', r.hangs, '<=', 0);
+    t.check('internal errors', r.internalErrors.length, '<=', 0);
+    t.check('log lines that are not JSON', r.strayLines.length, '<=', 0);
+    t.check('fds at the end over after warm-up', r.fds.end - r.fds.afterWarmup, '<=', 8);
+    t.check('RSS growth after warm-up (MiB)', (r.rssKb.end - r.rssKb.afterWarmup) / 1024, '<=', 64);
+    t.check('SIGTERM to exit (ms)', r.exit.ms, '<=', 2000);
+    t.check('exit code', r.exit.code ?? 1, '<=', 0);
+    t.finish();
+  })
+  .catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });

@@ -86,16 +86,24 @@ async function direct() {
       const r = v === 'direct' ? await direct() : await recorder();
       results[v].push(r);
       if (v === 'direct') console.log(`  direct   ${(r.rate / 1e6).toFixed(2)} M events/s, ${r.bytesPerEvent.toFixed(1)} bytes/event`);
-      else console.log(`  recorder ${(r.rate / 1e6).toFixed(2)} M events/s (${r.secs.toFixed(1)} s), ${r.bytesPerEvent.toFixed(2)} bytes/event, ${r.notified} read back, ${r.dropped} dropped, RSS first ${mib(r.rss[0])} MiB, last ${mib(r.rss.at(-1))} MiB`);
+      else
+        console.log(
+          `  recorder ${(r.rate / 1e6).toFixed(2)} M events/s (${r.secs.toFixed(1)} s), ${r.bytesPerEvent.toFixed(2)} bytes/event, ${r.notified} read back, ${r.dropped} dropped, RSS first ${mib(r.rss[0])} MiB, last ${mib(r.rss.at(-1))} MiB`,
+        );
     }
   }
-  const d = results.direct, r = results.recorder;
+  const d = results.direct,
+    r = results.recorder;
   const rate = (xs) => xs.map((x) => x.rate / 1e6);
   console.log(`# ${runs} alternating runs of ${millions} M notification events`);
   console.log(`direct (raw 16-byte events, no framing): median ${median(rate(d)).toFixed(2)} M events/s [${spread(rate(d))}]`);
-  console.log(`recorder: median ${median(rate(r)).toFixed(2)} M events/s [${spread(rate(r))}], ${median(r.map((x) => x.bytesPerEvent)).toFixed(2)} bytes/event on disk`);
+  console.log(
+    `recorder: median ${median(rate(r)).toFixed(2)} M events/s [${spread(rate(r))}], ${median(r.map((x) => x.bytesPerEvent)).toFixed(2)} bytes/event on disk`,
+  );
   const growth = r.map((x) => Math.max(...x.rss.slice(Math.floor(x.rss.length / 2))) - x.rss[0]);
-  console.log(`recorder RSS growth while recording (second half's peak minus the first sample): median ${mib(median(growth))} MiB [${mib(Math.min(...growth))}-${mib(Math.max(...growth))}]`);
+  console.log(
+    `recorder RSS growth while recording (second half's peak minus the first sample): median ${mib(median(growth))} MiB [${mib(Math.min(...growth))}-${mib(Math.max(...growth))}]`,
+  );
   const heaps = r.filter((x) => x.heap[0] !== undefined);
   if (heaps.length) console.log(`live JS heap after GC: max ${mib(Math.max(...heaps.flatMap((x) => x.heap)))} MiB`);
   console.log(`ratio recorder/direct (medians): ${(median(rate(r)) / median(rate(d))).toFixed(2)}`);
@@ -106,4 +114,7 @@ async function direct() {
   for (const x of r) if (x.notified + x.dropped !== N) t.loss(`recorder: ${x.notified} read back + ${x.dropped} dropped of ${N}`);
   t.finish();
   fs.rmSync(dir, { recursive: true, force: true });
-})().catch((e) => { console.error(e); process.exit(1); });
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

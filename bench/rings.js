@@ -33,8 +33,14 @@ async function dpdk(args) {
   let proxy;
   try {
     const r = await runDpdkScenario({
-      workDir: work, mode: 'txonly', durationS: 3,
-      proxy: args ? async (listen, connect) => { proxy = await startProxy({ listen, connect, args, logFile: path.join(work, 'proxy.log') }); } : undefined,
+      workDir: work,
+      mode: 'txonly',
+      durationS: 3,
+      proxy: args
+        ? async (listen, connect) => {
+            proxy = await startProxy({ listen, connect, args, logFile: path.join(work, 'proxy.log') });
+          }
+        : undefined,
     });
     if (r.problems.length) targets.loss(`DPDK ${args ? args.join(' ') || 'proxy' : 'direct'}: ${r.problems.join('; ')}`);
     return r.rxPps / 1e6;
@@ -47,7 +53,12 @@ async function dpdk(args) {
 (async () => {
   const mpps = Object.fromEntries(Object.keys(VARIANTS).map((v) => [v, []]));
   for (let i = 0; i < dpdkRuns; i++) for (const v of roundOrder(Object.keys(VARIANTS), i)) mpps[v].push(await dpdk(VARIANTS[v]));
-  if (dpdkRuns) console.log(`# DPDK txonly Mpps, ${dpdkRuns} alternating runs: ${Object.entries(mpps).map(([v, xs]) => `${v} ${median(xs).toFixed(2)} [${spread(xs, 2)}]`).join('; ')}`);
+  if (dpdkRuns)
+    console.log(
+      `# DPDK txonly Mpps, ${dpdkRuns} alternating runs: ${Object.entries(mpps)
+        .map(([v, xs]) => `${v} ${median(xs).toFixed(2)} [${spread(xs, 2)}]`)
+        .join('; ')}`,
+    );
   if (dpdkRuns) for (const v of Object.keys(VARIANTS).slice(1)) console.log(`Mpps ratio ${v} / direct: ${(median(mpps[v]) / median(mpps.direct)).toFixed(3)}`);
   const rtt = Object.fromEntries(Object.keys(VARIANTS).map((v) => [v, []]));
   for (let i = 0; i < pingRounds; i++) {
@@ -59,8 +70,14 @@ async function dpdk(args) {
       fs.rmSync(work, { recursive: true, force: true });
     }
   }
-  if (pingRounds) console.log(`# QEMU guest ping RTT p50, ${pingRounds} alternating rounds of ${pings}: ${Object.entries(rtt).map(([v, xs]) => `${v} ${median(xs).toFixed(3)} ms [${spread(xs, 3)}]`).join('; ')}`);
-  if (pingRounds) for (const v of Object.keys(VARIANTS).slice(1)) console.log(`ping RTT ratio ${v} / direct: ${(median(rtt[v]) / median(rtt.direct)).toFixed(2)}`);
+  if (pingRounds)
+    console.log(
+      `# QEMU guest ping RTT p50, ${pingRounds} alternating rounds of ${pings}: ${Object.entries(rtt)
+        .map(([v, xs]) => `${v} ${median(xs).toFixed(3)} ms [${spread(xs, 3)}]`)
+        .join('; ')}`,
+    );
+  if (pingRounds)
+    for (const v of Object.keys(VARIANTS).slice(1)) console.log(`ping RTT ratio ${v} / direct: ${(median(rtt[v]) / median(rtt.direct)).toFixed(2)}`);
   const blk = Object.fromEntries(Object.keys(BLK_VARIANTS).map((v) => [v, { read: [], write: [] }]));
   for (let i = 0; i < blkRounds; i++) {
     for (const v of roundOrder(Object.keys(BLK_VARIANTS), i)) {
@@ -75,8 +92,13 @@ async function dpdk(args) {
     }
   }
   for (const op of blkRounds ? ['read', 'write'] : []) {
-    console.log(`# QEMU guest 4 KiB direct ${op} latency (queue depth 1, mean per pass of ${ios}), ${blkRounds} alternating rounds x 3 passes: ${Object.entries(blk).map(([v, r]) => `${v} ${median(r[op]).toFixed(0)} µs [${spread(r[op])}]`).join('; ')}`);
-    for (const v of Object.keys(BLK_VARIANTS).slice(1)) console.log(`blk ${op} latency ratio ${v} / direct: ${(median(blk[v][op]) / median(blk.direct[op])).toFixed(2)}`);
+    console.log(
+      `# QEMU guest 4 KiB direct ${op} latency (queue depth 1, mean per pass of ${ios}), ${blkRounds} alternating rounds x 3 passes: ${Object.entries(blk)
+        .map(([v, r]) => `${v} ${median(r[op]).toFixed(0)} µs [${spread(r[op])}]`)
+        .join('; ')}`,
+    );
+    for (const v of Object.keys(BLK_VARIANTS).slice(1))
+      console.log(`blk ${op} latency ratio ${v} / direct: ${(median(blk[v][op]) / median(blk.direct[op])).toFixed(2)}`);
   }
   targets.finish(); // no ratio target here: it reports; lost packets, pings or I/O fail it
 })().catch((err) => {

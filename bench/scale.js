@@ -24,7 +24,11 @@ const { transitPercentiles } = require('../dist/analysis/relay-transit');
 const { runDpdkScenario } = require('../dist/lab/dpdk-scenario');
 
 const seconds = Number(process.argv[2] ?? 3);
-const list = (i, d) => (process.argv[i] ?? d).split(',').map(Number).filter((n) => n > 0);
+const list = (i, d) =>
+  (process.argv[i] ?? d)
+    .split(',')
+    .map(Number)
+    .filter((n) => n > 0);
 const sessionCounts = list(3, '1,4,16,64');
 const vringCounts = list(4, '1,4,16');
 const threadCounts = list(5, '1,2');
@@ -47,16 +51,24 @@ function spawnC(args, fds) {
   const c = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit', ...fds] });
   let out = '';
   c.stdout.on('data', (d) => (out += d));
-  return new Promise((resolve, reject) => c.on('exit', (code) => (code === 0 ? resolve(out.trim().split(' ').map(Number)) : reject(new Error(`${args[0]} exited ${code}`)))));
+  return new Promise((resolve, reject) =>
+    c.on('exit', (code) => (code === 0 ? resolve(out.trim().split(' ').map(Number)) : reject(new Error(`${args[0]} exited ${code}`)))),
+  );
 }
 
 async function oneCase(S, V, T) {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vhs-scale-'));
-  const fe = path.join(work, 'fe.sock'), be = path.join(work, 'be.sock');
+  const fe = path.join(work, 'fe.sock'),
+    be = path.join(work, 'be.sock');
   const conns = [];
   const backend = syntheticBackend(native.listenUnix(be, 256, 0o600), (c) => conns.push(c));
   // the relay left to the scheduler: both synthetic peers are this process and its two C children
-  const proxy = await startProxy({ listen: fe, connect: be, args: ['--stats-interval', '0', '--relay-threads', String(T), '--relay-cpu', 'none'], logFile: path.join(work, 'proxy.log') });
+  const proxy = await startProxy({
+    listen: fe,
+    connect: be,
+    args: ['--stats-interval', '0', '--relay-threads', String(T), '--relay-cpu', 'none'],
+    logFile: path.join(work, 'proxy.log'),
+  });
   const status = () => controlRequest(`${fe}.ctl`, { cmd: 'status' });
   const fronts = [];
   try {
@@ -65,7 +77,12 @@ async function oneCase(S, V, T) {
     let expected = 0;
     for (let i = 0; i < S; i++) {
       const hs = frontendHandshake(V);
-      const ch = new native.Channel(native.connectUnix(fe), 65536, () => undefined, () => undefined);
+      const ch = new native.Channel(
+        native.connectUnix(fe),
+        65536,
+        () => undefined,
+        () => undefined,
+      );
       ch.start();
       for (const m of hs.messages) ch.send(m.msg, m.fds);
       expected += hs.messages.length;
@@ -88,10 +105,20 @@ async function oneCase(S, V, T) {
     const tr = transitPercentiles(buckets, b.relay.transitSumNs - a.relay.transitSumNs);
     const perThread = b.relayThreads.map((t, i) => ({ sessions: t.sessions, cpuMs: (t.threadCpuNs - a.relayThreads[i].threadCpuNs) / 1e6 }));
     return {
-      S, V, T, writes, total, lost: writes - total, reads,
-      notifPerS: n / (floodNs / 1e9), writesPerS: writes / (floodNs / 1e9),
-      cpuPerNotifNs: n ? cpuNs / n : 0, p99Us: tr ? tr.p99Ns / 1000 : 0,
-      rssPerSessionKiB: (rss1 - rss0) / S, rssPerVringKiB: (rss1 - rss0) / (S * V), perThread,
+      S,
+      V,
+      T,
+      writes,
+      total,
+      lost: writes - total,
+      reads,
+      notifPerS: n / (floodNs / 1e9),
+      writesPerS: writes / (floodNs / 1e9),
+      cpuPerNotifNs: n ? cpuNs / n : 0,
+      p99Us: tr ? tr.p99Ns / 1000 : 0,
+      rssPerSessionKiB: (rss1 - rss0) / S,
+      rssPerVringKiB: (rss1 - rss0) / (S * V),
+      perThread,
     };
   } finally {
     for (const f of fronts) {
@@ -105,20 +132,30 @@ async function oneCase(S, V, T) {
 }
 
 (async () => {
-  console.log(`# synthetic sessions, every kick flooded for ${seconds} s (one C writer over all of them, one C reader), relay left to the scheduler; ${os.availableParallelism()} CPUs`);
-  console.log('relay threads  sessions  vrings   written/s  relayed/s   relay ns/notif  p99 transit us  counts lost  RSS KiB/session  KiB/vring  thread CPU ms (sessions)');
+  console.log(
+    `# synthetic sessions, every kick flooded for ${seconds} s (one C writer over all of them, one C reader), relay left to the scheduler; ${os.availableParallelism()} CPUs`,
+  );
+  console.log(
+    'relay threads  sessions  vrings   written/s  relayed/s   relay ns/notif  p99 transit us  counts lost  RSS KiB/session  KiB/vring  thread CPU ms (sessions)',
+  );
   const rows = [];
-  for (const V of vringCounts) for (const S of sessionCounts) for (const T of threadCounts) {
-    const r = await oneCase(S, V, T);
-    rows.push(r);
-    console.log(`${String(T).padStart(13)}  ${String(S).padStart(8)}  ${String(V).padStart(6)}  ${Math.round(r.writesPerS).toString().padStart(10)}  ${Math.round(r.notifPerS).toString().padStart(9)}  ${r.cpuPerNotifNs.toFixed(0).padStart(15)}  ${r.p99Us.toFixed(1).padStart(14)}  ${String(r.lost).padStart(11)}  ${r.rssPerSessionKiB.toFixed(0).padStart(15)}  ${r.rssPerVringKiB.toFixed(0).padStart(9)}  ${r.perThread.map((t) => `${t.cpuMs.toFixed(0)} (${t.sessions})`).join(', ')}`);
-  }
+  for (const V of vringCounts)
+    for (const S of sessionCounts)
+      for (const T of threadCounts) {
+        const r = await oneCase(S, V, T);
+        rows.push(r);
+        console.log(
+          `${String(T).padStart(13)}  ${String(S).padStart(8)}  ${String(V).padStart(6)}  ${Math.round(r.writesPerS).toString().padStart(10)}  ${Math.round(r.notifPerS).toString().padStart(9)}  ${r.cpuPerNotifNs.toFixed(0).padStart(15)}  ${r.p99Us.toFixed(1).padStart(14)}  ${String(r.lost).padStart(11)}  ${r.rssPerSessionKiB.toFixed(0).padStart(15)}  ${r.rssPerVringKiB.toFixed(0).padStart(9)}  ${r.perThread.map((t) => `${t.cpuMs.toFixed(0)} (${t.sessions})`).join(', ')}`,
+        );
+      }
   const lost = rows.filter((r) => r.lost !== 0);
   console.log(lost.length ? `COUNTS LOST in ${lost.length} cases` : 'every count written was read at the other end, in every case');
   for (const r of lost) targets.loss(`${r.S} sessions x ${r.V} vrings, ${r.T} relay thread(s): ${r.lost} of ${r.writes} counts`);
   for (const T of threadCounts) {
     const c = rows.filter((r) => r.T === T).map((r) => r.cpuPerNotifNs);
-    console.log(`relay CPU per notification with ${T} thread(s): min ${Math.min(...c).toFixed(0)} ns, median ${median(c).toFixed(0)} ns, max ${Math.max(...c).toFixed(0)} ns over ${c.length} cases`);
+    console.log(
+      `relay CPU per notification with ${T} thread(s): min ${Math.min(...c).toFixed(0)} ns, median ${median(c).toFixed(0)} ns, max ${Math.max(...c).toFixed(0)} ns over ${c.length} cases`,
+    );
   }
   if (threadCounts.length > 1) {
     const big = rows.filter((r) => r.S === Math.max(...sessionCounts) && r.V === Math.max(...vringCounts));
@@ -128,21 +165,37 @@ async function oneCase(S, V, T) {
   if (dpdkRuns > 0) {
     console.log(`# real DPDK pair, queues=4 on both testpmds (txonly, one forwarding lcore each), ${dpdkRuns} alternating runs`);
     const m = { direct: [], proxied: [] };
-    for (let i = 0; i < dpdkRuns; i++) for (const v of roundOrder(['direct', 'proxied'], i)) {
-      const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vhs-scale-dpdk-'));
-      let proxy;
-      try {
-        const r = await runDpdkScenario({ workDir: work, mode: 'txonly', durationS: seconds, queues: 4,
-          proxy: v === 'direct' ? undefined : async (listen, connect) => { proxy = await startProxy({ listen, connect, logFile: path.join(work, 'proxy.log') }); } });
-        if (r.problems.length) targets.loss(`DPDK ${v}: ${r.problems.join('; ')}`);
-        m[v].push(r.rxPps / 1e6);
-        console.log(`  ${v.padEnd(8)} ${(r.rxPps / 1e6).toFixed(2)} Mpps`);
-      } finally {
-        if (proxy) await proxy.stop();
-        fs.rmSync(work, { recursive: true, force: true });
+    for (let i = 0; i < dpdkRuns; i++)
+      for (const v of roundOrder(['direct', 'proxied'], i)) {
+        const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vhs-scale-dpdk-'));
+        let proxy;
+        try {
+          const r = await runDpdkScenario({
+            workDir: work,
+            mode: 'txonly',
+            durationS: seconds,
+            queues: 4,
+            proxy:
+              v === 'direct'
+                ? undefined
+                : async (listen, connect) => {
+                    proxy = await startProxy({ listen, connect, logFile: path.join(work, 'proxy.log') });
+                  },
+          });
+          if (r.problems.length) targets.loss(`DPDK ${v}: ${r.problems.join('; ')}`);
+          m[v].push(r.rxPps / 1e6);
+          console.log(`  ${v.padEnd(8)} ${(r.rxPps / 1e6).toFixed(2)} Mpps`);
+        } finally {
+          if (proxy) await proxy.stop();
+          fs.rmSync(work, { recursive: true, force: true });
+        }
       }
-    }
-    console.log(`DPDK 4 queues: direct ${median(m.direct).toFixed(2)} Mpps [${spread(m.direct)}], proxied ${median(m.proxied).toFixed(2)} [${spread(m.proxied)}], ratio ${(median(m.proxied) / median(m.direct)).toFixed(3)}`);
+    console.log(
+      `DPDK 4 queues: direct ${median(m.direct).toFixed(2)} Mpps [${spread(m.direct)}], proxied ${median(m.proxied).toFixed(2)} [${spread(m.proxied)}], ratio ${(median(m.proxied) / median(m.direct)).toFixed(3)}`,
+    );
   }
   targets.finish(); // the synthetic table states no target (it shows how cost grows); a lost count fails it
-})().catch((e) => { console.error(e); process.exit(1); });
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -20,9 +20,19 @@ const profile = process.argv.includes('--profile');
 const nodeFlags = process.argv.filter((a) => a.startsWith('--node=')).map((a) => a.slice('--node='.length));
 const [seconds = '1800', sessions = '64', tickMs = '10'] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhs-soak-'));
-console.log(`soak: ${sessions} sessions for ${seconds} s, a tick every ${tickMs} ms${nodeFlags.length ? `, daemon flags ${nodeFlags.join(' ')}` : ''}; work dir ${workDir}`);
-runSoak({ workDir, seconds: Number(seconds), sessions: Number(sessions), tickMs: Number(tickMs), sampleMs: 10_000, churnMs: 5_000, log: (l) => console.log(l),
-  daemonNodeArgs: [...nodeFlags, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${path.join(workDir, 'profile')}`] : [])] })
+console.log(
+  `soak: ${sessions} sessions for ${seconds} s, a tick every ${tickMs} ms${nodeFlags.length ? `, daemon flags ${nodeFlags.join(' ')}` : ''}; work dir ${workDir}`,
+);
+runSoak({
+  workDir,
+  seconds: Number(seconds),
+  sessions: Number(sessions),
+  tickMs: Number(tickMs),
+  sampleMs: 10_000,
+  churnMs: 5_000,
+  log: (l) => console.log(l),
+  daemonNodeArgs: [...nodeFlags, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${path.join(workDir, 'profile')}`] : [])],
+})
   .then((r) => {
     console.log(JSON.stringify(r.figures));
     process.exit(r.ok ? 0 : 1);

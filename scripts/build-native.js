@@ -11,10 +11,9 @@ const prefix = path.resolve(path.dirname(process.execPath), '..');
 const args = ['rebuild'];
 if (fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
 
-const candidates = [
-  process.env.npm_config_node_gyp,
-  path.join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
-].filter(Boolean);
+const candidates = [process.env.npm_config_node_gyp, path.join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')].filter(
+  Boolean,
+);
 const gyp = candidates.find((p) => fs.existsSync(p));
 if (!gyp) {
   console.error('build-native: node-gyp not found (looked in: ' + candidates.join(', ') + ')');

@@ -31,7 +31,9 @@ for (const [name, inPart] of PARTS) {
   const score = valid ? (100 * detected) / valid : 100;
   const ok = score >= bar;
   if (!ok) failed++;
-  console.log(`${ok ? 'ok  ' : 'LOW '} ${name.padEnd(14)} ${score.toFixed(2).padStart(6)} %  (${detected} detected, ${c.Survived} survived, ${c.NoCoverage} not covered, ${c.other} errors/ignored; ${files} files)`);
+  console.log(
+    `${ok ? 'ok  ' : 'LOW '} ${name.padEnd(14)} ${score.toFixed(2).padStart(6)} %  (${detected} detected, ${c.Survived} survived, ${c.NoCoverage} not covered, ${c.other} errors/ignored; ${files} files)`,
+  );
 }
 if (failed) {
   console.log(`${failed} part(s) under ${bar} %`);

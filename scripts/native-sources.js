@@ -10,9 +10,19 @@ const root = path.resolve(__dirname, '..');
 const STAMP = path.join(root, 'build', 'Release', 'vhostscope_native.sources');
 
 function sourcesHash() {
-  const files = ['binding.gyp', ...fs.readdirSync(path.join(root, 'native')).filter((f) => /\.(cc|h)$/.test(f)).sort().map((f) => `native/${f}`)];
+  const files = [
+    'binding.gyp',
+    ...fs
+      .readdirSync(path.join(root, 'native'))
+      .filter((f) => /\.(cc|h)$/.test(f))
+      .sort()
+      .map((f) => `native/${f}`),
+  ];
   const h = crypto.createHash('sha256');
-  for (const f of files) h.update(`${f}\0`).update(fs.readFileSync(path.join(root, f))).update('\0');
+  for (const f of files)
+    h.update(`${f}\0`)
+      .update(fs.readFileSync(path.join(root, f)))
+      .update('\0');
   return h.digest('hex');
 }
 

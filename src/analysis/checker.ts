@@ -138,9 +138,22 @@ export class Checker {
         }
         if (e.kind !== 'kick') return out;
         const at = `kick vring ${e.vring}`;
-        if (!s.haveMemTable) out.push({ rule: RULES.kickBeforeMemTable, session: e.session, ts: e.ts, at, detail: `vring ${e.vring} kicked before any SET_MEM_TABLE/ADD_MEM_REG` });
+        if (!s.haveMemTable)
+          out.push({
+            rule: RULES.kickBeforeMemTable,
+            session: e.session,
+            ts: e.ts,
+            at,
+            detail: `vring ${e.vring} kicked before any SET_MEM_TABLE/ADD_MEM_REG`,
+          });
         if (hasBit(s.negotiation.ackedFeatures, VirtioFeature.PROTOCOL_FEATURES) && !s.enabled.has(e.vring))
-          out.push({ rule: RULES.kickBeforeEnable, session: e.session, ts: e.ts, at, detail: `vring ${e.vring} kicked before SET_VRING_ENABLE(${e.vring}, 1)` });
+          out.push({
+            rule: RULES.kickBeforeEnable,
+            session: e.session,
+            ts: e.ts,
+            at,
+            detail: `vring ${e.vring} kicked before SET_VRING_ENABLE(${e.vring}, 1)`,
+          });
         return out;
       }
       case 'fault': {
@@ -155,7 +168,15 @@ export class Checker {
         const holds = s.stateHolds.splice(0);
         if (e.ts - e.startNs <= MIGRATION_DOWNTIME_NS) return [];
         const why = e.heldMs ? `; fault rule ${holds.join(', ') || '?'} held it ${e.heldMs} ms` : '';
-        return [{ rule: RULES.deviceStateBeyondDowntime, session: e.session, ts: e.ts, at: `device state ${e.direction}`, detail: `the ${e.direction} of the device state (${e.bytes} bytes through the proxy's pipe) took ${ms.toFixed(0)} ms (QEMU's default downtime limit: 300 ms)${why}` }];
+        return [
+          {
+            rule: RULES.deviceStateBeyondDowntime,
+            session: e.session,
+            ts: e.ts,
+            at: `device state ${e.direction}`,
+            detail: `the ${e.direction} of the device state (${e.bytes} bytes through the proxy's pipe) took ${ms.toFixed(0)} ms (QEMU's default downtime limit: 300 ms)${why}`,
+          },
+        ];
       }
       case 'ring': {
         // split rings only: a packed ring's device position is not visible to a polling backend's calls
@@ -163,17 +184,31 @@ export class Checker {
         if (s.kind !== 'base' || e.base === undefined || s.packed || s.error) return [];
         const base = e.base & 0xffff;
         if (((base - s.usedIdx) & 0xffff) <= ((s.availIdx - s.usedIdx) & 0xffff)) return [];
-        return [{ rule: RULES.vringBaseMismatch, session: e.session, ts: e.ts, at: `B>F GET_VRING_BASE reply (vring ${e.vring})`, detail: `vring ${e.vring}: the back-end answered ${e.base}, but the ring's used idx is ${s.usedIdx} and its avail idx ${s.availIdx}` }];
+        return [
+          {
+            rule: RULES.vringBaseMismatch,
+            session: e.session,
+            ts: e.ts,
+            at: `B>F GET_VRING_BASE reply (vring ${e.vring})`,
+            detail: `vring ${e.vring}: the back-end answered ${e.base}, but the ring's used idx is ${s.usedIdx} and its avail idx ${s.availIdx}`,
+          },
+        ];
       }
       case 'session-end': {
         const s = this.sessions.get(e.session);
         this.sessions.delete(e.session);
         const noKick = s ? this.vringsWithoutKick(s, e.session, e.ts, 'at the end of the session') : [];
         if (s) noKick.push(...this.migrationLeftovers(s, e.session, e.ts));
-        return noKick.concat((s?.pending ?? []).map((p) => ({
-          rule: RULES.missingReply, session: e.session, ts: p.ts, message: p.message, at: `F>B ${p.name}`,
-          detail: `${p.name} (${p.channel} channel) was never answered before the session ended${p.cause ? `: ${p.cause}` : ''}`,
-        })));
+        return noKick.concat(
+          (s?.pending ?? []).map((p) => ({
+            rule: RULES.missingReply,
+            session: e.session,
+            ts: p.ts,
+            message: p.message,
+            at: `F>B ${p.name}`,
+            detail: `${p.name} (${p.channel} channel) was never answered before the session ended${p.cause ? `: ${p.cause}` : ''}`,
+          })),
+        );
       }
       default:
         return [];
@@ -195,7 +230,11 @@ export class Checker {
     }
     // only where what was negotiated (or --dialect) does not decide the meaning: a GET_SHMEM_CONFIG
     // with SHMEM negotiated is the standard request
-    if (d.ambiguous) add(RULES.ambiguousRequest, `${e.channel} request ${d.request} means ${d.ambiguous.join(' or ')}; the negotiated features do not tell which (--dialect decides)`);
+    if (d.ambiguous)
+      add(
+        RULES.ambiguousRequest,
+        `${e.channel} request ${d.request} means ${d.ambiguous.join(' or ')}; the negotiated features do not tell which (--dialect decides)`,
+      );
 
     // replies: one outstanding request per channel at a time
     const requester = e.channel === 'main' ? 'frontend' : 'backend';
@@ -212,12 +251,23 @@ export class Checker {
         const held = e.heldNs !== undefined && rulesOf(e) ? `; ${rulesOf(e)} held it ${(Number(e.heldNs) / 1e6).toFixed(0)} ms` : '';
         if (e.ts - p.ts > this.replyTimeoutNs) add(RULES.missingReply, `${d.name} answered after ${Number(e.ts - p.ts) / 1e6} ms${held}`);
         // SET_LOG_BASE comes just before LOG_ALL is acked (QEMU's order): it starts the migration too
-        else if ((s.logAll || d.request === Request.SET_LOG_BASE) && e.ts - p.ts > MIGRATION_DOWNTIME_NS) add(RULES.replyBeyondDowntime, `${d.name} answered after ${(Number(e.ts - p.ts) / 1e6).toFixed(0)} ms while ${s.logAll ? 'dirty logging was on' : 'dirty logging started'} (QEMU's default downtime limit: 300 ms)${held}`);
+        else if ((s.logAll || d.request === Request.SET_LOG_BASE) && e.ts - p.ts > MIGRATION_DOWNTIME_NS)
+          add(
+            RULES.replyBeyondDowntime,
+            `${d.name} answered after ${(Number(e.ts - p.ts) / 1e6).toFixed(0)} ms while ${s.logAll ? 'dirty logging was on' : 'dirty logging started'} (QEMU's default downtime limit: 300 ms)${held}`,
+          );
       }
     } else if (e.sender === requester) {
       for (const p of pendingHere) {
         s.pending.splice(s.pending.indexOf(p), 1);
-        out.push({ rule: RULES.missingReply, session: e.session, ts: p.ts, message: p.message, at: `${e.dir} ${p.name}`, detail: `${p.name} got no reply before the next request (${d.name})${p.cause ? `: ${p.cause}` : ''}` });
+        out.push({
+          rule: RULES.missingReply,
+          session: e.session,
+          ts: p.ts,
+          message: p.message,
+          at: `${e.dir} ${p.name}`,
+          detail: `${p.name} got no reply before the next request (${d.name})${p.cause ? `: ${p.cause}` : ''}`,
+        });
       }
     }
 
@@ -247,7 +297,14 @@ export class Checker {
       applyMainMessage(s.negotiation, d.request, d.flags, payload);
     }
     if (!d.reply && e.sender === requester && isReplyExpected(e.channel, d.request, d.flags, s.negotiation))
-      s.pending.push({ channel: e.channel, request: d.request, name: d.name, ts: e.ts, message: index, ...(e.undelivered === 'dropped' ? { cause: `${rulesOf(e) ?? 'a fault rule'} dropped the request` } : {}) });
+      s.pending.push({
+        channel: e.channel,
+        request: d.request,
+        name: d.name,
+        ts: e.ts,
+        message: index,
+        ...(e.undelivered === 'dropped' ? { cause: `${rulesOf(e) ?? 'a fault rule'} dropped the request` } : {}),
+      });
     return out;
   }
 
@@ -266,7 +323,10 @@ export class Checker {
       const use = s.ringUse.get(vring);
       s.ringUse.delete(vring);
       if (!packed && (num & 0xffff) === 0 && use && (use.calls > 0 || use.base !== 0))
-        add(RULES.vringBaseZeroAfterUse, `vring ${vring}: GET_VRING_BASE answered 0, but the ring ${use.base !== 0 ? `was set up from base ${use.base}` : `had ${use.calls} call(s) from the back-end since it started`}`);
+        add(
+          RULES.vringBaseZeroAfterUse,
+          `vring ${vring}: GET_VRING_BASE answered 0, but the ring ${use.base !== 0 ? `was set up from base ${use.base}` : `had ${use.calls} call(s) from the back-end since it started`}`,
+        );
       if (s.logAll) this.migrationStops.set(vring, { session: e.session, base: num, ts: e.ts, memoryBytes: s.memoryBytes });
       return;
     }
@@ -281,7 +341,11 @@ export class Checker {
         // source stopped, with the same amount of guest memory (another VM behind the same daemon is not)
         if (stop && stop.session !== e.session && stop.ts < e.ts && !s.everStarted.has(vring) && stop.memoryBytes === s.memoryBytes) {
           this.migrationStops.delete(vring);
-          if (num !== stop.base) add(RULES.migratedBaseMismatch, `vring ${vring}: the destination resumes from ${num}, the source's back-end stopped at ${stop.base} (session ${stop.session})`);
+          if (num !== stop.base)
+            add(
+              RULES.migratedBaseMismatch,
+              `vring ${vring}: the destination resumes from ${num}, the source's back-end stopped at ${stop.base} (session ${stop.session})`,
+            );
         }
         s.everStarted.add(vring);
         break;
@@ -296,11 +360,13 @@ export class Checker {
         s.logBytes = p.mmapSize as bigint;
         const end = s.regions.reduce((m, r) => (r.guestPhysAddr + r.memorySize > m ? r.guestPhysAddr + r.memorySize : m), 0n);
         const needed = (end / LOG_PAGE + 7n) / 8n;
-        if (end > 0n && s.logBytes < needed) add(RULES.logTooSmall, `a ${s.logBytes}-byte log for guest memory up to 0x${end.toString(16)}: one bit per 4 KiB page needs ${needed} bytes`);
+        if (end > 0n && s.logBytes < needed)
+          add(RULES.logTooSmall, `a ${s.logBytes}-byte log for guest memory up to 0x${end.toString(16)}: one bit per 4 KiB page needs ${needed} bytes`);
         break;
       }
       case Request.SET_DEVICE_STATE_FD:
-        if (s.deviceState) add(RULES.deviceStateUnchecked, `a new SET_DEVICE_STATE_FD, and the transfer started by message #${s.deviceState.message} was never checked`);
+        if (s.deviceState)
+          add(RULES.deviceStateUnchecked, `a new SET_DEVICE_STATE_FD, and the transfer started by message #${s.deviceState.message} was never checked`);
         s.deviceState = { ts: e.ts, message: index, at };
         break;
       case Request.CHECK_DEVICE_STATE:
@@ -315,7 +381,14 @@ export class Checker {
     if (s.logAll && s.logBytes === undefined && !s.reportedLogAll)
       out.push({ rule: RULES.logAllWithoutLogBase, session, ts, at: 'end of session', detail: 'LOG_ALL acked and no SET_LOG_BASE before the session ended' });
     if (s.deviceState)
-      out.push({ rule: RULES.deviceStateUnchecked, session, ts: s.deviceState.ts, message: s.deviceState.message, at: s.deviceState.at, detail: 'SET_DEVICE_STATE_FD started a transfer that no CHECK_DEVICE_STATE checked before the session ended' });
+      out.push({
+        rule: RULES.deviceStateUnchecked,
+        session,
+        ts: s.deviceState.ts,
+        message: s.deviceState.message,
+        at: s.deviceState.at,
+        detail: 'SET_DEVICE_STATE_FD started a transfer that no CHECK_DEVICE_STATE checked before the session ended',
+      });
     return out;
   }
 
@@ -331,7 +404,14 @@ export class Checker {
       // rule texts come from fault events, which may be stamped just after the message they acted on
       const rules = lost?.rules.map((id) => `fault rule ${id}${s.faultText.has(id) ? ` (${s.faultText.get(id)})` : ''}`).join(', ');
       const cause = lost ? `SET_VRING_KICK for vring ${v} was ${lost.how} by the proxy's ${rules || 'fault rules'}` : 'the front-end never sent one';
-      out.push({ rule: RULES.vringWithoutKick, session, ts, ...(message !== undefined ? { message } : {}), at: at ?? `vring ${v}`, detail: `vring ${v} was set up (SET_VRING_ADDR) but had no kick fd ${when}: ${cause}` });
+      out.push({
+        rule: RULES.vringWithoutKick,
+        session,
+        ts,
+        ...(message !== undefined ? { message } : {}),
+        at: at ?? `vring ${v}`,
+        detail: `vring ${v} was set up (SET_VRING_ADDR) but had no kick fd ${when}: ${cause}`,
+      });
     }
     return out;
   }
@@ -361,7 +441,8 @@ export class Checker {
       case Request.ADD_MEM_REG: {
         s.regions.push(p.region as MemoryRegion);
         s.haveMemTable = true;
-        if (s.maxSlots !== undefined && s.regions.length > s.maxSlots) add(RULES.tooManyRegions, `${s.regions.length} regions after ADD_MEM_REG, GET_MAX_MEM_SLOTS said ${s.maxSlots}`);
+        if (s.maxSlots !== undefined && s.regions.length > s.maxSlots)
+          add(RULES.tooManyRegions, `${s.regions.length} regions after ADD_MEM_REG, GET_MAX_MEM_SLOTS said ${s.maxSlots}`);
         break;
       }
       case Request.REM_MEM_REG: {
@@ -381,7 +462,8 @@ export class Checker {
       }
       case Request.SET_VRING_ADDR: {
         if (!s.haveMemTable) add(RULES.ringBeforeMemTable, `vring ${p.index} addresses set before any memory table`);
-        const iova = hasBit(s.negotiation.ackedFeatures, VirtioFeature.ACCESS_PLATFORM) || hasBit(s.negotiation.protocolFeatures, ProtocolFeature.GPA_ADDRESSES);
+        const iova =
+          hasBit(s.negotiation.ackedFeatures, VirtioFeature.ACCESS_PLATFORM) || hasBit(s.negotiation.protocolFeatures, ProtocolFeature.GPA_ADDRESSES);
         if (s.haveMemTable && !iova) {
           const inside = (a: bigint): boolean => s.regions.some((r) => a >= r.userspaceAddr && a < r.userspaceAddr + r.memorySize);
           for (const k of ['desc', 'used', 'avail'] as const)
@@ -389,8 +471,16 @@ export class Checker {
         }
         const q = s.vringNum.get(p.index as number);
         const packed = hasBit(s.negotiation.ackedFeatures, VirtioFeature.RING_PACKED);
-        if (packed && q !== undefined && (p.avail as bigint) === (p.desc as bigint) + BigInt(16 * q) && (p.used as bigint) - (p.avail as bigint) >= BigInt(6 + 2 * q))
-          add(RULES.packedLayoutMismatch, `RING_PACKED negotiated but vring ${p.index} is laid out as a split ring (avail ring after the descriptors, used ring after it)`);
+        if (
+          packed &&
+          q !== undefined &&
+          (p.avail as bigint) === (p.desc as bigint) + BigInt(16 * q) &&
+          (p.used as bigint) - (p.avail as bigint) >= BigInt(6 + 2 * q)
+        )
+          add(
+            RULES.packedLayoutMismatch,
+            `RING_PACKED negotiated but vring ${p.index} is laid out as a split ring (avail ring after the descriptors, used ring after it)`,
+          );
         break;
       }
       case Request.SET_VRING_ENABLE:

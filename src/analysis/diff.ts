@@ -49,7 +49,10 @@ export function changedFields(a: MessageEvent, b: MessageEvent, device: DeviceTy
   flatten(pa, '', fa);
   flatten(pb, '', fb);
   for (const k of new Set([...fa.keys(), ...fb.keys()])) {
-    const leaf = k.split('.').pop()!.replace(/\[\d+\]$/, '');
+    const leaf = k
+      .split('.')
+      .pop()!
+      .replace(/\[\d+\]$/, '');
     if (VOLATILE.has(leaf)) continue;
     if (fa.get(k) !== fb.get(k)) out.push(`${k}: ${fa.get(k) ?? '(none)'} -> ${fb.get(k) ?? '(none)'}`);
   }

@@ -85,12 +85,24 @@ export function latencyDiff(a: CompletedRequest[], b: CompletedRequest[], alpha 
       const hb = new LatencyHistogram();
       for (const r of ra) ha.record(r.latencyNs);
       for (const r of rb) hb.record(r.latencyNs);
-      const base = { vring, op, nA: ra.length, nB: rb.length, p50A: us(ha.percentile(50)), p50B: us(hb.percentile(50)), p99A: us(ha.percentile(99)), p99B: us(hb.percentile(99)) };
+      const base = {
+        vring,
+        op,
+        nA: ra.length,
+        nB: rb.length,
+        p50A: us(ha.percentile(50)),
+        p50B: us(hb.percentile(50)),
+        p99A: us(ha.percentile(99)),
+        p99B: us(hb.percentile(99)),
+      };
       if (!rb.length) return { ...base, verdict: 'only in A' };
       if (!ra.length) return { ...base, verdict: 'only in B' };
       const shifts = { p50ShiftPct: pct(base.p50A, base.p50B), p99ShiftPct: pct(base.p99A, base.p99B) };
       if (ra.length < 8 || rb.length < 8) return { ...base, ...shifts, verdict: 'too few' };
-      const t = mannWhitney(ra.map((r) => r.latencyNs), rb.map((r) => r.latencyNs));
+      const t = mannWhitney(
+        ra.map((r) => r.latencyNs),
+        rb.map((r) => r.latencyNs),
+      );
       const verdict = t.pValue >= alpha ? 'same' : t.probBSlower > 0.5 ? 'slower' : 'faster';
       return { ...base, ...shifts, probBSlower: Math.round(t.probBSlower * 1000) / 1000, pValue: t.pValue, verdict };
     })

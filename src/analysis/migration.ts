@@ -60,7 +60,6 @@ export interface DeviceStateTransfer {
   heldMs?: number;
 }
 
-
 interface SessionState {
   startNs: bigint;
   logAll: boolean;
@@ -91,7 +90,13 @@ export function findMigrations(events: ProxyEvent[]): Migration[] {
     if (e.type === 'session-start') sessions.set(e.session, { startNs: e.ts, logAll: false, memoryBytes: 0n, started: new Set() });
     if (e.type === 'device-state') {
       const t = sessions.get(e.session)?.deviceState;
-      if (t && t.direction === e.direction) Object.assign(t, { bytes: e.bytes, ms: Number(e.ts - e.startNs) / 1e6, ...(e.error ? { copyError: e.error } : {}), ...(e.heldMs ? { heldMs: e.heldMs } : {}) });
+      if (t && t.direction === e.direction)
+        Object.assign(t, {
+          bytes: e.bytes,
+          ms: Number(e.ts - e.startNs) / 1e6,
+          ...(e.error ? { copyError: e.error } : {}),
+          ...(e.heldMs ? { heldMs: e.heldMs } : {}),
+        });
     }
     if (e.type === 'session-end' && e.by === 'proxy') cut.set(e.session, { ns: e.ts, reason: e.reason });
     if (e.type === 'dirty-log') {
@@ -104,7 +109,12 @@ export function findMigrations(events: ProxyEvent[]): Migration[] {
     const p = d.payload as Record<string, unknown>;
     if (d.reply) {
       if (d.request === Request.GET_VRING_BASE && s.logAll) {
-        const m = bySource.get(e.session) ?? { source: e.session, rings: [], ...(s.log ? { log: s.log } : {}), ...(s.logAllNs !== undefined ? { logAllNs: s.logAllNs } : {}) };
+        const m = bySource.get(e.session) ?? {
+          source: e.session,
+          rings: [],
+          ...(s.log ? { log: s.log } : {}),
+          ...(s.logAllNs !== undefined ? { logAllNs: s.logAllNs } : {}),
+        };
         bySource.set(e.session, m);
         const vring = p.index as number;
         m.rings = m.rings.filter((r) => r.vring !== vring).concat({ vring, stoppedAt: p.num as number, stoppedNs: e.ts });
@@ -184,29 +194,42 @@ export function dirtyLogText(d: NonNullable<Migration['dirtyLog']>): string {
 
 function transferText(t: DeviceStateTransfer | undefined, side: string): string {
   if (!t) return `no transfer on the ${side}`;
-  const carried = t.bytes !== undefined ? `, ${t.bytes} bytes in ${t.ms!.toFixed(1)} ms${t.heldMs ? `, held ${t.heldMs} ms by a fault rule` : ''}${t.copyError ? ` (cut short: ${t.copyError})` : ''}` : '';
+  const carried =
+    t.bytes !== undefined
+      ? `, ${t.bytes} bytes in ${t.ms!.toFixed(1)} ms${t.heldMs ? `, held ${t.heldMs} ms by a fault rule` : ''}${t.copyError ? ` (cut short: ${t.copyError})` : ''}`
+      : '';
   return `${t.direction} on the ${side} at ${secs(t.ns)}${t.fd ? ` (${t.fd}${carried})` : ''}: ${t.result ?? 'no answer'}, ${t.checked ? `checked ${t.checked}` : 'never checked (check VU024)'}`;
 }
 
 /** What `info` and the report print for one migration; `net`: the device announces the guest (SEND_RARP, GUEST_ANNOUNCE). */
 export function migrationLines(m: Migration, net = true): string[] {
-  const lines = [`migration: session ${m.source} (source) → ${m.destination !== undefined ? `session ${m.destination} (destination)` : 'no destination in this recording'}`];
+  const lines = [
+    `migration: session ${m.source} (source) → ${m.destination !== undefined ? `session ${m.destination} (destination)` : 'no destination in this recording'}`,
+  ];
   const log = m.log ? `SET_LOG_BASE at ${secs(m.log.ns)}, ${m.log.bytes} bytes${m.log.fd ? ` (${m.log.fd})` : ''}` : 'no SET_LOG_BASE';
   lines.push(`  dirty logging: ${log}${m.logAllNs !== undefined ? `; LOG_ALL acked at ${secs(m.logAllNs)}` : ''}`);
   if (m.dirtyLog) lines.push(`  ${dirtyLogText(m.dirtyLog)}`);
   const stop = m.rings.reduce((t, r) => (r.stoppedNs < t ? r.stoppedNs : t), m.rings[0]?.stoppedNs ?? 0n);
   const resumed = m.rings.filter((r) => r.resumedNs !== undefined).map((r) => r.resumedNs!);
   const start = resumed.length ? resumed.reduce((a, b) => (a < b ? a : b)) : undefined;
-  lines.push(`  switchover: source rings stopped at ${secs(stop)}${start !== undefined ? `; destination rings started ${(Number(start - stop) / 1e6).toFixed(1)} ms later` : ''}`);
+  lines.push(
+    `  switchover: source rings stopped at ${secs(stop)}${start !== undefined ? `; destination rings started ${(Number(start - stop) / 1e6).toFixed(1)} ms later` : ''}`,
+  );
   for (const r of [...m.rings].sort((a, b) => a.vring - b.vring)) {
-    const how = r.resumedFrom === undefined ? 'not resumed in this recording' : r.resumedFrom === r.stoppedAt ? `resumed from ${r.resumedFrom} (match)` : `resumed from ${r.resumedFrom}: MISMATCH (check VU023)`;
+    const how =
+      r.resumedFrom === undefined
+        ? 'not resumed in this recording'
+        : r.resumedFrom === r.stoppedAt
+          ? `resumed from ${r.resumedFrom} (match)`
+          : `resumed from ${r.resumedFrom}: MISMATCH (check VU023)`;
     lines.push(`  vring ${r.vring}: stopped at ${r.stoppedAt}, ${how}`);
   }
   if (m.deviceState) {
     const { save, load } = m.deviceState;
     lines.push(`  device state: ${transferText(save, 'source')}; ${transferText(load, 'destination')}`);
     // QEMU carries the source's state in its migration stream and writes it into the destination's pipe
-    if (save?.bytes !== undefined && load?.bytes !== undefined) lines.push(`  device state handed over: ${save.bytes} bytes saved, ${load.bytes} loaded${save.bytes === load.bytes ? ' (match)' : ': MISMATCH'}`);
+    if (save?.bytes !== undefined && load?.bytes !== undefined)
+      lines.push(`  device state handed over: ${save.bytes} bytes saved, ${load.bytes} loaded${save.bytes === load.bytes ? ' (match)' : ': MISMATCH'}`);
   }
   if (m.destinationCut) {
     const after = start !== undefined ? ` ${(Number(m.destinationCut.ns - start) / 1e6).toFixed(1)} ms after its rings started` : '';

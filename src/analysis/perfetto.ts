@@ -53,7 +53,16 @@ export function toPerfetto(events: ProxyEvent[]): { traceEvents: TraceEvent[]; d
           open.delete(key);
         } else out.push({ name: `${d.name} reply`, ph: 'i', s: 't', ts: us(e.ts), pid: e.session, tid, cat: e.channel });
       } else {
-        const ev: TraceEvent = { name: d.name, ph: 'X', ts: us(e.ts), dur: 0.001, pid: e.session, tid, cat: e.channel, args: { dir: e.dir, flags: d.flags, size: d.size, payload: formatPayload(d), fds: e.fds.map((f) => f.kind) } };
+        const ev: TraceEvent = {
+          name: d.name,
+          ph: 'X',
+          ts: us(e.ts),
+          dur: 0.001,
+          pid: e.session,
+          tid,
+          cat: e.channel,
+          args: { dir: e.dir, flags: d.flags, size: d.size, payload: formatPayload(d), fds: e.fds.map((f) => f.kind) },
+        };
         out.push(ev);
         if (e.channel === 'main') applyMainMessage(n, d.request, d.flags, e.raw.subarray(HEADER_SIZE));
         if (isReplyExpected(e.channel, d.request, d.flags, n)) open.set(key, { ev });

@@ -71,7 +71,8 @@ export function transitPercentiles(buckets: number[], sumNs: number): Omit<Relay
   return { count, meanNs: sumNs / count, p50Ns: at(0.5), p99Ns: at(0.99), maxNs: upper(last) };
 }
 
-export const TRANSIT_METHOD = "vhostscope's own time per relayed notification (relay thread: wake-up → count read, forwarding write issued; not included: the scheduler's wake-up before it)";
+export const TRANSIT_METHOD =
+  "vhostscope's own time per relayed notification (relay thread: wake-up → count read, forwarding write issued; not included: the scheduler's wake-up before it)";
 
 /** One line per vring and kind, for stats and the report. */
 export function transitLine(t: RelayTransit): string {

@@ -19,8 +19,7 @@ import { entryLine, indicesText } from '../rings/format';
 
 // markup escaped, and control characters shown as \xHH (a terminal escape in a peer's string
 // stays visible and inert, also for whoever cats the file)
-const esc = (s: string): string =>
-  printable(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const esc = (s: string): string => printable(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 /**
  * Any value from a recording, escaped: a recording is peer-controlled input (a crafted one may
  * hold markup where a number is expected), so nothing of it reaches the page unescaped.
@@ -31,7 +30,14 @@ interface SessionData {
   id: number;
   timeline: { t: number; lane: string; label: string; kind: 'req' | 'reply' | 'kick' | 'call' | 'err' }[];
   /** the handshake as a sequence: who sent what, what the proxy did with it (first MAX_SEQUENCE messages) */
-  sequence: { t: number; from: 'F' | 'B'; label: string; reply: boolean; channel: string; proxy?: 'injected' | 'absorbed' | 'dropped' | 'answered' | 'masked' }[];
+  sequence: {
+    t: number;
+    from: 'F' | 'B';
+    label: string;
+    reply: boolean;
+    channel: string;
+    proxy?: 'injected' | 'absorbed' | 'dropped' | 'answered' | 'masked';
+  }[];
   histograms: { vring: number; buckets: { fromUs: number; toUs: number; count: number }[]; p50?: number; p99?: number }[];
   /** per vring and operation (--rings): [completed ms, latency µs] points (evenly thinned to MAX_POINTS), percentiles */
   requests: { vring: number; op: string; count: number; p50: number; p99: number; max: number; points: [number, number][] }[];
@@ -62,7 +68,10 @@ const fmtUs = durationUs;
 /** Per-request latency per vring and operation (recorded with --rings), or why there is none. */
 function requestTable(r: SessionRequests | undefined): string {
   if (!r) return '<h3>Request latency</h3><p class="method">Not measured: record with <code>proxy --rings</code> for per-request latency.</p>';
-  const rows = r.operations.map((o) => `<tr><td>${escv(o.vring)}</td><td>${esc(o.op)}</td><td>${escv(o.count)}</td><td>${fmtUs(o.latencyUs.p50)}</td><td>${fmtUs(o.latencyUs.p90)}</td><td>${fmtUs(o.latencyUs.p99)}</td><td>${fmtUs(o.latencyUs.max)}</td><td>± ${fmtUs(o.uncertaintyP50Us)}</td><td>${o.notifyP50Us !== undefined ? fmtUs(o.notifyP50Us) : '—'}</td></tr>`);
+  const rows = r.operations.map(
+    (o) =>
+      `<tr><td>${escv(o.vring)}</td><td>${esc(o.op)}</td><td>${escv(o.count)}</td><td>${fmtUs(o.latencyUs.p50)}</td><td>${fmtUs(o.latencyUs.p90)}</td><td>${fmtUs(o.latencyUs.p99)}</td><td>${fmtUs(o.latencyUs.max)}</td><td>± ${fmtUs(o.uncertaintyP50Us)}</td><td>${o.notifyP50Us !== undefined ? fmtUs(o.notifyP50Us) : '—'}</td></tr>`,
+  );
   return `<h3>Request latency (from ring snapshots)</h3>
 <p class="method">Each descriptor chain from the first snapshot that saw it submitted to the first that saw it used by the device, matched by head id; ± is how far the snapshots around both moments leave it open (p50); used → call is how long the driver then waited to be told.${r.outstanding.length ? ` ${r.outstanding.length} outstanding at the end (oldest ${fmtUs(r.outstanding[0].ageUs)}).` : ''}</p>
 <table class="requests"><thead><tr><th>vring</th><th>operation</th><th>n</th><th>p50</th><th>p90</th><th>p99</th><th>max</th><th>uncertainty (p50)</th><th>used → call (p50)</th></tr></thead><tbody>
@@ -105,7 +114,9 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
       if (e.type === 'ring' && ringRows.length < MAX_RING_ROWS) {
         const sn = e.snapshot;
         const what = sn.kind === 'base' ? `GET_VRING_BASE answered ${e.base}` : `${sn.entries.length} new chain(s)${sn.truncated ? ' (truncated)' : ''}`;
-        ringRows.push(`<tr class="ring-${escv(sn.kind)}"><td>${ms(e.ts).toFixed(3)}</td><td>${escv(e.vring)}</td><td>${escv(sn.kind)}</td><td>${esc(indicesText(sn))}</td><td>${esc(what)}${sn.error ? ` <b>${esc(sn.error)}</b>` : ''}${sn.entries.length ? `<br>${sn.entries.map((x) => esc(entryLine(x, sn, deviceOf(devices, e.session), e.vring))).join('<br>')}` : ''}</td></tr>`);
+        ringRows.push(
+          `<tr class="ring-${escv(sn.kind)}"><td>${ms(e.ts).toFixed(3)}</td><td>${escv(e.vring)}</td><td>${escv(sn.kind)}</td><td>${esc(indicesText(sn))}</td><td>${esc(what)}${sn.error ? ` <b>${esc(sn.error)}</b>` : ''}${sn.entries.length ? `<br>${sn.entries.map((x) => esc(entryLine(x, sn, deviceOf(devices, e.session), e.vring))).join('<br>')}` : ''}</td></tr>`,
+        );
       }
       if (e.type === 'fault') faultRows.push(`<tr><td>${ms(e.ts).toFixed(3)}</td><td>${esc(e.rule)}</td><td>${esc(e.text)}</td><td>${esc(e.detail)}</td></tr>`);
       if (e.type === 'message') {
@@ -115,8 +126,15 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
         );
         timeline.push({ t: ms(e.ts), lane: `${e.channel} ${e.dir}`, label: `${d.name}${d.reply ? ' reply' : ''}`, kind: d.reply ? 'reply' : 'req' });
         if (sequence.length < MAX_SEQUENCE) {
-          const proxy = e.injected ? 'injected' : e.absorbed ? 'absorbed' : e.undelivered ?? (e.masked?.length ? 'masked' : undefined);
-          sequence.push({ t: ms(e.ts), from: e.dir === 'F>B' ? 'F' : 'B', label: `${d.name}${d.reply ? ' reply' : ''} ${formatPayload(d, deviceOf(devices, e.session))}`.slice(0, 90), reply: d.reply, channel: e.channel, ...(proxy ? { proxy } : {}) });
+          const proxy = e.injected ? 'injected' : e.absorbed ? 'absorbed' : (e.undelivered ?? (e.masked?.length ? 'masked' : undefined));
+          sequence.push({
+            t: ms(e.ts),
+            from: e.dir === 'F>B' ? 'F' : 'B',
+            label: `${d.name}${d.reply ? ' reply' : ''} ${formatPayload(d, deviceOf(devices, e.session))}`.slice(0, 90),
+            reply: d.reply,
+            channel: e.channel,
+            ...(proxy ? { proxy } : {}),
+          });
         }
       } else if (e.type === 'notification') {
         stats.record(e.vring, e.kind, e.ts);
@@ -125,7 +143,14 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
     }
     const end = evs.find((e) => e.type === 'session-end')?.ts ?? evs.at(-1)?.ts ?? t0;
     const vr = stats.snapshot(end);
-    data.push({ id: s.session, timeline, sequence, requests: requestSeries(requests.get(s.session), t0), histograms: vr.filter((v) => v.histogram?.length).map((v) => ({ vring: v.vring, buckets: v.histogram!, p50: v.latencyUs?.p50, p99: v.latencyUs?.p99 })), durationMs: ms(end) });
+    data.push({
+      id: s.session,
+      timeline,
+      sequence,
+      requests: requestSeries(requests.get(s.session), t0),
+      histograms: vr.filter((v) => v.histogram?.length).map((v) => ({ vring: v.vring, buckets: v.histogram!, p50: v.latencyUs?.p50, p99: v.latencyUs?.p99 })),
+      durationMs: ms(end),
+    });
     const sf = findings.filter((f) => f.session === s.session);
     sessions.push(`<section class="session">
 <h2>Session ${escv(s.session)}</h2>
@@ -145,14 +170,22 @@ ${requests.get(s.session) ? `<div class="plot requests" id="req-${escv(s.session
 <p class="method">From notifications: the first kick after a call to the next call on the vring. Not a request's latency (notifications are suppressed and batched); net receive queues and calls after an idle gap (&gt; 1 s) are not paired.</p>
 <div class="plot histograms" id="hist-${escv(s.session)}"></div>
 ${transitTable(transit.get(s.session))}
-${faultRows.length ? `<h3>Fault rules applied (${faultRows.length})</h3>
+${
+  faultRows.length
+    ? `<h3>Fault rules applied (${faultRows.length})</h3>
 <table><thead><tr><th>ms</th><th>rule</th><th>rule text</th><th>what it did</th></tr></thead><tbody>
 ${faultRows.join('\n')}
-</tbody></table>` : ''}
-${ringRows.length ? `<h3>Vring contents at each kick and call (${ringRows.length}${ringRows.length === MAX_RING_ROWS ? ', first ones' : ''})</h3>
+</tbody></table>`
+    : ''
+}
+${
+  ringRows.length
+    ? `<h3>Vring contents at each kick and call (${ringRows.length}${ringRows.length === MAX_RING_ROWS ? ', first ones' : ''})</h3>
 <table class="rings"><thead><tr><th>ms</th><th>vring</th><th>at</th><th>indices</th><th>chains</th></tr></thead><tbody>
 ${ringRows.join('\n')}
-</tbody></table>` : ''}
+</tbody></table>`
+    : ''
+}
 <h3>Handshake and messages</h3>
 <table><thead><tr><th>ms</th><th>dir</th><th>channel</th><th>request</th><th>flags</th><th>size</th><th>fds</th><th>payload</th></tr></thead><tbody>
 ${rows.join('\n')}
@@ -171,7 +204,16 @@ td:last-child{word-break:break-all;max-width:60em}tr.reply td{color:#555}tr.warn
 </style></head><body>
 <h1>vhostscope report</h1>
 <p>${esc(file)}${h ? ` · captured by vhostscope ${esc(h.host.vhostscope)} on ${esc(h.host.hostname)} (${esc(h.host.kernel)}) at ${esc(new Date(h.host.wallClockMs).toISOString())} · clock ${esc(h.host.clock)} · first record at ${secs(h.host.monotonicNs)}` : ''}</p>
-${migrations.map((m) => `<section class="migration"><h2>Migration: session ${m.source} → ${m.destination ?? '?'}</h2><pre>${esc(migrationLines(m, deviceOf(devices, m.source) === 'net').slice(1).join('\n'))}</pre></section>`).join('\n')}
+${migrations
+  .map(
+    (m) =>
+      `<section class="migration"><h2>Migration: session ${m.source} → ${m.destination ?? '?'}</h2><pre>${esc(
+        migrationLines(m, deviceOf(devices, m.source) === 'net')
+          .slice(1)
+          .join('\n'),
+      )}</pre></section>`,
+  )
+  .join('\n')}
 ${sessions.join('\n')}
 <script>
 const DATA = ${json};

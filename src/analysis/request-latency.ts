@@ -97,7 +97,10 @@ export function requestLatency(records: RecordingRecord[], override?: DeviceType
         for (const r of rs) h.record(r.latencyNs);
         const told = rs.filter((r) => r.notifyNs !== undefined);
         return {
-          vring: rs[0].vring, op: rs[0].op, count: rs.length, latencyUs: percentiles(h),
+          vring: rs[0].vring,
+          op: rs[0].op,
+          count: rs.length,
+          latencyUs: percentiles(h),
           uncertaintyP50Us: us(median(rs.map((r) => r.uncertaintyNs + r.completionUncertaintyNs))),
           ...(told.length ? { notifyP50Us: us(median(told.map((r) => r.notifyNs!))) } : {}),
           belowResolution: rs.filter((r) => r.belowResolution).length,
@@ -106,9 +109,16 @@ export function requestLatency(records: RecordingRecord[], override?: DeviceType
       })
       .sort((a, b) => a.vring - b.vring || a.op.localeCompare(b.op));
     out.push({
-      session, device: deviceOf(devices, session), method: 'rings', operations,
+      session,
+      device: deviceOf(devices, session),
+      method: 'rings',
+      operations,
       outstanding: t.tracker.outstanding().map((o) => ({ vring: o.vring, head: o.head, op: o.op, ageUs: us(Number(end - o.submittedNs)) })),
-      unmatched: t.tracker.unmatched, usedWithoutCall: [...t.tracker.usedWithoutCall()].map(([vring, count]) => ({ vring, count })), truncatedSnapshots: t.tracker.truncated, abandoned: t.tracker.abandoned, requests: t.done,
+      unmatched: t.tracker.unmatched,
+      usedWithoutCall: [...t.tracker.usedWithoutCall()].map(([vring, count]) => ({ vring, count })),
+      truncatedSnapshots: t.tracker.truncated,
+      abandoned: t.tracker.abandoned,
+      requests: t.done,
     });
   }
   return out;

@@ -66,8 +66,19 @@ export function summarize(records: RecordingRecord[], device?: DeviceType): Reco
     if (r.type === 'header') headers.push(r);
     else if (r.type === 'session-start') {
       sessions.set(r.session, {
-        session: r.session, listen: r.listen, connect: r.connect, interpose: r.interpose, peers: r.peers, startNs: r.ts,
-        messages: { 'F>B': 0, 'B>F': 0 }, fds: 0, requests: {}, features: {}, notifications: {}, droppedNotifications: 0, faults: {},
+        session: r.session,
+        listen: r.listen,
+        connect: r.connect,
+        interpose: r.interpose,
+        peers: r.peers,
+        startNs: r.ts,
+        messages: { 'F>B': 0, 'B>F': 0 },
+        fds: 0,
+        requests: {},
+        features: {},
+        notifications: {},
+        droppedNotifications: 0,
+        faults: {},
         negotiation: newNegotiation(),
       });
     } else if (r.type === 'message') {

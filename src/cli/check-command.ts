@@ -26,7 +26,18 @@ export function registerCheck(program: Command): void {
       for (const f of findings) {
         process.stdout.write(
           o.json
-            ? JSON.stringify({ id: f.rule.id, rule: f.rule.name, severity: f.rule.severity, section: f.rule.section, explain: f.rule.explain, session: f.session, message: f.message, t: secs(f.ts), at: f.at, detail: f.detail }) + '\n'
+            ? JSON.stringify({
+                id: f.rule.id,
+                rule: f.rule.name,
+                severity: f.rule.severity,
+                section: f.rule.section,
+                explain: f.rule.explain,
+                session: f.session,
+                message: f.message,
+                t: secs(f.ts),
+                at: f.at,
+                detail: f.detail,
+              }) + '\n'
             : findingLine(f) + '\n',
         );
       }

@@ -39,10 +39,20 @@ export function registerControlCommands(program: Command): void {
     .option('--rings', 'also the vring snapshots (a daemon running with --rings)')
     .addOption(jsonOption('JSON lines'))
     .addOption(deviceOption('generic'))
-    .action(async (o: ControlOpt & { session?: string; channel?: ChannelKind; request?: string; notifications?: boolean; rings?: boolean; device: DeviceType }) => {
-      const filter = { ...(o.session ? { session: o.session } : {}), ...(o.channel ? { channel: o.channel } : {}), ...(o.request ? { request: o.request } : {}), notifications: Boolean(o.notifications), rings: Boolean(o.rings) };
-      await controlRequest(resolveControlPath(o.control), { cmd: 'tail', filter, device: o.device }, (rec) => out(o.json ? JSON.stringify(rec) : humanLine(rec)));
-    });
+    .action(
+      async (o: ControlOpt & { session?: string; channel?: ChannelKind; request?: string; notifications?: boolean; rings?: boolean; device: DeviceType }) => {
+        const filter = {
+          ...(o.session ? { session: o.session } : {}),
+          ...(o.channel ? { channel: o.channel } : {}),
+          ...(o.request ? { request: o.request } : {}),
+          notifications: Boolean(o.notifications),
+          rings: Boolean(o.rings),
+        };
+        await controlRequest(resolveControlPath(o.control), { cmd: 'tail', filter, device: o.device }, (rec) =>
+          out(o.json ? JSON.stringify(rec) : humanLine(rec)),
+        );
+      },
+    );
   const rules = program.command('rules').description('list, add and remove fault rules of a running daemon');
   rules
     .command('list')
@@ -61,18 +71,26 @@ export function registerControlCommands(program: Command): void {
     .option('--file <rules.json>', 'rules from a file')
     .addOption(jsonOption())
     .action(async (specs: string[], o: ControlOpt & { file?: string }) => {
-      const added = (await controlRequest(resolveControlPath(o.control), { cmd: 'rules-add', specs, rules: o.file ? loadRulesFile(o.file) : [] })) as ActiveRule[];
+      const added = (await controlRequest(resolveControlPath(o.control), {
+        cmd: 'rules-add',
+        specs,
+        rules: o.file ? loadRulesFile(o.file) : [],
+      })) as ActiveRule[];
       if (o.json) out(JSON.stringify(added, null, 2));
       else added.forEach((r) => out(`added rule ${r.id}: ${r.text}`));
     });
   program
     .command('mark')
-    .description('write a note into the daemon\'s log and pin its recording around now (proxy --keep: retention keeps --pin-before/--pin-after around it)')
+    .description("write a note into the daemon's log and pin its recording around now (proxy --keep: retention keeps --pin-before/--pin-after around it)")
     .argument('<text...>', 'what happened, e.g. "guest stalled after migration 112"')
     .addOption(controlOption())
     .action(async (text: string[], o: ControlOpt) => {
       const r = (await controlRequest(resolveControlPath(o.control), { cmd: 'mark', text: text.join(' ') })) as MarkResult;
-      out(r.pinned ? `marked; pin ${r.pinned.id} keeps ${new Date(r.pinned.fromMs).toISOString()} to ${new Date(r.pinned.toMs).toISOString()}` : 'marked (the daemon keeps no flight recording: nothing pinned)');
+      out(
+        r.pinned
+          ? `marked; pin ${r.pinned.id} keeps ${new Date(r.pinned.fromMs).toISOString()} to ${new Date(r.pinned.toMs).toISOString()}`
+          : 'marked (the daemon keeps no flight recording: nothing pinned)',
+      );
     });
   rules
     .command('remove')

@@ -9,7 +9,7 @@ import { sessionMessages, diffText, sessionRequests, latencyDiffText } from '../
 export function registerDiff(program: Command): void {
   program
     .command('diff')
-    .description('align two sessions\' message sequences: insertions, deletions, changed fields (features by name)')
+    .description("align two sessions' message sequences: insertions, deletions, changed fields (features by name)")
     .argument('<a>', 'recording A')
     .argument('<b>', 'recording B')
     .addOption(numberOpt('--session-a <n>', 'session of A (default: the first)', { min: 1, integer: true }))

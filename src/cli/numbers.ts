@@ -12,7 +12,9 @@ export interface NumberRule {
 export function numberOption(name: string, value: string | number, rule: NumberRule = {}): number {
   const s = String(value).trim();
   const n = /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(s) ? Number(s) : NaN;
-  const want = [rule.integer ? 'an integer' : 'a number', rule.min !== undefined ? `>= ${rule.min}` : '', rule.max !== undefined ? `<= ${rule.max}` : ''].filter(Boolean).join(' ');
+  const want = [rule.integer ? 'an integer' : 'a number', rule.min !== undefined ? `>= ${rule.min}` : '', rule.max !== undefined ? `<= ${rule.max}` : '']
+    .filter(Boolean)
+    .join(' ');
   if (!Number.isFinite(n) || (rule.integer && !Number.isInteger(n)) || (rule.min !== undefined && n < rule.min) || (rule.max !== undefined && n > rule.max))
     throw new Error(`${name} ${JSON.stringify(String(value))}: want ${want}`);
   return n;
@@ -24,7 +26,22 @@ export function modeOption(name: string, value: string): number {
   return parseInt(value, 8);
 }
 
-const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1e3, kb: 1e3, kib: 1024, m: 1e6, mb: 1e6, mib: 1024 ** 2, g: 1e9, gb: 1e9, gib: 1024 ** 3, t: 1e12, tb: 1e12, tib: 1024 ** 4 };
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1e3,
+  kb: 1e3,
+  kib: 1024,
+  m: 1e6,
+  mb: 1e6,
+  mib: 1024 ** 2,
+  g: 1e9,
+  gb: 1e9,
+  gib: 1024 ** 3,
+  t: 1e12,
+  tb: 1e12,
+  tib: 1024 ** 4,
+};
 
 /** A size: bytes, or with a unit (500MB, 2GiB, 1.5G; decimal k/M/G/T, binary KiB/MiB/GiB/TiB). */
 export function sizeOption(name: string, value: string): number {
@@ -40,6 +57,7 @@ const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3
 export function durationOption(name: string, value: string, rule: { min?: number } = {}): number {
   const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?$/.exec(value.trim());
   const ms = m ? Number(m[1]) * DURATION_UNITS[m[2] ?? 's']! : NaN;
-  if (!Number.isFinite(ms) || ms < (rule.min ?? 0)) throw new Error(`${name} ${JSON.stringify(value)}: want a duration such as 60s, 10m, 12h or 7d${rule.min ? ` (at least ${rule.min} ms)` : ''}`);
+  if (!Number.isFinite(ms) || ms < (rule.min ?? 0))
+    throw new Error(`${name} ${JSON.stringify(value)}: want a duration such as 60s, 10m, 12h or 7d${rule.min ? ` (at least ${rule.min} ms)` : ''}`);
   return ms;
 }

@@ -45,7 +45,10 @@ export function parseDialect(v: string): Dialect {
 }
 
 export function dialectOption(): Option {
-  return new Option('--dialect <family>', `decode request codes that differ between implementations as this family's: ${DIALECTS.join(', ')} (default: decided by the negotiated features, else shown as ambiguous)`).argParser(checked(parseDialect));
+  return new Option(
+    '--dialect <family>',
+    `decode request codes that differ between implementations as this family's: ${DIALECTS.join(', ')} (default: decided by the negotiated features, else shown as ambiguous)`,
+  ).argParser(checked(parseDialect));
 }
 
 /** A numeric option, checked by numberOption; its default (a number) is shown in the help. */
@@ -55,7 +58,7 @@ export function numberOpt(flags: string, help: string, rule: NumberRule, fallbac
   return fallback === undefined ? o : o.default(fallback);
 }
 
-export const CONTROL_HELP = 'the daemon\'s control socket (or its listen path); default $VHOSTSCOPE_CONTROL';
+export const CONTROL_HELP = "the daemon's control socket (or its listen path); default $VHOSTSCOPE_CONTROL";
 
 export function controlOption(): Option {
   return new Option('--control <path>', CONTROL_HELP);

@@ -15,18 +15,28 @@ export function registerProxy(program: Command): void {
     .command('proxy')
     .description('sit between a vhost-user frontend and backend, forward everything, log every message')
     .option('--listen <path>', 'unix socket to listen on (the connecting peer uses this path)')
-    .option('--connect <path>', 'unix socket to connect to (the listening peer\'s path)')
-    .option('--config <file>', 'many devices in one daemon: a JSON file of options and "devices" [{name, listen, connect, ...}] (docs/proxy-config.md); SIGHUP re-reads its fault rules');
+    .option('--connect <path>', "unix socket to connect to (the listening peer's path)")
+    .option(
+      '--config <file>',
+      'many devices in one daemon: a JSON file of options and "devices" [{name, listen, connect, ...}] (docs/proxy-config.md); SIGHUP re-reads its fault rules',
+    );
   addProxyOptions(cmd).action((o: ProxyCliOptions, c: Command) => {
     const { global, devices, config } = resolveDevices(o, c);
     return runProxy(global, devices, config);
   });
   const attach = program
     .command('attach')
-    .description('take over a listening peer\'s socket path without touching either peer: its socket is moved aside, vhostscope listens at the path (same owner, group, mode) and forwards to it; SIGINT/SIGTERM put it back (docs: README "Insert into a running system")')
+    .description(
+      'take over a listening peer\'s socket path without touching either peer: its socket is moved aside, vhostscope listens at the path (same owner, group, mode) and forwards to it; SIGINT/SIGTERM put it back (docs: README "Insert into a running system")',
+    )
     .argument('<path>', 'the socket a peer (QEMU server, DPDK/OVS vhost, virtiofsd, ...) listens on');
-  attach.option('--reconnect', 'also end the connections the peer accepted before (shutting down its end of each, with pidfd_getfd: root), so that peers that reconnect (QEMU reconnect=N, OVS dpdkvhostuserclient, DPDK virtio-user server mode) come back through vhostscope');
-  addProxyOptions(attach).action((p: string, o: ProxyCliOptions) => runProxy(o, [{ name: path.basename(p).replace(/\.sock$/, ''), o: { ...o, listen: p, connect: movedPath(p) }, attach: true }]));
+  attach.option(
+    '--reconnect',
+    'also end the connections the peer accepted before (shutting down its end of each, with pidfd_getfd: root), so that peers that reconnect (QEMU reconnect=N, OVS dpdkvhostuserclient, DPDK virtio-user server mode) come back through vhostscope',
+  );
+  addProxyOptions(attach).action((p: string, o: ProxyCliOptions) =>
+    runProxy(o, [{ name: path.basename(p).replace(/\.sock$/, ''), o: { ...o, listen: p, connect: movedPath(p) }, attach: true }]),
+  );
   program
     .command('detach')
     .description('put back the socket an attach moved aside (after vhostscope attach was killed; a running attach detaches itself on SIGINT/SIGTERM)')
@@ -52,8 +62,13 @@ export async function runProxy(global: ProxyCliOptions, runs: DeviceRun[], confi
   process.on('SIGHUP', () => {
     try {
       const fresh = config ? loadProxyConfig(config.file, config.known) : undefined;
-      const { removed, added } = service.reloadRules(fileRules(fresh ? ({ ...global, rules: (fresh.options.rules as string | undefined) ?? global.rules } as ProxyCliOptions) : global, fresh));
-      logger.warn({ event: 'notice', msg: `SIGHUP: fault rules reloaded: removed ${removed.join(', ') || 'none'}; active from files: ${added.map((e) => `${e.id}: ${e.text}`).join('; ') || 'none'}` });
+      const { removed, added } = service.reloadRules(
+        fileRules(fresh ? ({ ...global, rules: (fresh.options.rules as string | undefined) ?? global.rules } as ProxyCliOptions) : global, fresh),
+      );
+      logger.warn({
+        event: 'notice',
+        msg: `SIGHUP: fault rules reloaded: removed ${removed.join(', ') || 'none'}; active from files: ${added.map((e) => `${e.id}: ${e.text}`).join('; ') || 'none'}`,
+      });
     } catch (err) {
       logger.error({ event: 'notice', msg: `SIGHUP: the rules were not reloaded, the old ones stay: ${(err as Error).message}` });
     }

@@ -14,7 +14,20 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /** The options a device entry may set for itself. */
-export const DEVICE_KEYS = ['name', 'listen', 'connect', 'frontend', 'device', 'control', 'mode', 'owner', 'group', 'connect-timeout', 'allow-uid', 'fault'] as const;
+export const DEVICE_KEYS = [
+  'name',
+  'listen',
+  'connect',
+  'frontend',
+  'device',
+  'control',
+  'mode',
+  'owner',
+  'group',
+  'connect-timeout',
+  'allow-uid',
+  'fault',
+] as const;
 
 /** Options that make no sense in a file (how this process logs is its command line's business). */
 const COMMAND_LINE_ONLY = new Set(['config', 'json', 'pretty']);
@@ -70,7 +83,10 @@ export function loadProxyConfig(file: string, known: ReadonlyMap<string, boolean
       continue;
     }
     if (key === '$schema' || key === 'comment') continue;
-    if (COMMAND_LINE_ONLY.has(key) || !known.has(key) || key === 'listen' || key === 'connect') throw new Error(`${file}: "${key}" is not an option a config file sets (the command line's long option names are; "listen" and "connect" belong to each device)`);
+    if (COMMAND_LINE_ONLY.has(key) || !known.has(key) || key === 'listen' || key === 'connect')
+      throw new Error(
+        `${file}: "${key}" is not an option a config file sets (the command line's long option names are; "listen" and "connect" belong to each device)`,
+      );
     options[camel(key)] = optionValue(file, '', key, v, known.get(key)!);
   }
   if (!Array.isArray(devices) || devices.length === 0) throw new Error(`${file}: "devices" must list at least one { "listen": ..., "connect": ... }`);
@@ -81,7 +97,8 @@ export function loadProxyConfig(file: string, known: ReadonlyMap<string, boolean
     if (typeof d !== 'object' || d === null || Array.isArray(d)) throw new Error(`${file}: devices[${i}]: want an object`);
     const own: Record<string, unknown> = {};
     for (const [key, v] of Object.entries(d)) {
-      if (!(DEVICE_KEYS as readonly string[]).includes(key)) throw new Error(`${file}: ${where}"${key}": a device sets only ${DEVICE_KEYS.join(', ')} (the rest is top-level)`);
+      if (!(DEVICE_KEYS as readonly string[]).includes(key))
+        throw new Error(`${file}: ${where}"${key}": a device sets only ${DEVICE_KEYS.join(', ')} (the rest is top-level)`);
       own[camel(key)] = key === 'control' && v === false ? false : optionValue(file, where, key, v, key === 'allow-uid' || key === 'fault');
     }
     if (typeof own.listen !== 'string' || typeof own.connect !== 'string') throw new Error(`${file}: devices[${i}] needs "listen" and "connect"`);

@@ -22,7 +22,8 @@ export function flightOptions(o: FlightCliOptions): Omit<FlightOptions, 'onSweep
     return undefined;
   }
   if (!o.record) throw new Error('--keep and --keep-for bound a recording directory: give --record DIR/ too');
-  const segmentBytes = o.segmentSize !== undefined ? sizeOption('--segment-size', o.segmentSize) : Math.max(1 << 20, Math.min(64 << 20, Math.floor((keepBytes ?? Infinity) / 16)));
+  const segmentBytes =
+    o.segmentSize !== undefined ? sizeOption('--segment-size', o.segmentSize) : Math.max(1 << 20, Math.min(64 << 20, Math.floor((keepBytes ?? Infinity) / 16)));
   return {
     ...(keepBytes !== undefined ? { keepBytes } : {}),
     ...(keepMs !== undefined ? { keepMs } : {}),

@@ -11,7 +11,17 @@ import { MAX_FRAME } from '../recording/frames';
 import { loadRulesFile, parseFaultSpec, type FaultRule } from '../faults';
 import { defaultControlPath } from '../control/protocol';
 import { parseMetricsAddress } from '../control/metrics-server';
-import { DEFAULT_MAX_PENDING, DEFAULT_MAX_SESSIONS, DEFAULT_NICE, DEFAULT_SPIN_US, parseInjectSpec, type DaemonSettings, type DeviceConfig, type RingsMode, type ServiceOptions } from '../service/options';
+import {
+  DEFAULT_MAX_PENDING,
+  DEFAULT_MAX_SESSIONS,
+  DEFAULT_NICE,
+  DEFAULT_SPIN_US,
+  parseInjectSpec,
+  type DaemonSettings,
+  type DeviceConfig,
+  type RingsMode,
+  type ServiceOptions,
+} from '../service/options';
 import { deviceOption, dialectOption, jsonOption, parseDevice, parseDialect } from './options';
 import { modeOption, numberOption, sizeOption } from './numbers';
 import { socketOwner } from './owner-option';
@@ -64,34 +74,65 @@ export function addProxyOptions(cmd: Command): Command {
     .addOption(deviceOption('infer'))
     .option('--connect-timeout <ms>', 'keep retrying the connect side this long per accepted peer', '30000')
     .option('--mode <octal>', 'permissions of the listening socket file', '600')
-    .option('--owner <user>', 'owner of the listening socket file (name or uid; with --group and --mode 660, a non-root QEMU can connect without a world-writable socket)')
+    .option(
+      '--owner <user>',
+      'owner of the listening socket file (name or uid; with --group and --mode 660, a non-root QEMU can connect without a world-writable socket)',
+    )
     .option('--group <group>', 'group of the listening socket file (name or gid)')
-    .option('--no-interpose', 'forward the peers\' own eventfds: zero data-path cost, no notification timing')
+    .option('--no-interpose', "forward the peers' own eventfds: zero data-path cost, no notification timing")
     .option('--keep-features', 'keep HOST_NOTIFIER and INBAND_NOTIFICATIONS offered while interposing (their notifications bypass the eventfds)')
     .option('--stats-interval <seconds>', 'print per-vring notification stats this often (0: only at session end)', '10')
-    .option('--relay-spin-us <us>', 'after a notification the relay thread keeps polling this long before sleeping (lower latency, more CPU)', String(DEFAULT_SPIN_US))
+    .option(
+      '--relay-spin-us <us>',
+      'after a notification the relay thread keeps polling this long before sleeping (lower latency, more CPU)',
+      String(DEFAULT_SPIN_US),
+    )
     .option('--record <path>', 'record every session: a file, or a directory (ending in /) for one file per session')
     .option('--keep <size>', 'flight recorder (with --record DIR/): keep at most this much, deleting the oldest unpinned segments, e.g. 2GiB')
     .option('--keep-for <duration>', 'flight recorder: delete unpinned segments older than this, e.g. 7d')
-    .option('--pin-before <duration>', 'a pin (error finding, session error, fault rule firing, `vhostscope mark`, SIGUSR1) keeps the recording from this long before it', '60s')
+    .option(
+      '--pin-before <duration>',
+      'a pin (error finding, session error, fault rule firing, `vhostscope mark`, SIGUSR1) keeps the recording from this long before it',
+      '60s',
+    )
     .option('--pin-after <duration>', '... to this long after it', '10s')
     .option('--pin-for <duration>', 'a pin is let go this long after its window (then --keep and --keep-for decide)', '30d')
-    .option('--segment-size <size>', 'flight recorder: begin a session\'s next segment file at this size (default: --keep/16, at most 64MiB)')
+    .option('--segment-size <size>', "flight recorder: begin a session's next segment file at this size (default: --keep/16, at most 64MiB)")
     .option('--segment-for <duration>', 'flight recorder: ... or at this age', '10m')
     .option('--relay-nice <n>', 'niceness of the relay thread (negative: ahead of busy peers; needs root)', String(DEFAULT_NICE))
-    .option('--relay-cpu <n|auto|none>', 'pin the relay thread to CPU n; auto: on the one CPU both peers are confined to, or next to the backend\'s busy-polling thread (a DPDK lcore), else where the scheduler puts it; none: leave it to the scheduler', 'auto')
+    .option(
+      '--relay-cpu <n|auto|none>',
+      "pin the relay thread to CPU n; auto: on the one CPU both peers are confined to, or next to the backend's busy-polling thread (a DPDK lcore), else where the scheduler puts it; none: leave it to the scheduler",
+      'auto',
+    )
     .option('--relay-threads <n|auto>', 'relay threads sessions shard over (a session stays on one); auto: one per CPU this process may use', '1')
-    .option('--inject <spec>', 'send CHANNEL:REQUEST to the frontend MS ms after that channel appears, e.g. backend:CONFIG_CHANGE_MSG@2000 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option(
+      '--inject <spec>',
+      'send CHANNEL:REQUEST to the frontend MS ms after that channel appears, e.g. backend:CONFIG_CHANGE_MSG@2000 (repeatable)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
     .option('--allow-uid <uid>', 'only accept peers running as this uid (repeatable; SO_PEERCRED)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--max-sessions <n>', 'sessions served at once, per device; more connections are refused (logged)', String(DEFAULT_MAX_SESSIONS))
     .option('--max-pending <n>', 'accepted peers waiting for the connect side at once, per device; more are refused', String(DEFAULT_MAX_PENDING))
-    .option('--fault <rule>', 'a fault rule, e.g. "drop SET_VRING_KICK vring=0", "delay SET_MEM_TABLE ms=500", "preset virtio-vhost-user" (repeatable; see docs/fault-injection.md)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option(
+      '--fault <rule>',
+      'a fault rule, e.g. "drop SET_VRING_KICK vring=0", "delay SET_MEM_TABLE ms=500", "preset virtio-vhost-user" (repeatable; see docs/fault-injection.md)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
     .option('--rules <file>', 'fault rules from a JSON file (schema: docs/fault-rules.schema.json)')
     .option('--control <path>', 'control socket for `vhostscope status|tail|rules` (default: <listen>.ctl)')
     .option('--no-control', 'no control socket')
     .addOption(dialectOption())
-    .option('--rings [what]', 'map guest memory read-only and snapshot each vring at every relayed kick and call: ring state and descriptor chains; --rings=headers also decodes the first bytes of each buffer (net, blk, fs: use --device)')
-    .option('--record-device-state [size]', 'keep the bytes of each device-state transfer (SET_DEVICE_STATE_FD) in the recording, up to SIZE each (default and most: 15MiB, one record); they are counted either way')
+    .option(
+      '--rings [what]',
+      'map guest memory read-only and snapshot each vring at every relayed kick and call: ring state and descriptor chains; --rings=headers also decodes the first bytes of each buffer (net, blk, fs: use --device)',
+    )
+    .option(
+      '--record-device-state [size]',
+      'keep the bytes of each device-state transfer (SET_DEVICE_STATE_FD) in the recording, up to SIZE each (default and most: 15MiB, one record); they are counted either way',
+    )
     .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; see docs/metrics.md)')
     .option('--check', 'run the protocol checks live and log every finding (see `vhostscope check --rules`)')
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
@@ -104,7 +145,8 @@ const MAX_DEVICE_STATE_KEEP = MAX_FRAME - (1 << 20);
 function deviceStateKeep(v: true | string): number {
   if (v === true) return MAX_DEVICE_STATE_KEEP;
   const n = sizeOption('--record-device-state', v);
-  if (n > MAX_DEVICE_STATE_KEEP) throw new Error(`--record-device-state ${v}: at most ${MAX_DEVICE_STATE_KEEP >> 20}MiB (a recording record holds up to ${MAX_FRAME >> 20} MiB)`);
+  if (n > MAX_DEVICE_STATE_KEEP)
+    throw new Error(`--record-device-state ${v}: at most ${MAX_DEVICE_STATE_KEEP >> 20}MiB (a recording record holds up to ${MAX_FRAME >> 20} MiB)`);
   return n;
 }
 
@@ -150,7 +192,11 @@ export function resolveDevices(o: ProxyCliOptions, cmd: Command): { global: Prox
   // the file's "fault" rules add to --fault (and SIGHUP re-reads them); any other option: command line first
   for (const [key, v] of Object.entries(config.options)) if (key !== 'fault' && cmd.getOptionValueSource(key) !== 'cli') global[key] = v;
   const g = global as unknown as ProxyCliOptions;
-  return { global: g, config, devices: config.devices.map((d) => ({ name: d.name, o: { ...g, ...d.options, listen: d.listen, connect: d.connect } as ProxyCliOptions })) };
+  return {
+    global: g,
+    config,
+    devices: config.devices.map((d) => ({ name: d.name, o: { ...g, ...d.options, listen: d.listen, connect: d.connect } as ProxyCliOptions })),
+  };
 }
 
 /** A device's daemon settings, every number checked before anything is opened or started. */
@@ -187,7 +233,11 @@ export function fileRules(global: ProxyCliOptions, config: ProxyConfig | undefin
   return [
     ...(global.rules ? loadRulesFile(global.rules) : []),
     ...(config ? specs(config.options).flatMap(parseFaultSpec) : []),
-    ...(config?.devices ?? []).flatMap((d) => specs(d.options).flatMap(parseFaultSpec).map((r) => ({ ...r, device: r.device ?? d.name }))),
+    ...(config?.devices ?? []).flatMap((d) =>
+      specs(d.options)
+        .flatMap(parseFaultSpec)
+        .map((r) => ({ ...r, device: r.device ?? d.name })),
+    ),
   ];
 }
 

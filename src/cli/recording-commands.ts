@@ -26,7 +26,9 @@ export function registerRecordingCommands(program: Command): void {
     .action((file: string, o: ShowOptions) => showRecording(file, o, (l) => process.stdout.write(printable(l) + '\n')));
   program
     .command('info')
-    .description('summarise a recording: peers, negotiated features, message and notification counts, duration; a live migration between its sessions as one story')
+    .description(
+      'summarise a recording: peers, negotiated features, message and notification counts, duration; a live migration between its sessions as one story',
+    )
     .argument('<file>', 'a recording made with proxy --record')
     .addOption(jsonOption('the summary as JSON'))
     .addOption(deviceOption('infer'))
@@ -34,7 +36,13 @@ export function registerRecordingCommands(program: Command): void {
       if (o.json) {
         const scan = readRecording(file);
         const s = summarize(scan.records, o.device);
-        process.stdout.write(JSON.stringify({ ...s, migrations: findMigrations(recordingEvents(scan.records)), torn: scan.torn }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
+        process.stdout.write(
+          JSON.stringify(
+            { ...s, migrations: findMigrations(recordingEvents(scan.records)), torn: scan.torn },
+            (_k, v) => (typeof v === 'bigint' ? v.toString() : v),
+            2,
+          ) + '\n',
+        );
       } else process.stdout.write(infoText(file, o.device).map(printable).join('\n') + '\n');
     });
 }

@@ -49,7 +49,14 @@ export function registerReplay(program: Command): void {
         const recorder = new Recorder(o.record ?? file.replace(/(\.vhsrec)?$/, '.replay.vhsrec'));
         const emit = recorder.onEvent.bind(recorder);
         const rl = o.step ? readline.createInterface({ input: process.stdin, output: process.stderr }) : undefined;
-        const common = { ...(o.connect ? { connect: o.connect } : {}), ...(o.listen ? { listen: o.listen } : {}), timeoutMs: o.timeout, device: o.device, emit, log: (l: string) => process.stderr.write(l + '\n') };
+        const common = {
+          ...(o.connect ? { connect: o.connect } : {}),
+          ...(o.listen ? { listen: o.listen } : {}),
+          timeoutMs: o.timeout,
+          device: o.device,
+          emit,
+          log: (l: string) => process.stderr.write(l + '\n'),
+        };
         const r =
           o.as === 'frontend'
             ? await replayAsFrontend(script, {

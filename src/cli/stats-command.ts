@@ -7,7 +7,9 @@ import { statsJson, statsText } from '../views/stats';
 export function registerStats(program: Command): void {
   program
     .command('stats')
-    .description('per request (recorded with --rings): latency per vring and device operation (blk read/write by size, FUSE opcode, net tx), outstanding requests; per vring: kick/call/err counts and rates, kick→next-call times')
+    .description(
+      'per request (recorded with --rings): latency per vring and device operation (blk read/write by size, FUSE opcode, net tx), outstanding requests; per vring: kick/call/err counts and rates, kick→next-call times',
+    )
     .argument('<file>', 'a recording made with proxy --record')
     .addOption(jsonOption('the figures as JSON'))
     .action((file: string, o: { json?: boolean }) => {

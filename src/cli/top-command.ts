@@ -13,7 +13,9 @@ import { runTop } from '../views/top';
 export function registerTop(program: Command): void {
   program
     .command('top')
-    .description('a live view of a running daemon: sessions, rates, outstanding requests, p50/p99 per operation (--rings); keys: s sort, ↑↓ pick, Enter details, q quit')
+    .description(
+      'a live view of a running daemon: sessions, rates, outstanding requests, p50/p99 per operation (--rings); keys: s sort, ↑↓ pick, Enter details, q quit',
+    )
     .addOption(controlOption())
     .addOption(numberOpt('--interval <s>', 'seconds between refreshes', { min: 0.1, max: 3600 }, 1))
     .option('--once', 'print one sample (rates over one interval) and exit')

@@ -25,14 +25,23 @@ export function controlRequest(path: string, req: ControlRequest, onLine?: (rec:
     let buf = '';
     let result: unknown;
     let answered = false;
-    const timer = req.cmd === 'tail' ? undefined : setTimeout(() => {
-      sock.destroy();
-      reject(new Error(`${path}: no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
+    const timer =
+      req.cmd === 'tail'
+        ? undefined
+        : setTimeout(() => {
+            sock.destroy();
+            reject(new Error(`${path}: no answer within ${timeoutMs} ms`));
+          }, timeoutMs);
     sock.on('connect', () => sock.write(JSON.stringify(req) + '\n'));
     sock.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new Error(err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? `${path}: no daemon listening (${err.code}); is vhostscope proxy running with its control socket there?` : `${path}: ${err.message}`));
+      reject(
+        new Error(
+          err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
+            ? `${path}: no daemon listening (${err.code}); is vhostscope proxy running with its control socket there?`
+            : `${path}: ${err.message}`,
+        ),
+      );
     });
     sock.setEncoding('utf8'); // a character split across chunks stays whole
     sock.on('data', (chunk: string) => {

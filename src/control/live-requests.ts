@@ -73,9 +73,19 @@ export class LiveRequests {
     return [...this.sessions].map(([session, t]) => {
       const out = t.tracker.outstanding();
       return {
-        session, device: t.device, peers: t.peers, rings: t.snapshots > 0,
+        session,
+        device: t.device,
+        peers: t.peers,
+        rings: t.snapshots > 0,
         operations: [...t.ops.values()]
-          .map((o) => ({ vring: o.vring, op: o.op, count: o.hist.count, p50Us: us(o.hist.percentile(50)), p99Us: us(o.hist.percentile(99)), maxUs: us(o.hist.max) }))
+          .map((o) => ({
+            vring: o.vring,
+            op: o.op,
+            count: o.hist.count,
+            p50Us: us(o.hist.percentile(50)),
+            p99Us: us(o.hist.percentile(99)),
+            maxUs: us(o.hist.max),
+          }))
           .sort((a, b) => a.vring - b.vring || a.op.localeCompare(b.op)),
         outstanding: out.length,
         ...(out.length ? { oldestUs: us(Number(nowNs - out[0].submittedNs)) } : {}),

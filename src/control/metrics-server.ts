@@ -99,7 +99,12 @@ export interface MetricsServer {
 }
 
 /** Listens (resolving once listening, rejecting with a clear error if it cannot). */
-export function startMetricsServer(registry: Registry, at: MetricsAddress, onScrapeError: (err: Error) => void, freshWaitMs = FRESH_WAIT_MS): Promise<MetricsServer> {
+export function startMetricsServer(
+  registry: Registry,
+  at: MetricsAddress,
+  onScrapeError: (err: Error) => void,
+  freshWaitMs = FRESH_WAIT_MS,
+): Promise<MetricsServer> {
   const worker = new Worker(WORKER, { eval: true, workerData: { host: at.host, port: at.port, freshWaitMs, maxConnections: MAX_CONNECTIONS } });
   worker.unref(); // the daemon's lifetime is its sessions' and signals', not the endpoint's
   return new Promise((resolve, reject) => {

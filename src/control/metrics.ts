@@ -66,7 +66,13 @@ export function createRegistry(logDropped?: () => number): Registry {
   if (logDropped) {
     const name = 'vhostscope_log_dropped_lines_total';
     const help = 'log lines dropped because the log output fell 16 MiB behind (the recording keeps every message)';
-    registry.registerMetric({ name, help, type: 'counter', aggregator: 'sum', get: async () => ({ name, help, type: 'counter', aggregator: 'sum', values: [{ value: logDropped(), labels: {} }] }) } as never);
+    registry.registerMetric({
+      name,
+      help,
+      type: 'counter',
+      aggregator: 'sum',
+      get: async () => ({ name, help, type: 'counter', aggregator: 'sum', values: [{ value: logDropped(), labels: {} }] }),
+    } as never);
   }
   return registry;
 }
@@ -96,14 +102,50 @@ class Families {
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
-    this.sessionsStarted = new Counter({ name: 'vhostscope_sessions_started_total', help: 'sessions started (a peer connected and the proxy reached the other)', labelNames: ['listen'], registers });
-    this.sessionsEnded = new Counter({ name: 'vhostscope_sessions_ended_total', help: 'sessions ended, by the side whose behaviour ended them (frontend, backend, proxy, or none: a clean close)', labelNames: ['listen', 'by', 'error'], registers });
+    this.sessionsStarted = new Counter({
+      name: 'vhostscope_sessions_started_total',
+      help: 'sessions started (a peer connected and the proxy reached the other)',
+      labelNames: ['listen'],
+      registers,
+    });
+    this.sessionsEnded = new Counter({
+      name: 'vhostscope_sessions_ended_total',
+      help: 'sessions ended, by the side whose behaviour ended them (frontend, backend, proxy, or none: a clean close)',
+      labelNames: ['listen', 'by', 'error'],
+      registers,
+    });
     this.sessionsActive = new Gauge({ name: 'vhostscope_sessions_active', help: 'sessions being proxied now', labelNames: ['listen'], registers });
-    this.messages = new Counter({ name: 'vhostscope_messages_total', help: 'vhost-user messages forwarded, by channel, direction (F>B, B>F) and request', labelNames: ['listen', 'channel', 'direction', 'request'], registers });
-    this.notifications = new Counter({ name: 'vhostscope_notifications_total', help: 'relayed vring notifications (eventfd reads) per live session slot and vring; a slot\'s series end with its session', labelNames: ['listen', 'slot', 'vring', 'kind'], registers });
-    this.kickToCall = new Histogram({ name: 'vhostscope_kick_to_call_seconds', help: 'from the first kick after a call to the next call on the same vring (within 1 s; later calls end an idle gap), per live session slot', labelNames: ['listen', 'slot', 'vring'], buckets: KICK_TO_CALL_BUCKETS, registers });
-    this.findings = new Counter({ name: 'vhostscope_findings_total', help: 'protocol findings: message validation, and the live checks with --check', labelNames: ['listen', 'rule', 'severity'], registers });
-    this.faults = new Counter({ name: 'vhostscope_fault_applications_total', help: 'fault rules applied to a message or a vring', labelNames: ['listen', 'rule', 'action'], registers });
+    this.messages = new Counter({
+      name: 'vhostscope_messages_total',
+      help: 'vhost-user messages forwarded, by channel, direction (F>B, B>F) and request',
+      labelNames: ['listen', 'channel', 'direction', 'request'],
+      registers,
+    });
+    this.notifications = new Counter({
+      name: 'vhostscope_notifications_total',
+      help: "relayed vring notifications (eventfd reads) per live session slot and vring; a slot's series end with its session",
+      labelNames: ['listen', 'slot', 'vring', 'kind'],
+      registers,
+    });
+    this.kickToCall = new Histogram({
+      name: 'vhostscope_kick_to_call_seconds',
+      help: 'from the first kick after a call to the next call on the same vring (within 1 s; later calls end an idle gap), per live session slot',
+      labelNames: ['listen', 'slot', 'vring'],
+      buckets: KICK_TO_CALL_BUCKETS,
+      registers,
+    });
+    this.findings = new Counter({
+      name: 'vhostscope_findings_total',
+      help: 'protocol findings: message validation, and the live checks with --check',
+      labelNames: ['listen', 'rule', 'severity'],
+      registers,
+    });
+    this.faults = new Counter({
+      name: 'vhostscope_fault_applications_total',
+      help: 'fault rules applied to a message or a vring',
+      labelNames: ['listen', 'rule', 'action'],
+      registers,
+    });
     for (const m of scrapeTimeFamilies(() => this.sources)) registry.registerMetric(m as never);
   }
 }
@@ -135,18 +177,48 @@ function scrapeTimeFamilies(all: () => Sourced[]) {
   const relay = (s: MetricSources): RelayStats | undefined => s.relay?.();
   return [
     readFamily('vhostscope_relay_notifications_total', 'notifications the relay thread relayed', 'counter', all, (s) => relay(s)?.notifications),
-    readFamily('vhostscope_relay_dropped_events_total', 'relayed notifications whose timing event was dropped (JS fell 64 Ki events behind; the notification itself went through)', 'counter', all, (s) => relay(s)?.droppedEvents),
-    readFamily('vhostscope_relay_dropped_snapshots_total', 'vring snapshots (--rings) dropped because 16 MiB of them waited for JS', 'counter', all, (s) => relay(s)?.droppedSnapshots),
+    readFamily(
+      'vhostscope_relay_dropped_events_total',
+      'relayed notifications whose timing event was dropped (JS fell 64 Ki events behind; the notification itself went through)',
+      'counter',
+      all,
+      (s) => relay(s)?.droppedEvents,
+    ),
+    readFamily(
+      'vhostscope_relay_dropped_snapshots_total',
+      'vring snapshots (--rings) dropped because 16 MiB of them waited for JS',
+      'counter',
+      all,
+      (s) => relay(s)?.droppedSnapshots,
+    ),
     readFamily('vhostscope_relay_cpu_seconds_total', 'CPU time of the relay thread', 'counter', all, (s) => {
       const r = relay(s);
       return r ? r.threadCpuNs / 1e9 : undefined;
     }),
     transitHistogram(all),
     readFamily('vhostscope_recording_bytes_total', 'bytes written to recordings', 'counter', all, (s) => s.recording?.().bytes),
-    readFamily('vhostscope_recording_dropped_notifications_total', 'notifications not recorded because the disk fell behind', 'counter', all, (s) => s.recording?.().droppedNotifications),
-    readFamily('vhostscope_recording_dropped_snapshots_total', 'vring snapshots not recorded because the disk fell behind', 'counter', all, (s) => s.recording?.().droppedRings),
+    readFamily(
+      'vhostscope_recording_dropped_notifications_total',
+      'notifications not recorded because the disk fell behind',
+      'counter',
+      all,
+      (s) => s.recording?.().droppedNotifications,
+    ),
+    readFamily(
+      'vhostscope_recording_dropped_snapshots_total',
+      'vring snapshots not recorded because the disk fell behind',
+      'counter',
+      all,
+      (s) => s.recording?.().droppedRings,
+    ),
     readFamily('vhostscope_recording_queued_bytes', 'bytes of recording waiting for the disk', 'gauge', all, (s) => s.recording?.().queuedBytes),
-    readFamily('vhostscope_backpressure_paused_channels', 'channels whose reading is paused because the peer they forward to is not reading', 'gauge', all, (s) => s.pausedChannels?.()),
+    readFamily(
+      'vhostscope_backpressure_paused_channels',
+      'channels whose reading is paused because the peer they forward to is not reading',
+      'gauge',
+      all,
+      (s) => s.pausedChannels?.(),
+    ),
   ];
 }
 
@@ -247,7 +319,6 @@ export class DaemonMetrics {
     this.slots.add(slot);
     return slot;
   }
-
 }
 
 function vringLabel(vring: number): string {
@@ -257,7 +328,8 @@ function vringLabel(vring: number): string {
 /** The relay's power-of-two transit buckets as a Prometheus histogram (cumulative, in seconds). */
 function transitHistogram(all: () => Sourced[]) {
   const name = 'vhostscope_relay_transit_seconds';
-  const help = 'relay thread transit of a notification: from its wake-up to the count read and the forwarding write issued (excludes the scheduler\'s wake-up latency)';
+  const help =
+    "relay thread transit of a notification: from its wake-up to the count read and the forwarding write issued (excludes the scheduler's wake-up latency)";
   return {
     name,
     help,

@@ -129,7 +129,11 @@ export class ControlServer {
           const missing = (req.ids ?? []).filter((_id, i) => !removed[i]);
           const gone = removed.filter((r) => r !== undefined);
           if (gone.length) this.deps.onRulesChanged?.(`rules removed over the control socket: ${gone.map((r) => `${r.id}: ${r.text}`).join('; ')}`);
-          if (missing.length) this.send(sock, { ok: false, error: `no rule with id ${missing.join(', ')}${gone.length ? ` (removed ${gone.map((r) => r.id).join(', ')})` : ''}` });
+          if (missing.length)
+            this.send(sock, {
+              ok: false,
+              error: `no rule with id ${missing.join(', ')}${gone.length ? ` (removed ${gone.map((r) => r.id).join(', ')})` : ''}`,
+            });
           else this.send(sock, { ok: true, result: gone.map((r) => ({ id: r.id, text: r.text, applied: r.applied })) });
           return void sock.end();
         }
@@ -142,7 +146,10 @@ export class ControlServer {
           return void sock.end();
         }
         default:
-          return this.fail(sock, `unknown command ${JSON.stringify((req as { cmd?: unknown })?.cmd)} (status, requests, tail, rules-list, rules-add, rules-remove, mark)`);
+          return this.fail(
+            sock,
+            `unknown command ${JSON.stringify((req as { cmd?: unknown })?.cmd)} (status, requests, tail, rules-list, rules-add, rules-remove, mark)`,
+          );
       }
     } catch (err) {
       this.fail(sock, (err as Error).message);

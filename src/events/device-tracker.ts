@@ -3,7 +3,17 @@
  * device-inference.ts) as events go by, and says when a session's best guess changes: the
  * proxy logs it and names feature bits by it, the recorder keeps it with its reason.
  */
-import { decoders, guessFromCommandLine, guessFromConfigSize, guessFromGpuSocket, HEADER_SIZE, parseHeader, Request, strongerGuess, type DeviceGuess } from '../protocol';
+import {
+  decoders,
+  guessFromCommandLine,
+  guessFromConfigSize,
+  guessFromGpuSocket,
+  HEADER_SIZE,
+  parseHeader,
+  Request,
+  strongerGuess,
+  type DeviceGuess,
+} from '../protocol';
 import type { ProxyEvent } from './events';
 
 export class DeviceTracker {

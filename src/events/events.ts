@@ -152,11 +152,21 @@ export interface RelayPairSummary {
 }
 
 /** What a session reports of one relay pair (live or folded finished ones). */
-export function relayPairSummary(p: { vring: number; kind: NotificationKind; stats: { read: number; written: number; transitBuckets?: number[]; transitSumNs?: number } | null }): RelayPairSummary {
+export function relayPairSummary(p: {
+  vring: number;
+  kind: NotificationKind;
+  stats: { read: number; written: number; transitBuckets?: number[]; transitSumNs?: number } | null;
+}): RelayPairSummary {
   const buckets = p.stats?.transitBuckets ?? [];
   let n = buckets.length;
   while (n > 0 && !buckets[n - 1]) n--;
-  return { vring: p.vring, kind: p.kind, read: p.stats?.read ?? 0, written: p.stats?.written ?? 0, ...(n ? { transitBuckets: buckets.slice(0, n), transitSumNs: p.stats?.transitSumNs ?? 0 } : {}) };
+  return {
+    vring: p.vring,
+    kind: p.kind,
+    read: p.stats?.read ?? 0,
+    written: p.stats?.written ?? 0,
+    ...(n ? { transitBuckets: buckets.slice(0, n), transitSumNs: p.stats?.transitSumNs ?? 0 } : {}),
+  };
 }
 
 export interface SessionStartEvent {
@@ -222,4 +232,15 @@ export interface DirtyLogEvent {
   error?: string;
 }
 
-export type ProxyEvent = MessageEvent | SessionStartEvent | SessionEndEvent | NotificationEvent | StatsEvent | ChannelEndEvent | FaultEvent | RingEvent | NoticeEvent | DeviceStateEvent | DirtyLogEvent;
+export type ProxyEvent =
+  | MessageEvent
+  | SessionStartEvent
+  | SessionEndEvent
+  | NotificationEvent
+  | StatsEvent
+  | ChannelEndEvent
+  | FaultEvent
+  | RingEvent
+  | NoticeEvent
+  | DeviceStateEvent
+  | DirtyLogEvent;

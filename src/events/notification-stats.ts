@@ -91,7 +91,15 @@ export class NotificationStats {
     return [...this.vrings.entries()]
       .sort(([a], [b]) => a - b)
       .map(([vring, c]) => {
-        const s: VringStats = { vring, kicks: c.kicks, calls: c.calls, errs: c.errs, kickRate: c.kicks / secs, callRate: c.calls / secs, ...(c.unpaired ? { unpaired: c.unpaired } : {}) };
+        const s: VringStats = {
+          vring,
+          kicks: c.kicks,
+          calls: c.calls,
+          errs: c.errs,
+          kickRate: c.kicks / secs,
+          callRate: c.calls / secs,
+          ...(c.unpaired ? { unpaired: c.unpaired } : {}),
+        };
         if (c.hist.count > 0) {
           const us = (ns: number): number => Math.round(ns / 10) / 100;
           s.latencyUs = {

@@ -74,7 +74,10 @@ export function resolveRequest(channel: ChannelKind, ref: string | number, path:
   if (/^\d+$/.test(ref)) return resolveRequest(channel, Number(ref), path);
   const spec = requestByName(channel, ref);
   if (!spec) {
-    const guess = closest(ref.replace(/^VHOST_USER_/i, ''), TABLES[channel].map((r) => r.name));
+    const guess = closest(
+      ref.replace(/^VHOST_USER_/i, ''),
+      TABLES[channel].map((r) => r.name),
+    );
     throw new Error(`${path}: ${ref} is not a request of the ${channel} channel${guess ? ` (did you mean ${guess}?)` : ''}`);
   }
   return { code: spec.code, name: spec.name };
@@ -143,7 +146,9 @@ function compileTrigger(t: Trigger, path: string): CompiledTrigger {
 export function compileRule(rule: unknown, path = 'rule'): CompiledRule {
   const action = (rule as { action?: string } | null)?.action;
   const variant = typeof action === 'string' ? RULE_VARIANTS[action as FaultRule['action']] : undefined;
-  const errors = variant ? validateAgainst(variant, rule, path) : [`${path}.action: must be one of ${Object.keys(RULE_VARIANTS).join(', ')} (got ${JSON.stringify(action)})`];
+  const errors = variant
+    ? validateAgainst(variant, rule, path)
+    : [`${path}.action: must be one of ${Object.keys(RULE_VARIANTS).join(', ')} (got ${JSON.stringify(action)})`];
   if (errors.length) throw new Error(errors.join('\n'));
   const r = rule as FaultRule;
   switch (r.action) {

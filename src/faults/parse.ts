@@ -141,7 +141,15 @@ export function parseFaultSpec(spec: string): FaultRule[] {
       if (!m) throw new Error('mask: which bits? protocol:REPLY_ACK[,MQ] or virtio:EVENT_IDX, or protocol:~MQ,REPLY_ACK to keep only those');
       const list = m[3].split(',').map((b) => (NUM.test(b) ? Number(b) : b));
       const where = take('in');
-      rules = [{ action, features: m[1].toLowerCase() as 'virtio' | 'protocol', ...(m[2] ? { keep: list } : { bits: list }), ...(where ? { in: where as 'offer' } : {}), ...common() }];
+      rules = [
+        {
+          action,
+          features: m[1].toLowerCase() as 'virtio' | 'protocol',
+          ...(m[2] ? { keep: list } : { bits: list }),
+          ...(where ? { in: where as 'offer' } : {}),
+          ...common(),
+        },
+      ];
       break;
     }
     case 'disconnect': {
@@ -154,7 +162,15 @@ export function parseFaultSpec(spec: string): FaultRule[] {
       if (!positional[0]) throw new Error('filter: which requests does the far side accept? a comma-separated list');
       const channel = take('channel');
       const answer = take('answer');
-      rules = [{ action, allow: positional[0].split(','), ...(channel ? { channel: channel as ChannelKind } : {}), ...(answer ? { answer: answer as 'ok' } : {}), ...common() }];
+      rules = [
+        {
+          action,
+          allow: positional[0].split(','),
+          ...(channel ? { channel: channel as ChannelKind } : {}),
+          ...(answer ? { answer: answer as 'ok' } : {}),
+          ...common(),
+        },
+      ];
       break;
     }
     case 'preset': {

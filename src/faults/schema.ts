@@ -52,7 +52,7 @@ const common = {
   id: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,40}$' },
   limit: { type: 'integer', minimum: 1, description: 'stop after this many applications across all sessions' },
   comment: str,
-  device: { type: 'string', description: 'only sessions of this device (a --config device\'s name)' },
+  device: { type: 'string', description: "only sessions of this device (a --config device's name)" },
 };
 
 const bitList = { type: 'array', items: { type: ['string', 'integer'] }, minItems: 1 };
@@ -68,13 +68,40 @@ const action = (name: string, description: string, properties: Schema, required:
 export const RULE_VARIANTS: Record<FaultRule['action'], Schema> = {
   delay: action('delay', 'forward the message N ms late; later messages of that direction wait behind it', { match: messageMatch, ms }, ['match', 'ms']),
   drop: action('drop', 'do not forward the message (its fds are closed)', { match: messageMatch }, ['match']),
-  answer: action('answer', 'do not forward the request; reply on the far side\'s behalf', { match: messageMatch, value: { type: ['integer', 'string'] } }, ['match']),
-  hold: action('hold', 'keep the message back, letting others pass, until another message or a notification has passed', { match: messageMatch, until: { oneOf: [messageMatch, notificationMatch] }, maxMs: ms }, ['match', 'until']),
-  'hold-state': action('hold-state', 'hold the bytes of a device-state transfer (SET_DEVICE_STATE_FD\'s pipe) this long before copying them on', { phase: { enum: ['save', 'load', 'both'] }, ms }, ['ms']),
-  inject: action('inject', 'signal a kick (to the back-end) or a call (to the front-end) on a vring', { notification: { enum: ['kick', 'call'] }, vring: nonNegInt, when: trigger }, ['notification', 'vring', 'when']),
-  mask: action('mask', 'clear feature bits in GET_*_FEATURES replies (offer) and/or SET_*_FEATURES requests (ack)', { features: { enum: ['virtio', 'protocol'] }, bits: bitList, keep: bitList, in: { enum: ['offer', 'ack', 'both'] } }, ['features']),
-  disconnect: action('disconnect', 'close one side\'s connection (then the other): a crash seen through the proxy', { side, when: trigger }, ['side', 'when']),
-  filter: action('filter', 'forward only these requests; answer the others when a reply is due', { allow: { type: 'array', items: requestRef, minItems: 1 }, channel, answer: { enum: ['ok', 'fail'] } }, ['allow']),
+  answer: action('answer', "do not forward the request; reply on the far side's behalf", { match: messageMatch, value: { type: ['integer', 'string'] } }, [
+    'match',
+  ]),
+  hold: action(
+    'hold',
+    'keep the message back, letting others pass, until another message or a notification has passed',
+    { match: messageMatch, until: { oneOf: [messageMatch, notificationMatch] }, maxMs: ms },
+    ['match', 'until'],
+  ),
+  'hold-state': action(
+    'hold-state',
+    "hold the bytes of a device-state transfer (SET_DEVICE_STATE_FD's pipe) this long before copying them on",
+    { phase: { enum: ['save', 'load', 'both'] }, ms },
+    ['ms'],
+  ),
+  inject: action(
+    'inject',
+    'signal a kick (to the back-end) or a call (to the front-end) on a vring',
+    { notification: { enum: ['kick', 'call'] }, vring: nonNegInt, when: trigger },
+    ['notification', 'vring', 'when'],
+  ),
+  mask: action(
+    'mask',
+    'clear feature bits in GET_*_FEATURES replies (offer) and/or SET_*_FEATURES requests (ack)',
+    { features: { enum: ['virtio', 'protocol'] }, bits: bitList, keep: bitList, in: { enum: ['offer', 'ack', 'both'] } },
+    ['features'],
+  ),
+  disconnect: action('disconnect', "close one side's connection (then the other): a crash seen through the proxy", { side, when: trigger }, ['side', 'when']),
+  filter: action(
+    'filter',
+    'forward only these requests; answer the others when a reply is due',
+    { allow: { type: 'array', items: requestRef, minItems: 1 }, channel, answer: { enum: ['ok', 'fail'] } },
+    ['allow'],
+  ),
 };
 
 export const RULES_FILE_SCHEMA: Schema = {
@@ -96,7 +123,8 @@ const typeOf = (v: unknown): string => (Array.isArray(v) ? 'array' : v === null 
 export function validateAgainst(schema: Schema, value: unknown, path: string): string[] {
   const errors: string[] = [];
   if ('const' in schema && value !== schema.const) return [`${path}: must be ${JSON.stringify(schema.const)}`];
-  if (schema.enum && !(schema.enum as unknown[]).includes(value)) return [`${path}: must be one of ${(schema.enum as unknown[]).join(', ')} (got ${JSON.stringify(value)})`];
+  if (schema.enum && !(schema.enum as unknown[]).includes(value))
+    return [`${path}: must be one of ${(schema.enum as unknown[]).join(', ')} (got ${JSON.stringify(value)})`];
   if (schema.oneOf) return validateOneOf(schema.oneOf as Schema[], value, path);
   if (schema.type) {
     const want = ([] as string[]).concat(schema.type as string | string[]);
@@ -107,7 +135,8 @@ export function validateAgainst(schema: Schema, value: unknown, path: string): s
     if (typeof schema.minimum === 'number' && value < schema.minimum) errors.push(`${path}: must be >= ${schema.minimum}`);
     if (typeof schema.maximum === 'number' && value > schema.maximum) errors.push(`${path}: must be <= ${schema.maximum}`);
   }
-  if (typeof value === 'string' && typeof schema.pattern === 'string' && !new RegExp(schema.pattern).test(value)) errors.push(`${path}: must match ${schema.pattern}`);
+  if (typeof value === 'string' && typeof schema.pattern === 'string' && !new RegExp(schema.pattern).test(value))
+    errors.push(`${path}: must match ${schema.pattern}`);
   if (Array.isArray(value)) {
     if (typeof schema.minItems === 'number' && value.length < schema.minItems) errors.push(`${path}: needs at least ${schema.minItems} item(s)`);
     if (schema.items) value.forEach((v, i) => errors.push(...validateAgainst(schema.items as Schema, v, `${path}[${i}]`)));

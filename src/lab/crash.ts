@@ -29,7 +29,6 @@ export interface CrashResult {
   problems: string[];
 }
 
-
 function fdCount(pid: number): number {
   return fs.readdirSync(`/proc/${pid}/fd`).length;
 }
@@ -78,7 +77,10 @@ export async function runCrashIterations(o: CrashOptions): Promise<CrashResult> 
       const front = new Testpmd({ name: `fe${i}`, workDir: o.workDir, mainLcore: 1, forwardMode: 'txonly', vdev: `net_virtio_user0,path=${fe},queues=1` });
       const t0 = Date.now();
       // start traffic as soon as the prompt is there, unless the kill comes first
-      void front.peer.waitForLog(/testpmd> /, 10_000).then(() => front.cmd('start')).catch(() => {});
+      void front.peer
+        .waitForLog(/testpmd> /, 10_000)
+        .then(() => front.cmd('start'))
+        .catch(() => {});
       await sleep(delay);
       (victim === 'frontend' ? front : backend).peer.kill('SIGKILL');
       killed[victim]++;
@@ -100,7 +102,9 @@ export async function runCrashIterations(o: CrashOptions): Promise<CrashResult> 
         await backend.peer.stop(2000);
         backend = await startBackend(i + 1);
       }
-      o.log?.(`iteration ${i + 1}/${o.iterations}: killed the ${victim} ${delay} ms after the frontend started (${Date.now() - t0} ms), sessions ${events('session-start')}, daemon fds ${fdCount(proxy.pid)}`);
+      o.log?.(
+        `iteration ${i + 1}/${o.iterations}: killed the ${victim} ${delay} ms after the frontend started (${Date.now() - t0} ms), sessions ${events('session-start')}, daemon fds ${fdCount(proxy.pid)}`,
+      );
     }
     await sleep(500);
     const after = fdCount(proxy.pid);
@@ -119,7 +123,8 @@ export async function runCrashIterations(o: CrashOptions): Promise<CrashResult> 
     if (starts !== sessions || ends.length !== sessions) problems.push(`recording: ${starts} starts and ${ends.length} ends for ${sessions} sessions`);
     for (const e of ends) {
       const n = scan.records.filter((r) => r.type === 'message' && r.session === e.session).length;
-      if (n !== e.messages['F>B'] + e.messages['B>F']) problems.push(`session ${e.session}: ${n} messages recorded, its end counted ${e.messages['F>B'] + e.messages['B>F']}`);
+      if (n !== e.messages['F>B'] + e.messages['B>F'])
+        problems.push(`session ${e.session}: ${n} messages recorded, its end counted ${e.messages['F>B'] + e.messages['B>F']}`);
     }
     return { iterations: o.iterations, sessions, killed, fds: { before, after }, problems };
   } finally {

@@ -25,5 +25,9 @@ export function debian13Versions(): string {
  */
 export function inDebian13(dirs: string[], cmd: string, args: string[]): { cmd: string; args: string[]; env: NodeJS.ProcessEnv } {
   const binds = [...new Set(dirs.map((d) => path.resolve(d)))].sort((a, b) => a.length - b.length);
-  return { cmd: path.join(SCRIPTS, 'in-debian13'), args: [cmd, ...args], env: { ...process.env, VHS_BINDS: binds.join(':'), VHS_DEBIAN13_ROOT: DEBIAN13_ROOT } };
+  return {
+    cmd: path.join(SCRIPTS, 'in-debian13'),
+    args: [cmd, ...args],
+    env: { ...process.env, VHS_BINDS: binds.join(':'), VHS_DEBIAN13_ROOT: DEBIAN13_ROOT },
+  };
 }

@@ -67,11 +67,23 @@ export async function runDpdkScenario(o: DpdkScenarioOptions): Promise<DpdkResul
   const [beFwd, feFwd] = mode === 'txonly' ? ['rxonly', 'txonly'] : mode === 'rxonly' ? ['txonly', 'rxonly'] : ['io', 'io'];
   const feServer = roles === 'frontend-server';
   const makeBe = (): Testpmd =>
-    new Testpmd({ name: 'be', workDir: o.workDir, mainLcore: 0, forwardMode: beFwd, queues: q,
-      vdev: `net_vhost0,iface=${beSock},queues=${q}${feServer ? ',client=1' : ''}` });
+    new Testpmd({
+      name: 'be',
+      workDir: o.workDir,
+      mainLcore: 0,
+      forwardMode: beFwd,
+      queues: q,
+      vdev: `net_vhost0,iface=${beSock},queues=${q}${feServer ? ',client=1' : ''}`,
+    });
   const makeFe = (): Testpmd =>
-    new Testpmd({ name: 'fe', workDir: o.workDir, mainLcore: 1, forwardMode: feFwd, queues: q,
-      vdev: `net_virtio_user0,path=${feSock},queues=${q}${feServer ? ',server=1' : ''}${o.vuArgs ?? ''}` });
+    new Testpmd({
+      name: 'fe',
+      workDir: o.workDir,
+      mainLcore: 1,
+      forwardMode: feFwd,
+      queues: q,
+      vdev: `net_virtio_user0,path=${feSock},queues=${q}${feServer ? ',server=1' : ''}${o.vuArgs ?? ''}`,
+    });
 
   let be: Testpmd | undefined;
   let fe: Testpmd | undefined;

@@ -36,7 +36,13 @@ function moduleClosure(version: string, names: string[]): string[] {
     const [mod, rest] = line.split(':');
     if (!mod) continue;
     deps.set(mod, (rest ?? '').trim().split(/\s+/).filter(Boolean));
-    byName.set(path.basename(mod).replace(/\.ko.*$/, '').replace(/-/g, '_'), mod);
+    byName.set(
+      path
+        .basename(mod)
+        .replace(/\.ko.*$/, '')
+        .replace(/-/g, '_'),
+      mod,
+    );
   }
   const order: string[] = [];
   const seen = new Set<string>();
@@ -105,7 +111,14 @@ export const GUEST_MAC = '52:54:00:12:34:56';
  * sets DRIVER_OK (the non-irqfd path only TCG takes); INTx avoids it. QEMU 10 has no such bug.
  */
 export function vhostUserNetArgs(chardev: string, msix = false): string[] {
-  return ['-chardev', chardev, '-netdev', 'vhost-user,id=n0,chardev=c0,queues=1', '-device', `virtio-net-pci,netdev=n0,mac=${GUEST_MAC},romfile=${msix ? '' : ',vectors=0'}`];
+  return [
+    '-chardev',
+    chardev,
+    '-netdev',
+    'vhost-user,id=n0,chardev=c0,queues=1',
+    '-device',
+    `virtio-net-pci,netdev=n0,mac=${GUEST_MAC},romfile=${msix ? '' : ',vectors=0'}`,
+  ];
 }
 
 /**
@@ -122,12 +135,36 @@ export function qemuCommand(release: Release, dirs: string[], initrd: string, ap
 export function qemuArgs(initrd: string, append = '', extra: string[] = []): string[] {
   const k = findKernel();
   return [
-    '-c', '1', 'qemu-system-x86_64',
-    '-machine', 'q35,accel=tcg', '-cpu', 'max', '-smp', '1', '-m', '256M',
-    '-object', 'memory-backend-memfd,id=mem,size=256M,share=on', '-numa', 'node,memdev=mem',
-    '-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot',
-    '-kernel', k.image, '-initrd', initrd,
-    '-append', `console=ttyS0 panic=-1 quiet loglevel=3 ${append}`.trim(),
+    '-c',
+    '1',
+    'qemu-system-x86_64',
+    '-machine',
+    'q35,accel=tcg',
+    '-cpu',
+    'max',
+    '-smp',
+    '1',
+    '-m',
+    '256M',
+    '-object',
+    'memory-backend-memfd,id=mem,size=256M,share=on',
+    '-numa',
+    'node,memdev=mem',
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-monitor',
+    'none',
+    '-serial',
+    'stdio',
+    '-no-reboot',
+    '-kernel',
+    k.image,
+    '-initrd',
+    initrd,
+    '-append',
+    `console=ttyS0 panic=-1 quiet loglevel=3 ${append}`.trim(),
     ...extra,
   ];
 }

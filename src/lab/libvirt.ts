@@ -25,7 +25,9 @@ stdio_handler = "file"
 `;
 
 export function libvirtMissing(): string | undefined {
-  return fs.existsSync('/usr/sbin/libvirtd') ? undefined : '/usr/sbin/libvirtd missing: apt-get install --no-install-recommends libvirt-daemon-system libvirt-clients';
+  return fs.existsSync('/usr/sbin/libvirtd')
+    ? undefined
+    : '/usr/sbin/libvirtd missing: apt-get install --no-install-recommends libvirt-daemon-system libvirt-clients';
 }
 
 export function virsh(...args: string[]): string {
@@ -44,7 +46,11 @@ export class Libvirtd {
     if (stale.length) throw new Error(`a libvirtd is already running (pid ${stale.join(', ')}): stop it first`);
     const conf = fs.existsSync(QEMU_CONF) ? fs.readFileSync(QEMU_CONF, 'utf8') : '';
     if (!conf.includes(MARK)) fs.writeFileSync(QEMU_CONF, `${conf}\n${SETTINGS}`);
-    this.peer = new Peer('/usr/sbin/libvirtd', ['--pid-file', path.join(this.workDir, 'libvirtd.pid')], { name: 'libvirtd', logFile: path.join(this.workDir, 'libvirtd.log'), timeoutMs: 600_000 });
+    this.peer = new Peer('/usr/sbin/libvirtd', ['--pid-file', path.join(this.workDir, 'libvirtd.pid')], {
+      name: 'libvirtd',
+      logFile: path.join(this.workDir, 'libvirtd.log'),
+      timeoutMs: 600_000,
+    });
     const end = Date.now() + 60_000;
     for (;;) {
       try {

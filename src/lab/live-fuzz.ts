@@ -140,7 +140,9 @@ function makeFd(kind: (typeof FD_KINDS)[number], keep: number[], scratch: string
 
 /** The fds a message goes with: as recorded (eventfds for eventfds), or mutated. */
 function fdsFor(r: MessageRecord, rng: Rng, mutate: boolean, keep: number[], scratch: string): number[] {
-  const kinds: (typeof FD_KINDS)[number][] = r.fds.map((f) => (f.kind === 'memfd' ? 'memfd-sealed' : f.kind === 'socket' ? 'socket' : f.kind === 'pipe' ? 'pipe-write' : 'eventfd'));
+  const kinds: (typeof FD_KINDS)[number][] = r.fds.map((f) =>
+    f.kind === 'memfd' ? 'memfd-sealed' : f.kind === 'socket' ? 'socket' : f.kind === 'pipe' ? 'pipe-write' : 'eventfd',
+  );
   if (mutate) {
     const roll = rng.int(4);
     if (roll === 0 && kinds.length) kinds.pop();
@@ -233,7 +235,12 @@ function forEachLine(file: string, fn: (line: string) => void): void {
 }
 
 export async function runLiveFuzz(o: LiveFuzzOptions): Promise<LiveFuzzResult> {
-  const files = o.recordings ?? fs.readdirSync(path.join(ROOT, 'recordings')).filter((f) => f.endsWith('.vhsrec')).map((f) => path.join(ROOT, 'recordings', f));
+  const files =
+    o.recordings ??
+    fs
+      .readdirSync(path.join(ROOT, 'recordings'))
+      .filter((f) => f.endsWith('.vhsrec'))
+      .map((f) => path.join(ROOT, 'recordings', f));
   const corpus = loadCorpus(files);
   if (!corpus.sessions.length) throw new Error(`no sessions in ${files.join(', ')}`);
   const rng = new Rng(o.seed);
@@ -248,36 +255,48 @@ export async function runLiveFuzz(o: LiveFuzzOptions): Promise<LiveFuzzResult> {
   const backend = new native.Listener(native.listenUnix(be, 64, 0o600), (_e, fd) => {
     if (fd === null) return;
     const conn = { ch: undefined as unknown as Channel, keep: [] as number[] };
-    conn.ch = new native.Channel(fd, 1 << 28, (m, fds) => {
-      const code = m.readUInt32LE(0);
-      for (const f of fds) {
-        // the back-end channel's socket: write mutated recorded back-end requests into it
-        if (code === SET_BACKEND_REQ_FD && native.fdInfo(f).kind === 'socket') {
-          const session = corpus.sessions[rng.int(corpus.sessions.length)];
-          let sub: Channel;
-          try {
-            sub = new native.Channel(f, 1 << 20, () => {}, () => {}); // (it owns f even when it throws)
-          } catch {
-            continue;
-          }
-          sub.start();
-          for (const r of session.backendChannel.slice(0, 8)) send(sub, rng.chance(0.5) ? mutateBytes(r.raw, rng) : r.raw, []);
-          if (rng.chance(0.3)) send(sub, Buffer.from(Array.from({ length: rng.int(40) }, () => rng.int(256))), []);
-          setTimeout(() => sub.close(), rng.int(50));
-        } else native.close(f);
-      }
-      const wants = (m.readUInt32LE(4) & NEED_REPLY) !== 0 || corpus.replies.has(code);
-      if (wants && !rng.chance(0.05)) {
-        const options = corpus.replies.get(code);
-        let reply: Buffer = options ? Buffer.from(options[rng.int(options.length)]) : Buffer.concat([m.subarray(0, 4), Buffer.from([REPLY | 1, 0, 0, 0, 8, 0, 0, 0]), Buffer.alloc(8)]);
-        if (rng.chance(0.2)) reply = mutateBytes(reply, rng);
-        send(conn.ch, reply, rng.chance(0.05) ? [makeFd(FD_KINDS[rng.int(FD_KINDS.length)], conn.keep, scratch)] : []);
-      }
-    }, () => {
-      beConns.delete(conn);
-      conn.ch.close();
-      for (const k of conn.keep) if (k >= 0) native.close(k);
-    });
+    conn.ch = new native.Channel(
+      fd,
+      1 << 28,
+      (m, fds) => {
+        const code = m.readUInt32LE(0);
+        for (const f of fds) {
+          // the back-end channel's socket: write mutated recorded back-end requests into it
+          if (code === SET_BACKEND_REQ_FD && native.fdInfo(f).kind === 'socket') {
+            const session = corpus.sessions[rng.int(corpus.sessions.length)];
+            let sub: Channel;
+            try {
+              sub = new native.Channel(
+                f,
+                1 << 20,
+                () => {},
+                () => {},
+              ); // (it owns f even when it throws)
+            } catch {
+              continue;
+            }
+            sub.start();
+            for (const r of session.backendChannel.slice(0, 8)) send(sub, rng.chance(0.5) ? mutateBytes(r.raw, rng) : r.raw, []);
+            if (rng.chance(0.3)) send(sub, Buffer.from(Array.from({ length: rng.int(40) }, () => rng.int(256))), []);
+            setTimeout(() => sub.close(), rng.int(50));
+          } else native.close(f);
+        }
+        const wants = (m.readUInt32LE(4) & NEED_REPLY) !== 0 || corpus.replies.has(code);
+        if (wants && !rng.chance(0.05)) {
+          const options = corpus.replies.get(code);
+          let reply: Buffer = options
+            ? Buffer.from(options[rng.int(options.length)])
+            : Buffer.concat([m.subarray(0, 4), Buffer.from([REPLY | 1, 0, 0, 0, 8, 0, 0, 0]), Buffer.alloc(8)]);
+          if (rng.chance(0.2)) reply = mutateBytes(reply, rng);
+          send(conn.ch, reply, rng.chance(0.05) ? [makeFd(FD_KINDS[rng.int(FD_KINDS.length)], conn.keep, scratch)] : []);
+        }
+      },
+      () => {
+        beConns.delete(conn);
+        conn.ch.close();
+        for (const k of conn.keep) if (k >= 0) native.close(k);
+      },
+    );
     conn.ch.start();
     beConns.add(conn);
   });
@@ -298,7 +317,19 @@ export async function runLiveFuzz(o: LiveFuzzOptions): Promise<LiveFuzzResult> {
       connect: be,
       logFile,
       timeoutMs: (o.seconds + 120) * 1000,
-      args: ['--rings=headers', '--record', path.join(o.workDir, 'rec') + '/', '--keep', '64MiB', '--check', '--stats-interval', '0', '--connect-timeout', '500', ...(o.daemonArgs ?? [])],
+      args: [
+        '--rings=headers',
+        '--record',
+        path.join(o.workDir, 'rec') + '/',
+        '--keep',
+        '64MiB',
+        '--check',
+        '--stats-interval',
+        '0',
+        '--connect-timeout',
+        '500',
+        ...(o.daemonArgs ?? []),
+      ],
     });
     const pid = daemon.pid;
     const check = async (): Promise<void> => {
@@ -377,7 +408,12 @@ async function oneCase(corpus: ReturnType<typeof loadCorpus>, rng: Rng, fe: stri
   let ended = false;
   let ch: Channel;
   try {
-    ch = new native.Channel(native.connectUnix(fe), 1 << 28, (_m, fds) => fds.forEach((f) => native.close(f)), () => (ended = true));
+    ch = new native.Channel(
+      native.connectUnix(fe),
+      1 << 28,
+      (_m, fds) => fds.forEach((f) => native.close(f)),
+      () => (ended = true),
+    );
   } catch {
     await sleep(5); // refused or backlog full: the daemon is busy with what came before
     return;

@@ -17,7 +17,9 @@ export const OVS_VSWITCHD = '/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk'
 
 export function ovsMissing(release: Release = 'debian12'): string | undefined {
   const where = release === 'debian12' ? OVS_VSWITCHD : path.join(DEBIAN13_ROOT, OVS_VSWITCHD);
-  return fs.existsSync(where) ? undefined : `${where} missing: ${release === 'debian12' ? 'apt-get install --no-install-recommends openvswitch-switch-dpdk' : 'scripts/debian13-root.sh'}`;
+  return fs.existsSync(where)
+    ? undefined
+    : `${where} missing: ${release === 'debian12' ? 'apt-get install --no-install-recommends openvswitch-switch-dpdk' : 'scripts/debian13-root.sh'}`;
 }
 
 export class OvsDpdk {
@@ -58,18 +60,34 @@ export class OvsDpdk {
     fs.rmSync(this.db, { force: true });
     const create = this.program('/usr/bin/ovsdb-tool', ['create', this.db, '/usr/share/openvswitch/vswitch.ovsschema']);
     execFileSync(create.cmd, create.args, { env: create.env });
-    const db = this.program('/usr/sbin/ovsdb-server', [this.db, `--remote=punix:${this.runDir}/db.sock`, `--unixctl=${this.runDir}/ovsdb-server.ctl`, `--log-file=${this.runDir}/ovsdb-server.log`, `--pidfile=${this.runDir}/ovsdb-server.pid`]);
+    const db = this.program('/usr/sbin/ovsdb-server', [
+      this.db,
+      `--remote=punix:${this.runDir}/db.sock`,
+      `--unixctl=${this.runDir}/ovsdb-server.ctl`,
+      `--log-file=${this.runDir}/ovsdb-server.log`,
+      `--pidfile=${this.runDir}/ovsdb-server.pid`,
+    ]);
     this.ovsdb = new Peer(db.cmd, db.args, { name: 'ovsdb-server', logFile: path.join(this.workDir, 'ovsdb-server.out'), env: db.env });
     await waitForSocket(`${this.runDir}/db.sock`, 20_000, this.ovsdb);
     const mask = `0x${(1 << pmdCpu).toString(16)}`;
     this.vsctl('--no-wait', 'init');
-    this.vsctl('--no-wait', 'set', 'Open_vSwitch', '.',
+    this.vsctl(
+      '--no-wait',
+      'set',
+      'Open_vSwitch',
+      '.',
       'other_config:dpdk-init=true',
       'other_config:dpdk-extra="--no-huge --legacy-mem -m 2048 --no-pci --no-shconf"',
       `other_config:dpdk-lcore-mask=${mask}`,
       `other_config:pmd-cpu-mask=${mask}`,
-      `other_config:pmd-maxsleep=${maxSleepUs}`);
-    const sw = this.program(OVS_VSWITCHD, [`unix:${this.runDir}/db.sock`, `--unixctl=${this.runDir}/ovs-vswitchd.ctl`, `--log-file=${this.runDir}/ovs-vswitchd.log`, `--pidfile=${this.runDir}/ovs-vswitchd.pid`]);
+      `other_config:pmd-maxsleep=${maxSleepUs}`,
+    );
+    const sw = this.program(OVS_VSWITCHD, [
+      `unix:${this.runDir}/db.sock`,
+      `--unixctl=${this.runDir}/ovs-vswitchd.ctl`,
+      `--log-file=${this.runDir}/ovs-vswitchd.log`,
+      `--pidfile=${this.runDir}/ovs-vswitchd.pid`,
+    ]);
     this.vswitchd = new Peer(sw.cmd, sw.args, { name: 'ovs-vswitchd', logFile: path.join(this.workDir, 'ovs-vswitchd.out'), env: sw.env });
     const end = Date.now() + 60_000;
     while (!/true/.test(this.vsctl('get', 'Open_vSwitch', '.', 'dpdk_initialized'))) {

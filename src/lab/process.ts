@@ -114,7 +114,8 @@ export class Peer {
     for (;;) {
       const m = this.log().match(re);
       if (m) return m;
-      if (!this.alive) throw new Error(`${this.opts.name} exited (${JSON.stringify(this.status)}) before ${re} appeared in ${this.opts.logFile}\n${tail(this.log())}`);
+      if (!this.alive)
+        throw new Error(`${this.opts.name} exited (${JSON.stringify(this.status)}) before ${re} appeared in ${this.opts.logFile}\n${tail(this.log())}`);
       if (Date.now() > end) throw new Error(`${re} did not appear in ${this.opts.logFile} within ${timeoutMs} ms\n${tail(this.log())}`);
       await sleep(pollMs);
     }

@@ -59,18 +59,28 @@ export async function runQemuBlkLatency(o: QemuBlkLatencyOptions): Promise<BlkPa
   const direct = o.proxyArgs === undefined;
   const beSock = path.join(o.workDir, direct ? 'vhu.sock' : 'be.sock');
   const feSock = path.join(o.workDir, direct ? 'vhu.sock' : 'fe.sock');
-  const qsd = new Peer('qemu-storage-daemon', [
-    '--blockdev', `driver=file,node-name=file0,filename=${img},cache.direct=off`,
-    '--blockdev', 'driver=raw,node-name=disk0,file=file0',
-    '--export', `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${beSock},writable=on,num-queues=1`,
-  ], { name: 'qsd', logFile: path.join(o.workDir, 'qsd.log') });
+  const qsd = new Peer(
+    'qemu-storage-daemon',
+    [
+      '--blockdev',
+      `driver=file,node-name=file0,filename=${img},cache.direct=off`,
+      '--blockdev',
+      'driver=raw,node-name=disk0,file=file0',
+      '--export',
+      `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${beSock},writable=on,num-queues=1`,
+    ],
+    { name: 'qsd', logFile: path.join(o.workDir, 'qsd.log') },
+  );
   let proxy: Peer | undefined;
   let q: Peer | undefined;
   try {
     await waitForSocket(beSock, 20_000, qsd);
     if (!direct) proxy = await startProxy({ listen: feSock, connect: beSock, args: o.proxyArgs ?? [], logFile: path.join(o.workDir, 'proxy.log') });
-    q = new Peer('taskset', qemuArgs(initrd, '', ['-chardev', `socket,id=c0,path=${feSock}`, '-device', 'vhost-user-blk-pci,chardev=c0,num-queues=1']),
-      { name: 'qemu', logFile: path.join(o.workDir, 'qemu.log'), timeoutMs: 400_000 });
+    q = new Peer('taskset', qemuArgs(initrd, '', ['-chardev', `socket,id=c0,path=${feSock}`, '-device', 'vhost-user-blk-pci,chardev=c0,num-queues=1']), {
+      name: 'qemu',
+      logFile: path.join(o.workDir, 'qemu.log'),
+      timeoutMs: 400_000,
+    });
     const rc = await q.waitExit(380_000);
     if (rc !== 0) throw new Error(`QEMU exited with ${rc}`);
     const log = q.log();

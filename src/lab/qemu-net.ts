@@ -27,10 +27,11 @@ export interface QemuPingResult {
   replied: number;
 }
 
-
 export async function runQemuPing(o: QemuPingOptions): Promise<QemuPingResult> {
   fs.mkdirSync(o.workDir, { recursive: true });
-  const initrd = buildInitramfs(o.workDir, `
+  const initrd = buildInitramfs(
+    o.workDir,
+    `
 echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null
 ip link set lo up; ip link set eth0 up
 i=0; until [ "$(cat /sys/class/net/eth0/operstate)" = up ] || [ $i -ge 50 ]; do sleep 0.1; i=$((i+1)); done
@@ -38,7 +39,9 @@ ip addr add 169.254.77.2/24 dev eth0
 ping -c 2 -W 2 169.254.77.1 >/dev/null 2>&1
 ping -c ${o.pings} -i ${o.interval ?? 0.1} -W 1 169.254.77.1 2>&1 | sed 's/^/GUEST-PING: /'
 echo "GUEST-RESULT: done"
-`, ['virtio_pci', 'virtio_net']);
+`,
+    ['virtio_pci', 'virtio_net'],
+  );
   const direct = o.proxyArgs === undefined;
   const beSock = path.join(o.workDir, direct ? 'vhu.sock' : 'be.sock');
   const feSock = path.join(o.workDir, direct ? 'vhu.sock' : 'fe.sock');
@@ -52,7 +55,11 @@ echo "GUEST-RESULT: done"
     if (!direct) {
       proxy = await startProxy({ listen: feSock, connect: beSock, args: o.proxyArgs ?? [], logFile: path.join(o.workDir, 'proxy.log') });
     }
-    q = new Peer('taskset', qemuArgs(initrd, '', vhostUserNetArgs(`socket,id=c0,path=${feSock}`)), { name: 'qemu', logFile: path.join(o.workDir, 'qemu.log'), timeoutMs: 240_000 });
+    q = new Peer('taskset', qemuArgs(initrd, '', vhostUserNetArgs(`socket,id=c0,path=${feSock}`)), {
+      name: 'qemu',
+      logFile: path.join(o.workDir, 'qemu.log'),
+      timeoutMs: 240_000,
+    });
     const during = o.whileRunning?.(feSock);
     during?.catch(() => undefined); // awaited below, once QEMU is done
     const rc = await q.waitExit(200_000);

@@ -43,7 +43,10 @@ export async function qmpCommand(socketPath: string, command: string, args: Reco
   };
   try {
     await next(); // greeting
-    for (const [c, a] of [['qmp_capabilities', {}], [command, args]] as const) {
+    for (const [c, a] of [
+      ['qmp_capabilities', {}],
+      [command, args],
+    ] as const) {
       sock.write(JSON.stringify({ execute: c, arguments: a }) + '\n');
       const r = await next();
       if (r.error) throw new Error(`QMP ${c}: ${JSON.stringify(r.error)}`);

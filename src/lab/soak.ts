@@ -152,7 +152,19 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const proxy = await startProxy({
     listen: fe,
     connect: be,
-    args: ['--record', `${recDir}/`, '--keep', o.keep ?? '16GiB', '--segment-size', '1MiB', '--rings=headers', '--stats-interval', '0', '--metrics', `127.0.0.1:${metricsPort}`],
+    args: [
+      '--record',
+      `${recDir}/`,
+      '--keep',
+      o.keep ?? '16GiB',
+      '--segment-size',
+      '1MiB',
+      '--rings=headers',
+      '--stats-interval',
+      '0',
+      '--metrics',
+      `127.0.0.1:${metricsPort}`,
+    ],
     logFile: path.join(o.workDir, 'proxy.log'),
     timeoutMs: (o.seconds + 300) * 1000,
     ...(o.daemonNodeArgs ? { nodeArgs: o.daemonNodeArgs } : {}),
@@ -161,8 +173,22 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const sessions: SoakSession[] = [];
   const open = async (): Promise<SoakSession> => {
     const before = conns.length;
-    const s: SoakSession = { fe: undefined as unknown as Channel, be: undefined as unknown as BackendConn, kicks: [], calls: [], sent: 0, repliesExpected: 0, replies: 0, open: true };
-    s.fe = new native.Channel(native.connectUnix(fe), 65536, () => s.replies++, () => undefined);
+    const s: SoakSession = {
+      fe: undefined as unknown as Channel,
+      be: undefined as unknown as BackendConn,
+      kicks: [],
+      calls: [],
+      sent: 0,
+      repliesExpected: 0,
+      replies: 0,
+      open: true,
+    };
+    s.fe = new native.Channel(
+      native.connectUnix(fe),
+      65536,
+      () => s.replies++,
+      () => undefined,
+    );
     s.fe.start();
     const send = (m: Buffer, fds: number[] = [], reply = false): void => {
       s.fe.send(m, fds);
@@ -261,7 +287,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         churned++;
       } else if (Date.now() - v.draining! > 60_000) {
         stuck++;
-        if (stuck <= 3) say(`stuck: a replaced session after 60 s: frontend queue ${v.fe.queuedBytes} B, replies ${v.replies} of ${v.repliesExpected}, backend got ${v.be.got} of ${v.sent}`);
+        if (stuck <= 3)
+          say(
+            `stuck: a replaced session after 60 s: frontend queue ${v.fe.queuedBytes} B, replies ${v.replies} of ${v.repliesExpected}, backend got ${v.be.got} of ${v.sent}`,
+          );
         close(v);
       }
     }
@@ -273,9 +302,22 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       const { text, seconds, staleMs } = await scrape(metricsPort);
       if (seconds > maxScrapeS) maxScrapeS = seconds;
       const metric = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
-      const s: SoakSample = { t: Math.round((Date.now() - t0) / 1000), fds: fdCount(proxy.pid), rssMiB: rssMiB(proxy.pid), scrapeBytes: text.length || -1, heapTotalMiB: metric('nodejs_heap_size_total_bytes'), heapUsedMiB: metric('nodejs_heap_size_used_bytes'), externalMiB: metric('nodejs_external_memory_bytes'), mallocInUseMiB: metric('vhostscope_malloc_bytes{state="in_use"}'), mallocFreeMiB: metric('vhostscope_malloc_bytes{state="free"}'), staleMs };
+      const s: SoakSample = {
+        t: Math.round((Date.now() - t0) / 1000),
+        fds: fdCount(proxy.pid),
+        rssMiB: rssMiB(proxy.pid),
+        scrapeBytes: text.length || -1,
+        heapTotalMiB: metric('nodejs_heap_size_total_bytes'),
+        heapUsedMiB: metric('nodejs_heap_size_used_bytes'),
+        externalMiB: metric('nodejs_external_memory_bytes'),
+        mallocInUseMiB: metric('vhostscope_malloc_bytes{state="in_use"}'),
+        mallocFreeMiB: metric('vhostscope_malloc_bytes{state="free"}'),
+        staleMs,
+      };
       samples.push(s);
-      say(`t=${s.t}s daemon fds=${s.fds} rss=${s.rssMiB.toFixed(1)} MiB (V8 heap ${s.heapUsedMiB.toFixed(0)}/${s.heapTotalMiB.toFixed(0)} MiB, external ${s.externalMiB.toFixed(0)} MiB, malloc ${s.mallocInUseMiB.toFixed(0)} in use + ${s.mallocFreeMiB.toFixed(0)} free MiB) metrics=${s.scrapeBytes} B${staleMs ? ` (stale ${staleMs} ms: the daemon's loop was busy)` : ''}; kicks ${kicksSent}, calls ${callsSent}, bulk ${bulk}${stalled.be.paused ? ` (backend of one session stalled ${Math.round((Date.now() - pausedAt) / 1000)} s, its frontend holds ${stalled.fe.queuedBytes} B)` : ''}, sessions churned ${churned}`);
+      say(
+        `t=${s.t}s daemon fds=${s.fds} rss=${s.rssMiB.toFixed(1)} MiB (V8 heap ${s.heapUsedMiB.toFixed(0)}/${s.heapTotalMiB.toFixed(0)} MiB, external ${s.externalMiB.toFixed(0)} MiB, malloc ${s.mallocInUseMiB.toFixed(0)} in use + ${s.mallocFreeMiB.toFixed(0)} free MiB) metrics=${s.scrapeBytes} B${staleMs ? ` (stale ${staleMs} ms: the daemon's loop was busy)` : ''}; kicks ${kicksSent}, calls ${callsSent}, bulk ${bulk}${stalled.be.paused ? ` (backend of one session stalled ${Math.round((Date.now() - pausedAt) / 1000)} s, its frontend holds ${stalled.fe.queuedBytes} B)` : ''}, sessions churned ${churned}`,
+      );
     }
     await sleep(tickMs);
   }
@@ -325,14 +367,44 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const rssGrowth = first.length && second.length ? median(second.map((s) => s.rssMiB)) - median(first.map((s) => s.rssMiB)) : 0;
   const fdBound = o.sessions * (2 + 2 * 2 + 2 * 17 * 2 + 2) + 200;
   const fdMax = samples.length ? max(samples.map((s) => s.fds)) : 0;
-  const figures = { sessions: o.sessions, churned, sent, got, replies, expected, recorded, torn, segments: segments.length, kicksSent, kicksRelayed, callsSent, bulk, fdGrowth, fdMax, fdBound, rssGrowthMiB: rssGrowth, maxScrapeS, staleScrapes: samples.filter((x) => x.staleMs > 0).length, exit: rc ?? -1 };
+  const figures = {
+    sessions: o.sessions,
+    churned,
+    sent,
+    got,
+    replies,
+    expected,
+    recorded,
+    torn,
+    segments: segments.length,
+    kicksSent,
+    kicksRelayed,
+    callsSent,
+    bulk,
+    fdGrowth,
+    fdMax,
+    fdBound,
+    rssGrowthMiB: rssGrowth,
+    maxScrapeS,
+    staleScrapes: samples.filter((x) => x.staleMs > 0).length,
+    exit: rc ?? -1,
+  };
   say(`--- ${o.sessions} sessions for ${o.seconds} s, ${churned} replaced; ${segments.length} segment files`);
-  say(`messages: frontends sent ${sent}, backends got ${got}; replies ${replies} of ${expected}; recorded ${recorded} (expected ${sent + expected}); torn segments ${torn}`);
+  say(
+    `messages: frontends sent ${sent}, backends got ${got}; replies ${replies} of ${expected}; recorded ${recorded} (expected ${sent + expected}); torn segments ${torn}`,
+  );
   say(`kicks: written ${kicksSent}, relayed ${kicksRelayed}; calls written ${callsSent}; relay pairs read == written in every session: ${pairsOk}`);
-  const halves = (f: (s: SoakSample) => number, d = 0): string => (first.length && second.length ? `median ${median(first.map(f)).toFixed(d)} -> ${median(second.map(f)).toFixed(d)}, max ${max(first.map(f)).toFixed(d)} -> ${max(second.map(f)).toFixed(d)}` : '-');
+  const halves = (f: (s: SoakSample) => number, d = 0): string =>
+    first.length && second.length
+      ? `median ${median(first.map(f)).toFixed(d)} -> ${median(second.map(f)).toFixed(d)}, max ${max(first.map(f)).toFixed(d)} -> ${max(second.map(f)).toFixed(d)}`
+      : '-';
   const stale = samples.filter((x) => x.staleMs > 0);
-  say(`metrics scrapes answered with stale figures (the daemon's loop busy > 2 s): ${stale.length} of ${samples.length}${stale.length ? `, at t=${stale.map((x) => `${x.t}s (${(x.staleMs / 1000).toFixed(1)} s)`).join(', ')}` : ''}`);
-  say(`daemon fds (first half -> second half): ${halves((s) => s.fds)} (bound ${fdBound}); RSS MiB: ${halves((s) => s.rssMiB, 1)}; slowest metrics scrape ${maxScrapeS.toFixed(2)} s`);
+  say(
+    `metrics scrapes answered with stale figures (the daemon's loop busy > 2 s): ${stale.length} of ${samples.length}${stale.length ? `, at t=${stale.map((x) => `${x.t}s (${(x.staleMs / 1000).toFixed(1)} s)`).join(', ')}` : ''}`,
+  );
+  say(
+    `daemon fds (first half -> second half): ${halves((s) => s.fds)} (bound ${fdBound}); RSS MiB: ${halves((s) => s.rssMiB, 1)}; slowest metrics scrape ${maxScrapeS.toFixed(2)} s`,
+  );
   const problems: string[] = [];
   if (!delivered) problems.push('not every message or reply arrived within 60 s of the end');
   if (stuck) problems.push(`${stuck} replaced sessions did not receive all they were sent within 60 s`);

@@ -92,25 +92,30 @@ export function syntheticBackend(listenFd: number, onConnection: (c: BackendConn
   const listener = new native.Listener(listenFd, (_e, fd) => {
     if (fd === null) return;
     const conn: BackendConn = { ch: undefined as unknown as Channel, got: 0, kicks: new Map(), calls: new Map(), paused: false };
-    conn.ch = new native.Channel(fd, 65536, (m, fds) => {
-      conn.got++;
-      const code = m.readUInt32LE(0);
-      const keep = code === Request.SET_VRING_KICK ? conn.kicks : code === Request.SET_VRING_CALL ? conn.calls : undefined;
-      if (keep && fds.length === 1) {
-        const vring = Number(m.readBigUInt64LE(12) & 0xffn);
-        const old = keep.get(vring);
-        if (old !== undefined) native.close(old);
-        keep.set(vring, fds[0]!);
-      } else for (const f of fds) native.close(f);
-      const reply = backendReply(m);
-      try {
-        if (reply) conn.ch.send(reply);
-      } catch (err) {
-        // the daemon closes a replaced session's backend connection while messages it forwarded
-        // before are still being answered (EPIPE): that session is gone, the rest go on
-        if (!/EPIPE|ECONNRESET|closed/.test(String(err))) throw err;
-      }
-    }, () => dropFds(conn));
+    conn.ch = new native.Channel(
+      fd,
+      65536,
+      (m, fds) => {
+        conn.got++;
+        const code = m.readUInt32LE(0);
+        const keep = code === Request.SET_VRING_KICK ? conn.kicks : code === Request.SET_VRING_CALL ? conn.calls : undefined;
+        if (keep && fds.length === 1) {
+          const vring = Number(m.readBigUInt64LE(12) & 0xffn);
+          const old = keep.get(vring);
+          if (old !== undefined) native.close(old);
+          keep.set(vring, fds[0]!);
+        } else for (const f of fds) native.close(f);
+        const reply = backendReply(m);
+        try {
+          if (reply) conn.ch.send(reply);
+        } catch (err) {
+          // the daemon closes a replaced session's backend connection while messages it forwarded
+          // before are still being answered (EPIPE): that session is gone, the rest go on
+          if (!/EPIPE|ECONNRESET|closed/.test(String(err))) throw err;
+        }
+      },
+      () => dropFds(conn),
+    );
     conn.ch.start();
     conns.push(conn);
     onConnection(conn);

@@ -42,7 +42,16 @@ function readThread(pid: number, tid: number): ThreadSample | undefined {
     const [runNs, waitNs] = fs.readFileSync(`${dir}/schedstat`, 'utf8').trim().split(' ').map(Number);
     const status = fs.readFileSync(`${dir}/status`, 'utf8');
     const num = (key: string): number => Number(status.match(new RegExp(`^${key}:\\s*(\\d+)`, 'm'))?.[1] ?? 0);
-    return { pid, tid, name, runNs, waitNs, voluntary: num('voluntary_ctxt_switches'), involuntary: num('nonvoluntary_ctxt_switches'), cpu: Number(fields[36]) };
+    return {
+      pid,
+      tid,
+      name,
+      runNs,
+      waitNs,
+      voluntary: num('voluntary_ctxt_switches'),
+      involuntary: num('nonvoluntary_ctxt_switches'),
+      cpu: Number(fields[36]),
+    };
   } catch {
     return undefined; // the thread ended
   }
@@ -95,9 +104,13 @@ export function watchThreads(pids: number[], everyMs = 50): { stop(): ThreadUsag
       return [...last.values()].map((b) => {
         const a = first.get(b.tid)!;
         return {
-          pid: b.pid, tid: b.tid, name: b.name,
-          runMs: (b.runNs - a.runNs) / 1e6, waitMs: (b.waitNs - a.waitNs) / 1e6,
-          voluntary: b.voluntary - a.voluntary, involuntary: b.involuntary - a.involuntary,
+          pid: b.pid,
+          tid: b.tid,
+          name: b.name,
+          runMs: (b.runNs - a.runNs) / 1e6,
+          waitMs: (b.waitNs - a.waitNs) / 1e6,
+          voluntary: b.voluntary - a.voluntary,
+          involuntary: b.involuntary - a.involuntary,
           cpus: cpus.get(b.tid) ?? new Set(),
         };
       });
@@ -113,10 +126,14 @@ export interface CpuTimes {
 /** /proc/stat per CPU, in ms. */
 export function cpuTimes(): CpuTimes {
   const tick = 10; // USER_HZ is 100 on Linux
-  const cpus = fs.readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => /^cpu\d+ /.test(l)).map((l) => {
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = l.split(/\s+/).slice(1).map(Number);
-    return { user: (user + nice) * tick, system: system * tick, irq: (irq + softirq) * tick, idle: (idle + iowait) * tick, steal: steal * tick };
-  });
+  const cpus = fs
+    .readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .filter((l) => /^cpu\d+ /.test(l))
+    .map((l) => {
+      const [user, nice, system, idle, iowait, irq, softirq, steal] = l.split(/\s+/).slice(1).map(Number);
+      return { user: (user + nice) * tick, system: system * tick, irq: (irq + softirq) * tick, idle: (idle + iowait) * tick, steal: steal * tick };
+    });
   return { cpus };
 }
 

@@ -21,7 +21,7 @@ export interface EventFilterOptions {
 export function eventFilter(o: EventFilterOptions, t0: bigint): (e: ProxyEvent) => boolean {
   const since = o.since !== undefined ? t0 + BigInt(Math.round(Number(o.since) * 1e9)) : undefined;
   const until = o.until !== undefined ? t0 + BigInt(Math.round(Number(o.until) * 1e9)) : undefined;
-  const wanted = o.request ? requestByName(o.channel ?? 'main', o.request)?.name ?? o.request.toUpperCase() : undefined;
+  const wanted = o.request ? (requestByName(o.channel ?? 'main', o.request)?.name ?? o.request.toUpperCase()) : undefined;
   return (e) => {
     if (o.session !== undefined && e.session !== Number(o.session)) return false;
     if (since !== undefined && e.ts < since) return false;

@@ -68,11 +68,31 @@ export function eventRecord(e: ProxyEvent, device: DeviceType = 'generic'): Reco
       };
     }
     case 'notification':
-      return { event: 'notification', t: secs(e.ts), session: e.session, vring: e.vring, kind: e.kind, count: e.count, ...(e.injected ? { injected: true } : {}), msg: e.kind };
+      return {
+        event: 'notification',
+        t: secs(e.ts),
+        session: e.session,
+        vring: e.vring,
+        kind: e.kind,
+        count: e.count,
+        ...(e.injected ? { injected: true } : {}),
+        msg: e.kind,
+      };
     case 'ring': {
       const r = ringRecord(e.snapshot, device, e.vring);
-      const what = e.snapshot.kind === 'base' ? `GET_VRING_BASE answered ${e.base}; ring ${indicesText(e.snapshot)}` : `${e.snapshot.kind}: ${indicesText(e.snapshot)}, ${e.snapshot.entries.length} new chain(s)`;
-      return { event: 'ring', t: secs(e.ts), session: e.session, vring: e.vring, ...r, ...(e.base !== undefined ? { base: e.base } : {}), msg: `vring ${e.vring} ${what}${e.snapshot.error ? `; ${e.snapshot.error}` : ''}` };
+      const what =
+        e.snapshot.kind === 'base'
+          ? `GET_VRING_BASE answered ${e.base}; ring ${indicesText(e.snapshot)}`
+          : `${e.snapshot.kind}: ${indicesText(e.snapshot)}, ${e.snapshot.entries.length} new chain(s)`;
+      return {
+        event: 'ring',
+        t: secs(e.ts),
+        session: e.session,
+        vring: e.vring,
+        ...r,
+        ...(e.base !== undefined ? { base: e.base } : {}),
+        msg: `vring ${e.vring} ${what}${e.snapshot.error ? `; ${e.snapshot.error}` : ''}`,
+      };
     }
     case 'notice':
       return { event: 'notice', t: secs(e.ts), session: e.session, msg: e.msg };
@@ -80,8 +100,15 @@ export function eventRecord(e: ProxyEvent, device: DeviceType = 'generic'): Reco
       const ms = Number(e.ts - e.startNs) / 1e6;
       const kept = e.data ? `; ${e.truncated ? `the first ${e.data.length} bytes` : 'all of it'} recorded` : '';
       return {
-        event: 'device-state', t: secs(e.ts), session: e.session, direction: e.direction, bytes: e.bytes, ms: Number(ms.toFixed(3)),
-        ...(e.error ? { error: e.error } : {}), ...(e.data ? { recorded: e.data.length } : {}), ...(e.heldMs ? { heldMs: e.heldMs } : {}),
+        event: 'device-state',
+        t: secs(e.ts),
+        session: e.session,
+        direction: e.direction,
+        bytes: e.bytes,
+        ms: Number(ms.toFixed(3)),
+        ...(e.error ? { error: e.error } : {}),
+        ...(e.data ? { recorded: e.data.length } : {}),
+        ...(e.heldMs ? { heldMs: e.heldMs } : {}),
         msg: `device state ${e.direction}: ${e.bytes} bytes through the proxy's pipe in ${ms.toFixed(1)} ms${e.heldMs ? ` (held ${e.heldMs} ms by a fault rule)` : ''}${e.error ? `, cut short: ${e.error}` : ''}${kept}`,
       };
     }
@@ -89,12 +116,30 @@ export function eventRecord(e: ProxyEvent, device: DeviceType = 'generic'): Reco
       const per = e.vrings.map((v) => `vring ${v.vring}: used ring ${v.usedRing}, buffers ${v.buffers}`);
       if (e.other) per.push(`other ${e.other}`);
       return {
-        event: 'dirty-log', t: secs(e.ts), session: e.session, bytes: e.bytes, samples: e.samples, marks: e.marks, pages: e.pages, vrings: e.vrings, other: e.other, ...(e.error ? { error: e.error } : {}),
+        event: 'dirty-log',
+        t: secs(e.ts),
+        session: e.session,
+        bytes: e.bytes,
+        samples: e.samples,
+        marks: e.marks,
+        pages: e.pages,
+        vrings: e.vrings,
+        other: e.other,
+        ...(e.error ? { error: e.error } : {}),
         msg: `dirty log (${e.bytes} bytes): ${e.marks} page marks on ${e.pages} pages in ${e.samples} reads${per.length ? ` (${per.join('; ')})` : ''}${e.error ? `; reading stopped: ${e.error}` : ''}`,
       };
     }
     case 'fault':
-      return { event: 'fault', t: secs(e.ts), session: e.session, rule: e.rule, text: e.text, action: e.action, detail: e.detail, msg: `fault rule ${e.rule} (${e.text}): ${e.detail}` };
+      return {
+        event: 'fault',
+        t: secs(e.ts),
+        session: e.session,
+        rule: e.rule,
+        text: e.text,
+        action: e.action,
+        detail: e.detail,
+        msg: `fault rule ${e.rule} (${e.text}): ${e.detail}`,
+      };
     case 'stats':
       return { event: 'stats', t: secs(e.ts), session: e.session, vrings: e.vrings, msg: 'notification stats' };
     case 'channel-end':
@@ -164,7 +209,9 @@ function humanLineOf(r: Record<string, unknown>): string {
       const req = String(r.request);
       const chan = r.channel === 'main' ? '' : `${r.channel} `;
       const mark = `${r.interposed ? ' [interposed]' : ''}${r.injected ? ' [injected by vhostscope]' : ''}${r.absorbed ? ' [reply to vhostscope, not forwarded]' : ''}${r.undelivered ? ` [${r.undelivered} by fault rule ${(r.faults as string[]).join(',')}: not forwarded]` : ''}${r.heldMs !== undefined ? ` [held ${(r.heldMs as number).toFixed(1)} ms by fault rule ${(r.faults as string[]).join(',')}]` : ''}`;
-      const masked = r.masked ? ` [masked ${(r.masked as string[]).join('|')}${r.faults ? ` (fault rule ${(r.faults as string[]).join(',')})` : ': they bypass the interposed eventfds'}]` : '';
+      const masked = r.masked
+        ? ` [masked ${(r.masked as string[]).join('|')}${r.faults ? ` (fault rule ${(r.faults as string[]).join(',')})` : ': they bypass the interposed eventfds'}]`
+        : '';
       const warn = r.findings ? `  !! ${(r.findings as { rule: string; message: string }[]).map((f) => `${f.rule}: ${f.message}`).join('; ')}` : '';
       return `${t} ${s} ${r.dir} ${chan}${req.padEnd(22)} ${String(r.flags).padEnd(13)} size=${String(r.size).padEnd(4)}${fds}${mark} ${r.summary}${masked}${warn}`.trimEnd();
     }

@@ -72,7 +72,11 @@ export function createLogger(format: LogFormat, target: LogTarget = { fd: 1 }, l
   });
   const timer = setInterval(() => {
     if (dropped === reported) return;
-    logger.warn({ event: 'notice', droppedLines: dropped - reported, msg: `the log output fell ${MAX_LOG_BACKLOG >> 20} MiB behind: ${dropped - reported} log lines were dropped (${dropped} in all); the recording keeps every message` });
+    logger.warn({
+      event: 'notice',
+      droppedLines: dropped - reported,
+      msg: `the log output fell ${MAX_LOG_BACKLOG >> 20} MiB behind: ${dropped - reported} log lines were dropped (${dropped} in all); the recording keeps every message`,
+    });
     reported = dropped;
   }, DROP_REPORT_MS);
   timer.unref();

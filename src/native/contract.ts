@@ -124,7 +124,18 @@ export interface Relay {
    * headerBytes: bytes of buffer contents copied per chain (0: indices and descriptors only).
    * Replaces an earlier ring of the same id.
    */
-  setRing(ringId: number, memory: GuestMemory, desc: bigint, avail: bigint, used: bigint, num: number, packed: boolean, headerBytes: number, lastAvail: number, lastUsed: number): void;
+  setRing(
+    ringId: number,
+    memory: GuestMemory,
+    desc: bigint,
+    avail: bigint,
+    used: bigint,
+    num: number,
+    packed: boolean,
+    headerBytes: number,
+    lastAvail: number,
+    lastUsed: number,
+  ): void;
   /** From now on every notification this pair relays snapshots the ring (kind 0: kick, 1: call). Returns false for an unknown pair. */
   attachRing(pairId: number, ringId: number, kind: 0 | 1): boolean;
   removeRing(ringId: number): void;

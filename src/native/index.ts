@@ -33,7 +33,12 @@ export function checkAddonOverride(file: string): void {
   } catch (err) {
     throw new Error(`VHOSTSCOPE_ADDON=${file}: ${(err as Error).message}`);
   }
-  const why = st.uid !== 0 ? `it is owned by uid ${st.uid}` : (st.mode & 0o022) !== 0 ? `others may write it (mode ${(st.mode & 0o777).toString(8)})` : untrustedDir(path.dirname(file));
+  const why =
+    st.uid !== 0
+      ? `it is owned by uid ${st.uid}`
+      : (st.mode & 0o022) !== 0
+        ? `others may write it (mode ${(st.mode & 0o777).toString(8)})`
+        : untrustedDir(path.dirname(file));
   if (why) throw new Error(`VHOSTSCOPE_ADDON=${file}: refusing to load it as root: ${why}`);
 }
 
@@ -41,7 +46,8 @@ function load(): NativeAddon {
   const candidates = addonCandidates();
   if (process.env.VHOSTSCOPE_ADDON) checkAddonOverride(process.env.VHOSTSCOPE_ADDON);
   const file = process.env.VHOSTSCOPE_ADDON ?? candidates.find((f) => fs.existsSync(f));
-  if (!file) throw new Error(`vhostscope: no native addon for ${process.platform}-${process.arch} (looked for ${candidates.join(', ')}): run "npm run build:native"`);
+  if (!file)
+    throw new Error(`vhostscope: no native addon for ${process.platform}-${process.arch} (looked for ${candidates.join(', ')}): run "npm run build:native"`);
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require(file) as NativeAddon;

@@ -44,7 +44,10 @@ export function listenOn(p: string, mode: number, owner?: SocketOwner): number {
     // something else there between mkdtemp and this open; what we open must be ours and private
     privateFd = fs.openSync(inParent(privateName), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     const st = fs.fstatSync(privateFd);
-    if (st.uid !== process.getuid!() || (st.mode & 0o777) !== 0o700) throw new Error(`${path.dirname(p)}: the directory vhostscope made to create its socket in was replaced (owner ${st.uid}, mode ${(st.mode & 0o777).toString(8)}); refusing to go on there`);
+    if (st.uid !== process.getuid!() || (st.mode & 0o777) !== 0o700)
+      throw new Error(
+        `${path.dirname(p)}: the directory vhostscope made to create its socket in was replaced (owner ${st.uid}, mode ${(st.mode & 0o777).toString(8)}); refusing to go on there`,
+      );
     const inPrivate = `/proc/self/fd/${privateFd}/socket`;
     const fd = native.listenUnix(inPrivate, 64, mode);
     try {
@@ -53,7 +56,9 @@ export function listenOn(p: string, mode: number, owner?: SocketOwner): number {
           fs.chownSync(inPrivate, owner.uid, owner.gid);
         } catch (err) {
           // not root: the socket would keep our owner, which may lock its peer out; say so
-          throw new Error(`${p}: cannot give the socket the owner ${owner.uid}:${owner.gid} (${(err as NodeJS.ErrnoException).code}); run as root or as that user`);
+          throw new Error(
+            `${p}: cannot give the socket the owner ${owner.uid}:${owner.gid} (${(err as NodeJS.ErrnoException).code}); run as root or as that user`,
+          );
         }
       }
       fs.renameSync(inPrivate, inParent(path.basename(p)));

@@ -73,8 +73,7 @@ function vhostUserHeader(h: Header): Finding[] {
   const out: Finding[] = [];
   if ((h.flags & FLAG_VERSION_MASK) !== VHOST_USER_VERSION)
     out.push({ severity: 'fatal', rule: 'header-version', message: `version ${h.flags & FLAG_VERSION_MASK} in flags ${hex(h.flags)}, expected 1` });
-  if (h.flags & FLAG_RESERVED_MASK)
-    out.push({ severity: 'fatal', rule: 'header-reserved-flags', message: `reserved flag bits set: flags ${hex(h.flags)}` });
+  if (h.flags & FLAG_RESERVED_MASK) out.push({ severity: 'fatal', rule: 'header-reserved-flags', message: `reserved flag bits set: flags ${hex(h.flags)}` });
   return [...out, ...oversize(h, MAX_PAYLOAD, '')];
 }
 

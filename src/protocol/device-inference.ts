@@ -15,19 +15,42 @@ export interface DeviceGuess {
 
 /** QEMU -device names (vhost-user-X-pci, -device ...,chardev=) and what they are. */
 const QEMU_DEVICES: [RegExp, DeviceType][] = [
-  [/vhost-user-blk/, 'blk'], [/vhost-user-fs/, 'fs'], [/vhost-user-gpu|vhost-user-vga/, 'gpu'], [/vhost-user-vsock/, 'vsock'],
-  [/vhost-user-input/, 'input'], [/vhost-user-gpio/, 'gpio'], [/vhost-user-i2c/, 'i2c'], [/vhost-user-rng/, 'rng'],
-  [/vhost-user-snd/, 'sound'], [/vhost-user-scmi/, 'scmi'], [/vhost-user-scsi/, 'scsi'], [/vhost-user-can/, 'can'],
+  [/vhost-user-blk/, 'blk'],
+  [/vhost-user-fs/, 'fs'],
+  [/vhost-user-gpu|vhost-user-vga/, 'gpu'],
+  [/vhost-user-vsock/, 'vsock'],
+  [/vhost-user-input/, 'input'],
+  [/vhost-user-gpio/, 'gpio'],
+  [/vhost-user-i2c/, 'i2c'],
+  [/vhost-user-rng/, 'rng'],
+  [/vhost-user-snd/, 'sound'],
+  [/vhost-user-scmi/, 'scmi'],
+  [/vhost-user-scsi/, 'scsi'],
+  [/vhost-user-can/, 'can'],
   [/-netdev[ =]\S*vhost-user|netdev=vhost-user|\bvhost-user,id=/, 'net'],
 ];
 
 /** Backend executables (and frontends that are only ever one device) by their file name. */
 const EXECUTABLES: [RegExp, DeviceType][] = [
-  [/virtiofsd$/, 'fs'], [/qemu-storage-daemon$/, 'blk'], [/vhost-user-gpu$/, 'gpu'], [/vhost-user-blk$/, 'blk'],
-  [/vhost-user-scsi$/, 'scsi'], [/vhost-user-input$/, 'input'], [/passt$|pasta$/, 'net'], [/dpdk-testpmd$|testpmd$|ovs-vswitchd(-dpdk)?$/, 'net'],
-  [/vhost-device-vsock$/, 'vsock'], [/vhost-device-gpio$/, 'gpio'], [/vhost-device-i2c$/, 'i2c'], [/vhost-device-rng$/, 'rng'],
-  [/vhost-device-sound$/, 'sound'], [/vhost-device-scmi$/, 'scmi'], [/vhost-device-can$/, 'can'], [/vhost-device-console$/, 'console'],
-  [/vhost-device-gpu$/, 'gpu'], [/vhost-device-scsi$/, 'scsi'], [/vhost-device-input$/, 'input'],
+  [/virtiofsd$/, 'fs'],
+  [/qemu-storage-daemon$/, 'blk'],
+  [/vhost-user-gpu$/, 'gpu'],
+  [/vhost-user-blk$/, 'blk'],
+  [/vhost-user-scsi$/, 'scsi'],
+  [/vhost-user-input$/, 'input'],
+  [/passt$|pasta$/, 'net'],
+  [/dpdk-testpmd$|testpmd$|ovs-vswitchd(-dpdk)?$/, 'net'],
+  [/vhost-device-vsock$/, 'vsock'],
+  [/vhost-device-gpio$/, 'gpio'],
+  [/vhost-device-i2c$/, 'i2c'],
+  [/vhost-device-rng$/, 'rng'],
+  [/vhost-device-sound$/, 'sound'],
+  [/vhost-device-scmi$/, 'scmi'],
+  [/vhost-device-can$/, 'can'],
+  [/vhost-device-console$/, 'console'],
+  [/vhost-device-gpu$/, 'gpu'],
+  [/vhost-device-scsi$/, 'scsi'],
+  [/vhost-device-input$/, 'input'],
 ];
 
 /** Config space sizes that only one device has (virtio spec, as QEMU and the backends size them). */

@@ -36,14 +36,57 @@ interface Variant {
 }
 
 const VARIANTS: readonly Variant[] = [
-  { channel: 'main', code: 41, dialects: ['crosvm-2023'], name: 'GET_SHARED_MEMORY_REGIONS', doc: 'crosvm (2023): list the shared-memory regions.', request: 'none', reply: 'opaque', alwaysReply: true },
+  {
+    channel: 'main',
+    code: 41,
+    dialects: ['crosvm-2023'],
+    name: 'GET_SHARED_MEMORY_REGIONS',
+    doc: 'crosvm (2023): list the shared-memory regions.',
+    request: 'none',
+    reply: 'opaque',
+    alwaysReply: true,
+  },
   { channel: 'main', code: 42, dialects: ['crosvm-2023'], name: 'SLEEP', doc: 'crosvm (2023): stop the queue handlers, keep their state.', request: 'none' },
   { channel: 'main', code: 43, dialects: ['crosvm-2023'], name: 'WAKE', doc: 'crosvm (2023): restart the queue handlers.', request: 'none' },
-  { channel: 'main', code: 44, dialects: ['crosvm-2023'], name: 'SNAPSHOT', doc: 'crosvm (2023): ask for the serialized device state.', request: 'none', reply: 'opaque', alwaysReply: true },
-  { channel: 'main', code: 44, dialects: ['yandex'], name: 'GET_VRING_BASE_SKIP_DRAIN', doc: 'yc-libvhost-server: GET_VRING_BASE without draining in-flight requests.', request: 'vringState', reply: 'vringState', alwaysReply: true },
+  {
+    channel: 'main',
+    code: 44,
+    dialects: ['crosvm-2023'],
+    name: 'SNAPSHOT',
+    doc: 'crosvm (2023): ask for the serialized device state.',
+    request: 'none',
+    reply: 'opaque',
+    alwaysReply: true,
+  },
+  {
+    channel: 'main',
+    code: 44,
+    dialects: ['yandex'],
+    name: 'GET_VRING_BASE_SKIP_DRAIN',
+    doc: 'yc-libvhost-server: GET_VRING_BASE without draining in-flight requests.',
+    request: 'vringState',
+    reply: 'vringState',
+    alwaysReply: true,
+  },
   { channel: 'main', code: 45, dialects: ['crosvm-2023'], name: 'RESTORE', doc: 'crosvm (2023): restore a serialized device state.', request: 'opaque' },
-  { channel: 'main', code: 1004, dialects: ['crosvm-2024'], name: 'GET_SHARED_MEMORY_REGIONS', doc: 'crosvm (to 2025): list the shared-memory regions.', request: 'none', reply: 'opaque', alwaysReply: true },
-  { channel: 'backend', code: 1000, dialects: ['crosvm-2024'], name: 'SHMEM_MAP', doc: 'crosvm (to 2025): map an fd into a shared-memory region.', request: 'opaque' },
+  {
+    channel: 'main',
+    code: 1004,
+    dialects: ['crosvm-2024'],
+    name: 'GET_SHARED_MEMORY_REGIONS',
+    doc: 'crosvm (to 2025): list the shared-memory regions.',
+    request: 'none',
+    reply: 'opaque',
+    alwaysReply: true,
+  },
+  {
+    channel: 'backend',
+    code: 1000,
+    dialects: ['crosvm-2024'],
+    name: 'SHMEM_MAP',
+    doc: 'crosvm (to 2025): map an fd into a shared-memory region.',
+    request: 'opaque',
+  },
   { channel: 'backend', code: 1001, dialects: ['crosvm-2024'], name: 'SHMEM_UNMAP', doc: 'crosvm (to 2025): unmap a shared-memory range.', request: 'opaque' },
 ];
 
@@ -100,7 +143,8 @@ export function resolveRequest(channel: ChannelKind, code: number, ctx: DialectC
     if (v) return { spec: variantSpec(v), dialect: ctx.dialect, because: `--dialect ${ctx.dialect}` };
     if (standard) return { spec: standard, because: `--dialect ${ctx.dialect}` };
   }
-  if (!standard && variants.length === 1) return { spec: variantSpec(variants[0]), dialect: variants[0].dialects[0], because: 'no standard request has this code' };
+  if (!standard && variants.length === 1)
+    return { spec: variantSpec(variants[0]), dialect: variants[0].dialects[0], because: 'no standard request has this code' };
   // yc-libvhost-server's 44 carries a vring index; GET_SHMEM_CONFIG and SNAPSHOT carry nothing
   if (code === 44 && channel === 'main' && ctx.payloadSize === 8) {
     const y = variants.find((v) => v.dialects.includes('yandex'))!;

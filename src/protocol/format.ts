@@ -10,7 +10,11 @@ import { deviceStateResult, NOFD_MASK, type MemoryRegion } from './payloads';
 const hex = (v: bigint | number): string => `0x${v.toString(16)}`;
 
 function size(v: bigint): string {
-  const units: [bigint, string][] = [[1n << 30n, 'GiB'], [1n << 20n, 'MiB'], [1n << 10n, 'KiB']];
+  const units: [bigint, string][] = [
+    [1n << 30n, 'GiB'],
+    [1n << 20n, 'MiB'],
+    [1n << 10n, 'KiB'],
+  ];
   for (const [u, name] of units) if (v >= u && v % u === 0n) return `${v / u}${name}`;
   return hex(v);
 }

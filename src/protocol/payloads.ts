@@ -127,7 +127,10 @@ export function expectedConfigSize(p: Buffer): number[] {
 
 /** Renders a UUID the way VhostUserShared stores it (first three fields big-endian, i.e. RFC order). */
 function uuid(p: Buffer, off: number): string {
-  const h = p.subarray(off, off + 16).toString('hex').padEnd(32, '0');
+  const h = p
+    .subarray(off, off + 16)
+    .toString('hex')
+    .padEnd(32, '0');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 

@@ -71,12 +71,24 @@ export function validateMessage(message: Buffer, ctx: MessageContext): Finding[]
     if (reply && ctx.sender === requester)
       out.push({ severity: 'warning', rule: 'reply-from-requester', message: `the ${ctx.sender} sent a message with REPLY set on the ${ctx.channel} channel` });
     if (!reply && ctx.sender !== requester)
-      out.push({ severity: 'warning', rule: 'request-from-responder', message: `the ${ctx.sender} sent a request on the ${ctx.channel} channel, where requests come from the ${requester}` });
+      out.push({
+        severity: 'warning',
+        rule: 'request-from-responder',
+        message: `the ${ctx.sender} sent a request on the ${ctx.channel} channel, where requests come from the ${requester}`,
+      });
   } else if (!reply && h.flags !== rules.requestFlags(false)) {
-    out.push({ severity: 'warning', rule: 'request-flags', message: `${spec.name} request with flags 0x${h.flags.toString(16)}, requests carry 0x${rules.requestFlags(false).toString(16)} on the ${ctx.channel} channel (the front-end ignores them)` });
+    out.push({
+      severity: 'warning',
+      rule: 'request-flags',
+      message: `${spec.name} request with flags 0x${h.flags.toString(16)}, requests carry 0x${rules.requestFlags(false).toString(16)} on the ${ctx.channel} channel (the front-end ignores them)`,
+    });
   }
   if (reply && h.flags !== rules.replyFlags)
-    out.push({ severity: 'warning', rule: 'reply-flags', message: `reply flags 0x${h.flags.toString(16)}, QEMU accepts only 0x${rules.replyFlags.toString(16)} on the ${ctx.channel} channel` });
+    out.push({
+      severity: 'warning',
+      rule: 'reply-flags',
+      message: `reply flags 0x${h.flags.toString(16)}, QEMU accepts only 0x${rules.replyFlags.toString(16)} on the ${ctx.channel} channel`,
+    });
   if (rules.hasNeedReply && !reply && needsReply(h.flags) && !replyAckInUse(ctx.negotiation) && ctx.negotiation.protocolFeatures !== undefined)
     out.push({ severity: 'warning', rule: 'need-reply-without-reply-ack', message: 'NEED_REPLY set but REPLY_ACK is not negotiated' });
 
@@ -85,7 +97,11 @@ export function validateMessage(message: Buffer, ctx: MessageContext): Finding[]
   const sizes = allowedSizes(layout, payload);
   const replyMayBeEmpty = reply && h.size === 0;
   if (sizes && !replyMayBeEmpty && !sizes.includes(h.size))
-    out.push({ severity: 'warning', rule: 'payload-size', message: `${spec.name}${reply ? ' reply' : ''} payload is ${h.size} bytes, expected ${sizes.join(' or ')}` });
+    out.push({
+      severity: 'warning',
+      rule: 'payload-size',
+      message: `${spec.name}${reply ? ' reply' : ''} payload is ${h.size} bytes, expected ${sizes.join(' or ')}`,
+    });
 
   const range = fdRangeFor(layout, reply ? spec.replyFds : spec.requestFds, payload);
   if (ctx.fdCount < range[0] || ctx.fdCount > range[1]) {

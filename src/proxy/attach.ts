@@ -74,15 +74,20 @@ export function movedPath(p: string): string {
  */
 export function moveAside(p: string): Attached {
   const moved = movedPath(p);
-  if (Buffer.byteLength(moved) > MAX_SOCKET_PATH) throw new Error(`${p}: its socket would be moved to ${moved}, longer than a unix socket address holds (${MAX_SOCKET_PATH} bytes); attach to a shorter path`);
+  if (Buffer.byteLength(moved) > MAX_SOCKET_PATH)
+    throw new Error(
+      `${p}: its socket would be moved to ${moved}, longer than a unix socket address holds (${MAX_SOCKET_PATH} bytes); attach to a shorter path`,
+    );
   const st = lstatOrNone(p);
   if (!st) throw new Error(`${p}: no such socket (attach takes over a path a peer listens on)`);
   if (!st.isSocket()) throw new Error(`${p} is not a socket`);
-  if (!native.probeUnix(p)) throw new Error(`${p}: nobody listens on it (attach takes over a listening peer's socket; to start in front of a peer, use proxy --listen/--connect)`);
+  if (!native.probeUnix(p))
+    throw new Error(`${p}: nobody listens on it (attach takes over a listening peer's socket; to start in front of a peer, use proxy --listen/--connect)`);
   try {
     fs.linkSync(p, moved);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`${moved} exists: an earlier attach to ${p} did not detach, or another is attaching now (run "vhostscope detach ${p}" once none runs)`);
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new Error(`${moved} exists: an earlier attach to ${p} did not detach, or another is attaching now (run "vhostscope detach ${p}" once none runs)`);
     throw err;
   }
   const linked = lstatOrNone(moved);
@@ -119,10 +124,12 @@ export function originalSocket(a: Attached): { mode: number; owner: { uid: numbe
  */
 export function restore(a: Pick<Attached, 'path' | 'moved' | 'peer' | 'ours'>): string {
   const moved = lstatOrNone(a.moved);
-  if (!moved || !sameFile(idOf(moved), a.peer)) throw new Error(`${a.moved} is ${moved ? 'no longer the socket attach moved there' : 'gone'}; ${a.path} is left as it is`);
+  if (!moved || !sameFile(idOf(moved), a.peer))
+    throw new Error(`${a.moved} is ${moved ? 'no longer the socket attach moved there' : 'gone'}; ${a.path} is left as it is`);
   const now = lstatOrNone(a.path);
   if (now && !(a.ours && sameFile(idOf(now), a.ours))) {
-    if (native.probeUnix(a.moved)) throw new Error(`${a.path} holds a socket that is not vhostscope's while the peer still listens on ${a.moved}; both are left as they are`);
+    if (native.probeUnix(a.moved))
+      throw new Error(`${a.path} holds a socket that is not vhostscope's while the peer still listens on ${a.moved}; both are left as they are`);
     fs.unlinkSync(a.moved);
     return `${a.path} holds a new socket (the peer restarted while attached): left as it is; its old socket ${a.moved} removed`;
   }
@@ -137,9 +144,11 @@ export function restore(a: Pick<Attached, 'path' | 'moved' | 'peer' | 'ours'>): 
 export function detachPath(p: string): string {
   const moved = movedPath(p);
   const st = lstatOrNone(moved);
-  if (!st) return lstatOrNone(p) ? `${p}: not attached (no ${path.basename(moved)} beside it); nothing to do` : `${p}: neither it nor ${moved} exists; nothing to do`;
+  if (!st)
+    return lstatOrNone(p) ? `${p}: not attached (no ${path.basename(moved)} beside it); nothing to do` : `${p}: neither it nor ${moved} exists; nothing to do`;
   if (!st.isSocket()) throw new Error(`${moved} is not a socket: not attach's; nothing done`);
-  if (lstatOrNone(p) && native.probeUnix(p)) throw new Error(`${p} is being served (a running vhostscope attach?): stop that process (SIGTERM) and it detaches itself`);
+  if (lstatOrNone(p) && native.probeUnix(p))
+    throw new Error(`${p} is being served (a running vhostscope attach?): stop that process (SIGTERM) and it detaches itself`);
   fs.renameSync(moved, p);
   return `${p}: the peer's socket is back (${native.probeUnix(p) ? 'and listening' : 'but nobody listens on it: the peer has gone'}; owner uid ${st.uid})`;
 }

@@ -17,7 +17,6 @@ import type { RingsMode } from './ring-tracker';
 import { chooseRelayCpu } from './relay-placement';
 import type { DeviceType, Dialect } from '../protocol';
 
-
 export interface DaemonOptions {
   listenPath: string;
   connectPath: string;
@@ -105,8 +104,15 @@ export class ProxyDaemon {
   private refusalToldMs = 0;
 
   constructor(private readonly opts: DaemonOptions) {
-    if (opts.rings && opts.interpose === false) throw new Error('--rings needs the interposed eventfds: it snapshots the rings when the relay passes a kick or call (drop --no-interpose)');
-    if (opts.interpose !== false) this.relay = new RelayPool(opts.relayThreads ?? 1, opts.relaySpinUs ?? DEFAULT_SPIN_US, opts.relayNice ?? DEFAULT_NICE, typeof opts.relayCpu === 'number' ? opts.relayCpu : -1);
+    if (opts.rings && opts.interpose === false)
+      throw new Error('--rings needs the interposed eventfds: it snapshots the rings when the relay passes a kick or call (drop --no-interpose)');
+    if (opts.interpose !== false)
+      this.relay = new RelayPool(
+        opts.relayThreads ?? 1,
+        opts.relaySpinUs ?? DEFAULT_SPIN_US,
+        opts.relayNice ?? DEFAULT_NICE,
+        typeof opts.relayCpu === 'number' ? opts.relayCpu : -1,
+      );
   }
 
   /** The relay threads' own figures, summed (CPU time, relayed notifications, dropped events). */
@@ -129,10 +135,13 @@ export class ProxyDaemon {
     const fd = listenOn(this.opts.listenPath, socket?.mode ?? this.opts.socketMode ?? 0o600, socket?.owner ?? this.opts.socketOwner);
     this.relay?.start();
     const timeout = this.opts.heldFdsTimeoutMs ?? HELD_FDS_TIMEOUT_MS;
-    this.heldFdsTimer = setInterval(() => {
-      const now = Date.now();
-      for (const s of [...this.sessions]) s.checkHeldFds(now, timeout);
-    }, Math.min(5000, Math.max(50, timeout / 4)));
+    this.heldFdsTimer = setInterval(
+      () => {
+        const now = Date.now();
+        for (const s of [...this.sessions]) s.checkHeldFds(now, timeout);
+      },
+      Math.min(5000, Math.max(50, timeout / 4)),
+    );
     this.heldFdsTimer.unref();
     this.listener = new native.Listener(fd, (err, conn) => {
       if (err) return this.onAcceptError(err);
@@ -176,7 +185,16 @@ export class ProxyDaemon {
       interpose: this.relay !== undefined,
       pendingConnects: this.pending.size,
       sessions: [...this.sessions].map((s) => s.status(device)),
-      ...(this.relay ? { relay: this.relay.stats(), relayThreads: this.relayThreads().map((t) => ({ sessions: t.sessions, threadCpuNs: t.stats?.threadCpuNs ?? 0, notifications: t.stats?.notifications ?? 0 })) } : {}),
+      ...(this.relay
+        ? {
+            relay: this.relay.stats(),
+            relayThreads: this.relayThreads().map((t) => ({
+              sessions: t.sessions,
+              threadCpuNs: t.stats?.threadCpuNs ?? 0,
+              notifications: t.stats?.notifications ?? 0,
+            })),
+          }
+        : {}),
       rules: this.opts.faults?.list() ?? [],
     };
   }
@@ -214,7 +232,11 @@ export class ProxyDaemon {
         /* no credentials: refused below */
       }
       if (!cred || !this.opts.allowUids.includes(cred.uid)) {
-        this.notice('warn', `refused a connection on ${this.opts.listenPath} from ${cred ? `pid ${cred.pid} uid ${cred.uid}` : 'a peer without credentials'}: --allow-uid ${this.opts.allowUids.join(',')}`, cred ? { pid: cred.pid, uid: cred.uid } : {});
+        this.notice(
+          'warn',
+          `refused a connection on ${this.opts.listenPath} from ${cred ? `pid ${cred.pid} uid ${cred.uid}` : 'a peer without credentials'}: --allow-uid ${this.opts.allowUids.join(',')}`,
+          cred ? { pid: cred.pid, uid: cred.uid } : {},
+        );
         native.close(acceptedFd);
         return;
       }
@@ -297,8 +319,10 @@ export class ProxyDaemon {
   private atCap(): string | undefined {
     const maxSessions = this.opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
     const maxPending = this.opts.maxPending ?? DEFAULT_MAX_PENDING;
-    if (this.pending.size >= maxPending) return `${this.pending.size} connections are already waiting for ${this.opts.connectPath} (--max-pending ${maxPending})`;
-    if (this.sessions.size + this.pending.size >= maxSessions) return `${this.sessions.size + this.pending.size} sessions are open (--max-sessions ${maxSessions})`;
+    if (this.pending.size >= maxPending)
+      return `${this.pending.size} connections are already waiting for ${this.opts.connectPath} (--max-pending ${maxPending})`;
+    if (this.sessions.size + this.pending.size >= maxSessions)
+      return `${this.sessions.size + this.pending.size} sessions are open (--max-sessions ${maxSessions})`;
     return undefined;
   }
 
@@ -309,20 +333,23 @@ export class ProxyDaemon {
   private placeRelay(session: ProxySession, thread: number, hub: RelayHub, attempt = 0): void {
     // a back-end polls once it forwards, and a busy machine may hide its poller for a moment:
     // looked for again, 1, 2, 4, 8 and 16 s apart, while the session lives
-    const timer = setTimeout(() => {
-      this.placeTimers.delete(timer);
-      const be = session.backendPeer;
-      if (this.stopped || this.placed.has(thread) || session.isClosed) return;
-      if (!be) return this.retryPlacement(session, thread, hub, attempt);
-      void chooseRelayCpu({ backendPid: be.pid, frontendPid: session.frontendPeer?.pid }).then((p) => {
-        if (this.stopped || this.placed.has(thread)) return;
-        if (!p || !hub.setCpu(p.cpu, p.yieldWhileSpinning)) return this.retryPlacement(session, thread, hub, attempt);
-        this.placed.add(thread);
-        const which = this.relay && this.relay.threads > 1 ? `relay thread ${thread}` : 'relay thread';
-        const where = p.cpu < 0 ? 'left to the scheduler' : `moved to CPU ${p.cpu}`;
-        this.notice('info', `${which} ${where}, ${p.reason} (--relay-cpu N or none to choose)`, { relayCpu: p.cpu, relayThread: thread });
-      });
-    }, attempt === 0 ? PLACEMENT_DELAY_MS : PLACEMENT_DELAY_MS << attempt);
+    const timer = setTimeout(
+      () => {
+        this.placeTimers.delete(timer);
+        const be = session.backendPeer;
+        if (this.stopped || this.placed.has(thread) || session.isClosed) return;
+        if (!be) return this.retryPlacement(session, thread, hub, attempt);
+        void chooseRelayCpu({ backendPid: be.pid, frontendPid: session.frontendPeer?.pid }).then((p) => {
+          if (this.stopped || this.placed.has(thread)) return;
+          if (!p || !hub.setCpu(p.cpu, p.yieldWhileSpinning)) return this.retryPlacement(session, thread, hub, attempt);
+          this.placed.add(thread);
+          const which = this.relay && this.relay.threads > 1 ? `relay thread ${thread}` : 'relay thread';
+          const where = p.cpu < 0 ? 'left to the scheduler' : `moved to CPU ${p.cpu}`;
+          this.notice('info', `${which} ${where}, ${p.reason} (--relay-cpu N or none to choose)`, { relayCpu: p.cpu, relayThread: thread });
+        });
+      },
+      attempt === 0 ? PLACEMENT_DELAY_MS : PLACEMENT_DELAY_MS << attempt,
+    );
     timer.unref();
     this.placeTimers.add(timer);
   }

@@ -95,7 +95,10 @@ export class DeviceStatePipe {
     this.src.destroy();
     this.dst.destroy();
     this.onEnd({
-      direction: this.direction, startNs: this.startNs, endNs: native.monotonicNs(), bytes: this.bytes,
+      direction: this.direction,
+      startNs: this.startNs,
+      endNs: native.monotonicNs(),
+      bytes: this.bytes,
       ...(this.holdMs > 0 ? { heldMs: this.holdMs } : {}),
       ...(error ? { error } : {}),
       ...(this.keepBytes > 0 ? { data: Buffer.concat(this.kept), ...(this.bytes > this.keptBytes ? { truncated: true } : {}) } : {}),

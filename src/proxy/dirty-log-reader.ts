@@ -110,8 +110,11 @@ export class DirtyLogReader {
     if (what) return this.onProblem(`the dirty log is ${what}, not a memfd: not read`);
     const fd = native.dup(fds[0]!);
     this.current = {
-      fd, offset: Number((log.mmapOffset as bigint | undefined) ?? 0n), buf: Buffer.alloc(bytes),
-      counter: new DirtyLogCounter(bytes), startNs: native.monotonicNs(),
+      fd,
+      offset: Number((log.mmapOffset as bigint | undefined) ?? 0n),
+      buf: Buffer.alloc(bytes),
+      counter: new DirtyLogCounter(bytes),
+      startNs: native.monotonicNs(),
       timer: setInterval(() => {
         if (Date.now() >= (this.current?.nextAtMs ?? 0)) this.sample();
       }, SAMPLE_MS),

@@ -221,7 +221,11 @@ export class FaultRunner {
     const names = r.features === 'protocol' ? protocolFeatureNames(cleared) : virtioFeatureNames(cleared);
     m.masked.push(...names);
     m.faults.push(e.id);
-    this.host.fault(e, 'mask', `${this.describe(m)}: cleared ${names.join('|')} (${offer ? 'offered' : 'acked'} 0x${value.toString(16)}, forwarded 0x${(value & ~cleared).toString(16)})`);
+    this.host.fault(
+      e,
+      'mask',
+      `${this.describe(m)}: cleared ${names.join('|')} (${offer ? 'offered' : 'acked'} 0x${value.toString(16)}, forwarded 0x${(value & ~cleared).toString(16)})`,
+    );
   }
 
   private pump(s: Stream): void {
@@ -256,7 +260,8 @@ export class FaultRunner {
         const action: FaultAction = v.why === 'filtered' ? 'filter' : 'answer';
         const expected = !m.reply && isReplyExpected(m.channel, m.request, m.flags, this.host.negotiation);
         if (reply) this.host.fault(v.entry, action, `${this.describe(m)} not forwarded; the proxy answered it (value ${v.value})`);
-        else if (expected) this.host.fault(v.entry, action, `${this.describe(m)} not forwarded; a reply is due but the proxy cannot make one up for this request`);
+        else if (expected)
+          this.host.fault(v.entry, action, `${this.describe(m)} not forwarded; a reply is due but the proxy cannot make one up for this request`);
         else this.host.fault(v.entry, action, `${this.describe(m)} not forwarded (no reply due)`);
         this.host.discard(m, 'answered');
         if (reply) this.host.answer(m, reply, [v.entry.id]);
@@ -266,7 +271,9 @@ export class FaultRunner {
         const rule = v.entry.compiled.rule;
         const maxMs = rule.action === 'hold' ? (rule.maxMs ?? DEFAULT_HOLD_MS) : DEFAULT_HOLD_MS;
         const until = v.entry.compiled.until!;
-        const what = isNotificationMatch(until) ? `a ${until.notification}${until.vring !== undefined ? ` on vring ${until.vring}` : ''}` : `${until.name}${until.reply ? ' reply' : ''}`;
+        const what = isNotificationMatch(until)
+          ? `a ${until.notification}${until.vring !== undefined ? ` on vring ${until.vring}` : ''}`
+          : `${until.name}${until.reply ? ' reply' : ''}`;
         this.host.fault(v.entry, 'hold', `${this.describe(m)} held until ${what} has passed (at most ${maxMs} ms); later messages go ahead of it`);
         const h: Held = {
           m,
@@ -286,7 +293,8 @@ export class FaultRunner {
     const facts: MessageFacts = { channel: m.channel, sender: m.sender, request: m.request, reply: m.reply, raw: m.received };
     for (const h of [...this.held]) {
       const until = h.entry.compiled.until!;
-      if (!isNotificationMatch(until) && matchesMessage(until, facts) && this.nth(`${h.entry.id}/until`, until)) this.release(h, `released after ${this.describe(m)}`);
+      if (!isNotificationMatch(until) && matchesMessage(until, facts) && this.nth(`${h.entry.id}/until`, until))
+        this.release(h, `released after ${this.describe(m)}`);
     }
   }
 
@@ -329,7 +337,10 @@ export class FaultRunner {
   private armTimer(e: RuleEntry): void {
     const w = e.compiled.when;
     if (!w || !('afterMs' in w)) return;
-    this.later(Math.max(0, this.started + w.afterMs - Date.now()), () => this.rules.live().includes(e) && this.fire(e, `${w.afterMs} ms after the session started`));
+    this.later(
+      Math.max(0, this.started + w.afterMs - Date.now()),
+      () => this.rules.live().includes(e) && this.fire(e, `${w.afterMs} ms after the session started`),
+    );
   }
 
   private fire(e: RuleEntry, why: string): void {
@@ -338,7 +349,11 @@ export class FaultRunner {
     const r = e.compiled.rule;
     if (r.action === 'inject') {
       const problem = this.host.injectNotification(r.notification, r.vring);
-      this.host.fault(e, 'inject', problem ? `could not inject a ${r.notification} on vring ${r.vring} ${why}: ${problem}` : `injected a ${r.notification} on vring ${r.vring} ${why}`);
+      this.host.fault(
+        e,
+        'inject',
+        problem ? `could not inject a ${r.notification} on vring ${r.vring} ${why}: ${problem}` : `injected a ${r.notification} on vring ${r.vring} ${why}`,
+      );
       if (!problem) {
         this.host.injected(r.notification, r.vring);
         this.onNotification(r.notification, r.vring);
@@ -360,7 +375,10 @@ export class FaultRunner {
 
   /** What the runner holds back right now (for `vhostscope status`). */
   snapshot(): { held: string[]; queued: number } {
-    return { held: this.held.map((h) => `${this.describe(h.m)} (rule ${h.entry.id})`), queued: [...this.streams.values()].reduce((n, s) => n + s.queue.length, 0) };
+    return {
+      held: this.held.map((h) => `${this.describe(h.m)} (rule ${h.entry.id})`),
+      queued: [...this.streams.values()].reduce((n, s) => n + s.queue.length, 0),
+    };
   }
 
   /** Session over: cancel timers and hand back every fd still held or queued. */
@@ -375,4 +393,3 @@ export class FaultRunner {
     return fds;
   }
 }
-

@@ -21,7 +21,8 @@ export function parseInjectSpec(spec: string): InjectSpec {
   const channel = m[1] as SubChannelKind;
   const r = requestByName(channel, m[2]);
   if (!r) throw new Error(`--inject ${spec}: ${m[2]} is not a request of the ${channel} channel`);
-  if (r.request !== 'none' || r.requestFds[0] > 0) throw new Error(`--inject ${spec}: only requests without payload or fds can be injected (${r.name} has them)`);
+  if (r.request !== 'none' || r.requestFds[0] > 0)
+    throw new Error(`--inject ${spec}: only requests without payload or fds can be injected (${r.name} has them)`);
   return { channel, request: r.code, name: r.name, delayMs: Number(m[3] ?? 0) };
 }
 

@@ -75,7 +75,9 @@ export class Interposer {
       // under its lock: a pipe nobody drains would block it there, and the daemon with it. Only
       // an eventfd is relayed; anything else goes through untouched, as the peer sent it.
       if (old) this.retire(key, old, 0);
-      this.onRefused?.(`SET_VRING_${kind.toUpperCase()} vring ${vring} carries ${what}, not an eventfd: forwarded as it came, not interposed (its notifications are neither relayed nor timed)`);
+      this.onRefused?.(
+        `SET_VRING_${kind.toUpperCase()} vring ${vring} carries ${what}, not an eventfd: forwarded as it came, not interposed (its notifications are neither relayed nor timed)`,
+      );
       return fds;
     }
     const ours = native.eventfd(0);
@@ -139,8 +141,19 @@ export class Interposer {
    * retiring pair, and per slot one record that sums every finished pair (`final` set).
    */
   pairs(): (PairRecord & { stats: RelayPairStats | null; pairs?: number })[] {
-    const live = [...this.current.values(), ...[...this.retiring.values()].flat().map((r) => r.rec)].map((r) => ({ ...r, stats: this.hub.pairStats(r.pairId) }));
-    const done = [...this.finished.values()].map((f) => ({ vring: f.vring, kind: f.kind, pairId: -1, dst: -1, final: f.final, stats: f.final, pairs: f.pairs }));
+    const live = [...this.current.values(), ...[...this.retiring.values()].flat().map((r) => r.rec)].map((r) => ({
+      ...r,
+      stats: this.hub.pairStats(r.pairId),
+    }));
+    const done = [...this.finished.values()].map((f) => ({
+      vring: f.vring,
+      kind: f.kind,
+      pairId: -1,
+      dst: -1,
+      final: f.final,
+      stats: f.final,
+      pairs: f.pairs,
+    }));
     return [...done, ...live];
   }
 

@@ -92,7 +92,10 @@ const BYPASS_MASK = [ProtocolFeature.HOST_NOTIFIER, ProtocolFeature.INBAND_NOTIF
 
 /** SET_VRING_KICK/CALL/ERR: the peer gets an eventfd of the relay's; the relay times each notification. */
 const eventfdInterposer = (interposer: Interposer, rings: RingTracker | undefined): Interposition => ({
-  name: 'eventfd interposer', sender: 'frontend', reply: false, requests: Object.keys(NOTIFY_REQUESTS).map(Number),
+  name: 'eventfd interposer',
+  sender: 'frontend',
+  reply: false,
+  requests: Object.keys(NOTIFY_REQUESTS).map(Number),
   before: (o) => {
     const kind = NOTIFY_REQUESTS[o.request]!;
     const v = decoders.vringFd(o.out.subarray(HEADER_SIZE));
@@ -104,7 +107,10 @@ const eventfdInterposer = (interposer: Interposer, rings: RingTracker | undefine
 
 /** SET_BACKEND_REQ_FD / GPU_SET_SOCKET: the socket becomes a second channel of the session. */
 const subChannel = (p: SessionParts): Interposition => ({
-  name: 'sub-channel', sender: 'frontend', reply: false, requests: Object.keys(SUB_CHANNEL_REQUESTS).map(Number),
+  name: 'sub-channel',
+  sender: 'frontend',
+  reply: false,
+  requests: Object.keys(SUB_CHANNEL_REQUESTS).map(Number),
   before: (o) => {
     if (o.fds.length !== 1) return;
     const what = notOfKind(o.fds[0]!, 'socket:');
@@ -119,11 +125,20 @@ const subChannel = (p: SessionParts): Interposition => ({
 });
 
 /** SET_DEVICE_STATE_FD: the state goes through a pipe of the proxy's, counted (and kept with --record-device-state). */
-const deviceStatePipe = (p: SessionParts): Interposition => ({ name: 'device-state pipe', sender: 'frontend', reply: false, requests: [Request.SET_DEVICE_STATE_FD], before: (o) => p.deviceState(o) });
+const deviceStatePipe = (p: SessionParts): Interposition => ({
+  name: 'device-state pipe',
+  sender: 'frontend',
+  reply: false,
+  requests: [Request.SET_DEVICE_STATE_FD],
+  before: (o) => p.deviceState(o),
+});
 
 /** GET_PROTOCOL_FEATURES reply: HOST_NOTIFIER and INBAND_NOTIFICATIONS would bypass the interposed eventfds. */
 const notificationFeatureMask = (): Interposition => ({
-  name: 'notification-feature mask', sender: 'backend', reply: true, requests: [Request.GET_PROTOCOL_FEATURES],
+  name: 'notification-feature mask',
+  sender: 'backend',
+  reply: true,
+  requests: [Request.GET_PROTOCOL_FEATURES],
   before: (o) => {
     if (o.out.length !== HEADER_SIZE + 8) return;
     const done = clearPayloadBits(o.out, BYPASS_MASK);
@@ -134,17 +149,37 @@ const notificationFeatureMask = (): Interposition => ({
 });
 
 /** SET_LOG_BASE, SET_VRING_NUM/ADDR: where the dirty log and the used rings are, for reading the log. */
-const dirtyLogReader = (d: DirtyLogReader): Interposition => ({ name: 'dirty log reader', sender: 'frontend', reply: false, requests: [Request.SET_LOG_BASE, Request.SET_VRING_NUM, Request.SET_VRING_ADDR], before: (o) => d.beforeForward(o.request, o.out, o.outFds) });
+const dirtyLogReader = (d: DirtyLogReader): Interposition => ({
+  name: 'dirty log reader',
+  sender: 'frontend',
+  reply: false,
+  requests: [Request.SET_LOG_BASE, Request.SET_VRING_NUM, Request.SET_VRING_ADDR],
+  before: (o) => d.beforeForward(o.request, o.out, o.outFds),
+});
 
 /** GET_VRING_BASE reply: read what the back-end marked before the front-end syncs (and clears) the log. */
-const dirtyLogSample = (d: DirtyLogReader): Interposition => ({ name: 'dirty log sample', sender: 'backend', reply: true, requests: [Request.GET_VRING_BASE], before: () => d.sample() });
+const dirtyLogSample = (d: DirtyLogReader): Interposition => ({
+  name: 'dirty log sample',
+  sender: 'backend',
+  reply: true,
+  requests: [Request.GET_VRING_BASE],
+  before: () => d.sample(),
+});
 
 /** Every front-end request: memory tables and ring addresses, for the ring snapshots. */
-const ringTracker = (rings: RingTracker): Interposition => ({ name: 'ring tracker', sender: 'frontend', reply: false, before: (o) => rings.beforeForward(o.request, o.out, o.outFds) });
+const ringTracker = (rings: RingTracker): Interposition => ({
+  name: 'ring tracker',
+  sender: 'frontend',
+  reply: false,
+  before: (o) => rings.beforeForward(o.request, o.out, o.outFds),
+});
 
 /** GET_VRING_BASE reply: one more snapshot of the ring as the stopped back-end left it. */
 const ringBaseSnapshot = (rings: RingTracker, p: SessionParts): Interposition => ({
-  name: 'ring base snapshot', sender: 'backend', reply: true, requests: [Request.GET_VRING_BASE],
+  name: 'ring base snapshot',
+  sender: 'backend',
+  reply: true,
+  requests: [Request.GET_VRING_BASE],
   before: (o) => {
     if (o.out.length < HEADER_SIZE + 8) return;
     const st = decoders.vringState(o.out.subarray(HEADER_SIZE));
@@ -154,10 +189,22 @@ const ringBaseSnapshot = (rings: RingTracker, p: SessionParts): Interposition =>
 });
 
 /** GET_VRING_BASE reply, once forwarded: the ring is stopped, its relay pairs too. */
-const relayStop = (interposer: Interposer): Interposition => ({ name: 'relay stop', sender: 'backend', reply: true, requests: [Request.GET_VRING_BASE], after: (o) => interposer.stopVring(decoders.vringState(o.out.subarray(HEADER_SIZE)).index as number) });
+const relayStop = (interposer: Interposer): Interposition => ({
+  name: 'relay stop',
+  sender: 'backend',
+  reply: true,
+  requests: [Request.GET_VRING_BASE],
+  after: (o) => interposer.stopVring(decoders.vringState(o.out.subarray(HEADER_SIZE)).index as number),
+});
 
 /** RESET_OWNER, once forwarded: every relay pair goes. */
-const relayTeardown = (interposer: Interposer): Interposition => ({ name: 'relay teardown', sender: 'frontend', reply: false, requests: [Request.RESET_OWNER], after: () => interposer.teardownAll() });
+const relayTeardown = (interposer: Interposer): Interposition => ({
+  name: 'relay teardown',
+  sender: 'frontend',
+  reply: false,
+  requests: [Request.RESET_OWNER],
+  after: () => interposer.teardownAll(),
+});
 
 /** The main channel's table for a session with these parts, in the order the rows run. */
 export function mainInterpositions(p: SessionParts): Interposition[] {

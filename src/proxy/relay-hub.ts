@@ -159,7 +159,18 @@ export class RelayHub {
     return id;
   }
 
-  setRing(id: number, mem: GuestMemory, desc: bigint, avail: bigint, used: bigint, num: number, packed: boolean, headerBytes: number, lastAvail: number, lastUsed: number): void {
+  setRing(
+    id: number,
+    mem: GuestMemory,
+    desc: bigint,
+    avail: bigint,
+    used: bigint,
+    num: number,
+    packed: boolean,
+    headerBytes: number,
+    lastAvail: number,
+    lastUsed: number,
+  ): void {
     this.ensure().setRing(id, mem, desc, avail, used, num, packed, headerBytes, lastAvail, lastUsed);
   }
 

@@ -121,12 +121,21 @@ export async function chooseRelayCpu(peers: { frontendPid?: number; backendPid?:
     if (sets.every((s) => s.length > 0) && union.size === 1) {
       const cpu = sets[0][0];
       const peersOn = `both peers may run only on CPU ${cpu} (pids ${pids.join(', ')})`;
-      if (allowedCpus(process.pid).some((c) => c !== cpu)) return { cpu: -1, yieldWhileSpinning: false, reason: `${peersOn}: polling on another CPU, the relay picks up their notifications without a context switch on theirs` };
+      if (allowedCpus(process.pid).some((c) => c !== cpu))
+        return {
+          cpu: -1,
+          yieldWhileSpinning: false,
+          reason: `${peersOn}: polling on another CPU, the relay picks up their notifications without a context switch on theirs`,
+        };
       return { cpu, yieldWhileSpinning: true, reason: `${peersOn}, and so may this daemon: the relay's polling yields to the peers it wakes` };
     }
   }
   if (peers.backendPid === undefined) return undefined;
   const t = await findPollingThread(peers.backendPid, sampleMs);
   if (!t) return undefined;
-  return { cpu: t.cpu, yieldWhileSpinning: false, reason: `next to the backend's polling thread ${t.name} (pid ${t.pid}, tid ${t.tid}, ${Math.round(t.busy * 100)}% busy): a call then preempts the poller instead of waiting for another CPU` };
+  return {
+    cpu: t.cpu,
+    yieldWhileSpinning: false,
+    reason: `next to the backend's polling thread ${t.name} (pid ${t.pid}, tid ${t.tid}, ${Math.round(t.busy * 100)}% busy): a call then preempts the poller instead of waiting for another CPU`,
+  };
 }

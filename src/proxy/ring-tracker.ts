@@ -103,21 +103,27 @@ export class RingTracker {
 
   private map(fd: number, r: MemoryRegion): void {
     if (this.memory.regions >= MAX_RAM_SLOTS) {
-      this.onProblem(`--rings: more than ${MAX_RAM_SLOTS} memory regions (ADD_MEM_REG); the region at gpa 0x${r.guestPhysAddr.toString(16)} is not mapped, its rings are not shown`);
+      this.onProblem(
+        `--rings: more than ${MAX_RAM_SLOTS} memory regions (ADD_MEM_REG); the region at gpa 0x${r.guestPhysAddr.toString(16)} is not mapped, its rings are not shown`,
+      );
       return;
     }
     // a region on FUSE or NFS would be read with pread on the relay thread every session shares,
     // and such a read can wait for a server that never answers
     const remote = native.fdInfo(fd).remote;
     if (remote) {
-      this.onProblem(`--rings: the region at gpa 0x${r.guestPhysAddr.toString(16)} is a file on a ${remote} file system, whose reads may wait for its server: not read, its rings are not shown`);
+      this.onProblem(
+        `--rings: the region at gpa 0x${r.guestPhysAddr.toString(16)} is a file on a ${remote} file system, whose reads may wait for its server: not read, its rings are not shown`,
+      );
       return;
     }
     const own = native.dup(fd);
     try {
       this.memory.add(own, r.guestPhysAddr, r.memorySize, r.userspaceAddr, r.mmapOffset);
     } catch (err) {
-      this.onProblem(`--rings: cannot map the region at gpa 0x${r.guestPhysAddr.toString(16)} (${r.memorySize} bytes): ${(err as Error).message}; its rings are not shown`);
+      this.onProblem(
+        `--rings: cannot map the region at gpa 0x${r.guestPhysAddr.toString(16)} (${r.memorySize} bytes): ${(err as Error).message}; its rings are not shown`,
+      );
     }
   }
 

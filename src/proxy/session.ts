@@ -31,7 +31,15 @@ import {
   type DeviceType,
   type Dialect,
 } from '../protocol';
-import { relayPairSummary, type Direction, type FdDescription, type MessageEvent, type PeerIdentity, type ProxyEvent, type SessionEndEvent } from '../events/events';
+import {
+  relayPairSummary,
+  type Direction,
+  type FdDescription,
+  type MessageEvent,
+  type PeerIdentity,
+  type ProxyEvent,
+  type SessionEndEvent,
+} from '../events/events';
 import type { FrontendPosition, Position, SessionStatus } from '../events/status';
 import { closeFds, describeFds, peerIdentity } from '../events/fds';
 import { Interposer } from './interposer';
@@ -46,8 +54,6 @@ import { InterpositionTable, mainInterpositions, type Interposition, type Outgoi
 import { DeviceStatePipe, type StateTransfer } from './device-state';
 import { DirtyLogReader, type DirtyLogResult } from './dirty-log-reader';
 import { SubChannels, type SubChannelHost, type SubChannelKind } from './sub-channels';
-
-
 
 /**
  * Device-state transfers the proxy copies at once per session. A migration has one (QEMU ends a
@@ -83,7 +89,6 @@ export interface SessionOptions {
 }
 
 const other = (p: Position): Position => (p === 'listen' ? 'connect' : 'listen');
-
 
 export type { SubChannelKind } from './sub-channels';
 
@@ -133,14 +138,21 @@ export class ProxySession {
       if (opts.frontend !== 'auto') this.frontendAt = opts.frontend;
       this.stats = new NotificationStats(native.monotonicNs(), opts.device);
       if (opts.relay) {
-        this.interposer = new Interposer(opts.relay, this.guarded('a relayed notification', (vring: number, kind: NotificationKind, e: { ts: bigint; count: number }) => {
-          this.stats.record(vring, kind, e.ts);
-          opts.emit({ type: 'notification', ts: e.ts, session: this.id, vring, kind, count: e.count });
-          this.faults?.onNotification(kind, vring);
-        }), (why) => this.notice(why));
+        this.interposer = new Interposer(
+          opts.relay,
+          this.guarded('a relayed notification', (vring: number, kind: NotificationKind, e: { ts: bigint; count: number }) => {
+            this.stats.record(vring, kind, e.ts);
+            opts.emit({ type: 'notification', ts: e.ts, session: this.id, vring, kind, count: e.count });
+            this.faults?.onNotification(kind, vring);
+          }),
+          (why) => this.notice(why),
+        );
       }
       if (opts.statsIntervalMs) {
-        this.statsTimer = setInterval(this.guarded('the stats timer', () => this.emitStats()), opts.statsIntervalMs);
+        this.statsTimer = setInterval(
+          this.guarded('the stats timer', () => this.emitStats()),
+          opts.statsIntervalMs,
+        );
         this.statsTimer.unref();
       }
       if (opts.faults) this.faults = new FaultRunner(opts.faults, this.faultHost(), requestName, opts.deviceName);
@@ -232,7 +244,10 @@ export class ProxySession {
       }
       h.fds = fds;
       if (nowMs - h.sinceMs >= timeoutMs) {
-        this.close(`${who} has held ${fds} fd${fds > 1 ? 's' : ''} in an unfinished message for ${Math.round((nowMs - h.sinceMs) / 1000)} s; a peer sends a message's bytes with its fds`, 'proxy');
+        this.close(
+          `${who} has held ${fds} fd${fds > 1 ? 's' : ''} in an unfinished message for ${Math.round((nowMs - h.sinceMs) / 1000)} s; a peer sends a message's bytes with its fds`,
+          'proxy',
+        );
         return;
       }
     }
@@ -340,7 +355,21 @@ export class ProxySession {
       return;
     }
     const h = parseHeader(raw);
-    const m: PendingMessage = { channel, sender, raw, received: raw, fds, ts, findings, request: h.request, flags: h.flags, reply: messageIsReply(channel, h.flags, sender), to, faults: [], masked: [] };
+    const m: PendingMessage = {
+      channel,
+      sender,
+      raw,
+      received: raw,
+      fds,
+      ts,
+      findings,
+      request: h.request,
+      flags: h.flags,
+      reply: messageIsReply(channel, h.flags, sender),
+      to,
+      faults: [],
+      masked: [],
+    };
     if (this.faults) this.faults.submit(m);
     else this.deliver(m);
   }
@@ -376,7 +405,8 @@ export class ProxySession {
     } catch (err) {
       const receiver = sender === 'frontend' ? 'backend' : 'frontend';
       // a peer that has gone is a peer that closed the connection, not a failure of the proxy
-      if (channel === 'main' && peerGone(err)) this.close(`the ${receiver} closed the connection (found forwarding ${requestName(channel, request)} to it)`, receiver);
+      if (channel === 'main' && peerGone(err))
+        this.close(`the ${receiver} closed the connection (found forwarding ${requestName(channel, request)} to it)`, receiver);
       else this.close(`forwarding to the ${receiver} (${channel} channel) failed: ${(err as Error).message}`, 'proxy');
       return;
     }
@@ -414,11 +444,25 @@ export class ProxySession {
       const end = (t: StateTransfer): void => {
         this.statePipes.delete(pipe);
         this.opts.emit({
-          type: 'device-state', ts: t.endNs, session: this.id, direction: t.direction, startNs: t.startNs, bytes: t.bytes,
-          ...(t.error ? { error: t.error } : {}), ...(t.data ? { data: t.data } : {}), ...(t.truncated ? { truncated: true } : {}), ...(t.heldMs ? { heldMs: t.heldMs } : {}),
+          type: 'device-state',
+          ts: t.endNs,
+          session: this.id,
+          direction: t.direction,
+          startNs: t.startNs,
+          bytes: t.bytes,
+          ...(t.error ? { error: t.error } : {}),
+          ...(t.data ? { data: t.data } : {}),
+          ...(t.truncated ? { truncated: true } : {}),
+          ...(t.heldMs ? { heldMs: t.heldMs } : {}),
         });
       };
-      pipe = new DeviceStatePipe(direction, o.fds[0], this.opts.keepDeviceState ?? 0, this.guarded('the end of a device-state transfer', end), this.faults?.stateHoldMs(direction) ?? 0);
+      pipe = new DeviceStatePipe(
+        direction,
+        o.fds[0],
+        this.opts.keepDeviceState ?? 0,
+        this.guarded('the end of a device-state transfer', end),
+        this.faults?.stateHoldMs(direction) ?? 0,
+      );
     } catch (err) {
       this.notice(`the device-state pipe goes through as it came (not counted): ${(err as Error).message}`);
       return;
@@ -471,7 +515,15 @@ export class ProxySession {
     return this.subs.channelOf(channel, side);
   }
 
-  private emitMessage(channel: ChannelKind, sender: Side, raw: Buffer, fds: FdDescription[], findings: Finding[], ts: bigint, extra: Partial<MessageEvent>): void {
+  private emitMessage(
+    channel: ChannelKind,
+    sender: Side,
+    raw: Buffer,
+    fds: FdDescription[],
+    findings: Finding[],
+    ts: bigint,
+    extra: Partial<MessageEvent>,
+  ): void {
     const dir: Direction = sender === 'frontend' ? 'F>B' : 'B>F';
     this.counts[dir]++;
     const decoded = decodeMessage(channel, raw, sender, { negotiation: this.negotiation, dialect: this.opts.dialect });
@@ -506,11 +558,20 @@ export class ProxySession {
       handle: (channel, sender, to, raw, fds, ts, where) => this.handle(channel, sender, to, raw, fds, ts, where),
       absorbed: (kind, raw, fds, ts) => {
         closeFds(fds);
-        this.emitMessage(kind, 'frontend', raw, describeFds(fds), validateMessage(raw, { channel: kind, sender: 'frontend', fdCount: fds.length, negotiation: this.negotiation, dialect: this.opts.dialect }), ts, { absorbed: true });
+        this.emitMessage(
+          kind,
+          'frontend',
+          raw,
+          describeFds(fds),
+          validateMessage(raw, { channel: kind, sender: 'frontend', fdCount: fds.length, negotiation: this.negotiation, dialect: this.opts.dialect }),
+          ts,
+          { absorbed: true },
+        );
       },
       injected: (kind, raw) => this.emitMessage(kind, 'backend', raw, [], [], native.monotonicNs(), { injected: true }),
       ended: (kind, reason) => this.opts.emit({ type: 'channel-end', ts: native.monotonicNs(), session: this.id, channel: kind, reason }),
-      broken: (kind, side, end) => this.close(`bad input from the ${side} (${kind} channel): ${this.describeEnd(end, kind)}; header ${end.header.toString('hex') || '(none)'}`, side),
+      broken: (kind, side, end) =>
+        this.close(`bad input from the ${side} (${kind} channel): ${this.describeEnd(end, kind)}; header ${end.header.toString('hex') || '(none)'}`, side),
     };
   }
 
@@ -581,10 +642,12 @@ export class ProxySession {
 
   private describeEnd(end: ChannelEnd, channel: ChannelKind = 'main'): string {
     // An oversized header is usually not vhost-user at all: say what else is wrong with it first.
-    const headerFault = end.code === 'OVERSIZE' ? validateHeader(end.header, channel).find((f) => f.rule !== 'header-oversize' && f.severity === 'fatal') : undefined;
+    const headerFault =
+      end.code === 'OVERSIZE' ? validateHeader(end.header, channel).find((f) => f.rule !== 'header-oversize' && f.severity === 'fatal') : undefined;
     if (end.code === 'EOF_MID_MESSAGE')
       return `EOF in the middle of a message (${end.header.length}/12 header bytes, ${end.payloadReceived}/${end.payloadExpected} payload bytes)`;
-    if (end.code === 'OVERSIZE') return `${headerFault ? `${headerFault.message}; ` : ''}header announces a payload larger than ${channelRules(channel).maxPayload} bytes`;
+    if (end.code === 'OVERSIZE')
+      return `${headerFault ? `${headerFault.message}; ` : ''}header announces a payload larger than ${channelRules(channel).maxPayload} bytes`;
     return end.message;
   }
 

@@ -5,7 +5,19 @@
  * (validation, fault rules, interpositions, events) like those of the main channel.
  */
 import { native, type Channel, type ChannelEnd } from '../native';
-import { channelRules, encodeMessage, isReplyExpected, messageIsReply, parseHeader, replyAckInUse, requestName, HEADER_SIZE, type ChannelKind, type Negotiation, type Side } from '../protocol';
+import {
+  channelRules,
+  encodeMessage,
+  isReplyExpected,
+  messageIsReply,
+  parseHeader,
+  replyAckInUse,
+  requestName,
+  HEADER_SIZE,
+  type ChannelKind,
+  type Negotiation,
+  type Side,
+} from '../protocol';
 import { closeFds } from '../events/fds';
 import type { BackPressure } from './backpressure';
 
@@ -49,7 +61,10 @@ export class SubChannels {
 
   /** Each channel of each sub-channel, with who is at its far end (held-fd checks). */
   channels(): [Channel, string][] {
-    return [...this.subs].flatMap(([kind, sub]): [Channel, string][] => [[sub.fe, `the frontend (${kind} channel)`], [sub.be, `the backend (${kind} channel)`]]);
+    return [...this.subs].flatMap(([kind, sub]): [Channel, string][] => [
+      [sub.fe, `the frontend (${kind} channel)`],
+      [sub.be, `the backend (${kind} channel)`],
+    ]);
   }
 
   /** The channel on which `side` sends on `kind` (to answer it there). */

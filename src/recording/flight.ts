@@ -167,7 +167,13 @@ export class PinBook {
     try {
       // a fresh file (wx: never through a link planted at the name), then one rename over the old
       fs.rmSync(tmp, { force: true });
-      fs.writeFileSync(tmp, this.list().map((p) => JSON.stringify(p) + '\n').join(''), { mode: 0o600, flag: 'wx' });
+      fs.writeFileSync(
+        tmp,
+        this.list()
+          .map((p) => JSON.stringify(p) + '\n')
+          .join(''),
+        { mode: 0o600, flag: 'wx' },
+      );
       fs.renameSync(tmp, this.file);
       this.lines = this.pins.size;
       this.lastError = undefined;
@@ -271,7 +277,14 @@ function pinLookup(pins: readonly Pin[]): (s: Segment) => boolean {
  * deleted only when pinned segments alone exceed keepBytes, oldest pin first (the bound holds
  * even when a trigger fires all the time).
  */
-export function sweep(dir: string, limits: RetentionLimits, pins: PinBook, keepOpen: ReadonlySet<string>, nowMs = Date.now(), starts?: SegmentStarts): SweepResult {
+export function sweep(
+  dir: string,
+  limits: RetentionLimits,
+  pins: PinBook,
+  keepOpen: ReadonlySet<string>,
+  nowMs = Date.now(),
+  starts?: SegmentStarts,
+): SweepResult {
   const segments = listSegments(dir, starts);
   const deleted: Segment[] = [];
   const released: Pin[] = [];

@@ -41,7 +41,8 @@ export function scanFrames(buf: Buffer): FrameScan {
     if (rest < FRAME_HEADER) return { records, goodBytes: off, torn: { offset: off, bytes: rest, reason: `${rest} bytes, shorter than a frame header` } };
     const len = buf.readUInt32LE(off);
     if (len > MAX_FRAME) return { records, goodBytes: off, torn: { offset: off, bytes: rest, reason: `frame length ${len} is beyond any record` } };
-    if (rest < FRAME_HEADER + len) return { records, goodBytes: off, torn: { offset: off, bytes: rest, reason: `incomplete frame: ${rest - FRAME_HEADER} of ${len} bytes` } };
+    if (rest < FRAME_HEADER + len)
+      return { records, goodBytes: off, torn: { offset: off, bytes: rest, reason: `incomplete frame: ${rest - FRAME_HEADER} of ${len} bytes` } };
     const body = buf.subarray(off + FRAME_HEADER, off + FRAME_HEADER + len);
     if (zlib.crc32(body) !== buf.readUInt32LE(off + 4)) return { records, goodBytes: off, torn: { offset: off, bytes: rest, reason: 'CRC mismatch' } };
     try {

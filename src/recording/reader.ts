@@ -42,19 +42,37 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
     }
   }
   // notifications were drained in batches: put everything in time order (stable for equal ts)
-  return out.map((e, i) => ({ e, i })).sort((a, b) => (a.e.ts < b.e.ts ? -1 : a.e.ts > b.e.ts ? 1 : a.i - b.i)).map((x) => x.e);
+  return out
+    .map((e, i) => ({ e, i }))
+    .sort((a, b) => (a.e.ts < b.e.ts ? -1 : a.e.ts > b.e.ts ? 1 : a.i - b.i))
+    .map((x) => x.e);
 
   function addRecord(r: RecordingRecord): void {
     switch (r.type) {
       case 'session-start':
         if (typeof r.ts !== 'bigint' || typeof r.session !== 'number') throw new Error('ts or session missing');
         negotiations.set(r.session, newNegotiation());
-        out.push({ type: 'session-start', ts: r.ts, session: r.session, listenPath: r.listen, connectPath: r.connect, frontend: r.frontend as 'auto', interpose: r.interpose, peers: r.peers });
+        out.push({
+          type: 'session-start',
+          ts: r.ts,
+          session: r.session,
+          listenPath: r.listen,
+          connectPath: r.connect,
+          frontend: r.frontend as 'auto',
+          interpose: r.interpose,
+          peers: r.peers,
+        });
         break;
       case 'message': {
         if (!Buffer.isBuffer(r.raw) || r.raw.length < HEADER_SIZE) throw new Error('raw is not a message');
         if (r.forwarded !== undefined && (!Buffer.isBuffer(r.forwarded) || r.forwarded.length < HEADER_SIZE)) throw new Error('forwarded is not a message');
-        if (typeof r.ts !== 'bigint' || typeof r.session !== 'number' || !Array.isArray(r.fds) || !['main', 'backend', 'gpu'].includes(r.channel) || (r.dir !== 'F>B' && r.dir !== 'B>F'))
+        if (
+          typeof r.ts !== 'bigint' ||
+          typeof r.session !== 'number' ||
+          !Array.isArray(r.fds) ||
+          !['main', 'backend', 'gpu'].includes(r.channel) ||
+          (r.dir !== 'F>B' && r.dir !== 'B>F')
+        )
           throw new Error('ts, session, channel, direction or fds missing');
         const forwarded = r.forwarded ?? r.raw;
         const h = parseHeader(forwarded);
@@ -93,27 +111,53 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
         out.push({ type: 'fault', ts: r.ts, session: r.session, rule: String(r.rule), text: String(r.text), action: r.action as 'drop', detail: r.detail });
         break;
       case 'device-state':
-        if (typeof r.ts !== 'bigint' || typeof r.session !== 'number' || typeof r.bytes !== 'number' || (r.direction !== 'save' && r.direction !== 'load')) throw new Error('ts, session, bytes or direction missing');
+        if (typeof r.ts !== 'bigint' || typeof r.session !== 'number' || typeof r.bytes !== 'number' || (r.direction !== 'save' && r.direction !== 'load'))
+          throw new Error('ts, session, bytes or direction missing');
         out.push({
-          type: 'device-state', ts: r.ts, session: r.session, direction: r.direction, startNs: typeof r.startNs === 'bigint' ? r.startNs : r.ts, bytes: r.bytes,
-          ...(typeof r.error === 'string' ? { error: r.error } : {}), ...(Buffer.isBuffer(r.data) ? { data: r.data } : {}), ...(r.truncated === true ? { truncated: true } : {}),
+          type: 'device-state',
+          ts: r.ts,
+          session: r.session,
+          direction: r.direction,
+          startNs: typeof r.startNs === 'bigint' ? r.startNs : r.ts,
+          bytes: r.bytes,
+          ...(typeof r.error === 'string' ? { error: r.error } : {}),
+          ...(Buffer.isBuffer(r.data) ? { data: r.data } : {}),
+          ...(r.truncated === true ? { truncated: true } : {}),
           ...(typeof r.heldMs === 'number' ? { heldMs: r.heldMs } : {}),
         });
         break;
       case 'dirty-log': {
         const counts = [r.bytes, r.samples, r.marks, r.pages, r.other];
-        if (typeof r.ts !== 'bigint' || typeof r.session !== 'number' || !counts.every((n) => typeof n === 'number') || !Array.isArray(r.vrings)) throw new Error('ts, session, counts or vrings missing');
+        if (typeof r.ts !== 'bigint' || typeof r.session !== 'number' || !counts.every((n) => typeof n === 'number') || !Array.isArray(r.vrings))
+          throw new Error('ts, session, counts or vrings missing');
         const vrings = r.vrings.map((v) => ({ vring: Number(v.vring), usedRing: Number(v.usedRing), buffers: Number(v.buffers) }));
         out.push({
-          type: 'dirty-log', ts: r.ts, session: r.session, startNs: typeof r.startNs === 'bigint' ? r.startNs : r.ts,
-          bytes: r.bytes, samples: r.samples, marks: r.marks, pages: r.pages, vrings, other: r.other, ...(typeof r.error === 'string' ? { error: r.error } : {}),
+          type: 'dirty-log',
+          ts: r.ts,
+          session: r.session,
+          startNs: typeof r.startNs === 'bigint' ? r.startNs : r.ts,
+          bytes: r.bytes,
+          samples: r.samples,
+          marks: r.marks,
+          pages: r.pages,
+          vrings,
+          other: r.other,
+          ...(typeof r.error === 'string' ? { error: r.error } : {}),
         });
         break;
       }
       case 'ring': {
         if (!Buffer.isBuffer(r.raw) || typeof r.session !== 'number' || typeof r.vring !== 'number') throw new Error('raw, session or vring missing');
         const { snapshot } = decodeSnapshot(r.raw);
-        out.push({ type: 'ring', ts: snapshot.ts, session: r.session, vring: r.vring, snapshot, raw: r.raw, ...(typeof r.base === 'number' ? { base: r.base } : {}) });
+        out.push({
+          type: 'ring',
+          ts: snapshot.ts,
+          session: r.session,
+          vring: r.vring,
+          snapshot,
+          raw: r.raw,
+          ...(typeof r.base === 'number' ? { base: r.base } : {}),
+        });
         break;
       }
       case 'notify-injected':
@@ -121,13 +165,32 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
         if (opts.notifications) out.push({ type: 'notification', ts: r.ts, session: r.session, vring: r.vring, kind: r.kind, count: 1, injected: true });
         break;
       case 'notify':
-        if (typeof r.ts0 !== 'bigint' || !Array.isArray(r.dt) || !Array.isArray(r.vk) || !Array.isArray(r.c) || r.dt.length !== r.vk.length || r.dt.length !== r.c.length || !r.dt.every((x) => Number.isInteger(x) && x >= 0))
+        if (
+          typeof r.ts0 !== 'bigint' ||
+          !Array.isArray(r.dt) ||
+          !Array.isArray(r.vk) ||
+          !Array.isArray(r.c) ||
+          r.dt.length !== r.vk.length ||
+          r.dt.length !== r.c.length ||
+          !r.dt.every((x) => Number.isInteger(x) && x >= 0)
+        )
           throw new Error('notification columns malformed');
         if (opts.notifications) for (const e of unpackBatch(r)) out.push({ type: 'notification', ...e });
         break;
       case 'session-end':
-        if (typeof r.ts !== 'bigint' || typeof r.session !== 'number' || typeof r.messages !== 'object' || r.messages === null) throw new Error('ts, session or counts missing');
-        out.push({ type: 'session-end', ts: r.ts, session: r.session, reason: r.reason, ...(r.by ? { by: r.by as 'proxy' } : {}), messages: r.messages, fdsForwarded: r.fdsForwarded, vrings: r.vrings, relayPairs: r.relayPairs });
+        if (typeof r.ts !== 'bigint' || typeof r.session !== 'number' || typeof r.messages !== 'object' || r.messages === null)
+          throw new Error('ts, session or counts missing');
+        out.push({
+          type: 'session-end',
+          ts: r.ts,
+          session: r.session,
+          reason: r.reason,
+          ...(r.by ? { by: r.by as 'proxy' } : {}),
+          messages: r.messages,
+          fdsForwarded: r.fdsForwarded,
+          vrings: r.vrings,
+          relayPairs: r.relayPairs,
+        });
         break;
       default:
         break;

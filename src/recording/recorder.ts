@@ -130,7 +130,8 @@ export class Recorder {
     private readonly opts: RecorderOptions = {},
   ) {
     this.dirMode = target.endsWith('/') || (fs.existsSync(target) && fs.lstatSync(target).isDirectory());
-    if (opts.flight && !this.dirMode) throw new Error(`--keep and --keep-for rotate a directory of segment files: give --record a directory (ending in /), not ${target}`);
+    if (opts.flight && !this.dirMode)
+      throw new Error(`--keep and --keep-for rotate a directory of segment files: give --record a directory (ending in /), not ${target}`);
     ensureTrustedDir(this.dirMode ? target : path.dirname(path.resolve(target)), 'recordings');
     if (opts.flight) {
       this.pins = new PinBook(target, opts.flight.pinBeforeMs, opts.flight.pinAfterMs);
@@ -252,8 +253,29 @@ export class Recorder {
       const name = this.shared ? undefined : this.sessionName(e.session);
       const writer = this.shared ?? this.openWriter(segmentFile(this.target, name!, 0));
       if (!writer) return; // told; the session is forwarded, not recorded
-      const start: SessionStartRecord = { type: 'session-start', ts: e.ts, session: e.session, listen: e.listenPath, connect: e.connectPath, frontend: e.frontend, interpose: e.interpose, peers: e.peers };
-      this.sessions.set(e.session, { writer, batch: undefined, last: 0n, dropped: 0, droppedRings: 0, ownWriter: !this.shared, part: 0, partStartedMs: Date.now(), partBaseBytes: 0, retryRotationMs: 0, ...(name ? { name, start } : {}) });
+      const start: SessionStartRecord = {
+        type: 'session-start',
+        ts: e.ts,
+        session: e.session,
+        listen: e.listenPath,
+        connect: e.connectPath,
+        frontend: e.frontend,
+        interpose: e.interpose,
+        peers: e.peers,
+      };
+      this.sessions.set(e.session, {
+        writer,
+        batch: undefined,
+        last: 0n,
+        dropped: 0,
+        droppedRings: 0,
+        ownWriter: !this.shared,
+        part: 0,
+        partStartedMs: Date.now(),
+        partBaseBytes: 0,
+        retryRotationMs: 0,
+        ...(name ? { name, start } : {}),
+      });
       writer.write(start);
       return;
     }
@@ -280,7 +302,8 @@ export class Recorder {
         });
         break;
       case 'ring':
-        if (!s.writer.write({ type: 'ring', session: e.session, vring: e.vring, raw: e.raw, ...(e.base !== undefined ? { base: e.base } : {}) })) s.droppedRings++;
+        if (!s.writer.write({ type: 'ring', session: e.session, vring: e.vring, raw: e.raw, ...(e.base !== undefined ? { base: e.base } : {}) }))
+          s.droppedRings++;
         break;
       case 'notice':
         break;
@@ -293,8 +316,15 @@ export class Recorder {
       case 'device-state':
         this.flushBatch(e.session, s);
         s.writer.write({
-          type: 'device-state', ts: e.ts, session: e.session, direction: e.direction, startNs: e.startNs, bytes: e.bytes,
-          ...(e.error ? { error: e.error } : {}), ...(e.data ? { data: e.data } : {}), ...(e.truncated ? { truncated: true } : {}),
+          type: 'device-state',
+          ts: e.ts,
+          session: e.session,
+          direction: e.direction,
+          startNs: e.startNs,
+          bytes: e.bytes,
+          ...(e.error ? { error: e.error } : {}),
+          ...(e.data ? { data: e.data } : {}),
+          ...(e.truncated ? { truncated: true } : {}),
           ...(e.heldMs ? { heldMs: e.heldMs } : {}),
         });
         break;
@@ -361,7 +391,11 @@ export class Recorder {
     try {
       w = new RecordingWriter(file, { ...this.opts, exclusive: true });
     } catch (err) {
-      this.opts.onError?.(file, err as Error, part ? 'the session stays in its current segment and tries again in 10 s' : 'the session is forwarded without a recording');
+      this.opts.onError?.(
+        file,
+        err as Error,
+        part ? 'the session stays in its current segment and tries again in 10 s' : 'the session is forwarded without a recording',
+      );
       return undefined;
     }
     this.live.add(w);

@@ -175,7 +175,20 @@ export interface DeviceRecord {
   reason: string;
 }
 
-export type RecordingRecord = HeaderRecord | SessionStartRecord | MessageRecord | NotifyBatchRecord | DropRecord | SessionEndRecord | RecoveryRecord | FaultRecord | InjectedNotificationRecord | RingRecord | DeviceRecord | DeviceStateRecord | DirtyLogRecord;
+export type RecordingRecord =
+  | HeaderRecord
+  | SessionStartRecord
+  | MessageRecord
+  | NotifyBatchRecord
+  | DropRecord
+  | SessionEndRecord
+  | RecoveryRecord
+  | FaultRecord
+  | InjectedNotificationRecord
+  | RingRecord
+  | DeviceRecord
+  | DeviceStateRecord
+  | DirtyLogRecord;
 
 /** One notification, unpacked from a batch. */
 export interface NotificationEntry {

@@ -98,7 +98,11 @@ export class RecordingWriter {
   ) {
     // Opened first, never following a symlink (Node adds O_CLOEXEC); everything after works on
     // the fd: a link at the path cannot get root to cut or append to another file.
-    this.fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | (opts.exclusive ? fs.constants.O_EXCL : 0), 0o600);
+    this.fd = fs.openSync(
+      path,
+      fs.constants.O_RDWR | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | (opts.exclusive ? fs.constants.O_EXCL : 0),
+      0o600,
+    );
     let tornInfo: { tornBytes: number; reason: string } | undefined;
     try {
       const st = fs.fstatSync(this.fd);
@@ -123,7 +127,14 @@ export class RecordingWriter {
 
   /** Starts a segment: the header record (and a note of what a crash cut off, if anything). */
   writeHeader(monotonicNs: bigint, part?: HeaderRecord['part']): void {
-    this.write({ type: 'header', format: FORMAT_NAME, version: FORMAT_VERSION, host: hostFacts(monotonicNs), argv: this.opts.argv ?? process.argv, ...(part ? { part } : {}) });
+    this.write({
+      type: 'header',
+      format: FORMAT_NAME,
+      version: FORMAT_VERSION,
+      host: hostFacts(monotonicNs),
+      argv: this.opts.argv ?? process.argv,
+      ...(part ? { part } : {}),
+    });
     if (this.recovered) this.write({ type: 'recovered', ts: monotonicNs, ...this.recovered });
   }
 
@@ -250,4 +261,3 @@ export class RecordingWriter {
     this.resolveDone();
   }
 }
-

@@ -48,7 +48,16 @@ export async function replayAsBackend(script: Script, o: BackendReplayOptions): 
   const n = newNegotiation();
   const steps = script.frontend;
   let pos = 0;
-  emit({ type: 'session-start', ts: native.monotonicNs(), session: script.session, listenPath: o.listen ?? '', connectPath: o.connect ?? '', frontend: 'connect', interpose: false, peers: {} });
+  emit({
+    type: 'session-start',
+    ts: native.monotonicNs(),
+    session: script.session,
+    listenPath: o.listen ?? '',
+    connectPath: o.connect ?? '',
+    frontend: 'connect',
+    interpose: false,
+    peers: {},
+  });
   const anyReply = (code: number): Buffer | undefined => steps.find((s) => s.request.decoded.request === code && s.replyServed)?.replyServed;
   try {
     for (;;) {
@@ -68,7 +77,14 @@ export async function replayAsBackend(script: Script, o: BackendReplayOptions): 
       else {
         const ahead = steps.slice(pos, pos + RESYNC_WINDOW).findIndex((s) => s.request.decoded.request === h.request);
         const recorded = steps[pos]?.request.decoded.name ?? '(end of recording)';
-        const d: Divergence = { index: steps[pos]?.index ?? -1, request: name, kind: 'reply-differs', recorded, live: `${name} ${formatPayload(live.decoded, o.device)}`, fields: ['request'] };
+        const d: Divergence = {
+          index: steps[pos]?.index ?? -1,
+          request: name,
+          kind: 'reply-differs',
+          recorded,
+          live: `${name} ${formatPayload(live.decoded, o.device)}`,
+          fields: ['request'],
+        };
         result.divergences.push(d);
         if (ahead >= 0) {
           match = steps[pos + ahead];
@@ -79,7 +95,15 @@ export async function replayAsBackend(script: Script, o: BackendReplayOptions): 
       }
       if (match) {
         const fields = changedFields(match.request, live, o.device);
-        if (fields.length) result.divergences.push({ index: match.index, request: name, kind: 'reply-differs', recorded: formatPayload(match.request.decoded, o.device), live: formatPayload(live.decoded, o.device), fields });
+        if (fields.length)
+          result.divergences.push({
+            index: match.index,
+            request: name,
+            kind: 'reply-differs',
+            recorded: formatPayload(match.request.decoded, o.device),
+            live: formatPayload(live.decoded, o.device),
+            fields,
+          });
         if (fields.length && o.strict) break;
       }
       applyMainMessage(n, h.request, h.flags, m.raw.subarray(HEADER_SIZE));
@@ -97,7 +121,17 @@ export async function replayAsBackend(script: Script, o: BackendReplayOptions): 
     }
   } finally {
     inbox.close();
-    emit({ type: 'session-end', ts: native.monotonicNs(), session: script.session, reason: inbox.closed ?? 'replay finished', by: 'proxy', messages: { 'F>B': 0, 'B>F': result.sent }, fdsForwarded: 0, vrings: [], relayPairs: [] });
+    emit({
+      type: 'session-end',
+      ts: native.monotonicNs(),
+      session: script.session,
+      reason: inbox.closed ?? 'replay finished',
+      by: 'proxy',
+      messages: { 'F>B': 0, 'B>F': result.sent },
+      fdsForwarded: 0,
+      vrings: [],
+      relayPairs: [],
+    });
   }
   if (pos < steps.length) result.notes.push(`${steps.length - pos} recorded request(s) never came from the live frontend`);
   return result;

@@ -93,13 +93,18 @@ export class Inbox {
   closed: string | undefined;
 
   constructor(fd: number) {
-    this.channel = new native.Channel(fd, MAX_PAYLOAD, (raw, fds, ts) => {
-      this.queue.push({ raw, fds, ts });
-      this.waiter?.();
-    }, (end) => {
-      this.closed = end ? `${end.code}: ${end.message}` : 'the peer closed the connection';
-      this.waiter?.();
-    });
+    this.channel = new native.Channel(
+      fd,
+      MAX_PAYLOAD,
+      (raw, fds, ts) => {
+        this.queue.push({ raw, fds, ts });
+        this.waiter?.();
+      },
+      (end) => {
+        this.closed = end ? `${end.code}: ${end.message}` : 'the peer closed the connection';
+        this.waiter?.();
+      },
+    );
     this.channel.start();
   }
 
@@ -132,7 +137,18 @@ export class Inbox {
 
 /** A message of a replayed session as a proxy event (for the replay's own recording). */
 export function message(raw: Buffer, fds: number[], ts: bigint, dir: 'F>B' | 'B>F', channel: 'main' | 'backend', session: number): MessageEvent {
-  return { type: 'message', ts, session, channel, sender: dir === 'F>B' ? 'frontend' : 'backend', dir, raw, decoded: decodeMessage(channel, raw, dir === 'F>B' ? 'frontend' : 'backend'), fds: describeFds(fds), findings: [] };
+  return {
+    type: 'message',
+    ts,
+    session,
+    channel,
+    sender: dir === 'F>B' ? 'frontend' : 'backend',
+    dir,
+    raw,
+    decoded: decodeMessage(channel, raw, dir === 'F>B' ? 'frontend' : 'backend'),
+    fds: describeFds(fds),
+    findings: [],
+  };
 }
 
 /** Answers the live backend's requests on the backend channel, from the recording where it can. */
@@ -168,7 +184,16 @@ export async function replayAsFrontend(script: Script, o: FrontendReplayOptions)
   const n = newNegotiation();
   const lastBase = new Map<number, number>();
   const steps = o.until !== undefined ? script.frontend.slice(0, o.until) : script.frontend;
-  emit({ type: 'session-start', ts: native.monotonicNs(), session: script.session, listenPath: o.listen ?? '', connectPath: o.connect ?? '', frontend: 'listen', interpose: false, peers: {} });
+  emit({
+    type: 'session-start',
+    ts: native.monotonicNs(),
+    session: script.session,
+    listenPath: o.listen ?? '',
+    connectPath: o.connect ?? '',
+    frontend: 'listen',
+    interpose: false,
+    peers: {},
+  });
   let prevTs: bigint | undefined;
   try {
     for (const [i, step] of steps.entries()) {
@@ -180,7 +205,13 @@ export async function replayAsFrontend(script: Script, o: FrontendReplayOptions)
         const extra = (await main.next(0))!;
         closeFds(extra.fds);
         const d = decodeMessage('main', extra.raw);
-        result.divergences.push({ index: step.index, request: d.name, kind: 'unexpected-message', live: `${d.name}${d.reply ? ' reply' : ''} ${formatPayload(d, o.device)}`, fields: [] });
+        result.divergences.push({
+          index: step.index,
+          request: d.name,
+          kind: 'unexpected-message',
+          live: `${d.name}${d.reply ? ' reply' : ''} ${formatPayload(d, o.device)}`,
+          fields: [],
+        });
       }
       if (main.closed) {
         result.divergences.push({ index: step.index, request: name, kind: 'connection-closed', live: main.closed, fields: [] });
@@ -188,7 +219,8 @@ export async function replayAsFrontend(script: Script, o: FrontendReplayOptions)
       }
       const made = makeFds(step.fds, name.toLowerCase());
       kept.push(...made.keep);
-      for (const s of made.sockets) subs.push(serveBackendChannel(s, script, emit, () => (n.protocolFeatures !== undefined ? (n.protocolFeatures & 8n) !== 0n : false)));
+      for (const s of made.sockets)
+        subs.push(serveBackendChannel(s, script, emit, () => (n.protocolFeatures !== undefined ? (n.protocolFeatures & 8n) !== 0n : false)));
       main.channel.send(step.raw, made.send);
       result.sent++;
       const h = parseHeader(step.raw);
@@ -199,7 +231,14 @@ export async function replayAsFrontend(script: Script, o: FrontendReplayOptions)
       if (!isReplyExpected('main', h.request, h.flags, n)) continue;
       const live = await main.next(o.timeoutMs);
       if (!live) {
-        result.divergences.push({ index: step.index, request: name, kind: main.closed ? 'connection-closed' : 'no-reply', recorded: step.reply ? formatPayload(step.reply.decoded, o.device) : '(no reply recorded)', live: main.closed ?? `nothing within ${o.timeoutMs} ms`, fields: [] });
+        result.divergences.push({
+          index: step.index,
+          request: name,
+          kind: main.closed ? 'connection-closed' : 'no-reply',
+          recorded: step.reply ? formatPayload(step.reply.decoded, o.device) : '(no reply recorded)',
+          live: main.closed ?? `nothing within ${o.timeoutMs} ms`,
+          fields: [],
+        });
         if (main.closed) break;
         continue;
       }
@@ -212,7 +251,14 @@ export async function replayAsFrontend(script: Script, o: FrontendReplayOptions)
       }
       const recorded = step.reply;
       if (liveEv.decoded.request !== h.request) {
-        result.divergences.push({ index: step.index, request: name, kind: 'reply-differs', recorded: `${recorded.decoded.name} reply`, live: `${liveEv.decoded.name}${liveEv.decoded.reply ? ' reply' : ''}`, fields: ['request code'] });
+        result.divergences.push({
+          index: step.index,
+          request: name,
+          kind: 'reply-differs',
+          recorded: `${recorded.decoded.name} reply`,
+          live: `${liveEv.decoded.name}${liveEv.decoded.reply ? ' reply' : ''}`,
+          fields: ['request code'],
+        });
         continue;
       }
       let fields = changedFields(recorded, liveEv, o.device);
@@ -224,11 +270,20 @@ export async function replayAsFrontend(script: Script, o: FrontendReplayOptions)
         const expected = lastBase.get(vring) ?? 0;
         if (liveNum === expected && recNum !== liveNum) {
           fields = fields.filter((f) => !f.startsWith('num:'));
-          result.notes.push(`#${step.index} GET_VRING_BASE vring ${vring}: ${liveNum} (= the replayed SET_VRING_BASE; the recorded ${recNum} reflects guest I/O a replay does not reproduce)`);
+          result.notes.push(
+            `#${step.index} GET_VRING_BASE vring ${vring}: ${liveNum} (= the replayed SET_VRING_BASE; the recorded ${recNum} reflects guest I/O a replay does not reproduce)`,
+          );
         }
       }
       if (fields.length)
-        result.divergences.push({ index: step.index, request: name, kind: 'reply-differs', recorded: formatPayload(recorded.decoded, o.device), live: formatPayload(liveEv.decoded, o.device), fields });
+        result.divergences.push({
+          index: step.index,
+          request: name,
+          kind: 'reply-differs',
+          recorded: formatPayload(recorded.decoded, o.device),
+          live: formatPayload(liveEv.decoded, o.device),
+          fields,
+        });
       log(`#${step.index} ${name}: ${fields.length ? 'DIFFERS' : 'same reply'}`);
     }
     // anything the backend sent after the last request
@@ -243,7 +298,17 @@ export async function replayAsFrontend(script: Script, o: FrontendReplayOptions)
     main.close();
     for (const s of subs) s.close();
     closeFds(kept);
-    emit({ type: 'session-end', ts: native.monotonicNs(), session: script.session, reason: 'replay finished', by: 'proxy', messages: { 'F>B': result.sent, 'B>F': 0 }, fdsForwarded: 0, vrings: [], relayPairs: [] });
+    emit({
+      type: 'session-end',
+      ts: native.monotonicNs(),
+      session: script.session,
+      reason: 'replay finished',
+      by: 'proxy',
+      messages: { 'F>B': result.sent, 'B>F': 0 },
+      fdsForwarded: 0,
+      vrings: [],
+      relayPairs: [],
+    });
   }
   return result;
 }

@@ -41,8 +41,11 @@ export function loadRecording(file: string): { records: RecordingRecord[]; torn?
     throw new RecordingError(`${file}: cannot read: ${(err as Error).message}`);
   }
   const frames = scan.records.length;
-  const torn = scan.torn ? `${file}: frame ${frames} (at byte ${scan.torn.offset}) is torn: ${scan.torn.reason}; using the ${frames} complete frames before it` : undefined;
-  if (!scan.records.some((r) => r.type === 'header')) throw new RecordingError(`${file}: frame 0 is not a vhostscope recording header${torn ? ` (${torn})` : ''}`);
+  const torn = scan.torn
+    ? `${file}: frame ${frames} (at byte ${scan.torn.offset}) is torn: ${scan.torn.reason}; using the ${frames} complete frames before it`
+    : undefined;
+  if (!scan.records.some((r) => r.type === 'header'))
+    throw new RecordingError(`${file}: frame 0 is not a vhostscope recording header${torn ? ` (${torn})` : ''}`);
   return { records: scan.records, ...(torn ? { torn } : {}) };
 }
 

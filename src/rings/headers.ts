@@ -6,7 +6,6 @@
 import type { DeviceType } from '../protocol';
 import { chainBytes, VRING_DESC_F_WRITE, type RingEntry } from './snapshot';
 
-
 export interface BufferHeader {
   summary: string;
   /** virtio-net: the Ethernet frame as far as it was captured, and its full length */
@@ -41,7 +40,8 @@ export function describeFrame(f: Buffer): string {
       const what = t === 8 ? 'echo request' : t === 0 ? 'echo reply' : `type ${t}`;
       return `${l2} IPv4 ${src} > ${dst} ICMP ${what}${t === 0 || t === 8 ? ` id ${f.readUInt16BE(l4 + 4)} seq ${f.readUInt16BE(l4 + 6)}` : ''}`;
     }
-    if ((proto === 6 || proto === 17) && f.length >= l4 + 4) return `${l2} IPv4 ${src}:${f.readUInt16BE(l4)} > ${dst}:${f.readUInt16BE(l4 + 2)} ${proto === 6 ? 'TCP' : 'UDP'}`;
+    if ((proto === 6 || proto === 17) && f.length >= l4 + 4)
+      return `${l2} IPv4 ${src}:${f.readUInt16BE(l4)} > ${dst}:${f.readUInt16BE(l4 + 2)} ${proto === 6 ? 'TCP' : 'UDP'}`;
     return `${l2} IPv4 ${src} > ${dst} proto ${proto}`;
   }
   if (type === 0x86dd) return `${l2} IPv6`;
@@ -52,12 +52,56 @@ const BLK_TYPES: Record<number, string> = { 0: 'IN (read)', 1: 'OUT (write)', 4:
 const BLK_STATUS: Record<number, string> = { 0: 'OK', 1: 'IOERR', 2: 'UNSUPP' };
 
 export const FUSE_OPCODES: Record<number, string> = {
-  1: 'LOOKUP', 2: 'FORGET', 3: 'GETATTR', 4: 'SETATTR', 5: 'READLINK', 6: 'SYMLINK', 8: 'MKNOD', 9: 'MKDIR', 10: 'UNLINK', 11: 'RMDIR',
-  12: 'RENAME', 13: 'LINK', 14: 'OPEN', 15: 'READ', 16: 'WRITE', 17: 'STATFS', 18: 'RELEASE', 20: 'FSYNC', 21: 'SETXATTR', 22: 'GETXATTR',
-  23: 'LISTXATTR', 24: 'REMOVEXATTR', 25: 'FLUSH', 26: 'INIT', 27: 'OPENDIR', 28: 'READDIR', 29: 'RELEASEDIR', 30: 'FSYNCDIR', 31: 'GETLK',
-  32: 'SETLK', 33: 'SETLKW', 34: 'ACCESS', 35: 'CREATE', 36: 'INTERRUPT', 37: 'BMAP', 38: 'DESTROY', 39: 'IOCTL', 40: 'POLL', 41: 'NOTIFY_REPLY',
-  42: 'BATCH_FORGET', 43: 'FALLOCATE', 44: 'READDIRPLUS', 45: 'RENAME2', 46: 'LSEEK', 47: 'COPY_FILE_RANGE', 48: 'SETUPMAPPING', 49: 'REMOVEMAPPING',
-  50: 'SYNCFS', 51: 'TMPFILE', 52: 'STATX',
+  1: 'LOOKUP',
+  2: 'FORGET',
+  3: 'GETATTR',
+  4: 'SETATTR',
+  5: 'READLINK',
+  6: 'SYMLINK',
+  8: 'MKNOD',
+  9: 'MKDIR',
+  10: 'UNLINK',
+  11: 'RMDIR',
+  12: 'RENAME',
+  13: 'LINK',
+  14: 'OPEN',
+  15: 'READ',
+  16: 'WRITE',
+  17: 'STATFS',
+  18: 'RELEASE',
+  20: 'FSYNC',
+  21: 'SETXATTR',
+  22: 'GETXATTR',
+  23: 'LISTXATTR',
+  24: 'REMOVEXATTR',
+  25: 'FLUSH',
+  26: 'INIT',
+  27: 'OPENDIR',
+  28: 'READDIR',
+  29: 'RELEASEDIR',
+  30: 'FSYNCDIR',
+  31: 'GETLK',
+  32: 'SETLK',
+  33: 'SETLKW',
+  34: 'ACCESS',
+  35: 'CREATE',
+  36: 'INTERRUPT',
+  37: 'BMAP',
+  38: 'DESTROY',
+  39: 'IOCTL',
+  40: 'POLL',
+  41: 'NOTIFY_REPLY',
+  42: 'BATCH_FORGET',
+  43: 'FALLOCATE',
+  44: 'READDIRPLUS',
+  45: 'RENAME2',
+  46: 'LSEEK',
+  47: 'COPY_FILE_RANGE',
+  48: 'SETUPMAPPING',
+  49: 'REMOVEMAPPING',
+  50: 'SYNCFS',
+  51: 'TMPFILE',
+  52: 'STATX',
 };
 
 export interface HeaderContext {
@@ -91,9 +135,15 @@ export function decodeBuffer(e: RingEntry, ctx: HeaderContext): BufferHeader | u
       const middle = e.descs.slice(1, -1);
       const dataLen = middle.reduce((n, d) => n + d.len, 0);
       const last = e.descs.at(-1);
-      const status = ctx.kind === 'call' && last && last !== first && last.flags & VRING_DESC_F_WRITE && last.bytes?.length ? BLK_STATUS[last.bytes[last.bytes.length - 1]] ?? `status ${last.bytes[last.bytes.length - 1]}` : undefined;
+      const status =
+        ctx.kind === 'call' && last && last !== first && last.flags & VRING_DESC_F_WRITE && last.bytes?.length
+          ? (BLK_STATUS[last.bytes[last.bytes.length - 1]] ?? `status ${last.bytes[last.bytes.length - 1]}`)
+          : undefined;
       const type = BLK_TYPES[t] ?? `type ${t}`;
-      return { summary: `blk ${type} sector ${sector} len ${dataLen}${status ? ` status ${status}` : ''}`, blk: { type, sector, dataLen, ...(status ? { status } : {}) } };
+      return {
+        summary: `blk ${type} sector ${sector} len ${dataLen}${status ? ` status ${status}` : ''}`,
+        blk: { type, sector, dataLen, ...(status ? { status } : {}) },
+      };
     }
     case 'fs': {
       const first = e.descs[0];

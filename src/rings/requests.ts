@@ -125,11 +125,26 @@ function shift(m: Map<number, Pending[]>, head: number): Pending | undefined {
 /** blk size classes: what a user compares ("4 KiB reads got slower") */
 function sizeClass(bytes: number): string {
   if (bytes <= 0) return '0';
-  for (const [limit, name] of [[4096, '4K'], [16384, '16K'], [65536, '64K'], [262144, '256K'], [1048576, '1M']] as const) if (bytes <= limit) return `≤${name}`;
+  for (const [limit, name] of [
+    [4096, '4K'],
+    [16384, '16K'],
+    [65536, '64K'],
+    [262144, '256K'],
+    [1048576, '1M'],
+  ] as const)
+    if (bytes <= limit) return `≤${name}`;
   return '>1M';
 }
 
-const BLK_OPS: Record<string, string> = { 'IN (read)': 'read', 'OUT (write)': 'write', FLUSH: 'flush', DISCARD: 'discard', WRITE_ZEROES: 'write-zeroes', GET_ID: 'get-id', SECURE_ERASE: 'secure-erase' };
+const BLK_OPS: Record<string, string> = {
+  'IN (read)': 'read',
+  'OUT (write)': 'write',
+  FLUSH: 'flush',
+  DISCARD: 'discard',
+  WRITE_ZEROES: 'write-zeroes',
+  GET_ID: 'get-id',
+  SECURE_ERASE: 'secure-erase',
+};
 
 /** The device operation a submitted chain is, as far as the snapshot tells. */
 export function operationOf(device: DeviceType, vring: number, e: RingEntry): string {
@@ -238,8 +253,16 @@ export class RequestTracker {
           const completedNs = early.usedNs > submittedNs ? early.usedNs : submittedNs;
           const doneAfter = early.usedBefore !== undefined && early.usedBefore > submittedNs ? early.usedBefore : submittedNs;
           done.push({
-            vring, head: e.head, op, submittedNs, completedNs, notifiedNs: early.notifiedNs, latencyNs: Number(completedNs - submittedNs),
-            uncertaintyNs, completionUncertaintyNs: Number(completedNs - doneAfter), notifyNs: Number(early.notifiedNs - completedNs),
+            vring,
+            head: e.head,
+            op,
+            submittedNs,
+            completedNs,
+            notifiedNs: early.notifiedNs,
+            latencyNs: Number(completedNs - submittedNs),
+            uncertaintyNs,
+            completionUncertaintyNs: Number(completedNs - doneAfter),
+            notifyNs: Number(early.notifiedNs - completedNs),
           });
           return;
         }
@@ -274,7 +297,15 @@ export class RequestTracker {
    * when the used index first covered it (split rings), else at `s`; after the last snapshot that
    * did not show it used, or its submission. `notified`: `s` is the call that told the driver.
    */
-  private completed(r: RingState, vring: number, p: Pending, usedPos: number, s: RingSnapshot, prevTs: bigint | undefined, o: { notified: boolean }): CompletedRequest {
+  private completed(
+    r: RingState,
+    vring: number,
+    p: Pending,
+    usedPos: number,
+    s: RingSnapshot,
+    prevTs: bigint | undefined,
+    o: { notified: boolean },
+  ): CompletedRequest {
     let completedNs = s.ts;
     let doneAfter = prevTs !== undefined && prevTs > p.submittedNs ? prevTs : p.submittedNs;
     let belowResolution = false;
@@ -293,8 +324,15 @@ export class RequestTracker {
       // (else a recording from before readUs was kept: only the call bounds it)
     }
     return {
-      vring, head: p.head, op: p.op, submittedNs: p.submittedNs, completedNs, notifiedNs: o.notified ? s.ts : completedNs,
-      latencyNs: Number(completedNs - p.submittedNs), uncertaintyNs: p.uncertaintyNs, completionUncertaintyNs: Number(completedNs - doneAfter),
+      vring,
+      head: p.head,
+      op: p.op,
+      submittedNs: p.submittedNs,
+      completedNs,
+      notifiedNs: o.notified ? s.ts : completedNs,
+      latencyNs: Number(completedNs - p.submittedNs),
+      uncertaintyNs: p.uncertaintyNs,
+      completionUncertaintyNs: Number(completedNs - doneAfter),
       ...(!s.packed && o.notified ? { notifyNs: Number(s.ts - completedNs) } : {}),
       ...(belowResolution ? { belowResolution } : {}),
     };
@@ -337,7 +375,8 @@ export class RequestTracker {
   outstanding(): OutstandingRequest[] {
     const out: OutstandingRequest[] = [];
     for (const [vring, r] of this.rings) {
-      for (const ps of [...r.outstanding.values(), ...r.stopped.values()]) for (const p of ps) out.push({ vring, head: p.head, op: p.op, submittedNs: p.submittedNs });
+      for (const ps of [...r.outstanding.values(), ...r.stopped.values()])
+        for (const p of ps) out.push({ vring, head: p.head, op: p.op, submittedNs: p.submittedNs });
     }
     return out.sort((a, b) => (a.submittedNs < b.submittedNs ? -1 : a.submittedNs > b.submittedNs ? 1 : 0));
   }

@@ -96,7 +96,17 @@ export function startDevice(c: DeviceConfig, shared: SharedParts): RunningDevice
     for (const f of checker?.onEvent(e) ?? []) {
       metrics?.onFinding(f.rule.id, f.rule.severity);
       if (f.rule.severity === 'error') recorder?.pin(`check ${f.rule.id} (${f.rule.name})`, f.session);
-      logger.warn({ event: 'finding', session: f.session, id: f.rule.id, rule: f.rule.name, severity: f.rule.severity, section: f.rule.section, at: f.at, detail: f.detail, msg: findingLine(f).trim() });
+      logger.warn({
+        event: 'finding',
+        session: f.session,
+        id: f.rule.id,
+        rule: f.rule.name,
+        severity: f.rule.severity,
+        section: f.rule.section,
+        at: f.at,
+        detail: f.detail,
+        msg: findingLine(f).trim(),
+      });
     }
     const device = c.device ?? ('session' in e ? devices.guess(e.session)?.device : undefined) ?? 'generic';
     logEvent(logger, e, device, c.device ? undefined : guess, c);
@@ -127,16 +137,26 @@ export function startDevice(c: DeviceConfig, shared: SharedParts): RunningDevice
       try {
         restore(attached);
       } catch (restoreErr) {
-        throw new Error(`${(err as Error).message}; and the peer's socket could not be put back: ${(restoreErr as Error).message}; run "vhostscope detach ${c.listen}"`);
+        throw new Error(
+          `${(err as Error).message}; and the peer's socket could not be put back: ${(restoreErr as Error).message}; run "vhostscope detach ${c.listen}"`,
+        );
       }
       throw err;
     }
     const direct = attached.direct.size;
-    logger.warn({ event: 'notice', msg: `attached to ${c.listen}: the peer's socket is now ${attached.moved}; new connections come through vhostscope${direct ? `, the ${direct} made before ${c.reconnect ? 'are being ended so that their peers reconnect through it' : 'stay direct (--reconnect ends them)'}` : ''}; SIGINT/SIGTERM (or "vhostscope detach ${c.listen}" after a crash) put it back` });
+    logger.warn({
+      event: 'notice',
+      msg: `attached to ${c.listen}: the peer's socket is now ${attached.moved}; new connections come through vhostscope${direct ? `, the ${direct} made before ${c.reconnect ? 'are being ended so that their peers reconnect through it' : 'stay direct (--reconnect ends them)'}` : ''}; SIGINT/SIGTERM (or "vhostscope detach ${c.listen}" after a crash) put it back`,
+    });
     if (c.reconnect) {
       for (const x of cutDirectConnections(attached)) {
         if (x.error) logger.error({ event: 'notice', msg: `could not end the direct connection (pid ${x.pid} fd ${x.fd}): ${x.error}` });
-        else logger.warn({ event: 'notice', pid: x.pid, msg: `ended the direct connection held by pid ${x.pid} (fd ${x.fd}); its peer may reconnect through vhostscope` });
+        else
+          logger.warn({
+            event: 'notice',
+            pid: x.pid,
+            msg: `ended the direct connection held by pid ${x.pid} (fd ${x.fd}); its peer may reconnect through vhostscope`,
+          });
       }
     }
   } else {

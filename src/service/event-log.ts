@@ -17,7 +17,14 @@ export interface EventLogOptions {
 export function logEvent(logger: Logger, e: ProxyEvent, device: DeviceType, guess: DeviceGuess | undefined, o: EventLogOptions): void {
   if (e.type === 'notification' && !o.logNotifications) return;
   if (e.type === 'ring' && !o.logRings) return;
-  if (guess && 'session' in e) logger.info({ event: 'device', session: e.session, device: guess.device, reason: guess.reason, msg: `session ${e.session} carries a ${guess.device} device (from ${guess.reason})` });
+  if (guess && 'session' in e)
+    logger.info({
+      event: 'device',
+      session: e.session,
+      device: guess.device,
+      reason: guess.reason,
+      msg: `session ${e.session} carries a ${guess.device} device (from ${guess.reason})`,
+    });
   const rec = eventRecord(e, device);
   if (e.type === 'notice') return void logger.warn(rec);
   const bad = e.type === 'session-end' && e.reason.startsWith('bad input');

@@ -42,11 +42,18 @@ export class ProxyService {
     if (registry && at) {
       this.metricsServer = await startMetricsServer(registry, at, (err) => logger.error({ event: 'notice', msg: `metrics: ${err.message}` }));
       logger.info({ event: 'notice', msg: `metrics at http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${at.port}/metrics` });
-      if (!isLoopback(at.host)) logger.warn({ event: 'notice', msg: `metrics are served to other hosts (${at.host}) without authentication, and their labels name every device's socket paths; put a firewall or an authenticating proxy in front, or bind 127.0.0.1` });
+      if (!isLoopback(at.host))
+        logger.warn({
+          event: 'notice',
+          msg: `metrics are served to other hosts (${at.host}) without authentication, and their labels name every device's socket paths; put a firewall or an authenticating proxy in front, or bind 127.0.0.1`,
+        });
     }
     const recorder = opts.record ? this.startRecorder(opts.record) : undefined;
     const faults = new FaultRuleSet([...(opts.fileRules ?? []), ...(opts.rules ?? [])]);
-    this.fileRuleIds = faults.list().slice(0, opts.fileRules?.length ?? 0).map((r) => r.id);
+    this.fileRuleIds = faults
+      .list()
+      .slice(0, opts.fileRules?.length ?? 0)
+      .map((r) => r.id);
     let nextSession = 1;
     const shared: SharedParts = {
       logger,
@@ -61,8 +68,15 @@ export class ProxyService {
     };
     this.shared = shared;
     if (opts.injections?.length) {
-      shared.injector = new Injector(opts.injections, (id) => this.running.flatMap((d) => d.daemon.activeSessions).find((x) => x.id === id), (spec, session, sent) =>
-        logger[sent ? 'info' : 'warn']({ event: 'notice', session, msg: sent ? `injected ${spec.channel}:${spec.name}` : `could not inject ${spec.channel}:${spec.name}: the ${spec.channel} channel is gone` }),
+      shared.injector = new Injector(
+        opts.injections,
+        (id) => this.running.flatMap((d) => d.daemon.activeSessions).find((x) => x.id === id),
+        (spec, session, sent) =>
+          logger[sent ? 'info' : 'warn']({
+            event: 'notice',
+            session,
+            msg: sent ? `injected ${spec.channel}:${spec.name}` : `could not inject ${spec.channel}:${spec.name}: the ${spec.channel} channel is gone`,
+          }),
       );
     }
     for (const d of opts.devices) this.running.push(startDevice(d, shared));
@@ -74,7 +88,14 @@ export class ProxyService {
     const flight = this.opts.flight;
     const recorder = new Recorder(target, {
       onError: (file, err, opening) =>
-        logger.error({ event: 'notice', msg: opening ? `could not create recording ${file}: ${err.message}; ${opening}` : file.endsWith('.vhsrec') ? `recording ${file} stopped at its last whole frame: ${err.message}; forwarding goes on` : `could not write ${file}: ${err.message}; the pins hold in memory and forwarding goes on` }),
+        logger.error({
+          event: 'notice',
+          msg: opening
+            ? `could not create recording ${file}: ${err.message}; ${opening}`
+            : file.endsWith('.vhsrec')
+              ? `recording ${file} stopped at its last whole frame: ${err.message}; forwarding goes on`
+              : `could not write ${file}: ${err.message}; the pins hold in memory and forwarding goes on`,
+        }),
       ...(flight ? { flight: { ...flight, onSweep: (r) => logSweep(logger, r), onPin: (p) => logPin(logger, p) } } : {}),
     });
     if (recorder.files.length) logger.info({ event: 'notice', msg: `recording to ${recorder.files[0]}` });

@@ -24,7 +24,8 @@ export function untrustedDir(dir: string): string | undefined {
     if (st.uid !== 0 && st.uid !== me) return `${p} is owned by uid ${st.uid}`;
     // a sticky directory (/tmp) lets others add names but not move or remove ours: fine above us, not as the place itself
     const othersWrite = (st.mode & 0o022) !== 0;
-    if (othersWrite && (last || (st.mode & 0o1000) === 0)) return `${p} is writable by ${st.mode & 0o002 ? 'every user' : `group ${st.gid}`} (mode ${(st.mode & 0o7777).toString(8)})`;
+    if (othersWrite && (last || (st.mode & 0o1000) === 0))
+      return `${p} is writable by ${st.mode & 0o002 ? 'every user' : `group ${st.gid}`} (mode ${(st.mode & 0o7777).toString(8)})`;
     const up = path.dirname(p);
     if (up === p) return undefined;
     p = up;
@@ -42,5 +43,8 @@ export function ensureTrustedDir(dir: string, what: string): void {
   }
   if (euid() !== 0) return;
   const why = untrustedDir(dir);
-  if (why) throw new Error(`refusing to write ${what} in ${dir}: ${why}; another user could have root overwrite any file through it (give a directory only root can write, e.g. /var/lib/vhostscope)`);
+  if (why)
+    throw new Error(
+      `refusing to write ${what} in ${dir}: ${why}; another user could have root overwrite any file through it (give a directory only root can write, e.g. /var/lib/vhostscope)`,
+    );
 }

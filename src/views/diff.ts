@@ -31,7 +31,8 @@ export function diffText(lines: DiffLine[], all = false): string[] {
 export function sessionRequests(file: string, session?: number): ReturnType<typeof requestLatency>[number] {
   const all = requestLatency(readRecording(file).records);
   const s = session !== undefined ? all.find((r) => r.session === session) : all[0];
-  if (!s) throw new Error(`${file}: no ring snapshots${session !== undefined ? ` in session ${session}` : ''}: record with proxy --rings to compare request latency`);
+  if (!s)
+    throw new Error(`${file}: no ring snapshots${session !== undefined ? ` in session ${session}` : ''}: record with proxy --rings to compare request latency`);
   return s;
 }
 
@@ -43,7 +44,8 @@ export function latencyDiffText(rows: OperationShift[]): string[] {
   const out = rows.map((r) => {
     const head = `vring ${r.vring} ${r.op}: n ${r.nA} → ${r.nB}`;
     if (r.verdict === 'only in A' || r.verdict === 'only in B') return `${head} (${r.verdict})`;
-    const test = r.pValue !== undefined ? `; Mann-Whitney p=${r.pValue < 1e-4 ? r.pValue.toExponential(1) : r.pValue.toFixed(4)}, P(B slower)=${r.probBSlower}` : '';
+    const test =
+      r.pValue !== undefined ? `; Mann-Whitney p=${r.pValue < 1e-4 ? r.pValue.toExponential(1) : r.pValue.toFixed(4)}, P(B slower)=${r.probBSlower}` : '';
     return `${head}, p50 ${fmt(r.p50A)} → ${fmt(r.p50B)}${signed(r.p50ShiftPct)}, p99 ${fmt(r.p99A)} → ${fmt(r.p99B)}${signed(r.p99ShiftPct)}${test}: ${r.verdict === 'too few' ? 'too few requests to test (< 8 on a side)' : r.verdict === 'same' ? 'no significant difference' : `B ${r.verdict}`}`;
   });
   out.push('latency: submitted → used by the device, from ring snapshots (vhostscope stats); significant at p < 0.01');

@@ -43,12 +43,20 @@ export function infoText(file: string, device?: DeviceType): string[] {
   const sum = summarize(scan.records, device);
   const lines: string[] = [];
   const h = sum.headers[0];
-  lines.push(`recording ${file}: ${scan.records.length} records in ${sum.headers.length} segment(s), ${scan.goodBytes} bytes${scan.torn ? `; ${tornNote(file, scan.torn)}` : ''}`);
-  if (h) lines.push(`captured by vhostscope ${h.host.vhostscope} on ${h.host.hostname} (${h.host.kernel}, ${h.host.arch}, ${h.host.byteOrder}) at ${new Date(h.host.wallClockMs).toISOString()}; timestamps: ${h.host.clock}`);
+  lines.push(
+    `recording ${file}: ${scan.records.length} records in ${sum.headers.length} segment(s), ${scan.goodBytes} bytes${scan.torn ? `; ${tornNote(file, scan.torn)}` : ''}`,
+  );
+  if (h)
+    lines.push(
+      `captured by vhostscope ${h.host.vhostscope} on ${h.host.hostname} (${h.host.kernel}, ${h.host.arch}, ${h.host.byteOrder}) at ${new Date(h.host.wallClockMs).toISOString()}; timestamps: ${h.host.clock}`,
+    );
   for (const s of sum.sessions) {
-    const peer = (p?: { pid: number; exe?: string; cmdline?: string }): string => (p ? `pid ${p.pid}${p.exe ? ` ${p.exe}` : ''}${p.cmdline ? ` [${p.cmdline.length > 160 ? `${p.cmdline.slice(0, 160)}…` : p.cmdline}]` : ''}` : '?');
+    const peer = (p?: { pid: number; exe?: string; cmdline?: string }): string =>
+      p ? `pid ${p.pid}${p.exe ? ` ${p.exe}` : ''}${p.cmdline ? ` [${p.cmdline.length > 160 ? `${p.cmdline.slice(0, 160)}…` : p.cmdline}]` : ''}` : '?';
     lines.push(`session ${s.session}: ${s.listen} (${peer(s.peers.listen)}) <-> ${s.connect} (${peer(s.peers.connect)})`);
-    lines.push(`  start ${secs(s.startNs)}${s.durationS !== undefined ? `, duration ${s.durationS.toFixed(3)} s` : ', no end recorded'}; eventfds ${s.interpose ? 'interposed' : 'passed through'}`);
+    lines.push(
+      `  start ${secs(s.startNs)}${s.durationS !== undefined ? `, duration ${s.durationS.toFixed(3)} s` : ', no end recorded'}; eventfds ${s.interpose ? 'interposed' : 'passed through'}`,
+    );
     lines.push(`  messages F>B ${s.messages['F>B']}, B>F ${s.messages['B>F']}; fds ${s.fds}`);
     lines.push(`  device: ${s.device ? `${s.device} (${s.deviceReason})` : 'not known (--device names it)'}`);
     const f = s.features;
@@ -56,11 +64,27 @@ export function infoText(file: string, device?: DeviceType): string[] {
     if (f.acked) lines.push(`  virtio features acked:   ${f.acked.join('|')}`);
     if (f.protocolOffered) lines.push(`  protocol features offered: ${f.protocolOffered.join('|')}`);
     if (f.protocolInUse) lines.push(`  protocol features in use:  ${f.protocolInUse.join('|')}`);
-    lines.push(`  requests: ${Object.entries(s.requests).map(([k, v]) => `${k}×${v}`).join(' ')}`);
+    lines.push(
+      `  requests: ${Object.entries(s.requests)
+        .map(([k, v]) => `${k}×${v}`)
+        .join(' ')}`,
+    );
     const n = Object.entries(s.notifications);
-    lines.push(`  notifications: ${n.length ? n.map(([k, v]) => `${k} ${v.events}`).join(', ') : 'none'}${s.droppedNotifications ? ` (${s.droppedNotifications} not recorded: the disk fell behind)` : ''}`);
+    lines.push(
+      `  notifications: ${n.length ? n.map(([k, v]) => `${k} ${v.events}`).join(', ') : 'none'}${s.droppedNotifications ? ` (${s.droppedNotifications} not recorded: the disk fell behind)` : ''}`,
+    );
     const faults = Object.entries(s.faults);
-    if (faults.length) lines.push(`  fault rules applied: ${faults.map(([rule, by]) => `${rule}: ${Object.entries(by).map(([a, n]) => `${a}×${n}`).join(' ')}`).join('; ')}`);
+    if (faults.length)
+      lines.push(
+        `  fault rules applied: ${faults
+          .map(
+            ([rule, by]) =>
+              `${rule}: ${Object.entries(by)
+                .map(([a, n]) => `${a}×${n}`)
+                .join(' ')}`,
+          )
+          .join('; ')}`,
+      );
     if (s.endReason) lines.push(`  end: ${s.endReason}`);
   }
   const devices = recordingDevices(scan.records, device);

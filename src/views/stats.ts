@@ -17,15 +17,21 @@ const fmtUs = durationUs;
 
 /** The per-request lines of one session (recorded with --rings). */
 export function requestLines(s: SessionRequests): string[] {
-  const lines = [`  requests (method: ring snapshots; latency = submitted → used by the device, ± how far the snapshots around each moment leave it open (p50); then → call: until the driver was told):`];
+  const lines = [
+    `  requests (method: ring snapshots; latency = submitted → used by the device, ± how far the snapshots around each moment leave it open (p50); then → call: until the driver was told):`,
+  ];
   if (!s.operations.length) lines.push('    no request completed');
   for (const o of s.operations) {
     const split = `${o.notifyP50Us !== undefined ? `; then → call p50 ${fmtUs(o.notifyP50Us)}` : ''}${o.belowResolution ? `; ${o.belowResolution} done within the snapshot read` : ''}`;
-    lines.push(`    vring ${o.vring} ${o.op.padEnd(12)} n=${o.count} (${o.rate.toFixed(1)}/s) p50 ${fmtUs(o.latencyUs.p50)} p90 ${fmtUs(o.latencyUs.p90)} p99 ${fmtUs(o.latencyUs.p99)} max ${fmtUs(o.latencyUs.max)} ± ${fmtUs(o.uncertaintyP50Us)}${split}`);
+    lines.push(
+      `    vring ${o.vring} ${o.op.padEnd(12)} n=${o.count} (${o.rate.toFixed(1)}/s) p50 ${fmtUs(o.latencyUs.p50)} p90 ${fmtUs(o.latencyUs.p90)} p99 ${fmtUs(o.latencyUs.p99)} max ${fmtUs(o.latencyUs.max)} ± ${fmtUs(o.uncertaintyP50Us)}${split}`,
+    );
   }
   if (s.outstanding.length) {
     const oldest = s.outstanding[0];
-    lines.push(`    outstanding at the end: ${s.outstanding.length} (oldest: vring ${oldest.vring} head ${oldest.head} ${oldest.op}, ${fmtUs(oldest.ageUs)} old)`);
+    lines.push(
+      `    outstanding at the end: ${s.outstanding.length} (oldest: vring ${oldest.vring} head ${oldest.head} ${oldest.op}, ${fmtUs(oldest.ageUs)} old)`,
+    );
   }
   const notes = [
     s.unmatched ? `${s.unmatched} completions of requests submitted before the snapshots began` : '',
@@ -51,12 +57,21 @@ export function statsJson(file: string): StatsJson {
       const r = req.get(session);
       const { requests: _all, ...summary } = r ?? { requests: [] };
       const t = transit.get(session);
-      return { session, notifications: st.snapshot(ends.get(session) ?? last), ...(r ? { requests: summary as Omit<SessionRequests, 'requests'> } : {}), ...(t ? { relayTransit: t } : {}) };
+      return {
+        session,
+        notifications: st.snapshot(ends.get(session) ?? last),
+        ...(r ? { requests: summary as Omit<SessionRequests, 'requests'> } : {}),
+        ...(t ? { relayTransit: t } : {}),
+      };
     }),
   };
 }
 
-function notificationStats(records: ReturnType<typeof readRecording>['records']): { perSession: Map<number, NotificationStats>; ends: Map<number, bigint>; last: bigint } {
+function notificationStats(records: ReturnType<typeof readRecording>['records']): {
+  perSession: Map<number, NotificationStats>;
+  ends: Map<number, bigint>;
+  last: bigint;
+} {
   const events = recordingEvents(records, { notifications: true });
   const devices = recordingDevices(records);
   const perSession = new Map<number, NotificationStats>();
@@ -81,7 +96,10 @@ export function statsText(file: string): string[] {
     const r = req.get(id);
     if (r) lines.push(...requestLines(r));
     else lines.push('  requests: not measured (record with proxy --rings for per-request latency)');
-    if (snap.length) lines.push('  notifications (method: kick → next call on the vring; not per request: suppressed notifications, batching; net rx and idle gaps > 1 s not paired):');
+    if (snap.length)
+      lines.push(
+        '  notifications (method: kick → next call on the vring; not per request: suppressed notifications, batching; net rx and idle gaps > 1 s not paired):',
+      );
     for (const v of snap) {
       lines.push(`  ${vringLine(v)}`);
       if (v.histogram?.length) {

@@ -62,7 +62,10 @@ export function topRows(cur: TopSample, prev?: TopSample): TopRow[] {
     const front = s.frontend === 'connect' ? req?.peers.connect : req?.peers.listen;
     const back = s.frontend === 'connect' ? req?.peers.listen : req?.peers.connect;
     const row: TopRow = {
-      session: s.session, device: req?.device ?? 'generic', frontend: exe(front), backend: exe(back),
+      session: s.session,
+      device: req?.device ?? 'generic',
+      frontend: exe(front),
+      backend: exe(back),
       messages: s.messages['F>B'] + s.messages['B>F'],
       kickRate: rate(kicks, before ? sum(before.vrings.map((v) => v.kicks)) : undefined),
       callRate: rate(calls, before ? sum(before.vrings.map((v) => v.calls)) : undefined),
@@ -92,10 +95,13 @@ export function sortRows(rows: TopRow[], key: SortKey): TopRow[] {
 function relayLine(cur: TopSample, prev?: TopSample): string {
   const t = intervalTransit(cur, prev);
   if (!cur.status.relay) return 'relay: none (eventfds passed through)';
-  return t ? `relay's own time (wake-up → forwarding write issued): p50 < ${fmtUs(t.p50Ns / 1000)} p99 < ${fmtUs(t.p99Ns / 1000)} over ${t.count}` : 'relay: idle';
+  return t
+    ? `relay's own time (wake-up → forwarding write issued): p50 < ${fmtUs(t.p50Ns / 1000)} p99 < ${fmtUs(t.p99Ns / 1000)} over ${t.count}`
+    : 'relay: idle';
 }
 
-export const fmtUs = (x?: number): string => (x === undefined ? '-' : x >= 1e6 ? `${(x / 1e6).toFixed(2)}s` : x >= 1e3 ? `${(x / 1e3).toFixed(2)}ms` : `${x.toFixed(1)}µs`);
+export const fmtUs = (x?: number): string =>
+  x === undefined ? '-' : x >= 1e6 ? `${(x / 1e6).toFixed(2)}s` : x >= 1e3 ? `${(x / 1e3).toFixed(2)}ms` : `${x.toFixed(1)}µs`;
 
 const fmtRate = (x?: number): string => (x === undefined ? '-' : x >= 1e6 ? `${(x / 1e6).toFixed(1)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)}k` : x.toFixed(1));
 
@@ -110,7 +116,10 @@ export function intervalTransit(cur: TopSample, prev?: TopSample): { count: numb
   const now = cur.status.relay;
   if (!now) return undefined;
   const before = prev?.status.relay;
-  return transitPercentiles(now.transitBuckets.map((n, i) => n - (before?.transitBuckets[i] ?? 0)), now.transitSumNs - (before?.transitSumNs ?? 0));
+  return transitPercentiles(
+    now.transitBuckets.map((n, i) => n - (before?.transitBuckets[i] ?? 0)),
+    now.transitSumNs - (before?.transitSumNs ?? 0),
+  );
 }
 
 /** The screen, as lines (no escape codes): header, one line per session, the picked session's detail. */
@@ -125,18 +134,31 @@ export function renderTop(cur: TopSample, prev: TopSample | undefined, state: To
   ];
   for (const r of rows) {
     const mark = r.session === state.picked ? '>' : ' ';
-    lines.push(`${mark} ${String(r.session).padStart(4)} ${cut(r.device, 7).padEnd(7)} ${cut(r.frontend, 24).padEnd(24)} ${cut(r.backend, 24).padEnd(24)} ${String(r.messages).padStart(7)} ${fmtRate(r.kickRate).padStart(7)} ${fmtRate(r.callRate).padStart(7)} ${fmtRate(r.reqRate).padStart(7)} ${(r.outstanding ?? '-').toString().padStart(5)} ${fmtUs(r.oldestUs).padStart(8)} ${fmtUs(r.p50Us).padStart(8)} ${fmtUs(r.p99Us).padStart(8)}`);
+    lines.push(
+      `${mark} ${String(r.session).padStart(4)} ${cut(r.device, 7).padEnd(7)} ${cut(r.frontend, 24).padEnd(24)} ${cut(r.backend, 24).padEnd(24)} ${String(r.messages).padStart(7)} ${fmtRate(r.kickRate).padStart(7)} ${fmtRate(r.callRate).padStart(7)} ${fmtRate(r.reqRate).padStart(7)} ${(r.outstanding ?? '-').toString().padStart(5)} ${fmtUs(r.oldestUs).padStart(8)} ${fmtUs(r.p50Us).padStart(8)} ${fmtUs(r.p99Us).padStart(8)}`,
+    );
   }
   if (!rows.length) lines.push('  (no sessions)');
   const picked = state.detail ? cur.status.sessions.find((x) => x.session === state.picked) : undefined;
   if (picked) {
     const req = cur.requests.find((r) => r.session === picked.session);
-    lines.push('', `session ${picked.session}: messages F>B ${picked.messages['F>B']} B>F ${picked.messages['B>F']}, fds forwarded ${picked.fdsForwarded}, back-pressure pauses ${picked.backpressure.pauses}`);
+    lines.push(
+      '',
+      `session ${picked.session}: messages F>B ${picked.messages['F>B']} B>F ${picked.messages['B>F']}, fds forwarded ${picked.fdsForwarded}, back-pressure pauses ${picked.backpressure.pauses}`,
+    );
     lines.push(`  ${'VRING'.padStart(5)} ${'KICKS'.padStart(9)} ${'CALLS'.padStart(9)} ${'ERRS'.padStart(5)}  kick→next call p50/p99`);
-    for (const v of picked.vrings) lines.push(`  ${String(v.vring).padStart(5)} ${String(v.kicks).padStart(9)} ${String(v.calls).padStart(9)} ${String(v.errs).padStart(5)}  ${v.latencyUs ? `${fmtUs(v.latencyUs.p50)} / ${fmtUs(v.latencyUs.p99)}` : '-'}`);
+    for (const v of picked.vrings)
+      lines.push(
+        `  ${String(v.vring).padStart(5)} ${String(v.kicks).padStart(9)} ${String(v.calls).padStart(9)} ${String(v.errs).padStart(5)}  ${v.latencyUs ? `${fmtUs(v.latencyUs.p50)} / ${fmtUs(v.latencyUs.p99)}` : '-'}`,
+      );
     if (req?.rings) {
-      lines.push(`  ${'VRING'.padStart(5)} ${'OPERATION'.padEnd(16)} ${'N'.padStart(9)} ${'p50'.padStart(9)} ${'p99'.padStart(9)} ${'MAX'.padStart(9)}   (requests, from the rings)`);
-      for (const o of req.operations) lines.push(`  ${String(o.vring).padStart(5)} ${cut(o.op, 16).padEnd(16)} ${String(o.count).padStart(9)} ${fmtUs(o.p50Us).padStart(9)} ${fmtUs(o.p99Us).padStart(9)} ${fmtUs(o.maxUs).padStart(9)}`);
+      lines.push(
+        `  ${'VRING'.padStart(5)} ${'OPERATION'.padEnd(16)} ${'N'.padStart(9)} ${'p50'.padStart(9)} ${'p99'.padStart(9)} ${'MAX'.padStart(9)}   (requests, from the rings)`,
+      );
+      for (const o of req.operations)
+        lines.push(
+          `  ${String(o.vring).padStart(5)} ${cut(o.op, 16).padEnd(16)} ${String(o.count).padStart(9)} ${fmtUs(o.p50Us).padStart(9)} ${fmtUs(o.p99Us).padStart(9)} ${fmtUs(o.maxUs).padStart(9)}`,
+        );
       lines.push(`  outstanding: ${req.outstanding}${req.oldestUs !== undefined ? `, oldest ${fmtUs(req.oldestUs)}` : ''}`);
     } else lines.push('  requests: not measured (run the proxy with --rings)');
   }

@@ -14,7 +14,14 @@ const u64 = (v: bigint): Buffer => {
   b.writeBigUInt64LE(v);
   return b;
 };
-const u32s = (...v: number[]): Buffer => Buffer.concat(v.map((x) => { const b = Buffer.alloc(4); b.writeUInt32LE(x); return b; }));
+const u32s = (...v: number[]): Buffer =>
+  Buffer.concat(
+    v.map((x) => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(x);
+      return b;
+    }),
+  );
 const region = (gpa: bigint, size: bigint, uaddr: bigint): Buffer => Buffer.concat([u64(gpa), u64(size), u64(uaddr), u64(0n)]);
 const memTable = (...regions: Buffer[]): Buffer => Buffer.concat([u32s(regions.length, 0), ...regions]);
 const vringAddr = (i: number, desc: bigint, used: bigint, avail: bigint): Buffer => Buffer.concat([u32s(i, 0), u64(desc), u64(used), u64(avail), u64(0n)]);
@@ -33,7 +40,10 @@ class Session {
   events: ProxyEvent[];
   private t: bigint;
   private readonly negotiation = newNegotiation();
-  constructor(readonly id = 1, start = 0n) {
+  constructor(
+    readonly id = 1,
+    start = 0n,
+  ) {
     this.t = start;
     this.events = [{ type: 'session-start', ts: start, session: id, listenPath: '/l', connectPath: '/c', frontend: 'auto', interpose: true, peers: {} }];
   }
@@ -43,7 +53,18 @@ class Session {
     // decoded as the proxy decodes: what was negotiated so far decides an ambiguous code's meaning
     const decoded = decodeMessage(channel, raw, undefined, { negotiation: this.negotiation });
     if (channel === 'main') applyMainMessage(this.negotiation, decoded.request, decoded.flags, raw.subarray(HEADER_SIZE));
-    this.events.push({ type: 'message', ts: this.t, session: this.id, channel, sender: dir === 'F>B' ? 'frontend' : 'backend', dir, raw, decoded, fds: fdDesc, findings: [] });
+    this.events.push({
+      type: 'message',
+      ts: this.t,
+      session: this.id,
+      channel,
+      sender: dir === 'F>B' ? 'frontend' : 'backend',
+      dir,
+      raw,
+      decoded,
+      fds: fdDesc,
+      findings: [],
+    });
     return this;
   }
   fe(code: number, payload?: Buffer, opts: { fds?: number; flags?: number; channel?: ChannelKind } = {}): this {
@@ -67,28 +88,51 @@ class Session {
   /** a device-state transfer through the proxy's pipe that took `ms` (a hold-state rule `held` it) */
   stateTransfer(direction: 'save' | 'load', ms: number, held?: { rule: string; ms: number }): this {
     const startNs = this.t;
-    if (held) this.events.push({ type: 'fault', ts: startNs, session: this.id, rule: held.rule, text: `hold-state ${direction} ms=${held.ms}`, action: 'hold-state', detail: `the device-state ${direction} pipe held ${held.ms} ms` });
+    if (held)
+      this.events.push({
+        type: 'fault',
+        ts: startNs,
+        session: this.id,
+        rule: held.rule,
+        text: `hold-state ${direction} ms=${held.ms}`,
+        action: 'hold-state',
+        detail: `the device-state ${direction} pipe held ${held.ms} ms`,
+      });
     this.t += BigInt(ms) * 1_000_000n;
     this.events.push({ type: 'device-state', ts: this.t, session: this.id, direction, startNs, bytes: 35, ...(held ? { heldMs: held.ms } : {}) });
     return this;
   }
   /** a QEMU-like handshake up to the memory table, with REPLY_ACK */
   handshake(features = PF | V1, protocol = REPLY_ACK | (1n << 15n)): this {
-    return this.fe(Request.GET_FEATURES).be(Request.GET_FEATURES, u64(PF | V1 | PACKED | LOG_ALL))
-      .fe(Request.GET_PROTOCOL_FEATURES).be(Request.GET_PROTOCOL_FEATURES, u64(protocol))
+    return this.fe(Request.GET_FEATURES)
+      .be(Request.GET_FEATURES, u64(PF | V1 | PACKED | LOG_ALL))
+      .fe(Request.GET_PROTOCOL_FEATURES)
+      .be(Request.GET_PROTOCOL_FEATURES, u64(protocol))
       .fe(Request.SET_PROTOCOL_FEATURES, u64(protocol))
-      .fe(Request.GET_MAX_MEM_SLOTS).be(Request.GET_MAX_MEM_SLOTS, u64(2n))
+      .fe(Request.GET_MAX_MEM_SLOTS)
+      .be(Request.GET_MAX_MEM_SLOTS, u64(2n))
       .fe(Request.SET_FEATURES, u64(features))
-      .fe(Request.SET_MEM_TABLE, memTable(region(0n, 0x100000n, 0x7f0000000000n)), { fds: 1, flags: 9 }).be(Request.SET_MEM_TABLE, u64(0n));
+      .fe(Request.SET_MEM_TABLE, memTable(region(0n, 0x100000n, 0x7f0000000000n)), { fds: 1, flags: 9 })
+      .be(Request.SET_MEM_TABLE, u64(0n));
   }
   vring(i: number, opts: { enable?: boolean; base?: number } = {}): this {
-    this.fe(Request.SET_VRING_NUM, u32s(i, 256)).fe(Request.SET_VRING_BASE, u32s(i, opts.base ?? 0))
+    this.fe(Request.SET_VRING_NUM, u32s(i, 256))
+      .fe(Request.SET_VRING_BASE, u32s(i, opts.base ?? 0))
       .fe(Request.SET_VRING_ADDR, vringAddr(i, 0x7f0000001000n, 0x7f0000003000n, 0x7f0000002000n))
       .fe(Request.SET_VRING_KICK, u64(BigInt(i)), { fds: 1 });
     return opts.enable === false ? this : this.fe(Request.SET_VRING_ENABLE, u32s(i, 1));
   }
   end(): ProxyEvent[] {
-    this.events.push({ type: 'session-end', ts: this.t + 1000n, session: this.id, reason: 'end', messages: { 'F>B': 0, 'B>F': 0 }, fdsForwarded: 0, vrings: [], relayPairs: [] });
+    this.events.push({
+      type: 'session-end',
+      ts: this.t + 1000n,
+      session: this.id,
+      reason: 'end',
+      messages: { 'F>B': 0, 'B>F': 0 },
+      fdsForwarded: 0,
+      vrings: [],
+      relayPairs: [],
+    });
     return this.events;
   }
 }
@@ -99,34 +143,128 @@ const cases: [string, () => ProxyEvent[]][] = [
   ['VU001 reply-flags', () => new Session().fe(Request.GET_FEATURES).be(Request.GET_FEATURES, u64(PF), { flags: 0xd }).end()],
   ['VU002 unexpected-reply', () => new Session().handshake().fe(Request.SET_VRING_NUM, u32s(0, 256)).be(Request.SET_VRING_NUM, u64(0n)).end()],
   ['VU003 missing-reply', () => new Session().fe(Request.GET_FEATURES).fe(Request.SET_OWNER).end()],
-  ['VU004 need-reply-without-reply-ack', () => new Session().fe(Request.GET_PROTOCOL_FEATURES).be(Request.GET_PROTOCOL_FEATURES, u64(0n)).fe(Request.SET_PROTOCOL_FEATURES, u64(0n)).fe(Request.SET_OWNER, undefined, { flags: 9 }).end()],
+  [
+    'VU004 need-reply-without-reply-ack',
+    () =>
+      new Session()
+        .fe(Request.GET_PROTOCOL_FEATURES)
+        .be(Request.GET_PROTOCOL_FEATURES, u64(0n))
+        .fe(Request.SET_PROTOCOL_FEATURES, u64(0n))
+        .fe(Request.SET_OWNER, undefined, { flags: 9 })
+        .end(),
+  ],
   ['VU005 payload-size', () => new Session().fe(Request.SET_FEATURES, Buffer.alloc(4)).end()],
   ['VU006 fd-count', () => new Session().handshake().fe(Request.SET_VRING_KICK, u64(0n), { fds: 0 }).end()],
   ['VU007 ring-before-mem-table', () => new Session().fe(Request.SET_VRING_ADDR, vringAddr(0, 0x7f0000001000n, 0x7f0000003000n, 0x7f0000002000n)).end()],
   ['VU008 kick-before-mem-table', () => new Session().kick(0).end()],
-  ['VU009 ring-outside-regions', () => new Session().handshake().fe(Request.SET_VRING_ADDR, vringAddr(0, 0x7f0000001000n, 0x7e0000000000n, 0x7f0000002000n)).end()],
+  [
+    'VU009 ring-outside-regions',
+    () =>
+      new Session()
+        .handshake()
+        .fe(Request.SET_VRING_ADDR, vringAddr(0, 0x7f0000001000n, 0x7e0000000000n, 0x7f0000002000n))
+        .end(),
+  ],
   ['VU010 kick-before-enable', () => new Session().handshake().vring(0, { enable: false }).kick(0).fe(Request.SET_VRING_ENABLE, u32s(0, 1)).end()],
   ['VU011 feature-not-offered', () => new Session().handshake(PF | V1 | (1n << 35n)).end()],
-  ['VU012 too-many-regions', () => new Session().handshake().fe(Request.ADD_MEM_REG, Buffer.concat([u64(0n), region(0x100000n, 0x1000n, 0x7f1000000000n)]), { fds: 1 }).fe(Request.ADD_MEM_REG, Buffer.concat([u64(0n), region(0x200000n, 0x1000n, 0x7f2000000000n)]), { fds: 1 }).end()],
-  ['VU013 packed-layout-mismatch', () => new Session().handshake(PF | V1 | PACKED).fe(Request.SET_VRING_NUM, u32s(0, 256)).fe(Request.SET_VRING_ADDR, vringAddr(0, 0x7f0000001000n, 0x7f0000002300n, 0x7f0000002000n)).end()],
+  [
+    'VU012 too-many-regions',
+    () =>
+      new Session()
+        .handshake()
+        .fe(Request.ADD_MEM_REG, Buffer.concat([u64(0n), region(0x100000n, 0x1000n, 0x7f1000000000n)]), { fds: 1 })
+        .fe(Request.ADD_MEM_REG, Buffer.concat([u64(0n), region(0x200000n, 0x1000n, 0x7f2000000000n)]), { fds: 1 })
+        .end(),
+  ],
+  [
+    'VU013 packed-layout-mismatch',
+    () =>
+      new Session()
+        .handshake(PF | V1 | PACKED)
+        .fe(Request.SET_VRING_NUM, u32s(0, 256))
+        .fe(Request.SET_VRING_ADDR, vringAddr(0, 0x7f0000001000n, 0x7f0000002300n, 0x7f0000002000n))
+        .end(),
+  ],
   ['VU014 inflight-before-vring-base', () => new Session().handshake().fe(Request.SET_INFLIGHT_FD, Buffer.alloc(24), { fds: 1 }).end()],
   ['VU015 unknown-request', () => new Session().fe(99).end()],
   ['VU016 ambiguous-request', () => new Session().fe(Request.GET_SHMEM_CONFIG).be(Request.GET_SHMEM_CONFIG, Buffer.alloc(2056)).end()],
   ['VU017 wrong-direction', () => new Session().be(Request.SET_OWNER, undefined, { flags: 1 }).end()],
-  ['VU018 vring-without-kick', () => new Session().handshake().fe(Request.SET_VRING_NUM, u32s(0, 256)).fe(Request.SET_VRING_ADDR, vringAddr(0, 0x7f0000001000n, 0x7f0000003000n, 0x7f0000002000n)).fe(Request.SET_VRING_ENABLE, u32s(0, 1)).end()],
-  ['VU019 vring-base-mismatch', () => {
-    const events = new Session().handshake().vring(0).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 0)).events;
-    events.push({ type: 'ring', ts: 99_000n, session: 1, vring: 0, base: 0, raw: Buffer.alloc(0), snapshot: { ts: 99_000n, pair: 0, ring: 1, kind: 'base', packed: false, truncated: false, availIdx: 40, usedIdx: 40, readUs: 0, entries: [] } });
-    return events;
-  }],
-  ['VU020 log-all-without-log-base', () => new Session().handshake(PF | V1 | LOG_ALL).vring(0).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 0)).end()],
+  [
+    'VU018 vring-without-kick',
+    () =>
+      new Session()
+        .handshake()
+        .fe(Request.SET_VRING_NUM, u32s(0, 256))
+        .fe(Request.SET_VRING_ADDR, vringAddr(0, 0x7f0000001000n, 0x7f0000003000n, 0x7f0000002000n))
+        .fe(Request.SET_VRING_ENABLE, u32s(0, 1))
+        .end(),
+  ],
+  [
+    'VU019 vring-base-mismatch',
+    () => {
+      const events = new Session().handshake().vring(0).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 0)).events;
+      events.push({
+        type: 'ring',
+        ts: 99_000n,
+        session: 1,
+        vring: 0,
+        base: 0,
+        raw: Buffer.alloc(0),
+        snapshot: { ts: 99_000n, pair: 0, ring: 1, kind: 'base', packed: false, truncated: false, availIdx: 40, usedIdx: 40, readUs: 0, entries: [] },
+      });
+      return events;
+    },
+  ],
+  [
+    'VU020 log-all-without-log-base',
+    () =>
+      new Session()
+        .handshake(PF | V1 | LOG_ALL)
+        .vring(0)
+        .fe(Request.GET_VRING_BASE, u32s(0, 0))
+        .be(Request.GET_VRING_BASE, u32s(0, 0))
+        .end(),
+  ],
   // 1 MiB of guest memory: 256 pages, 32 bytes of log
   ['VU021 log-too-small', () => new Session().handshake().fe(Request.SET_LOG_BASE, logBase(16n), { fds: 1 }).end()],
-  ['VU022 vring-base-zero-after-use', () => new Session().handshake().vring(0).kick(0).call(0).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 0)).end()],
+  [
+    'VU022 vring-base-zero-after-use',
+    () => new Session().handshake().vring(0).kick(0).call(0).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 0)).end(),
+  ],
   ['VU023 migrated-base-mismatch', () => migration(5)],
-  ['VU024 device-state-unchecked', () => new Session().handshake(PF | V1, DEVICE_STATE).fe(Request.SET_DEVICE_STATE_FD, u32s(0, 0), { fds: 1 }).be(Request.SET_DEVICE_STATE_FD, u64(0n)).end()],
-  ['VU025 reply-beyond-downtime', () => new Session().handshake(PF | V1 | LOG_ALL).fe(Request.SET_LOG_BASE, logBase(32n), { fds: 1 }).vring(0).fe(Request.GET_VRING_BASE, u32s(0, 0)).wait(400_000_000n).be(Request.GET_VRING_BASE, u32s(0, 0)).end()],
-  ['VU026 device-state-beyond-downtime', () => new Session().handshake(PF | V1, DEVICE_STATE).fe(Request.SET_DEVICE_STATE_FD, u32s(0, 0), { fds: 1 }).be(Request.SET_DEVICE_STATE_FD, u64(0n)).stateTransfer('save', 450).fe(Request.CHECK_DEVICE_STATE).be(Request.CHECK_DEVICE_STATE, u64(0n)).end()],
+  [
+    'VU024 device-state-unchecked',
+    () =>
+      new Session()
+        .handshake(PF | V1, DEVICE_STATE)
+        .fe(Request.SET_DEVICE_STATE_FD, u32s(0, 0), { fds: 1 })
+        .be(Request.SET_DEVICE_STATE_FD, u64(0n))
+        .end(),
+  ],
+  [
+    'VU025 reply-beyond-downtime',
+    () =>
+      new Session()
+        .handshake(PF | V1 | LOG_ALL)
+        .fe(Request.SET_LOG_BASE, logBase(32n), { fds: 1 })
+        .vring(0)
+        .fe(Request.GET_VRING_BASE, u32s(0, 0))
+        .wait(400_000_000n)
+        .be(Request.GET_VRING_BASE, u32s(0, 0))
+        .end(),
+  ],
+  [
+    'VU026 device-state-beyond-downtime',
+    () =>
+      new Session()
+        .handshake(PF | V1, DEVICE_STATE)
+        .fe(Request.SET_DEVICE_STATE_FD, u32s(0, 0), { fds: 1 })
+        .be(Request.SET_DEVICE_STATE_FD, u64(0n))
+        .stateTransfer('save', 450)
+        .fe(Request.CHECK_DEVICE_STATE)
+        .be(Request.CHECK_DEVICE_STATE, u64(0n))
+        .end(),
+  ],
 ];
 
 /**
@@ -134,7 +272,12 @@ const cases: [string, () => ProxyEvent[]][] = [
  * resumes the ring from `resumeAt` (session 2), with `destMemory` bytes of guest memory.
  */
 function migration(resumeAt: number, destMemory = 0x100000n): ProxyEvent[] {
-  const src = new Session(1, 0n).handshake(PF | V1 | LOG_ALL).fe(Request.SET_LOG_BASE, logBase(32n), { fds: 1 }).vring(0).kick(0).call(0);
+  const src = new Session(1, 0n)
+    .handshake(PF | V1 | LOG_ALL)
+    .fe(Request.SET_LOG_BASE, logBase(32n), { fds: 1 })
+    .vring(0)
+    .kick(0)
+    .call(0);
   const dst = new Session(2, 500_000n).handshake();
   if (destMemory !== 0x100000n) dst.fe(Request.ADD_MEM_REG, Buffer.concat([u64(0n), region(0x100000n, destMemory - 0x100000n, 0x7f1000000000n)]), { fds: 1 });
   src.wait(1_000_000n).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 7));
@@ -145,50 +288,137 @@ function migration(resumeAt: number, destMemory = 0x100000n): ProxyEvent[] {
 
 describe('check rules', () => {
   it('a clean session has no finding', () => {
-    expect(ids(new Session().handshake().vring(0).vring(1).kick(0).kick(1).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 7)).end())).toEqual([]);
+    expect(
+      ids(new Session().handshake().vring(0).vring(1).kick(0).kick(1).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 7)).end()),
+    ).toEqual([]);
   });
 
   it('VU018 names the fault rule that dropped the kick fd, at DRIVER_OK', () => {
-    const events = new Session().handshake().fe(Request.SET_VRING_NUM, u32s(0, 256)).fe(Request.SET_VRING_ADDR, vringAddr(0, 0x7f0000001000n, 0x7f0000003000n, 0x7f0000002000n)).events;
-    events.push({ type: 'fault', ts: 90_000n, session: 1, rule: '1', text: 'drop SET_VRING_KICK', action: 'drop', detail: 'F>B SET_VRING_KICK(vring 0) dropped' });
+    const events = new Session()
+      .handshake()
+      .fe(Request.SET_VRING_NUM, u32s(0, 256))
+      .fe(Request.SET_VRING_ADDR, vringAddr(0, 0x7f0000001000n, 0x7f0000003000n, 0x7f0000002000n)).events;
+    events.push({
+      type: 'fault',
+      ts: 90_000n,
+      session: 1,
+      rule: '1',
+      text: 'drop SET_VRING_KICK',
+      action: 'drop',
+      detail: 'F>B SET_VRING_KICK(vring 0) dropped',
+    });
     const kick = encodeMessage(Request.SET_VRING_KICK, 1, u64(0n));
-    events.push({ type: 'message', ts: 91_000n, session: 1, channel: 'main', sender: 'frontend', dir: 'F>B', raw: kick, decoded: decodeMessage('main', kick), fds: [{ slot: 0, kind: 'eventfd' }], findings: [], undelivered: 'dropped', faults: ['1'] });
+    events.push({
+      type: 'message',
+      ts: 91_000n,
+      session: 1,
+      channel: 'main',
+      sender: 'frontend',
+      dir: 'F>B',
+      raw: kick,
+      decoded: decodeMessage('main', kick),
+      fds: [{ slot: 0, kind: 'eventfd' }],
+      findings: [],
+      undelivered: 'dropped',
+      faults: ['1'],
+    });
     const status = encodeMessage(Request.SET_STATUS, 1, u64(0xfn));
-    events.push({ type: 'message', ts: 92_000n, session: 1, channel: 'main', sender: 'frontend', dir: 'F>B', raw: status, decoded: decodeMessage('main', status), fds: [], findings: [] });
+    events.push({
+      type: 'message',
+      ts: 92_000n,
+      session: 1,
+      channel: 'main',
+      sender: 'frontend',
+      dir: 'F>B',
+      raw: status,
+      decoded: decodeMessage('main', status),
+      fds: [],
+      findings: [],
+    });
     const f = checkEvents(events);
     expect(f.map((x) => x.rule.id)).toEqual(['VU018']);
-    expect(f[0].detail).toBe('vring 0 was set up (SET_VRING_ADDR) but had no kick fd when the driver set DRIVER_OK: SET_VRING_KICK for vring 0 was dropped by the proxy\'s fault rule 1 (drop SET_VRING_KICK)');
+    expect(f[0].detail).toBe(
+      "vring 0 was set up (SET_VRING_ADDR) but had no kick fd when the driver set DRIVER_OK: SET_VRING_KICK for vring 0 was dropped by the proxy's fault rule 1 (drop SET_VRING_KICK)",
+    );
     expect(f[0].at).toBe('F>B SET_STATUS');
   });
 
   it('VU019 accepts a base between the used and the avail index, across the 16-bit wrap', () => {
-    const ring = (base: number, usedIdx: number, availIdx: number): ProxyEvent => ({ type: 'ring', ts: 1n, session: 1, vring: 0, base, raw: Buffer.alloc(0), snapshot: { ts: 1n, pair: 0, ring: 1, kind: 'base', packed: false, truncated: false, availIdx, usedIdx, readUs: 0, entries: [] } });
+    const ring = (base: number, usedIdx: number, availIdx: number): ProxyEvent => ({
+      type: 'ring',
+      ts: 1n,
+      session: 1,
+      vring: 0,
+      base,
+      raw: Buffer.alloc(0),
+      snapshot: { ts: 1n, pair: 0, ring: 1, kind: 'base', packed: false, truncated: false, availIdx, usedIdx, readUs: 0, entries: [] },
+    });
     expect(checkEvents([ring(6, 6, 256), ring(65535, 65534, 2), ring(1, 65534, 2)])).toEqual([]);
-    expect(checkEvents([ring(3, 65534, 2)]).map((f) => f.detail)).toEqual(["vring 0: the back-end answered 3, but the ring's used idx is 65534 and its avail idx 2"]);
+    expect(checkEvents([ring(3, 65534, 2)]).map((f) => f.detail)).toEqual([
+      "vring 0: the back-end answered 3, but the ring's used idx is 65534 and its avail idx 2",
+    ]);
   });
 
-  it('VU023 takes the destination\'s base as right when it matches, and leaves another VM behind the same daemon alone', () => {
+  it("VU023 takes the destination's base as right when it matches, and leaves another VM behind the same daemon alone", () => {
     expect(ids(migration(7))).toEqual([]);
     expect(ids(migration(5, 0x200000n))).toEqual([]);
     const [f] = checkEvents(migration(5));
-    expect(f).toMatchObject({ session: 2, at: 'F>B SET_VRING_BASE', detail: "vring 0: the destination resumes from 5, the source's back-end stopped at 7 (session 1)" });
+    expect(f).toMatchObject({
+      session: 2,
+      at: 'F>B SET_VRING_BASE',
+      detail: "vring 0: the destination resumes from 5, the source's back-end stopped at 7 (session 1)",
+    });
   });
 
   it('VU026 names the hold-state rule that held the transfer, and stays quiet for a quick one', () => {
     const run = (ms: number, held?: { rule: string; ms: number }): ReturnType<typeof checkEvents> =>
-      checkEvents(new Session().handshake(PF | V1, DEVICE_STATE).fe(Request.SET_DEVICE_STATE_FD, u32s(1, 0), { fds: 1 }).be(Request.SET_DEVICE_STATE_FD, u64(0n)).stateTransfer('load', ms, held).fe(Request.CHECK_DEVICE_STATE).be(Request.CHECK_DEVICE_STATE, u64(0n)).end());
+      checkEvents(
+        new Session()
+          .handshake(PF | V1, DEVICE_STATE)
+          .fe(Request.SET_DEVICE_STATE_FD, u32s(1, 0), { fds: 1 })
+          .be(Request.SET_DEVICE_STATE_FD, u64(0n))
+          .stateTransfer('load', ms, held)
+          .fe(Request.CHECK_DEVICE_STATE)
+          .be(Request.CHECK_DEVICE_STATE, u64(0n))
+          .end(),
+      );
     expect(run(6)).toEqual([]);
     expect(run(299)).toEqual([]);
     const [f] = run(2004, { rule: 'slow-state', ms: 2000 });
-    expect(f).toMatchObject({ at: 'device state load', detail: "the load of the device state (35 bytes through the proxy's pipe) took 2004 ms (QEMU's default downtime limit: 300 ms); fault rule slow-state held it 2000 ms" });
+    expect(f).toMatchObject({
+      at: 'device state load',
+      detail:
+        "the load of the device state (35 bytes through the proxy's pipe) took 2004 ms (QEMU's default downtime limit: 300 ms); fault rule slow-state held it 2000 ms",
+    });
     expect(f.rule.id).toBe('VU026');
   });
 
   it('VU022 and VU025 stay quiet for a ring never used, and for a quick reply during a migration', () => {
     expect(ids(new Session().handshake().vring(0).kick(0).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 0)).end())).toEqual([]);
-    expect(ids(new Session().handshake(PF | V1 | LOG_ALL).fe(Request.SET_LOG_BASE, logBase(32n), { fds: 1 }).vring(0).fe(Request.GET_VRING_BASE, u32s(0, 0)).wait(200_000_000n).be(Request.GET_VRING_BASE, u32s(0, 0)).end())).toEqual([]);
+    expect(
+      ids(
+        new Session()
+          .handshake(PF | V1 | LOG_ALL)
+          .fe(Request.SET_LOG_BASE, logBase(32n), { fds: 1 })
+          .vring(0)
+          .fe(Request.GET_VRING_BASE, u32s(0, 0))
+          .wait(200_000_000n)
+          .be(Request.GET_VRING_BASE, u32s(0, 0))
+          .end(),
+      ),
+    ).toEqual([]);
     // a device state transfer that was checked
-    expect(ids(new Session().handshake(PF | V1, DEVICE_STATE).fe(Request.SET_DEVICE_STATE_FD, u32s(0, 0), { fds: 1 }).be(Request.SET_DEVICE_STATE_FD, u64(0n)).fe(Request.CHECK_DEVICE_STATE).be(Request.CHECK_DEVICE_STATE, u64(0n)).end())).toEqual([]);
+    expect(
+      ids(
+        new Session()
+          .handshake(PF | V1, DEVICE_STATE)
+          .fe(Request.SET_DEVICE_STATE_FD, u32s(0, 0), { fds: 1 })
+          .be(Request.SET_DEVICE_STATE_FD, u64(0n))
+          .fe(Request.CHECK_DEVICE_STATE)
+          .be(Request.CHECK_DEVICE_STATE, u64(0n))
+          .end(),
+      ),
+    ).toEqual([]);
   });
 
   it('every rule has a crafted session here', () => {
@@ -200,7 +430,12 @@ describe('check rules', () => {
   });
 
   it('points at the message, with the spec section', () => {
-    const f = checkEvents(new Session().handshake().fe(Request.SET_VRING_ADDR, vringAddr(3, 0x1000n, 0x7f0000003000n, 0x7f0000002000n)).end());
+    const f = checkEvents(
+      new Session()
+        .handshake()
+        .fe(Request.SET_VRING_ADDR, vringAddr(3, 0x1000n, 0x7f0000003000n, 0x7f0000002000n))
+        .end(),
+    );
     expect(f).toHaveLength(1);
     expect(f[0]).toMatchObject({ message: 10, at: 'F>B SET_VRING_ADDR', detail: 'vring 3 desc=0x1000 is in no memory region' });
     expect(f[0].rule.section).toMatch(/vhost-user.rst/);
@@ -229,11 +464,13 @@ describe('the real recordings', () => {
 describe('a real live migration (recordings/qemu-net-migration.vhsrec: QEMU 7.2 to QEMU 7.2, testpmd)', () => {
   const events = (): ProxyEvent[] => recordingEvents(readRecording(path.resolve(__dirname, '..', '..', 'recordings', 'qemu-net-migration.vhsrec')).records);
 
-  it('pairs the destination\'s ring bases with the source\'s stop, and flags one that differs', () => {
+  it("pairs the destination's ring bases with the source's stop, and flags one that differs", () => {
     const evs = events();
     expect(checkEvents(evs)).toEqual([]);
     // the destination (session 2) resumes vring 0 one request early, as a back-end that lost its place would make it
-    const i = evs.findIndex((e) => e.type === 'message' && e.session === 2 && e.decoded.name === 'SET_VRING_BASE' && (e.decoded.payload as { index: number }).index === 0);
+    const i = evs.findIndex(
+      (e) => e.type === 'message' && e.session === 2 && e.decoded.name === 'SET_VRING_BASE' && (e.decoded.payload as { index: number }).index === 0,
+    );
     const m = evs[i] as Extract<ProxyEvent, { type: 'message' }>;
     const num = (m.decoded.payload as { num: number }).num;
     const raw = encodeMessage(Request.SET_VRING_BASE, 1, u32s(0, num - 1));
@@ -245,7 +482,8 @@ describe('a real live migration (recordings/qemu-net-migration.vhsrec: QEMU 7.2 
 
   // the field bug (OVS-DPDK with cloud-hypervisor): SET_LOG_BASE's answer late or never; fault
   // rules reproduce it through the proxy, and check names the rule next to the finding
-  const logBaseReply = (evs: ProxyEvent[]): number => evs.findIndex((e) => e.type === 'message' && e.session === 1 && e.decoded.name === 'SET_LOG_BASE' && e.decoded.reply);
+  const logBaseReply = (evs: ProxyEvent[]): number =>
+    evs.findIndex((e) => e.type === 'message' && e.session === 1 && e.decoded.name === 'SET_LOG_BASE' && e.decoded.reply);
 
   it('a SET_LOG_BASE reply a fault rule held past the downtime limit is flagged with the rule', () => {
     const evs = events();
@@ -253,7 +491,9 @@ describe('a real live migration (recordings/qemu-net-migration.vhsrec: QEMU 7.2 
     const m = evs[i] as Extract<ProxyEvent, { type: 'message' }>;
     evs[i] = { ...m, ts: m.ts + 1_000_000_000n, heldNs: 1_000_000_000n, faults: ['slow-log'] };
     const f = checkEvents(evs).filter((x) => x.rule.id === 'VU025');
-    expect(f.map((x) => x.detail)).toEqual([expect.stringMatching(/^SET_LOG_BASE answered after 100\d ms while dirty logging started .*; fault rule slow-log held it 1000 ms$/)]);
+    expect(f.map((x) => x.detail)).toEqual([
+      expect.stringMatching(/^SET_LOG_BASE answered after 100\d ms while dirty logging started .*; fault rule slow-log held it 1000 ms$/),
+    ]);
   });
 
   it('a SET_LOG_BASE reply a fault rule dropped is a missing reply that names the rule', () => {
@@ -267,7 +507,7 @@ describe('a real live migration (recordings/qemu-net-migration.vhsrec: QEMU 7.2 
     expect(f[0].detail).toMatch(/^SET_LOG_BASE got no reply before the next request \(\w+\): fault rule lost-log dropped the reply$/);
   });
 
-  it('without the source\'s SET_LOG_BASE, its stop is flagged as dirty logging without a log', () => {
+  it("without the source's SET_LOG_BASE, its stop is flagged as dirty logging without a log", () => {
     const evs = events().filter((e) => !(e.type === 'message' && e.decoded.name === 'SET_LOG_BASE'));
     expect(checkEvents(evs).map((f) => `${f.rule.id} ${f.session}`)).toEqual(['VU020 1']);
   });
@@ -275,12 +515,20 @@ describe('a real live migration (recordings/qemu-net-migration.vhsrec: QEMU 7.2 
 
 describe('a real device-state migration (recordings/qemu10-fs-migration.vhsrec: QEMU 10, the Rust virtiofsd)', () => {
   const events = (): ProxyEvent[] => recordingEvents(readRecording(path.resolve(__dirname, '..', '..', 'recordings', 'qemu10-fs-migration.vhsrec')).records);
-  const migrationRules = (evs: ProxyEvent[]): string[] => checkEvents(evs).filter((f) => f.rule.id !== 'VU010').map((f) => `${f.rule.id} ${f.session}`);
+  const migrationRules = (evs: ProxyEvent[]): string[] =>
+    checkEvents(evs)
+      .filter((f) => f.rule.id !== 'VU010')
+      .map((f) => `${f.rule.id} ${f.session}`);
 
   it('saves on the source and loads on the destination, each transfer checked', () => {
     const evs = events();
-    const states = evs.filter((e): e is Extract<ProxyEvent, { type: 'message' }> => e.type === 'message' && e.decoded.name === 'SET_DEVICE_STATE_FD' && e.dir === 'F>B');
-    expect(states.map((m) => [m.session, (m.decoded.payload as { direction: string }).direction, m.fds[0]?.kind])).toEqual([[1, 'save', 'pipe'], [2, 'load', 'pipe']]);
+    const states = evs.filter(
+      (e): e is Extract<ProxyEvent, { type: 'message' }> => e.type === 'message' && e.decoded.name === 'SET_DEVICE_STATE_FD' && e.dir === 'F>B',
+    );
+    expect(states.map((m) => [m.session, (m.decoded.payload as { direction: string }).direction, m.fds[0]?.kind])).toEqual([
+      [1, 'save', 'pipe'],
+      [2, 'load', 'pipe'],
+    ]);
     expect(migrationRules(evs)).toEqual([]);
   });
 
@@ -297,7 +545,18 @@ describe('VU016 ambiguous-request, decided by negotiation', () => {
       const raw = encodeMessage(Request.GET_SHMEM_CONFIG, 1);
       return [
         { type: 'session-start', ts: 0n, session: 1, listenPath: '/l', connectPath: '/c', frontend: 'auto', interpose: true, peers: {} },
-        { type: 'message', ts: 1000n, session: 1, channel: 'main', sender: 'frontend', dir: 'F>B', raw, decoded: decodeMessage('main', raw, 'frontend', { negotiation: n }), fds: [], findings: [] },
+        {
+          type: 'message',
+          ts: 1000n,
+          session: 1,
+          channel: 'main',
+          sender: 'frontend',
+          dir: 'F>B',
+          raw,
+          decoded: decodeMessage('main', raw, 'frontend', { negotiation: n }),
+          fds: [],
+          findings: [],
+        },
       ];
     };
     expect(checkEvents(at(negotiated)).map((f) => f.rule.id)).not.toContain('VU016');

@@ -21,7 +21,8 @@ const CSI = '\x1b[2J\x1b]0;pwned\x07';
 function poison(v: unknown, key = ''): unknown {
   if (typeof v === 'string') return key === 'type' || key === 'dir' || key === 'channel' ? v : `${XSS}${CSI}${v}`;
   if (Array.isArray(v)) return v.map((x) => poison(x));
-  if (v && typeof v === 'object' && !Buffer.isBuffer(v) && typeof v !== 'bigint') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, poison(x, k)]));
+  if (v && typeof v === 'object' && !Buffer.isBuffer(v) && typeof v !== 'bigint')
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, poison(x, k)]));
   return v;
 }
 

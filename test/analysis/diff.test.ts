@@ -17,14 +17,35 @@ const u64 = (v: bigint): Buffer => {
 let t = 0n;
 const msg = (dir: 'F>B' | 'B>F', code: number, payload?: Buffer, flags = dir === 'F>B' ? 1 : 5): MessageEvent => {
   const raw = encodeMessage(code, flags, payload);
-  return { type: 'message', ts: (t += 1n), session: 1, channel: 'main', sender: dir === 'F>B' ? 'frontend' : 'backend', dir, raw, decoded: decodeMessage('main', raw), fds: [], findings: [] };
+  return {
+    type: 'message',
+    ts: (t += 1n),
+    session: 1,
+    channel: 'main',
+    sender: dir === 'F>B' ? 'frontend' : 'backend',
+    dir,
+    raw,
+    decoded: decodeMessage('main', raw),
+    fds: [],
+    findings: [],
+  };
 };
 const addr = (desc: bigint): Buffer => Buffer.concat([Buffer.alloc(8), u64(desc), u64(desc + 0x2000n), u64(desc + 0x1000n), u64(0n)]);
 
 describe('diff', () => {
   it('aligns insertions and deletions, diffs features by name and ignores addresses', () => {
-    const a = [msg('F>B', Request.GET_FEATURES), msg('B>F', Request.GET_FEATURES, u64((1n << 32n) | (1n << 29n))), msg('F>B', Request.SET_OWNER), msg('F>B', Request.SET_VRING_ADDR, addr(0x7f0000000000n))];
-    const b = [msg('F>B', Request.SET_OWNER), msg('F>B', Request.GET_FEATURES), msg('B>F', Request.GET_FEATURES, u64((1n << 32n) | (1n << 34n))), msg('F>B', Request.SET_VRING_ADDR, addr(0x7e0000000000n))];
+    const a = [
+      msg('F>B', Request.GET_FEATURES),
+      msg('B>F', Request.GET_FEATURES, u64((1n << 32n) | (1n << 29n))),
+      msg('F>B', Request.SET_OWNER),
+      msg('F>B', Request.SET_VRING_ADDR, addr(0x7f0000000000n)),
+    ];
+    const b = [
+      msg('F>B', Request.SET_OWNER),
+      msg('F>B', Request.GET_FEATURES),
+      msg('B>F', Request.GET_FEATURES, u64((1n << 32n) | (1n << 34n))),
+      msg('F>B', Request.SET_VRING_ADDR, addr(0x7e0000000000n)),
+    ];
     const text = diffText(diffMessages(a, b, 'net'));
     expect(text).toEqual([
       '+ F>B main SET_OWNER',

@@ -31,14 +31,47 @@ describe('export', () => {
     const pcap = path.join(dir, 'blk.pcapng');
     fs.writeFileSync(pcap, exportRecording(path.join(REC, 'qemu-blk-qsd.vhsrec'), 'pcapng'));
     fs.chmodSync(dir, 0o755);
-    const out = execFileSync('tshark', [
-      '-X', `lua_script:${path.resolve(__dirname, '..', '..', 'wireshark', 'vhostscope.lua')}`, '-r', pcap, '-T', 'fields', '-E', 'separator=/t',
-      '-e', 'vhostuser.channel', '-e', 'vhostuser.direction', '-e', 'vhostuser.request_name', '-e', 'vhostuser.flags.reply', '-e', 'vhostuser.size', '-e', 'vhostuser.features', '-e', 'vhostuser.region.size', '-e', 'vhostuser.vring', '-e', 'vhostuser.num',
-    ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    const rows = out.trim().split('\n').map((l) => l.split('\t'));
+    const out = execFileSync(
+      'tshark',
+      [
+        '-X',
+        `lua_script:${path.resolve(__dirname, '..', '..', 'wireshark', 'vhostscope.lua')}`,
+        '-r',
+        pcap,
+        '-T',
+        'fields',
+        '-E',
+        'separator=/t',
+        '-e',
+        'vhostuser.channel',
+        '-e',
+        'vhostuser.direction',
+        '-e',
+        'vhostuser.request_name',
+        '-e',
+        'vhostuser.flags.reply',
+        '-e',
+        'vhostuser.size',
+        '-e',
+        'vhostuser.features',
+        '-e',
+        'vhostuser.region.size',
+        '-e',
+        'vhostuser.vring',
+        '-e',
+        'vhostuser.num',
+      ],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    const rows = out
+      .trim()
+      .split('\n')
+      .map((l) => l.split('\t'));
     expect(rows.length).toBeGreaterThan(40);
     expect(rows[0].slice(0, 3)).toEqual(['0', '0', 'GET_FEATURES']);
-    expect(rows.find((r) => r[2] === 'SET_PROTOCOL_FEATURES')?.[5]).toBe('MQ|LOG_SHMFD|REPLY_ACK|BACKEND_REQ|PAGEFAULT|CONFIG|BACKEND_SEND_FD|CONFIGURE_MEM_SLOTS');
+    expect(rows.find((r) => r[2] === 'SET_PROTOCOL_FEATURES')?.[5]).toBe(
+      'MQ|LOG_SHMFD|REPLY_ACK|BACKEND_REQ|PAGEFAULT|CONFIG|BACKEND_SEND_FD|CONFIGURE_MEM_SLOTS',
+    );
     expect(rows.find((r) => r[2] === 'ADD_MEM_REG' && r[3] !== 'True')?.[6]).toBe('0x0000000010000000');
     expect(rows.find((r) => r[2] === 'SET_VRING_NUM')?.slice(7, 9)).toEqual(['0', '128']);
     expect(rows.find((r) => r[2] === 'CONFIG_CHANGE_MSG')?.slice(0, 2)).toEqual(['1', '1']);

@@ -14,7 +14,19 @@ import { tmpDir } from '../helpers';
 const REC = path.resolve(__dirname, '..', '..', 'recordings');
 
 function chromium(dir: string, args: string[]): { out: string; err: string } {
-  const base = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${path.join(dir, 'profile')}`, '--enable-logging=stderr', '--v=0'];
+  const base = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    `--user-data-dir=${path.join(dir, 'profile')}`,
+    '--enable-logging=stderr',
+    '--v=0',
+  ];
   try {
     const out = execFileSync('chromium', [...base, ...args], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
     return { out, err: '' };
@@ -26,42 +38,58 @@ function chromium(dir: string, args: string[]): { out: string; err: string } {
 function chromiumWithLog(dir: string, args: string[]): { out: string; err: string } {
   const errFile = path.join(dir, `chromium-${Date.now()}.err`);
   const fd = fs.openSync(errFile, 'w');
-  const base = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${path.join(dir, 'profile')}`, '--enable-logging=stderr', '--v=0'];
+  const base = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    `--user-data-dir=${path.join(dir, 'profile')}`,
+    '--enable-logging=stderr',
+    '--v=0',
+  ];
   const out = execFileSync('chromium', [...base, ...args], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', fd] });
   fs.closeSync(fd);
   return { out, err: fs.readFileSync(errFile, 'utf8') };
 }
 
 describe('HTML report', () => {
-  it.each(['qemu-blk-qsd.vhsrec', 'qemu-net-backend-restart.vhsrec'])('%s renders in Chromium with its plots and no console error', (rec) => {
-    const dir = tmpDir('report');
-    const html = path.join(dir, 'report.html');
-    fs.writeFileSync(html, reportHtml(path.join(REC, rec)));
-    const text = fs.readFileSync(html, 'utf8');
-    expect(text).not.toMatch(/<(script|link|img)[^>]+(src|href)=["']?https?:/); // self-contained
-    const { out, err } = chromiumWithLog(dir, ['--dump-dom', `file://${html}`]);
-    const sessions = (text.match(/<section class="session">/g) ?? []).length;
-    const requestBlocks = (text.match(/<div class="plot requests"/g) ?? []).length;
-    // every session's sequence diagram, timeline and histogram block (and request charts, --rings) was drawn by the inline script
-    expect(out).toMatch(new RegExp(`data-plots="${3 * sessions + requestBlocks}"`));
-    // the sequence diagram: one row per message (the first 200), two arrows for a forwarded one,
-    // one (dashed) for what the proxy injected or absorbed
-    const msgs = recordingEvents(readRecording(path.join(REC, rec)).records).filter((e) => e.type === 'message');
-    const seq = /<svg [^>]*class="seq-chart" data-messages="(\d+)"[^>]*>([\s\S]*?)<\/svg>/.exec(out);
-    expect(Number(seq![1])).toBe(Math.min(200, msgs.filter((m) => m.session === msgs[0].session).length));
-    const arrows = (seq![2].match(/class="seq-arrow"/g) ?? []).length;
-    expect(arrows).toBeGreaterThan(Number(seq![1]));
-    expect(arrows).toBeLessThanOrEqual(2 * Number(seq![1]));
-    expect(seq![2]).toMatch(/>GET_FEATURES reply 0x[0-9a-f]+ /);
-    expect((out.match(/<svg/g) ?? []).length).toBeGreaterThanOrEqual(sessions);
-    expect(out).toMatch(/kick→next call per vring/);
-    expect(err.split('\n').filter((l) => /CONSOLE/.test(l))).toEqual([]);
-    const png = path.join(dir, 'report.png');
-    chromium(dir, ['--window-size=1200,1600', `--screenshot=${png}`, `file://${html}`]);
-    const shot = fs.readFileSync(png);
-    expect(shot.subarray(1, 4).toString()).toBe('PNG');
-    expect(shot.length).toBeGreaterThan(30_000); // a rendered page, not a blank one
-  }, 120_000);
+  it.each(['qemu-blk-qsd.vhsrec', 'qemu-net-backend-restart.vhsrec'])(
+    '%s renders in Chromium with its plots and no console error',
+    (rec) => {
+      const dir = tmpDir('report');
+      const html = path.join(dir, 'report.html');
+      fs.writeFileSync(html, reportHtml(path.join(REC, rec)));
+      const text = fs.readFileSync(html, 'utf8');
+      expect(text).not.toMatch(/<(script|link|img)[^>]+(src|href)=["']?https?:/); // self-contained
+      const { out, err } = chromiumWithLog(dir, ['--dump-dom', `file://${html}`]);
+      const sessions = (text.match(/<section class="session">/g) ?? []).length;
+      const requestBlocks = (text.match(/<div class="plot requests"/g) ?? []).length;
+      // every session's sequence diagram, timeline and histogram block (and request charts, --rings) was drawn by the inline script
+      expect(out).toMatch(new RegExp(`data-plots="${3 * sessions + requestBlocks}"`));
+      // the sequence diagram: one row per message (the first 200), two arrows for a forwarded one,
+      // one (dashed) for what the proxy injected or absorbed
+      const msgs = recordingEvents(readRecording(path.join(REC, rec)).records).filter((e) => e.type === 'message');
+      const seq = /<svg [^>]*class="seq-chart" data-messages="(\d+)"[^>]*>([\s\S]*?)<\/svg>/.exec(out);
+      expect(Number(seq![1])).toBe(Math.min(200, msgs.filter((m) => m.session === msgs[0].session).length));
+      const arrows = (seq![2].match(/class="seq-arrow"/g) ?? []).length;
+      expect(arrows).toBeGreaterThan(Number(seq![1]));
+      expect(arrows).toBeLessThanOrEqual(2 * Number(seq![1]));
+      expect(seq![2]).toMatch(/>GET_FEATURES reply 0x[0-9a-f]+ /);
+      expect((out.match(/<svg/g) ?? []).length).toBeGreaterThanOrEqual(sessions);
+      expect(out).toMatch(/kick→next call per vring/);
+      expect(err.split('\n').filter((l) => /CONSOLE/.test(l))).toEqual([]);
+      const png = path.join(dir, 'report.png');
+      chromium(dir, ['--window-size=1200,1600', `--screenshot=${png}`, `file://${html}`]);
+      const shot = fs.readFileSync(png);
+      expect(shot.subarray(1, 4).toString()).toBe('PNG');
+      expect(shot.length).toBeGreaterThan(30_000); // a rendered page, not a blank one
+    },
+    120_000,
+  );
 
   it('draws one latency chart per operation that carries what `stats --json` says (blk, --rings)', () => {
     const rec = path.join(REC, 'qemu-blk-qsd.vhsrec');

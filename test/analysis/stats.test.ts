@@ -23,11 +23,22 @@ describe('stats', () => {
     // vring 2: a kick, then a call after an idle gap of 2 s: not a latency
     rec.onEvent({ type: 'notification', ts: t0 + 10n, session: 1, vring: 2, kind: 'kick', count: 1 });
     rec.onEvent({ type: 'notification', ts: t0 + 2_000_000_010n, session: 1, vring: 2, kind: 'call', count: 1 });
-    rec.onEvent({ type: 'session-end', ts: t0 + 1_000_000_000n, session: 1, reason: 'end', messages: { 'F>B': 0, 'B>F': 0 }, fdsForwarded: 0, vrings: [], relayPairs: [] });
+    rec.onEvent({
+      type: 'session-end',
+      ts: t0 + 1_000_000_000n,
+      session: 1,
+      reason: 'end',
+      messages: { 'F>B': 0, 'B>F': 0 },
+      fdsForwarded: 0,
+      vrings: [],
+      relayPairs: [],
+    });
     await rec.close();
     const text = statsText(file).join('\n');
     expect(text).toMatch(/vring 0: kicks 0 \(0\.0\/s\) calls 0 \(0\.0\/s\) errs 1/);
-    expect(text).toMatch(/vring 1: kicks 100 \(100\.0\/s\) calls 100 \(100\.0\/s\) errs 0 kick→next call µs p50 20\.\d+ p90 20\.\d+ p99 (299|300)\.\d+ p99\.9 (299|300)\.\d+ max 300(\.\d+)? \(n=100\)/);
+    expect(text).toMatch(
+      /vring 1: kicks 100 \(100\.0\/s\) calls 100 \(100\.0\/s\) errs 0 kick→next call µs p50 20\.\d+ p90 20\.\d+ p99 (299|300)\.\d+ p99\.9 (299|300)\.\d+ max 300(\.\d+)? \(n=100\)/,
+    );
     expect(text).toMatch(/16µs-32µs \|#{40} 90/);
     expect(text).toMatch(/vring 2: kicks 1 \([\d.]+\/s\) calls 1 \([\d.]+\/s\) errs 0 \(1 kicks unpaired: the next call came after an idle gap\)$/m);
     expect(text).toContain('requests: not measured (record with proxy --rings for per-request latency)');

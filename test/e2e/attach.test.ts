@@ -22,12 +22,18 @@ import { tmpDir, until } from '../helpers';
 const READY = /virtio is now ready for processing/g;
 
 describe('vhostscope attach with a running testpmd vhost backend', () => {
-  it('takes over its socket path, carries a new frontend\'s traffic, and gives the path back', async () => {
+  it("takes over its socket path, carries a new frontend's traffic, and gives the path back", async () => {
     const work = tmpDir('attach');
     const sock = path.join(work, 'vhu.sock');
     const be = new Testpmd({ name: 'be', workDir: work, mainLcore: 0, forwardMode: 'rxonly', vdev: `net_vhost0,iface=${sock},queues=1` });
-    const frontend = (name: string): Testpmd => new Testpmd({ name, workDir: work, mainLcore: 1, forwardMode: 'txonly', vdev: `net_virtio_user0,path=${sock},queues=1` });
-    const attach = (n: number): Peer => new Peer(process.execPath, [CLI, 'attach', sock, '--json', '--record', path.join(work, `attach${n}.vhsrec`)], { name: `attach${n}`, logFile: path.join(work, `attach${n}.log`), timeoutMs: 120_000 });
+    const frontend = (name: string): Testpmd =>
+      new Testpmd({ name, workDir: work, mainLcore: 1, forwardMode: 'txonly', vdev: `net_virtio_user0,path=${sock},queues=1` });
+    const attach = (n: number): Peer =>
+      new Peer(process.execPath, [CLI, 'attach', sock, '--json', '--record', path.join(work, `attach${n}.vhsrec`)], {
+        name: `attach${n}`,
+        logFile: path.join(work, `attach${n}.log`),
+        timeoutMs: 120_000,
+      });
     const attachedLog = (n: number): string => fs.readFileSync(path.join(work, `attach${n}.log`), 'utf8');
     try {
       await be.peer.waitForLog(/binding succeeded/, 30_000);
@@ -79,7 +85,9 @@ describe('vhostscope attach with a running testpmd vhost backend', () => {
       k.kill('SIGKILL');
       await k.waitExit(10_000);
       expect(native.probeUnix(sock)).toBe(false);
-      expect(execFileSync(process.execPath, [CLI, 'detach', sock], { encoding: 'utf8', timeout: 60_000 })).toMatch(/the peer's socket is back \(and listening; owner uid \d+\)/);
+      expect(execFileSync(process.execPath, [CLI, 'detach', sock], { encoding: 'utf8', timeout: 60_000 })).toMatch(
+        /the peer's socket is back \(and listening; owner uid \d+\)/,
+      );
       expect(fs.statSync(sock).ino).toBe(original.ino);
       expect(execFileSync(process.execPath, [CLI, 'detach', sock], { encoding: 'utf8', timeout: 60_000 })).toMatch(/not attached/);
       // attach refuses a path nobody listens on, and leaves it alone
@@ -98,7 +106,7 @@ describe('vhostscope attach with a running testpmd vhost backend', () => {
     }
   }, 120_000);
 
-  it('takes over an OVS-DPDK dpdkvhostuser port\'s socket: a testpmd frontend reaches OVS through it', async () => {
+  it("takes over an OVS-DPDK dpdkvhostuser port's socket: a testpmd frontend reaches OVS through it", async () => {
     const missing = ovsMissing();
     if (missing) throw new Error(missing);
     const work = tmpDir('attach-ovs');
@@ -109,7 +117,11 @@ describe('vhostscope attach with a running testpmd vhost backend', () => {
       await ovs.start(0);
       const sock = await ovs.addServerPort('vhu0'); // <rundir>/vhu0, where an operator's OVS puts it
       const original = fs.statSync(sock);
-      a = new Peer(process.execPath, [CLI, 'attach', sock, '--json', '--device', 'net'], { name: 'attach', logFile: path.join(work, 'attach.log'), timeoutMs: 120_000 });
+      a = new Peer(process.execPath, [CLI, 'attach', sock, '--json', '--device', 'net'], {
+        name: 'attach',
+        logFile: path.join(work, 'attach.log'),
+        timeoutMs: 120_000,
+      });
       await until(() => /attached to/.test(fs.readFileSync(path.join(work, 'attach.log'), 'utf8')), 20_000, 'the attach');
       fe = new Testpmd({ name: 'fe', workDir: work, mainLcore: 1, forwardMode: 'txonly', vdev: `net_virtio_user0,path=${sock},queues=1` });
       await fe.peer.waitForLog(/testpmd> /, 60_000);
@@ -123,7 +135,11 @@ describe('vhostscope attach with a running testpmd vhost backend', () => {
       a.kill('SIGTERM');
       expect(await a.waitExit(10_000)).toBe(0);
       expect(fs.statSync(sock).ino).toBe(original.ino); // OVS's own socket again
-      const log = fs.readFileSync(path.join(work, 'attach.log'), 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event?: string; request?: string; dir?: string });
+      const log = fs
+        .readFileSync(path.join(work, 'attach.log'), 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { event?: string; request?: string; dir?: string });
       // the handshake went through vhostscope: OVS (the backend) answered the frontend's requests
       expect(log.some((r) => r.event === 'message' && r.request === 'GET_PROTOCOL_FEATURES' && r.dir === 'B>F')).toBe(true);
       expect(log.filter((r) => r.event === 'message' && r.request === 'SET_VRING_KICK')).toHaveLength(2);
@@ -135,7 +151,7 @@ describe('vhostscope attach with a running testpmd vhost backend', () => {
     }
   }, 180_000);
 
-  it('--reconnect ends QEMU\'s direct connection to testpmd: QEMU (reconnect=1) comes back through vhostscope and the guest\'s pings resume', async () => {
+  it("--reconnect ends QEMU's direct connection to testpmd: QEMU (reconnect=1) comes back through vhostscope and the guest's pings resume", async () => {
     const work = tmpDir('attach-reconnect');
     const initrd = buildInitramfs(work, guestBody(40, 10), ['virtio_pci', 'virtio_net']);
     const sock = path.join(work, 'vhu.sock');
@@ -148,9 +164,17 @@ describe('vhostscope attach with a running testpmd vhost backend', () => {
       q = qemu(work, initrd, `socket,id=c0,path=${sock},reconnect=1`);
       await q.waitForLog(/seq=3 ok/, 120_000); // the guest pings testpmd over the direct connection
       const attachLog = path.join(work, 'attach.log');
-      a = new Peer(process.execPath, [CLI, 'attach', sock, '--reconnect', '--json', '--device', 'net'], { name: 'attach', logFile: attachLog, timeoutMs: 200_000 });
+      a = new Peer(process.execPath, [CLI, 'attach', sock, '--reconnect', '--json', '--device', 'net'], {
+        name: 'attach',
+        logFile: attachLog,
+        timeoutMs: 200_000,
+      });
       const records = (): { event?: string; msg?: string; pid?: number; request?: string; session?: number }[] =>
-        fs.readFileSync(attachLog, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+        fs
+          .readFileSync(attachLog, 'utf8')
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l));
       await until(() => records().some((r) => /ended the direct connection held by pid/.test(String(r.msg))), 20_000, 'the direct connection ended');
       expect(records().find((r) => r.pid !== undefined)?.pid).toBe(tp.peer.pid); // testpmd's end of it
       const lastBefore = lastPingOk(q);
@@ -170,7 +194,7 @@ describe('vhostscope attach with a running testpmd vhost backend', () => {
     }
   }, 300_000);
 
-  it('--reconnect on a QEMU server socket that an OVS dpdkvhostuserclient port connects to: OVS comes back through vhostscope and the guest\'s pings resume', async () => {
+  it("--reconnect on a QEMU server socket that an OVS dpdkvhostuserclient port connects to: OVS comes back through vhostscope and the guest's pings resume", async () => {
     const missing = ovsMissing();
     if (missing) throw new Error(missing);
     const work = tmpDir('attach-ovs-client');
@@ -194,9 +218,17 @@ describe('vhostscope attach with a running testpmd vhost backend', () => {
       tp.cmd('start');
       await q.waitForLog(/seq=3 ok/, 150_000); // guest -> OVS (direct) -> testpmd and back
       const attachLog = path.join(work, 'attach.log');
-      a = new Peer(process.execPath, [CLI, 'attach', qsock, '--reconnect', '--json', '--device', 'net'], { name: 'attach', logFile: attachLog, timeoutMs: 240_000 });
+      a = new Peer(process.execPath, [CLI, 'attach', qsock, '--reconnect', '--json', '--device', 'net'], {
+        name: 'attach',
+        logFile: attachLog,
+        timeoutMs: 240_000,
+      });
       const records = (): { event?: string; msg?: string; pid?: number; request?: string }[] =>
-        fs.readFileSync(attachLog, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+        fs
+          .readFileSync(attachLog, 'utf8')
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l));
       await until(() => records().some((r) => /ended the direct connection held by pid/.test(String(r.msg))), 20_000, 'the direct connection ended');
       const lastBefore = lastPingOk(q);
       await until(() => records().some((r) => r.event === 'message' && r.request === 'SET_VRING_KICK'), 60_000, 'OVS reconnecting through vhostscope');

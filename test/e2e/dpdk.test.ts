@@ -21,12 +21,21 @@ const cases: { name: string; mode: DpdkMode; roles: Roles; vuArgs?: string; noIn
 ];
 
 const find = (msgs: LogRecord[], request: string, reply = false): LogRecord | undefined =>
-  msgs.find((m) => m.request === request && String(m.flags).includes('REPLY') === reply && !(reply && String(m.flags).includes('NEED_REPLY') && !/\|REPLY/.test(String(m.flags))));
+  msgs.find(
+    (m) =>
+      m.request === request &&
+      String(m.flags).includes('REPLY') === reply &&
+      !(reply && String(m.flags).includes('NEED_REPLY') && !/\|REPLY/.test(String(m.flags))),
+  );
 
 describe.each(cases)('DPDK virtio-user <-> vhost through the proxy: $name', (c) => {
   it('carries every packet, and the log shows the decoded handshake', async () => {
     const work = tmpDir(`dpdk-${c.mode}`);
-    const proxy = new ProxyProcess(work, [...(c.noInterpose ? ['--no-interpose'] : []), ...(c.rings ? ['--rings=headers', '--device', 'net'] : [])], c.name === 'txonly' ? 'dpdk-net-txonly' : undefined);
+    const proxy = new ProxyProcess(
+      work,
+      [...(c.noInterpose ? ['--no-interpose'] : []), ...(c.rings ? ['--rings=headers', '--device', 'net'] : [])],
+      c.name === 'txonly' ? 'dpdk-net-txonly' : undefined,
+    );
     const listenSock = path.join(work, c.roles === 'backend-server' ? 'fe.sock' : 'be.sock');
     try {
       const r = await runDpdkScenario({ workDir: work, mode: c.mode, roles: c.roles, vuArgs: c.vuArgs, durationS: 2, proxy: proxy.starter });

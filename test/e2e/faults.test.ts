@@ -45,12 +45,17 @@ describe('fault rules with real peers', () => {
     expect(r.backend.rx).toBe(0); // traffic stopped: the backend never looked at the ring
     expect(r.problems).toContain('the backend never became ready');
     const kicks = proxy.messages().filter((m) => m.request === 'SET_VRING_KICK');
-    expect(kicks.map((k) => [k.payload?.index, k.undelivered ?? 'forwarded'])).toEqual([[0, 'dropped'], [1, 'forwarded']]);
+    expect(kicks.map((k) => [k.payload?.index, k.undelivered ?? 'forwarded'])).toEqual([
+      [0, 'dropped'],
+      [1, 'forwarded'],
+    ]);
     expect(faultsOf(proxy).map((f) => f.detail)).toEqual(['F>B SET_VRING_KICK(vring 0) dropped with its 1 fd(s)']);
     const c = await check(proxy.recordFile);
     expect(c.code).toBe(1);
     expect(c.out).toContain('VU018 vring-without-kick');
-    expect(c.out).toContain("vring 0 was set up (SET_VRING_ADDR) but had no kick fd when the driver set DRIVER_OK: SET_VRING_KICK for vring 0 was dropped by the proxy's fault rule 1 (drop SET_VRING_KICK vring=0)");
+    expect(c.out).toContain(
+      "vring 0 was set up (SET_VRING_ADDR) but had no kick fd when the driver set DRIVER_OK: SET_VRING_KICK for vring 0 was dropped by the proxy's fault rule 1 (drop SET_VRING_KICK vring=0)",
+    );
   }, 120_000);
 
   it('mask REPLY_ACK (offer and ack): DPDK completes the handshake without NEED_REPLY and every packet crosses', async () => {
@@ -72,7 +77,9 @@ describe('fault rules with real peers', () => {
     expect(msgs.filter((m) => m.findings)).toEqual([]);
     expect(faultsOf(proxy).map((f) => f.action)).toEqual(['mask']);
     // the recording keeps what the backend really offered next to what the frontend got
-    const rec = recordingEvents(readRecording(proxy.recordFile).records).find((e) => e.type === 'message' && e.decoded.name === 'GET_PROTOCOL_FEATURES' && e.decoded.reply);
+    const rec = recordingEvents(readRecording(proxy.recordFile).records).find(
+      (e) => e.type === 'message' && e.decoded.name === 'GET_PROTOCOL_FEATURES' && e.decoded.reply,
+    );
     expect(rec?.type === 'message' && rec.received!.readBigUInt64LE(12) & 8n).toBe(8n);
   }, 120_000);
 
@@ -87,11 +94,26 @@ describe('fault rules with real peers', () => {
     }
     const events = recordingEvents(readRecording(proxy.recordFile).records, { notifications: true });
     const trail = events
-      .filter((e) => (e.type === 'message' && e.decoded.name === 'SET_VRING_ENABLE' && (e.decoded.payload as { num: number }).num === 1) || e.type === 'fault' || (e.type === 'notification' && e.injected))
-      .map((e) => (e.type === 'fault' ? `fault ${e.action}` : e.type === 'notification' ? `injected ${e.kind} vring ${e.vring}` : e.type === 'message' ? `SET_VRING_ENABLE(${(e.decoded.payload as { index: number }).index}, 1)${e.heldNs !== undefined ? ' held' : ''}` : e.type));
+      .filter(
+        (e) =>
+          (e.type === 'message' && e.decoded.name === 'SET_VRING_ENABLE' && (e.decoded.payload as { num: number }).num === 1) ||
+          e.type === 'fault' ||
+          (e.type === 'notification' && e.injected),
+      )
+      .map((e) =>
+        e.type === 'fault'
+          ? `fault ${e.action}`
+          : e.type === 'notification'
+            ? `injected ${e.kind} vring ${e.vring}`
+            : e.type === 'message'
+              ? `SET_VRING_ENABLE(${(e.decoded.payload as { index: number }).index}, 1)${e.heldNs !== undefined ? ' held' : ''}`
+              : e.type,
+      );
     expect(trail).toEqual(['fault hold', 'fault inject', 'injected kick vring 0', 'fault hold', 'SET_VRING_ENABLE(0, 1) held', 'SET_VRING_ENABLE(1, 1)']);
     const info = (await run(process.execPath, [CLI, 'info', proxy.recordFile])).stdout;
-    expect(info).toContain('fault rules applied: 1 (hold SET_VRING_ENABLE vring=0 nth=1 until=kick:0): hold×2; 2 (inject kick:0 after=SET_VRING_ENABLE:0): inject×1');
+    expect(info).toContain(
+      'fault rules applied: 1 (hold SET_VRING_ENABLE vring=0 nth=1 until=kick:0): hold×2; 2 (inject kick:0 after=SET_VRING_ENABLE:0): inject×1',
+    );
     const c = await check(proxy.recordFile);
     expect(c.out).toMatch(/VU010 kick-before-enable \(warning\) at kick vring 0: vring 0 kicked before SET_VRING_ENABLE\(0, 1\)/);
   }, 120_000);
@@ -121,7 +143,9 @@ describe('fault rules with real peers', () => {
     expect(msgs.find((m) => m.request === 'GET_PROTOCOL_FEATURES' && m.dir === 'B>F')?.payload?.names).toEqual(['MQ', 'REPLY_ACK']);
     const delivered = msgs.filter((m) => m.dir === 'F>B' && !m.undelivered).map((m) => m.request as string);
     expect(delivered.filter((r) => !VVU_ALLOWED.includes(r))).toEqual([]);
-    const filtered = faultsOf(proxy).filter((f) => f.action === 'filter').map((f) => String(f.detail).replace(/\(vring \d+\)/, ''));
+    const filtered = faultsOf(proxy)
+      .filter((f) => f.action === 'filter')
+      .map((f) => String(f.detail).replace(/\(vring \d+\)/, ''));
     expect(filtered.length).toBeGreaterThan(0); // QEMU still sends SET_VRING_ERR, which the device would refuse
     expect(new Set(filtered)).toEqual(new Set(['F>B SET_VRING_ERR not forwarded (no reply due)']));
   }, 200_000);
@@ -158,7 +182,11 @@ describe('fault rules with real peers', () => {
       await proxy.stop();
     }
     const ends = proxy.records().filter((r) => r.event === 'session-end');
-    expect(ends[0]).toMatchObject({ session: 1, by: 'proxy', reason: 'fault rule 1 (disconnect backend after=SET_STATUS:DRIVER_OK+8000 limit=1): disconnected the backend 8000 ms after F>B SET_STATUS' });
+    expect(ends[0]).toMatchObject({
+      session: 1,
+      by: 'proxy',
+      reason: 'fault rule 1 (disconnect backend after=SET_STATUS:DRIVER_OK+8000 limit=1): disconnected the backend 8000 ms after F>B SET_STATUS',
+    });
     const faults = faultsOf(proxy);
     expect(faults).toHaveLength(1); // limit=1: the renegotiated session was left alone
     // the last session is with the new testpmd: a full handshake up to DRIVER_OK, and traffic

@@ -33,7 +33,21 @@ describe('flight recorder with a DPDK session', () => {
       const t = (Date.now() - ageDays[i] * DAY) / 1000;
       fs.utimesSync(f, t, t);
     });
-    const proxy = new ProxyProcess(work, ['--record', `${dir}/`, '--keep', '1GiB', '--keep-for', '7d', '--segment-for', '1s', '--pin-before', '2s', '--pin-after', '1s', '--rings']);
+    const proxy = new ProxyProcess(work, [
+      '--record',
+      `${dir}/`,
+      '--keep',
+      '1GiB',
+      '--keep-for',
+      '7d',
+      '--segment-for',
+      '1s',
+      '--pin-before',
+      '2s',
+      '--pin-after',
+      '1s',
+      '--rings',
+    ]);
     let listen = '';
     let marked = '';
     try {
@@ -56,7 +70,10 @@ describe('flight recorder with a DPDK session', () => {
     }
     expect(marked).toMatch(/^marked; pin 1 keeps /);
     // retention at start: the month-old recordings went, yesterday's stayed
-    const notices = proxy.records().filter((r) => r.event === 'notice').map((r) => String(r.msg));
+    const notices = proxy
+      .records()
+      .filter((r) => r.event === 'notice')
+      .map((r) => String(r.msg));
     expect(notices).toContainEqual(expect.stringMatching(/^retention: deleted 2 segment file\(s\)/));
     const segs = listSegments(dir);
     expect(segs.filter((s) => earlier.slice(0, 2).includes(s.session))).toEqual([]);
@@ -80,7 +97,12 @@ describe('flight recorder with a DPDK session', () => {
       [1, 'mark: virtio ready, traffic starts', undefined],
       [2, 'SIGUSR1', undefined],
     ]);
-    expect(proxy.records().filter((r) => r.event === 'mark').map((r) => r.msg)).toEqual(['mark: virtio ready, traffic starts', 'mark: SIGUSR1']);
+    expect(
+      proxy
+        .records()
+        .filter((r) => r.event === 'mark')
+        .map((r) => r.msg),
+    ).toEqual(['mark: virtio ready, traffic starts', 'mark: SIGUSR1']);
     const ls = cli('ls', dir);
     expect(ls).toMatch(/^.*: 2 session\(s\), .* in \d+ segment file\(s\); 2 pin\(s\)/);
     expect(ls).toMatch(new RegExp(`${mine[0]!.session} .*pinned by 1, 2`));

@@ -39,7 +39,9 @@ describe('QEMU 10 vhost-user-gpu-pci <-> vhost-user-gpu through the proxy', () =
     expect(gpu.filter((m) => m.findings?.some((f) => f.rule !== 'request-flags'))).toEqual([]);
     const junk = gpu.filter((m) => m.findings?.length);
     expect(junk.every((m) => m.request === 'GPU_UPDATE' && m.dir === 'B>F')).toBe(true);
-    console.log(`GPU socket: ${gpu.length} messages, ${updates(gpu).length} GPU_UPDATE, ${junk.length} with uninitialised flags (${[...new Set(junk.map((m) => m.flags))].join(', ')})`);
+    console.log(
+      `GPU socket: ${gpu.length} messages, ${updates(gpu).length} GPU_UPDATE, ${junk.length} with uninitialised flags (${[...new Set(junk.map((m) => m.flags))].join(', ')})`,
+    );
     expect(seen('GPU_GET_PROTOCOL_FEATURES', 'B>F')[0].flags).toBe('0');
     const offered = seen('GPU_GET_PROTOCOL_FEATURES', 'F>B')[0];
     expect(offered.flags).toBe('REPLY');
@@ -54,12 +56,25 @@ describe('QEMU 10 vhost-user-gpu-pci <-> vhost-user-gpu through the proxy', () =
     expect(updateMessages.some((m) => /rect=\d+x\d+\+\d+\+\d+ pixels=\d+ bytes first=#00ff8000/.test(String(m.summary)))).toBe(true);
     const biggest = Math.max(...updateMessages.map((m) => m.size ?? 0));
     expect(biggest).toBeGreaterThan(64 * 1024);
-    const longest = Math.max(...fs.readFileSync(proxy.logFile, 'utf8').split('\n').map((l) => l.length));
+    const longest = Math.max(
+      ...fs
+        .readFileSync(proxy.logFile, 'utf8')
+        .split('\n')
+        .map((l) => l.length),
+    );
     expect(longest).toBeLessThan(8192);
-    expect(proxy.records().filter((r) => r.event === 'session-end').map((r) => r.reason)).not.toContainEqual(expect.stringMatching(/bad input/));
+    expect(
+      proxy
+        .records()
+        .filter((r) => r.event === 'session-end')
+        .map((r) => r.reason),
+    ).not.toContainEqual(expect.stringMatching(/bad input/));
 
     // the device is named without --device, from QEMU's command line (GPU_SET_SOCKET confirms it)
-    expect(recordingDevices(readRecording(proxy.recordFile).records).get(1)).toEqual({ device: 'gpu', reason: "the peer on the listen side's command line (vhost-user-gpu)" });
+    expect(recordingDevices(readRecording(proxy.recordFile).records).get(1)).toEqual({
+      device: 'gpu',
+      reason: "the peer on the listen side's command line (vhost-user-gpu)",
+    });
     // the recording holds the same GPU messages, decoded the same way
     checkRecording(proxy, ['request-flags']);
     const recorded = recordingEvents(readRecording(proxy.recordFile).records).filter((e) => e.type === 'message' && e.channel === 'gpu');

@@ -10,7 +10,19 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { debian13Missing } from '../../src/lab/debian13';
 import { ovsMissing } from '../../src/lab/ovs';
 import { tmpDir } from '../helpers';
-import { blkPair, buildRustFrontend, dpdkPair, fsPair, netGuest, ovsGuest, passtGuest, rustFrontendPair, vsockGuest, type GuestRun, type Pair } from './harness/interop';
+import {
+  blkPair,
+  buildRustFrontend,
+  dpdkPair,
+  fsPair,
+  netGuest,
+  ovsGuest,
+  passtGuest,
+  rustFrontendPair,
+  vsockGuest,
+  type GuestRun,
+  type Pair,
+} from './harness/interop';
 import { checkRecording, type LogRecord } from './harness/proxy';
 import type { DeviceType } from '../../src/protocol';
 import { recordingDevices } from '../../src/recording/devices';
@@ -101,7 +113,10 @@ describe('interop matrix through the proxy', () => {
 
   it('mixed: QEMU 7.2 <-> testpmd 24.11, and QEMU 10 <-> testpmd 22.11: the guest pings', async () => {
     const work = tmpDir('io-mixed-net');
-    for (const pair of [{ frontend: D12, backend: D13 }, { frontend: D13, backend: D12 }]) {
+    for (const pair of [
+      { frontend: D12, backend: D13 },
+      { frontend: D13, backend: D12 },
+    ]) {
       const run = await netGuest(mkdir(path.join(work, `${pair.frontend}-${pair.backend}`)), pair);
       expect(run.qemuLog, `${pair.frontend} -> ${pair.backend}`).toMatch(/GUEST-RESULT: PASS/);
       expectClean(run, 'net');
@@ -110,7 +125,10 @@ describe('interop matrix through the proxy', () => {
 
   it('mixed: QEMU 7.2 <-> qemu-storage-daemon 10 and the Rust virtiofsd; QEMU 10 <-> qemu-storage-daemon 7.2 and the C virtiofsd', async () => {
     const work = tmpDir('io-mixed-storage');
-    for (const pair of [{ frontend: D12, backend: D13 }, { frontend: D13, backend: D12 }]) {
+    for (const pair of [
+      { frontend: D12, backend: D13 },
+      { frontend: D13, backend: D12 },
+    ]) {
       const blk = await blkPair(mkdir(path.join(work, `blk-${pair.frontend}-${pair.backend}`)), pair);
       expect(blk.imageSha, `blk ${pair.frontend} -> ${pair.backend}`).toBe(blk.guestWriteSha);
       expectClean(blk, 'blk');
@@ -133,22 +151,26 @@ describe('interop matrix through the proxy', () => {
   it.each([
     ['3.1 (Debian 12, with QEMU 7.2 and DPDK 22.11)', D12],
     ['3.5 (Debian 13, with QEMU 10 and DPDK 24.11)', D13],
-  ] as const)('OVS-DPDK %s: a QEMU guest on a dpdkvhostuser port (OVS listens) pings a testpmd on a dpdkvhostuserclient port (OVS connects), both through the proxy', async (_name, release) => {
-    const missing = ovsMissing(release);
-    if (missing) throw new Error(missing);
-    const run = await ovsGuest(tmpDir('io-ovs'), release);
-    expect(run.qemuLog).toMatch(/GUEST-RESULT: PASS/);
-    expect(run.testpmdLog).toMatch(/ICMP/);
-    // OVS took both devices (its packet counters refresh every 5 s: the guest's replies are the proof of traffic)
-    expect(run.ovsLog).toMatch(/vHost Device '[^']*ovs-client\.sock' has been added/);
-    expect(run.ovsLog).toMatch(/vHost Device '[^']*\/vhu0' has been added/);
-    for (const proxy of [run.serverPortProxy, run.clientPortProxy]) {
-      const msgs = expectClean({ proxy }, 'net');
-      expect(msgs.some((m) => m.request === 'SET_MEM_TABLE')).toBe(true);
-    }
-    // on the client port OVS is the backend and connected to the proxy: the frontend (testpmd) is on the connect side
-    expect(run.clientPortProxy.records().find((r) => r.event === 'session-end')).toBeDefined();
-  }, 300_000);
+  ] as const)(
+    'OVS-DPDK %s: a QEMU guest on a dpdkvhostuser port (OVS listens) pings a testpmd on a dpdkvhostuserclient port (OVS connects), both through the proxy',
+    async (_name, release) => {
+      const missing = ovsMissing(release);
+      if (missing) throw new Error(missing);
+      const run = await ovsGuest(tmpDir('io-ovs'), release);
+      expect(run.qemuLog).toMatch(/GUEST-RESULT: PASS/);
+      expect(run.testpmdLog).toMatch(/ICMP/);
+      // OVS took both devices (its packet counters refresh every 5 s: the guest's replies are the proof of traffic)
+      expect(run.ovsLog).toMatch(/vHost Device '[^']*ovs-client\.sock' has been added/);
+      expect(run.ovsLog).toMatch(/vHost Device '[^']*\/vhu0' has been added/);
+      for (const proxy of [run.serverPortProxy, run.clientPortProxy]) {
+        const msgs = expectClean({ proxy }, 'net');
+        expect(msgs.some((m) => m.request === 'SET_MEM_TABLE')).toBe(true);
+      }
+      // on the client port OVS is the backend and connected to the proxy: the frontend (testpmd) is on the connect side
+      expect(run.clientPortProxy.records().find((r) => r.event === 'session-end')).toBeDefined();
+    },
+    300_000,
+  );
 
   it('rust-vmm vhost-device-vsock (sid) with QEMU 10 and QEMU 7.2: 256 KiB from the guest to a host unix socket and back', async () => {
     const work = tmpDir('io-vsock');
@@ -172,7 +194,17 @@ describe('interop matrix through the proxy', () => {
       const msgs = expectClean(run, 'net');
       // the crate's handshake, as the proxy saw it
       const fromFrontend = msgs.filter((m) => m.dir === 'F>B').map((m) => m.request);
-      for (const r of ['SET_OWNER', 'GET_FEATURES', 'SET_PROTOCOL_FEATURES', 'SET_FEATURES', 'SET_MEM_TABLE', 'SET_VRING_ADDR', 'SET_VRING_KICK', 'SET_VRING_ENABLE', 'GET_VRING_BASE'])
+      for (const r of [
+        'SET_OWNER',
+        'GET_FEATURES',
+        'SET_PROTOCOL_FEATURES',
+        'SET_FEATURES',
+        'SET_MEM_TABLE',
+        'SET_VRING_ADDR',
+        'SET_VRING_KICK',
+        'SET_VRING_ENABLE',
+        'GET_VRING_BASE',
+      ])
         expect(fromFrontend, `${backend}: ${r}`).toContain(r);
     }
   }, 300_000);

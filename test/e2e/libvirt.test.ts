@@ -38,7 +38,11 @@ describe('libvirt', () => {
       await startForwarding(tp, true);
       await libvirtd.start();
       const original = fs.statSync(sock);
-      a = new Peer(process.execPath, [CLI, 'attach', sock, '--json', '--device', 'net', '--record', path.join(work, 'vm.vhsrec')], { name: 'attach', logFile: path.join(work, 'attach.log'), timeoutMs: 300_000 });
+      a = new Peer(process.execPath, [CLI, 'attach', sock, '--json', '--device', 'net', '--record', path.join(work, 'vm.vhsrec')], {
+        name: 'attach',
+        logFile: path.join(work, 'attach.log'),
+        timeoutMs: 300_000,
+      });
       await until(() => /attached to/.test(fs.readFileSync(path.join(work, 'attach.log'), 'utf8')), 20_000, 'the attach');
       const xmlFile = path.join(work, 'domain.xml');
       fs.writeFileSync(xmlFile, vhostUserDomainXml({ name, socket: sock, initrd, console: consoleLog, device: { type: 'net', mac: GUEST_MAC } }));
@@ -75,30 +79,45 @@ describe('libvirt', () => {
     }
   }, 300_000);
 
-  it('a libvirt guest on a vhostuser disk reads and writes through vhostscope attach on qemu-storage-daemon\'s socket', async () => {
+  it("a libvirt guest on a vhostuser disk reads and writes through vhostscope attach on qemu-storage-daemon's socket", async () => {
     needLibvirt();
     const work = tmpDir('libvirt-blk');
     const { img, token, host, guestWrite, initrd } = blkGuest(work);
     const sock = path.join(work, 'blk.sock');
     const consoleLog = path.join(work, 'console.log');
     const name = `vhs-${path.basename(work).slice(-6)}`;
-    const qsd = new Peer('qemu-storage-daemon', [
-      '--blockdev', `driver=file,node-name=file0,filename=${img},cache.direct=off`,
-      '--blockdev', 'driver=raw,node-name=disk0,file=file0',
-      '--export', `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${sock},writable=on,num-queues=1`,
-    ], { name: 'qsd', logFile: path.join(work, 'qsd.log') });
+    const qsd = new Peer(
+      'qemu-storage-daemon',
+      [
+        '--blockdev',
+        `driver=file,node-name=file0,filename=${img},cache.direct=off`,
+        '--blockdev',
+        'driver=raw,node-name=disk0,file=file0',
+        '--export',
+        `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${sock},writable=on,num-queues=1`,
+      ],
+      { name: 'qsd', logFile: path.join(work, 'qsd.log') },
+    );
     const libvirtd = new Libvirtd(work);
     let a: Peer | undefined;
     try {
       await waitForSocket(sock, 20_000, qsd);
       await libvirtd.start();
-      a = new Peer(process.execPath, [CLI, 'attach', sock, '--json', '--device', 'blk', '--record', path.join(work, 'vm.vhsrec')], { name: 'attach', logFile: path.join(work, 'attach.log'), timeoutMs: 300_000 });
+      a = new Peer(process.execPath, [CLI, 'attach', sock, '--json', '--device', 'blk', '--record', path.join(work, 'vm.vhsrec')], {
+        name: 'attach',
+        logFile: path.join(work, 'attach.log'),
+        timeoutMs: 300_000,
+      });
       await until(() => /attached to/.test(fs.readFileSync(path.join(work, 'attach.log'), 'utf8')), 20_000, 'the attach');
       const xmlFile = path.join(work, 'domain.xml');
       fs.writeFileSync(xmlFile, vhostUserDomainXml({ name, socket: sock, initrd, console: consoleLog, device: { type: 'blk' }, append: `lab.token=${token}` }));
       virsh('create', xmlFile);
       expect(virsh('dumpxml', name)).toContain(`<source type='unix' path='${sock}'`);
-      await until(() => /GUEST-RESULT/.test(fs.existsSync(consoleLog) ? fs.readFileSync(consoleLog, 'utf8') : '') || !domainRunning(name), 200_000, 'the guest to finish');
+      await until(
+        () => /GUEST-RESULT/.test(fs.existsSync(consoleLog) ? fs.readFileSync(consoleLog, 'utf8') : '') || !domainRunning(name),
+        200_000,
+        'the guest to finish',
+      );
       const console_ = fs.readFileSync(consoleLog, 'utf8');
       expect(console_).toMatch(/GUEST-RESULT: PASS/);
       expect(console_).toContain(`GUEST-READ-SHA: ${sha(host)}`);
@@ -117,7 +136,7 @@ describe('libvirt', () => {
     expect(records.filter((r) => r.type === 'message').length).toBeGreaterThan(20);
   }, 300_000);
 
-  it('QEMU listens (mode=\'server\'): after attach on its socket, a restarted backend comes back through vhostscope and the guest pings again', async () => {
+  it("QEMU listens (mode='server'): after attach on its socket, a restarted backend comes back through vhostscope and the guest pings again", async () => {
     needLibvirt();
     const work = tmpDir('libvirt-srv');
     const sock = path.join(work, 'qemu.sock');
@@ -132,16 +151,27 @@ describe('libvirt', () => {
     try {
       await libvirtd.start();
       const xmlFile = path.join(work, 'domain.xml');
-      fs.writeFileSync(xmlFile, vhostUserDomainXml({ name, socket: sock, qemuListens: true, initrd, console: consoleLog, device: { type: 'net', mac: GUEST_MAC } }));
+      fs.writeFileSync(
+        xmlFile,
+        vhostUserDomainXml({ name, socket: sock, qemuListens: true, initrd, console: consoleLog, device: { type: 'net', mac: GUEST_MAC } }),
+      );
       // QEMU waits for its vhost-user peer before it runs the guest, and `virsh create` for QEMU
-      const creating = new Peer('virsh', ['-c', 'qemu:///system', 'create', xmlFile], { name: 'virsh-create', logFile: path.join(work, 'virsh-create.log'), timeoutMs: 120_000 });
+      const creating = new Peer('virsh', ['-c', 'qemu:///system', 'create', xmlFile], {
+        name: 'virsh-create',
+        logFile: path.join(work, 'virsh-create.log'),
+        timeoutMs: 120_000,
+      });
       await until(() => fs.existsSync(sock), 60_000, 'QEMU listening');
       // the backend connects to QEMU (client=1), directly: the guest pings it
       tp1 = backend(work, 'be1', sock, true);
       await startForwarding(tp1, false);
       expect(await creating.waitExit(90_000)).toBe(0);
       await until(() => /seq=3 ok/.test(consoleText()), 150_000, 'pings over the direct connection');
-      a = new Peer(process.execPath, [CLI, 'attach', sock, '--json', '--device', 'net', '--record', path.join(work, 'vm.vhsrec')], { name: 'attach', logFile: path.join(work, 'attach.log'), timeoutMs: 300_000 });
+      a = new Peer(process.execPath, [CLI, 'attach', sock, '--json', '--device', 'net', '--record', path.join(work, 'vm.vhsrec')], {
+        name: 'attach',
+        logFile: path.join(work, 'attach.log'),
+        timeoutMs: 300_000,
+      });
       await until(() => /attached to .*the 1 made before stay direct/.test(fs.readFileSync(path.join(work, 'attach.log'), 'utf8')), 20_000, 'the attach');
       // the backend restarts (as after an upgrade or a crash) and connects to the same path: vhostscope
       await tp1.peer.stop();

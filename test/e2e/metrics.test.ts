@@ -24,8 +24,15 @@ class Prometheus {
     target: string,
   ) {
     const config = path.join(work, 'prometheus.yml');
-    fs.writeFileSync(config, `global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: vhostscope\n    static_configs:\n      - targets: ['${target}']\n`);
-    this.peer = new Peer('prometheus', [`--config.file=${config}`, `--storage.tsdb.path=${path.join(work, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`], { name: 'prometheus', logFile: path.join(work, 'prometheus.log'), timeoutMs: 120_000 });
+    fs.writeFileSync(
+      config,
+      `global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: vhostscope\n    static_configs:\n      - targets: ['${target}']\n`,
+    );
+    this.peer = new Peer(
+      'prometheus',
+      [`--config.file=${config}`, `--storage.tsdb.path=${path.join(work, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`],
+      { name: 'prometheus', logFile: path.join(work, 'prometheus.log'), timeoutMs: 120_000 },
+    );
   }
 
   async query(q: string): Promise<Sample[]> {
@@ -47,7 +54,8 @@ class Prometheus {
         /* not up yet */
       }
       if (!this.peer.alive) throw new Error(`prometheus exited (${JSON.stringify(this.peer.status)}) while waiting for ${q}; log:\n${tail(this.peer.log())}`);
-      if (Date.now() > deadline) throw new Error(`prometheus: ${q} gave ${JSON.stringify(got)}; log:\n${tail(fs.readFileSync(path.join(this.work, 'prometheus.log'), 'utf8'))}`);
+      if (Date.now() > deadline)
+        throw new Error(`prometheus: ${q} gave ${JSON.stringify(got)}; log:\n${tail(fs.readFileSync(path.join(this.work, 'prometheus.log'), 'utf8'))}`);
       await sleep(250);
     }
   }
@@ -56,7 +64,7 @@ class Prometheus {
 const value = (s: Sample[]): number => (s[0] ? Number(s[0].value[1]) : NaN);
 
 describe('Prometheus scraping proxy --metrics with a DPDK session', () => {
-  it('answers queries with the daemon\'s own counts', async () => {
+  it("answers queries with the daemon's own counts", async () => {
     const work = tmpDir('metrics');
     const metricsPort = await freePort();
     const prom = new Prometheus(work, await freePort(), `127.0.0.1:${metricsPort}`);
@@ -75,7 +83,12 @@ describe('Prometheus scraping proxy --metrics with a DPDK session', () => {
       const msgs = proxy.messages();
       const byRequest = new Map<string, number>();
       for (const m of msgs) byRequest.set(`${m.request} ${m.dir}`, (byRequest.get(`${m.request} ${m.dir}`) ?? 0) + 1);
-      const prometheus = new Map((await prom.query('sum by (request, direction) (vhostscope_messages_total)')).map((s) => [`${s.metric.request} ${s.metric.direction}`, Number(s.value[1])]));
+      const prometheus = new Map(
+        (await prom.query('sum by (request, direction) (vhostscope_messages_total)')).map((s) => [
+          `${s.metric.request} ${s.metric.direction}`,
+          Number(s.value[1]),
+        ]),
+      );
       expect(prometheus).toEqual(byRequest);
       expect(byRequest.get('SET_VRING_KICK F>B')).toBe(2);
       expect(value(await prom.query('vhostscope_sessions_started_total'))).toBe(1);

@@ -26,7 +26,11 @@ describe('npm package', () => {
     const arm = execFileSync('tar', ['xzOf', tarball, 'package/prebuilds/linux-arm64/vhostscope_native.node']);
     expect([arm.subarray(0, 4).toString('latin1'), arm.readUInt16LE(16), arm.readUInt16LE(18)]).toEqual(['\x7fELF', 3, 183]);
     expect(files).toContain('package/packaging/systemd/vhostscope@.service');
-    for (const dir of ['test/', 'bench/', 'recordings/', 'src/', 'build/', 'node_modules/']) expect(files.filter((f) => f.startsWith(`package/${dir}`)), dir).toEqual([]);
+    for (const dir of ['test/', 'bench/', 'recordings/', 'src/', 'build/', 'node_modules/'])
+      expect(
+        files.filter((f) => f.startsWith(`package/${dir}`)),
+        dir,
+      ).toEqual([]);
 
     const prefix = path.join(work, 'prefix');
     const log = npm(['install', '-g', '--prefix', prefix, '--foreground-scripts', tarball], work, { npm_config_cache: path.join(work, 'npm-cache') });
@@ -37,9 +41,20 @@ describe('npm package', () => {
     expect(execFileSync(bin, ['--help'], { encoding: 'utf8' })).toMatch(/proxy .*\n[\s\S]*attach/);
     expect(execFileSync(bin, ['info', path.join(ROOT, 'recordings', 'dpdk-net-txonly.vhsrec')], { encoding: 'utf8' })).toMatch(/session 1: /);
     // the addon loads from the prebuild and works
-    expect(execFileSync(process.execPath, ['-e', `const { native } = require(${JSON.stringify(path.join(installed, 'dist', 'native'))}); const fd = native.eventfd(0); native.close(fd); console.log('addon ok')`], { encoding: 'utf8' })).toBe('addon ok\n');
+    expect(
+      execFileSync(
+        process.execPath,
+        [
+          '-e',
+          `const { native } = require(${JSON.stringify(path.join(installed, 'dist', 'native'))}); const fd = native.eventfd(0); native.close(fd); console.log('addon ok')`,
+        ],
+        { encoding: 'utf8' },
+      ),
+    ).toBe('addon ok\n');
     expect(execFileSync(bin, ['completion', 'bash'], { encoding: 'utf8' })).toMatch(/complete -o filenames -F _vhostscope vhostscope/);
     // the installed demo: real testpmd peers through the installed proxy
-    expect(execFileSync(bin, ['demo', '--seconds', '1', '--work', path.join(work, 'demo')], { encoding: 'utf8', timeout: 180_000 })).toMatch(/counts match on both sides: every packet crossed/);
+    expect(execFileSync(bin, ['demo', '--seconds', '1', '--work', path.join(work, 'demo')], { encoding: 'utf8', timeout: 180_000 })).toMatch(
+      /counts match on both sides: every packet crossed/,
+    );
   }, 600_000);
 });

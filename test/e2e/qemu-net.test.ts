@@ -66,7 +66,10 @@ describe('QEMU virtio-net <-> testpmd through the proxy', () => {
     expect(periodic.length).toBeGreaterThanOrEqual(3);
     expect((periodic.at(-1)!.vrings as { vring: number; kicks: number }[]).some((v) => v.vring === 1 && v.kicks > 0)).toBe(true);
     // --relay-cpu auto (the default): the relay went next to testpmd's polling lcore (CPU 0)
-    expect(proxy.records().find((r) => r.event === 'notice' && r.relayCpu !== undefined)).toMatchObject({ relayCpu: 0, msg: expect.stringMatching(/next to the backend's polling thread \S+ \(pid \d+, tid \d+, \d+% busy\)/) });
+    expect(proxy.records().find((r) => r.event === 'notice' && r.relayCpu !== undefined)).toMatchObject({
+      relayCpu: 0,
+      msg: expect.stringMatching(/next to the backend's polling thread \S+ \(pid \d+, tid \d+, \d+% busy\)/),
+    });
     // --rings=headers: the guest's echo requests on the tx ring (1), testpmd's replies on the rx ring (0)
     const headers = ringHeaders(proxy, 'net');
     const tx = headers.filter((h) => h.vring === 1).map((h) => h.header.summary);

@@ -12,7 +12,6 @@ import { blkGuest, fsGuest, guestWritten, sha } from './harness/storage-guests';
 import { expectRequestsAccountedFor, ProxyProcess, ringBases, ringHeaders, sessionEnd, vring } from './harness/proxy';
 import { checkRecording } from './harness/proxy';
 
-
 describe('QEMU vhost-user-blk <-> qemu-storage-daemon through the proxy', () => {
   it('the guest reads the host pattern and its write lands in the image', async () => {
     const work = tmpDir('blk');
@@ -21,17 +20,27 @@ describe('QEMU vhost-user-blk <-> qemu-storage-daemon through the proxy', () => 
     const be = path.join(work, 'be.sock');
     // the proxy itself tells QEMU, over the interposed backend channel, that the config changed
     const proxy = new ProxyProcess(work, ['--device', 'blk', '--inject', 'backend:CONFIG_CHANGE_MSG@1000', '--rings=headers'], 'qemu-blk-qsd');
-    const qsd = new Peer('qemu-storage-daemon', [
-      '--blockdev', `driver=file,node-name=file0,filename=${img},cache.direct=off`,
-      '--blockdev', 'driver=raw,node-name=disk0,file=file0',
-      '--export', `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${be},writable=on,num-queues=1`,
-    ], { name: 'qsd', logFile: path.join(work, 'qsd.log') });
+    const qsd = new Peer(
+      'qemu-storage-daemon',
+      [
+        '--blockdev',
+        `driver=file,node-name=file0,filename=${img},cache.direct=off`,
+        '--blockdev',
+        'driver=raw,node-name=disk0,file=file0',
+        '--export',
+        `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${be},writable=on,num-queues=1`,
+      ],
+      { name: 'qsd', logFile: path.join(work, 'qsd.log') },
+    );
     let q: Peer | undefined;
     try {
       await waitForSocket(be, 20_000, qsd);
       await proxy.starter(fe, be);
-      q = new Peer('taskset', qemuArgs(initrd, `lab.token=${token}`, ['-chardev', `socket,id=c0,path=${fe}`, '-device', 'vhost-user-blk-pci,chardev=c0,num-queues=1']),
-        { name: 'qemu', logFile: path.join(work, 'qemu.log'), timeoutMs: 240_000 });
+      q = new Peer(
+        'taskset',
+        qemuArgs(initrd, `lab.token=${token}`, ['-chardev', `socket,id=c0,path=${fe}`, '-device', 'vhost-user-blk-pci,chardev=c0,num-queues=1']),
+        { name: 'qemu', logFile: path.join(work, 'qemu.log'), timeoutMs: 240_000 },
+      );
       expect(await q.waitExit(150_000)).toBe(0);
     } finally {
       await q?.stop();
@@ -47,8 +56,9 @@ describe('QEMU vhost-user-blk <-> qemu-storage-daemon through the proxy', () => 
     expect(add.length).toBeGreaterThan(0);
     expect(add[0].fdInfo).toEqual([expect.objectContaining({ kind: 'memfd', memfdName: 'memory-backend-memfd', size: 256 << 20 })]);
     expect(add[0].summary).toMatch(/^\[gpa=0x0 size=256MiB uaddr=0x[0-9a-f]+ off=0x0\]$/);
-    expect(msgs.find((m) => m.request === 'GET_PROTOCOL_FEATURES' && m.dir === 'B>F')?.summary)
-      .toBe('0x872b (MQ|LOG_SHMFD|REPLY_ACK|BACKEND_REQ|PAGEFAULT|CONFIG|BACKEND_SEND_FD|CONFIGURE_MEM_SLOTS)');
+    expect(msgs.find((m) => m.request === 'GET_PROTOCOL_FEATURES' && m.dir === 'B>F')?.summary).toBe(
+      '0x872b (MQ|LOG_SHMFD|REPLY_ACK|BACKEND_REQ|PAGEFAULT|CONFIG|BACKEND_SEND_FD|CONFIGURE_MEM_SLOTS)',
+    );
     const cfg = msgs.find((m) => m.request === 'GET_CONFIG' && m.dir === 'B>F')!;
     expect(cfg.payload).toMatchObject({ offset: 0, size: 57 });
     // capacity in 512-byte sectors is the first u64 of virtio-blk config: 64 MiB = 0x20000
@@ -106,7 +116,9 @@ describe('QEMU vhost-user-blk: qemu-storage-daemon killed mid-I/O and restarted,
     const be = path.join(work, 'be.sock');
     const N = 60;
     // the guest writes block n, reads it back with O_DIRECT, every 0.2 s: I/O in flight whenever the back-end dies
-    const initrd = buildInitramfs(work, `
+    const initrd = buildInitramfs(
+      work,
+      `
 tok=$(sed -n 's/.*lab.token=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
 i=0; until [ -b /dev/vda ] || [ $i -ge 50 ]; do sleep 0.1; i=$((i+1)); done
 [ -b /dev/vda ] || { echo "GUEST-RESULT: FAIL no /dev/vda"; exit 0; }
@@ -117,12 +129,22 @@ n=0; while [ $n -lt ${N} ]; do
   n=$((n+1)); sleep 0.2
 done
 echo "GUEST-RESULT: DONE"
-`, ['virtio_pci', 'virtio_blk']);
-    const qsd = (name: string): Peer => new Peer('qemu-storage-daemon', [
-      '--blockdev', `driver=file,node-name=file0,filename=${img}`,
-      '--blockdev', 'driver=raw,node-name=disk0,file=file0',
-      '--export', `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${be},writable=on,num-queues=1`,
-    ], { name, logFile: path.join(work, `${name}.log`) });
+`,
+      ['virtio_pci', 'virtio_blk'],
+    );
+    const qsd = (name: string): Peer =>
+      new Peer(
+        'qemu-storage-daemon',
+        [
+          '--blockdev',
+          `driver=file,node-name=file0,filename=${img}`,
+          '--blockdev',
+          'driver=raw,node-name=disk0,file=file0',
+          '--export',
+          `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${be},writable=on,num-queues=1`,
+        ],
+        { name, logFile: path.join(work, `${name}.log`) },
+      );
     const proxy = new ProxyProcess(work, ['--device', 'blk', '--check']);
     const q1 = qsd('qsd1');
     let q2: Peer | undefined;
@@ -130,8 +152,11 @@ echo "GUEST-RESULT: DONE"
     try {
       await waitForSocket(be, 20_000, q1);
       await proxy.starter(fe, be);
-      q = new Peer('taskset', qemuArgs(initrd, `lab.token=${token}`, ['-chardev', `socket,id=c0,path=${fe},reconnect=1`, '-device', 'vhost-user-blk-pci,chardev=c0,num-queues=1']),
-        { name: 'qemu', logFile: path.join(work, 'qemu.log'), timeoutMs: 240_000 });
+      q = new Peer(
+        'taskset',
+        qemuArgs(initrd, `lab.token=${token}`, ['-chardev', `socket,id=c0,path=${fe},reconnect=1`, '-device', 'vhost-user-blk-pci,chardev=c0,num-queues=1']),
+        { name: 'qemu', logFile: path.join(work, 'qemu.log'), timeoutMs: 240_000 },
+      );
       await q.waitForLog(/GUEST-IO 10:/, 120_000);
       q1.kill('SIGKILL'); // as a crash: nothing flushed, nothing said
       await q1.waitExit(10_000);
@@ -139,7 +164,12 @@ echo "GUEST-RESULT: DONE"
       await waitForSocket(be, 20_000, q2);
       expect(await q.waitExit(200_000)).toBe(0);
     } finally {
-      await cleanUp(() => q?.stop(), () => q1.stop(), () => q2?.stop(), () => proxy.stop());
+      await cleanUp(
+        () => q?.stop(),
+        () => q1.stop(),
+        () => q2?.stop(),
+        () => proxy.stop(),
+      );
     }
     const log = q!.log();
     expect(log).toContain('GUEST-RESULT: DONE');
@@ -159,7 +189,10 @@ echo "GUEST-RESULT: DONE"
     // no inflight region: qsd does not offer INFLIGHT_SHMFD, so QEMU never asks for one
     expect(s2.find((m) => m.request === 'GET_PROTOCOL_FEATURES' && m.dir === 'B>F')?.payload?.names).not.toContain('INFLIGHT_SHMFD');
     expect(msgs.some((m) => m.request === 'GET_INFLIGHT_FD')).toBe(false);
-    fs.writeFileSync(path.join(work, 'result.txt'), `guest I/O ${io.length}/${N} read back; session 2 resumed vring 0 from ${s2.find((m) => m.request === 'SET_VRING_BASE' && m.dir === 'F>B')?.payload?.num}\n`);
+    fs.writeFileSync(
+      path.join(work, 'result.txt'),
+      `guest I/O ${io.length}/${N} read back; session 2 resumed vring 0 from ${s2.find((m) => m.request === 'SET_VRING_BASE' && m.dir === 'F>B')?.payload?.num}\n`,
+    );
   }, 300_000);
 });
 
@@ -170,14 +203,19 @@ describe('QEMU vhost-user-fs <-> virtiofsd through the proxy', () => {
     const fe = path.join(work, 'fe.sock');
     const be = path.join(work, 'be.sock');
     const proxy = new ProxyProcess(work, ['--device', 'fs', '--rings=headers'], 'qemu-fs-virtiofsd');
-    const vfs = new Peer('/usr/lib/qemu/virtiofsd', ['-f', `--socket-path=${be}`, '-o', `source=${share}`, '-o', 'cache=none', '-o', 'sandbox=namespace'],
-      { name: 'virtiofsd', logFile: path.join(work, 'virtiofsd.log') });
+    const vfs = new Peer('/usr/lib/qemu/virtiofsd', ['-f', `--socket-path=${be}`, '-o', `source=${share}`, '-o', 'cache=none', '-o', 'sandbox=namespace'], {
+      name: 'virtiofsd',
+      logFile: path.join(work, 'virtiofsd.log'),
+    });
     let q: Peer | undefined;
     try {
       await waitForSocket(be, 20_000, vfs);
       await proxy.starter(fe, be);
-      q = new Peer('taskset', qemuArgs(initrd, `lab.token=${token}`, ['-chardev', `socket,id=c0,path=${fe}`, '-device', 'vhost-user-fs-pci,chardev=c0,tag=t0,queue-size=1024']),
-        { name: 'qemu', logFile: path.join(work, 'qemu.log'), timeoutMs: 240_000 });
+      q = new Peer(
+        'taskset',
+        qemuArgs(initrd, `lab.token=${token}`, ['-chardev', `socket,id=c0,path=${fe}`, '-device', 'vhost-user-fs-pci,chardev=c0,tag=t0,queue-size=1024']),
+        { name: 'qemu', logFile: path.join(work, 'qemu.log'), timeoutMs: 240_000 },
+      );
       expect(await q.waitExit(150_000)).toBe(0);
       // virtiofsd exits by itself when its frontend (here: the proxy) disconnects
       await vfs.waitExit(10_000);

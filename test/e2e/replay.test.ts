@@ -17,17 +17,29 @@ import { CLI } from './harness/proxy';
 const REC = path.resolve(__dirname, '..', '..', 'recordings');
 
 function replay(work: string, args: string[]): Peer {
-  return new Peer(process.execPath, [CLI, 'replay', ...args, '--record', path.join(work, 'replay.vhsrec')], { name: 'replay', logFile: path.join(work, 'replay.log'), timeoutMs: 120_000 });
+  return new Peer(process.execPath, [CLI, 'replay', ...args, '--record', path.join(work, 'replay.vhsrec')], {
+    name: 'replay',
+    logFile: path.join(work, 'replay.log'),
+    timeoutMs: 120_000,
+  });
 }
 
 function qsd(work: string, sock: string): Peer {
   const img = path.join(work, 'disk.raw');
   fs.writeFileSync(img, Buffer.alloc(0));
   fs.truncateSync(img, 64 << 20); // the recorded disk's size: GET_CONFIG must match
-  return new Peer('qemu-storage-daemon', [
-    '--blockdev', `driver=file,node-name=file0,filename=${img}`, '--blockdev', 'driver=raw,node-name=disk0,file=file0',
-    '--export', `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${sock},writable=on,num-queues=1`,
-  ], { name: 'qsd', logFile: path.join(work, 'qsd.log') });
+  return new Peer(
+    'qemu-storage-daemon',
+    [
+      '--blockdev',
+      `driver=file,node-name=file0,filename=${img}`,
+      '--blockdev',
+      'driver=raw,node-name=disk0,file=file0',
+      '--export',
+      `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${sock},writable=on,num-queues=1`,
+    ],
+    { name: 'qsd', logFile: path.join(work, 'qsd.log') },
+  );
 }
 
 describe('replay as the frontend', () => {
@@ -54,7 +66,24 @@ describe('replay as the frontend', () => {
     const backend = qsd(work, sock);
     try {
       await waitForSocket(sock, 20_000, backend);
-      const child = spawn(process.execPath, [CLI, 'replay', path.join(REC, 'qemu-blk-qsd.vhsrec'), '--as', 'frontend', '--connect', sock, '--step', '--until', '3', '--record', path.join(work, 'r.vhsrec')], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn(
+        process.execPath,
+        [
+          CLI,
+          'replay',
+          path.join(REC, 'qemu-blk-qsd.vhsrec'),
+          '--as',
+          'frontend',
+          '--connect',
+          sock,
+          '--step',
+          '--until',
+          '3',
+          '--record',
+          path.join(work, 'r.vhsrec'),
+        ],
+        { stdio: ['pipe', 'pipe', 'pipe'] },
+      );
       let err = '';
       let out = '';
       child.stderr.on('data', (d) => (err += d));
@@ -70,7 +99,9 @@ describe('replay as the frontend', () => {
       const r = replay(work, [path.join(REC, 'qemu-blk-qsd.vhsrec'), '--as', 'frontend', '--connect', sock, '--pace', 'original', '--until', '20']);
       expect(await r.waitExit(60_000)).toBe(0);
       const span = (file: string, n: number): number => {
-        const reqs = recordingEvents(readRecording(file).records).filter((e): e is MessageEvent => e.type === 'message' && e.dir === 'F>B' && !e.decoded.reply && !e.injected).slice(0, n);
+        const reqs = recordingEvents(readRecording(file).records)
+          .filter((e): e is MessageEvent => e.type === 'message' && e.dir === 'F>B' && !e.decoded.reply && !e.injected)
+          .slice(0, n);
         return Number(reqs.at(-1)!.ts - reqs[0].ts) / 1e6;
       };
       const recorded = span(path.join(REC, 'qemu-blk-qsd.vhsrec'), 20);
@@ -85,7 +116,10 @@ describe('replay as the frontend', () => {
     const work = tmpDir('replay-wrong');
     const sock = path.join(work, 'be.sock');
     fs.mkdirSync(path.join(work, 'share'));
-    const vfs = new Peer('/usr/lib/qemu/virtiofsd', ['-f', `--socket-path=${sock}`, '-o', `source=${path.join(work, 'share')}`, '-o', 'sandbox=namespace'], { name: 'virtiofsd', logFile: path.join(work, 'virtiofsd.log') });
+    const vfs = new Peer('/usr/lib/qemu/virtiofsd', ['-f', `--socket-path=${sock}`, '-o', `source=${path.join(work, 'share')}`, '-o', 'sandbox=namespace'], {
+      name: 'virtiofsd',
+      logFile: path.join(work, 'virtiofsd.log'),
+    });
     try {
       await waitForSocket(sock, 20_000, vfs);
       const r = replay(work, [path.join(REC, 'qemu-blk-qsd.vhsrec'), '--as', 'frontend', '--connect', sock, '--timeout', '2000']);
@@ -100,7 +134,7 @@ describe('replay as the frontend', () => {
     }
   }, 90_000);
 
-  it('the DPDK virtio-user recording against testpmd\'s vhost backend: the device becomes ready', async () => {
+  it("the DPDK virtio-user recording against testpmd's vhost backend: the device becomes ready", async () => {
     const work = tmpDir('replay-dpdk');
     const sock = path.join(work, 'be.sock');
     const tp = new Testpmd({ name: 'be', workDir: work, mainLcore: 0, forwardMode: 'rxonly', vdev: `net_vhost0,iface=${sock},queues=1` });
@@ -120,14 +154,34 @@ describe('replay as the backend', () => {
   it('serves a fresh QEMU virtio-net from the testpmd recording: the driver reaches DRIVER_OK', async () => {
     const work = tmpDir('replay-be');
     const sock = path.join(work, 'fe.sock');
-    const initrd = buildInitramfs(work, `
+    const initrd = buildInitramfs(
+      work,
+      `
 ip link set eth0 up || { echo "GUEST-RESULT: FAIL no eth0"; exit 0; }
 sleep 1
 echo "GUEST-RESULT: PASS eth0 $(cat /sys/class/net/eth0/operstate)"
-`, ['virtio_pci', 'virtio_net']);
-    const r = replay(work, [path.join(REC, 'qemu-net-testpmd.vhsrec'), '--as', 'backend', '--listen', sock, '--timeout', '30000', '--idle-timeout', '60000', '--device', 'net']);
+`,
+      ['virtio_pci', 'virtio_net'],
+    );
+    const r = replay(work, [
+      path.join(REC, 'qemu-net-testpmd.vhsrec'),
+      '--as',
+      'backend',
+      '--listen',
+      sock,
+      '--timeout',
+      '30000',
+      '--idle-timeout',
+      '60000',
+      '--device',
+      'net',
+    ]);
     await waitForSocket(sock, 20_000, r);
-    const q = new Peer('taskset', qemuArgs(initrd, '', vhostUserNetArgs(`socket,id=c0,path=${sock}`)), { name: 'qemu', logFile: path.join(work, 'qemu.log'), timeoutMs: 120_000 });
+    const q = new Peer('taskset', qemuArgs(initrd, '', vhostUserNetArgs(`socket,id=c0,path=${sock}`)), {
+      name: 'qemu',
+      logFile: path.join(work, 'qemu.log'),
+      timeoutMs: 120_000,
+    });
     try {
       expect(await q.waitExit(100_000)).toBe(0);
       expect(q.log()).toMatch(/GUEST-RESULT: PASS/);

@@ -11,7 +11,7 @@ import { runSoak } from '../../src/lab/soak';
 import { tmpDir } from '../helpers';
 
 describe('soak', () => {
-  it('16 sessions for 60 s: nothing lost, fds within the design\'s bound, RSS growth bounded', async () => {
+  it("16 sessions for 60 s: nothing lost, fds within the design's bound, RSS growth bounded", async () => {
     const r = await runSoak({ workDir: tmpDir('soak'), seconds: 60, sessions: 16, sampleMs: 5000, churnMs: 5000, log: (l) => console.log(l) });
     expect(r.problems).toEqual([]);
     expect(r.figures.churned).toBeGreaterThanOrEqual(5);

@@ -22,7 +22,16 @@ const screen = (): string => tmux('capture-pane', '-p', '-t', 'top');
 async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; screen:\n${(() => { try { return screen(); } catch { return '(none)'; } })()}`);
+    if (Date.now() > end)
+      throw new Error(
+        `timed out waiting for ${what}; screen:\n${(() => {
+          try {
+            return screen();
+          } catch {
+            return '(none)';
+          }
+        })()}`,
+      );
     await sleep(250);
   }
 }
@@ -35,18 +44,25 @@ describe('vhostscope top', () => {
     let sorted = '';
     let exited = false;
     const r = await runQemuPing({
-      workDir: work, pings: 150, interval: 0.1, proxyArgs: ['--rings=headers', '--device', 'net'],
+      workDir: work,
+      pings: 150,
+      interval: 0.1,
+      proxyArgs: ['--rings=headers', '--device', 'net'],
       whileRunning: async (feSock) => {
         const ctl = `${feSock}.ctl`;
         // wait until the guest pings: testpmd's replies fill the buffers the guest offered
-        await until('the guest\'s pings', async () => {
-          try {
-            const req = (await controlRequest(ctl, { cmd: 'requests' })) as LiveSession[];
-            return req.some((s) => s.operations.some((o) => o.op === 'rx fill' && o.count >= 5));
-          } catch {
-            return false;
-          }
-        }, 120_000);
+        await until(
+          "the guest's pings",
+          async () => {
+            try {
+              const req = (await controlRequest(ctl, { cmd: 'requests' })) as LiveSession[];
+              return req.some((s) => s.operations.some((o) => o.op === 'rx fill' && o.count >= 5));
+            } catch {
+              return false;
+            }
+          },
+          120_000,
+        );
         tmux('new-session', '-d', '-s', 'top', '-x', '180', '-y', '45', `${process.execPath} ${CLI} top --control ${ctl} --interval 0.5`);
         try {
           // a row for session 1: net, QEMU in front, testpmd behind, requests per second > 0
@@ -64,14 +80,18 @@ describe('vhostscope top', () => {
           await until('sort by p99', () => /sort: p99/.test(screen()));
           sorted = screen();
           tmux('send-keys', '-t', 'top', 'q');
-          await until('top to quit', () => {
-            try {
-              tmux('has-session', '-t', 'top');
-              return false;
-            } catch {
-              return true;
-            }
-          }, 10_000);
+          await until(
+            'top to quit',
+            () => {
+              try {
+                tmux('has-session', '-t', 'top');
+                return false;
+              } catch {
+                return true;
+              }
+            },
+            10_000,
+          );
           exited = true;
         } finally {
           try {
@@ -97,7 +117,10 @@ describe('vhostscope top', () => {
   it('says which control socket it could not reach, rather than hang', async () => {
     let err = '';
     try {
-      execFileSync(process.execPath, [CLI, 'top', '--once', '--control', path.join(tmpDir('top-none'), 'nope.ctl')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      execFileSync(process.execPath, [CLI, 'top', '--once', '--control', path.join(tmpDir('top-none'), 'nope.ctl')], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
     } catch (e) {
       err = String((e as { stderr?: string }).stderr);
     }

@@ -67,7 +67,9 @@ describe('the systemd unit', () => {
 
   it('its capabilities and system calls are all a daemon between real peers needs', async () => {
     const work = tmpDir('unit-caps');
-    const caps = directive('CapabilityBoundingSet').split(/\s+/).map((c) => '+' + c.replace(/^CAP_/, '').toLowerCase());
+    const caps = directive('CapabilityBoundingSet')
+      .split(/\s+/)
+      .map((c) => '+' + c.replace(/^CAP_/, '').toLowerCase());
     const allowed = allowedSyscalls(directive('SystemCallFilter'));
     const rec = path.join(work, 'rec') + '/';
     const summary = path.join(work, 'strace.txt');
@@ -84,22 +86,50 @@ describe('the systemd unit', () => {
           // to connect and CAP_CHOWN to give its own socket that owner
           fs.chownSync(shared, 65534, 65534);
           fs.chmodSync(shared, 0o600);
-          daemon = new Peer('setpriv', [
-            '--no-new-privs', `--bounding-set=-all,${caps.join(',')}`, '--inh-caps=-all',
-            'strace', '-f', '-c', '-o', summary,
-            process.execPath, CLI, 'attach', shared, '--json', '--device', 'net', '--rings', '--record', rec, '--keep', '64MiB',
-            '--metrics', `127.0.0.1:${port}`, '--relay-nice', '-5',
-          ], { name: 'attach', logFile, timeoutMs: 300_000 });
+          daemon = new Peer(
+            'setpriv',
+            [
+              '--no-new-privs',
+              `--bounding-set=-all,${caps.join(',')}`,
+              '--inh-caps=-all',
+              'strace',
+              '-f',
+              '-c',
+              '-o',
+              summary,
+              process.execPath,
+              CLI,
+              'attach',
+              shared,
+              '--json',
+              '--device',
+              'net',
+              '--rings',
+              '--record',
+              rec,
+              '--keep',
+              '64MiB',
+              '--metrics',
+              `127.0.0.1:${port}`,
+              '--relay-nice',
+              '-5',
+            ],
+            { name: 'attach', logFile, timeoutMs: 300_000 },
+          );
           await daemon.waitForLog(/"msg":"attached to /, 60_000);
           // setpriv became strace, which started the daemon
-          daemonPid = Number(execFileSync('pgrep', ['-P', String(daemon.pid)], { encoding: 'utf8' }).trim().split('\n')[0]);
+          daemonPid = Number(
+            execFileSync('pgrep', ['-P', String(daemon.pid)], { encoding: 'utf8' })
+              .trim()
+              .split('\n')[0],
+          );
         },
       });
       expect(r.problems).toEqual([]);
       const scrape = await fetch(`http://127.0.0.1:${port}/metrics`).then((x) => x.text());
       expect(scrape).toMatch(/vhostscope_sessions_started_total\{listen="[^"]+"\} 1/);
       const control = `${path.join(work, 'vhu.sock')}.ctl`;
-      const mark = spawnSync(process.execPath, [CLI, 'mark', '--control', control, 'under the unit\'s confinement'], { encoding: 'utf8' });
+      const mark = spawnSync(process.execPath, [CLI, 'mark', '--control', control, "under the unit's confinement"], { encoding: 'utf8' });
       expect(mark.status, mark.stderr).toBe(0);
       // the relay thread got its negative niceness (CAP_SYS_NICE)
       expect(JSON.stringify(await controlRequest(control, { cmd: 'status' }))).toContain('"niceApplied":true');

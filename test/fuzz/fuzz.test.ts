@@ -12,7 +12,17 @@ import { describe, expect, it } from 'vitest';
 import { Checker } from '../../src/analysis/checker';
 import { changedFields } from '../../src/analysis/diff';
 import { eventRecord, humanLine } from '../../src/log/format';
-import { BACKEND_REQUESTS, decodeMessage, formatPayload, GPU_REQUESTS, MAIN_REQUESTS, newNegotiation, toJsonSafe, validateMessage, type ChannelKind } from '../../src/protocol';
+import {
+  BACKEND_REQUESTS,
+  decodeMessage,
+  formatPayload,
+  GPU_REQUESTS,
+  MAIN_REQUESTS,
+  newNegotiation,
+  toJsonSafe,
+  validateMessage,
+  type ChannelKind,
+} from '../../src/protocol';
 import type { MessageEvent } from '../../src/events/events';
 import { FRAME_HEADER, scanFrames } from '../../src/recording/frames';
 import { recordingEvents } from '../../src/recording/reader';
@@ -47,7 +57,11 @@ function timed(label: string, body: (r: () => number, i: number) => void, cases 
   return i;
 }
 
-const CODES: Record<ChannelKind, number[]> = { main: MAIN_REQUESTS.map((x) => x.code), backend: BACKEND_REQUESTS.map((x) => x.code), gpu: GPU_REQUESTS.map((x) => x.code) };
+const CODES: Record<ChannelKind, number[]> = {
+  main: MAIN_REQUESTS.map((x) => x.code),
+  backend: BACKEND_REQUESTS.map((x) => x.code),
+  gpu: GPU_REQUESTS.map((x) => x.code),
+};
 const SIZES = [0, 1, 4, 8, 12, 16, 24, 32, 40, 48, 69, 2056, 300];
 
 function randomMessage(r: () => number, channel: ChannelKind): Buffer {
@@ -74,8 +88,24 @@ describe('fuzz (seeded)', () => {
       const d = decodeMessage(channel, raw);
       formatPayload(d, 'net');
       JSON.stringify(toJsonSafe(d, 'blk'));
-      const findings = validateMessage(raw, { channel, sender: r() < 0.5 ? 'frontend' : 'backend', fdCount: Math.floor(r() * 10), negotiation: newNegotiation() });
-      const ev: MessageEvent = { type: 'message', ts: BigInt(i), session: 1, channel, sender: r() < 0.5 ? 'frontend' : 'backend', dir: r() < 0.5 ? 'F>B' : 'B>F', raw, decoded: d, fds: [], findings };
+      const findings = validateMessage(raw, {
+        channel,
+        sender: r() < 0.5 ? 'frontend' : 'backend',
+        fdCount: Math.floor(r() * 10),
+        negotiation: newNegotiation(),
+      });
+      const ev: MessageEvent = {
+        type: 'message',
+        ts: BigInt(i),
+        session: 1,
+        channel,
+        sender: r() < 0.5 ? 'frontend' : 'backend',
+        dir: r() < 0.5 ? 'F>B' : 'B>F',
+        raw,
+        decoded: d,
+        fds: [],
+        findings,
+      };
       humanLine(eventRecord(ev));
       checker.onEvent(ev);
       if (prev && prev.decoded.request === d.request) changedFields(prev, ev);
@@ -118,49 +148,56 @@ describe('fuzz (seeded)', () => {
 
   it('the frame scanner reads mutated real recordings up to the damage, never past it', { timeout: TIMEOUT }, () => {
     const dir = path.resolve(__dirname, '..', '..', 'recordings');
-    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.vhsrec')).map((f) => {
-      const data = fs.readFileSync(path.join(dir, f));
-      // where each whole frame ends in the undamaged file: the scanner may stop only at one of these
-      const ends = [0];
-      while (ends.at(-1)! < data.length) ends.push(ends.at(-1)! + FRAME_HEADER + data.readUInt32LE(ends.at(-1)!));
-      expect(ends.at(-1), f).toBe(data.length);
-      return { data, ends };
-    });
+    const files = fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.vhsrec'))
+      .map((f) => {
+        const data = fs.readFileSync(path.join(dir, f));
+        // where each whole frame ends in the undamaged file: the scanner may stop only at one of these
+        const ends = [0];
+        while (ends.at(-1)! < data.length) ends.push(ends.at(-1)! + FRAME_HEADER + data.readUInt32LE(ends.at(-1)!));
+        expect(ends.at(-1), f).toBe(data.length);
+        return { data, ends };
+      });
     let torn = 0;
-    const n = timed('mutated recordings', (r) => {
-      const { data: src, ends } = files[Math.floor(r() * files.length)];
-      const b = Buffer.from(src);
-      const kind = Math.floor(r() * 3);
-      const at = Math.floor(r() * b.length);
-      let m: Buffer = b;
-      let damage = at; // the first byte that is not the original's
-      if (kind === 0) {
-        const flipped: number[] = [];
-        for (let k = 0; k < 1 + Math.floor(r() * 4); k++) {
-          const i = Math.floor(r() * b.length);
-          b[i] ^= 1 << Math.floor(r() * 8);
-          flipped.push(i);
+    const n = timed(
+      'mutated recordings',
+      (r) => {
+        const { data: src, ends } = files[Math.floor(r() * files.length)];
+        const b = Buffer.from(src);
+        const kind = Math.floor(r() * 3);
+        const at = Math.floor(r() * b.length);
+        let m: Buffer = b;
+        let damage = at; // the first byte that is not the original's
+        if (kind === 0) {
+          const flipped: number[] = [];
+          for (let k = 0; k < 1 + Math.floor(r() * 4); k++) {
+            const i = Math.floor(r() * b.length);
+            b[i] ^= 1 << Math.floor(r() * 8);
+            flipped.push(i);
+          }
+          damage = Math.min(b.length, ...flipped.filter((i) => b[i] !== src[i])); // b.length: the flips cancelled out
+        } else if (kind === 1) m = b.subarray(0, at);
+        else m = Buffer.concat([b.subarray(0, at), Buffer.from([Math.floor(r() * 256), Math.floor(r() * 256)]), b.subarray(at)]);
+        const scan = scanFrames(m);
+        // exactly the whole frames before the damage are read, and a damaged end is reported torn
+        const wholeBefore = ends.filter((e) => e <= damage).at(-1)!;
+        expect(scan.goodBytes, `kind ${kind} damage at ${damage}`).toBe(wholeBefore);
+        expect(scan.torn === undefined, `kind ${kind} damage at ${damage} of ${m.length}`).toBe(scan.goodBytes === m.length);
+        if (scan.torn) {
+          torn++;
+          expect(scan.torn.offset).toBe(scan.goodBytes);
+          expect(scan.torn.bytes).toBe(m.length - scan.goodBytes);
         }
-        damage = Math.min(b.length, ...flipped.filter((i) => b[i] !== src[i])); // b.length: the flips cancelled out
-      } else if (kind === 1) m = b.subarray(0, at);
-      else m = Buffer.concat([b.subarray(0, at), Buffer.from([Math.floor(r() * 256), Math.floor(r() * 256)]), b.subarray(at)]);
-      const scan = scanFrames(m);
-      // exactly the whole frames before the damage are read, and a damaged end is reported torn
-      const wholeBefore = ends.filter((e) => e <= damage).at(-1)!;
-      expect(scan.goodBytes, `kind ${kind} damage at ${damage}`).toBe(wholeBefore);
-      expect(scan.torn === undefined, `kind ${kind} damage at ${damage} of ${m.length}`).toBe(scan.goodBytes === m.length);
-      if (scan.torn) {
-        torn++;
-        expect(scan.torn.offset).toBe(scan.goodBytes);
-        expect(scan.torn.bytes).toBe(m.length - scan.goodBytes);
-      }
-      expect(scan.records.length).toBe(ends.indexOf(wholeBefore));
-      try {
-        recordingEvents(scan.records, { notifications: true });
-      } catch (err) {
-        expect((err as Error).message).toMatch(/^frame \d+ \(/);
-      }
-    }, Math.ceil(CASES / 3));
+        expect(scan.records.length).toBe(ends.indexOf(wholeBefore));
+        try {
+          recordingEvents(scan.records, { notifications: true });
+        } catch (err) {
+          expect((err as Error).message).toMatch(/^frame \d+ \(/);
+        }
+      },
+      Math.ceil(CASES / 3),
+    );
     expect(n).toBeGreaterThan(100);
     expect(torn).toBeGreaterThan(n / 2);
   });

@@ -31,7 +31,13 @@ describe('callbacks of closed native objects', () => {
       const owner = { big: Buffer.alloc(1024) };
       refs.push(new WeakRef(owner));
       const [a, b] = native.socketpair();
-      const ch = new native.Channel(a, 65536, () => void owner.big, () => void owner.big, () => void owner.big);
+      const ch = new native.Channel(
+        a,
+        65536,
+        () => void owner.big,
+        () => void owner.big,
+        () => void owner.big,
+      );
       ch.start();
       ch.close();
       native.close(b);
@@ -45,14 +51,24 @@ describe('callbacks of closed native objects', () => {
     const dir = tmpDir('cb-sessions');
     const backend = new native.Listener(native.listenUnix(path.join(dir, 'be.sock'), 16, 0o600), (_e, fd) => {
       if (fd === null) return;
-      const ch = new native.Channel(fd, 65536, () => {}, () => ch.close());
+      const ch = new native.Channel(
+        fd,
+        65536,
+        () => {},
+        () => ch.close(),
+      );
       ch.start();
     });
     const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), emit: () => {} });
     d.start();
     const refs: WeakRef<object>[] = [];
     for (let i = 0; i < 20; i++) {
-      const fe = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => {}, () => {});
+      const fe = new native.Channel(
+        native.connectUnix(path.join(dir, 'fe.sock')),
+        65536,
+        () => {},
+        () => {},
+      );
       fe.start();
       fe.send(encodeMessage(Request.GET_FEATURES, 1));
       await until(() => d.activeSessions.length === 1, 5000, 'the session');

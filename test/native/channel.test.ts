@@ -15,8 +15,18 @@ const open: Channel[] = [];
 function pair(maxPayload = 65536): { tx: Channel; rx: Channel; got: Got } {
   const [a, b] = native.socketpair();
   const got: Got = { msgs: [], end: undefined };
-  const tx = new native.Channel(a, maxPayload, () => {}, () => {});
-  const rx = new native.Channel(b, maxPayload, (buf, fds, ts) => got.msgs.push({ buf, fds, ts }), (e) => (got.end = e));
+  const tx = new native.Channel(
+    a,
+    maxPayload,
+    () => {},
+    () => {},
+  );
+  const rx = new native.Channel(
+    b,
+    maxPayload,
+    (buf, fds, ts) => got.msgs.push({ buf, fds, ts }),
+    (e) => (got.end = e),
+  );
   rx.start();
   open.push(tx, rx);
   return { tx, rx, got };

@@ -83,7 +83,11 @@ describe('Relay', () => {
     relay.addPair(native.dup(src), dst);
     // a child process kicks 50 ms from now, while this thread spins for 400 ms
     const addon = path.resolve(__dirname, '..', '..', 'build', 'Release', 'vhostscope_native.node');
-    const child = spawn(process.execPath, ['-e', `const n=require(${JSON.stringify(addon)});setTimeout(()=>{const t=n.monotonicNs();n.eventfdWrite(3,1);console.log(String(t));},50)`], { stdio: ['ignore', 'pipe', 'inherit', src] });
+    const child = spawn(
+      process.execPath,
+      ['-e', `const n=require(${JSON.stringify(addon)});setTimeout(()=>{const t=n.monotonicNs();n.eventfdWrite(3,1);console.log(String(t));},50)`],
+      { stdio: ['ignore', 'pipe', 'inherit', src] },
+    );
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     await new Promise((r) => setTimeout(r, 20)); // let the child start before blocking
@@ -115,17 +119,26 @@ describe('Relay', () => {
     const id = relay.addPair(native.dup(src), dst);
     const N = 100000;
     const addon = path.resolve(__dirname, '..', '..', 'build', 'Release', 'vhostscope_native.node');
-    const child = spawn(process.execPath, ['-e', `const n=require(${JSON.stringify(addon)});for(let i=0;i<${N};i++)n.eventfdWrite(3,1)`], { stdio: ['ignore', 'ignore', 'inherit', src] });
+    const child = spawn(process.execPath, ['-e', `const n=require(${JSON.stringify(addon)});for(let i=0;i<${N};i++)n.eventfdWrite(3,1)`], {
+      stdio: ['ignore', 'ignore', 'inherit', src],
+    });
     let delivered = 0n;
     let wakeups = 0;
     const ev: ReturnType<typeof events> = [];
     const exited = new Promise((r) => child.on('exit', r));
-    await until(() => {
-      ev.push(...events(relay, 4096)); // as the hub does (the ring holds more than N anyway)
-      const c = native.eventfdRead(dstR);
-      if (c !== null) { delivered += c; wakeups++; }
-      return delivered === BigInt(N);
-    }, 20000, 'every count of the flood');
+    await until(
+      () => {
+        ev.push(...events(relay, 4096)); // as the hub does (the ring holds more than N anyway)
+        const c = native.eventfdRead(dstR);
+        if (c !== null) {
+          delivered += c;
+          wakeups++;
+        }
+        return delivered === BigInt(N);
+      },
+      20000,
+      'every count of the flood',
+    );
     await exited;
     ev.push(...events(relay));
     expect(relay.stats().droppedEvents).toBe(0);
@@ -139,7 +152,7 @@ describe('Relay', () => {
     native.close(dstR);
   });
 
-  it('drains into the caller\'s buffer as many events as fit, oldest first, the rest at the next call', async () => {
+  it("drains into the caller's buffer as many events as fit, oldest first, the rest at the next call", async () => {
     const relay = newRelay(1024);
     const src = native.eventfd(0);
     const dst = native.eventfd(0);

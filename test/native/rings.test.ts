@@ -38,7 +38,11 @@ function memfd(): number {
   return native.memfdCreate('vhs-ring-test', MEM);
 }
 const put = (fd: number, off: number, b: Buffer): void => void fs.writeSync(fd, b, 0, b.length, off);
-const u16 = (v: number): Buffer => { const b = Buffer.alloc(2); b.writeUInt16LE(v); return b; };
+const u16 = (v: number): Buffer => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16LE(v);
+  return b;
+};
 function desc(addr: bigint, len: number, flags: number, next: number): Buffer {
   const b = Buffer.alloc(16);
   b.writeBigUInt64LE(addr, 0);
@@ -86,7 +90,11 @@ describe('ring snapshots', () => {
     expect(kick).toMatchObject({ kind: 'kick', packed: false, availIdx: 1, usedIdx: 0 });
     expect(kick.error).toBeUndefined();
     expect(kick.entries).toHaveLength(1);
-    expect(kick.entries[0].descs.map((d) => [d.addr, d.len, d.flags])).toEqual([[GPA + BigInt(BUF), 16, 1], [GPA + BigInt(BUF + 0x100), 4096, 3], [GPA + BigInt(BUF + 0x2000), 1, 2]]);
+    expect(kick.entries[0].descs.map((d) => [d.addr, d.len, d.flags])).toEqual([
+      [GPA + BigInt(BUF), 16, 1],
+      [GPA + BigInt(BUF + 0x100), 4096, 3],
+      [GPA + BigInt(BUF + 0x2000), 1, 2],
+    ]);
     expect(kick.entries[0].descs[0].bytes).toEqual(hdr);
     expect(decodeBuffer(kick.entries[0], { device: 'blk', vring: 0, kind: 'kick' })?.summary).toBe('blk OUT (write) sector 2048 len 4096');
     // the device completes it: status 0, used elem {id 0, len 1}
@@ -158,12 +166,18 @@ describe('ring snapshots', () => {
     relay.setRing(2, mem, UADDR + BigInt(DESC), UADDR + BigInt(AVAIL), UADDR + BigInt(USED), NUM, true, 0, 0x8000, 0x8000);
     const kick = await kickAndSnapshot(2, 0);
     expect(kick).toMatchObject({ kind: 'kick', packed: true, availIdx: 0x8000 | 3 });
-    expect(kick.entries.map((e) => [e.head, e.descs.length])).toEqual([[5, 1], [6, 2]]);
+    expect(kick.entries.map((e) => [e.head, e.descs.length])).toEqual([
+      [5, 1],
+      [6, 2],
+    ]);
     // the device uses buffer 5 (one slot) and 6 (two slots): flags AVAIL == USED == wrap
     put(fd, DESC, pdesc(GPA + BigInt(BUF), 60, AVAIL_F | USED_F, 5));
     put(fd, DESC + 16, pdesc(GPA + BigInt(BUF + 0x100), 0, AVAIL_F | USED_F, 6));
     const call = await kickAndSnapshot(2, 1);
-    expect(call.entries.map((e) => [e.head, e.usedLen])).toEqual([[5, 60], [6, 0]]);
+    expect(call.entries.map((e) => [e.head, e.usedLen])).toEqual([
+      [5, 60],
+      [6, 0],
+    ]);
     expect(call.usedIdx).toBe(0x8000 | 3);
     relay.removeRing(2);
     mem.clear();
@@ -200,7 +214,11 @@ describe('ring snapshots', () => {
     relay.setRing(5, mem, UADDR + BigInt(DESC), UADDR + BigInt(AVAIL), UADDR + BigInt(USED), NUM, false, 4096, 0, 0);
     // The child owns the race: shrink to one page, regrow, lay out one chain of a 4 KiB buffer
     // (so the snapshot reads ring, descriptor and buffer), over and over.
-    const child = spawn(process.execPath, ['-e', `
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
       const fs = require('fs');
       const d = Buffer.alloc(16); d.writeBigUInt64LE(${GPA + BigInt(BUF)}n, 0); d.writeUInt32LE(4096, 8);
       const idx = Buffer.from([1, 0]), head = Buffer.from([0, 0]);
@@ -208,7 +226,10 @@ describe('ring snapshots', () => {
       for (;;) {
         fs.ftruncateSync(3, 4096); fs.ftruncateSync(3, ${MEM});
         fs.writeSync(3, d, 0, 16, ${DESC}); fs.writeSync(3, head, 0, 2, ${AVAIL + 4}); fs.writeSync(3, idx, 0, 2, ${AVAIL + 2});
-      }`], { stdio: ['ignore', 'pipe', 'inherit', fd] });
+      }`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit', fd] },
+    );
     await new Promise((r) => child.stdout!.once('data', r));
     const src = native.eventfd(0);
     const kick = native.dup(src);

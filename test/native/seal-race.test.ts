@@ -15,7 +15,17 @@ const NATIVE = path.resolve(__dirname, '../../native');
 describe('GuestMemory against a peer that shrinks and seals', () => {
   it('never maps more of a file than it holds once sealed', () => {
     const bin = path.join(tmpDir('seal-race'), 'seal_race');
-    execFileSync('g++', ['-O2', '-pthread', '-std=c++17', `-I${NATIVE}`, path.join(NATIVE, 'rings.cc'), path.join(NATIVE, 'closer.cc'), path.join(NATIVE, 'tests', 'seal_race.cc'), '-o', bin]);
+    execFileSync('g++', [
+      '-O2',
+      '-pthread',
+      '-std=c++17',
+      `-I${NATIVE}`,
+      path.join(NATIVE, 'rings.cc'),
+      path.join(NATIVE, 'closer.cc'),
+      path.join(NATIVE, 'tests', 'seal_race.cc'),
+      '-o',
+      bin,
+    ]);
     const r = spawnSync(bin, ['2'], { encoding: 'utf8', timeout: 30_000 });
     const m = /^tries (\d+) mapped (\d+) violations (\d+)$/m.exec(r.stdout);
     expect(m, r.stdout + r.stderr).not.toBeNull();

@@ -20,10 +20,15 @@ const u64 = (v: bigint): Buffer => {
 
 type Got = { msg: Buffer; fds: number[] }[];
 function channel(fd: number, got: Got, onMsg?: (m: Buffer, fds: number[]) => void): Channel {
-  const ch = new native.Channel(fd, GPU_MAX_PAYLOAD, (msg, fds) => {
-    got.push({ msg, fds });
-    onMsg?.(msg, fds);
-  }, () => {});
+  const ch = new native.Channel(
+    fd,
+    GPU_MAX_PAYLOAD,
+    (msg, fds) => {
+      got.push({ msg, fds });
+      onMsg?.(msg, fds);
+    },
+    () => {},
+  );
   ch.start();
   return ch;
 }
@@ -80,14 +85,25 @@ async function setup(request = Request.SET_BACKEND_REQ_FD, blockingSocket = fals
 function requestFor(code: number): { payload: Buffer; fds: number[] } {
   const uuid = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
   switch (code) {
-    case 1: return { payload: Buffer.concat([u64(0x1000n), u64(0x1000n), u64(0n), Buffer.from([3, 1, 0, 0, 0, 0, 0, 0])]), fds: [] };
-    case 2: return { payload: Buffer.alloc(0), fds: [] };
-    case 3: return { payload: Buffer.concat([u64(1n), u64(4096n), u64(0n)]), fds: [native.memfdCreate('notifier', 4096)] };
-    case 4: case 5: return { payload: Buffer.alloc(8), fds: [] };
-    case 6: case 7: case 8: return { payload: uuid, fds: [] };
-    case 9: return { payload: Buffer.concat([Buffer.alloc(8), u64(0n), u64(0n), u64(4096n), u64(1n)]), fds: [native.memfdCreate('shm', 4096)] };
-    case 10: return { payload: Buffer.concat([Buffer.alloc(8), u64(0n), u64(0n), u64(4096n), u64(0n)]), fds: [] };
-    default: return { payload: Buffer.alloc(16, 7), fds: [native.eventfd(0)] };
+    case 1:
+      return { payload: Buffer.concat([u64(0x1000n), u64(0x1000n), u64(0n), Buffer.from([3, 1, 0, 0, 0, 0, 0, 0])]), fds: [] };
+    case 2:
+      return { payload: Buffer.alloc(0), fds: [] };
+    case 3:
+      return { payload: Buffer.concat([u64(1n), u64(4096n), u64(0n)]), fds: [native.memfdCreate('notifier', 4096)] };
+    case 4:
+    case 5:
+      return { payload: Buffer.alloc(8), fds: [] };
+    case 6:
+    case 7:
+    case 8:
+      return { payload: uuid, fds: [] };
+    case 9:
+      return { payload: Buffer.concat([Buffer.alloc(8), u64(0n), u64(0n), u64(4096n), u64(1n)]), fds: [native.memfdCreate('shm', 4096)] };
+    case 10:
+      return { payload: Buffer.concat([Buffer.alloc(8), u64(0n), u64(0n), u64(4096n), u64(0n)]), fds: [] };
+    default:
+      return { payload: Buffer.alloc(16, 7), fds: [native.eventfd(0)] };
   }
 }
 
@@ -135,7 +151,10 @@ describe('backend request channel', () => {
     await new Promise((res) => setTimeout(res, 30));
     expect(r.beChan).toHaveLength(0); // the backend never sent it, so it never sees the answer
     const inj = r.events.filter((e): e is MessageEvent => e.type === 'message' && e.channel === 'backend');
-    expect(inj.map((m) => [m.decoded.name, m.dir, m.injected ?? m.absorbed])).toEqual([['CONFIG_CHANGE_MSG', 'B>F', true], ['CONFIG_CHANGE_MSG', 'F>B', true]]);
+    expect(inj.map((m) => [m.decoded.name, m.dir, m.injected ?? m.absorbed])).toEqual([
+      ['CONFIG_CHANGE_MSG', 'B>F', true],
+      ['CONFIG_CHANGE_MSG', 'F>B', true],
+    ]);
     r.done();
   });
 
@@ -187,9 +206,15 @@ describe('GPU socket', () => {
     }
     const gpu = r.events.filter((e): e is MessageEvent => e.type === 'message' && e.channel === 'gpu');
     expect(gpu.map((m) => `${m.dir} ${m.decoded.name}${m.decoded.reply ? ' reply' : ''}`)).toEqual([
-      'B>F GPU_GET_PROTOCOL_FEATURES', 'F>B GPU_GET_PROTOCOL_FEATURES reply', 'B>F GPU_SET_PROTOCOL_FEATURES',
-      'B>F GPU_GET_EDID', 'F>B GPU_GET_EDID reply', 'B>F GPU_GET_DISPLAY_INFO', 'F>B GPU_GET_DISPLAY_INFO reply',
-      'B>F GPU_SCANOUT', 'B>F GPU_UPDATE',
+      'B>F GPU_GET_PROTOCOL_FEATURES',
+      'F>B GPU_GET_PROTOCOL_FEATURES reply',
+      'B>F GPU_SET_PROTOCOL_FEATURES',
+      'B>F GPU_GET_EDID',
+      'F>B GPU_GET_EDID reply',
+      'B>F GPU_GET_DISPLAY_INFO',
+      'F>B GPU_GET_DISPLAY_INFO reply',
+      'B>F GPU_SCANOUT',
+      'B>F GPU_UPDATE',
     ]);
     expect(formatPayload(gpu[1].decoded)).toBe('0x3 (EDID|DMABUF2)');
     expect(formatPayload(gpu[4].decoded)).toBe('edid 1024 bytes vendor=RHT');
@@ -203,7 +228,7 @@ describe('GPU socket', () => {
     r.done();
   });
 
-  it('hands the backend its end in the frontend\'s blocking mode, and relays a full-screen GPU_UPDATE whole', async () => {
+  it("hands the backend its end in the frontend's blocking mode, and relays a full-screen GPU_UPDATE whole", async () => {
     const r = await setup(Request.GPU_SET_SOCKET, true);
     // vhost-user-gpu writes a whole update with one sendmsg and takes a short write as an error
     expect(r.beSubNonblocking()).toBe(false);
@@ -234,7 +259,9 @@ describe('GPU socket', () => {
     r.beSub().send(h);
     await until(() => r.events.some((e) => e.type === 'session-end'));
     const end = r.events.find((e): e is SessionEndEvent => e.type === 'session-end')!;
-    expect(end.reason).toBe(`bad input from the backend (gpu channel): header announces a payload larger than ${GPU_MAX_PAYLOAD} bytes; header 080000000000000015000010`);
+    expect(end.reason).toBe(
+      `bad input from the backend (gpu channel): header announces a payload larger than ${GPU_MAX_PAYLOAD} bytes; header 080000000000000015000010`,
+    );
     r.done();
     expect(openFds()).toBe(before);
   });

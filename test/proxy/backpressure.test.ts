@@ -28,9 +28,20 @@ async function stalledSession(dir: string): Promise<{ listener: { close(): void 
     if (fd !== null) beFd = fd; // accepted, and not read: the stalled peer
   });
   const events: ProxyEvent[] = [];
-  const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), interpose: false, emit: (e) => events.push(e), notice: () => {} });
+  const d = new ProxyDaemon({
+    listenPath: path.join(dir, 'fe.sock'),
+    connectPath: path.join(dir, 'be.sock'),
+    interpose: false,
+    emit: (e) => events.push(e),
+    notice: () => {},
+  });
   d.start();
-  const fe: Channel = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => {}, () => {});
+  const fe: Channel = new native.Channel(
+    native.connectUnix(path.join(dir, 'fe.sock')),
+    65536,
+    () => {},
+    () => {},
+  );
   fe.start();
   await until(() => beFd !== null, 5000, 'the proxy to connect to the backend');
   return { listener, events, d, fe, beFd: beFd! };
@@ -58,7 +69,12 @@ describe('back-pressure', () => {
 
     // The backend reads again: every message arrives, once, in order.
     const seqs: number[] = [];
-    const be: Channel = new native.Channel(beFd, 65536, (m) => seqs.push(m.readUInt32LE(12)), () => {});
+    const be: Channel = new native.Channel(
+      beFd,
+      65536,
+      (m) => seqs.push(m.readUInt32LE(12)),
+      () => {},
+    );
     be.start();
     await until(() => seqs.length === total, 20000, 'every message at the backend');
     expect(seqs.every((s, i) => s === i)).toBe(true);
@@ -84,7 +100,14 @@ describe('back-pressure', () => {
     const end = events.find((e) => e.type === 'session-end');
     // (the daemon sees either EOF or its queued writes failing, whichever comes first: both are a peer gone)
     expect(end && end.type === 'session-end' ? end.reason : '').toMatch(/^the backend closed the connection/);
-    const failed = (code: ChannelEnd['code'], errno: number): ChannelEnd => ({ code, errno, message: 'sendmsg failed: Broken pipe', header: Buffer.alloc(0), payloadReceived: 0, payloadExpected: 0 });
+    const failed = (code: ChannelEnd['code'], errno: number): ChannelEnd => ({
+      code,
+      errno,
+      message: 'sendmsg failed: Broken pipe',
+      header: Buffer.alloc(0),
+      payloadReceived: 0,
+      payloadExpected: 0,
+    });
     expect(closedUnderUs(failed('EWRITE', 32))).toBe(true); // EPIPE: seen by the 30-minute soak as "bad input from the backend"
     expect(closedUnderUs(failed('EREAD', 104))).toBe(true); // ECONNRESET
     expect(closedUnderUs(failed('EWRITE', 9))).toBe(false); // EBADF: the daemon's own fault

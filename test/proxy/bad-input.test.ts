@@ -54,7 +54,12 @@ afterAll(async () => {
 async function badSession(bytes: Buffer, fds: number[] = [], endAfter = false): Promise<void> {
   const fd = native.connectUnix(listenPath);
   let closed = false;
-  const ch = new native.Channel(fd, 1 << 20, () => {}, () => (closed = true));
+  const ch = new native.Channel(
+    fd,
+    1 << 20,
+    () => {},
+    () => (closed = true),
+  );
   ch.start();
   ch.send(bytes, fds);
   if (endAfter) {
@@ -74,13 +79,37 @@ const hdr = (request: number, flags: number, size: number): Buffer => {
 };
 
 const cases: { name: string; run: () => Promise<void>; expect: RegExp }[] = [
-  { name: 'garbage', run: () => badSession(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')), expect: /version 3 in flags 0x5448202f, expected 1; header announces a payload larger than 65536 bytes/ },
+  {
+    name: 'garbage',
+    run: () => badSession(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')),
+    expect: /version 3 in flags 0x5448202f, expected 1; header announces a payload larger than 65536 bytes/,
+  },
   { name: 'version 2', run: () => badSession(hdr(1, 2, 0)), expect: /version 2 in flags 0x2, expected 1/ },
   { name: 'reserved flag bits', run: () => badSession(hdr(1, 0x41, 0)), expect: /reserved flag bits set: flags 0x41/ },
   { name: 'size above 64 KiB', run: () => badSession(hdr(5, 1, 65537)), expect: /payload larger than 65536/ },
-  { name: 'EOF mid-message', run: () => badSession(Buffer.concat([hdr(5, 1, 40), Buffer.alloc(10)]), [], true), expect: /EOF in the middle of a message \(12\/12 header bytes, 10\/40 payload bytes\)/ },
-  { name: 'too many fds', run: () => badSession(encodeMessage(5, 1, Buffer.alloc(8)), Array.from({ length: 9 }, () => native.eventfd(0))), expect: /9 fds, no message carries more than 8/ },
-  { name: 'MSG_CTRUNC', run: () => badSession(encodeMessage(5, 1, Buffer.alloc(8)), Array.from({ length: 70 }, () => native.eventfd(0))), expect: /control data truncated/ },
+  {
+    name: 'EOF mid-message',
+    run: () => badSession(Buffer.concat([hdr(5, 1, 40), Buffer.alloc(10)]), [], true),
+    expect: /EOF in the middle of a message \(12\/12 header bytes, 10\/40 payload bytes\)/,
+  },
+  {
+    name: 'too many fds',
+    run: () =>
+      badSession(
+        encodeMessage(5, 1, Buffer.alloc(8)),
+        Array.from({ length: 9 }, () => native.eventfd(0)),
+      ),
+    expect: /9 fds, no message carries more than 8/,
+  },
+  {
+    name: 'MSG_CTRUNC',
+    run: () =>
+      badSession(
+        encodeMessage(5, 1, Buffer.alloc(8)),
+        Array.from({ length: 70 }, () => native.eventfd(0)),
+      ),
+    expect: /control data truncated/,
+  },
 ];
 
 describe('bad input from a peer', () => {
@@ -103,11 +132,19 @@ describe('bad input from a peer', () => {
     const n = ends().length;
     const fd = native.connectUnix(listenPath);
     let closed = false;
-    const ch = new native.Channel(fd, 1 << 20, () => {}, () => (closed = true));
+    const ch = new native.Channel(
+      fd,
+      1 << 20,
+      () => {},
+      () => (closed = true),
+    );
     ch.start();
     ch.send(hdr(Request.SET_MEM_TABLE, 1, 1000), [native.eventfd(0)]); // a payload that never comes whole
     for (let i = 0; i < 12 && !closed; i++) {
-      ch.send(Buffer.alloc(1), Array.from({ length: 8 }, () => native.eventfd(0)));
+      ch.send(
+        Buffer.alloc(1),
+        Array.from({ length: 8 }, () => native.eventfd(0)),
+      );
       await new Promise((r) => setTimeout(r, 5));
     }
     await until(() => closed && ends().length === n + 1 && backendOpen === 0, 5000, 'the proxy to end the session');
@@ -124,15 +161,25 @@ describe('bad input from a peer', () => {
     const before = openFds();
     const n = ends().length;
     let closed = false;
-    const ch = new native.Channel(native.connectUnix(path.join(d2dir, 'fe.sock')), 1 << 20, () => {}, () => (closed = true));
+    const ch = new native.Channel(
+      native.connectUnix(path.join(d2dir, 'fe.sock')),
+      1 << 20,
+      () => {},
+      () => (closed = true),
+    );
     ch.start();
     // 8 fds (a legal count) with a message that is never finished
-    ch.send(hdr(Request.SET_MEM_TABLE, 1, 1000), Array.from({ length: 8 }, () => native.eventfd(0)));
+    ch.send(
+      hdr(Request.SET_MEM_TABLE, 1, 1000),
+      Array.from({ length: 8 }, () => native.eventfd(0)),
+    );
     await new Promise((r) => setTimeout(r, 200));
     expect(closed).toBe(false); // not at once: a message may take a moment to arrive whole
     await until(() => closed && ends().length === n + 1 && backendOpen === 0, 5000, 'the proxy to end the session');
     ch.close();
-    expect(ends()[n].reason).toMatch(/^the (frontend|peer on the listen side) has held 8 fds in an unfinished message for \d+ s; a peer sends a message's bytes with its fds$/);
+    expect(ends()[n].reason).toMatch(
+      /^the (frontend|peer on the listen side) has held 8 fds in an unfinished message for \d+ s; a peer sends a message's bytes with its fds$/,
+    );
     await until(() => openFds() === before, 5000, `fds back to ${before} (now ${openFds()})`);
     d2.stop();
   });
@@ -143,7 +190,12 @@ describe('bad input from a peer', () => {
       const n = ends().length;
       const fd = native.connectUnix(listenPath);
       let closed = false;
-      const ch = new native.Channel(fd, 65536, () => {}, () => (closed = true));
+      const ch = new native.Channel(
+        fd,
+        65536,
+        () => {},
+        () => (closed = true),
+      );
       ch.start();
       ch.send(encodeMessage(1, 1));
       await until(() => closed && ends().length === n + 1 && backendOpen === 0);
@@ -164,12 +216,21 @@ describe('bad input from a peer', () => {
       });
     }
     await until(() => ends().length === n + 1000 && backendOpen === 0, 20_000, 'all sessions to end');
-    expect(ends().slice(n).every((e) => e.reason.startsWith('bad input'))).toBe(true);
+    expect(
+      ends()
+        .slice(n)
+        .every((e) => e.reason.startsWith('bad input')),
+    ).toBe(true);
     expect(openFds()).toBe(before);
 
     const fd = native.connectUnix(listenPath);
     const replies: Buffer[] = [];
-    const ch = new native.Channel(fd, 65536, (m) => replies.push(m), () => {});
+    const ch = new native.Channel(
+      fd,
+      65536,
+      (m) => replies.push(m),
+      () => {},
+    );
     ch.start();
     ch.send(encodeMessage(1, 1));
     await until(() => replies.length === 1);

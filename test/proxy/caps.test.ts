@@ -10,7 +10,12 @@ import { openFds, tmpDir, until } from '../helpers';
 
 function connect(sock: string): { ch: Channel; ended: () => boolean } {
   let ended = false;
-  const ch = new native.Channel(native.connectUnix(sock), 65536, () => {}, () => (ended = true));
+  const ch = new native.Channel(
+    native.connectUnix(sock),
+    65536,
+    () => {},
+    () => (ended = true),
+  );
   ch.start();
   return { ch, ended: () => ended };
 }
@@ -22,7 +27,13 @@ describe('daemon-wide caps', () => {
     const accepted: number[] = [];
     const backend = new native.Listener(native.listenUnix(path.join(dir, 'be.sock'), 64, 0o600), (_e, fd) => fd !== null && accepted.push(fd));
     const notices: string[] = [];
-    const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), maxSessions: 3, emit: () => {}, notice: (_l, m) => notices.push(m) });
+    const d = new ProxyDaemon({
+      listenPath: path.join(dir, 'fe.sock'),
+      connectPath: path.join(dir, 'be.sock'),
+      maxSessions: 3,
+      emit: () => {},
+      notice: (_l, m) => notices.push(m),
+    });
     d.start();
     const fe = path.join(dir, 'fe.sock');
     const served = [connect(fe), connect(fe), connect(fe)];
@@ -50,7 +61,13 @@ describe('daemon-wide caps', () => {
     const dir = tmpDir('caps-pending');
     const before = openFds();
     const notices: string[] = [];
-    const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'nobody.sock'), maxPending: 2, emit: () => {}, notice: (_l, m) => notices.push(m) });
+    const d = new ProxyDaemon({
+      listenPath: path.join(dir, 'fe.sock'),
+      connectPath: path.join(dir, 'nobody.sock'),
+      maxPending: 2,
+      emit: () => {},
+      notice: (_l, m) => notices.push(m),
+    });
     d.start();
     const fe = path.join(dir, 'fe.sock');
     const waiting = [connect(fe), connect(fe)];

@@ -6,7 +6,6 @@ import { native, type Channel } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { tmpDir, until } from '../helpers';
 
-
 describe('proxy --check', () => {
   it('logs a finding as the bad reply passes', async () => {
     const dir = tmpDir('cli-check');
@@ -16,19 +15,33 @@ describe('proxy --check', () => {
     const backend = new native.Listener(native.listenUnix(be, 4, 0o600), (_e, fd) => {
       if (fd === null) return;
       // replies with NEED_REPLY set: QEMU would drop the connection (VU001)
-      const ch: Channel = new native.Channel(fd, 65536, () => ch.send(encodeMessage(Request.GET_FEATURES, 0xd, Buffer.alloc(8))), () => {});
+      const ch: Channel = new native.Channel(
+        fd,
+        65536,
+        () => ch.send(encodeMessage(Request.GET_FEATURES, 0xd, Buffer.alloc(8))),
+        () => {},
+      );
       ch.start();
       conns.push(ch);
     });
     const p = await startProxy({ listen: fe, connect: be, args: ['--check'], logFile: path.join(dir, 'proxy.log') });
     try {
       let got = 0;
-      const ch = new native.Channel(native.connectUnix(fe), 65536, () => got++, () => {});
+      const ch = new native.Channel(
+        native.connectUnix(fe),
+        65536,
+        () => got++,
+        () => {},
+      );
       ch.start();
       ch.send(encodeMessage(Request.GET_FEATURES, 1));
       await until(() => got === 1);
       await until(() => p.log().includes('"event":"finding"'), 5000, 'the finding');
-      const finding = p.log().split('\n').filter((l) => l.includes('"event":"finding"')).map((l) => JSON.parse(l))[0];
+      const finding = p
+        .log()
+        .split('\n')
+        .filter((l) => l.includes('"event":"finding"'))
+        .map((l) => JSON.parse(l))[0];
       expect(finding).toMatchObject({ id: 'VU001', rule: 'reply-flags', severity: 'error', at: 'B>F GET_FEATURES reply' });
       ch.close();
     } finally {

@@ -32,7 +32,11 @@ describe('numeric options', () => {
     [['--group', 'no-such-group-here'], /--group no-such-group-here: no such group in \/etc\/group/],
   ])('proxy %j exits 2 with a clear message and leaves no socket or recording behind', (args, message) => {
     const dir = tmpDir('cli-opt');
-    const r = spawnSync(process.execPath, [CLI, 'proxy', '--listen', path.join(dir, 'fe.sock'), '--connect', path.join(dir, 'be.sock'), '--record', path.join(dir, 'r.vhsrec'), ...args], { encoding: 'utf8', timeout: 20_000 });
+    const r = spawnSync(
+      process.execPath,
+      [CLI, 'proxy', '--listen', path.join(dir, 'fe.sock'), '--connect', path.join(dir, 'be.sock'), '--record', path.join(dir, 'r.vhsrec'), ...args],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(message);
     expect(fs.readdirSync(dir)).toEqual([]);
@@ -44,7 +48,22 @@ describe('numeric options', () => {
     await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
     const port = (busy.address() as net.AddressInfo).port;
     try {
-      const r = spawnSync(process.execPath, [CLI, 'proxy', '--listen', path.join(dir, 'fe.sock'), '--connect', path.join(dir, 'be.sock'), '--record', path.join(dir, 'r.vhsrec'), '--metrics', `127.0.0.1:${port}`], { encoding: 'utf8', timeout: 20_000 });
+      const r = spawnSync(
+        process.execPath,
+        [
+          CLI,
+          'proxy',
+          '--listen',
+          path.join(dir, 'fe.sock'),
+          '--connect',
+          path.join(dir, 'be.sock'),
+          '--record',
+          path.join(dir, 'r.vhsrec'),
+          '--metrics',
+          `127.0.0.1:${port}`,
+        ],
+        { encoding: 'utf8', timeout: 20_000 },
+      );
       expect(r.status).toBe(2);
       expect(r.stderr).toContain(`--metrics 127.0.0.1:${port}: the address is in use`);
       expect(fs.readdirSync(dir)).toEqual([]);
@@ -54,11 +73,16 @@ describe('numeric options', () => {
   });
 });
 
-describe('the listening socket\'s owner', () => {
+describe("the listening socket's owner", () => {
   it('--owner nobody --group nogroup --mode 660: a socket a non-root peer of that group can use, no world bits', async () => {
     const dir = tmpDir('cli-owner');
     const fe = path.join(dir, 'fe.sock');
-    const p = await startProxy({ listen: fe, connect: path.join(dir, 'be.sock'), args: ['--owner', 'nobody', '--group', 'nogroup', '--mode', '660', '--no-control'], logFile: path.join(dir, 'proxy.log') });
+    const p = await startProxy({
+      listen: fe,
+      connect: path.join(dir, 'be.sock'),
+      args: ['--owner', 'nobody', '--group', 'nogroup', '--mode', '660', '--no-control'],
+      logFile: path.join(dir, 'proxy.log'),
+    });
     try {
       const st = fs.lstatSync(fe);
       expect([st.isSocket(), st.uid, st.gid, st.mode & 0o777]).toEqual([true, 65534, 65534, 0o660]);
@@ -72,13 +96,24 @@ describe('the listening socket\'s owner', () => {
 describe('shared option builders', () => {
   const parse = (args: string[]): Record<string, unknown> => {
     const cmd = new Command().exitOverride().configureOutput({ writeErr: () => undefined });
-    cmd.addOption(deviceOption('generic')).addOption(dialectOption()).addOption(numberOpt('--session <n>', 'a session', { min: 1, integer: true })).addOption(numberOpt('--timeout <ms>', 'ms', { min: 0 }, 5000)).addOption(jsonOption());
+    cmd
+      .addOption(deviceOption('generic'))
+      .addOption(dialectOption())
+      .addOption(numberOpt('--session <n>', 'a session', { min: 1, integer: true }))
+      .addOption(numberOpt('--timeout <ms>', 'ms', { min: 0 }, 5000))
+      .addOption(jsonOption());
     return cmd.parse(args, { from: 'user' }).opts();
   };
 
   it('hand the command checked values, and defaults as numbers', () => {
     expect(parse([])).toEqual({ device: 'generic', timeout: 5000 });
-    expect(parse(['--device', 'blk', '--dialect', 'crosvm', '--session', '3', '--timeout', '2.5', '--json'])).toEqual({ device: 'blk', dialect: 'crosvm', session: 3, timeout: 2.5, json: true });
+    expect(parse(['--device', 'blk', '--dialect', 'crosvm', '--session', '3', '--timeout', '2.5', '--json'])).toEqual({
+      device: 'blk',
+      dialect: 'crosvm',
+      session: 3,
+      timeout: 2.5,
+      json: true,
+    });
   });
 
   it('refuse a value the option cannot mean, naming it', () => {

@@ -13,7 +13,6 @@ import { encodeMessage, Request } from '../../src/protocol';
 import { readRecording } from '../../src/recording/reader';
 import { tmpDir, until } from '../helpers';
 
-
 describe('proxy --record', () => {
   it('is readable while written, survives SIGKILL, and a restart appends a new segment', async () => {
     const dir = tmpDir('cli-rec');
@@ -23,16 +22,26 @@ describe('proxy --record', () => {
     const conns: Channel[] = [];
     const backend = new native.Listener(native.listenUnix(be, 4, 0o600), (_e, fd) => {
       if (fd === null) return;
-      const ch: Channel = new native.Channel(fd, 65536, (m) => {
-        if (m.readUInt32LE(0) === Request.GET_FEATURES) ch.send(encodeMessage(Request.GET_FEATURES, 5, Buffer.alloc(8)));
-      }, () => {});
+      const ch: Channel = new native.Channel(
+        fd,
+        65536,
+        (m) => {
+          if (m.readUInt32LE(0) === Request.GET_FEATURES) ch.send(encodeMessage(Request.GET_FEATURES, 5, Buffer.alloc(8)));
+        },
+        () => {},
+      );
       ch.start();
       conns.push(ch);
     });
     const start = (): Promise<Peer> => startProxy({ listen: fe, connect: be, args: ['--record', file], logFile: path.join(dir, `proxy-${Date.now()}.log`) });
     const talk = async (n: number): Promise<Channel> => {
       const replies: Buffer[] = [];
-      const ch = new native.Channel(native.connectUnix(fe), 65536, (m) => replies.push(m), () => {});
+      const ch = new native.Channel(
+        native.connectUnix(fe),
+        65536,
+        (m) => replies.push(m),
+        () => {},
+      );
       ch.start();
       for (let i = 0; i < n; i++) ch.send(encodeMessage(Request.GET_FEATURES, 1));
       await until(() => replies.length === n, 5000, 'replies');

@@ -25,10 +25,15 @@ function backend(sock: string): { listener: Listener; conns: Channel[] } {
   const conns: Channel[] = [];
   const listener = new native.Listener(native.listenUnix(sock, 4, 0o600), (_e, fd) => {
     if (fd === null) return;
-    const ch: Channel = new native.Channel(fd, 65536, (m) => {
-      const req = m.readUInt32LE(0);
-      if (req === Request.GET_FEATURES || req === Request.GET_PROTOCOL_FEATURES) ch.send(encodeMessage(req, 5, Buffer.alloc(8)));
-    }, () => {});
+    const ch: Channel = new native.Channel(
+      fd,
+      65536,
+      (m) => {
+        const req = m.readUInt32LE(0);
+        if (req === Request.GET_FEATURES || req === Request.GET_PROTOCOL_FEATURES) ch.send(encodeMessage(req, 5, Buffer.alloc(8)));
+      },
+      () => {},
+    );
     ch.start();
     conns.push(ch);
   });
@@ -38,7 +43,12 @@ function backend(sock: string): { listener: Listener; conns: Channel[] } {
 /** A frontend on `sock`; ask() sends a request and resolves with whether a reply came within `ms`. */
 function frontend(sock: string) {
   const replies: Buffer[] = [];
-  const ch = new native.Channel(native.connectUnix(sock), 65536, (m) => replies.push(m), () => {});
+  const ch = new native.Channel(
+    native.connectUnix(sock),
+    65536,
+    (m) => replies.push(m),
+    () => {},
+  );
   ch.start();
   return {
     ch,
@@ -56,7 +66,11 @@ function frontend(sock: string) {
 }
 
 const logOf = (file: string): Record<string, unknown>[] =>
-  fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe('proxy --config', () => {
   it('runs every device of the file in one daemon, with one session id space and SIGHUP rule reloads', async () => {
@@ -64,14 +78,17 @@ describe('proxy --config', () => {
     const p = (n: string): string => path.join(dir, n);
     const rules = p('rules.json');
     fs.writeFileSync(rules, '[]');
-    fs.writeFileSync(p('proxy.json'), JSON.stringify({
-      rules,
-      'stats-interval': 0,
-      devices: [
-        { name: 'vm1-net0', listen: p('a.sock'), connect: p('ba.sock'), device: 'net' },
-        { name: 'vm2-blk0', listen: p('b.sock'), connect: p('bb.sock'), control: p('vm2.ctl'), fault: ['drop GET_FEATURES nth=2'] },
-      ],
-    }));
+    fs.writeFileSync(
+      p('proxy.json'),
+      JSON.stringify({
+        rules,
+        'stats-interval': 0,
+        devices: [
+          { name: 'vm1-net0', listen: p('a.sock'), connect: p('ba.sock'), device: 'net' },
+          { name: 'vm2-blk0', listen: p('b.sock'), connect: p('bb.sock'), control: p('vm2.ctl'), fault: ['drop GET_FEATURES nth=2'] },
+        ],
+      }),
+    );
     const ba = backend(p('ba.sock'));
     const bb = backend(p('bb.sock'));
     const log = p('proxy.log');
@@ -130,7 +147,15 @@ describe('proxy --config', () => {
     [{ devices: [{ listen: '/x', connect: '/y', rings: true }] }, /devices\[0\]\."rings": a device sets only/],
     [{ listn: '/x', devices: [{ listen: '/x', connect: '/y' }] }, /"listn" is not an option a config file sets/],
     [{ 'connect-timeout': 'abc', devices: [{ listen: '/x', connect: '/y' }] }, /--connect-timeout "abc"/],
-    [{ devices: [{ listen: '/x', connect: '/y' }, { listen: '/x', connect: '/z' }] }, /two devices listen on \/x/],
+    [
+      {
+        devices: [
+          { listen: '/x', connect: '/y' },
+          { listen: '/x', connect: '/z' },
+        ],
+      },
+      /two devices listen on \/x/,
+    ],
   ])('refuses %j with a message naming the problem', (config, message) => {
     const dir = tmpDir('config-bad');
     fs.writeFileSync(path.join(dir, 'c.json'), JSON.stringify(config));
@@ -145,7 +170,10 @@ describe('proxy --config', () => {
     registerProxy(program);
     const proxy = program.commands.find((c) => c.name() === 'proxy')!;
     const config = loadProxyConfig(path.join(ROOT, 'packaging', 'vhostscope.example.json'), knownOptions(proxy));
-    expect(config.devices.map((d) => [d.name, d.options.device])).toEqual([['vm1-net0', 'net'], ['vm1-fs0', 'fs']]);
+    expect(config.devices.map((d) => [d.name, d.options.device])).toEqual([
+      ['vm1-net0', 'net'],
+      ['vm1-fs0', 'fs'],
+    ]);
     expect(config.options).toMatchObject({ keep: '2GiB', keepFor: '7d', check: true, metrics: '127.0.0.1:9464' });
   });
 

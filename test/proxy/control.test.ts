@@ -29,16 +29,31 @@ describe('control socket', () => {
     const conns: Channel[] = [];
     const backend = new native.Listener(native.listenUnix(be, 4, 0o600), (_e, fd) => {
       if (fd === null) return;
-      const ch: Channel = new native.Channel(fd, 65536, (m) => {
-        got.push(m.readUInt32LE(0));
-        if (m.readUInt32LE(0) === Request.GET_FEATURES) ch.send(encodeMessage(Request.GET_FEATURES, 5, Buffer.alloc(8)));
-      }, () => {});
+      const ch: Channel = new native.Channel(
+        fd,
+        65536,
+        (m) => {
+          got.push(m.readUInt32LE(0));
+          if (m.readUInt32LE(0) === Request.GET_FEATURES) ch.send(encodeMessage(Request.GET_FEATURES, 5, Buffer.alloc(8)));
+        },
+        () => {},
+      );
       ch.start();
       conns.push(ch);
     });
-    const proxy = await startProxy({ listen: fe, connect: be, args: ['--record', file, '--fault', 'delay GET_FEATURES ms=1'], logFile: path.join(dir, 'proxy.log') });
+    const proxy = await startProxy({
+      listen: fe,
+      connect: be,
+      args: ['--record', file, '--fault', 'delay GET_FEATURES ms=1'],
+      logFile: path.join(dir, 'proxy.log'),
+    });
     const replies: Buffer[] = [];
-    const front = new native.Channel(native.connectUnix(fe), 65536, (m) => replies.push(m), () => {});
+    const front = new native.Channel(
+      native.connectUnix(fe),
+      65536,
+      (m) => replies.push(m),
+      () => {},
+    );
     front.start();
     try {
       await until(() => fs.existsSync(ctl), 5000, 'the control socket'); // made just after the listening socket
@@ -62,7 +77,9 @@ describe('control socket', () => {
       expect(human).toMatch(/1 +delay GET_FEATURES ms=1 +\(applied 1\)/);
 
       expect(await cli('rules', 'add', '--control', ctl, 'drop SET_OWNER id=no-owner')).toBe('added rule no-owner: drop SET_OWNER\n');
-      await expect(cli('rules', 'add', '--control', ctl, 'drop SET_OWNR')).rejects.toThrow(/SET_OWNR is not a request of the main channel \(did you mean SET_OWNER\?\)/);
+      await expect(cli('rules', 'add', '--control', ctl, 'drop SET_OWNR')).rejects.toThrow(
+        /SET_OWNR is not a request of the main channel \(did you mean SET_OWNER\?\)/,
+      );
       front.send(encodeMessage(Request.SET_OWNER, 1));
       front.send(encodeMessage(Request.GET_FEATURES, 1));
       await until(() => replies.length === 2, 5000, 'second GET_FEATURES reply');
@@ -81,7 +98,10 @@ describe('control socket', () => {
       expect(JSON.parse(answer)).toMatchObject({ ok: false, error: expect.stringMatching(/unknown command "explode"/) });
 
       await until(() => tailed.includes('"request":"SET_OWNER"') && tailed.includes('"event":"fault"'), 5000, 'the tail to show the live messages');
-      const lines = tailed.trim().split('\n').map((l) => JSON.parse(l));
+      const lines = tailed
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       expect(lines.find((l) => l.event === 'fault')).toMatchObject({ rule: 'no-owner', action: 'drop', detail: 'F>B SET_OWNER dropped' });
       tail.kill();
     } finally {
@@ -94,7 +114,21 @@ describe('control socket', () => {
     expect(fs.existsSync(ctl)).toBe(false); // removed on SIGTERM
     // the recording has what the rules did, in order with the messages (a dropped message at the time it arrived)
     const events = recordingEvents(readRecording(file).records);
-    const trail = events.filter((e) => e.type === 'fault' || e.type === 'message').map((e) => (e.type === 'fault' ? `fault ${e.rule} ${e.action}` : `${e.decoded.name}${e.decoded.reply ? ' reply' : ''}${e.undelivered ? ` (${e.undelivered})` : ''}`));
-    expect(trail).toEqual(['SET_OWNER', 'fault 1 delay', 'GET_FEATURES', 'GET_FEATURES reply', 'SET_OWNER (dropped)', 'fault no-owner drop', 'fault 1 delay', 'GET_FEATURES', 'GET_FEATURES reply']);
+    const trail = events
+      .filter((e) => e.type === 'fault' || e.type === 'message')
+      .map((e) =>
+        e.type === 'fault' ? `fault ${e.rule} ${e.action}` : `${e.decoded.name}${e.decoded.reply ? ' reply' : ''}${e.undelivered ? ` (${e.undelivered})` : ''}`,
+      );
+    expect(trail).toEqual([
+      'SET_OWNER',
+      'fault 1 delay',
+      'GET_FEATURES',
+      'GET_FEATURES reply',
+      'SET_OWNER (dropped)',
+      'fault no-owner drop',
+      'fault 1 delay',
+      'GET_FEATURES',
+      'GET_FEATURES reply',
+    ]);
   }, 60_000);
 });

@@ -13,7 +13,14 @@ import { ProxyDaemon } from '../../src/proxy/daemon';
 import type { DeviceStateEvent, FaultEvent, MessageEvent, ProxyEvent } from '../../src/events/events';
 import { openFds, readAll, tmpDir, until } from '../helpers';
 
-const u32s = (...v: number[]): Buffer => Buffer.concat(v.map((x) => { const b = Buffer.alloc(4); b.writeUInt32LE(x); return b; }));
+const u32s = (...v: number[]): Buffer =>
+  Buffer.concat(
+    v.map((x) => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(x);
+      return b;
+    }),
+  );
 
 /** A back-end that keeps the fds it is sent. */
 function backend(sock: string): { fds: number[]; close: () => void } {
@@ -21,23 +28,45 @@ function backend(sock: string): { fds: number[]; close: () => void } {
   const chans: Channel[] = [];
   const l = new native.Listener(native.listenUnix(sock, 4, 0o600), (_e, fd) => {
     if (fd === null) return;
-    const ch: Channel = new native.Channel(fd, 65536, (_m, f) => fds.push(...f), () => {});
+    const ch: Channel = new native.Channel(
+      fd,
+      65536,
+      (_m, f) => fds.push(...f),
+      () => {},
+    );
     ch.start();
     chans.push(ch);
   });
-  return { fds, close: () => { l.close(); for (const c of chans) c.close(); } };
+  return {
+    fds,
+    close: () => {
+      l.close();
+      for (const c of chans) c.close();
+    },
+  };
 }
 
-
 describe('SET_DEVICE_STATE_FD through a session', () => {
-  it('save: the back-end writes into the proxy\'s pipe, the front-end reads it whole, the bytes are counted and kept', async () => {
+  it("save: the back-end writes into the proxy's pipe, the front-end reads it whole, the bytes are counted and kept", async () => {
     const dir = tmpDir('devstate');
     const before = openFds();
     const be = backend(path.join(dir, 'be.sock'));
     const events: ProxyEvent[] = [];
-    const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), interpose: false, keepDeviceState: 4, emit: (e) => events.push(e), notice: () => {} });
+    const d = new ProxyDaemon({
+      listenPath: path.join(dir, 'fe.sock'),
+      connectPath: path.join(dir, 'be.sock'),
+      interpose: false,
+      keepDeviceState: 4,
+      emit: (e) => events.push(e),
+      notice: () => {},
+    });
     d.start();
-    const fe = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => {}, () => {});
+    const fe = new native.Channel(
+      native.connectUnix(path.join(dir, 'fe.sock')),
+      65536,
+      () => {},
+      () => {},
+    );
     fe.start();
     const [feRead, feWrite] = native.pipe();
     fe.send(encodeMessage(Request.SET_DEVICE_STATE_FD, 1, u32s(0, 0)), [feWrite]); // direction save
@@ -56,7 +85,10 @@ describe('SET_DEVICE_STATE_FD through a session', () => {
     expect(t).toMatchObject({ session: 1, direction: 'save', bytes: 11, truncated: true });
     expect(t.data!.toString()).toBe('save');
     const sent = events.filter((e): e is MessageEvent => e.type === 'message' && e.decoded.name === 'SET_DEVICE_STATE_FD');
-    expect(sent.map((m) => [m.fds[0]?.kind, m.interposed ?? false])).toEqual([['pipe', true], ['eventfd', false]]);
+    expect(sent.map((m) => [m.fds[0]?.kind, m.interposed ?? false])).toEqual([
+      ['pipe', true],
+      ['eventfd', false],
+    ]);
     expect(events.filter((e) => e.type === 'device-state')).toHaveLength(1);
     native.close(be.fds[1]); // (the front-end's copies went with its send)
     fe.close();
@@ -65,15 +97,27 @@ describe('SET_DEVICE_STATE_FD through a session', () => {
     await until(() => openFds() === before, 5000, 'every fd closed');
   });
 
-  it('hold-state: the save\'s bytes wait in the proxy\'s pipe as long as the rule says; a load it does not name goes at once', async () => {
+  it("hold-state: the save's bytes wait in the proxy's pipe as long as the rule says; a load it does not name goes at once", async () => {
     const dir = tmpDir('devstate-hold');
     const before = openFds();
     const be = backend(path.join(dir, 'be.sock'));
     const events: ProxyEvent[] = [];
     const faults = new FaultRuleSet(parseFaultSpec('hold-state save ms=400 id=slow-save'));
-    const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), interpose: false, faults, emit: (e) => events.push(e), notice: () => {} });
+    const d = new ProxyDaemon({
+      listenPath: path.join(dir, 'fe.sock'),
+      connectPath: path.join(dir, 'be.sock'),
+      interpose: false,
+      faults,
+      emit: (e) => events.push(e),
+      notice: () => {},
+    });
     d.start();
-    const fe = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => {}, () => {});
+    const fe = new native.Channel(
+      native.connectUnix(path.join(dir, 'fe.sock')),
+      65536,
+      () => {},
+      () => {},
+    );
     fe.start();
     const transfer = async (direction: 0 | 1): Promise<{ ms: number; got: string }> => {
       const [r, w] = native.pipe();
@@ -98,7 +142,9 @@ describe('SET_DEVICE_STATE_FD through a session', () => {
     const [s, l] = events.filter((e): e is DeviceStateEvent => e.type === 'device-state');
     expect([s.direction, s.heldMs, s.bytes]).toEqual(['save', 400, 5]);
     expect([l.direction, l.heldMs, l.bytes]).toEqual(['load', undefined, 5]);
-    expect(events.filter((e): e is FaultEvent => e.type === 'fault').map((f) => [f.rule, f.action, f.detail])).toEqual([['slow-save', 'hold-state', 'the device-state save pipe held 400 ms before its bytes are copied on']]);
+    expect(events.filter((e): e is FaultEvent => e.type === 'fault').map((f) => [f.rule, f.action, f.detail])).toEqual([
+      ['slow-save', 'hold-state', 'the device-state save pipe held 400 ms before its bytes are copied on'],
+    ]);
     fe.close();
     d.stop();
     be.close();
@@ -110,9 +156,21 @@ describe('SET_DEVICE_STATE_FD through a session', () => {
     const before = openFds();
     const be = backend(path.join(dir, 'be.sock'));
     const events: ProxyEvent[] = [];
-    const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), interpose: false, keepDeviceState: 1 << 20, emit: (e) => events.push(e), notice: () => {} });
+    const d = new ProxyDaemon({
+      listenPath: path.join(dir, 'fe.sock'),
+      connectPath: path.join(dir, 'be.sock'),
+      interpose: false,
+      keepDeviceState: 1 << 20,
+      emit: (e) => events.push(e),
+      notice: () => {},
+    });
     d.start();
-    const fe = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => {}, () => {});
+    const fe = new native.Channel(
+      native.connectUnix(path.join(dir, 'fe.sock')),
+      65536,
+      () => {},
+      () => {},
+    );
     fe.start();
     const readEnds: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -123,7 +181,9 @@ describe('SET_DEVICE_STATE_FD through a session', () => {
     await until(() => be.fds.length === 3, 5000, 'three fds at the back-end');
     const sent = events.filter((e): e is MessageEvent => e.type === 'message' && e.decoded.name === 'SET_DEVICE_STATE_FD');
     expect(sent.map((m) => m.interposed ?? false)).toEqual([true, true, false]);
-    expect(events.filter((e) => e.type === 'notice' && /2 device-state transfers are already open in this session: this pipe goes through as it came/.test(e.msg))).toHaveLength(1);
+    expect(
+      events.filter((e) => e.type === 'notice' && /2 device-state transfers are already open in this session: this pipe goes through as it came/.test(e.msg)),
+    ).toHaveLength(1);
     for (const fd of [...be.fds, ...readEnds]) native.close(fd);
     fe.close();
     d.stop();

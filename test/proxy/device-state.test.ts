@@ -14,7 +14,6 @@ function writeAll(fd: number, data: Buffer): Promise<void> {
   });
 }
 
-
 const state = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) & 0xff));
 
 describe('DeviceStatePipe', () => {

@@ -34,16 +34,22 @@ interface Got {
 
 /** A backend that answers what a backend must answer, and remembers everything it got. */
 function fakeBackend(fd: number, got: Got[], ended: { v: boolean }): Channel {
-  const ch: Channel = new native.Channel(fd, 65536, (msg, fds) => {
-    const code = msg.readUInt32LE(0);
-    const flags = msg.readUInt32LE(4);
-    got.push({ code, flags, payload: msg.subarray(HEADER_SIZE), fds, at: Date.now() });
-    if (code === Request.GET_FEATURES) ch.send(encodeMessage(code, 5, u64((1n << 32n) | (1n << 30n))));
-    if (code === Request.GET_PROTOCOL_FEATURES) ch.send(encodeMessage(code, 5, u64(OFFERED_PROTOCOL)));
-    if (code === Request.GET_VRING_BASE) ch.send(encodeMessage(code, 5, vringState(msg.readUInt32LE(HEADER_SIZE), 42)));
-    else if (code === Request.GET_CONFIG) ch.send(encodeMessage(code, 5, msg.subarray(HEADER_SIZE)));
-    else if (flags & 8 && ![Request.GET_FEATURES, Request.GET_PROTOCOL_FEATURES, Request.GET_VRING_BASE].includes(code)) ch.send(encodeMessage(code, 5, u64(0n))); // REPLY_ACK
-  }, () => (ended.v = true));
+  const ch: Channel = new native.Channel(
+    fd,
+    65536,
+    (msg, fds) => {
+      const code = msg.readUInt32LE(0);
+      const flags = msg.readUInt32LE(4);
+      got.push({ code, flags, payload: msg.subarray(HEADER_SIZE), fds, at: Date.now() });
+      if (code === Request.GET_FEATURES) ch.send(encodeMessage(code, 5, u64((1n << 32n) | (1n << 30n))));
+      if (code === Request.GET_PROTOCOL_FEATURES) ch.send(encodeMessage(code, 5, u64(OFFERED_PROTOCOL)));
+      if (code === Request.GET_VRING_BASE) ch.send(encodeMessage(code, 5, vringState(msg.readUInt32LE(HEADER_SIZE), 42)));
+      else if (code === Request.GET_CONFIG) ch.send(encodeMessage(code, 5, msg.subarray(HEADER_SIZE)));
+      else if (flags & 8 && ![Request.GET_FEATURES, Request.GET_PROTOCOL_FEATURES, Request.GET_VRING_BASE].includes(code))
+        ch.send(encodeMessage(code, 5, u64(0n))); // REPLY_ACK
+    },
+    () => (ended.v = true),
+  );
   ch.start();
   return ch;
 }
@@ -64,9 +70,14 @@ async function setup(specs: string[], interpose = true, name?: string) {
   daemon.start();
   const replies: Got[] = [];
   const feEnded = { v: false };
-  const fe = new native.Channel(native.connectUnix(listenPath), 65536, (msg, fds) => {
-    replies.push({ code: msg.readUInt32LE(0), flags: msg.readUInt32LE(4), payload: msg.subarray(HEADER_SIZE), fds, at: Date.now() });
-  }, () => (feEnded.v = true));
+  const fe = new native.Channel(
+    native.connectUnix(listenPath),
+    65536,
+    (msg, fds) => {
+      replies.push({ code: msg.readUInt32LE(0), flags: msg.readUInt32LE(4), payload: msg.subarray(HEADER_SIZE), fds, at: Date.now() });
+    },
+    () => (feEnded.v = true),
+  );
   fe.start();
   await until(() => chans.length === 1, 5000, 'the backend connection');
   const done = (): void => {
@@ -120,16 +131,18 @@ describe('fault rules between fake peers', () => {
     await until(() => t.got.some((g) => g.code === Request.SET_OWNER), 5000, 'SET_OWNER');
     expect(errsSeen()).toEqual([0, 2]);
     // a second session counts from one again
-    const fe2 = new native.Channel(native.connectUnix(t.listenPath), 65536, () => {}, () => {});
+    const fe2 = new native.Channel(
+      native.connectUnix(t.listenPath),
+      65536,
+      () => {},
+      () => {},
+    );
     fe2.start();
     try {
       sendErrs(fe2);
       await until(() => t.got.filter((g) => g.code === Request.SET_OWNER).length === 2, 5000, 'the second SET_OWNER');
       expect(errsSeen()).toEqual([0, 2, 0, 2]);
-      expect(t.faults().map((f) => `${f.session} ${f.detail}`)).toEqual([
-        '1 F>B SET_VRING_ERR(vring 1) dropped',
-        '2 F>B SET_VRING_ERR(vring 1) dropped',
-      ]);
+      expect(t.faults().map((f) => `${f.session} ${f.detail}`)).toEqual(['1 F>B SET_VRING_ERR(vring 1) dropped', '2 F>B SET_VRING_ERR(vring 1) dropped']);
     } finally {
       fe2.close();
     }
@@ -160,7 +173,7 @@ describe('fault rules between fake peers', () => {
     expect(t.got).toEqual([]);
   });
 
-  it('answer: the proxy replies in the backend\'s place', async () => {
+  it("answer: the proxy replies in the backend's place", async () => {
     const t = await setup(['answer GET_VRING_BASE value=7']);
     cleanup = t.done;
     t.fe.send(encodeMessage(Request.GET_VRING_BASE, 1, vringState(1, 0)));
@@ -226,7 +239,17 @@ describe('fault rules between fake peers', () => {
     t.fe.send(encodeMessage(Request.SET_VRING_ENABLE, 1, vringState(0, 1)));
     await until(() => t.got.length === 2, 5000, 'SET_VRING_ENABLE');
     expect(native.eventfdRead(backendKick)).toBe(1n); // the injected kick was there before the enable
-    const order = t.events.filter((e) => e.type !== 'session-start').map((e) => (e.type === 'fault' ? `fault:${e.action}` : e.type === 'notification' ? `${e.kind}${e.injected ? ' (injected)' : ''}` : e.type === 'message' ? e.decoded.name : e.type));
+    const order = t.events
+      .filter((e) => e.type !== 'session-start')
+      .map((e) =>
+        e.type === 'fault'
+          ? `fault:${e.action}`
+          : e.type === 'notification'
+            ? `${e.kind}${e.injected ? ' (injected)' : ''}`
+            : e.type === 'message'
+              ? e.decoded.name
+              : e.type,
+      );
     expect(order).toEqual(['SET_VRING_KICK', 'fault:hold', 'fault:inject', 'kick (injected)', 'fault:hold', 'SET_VRING_ENABLE']);
     native.close(kick);
   });
@@ -267,7 +290,7 @@ describe('fault rules between fake peers', () => {
     expect(t.rules.list()[0].applied).toBe(1);
   });
 
-  it('device= scopes a rule to the sessions of that device: a migration\'s destination alone', async () => {
+  it("device= scopes a rule to the sessions of that device: a migration's destination alone", async () => {
     const specs = ['disconnect backend after=SET_STATUS:DRIVER_OK device=dst', 'delay SET_STATUS ms=1 id=src-only device=src'];
     const src = await setup(specs, true, 'src');
     const dst = await setup(specs, true, 'dst');
@@ -301,10 +324,12 @@ describe('fault rules between fake peers', () => {
     expect(t.got.map((g) => g.code)).toEqual([Request.GET_PROTOCOL_FEATURES, Request.SET_PROTOCOL_FEATURES, Request.SET_OWNER]);
     expect(t.replies[1].code).toBe(Request.GET_CONFIG);
     expect(t.replies[1].payload.subarray(12).equals(Buffer.alloc(8))).toBe(true);
-    expect(t.faults().filter((f) => f.action === 'filter').map((f) => f.detail)).toEqual([
-      'F>B GET_CONFIG not forwarded; the proxy answered it (value 0)',
-      'F>B SET_VRING_ERR(vring 0) not forwarded (no reply due)',
-    ]);
+    expect(
+      t
+        .faults()
+        .filter((f) => f.action === 'filter')
+        .map((f) => f.detail),
+    ).toEqual(['F>B GET_CONFIG not forwarded; the proxy answered it (value 0)', 'F>B SET_VRING_ERR(vring 0) not forwarded (no reply due)']);
   });
 
   it('rules added while a session runs apply from its next message', async () => {

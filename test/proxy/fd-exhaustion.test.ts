@@ -26,22 +26,36 @@ describe('fd exhaustion', () => {
     const backendChans: Channel[] = [];
     const backend = new native.Listener(native.listenUnix(be, 128, 0o600), (_e, fd) => {
       if (fd === null) return;
-      const ch: Channel = new native.Channel(fd, 65536, (m) => {
-        try {
-          ch.send(encodeMessage(m.readUInt32LE(0), 5, m.subarray(12)));
-        } catch {
-          /* the proxy closed this session (its client went away) */
-        }
-      }, () => {});
+      const ch: Channel = new native.Channel(
+        fd,
+        65536,
+        (m) => {
+          try {
+            ch.send(encodeMessage(m.readUInt32LE(0), 5, m.subarray(12)));
+          } catch {
+            /* the proxy closed this session (its client went away) */
+          }
+        },
+        () => {},
+      );
       ch.start();
       backendChans.push(ch);
     });
     const log = path.join(dir, 'proxy.log');
-    const proxy = new Peer('prlimit', ['--nofile=64:64', process.execPath, CLI, 'proxy', '--listen', fe, '--connect', be, '--json', '--no-control'], { name: 'proxy', logFile: log, timeoutMs: 120_000 });
+    const proxy = new Peer('prlimit', ['--nofile=64:64', process.execPath, CLI, 'proxy', '--listen', fe, '--connect', be, '--json', '--no-control'], {
+      name: 'proxy',
+      logFile: log,
+      timeoutMs: 120_000,
+    });
     const clients: Channel[] = [];
     const replies = new Map<Channel, number>();
     const client = (): Channel => {
-      const ch: Channel = new native.Channel(native.connectUnix(fe), 65536, () => replies.set(ch, (replies.get(ch) ?? 0) + 1), () => {});
+      const ch: Channel = new native.Channel(
+        native.connectUnix(fe),
+        65536,
+        () => replies.set(ch, (replies.get(ch) ?? 0) + 1),
+        () => {},
+      );
       ch.start();
       ch.send(encodeMessage(Request.GET_CONFIG, 1, Buffer.alloc(12)));
       return ch;

@@ -61,10 +61,15 @@ describe('a file on a FUSE mount whose server never answers, handed to the daemo
     const beChs: Channel[] = [];
     const backend = new native.Listener(native.listenUnix(be, 4, 0o600), (_e, fd) => {
       if (fd === null) return;
-      const ch: Channel = new native.Channel(fd, 65536, (m, fds) => {
-        received.push(fds);
-        if (m.readUInt32LE(0) === Request.GET_FEATURES) ch.send(encodeMessage(Request.GET_FEATURES, 5, u64(1n << 32n)));
-      }, () => {});
+      const ch: Channel = new native.Channel(
+        fd,
+        65536,
+        (m, fds) => {
+          received.push(fds);
+          if (m.readUInt32LE(0) === Request.GET_FEATURES) ch.send(encodeMessage(Request.GET_FEATURES, 5, u64(1n << 32n)));
+        },
+        () => {},
+      );
       ch.start();
       beChs.push(ch);
     });
@@ -72,7 +77,11 @@ describe('a file on a FUSE mount whose server never answers, handed to the daemo
     // A front-end in another process opens the file (LOOKUP and OPEN are answered) and sends it
     // where an eventfd goes; it then waits, its own copy open (this process never holds one: its
     // close would wait too, whatever the addon does)
-    const sender = spawn('python3', ['-c', `
+    const sender = spawn(
+      'python3',
+      [
+        '-c',
+        `
 import os, socket, struct, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.connect(${JSON.stringify(fe)})
@@ -82,12 +91,20 @@ socket.send_fds(s, [struct.pack('<III', ${Request.SET_VRING_KICK}, 1, 8) + struc
 socket.send_fds(s, [struct.pack('<III', ${Request.ADD_MEM_REG}, 1, 40) + struct.pack('<QQQQQ', 0, 0, 4096, 0x7f0000000000, 0)], [f])
 print('sent', flush=True)
 time.sleep(3600)
-`], { stdio: ['ignore', 'pipe', 'inherit'] });
+`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let sent = '';
     sender.stdout!.on('data', (b: Buffer) => (sent += b.toString()));
     cleanups.push(() => sender.kill('SIGKILL'));
     const replies: Buffer[] = [];
-    const feCh = new native.Channel(native.connectUnix(fe), 65536, (m) => replies.push(m), () => {});
+    const feCh = new native.Channel(
+      native.connectUnix(fe),
+      65536,
+      (m) => replies.push(m),
+      () => {},
+    );
     feCh.start();
     cleanups.push(() => {
       proxy.kill('SIGKILL');

@@ -18,13 +18,23 @@ function echoBackend(sock: string): { close: () => void } {
   const chans: Channel[] = [];
   const l = new native.Listener(native.listenUnix(sock, 8, 0o600), (_e, fd) => {
     if (fd === null) return;
-    const ch: Channel = new native.Channel(fd, 65536, (m) => {
-      if (m.readUInt32LE(0) === Request.GET_CONFIG) ch.send(encodeMessage(Request.GET_CONFIG, 5, m.subarray(12)));
-    }, () => {});
+    const ch: Channel = new native.Channel(
+      fd,
+      65536,
+      (m) => {
+        if (m.readUInt32LE(0) === Request.GET_CONFIG) ch.send(encodeMessage(Request.GET_CONFIG, 5, m.subarray(12)));
+      },
+      () => {},
+    );
     ch.start();
     chans.push(ch);
   });
-  return { close: () => { l.close(); for (const c of chans) c.close(); } };
+  return {
+    close: () => {
+      l.close();
+      for (const c of chans) c.close();
+    },
+  };
 }
 
 describe('permissions', () => {
@@ -34,11 +44,22 @@ describe('permissions', () => {
     const be = echoBackend(path.join(dir, 'be.sock'));
     const notices: string[] = [];
     const events: ProxyEvent[] = [];
-    const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), allowUids: [4242], emit: (e) => events.push(e), notice: (_l, m) => notices.push(m) });
+    const d = new ProxyDaemon({
+      listenPath: path.join(dir, 'fe.sock'),
+      connectPath: path.join(dir, 'be.sock'),
+      allowUids: [4242],
+      emit: (e) => events.push(e),
+      notice: (_l, m) => notices.push(m),
+    });
     d.start();
     expect(fs.statSync(path.join(dir, 'fe.sock')).mode & 0o777).toBe(0o600);
     let ended = false;
-    const ch = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => {}, () => (ended = true));
+    const ch = new native.Channel(
+      native.connectUnix(path.join(dir, 'fe.sock')),
+      65536,
+      () => {},
+      () => (ended = true),
+    );
     ch.start();
     await until(() => ended, 5000, 'the refusal');
     ch.close();
@@ -73,7 +94,12 @@ describe('disk full while recording', () => {
     const d = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: path.join(dir, 'be.sock'), emit: (e) => rec.onEvent(e) });
     d.start();
     let replies = 0;
-    const ch = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => replies++, () => {});
+    const ch = new native.Channel(
+      native.connectUnix(path.join(dir, 'fe.sock')),
+      65536,
+      () => replies++,
+      () => {},
+    );
     ch.start();
     const cfg = Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]), Buffer.alloc(256, 0x5a)]);
     for (let i = 0; i < 400; i++) {
@@ -113,7 +139,12 @@ describe('flight recorder on a full disk', () => {
     const cfg = Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]), Buffer.alloc(1024, 0x5a)]);
     const session = async (n: number): Promise<void> => {
       let replies = 0;
-      const ch = new native.Channel(native.connectUnix(path.join(dir, 'fe.sock')), 65536, () => replies++, () => {});
+      const ch = new native.Channel(
+        native.connectUnix(path.join(dir, 'fe.sock')),
+        65536,
+        () => replies++,
+        () => {},
+      );
       ch.start();
       for (let i = 0; i < n; i++) {
         ch.send(encodeMessage(Request.GET_CONFIG, 1, cfg));

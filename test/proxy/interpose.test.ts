@@ -39,22 +39,37 @@ async function rig(opts: Partial<DaemonOptions> = {}): Promise<Rig> {
   let beCh: Channel | undefined;
   const listener = new native.Listener(native.listenUnix(backendPath, 4, 0o600), (_e, fd) => {
     if (fd === null) return;
-    beCh = new native.Channel(fd, 65536, (msg, fds) => {
-      beGot.push({ msg, fds });
-      const code = msg.readUInt32LE(0);
-      if (code === Request.GET_PROTOCOL_FEATURES) beCh!.send(encodeMessage(code, 5, u64((1n << 3n) | (1n << 11n) | (1n << 14n))));
-      if (code === Request.GET_VRING_BASE) beCh!.send(encodeMessage(code, 5, Buffer.from([0, 0, 0, 0, 7, 0, 0, 0])));
-    }, () => {});
+    beCh = new native.Channel(
+      fd,
+      65536,
+      (msg, fds) => {
+        beGot.push({ msg, fds });
+        const code = msg.readUInt32LE(0);
+        if (code === Request.GET_PROTOCOL_FEATURES) beCh!.send(encodeMessage(code, 5, u64((1n << 3n) | (1n << 11n) | (1n << 14n))));
+        if (code === Request.GET_VRING_BASE) beCh!.send(encodeMessage(code, 5, Buffer.from([0, 0, 0, 0, 7, 0, 0, 0])));
+      },
+      () => {},
+    );
     beCh.start();
   });
   const events: ProxyEvent[] = [];
   const daemon = new ProxyDaemon({ listenPath, connectPath: backendPath, emit: (e) => events.push(e), ...opts });
   daemon.start();
-  const fe = new native.Channel(native.connectUnix(listenPath), 65536, (msg, fds) => feGot.push({ msg, fds }), () => {});
+  const fe = new native.Channel(
+    native.connectUnix(listenPath),
+    65536,
+    (msg, fds) => feGot.push({ msg, fds }),
+    () => {},
+  );
   fe.start();
   await until(() => beCh !== undefined);
   return {
-    fe, feGot, beGot, events, daemon, be: () => beCh!,
+    fe,
+    feGot,
+    beGot,
+    events,
+    daemon,
+    be: () => beCh!,
     done: () => {
       fe.close();
       daemon.stop();
@@ -157,7 +172,9 @@ describe('eventfd interposition', () => {
     const regions = sizes.map((size, i) => native.memfdCreate(`region${i}`, size));
     r.fe.send(encodeMessage(Request.SET_MEM_TABLE, 1, payload), regions);
     await until(() => r.beGot.length === 1);
-    expect(r.beGot[0].fds.map((fd) => native.fdInfo(fd))).toEqual(sizes.map((size, i) => expect.objectContaining({ kind: 'memfd', memfdName: `region${i}`, size })));
+    expect(r.beGot[0].fds.map((fd) => native.fdInfo(fd))).toEqual(
+      sizes.map((size, i) => expect.objectContaining({ kind: 'memfd', memfdName: `region${i}`, size })),
+    );
     expect(messages(r)[0].fds.map((f) => f.slot)).toEqual([0, 1, 2]);
     r.done();
     expect(openFds()).toBe(before);
@@ -186,7 +203,7 @@ describe('eventfd interposition', () => {
     expect(openFds()).toBe(before);
   });
 
-  it('--no-interpose passes the peers\' own eventfds and leaves the features alone', async () => {
+  it("--no-interpose passes the peers' own eventfds and leaves the features alone", async () => {
     const before = openFds();
     const r = await rig({ interpose: false });
     expect((r.events[0] as SessionStartEvent).interpose).toBe(false);
@@ -214,7 +231,9 @@ describe('eventfd interposition', () => {
       await until(() => notices.some((n) => n.fields?.relayCpu !== undefined), 5000, 'the placement notice');
       const n = notices.find((x) => x.fields?.relayCpu !== undefined)!;
       expect(n.fields?.relayCpu).toBe(cpu);
-      expect(n.msg).toContain(`relay thread moved to CPU ${cpu}, both peers may run only on CPU ${cpu} (pids ${process.pid}, ${process.pid}), and so may this daemon`);
+      expect(n.msg).toContain(
+        `relay thread moved to CPU ${cpu}, both peers may run only on CPU ${cpu} (pids ${process.pid}, ${process.pid}), and so may this daemon`,
+      );
       r.done();
     } finally {
       execFileSync('taskset', ['-a', '-p', '-c', before, String(process.pid)], { stdio: 'ignore' });

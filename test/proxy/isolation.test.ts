@@ -23,25 +23,41 @@ function echoBackend(sock: string): { close: () => void; chans: Channel[] } {
   const chans: Channel[] = [];
   const l = new native.Listener(native.listenUnix(sock, 16, 0o600), (_e, fd) => {
     if (fd === null) return;
-    const ch: Channel = new native.Channel(fd, 65536, (m, fds) => {
-      for (const f of fds) native.close(f);
-      const code = m.readUInt32LE(0);
-      if (code === Request.GET_FEATURES) {
-        try {
-          ch.send(encodeMessage(code, 5, u64(1n << 32n)));
-        } catch {
-          /* the proxy closed the session */
+    const ch: Channel = new native.Channel(
+      fd,
+      65536,
+      (m, fds) => {
+        for (const f of fds) native.close(f);
+        const code = m.readUInt32LE(0);
+        if (code === Request.GET_FEATURES) {
+          try {
+            ch.send(encodeMessage(code, 5, u64(1n << 32n)));
+          } catch {
+            /* the proxy closed the session */
+          }
         }
-      }
-    }, () => {});
+      },
+      () => {},
+    );
     ch.start();
     chans.push(ch);
   });
-  return { chans, close: () => { l.close(); for (const c of chans) c.close(); } };
+  return {
+    chans,
+    close: () => {
+      l.close();
+      for (const c of chans) c.close();
+    },
+  };
 }
 
 function frontend(sock: string, got: Buffer[]): Channel {
-  const ch = new native.Channel(native.connectUnix(sock), 65536, (m) => got.push(m), () => {});
+  const ch = new native.Channel(
+    native.connectUnix(sock),
+    65536,
+    (m) => got.push(m),
+    () => {},
+  );
   ch.start();
   return ch;
 }
@@ -124,7 +140,9 @@ describe('a failure in one session stays in it', () => {
     await until(() => events.some((e) => e.type === 'message' && e.session === 1 && e.decoded.name === 'SET_VRING_KICK'), 5000, 'the kick fd to be interposed');
     native.eventfdWrite(kick, 1); // relayed on the relay thread, reported from the drain timer
     await until(() => events.some((e) => e.type === 'session-end' && e.session === 1), 5000, 'session 1 to end');
-    expect((events.find((e) => e.type === 'session-end') as SessionEndEvent).reason).toBe('internal error in a relayed notification: sink failed on notification');
+    expect((events.find((e) => e.type === 'session-end') as SessionEndEvent).reason).toBe(
+      'internal error in a relayed notification: sink failed on notification',
+    );
     const got2: Buffer[] = [];
     const fe2 = frontend(path.join(dir, 'fe.sock'), got2);
     fe2.send(encodeMessage(Request.GET_FEATURES, 1));
@@ -148,7 +166,9 @@ describe('a pair the relay cannot take', () => {
     fe.send(encodeMessage(Request.SET_VRING_KICK, 1, u64(0n)), [native.memfdCreate('not-an-eventfd', 4096)]);
     fe.send(encodeMessage(Request.GET_FEATURES, 1));
     await until(() => got.length === 1, 5000, 'the session to forward after it');
-    expect(events.filter((e) => e.type === 'notice').map((e) => (e as { msg: string }).msg)).toContainEqual('SET_VRING_KICK vring 0 carries a memfd, not an eventfd: forwarded as it came, not interposed (its notifications are neither relayed nor timed)');
+    expect(events.filter((e) => e.type === 'notice').map((e) => (e as { msg: string }).msg)).toContainEqual(
+      'SET_VRING_KICK vring 0 carries a memfd, not an eventfd: forwarded as it came, not interposed (its notifications are neither relayed nor timed)',
+    );
     const kick = events.find((e): e is MessageEvent => e.type === 'message' && e.decoded.request === Request.SET_VRING_KICK)!;
     expect(kick.interposed).toBeFalsy();
     expect(events.some((e) => e.type === 'session-end')).toBe(false);
@@ -167,13 +187,18 @@ describe('MSI-X churn', () => {
     let calls = 0;
     const l = new native.Listener(native.listenUnix(path.join(dir, 'be.sock'), 4, 0o600), (_e, fd) => {
       if (fd === null) return;
-      const ch = new native.Channel(fd, 65536, (_m, fds) => {
-        for (const f of fds) {
-          native.eventfdWrite(f, 1);
-          native.close(f);
-          calls++;
-        }
-      }, () => {});
+      const ch = new native.Channel(
+        fd,
+        65536,
+        (_m, fds) => {
+          for (const f of fds) {
+            native.eventfdWrite(f, 1);
+            native.close(f);
+            calls++;
+          }
+        },
+        () => {},
+      );
       ch.start();
       chans.push(ch);
     });

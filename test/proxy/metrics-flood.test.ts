@@ -19,7 +19,9 @@ const fdsOf = (pid: number): number => fs.readdirSync(`/proc/${pid}/fd`).length;
 /** a scrape (curl, its own process) answered 200 */
 function scrapeAnswered(port: number): boolean {
   try {
-    return execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${port}/metrics`], { encoding: 'utf8', timeout: 5000 }) === '200';
+    return (
+      execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${port}/metrics`], { encoding: 'utf8', timeout: 5000 }) === '200'
+    );
   } catch {
     return false;
   }
@@ -29,7 +31,12 @@ describe('the metrics endpoint under a connection flood', () => {
   it('10 000 idle connections: the daemon holds at most its bound of them, and scrapes work again after', async () => {
     const dir = tmpDir('metrics-flood');
     const port = await freePort();
-    const proxy = await startProxy({ listen: path.join(dir, 'fe.sock'), connect: path.join(dir, 'be.sock'), args: ['--metrics', `127.0.0.1:${port}`, '--no-control'], logFile: path.join(dir, 'proxy.log') });
+    const proxy = await startProxy({
+      listen: path.join(dir, 'fe.sock'),
+      connect: path.join(dir, 'be.sock'),
+      args: ['--metrics', `127.0.0.1:${port}`, '--no-control'],
+      logFile: path.join(dir, 'proxy.log'),
+    });
     const sockets: net.Socket[] = [];
     try {
       await until(() => scrapeAnswered(port), 20_000, 'the endpoint');

@@ -24,7 +24,12 @@ describe('relay threads', () => {
     try {
       for (let i = 0; i < 3; i++) {
         const hs = frontendHandshake(2);
-        const ch = new native.Channel(native.connectUnix(listenPath), 65536, () => undefined, () => undefined);
+        const ch = new native.Channel(
+          native.connectUnix(listenPath),
+          65536,
+          () => undefined,
+          () => undefined,
+        );
         ch.start();
         for (const m of hs.messages) ch.send(m.msg, m.fds);
         fronts.push({ ch, kicks: hs.kicks, calls: hs.calls, sent: hs.messages.length });
@@ -37,10 +42,12 @@ describe('relay threads', () => {
       fronts.forEach((f, i) => f.kicks.forEach((k, v) => native.eventfdWrite(k, i * 10 + v + 1)));
       const got = new Map<string, bigint>();
       await until(() => {
-        conns.forEach((c, i) => c.kicks.forEach((fd, v) => {
-          const n = native.eventfdRead(fd);
-          if (n !== null) got.set(`${i}/${v}`, (got.get(`${i}/${v}`) ?? 0n) + BigInt(n));
-        }));
+        conns.forEach((c, i) =>
+          c.kicks.forEach((fd, v) => {
+            const n = native.eventfdRead(fd);
+            if (n !== null) got.set(`${i}/${v}`, (got.get(`${i}/${v}`) ?? 0n) + BigInt(n));
+          }),
+        );
         return got.size === 6;
       });
       expect(Object.fromEntries(got)).toEqual({ '0/0': 1n, '0/1': 2n, '1/0': 11n, '1/1': 12n, '2/0': 21n, '2/1': 22n });
@@ -59,13 +66,31 @@ describe('relay threads', () => {
       backend.close();
       for (const f of fronts) for (const fd of [...f.kicks, ...f.calls]) native.close(fd);
     }
-    await until(() => openFds() === before, 5000, "every fd closed");
+    await until(() => openFds() === before, 5000, 'every fd closed');
   });
 
   it('sums relay figures bucket by bucket', () => {
-    const one = { threadCpuNs: 5, notifications: 2, droppedEvents: 0, pairs: 1, niceApplied: true, droppedSnapshots: 1, transitBuckets: [1, 2], transitSumNs: 10 };
+    const one = {
+      threadCpuNs: 5,
+      notifications: 2,
+      droppedEvents: 0,
+      pairs: 1,
+      niceApplied: true,
+      droppedSnapshots: 1,
+      transitBuckets: [1, 2],
+      transitSumNs: 10,
+    };
     const two = { ...one, notifications: 3, niceApplied: false, transitBuckets: [0, 1, 4], transitSumNs: 7 };
-    expect(sumRelayStats([one, two])).toEqual({ threadCpuNs: 10, notifications: 5, droppedEvents: 0, pairs: 2, niceApplied: false, droppedSnapshots: 2, transitBuckets: [1, 3, 4], transitSumNs: 17 });
+    expect(sumRelayStats([one, two])).toEqual({
+      threadCpuNs: 10,
+      notifications: 5,
+      droppedEvents: 0,
+      pairs: 2,
+      niceApplied: false,
+      droppedSnapshots: 2,
+      transitBuckets: [1, 3, 4],
+      transitSumNs: 17,
+    });
     expect(sumRelayStats([])).toBeUndefined();
   });
 });

@@ -23,11 +23,26 @@ describe('proxy service', () => {
     const dir = tmpDir('service');
     const lines: Record<string, unknown>[] = [];
     const out = new PassThrough();
-    out.on('data', (b: Buffer) => lines.push(...b.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)));
+    out.on('data', (b: Buffer) =>
+      lines.push(
+        ...b
+          .toString()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, unknown>),
+      ),
+    );
     const { logger } = createLogger('json', { stream: out });
     const conns: BackendConn[] = [];
     const backend = syntheticBackend(native.listenUnix(path.join(dir, 'be.sock'), 8, 0o600), (c) => conns.push(c));
-    const device = (name: string): DeviceConfig => ({ name, listen: path.join(dir, `${name}.sock`), connect: path.join(dir, 'be.sock'), daemon: {}, device: 'net', control: path.join(dir, `${name}.ctl`) });
+    const device = (name: string): DeviceConfig => ({
+      name,
+      listen: path.join(dir, `${name}.sock`),
+      connect: path.join(dir, 'be.sock'),
+      daemon: {},
+      device: 'net',
+      control: path.join(dir, `${name}.ctl`),
+    });
     const service = new ProxyService(
       {
         devices: [device('a'), device('b')],
@@ -43,7 +58,12 @@ describe('proxy service', () => {
       await service.start();
       for (const name of ['a', 'b']) {
         const hs = frontendHandshake(1);
-        const ch = new native.Channel(native.connectUnix(path.join(dir, `${name}.sock`)), 65536, () => undefined, () => undefined);
+        const ch = new native.Channel(
+          native.connectUnix(path.join(dir, `${name}.sock`)),
+          65536,
+          () => undefined,
+          () => undefined,
+        );
         ch.start();
         for (const m of hs.messages) ch.send(m.msg, m.fds);
         fronts.push({ ch, fds: [...hs.kicks, ...hs.calls] });
@@ -61,7 +81,12 @@ describe('proxy service', () => {
       // a reload replaces the rules from files; a rule given on its own stays
       const r = service.reloadRules(parseFaultSpec('drop SET_VRING_KICK'));
       expect(r.removed).toHaveLength(1);
-      expect(service.faults!.list().map((x) => x.text).sort()).toEqual(['delay GET_PROTOCOL_FEATURES ms=1', 'drop SET_VRING_KICK']);
+      expect(
+        service
+          .faults!.list()
+          .map((x) => x.text)
+          .sort(),
+      ).toEqual(['delay GET_PROTOCOL_FEATURES ms=1', 'drop SET_VRING_KICK']);
     } finally {
       for (const f of fronts) f.ch.close();
       await service.stop('test over');

@@ -26,14 +26,19 @@ const backend = new native.Listener(native.listenUnix(backendPath, 16, 0o600), (
   if (fd === null) return;
   const conn: FakeBackendConn = { ch: undefined as unknown as Channel, got: [], ended: false };
   const n = backendConns.length + 1;
-  conn.ch = new native.Channel(fd, 65536, (msg, fds) => {
-    conn.got.push({ msg, fds });
-    if (msg.readUInt32LE(0) === 1) {
-      const p = Buffer.alloc(8);
-      p.writeBigUInt64LE(BigInt(n)); // each backend connection answers with its own number
-      conn.ch.send(encodeMessage(1, 5, p));
-    }
-  }, () => (conn.ended = true));
+  conn.ch = new native.Channel(
+    fd,
+    65536,
+    (msg, fds) => {
+      conn.got.push({ msg, fds });
+      if (msg.readUInt32LE(0) === 1) {
+        const p = Buffer.alloc(8);
+        p.writeBigUInt64LE(BigInt(n)); // each backend connection answers with its own number
+        conn.ch.send(encodeMessage(1, 5, p));
+      }
+    },
+    () => (conn.ended = true),
+  );
   conn.ch.start();
   backendConns.push(conn);
 });
@@ -53,7 +58,12 @@ afterAll(() => {
 function frontend(): { ch: Channel; replies: Buffer[]; ended: () => boolean } {
   const replies: Buffer[] = [];
   let ended = false;
-  const ch = new native.Channel(native.connectUnix(listenPath), 65536, (m) => replies.push(m), () => (ended = true));
+  const ch = new native.Channel(
+    native.connectUnix(listenPath),
+    65536,
+    (m) => replies.push(m),
+    () => (ended = true),
+  );
   ch.start();
   return { ch, replies, ended: () => ended };
 }

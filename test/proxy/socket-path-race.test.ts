@@ -48,7 +48,11 @@ function stopRacer(r: ChildProcess, stop: string): Promise<number> {
 }
 
 async function startRacer(dir: string, name: string, target: string): Promise<ChildProcess> {
-  const r = spawn('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '-e', RACER, dir, name, target, `${path.dirname(dir)}/stop`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const r = spawn(
+    'setpriv',
+    [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '-e', RACER, dir, name, target, `${path.dirname(dir)}/stop`],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   racers.push(r);
   await new Promise((res) => setTimeout(res, 300)); // node's start-up, as nobody
   expect(r.exitCode).toBeNull();
@@ -73,7 +77,7 @@ const ownedByRoot = (f: string): boolean => {
 };
 
 describe('creating a socket in a directory another user can write', () => {
-  it('control: the racer turns a bind-then-chown at the path into a chown of root\'s file', async () => {
+  it("control: the racer turns a bind-then-chown at the path into a chown of root's file", async () => {
     const { dir, victim } = scene();
     await startRacer(dir, 'vhost.sock', victim);
     const p = path.join(dir, 'vhost.sock');

@@ -37,69 +37,110 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: 'a blocking pipe nobody reads, as a call fd', request: Request.SET_VRING_CALL, kind: 'a pipe', make: () => {
-    const [r, w] = native.pipe();
-    return [w, [r]];
-  } },
-  { name: 'a socket nobody services, as a call fd', request: Request.SET_VRING_CALL, kind: 'a socket', make: () => {
-    const [a, b] = native.socketpair();
-    return [a, [b]];
-  } },
-  { name: 'a regular file, as a kick fd', request: Request.SET_VRING_KICK, kind: 'a file', make: (dir) => [fs.openSync(path.join(dir, 'not-an-eventfd'), 'w+'), []] },
+  {
+    name: 'a blocking pipe nobody reads, as a call fd',
+    request: Request.SET_VRING_CALL,
+    kind: 'a pipe',
+    make: () => {
+      const [r, w] = native.pipe();
+      return [w, [r]];
+    },
+  },
+  {
+    name: 'a socket nobody services, as a call fd',
+    request: Request.SET_VRING_CALL,
+    kind: 'a socket',
+    make: () => {
+      const [a, b] = native.socketpair();
+      return [a, [b]];
+    },
+  },
+  {
+    name: 'a regular file, as a kick fd',
+    request: Request.SET_VRING_KICK,
+    kind: 'a file',
+    make: (dir) => [fs.openSync(path.join(dir, 'not-an-eventfd'), 'w+'), []],
+  },
   // the back-end request channel is polled as a socket: anything else (uv_poll refuses a file) goes through
-  { name: 'a pipe, as the back-end request channel', request: Request.SET_BACKEND_REQ_FD, kind: 'a pipe', notice: 'SET_BACKEND_REQ_FD carries a pipe, not a socket: forwarded as it came, not interposed', make: () => {
-    const [r, w] = native.pipe();
-    return [w, [r]];
-  } },
-  { name: 'a regular file, as the back-end request channel', request: Request.SET_BACKEND_REQ_FD, kind: 'a file', notice: 'SET_BACKEND_REQ_FD carries a file, not a socket: forwarded as it came, not interposed', make: (dir) => [fs.openSync(path.join(dir, 'not-a-socket'), 'w+'), []] },
+  {
+    name: 'a pipe, as the back-end request channel',
+    request: Request.SET_BACKEND_REQ_FD,
+    kind: 'a pipe',
+    notice: 'SET_BACKEND_REQ_FD carries a pipe, not a socket: forwarded as it came, not interposed',
+    make: () => {
+      const [r, w] = native.pipe();
+      return [w, [r]];
+    },
+  },
+  {
+    name: 'a regular file, as the back-end request channel',
+    request: Request.SET_BACKEND_REQ_FD,
+    kind: 'a file',
+    notice: 'SET_BACKEND_REQ_FD carries a file, not a socket: forwarded as it came, not interposed',
+    make: (dir) => [fs.openSync(path.join(dir, 'not-a-socket'), 'w+'), []],
+  },
 ];
 
 describe('an fd of the wrong kind where an eventfd or a socket goes', () => {
-  it.each(CASES)('$name: passed through untouched, the daemon never blocks on it, SIGTERM ends it', async (c) => {
-    const dir = tmpDir('wrongfd');
-    const be = path.join(dir, 'be.sock');
-    const fe = path.join(dir, 'fe.sock');
-    const got: { code: number; fds: number[] }[] = [];
-    let beCh: Channel | undefined;
-    const backend = new native.Listener(native.listenUnix(be, 4, 0o600), (_e, fd) => {
-      if (fd === null) return;
-      beCh = new native.Channel(fd, 65536, (m, fds) => {
-        got.push({ code: m.readUInt32LE(0), fds });
-        if (m.readUInt32LE(0) === Request.GET_FEATURES) beCh!.send(encodeMessage(Request.GET_FEATURES, 5, u64(1n << 32n)));
-      }, () => {});
-      beCh.start();
-    });
-    const proxy: Peer = await startProxy({ listen: fe, connect: be, args: ['--no-control'], logFile: path.join(dir, 'proxy.log') });
-    const replies: Buffer[] = [];
-    const feCh = new native.Channel(native.connectUnix(fe), 65536, (m) => replies.push(m), () => {});
-    feCh.start();
-    const [sent, kept] = c.make(dir);
-    const sentIno = fs.fstatSync(sent).ino;
-    cleanups.push(() => {
-      proxy.kill('SIGKILL');
-      feCh.close();
-      beCh?.close();
-      backend.close();
-      for (const fd of kept) native.close(fd);
-      for (const g of got) for (const fd of g.fds) native.close(fd);
-    });
-    feCh.send(encodeMessage(c.request, 1, u64(0n)), [sent]);
-    await until(() => got.length === 1, 10_000, 'the notification fd at the back-end');
-    const received = got[0].fds[0];
-    // the back-end signals what it got as hard as it likes: an eventfd of the proxy's would be
-    // relayed into the peer's fd (never blocks the test: an eventfd write does not block)
-    if (native.fdInfo(received).kind === 'eventfd') for (let i = 0; i < 30_000; i++) native.eventfdWrite(received, 1);
-    // the daemon still forwards, both ways
-    feCh.send(encodeMessage(Request.GET_FEATURES, 1));
-    await until(() => replies.length === 1, 10_000, 'GET_FEATURES answered through the daemon');
-    expect(replies[0].readBigUInt64LE(HEADER_SIZE)).toBe(1n << 32n);
-    // what the back-end got is the front-end's own object, not one of the proxy's
-    expect(fs.fstatSync(received).ino).toBe(sentIno);
-    const t0 = Date.now();
-    proxy.kill('SIGTERM');
-    expect(await proxy.waitExit(2000)).toBe(0);
-    expect(Date.now() - t0).toBeLessThan(2000);
-    const log = fs.readFileSync(path.join(dir, 'proxy.log'), 'utf8');
-    expect(log).toContain(c.notice ?? `vring 0 carries ${c.kind}, not an eventfd: forwarded as it came, not interposed`);
-  }, 30_000);
+  it.each(CASES)(
+    '$name: passed through untouched, the daemon never blocks on it, SIGTERM ends it',
+    async (c) => {
+      const dir = tmpDir('wrongfd');
+      const be = path.join(dir, 'be.sock');
+      const fe = path.join(dir, 'fe.sock');
+      const got: { code: number; fds: number[] }[] = [];
+      let beCh: Channel | undefined;
+      const backend = new native.Listener(native.listenUnix(be, 4, 0o600), (_e, fd) => {
+        if (fd === null) return;
+        beCh = new native.Channel(
+          fd,
+          65536,
+          (m, fds) => {
+            got.push({ code: m.readUInt32LE(0), fds });
+            if (m.readUInt32LE(0) === Request.GET_FEATURES) beCh!.send(encodeMessage(Request.GET_FEATURES, 5, u64(1n << 32n)));
+          },
+          () => {},
+        );
+        beCh.start();
+      });
+      const proxy: Peer = await startProxy({ listen: fe, connect: be, args: ['--no-control'], logFile: path.join(dir, 'proxy.log') });
+      const replies: Buffer[] = [];
+      const feCh = new native.Channel(
+        native.connectUnix(fe),
+        65536,
+        (m) => replies.push(m),
+        () => {},
+      );
+      feCh.start();
+      const [sent, kept] = c.make(dir);
+      const sentIno = fs.fstatSync(sent).ino;
+      cleanups.push(() => {
+        proxy.kill('SIGKILL');
+        feCh.close();
+        beCh?.close();
+        backend.close();
+        for (const fd of kept) native.close(fd);
+        for (const g of got) for (const fd of g.fds) native.close(fd);
+      });
+      feCh.send(encodeMessage(c.request, 1, u64(0n)), [sent]);
+      await until(() => got.length === 1, 10_000, 'the notification fd at the back-end');
+      const received = got[0].fds[0];
+      // the back-end signals what it got as hard as it likes: an eventfd of the proxy's would be
+      // relayed into the peer's fd (never blocks the test: an eventfd write does not block)
+      if (native.fdInfo(received).kind === 'eventfd') for (let i = 0; i < 30_000; i++) native.eventfdWrite(received, 1);
+      // the daemon still forwards, both ways
+      feCh.send(encodeMessage(Request.GET_FEATURES, 1));
+      await until(() => replies.length === 1, 10_000, 'GET_FEATURES answered through the daemon');
+      expect(replies[0].readBigUInt64LE(HEADER_SIZE)).toBe(1n << 32n);
+      // what the back-end got is the front-end's own object, not one of the proxy's
+      expect(fs.fstatSync(received).ino).toBe(sentIno);
+      const t0 = Date.now();
+      proxy.kill('SIGTERM');
+      expect(await proxy.waitExit(2000)).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(2000);
+      const log = fs.readFileSync(path.join(dir, 'proxy.log'), 'utf8');
+      expect(log).toContain(c.notice ?? `vring 0 carries ${c.kind}, not an eventfd: forwarded as it came, not interposed`);
+    },
+    30_000,
+  );
 });

@@ -16,16 +16,49 @@ import { readRecording } from '../../src/recording/reader';
 import type { HeaderRecord, MessageRecord } from '../../src/recording/records';
 import { tmpDir } from '../helpers';
 
-const start = (id: number): ProxyEvent => ({ type: 'session-start', ts: 0n, session: id, listenPath: '/l', connectPath: '/c', frontend: 'auto', interpose: true, peers: {} });
-const end = (id: number, reason = 'the frontend closed the connection'): ProxyEvent => ({ type: 'session-end', ts: 1n, session: id, reason, by: 'frontend', messages: { 'F>B': 0, 'B>F': 0 }, fdsForwarded: 0, vrings: [], relayPairs: [] });
+const start = (id: number): ProxyEvent => ({
+  type: 'session-start',
+  ts: 0n,
+  session: id,
+  listenPath: '/l',
+  connectPath: '/c',
+  frontend: 'auto',
+  interpose: true,
+  peers: {},
+});
+const end = (id: number, reason = 'the frontend closed the connection'): ProxyEvent => ({
+  type: 'session-end',
+  ts: 1n,
+  session: id,
+  reason,
+  by: 'frontend',
+  messages: { 'F>B': 0, 'B>F': 0 },
+  fdsForwarded: 0,
+  vrings: [],
+  relayPairs: [],
+});
 /** a 1 KiB SET_CONFIG-sized message, numbered in its payload */
 const message = (id: number, n: number): ProxyEvent => {
   const payload = Buffer.alloc(1024);
   payload.writeUInt32LE(n);
-  return { type: 'message', ts: BigInt(n), session: id, channel: 'main', sender: 'frontend', dir: 'F>B', raw: encodeMessage(Request.SET_CONFIG, 1, payload), decoded: undefined as never, fds: [], findings: [] };
+  return {
+    type: 'message',
+    ts: BigInt(n),
+    session: id,
+    channel: 'main',
+    sender: 'frontend',
+    dir: 'F>B',
+    raw: encodeMessage(Request.SET_CONFIG, 1, payload),
+    decoded: undefined as never,
+    fds: [],
+    findings: [],
+  };
 };
 const flight = (o: Partial<FlightOptions>): FlightOptions => ({ segmentBytes: 16 << 10, segmentMs: 600_000, pinBeforeMs: 60_000, pinAfterMs: 10_000, ...o });
-const numbers = (file: string): number[] => readRecording(file).records.filter((r): r is MessageRecord => r.type === 'message').map((r) => r.raw.readUInt32LE(12));
+const numbers = (file: string): number[] =>
+  readRecording(file)
+    .records.filter((r): r is MessageRecord => r.type === 'message')
+    .map((r) => r.raw.readUInt32LE(12));
 
 describe('flight recorder', () => {
   it('rotates a session into segment files that each read on their own, losing no message', async () => {
@@ -54,7 +87,7 @@ describe('flight recorder', () => {
     expect(readRecording(segs.at(-1)!.file).records.at(-1)?.type).toBe('session-end');
   });
 
-  it('keeps the directory within --keep: oldest unpinned segments go, a live session\'s first segment and pinned windows stay', async () => {
+  it("keeps the directory within --keep: oldest unpinned segments go, a live session's first segment and pinned windows stay", async () => {
     const dir = tmpDir('flight-keep') + '/';
     const rec = new Recorder(dir, { flight: flight({ keepBytes: 64 << 10 }) });
     rec.onEvent(start(1)); // lives through everything
@@ -85,7 +118,7 @@ describe('flight recorder', () => {
     expect(listing).toMatch(/pin 1: .* of .*-s2: fault rule r1 \(drop SET_CONFIG\): drop/);
   });
 
-  it('reads each segment\'s header once per file (a cache across sweeps), and a file without a header yet again', () => {
+  it("reads each segment's header once per file (a cache across sweeps), and a file without a header yet again", () => {
     const dir = tmpDir('flight-starts');
     const withHeader = (file: string, wallClockMs: number): void => {
       const header = { type: 'header', format: 'vhostscope', version: 1, host: { wallClockMs }, argv: [] } as unknown as HeaderRecord;
@@ -100,10 +133,19 @@ describe('flight recorder', () => {
     expect(starts.size).toBe(1); // b is not cached: its header is still to come
     // a's header rewritten in place (same inode): the cached start stands, an uncached listing reads it
     const fd = fs.openSync(a, 'r+');
-    fs.writeSync(fd, encodeFrame({ type: 'header', format: 'vhostscope', version: 1, host: { wallClockMs: 2_000 }, argv: [] } as unknown as HeaderRecord), 0, undefined, 0);
+    fs.writeSync(
+      fd,
+      encodeFrame({ type: 'header', format: 'vhostscope', version: 1, host: { wallClockMs: 2_000 }, argv: [] } as unknown as HeaderRecord),
+      0,
+      undefined,
+      0,
+    );
     fs.closeSync(fd);
     withHeader(b, 3_000);
-    expect(listSegments(dir, starts).map((s) => [path.basename(s.file), s.startMs])).toEqual([['x-s1.vhsrec', 1_000], ['x-s2.vhsrec', 3_000]]);
+    expect(listSegments(dir, starts).map((s) => [path.basename(s.file), s.startMs])).toEqual([
+      ['x-s1.vhsrec', 1_000],
+      ['x-s2.vhsrec', 3_000],
+    ]);
     expect(listSegments(dir).map((s) => s.startMs)).toEqual([2_000, 3_000]);
     fs.unlinkSync(a);
     expect(listSegments(dir, starts)).toHaveLength(1);
@@ -118,10 +160,16 @@ describe('flight recorder', () => {
     const c = book.pin('fault rule r1', 'x-s1', 20_000); // far after: a new pin
     expect([a.id, b.id, c.id]).toEqual([1, 1, 2]);
     expect(b.toMs).toBe(11_500);
-    expect(readPins(dir).map((p) => [p.id, p.toMs])).toEqual([[1, 11_500], [2, 21_000]]);
+    expect(readPins(dir).map((p) => [p.id, p.toMs])).toEqual([
+      [1, 11_500],
+      [2, 21_000],
+    ]);
     expect(new PinBook(dir).list().map((p) => p.id)).toEqual([1, 2]); // from the file, as a restarted daemon sees it
     // two closed segments, each pinned, together over the bound
-    for (const [name, t] of [['x-s1', 10_000], ['y-s1', 20_000]] as const) {
+    for (const [name, t] of [
+      ['x-s1', 10_000],
+      ['y-s1', 20_000],
+    ] as const) {
       const f = segmentFile(dir, name, 0);
       fs.writeFileSync(f, Buffer.alloc(10_000));
       fs.utimesSync(f, t / 1000, t / 1000);
@@ -135,7 +183,7 @@ describe('flight recorder', () => {
     expect(readPins(dir).map((p) => p.id)).toEqual([2, 3]);
   });
 
-  it('sweeps thousands of segments under hundreds of pins asking each segment only its own session\'s pins', () => {
+  it("sweeps thousands of segments under hundreds of pins asking each segment only its own session's pins", () => {
     const dir = tmpDir('flight-many');
     const book = new PinBook(dir, 1000, 1000);
     for (let i = 0; i < 300; i++) book.pin(`error ${i}`, `x-s${i}`, 10_000 + i);
@@ -159,12 +207,12 @@ describe('flight recorder', () => {
     expect(lists).toBeLessThan(10);
   });
 
-  it('spaces sweeps by nine times the last one\'s duration: retention takes at most a tenth of the loop', () => {
+  it("spaces sweeps by nine times the last one's duration: retention takes at most a tenth of the loop", () => {
     expect(sweepIntervalMs(0)).toBe(1000);
     expect(sweepIntervalMs(100)).toBe(1000);
     expect(sweepIntervalMs(400)).toBe(3600);
     const took = 2000;
-    expect(took / (sweepIntervalMs(took))).toBeLessThanOrEqual(0.25);
+    expect(took / sweepIntervalMs(took)).toBeLessThanOrEqual(0.25);
     expect(took / (took + sweepIntervalMs(took))).toBeLessThanOrEqual(0.1);
   });
 

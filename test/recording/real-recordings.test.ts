@@ -11,7 +11,10 @@ import type { MessageEvent } from '../../src/events/events';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
 
 const DIR = path.resolve(__dirname, '..', '..', 'recordings');
-const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.vhsrec')).sort();
+const files = fs
+  .readdirSync(DIR)
+  .filter((f) => f.endsWith('.vhsrec'))
+  .sort();
 
 const expected: Record<string, { sessions: number; requests: string[]; notes?: string }> = {
   'dpdk-net-txonly.vhsrec': { sessions: 1, requests: ['SET_OWNER', 'SET_MEM_TABLE', 'SET_VRING_KICK', 'SET_STATUS', 'GET_VRING_BASE'] },
@@ -52,7 +55,9 @@ describe('recordings of real sessions', () => {
       expect(s.messages).toEqual(end.messages);
       expect(s.features.protocolInUse).toContain('REPLY_ACK');
       // notifications recorded = notifications the session end counted
-      const counted = (scan.records.find((r) => r.type === 'session-end' && r.session === s.session) as { vrings: { kicks: number; calls: number; errs: number }[] }).vrings.reduce((n, v) => n + v.kicks + v.calls + v.errs, 0);
+      const counted = (
+        scan.records.find((r) => r.type === 'session-end' && r.session === s.session) as { vrings: { kicks: number; calls: number; errs: number }[] }
+      ).vrings.reduce((n, v) => n + v.kicks + v.calls + v.errs, 0);
       expect(Object.values(s.notifications).reduce((n, v) => n + v.events, 0)).toBe(counted);
     }
     // every fd that came with a message was identified

@@ -22,19 +22,51 @@ const u64 = (v: bigint): Buffer => {
 /** A small but complete session: handshake messages, fds, notifications, end. */
 function session(id: number, t: bigint): ProxyEvent[] {
   const msg = (dt: bigint, dir: 'F>B' | 'B>F', raw: Buffer, fds: ProxyEvent[] = []): ProxyEvent => ({
-    type: 'message', ts: t + dt, session: id, channel: 'main', sender: dir === 'F>B' ? 'frontend' : 'backend', dir, raw,
-    decoded: undefined as never, fds: fds as never, findings: [],
+    type: 'message',
+    ts: t + dt,
+    session: id,
+    channel: 'main',
+    sender: dir === 'F>B' ? 'frontend' : 'backend',
+    dir,
+    raw,
+    decoded: undefined as never,
+    fds: fds as never,
+    findings: [],
   });
   const ev: ProxyEvent[] = [
-    { type: 'session-start', ts: t, session: id, listenPath: '/l', connectPath: '/c', frontend: 'auto', interpose: true, peers: { listen: { pid: 1, uid: 0, exe: '/usr/bin/qemu' } } },
+    {
+      type: 'session-start',
+      ts: t,
+      session: id,
+      listenPath: '/l',
+      connectPath: '/c',
+      frontend: 'auto',
+      interpose: true,
+      peers: { listen: { pid: 1, uid: 0, exe: '/usr/bin/qemu' } },
+    },
     msg(1000n, 'F>B', encodeMessage(Request.GET_FEATURES, 1)),
     msg(2000n, 'B>F', encodeMessage(Request.GET_FEATURES, 5, u64((1n << 30n) | (1n << 32n)))),
     msg(3000n, 'F>B', encodeMessage(Request.GET_PROTOCOL_FEATURES, 1)),
-    { ...(msg(4000n, 'B>F', encodeMessage(Request.GET_PROTOCOL_FEATURES, 5, u64(0x8n))) as object), received: encodeMessage(Request.GET_PROTOCOL_FEATURES, 5, u64(0x808n)), masked: ['HOST_NOTIFIER'] } as ProxyEvent,
+    {
+      ...(msg(4000n, 'B>F', encodeMessage(Request.GET_PROTOCOL_FEATURES, 5, u64(0x8n))) as object),
+      received: encodeMessage(Request.GET_PROTOCOL_FEATURES, 5, u64(0x808n)),
+      masked: ['HOST_NOTIFIER'],
+    } as ProxyEvent,
     msg(5000n, 'F>B', encodeMessage(Request.SET_VRING_KICK, 1, u64(1n)), [{ slot: 0, kind: 'eventfd', eventfdId: 42 }] as never),
   ];
-  for (let i = 0; i < 10; i++) ev.push({ type: 'notification', ts: t + 10_000n + BigInt(i) * 1500n, session: id, vring: 1, kind: i % 2 ? 'call' : 'kick', count: 1 });
-  ev.push({ type: 'session-end', ts: t + 50_000n, session: id, reason: 'the frontend closed the connection', by: 'frontend', messages: { 'F>B': 3, 'B>F': 2 }, fdsForwarded: 1, vrings: [], relayPairs: [] });
+  for (let i = 0; i < 10; i++)
+    ev.push({ type: 'notification', ts: t + 10_000n + BigInt(i) * 1500n, session: id, vring: 1, kind: i % 2 ? 'call' : 'kick', count: 1 });
+  ev.push({
+    type: 'session-end',
+    ts: t + 50_000n,
+    session: id,
+    reason: 'the frontend closed the connection',
+    by: 'frontend',
+    messages: { 'F>B': 3, 'B>F': 2 },
+    fdsForwarded: 1,
+    vrings: [],
+    relayPairs: [],
+  });
   return ev;
 }
 
@@ -46,7 +78,17 @@ describe('recording', () => {
     await rec.close();
     const scan = readRecording(file);
     expect(scan.torn).toBeUndefined();
-    expect(scan.records.map((r) => r.type)).toEqual(['header', 'session-start', 'message', 'message', 'message', 'message', 'message', 'notify', 'session-end']);
+    expect(scan.records.map((r) => r.type)).toEqual([
+      'header',
+      'session-start',
+      'message',
+      'message',
+      'message',
+      'message',
+      'message',
+      'notify',
+      'session-end',
+    ]);
     const h = scan.records[0];
     expect(h).toMatchObject({ type: 'header', format: 'vhostscope-recording', version: 1, host: { byteOrder: 'LE', clock: 'CLOCK_MONOTONIC' } });
     const masked = scan.records[5];
@@ -58,7 +100,16 @@ describe('recording', () => {
       Array.from({ length: 10 }, (_, i) => `${i % 2 ? 'call' : 'kick'}1@${10_000 + i * 1500}`),
     );
     const events = recordingEvents(scan.records, { notifications: true });
-    expect(events.map((e) => e.type)).toEqual(['session-start', 'message', 'message', 'message', 'message', 'message', ...Array(10).fill('notification'), 'session-end']);
+    expect(events.map((e) => e.type)).toEqual([
+      'session-start',
+      'message',
+      'message',
+      'message',
+      'message',
+      'message',
+      ...Array(10).fill('notification'),
+      'session-end',
+    ]);
     const m = events[4];
     expect(m.type === 'message' && m.masked).toEqual(['HOST_NOTIFIER']);
   });
@@ -67,7 +118,22 @@ describe('recording', () => {
     const file = path.join(tmpDir('rec'), 'migration.vhsrec');
     const rec = new Recorder(file);
     const t = 5_000_000_000n;
-    const dirty: ProxyEvent = { type: 'dirty-log', ts: t + 900n, session: 1, startNs: t + 100n, bytes: 8192, samples: 31, marks: 120, pages: 40, vrings: [{ vring: 0, usedRing: 12, buffers: 100 }, { vring: 1, usedRing: 9, buffers: 0 }], other: 8, error: 'reading the log failed: EIO' };
+    const dirty: ProxyEvent = {
+      type: 'dirty-log',
+      ts: t + 900n,
+      session: 1,
+      startNs: t + 100n,
+      bytes: 8192,
+      samples: 31,
+      marks: 120,
+      pages: 40,
+      vrings: [
+        { vring: 0, usedRing: 12, buffers: 100 },
+        { vring: 1, usedRing: 9, buffers: 0 },
+      ],
+      other: 8,
+      error: 'reading the log failed: EIO',
+    };
     const state: ProxyEvent = { type: 'device-state', ts: t + 800n, session: 1, direction: 'save', startNs: t + 700n, bytes: 62, heldMs: 2000 };
     for (const e of [session(1, t)[0], state, dirty]) rec.onEvent(e);
     await rec.close();
@@ -197,13 +263,20 @@ describe('recording', () => {
   it('survives SIGKILL of the writer: every complete frame reads back', async () => {
     const file = path.join(tmpDir('kill'), 'k.vhsrec');
     const writerModule = path.resolve(__dirname, '..', '..', 'dist', 'recording', 'writer.js');
-    const child = spawn(process.execPath, ['-e', `
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
       const { RecordingWriter } = require(${JSON.stringify(writerModule)});
       const w = new RecordingWriter(${JSON.stringify(file)}, { flushMs: 1 });
       w.writeHeader(1n);
       let i = 0;
       setInterval(() => { for (let k = 0; k < 500; k++) w.write({ type: 'dropped', session: 1, ts: BigInt(i), notifications: i++ }); }, 1);
-    `], { stdio: 'ignore' });
+    `,
+      ],
+      { stdio: 'ignore' },
+    );
     await until(() => fs.existsSync(file) && fs.statSync(file).size > 200_000, 10_000, 'the writer to write');
     child.kill('SIGKILL');
     await new Promise((r) => child.on('exit', r));
@@ -237,7 +310,8 @@ describe('recording', () => {
     let messages = 0;
     for (let i = 0; i < 50; i++) {
       if (w.write({ type: 'ring', session: 1, vring: 0, raw: Buffer.alloc(200, i) })) kept++;
-      if (w.write({ type: 'message', ts: BigInt(i), session: 1, channel: 'main', dir: 'F>B', raw: Buffer.from('010000000100000000000000', 'hex'), fds: [] })) messages++;
+      if (w.write({ type: 'message', ts: BigInt(i), session: 1, channel: 'main', dir: 'F>B', raw: Buffer.from('010000000100000000000000', 'hex'), fds: [] }))
+        messages++;
     }
     expect(kept).toBeLessThan(50);
     expect(w.droppedRings).toBe(50 - kept);

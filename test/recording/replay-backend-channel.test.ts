@@ -28,7 +28,11 @@ afterEach(() => {
  * Replays the first steps against a back-end that answers as recorded and, once it has the
  * back-end channel, sends `requests` on it; returns what came back on that channel.
  */
-async function replayWithRequests(s: Script, requests: Buffer[], expectAnswers: number): Promise<{ result: ReplayResult; answers: Buffer[]; events: ProxyEvent[] }> {
+async function replayWithRequests(
+  s: Script,
+  requests: Buffer[],
+  expectAnswers: number,
+): Promise<{ result: ReplayResult; answers: Buffer[]; events: ProxyEvent[] }> {
   const sock = path.join(tmpDir('replay-bechan'), 'be.sock');
   const answers: Buffer[] = [];
   const events: ProxyEvent[] = [];
@@ -36,19 +40,29 @@ async function replayWithRequests(s: Script, requests: Buffer[], expectAnswers: 
   let n = 0;
   const listener = new native.Listener(native.listenUnix(sock, 4, 0o600), (_e, fd) => {
     if (fd === null) return;
-    const ch: Channel = new native.Channel(fd, 1 << 20, (raw, fds) => {
-      const step = s.frontend[n++]!;
-      if (parseHeader(raw).request === Request.SET_BACKEND_REQ_FD && fds.length === 1) {
-        const sub: Channel = new native.Channel(fds[0]!, 1 << 20, (reply, more) => {
-          for (const f of more) native.close(f);
-          answers.push(Buffer.from(reply));
-        }, () => {});
-        sub.start();
-        channels.push(sub);
-        for (const r of requests) sub.send(r);
-      } else for (const f of fds) native.close(f);
-      if (step.replyRaw) ch.send(step.replyRaw);
-    }, () => {});
+    const ch: Channel = new native.Channel(
+      fd,
+      1 << 20,
+      (raw, fds) => {
+        const step = s.frontend[n++]!;
+        if (parseHeader(raw).request === Request.SET_BACKEND_REQ_FD && fds.length === 1) {
+          const sub: Channel = new native.Channel(
+            fds[0]!,
+            1 << 20,
+            (reply, more) => {
+              for (const f of more) native.close(f);
+              answers.push(Buffer.from(reply));
+            },
+            () => {},
+          );
+          sub.start();
+          channels.push(sub);
+          for (const r of requests) sub.send(r);
+        } else for (const f of fds) native.close(f);
+        if (step.replyRaw) ch.send(step.replyRaw);
+      },
+      () => {},
+    );
     ch.start();
     channels.push(ch);
   });
@@ -61,7 +75,10 @@ async function replayWithRequests(s: Script, requests: Buffer[], expectAnswers: 
     if (i === BACKEND_REQ_AT + 1) await until(() => answers.length >= expectAnswers, 3000).catch(() => undefined);
     if (i === BACKEND_REQ_AT + 1) await new Promise((r) => setTimeout(r, 100));
   };
-  const result = await replayAsFrontend({ ...s, frontend: s.frontend.slice(0, BACKEND_REQ_AT + 2) }, { connect: sock, pace: 'fast', timeoutMs: 1000, beforeStep, emit: (e) => events.push(e) });
+  const result = await replayAsFrontend(
+    { ...s, frontend: s.frontend.slice(0, BACKEND_REQ_AT + 2) },
+    { connect: sock, pace: 'fast', timeoutMs: 1000, beforeStep, emit: (e) => events.push(e) },
+  );
   return { result, answers, events };
 }
 
@@ -80,14 +97,24 @@ describe('replay as the front-end, the back-end request channel', () => {
     expect(answers).toHaveLength(1);
     // an ack of 0 with the reply flag (the recording holds no back-end request to answer from)
     expect(answers[0]).toEqual(encodeMessage(CONFIG_CHANGE_MSG, 5, Buffer.alloc(8)));
-    const backend = events.filter((e) => e.type === 'message' && e.channel === 'backend').map((e) => (e.type === 'message' ? `${e.dir} ${e.decoded.name}` : ''));
+    const backend = events
+      .filter((e) => e.type === 'message' && e.channel === 'backend')
+      .map((e) => (e.type === 'message' ? `${e.dir} ${e.decoded.name}` : ''));
     expect(backend).toEqual(['B>F CONFIG_CHANGE_MSG', 'B>F CONFIG_CHANGE_MSG', 'F>B CONFIG_CHANGE_MSG']);
   });
 
   it('answers from the recording when it holds the same request with a reply', async () => {
     const recordedReply = encodeMessage(CONFIG_CHANGE_MSG, 5, u64(7));
-    const recorded = { ...script.frontend[0]!, request: { ...script.frontend[0]!.request, decoded: { ...script.frontend[0]!.request.decoded, request: CONFIG_CHANGE_MSG } }, replyRaw: recordedReply } as Step;
-    const other = { ...recorded, request: { ...recorded.request, decoded: { ...recorded.request.decoded, request: 3 } }, replyRaw: encodeMessage(3, 5, u64(9)) } as Step;
+    const recorded = {
+      ...script.frontend[0]!,
+      request: { ...script.frontend[0]!.request, decoded: { ...script.frontend[0]!.request.decoded, request: CONFIG_CHANGE_MSG } },
+      replyRaw: recordedReply,
+    } as Step;
+    const other = {
+      ...recorded,
+      request: { ...recorded.request, decoded: { ...recorded.request.decoded, request: 3 } },
+      replyRaw: encodeMessage(3, 5, u64(9)),
+    } as Step;
     const { answers } = await replayWithRequests({ ...script, backendChannel: [other, recorded] }, [configChange(1 | NEED_REPLY)], 1);
     expect(answers).toEqual([recordedReply]);
   });

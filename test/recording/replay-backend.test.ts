@@ -43,10 +43,15 @@ async function frontendSends(steps: Step[], opts: { strict?: boolean } = {}): Pr
   let fe: Channel | undefined;
   for (const end = Date.now() + 5000; !fe && Date.now() < end; ) {
     try {
-      fe = new native.Channel(native.connectUnix(sock), 1 << 20, (m, fds) => {
-        for (const f of fds) native.close(f);
-        replies.push(m);
-      }, () => (closed = true));
+      fe = new native.Channel(
+        native.connectUnix(sock),
+        1 << 20,
+        (m, fds) => {
+          for (const f of fds) native.close(f);
+          replies.push(m);
+        },
+        () => (closed = true),
+      );
     } catch {
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -81,10 +86,18 @@ describe('replay as the back-end', () => {
     const skip = script.frontend.findIndex((s, i) => i > 0 && !s.replyServed && script.frontend[i + 1]?.request.decoded.request !== s.request.decoded.request);
     const steps = script.frontend.filter((_, i) => i !== skip);
     const { result } = await frontendSends(steps);
-    expect(result.divergences[0]).toMatchObject({ index: script.frontend[skip]!.index, kind: 'reply-differs', recorded: script.frontend[skip]!.request.decoded.name, fields: ['request'] });
+    expect(result.divergences[0]).toMatchObject({
+      index: script.frontend[skip]!.index,
+      kind: 'reply-differs',
+      recorded: script.frontend[skip]!.request.decoded.name,
+      fields: ['request'],
+    });
     expect(result.divergences).toHaveLength(1);
     // the skipped request counts as passed over: the rest of the recording came
-    expect(result.notes).toEqual([`resynchronised: skipped 1 recorded request(s) to ${script.frontend[skip + 1]!.request.decoded.name}`, 'the frontend was silent for 300 ms: replay ended']);
+    expect(result.notes).toEqual([
+      `resynchronised: skipped 1 recorded request(s) to ${script.frontend[skip + 1]!.request.decoded.name}`,
+      'the frontend was silent for 300 ms: replay ended',
+    ]);
   });
 
   it('a request whose payload differs: reported at its step with the field, and the session goes on', async () => {
@@ -103,7 +116,10 @@ describe('replay as the back-end', () => {
     const at = script.frontend.findIndex((s) => parseHeader(s.raw).request === Request.SET_FEATURES);
     const changed = Buffer.from(script.frontend[at]!.raw);
     changed.writeBigUInt64LE(changed.readBigUInt64LE(HEADER_SIZE) ^ (1n << 28n), HEADER_SIZE);
-    const { result } = await frontendSends(script.frontend.map((s, i) => (i === at ? { ...s, raw: changed } : s)), { strict: true });
+    const { result } = await frontendSends(
+      script.frontend.map((s, i) => (i === at ? { ...s, raw: changed } : s)),
+      { strict: true },
+    );
     expect(result.divergences).toHaveLength(1);
     expect(result.notes).toContain(`${script.frontend.length - at - 1} recorded request(s) never came from the live frontend`);
   });
@@ -113,7 +129,9 @@ describe('replay as the back-end', () => {
     const getStatus = { ...script.frontend[0]!, raw: encodeMessage(Request.GET_STATUS, 1, Buffer.alloc(0)), fds: [] };
     const steps = [...script.frontend.slice(0, at), getStatus, ...script.frontend.slice(at)];
     const { result, replies } = await frontendSends(steps);
-    expect(result.divergences).toEqual([expect.objectContaining({ index: script.frontend[at]!.index, request: 'GET_STATUS', recorded: 'SET_BACKEND_REQ_FD', fields: ['request'] })]);
+    expect(result.divergences).toEqual([
+      expect.objectContaining({ index: script.frontend[at]!.index, request: 'GET_STATUS', recorded: 'SET_BACKEND_REQ_FD', fields: ['request'] }),
+    ]);
     expect(result.notes).toEqual(['GET_STATUS: no recorded reply, answered 8 bytes of success', 'the frontend was silent for 300 ms: replay ended']);
     // the status reply: a u64 of 0 with the reply flag, between the recorded ones
     const served = script.frontend.filter((s) => s.replyServed);

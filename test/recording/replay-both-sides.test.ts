@@ -29,7 +29,13 @@ async function bothSides(file: string, opts: { until?: number; pace?: 'original'
   const beLog: string[] = [];
   const steps: number[] = [];
   const [be, fe] = await Promise.all([
-    replayAsBackend(script, { ...(opts.frontendListens ? { connect: sock } : { listen: sock }), idleTimeoutMs: 500, timeoutMs: 10_000, emit: (e) => beEvents.push(e), log: (l) => beLog.push(l) }),
+    replayAsBackend(script, {
+      ...(opts.frontendListens ? { connect: sock } : { listen: sock }),
+      idleTimeoutMs: 500,
+      timeoutMs: 10_000,
+      emit: (e) => beEvents.push(e),
+      log: (l) => beLog.push(l),
+    }),
     replayAsFrontend(script, {
       ...(opts.frontendListens ? { listen: sock } : { connect: sock }),
       pace: opts.pace ?? 'fast',
@@ -44,7 +50,7 @@ async function bothSides(file: string, opts: { until?: number; pace?: 'original'
 }
 
 describe('a recording replayed against itself', () => {
-  it('qemu-blk-qsd: every reply matches, both sides say so, and the events are the session\'s', async () => {
+  it("qemu-blk-qsd: every reply matches, both sides say so, and the events are the session's", async () => {
     const r = await bothSides('qemu-blk-qsd.vhsrec');
     expect(r.fe.divergences).toEqual([expect.objectContaining(MASKED)]);
     expect(r.be.divergences).toEqual([]);
@@ -69,7 +75,7 @@ describe('a recording replayed against itself', () => {
     expect(r.feEvents.filter((e) => e.type === 'message' && e.dir === 'F>B')).toHaveLength(5);
   }, 30_000);
 
-  it('the front-end listening (a back-end that connects, as QEMU\'s server mode has it), at the recorded pace', async () => {
+  it("the front-end listening (a back-end that connects, as QEMU's server mode has it), at the recorded pace", async () => {
     // (the first ten requests of qemu-blk-qsd came within 10 ms: the recorded pace keeps the back-end's 500 ms idle bound)
     const r = await bothSides('qemu-blk-qsd.vhsrec', { frontendListens: true, pace: 'original', until: 8 });
     expect(r.fe.sent).toBe(8);

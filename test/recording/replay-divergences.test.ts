@@ -29,12 +29,17 @@ async function replayAgainst(answer: Answer, steps: number): Promise<ReplayResul
   const channels: Channel[] = [];
   const listener = new native.Listener(native.listenUnix(sock, 4, 0o600), (_e, fd) => {
     if (fd === null) return;
-    const ch: Channel = new native.Channel(fd, 1 << 20, (_raw, fds) => {
-      for (const f of fds) native.close(f);
-      const i = n++;
-      answer(script.frontend[i], i, (raw) => ch.send(raw));
-      handled++;
-    }, () => {});
+    const ch: Channel = new native.Channel(
+      fd,
+      1 << 20,
+      (_raw, fds) => {
+        for (const f of fds) native.close(f);
+        const i = n++;
+        answer(script.frontend[i], i, (raw) => ch.send(raw));
+        handled++;
+      },
+      () => {},
+    );
     ch.start();
     channels.push(ch);
   });
@@ -73,7 +78,9 @@ describe('replay as the front-end reports each divergence', () => {
   it('no-reply: a back-end that stays silent where a reply is due', async () => {
     const r = await replayAgainst((step, n, send) => n !== firstWithReply && faithful(step, n, send), firstWithReply + 2);
     const step = script.frontend[firstWithReply];
-    expect(r.divergences).toEqual([expect.objectContaining({ index: step.index, request: step.request.decoded.name, kind: 'no-reply', live: 'nothing within 300 ms' })]);
+    expect(r.divergences).toEqual([
+      expect.objectContaining({ index: step.index, request: step.request.decoded.name, kind: 'no-reply', live: 'nothing within 300 ms' }),
+    ]);
   });
 
   it('unexpected-message: a back-end that sends what nobody asked for, mid-session and after the last request', async () => {
@@ -93,7 +100,15 @@ describe('replay as the front-end reports each divergence', () => {
     const step = script.frontend[firstWithReply];
     const other = script.frontend.find((s, i) => i > firstWithReply && s.replyRaw && parseHeader(s.raw).request !== parseHeader(step.raw).request)!;
     const wrongCode = await replayAgainst((st, n, send) => (n === firstWithReply ? send(other.replyRaw!) : faithful(st, n, send)), firstWithReply + 1);
-    expect(wrongCode.divergences).toEqual([expect.objectContaining({ index: step.index, kind: 'reply-differs', recorded: `${step.request.decoded.name} reply`, live: `${other.request.decoded.name} reply`, fields: ['request code'] })]);
+    expect(wrongCode.divergences).toEqual([
+      expect.objectContaining({
+        index: step.index,
+        kind: 'reply-differs',
+        recorded: `${step.request.decoded.name} reply`,
+        live: `${other.request.decoded.name} reply`,
+        fields: ['request code'],
+      }),
+    ]);
     // GET_FEATURES answered with INDIRECT_DESC flipped
     const features = script.frontend.findIndex((s) => parseHeader(s.raw).request === Request.GET_FEATURES && s.replyRaw);
     const more = Buffer.from(script.frontend[features].replyRaw!);
@@ -105,23 +120,33 @@ describe('replay as the front-end reports each divergence', () => {
   });
 
   it('a live answer the recording has no reply for is a note, not a divergence', async () => {
-    const noReply: Script = { ...script, frontend: script.frontend.map((st, i) => (i === firstWithReply ? { ...st, reply: undefined, replyRaw: undefined } : st)) };
+    const noReply: Script = {
+      ...script,
+      frontend: script.frontend.map((st, i) => (i === firstWithReply ? { ...st, reply: undefined, replyRaw: undefined } : st)),
+    };
     const sock = path.join(tmpDir('replay-noreply'), 'be.sock');
     let n = 0;
     const listener = new native.Listener(native.listenUnix(sock, 4, 0o600), (_e, fd) => {
       if (fd === null) return;
-      const ch: Channel = new native.Channel(fd, 1 << 20, (_raw, fds) => {
-        for (const f of fds) native.close(f);
-        const st = script.frontend[n++];
-        if (st?.replyRaw) ch.send(st.replyRaw);
-      }, () => {});
+      const ch: Channel = new native.Channel(
+        fd,
+        1 << 20,
+        (_raw, fds) => {
+          for (const f of fds) native.close(f);
+          const st = script.frontend[n++];
+          if (st?.replyRaw) ch.send(st.replyRaw);
+        },
+        () => {},
+      );
       ch.start();
       cleanups.push(() => ch.close());
     });
     cleanups.push(() => listener.close());
     const r = await replayAsFrontend({ ...noReply, frontend: noReply.frontend.slice(0, firstWithReply + 1) }, { connect: sock, pace: 'fast', timeoutMs: 1000 });
     expect(r.divergences).toEqual([]);
-    expect(r.notes).toEqual([`#${script.frontend[firstWithReply].index} ${script.frontend[firstWithReply].request.decoded.name}: answered live, but the recording has no reply to compare with`]);
+    expect(r.notes).toEqual([
+      `#${script.frontend[firstWithReply].index} ${script.frontend[firstWithReply].request.decoded.name}: answered live, but the recording has no reply to compare with`,
+    ]);
   });
 
   it('connection-closed: a back-end that hangs up mid-session ends the replay at the next request', async () => {
@@ -129,12 +154,17 @@ describe('replay as the front-end reports each divergence', () => {
     let n = 0;
     const listener = new native.Listener(native.listenUnix(sock, 4, 0o600), (_e, fd) => {
       if (fd === null) return;
-      const ch: Channel = new native.Channel(fd, 1 << 20, (_raw, fds) => {
-        for (const f of fds) native.close(f);
-        const st = script.frontend[n++]!;
-        if (n === 1 && st.replyRaw) ch.send(st.replyRaw);
-        if (n === 1) setTimeout(() => ch.close(), 10);
-      }, () => {});
+      const ch: Channel = new native.Channel(
+        fd,
+        1 << 20,
+        (_raw, fds) => {
+          for (const f of fds) native.close(f);
+          const st = script.frontend[n++]!;
+          if (n === 1 && st.replyRaw) ch.send(st.replyRaw);
+          if (n === 1) setTimeout(() => ch.close(), 10);
+        },
+        () => {},
+      );
       ch.start();
       cleanups.push(() => ch.close());
     });
@@ -143,25 +173,34 @@ describe('replay as the front-end reports each divergence', () => {
       if (i === 1) await new Promise((r) => setTimeout(r, 200));
     };
     const r = await replayAsFrontend({ ...script, frontend: script.frontend.slice(0, 6) }, { connect: sock, pace: 'fast', timeoutMs: 1000, beforeStep });
-    expect(r.divergences).toEqual([expect.objectContaining({ index: script.frontend[1].index, kind: 'connection-closed', live: 'the peer closed the connection' })]);
+    expect(r.divergences).toEqual([
+      expect.objectContaining({ index: script.frontend[1].index, kind: 'connection-closed', live: 'the peer closed the connection' }),
+    ]);
     expect(r.sent).toBe(1);
   });
 
   it('reply-differs on GET_VRING_BASE unless the back-end answers the base the replay set', async () => {
     const at = script.frontend.findIndex((s) => parseHeader(s.raw).request === Request.GET_VRING_BASE && s.replyRaw);
     const vring = script.frontend[at].raw.readUInt32LE(HEADER_SIZE);
-    const setBase = script.frontend.slice(0, at).filter((s) => parseHeader(s.raw).request === Request.SET_VRING_BASE && s.raw.readUInt32LE(HEADER_SIZE) === vring).at(-1);
+    const setBase = script.frontend
+      .slice(0, at)
+      .filter((s) => parseHeader(s.raw).request === Request.SET_VRING_BASE && s.raw.readUInt32LE(HEADER_SIZE) === vring)
+      .at(-1);
     const base = setBase ? setBase.raw.readUInt32LE(HEADER_SIZE + 4) : 0;
-    const answering = (num: number): Answer => (step, n, send) => {
-      if (n !== at) return faithful(step, n, send);
-      const raw = Buffer.from(step.replyRaw!);
-      raw.writeUInt32LE(num, HEADER_SIZE + 4);
-      send(raw);
-    };
+    const answering =
+      (num: number): Answer =>
+      (step, n, send) => {
+        if (n !== at) return faithful(step, n, send);
+        const raw = Buffer.from(step.replyRaw!);
+        raw.writeUInt32LE(num, HEADER_SIZE + 4);
+        send(raw);
+      };
     const recordedNum = script.frontend[at].replyRaw!.readUInt32LE(HEADER_SIZE + 4);
     const wrong = Math.max(base, recordedNum) + 17;
     const bad = await replayAgainst(answering(wrong), at + 1);
-    expect(bad.divergences).toEqual([expect.objectContaining({ index: script.frontend[at].index, kind: 'reply-differs', fields: [expect.stringMatching(/^num:/)] })]);
+    expect(bad.divergences).toEqual([
+      expect.objectContaining({ index: script.frontend[at].index, kind: 'reply-differs', fields: [expect.stringMatching(/^num:/)] }),
+    ]);
     const good = await replayAgainst(answering(base), at + 1);
     expect(good.divergences).toEqual([]);
     if (recordedNum !== base) expect(good.notes.join('\n')).toMatch(new RegExp(`GET_VRING_BASE vring ${vring}: ${base} \\(= the replayed SET_VRING_BASE`));

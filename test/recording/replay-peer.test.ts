@@ -24,7 +24,9 @@ describe('openPeer', () => {
 
   it('listens for one peer, or says nobody came', async () => {
     const dir = tmpDir('replay-listen');
-    await expect(openPeer({ listen: path.join(dir, 'a.sock'), timeoutMs: 200 })).rejects.toThrow(`nobody connected to ${path.join(dir, 'a.sock')} within 200 ms`);
+    await expect(openPeer({ listen: path.join(dir, 'a.sock'), timeoutMs: 200 })).rejects.toThrow(
+      `nobody connected to ${path.join(dir, 'a.sock')} within 200 ms`,
+    );
     const b = path.join(dir, 'b.sock');
     const accepted = openPeer({ listen: b, timeoutMs: 5000 });
     await sleep(50);
@@ -44,7 +46,12 @@ describe('Inbox', () => {
   it('hands messages over in order, waits for the next up to its timeout, and tells how the peer left', async () => {
     const [a, b] = native.socketpair();
     const inbox = new Inbox(a);
-    const peer = new native.Channel(b, 65536, () => undefined, () => undefined);
+    const peer = new native.Channel(
+      b,
+      65536,
+      () => undefined,
+      () => undefined,
+    );
     peer.start();
     peer.send(encodeMessage(Request.GET_FEATURES, 1, Buffer.alloc(0)));
     peer.send(encodeMessage(Request.SET_OWNER, 1, Buffer.alloc(0)));

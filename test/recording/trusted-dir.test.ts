@@ -45,13 +45,20 @@ describe('where root records', () => {
     expect(untrustedDir(base)).toBeUndefined();
     // a new directory is 0700 whatever the umask (set in a process of its own: a test worker may not)
     const made = path.join(base, 'a', 'b');
-    const r = spawnSync(process.execPath, ['-e', `process.umask(0); const { Recorder } = require(${JSON.stringify(path.resolve(__dirname, '../../dist/recording/recorder'))}); new Recorder(${JSON.stringify(made + '/')}).close().then(() => process.exit(0));`], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `process.umask(0); const { Recorder } = require(${JSON.stringify(path.resolve(__dirname, '../../dist/recording/recorder'))}); new Recorder(${JSON.stringify(made + '/')}).close().then(() => process.exit(0));`,
+      ],
+      { encoding: 'utf8' },
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(fs.statSync(made).mode & 0o777).toBe(0o700);
     expect(fs.statSync(path.join(base, 'a')).mode & 0o777).toBe(0o700);
   });
 
-  it('never appends to another user\'s file, and a segment is never an existing file', () => {
+  it("never appends to another user's file, and a segment is never an existing file", () => {
     const dir = tmpDir('trusted-file');
     const f = path.join(dir, 'r.vhsrec');
     fs.writeFileSync(f, '');

@@ -34,7 +34,11 @@ describe('VHOSTSCOPE_ADDON as root', () => {
     fs.copyFileSync(BUILT, f);
     fs.chownSync(f, 65534, 65534);
     // the built CLI, as root runs it (npm test builds dist/ first)
-    const r = spawnSync(process.execPath, [path.resolve(__dirname, '../../dist/cli/main.js'), 'proxy', '--listen', path.join(dir, 'l.sock'), '--connect', path.join(dir, 'c.sock')], { env: { ...process.env, VHOSTSCOPE_ADDON: f }, encoding: 'utf8', timeout: 20_000 });
+    const r = spawnSync(
+      process.execPath,
+      [path.resolve(__dirname, '../../dist/cli/main.js'), 'proxy', '--listen', path.join(dir, 'l.sock'), '--connect', path.join(dir, 'c.sock')],
+      { env: { ...process.env, VHOSTSCOPE_ADDON: f }, encoding: 'utf8', timeout: 20_000 },
+    );
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('refusing to load it as root: it is owned by uid 65534');
   });

@@ -8,7 +8,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { native } from '../../src/native';
-import { cutDirectConnections, detachPath, moveAside, movedPath, originalSocket, restore, socketAt, socketHolders, socketsBoundAt } from '../../src/proxy/attach';
+import {
+  cutDirectConnections,
+  detachPath,
+  moveAside,
+  movedPath,
+  originalSocket,
+  restore,
+  socketAt,
+  socketHolders,
+  socketsBoundAt,
+} from '../../src/proxy/attach';
 import { listenOn } from '../../src/native/socket-path';
 import { tmpDir, until } from '../helpers';
 
@@ -27,7 +37,7 @@ function listening(p: string, mode = 0o600): number {
 const inode = (p: string): number => fs.lstatSync(p).ino;
 
 describe('attach and detach', () => {
-  it('refuses to attach over an earlier attach\'s moved socket, touching neither path', () => {
+  it("refuses to attach over an earlier attach's moved socket, touching neither path", () => {
     const p = path.join(tmpDir('attach'), 'vhost.sock');
     listening(p);
     const stale = movedPath(p);
@@ -37,7 +47,7 @@ describe('attach and detach', () => {
     expect([inode(p), inode(stale)]).toEqual([ip, is]);
   });
 
-  it('moves a listening socket aside and creates the proxy\'s socket with its owner, group and mode', () => {
+  it("moves a listening socket aside and creates the proxy's socket with its owner, group and mode", () => {
     const p = path.join(tmpDir('attach'), 'vhost.sock');
     listening(p, 0o660);
     fs.chownSync(p, 65534, 65534);
@@ -53,7 +63,7 @@ describe('attach and detach', () => {
     expect(native.probeUnix(p)).toBe(true);
   });
 
-  it('detach refuses while the path is served, and restores the peer\'s socket once it is not', () => {
+  it("detach refuses while the path is served, and restores the peer's socket once it is not", () => {
     const p = path.join(tmpDir('attach'), 'vhost.sock');
     listening(p);
     const peer = inode(p);
@@ -69,7 +79,7 @@ describe('attach and detach', () => {
     expect(native.probeUnix(p)).toBe(true);
   });
 
-  it('puts the peer\'s socket back over the proxy\'s when both are what attach left', () => {
+  it("puts the peer's socket back over the proxy's when both are what attach left", () => {
     const p = path.join(tmpDir('attach'), 'vhost.sock');
     listening(p);
     const peer = inode(p);
@@ -101,7 +111,7 @@ describe('attach and detach', () => {
     expect(fs.existsSync(a.moved)).toBe(false);
   });
 
-  it('restore touches nothing when the path is not the proxy\'s and the peer still listens aside', () => {
+  it("restore touches nothing when the path is not the proxy's and the peer still listens aside", () => {
     const p = path.join(tmpDir('attach'), 'vhost.sock');
     listening(p);
     const a = moveAside(p);
@@ -124,7 +134,7 @@ describe('attach and detach', () => {
     expect(detachPath(p)).toMatch(/the peer's socket is back/);
   });
 
-  it('a failure after the move (the control socket\'s path taken) puts the peer\'s socket back', () => {
+  it("a failure after the move (the control socket's path taken) puts the peer's socket back", () => {
     const p = path.join(tmpDir('attach'), 'vhost.sock');
     listening(p);
     const peer = inode(p);
@@ -166,10 +176,14 @@ describe('attach and detach', () => {
     const realOut = lines(real);
     await until(() => realOut.includes('up'), 10_000, 'the peer listening');
     // another mount namespace binds the same address string (its own tmpfs over the directory) and connects to itself
-    const other = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs none ${dir} && exec ${process.execPath} -e "$0"`, peer(true)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const other = spawn(
+      'unshare',
+      ['-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs none ${dir} && exec ${process.execPath} -e "$0"`, peer(true)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     const otherOut = lines(other);
     try {
-      await until(() => otherOut.includes('accepted'), 10_000, 'the other namespace\'s connection');
+      await until(() => otherOut.includes('accepted'), 10_000, "the other namespace's connection");
       const client = native.connectUnix(p);
       fds.push(client);
       await until(() => realOut.includes('accepted'), 10_000, 'the peer accepting');
@@ -184,7 +198,7 @@ describe('attach and detach', () => {
       const cut = cutDirectConnections({ direct: sockets.accepted, listening: sockets.listening });
       expect(cut.find((c) => c.pid === real.pid)).toEqual({ pid: real.pid, fd: mine.fd });
       expect(cut.find((c) => c.pid === other.pid)?.error).toMatch(/not held by the process listening at the path in this mount namespace; left alone/);
-      await until(() => realOut.includes('cut'), 5000, 'the peer\'s connection to end');
+      await until(() => realOut.includes('cut'), 5000, "the peer's connection to end");
       await new Promise((r) => setTimeout(r, 300));
       expect(otherOut).not.toContain('cut');
     } finally {

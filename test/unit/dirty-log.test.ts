@@ -19,8 +19,20 @@ const log = (...pages: number[]): Buffer => {
   return b;
 };
 const call = (entries: { addr: bigint; len: number; write: boolean; usedLen?: number }[]): RingSnapshot => ({
-  ts: 1n, pair: 0, ring: 1, kind: 'call', packed: false, truncated: false, availIdx: 0, usedIdx: 0, readUs: 0,
-  entries: entries.map((d, i) => ({ head: i, ...(d.usedLen !== undefined ? { usedLen: d.usedLen } : {}), descs: [{ addr: d.addr, len: d.len, flags: d.write ? 2 : 0, next: 0 }] })),
+  ts: 1n,
+  pair: 0,
+  ring: 1,
+  kind: 'call',
+  packed: false,
+  truncated: false,
+  availIdx: 0,
+  usedIdx: 0,
+  readUs: 0,
+  entries: entries.map((d, i) => ({
+    head: i,
+    ...(d.usedLen !== undefined ? { usedLen: d.usedLen } : {}),
+    descs: [{ addr: d.addr, len: d.len, flags: d.write ? 2 : 0, next: 0 }],
+  })),
 });
 
 describe('DirtyLogCounter', () => {
@@ -39,9 +51,25 @@ describe('DirtyLogCounter', () => {
     c.usedRing(1, 40n * PAGE, 256);
     // vring 0 completed a chain writing 100 bytes into page 50 (device-writable, used length 100),
     // and one whose writable buffer the device did not fill (used length 0); a read-only buffer on page 60
-    c.completed(0, call([{ addr: 50n * PAGE + 10n, len: 2048, write: true, usedLen: 100 }, { addr: 70n * PAGE, len: 512, write: true, usedLen: 0 }, { addr: 60n * PAGE, len: 64, write: false }]));
+    c.completed(
+      0,
+      call([
+        { addr: 50n * PAGE + 10n, len: 2048, write: true, usedLen: 100 },
+        { addr: 70n * PAGE, len: 512, write: true, usedLen: 0 },
+        { addr: 60n * PAGE, len: 64, write: false },
+      ]),
+    );
     c.sample(log(16, 17, 40, 50, 60, 70, 99));
-    expect(c.figures()).toEqual({ samples: 1, marks: 7, pages: 7, vrings: [{ vring: 0, usedRing: 2, buffers: 1 }, { vring: 1, usedRing: 1, buffers: 0 }], other: 3 });
+    expect(c.figures()).toEqual({
+      samples: 1,
+      marks: 7,
+      pages: 7,
+      vrings: [
+        { vring: 0, usedRing: 2, buffers: 1 },
+        { vring: 1, usedRing: 1, buffers: 0 },
+      ],
+      other: 3,
+    });
     // buffers count for the sample after their completion only
     c.sample(log());
     c.sample(log(50));
@@ -55,18 +83,39 @@ describe('DirtyLogCounter', () => {
   });
 });
 
-const u32s = (...v: number[]): Buffer => Buffer.concat(v.map((x) => { const b = Buffer.alloc(4); b.writeUInt32LE(x); return b; }));
-const u64s = (...v: bigint[]): Buffer => Buffer.concat(v.map((x) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(x); return b; }));
+const u32s = (...v: number[]): Buffer =>
+  Buffer.concat(
+    v.map((x) => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(x);
+      return b;
+    }),
+  );
+const u64s = (...v: bigint[]): Buffer =>
+  Buffer.concat(
+    v.map((x) => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(x);
+      return b;
+    }),
+  );
 
 describe('DirtyLogReader on a memfd', () => {
   function setup(bytes: number) {
     const results: DirtyLogResult[] = [];
     const problems: string[] = [];
-    const reader = new DirtyLogReader((r) => results.push(r), (m) => problems.push(m));
+    const reader = new DirtyLogReader(
+      (r) => results.push(r),
+      (m) => problems.push(m),
+    );
     const memfd = native.memfdCreate('vhost-log', bytes);
     reader.beforeForward(Request.SET_VRING_NUM, encodeMessage(Request.SET_VRING_NUM, 1, u32s(0, 256)), []);
     // SET_VRING_ADDR: index, flags, desc, used, avail, log_guest_addr (the used ring: page 2)
-    reader.beforeForward(Request.SET_VRING_ADDR, encodeMessage(Request.SET_VRING_ADDR, 1, Buffer.concat([u32s(0, 1), u64s(0x7f0000001000n, 0x7f0000002000n, 0x7f0000003000n, 2n * PAGE)])), []);
+    reader.beforeForward(
+      Request.SET_VRING_ADDR,
+      encodeMessage(Request.SET_VRING_ADDR, 1, Buffer.concat([u32s(0, 1), u64s(0x7f0000001000n, 0x7f0000002000n, 0x7f0000003000n, 2n * PAGE)])),
+      [],
+    );
     reader.beforeForward(Request.SET_LOG_BASE, encodeMessage(Request.SET_LOG_BASE, 1, u64s(BigInt(bytes), 0n)), [memfd]);
     return { reader, results, problems, memfd };
   }
@@ -96,7 +145,9 @@ describe('DirtyLogReader on a memfd', () => {
     reader.sample();
     reader.close();
     native.close(memfd);
-    expect(problems).toEqual(['dirty log: the log file is shorter than SET_LOG_BASE said (100 of 8192 bytes read); the figures stand for what was read until now']);
+    expect(problems).toEqual([
+      'dirty log: the log file is shorter than SET_LOG_BASE said (100 of 8192 bytes read); the figures stand for what was read until now',
+    ]);
     expect(results[0]).toMatchObject({ samples: 1, error: 'the log file is shorter than SET_LOG_BASE said (100 of 8192 bytes read)' });
   });
 
@@ -128,7 +179,10 @@ describe('DirtyLogReader on a memfd', () => {
   it('a log that is not memory (a pipe, which a read may block on forever) is not read, and says so', () => {
     const results: DirtyLogResult[] = [];
     const problems: string[] = [];
-    const reader = new DirtyLogReader((r) => results.push(r), (m) => problems.push(m));
+    const reader = new DirtyLogReader(
+      (r) => results.push(r),
+      (m) => problems.push(m),
+    );
     const [r, w] = native.pipe();
     reader.beforeForward(Request.SET_LOG_BASE, encodeMessage(Request.SET_LOG_BASE, 1, u64s(4096n, 0n)), [r]);
     reader.sample(); // would block this thread on the empty pipe if it were read

@@ -36,7 +36,9 @@ describe('fault rule short syntax', () => {
     expect(() => parseFaultSpec('inject kick:0')).toThrow(/after=REQUEST/);
     expect(() => parseFaultSpec('hold-state save')).toThrow(/ms=N/);
     expect(() => parseFaultSpec('hold-state restore ms=5')).toThrow(/save, load or both/);
-    expect(() => compileRule(parseFaultSpec('drop SET_VRING_KIK')[0])).toThrow(/SET_VRING_KIK is not a request of the main channel \(did you mean SET_VRING_KICK\?\)/);
+    expect(() => compileRule(parseFaultSpec('drop SET_VRING_KIK')[0])).toThrow(
+      /SET_VRING_KIK is not a request of the main channel \(did you mean SET_VRING_KICK\?\)/,
+    );
     expect(() => compileRule(parseFaultSpec('mask protocol:REPLY_ACKS')[0])).toThrow(/did you mean REPLY_ACK/);
     expect(() => compileRule(parseFaultSpec('disconnect backend after=SET_STATUS:DRIVER_KO')[0])).toThrow(/device status bit/);
   });
@@ -60,13 +62,21 @@ describe('rules that are not', () => {
   });
 
   it('a preset named after an Object property is an unknown preset, not a TypeError', () => {
-    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) expect(() => parseFaultSpec(`preset ${name}`)).toThrow(/^preset: one of virtio-vhost-user$/);
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty'])
+      expect(() => parseFaultSpec(`preset ${name}`)).toThrow(/^preset: one of virtio-vhost-user$/);
   });
 });
 
 describe('rules files', () => {
   it('reports every problem with its path', () => {
-    const doc = { rules: [{ action: 'drop' }, { action: 'delay', match: { request: 'SET_OWNER', nth: 0 }, ms: -1 }, { action: 'hold', match: { request: 'SET_VRING_ENABLE' }, until: { notification: 'poke' } }, { action: 'mask', features: 'protocol', bits: ['REPLY_ACK'], extra: 1 }] };
+    const doc = {
+      rules: [
+        { action: 'drop' },
+        { action: 'delay', match: { request: 'SET_OWNER', nth: 0 }, ms: -1 },
+        { action: 'hold', match: { request: 'SET_VRING_ENABLE' }, until: { notification: 'poke' } },
+        { action: 'mask', features: 'protocol', bits: ['REPLY_ACK'], extra: 1 },
+      ],
+    };
     let msg = '';
     try {
       parseRulesDocument(doc, 'r.json');
@@ -96,7 +106,8 @@ describe('rules files', () => {
     expect(VVU_ALLOWED).toHaveLength(15);
     const filter = compileRule(PRESETS['virtio-vhost-user'].rules[1]);
     expect(filter.allow!.size).toBe(15);
-    for (const code of [14 /* SET_VRING_ERR */, 21 /* SET_BACKEND_REQ_FD */, 24 /* GET_CONFIG */, 39 /* SET_STATUS */]) expect(filter.allow!.has(code)).toBe(false);
+    for (const code of [14 /* SET_VRING_ERR */, 21 /* SET_BACKEND_REQ_FD */, 24 /* GET_CONFIG */, 39 /* SET_STATUS */])
+      expect(filter.allow!.has(code)).toBe(false);
     expect(filter.allow!.has(18)).toBe(true); // SET_VRING_ENABLE
   });
 });
@@ -118,7 +129,11 @@ describe('FaultRuleSet', () => {
   });
 
   it('replaces rules from a file all at once: an invalid or clashing rule changes nothing', () => {
-    const set = new FaultRuleSet([...parseFaultSpec('drop SET_OWNER'), ...parseFaultSpec('delay GET_FEATURES ms=1'), ...parseFaultSpec('drop SET_VRING_ERR id=keep')]);
+    const set = new FaultRuleSet([
+      ...parseFaultSpec('drop SET_OWNER'),
+      ...parseFaultSpec('delay GET_FEATURES ms=1'),
+      ...parseFaultSpec('drop SET_VRING_ERR id=keep'),
+    ]);
     const seen: string[] = [];
     const off = set.onChange((change, e) => seen.push(`${change} ${e.id}`));
     const before = set.list();

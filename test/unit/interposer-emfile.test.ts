@@ -16,7 +16,9 @@ describe('interposing at EMFILE', () => {
     const hub = { add: () => 1 } as unknown as RelayHub;
     const it = new Interposer(hub, () => {});
     const peer = native.eventfd(0);
-    const [soft, hard] = execFileSync('prlimit', ['--pid', String(process.pid), '--nofile', '--noheadings', '--raw', '-o', 'SOFT,HARD'], { encoding: 'utf8' }).trim().split(/\s+/);
+    const [soft, hard] = execFileSync('prlimit', ['--pid', String(process.pid), '--nofile', '--noheadings', '--raw', '-o', 'SOFT,HARD'], { encoding: 'utf8' })
+      .trim()
+      .split(/\s+/);
     // out of fds, this process could not start the prlimit that gives them back: a child started now does, in a second
     const restorer = spawn('sh', ['-c', `sleep 1; prlimit --pid ${process.pid} --nofile=${soft}:${hard}`], { stdio: 'ignore' });
     const restored = new Promise((r) => restorer.on('exit', r));

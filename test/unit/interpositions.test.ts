@@ -8,7 +8,12 @@ import type { DirtyLogReader } from '../../src/proxy/dirty-log-reader';
 import type { SubChannels } from '../../src/proxy/sub-channels';
 
 describe('InterpositionTable', () => {
-  const h = (name: string, sender: 'frontend' | 'backend', reply: boolean, requests?: number[]): Interposition => ({ name, sender, reply, ...(requests ? { requests } : {}) });
+  const h = (name: string, sender: 'frontend' | 'backend', reply: boolean, requests?: number[]): Interposition => ({
+    name,
+    sender,
+    reply,
+    ...(requests ? { requests } : {}),
+  });
   const table = new InterpositionTable([
     h('eventfd interposer', 'frontend', false, [Request.SET_VRING_KICK, Request.SET_VRING_CALL]),
     h('ring tracker', 'frontend', false),
@@ -28,7 +33,7 @@ describe('InterpositionTable', () => {
   });
 });
 
-describe('the main channel\'s table, as a session builds it', () => {
+describe("the main channel's table, as a session builds it", () => {
   // the rows only hold on to their parts; choosing them never calls into one
   const parts = (o: { interpose: boolean; rings: boolean; keepFeatures?: boolean }): SessionParts => ({
     interposer: o.interpose ? ({} as Interposer) : undefined,
@@ -47,7 +52,8 @@ describe('the main channel\'s table, as a session builds it', () => {
 
   it('with --rings: every row, each on the messages it serves', () => {
     const n = names(parts({ interpose: true, rings: true }));
-    for (const r of [Request.SET_VRING_KICK, Request.SET_VRING_CALL, Request.SET_VRING_ERR]) expect(n('frontend', false, r)).toEqual(['eventfd interposer', 'ring tracker']);
+    for (const r of [Request.SET_VRING_KICK, Request.SET_VRING_CALL, Request.SET_VRING_ERR])
+      expect(n('frontend', false, r)).toEqual(['eventfd interposer', 'ring tracker']);
     expect(n('frontend', false, Request.SET_BACKEND_REQ_FD)).toEqual(['sub-channel', 'ring tracker']);
     expect(n('frontend', false, Request.GPU_SET_SOCKET)).toEqual(['sub-channel', 'ring tracker']);
     expect(n('frontend', false, Request.SET_DEVICE_STATE_FD)).toEqual(['device-state pipe', 'ring tracker']);

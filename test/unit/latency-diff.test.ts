@@ -4,11 +4,22 @@ import { latencyDiff, mannWhitney } from '../../src/analysis/latency-diff';
 import type { CompletedRequest } from '../../src/rings/requests';
 
 let seed = 11;
-const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
 /** log-normal-ish latencies around `medianUs`, with a heavy tail */
-const sample = (n: number, medianUs: number): number[] => Array.from({ length: n }, () => medianUs * 1000 * Math.exp((rnd() - 0.5) * 0.8) * (rnd() < 0.02 ? 20 : 1));
+const sample = (n: number, medianUs: number): number[] =>
+  Array.from({ length: n }, () => medianUs * 1000 * Math.exp((rnd() - 0.5) * 0.8) * (rnd() < 0.02 ? 20 : 1));
 const reqs = (op: string, ns: number[]): CompletedRequest[] =>
-  ns.map((latencyNs, head) => ({ vring: 0, head, op, submittedNs: 0n, completedNs: BigInt(Math.round(latencyNs)), notifiedNs: 0n, latencyNs, uncertaintyNs: 0, completionUncertaintyNs: 0 }));
+  ns.map((latencyNs, head) => ({
+    vring: 0,
+    head,
+    op,
+    submittedNs: 0n,
+    completedNs: BigInt(Math.round(latencyNs)),
+    notifiedNs: 0n,
+    latencyNs,
+    uncertaintyNs: 0,
+    completionUncertaintyNs: 0,
+  }));
 
 describe('latencyDiff', () => {
   it('finds 4 KiB reads 30 % slower, and no difference between two draws of one distribution', () => {
@@ -26,7 +37,10 @@ describe('latencyDiff', () => {
 
   it('says when there is too little to test, and what only one side has', () => {
     const rows = latencyDiff(reqs('flush', [1, 2, 3]), [...reqs('flush', [4, 5, 6]), ...reqs('discard', [1])]);
-    expect(rows.map((r) => [r.op, r.verdict])).toEqual([['discard', 'only in B'], ['flush', 'too few']]);
+    expect(rows.map((r) => [r.op, r.verdict])).toEqual([
+      ['discard', 'only in B'],
+      ['flush', 'too few'],
+    ]);
   });
 
   it('computes U with ties as the textbook does', () => {

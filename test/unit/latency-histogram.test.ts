@@ -10,7 +10,7 @@ function exactPercentile(sorted: number[], p: number): number {
 describe('LatencyHistogram', () => {
   it('gives every percentile within 1/32 of the exact value, from nanoseconds to minutes', () => {
     let seed = 7;
-    const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const values = Array.from({ length: 20_000 }, () => Math.floor(2 ** (rnd() * 37)));
     const h = new LatencyHistogram();
     for (const v of values) h.record(v);

@@ -69,7 +69,9 @@ describe('layers of src/', () => {
   });
 
   it('only the service layer imports the engine (src/proxy)', () => {
-    const reaching = [...graph].filter(([file, deps]) => folder(file) !== 'proxy' && deps.some((d) => folder(d) === 'proxy')).map(([f]) => path.relative(SRC, f));
+    const reaching = [...graph]
+      .filter(([file, deps]) => folder(file) !== 'proxy' && deps.some((d) => folder(d) === 'proxy'))
+      .map(([f]) => path.relative(SRC, f));
     expect(reaching.filter((f) => folder(path.join(SRC, f)) !== WIRING)).toEqual([]);
     expect(reaching.length).toBeGreaterThan(0); // the rule reads the imports it should (a parse that finds none passes vacuously)
   });
@@ -82,7 +84,14 @@ describe('layers of src/', () => {
       state.set(f, 'open');
       stack.push(f);
       for (const d of graph.get(f) ?? []) {
-        if (state.get(d) === 'open') cycles.push(stack.slice(stack.indexOf(d)).concat(d).map((x) => path.relative(SRC, x)).join(' -> '));
+        if (state.get(d) === 'open')
+          cycles.push(
+            stack
+              .slice(stack.indexOf(d))
+              .concat(d)
+              .map((x) => path.relative(SRC, x))
+              .join(' -> '),
+          );
         else if (!state.has(d)) visit(d);
       }
       stack.pop();

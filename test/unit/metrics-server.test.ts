@@ -72,7 +72,9 @@ describe('metrics endpoint', () => {
     const port = await freePort();
     const first = await startMetricsServer(new Registry(), { host: '127.0.0.1', port }, () => undefined);
     try {
-      await expect(startMetricsServer(new Registry(), { host: '127.0.0.1', port }, () => undefined)).rejects.toThrow(`--metrics 127.0.0.1:${port}: the address is in use`);
+      await expect(startMetricsServer(new Registry(), { host: '127.0.0.1', port }, () => undefined)).rejects.toThrow(
+        `--metrics 127.0.0.1:${port}: the address is in use`,
+      );
     } finally {
       first.close();
     }

@@ -7,9 +7,35 @@ import { DaemonMetrics, createRegistry } from '../../src/control/metrics';
 import type { ProxyEvent } from '../../src/events/events';
 import type { RelayStats } from '../../src/native';
 
-const start = (session: number): ProxyEvent => ({ type: 'session-start', ts: 0n, session, listenPath: '/l', connectPath: '/c', frontend: 'auto', interpose: true, peers: {} });
-const end = (session: number, reason = 'the frontend closed the connection', by?: 'frontend' | 'proxy'): ProxyEvent => ({ type: 'session-end', ts: 0n, session, reason, ...(by ? { by } : {}), messages: { 'F>B': 0, 'B>F': 0 }, fdsForwarded: 0, vrings: [], relayPairs: [] });
-const note = (session: number, vring: number, kind: 'kick' | 'call', tsNs: number): ProxyEvent => ({ type: 'notification', ts: BigInt(tsNs), session, vring, kind, count: 1 });
+const start = (session: number): ProxyEvent => ({
+  type: 'session-start',
+  ts: 0n,
+  session,
+  listenPath: '/l',
+  connectPath: '/c',
+  frontend: 'auto',
+  interpose: true,
+  peers: {},
+});
+const end = (session: number, reason = 'the frontend closed the connection', by?: 'frontend' | 'proxy'): ProxyEvent => ({
+  type: 'session-end',
+  ts: 0n,
+  session,
+  reason,
+  ...(by ? { by } : {}),
+  messages: { 'F>B': 0, 'B>F': 0 },
+  fdsForwarded: 0,
+  vrings: [],
+  relayPairs: [],
+});
+const note = (session: number, vring: number, kind: 'kick' | 'call', tsNs: number): ProxyEvent => ({
+  type: 'notification',
+  ts: BigInt(tsNs),
+  session,
+  vring,
+  kind,
+  count: 1,
+});
 
 /** `name{labels} value` lines of one family, labels in Prometheus's text order */
 async function lines(text: Promise<string>, name: string): Promise<string[]> {
@@ -51,7 +77,18 @@ describe('daemon metrics', () => {
     const m = new DaemonMetrics(registry, '/l');
     m.onEvent(start(1));
     const msg = (name: string, known: boolean): ProxyEvent =>
-      ({ type: 'message', ts: 0n, session: 1, channel: 'main', sender: 'frontend', dir: 'F>B', raw: Buffer.alloc(12), decoded: { name, known } as never, fds: [], findings: known ? [] : [{ severity: 'warning', rule: 'unknown-request', message: 'x' }] }) as ProxyEvent;
+      ({
+        type: 'message',
+        ts: 0n,
+        session: 1,
+        channel: 'main',
+        sender: 'frontend',
+        dir: 'F>B',
+        raw: Buffer.alloc(12),
+        decoded: { name, known } as never,
+        fds: [],
+        findings: known ? [] : [{ severity: 'warning', rule: 'unknown-request', message: 'x' }],
+      }) as ProxyEvent;
     m.onEvent(msg('SET_OWNER', true));
     m.onEvent(msg('REQUEST_77', false));
     m.onEvent(msg('REQUEST_78', false));
@@ -63,7 +100,10 @@ describe('daemon metrics', () => {
       'vhostscope_messages_total{listen="/l",channel="main",direction="F>B",request="SET_OWNER"} 1',
       'vhostscope_messages_total{listen="/l",channel="main",direction="F>B",request="unknown"} 2',
     ]);
-    expect(await lines(text, 'vhostscope_findings_total')).toEqual(['vhostscope_findings_total{listen="/l",rule="unknown-request",severity="warning"} 2', 'vhostscope_findings_total{listen="/l",rule="VU011",severity="error"} 1']);
+    expect(await lines(text, 'vhostscope_findings_total')).toEqual([
+      'vhostscope_findings_total{listen="/l",rule="unknown-request",severity="warning"} 2',
+      'vhostscope_findings_total{listen="/l",rule="VU011",severity="error"} 1',
+    ]);
     expect(await lines(text, 'vhostscope_fault_applications_total')).toEqual(['vhostscope_fault_applications_total{listen="/l",rule="r1",action="drop"} 1']);
     expect(await lines(text, 'vhostscope_sessions_ended_total')).toEqual(['vhostscope_sessions_ended_total{listen="/l",by="proxy",error="true"} 1']);
   });
@@ -73,8 +113,21 @@ describe('daemon metrics', () => {
     const buckets = new Array(32).fill(0);
     buckets[9] = 5; // [512, 1024) ns
     buckets[12] = 1; // [4096, 8192) ns
-    const relay: RelayStats = { threadCpuNs: 2e9, notifications: 6, droppedEvents: 0, pairs: 2, niceApplied: false, droppedSnapshots: 0, transitBuckets: buckets, transitSumNs: 8000 };
-    new DaemonMetrics(registry, '/a', { relay: () => relay, recording: () => ({ bytes: 4096, droppedNotifications: 3, droppedRings: 0, queuedBytes: 512 }), pausedChannels: () => 1 });
+    const relay: RelayStats = {
+      threadCpuNs: 2e9,
+      notifications: 6,
+      droppedEvents: 0,
+      pairs: 2,
+      niceApplied: false,
+      droppedSnapshots: 0,
+      transitBuckets: buckets,
+      transitSumNs: 8000,
+    };
+    new DaemonMetrics(registry, '/a', {
+      relay: () => relay,
+      recording: () => ({ bytes: 4096, droppedNotifications: 3, droppedRings: 0, queuedBytes: 512 }),
+      pausedChannels: () => 1,
+    });
     new DaemonMetrics(registry, '/b', { relay: () => undefined, pausedChannels: () => 0 });
     const text = registry.metrics();
     expect(await lines(text, 'vhostscope_relay_notifications_total')).toEqual(['vhostscope_relay_notifications_total{listen="/a"} 6']);
@@ -87,12 +140,19 @@ describe('daemon metrics', () => {
     expect(await lines(text, 'vhostscope_relay_transit_seconds_count')).toEqual(['vhostscope_relay_transit_seconds_count{listen="/a"} 6']);
     expect(await lines(text, 'vhostscope_recording_dropped_notifications_total')).toEqual(['vhostscope_recording_dropped_notifications_total{listen="/a"} 3']);
     expect(await lines(text, 'vhostscope_recording_queued_bytes')).toEqual(['vhostscope_recording_queued_bytes{listen="/a"} 512']);
-    expect(await lines(text, 'vhostscope_backpressure_paused_channels')).toEqual(['vhostscope_backpressure_paused_channels{listen="/a"} 1', 'vhostscope_backpressure_paused_channels{listen="/b"} 0']);
+    expect(await lines(text, 'vhostscope_backpressure_paused_channels')).toEqual([
+      'vhostscope_backpressure_paused_channels{listen="/a"} 1',
+      'vhostscope_backpressure_paused_channels{listen="/b"} 0',
+    ]);
     expect(await lines(text, 'process_open_fds')).toHaveLength(1);
     expect(await lines(text, 'vhostscope_log_dropped_lines_total')).toEqual(['vhostscope_log_dropped_lines_total 7']);
     // glibc's heap, read at scrape time: something is in use in any process that got this far
     const heap = await lines(text, 'vhostscope_malloc_bytes');
-    expect(heap.map((l) => l.split(' ')[0])).toEqual(['vhostscope_malloc_bytes{state="in_use"}', 'vhostscope_malloc_bytes{state="free"}', 'vhostscope_malloc_bytes{state="mmapped"}']);
+    expect(heap.map((l) => l.split(' ')[0])).toEqual([
+      'vhostscope_malloc_bytes{state="in_use"}',
+      'vhostscope_malloc_bytes{state="free"}',
+      'vhostscope_malloc_bytes{state="mmapped"}',
+    ]);
     expect(Number(heap[0].split(' ')[1])).toBeGreaterThan(0);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { NOTICE_BURST, NOTICES_PER_SECOND, NoticeBudget } from '../../src/proxy/notice-budget';
 
-describe('a session\'s notice budget', () => {
+describe("a session's notice budget", () => {
   it('says a burst, then a steady rate, and the next notice said counts what was left out', () => {
     let now = 1000;
     const b = new NoticeBudget(() => now);

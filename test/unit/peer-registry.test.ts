@@ -19,7 +19,7 @@ afterEach(() => {
 });
 
 describe('peer registry', () => {
-  it('is this run\'s own directory, so that a run beside it keeps its peers', () => {
+  it("is this run's own directory, so that a run beside it keeps its peers", () => {
     const run = Number(path.basename(saved ?? ''));
     expect(saved).toBe(path.join(PEER_REGISTRY, String(run)));
     expect(ancestors()).toContain(run); // the vitest process running this worker
@@ -34,7 +34,7 @@ describe('peer registry', () => {
     const done = new Peer('true', [], { name: 'done', logFile: path.join(dir, 'done.log') });
     await done.waitExit(5000);
     expect(fs.readdirSync(registry)).toEqual([String(left.pid)]);
-    await until(() => fs.readFileSync(`/proc/${left.pid}/task/${left.pid}/children`, 'utf8').trim() !== '', 5000, 'the shell\'s sleep');
+    await until(() => fs.readFileSync(`/proc/${left.pid}/task/${left.pid}/children`, 'utf8').trim() !== '', 5000, "the shell's sleep");
     const sleeper = Number(fs.readFileSync(`/proc/${left.pid}/task/${left.pid}/children`, 'utf8').trim().split(' ')[0]);
     expect(endLeftoverPeers(registry)).toEqual([`sh (pid ${left.pid})`]);
     await left.waitExit(5000);
@@ -43,14 +43,17 @@ describe('peer registry', () => {
     expect(endLeftoverPeers(registry)).toEqual([]);
   });
 
-  it('never ends a process that took a registered peer\'s pid and command later (a bench\'s node): the start time tells', async () => {
+  it("never ends a process that took a registered peer's pid and command later (a bench's node): the start time tells", async () => {
     const dir = tmpDir('registry-reuse');
     const registry = path.join(dir, 'peers');
     fs.mkdirSync(registry);
     // a "peer" entry whose pid is now another process running the same command (this test's own
     // sleep stands for it), started at another time
     const other = new Peer('sleep', ['300'], { name: 'other', logFile: path.join(dir, 'other.log') });
-    fs.writeFileSync(path.join(registry, String(other.pid)), JSON.stringify({ pid: other.pid, cmd: 'sleep', args: ['300'], start: processStart(other.pid)! - 1 }));
+    fs.writeFileSync(
+      path.join(registry, String(other.pid)),
+      JSON.stringify({ pid: other.pid, cmd: 'sleep', args: ['300'], start: processStart(other.pid)! - 1 }),
+    );
     expect(endLeftoverPeers(registry)).toEqual([]);
     expect(other.alive).toBe(true);
     await other.stop();

@@ -30,7 +30,14 @@ const u64 = (v: bigint): Buffer => {
   b.writeBigUInt64LE(v);
   return b;
 };
-const u32s = (...v: number[]): Buffer => Buffer.concat(v.map((x) => { const b = Buffer.alloc(4); b.writeUInt32LE(x); return b; }));
+const u32s = (...v: number[]): Buffer =>
+  Buffer.concat(
+    v.map((x) => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(x);
+      return b;
+    }),
+  );
 const u64s = (...v: bigint[]): Buffer => Buffer.concat(v.map(u64));
 
 describe('request tables', () => {
@@ -58,7 +65,17 @@ describe('request tables', () => {
 describe('feature bits', () => {
   it('name every protocol feature 0..22', () => {
     expect(Object.values(ProtocolFeature)).toEqual(Array.from({ length: 23 }, (_, i) => i));
-    expect(protocolFeatureNames(0x8f2bn)).toEqual(['MQ', 'LOG_SHMFD', 'REPLY_ACK', 'BACKEND_REQ', 'PAGEFAULT', 'CONFIG', 'BACKEND_SEND_FD', 'HOST_NOTIFIER', 'CONFIGURE_MEM_SLOTS']);
+    expect(protocolFeatureNames(0x8f2bn)).toEqual([
+      'MQ',
+      'LOG_SHMFD',
+      'REPLY_ACK',
+      'BACKEND_REQ',
+      'PAGEFAULT',
+      'CONFIG',
+      'BACKEND_SEND_FD',
+      'HOST_NOTIFIER',
+      'CONFIGURE_MEM_SLOTS',
+    ]);
     expect(protocolFeatureNames(1n << 40n)).toEqual(['bit40']);
   });
   it('name virtio bits, device bits only for a known device', () => {
@@ -143,7 +160,9 @@ describe('payload decoders (hand-built fixtures)', () => {
     expect(decodeMessage('main', encodeMessage(1, 5, u64(0x40000000n))).payload).toEqual({ features: 0x40000000n });
   });
   it('reads the device-state answers (Rust virtiofsd 1.13 answers 0x100: no fd of its own)', () => {
-    expect(formatPayload(decodeMessage('main', encodeMessage(Request.SET_DEVICE_STATE_FD, 5, u64(0x100n))))).toBe("value=256 (ok, no fd: the back-end uses the front-end's pipe)");
+    expect(formatPayload(decodeMessage('main', encodeMessage(Request.SET_DEVICE_STATE_FD, 5, u64(0x100n))))).toBe(
+      "value=256 (ok, no fd: the back-end uses the front-end's pipe)",
+    );
     expect(formatPayload(decodeMessage('main', encodeMessage(Request.SET_DEVICE_STATE_FD, 5, u64(0n))))).toBe('value=0 (ok, the back-end returns its own fd)');
     expect(formatPayload(decodeMessage('main', encodeMessage(Request.CHECK_DEVICE_STATE, 5, u64(5n))))).toBe('value=5 (error 5)');
   });
@@ -192,7 +211,9 @@ describe('validator', () => {
     expect(rules(encodeMessage(5, 1, Buffer.concat([u32s(2, 0), Buffer.alloc(64)])), ctx({ fdCount: 1 }))).toEqual(['warning:fd-count']);
     expect(rules(encodeMessage(1, 5 | FLAG_NEED_REPLY, u64(0n)), ctx({ sender: 'backend' }))).toEqual(['warning:reply-flags']);
     expect(rules(encodeMessage(1, 1 | FLAG_REPLY, u64(0n)))).toEqual(['warning:reply-from-requester']);
-    expect(rules(encodeMessage(3, 1 | FLAG_NEED_REPLY), ctx({ negotiation: { ...newNegotiation(), protocolFeatures: 0n } }))).toEqual(['warning:need-reply-without-reply-ack']);
+    expect(rules(encodeMessage(3, 1 | FLAG_NEED_REPLY), ctx({ negotiation: { ...newNegotiation(), protocolFeatures: 0n } }))).toEqual([
+      'warning:need-reply-without-reply-ack',
+    ]);
   });
 });
 
@@ -248,20 +269,23 @@ describe('dialects: codes whose meaning depends on the implementation', () => {
     expect(d.name).toBe('GET_SHMEM_CONFIG');
     expect(d.ambiguous).toEqual(['GET_SHMEM_CONFIG (standard)', 'SNAPSHOT (crosvm-2023)', 'GET_VRING_BASE_SKIP_DRAIN (yandex)']);
   });
-  it('44 with a vring state is yc-libvhost-server\'s GET_VRING_BASE_SKIP_DRAIN', () => {
+  it("44 with a vring state is yc-libvhost-server's GET_VRING_BASE_SKIP_DRAIN", () => {
     const d = decodeMessage('main', encodeMessage(44, 1, u32s(1, 0)), 'frontend', { negotiation: neg() });
     expect(d).toMatchObject({ name: 'GET_VRING_BASE_SKIP_DRAIN', dialect: 'yandex', layout: 'vringState' });
     expect(validateMessage(encodeMessage(44, 1, u32s(1, 0)), ctx())).toEqual([]);
   });
-  it('41 is GET_SHARED_OBJECT with SHARED_OBJECT, else ambiguous with crosvm\'s GET_SHARED_MEMORY_REGIONS; --dialect decides', () => {
+  it("41 is GET_SHARED_OBJECT with SHARED_OBJECT, else ambiguous with crosvm's GET_SHARED_MEMORY_REGIONS; --dialect decides", () => {
     const m = encodeMessage(41, 1, Buffer.alloc(16));
     expect(decodeMessage('main', m, 'frontend', { negotiation: neg(ProtocolFeature.SHARED_OBJECT) }).ambiguous).toBeUndefined();
     expect(decodeMessage('main', m, 'frontend', { negotiation: neg() }).ambiguous).toContain('GET_SHARED_MEMORY_REGIONS (crosvm-2023)');
-    expect(decodeMessage('main', encodeMessage(41, 1), 'frontend', { negotiation: neg(), dialect: 'crosvm-2023' })).toMatchObject({ name: 'GET_SHARED_MEMORY_REGIONS', dialect: 'crosvm-2023' });
+    expect(decodeMessage('main', encodeMessage(41, 1), 'frontend', { negotiation: neg(), dialect: 'crosvm-2023' })).toMatchObject({
+      name: 'GET_SHARED_MEMORY_REGIONS',
+      dialect: 'crosvm-2023',
+    });
     // the standard meaning wins over --dialect once its feature is negotiated
     expect(decodeMessage('main', m, 'frontend', { negotiation: neg(ProtocolFeature.SHARED_OBJECT), dialect: 'crosvm-2023' }).name).toBe('GET_SHARED_OBJECT');
   });
-  it('crosvm\'s pre-2025 codes have one meaning: front-end 1004, back-end 1000 and 1001', () => {
+  it("crosvm's pre-2025 codes have one meaning: front-end 1004, back-end 1000 and 1001", () => {
     expect(decodeMessage('main', encodeMessage(1004, 1))).toMatchObject({ name: 'GET_SHARED_MEMORY_REGIONS', dialect: 'crosvm-2024', known: true });
     expect(decodeMessage('backend', encodeMessage(1000, 1, Buffer.alloc(40)))).toMatchObject({ name: 'SHMEM_MAP', dialect: 'crosvm-2024' });
     expect(decodeMessage('backend', encodeMessage(1001, 1, Buffer.alloc(40)))).toMatchObject({ name: 'SHMEM_UNMAP', dialect: 'crosvm-2024' });

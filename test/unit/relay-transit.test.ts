@@ -3,7 +3,15 @@ import { relayTransit, transitLine } from '../../src/analysis/relay-transit';
 import type { RecordingRecord, SessionEndRecord } from '../../src/recording/records';
 
 const end = (session: number, relayPairs: SessionEndRecord['relayPairs']): RecordingRecord => ({
-  type: 'session-end', ts: 1n, session, reason: 'frontend closed the connection', messages: { 'F>B': 0, 'B>F': 0 }, fdsForwarded: 0, vrings: [], relayPairs, droppedNotifications: 0,
+  type: 'session-end',
+  ts: 1n,
+  session,
+  reason: 'frontend closed the connection',
+  messages: { 'F>B': 0, 'B>F': 0 },
+  fdsForwarded: 0,
+  vrings: [],
+  relayPairs,
+  droppedNotifications: 0,
 });
 
 describe('relay transit from session ends', () => {

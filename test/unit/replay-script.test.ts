@@ -25,7 +25,7 @@ function msg(session: number, channel: MessageRecord['channel'], dir: MessageRec
 }
 
 describe('a replay script from a real recording', () => {
-  it('qemu-blk-qsd: the frontend\'s requests in order, each with its reply, the injected ones left out', () => {
+  it("qemu-blk-qsd: the frontend's requests in order, each with its reply, the injected ones left out", () => {
     const { records, torn } = loadRecording(path.join(REC, 'qemu-blk-qsd.vhsrec'));
     expect(torn).toBeUndefined();
     const s = buildScript(records);
@@ -64,7 +64,7 @@ describe('a replay script from a real recording', () => {
 });
 
 describe('a replay script from made-up records', () => {
-  it('the backend channel: the backend\'s requests with the frontend\'s replies; a reply finds the latest open request of its code', () => {
+  it("the backend channel: the backend's requests with the frontend's replies; a reply finds the latest open request of its code", () => {
     const records: RecordingRecord[] = [
       msg(1, 'main', 'F>B', encodeMessage(Request.GET_FEATURES, 1)),
       msg(1, 'backend', 'B>F', encodeMessage(3, 1 | NEED_REPLY, Buffer.alloc(8))), // VRING_HOST_NOTIFIER_MSG... any code
@@ -86,10 +86,7 @@ describe('a replay script from made-up records', () => {
   it('a reply the proxy changed: compared as received, served as forwarded', () => {
     const received = encodeMessage(Request.GET_PROTOCOL_FEATURES, 1 | REPLY, u64(0x3n));
     const forwarded = encodeMessage(Request.GET_PROTOCOL_FEATURES, 1 | REPLY, u64(0x1n));
-    const s = buildScript([
-      msg(1, 'main', 'F>B', encodeMessage(Request.GET_PROTOCOL_FEATURES, 1)),
-      msg(1, 'main', 'B>F', received, { forwarded }),
-    ]);
+    const s = buildScript([msg(1, 'main', 'F>B', encodeMessage(Request.GET_PROTOCOL_FEATURES, 1)), msg(1, 'main', 'B>F', received, { forwarded })]);
     const step = s.frontend[0];
     expect(step.replyRaw!.equals(received)).toBe(true);
     expect(step.replyServed!.equals(forwarded)).toBe(true);
@@ -130,13 +127,16 @@ describe('loading a recording to replay', () => {
 
 describe('resources for a replayed request', () => {
   it('makes each recorded kind afresh, sends one copy and keeps another of the same object', () => {
-    const made = makeFds([
-      { slot: 0, kind: 'eventfd' },
-      { slot: 1, kind: 'socket' },
-      { slot: 2, kind: 'memfd', size: 1 << 20 },
-      { slot: 3, kind: 'memfd' },
-      { slot: 4, kind: 'file', size: 10 },
-    ], 'mem');
+    const made = makeFds(
+      [
+        { slot: 0, kind: 'eventfd' },
+        { slot: 1, kind: 'socket' },
+        { slot: 2, kind: 'memfd', size: 1 << 20 },
+        { slot: 3, kind: 'memfd' },
+        { slot: 4, kind: 'file', size: 10 },
+      ],
+      'mem',
+    );
     const sent = made.send.map((fd) => native.fdInfo(fd));
     expect(sent.map((i) => i.kind)).toEqual(['eventfd', 'socket', 'memfd', 'memfd', 'memfd']);
     expect(sent.slice(2).map((i) => i.size)).toEqual([1 << 20, 4096, 4096]); // at least a page

@@ -61,8 +61,13 @@ describe('RequestTracker', () => {
     expect(t.observe(0, snap('call', 120, 15, 13, [0]))).toMatchObject([{ head: 0, latencyNs: 20_000 }]);
     expect(t.observe(0, snap('call', 130, 15, 14, [2]))).toEqual([]);
     // available by 120 (the call's avail index 15 covers position 14), used by 130
-    expect(t.observe(0, snap('kick', 200, 16, 15, [2, 1]))).toMatchObject([{ head: 2, submittedNs: us(120), completedNs: us(130), notifiedNs: us(130), latencyNs: 10_000 }]);
-    expect(t.observe(0, snap('call', 210, 16, 16, [1, 1]))).toMatchObject([{ head: 1, submittedNs: us(110), latencyNs: 90_000 }, { head: 1, submittedNs: us(200), latencyNs: 10_000 }]);
+    expect(t.observe(0, snap('kick', 200, 16, 15, [2, 1]))).toMatchObject([
+      { head: 2, submittedNs: us(120), completedNs: us(130), notifiedNs: us(130), latencyNs: 10_000 },
+    ]);
+    expect(t.observe(0, snap('call', 210, 16, 16, [1, 1]))).toMatchObject([
+      { head: 1, submittedNs: us(110), latencyNs: 90_000 },
+      { head: 1, submittedNs: us(200), latencyNs: 10_000 },
+    ]);
     expect(t.outstanding()).toEqual([]);
     expect(t.unmatched).toBe(0);
   });
@@ -120,7 +125,7 @@ describe('RequestTracker', () => {
     expect(t.outstanding()).toEqual([]);
   });
 
-  it('takes a polling driver\'s request as done at its own kick when the call comes after GET_VRING_BASE, and starts the next ring afresh', () => {
+  it("takes a polling driver's request as done at its own kick when the call comes after GET_VRING_BASE, and starts the next ring afresh", () => {
     // as QEMU + qemu-storage-daemon do it (recorded): SeaBIOS submits head 0 and polls, the device
     // is done within the kick's snapshot; at the switch to Linux, GET_VRING_BASE answers 1, a call
     // (reading the old ring) lists head 0, then Linux sets the ring up again from index 0
@@ -150,7 +155,13 @@ describe('RequestTracker', () => {
     expect(done).toHaveLength(1);
     const [bios] = done;
     // done somewhere between its kick and the stop: reported with that whole span as its bound
-    expect(bios).toMatchObject({ head: 0, submittedNs: us(100), completedNs: us(11_000_000), notifiedNs: us(11_000_000), completionUncertaintyNs: 10_999_900_000 });
+    expect(bios).toMatchObject({
+      head: 0,
+      submittedNs: us(100),
+      completedNs: us(11_000_000),
+      notifiedNs: us(11_000_000),
+      completionUncertaintyNs: 10_999_900_000,
+    });
     expect(bios!.notifyNs).toBeUndefined();
     expect(t.abandoned).toBe(0);
     // Linux's request on the new ring is its own
@@ -162,14 +173,28 @@ describe('RequestTracker', () => {
     const t = new RequestTracker('generic');
     t.observe(0, snap('kick', 100, 0x8003, 0x8000, [0, 1], true));
     const done = t.observe(0, snap('call', 140, 0x8003, 0x8003, [1, 0], true));
-    expect(done.map((d) => [d.head, d.latencyNs])).toEqual([[1, 40_000], [0, 40_000]]);
+    expect(done.map((d) => [d.head, d.latencyNs])).toEqual([
+      [1, 40_000],
+      [0, 40_000],
+    ]);
     expect(done[0].notifyNs).toBeUndefined();
   });
 
   it('keeps at most two submissions per head: a driver listing heads it never gets back cannot grow it', () => {
     const t = new RequestTracker('generic');
     // 10 000 kicks each listing heads 0..63 again (a guest writing garbage to its avail ring)
-    for (let k = 0; k < 10_000; k++) t.observe(0, snap('kick', 100 + k, (k + 1) * 64, 0, Array.from({ length: 64 }, (_x, i) => i), true));
+    for (let k = 0; k < 10_000; k++)
+      t.observe(
+        0,
+        snap(
+          'kick',
+          100 + k,
+          (k + 1) * 64,
+          0,
+          Array.from({ length: 64 }, (_x, i) => i),
+          true,
+        ),
+      );
     expect(t.outstanding().length).toBe(128);
     expect(t.abandoned).toBe(10_000 * 64 - 128);
   });

@@ -15,13 +15,25 @@ function fakeHub(): RelayHub & { rings: number } {
   return hub as unknown as RelayHub & { rings: number };
 }
 
-const u32s = (...v: number[]): Buffer => Buffer.concat(v.map((x) => { const b = Buffer.alloc(4); b.writeUInt32LE(x); return b; }));
+const u32s = (...v: number[]): Buffer =>
+  Buffer.concat(
+    v.map((x) => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(x);
+      return b;
+    }),
+  );
 
 describe('--rings caps', () => {
   it('a vring index beyond 1024 is told and not followed', () => {
     const hub = fakeHub();
     const problems: string[] = [];
-    const t = new RingTracker(hub, 'ring', () => {}, (m) => problems.push(m));
+    const t = new RingTracker(
+      hub,
+      'ring',
+      () => {},
+      (m) => problems.push(m),
+    );
     t.beforeForward(Request.SET_VRING_NUM, encodeMessage(Request.SET_VRING_NUM, 1, u32s(3, 256)), []);
     for (let i = 0; i < 1000; i++) t.beforeForward(Request.SET_VRING_NUM, encodeMessage(Request.SET_VRING_NUM, 1, u32s(MAX_VRINGS + i, 256)), []);
     t.beforeForward(Request.SET_VRING_BASE, encodeMessage(Request.SET_VRING_BASE, 1, u32s(0xffffffff, 0)), []);
@@ -34,7 +46,12 @@ describe('--rings caps', () => {
   it(`ADD_MEM_REG beyond ${MAX_RAM_SLOTS} regions: the rest are told and not mapped (no fd kept for them)`, () => {
     const before = openFds();
     const problems: string[] = [];
-    const t = new RingTracker(fakeHub(), 'ring', () => {}, (m) => problems.push(m));
+    const t = new RingTracker(
+      fakeHub(),
+      'ring',
+      () => {},
+      (m) => problems.push(m),
+    );
     for (let i = 0; i < MAX_RAM_SLOTS + 20; i++) {
       const fd = native.memfdCreate('region', 4096, true);
       const p = Buffer.alloc(40);
@@ -47,7 +64,11 @@ describe('--rings caps', () => {
     expect(t.memory.regions).toBe(MAX_RAM_SLOTS);
     expect(openFds() - before).toBe(MAX_RAM_SLOTS);
     expect(problems).toHaveLength(20);
-    expect(problems[0]).toMatch(new RegExp(`^--rings: more than ${MAX_RAM_SLOTS} memory regions \\(ADD_MEM_REG\\); the region at gpa 0x${(MAX_RAM_SLOTS * 4096).toString(16)} is not mapped`));
+    expect(problems[0]).toMatch(
+      new RegExp(
+        `^--rings: more than ${MAX_RAM_SLOTS} memory regions \\(ADD_MEM_REG\\); the region at gpa 0x${(MAX_RAM_SLOTS * 4096).toString(16)} is not mapped`,
+      ),
+    );
     t.close();
     expect(openFds()).toBe(before);
   });

@@ -8,14 +8,27 @@ import type { SessionStatus } from '../../src/events/status';
 
 function session(id: number, kicks: number, calls: number): SessionStatus {
   return {
-    session: id, frontend: 'listen', channels: ['main'], messages: { 'F>B': 10, 'B>F': 9 }, fdsForwarded: 4,
-    backpressure: { pauses: 0, pausedNow: 0 }, features: {}, relayPairs: [],
-    vrings: [{ vring: 0, kicks: 1, calls: 0, errs: 0, kickRate: 0, callRate: 0 }, { vring: 1, kicks, calls, errs: 0, kickRate: 0, callRate: 0, latencyUs: { count: 3, p50: 20, p90: 30, p99: 40, p999: 40, max: 40 } }],
+    session: id,
+    frontend: 'listen',
+    channels: ['main'],
+    messages: { 'F>B': 10, 'B>F': 9 },
+    fdsForwarded: 4,
+    backpressure: { pauses: 0, pausedNow: 0 },
+    features: {},
+    relayPairs: [],
+    vrings: [
+      { vring: 0, kicks: 1, calls: 0, errs: 0, kickRate: 0, callRate: 0 },
+      { vring: 1, kicks, calls, errs: 0, kickRate: 0, callRate: 0, latencyUs: { count: 3, p50: 20, p90: 30, p99: 40, p999: 40, max: 40 } },
+    ],
   };
 }
 function live(id: number, done: number, p99: number, outstanding: number): LiveSession {
   return {
-    session: id, device: 'blk', rings: true, outstanding, ...(outstanding ? { oldestUs: 2500 } : {}),
+    session: id,
+    device: 'blk',
+    rings: true,
+    outstanding,
+    ...(outstanding ? { oldestUs: 2500 } : {}),
     peers: { listen: { pid: 10 + id, uid: 0, exe: '/usr/bin/qemu-system-x86_64' }, connect: { pid: 20 + id, uid: 0, exe: '/usr/bin/qemu-storage-daemon' } },
     operations: [{ vring: 0, op: 'read ≤4K', count: done, p50Us: 30, p99Us: p99, maxUs: p99 * 2 }],
   };
@@ -27,7 +40,17 @@ function sample(atMs: number, sessions: SessionStatus[], requests: LiveSession[]
     transitBuckets[11] = 100;
     transitBuckets[16] = 2;
   }
-  const status: DaemonStatus = { pid: 1, listen: '/run/fe.sock', connect: '/run/be.sock', uptimeS: 5, interpose: true, pendingConnects: 0, sessions, rules: [], relay: { transitBuckets, transitSumNs: atMs > 0 ? 100 * 3000 + 2 * 100_000 : 0 } as unknown as RelayStats };
+  const status: DaemonStatus = {
+    pid: 1,
+    listen: '/run/fe.sock',
+    connect: '/run/be.sock',
+    uptimeS: 5,
+    interpose: true,
+    pendingConnects: 0,
+    sessions,
+    rules: [],
+    relay: { transitBuckets, transitSumNs: atMs > 0 ? 100 * 3000 + 2 * 100_000 : 0 } as unknown as RelayStats,
+  };
   return { atMs, status, requests };
 }
 
@@ -37,7 +60,17 @@ describe('top', () => {
 
   it('turns two samples into per-second rates, peers and the busiest operation', () => {
     const [one, two] = topRows(cur, prev);
-    expect(one).toMatchObject({ session: 1, device: 'blk', frontend: 'qemu-system-x86_64(11)', backend: 'qemu-storage-daemon(21)', messages: 19, kickRate: 100, callRate: 100, reqRate: 100, p99Us: 80 });
+    expect(one).toMatchObject({
+      session: 1,
+      device: 'blk',
+      frontend: 'qemu-system-x86_64(11)',
+      backend: 'qemu-storage-daemon(21)',
+      messages: 19,
+      kickRate: 100,
+      callRate: 100,
+      reqRate: 100,
+      p99Us: 80,
+    });
     expect(two).toMatchObject({ session: 2, reqRate: 5, outstanding: 3, oldestUs: 2500, p99Us: 900 });
   });
 

@@ -23,7 +23,10 @@ describe.each(traceNames())('trace %s', (name) => {
   });
 
   it('decodes every raw message to the traced name, flags and size', () => {
-    for (const [dir, raw] of [['>>', t.sent], ['<<', t.received]] as const) {
+    for (const [dir, raw] of [
+      ['>>', t.sent],
+      ['<<', t.received],
+    ] as const) {
       const listed = main.filter((m) => m.dir === dir);
       raw.forEach((msg, i) => {
         const d = decodeMessage('main', msg);
@@ -47,7 +50,10 @@ describe.each(traceNames())('trace %s', (name) => {
 
   it('finds nothing wrong in a real session, and predicts every reply', () => {
     const n = newNegotiation();
-    for (const [dir, raw, sender] of [['>>', t.sent, 'frontend'], ['<<', t.received, 'backend']] as const) {
+    for (const [dir, raw, sender] of [
+      ['>>', t.sent, 'frontend'],
+      ['<<', t.received, 'backend'],
+    ] as const) {
       const listed = main.filter((m) => m.dir === dir);
       raw.forEach((m, i) => {
         const findings = validateMessage(m, { channel: 'main', sender, fdCount: listed[i].fds, negotiation: n });
@@ -61,7 +67,10 @@ describe.each(traceNames())('trace %s', (name) => {
       if (m.flag === 'R') continue;
       const flags = 1 | (m.flag === 'NR' ? 8 : 0);
       const code = requestByName('main', m.name)!.code;
-      const payload = m.name.endsWith('PROTOCOL_FEATURES') && m.decoded.startsWith('0x') ? Buffer.from(BigInt(m.decoded.split(' ')[0]).toString(16).padStart(16, '0'), 'hex').reverse() : Buffer.alloc(8);
+      const payload =
+        m.name.endsWith('PROTOCOL_FEATURES') && m.decoded.startsWith('0x')
+          ? Buffer.from(BigInt(m.decoded.split(' ')[0]).toString(16).padStart(16, '0'), 'hex').reverse()
+          : Buffer.alloc(8);
       applyMainMessage(neg, code, flags, payload);
       const next = main[i + 1];
       const replied = next !== undefined && next.flag === 'R' && next.name === m.name;

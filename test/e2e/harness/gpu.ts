@@ -55,9 +55,21 @@ export async function runGpuGuest(work: string, proxy?: ProxyProcess): Promise<G
   try {
     await waitForSocket(be, 30_000, gpu);
     if (proxy) await proxy.starter(fe, be);
-    const [, , , ...qemu] = qemuArgs(initrd, '', ['-qmp', `unix:${qmp},server=on,wait=off`, '-chardev', `socket,id=c0,path=${fe}`, '-device', 'vhost-user-gpu-pci,chardev=c0']);
+    const [, , , ...qemu] = qemuArgs(initrd, '', [
+      '-qmp',
+      `unix:${qmp},server=on,wait=off`,
+      '-chardev',
+      `socket,id=c0,path=${fe}`,
+      '-device',
+      'vhost-user-gpu-pci,chardev=c0',
+    ]);
     const qemuCmd = inDebian13([work], '/usr/bin/qemu-system-x86_64', qemu);
-    q = new Peer('taskset', ['-c', '1', qemuCmd.cmd, ...qemuCmd.args], { name: 'qemu10', logFile: path.join(work, 'qemu.log'), env: qemuCmd.env, timeoutMs: 240_000 });
+    q = new Peer('taskset', ['-c', '1', qemuCmd.cmd, ...qemuCmd.args], {
+      name: 'qemu10',
+      logFile: path.join(work, 'qemu.log'),
+      env: qemuCmd.env,
+      timeoutMs: 240_000,
+    });
     await q.waitForLog(/GUEST: fb filled|GUEST-RESULT/, 180_000);
     await sleep(3000); // the fbdev deferred-io flush reaches the backend, then QEMU
     await qmpCommand(qmp, 'screendump', { filename: shot });

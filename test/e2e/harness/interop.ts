@@ -19,7 +19,6 @@ import { guestBody } from './qemu-net';
 import { ProxyProcess } from './proxy';
 import { blkGuest, fsGuest, guestWritten, pattern, sha } from './storage-guests';
 
-
 export interface Pair {
   frontend: Release;
   backend: Release;
@@ -54,12 +53,28 @@ export async function netGuest(work: string, pair: Pair, pings = 10, frontendLis
       q = qemuPeer(work, pair, initrd, '', qemuArgsFor(`socket,id=c0,path=${fe},server=on,wait=on`));
       await waitForSocket(fe, 30_000, q);
       await proxy.starter(be, fe);
-      tp = new Testpmd({ name: 'be', workDir: work, mainLcore: 1, forwardMode: 'icmpecho', mbufs: 8192, vdev: `net_vhost0,iface=${be},queues=1,client=1`, release: pair.backend });
+      tp = new Testpmd({
+        name: 'be',
+        workDir: work,
+        mainLcore: 1,
+        forwardMode: 'icmpecho',
+        mbufs: 8192,
+        vdev: `net_vhost0,iface=${be},queues=1,client=1`,
+        release: pair.backend,
+      });
       await tp.peer.waitForLog(/testpmd> /, 60_000);
       tp.cmd('set verbose 1');
       tp.cmd('start');
     } else {
-      tp = new Testpmd({ name: 'be', workDir: work, mainLcore: 1, forwardMode: 'icmpecho', mbufs: 8192, vdev: `net_vhost0,iface=${be},queues=1`, release: pair.backend });
+      tp = new Testpmd({
+        name: 'be',
+        workDir: work,
+        mainLcore: 1,
+        forwardMode: 'icmpecho',
+        mbufs: 8192,
+        vdev: `net_vhost0,iface=${be},queues=1`,
+        release: pair.backend,
+      });
       await tp.peer.waitForLog(/binding succeeded/, 60_000);
       tp.cmd('set verbose 1');
       tp.cmd('start');
@@ -89,9 +104,12 @@ export async function blkPair(work: string, pair: Pair): Promise<BlkRun> {
   const be = path.join(work, 'be.sock');
   const proxy = new ProxyProcess(work);
   const run = fromRelease(pair.backend, [work], 'qemu-storage-daemon', [
-    '--blockdev', `driver=file,node-name=file0,filename=${img},cache.direct=off`,
-    '--blockdev', 'driver=raw,node-name=disk0,file=file0',
-    '--export', `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${be},writable=on,num-queues=1`,
+    '--blockdev',
+    `driver=file,node-name=file0,filename=${img},cache.direct=off`,
+    '--blockdev',
+    'driver=raw,node-name=disk0,file=file0',
+    '--export',
+    `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${be},writable=on,num-queues=1`,
   ]);
   const qsd = new Peer(run.cmd, run.args, { name: 'qsd', logFile: path.join(work, 'qsd.log'), env: run.env });
   let q: Peer | undefined;
@@ -121,15 +139,30 @@ export async function fsPair(work: string, pair: Pair): Promise<FsRun> {
   const fe = path.join(work, 'fe.sock');
   const be = path.join(work, 'be.sock');
   const proxy = new ProxyProcess(work);
-  const run = pair.backend === 'debian12'
-    ? fromRelease('debian12', [], '/usr/lib/qemu/virtiofsd', ['-f', `--socket-path=${be}`, '-o', `source=${share}`, '-o', 'cache=none', '-o', 'sandbox=namespace'])
-    : fromRelease('debian13', [work], '/usr/libexec/virtiofsd', [`--socket-path=${be}`, `--shared-dir=${share}`, '--cache=never', '--sandbox=namespace']);
+  const run =
+    pair.backend === 'debian12'
+      ? fromRelease('debian12', [], '/usr/lib/qemu/virtiofsd', [
+          '-f',
+          `--socket-path=${be}`,
+          '-o',
+          `source=${share}`,
+          '-o',
+          'cache=none',
+          '-o',
+          'sandbox=namespace',
+        ])
+      : fromRelease('debian13', [work], '/usr/libexec/virtiofsd', [`--socket-path=${be}`, `--shared-dir=${share}`, '--cache=never', '--sandbox=namespace']);
   const vfs = new Peer(run.cmd, run.args, { name: 'virtiofsd', logFile: path.join(work, 'virtiofsd.log'), env: run.env });
   let q: Peer | undefined;
   try {
     await waitForSocket(be, 30_000, vfs);
     await proxy.starter(fe, be);
-    q = qemuPeer(work, pair, initrd, `lab.token=${token}`, ['-chardev', `socket,id=c0,path=${fe}`, '-device', 'vhost-user-fs-pci,chardev=c0,tag=t0,queue-size=1024']);
+    q = qemuPeer(work, pair, initrd, `lab.token=${token}`, [
+      '-chardev',
+      `socket,id=c0,path=${fe}`,
+      '-device',
+      'vhost-user-fs-pci,chardev=c0,tag=t0,queue-size=1024',
+    ]);
     const rc = await q.waitExit(180_000);
     if (rc !== 0) throw new Error(`QEMU exited with ${rc}\n${q.log().slice(-1500)}`);
   } finally {
@@ -155,8 +188,24 @@ export async function dpdkPair(work: string, pair: Pair, frontendListens = false
   const fe = path.join(work, 'fe.sock');
   const be = path.join(work, 'be.sock');
   const proxy = new ProxyProcess(work);
-  const makeBack = () => new Testpmd({ name: 'be', workDir: work, mainLcore: 1, forwardMode: 'io', vdev: `net_vhost0,iface=${be},queues=1${frontendListens ? ',client=1' : ''}`, release: pair.backend });
-  const makeFront = () => new Testpmd({ name: 'fe', workDir: work, mainLcore: 0, forwardMode: 'io', vdev: `net_virtio_user0,path=${fe},queues=1${frontendListens ? ',server=1' : ''}`, release: pair.frontend });
+  const makeBack = () =>
+    new Testpmd({
+      name: 'be',
+      workDir: work,
+      mainLcore: 1,
+      forwardMode: 'io',
+      vdev: `net_vhost0,iface=${be},queues=1${frontendListens ? ',client=1' : ''}`,
+      release: pair.backend,
+    });
+  const makeFront = () =>
+    new Testpmd({
+      name: 'fe',
+      workDir: work,
+      mainLcore: 0,
+      forwardMode: 'io',
+      vdev: `net_virtio_user0,path=${fe},queues=1${frontendListens ? ',server=1' : ''}`,
+      release: pair.frontend,
+    });
   let back: Testpmd | undefined;
   let front: Testpmd | undefined;
   try {
@@ -193,7 +242,21 @@ export function passtCommand(sock: string): { cmd: string; args: string[] } {
   return {
     cmd: `${r}/lib64/ld-linux-x86-64.so.2`,
     // -4: IPv4 only; no inbound port forwarding; the guest's DNS is never used
-    args: ['--library-path', `${r}/lib/x86_64-linux-gnu:${r}/usr/lib/x86_64-linux-gnu`, `${r}/usr/bin/passt`, '--vhost-user', '-f', '-4', '-t', 'none', '-u', 'none', '--no-dhcp-dns', '-s', sock],
+    args: [
+      '--library-path',
+      `${r}/lib/x86_64-linux-gnu:${r}/usr/lib/x86_64-linux-gnu`,
+      `${r}/usr/bin/passt`,
+      '--vhost-user',
+      '-f',
+      '-4',
+      '-t',
+      'none',
+      '-u',
+      'none',
+      '--no-dhcp-dns',
+      '-s',
+      sock,
+    ],
   };
 }
 
@@ -243,7 +306,9 @@ export async function passtGuest(work: string, frontend: Release): Promise<Passt
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
-  const initrd = buildInitramfs(work, `
+  const initrd = buildInitramfs(
+    work,
+    `
 ${PASST_GUEST_DHCP}
 echo "GUEST-DHCP: $(ip -4 addr show eth0 | grep inet)"
 wget -q -O /tmp/got http://$GW:${port}/data || { echo "GUEST-RESULT: FAIL fetch"; exit 0; }
@@ -254,7 +319,9 @@ head -c 131072 /dev/urandom | od -An -tx1 | head -c 262144 > /tmp/up
 echo "GUEST-POSTED-SHA: $(sha256sum < /tmp/up | cut -d' ' -f1)"
 wget -q -O - --post-file /tmp/up http://$GW:${port}/up >/dev/null || { echo "GUEST-RESULT: FAIL post"; exit 0; }
 echo "GUEST-RESULT: PASS"
-`, ['virtio_pci', 'virtio_net']);
+`,
+    ['virtio_pci', 'virtio_net'],
+  );
   const fe = path.join(work, 'fe.sock');
   const be = path.join(work, 'be.sock');
   const proxy = new ProxyProcess(work);
@@ -318,7 +385,15 @@ export async function ovsGuest(work: string, release: Release = 'debian12', ping
     const vhu0 = await ovs.addServerPort('vhu0');
     await serverPortProxy.starter(qemuSock, vhu0);
     // testpmd is the frontend and listens (server=1); EAL init waits until OVS has connected
-    tp = new Testpmd({ name: 'tp', workDir: work, mainLcore: 1, forwardMode: 'icmpecho', mbufs: 8192, vdev: `net_virtio_user0,path=${tpSock},queues=1,server=1`, release });
+    tp = new Testpmd({
+      name: 'tp',
+      workDir: work,
+      mainLcore: 1,
+      forwardMode: 'icmpecho',
+      mbufs: 8192,
+      vdev: `net_virtio_user0,path=${tpSock},queues=1,server=1`,
+      release,
+    });
     await waitForSocket(tpSock, 30_000, tp.peer);
     await clientPortProxy.starter(clientPath, tpSock);
     ovs.addClientPort('vhuc1', clientPath);
@@ -376,7 +451,9 @@ export async function vsockGuest(work: string, frontend: Release): Promise<Vsock
     c.on('error', () => {});
   });
   await new Promise<void>((r) => echo.listen(`${uds}_1234`, r));
-  const initrd = buildInitramfs(work, `
+  const initrd = buildInitramfs(
+    work,
+    `
 head -c 131072 /dev/urandom | od -An -tx1 | head -c 262144 > /tmp/up
 
 echo "GUEST-SENT-SHA: $(sha256sum < /tmp/up | cut -d' ' -f1)"
@@ -384,7 +461,10 @@ i=0; until /bin/vsock-pipe 2 1234 < /tmp/up > /tmp/down 2>/tmp/err || [ $i -ge 2
 cat /tmp/err
 echo "GUEST-ECHOED-SHA: $(sha256sum < /tmp/down | cut -d' ' -f1)"
 [ -s /tmp/down ] && echo "GUEST-RESULT: PASS" || echo "GUEST-RESULT: FAIL nothing came back"
-`, ['virtio_pci', 'vmw_vsock_virtio_transport'], [vsockPipe(work)]);
+`,
+    ['virtio_pci', 'vmw_vsock_virtio_transport'],
+    [vsockPipe(work)],
+  );
   const fe = path.join(work, 'fe.sock');
   const be = path.join(work, 'be.sock');
   const proxy = new ProxyProcess(work);
@@ -426,7 +506,8 @@ export function buildRustFrontend(): string {
   fs.mkdirSync(RUST_TARGET, { recursive: true });
   // from the crate's directory: cargo reads .cargo/config.toml (Debian's registry) from the cwd
   const run = fromRelease('debian13', [RUST_SRC, RUST_TARGET], '/bin/sh', [
-    '-c', `cd '${RUST_SRC}' && CARGO_HOME='${RUST_TARGET}/cargo-home' CARGO_TARGET_DIR='${RUST_TARGET}' exec cargo build --release --offline`,
+    '-c',
+    `cd '${RUST_SRC}' && CARGO_HOME='${RUST_TARGET}/cargo-home' CARGO_TARGET_DIR='${RUST_TARGET}' exec cargo build --release --offline`,
   ]);
   try {
     execFileSync(run.cmd, run.args, { env: run.env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });

@@ -76,7 +76,11 @@ export class ProxyProcess {
     if (!fs.existsSync(CLI)) throw new Error(`${CLI} missing: run "npm run build" (tsc) first`);
     const config = path.join(this.workDir, 'vhostscope.json');
     fs.writeFileSync(config, JSON.stringify({ record: this.recordFile, devices }, null, 2));
-    this.peer = new Peer(process.execPath, [CLI, 'proxy', '--config', config, '--json', ...this.extraArgs], { name: 'proxy', logFile: this.logFile, timeoutMs: 600_000 });
+    this.peer = new Peer(process.execPath, [CLI, 'proxy', '--config', config, '--json', ...this.extraArgs], {
+      name: 'proxy',
+      logFile: this.logFile,
+      timeoutMs: 600_000,
+    });
     for (const d of devices) await waitForSocket(d.listen, 20_000, this.peer);
   }
 
@@ -140,7 +144,10 @@ export interface VringFigures {
 }
 
 /** Checks of the interposed relay at session end: both sides of every pair saw the same counts. */
-export function sessionEnd(proxy: ProxyProcess, session = 1): { vrings: VringFigures[]; relayPairs: { vring: number; kind: string; read: number; written: number }[]; reason: string } {
+export function sessionEnd(
+  proxy: ProxyProcess,
+  session = 1,
+): { vrings: VringFigures[]; relayPairs: { vring: number; kind: string; read: number; written: number }[]; reason: string } {
   const end = proxy.records().find((r) => r.event === 'session-end' && r.session === session);
   if (!end) throw new Error(`no session-end for session ${session} in ${proxy.logFile}`);
   return end as never;
@@ -194,7 +201,11 @@ export function ringHeaders(proxy: ProxyProcess, device: DeviceType): { session:
 export function ringBases(proxy: ProxyProcess): { vring: number; base?: number; availIdx: number; usedIdx: number; error?: string }[] {
   return recordingEvents(readRecording(proxy.recordFile).records)
     .filter((e) => e.type === 'ring' && e.snapshot.kind === 'base')
-    .map((e) => (e.type === 'ring' ? { vring: e.vring, base: e.base, availIdx: e.snapshot.availIdx, usedIdx: e.snapshot.usedIdx, ...(e.snapshot.error ? { error: e.snapshot.error } : {}) } : (undefined as never)));
+    .map((e) =>
+      e.type === 'ring'
+        ? { vring: e.vring, base: e.base, availIdx: e.snapshot.availIdx, usedIdx: e.snapshot.usedIdx, ...(e.snapshot.error ? { error: e.snapshot.error } : {}) }
+        : (undefined as never),
+    );
 }
 
 /** `vhostscope stats --json` of the session's recording, run as a user runs it. */

@@ -26,7 +26,11 @@ if [ "$ok" -ge ${minOk} ]; then echo "GUEST-RESULT: PASS replies=$ok/$n"; else e
 
 export function backend(work: string, name: string, sock: string, client: boolean): Testpmd {
   const t = new Testpmd({
-    name, workDir: work, mainLcore: 1, forwardMode: 'icmpecho', mbufs: 8192,
+    name,
+    workDir: work,
+    mainLcore: 1,
+    forwardMode: 'icmpecho',
+    mbufs: 8192,
     vdev: `net_vhost0,iface=${sock},queues=1${client ? ',client=1' : ''}`,
   });
   return t;
@@ -49,7 +53,6 @@ export function expectGuestTraffic(q: Peer, be: Testpmd): void {
   expect(log).toMatch(/ARP/);
   expect(log).toMatch(/ICMP/);
 }
-
 
 /** The last ping sequence number the guest saw answered (-1: none yet). */
 export const lastPingOk = (q: Peer): number => Math.max(-1, ...[...q.log().matchAll(/seq=(\d+) ok/g)].map((m) => Number(m[1])));

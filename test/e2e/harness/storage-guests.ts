@@ -30,7 +30,9 @@ export function blkGuest(work: string): BlkGuest {
   const fd = fs.openSync(img, 'r+');
   fs.writeSync(fd, host, 0, host.length, 0);
   fs.closeSync(fd);
-  const initrd = buildInitramfs(work, `
+  const initrd = buildInitramfs(
+    work,
+    `
 tok=$(sed -n 's/.*lab.token=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
 i=0; until [ -b /dev/vda ] || [ $i -ge 50 ]; do sleep 0.1; i=$((i+1)); done
 [ -b /dev/vda ] || { echo "GUEST-RESULT: FAIL no /dev/vda"; exit 0; }
@@ -40,7 +42,9 @@ dd if=/tmp/w of=/dev/vda bs=65536 seek=32 conv=fsync 2>/dev/null || { echo "GUES
 sync; echo 3 > /proc/sys/vm/drop_caches
 W=$(sha256sum < /tmp/w | cut -d' ' -f1); R=$(dd if=/dev/vda bs=65536 skip=32 count=16 2>/dev/null | sha256sum | cut -d' ' -f1)
 if [ "$W" = "$R" ]; then echo "GUEST-RESULT: PASS"; else echo "GUEST-RESULT: FAIL readback"; fi
-`, ['virtio_pci', 'virtio_blk']);
+`,
+    ['virtio_pci', 'virtio_blk'],
+  );
   return { img, token, host, guestWrite: pattern(`guest-wrote-this ${token}\n`, 1 << 20), initrd };
 }
 
@@ -68,7 +72,9 @@ export function fsGuest(work: string): FsGuest {
   const hello = pattern(`virtiofs host file ${token}\n`, 200_000);
   fs.writeFileSync(path.join(share, 'hello.txt'), hello);
   fs.writeFileSync(path.join(share, 'sub', 'token'), `${token}\n`);
-  const initrd = buildInitramfs(work, `
+  const initrd = buildInitramfs(
+    work,
+    `
 tok=$(sed -n 's/.*lab.token=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
 mkdir -p /mnt/v
 mount -t virtiofs t0 /mnt/v || { echo "GUEST-RESULT: FAIL mount"; exit 0; }
@@ -76,6 +82,8 @@ echo "GUEST-READ-SHA: $(sha256sum < /mnt/v/hello.txt | cut -d' ' -f1)"
 echo "GUEST-TOKEN: $(cat /mnt/v/sub/token)"
 echo "guest wrote this $tok" > /mnt/v/from-guest.txt && sync
 umount /mnt/v && echo "GUEST-RESULT: PASS"
-`, ['virtio_pci', 'virtiofs']);
+`,
+    ['virtio_pci', 'virtiofs'],
+  );
   return { share, token, hello, initrd };
 }
