@@ -1,7 +1,8 @@
-#include "common.h"
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+
+#include "common.h"
 
 namespace vhs {
 

@@ -10,20 +10,22 @@
 // reading after any end; JS decides whether to close. It reports when its write queue has
 // drained (onDrain), and pause() stops reading until start(): JS builds back-pressure from
 // the two (src/proxy/backpressure.ts).
-#include "closer.h"
-#include "common.h"
-#include "framing.h"
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <deque>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <vector>
+
+#include "closer.h"
+#include "common.h"
+#include "framing.h"
 
 namespace vhs {
 namespace {
 
-constexpr int kMaxMessagesPerWakeup = 256;   // fairness between channels on one loop
+constexpr int kMaxMessagesPerWakeup = 256;  // fairness between channels on one loop
 
 struct PendingWrite {
   std::vector<uint8_t> data;
@@ -39,15 +41,16 @@ void CloseAll(std::vector<int>& fds) {
 class Channel : public Napi::ObjectWrap<Channel> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Channel", {
-      InstanceMethod("start", &Channel::Start),
-      InstanceMethod("pause", &Channel::Pause),
-      InstanceMethod("send", &Channel::Send),
-      InstanceMethod("close", &Channel::Close),
-      InstanceAccessor("fd", &Channel::GetFd, nullptr),
-      InstanceAccessor("queuedBytes", &Channel::GetQueued, nullptr),
-      InstanceAccessor("heldFds", &Channel::GetHeldFds, nullptr),
-    });
+    return DefineClass(env, "Channel",
+                       {
+                           InstanceMethod("start", &Channel::Start),
+                           InstanceMethod("pause", &Channel::Pause),
+                           InstanceMethod("send", &Channel::Send),
+                           InstanceMethod("close", &Channel::Close),
+                           InstanceAccessor("fd", &Channel::GetFd, nullptr),
+                           InstanceAccessor("queuedBytes", &Channel::GetQueued, nullptr),
+                           InstanceAccessor("heldFds", &Channel::GetHeldFds, nullptr),
+                       });
   }
 
   // new Channel(fd, maxPayload, onMessage(buf, fds, tsNs), onEnd(err|null), onDrain?())
@@ -83,7 +86,10 @@ class Channel : public Napi::ObjectWrap<Channel> {
     if (closed_ || ended_) return info.Env().Undefined();
     if (!reading_) {
       reading_ = true;
-      if (!self_ref_) { Ref(); self_ref_ = true; }
+      if (!self_ref_) {
+        Ref();
+        self_ref_ = true;
+      }
       UpdatePoll();
     }
     return info.Env().Undefined();
@@ -124,7 +130,10 @@ class Channel : public Napi::ObjectWrap<Channel> {
     }
     queued_bytes_ += w.data.size() - w.offset;
     queue_.push_back(std::move(w));
-    if (!self_ref_) { Ref(); self_ref_ = true; }
+    if (!self_ref_) {
+      Ref();
+      self_ref_ = true;
+    }
     UpdatePoll();
     return Napi::Number::New(env, static_cast<double>(queued_bytes_));
   }
@@ -157,7 +166,10 @@ class Channel : public Napi::ObjectWrap<Channel> {
     queue_.clear();
     queued_bytes_ = 0;
     close(fd_);
-    if (self_ref_) { self_ref_ = false; Unref(); }
+    if (self_ref_) {
+      self_ref_ = false;
+      Unref();
+    }
     // The callbacks are strong references from the addon (GC roots): they hold the closures that
     // hold whatever owns this channel, which holds this channel. Kept after the close, every
     // closed session would stay in memory for the daemon's life.
@@ -218,8 +230,10 @@ class Channel : public Napi::ObjectWrap<Channel> {
       int soerr = 0;
       socklen_t len = sizeof(soerr);
       if (getsockopt(self->fd_, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0) soerr = errno;
-      if ((soerr == ECONNRESET || soerr == EPIPE) && self->reader_.header_got() == 0) self->End(nullptr, 0, nullptr);
-      else self->End("EPOLL", soerr ? soerr : -status, "the connection failed");
+      if ((soerr == ECONNRESET || soerr == EPIPE) && self->reader_.header_got() == 0)
+        self->End(nullptr, 0, nullptr);
+      else
+        self->End("EPOLL", soerr ? soerr : -status, "the connection failed");
       return;
     }
     if (events & UV_WRITABLE) self->Flush();
@@ -314,8 +328,6 @@ class Channel : public Napi::ObjectWrap<Channel> {
 
 }  // namespace
 
-void InitChannel(Napi::Env env, Napi::Object exports) {
-  exports.Set("Channel", Channel::Define(env));
-}
+void InitChannel(Napi::Env env, Napi::Object exports) { exports.Set("Channel", Channel::Define(env)); }
 
 }  // namespace vhs

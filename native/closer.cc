@@ -78,8 +78,10 @@ Closer& TheCloser() {
 
 void CloseForeign(int fd) {
   if (fd < 0) return;
-  if (MayWaitInClose(fd)) TheCloser().Add(fd);
-  else close(fd);
+  if (MayWaitInClose(fd))
+    TheCloser().Add(fd);
+  else
+    close(fd);
 }
 
 long PendingForeignCloses() { return TheCloser().Pending(); }

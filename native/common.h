@@ -4,6 +4,7 @@
 #pragma once
 #include <napi.h>
 #include <uv.h>
+
 #include <cstdint>
 
 namespace vhs {

@@ -1,12 +1,14 @@
 // fdInfo(fd): what kind of object a received fd is, without touching its contents.
-#include "common.h"
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "common.h"
 
 #ifndef HUGETLBFS_MAGIC
 #define HUGETLBFS_MAGIC 0x958458f6
@@ -68,7 +70,8 @@ std::string MountFsType(int fd) {
 
 // File systems whose operations wait for a server (a process, or a host across a network).
 static bool ServedRemotely(const std::string& fstype) {
-  static const char* const kRemote[] = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "afs", "lustre", "virtiofs"};
+  static const char* const kRemote[] = {"nfs",  "nfs4",      "cifs", "smb3",   "smbfs",   "9p",
+                                        "ceph", "glusterfs", "afs",  "lustre", "virtiofs"};
   if (fstype.rfind("fuse", 0) == 0) return true;  // fuse, fuseblk, fuse.sshfs, ...
   for (const char* t : kRemote)
     if (fstype == t) return true;
@@ -138,8 +141,6 @@ Napi::Value FdInfo(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void InitFdInfo(Napi::Env env, Napi::Object exports) {
-  exports.Set("fdInfo", Napi::Function::New(env, FdInfo));
-}
+void InitFdInfo(Napi::Env env, Napi::Object exports) { exports.Set("fdInfo", Napi::Function::New(env, FdInfo)); }
 
 }  // namespace vhs

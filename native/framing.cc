@@ -1,10 +1,13 @@
 #include "framing.h"
-#include "closer.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <sys/socket.h>
-#include <unistd.h>
+
+#include "closer.h"
 
 namespace vhs {
 
@@ -55,9 +58,12 @@ FrameReader::Step FrameReader::ReadOne(int fd) {
       }
     }
     if (fds_.size() > kMaxFdsPerMessage)
-      return Fail("TOO_MANY_FDS", 0, "more fds than any message carries arrived with one message (64 held, more coming): the peer is hoarding fds in the proxy");
+      return Fail("TOO_MANY_FDS", 0,
+                  "more fds than any message carries arrived with one message (64 held, more coming): the peer is "
+                  "hoarding fds in the proxy");
     if (msg.msg_flags & MSG_CTRUNC)
-      return Fail("CTRUNC", 0, "control data truncated: more fds than the receive buffer holds, the kernel closed the rest");
+      return Fail("CTRUNC", 0,
+                  "control data truncated: more fds than the receive buffer holds, the kernel closed the rest");
     if (n == 0) {
       if (hdr_got_ == 0 && fds_.empty()) return Fail(nullptr, 0, nullptr);
       return Fail("EOF_MID_MESSAGE", 0, "peer closed in the middle of a message");

@@ -1,4 +1,5 @@
 #include "guest_memory.h"
+
 #include <cerrno>
 
 namespace vhs {
@@ -10,16 +11,18 @@ const napi_type_tag kTag = {0x7668736d656d6f72ull, 0x7967756573746d65ull};
 class GuestMemoryObject : public Napi::ObjectWrap<GuestMemoryObject> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "GuestMemory", {
-      InstanceMethod("add", &GuestMemoryObject::Add),
-      InstanceMethod("remove", &GuestMemoryObject::Remove),
-      InstanceMethod("clear", &GuestMemoryObject::Clear),
-      InstanceAccessor("regions", &GuestMemoryObject::Regions, nullptr),
-      InstanceAccessor("mapped", &GuestMemoryObject::MappedRegions, nullptr),
-    });
+    return DefineClass(env, "GuestMemory",
+                       {
+                           InstanceMethod("add", &GuestMemoryObject::Add),
+                           InstanceMethod("remove", &GuestMemoryObject::Remove),
+                           InstanceMethod("clear", &GuestMemoryObject::Clear),
+                           InstanceAccessor("regions", &GuestMemoryObject::Regions, nullptr),
+                           InstanceAccessor("mapped", &GuestMemoryObject::MappedRegions, nullptr),
+                       });
   }
 
-  GuestMemoryObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GuestMemoryObject>(info), mem(std::make_shared<GuestMemory>()) {
+  GuestMemoryObject(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<GuestMemoryObject>(info), mem(std::make_shared<GuestMemory>()) {
     napi_type_tag_object(info.Env(), info.This(), &kTag);
   }
 
@@ -28,7 +31,8 @@ class GuestMemoryObject : public Napi::ObjectWrap<GuestMemoryObject> {
  private:
   static uint64_t U64(const Napi::Value& v) {
     bool lossless;
-    return v.IsBigInt() ? v.As<Napi::BigInt>().Uint64Value(&lossless) : static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+    return v.IsBigInt() ? v.As<Napi::BigInt>().Uint64Value(&lossless)
+                        : static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
   }
 
   // add(fd, gpa, size, uaddr, mmapOffset): takes ownership of fd; maps it read-only if it is sealed.

@@ -1,8 +1,10 @@
 // Listener: accepts connections on a listening unix socket from the libuv loop.
-#include "common.h"
-#include <cerrno>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
+
+#include "common.h"
 
 namespace vhs {
 namespace {
@@ -10,16 +12,16 @@ namespace {
 class Listener : public Napi::ObjectWrap<Listener> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Listener", {
-      InstanceMethod("close", &Listener::Close),
-      InstanceMethod("pause", &Listener::Pause),
-      InstanceMethod("resume", &Listener::Resume),
-    });
+    return DefineClass(env, "Listener",
+                       {
+                           InstanceMethod("close", &Listener::Close),
+                           InstanceMethod("pause", &Listener::Pause),
+                           InstanceMethod("resume", &Listener::Resume),
+                       });
   }
 
   // new Listener(fd, onConnection(err|null, fd)); owns fd and starts accepting at once.
-  Listener(const Napi::CallbackInfo& info)
-      : Napi::ObjectWrap<Listener>(info), ctx_(info.Env(), "vhostscope:Listener") {
+  Listener(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Listener>(info), ctx_(info.Env(), "vhostscope:Listener") {
     fd_ = info[0].As<Napi::Number>().Int32Value();
     on_conn_ = Napi::Persistent(info[1].As<Napi::Function>());
     poll_ = new uv_poll_t;
@@ -97,8 +99,6 @@ class Listener : public Napi::ObjectWrap<Listener> {
 
 }  // namespace
 
-void InitListener(Napi::Env env, Napi::Object exports) {
-  exports.Set("Listener", Listener::Define(env));
-}
+void InitListener(Napi::Env env, Napi::Object exports) { exports.Set("Listener", Listener::Define(env)); }
 
 }  // namespace vhs

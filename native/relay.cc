@@ -10,26 +10,28 @@
 // Pairs are added and removed from JS under a mutex that the thread also holds while it
 // handles one epoll batch, so a pair's fds are never closed while the thread uses them, and
 // a stale event for a removed pair (its id is in the epoll data) is skipped.
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
 #include "common.h"
 #include "guest_memory.h"
 #include "rings.h"
-#include <atomic>
-#include <sched.h>
-#include <cerrno>
-#include <cstring>
-#include <fcntl.h>
-#include <mutex>
-#include <poll.h>
-#include <pthread.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <sys/eventfd.h>
-#include <thread>
-#include <unistd.h>
-#include <unordered_map>
-#include <vector>
-#include <algorithm>
 
 namespace vhs {
 namespace {
@@ -63,20 +65,21 @@ constexpr size_t kMaxSnapshotBytes = 16u << 20;
 class Relay : public Napi::ObjectWrap<Relay> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Relay", {
-      InstanceMethod("addPair", &Relay::AddPair),
-      InstanceMethod("removePair", &Relay::RemovePair),
-      InstanceMethod("drain", &Relay::Drain),
-      InstanceMethod("pairStats", &Relay::PairStats),
-      InstanceMethod("stats", &Relay::Stats),
-      InstanceMethod("stop", &Relay::Stop),
-      InstanceMethod("setCpu", &Relay::SetCpu),
-      InstanceMethod("setRing", &Relay::SetRing),
-      InstanceMethod("attachRing", &Relay::AttachRing),
-      InstanceMethod("removeRing", &Relay::RemoveRing),
-      InstanceMethod("snapshotRing", &Relay::SnapshotRingNow),
-      InstanceMethod("drainRings", &Relay::DrainRings),
-    });
+    return DefineClass(env, "Relay",
+                       {
+                           InstanceMethod("addPair", &Relay::AddPair),
+                           InstanceMethod("removePair", &Relay::RemovePair),
+                           InstanceMethod("drain", &Relay::Drain),
+                           InstanceMethod("pairStats", &Relay::PairStats),
+                           InstanceMethod("stats", &Relay::Stats),
+                           InstanceMethod("stop", &Relay::Stop),
+                           InstanceMethod("setCpu", &Relay::SetCpu),
+                           InstanceMethod("setRing", &Relay::SetRing),
+                           InstanceMethod("attachRing", &Relay::AttachRing),
+                           InstanceMethod("removeRing", &Relay::RemoveRing),
+                           InstanceMethod("snapshotRing", &Relay::SnapshotRingNow),
+                           InstanceMethod("drainRings", &Relay::DrainRings),
+                       });
   }
 
   // new Relay(ringCapacity, spinNs)
@@ -179,7 +182,8 @@ class Relay : public Napi::ObjectWrap<Relay> {
 
   static uint64_t U64(const Napi::Value& v) {
     bool lossless;
-    return v.IsBigInt() ? v.As<Napi::BigInt>().Uint64Value(&lossless) : static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+    return v.IsBigInt() ? v.As<Napi::BigInt>().Uint64Value(&lossless)
+                        : static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
   }
 
   // setRing(ringId, guestMemory, desc, avail, used, num, packed, headerBytes, lastAvail, lastUsed):
@@ -302,7 +306,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
-    struct timespec ts{};
+    struct timespec ts {};
     double cpu_ns = 0;
     if (!stopped_ && clock_gettime(cpu_clock_, &ts) == 0) cpu_ns = ts.tv_sec * 1e9 + ts.tv_nsec;
     o.Set("threadCpuNs", Napi::Number::New(env, cpu_ns));
@@ -311,7 +315,8 @@ class Relay : public Napi::ObjectWrap<Relay> {
     o.Set("niceApplied", Napi::Boolean::New(env, nice_applied_.load()));
     o.Set("droppedSnapshots", Napi::Number::New(env, static_cast<double>(dropped_snapshots_.load())));
     Napi::Array transit = Napi::Array::New(env, kTransitBuckets);
-    for (int i = 0; i < kTransitBuckets; i++) transit.Set(i, Napi::Number::New(env, static_cast<double>(transit_[i].load())));
+    for (int i = 0; i < kTransitBuckets; i++)
+      transit.Set(i, Napi::Number::New(env, static_cast<double>(transit_[i].load())));
     o.Set("transitBuckets", transit);
     o.Set("transitSumNs", Napi::Number::New(env, static_cast<double>(transit_sum_ns_.load())));
     std::lock_guard<std::mutex> lock(mu_);
@@ -331,7 +336,8 @@ class Relay : public Napi::ObjectWrap<Relay> {
       stopped_ = true;
     }
     uint64_t one = 1;
-    if (write(wake_, &one, 8) < 0) { /* the thread also checks stopped_ */ }
+    if (write(wake_, &one, 8) < 0) { /* the thread also checks stopped_ */
+    }
     if (thread_.joinable()) thread_.join();
     for (auto& kv : pairs_) {
       close(kv.second.src);
@@ -444,8 +450,10 @@ class Relay : public Napi::ObjectWrap<Relay> {
   }
 
   static void Deliver(Pair& p, uint64_t count) {
-    if (write(p.dst, &count, 8) == 8) p.written_total += count;
-    else p.write_errors++;
+    if (write(p.dst, &count, 8) == 8)
+      p.written_total += count;
+    else
+      p.write_errors++;
   }
 
   // After the notification went through: what was on the ring (--rings), stamped with the
@@ -509,8 +517,6 @@ class Relay : public Napi::ObjectWrap<Relay> {
 
 }  // namespace
 
-void InitRelay(Napi::Env env, Napi::Object exports) {
-  exports.Set("Relay", Relay::Define(env));
-}
+void InitRelay(Napi::Env env, Napi::Object exports) { exports.Set("Relay", Relay::Define(env)); }
 
 }  // namespace vhs

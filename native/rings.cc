@@ -1,15 +1,18 @@
 // Guest memory mappings and vring snapshots. See rings.h; the record layout is documented once,
 // in src/rings/snapshot.ts, which decodes it.
 #include "rings.h"
-#include "closer.h"
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
+
 #include <fcntl.h>
-#include <ctime>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "closer.h"
 
 namespace vhs {
 
@@ -26,7 +29,7 @@ int GuestMemory::Add(int fd, uint64_t gpa, uint64_t size, uint64_t uaddr, uint64
   // grow, so a mapping of it never faults. Read the other way round, a peer could shrink and seal
   // in between and leave a mapping past the file's end (SIGBUS on the relay thread).
   const bool sealed = SealedAgainstShrinking(fd);
-  struct stat st{};
+  struct stat st {};
   if (fstat(fd, &st) < 0) {
     int e = errno;
     close(fd);
@@ -91,7 +94,8 @@ size_t GuestMemory::Count() {
 
 size_t GuestMemory::Mapped() {
   std::lock_guard<std::mutex> lock(mu_);
-  return static_cast<size_t>(std::count_if(regions_.begin(), regions_.end(), [](const Region& r) { return r.map != nullptr; }));
+  return static_cast<size_t>(
+      std::count_if(regions_.begin(), regions_.end(), [](const Region& r) { return r.map != nullptr; }));
 }
 
 // pread() the whole range, or report that the file ended first (it shrank under us).
@@ -158,7 +162,8 @@ struct Writer {
 };
 
 // One descriptor: {u64 addr, u32 len, u16 flags, u16 next_or_id, u16 cap_len, bytes}
-uint16_t PutDesc(Writer& w, GuestMemory& mem, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next_or_id, uint16_t cap) {
+uint16_t PutDesc(Writer& w, GuestMemory& mem, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next_or_id,
+                 uint16_t cap) {
   Put<uint64_t>(w.out, addr);
   Put<uint32_t>(w.out, len);
   Put<uint16_t>(w.out, flags);
@@ -213,7 +218,8 @@ bool ReadDesc(Writer& w, GuestMemory& mem, uint64_t table, bool by_gpa, uint32_t
 }
 
 // The k-th descriptor of a chain, with as many of its bytes as the chain's budget allows.
-void PutChainDesc(Writer& w, GuestMemory& mem, int k, uint16_t& budget, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next_or_id) {
+void PutChainDesc(Writer& w, GuestMemory& mem, int k, uint16_t& budget, uint64_t addr, uint32_t len, uint16_t flags,
+                  uint16_t next_or_id) {
   uint16_t got = PutDesc(w, mem, addr, len, flags, next_or_id, CapFor(k, budget, len));
   if (k == 0 || len > kSmallDesc) budget = static_cast<uint16_t>(budget - std::min(budget, got));
 }

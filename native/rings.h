@@ -54,10 +54,10 @@ class GuestMemory {
 
 enum : uint16_t {
   kErrNone = 0,
-  kErrRingUnmapped = 1,   // a ring address is in no region
-  kErrShrunk = 2,         // the file is smaller than the region now
-  kErrDescUnmapped = 3,   // a descriptor's buffer is in no region
-  kErrChain = 4,          // a descriptor chain loops or runs past the ring
+  kErrRingUnmapped = 1,  // a ring address is in no region
+  kErrShrunk = 2,        // the file is smaller than the region now
+  kErrDescUnmapped = 3,  // a descriptor's buffer is in no region
+  kErrChain = 4,         // a descriptor chain loops or runs past the ring
 };
 
 enum : uint8_t { kSnapKick = 0, kSnapCall = 1, kSnapBase = 2 };

@@ -1,8 +1,4 @@
 // Plain syscalls: unix sockets, eventfd, memfd, close, peer credentials, the clock.
-#include "closer.h"
-#include "common.h"
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/eventfd.h>
@@ -12,6 +8,12 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "closer.h"
+#include "common.h"
 
 namespace vhs {
 namespace {
@@ -235,9 +237,7 @@ Napi::Value PeerCred(const Napi::CallbackInfo& info) {
   return o;
 }
 
-Napi::Value Monotonic(const Napi::CallbackInfo& info) {
-  return Napi::BigInt::New(info.Env(), MonotonicNs());
-}
+Napi::Value Monotonic(const Napi::CallbackInfo& info) { return Napi::BigInt::New(info.Env(), MonotonicNs()); }
 
 // mallocStats() -> glibc's mallinfo2 over every arena: bytes the heaps hold from the kernel
 // (arena, mmapped) and how much of that is in use and free.

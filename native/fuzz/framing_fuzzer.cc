@@ -2,13 +2,15 @@
 // The input is a script of writes: [u8 len][u8 nfds][len bytes] ..., each sent with sendmsg and
 // `nfds % 4` fresh eventfds attached; the first byte picks the payload limit. The reader side
 // must deliver only whole, well-sized messages, end cleanly, and leak no fd.
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cassert>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <unistd.h>
+
 #include "../framing.h"
 
 using vhs::FrameReader;

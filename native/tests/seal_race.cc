@@ -3,15 +3,17 @@
 // file than the file holds once sealed: a read through such a mapping past the file's end is a
 // SIGBUS on the relay thread, which ends the daemon. Prints "tries N mapped M violations V".
 // Built and run by test/native/seal-race.test.ts (g++ -O2 -pthread with native/rings.cc).
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <fcntl.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
+
 #include "rings.h"
 
 namespace {
@@ -59,7 +61,7 @@ int main(int argc, char** argv) {
       // the file is sealed against shrinking now (the racer is done with it): its size is the
       // least it will ever be, and a mapped region must lie inside it. Judged from the size,
       // never by touching the mapping (that would be the SIGBUS itself).
-      struct stat st{};
+      struct stat st {};
       fstat(fd, &st);
       if (static_cast<uint64_t>(st.st_size) < kBig) violations++;
     }
