@@ -27,7 +27,7 @@ export function registerProxy(program: Command): void {
   const attach = program
     .command('attach')
     .description(
-      'take over a listening peer\'s socket path without touching either peer: its socket is moved aside, vhostscope listens at the path (same owner, group, mode) and forwards to it; SIGINT/SIGTERM put it back (docs: README "Insert into a running system")',
+      'take over a listening peer\'s socket path without touching either peer: its socket is moved aside, vhostscope listens at the path (same owner, group, mode) and forwards to it; SIGINT/SIGTERM put it back (docs: README "Insert into a running system", docs/attach.md)',
     )
     .argument('<path>', 'the socket a peer (QEMU server, DPDK/OVS vhost, virtiofsd, ...) listens on');
   attach.option(
