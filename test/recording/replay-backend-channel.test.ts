@@ -11,7 +11,7 @@ import type { ProxyEvent } from '../../src/events/events';
 import { replayAsFrontend, type ReplayResult } from '../../src/replay/frontend';
 import { buildScript, loadRecording, type Script, type Step } from '../../src/replay/script';
 import { u64 } from '../../src/lab/synthetic-peers';
-import { tmpDir, until } from '../helpers';
+import { scriptedListener, until } from '../helpers';
 
 const REC = path.resolve(__dirname, '..', '..', 'recordings', 'qemu-blk-qsd.vhsrec');
 const script: Script = buildScript(loadRecording(REC).records);
@@ -33,43 +33,33 @@ async function replayWithRequests(
   requests: Buffer[],
   expectAnswers: number,
 ): Promise<{ result: ReplayResult; answers: Buffer[]; events: ProxyEvent[] }> {
-  const sock = path.join(tmpDir('replay-bechan'), 'be.sock');
   const answers: Buffer[] = [];
   const events: ProxyEvent[] = [];
-  const channels: Channel[] = [];
+  const subs: Channel[] = [];
   let n = 0;
-  const listener = new native.Listener(native.listenUnix(sock, 4, 0o600), (_e, fd) => {
-    if (fd === null) return;
-    const ch: Channel = new native.Channel(
-      fd,
-      1 << 20,
-      (raw, fds) => {
-        const step = s.frontend[n++]!;
-        if (parseHeader(raw).request === Request.SET_BACKEND_REQ_FD && fds.length === 1) {
-          const sub: Channel = new native.Channel(
-            fds[0]!,
-            1 << 20,
-            (reply, more) => {
-              for (const f of more) native.close(f);
-              answers.push(Buffer.from(reply));
-            },
-            () => {},
-          );
-          sub.start();
-          channels.push(sub);
-          for (const r of requests) sub.send(r);
-        } else for (const f of fds) native.close(f);
-        if (step.replyRaw) ch.send(step.replyRaw);
-      },
-      () => {},
-    );
-    ch.start();
-    channels.push(ch);
+  const peer = scriptedListener('replay-bechan', (ch, raw, fds) => {
+    const step = s.frontend[n++]!;
+    if (parseHeader(raw).request === Request.SET_BACKEND_REQ_FD && fds.length === 1) {
+      const sub: Channel = new native.Channel(
+        fds[0]!,
+        1 << 20,
+        (reply, more) => {
+          for (const f of more) native.close(f);
+          answers.push(Buffer.from(reply));
+        },
+        () => {},
+      );
+      sub.start();
+      subs.push(sub);
+      for (const r of requests) sub.send(r);
+    } else for (const f of fds) native.close(f);
+    if (step.replyRaw) ch.send(step.replyRaw);
   });
   cleanups.push(() => {
-    listener.close();
-    for (const c of channels) c.close();
+    peer.close();
+    for (const c of subs) c.close();
   });
+  const sock = peer.path;
   // the step after SET_BACKEND_REQ_FD waits for the answers (or for long enough that none will come)
   const beforeStep = async (_s: Step, i: number): Promise<void> => {
     if (i === BACKEND_REQ_AT + 1) await until(() => answers.length >= expectAnswers, 3000).catch(() => undefined);

@@ -5,11 +5,11 @@
  */
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { native, type Channel } from '../../src/native';
+import { native } from '../../src/native';
 import { HEADER_SIZE, parseHeader, Request } from '../../src/protocol';
 import { replayAsFrontend, type ReplayResult } from '../../src/replay/frontend';
 import { buildScript, loadRecording, type Script, type Step } from '../../src/replay/script';
-import { tmpDir, until } from '../helpers';
+import { scriptedListener, until } from '../helpers';
 
 const REC = path.resolve(__dirname, '..', '..', 'recordings', 'qemu-blk-qsd.vhsrec');
 const script: Script = buildScript(loadRecording(REC).records);
@@ -23,30 +23,16 @@ afterEach(() => {
 });
 
 async function replayAgainst(answer: Answer, steps: number): Promise<ReplayResult> {
-  const sock = path.join(tmpDir('replay-div'), 'be.sock');
   let n = 0;
   let handled = 0;
-  const channels: Channel[] = [];
-  const listener = new native.Listener(native.listenUnix(sock, 4, 0o600), (_e, fd) => {
-    if (fd === null) return;
-    const ch: Channel = new native.Channel(
-      fd,
-      1 << 20,
-      (_raw, fds) => {
-        for (const f of fds) native.close(f);
-        const i = n++;
-        answer(script.frontend[i], i, (raw) => ch.send(raw));
-        handled++;
-      },
-      () => {},
-    );
-    ch.start();
-    channels.push(ch);
+  const peer = scriptedListener('replay-div', (ch, _raw, fds) => {
+    for (const f of fds) native.close(f);
+    const i = n++;
+    answer(script.frontend[i], i, (raw) => ch.send(raw));
+    handled++;
   });
-  cleanups.push(() => {
-    listener.close();
-    for (const c of channels) c.close();
-  });
+  cleanups.push(peer.close);
+  const sock = peer.path;
   // each request goes out once the back-end has answered the one before and the loop has taken in
   // what it sent: what arrives unasked is then always seen before the next request, never as its reply
   const beforeStep = async (_s: Step, i: number): Promise<void> => {
@@ -124,24 +110,14 @@ describe('replay as the front-end reports each divergence', () => {
       ...script,
       frontend: script.frontend.map((st, i) => (i === firstWithReply ? { ...st, reply: undefined, replyRaw: undefined } : st)),
     };
-    const sock = path.join(tmpDir('replay-noreply'), 'be.sock');
     let n = 0;
-    const listener = new native.Listener(native.listenUnix(sock, 4, 0o600), (_e, fd) => {
-      if (fd === null) return;
-      const ch: Channel = new native.Channel(
-        fd,
-        1 << 20,
-        (_raw, fds) => {
-          for (const f of fds) native.close(f);
-          const st = script.frontend[n++];
-          if (st?.replyRaw) ch.send(st.replyRaw);
-        },
-        () => {},
-      );
-      ch.start();
-      cleanups.push(() => ch.close());
+    const peer = scriptedListener('replay-noreply', (ch, _raw, fds) => {
+      for (const f of fds) native.close(f);
+      const st = script.frontend[n++];
+      if (st?.replyRaw) ch.send(st.replyRaw);
     });
-    cleanups.push(() => listener.close());
+    cleanups.push(peer.close);
+    const sock = peer.path;
     const r = await replayAsFrontend({ ...noReply, frontend: noReply.frontend.slice(0, firstWithReply + 1) }, { connect: sock, pace: 'fast', timeoutMs: 1000 });
     expect(r.divergences).toEqual([]);
     expect(r.notes).toEqual([
@@ -150,25 +126,15 @@ describe('replay as the front-end reports each divergence', () => {
   });
 
   it('connection-closed: a back-end that hangs up mid-session ends the replay at the next request', async () => {
-    const sock = path.join(tmpDir('replay-closed'), 'be.sock');
     let n = 0;
-    const listener = new native.Listener(native.listenUnix(sock, 4, 0o600), (_e, fd) => {
-      if (fd === null) return;
-      const ch: Channel = new native.Channel(
-        fd,
-        1 << 20,
-        (_raw, fds) => {
-          for (const f of fds) native.close(f);
-          const st = script.frontend[n++]!;
-          if (n === 1 && st.replyRaw) ch.send(st.replyRaw);
-          if (n === 1) setTimeout(() => ch.close(), 10);
-        },
-        () => {},
-      );
-      ch.start();
-      cleanups.push(() => ch.close());
+    const peer = scriptedListener('replay-closed', (ch, _raw, fds) => {
+      for (const f of fds) native.close(f);
+      const st = script.frontend[n++]!;
+      if (n === 1 && st.replyRaw) ch.send(st.replyRaw);
+      if (n === 1) setTimeout(() => ch.close(), 10);
     });
-    cleanups.push(() => listener.close());
+    cleanups.push(peer.close);
+    const sock = peer.path;
     const beforeStep = async (_s: Step, i: number): Promise<void> => {
       if (i === 1) await new Promise((r) => setTimeout(r, 200));
     };
