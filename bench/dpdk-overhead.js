@@ -10,7 +10,7 @@
 const path = require('node:path');
 const os = require('node:os');
 const fs = require('node:fs');
-const { runDpdkScenario } = require('../dist/lab/dpdk-scenario');
+const { runDpdkScenario } = require('../dist/demo/dpdk-scenario');
 const { startProxy } = require('../dist/lab/proxy-process');
 
 const runs = Number(process.argv[2] ?? 5);

@@ -20,7 +20,7 @@ const path = require('node:path');
 const { native } = require('../dist/native');
 const { RelayHub } = require('../dist/proxy/relay-hub');
 const { runQemuPing } = require('../dist/lab/qemu-net');
-const { runDpdkScenario } = require('../dist/lab/dpdk-scenario');
+const { runDpdkScenario } = require('../dist/demo/dpdk-scenario');
 const { startProxy } = require('../dist/lab/proxy-process');
 const { chooseRelayCpu } = require('../dist/proxy/relay-placement');
 

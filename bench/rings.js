@@ -12,7 +12,7 @@
 const path = require('node:path');
 const os = require('node:os');
 const fs = require('node:fs');
-const { runDpdkScenario } = require('../dist/lab/dpdk-scenario');
+const { runDpdkScenario } = require('../dist/demo/dpdk-scenario');
 const { runQemuPing } = require('../dist/lab/qemu-net');
 const { startProxy } = require('../dist/lab/proxy-process');
 const { runQemuBlkLatency } = require('../dist/lab/qemu-blk');

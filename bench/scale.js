@@ -21,7 +21,7 @@ const { startProxy } = require('../dist/lab/proxy-process');
 const { frontendHandshake, syntheticBackend } = require('../dist/lab/synthetic-peers');
 const { controlRequest } = require('../dist/control/client');
 const { transitPercentiles } = require('../dist/analysis/relay-transit');
-const { runDpdkScenario } = require('../dist/lab/dpdk-scenario');
+const { runDpdkScenario } = require('../dist/demo/dpdk-scenario');
 
 const seconds = Number(process.argv[2] ?? 3);
 const list = (i, d) =>

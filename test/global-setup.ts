@@ -3,7 +3,7 @@
  * - the native addon under test is the one native/ builds now (a reused checkout may hold a
  *   build/Release from older sources: it is rebuilt, never tested);
  * - no peer of an earlier, killed run is still running, and none of this run outlives it: every
- *   peer (src/lab/process.ts) registers its process group, while it runs, in this run's own
+ *   peer (src/demo/process.ts) registers its process group, while it runs, in this run's own
  *   directory of the registry (named by the run's pid). At the start, the directories of runs
  *   that are gone are swept; at the end, this run's. A run going on beside this one (a developer's
  *   unit test while the suite runs) keeps its peers.
@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { processStart } from '../src/lab/process';
+import { processStart } from '../src/demo/process';
 
 const ROOT = path.resolve(__dirname, '..');
 export const PEER_REGISTRY = '/tmp/vhostscope-test-peers';

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { chooseFormat, createLogger } from '../log/logger';
 import { ProxyService } from '../service/service';
-import { runDpdkScenario, type DpdkMode } from '../lab/dpdk-scenario';
+import { runDpdkScenario, type DpdkMode } from '../demo/dpdk-scenario';
 
 export function registerDemo(program: Command): void {
   program

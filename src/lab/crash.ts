@@ -8,9 +8,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readRecording } from '../recording/reader';
-import { sleep } from './process';
+import { sleep } from '../demo/process';
 import { startProxy } from './proxy-process';
-import { Testpmd } from './testpmd';
+import { Testpmd } from '../demo/testpmd';
 
 export interface CrashOptions {
   workDir: string;

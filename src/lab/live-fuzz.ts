@@ -17,7 +17,7 @@ import { HEADER_SIZE } from '../protocol';
 import { readRecording } from '../recording/reader';
 import type { MessageRecord } from '../recording/records';
 import { startProxy } from './proxy-process';
-import type { Peer } from './process';
+import type { Peer } from '../demo/process';
 
 export interface LiveFuzzOptions {
   seconds: number;

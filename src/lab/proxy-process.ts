@@ -1,6 +1,6 @@
 /** Running `vhostscope proxy` as its own process, as a user does (demo-free labs, benches, tests). */
 import * as path from 'node:path';
-import { Peer, waitForSocket } from './process';
+import { Peer, waitForSocket } from '../demo/process';
 
 /** the built CLI, from src/lab (tests) as from dist/lab (benchmarks) */
 export const CLI = path.resolve(__dirname, '..', '..', 'dist', 'cli', 'main.js');

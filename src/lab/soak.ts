@@ -27,7 +27,7 @@ import { encodeMessage, Request } from '../protocol';
 import { listSegments } from '../recording/flight';
 import { readRecording } from '../recording/reader';
 import type { SessionEndRecord } from '../recording/records';
-import { freePort, sleep } from './process';
+import { freePort, sleep } from '../demo/process';
 import { startProxy } from './proxy-process';
 import { frontendHandshake, syntheticBackend, u64, type BackendConn } from './synthetic-peers';
 

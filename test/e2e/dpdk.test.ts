@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runDpdkScenario, type DpdkMode, type Roles } from '../../src/lab/dpdk-scenario';
+import { runDpdkScenario, type DpdkMode, type Roles } from '../../src/demo/dpdk-scenario';
 import { tmpDir } from '../helpers';
 import { ProxyProcess, sessionEnd, type LogRecord } from './harness/proxy';
 import { checkRecording } from './harness/proxy';

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runDpdkScenario } from '../../src/lab/dpdk-scenario';
+import { runDpdkScenario } from '../../src/demo/dpdk-scenario';
 import { listSegments, readPins } from '../../src/recording/flight';
 import { readRecording } from '../../src/recording/reader';
 import type { HeaderRecord } from '../../src/recording/records';

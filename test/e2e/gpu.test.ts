@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { debian13Missing } from '../../src/lab/debian13';
+import { debian13Missing } from '../../src/demo/debian13';
 import { recordingDevices } from '../../src/recording/devices';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
 import { tmpDir } from '../helpers';

@@ -6,8 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runDpdkScenario } from '../../src/lab/dpdk-scenario';
-import { Peer, freePort, sleep, tail } from '../../src/lab/process';
+import { runDpdkScenario } from '../../src/demo/dpdk-scenario';
+import { Peer, freePort, sleep, tail } from '../../src/demo/process';
 import { tmpDir } from '../helpers';
 import { ProxyProcess, sessionEnd } from './harness/proxy';
 

@@ -5,8 +5,8 @@
  */
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { waitForSocket, type Peer } from '../../src/lab/process';
-import type { Testpmd } from '../../src/lab/testpmd';
+import { waitForSocket, type Peer } from '../../src/demo/process';
+import type { Testpmd } from '../../src/demo/testpmd';
 import { tmpDir } from '../helpers';
 import { buildInitramfs } from '../../src/lab/guest';
 import { backend, expectGuestTraffic, guestBody, lastPingOk, qemu, restartBackendUntilPingsResume, startForwarding } from './harness/qemu-net';

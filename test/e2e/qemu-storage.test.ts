@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Peer, waitForSocket } from '../../src/lab/process';
+import { Peer, waitForSocket } from '../../src/demo/process';
 import { cleanUp, tmpDir } from '../helpers';
 import { buildInitramfs, qemuArgs } from '../../src/lab/guest';
 import { blkGuest, fsGuest, guestWritten, sha } from './harness/storage-guests';

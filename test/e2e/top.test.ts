@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/control/client';
 import type { LiveSession } from '../../src/control/live-requests';
-import { sleep } from '../../src/lab/process';
+import { sleep } from '../../src/demo/process';
 import { CLI } from '../../src/lab/proxy-process';
 import { runQemuPing } from '../../src/lab/qemu-net';
 import { tmpDir } from '../helpers';

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/control/client';
-import { Peer, waitForSocket } from '../../src/lab/process';
+import { Peer, waitForSocket } from '../../src/demo/process';
 import { CLI } from '../../src/lab/proxy-process';
 import { native, type Channel, type Listener } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';

@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MAX_CONNECTIONS } from '../../src/control/metrics-server';
-import { freePort } from '../../src/lab/process';
+import { freePort } from '../../src/demo/process';
 import { startProxy } from '../../src/lab/proxy-process';
 import { tmpDir, until } from '../helpers';
 

@@ -23,6 +23,7 @@ const FLOORS: Record<string, number> = {
   recording: 5,
   analysis: 6,
   replay: 7,
+  demo: 1,
   lab: 8,
   service: 8,
   views: 8,

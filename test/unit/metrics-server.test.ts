@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { Gauge, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { isLoopback, parseMetricsAddress, startMetricsServer } from '../../src/control/metrics-server';
-import { freePort } from '../../src/lab/process';
+import { freePort } from '../../src/demo/process';
 
 /** curl in its own process, so that it runs while this thread is blocked: headers, body, seconds taken */
 function scrape(port: number): Promise<{ head: string; body: string; seconds: number }> {

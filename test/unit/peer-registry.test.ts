@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Peer, processStart } from '../../src/lab/process';
+import { Peer, processStart } from '../../src/demo/process';
 import { endLeftoverPeers, PEER_REGISTRY } from '../global-setup';
 import { tmpDir, until } from '../helpers';
 

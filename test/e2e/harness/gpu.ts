@@ -6,9 +6,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { inDebian13 } from '../../../src/lab/debian13';
+import { inDebian13 } from '../../../src/demo/debian13';
 import { buildInitramfs, qemuArgs } from '../../../src/lab/guest';
-import { Peer, sleep, waitForSocket } from '../../../src/lab/process';
+import { Peer, sleep, waitForSocket } from '../../../src/demo/process';
 import { countColour, qmpCommand, readPpm } from '../../../src/lab/qmp';
 import type { ProxyProcess } from './proxy';
 

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { expect } from 'vitest';
 import { requestLatency } from '../../../src/analysis/request-latency';
 import type { StatsJson } from '../../../src/views/stats';
-import { Peer, waitForSocket } from '../../../src/lab/process';
+import { Peer, waitForSocket } from '../../../src/demo/process';
 import { CLI, startProxy } from '../../../src/lab/proxy-process';
 import { readRecording, recordingEvents } from '../../../src/recording/reader';
 import { decodeBuffer, type BufferHeader } from '../../../src/rings/headers';

@@ -3,8 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'vitest';
 import { GUEST_MAC, qemuArgs, vhostUserNetArgs } from '../../../src/lab/guest';
-import { Peer } from '../../../src/lab/process';
-import { Testpmd } from '../../../src/lab/testpmd';
+import { Peer } from '../../../src/demo/process';
+import { Testpmd } from '../../../src/demo/testpmd';
 
 const MAC = GUEST_MAC;
 

@@ -1,6 +1,6 @@
 /**
  * Which Debian release a peer binary comes from: Debian 12's are on this host; Debian 13's run
- * from the root scripts/debian13-root.sh builds (src/lab/debian13.ts). One place turns a
+ * from the root scripts/debian13-root.sh builds (src/demo/debian13.ts). One place turns a
  * command line into what to spawn for either.
  */
 import { inDebian13 } from './debian13';
