@@ -17,6 +17,7 @@ import { endedInError } from '../events/events';
 import { KIND_CODES, type DeviceRecord, type HeaderRecord, type NotifyBatchRecord, type SessionStartRecord } from './records';
 import { ensureTrustedDir } from '../util/trusted-path';
 import { RecordingWriter, type WriterOptions } from './writer';
+import { RetentionSchedule } from './retention-schedule';
 import { PinBook, segmentFile, sweep, type Pin, type RetentionLimits, type SegmentStarts, type SweepResult } from './flight';
 
 const BATCH_EVENTS = 4096;
@@ -68,24 +69,6 @@ export interface RecorderOptions extends WriterOptions {
   flight?: FlightOptions;
 }
 
-/** retention also runs this often, for the age bound of a quiet daemon */
-const SWEEP_MS = 60_000;
-/**
- * Rotations and session ends ask for a sweep; one runs at most this often, the rest wait for it
- * (the directory may pass its bound by what is written in that time, at most one such interval).
- */
-const SWEEP_MIN_INTERVAL_MS = 1000;
-/**
- * A sweep lists and stats the whole directory on the event loop: with tens of thousands of
- * segments that takes long enough to matter. The next one waits this many times as long as the
- * last took, so retention never takes more than a tenth of the loop however big the directory.
- */
-const SWEEP_SPACING = 9;
-
-/** The time a sweep must wait after the last one began, given how long that one took. */
-export function sweepIntervalMs(lastTookMs: number): number {
-  return Math.max(SWEEP_MIN_INTERVAL_MS, SWEEP_SPACING * lastTookMs);
-}
 /** after a rotation that could not open its file, the session stays in its segment this long */
 const ROTATION_RETRY_MS = 10_000;
 /** `files` keeps the names of this many most recent files */
@@ -113,11 +96,8 @@ export class Recorder {
   readonly files: string[] = [];
   readonly pins: PinBook | undefined;
   private pinErrorTold: Error | undefined;
-  private readonly sweepTimer: NodeJS.Timeout | undefined;
-  private sweepSoonTimer: NodeJS.Timeout | undefined;
-  private lastSweepMs = 0;
-  /** how long the last sweep held the loop */
-  private lastSweepTookMs = 0;
+  /** when retention runs (flight recorder) */
+  private readonly retention: RetentionSchedule | undefined;
   private readonly segmentStarts: SegmentStarts = new Map();
   /** closes still writing (each leaves the set when done: a long-lived daemon keeps none) */
   private readonly closing = new Set<Promise<void>>();
@@ -135,9 +115,7 @@ export class Recorder {
     ensureTrustedDir(this.dirMode ? target : path.dirname(path.resolve(target)), 'recordings');
     if (opts.flight) {
       this.pins = new PinBook(target, opts.flight.pinBeforeMs, opts.flight.pinAfterMs);
-      this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
-      this.sweepTimer.unref();
-      this.sweep(); // what an earlier daemon left over its bounds
+      this.retention = new RetentionSchedule(() => this.sweep());
     }
     if (!this.dirMode) {
       this.shared = new RecordingWriter(target, opts);
@@ -199,26 +177,11 @@ export class Recorder {
     const f = this.opts.flight;
     if (!f || !this.pins) return;
     try {
-      this.lastSweepMs = Date.now();
       const r = sweep(this.target, f, this.pins, this.protectedFiles(), Date.now(), this.segmentStarts);
       if (r.deleted.length || r.released.length || r.expired.length) f.onSweep?.(r);
     } catch (err) {
       this.opts.onError?.(this.target, err as Error);
-    } finally {
-      this.lastSweepTookMs = Date.now() - this.lastSweepMs;
     }
-  }
-
-  /** A sweep now, or, if the last one began within sweepIntervalMs, once that interval is over. */
-  private sweepSoon(): void {
-    if (this.sweepSoonTimer) return;
-    const wait = this.lastSweepMs + sweepIntervalMs(this.lastSweepTookMs) - Date.now();
-    if (wait <= 0) return this.sweep();
-    this.sweepSoonTimer = setTimeout(() => {
-      this.sweepSoonTimer = undefined;
-      this.sweep();
-    }, wait);
-    this.sweepSoonTimer.unref();
   }
 
   /** Flight recorder: begins the session's next segment file when this one is big or old enough. */
@@ -245,7 +208,7 @@ export class Recorder {
     s.writer.write(s.start);
     if (s.device) s.writer.write(s.device);
     s.partBaseBytes = s.writer.queuedBytes;
-    this.sweepSoon();
+    this.retention?.soon();
   }
 
   onEvent(e: ProxyEvent): void {
@@ -373,7 +336,7 @@ export class Recorder {
         else s.writer.flush();
         this.sessions.delete(e.session);
         this.checkErrors(s.writer);
-        if (s.name) this.sweepSoon();
+        if (s.name) this.retention?.soon();
         return;
       case 'stats':
       case 'channel-end':
@@ -456,13 +419,8 @@ export class Recorder {
   /** Flushes every batch and closes every file (SIGINT/SIGTERM); resolves when all is on disk. */
   async close(): Promise<void> {
     clearInterval(this.timer);
-    clearInterval(this.sweepTimer);
-    if (this.sweepSoonTimer) {
-      // the sweep that was waiting, while the live sessions' first segments are still protected
-      clearTimeout(this.sweepSoonTimer);
-      this.sweepSoonTimer = undefined;
-      this.sweep();
-    }
+    // a sweep that was waiting runs now, while the live sessions' first segments are still protected
+    this.retention?.stop();
     for (const [id, s] of this.sessions) {
       this.flushBatch(id, s);
       if (s.ownWriter) this.closeWriter(s.writer);
