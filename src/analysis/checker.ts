@@ -7,6 +7,7 @@ import {
   hasBit,
   HEADER_SIZE,
   isReplyExpected,
+  MAX_VRINGS,
   newNegotiation,
   ProtocolFeature,
   Request,
@@ -45,6 +46,21 @@ interface Pending {
 /** "fault rule r1, r2" for the rules applied to a message, when any were. */
 const rulesOf = (e: MessageEvent): string | undefined => (e.faults?.length ? `fault rule ${e.faults.join(', ')}` : undefined);
 
+/**
+ * Per-vring state follows the vrings the daemon does (below MAX_VRINGS, as --rings): a peer that
+ * names millions of vring indices must not grow the checker's tables with them.
+ */
+class VringMap<V> extends Map<number, V> {
+  override set(vring: number, v: V): this {
+    return vring >= 0 && vring < MAX_VRINGS ? super.set(vring, v) : this;
+  }
+}
+class VringSet extends Set<number> {
+  override add(vring: number): this {
+    return vring >= 0 && vring < MAX_VRINGS ? super.add(vring) : this;
+  }
+}
+
 class SessionState {
   negotiation: Negotiation = newNegotiation();
   /** GET_FEATURES / GET_PROTOCOL_FEATURES replies as the frontend saw them */
@@ -53,25 +69,25 @@ class SessionState {
   regions: MemoryRegion[] = [];
   haveMemTable = false;
   maxSlots?: number;
-  enabled = new Set<number>();
-  vringNum = new Map<number, number>();
+  enabled = new VringSet();
+  vringNum = new VringMap<number>();
   sawVringBase = false;
   pending: Pending[] = [];
   messages = 0;
   /** vrings with SET_VRING_ADDR / SET_VRING_KICK delivered to the back-end */
-  ringsSetUp = new Set<number>();
-  kicked = new Set<number>();
+  ringsSetUp = new VringSet();
+  kicked = new VringSet();
   /** a vring's SET_VRING_KICK the proxy kept from the back-end: how, and by which fault rules */
-  lostKick = new Map<number, { how: string; rules: string[] }>();
-  reportedNoKick = new Set<number>();
+  lostKick = new VringMap<{ how: string; rules: string[] }>();
+  reportedNoKick = new VringSet();
   faultText = new Map<string, string>();
   /** the dirty log's size, once SET_LOG_BASE gave one */
   logBytes?: bigint;
   reportedLogAll = false;
   /** per vring, since its SET_VRING_BASE: that base and the calls the back-end made */
-  ringUse = new Map<number, { base: number; calls: number }>();
+  ringUse = new VringMap<{ base: number; calls: number }>();
   /** vrings that had a SET_VRING_BASE in this session (a migration's destination sets each once) */
-  everStarted = new Set<number>();
+  everStarted = new VringSet();
   /** hold-state fault rules that fired for the transfer under way */
   stateHolds: string[] = [];
   /** SET_DEVICE_STATE_FD not followed by CHECK_DEVICE_STATE yet */
@@ -111,7 +127,7 @@ const VALIDATOR_RULES: Record<string, Rule> = {
 export class Checker {
   private readonly sessions = new Map<number, SessionState>();
   /** per vring index: the last migration source's stop not yet matched by a destination */
-  private readonly migrationStops = new Map<number, MigrationStop>();
+  private readonly migrationStops = new VringMap<MigrationStop>();
 
   /** @param replyTimeoutNs a reply later than this counts as missing */
   constructor(private readonly replyTimeoutNs = 5_000_000_000n) {}

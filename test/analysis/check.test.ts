@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { checkEvents } from '../../src/analysis/checker';
 import { ALL_RULES } from '../../src/analysis/rules';
 import { checkFile } from '../../src/views/check';
-import { applyMainMessage, decodeMessage, encodeMessage, HEADER_SIZE, newNegotiation, Request, type ChannelKind } from '../../src/protocol';
+import { applyMainMessage, decodeMessage, encodeMessage, HEADER_SIZE, MAX_VRINGS, newNegotiation, Request, type ChannelKind } from '../../src/protocol';
 import type { FdDescription, ProxyEvent } from '../../src/events/events';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
 
@@ -271,17 +271,17 @@ const cases: [string, () => ProxyEvent[]][] = [
  * A source with dirty logging stops vring 0 at 7 (session 1); a destination connected before it
  * resumes the ring from `resumeAt` (session 2), with `destMemory` bytes of guest memory.
  */
-function migration(resumeAt: number, destMemory = 0x100000n): ProxyEvent[] {
+function migration(resumeAt: number, destMemory = 0x100000n, vring = 0): ProxyEvent[] {
   const src = new Session(1, 0n)
     .handshake(PF | V1 | LOG_ALL)
     .fe(Request.SET_LOG_BASE, logBase(32n), { fds: 1 })
-    .vring(0)
-    .kick(0)
-    .call(0);
+    .vring(vring)
+    .kick(vring)
+    .call(vring);
   const dst = new Session(2, 500_000n).handshake();
   if (destMemory !== 0x100000n) dst.fe(Request.ADD_MEM_REG, Buffer.concat([u64(0n), region(0x100000n, destMemory - 0x100000n, 0x7f1000000000n)]), { fds: 1 });
-  src.wait(1_000_000n).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 7));
-  dst.wait(2_000_000n).vring(0, { base: resumeAt });
+  src.wait(1_000_000n).fe(Request.GET_VRING_BASE, u32s(vring, 0)).be(Request.GET_VRING_BASE, u32s(vring, 7));
+  dst.wait(2_000_000n).vring(vring, { base: resumeAt });
   const events = [...src.end(), ...dst.end()];
   return events.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
 }
@@ -368,6 +368,13 @@ describe('check rules', () => {
       at: 'F>B SET_VRING_BASE',
       detail: "vring 0: the destination resumes from 5, the source's back-end stopped at 7 (session 1)",
     });
+  });
+
+  it('follows vrings below MAX_VRINGS only: a peer naming huge vring indices does not grow its tables', () => {
+    const vu023 = (vring: number): string[] => ids(migration(5, 0x100000n, vring)).filter((id) => id.startsWith('VU023'));
+    expect(vu023(MAX_VRINGS - 1)).toHaveLength(1);
+    expect(vu023(MAX_VRINGS)).toEqual([]);
+    expect(vu023(0xfffffff0)).toEqual([]);
   });
 
   it('VU026 names the hold-state rule that held the transfer, and stays quiet for a quick one', () => {
