@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { controlRequest } from '../control/client';
 import { native, type Channel } from '../native';
-import { HEADER_SIZE } from '../protocol';
+import { FLAG_NEED_REPLY, FLAG_REPLY, HEADER_SIZE, Request } from '../protocol';
 import { readRecording } from '../recording/reader';
 import type { MessageRecord } from '../recording/records';
 import { startProxy } from './proxy-process';
@@ -65,9 +65,6 @@ interface SessionCorpus {
 }
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const SET_BACKEND_REQ_FD = 21;
-const NEED_REPLY = 0x8;
-const REPLY = 0x4;
 
 function loadCorpus(files: string[]): { sessions: SessionCorpus[]; replies: Map<number, Buffer[]> } {
   const sessions: SessionCorpus[] = [];
@@ -262,7 +259,7 @@ export async function runLiveFuzz(o: LiveFuzzOptions): Promise<LiveFuzzResult> {
         const code = m.readUInt32LE(0);
         for (const f of fds) {
           // the back-end channel's socket: write mutated recorded back-end requests into it
-          if (code === SET_BACKEND_REQ_FD && native.fdInfo(f).kind === 'socket') {
+          if (code === Request.SET_BACKEND_REQ_FD && native.fdInfo(f).kind === 'socket') {
             const session = corpus.sessions[rng.int(corpus.sessions.length)];
             let sub: Channel;
             try {
@@ -281,12 +278,12 @@ export async function runLiveFuzz(o: LiveFuzzOptions): Promise<LiveFuzzResult> {
             setTimeout(() => sub.close(), rng.int(50));
           } else native.close(f);
         }
-        const wants = (m.readUInt32LE(4) & NEED_REPLY) !== 0 || corpus.replies.has(code);
+        const wants = (m.readUInt32LE(4) & FLAG_NEED_REPLY) !== 0 || corpus.replies.has(code);
         if (wants && !rng.chance(0.05)) {
           const options = corpus.replies.get(code);
           let reply: Buffer = options
             ? Buffer.from(options[rng.int(options.length)])
-            : Buffer.concat([m.subarray(0, 4), Buffer.from([REPLY | 1, 0, 0, 0, 8, 0, 0, 0]), Buffer.alloc(8)]);
+            : Buffer.concat([m.subarray(0, 4), Buffer.from([FLAG_REPLY | 1, 0, 0, 0, 8, 0, 0, 0]), Buffer.alloc(8)]);
           if (rng.chance(0.2)) reply = mutateBytes(reply, rng);
           send(conn.ch, reply, rng.chance(0.05) ? [makeFd(FD_KINDS[rng.int(FD_KINDS.length)], conn.keep, scratch)] : []);
         }

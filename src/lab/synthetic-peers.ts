@@ -5,7 +5,7 @@
  * daemon with more sessions and vrings than real peers fit on two CPUs.
  */
 import { native, type Channel } from '../native';
-import { encodeMessage, Request } from '../protocol';
+import { encodeMessage, FLAG_NEED_REPLY, Request } from '../protocol';
 
 export const u64 = (v: bigint | number): Buffer => {
   const b = Buffer.alloc(8);
@@ -17,7 +17,6 @@ const UADDR = 0x7f0000000000n;
 /** guest memory of a synthetic session: room for 64 vrings of 256 entries at 16 KiB each */
 export const SYNTHETIC_MEM = 1 << 20;
 const RING_STRIDE = 0x4000n;
-export const NEED_REPLY = 8;
 
 export interface Outgoing {
   msg: Buffer;
@@ -64,7 +63,7 @@ export function backendReply(m: Buffer): Buffer | undefined {
   const code = m.readUInt32LE(0);
   if (code === Request.GET_FEATURES) return encodeMessage(code, 5, u64((1n << 30n) | (1n << 32n)));
   if (code === Request.GET_PROTOCOL_FEATURES) return encodeMessage(code, 5, u64(1n << 3n));
-  if ((m.readUInt32LE(4) & NEED_REPLY) !== 0) return encodeMessage(code, 5, u64(0));
+  if ((m.readUInt32LE(4) & FLAG_NEED_REPLY) !== 0) return encodeMessage(code, 5, u64(0));
   return undefined;
 }
 

@@ -11,6 +11,7 @@ import type { Checker } from '../analysis/checker';
 import type { Injector } from '../proxy/inject';
 import type { FaultRuleSet } from '../faults';
 import type { Recorder } from '../recording/recorder';
+import type { Pin } from '../recording/flight';
 import { ProxyDaemon } from '../proxy/daemon';
 import { cutDirectConnections, moveAside, originalSocket, restore, socketAt, type Attached } from '../proxy/attach';
 import { ControlServer } from '../control/server';
@@ -52,6 +53,12 @@ export function restoreAttached(logger: Logger, a: Attached): void {
   }
 }
 
+/** "Something just went wrong here" (`vhostscope mark`, SIGUSR1): a line in the log, and a pin on the recording. */
+export function markAndPin(logger: Logger, recorder: Recorder | undefined, text: string, pinReason = `mark: ${text}`): Pin | undefined {
+  logger.warn({ event: 'mark', msg: `mark: ${text}` });
+  return recorder?.pin(pinReason);
+}
+
 /** The device's control socket (status, tail, rules, mark), unless it has none. */
 function startControl(c: DeviceConfig, daemon: ProxyDaemon, shared: SharedParts, logger: Logger): ControlServer | undefined {
   if (c.control === false) return undefined;
@@ -61,8 +68,7 @@ function startControl(c: DeviceConfig, daemon: ProxyDaemon, shared: SharedParts,
     rules: faults,
     onRulesChanged: (what) => logger.warn({ event: 'notice', msg: what }),
     mark: (text) => {
-      logger.warn({ event: 'mark', msg: `mark: ${text}` });
-      const p = recorder?.pin(`mark: ${text}`);
+      const p = markAndPin(logger, recorder, text);
       return p ? { pinned: { id: p.id, fromMs: p.fromMs, toMs: p.toMs } } : {};
     },
   });

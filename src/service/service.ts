@@ -13,7 +13,7 @@ import type { Pin } from '../recording/flight';
 import { createRegistry } from '../control/metrics';
 import { isLoopback, startMetricsServer } from '../control/metrics-server';
 import { logPin, logSweep } from './flight-log';
-import { restoreAttached, startDevice, type RunningDevice, type SharedParts } from './device';
+import { markAndPin, restoreAttached, startDevice, type RunningDevice, type SharedParts } from './device';
 import type { ServiceOptions } from './options';
 
 export class ProxyService {
@@ -111,9 +111,8 @@ export class ProxyService {
   }
 
   /** "Something just went wrong here": a mark in the log, and a pin on the recording. */
-  mark(text: string, pinReason = `mark: ${text}`): Pin | undefined {
-    this.logger.warn({ event: 'mark', msg: `mark: ${text}` });
-    return this.shared?.recorder?.pin(pinReason);
+  mark(text: string, pinReason?: string): Pin | undefined {
+    return markAndPin(this.logger, this.shared?.recorder, text, pinReason);
   }
 
   /** Replaces the rules that came from files with these, all at once; rules given on their own stay. */

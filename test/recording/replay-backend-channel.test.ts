@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { native, type Channel } from '../../src/native';
-import { encodeMessage, HEADER_SIZE, parseHeader, Request } from '../../src/protocol';
+import { BackendRequest, encodeMessage, FLAG_NEED_REPLY, HEADER_SIZE, parseHeader, Request } from '../../src/protocol';
 import type { ProxyEvent } from '../../src/events/events';
 import { replayAsFrontend, type ReplayResult } from '../../src/replay/frontend';
 import { buildScript, loadRecording, type Script, type Step } from '../../src/replay/script';
@@ -15,8 +15,7 @@ import { scriptedListener, until } from '../helpers';
 
 const REC = path.resolve(__dirname, '..', '..', 'recordings', 'qemu-blk-qsd.vhsrec');
 const script: Script = buildScript(loadRecording(REC).records);
-const CONFIG_CHANGE_MSG = 2;
-const NEED_REPLY = 0x8;
+const CONFIG_CHANGE_MSG = BackendRequest.CONFIG_CHANGE_MSG!;
 const BACKEND_REQ_AT = script.frontend.findIndex((s) => parseHeader(s.raw).request === Request.SET_BACKEND_REQ_FD);
 
 const cleanups: (() => void)[] = [];
@@ -82,7 +81,7 @@ describe('replay as the front-end, the back-end request channel', () => {
   });
 
   it('acks a request that asks for a reply, answers nothing to one that does not, and records both ways', async () => {
-    const { result, answers, events } = await replayWithRequests(script, [configChange(1), configChange(1 | NEED_REPLY)], 1);
+    const { result, answers, events } = await replayWithRequests(script, [configChange(1), configChange(1 | FLAG_NEED_REPLY)], 1);
     expect(result.divergences).toEqual([]);
     expect(answers).toHaveLength(1);
     // an ack of 0 with the reply flag (the recording holds no back-end request to answer from)
@@ -105,7 +104,7 @@ describe('replay as the front-end, the back-end request channel', () => {
       request: { ...recorded.request, decoded: { ...recorded.request.decoded, request: 3 } },
       replyRaw: encodeMessage(3, 5, u64(9)),
     } as Step;
-    const { answers } = await replayWithRequests({ ...script, backendChannel: [other, recorded] }, [configChange(1 | NEED_REPLY)], 1);
+    const { answers } = await replayWithRequests({ ...script, backendChannel: [other, recorded] }, [configChange(1 | FLAG_NEED_REPLY)], 1);
     expect(answers).toEqual([recordedReply]);
   });
 });

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { u64 } from '../../src/lab/synthetic-peers';
 import { native } from '../../src/native';
-import { encodeMessage, Request } from '../../src/protocol';
+import { encodeMessage, FLAG_NEED_REPLY, FLAG_REPLY, Request } from '../../src/protocol';
 import type { MessageRecord, RecordingRecord } from '../../src/recording/records';
 import { encodeFrame } from '../../src/recording/frames';
 import { makeFds } from '../../src/replay/resources';
@@ -17,8 +17,6 @@ import { buildScript, loadRecording, RecordingError } from '../../src/replay/scr
 import { tmpDir } from '../helpers';
 
 const REC = path.resolve(__dirname, '../../recordings');
-const NEED_REPLY = 0x8;
-const REPLY = 0x4;
 
 function msg(session: number, channel: MessageRecord['channel'], dir: MessageRecord['dir'], raw: Buffer, extra: Partial<MessageRecord> = {}): MessageRecord {
   return { type: 'message', ts: 1000n, session, channel, dir, raw, fds: [], ...extra };
@@ -67,11 +65,11 @@ describe('a replay script from made-up records', () => {
   it("the backend channel: the backend's requests with the frontend's replies; a reply finds the latest open request of its code", () => {
     const records: RecordingRecord[] = [
       msg(1, 'main', 'F>B', encodeMessage(Request.GET_FEATURES, 1)),
-      msg(1, 'backend', 'B>F', encodeMessage(3, 1 | NEED_REPLY, Buffer.alloc(8))), // VRING_HOST_NOTIFIER_MSG... any code
-      msg(1, 'backend', 'B>F', encodeMessage(2, 1 | NEED_REPLY)), // CONFIG_CHANGE_MSG
-      msg(1, 'backend', 'F>B', encodeMessage(2, 1 | REPLY, u64(0n))), // answers the second
-      msg(1, 'backend', 'F>B', encodeMessage(7, 1 | REPLY, u64(0n))), // answers nothing open
-      msg(1, 'main', 'B>F', encodeMessage(Request.GET_FEATURES, 1 | REPLY, u64(1n << 32n))),
+      msg(1, 'backend', 'B>F', encodeMessage(3, 1 | FLAG_NEED_REPLY, Buffer.alloc(8))), // VRING_HOST_NOTIFIER_MSG... any code
+      msg(1, 'backend', 'B>F', encodeMessage(2, 1 | FLAG_NEED_REPLY)), // CONFIG_CHANGE_MSG
+      msg(1, 'backend', 'F>B', encodeMessage(2, 1 | FLAG_REPLY, u64(0n))), // answers the second
+      msg(1, 'backend', 'F>B', encodeMessage(7, 1 | FLAG_REPLY, u64(0n))), // answers nothing open
+      msg(1, 'main', 'B>F', encodeMessage(Request.GET_FEATURES, 1 | FLAG_REPLY, u64(1n << 32n))),
       msg(2, 'main', 'F>B', encodeMessage(Request.GET_FEATURES, 1)), // another session
     ];
     const s = buildScript(records);
@@ -84,8 +82,8 @@ describe('a replay script from made-up records', () => {
   });
 
   it('a reply the proxy changed: compared as received, served as forwarded', () => {
-    const received = encodeMessage(Request.GET_PROTOCOL_FEATURES, 1 | REPLY, u64(0x3n));
-    const forwarded = encodeMessage(Request.GET_PROTOCOL_FEATURES, 1 | REPLY, u64(0x1n));
+    const received = encodeMessage(Request.GET_PROTOCOL_FEATURES, 1 | FLAG_REPLY, u64(0x3n));
+    const forwarded = encodeMessage(Request.GET_PROTOCOL_FEATURES, 1 | FLAG_REPLY, u64(0x1n));
     const s = buildScript([msg(1, 'main', 'F>B', encodeMessage(Request.GET_PROTOCOL_FEATURES, 1)), msg(1, 'main', 'B>F', received, { forwarded })]);
     const step = s.frontend[0];
     expect(step.replyRaw!.equals(received)).toBe(true);
