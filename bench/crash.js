@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-/** Either peer SIGKILLed at random points, N iterations (default 100): see src/lab/crash.ts. */
+/** Either peer SIGKILLed at random points, N iterations (default 100): see lab/crash.ts. */
 'use strict';
+require('tsx/cjs'); // the lab is TypeScript, run from source; the product is measured as built (dist/)
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { runCrashIterations } = require('../dist/lab/crash');
+const { runCrashIterations } = require('../lab/crash');
 const n = Number(process.argv[2] ?? 100);
 (async () => {
   const r = await runCrashIterations({

@@ -7,11 +7,12 @@
  *   node bench/dpdk-overhead.js [runs-per-variant=5] [seconds=3] [mode=txonly]
  */
 'use strict';
+require('tsx/cjs'); // the lab is TypeScript, run from source; the product is measured as built (dist/)
 const path = require('node:path');
 const os = require('node:os');
 const fs = require('node:fs');
 const { runDpdkScenario } = require('../dist/demo/dpdk-scenario');
-const { startProxy } = require('../dist/lab/proxy-process');
+const { startProxy } = require('../lab/proxy-process');
 
 const runs = Number(process.argv[2] ?? 5);
 const seconds = Number(process.argv[3] ?? 3);

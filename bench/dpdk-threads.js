@@ -9,12 +9,13 @@
  *           | "proxy:ARGS" with extra daemon arguments separated by spaces
  */
 'use strict';
+require('tsx/cjs'); // the lab is TypeScript, run from source; the product is measured as built (dist/)
 const path = require('node:path');
 const os = require('node:os');
 const fs = require('node:fs');
 const { runDpdkScenario } = require('../dist/demo/dpdk-scenario');
-const { startProxy } = require('../dist/lab/proxy-process');
-const { watchThreads, cpuTimes, cpuDelta } = require('../dist/lab/thread-usage');
+const { startProxy } = require('../lab/proxy-process');
+const { watchThreads, cpuTimes, cpuDelta } = require('../lab/thread-usage');
 
 const runs = Number(process.argv[2] ?? 4);
 const seconds = Number(process.argv[3] ?? 3);

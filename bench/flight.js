@@ -12,6 +12,7 @@
  *   node bench/flight.js [runs-per-variant=3] [seconds=5] [flood-per-second=1000000]
  */
 'use strict';
+require('tsx/cjs'); // the lab is TypeScript, run from source; the product is measured as built (dist/)
 const { median, roundOrder, Targets } = require('./lib');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -19,7 +20,7 @@ const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { runDpdkScenario } = require('../dist/demo/dpdk-scenario');
 const { Peer, waitForSocket, sleep } = require('../dist/demo/process');
-const { CLI } = require('../dist/lab/proxy-process');
+const { CLI } = require('../lab/proxy-process');
 const { native } = require('../dist/native');
 const { encodeMessage, Request } = require('../dist/protocol');
 

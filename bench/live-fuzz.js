@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The live daemon fuzzed from both sides (src/lab/live-fuzz.ts) for an hour by default:
+ * The live daemon fuzzed from both sides (lab/live-fuzz.ts) for an hour by default:
  * mutated real sessions as the front-end, a back-end that answers and mangles, fds of every
  * kind. Targets: no crash, no hang (status within 2 s), no internal error, nothing but JSON in
  * the daemon's log, fds and RSS flat after warm-up, SIGTERM within 2 s. Prints cases per second
@@ -8,10 +8,11 @@
  *   node bench/live-fuzz.js [seconds=3600] [seed=1]
  */
 'use strict';
+require('tsx/cjs'); // the lab is TypeScript, run from source; the product is measured as built (dist/)
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { runLiveFuzz } = require('../dist/lab/live-fuzz');
+const { runLiveFuzz } = require('../lab/live-fuzz');
 const { Targets } = require('./lib');
 
 const [seconds = '3600', seed = '1'] = process.argv.slice(2);

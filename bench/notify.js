@@ -13,15 +13,16 @@
  *   node bench/notify.js [--quick] [--parts=1,2,3,4]
  */
 'use strict';
+require('tsx/cjs'); // the lab is TypeScript, run from source; the product is measured as built (dist/)
 const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { native } = require('../dist/native');
 const { RelayHub } = require('../dist/proxy/relay-hub');
-const { runQemuPing } = require('../dist/lab/qemu-net');
+const { runQemuPing } = require('../lab/qemu-net');
 const { runDpdkScenario } = require('../dist/demo/dpdk-scenario');
-const { startProxy } = require('../dist/lab/proxy-process');
+const { startProxy } = require('../lab/proxy-process');
 const { chooseRelayCpu } = require('../dist/proxy/relay-placement');
 
 const quick = process.argv.includes('--quick');

@@ -9,13 +9,14 @@
  *   node bench/rings.js [dpdk-runs=3] [ping-rounds=2] [pings=40]
  */
 'use strict';
+require('tsx/cjs'); // the lab is TypeScript, run from source; the product is measured as built (dist/)
 const path = require('node:path');
 const os = require('node:os');
 const fs = require('node:fs');
 const { runDpdkScenario } = require('../dist/demo/dpdk-scenario');
-const { runQemuPing } = require('../dist/lab/qemu-net');
-const { startProxy } = require('../dist/lab/proxy-process');
-const { runQemuBlkLatency } = require('../dist/lab/qemu-blk');
+const { runQemuPing } = require('../lab/qemu-net');
+const { startProxy } = require('../lab/proxy-process');
+const { runQemuBlkLatency } = require('../lab/qemu-blk');
 
 const dpdkRuns = Number(process.argv[2] ?? 3);
 const pingRounds = Number(process.argv[3] ?? 2);

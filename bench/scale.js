@@ -12,13 +12,14 @@
  *   node bench/scale.js [seconds=3] [sessions=1,4,16,64] [vrings=1,4,16] [threads=1,2] [dpdk-runs=3]
  */
 'use strict';
+require('tsx/cjs'); // the lab is TypeScript, run from source; the product is measured as built (dist/)
 const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { native } = require('../dist/native');
-const { startProxy } = require('../dist/lab/proxy-process');
-const { frontendHandshake, syntheticBackend } = require('../dist/lab/synthetic-peers');
+const { startProxy } = require('../lab/proxy-process');
+const { frontendHandshake, syntheticBackend } = require('../lab/synthetic-peers');
 const { controlRequest } = require('../dist/control/client');
 const { transitPercentiles } = require('../dist/analysis/relay-transit');
 const { runDpdkScenario } = require('../dist/demo/dpdk-scenario');

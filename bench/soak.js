@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Soak (src/lab/soak.ts): `vhostscope proxy` with N concurrent synthetic sessions under
+ * Soak (lab/soak.ts): `vhostscope proxy` with N concurrent synthetic sessions under
  * notification floods, MSI-X churn (SET_VRING_CALL re-sent every tick by every session),
  * --rings=headers, a rotating flight recording, a backend that stops reading for the middle
  * third, session churn and Prometheus scrapes. Prints the daemon's fd count and RSS as it goes;
@@ -11,10 +11,11 @@
  * --node=FLAG (repeatable): a node/V8 flag for the daemon, e.g. --node=--max-semi-space-size=64
  */
 'use strict';
+require('tsx/cjs'); // the lab is TypeScript, run from source; the product is measured as built (dist/)
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { runSoak } = require('../dist/lab/soak');
+const { runSoak } = require('../lab/soak');
 
 const profile = process.argv.includes('--profile');
 const nodeFlags = process.argv.filter((a) => a.startsWith('--node=')).map((a) => a.slice('--node='.length));

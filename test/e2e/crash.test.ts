@@ -1,6 +1,6 @@
 /** Real peers killed with SIGKILL at random points through the daemon (bench/crash.js runs 100). */
 import { describe, expect, it } from 'vitest';
-import { runCrashIterations } from '../../src/lab/crash';
+import { runCrashIterations } from '../../lab/crash';
 import { tmpDir } from '../helpers';
 
 describe('peers killed at random points', () => {

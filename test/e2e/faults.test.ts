@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { buildInitramfs } from '../../src/lab/guest';
+import { buildInitramfs } from '../../lab/guest';
 import { runDpdkScenario } from '../../src/demo/dpdk-scenario';
 import { sleep, type Peer } from '../../src/demo/process';
 import type { Testpmd } from '../../src/demo/testpmd';

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { debian13Missing } from '../../src/demo/debian13';
-import { ovsMissing } from '../../src/lab/ovs';
+import { ovsMissing } from '../../lab/ovs';
 import { tmpDir } from '../helpers';
 import {
   blkPair,

@@ -7,11 +7,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { GUEST_MAC, buildInitramfs } from '../../src/lab/guest';
-import { Libvirtd, destroyDomain, domainRunning, libvirtMissing, vhostUserDomainXml, virsh } from '../../src/lab/libvirt';
+import { GUEST_MAC, buildInitramfs } from '../../lab/guest';
+import { Libvirtd, destroyDomain, domainRunning, libvirtMissing, vhostUserDomainXml, virsh } from '../../lab/libvirt';
 import { Peer, waitForSocket } from '../../src/demo/process';
 import type { Testpmd } from '../../src/demo/testpmd';
-import { CLI } from '../../src/lab/proxy-process';
+import { CLI } from '../../lab/proxy-process';
 import { readRecording } from '../../src/recording/reader';
 import { cleanUp, tmpDir, until } from '../helpers';
 import { backend, guestBody, startForwarding } from './harness/qemu-net';

@@ -1,5 +1,5 @@
 /**
- * The installable package: `npm pack` makes a tarball with the prebuilt addon and without tests or the test harness (dist/lab)
+ * The installable package: `npm pack` makes a tarball with the prebuilt addon and without tests or the test harness (lab/)
  * or fixtures; `npm install -g` of it (into a scratch prefix) uses the prebuild instead of
  * compiling, and the installed `vhostscope` runs.
  */
@@ -26,7 +26,7 @@ describe('npm package', () => {
     const arm = execFileSync('tar', ['xzOf', tarball, 'package/prebuilds/linux-arm64/vhostscope_native.node']);
     expect([arm.subarray(0, 4).toString('latin1'), arm.readUInt16LE(16), arm.readUInt16LE(18)]).toEqual(['\x7fELF', 3, 183]);
     expect(files).toContain('package/packaging/systemd/vhostscope@.service');
-    for (const dir of ['test/', 'bench/', 'recordings/', 'src/', 'build/', 'node_modules/', 'dist/lab/'])
+    for (const dir of ['test/', 'bench/', 'recordings/', 'src/', 'build/', 'node_modules/', 'lab/'])
       expect(
         files.filter((f) => f.startsWith(`package/${dir}`)),
         dir,

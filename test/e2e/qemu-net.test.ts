@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { waitForSocket, type Peer } from '../../src/demo/process';
 import type { Testpmd } from '../../src/demo/testpmd';
 import { tmpDir } from '../helpers';
-import { buildInitramfs } from '../../src/lab/guest';
+import { buildInitramfs } from '../../lab/guest';
 import { backend, expectGuestTraffic, guestBody, lastPingOk, qemu, restartBackendUntilPingsResume, startForwarding } from './harness/qemu-net';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';

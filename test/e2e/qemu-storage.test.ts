@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Peer, waitForSocket } from '../../src/demo/process';
 import { cleanUp, tmpDir } from '../helpers';
-import { buildInitramfs, qemuArgs } from '../../src/lab/guest';
+import { buildInitramfs, qemuArgs } from '../../lab/guest';
 import { blkGuest, fsGuest, guestWritten, sha } from './harness/storage-guests';
 import { expectRequestsAccountedFor, ProxyProcess, ringBases, ringHeaders, sessionEnd, vring } from './harness/proxy';
 import { checkRecording } from './harness/proxy';

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildInitramfs, qemuArgs, vhostUserNetArgs } from '../../src/lab/guest';
+import { buildInitramfs, qemuArgs, vhostUserNetArgs } from '../../lab/guest';
 import { Peer, waitForSocket } from '../../src/demo/process';
 import { Testpmd } from '../../src/demo/testpmd';
 import { readRecording, recordingEvents } from '../../src/recording/reader';

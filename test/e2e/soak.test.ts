@@ -1,13 +1,13 @@
 /**
  * The short soak in CI (bench/soak.js runs the 30-minute one): 16 sessions for 60 s under
  * notification floods, MSI-X churn, --rings=headers, a rotating flight recording, a backend that
- * stops reading, session churn and metrics scrapes (src/lab/soak.ts). Every control message is
+ * stops reading, session churn and metrics scrapes (lab/soak.ts). Every control message is
  * delivered and recorded; the daemon's fds stay within what its design holds for 16 sessions and
  * its RSS grows by less than 48 MiB between the two halves. A minute cannot show a slow leak:
  * bench/soak.js's 30 minutes is the test of that.
  */
 import { describe, expect, it } from 'vitest';
-import { runSoak } from '../../src/lab/soak';
+import { runSoak } from '../../lab/soak';
 import { tmpDir } from '../helpers';
 
 describe('soak', () => {

@@ -9,8 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/control/client';
 import type { LiveSession } from '../../src/control/live-requests';
 import { sleep } from '../../src/demo/process';
-import { CLI } from '../../src/lab/proxy-process';
-import { runQemuPing } from '../../src/lab/qemu-net';
+import { CLI } from '../../lab/proxy-process';
+import { runQemuPing } from '../../lab/qemu-net';
 import { tmpDir } from '../helpers';
 
 // one tmux server per test run (named by the run, as the peer registry is): a server left by a

@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/control/client';
 import { runDpdkScenario } from '../../src/demo/dpdk-scenario';
 import { freePort, Peer } from '../../src/demo/process';
-import { CLI } from '../../src/lab/proxy-process';
+import { CLI } from '../../lab/proxy-process';
 import { readRecording } from '../../src/recording/reader';
 import { tmpDir, until } from '../helpers';
 

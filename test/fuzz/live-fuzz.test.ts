@@ -4,7 +4,7 @@
  * but JSON, keeps its fds and memory flat, and ends within 2 s of SIGTERM.
  */
 import { describe, expect, it } from 'vitest';
-import { runLiveFuzz } from '../../src/lab/live-fuzz';
+import { runLiveFuzz } from '../../lab/live-fuzz';
 import { tmpDir } from '../helpers';
 
 describe('the live daemon, fuzzed from both sides', () => {

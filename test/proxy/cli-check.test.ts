@@ -1,7 +1,7 @@
 /** `vhostscope proxy --check`: findings are logged live, with the rule id and the message. */
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { startProxy } from '../../src/lab/proxy-process';
+import { startProxy } from '../../lab/proxy-process';
 import { native, type Channel } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { tmpDir, until } from '../helpers';

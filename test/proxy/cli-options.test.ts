@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { Command } from 'commander';
 import { numberOption, modeOption } from '../../src/cli/numbers';
 import { deviceOption, dialectOption, jsonOption, numberOpt } from '../../src/cli/options';
-import { CLI, startProxy } from '../../src/lab/proxy-process';
+import { CLI, startProxy } from '../../lab/proxy-process';
 import { tmpDir } from '../helpers';
 
 describe('numeric options', () => {

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Peer } from '../../src/demo/process';
-import { startProxy } from '../../src/lab/proxy-process';
+import { startProxy } from '../../lab/proxy-process';
 import { native, type Channel } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { readRecording } from '../../src/recording/reader';

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/control/client';
 import { Peer, waitForSocket } from '../../src/demo/process';
-import { CLI } from '../../src/lab/proxy-process';
+import { CLI } from '../../lab/proxy-process';
 import { native, type Channel, type Listener } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import type { DaemonStatus } from '../../src/events/status';

@@ -9,7 +9,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { CLI, startProxy } from '../../src/lab/proxy-process';
+import { CLI, startProxy } from '../../lab/proxy-process';
 import { native, type Channel } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { readRecording, recordingEvents } from '../../src/recording/reader';

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI } from '../../src/lab/proxy-process';
+import { CLI } from '../../lab/proxy-process';
 import { Peer, sleep, waitForSocket } from '../../src/demo/process';
 import { native, type Channel } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';

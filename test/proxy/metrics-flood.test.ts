@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MAX_CONNECTIONS } from '../../src/control/metrics-server';
 import { freePort } from '../../src/demo/process';
-import { startProxy } from '../../src/lab/proxy-process';
+import { startProxy } from '../../lab/proxy-process';
 import { tmpDir, until } from '../helpers';
 
 const fdsOf = (pid: number): number => fs.readdirSync(`/proc/${pid}/fd`).length;

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { native, type Channel } from '../../src/native';
 import { ProxyDaemon } from '../../src/proxy/daemon';
 import { sumRelayStats } from '../../src/proxy/relay-pool';
-import { frontendHandshake, syntheticBackend, type BackendConn } from '../../src/lab/synthetic-peers';
+import { frontendHandshake, syntheticBackend, type BackendConn } from '../../lab/synthetic-peers';
 import { openFds, tmpDir, until } from '../helpers';
 
 describe('relay threads', () => {

@@ -14,7 +14,7 @@ import { readRecording } from '../../src/recording/reader';
 import { ProxyService } from '../../src/service/service';
 import type { DeviceConfig } from '../../src/service/options';
 import type { DaemonStatus } from '../../src/events/status';
-import { frontendHandshake, syntheticBackend, type BackendConn } from '../../src/lab/synthetic-peers';
+import { frontendHandshake, syntheticBackend, type BackendConn } from '../../lab/synthetic-peers';
 import { openFds, tmpDir, until } from '../helpers';
 
 describe('proxy service', () => {

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startProxy } from '../../src/lab/proxy-process';
+import { startProxy } from '../../lab/proxy-process';
 import type { Peer } from '../../src/demo/process';
 import { native, type Channel } from '../../src/native';
 import { encodeMessage, HEADER_SIZE, Request } from '../../src/protocol';

@@ -10,7 +10,7 @@ import { BackendRequest, encodeMessage, FLAG_NEED_REPLY, HEADER_SIZE, parseHeade
 import type { ProxyEvent } from '../../src/events/events';
 import { replayAsFrontend, type ReplayResult } from '../../src/replay/frontend';
 import { buildScript, loadRecording, type Script, type Step } from '../../src/replay/script';
-import { u64 } from '../../src/lab/synthetic-peers';
+import { u64 } from '../../lab/synthetic-peers';
 import { scriptedListener, until } from '../helpers';
 
 const REC = path.resolve(__dirname, '..', '..', 'recordings', 'qemu-blk-qsd.vhsrec');

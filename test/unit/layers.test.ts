@@ -24,7 +24,6 @@ const FLOORS: Record<string, number> = {
   analysis: 6,
   replay: 7,
   demo: 1,
-  lab: 8,
   service: 8,
   views: 8,
   cli: 9,
@@ -67,6 +66,13 @@ describe('layers of src/', () => {
       }
     }
     expect(upward).toEqual([]);
+  });
+
+  it('the product imports nothing from the lab or the tests above it', () => {
+    const outside = [...graph].flatMap(([file, deps]) =>
+      deps.filter((d) => path.relative(SRC, d).startsWith('..')).map((d) => `${path.relative(SRC, file)} -> ${path.relative(SRC, d)}`),
+    );
+    expect(outside).toEqual([]);
   });
 
   it('only the service layer imports the engine (src/proxy)', () => {

@@ -1,6 +1,6 @@
-/** The blk latency bench's reading of what the guest printed (src/lab/qemu-blk.ts). */
+/** The blk latency bench's reading of what the guest printed (lab/qemu-blk.ts). */
 import { describe, expect, it } from 'vitest';
-import { parseBlkPasses } from '../../src/lab/qemu-blk';
+import { parseBlkPasses } from '../../lab/qemu-blk';
 
 describe('parseBlkPasses', () => {
   it("takes each pass's requests and their mean latency from three /sys/block/vda/stat snapshots", () => {

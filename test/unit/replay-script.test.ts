@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { u64 } from '../../src/lab/synthetic-peers';
+import { u64 } from '../../lab/synthetic-peers';
 import { native } from '../../src/native';
 import { encodeMessage, FLAG_NEED_REPLY, FLAG_REPLY, Request } from '../../src/protocol';
 import type { MessageRecord, RecordingRecord } from '../../src/recording/records';

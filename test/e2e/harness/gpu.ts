@@ -7,9 +7,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { inDebian13 } from '../../../src/demo/debian13';
-import { buildInitramfs, qemuArgs } from '../../../src/lab/guest';
+import { buildInitramfs, qemuArgs } from '../../../lab/guest';
 import { Peer, sleep, waitForSocket } from '../../../src/demo/process';
-import { countColour, qmpCommand, readPpm } from '../../../src/lab/qmp';
+import { countColour, qmpCommand, readPpm } from '../../../lab/qmp';
 import type { ProxyProcess } from './proxy';
 
 /** The guest's colour, as the screendump shows it (RGB) and as it writes it to fb0 (XRGB8888, little-endian). */

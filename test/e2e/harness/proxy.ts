@@ -9,7 +9,7 @@ import { expect } from 'vitest';
 import { requestLatency } from '../../../src/analysis/request-latency';
 import type { StatsJson } from '../../../src/views/stats';
 import { Peer, waitForSocket } from '../../../src/demo/process';
-import { CLI, startProxy } from '../../../src/lab/proxy-process';
+import { CLI, startProxy } from '../../../lab/proxy-process';
 import { readRecording, recordingEvents } from '../../../src/recording/reader';
 import { decodeBuffer, type BufferHeader } from '../../../src/rings/headers';
 import type { DeviceType } from '../../../src/protocol';

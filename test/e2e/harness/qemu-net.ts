@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'vitest';
-import { GUEST_MAC, qemuArgs, vhostUserNetArgs } from '../../../src/lab/guest';
+import { GUEST_MAC, qemuArgs, vhostUserNetArgs } from '../../../lab/guest';
 import { Peer } from '../../../src/demo/process';
 import { Testpmd } from '../../../src/demo/testpmd';
 

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildInitramfs } from '../../../src/lab/guest';
+import { buildInitramfs } from '../../../lab/guest';
 
 export const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 export const pattern = (text: string, n: number): Buffer => Buffer.from(text.repeat(Math.ceil(n / text.length)).slice(0, n));

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { findKernel } from './guest';
-import { Peer, sleep } from '../demo/process';
+import { Peer, sleep } from '../src/demo/process';
 
 const QEMU_CONF = '/etc/libvirt/qemu.conf';
 const MARK = '# vhostscope lab (src/lab/libvirt.ts)';

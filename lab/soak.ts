@@ -22,12 +22,12 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { native, type Channel } from '../native';
-import { encodeMessage, Request } from '../protocol';
-import { listSegments } from '../recording/flight';
-import { readRecording } from '../recording/reader';
-import type { SessionEndRecord } from '../recording/records';
-import { freePort, sleep } from '../demo/process';
+import { native, type Channel } from '../src/native';
+import { encodeMessage, Request } from '../src/protocol';
+import { listSegments } from '../src/recording/flight';
+import { readRecording } from '../src/recording/reader';
+import type { SessionEndRecord } from '../src/recording/records';
+import { freePort, sleep } from '../src/demo/process';
 import { startProxy } from './proxy-process';
 import { frontendHandshake, syntheticBackend, u64, type BackendConn } from './synthetic-peers';
 

@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fromRelease, type Release, type Spawnable } from '../demo/release';
+import { fromRelease, type Release, type Spawnable } from '../src/demo/release';
 
 export interface Kernel {
   image: string;

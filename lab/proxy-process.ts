@@ -1,9 +1,9 @@
 /** Running `vhostscope proxy` as its own process, as a user does (demo-free labs, benches, tests). */
 import * as path from 'node:path';
-import { Peer, waitForSocket } from '../demo/process';
+import { Peer, waitForSocket } from '../src/demo/process';
 
-/** the built CLI, from src/lab (tests) as from dist/lab (benchmarks) */
-export const CLI = path.resolve(__dirname, '..', '..', 'dist', 'cli', 'main.js');
+/** the built CLI (the lab runs from source, in tests and benchmarks alike) */
+export const CLI = path.resolve(__dirname, '..', 'dist', 'cli', 'main.js');
 
 export interface ProxyProcessOptions {
   listen: string;

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildInitramfs, qemuArgs } from './guest';
 import { startProxy } from './proxy-process';
-import { Peer, waitForSocket } from '../demo/process';
+import { Peer, waitForSocket } from '../src/demo/process';
 
 export interface QemuBlkLatencyOptions {
   workDir: string;

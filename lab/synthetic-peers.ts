@@ -4,8 +4,8 @@
  * needs an answer and keeps the eventfds it is given. Real peers prove interop; these drive a
  * daemon with more sessions and vrings than real peers fit on two CPUs.
  */
-import { native, type Channel } from '../native';
-import { encodeMessage, FLAG_NEED_REPLY, Request } from '../protocol';
+import { native, type Channel } from '../src/native';
+import { encodeMessage, FLAG_NEED_REPLY, Request } from '../src/protocol';
 
 export const u64 = (v: bigint | number): Buffer => {
   const b = Buffer.alloc(8);

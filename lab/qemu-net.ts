@@ -7,8 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildInitramfs, qemuArgs, vhostUserNetArgs } from './guest';
 import { startProxy } from './proxy-process';
-import { Peer } from '../demo/process';
-import { Testpmd } from '../demo/testpmd';
+import { Peer } from '../src/demo/process';
+import { Testpmd } from '../src/demo/testpmd';
 
 export interface QemuPingOptions {
   workDir: string;

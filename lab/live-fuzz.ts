@@ -11,13 +11,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { controlRequest } from '../control/client';
-import { native, type Channel } from '../native';
-import { FLAG_NEED_REPLY, FLAG_REPLY, HEADER_SIZE, Request } from '../protocol';
-import { readRecording } from '../recording/reader';
-import type { MessageRecord } from '../recording/records';
+import { controlRequest } from '../src/control/client';
+import { native, type Channel } from '../src/native';
+import { FLAG_NEED_REPLY, FLAG_REPLY, HEADER_SIZE, Request } from '../src/protocol';
+import { readRecording } from '../src/recording/reader';
+import type { MessageRecord } from '../src/recording/records';
 import { startProxy } from './proxy-process';
-import type { Peer } from '../demo/process';
+import type { Peer } from '../src/demo/process';
 
 export interface LiveFuzzOptions {
   seconds: number;
@@ -64,7 +64,7 @@ interface SessionCorpus {
   backendChannel: MessageRecord[];
 }
 
-const ROOT = path.resolve(__dirname, '..', '..');
+const ROOT = path.resolve(__dirname, '..');
 
 function loadCorpus(files: string[]): { sessions: SessionCorpus[]; replies: Map<number, Buffer[]> } {
   const sessions: SessionCorpus[] = [];

@@ -7,10 +7,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readRecording } from '../recording/reader';
-import { sleep } from '../demo/process';
+import { readRecording } from '../src/recording/reader';
+import { sleep } from '../src/demo/process';
 import { startProxy } from './proxy-process';
-import { Testpmd } from '../demo/testpmd';
+import { Testpmd } from '../src/demo/testpmd';
 
 export interface CrashOptions {
   workDir: string;

@@ -9,9 +9,9 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DEBIAN13_ROOT } from '../demo/debian13';
-import { Peer, sleep, waitForSocket } from '../demo/process';
-import { fromRelease, type Release, type Spawnable } from '../demo/release';
+import { DEBIAN13_ROOT } from '../src/demo/debian13';
+import { Peer, sleep, waitForSocket } from '../src/demo/process';
+import { fromRelease, type Release, type Spawnable } from '../src/demo/release';
 
 export const OVS_VSWITCHD = '/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk';
 
