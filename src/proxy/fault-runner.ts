@@ -3,8 +3,12 @@
  * (and logged then); carrying them out keeps each direction of each channel in order, as a
  * stream does: a delayed message holds up the ones behind it, while a held message steps aside
  * and lets the others pass until its condition is met (that reordering is the point of hold).
- * Everything the runner did is reported as a fault event; nothing here touches a socket: the
- * session does the I/O through FaultHost.
+ * Everything the runner did is reported as a fault event; nothing here touches a socket.
+ *
+ * A stage of the message's path, one way: the session hands each validated message in
+ * (submit), and every message comes out once, on `next`, with what became of it (forwarded,
+ * dropped, answered by the proxy). FaultEffects is what a rule may do besides: report, inject a
+ * notification, disconnect a peer.
  */
 import type { Channel } from '../native';
 import {
@@ -63,20 +67,25 @@ type Verdict =
   | { kind: 'answer'; entry: RuleEntry; value: bigint; why: string }
   | { kind: 'hold'; entry: RuleEntry };
 
-export interface FaultHost {
+/** What becomes of a message the rules have seen: the stage's one output. */
+export type FaultOutcome =
+  /** the normal path (late when `heldNs` is set): interpose, forward, report */
+  | { kind: 'forward' }
+  /** not forwarded; its fds are the next stage's to close */
+  | { kind: 'dropped' }
+  /** not forwarded; the proxy answers the sender with `reply` when it can make one up */
+  | { kind: 'answered'; reply?: Buffer; rule: string };
+
+/** What a rule may do besides deciding a message's fate. */
+export interface FaultEffects {
   readonly negotiation: Negotiation;
   now(): bigint;
-  /** the normal path: interpose, forward, account, emit */
-  deliver(m: PendingMessage): void;
-  /** emit the message as not forwarded (and close its fds) */
-  discard(m: PendingMessage, how: 'dropped' | 'answered'): void;
-  /** send a reply of the proxy's own to the sender of `m`, on its channel */
-  answer(m: PendingMessage, reply: Buffer, faults: string[]): void;
   /** signal the vring's interposed eventfd; returns why not when it cannot */
   injectNotification(kind: 'kick' | 'call', vring: number): string | undefined;
   /** report an injected notification as an event (after the fault event that caused it) */
   injected(kind: 'kick' | 'call', vring: number): void;
   disconnect(side: Side, reason: string): void;
+  /** report what a rule did (a fault event) */
   fault(rule: RuleEntry, action: FaultAction, detail: string): void;
 }
 
@@ -114,7 +123,8 @@ export class FaultRunner {
    */
   constructor(
     private readonly rules: FaultRuleSet,
-    private readonly host: FaultHost,
+    private readonly host: FaultEffects,
+    private readonly next: (m: PendingMessage, outcome: FaultOutcome) => void,
     private readonly nameOf: (channel: ChannelKind, request: number) => string,
     private readonly device?: string,
   ) {
@@ -253,7 +263,7 @@ export class FaultRunner {
         break;
       case 'drop':
         this.host.fault(v.entry, 'drop', `${this.describe(m)} dropped${m.fds.length ? ` with its ${m.fds.length} fd(s)` : ''}`);
-        this.host.discard(m, 'dropped');
+        this.next(m, { kind: 'dropped' });
         break;
       case 'answer': {
         const reply = m.reply ? undefined : synthesizeReply(m.channel, m.request, m.flags, m.received.subarray(HEADER_SIZE), this.host.negotiation, v.value);
@@ -263,8 +273,7 @@ export class FaultRunner {
         else if (expected)
           this.host.fault(v.entry, action, `${this.describe(m)} not forwarded; a reply is due but the proxy cannot make one up for this request`);
         else this.host.fault(v.entry, action, `${this.describe(m)} not forwarded (no reply due)`);
-        this.host.discard(m, 'answered');
-        if (reply) this.host.answer(m, reply, [v.entry.id]);
+        this.next(m, { kind: 'answered', reply, rule: v.entry.id });
         break;
       }
       case 'hold': {
@@ -288,7 +297,7 @@ export class FaultRunner {
   }
 
   private deliver(m: PendingMessage): void {
-    this.host.deliver(m);
+    this.next(m, { kind: 'forward' });
     if (this.disposed) return;
     const facts: MessageFacts = { channel: m.channel, sender: m.sender, request: m.request, reply: m.reply, raw: m.received };
     for (const h of [...this.held]) {

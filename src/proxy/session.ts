@@ -1,29 +1,16 @@
 /**
  * One proxied connection: the peer that connected to our listening socket and the peer we
- * connected to, plus the second channels the front-end hands over (sub-channels.ts). A message's
- * path: handle() checks its header and size against its channel's rules (a fatal finding ends the
- * session), the fault rules (if any) take it, deliver() runs the interpositions its sender, reply
- * and request select (interpositions.ts: the relay's eventfds, our socketpair, masked bits) and
- * forwards it with its fds, in order; then it is decoded and reported as an event. Decoding
- * comes after forwarding: QEMU waits for replies synchronously, so the proxy's own work must not
- * sit in front of it.
+ * connected to, plus the second channels the front-end hands over (sub-channels.ts). The session
+ * owns the connection's parts and its life: it builds them, learns which side is the front-end
+ * (the one that speaks first), hands each message to its path (message-path.ts: validate, fault
+ * rules, interpose, forward, report), and closes everything once, whatever ends it.
  */
 import { native, type Channel, type ChannelEnd } from '../native';
 import {
-  applyMainMessage,
-  decodeMessage,
   requestName,
-  type Finding,
-  decoders,
-  HEADER_SIZE,
-  messageIsReply,
-  isReplyExpected,
   protocolFeatureNames,
   channelRules,
   newNegotiation,
-  parseHeader,
-  validateHeader,
-  validateMessage,
   type ChannelKind,
   type Negotiation,
   type Side,
@@ -31,35 +18,22 @@ import {
   type DeviceType,
   type Dialect,
 } from '../protocol';
-import {
-  relayPairSummary,
-  type Direction,
-  type FdDescription,
-  type MessageEvent,
-  type PeerIdentity,
-  type ProxyEvent,
-  type SessionEndEvent,
-} from '../events/events';
+import type { PeerIdentity, ProxyEvent, SessionEndEvent } from '../events/events';
 import type { FrontendPosition, Position, SessionStatus } from '../events/status';
-import { closeFds, describeFds, peerIdentity } from '../events/fds';
-import { Interposer } from './interposer';
+import { closeFds, peerIdentity } from '../events/fds';
+import { DataPath } from './data-path';
 import { NoticeBudget } from './notice-budget';
 import { BackPressure, type PressureChange } from './backpressure';
-import { NotificationStats, type NotificationKind } from '../events/notification-stats';
 import type { RelayHub } from './relay-hub';
-import { FaultRunner, type FaultHost, type PendingMessage } from './fault-runner';
+import { FaultRunner, type FaultEffects, type FaultOutcome, type PendingMessage } from './fault-runner';
 import type { FaultRuleSet } from '../faults';
-import { RingTracker, type RingsMode } from './ring-tracker';
-import { InterpositionTable, mainInterpositions, type Interposition, type Outgoing } from './interpositions';
-import { DeviceStatePipe, type StateTransfer } from './device-state';
-import { DirtyLogReader, type DirtyLogResult } from './dirty-log-reader';
+import type { RingsMode } from './ring-tracker';
+import { InterpositionTable, mainInterpositions } from './interpositions';
+import { DeviceStateTransfers } from './device-state-transfers';
+import { HeldFdWatch } from './held-fds';
+import { closedUnderUs, describeEnd } from './channel-end';
+import { MessagePath, type PathHost } from './message-path';
 import { SubChannels, type SubChannelHost, type SubChannelKind } from './sub-channels';
-
-/**
- * Device-state transfers the proxy copies at once per session. A migration has one (QEMU ends a
- * transfer before it begins the next); each may keep up to --record-device-state bytes.
- */
-const MAX_STATE_TRANSFERS = 2;
 
 export interface SessionOptions {
   id: number;
@@ -100,20 +74,16 @@ export class ProxySession {
   private readonly subs: SubChannels;
   private frontendAt: Position | undefined;
   private closed = false;
-  private readonly counts = { 'F>B': 0, 'B>F': 0 };
-  private fdsForwarded = 0;
-  private readonly interposer: Interposer | undefined;
-  private readonly stats: NotificationStats;
-  private statsTimer: NodeJS.Timeout | undefined;
+  /** validate, fault rules, interpose, forward, report */
+  private readonly path: MessagePath;
+  /** relayed notifications, ring snapshots, the dirty log and their figures */
+  private readonly dataPath: DataPath;
   private readonly faults: FaultRunner | undefined;
   private readonly peers: Record<Position, PeerIdentity | undefined>;
-  private readonly rings: RingTracker | undefined;
-  /** --rings: the migration's dirty log, read while it lasts */
-  private readonly dirtyLog: DirtyLogReader | undefined;
-  /** what the proxy does to main-channel messages on their way (interpositions.ts) */
-  private readonly interpositions: InterpositionTable;
   /** device-state transfers going through the proxy's pipes now */
-  private readonly statePipes = new Set<DeviceStatePipe>();
+  private readonly deviceState: DeviceStateTransfers;
+  /** peers that hold fds in an unfinished message */
+  private readonly heldFds = new HeldFdWatch();
   /** pauses a sender while the peer it sends to is not reading */
   private readonly notices = new NoticeBudget();
   private readonly pressure = new BackPressure(this.guarded('back-pressure', (c: PressureChange) => this.emitPressure(c)));
@@ -136,56 +106,52 @@ export class ProxySession {
     const unowned = new Set([listenFd, connectFd]);
     try {
       if (opts.frontend !== 'auto') this.frontendAt = opts.frontend;
-      this.stats = new NotificationStats(native.monotonicNs(), opts.device);
-      if (opts.relay) {
-        this.interposer = new Interposer(
-          opts.relay,
-          this.guarded('a relayed notification', (vring: number, kind: NotificationKind, e: { ts: bigint; count: number }) => {
-            this.stats.record(vring, kind, e.ts);
-            opts.emit({ type: 'notification', ts: e.ts, session: this.id, vring, kind, count: e.count });
-            this.faults?.onNotification(kind, vring);
-          }),
-          (why) => this.notice(why),
+      this.dataPath = new DataPath(
+        { session: this.id, emit: opts.emit, relay: opts.relay, rings: opts.rings, device: opts.device, statsIntervalMs: opts.statsIntervalMs },
+        {
+          guarded: (where, fn) => this.guarded(where, fn),
+          notice: (msg) => this.notice(msg),
+          notified: (kind, vring) => this.faults?.onNotification(kind, vring),
+        },
+      );
+      if (opts.faults)
+        this.faults = new FaultRunner(
+          opts.faults,
+          this.faultEffects(),
+          this.guarded('a message the fault rules passed on', (m: PendingMessage, outcome: FaultOutcome) => this.path.settle(m, outcome)),
+          requestName,
+          opts.deviceName,
         );
-      }
-      if (opts.statsIntervalMs) {
-        this.statsTimer = setInterval(
-          this.guarded('the stats timer', () => this.emitStats()),
-          opts.statsIntervalMs,
-        );
-        this.statsTimer.unref();
-      }
-      if (opts.faults) this.faults = new FaultRunner(opts.faults, this.faultHost(), requestName, opts.deviceName);
-      if (opts.rings && opts.relay) {
-        const notice = this.guarded('a ring notice', (msg: string) => this.notice(msg));
-        this.dirtyLog = new DirtyLogReader(
-          this.guarded('the end of a dirty log', (r: DirtyLogResult) => {
-            const { endNs, ...figures } = r;
-            opts.emit({ type: 'dirty-log', ts: endNs, session: this.id, ...figures });
-          }),
-          notice,
-        );
-        this.rings = new RingTracker(
-          opts.relay,
-          opts.rings,
-          this.guarded('a ring snapshot', (vring, snapshot, raw) => {
-            this.dirtyLog?.onSnapshot(vring, snapshot);
-            opts.emit({ type: 'ring', ts: snapshot.ts, session: this.id, vring, snapshot, raw });
-          }),
-          notice,
-        );
-      }
-      this.interpositions = new InterpositionTable(
+      this.deviceState = new DeviceStateTransfers({
+        keepBytes: opts.keepDeviceState ?? 0,
+        ended: (e) => opts.emit({ type: 'device-state', session: this.id, ...e }),
+        notice: (msg) => this.notice(msg),
+        holdMs: (direction) => this.faults?.stateHoldMs(direction) ?? 0,
+        guarded: (where, fn) => this.guarded(where, fn),
+      });
+      const interpositions = new InterpositionTable(
         mainInterpositions({
-          interposer: this.interposer,
-          rings: this.rings,
-          dirtyLog: this.dirtyLog,
+          interposer: this.dataPath.interposer,
+          rings: this.dataPath.rings,
+          dirtyLog: this.dataPath.dirtyLog,
           subs: this.subs,
           keepFeatures: Boolean(opts.keepFeatures),
           notice: (msg) => this.notice(msg),
-          deviceState: (o) => this.interposeDeviceState(o),
-          ringBase: (vring, base, now) => opts.emit({ type: 'ring', ts: now.snapshot.ts, session: this.id, vring, snapshot: now.snapshot, raw: now.raw, base }),
+          deviceState: (o) => this.deviceState.interpose(o),
+          ringBase: (vring, base, now) => this.dataPath.ringBase(vring, base, now),
         }),
+      );
+      this.path = new MessagePath(
+        {
+          session: this.id,
+          emit: opts.emit,
+          negotiation: this.negotiation,
+          dialect: opts.dialect,
+          pressure: this.pressure,
+          interpositions,
+          faults: this.faults,
+        },
+        this.pathHost(),
       );
       const peers = { listen: peerIdentity(listenFd), connect: peerIdentity(connectFd) };
       this.peers = peers;
@@ -200,7 +166,7 @@ export class ProxySession {
         listenPath: opts.listenPath,
         connectPath: opts.connectPath,
         frontend: opts.frontend,
-        interpose: this.interposer !== undefined,
+        interpose: this.dataPath.interposer !== undefined,
         peers,
       });
       for (const leg of this.legs.values()) leg.start();
@@ -218,44 +184,21 @@ export class ProxySession {
     return this.closed;
   }
 
-  /** per channel, the fds it held for an unfinished message at the last check and since when */
-  private readonly held = new Map<Channel, { fds: number; sinceMs: number }>();
-
   /**
-   * Ends the session if a peer has held fds in an unfinished message for `timeoutMs`: each
-   * session may hold up to 64 for as long as it likes otherwise, and a thousand sessions doing
-   * so fill the daemon's fd table. A real peer sends a message's bytes with its fds at once.
+   * Ends the session if a peer has held fds in an unfinished message for `timeoutMs` (held-fds.ts).
    * Called by the daemon every few seconds.
    */
   checkHeldFds(nowMs: number, timeoutMs: number): void {
     if (this.closed) return;
     const channels: [Channel, string][] = [...this.legs].map(([pos, ch]) => [ch, `the ${this.frontendAt ? this.sideOf(pos) : `peer on the ${pos} side`}`]);
     channels.push(...this.subs.channels());
-    for (const [ch, who] of channels) {
-      const fds = ch.heldFds;
-      const h = this.held.get(ch);
-      if (!fds) {
-        this.held.delete(ch);
-        continue;
-      }
-      if (!h || fds < h.fds) {
-        this.held.set(ch, { fds, sinceMs: nowMs }); // a new message (fewer held than before: the last one completed)
-        continue;
-      }
-      h.fds = fds;
-      if (nowMs - h.sinceMs >= timeoutMs) {
-        this.close(
-          `${who} has held ${fds} fd${fds > 1 ? 's' : ''} in an unfinished message for ${Math.round((nowMs - h.sinceMs) / 1000)} s; a peer sends a message's bytes with its fds`,
-          'proxy',
-        );
-        return;
-      }
-    }
+    const reason = this.heldFds.check(channels, nowMs, timeoutMs);
+    if (reason) this.close(reason, 'proxy');
   }
 
   /** Relay pairs this session holds now (current and in their grace period). */
   get livePairs(): number {
-    return this.interposer?.livePairs ?? 0;
+    return this.dataPath.livePairs;
   }
 
   /** The backend's process (SO_PEERCRED), once the roles are known. */
@@ -324,10 +267,8 @@ export class ProxySession {
 
   /** Timers and trackers the constructor made, for a constructor that fails half-way. */
   private disposeParts(): void {
-    if (this.statsTimer) clearInterval(this.statsTimer);
-    this.interposer?.teardownAll();
-    this.rings?.close();
-    for (const p of [...this.statePipes]) p.close();
+    this.dataPath?.close();
+    this.deviceState?.closeAll();
     closeFds(this.faults?.dispose() ?? []);
   }
 
@@ -342,163 +283,15 @@ export class ProxySession {
     }
     // The frontend always speaks first (reference §6): that fixes the roles for this session.
     if (this.frontendAt === undefined) this.frontendAt = from;
-    this.handle('main', this.sideOf(from), this.legs.get(other(from))!, raw, fds, ts, `${from} side`);
+    this.path.handle('main', this.sideOf(from), this.legs.get(other(from))!, raw, fds, ts, `${from} side`);
   }
 
-  /** Validates, then hands the message to the fault rules (if any) or straight to deliver(). */
-  private handle(channel: ChannelKind, sender: Side, to: Channel, raw: Buffer, fds: number[], ts: bigint, where: string): void {
-    const findings = validateMessage(raw, { channel, sender, fdCount: fds.length, negotiation: this.negotiation, dialect: this.opts.dialect });
-    const fatal = findings.find((f) => f.severity === 'fatal');
-    if (fatal) {
-      closeFds(fds);
-      this.close(`bad input from the ${sender} (${where}): ${fatal.message}; header ${raw.subarray(0, HEADER_SIZE).toString('hex')}`, sender);
-      return;
-    }
-    const h = parseHeader(raw);
-    const m: PendingMessage = {
-      channel,
-      sender,
-      raw,
-      received: raw,
-      fds,
-      ts,
-      findings,
-      request: h.request,
-      flags: h.flags,
-      reply: messageIsReply(channel, h.flags, sender),
-      to,
-      faults: [],
-      masked: [],
-    };
-    if (this.faults) this.faults.submit(m);
-    else this.deliver(m);
-  }
-
-  /** Interposes (the table's handlers for this message, in order), forwards, then reports one message. */
-  private deliver(m: PendingMessage): void {
-    if (this.closed) {
-      closeFds(m.fds);
-      return;
-    }
-    const { channel, sender, fds, findings, to, request } = m;
-    const fdInfo = describeFds(fds);
-    const o: Outgoing = { request, fds, out: m.raw, outFds: fds, extra: {}, masked: m.masked };
-    const stages = channel === 'main' ? this.interpositions.for(sender, m.reply, request) : [];
-    let stage: Interposition | undefined;
-    try {
-      for (stage of stages) stage.before?.(o);
-    } catch (err) {
-      // a handler that replaced the fds owns the received ones; what it made for the peer is ours to close
-      if (!(err as { fdsTaken?: boolean }).fdsTaken) closeFds(o.outFds !== fds ? o.outFds : fds);
-      this.close(`cannot interpose ${requestName(channel, request)} (${stage?.name}): ${(err as Error).message}`, 'proxy');
-      return;
-    }
-    if (o.out !== m.received) {
-      o.extra.received = m.received;
-      o.extra.masked = m.masked;
-    }
-    try {
-      const nFds = o.outFds.length;
-      const queued = to.send(o.out, o.outFds); // the channel owns the fds now and closes its copies once sent
-      const receiver = sender === 'frontend' ? 'backend' : 'frontend';
-      this.pressure.afterSend(this.channelTo(channel, sender), to, queued, channel === 'main' ? receiver : `${receiver} (${channel} channel)`, nFds);
-    } catch (err) {
-      const receiver = sender === 'frontend' ? 'backend' : 'frontend';
-      // a peer that has gone is a peer that closed the connection, not a failure of the proxy
-      if (channel === 'main' && peerGone(err))
-        this.close(`the ${receiver} closed the connection (found forwarding ${requestName(channel, request)} to it)`, receiver);
-      else this.close(`forwarding to the ${receiver} (${channel} channel) failed: ${(err as Error).message}`, 'proxy');
-      return;
-    }
-    this.fdsForwarded += o.outFds.length;
-    if (channel === 'main') applyMainMessage(this.negotiation, request, m.flags, o.out.subarray(HEADER_SIZE));
-    for (const st of stages) st.after?.(o);
-    if (m.faults.length) o.extra.faults = m.faults;
-    let ts = m.ts;
-    if (m.heldNs !== undefined) {
-      o.extra.heldNs = m.heldNs;
-      ts = native.monotonicNs();
-    }
-    this.emitMessage(channel, sender, o.out, fdInfo, findings, ts, o.extra);
-  }
-
-  /**
-   * What the proxy does to main-channel messages, by sender and request: each interposition a
-   * named handler (see InterpositionTable). Built once the session's parts exist.
-   */
-  /**
-   * SET_DEVICE_STATE_FD with a pipe: the back-end gets a pipe of ours and the proxy copies the
-   * state through, counting it (and keeping it for the recording with --record-device-state).
-   * A pipe the proxy cannot make leaves the front-end's to go through as it came.
-   */
-  private interposeDeviceState(o: Outgoing): void {
-    if (o.fds.length !== 1 || native.fdInfo(o.fds[0]).kind !== 'pipe') return;
-    const { direction } = decoders.deviceState(o.out.subarray(HEADER_SIZE));
-    if (direction !== 'save' && direction !== 'load') return;
-    if (this.statePipes.size >= MAX_STATE_TRANSFERS) {
-      this.notice(`${this.statePipes.size} device-state transfers are already open in this session: this pipe goes through as it came (not counted)`);
-      return;
-    }
-    let pipe: DeviceStatePipe;
-    try {
-      const end = (t: StateTransfer): void => {
-        this.statePipes.delete(pipe);
-        this.opts.emit({
-          type: 'device-state',
-          ts: t.endNs,
-          session: this.id,
-          direction: t.direction,
-          startNs: t.startNs,
-          bytes: t.bytes,
-          ...(t.error ? { error: t.error } : {}),
-          ...(t.data ? { data: t.data } : {}),
-          ...(t.truncated ? { truncated: true } : {}),
-          ...(t.heldMs ? { heldMs: t.heldMs } : {}),
-        });
-      };
-      pipe = new DeviceStatePipe(
-        direction,
-        o.fds[0],
-        this.opts.keepDeviceState ?? 0,
-        this.guarded('the end of a device-state transfer', end),
-        this.faults?.stateHoldMs(direction) ?? 0,
-      );
-    } catch (err) {
-      this.notice(`the device-state pipe goes through as it came (not counted): ${(err as Error).message}`);
-      return;
-    }
-    this.statePipes.add(pipe);
-    o.outFds = [pipe.backendFd];
-    o.extra.interposed = true;
-  }
-
-  /** The FaultRunner's view of this session: the I/O it may ask for. */
-  private faultHost(): FaultHost {
+  /** What a fault rule may do to this session besides deciding a message's fate. */
+  private faultEffects(): FaultEffects {
     return {
       negotiation: this.negotiation,
       now: () => native.monotonicNs(),
-      // held and delayed messages are delivered from the fault runner's timers: guarded too
-      deliver: this.guarded('delivering a held message', (m: PendingMessage) => this.deliver(m)),
-      discard: (m, how) => {
-        const fdInfo = describeFds(m.fds);
-        closeFds(m.fds);
-        this.emitMessage(m.channel, m.sender, m.received, fdInfo, m.findings, m.ts, { faults: m.faults, undelivered: how });
-      },
-      answer: (m, reply, faults) => {
-        const back = this.channelTo(m.channel, m.sender);
-        if (!back || this.closed) return;
-        try {
-          back.send(reply);
-        } catch (err) {
-          this.close(`answering the ${m.sender} (${m.channel} channel) failed: ${(err as Error).message}`, 'proxy');
-          return;
-        }
-        this.emitMessage(m.channel, m.sender === 'frontend' ? 'backend' : 'frontend', reply, [], [], native.monotonicNs(), { injected: true, faults });
-      },
-      injectNotification: (kind, vring) => {
-        if (!this.interposer) return 'the session does not interpose eventfds (--no-interpose)';
-        return this.interposer.inject(kind, vring);
-      },
+      injectNotification: (kind, vring) => this.dataPath.inject(kind, vring),
       injected: (kind, vring) => this.opts.emit({ type: 'notification', ts: native.monotonicNs(), session: this.id, vring, kind, count: 1, injected: true }),
       disconnect: (side, reason) => this.close(reason, 'proxy', side),
       fault: (rule, action, detail) =>
@@ -515,32 +308,16 @@ export class ProxySession {
     return this.subs.channelOf(channel, side);
   }
 
-  private emitMessage(
-    channel: ChannelKind,
-    sender: Side,
-    raw: Buffer,
-    fds: FdDescription[],
-    findings: Finding[],
-    ts: bigint,
-    extra: Partial<MessageEvent>,
-  ): void {
-    const dir: Direction = sender === 'frontend' ? 'F>B' : 'B>F';
-    this.counts[dir]++;
-    const decoded = decodeMessage(channel, raw, sender, { negotiation: this.negotiation, dialect: this.opts.dialect });
-    this.opts.emit({
-      type: 'message',
-      ts,
-      session: this.id,
-      channel,
-      sender,
-      dir,
-      raw,
-      decoded,
-      fds,
-      findings,
-      ...(decoded.reply ? {} : { replyExpected: isReplyExpected(channel, decoded.request, decoded.flags, this.negotiation, this.opts.dialect) }),
-      ...extra,
-    });
+  /** What the message path asks of this session. */
+  private pathHost(): PathHost {
+    const session = this;
+    return {
+      get closed() {
+        return session.closed;
+      },
+      close: (reason, by, first) => this.close(reason, by, first),
+      channelTo: (channel, side) => this.channelTo(channel, side),
+    };
   }
 
   /** What the sub-channels ask of this session. */
@@ -555,23 +332,12 @@ export class ProxySession {
         return session.closed;
       },
       guarded: (where, fn) => this.guarded(where, fn),
-      handle: (channel, sender, to, raw, fds, ts, where) => this.handle(channel, sender, to, raw, fds, ts, where),
-      absorbed: (kind, raw, fds, ts) => {
-        closeFds(fds);
-        this.emitMessage(
-          kind,
-          'frontend',
-          raw,
-          describeFds(fds),
-          validateMessage(raw, { channel: kind, sender: 'frontend', fdCount: fds.length, negotiation: this.negotiation, dialect: this.opts.dialect }),
-          ts,
-          { absorbed: true },
-        );
-      },
-      injected: (kind, raw) => this.emitMessage(kind, 'backend', raw, [], [], native.monotonicNs(), { injected: true }),
+      handle: (channel, sender, to, raw, fds, ts, where) => this.path.handle(channel, sender, to, raw, fds, ts, where),
+      absorbed: (kind, raw, fds, ts) => this.path.absorbed(kind, 'frontend', raw, fds, ts),
+      injected: (kind, raw) => this.path.report(kind, 'backend', raw, [], [], native.monotonicNs(), { injected: true }),
       ended: (kind, reason) => this.opts.emit({ type: 'channel-end', ts: native.monotonicNs(), session: this.id, channel: kind, reason }),
       broken: (kind, side, end) =>
-        this.close(`bad input from the ${side} (${kind} channel): ${this.describeEnd(end, kind)}; header ${end.header.toString('hex') || '(none)'}`, side),
+        this.close(`bad input from the ${side} (${kind} channel): ${describeEnd(end, kind)}; header ${end.header.toString('hex') || '(none)'}`, side),
     };
   }
 
@@ -588,13 +354,12 @@ export class ProxySession {
   status(device: DeviceType = 'generic'): SessionStatus {
     const n = this.negotiation;
     const hex = (v?: bigint): string | undefined => (v === undefined ? undefined : `0x${v.toString(16)}`);
-    const pairs = this.interposer?.pairs() ?? [];
     return {
       session: this.id,
       frontend: this.frontendAt ?? 'not yet known',
       channels: ['main', ...this.subs.kinds],
-      messages: { ...this.counts },
-      fdsForwarded: this.fdsForwarded,
+      messages: { ...this.path.counts },
+      fdsForwarded: this.path.fdsForwarded,
       backpressure: this.pressure.snapshot(),
       features: {
         offered: hex(n.offeredFeatures),
@@ -603,7 +368,7 @@ export class ProxySession {
         protocolInUse: n.protocolFeatures !== undefined ? protocolFeatureNames(n.protocolFeatures) : undefined,
       },
       vrings: this.notificationStats(),
-      relayPairs: pairs.filter((p) => !p.final).map(relayPairSummary),
+      relayPairs: this.dataPath.pairs(false),
       ...(this.faults ? { faults: this.faults.snapshot() } : {}),
     };
   }
@@ -613,20 +378,14 @@ export class ProxySession {
     return this.subs.kinds;
   }
 
-  private emitStats(): void {
-    this.opts.relay?.drain();
-    this.opts.emit({ type: 'stats', ts: native.monotonicNs(), session: this.id, vrings: this.stats.snapshot(native.monotonicNs()) });
-  }
-
   /** The device the session carries, once known (net: its receive queues' kicks are not paired with calls). */
   setDevice(device: DeviceType): void {
-    this.stats.setDevice(device);
+    this.dataPath.setDevice(device);
   }
 
   /** Per-vring notification figures so far. */
-  notificationStats(): ReturnType<NotificationStats['snapshot']> {
-    this.opts.relay?.drain();
-    return this.stats.snapshot(native.monotonicNs());
+  notificationStats(): ReturnType<DataPath['figures']> {
+    return this.dataPath.figures();
   }
 
   private onEnd(pos: Position, end: ChannelEnd | null): void {
@@ -637,18 +396,7 @@ export class ProxySession {
       this.close(`the ${who} closed the connection${end ? ` (${end.message} while forwarding to it)` : ''}`, by);
       return;
     }
-    this.close(`bad input from the ${who}: ${this.describeEnd(end)}; header ${end.header.toString('hex') || '(none)'}`, by);
-  }
-
-  private describeEnd(end: ChannelEnd, channel: ChannelKind = 'main'): string {
-    // An oversized header is usually not vhost-user at all: say what else is wrong with it first.
-    const headerFault =
-      end.code === 'OVERSIZE' ? validateHeader(end.header, channel).find((f) => f.rule !== 'header-oversize' && f.severity === 'fatal') : undefined;
-    if (end.code === 'EOF_MID_MESSAGE')
-      return `EOF in the middle of a message (${end.header.length}/12 header bytes, ${end.payloadReceived}/${end.payloadExpected} payload bytes)`;
-    if (end.code === 'OVERSIZE')
-      return `${headerFault ? `${headerFault.message}; ` : ''}header announces a payload larger than ${channelRules(channel).maxPayload} bytes`;
-    return end.message;
+    this.close(`bad input from the ${who}: ${describeEnd(end)}; header ${end.header.toString('hex') || '(none)'}`, by);
   }
 
   /**
@@ -664,11 +412,7 @@ export class ProxySession {
     for (const leg of this.legs.values()) leg.close();
     closeFds(this.faults?.dispose() ?? []);
     this.subs.closeAll();
-    if (this.statsTimer) clearInterval(this.statsTimer);
-    this.interposer?.teardownAll();
-    this.rings?.close();
-    this.dirtyLog?.close();
-    const pairs = this.interposer?.pairs() ?? [];
+    this.dataPath.close();
     try {
       this.opts.emit({
         type: 'session-end',
@@ -676,27 +420,13 @@ export class ProxySession {
         session: this.id,
         reason,
         ...(by ? { by } : {}),
-        messages: { ...this.counts },
-        fdsForwarded: this.fdsForwarded,
-        vrings: this.stats.snapshot(native.monotonicNs()),
-        relayPairs: pairs.map(relayPairSummary),
+        messages: { ...this.path.counts },
+        fdsForwarded: this.path.fdsForwarded,
+        vrings: this.dataPath.figures(false),
+        relayPairs: this.dataPath.pairs(true),
       });
     } finally {
       this.opts.onClosed(this); // the daemon forgets the session even if reporting its end failed
     }
   }
-}
-
-/**
- * A channel ended because the peer closed its end while we still wrote to it (queued messages
- * flushed into EPIPE or ECONNRESET): a peer that went away, not one that sent bad input.
- */
-export function closedUnderUs(end: ChannelEnd): boolean {
-  return (end.code === 'EWRITE' || end.code === 'EREAD') && (end.errno === 32 || end.errno === 104);
-}
-
-/** A send failed because the peer closed its end (EPIPE, ECONNRESET). */
-function peerGone(err: unknown): boolean {
-  const e = err as NodeJS.ErrnoException;
-  return e.code === 'EPIPE' || e.code === 'ECONNRESET' || /\((EPIPE|ECONNRESET)\)$/.test(e.message ?? '');
 }

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { native, type Channel, type ChannelEnd } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { ProxyDaemon } from '../../src/proxy/daemon';
-import { closedUnderUs } from '../../src/proxy/session';
+import { closedUnderUs } from '../../src/proxy/channel-end';
 import type { ProxyEvent } from '../../src/events/events';
 import { FD_HIGH_WATER, HIGH_WATER } from '../../src/proxy/backpressure';
 import { openFds, tmpDir, until } from '../helpers';
