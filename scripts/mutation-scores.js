@@ -14,7 +14,7 @@ const PARTS = [
   ['src/recording', (f) => f.startsWith('src/recording/')],
   ['src/faults', (f) => f.startsWith('src/faults/')],
   ['src/replay', (f) => f.startsWith('src/replay/')],
-  ['checker', (f) => f === 'src/analysis/checker.ts' || f === 'src/analysis/rules.ts'],
+  ['checker', (f) => f === 'src/analysis/checker.ts' || f === 'src/analysis/rules.ts' || f.startsWith('src/analysis/check/')],
 ];
 let failed = 0;
 for (const [name, inPart] of PARTS) {

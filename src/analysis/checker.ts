@@ -1,118 +1,20 @@
 /**
  * Checks a session as it happens (live, `proxy --check`) or from a recording (`check`): feed it
- * proxy events in order, get findings. Pure: all state is per session, built from the events.
+ * proxy events in order, get findings. Pure: all state is per session, built from the events
+ * (check/state.ts). The rules on the device's set-up and on migration have files of their own
+ * (check/setup.ts, check/migration.ts); the reply, kick and ring rules are here.
  */
-import {
-  applyMainMessage,
-  hasBit,
-  HEADER_SIZE,
-  isReplyExpected,
-  MAX_VRINGS,
-  newNegotiation,
-  ProtocolFeature,
-  Request,
-  validateMessage,
-  VirtioFeature,
-  DeviceStatus,
-  DIRTY_LOG_PAGE as LOG_PAGE,
-  type ChannelKind,
-  type MemoryRegion,
-  type Negotiation,
-} from '../protocol';
+import { applyMainMessage, hasBit, HEADER_SIZE, isReplyExpected, Request, validateMessage, VirtioFeature, DeviceStatus } from '../protocol';
 import type { MessageEvent, ProxyEvent } from '../events/events';
 import { RULES, type Rule } from './rules';
+import { MIGRATION_DOWNTIME_NS, SessionState, VringMap, type CheckFinding, type MigrationStop } from './check/state';
+import { migrationLeftovers, migrationRules } from './check/migration';
+import { setupRules } from './check/setup';
 
-export interface CheckFinding {
-  rule: Rule;
-  session: number;
-  ts: bigint;
-  /** message number within the session (0-based, all channels), when it points at a message */
-  message?: number;
-  /** e.g. "F>B SET_VRING_ADDR" */
-  at: string;
-  detail: string;
-}
-
-interface Pending {
-  channel: ChannelKind;
-  request: number;
-  name: string;
-  ts: bigint;
-  message: number;
-  /** why no reply can come: a fault rule dropped the request or its reply */
-  cause?: string;
-}
+export type { CheckFinding } from './check/state';
 
 /** "fault rule r1, r2" for the rules applied to a message, when any were. */
 const rulesOf = (e: MessageEvent): string | undefined => (e.faults?.length ? `fault rule ${e.faults.join(', ')}` : undefined);
-
-/**
- * Per-vring state follows the vrings the daemon does (below MAX_VRINGS, as --rings): a peer that
- * names millions of vring indices must not grow the checker's tables with them.
- */
-class VringMap<V> extends Map<number, V> {
-  override set(vring: number, v: V): this {
-    return vring >= 0 && vring < MAX_VRINGS ? super.set(vring, v) : this;
-  }
-}
-class VringSet extends Set<number> {
-  override add(vring: number): this {
-    return vring >= 0 && vring < MAX_VRINGS ? super.add(vring) : this;
-  }
-}
-
-class SessionState {
-  negotiation: Negotiation = newNegotiation();
-  /** GET_FEATURES / GET_PROTOCOL_FEATURES replies as the frontend saw them */
-  offered?: bigint;
-  offeredProtocol?: bigint;
-  regions: MemoryRegion[] = [];
-  haveMemTable = false;
-  maxSlots?: number;
-  enabled = new VringSet();
-  vringNum = new VringMap<number>();
-  sawVringBase = false;
-  pending: Pending[] = [];
-  messages = 0;
-  /** vrings with SET_VRING_ADDR / SET_VRING_KICK delivered to the back-end */
-  ringsSetUp = new VringSet();
-  kicked = new VringSet();
-  /** a vring's SET_VRING_KICK the proxy kept from the back-end: how, and by which fault rules */
-  lostKick = new VringMap<{ how: string; rules: string[] }>();
-  reportedNoKick = new VringSet();
-  faultText = new Map<string, string>();
-  /** the dirty log's size, once SET_LOG_BASE gave one */
-  logBytes?: bigint;
-  reportedLogAll = false;
-  /** per vring, since its SET_VRING_BASE: that base and the calls the back-end made */
-  ringUse = new VringMap<{ base: number; calls: number }>();
-  /** vrings that had a SET_VRING_BASE in this session (a migration's destination sets each once) */
-  everStarted = new VringSet();
-  /** hold-state fault rules that fired for the transfer under way */
-  stateHolds: string[] = [];
-  /** SET_DEVICE_STATE_FD not followed by CHECK_DEVICE_STATE yet */
-  deviceState?: { ts: bigint; message: number; at: string };
-
-  get logAll(): boolean {
-    return hasBit(this.negotiation.ackedFeatures, VirtioFeature.LOG_ALL);
-  }
-
-  get memoryBytes(): bigint {
-    return this.regions.reduce((n, r) => n + r.memorySize, 0n);
-  }
-}
-
-/** QEMU's default migration downtime limit: a reply slower than this during a migration is felt. */
-const MIGRATION_DOWNTIME_NS = 300_000_000n;
-
-/** A migration source's ring as its back-end left it: what the destination must resume from. */
-interface MigrationStop {
-  session: number;
-  base: number;
-  ts: bigint;
-  /** guest memory size: a destination with another size is another VM */
-  memoryBytes: bigint;
-}
 
 const VALIDATOR_RULES: Record<string, Rule> = {
   'payload-size': RULES.payloadSize,
@@ -214,7 +116,7 @@ export class Checker {
         const s = this.sessions.get(e.session);
         this.sessions.delete(e.session);
         const noKick = s ? this.vringsWithoutKick(s, e.session, e.ts, 'at the end of the session') : [];
-        if (s) noKick.push(...this.migrationLeftovers(s, e.session, e.ts));
+        if (s) noKick.push(...migrationLeftovers(s, e.session, e.ts));
         return noKick.concat(
           (s?.pending ?? []).map((p) => ({
             rule: RULES.missingReply,
@@ -293,8 +195,8 @@ export class Checker {
         s.lostKick.set((d.payload as { index: number }).index, { how: e.undelivered, rules: e.faults ?? [] });
       }
     } else if (e.channel === 'main') {
-      this.mainRules(s, e, add);
-      this.migrationRules(s, e, index, at, add);
+      setupRules(s, e, add);
+      migrationRules(s, this.migrationStops, e, index, at, add);
     }
 
     // state after the message
@@ -324,90 +226,6 @@ export class Checker {
     return out;
   }
 
-  /**
-   * VU020-VU024: dirty logging, ring positions across a stop and a migration, device state.
-   * Runs on main-channel messages the far side received, before the negotiation takes them in.
-   */
-  private migrationRules(s: SessionState, e: MessageEvent, index: number, at: string, add: (r: Rule, detail: string) => void): void {
-    const d = e.decoded;
-    const p = d.payload as Record<string, never>;
-    const packed = hasBit(s.negotiation.ackedFeatures, VirtioFeature.RING_PACKED);
-    if (d.reply) {
-      if (d.request !== Request.GET_VRING_BASE || e.sender !== 'backend') return;
-      const vring = p.index as number;
-      const num = p.num as number;
-      const use = s.ringUse.get(vring);
-      s.ringUse.delete(vring);
-      if (!packed && (num & 0xffff) === 0 && use && (use.calls > 0 || use.base !== 0))
-        add(
-          RULES.vringBaseZeroAfterUse,
-          `vring ${vring}: GET_VRING_BASE answered 0, but the ring ${use.base !== 0 ? `was set up from base ${use.base}` : `had ${use.calls} call(s) from the back-end since it started`}`,
-        );
-      if (s.logAll) this.migrationStops.set(vring, { session: e.session, base: num, ts: e.ts, memoryBytes: s.memoryBytes });
-      return;
-    }
-    if (e.sender !== 'frontend') return;
-    switch (d.request) {
-      case Request.SET_VRING_BASE: {
-        const vring = p.index as number;
-        const num = p.num as number;
-        s.ringUse.set(vring, { base: num & 0xffff, calls: 0 });
-        const stop = this.migrationStops.get(vring);
-        // a destination: another session, setting this ring up for the first time, after the
-        // source stopped, with the same amount of guest memory (another VM behind the same daemon is not)
-        if (stop && stop.session !== e.session && stop.ts < e.ts && !s.everStarted.has(vring) && stop.memoryBytes === s.memoryBytes) {
-          this.migrationStops.delete(vring);
-          if (num !== stop.base)
-            add(
-              RULES.migratedBaseMismatch,
-              `vring ${vring}: the destination resumes from ${num}, the source's back-end stopped at ${stop.base} (session ${stop.session})`,
-            );
-        }
-        s.everStarted.add(vring);
-        break;
-      }
-      case Request.GET_VRING_BASE:
-        if (s.logAll && s.logBytes === undefined && !s.reportedLogAll) {
-          s.reportedLogAll = true;
-          add(RULES.logAllWithoutLogBase, `vring ${p.index} stopped with LOG_ALL acked and no SET_LOG_BASE in this session`);
-        }
-        break;
-      case Request.SET_LOG_BASE: {
-        s.logBytes = p.mmapSize as bigint;
-        const end = s.regions.reduce((m, r) => (r.guestPhysAddr + r.memorySize > m ? r.guestPhysAddr + r.memorySize : m), 0n);
-        const needed = (end / LOG_PAGE + 7n) / 8n;
-        if (end > 0n && s.logBytes < needed)
-          add(RULES.logTooSmall, `a ${s.logBytes}-byte log for guest memory up to 0x${end.toString(16)}: one bit per 4 KiB page needs ${needed} bytes`);
-        break;
-      }
-      case Request.SET_DEVICE_STATE_FD:
-        if (s.deviceState)
-          add(RULES.deviceStateUnchecked, `a new SET_DEVICE_STATE_FD, and the transfer started by message #${s.deviceState.message} was never checked`);
-        s.deviceState = { ts: e.ts, message: index, at };
-        break;
-      case Request.CHECK_DEVICE_STATE:
-        s.deviceState = undefined;
-        break;
-    }
-  }
-
-  /** At the end of a session: dirty logging never given a log, a device state never checked. */
-  private migrationLeftovers(s: SessionState, session: number, ts: bigint): CheckFinding[] {
-    const out: CheckFinding[] = [];
-    if (s.logAll && s.logBytes === undefined && !s.reportedLogAll)
-      out.push({ rule: RULES.logAllWithoutLogBase, session, ts, at: 'end of session', detail: 'LOG_ALL acked and no SET_LOG_BASE before the session ended' });
-    if (s.deviceState)
-      out.push({
-        rule: RULES.deviceStateUnchecked,
-        session,
-        ts: s.deviceState.ts,
-        message: s.deviceState.message,
-        at: s.deviceState.at,
-        detail: 'SET_DEVICE_STATE_FD started a transfer that no CHECK_DEVICE_STATE checked before the session ended',
-      });
-    return out;
-  }
-
   /** VU018 for each set-up vring the back-end has no kick fd for (once per vring). */
   private vringsWithoutKick(s: SessionState, session: number, ts: bigint, when: string, message?: number, at?: string): CheckFinding[] {
     const out: CheckFinding[] = [];
@@ -430,83 +248,6 @@ export class Checker {
       });
     }
     return out;
-  }
-
-  private mainRules(s: SessionState, e: MessageEvent, add: (r: Rule, detail: string) => void): void {
-    const d = e.decoded;
-    if (d.reply || e.sender !== 'frontend') return;
-    const p = d.payload as Record<string, never>;
-    switch (d.request) {
-      case Request.SET_FEATURES: {
-        const extra = s.offered !== undefined ? (p.features as bigint) & ~s.offered : 0n;
-        if (extra) add(RULES.featureNotOffered, `SET_FEATURES acks 0x${extra.toString(16)} that GET_FEATURES never offered`);
-        break;
-      }
-      case Request.SET_PROTOCOL_FEATURES: {
-        const extra = s.offeredProtocol !== undefined ? (p.protocolFeatures as bigint) & ~s.offeredProtocol : 0n;
-        if (extra) add(RULES.featureNotOffered, `SET_PROTOCOL_FEATURES sets 0x${extra.toString(16)} that GET_PROTOCOL_FEATURES never offered`);
-        break;
-      }
-      case Request.SET_MEM_TABLE: {
-        s.regions = (p.regions as MemoryRegion[]) ?? [];
-        s.haveMemTable = true;
-        const limit = s.maxSlots !== undefined ? Math.min(s.maxSlots, 8) : 8;
-        if ((p.nregions as number) > limit) add(RULES.tooManyRegions, `SET_MEM_TABLE with ${p.nregions} regions, at most ${limit}`);
-        break;
-      }
-      case Request.ADD_MEM_REG: {
-        s.regions.push(p.region as MemoryRegion);
-        s.haveMemTable = true;
-        if (s.maxSlots !== undefined && s.regions.length > s.maxSlots)
-          add(RULES.tooManyRegions, `${s.regions.length} regions after ADD_MEM_REG, GET_MAX_MEM_SLOTS said ${s.maxSlots}`);
-        break;
-      }
-      case Request.REM_MEM_REG: {
-        const r = p.region as MemoryRegion;
-        s.regions = s.regions.filter((x) => !(x.guestPhysAddr === r.guestPhysAddr && x.memorySize === r.memorySize && x.userspaceAddr === r.userspaceAddr));
-        break;
-      }
-      case Request.SET_VRING_NUM:
-        s.vringNum.set(p.index as number, p.num as number);
-        break;
-      case Request.SET_VRING_BASE: {
-        s.sawVringBase = true;
-        const packed = hasBit(s.negotiation.ackedFeatures, VirtioFeature.RING_PACKED);
-        if (!packed && ((p.num as number) & 0xffff0000) !== 0)
-          add(RULES.packedLayoutMismatch, `split ring but SET_VRING_BASE num 0x${(p.num as number).toString(16)} uses the packed encoding (bits 16-31)`);
-        break;
-      }
-      case Request.SET_VRING_ADDR: {
-        if (!s.haveMemTable) add(RULES.ringBeforeMemTable, `vring ${p.index} addresses set before any memory table`);
-        const iova =
-          hasBit(s.negotiation.ackedFeatures, VirtioFeature.ACCESS_PLATFORM) || hasBit(s.negotiation.protocolFeatures, ProtocolFeature.GPA_ADDRESSES);
-        if (s.haveMemTable && !iova) {
-          const inside = (a: bigint): boolean => s.regions.some((r) => a >= r.userspaceAddr && a < r.userspaceAddr + r.memorySize);
-          for (const k of ['desc', 'used', 'avail'] as const)
-            if (!inside(p[k] as bigint)) add(RULES.ringOutsideRegions, `vring ${p.index} ${k}=0x${(p[k] as bigint).toString(16)} is in no memory region`);
-        }
-        const q = s.vringNum.get(p.index as number);
-        const packed = hasBit(s.negotiation.ackedFeatures, VirtioFeature.RING_PACKED);
-        if (
-          packed &&
-          q !== undefined &&
-          (p.avail as bigint) === (p.desc as bigint) + BigInt(16 * q) &&
-          (p.used as bigint) - (p.avail as bigint) >= BigInt(6 + 2 * q)
-        )
-          add(
-            RULES.packedLayoutMismatch,
-            `RING_PACKED negotiated but vring ${p.index} is laid out as a split ring (avail ring after the descriptors, used ring after it)`,
-          );
-        break;
-      }
-      case Request.SET_VRING_ENABLE:
-        if ((p.num as number) === 1) s.enabled.add(p.index as number);
-        else s.enabled.delete(p.index as number);
-        break;
-      case Request.SET_INFLIGHT_FD:
-        if (!s.sawVringBase) add(RULES.inflightBeforeVringBase, 'SET_INFLIGHT_FD before any SET_VRING_BASE');
-        break;
-    }
   }
 }
 

@@ -1,0 +1,85 @@
+/**
+ * Rules on how the front-end sets the device up: features acked that were never offered, memory
+ * tables and their slots, ring layouts and addresses, enables, inflight. Runs on main-channel
+ * requests the back-end received, before the negotiation takes them in.
+ */
+import { hasBit, ProtocolFeature, Request, VirtioFeature, type MemoryRegion } from '../../protocol';
+import type { MessageEvent } from '../../events/events';
+import { RULES } from '../rules';
+import type { AddFinding, SessionState } from './state';
+
+export function setupRules(s: SessionState, e: MessageEvent, add: AddFinding): void {
+  const d = e.decoded;
+  if (d.reply || e.sender !== 'frontend') return;
+  const p = d.payload as Record<string, never>;
+  switch (d.request) {
+    case Request.SET_FEATURES: {
+      const extra = s.offered !== undefined ? (p.features as bigint) & ~s.offered : 0n;
+      if (extra) add(RULES.featureNotOffered, `SET_FEATURES acks 0x${extra.toString(16)} that GET_FEATURES never offered`);
+      break;
+    }
+    case Request.SET_PROTOCOL_FEATURES: {
+      const extra = s.offeredProtocol !== undefined ? (p.protocolFeatures as bigint) & ~s.offeredProtocol : 0n;
+      if (extra) add(RULES.featureNotOffered, `SET_PROTOCOL_FEATURES sets 0x${extra.toString(16)} that GET_PROTOCOL_FEATURES never offered`);
+      break;
+    }
+    case Request.SET_MEM_TABLE: {
+      s.regions = (p.regions as MemoryRegion[]) ?? [];
+      s.haveMemTable = true;
+      const limit = s.maxSlots !== undefined ? Math.min(s.maxSlots, 8) : 8;
+      if ((p.nregions as number) > limit) add(RULES.tooManyRegions, `SET_MEM_TABLE with ${p.nregions} regions, at most ${limit}`);
+      break;
+    }
+    case Request.ADD_MEM_REG: {
+      s.regions.push(p.region as MemoryRegion);
+      s.haveMemTable = true;
+      if (s.maxSlots !== undefined && s.regions.length > s.maxSlots)
+        add(RULES.tooManyRegions, `${s.regions.length} regions after ADD_MEM_REG, GET_MAX_MEM_SLOTS said ${s.maxSlots}`);
+      break;
+    }
+    case Request.REM_MEM_REG: {
+      const r = p.region as MemoryRegion;
+      s.regions = s.regions.filter((x) => !(x.guestPhysAddr === r.guestPhysAddr && x.memorySize === r.memorySize && x.userspaceAddr === r.userspaceAddr));
+      break;
+    }
+    case Request.SET_VRING_NUM:
+      s.vringNum.set(p.index as number, p.num as number);
+      break;
+    case Request.SET_VRING_BASE: {
+      s.sawVringBase = true;
+      const packed = hasBit(s.negotiation.ackedFeatures, VirtioFeature.RING_PACKED);
+      if (!packed && ((p.num as number) & 0xffff0000) !== 0)
+        add(RULES.packedLayoutMismatch, `split ring but SET_VRING_BASE num 0x${(p.num as number).toString(16)} uses the packed encoding (bits 16-31)`);
+      break;
+    }
+    case Request.SET_VRING_ADDR: {
+      if (!s.haveMemTable) add(RULES.ringBeforeMemTable, `vring ${p.index} addresses set before any memory table`);
+      const iova = hasBit(s.negotiation.ackedFeatures, VirtioFeature.ACCESS_PLATFORM) || hasBit(s.negotiation.protocolFeatures, ProtocolFeature.GPA_ADDRESSES);
+      if (s.haveMemTable && !iova) {
+        const inside = (a: bigint): boolean => s.regions.some((r) => a >= r.userspaceAddr && a < r.userspaceAddr + r.memorySize);
+        for (const k of ['desc', 'used', 'avail'] as const)
+          if (!inside(p[k] as bigint)) add(RULES.ringOutsideRegions, `vring ${p.index} ${k}=0x${(p[k] as bigint).toString(16)} is in no memory region`);
+      }
+      const q = s.vringNum.get(p.index as number);
+      const packed = hasBit(s.negotiation.ackedFeatures, VirtioFeature.RING_PACKED);
+      if (
+        packed &&
+        q !== undefined &&
+        (p.avail as bigint) === (p.desc as bigint) + BigInt(16 * q) &&
+        (p.used as bigint) - (p.avail as bigint) >= BigInt(6 + 2 * q)
+      )
+        add(
+          RULES.packedLayoutMismatch,
+          `RING_PACKED negotiated but vring ${p.index} is laid out as a split ring (avail ring after the descriptors, used ring after it)`,
+        );
+      break;
+    }
+    case Request.SET_VRING_ENABLE:
+      if ((p.num as number) === 1) s.enabled.add(p.index as number);
+      else s.enabled.delete(p.index as number);
+      break;
+    case Request.SET_INFLIGHT_FD:
+      if (!s.sawVringBase) add(RULES.inflightBeforeVringBase, 'SET_INFLIGHT_FD before any SET_VRING_BASE');
+      break;
+  }
+}

@@ -1,0 +1,97 @@
+/** What the checker keeps per session (and per vring, bounded), built from the events alone. */
+import { hasBit, MAX_VRINGS, newNegotiation, VirtioFeature, type ChannelKind, type MemoryRegion, type Negotiation } from '../../protocol';
+import type { Rule } from '../rules';
+
+/** A finding: a rule broken, where and how. */
+export interface CheckFinding {
+  rule: Rule;
+  session: number;
+  ts: bigint;
+  /** message number within the session (0-based, all channels), when it points at a message */
+  message?: number;
+  /** e.g. "F>B SET_VRING_ADDR" */
+  at: string;
+  detail: string;
+}
+
+/** Adds a finding of `rule` at the message being checked. */
+export type AddFinding = (rule: Rule, detail: string) => void;
+
+/** A request waiting for its reply. */
+export interface Pending {
+  channel: ChannelKind;
+  request: number;
+  name: string;
+  ts: bigint;
+  message: number;
+  /** why no reply can come: a fault rule dropped the request or its reply */
+  cause?: string;
+}
+
+/**
+ * Per-vring state follows the vrings the daemon does (below MAX_VRINGS, as --rings): a peer that
+ * names millions of vring indices must not grow the checker's tables with them.
+ */
+export class VringMap<V> extends Map<number, V> {
+  override set(vring: number, v: V): this {
+    return vring >= 0 && vring < MAX_VRINGS ? super.set(vring, v) : this;
+  }
+}
+export class VringSet extends Set<number> {
+  override add(vring: number): this {
+    return vring >= 0 && vring < MAX_VRINGS ? super.add(vring) : this;
+  }
+}
+
+export class SessionState {
+  negotiation: Negotiation = newNegotiation();
+  /** GET_FEATURES / GET_PROTOCOL_FEATURES replies as the frontend saw them */
+  offered?: bigint;
+  offeredProtocol?: bigint;
+  regions: MemoryRegion[] = [];
+  haveMemTable = false;
+  maxSlots?: number;
+  enabled = new VringSet();
+  vringNum = new VringMap<number>();
+  sawVringBase = false;
+  pending: Pending[] = [];
+  messages = 0;
+  /** vrings with SET_VRING_ADDR / SET_VRING_KICK delivered to the back-end */
+  ringsSetUp = new VringSet();
+  kicked = new VringSet();
+  /** a vring's SET_VRING_KICK the proxy kept from the back-end: how, and by which fault rules */
+  lostKick = new VringMap<{ how: string; rules: string[] }>();
+  reportedNoKick = new VringSet();
+  faultText = new Map<string, string>();
+  /** the dirty log's size, once SET_LOG_BASE gave one */
+  logBytes?: bigint;
+  reportedLogAll = false;
+  /** per vring, since its SET_VRING_BASE: that base and the calls the back-end made */
+  ringUse = new VringMap<{ base: number; calls: number }>();
+  /** vrings that had a SET_VRING_BASE in this session (a migration's destination sets each once) */
+  everStarted = new VringSet();
+  /** hold-state fault rules that fired for the transfer under way */
+  stateHolds: string[] = [];
+  /** SET_DEVICE_STATE_FD not followed by CHECK_DEVICE_STATE yet */
+  deviceState?: { ts: bigint; message: number; at: string };
+
+  get logAll(): boolean {
+    return hasBit(this.negotiation.ackedFeatures, VirtioFeature.LOG_ALL);
+  }
+
+  get memoryBytes(): bigint {
+    return this.regions.reduce((n, r) => n + r.memorySize, 0n);
+  }
+}
+
+/** QEMU's default migration downtime limit: a reply slower than this during a migration is felt. */
+export const MIGRATION_DOWNTIME_NS = 300_000_000n;
+
+/** A migration source's ring as its back-end left it: what the destination must resume from. */
+export interface MigrationStop {
+  session: number;
+  base: number;
+  ts: bigint;
+  /** guest memory size: a destination with another size is another VM */
+  memoryBytes: bigint;
+}
