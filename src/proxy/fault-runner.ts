@@ -10,7 +10,7 @@
  * dropped, answered by the proxy). FaultEffects is what a rule may do besides: report, inject a
  * notification, disconnect a peer.
  */
-import type { Channel } from '../native';
+import type { PendingMessage } from './pending-message';
 import {
   clearPayloadBits,
   HEADER_SIZE,
@@ -21,7 +21,6 @@ import {
   synthesizeReply,
   virtioFeatureNames,
   type ChannelKind,
-  type Finding,
   type Negotiation,
   type Side,
 } from '../protocol';
@@ -36,30 +35,6 @@ import {
   type RuleEntry,
   vringOf,
 } from '../faults';
-
-/** A message on its way through the proxy. */
-export interface PendingMessage {
-  channel: ChannelKind;
-  sender: Side;
-  /** what will be forwarded (a copy with bits cleared when a mask rule applied) */
-  raw: Buffer;
-  /** as the sender sent it */
-  received: Buffer;
-  fds: number[];
-  ts: bigint;
-  findings: Finding[];
-  /** the header, parsed once when the message arrived */
-  request: number;
-  flags: number;
-  reply: boolean;
-  /** the channel it goes out on (decided when it arrived) */
-  to: Channel;
-  /** ids of the rules applied to it */
-  faults: string[];
-  masked: string[];
-  /** set when the message goes out later than it came in */
-  heldNs?: bigint;
-}
 
 type Verdict =
   | { kind: 'forward'; delayMs: number }

@@ -32,7 +32,8 @@ import type { Direction, FdDescription, MessageEvent, ProxyEvent, SessionEndEven
 import { closeFds, describeFds } from '../events/fds';
 import type { BackPressure } from './backpressure';
 import { peerGone } from './channel-end';
-import type { FaultOutcome, FaultRunner, PendingMessage } from './fault-runner';
+import type { FaultOutcome, FaultRunner } from './fault-runner';
+import type { PendingMessage } from './pending-message';
 import type { Interposition, InterpositionTable, Outgoing } from './interpositions';
 
 export interface PathParts {

@@ -10,13 +10,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from '../native';
-import { HEADER_SIZE, type DeviceGuess } from '../protocol';
+import type { DeviceGuess } from '../protocol';
 import type { RecordingFigures } from '../control/metrics';
 import type { ProxyEvent } from '../events/events';
 import { endedInError } from '../events/events';
-import { KIND_CODES, type DeviceRecord, type HeaderRecord, type NotifyBatchRecord, type SessionStartRecord } from './records';
+import type { DeviceRecord, HeaderRecord, SessionStartRecord } from './records';
 import { ensureTrustedDir } from '../util/trusted-path';
 import { RecordingWriter, type WriterOptions } from './writer';
+import { deviceStateRecord, dirtyLogRecord, faultRecord, messageRecord, NotifyBatch, sessionEndRecord, sessionStartRecord } from './event-records';
 import { RetentionSchedule } from './retention-schedule';
 import { PinBook, segmentFile, sweep, type Pin, type RetentionLimits, type SegmentStarts, type SweepResult } from './flight';
 
@@ -25,8 +26,7 @@ const BATCH_MS = 200;
 
 interface SessionState {
   writer: RecordingWriter;
-  batch: NotifyBatchRecord | undefined;
-  last: bigint;
+  batch: NotifyBatch | undefined;
   dropped: number;
   /** vring snapshots not recorded: the disk fell behind */
   droppedRings: number;
@@ -73,18 +73,6 @@ export interface RecorderOptions extends WriterOptions {
 const ROTATION_RETRY_MS = 10_000;
 /** `files` keeps the names of this many most recent files */
 const RECENT_FILES = 100;
-
-/**
- * A message's bytes as recorded: whole up to 64 KiB of payload (every message but a large
- * GPU_UPDATE); beyond that its first 4 KiB, the header keeping the real size. A full-screen
- * GPU_UPDATE is megabytes of pixels per frame: the recording keeps the rectangle and the first
- * pixels, and readers report the rest as not recorded.
- */
-export const RECORD_WHOLE_PAYLOAD = 64 * 1024;
-export const RECORD_PAYLOAD_PREFIX = 4096;
-export function recordedBytes(raw: Buffer): Buffer {
-  return raw.length - HEADER_SIZE > RECORD_WHOLE_PAYLOAD ? Buffer.from(raw.subarray(0, HEADER_SIZE + RECORD_PAYLOAD_PREFIX)) : raw;
-}
 
 export class Recorder {
   private readonly dirMode: boolean;
@@ -216,20 +204,10 @@ export class Recorder {
       const name = this.shared ? undefined : this.sessionName(e.session);
       const writer = this.shared ?? this.openWriter(segmentFile(this.target, name!, 0));
       if (!writer) return; // told; the session is forwarded, not recorded
-      const start: SessionStartRecord = {
-        type: 'session-start',
-        ts: e.ts,
-        session: e.session,
-        listen: e.listenPath,
-        connect: e.connectPath,
-        frontend: e.frontend,
-        interpose: e.interpose,
-        peers: e.peers,
-      };
+      const start = sessionStartRecord(e);
       this.sessions.set(e.session, {
         writer,
         batch: undefined,
-        last: 0n,
         dropped: 0,
         droppedRings: 0,
         ownWriter: !this.shared,
@@ -247,22 +225,7 @@ export class Recorder {
     switch (e.type) {
       case 'message':
         this.flushBatch(e.session, s);
-        s.writer.write({
-          type: 'message',
-          ts: e.ts,
-          session: e.session,
-          channel: e.channel,
-          dir: e.dir,
-          raw: recordedBytes(e.received ?? e.raw),
-          fds: e.fds,
-          ...(e.received ? { forwarded: recordedBytes(e.raw) } : {}),
-          ...(e.interposed ? { interposed: true } : {}),
-          ...(e.injected ? { injected: true } : {}),
-          ...(e.absorbed ? { absorbed: true } : {}),
-          ...(e.faults ? { faults: e.faults } : {}),
-          ...(e.undelivered ? { undelivered: e.undelivered } : {}),
-          ...(e.heldNs !== undefined ? { heldNs: e.heldNs } : {}),
-        });
+        s.writer.write(messageRecord(e));
         break;
       case 'ring':
         if (!s.writer.write({ type: 'ring', session: e.session, vring: e.vring, raw: e.raw, ...(e.base !== undefined ? { base: e.base } : {}) }))
@@ -272,28 +235,16 @@ export class Recorder {
         break;
       case 'dirty-log': {
         this.flushBatch(e.session, s);
-        const { type, ts, session, startNs, bytes, samples, marks, pages, vrings, other, error } = e;
-        s.writer.write({ type, ts, session, startNs, bytes, samples, marks, pages, vrings, other, ...(error ? { error } : {}) });
+        s.writer.write(dirtyLogRecord(e));
         break;
       }
       case 'device-state':
         this.flushBatch(e.session, s);
-        s.writer.write({
-          type: 'device-state',
-          ts: e.ts,
-          session: e.session,
-          direction: e.direction,
-          startNs: e.startNs,
-          bytes: e.bytes,
-          ...(e.error ? { error: e.error } : {}),
-          ...(e.data ? { data: e.data } : {}),
-          ...(e.truncated ? { truncated: true } : {}),
-          ...(e.heldMs ? { heldMs: e.heldMs } : {}),
-        });
+        s.writer.write(deviceStateRecord(e));
         break;
       case 'fault':
         this.flushBatch(e.session, s);
-        s.writer.write({ type: 'fault', ts: e.ts, session: e.session, rule: e.rule, text: e.text, action: e.action, detail: e.detail });
+        s.writer.write(faultRecord(e));
         this.pin(`fault rule ${e.rule} (${e.text}): ${e.action}`, e.session);
         break;
       case 'notification': {
@@ -302,36 +253,15 @@ export class Recorder {
           s.writer.write({ type: 'notify-injected', ts: e.ts, session: e.session, vring: e.vring, kind: e.kind as 'kick' });
           break;
         }
-        if (!s.batch) {
-          s.batch = { type: 'notify', session: e.session, ts0: e.ts, dt: [], vk: [], c: [] };
-          s.last = e.ts;
-        }
-        const b = s.batch;
-        const dt = e.ts >= s.last ? e.ts - s.last : 0n; // the relay ring is in order; guard anyway
-        b.dt.push(Number(dt));
-        b.vk.push(e.vring * 4 + KIND_CODES[e.kind]);
-        b.c.push(e.count);
-        s.last = e.ts >= s.last ? e.ts : s.last;
-        if (b.dt.length >= BATCH_EVENTS) this.flushBatch(e.session, s);
+        s.batch ??= new NotifyBatch(e.session, e.ts);
+        if (s.batch.add(e) >= BATCH_EVENTS) this.flushBatch(e.session, s);
         return; // the per-notification path stays short: rotation is checked with the batch timer
       }
       case 'session-end':
         if (endedInError(e)) this.pin(`session ${e.session} ended in an error: ${e.reason}`, e.session);
         this.flushBatch(e.session, s);
         s.dropped += s.writer.droppedNotifications;
-        s.writer.write({
-          type: 'session-end',
-          ts: e.ts,
-          session: e.session,
-          reason: e.reason,
-          ...(e.by ? { by: e.by } : {}),
-          messages: e.messages,
-          fdsForwarded: e.fdsForwarded,
-          vrings: e.vrings,
-          relayPairs: e.relayPairs,
-          droppedNotifications: s.dropped,
-          ...(s.droppedRings ? { droppedRings: s.droppedRings } : {}),
-        });
+        s.writer.write(sessionEndRecord(e, s.dropped, s.droppedRings));
         if (s.ownWriter) this.closeWriter(s.writer);
         else s.writer.flush();
         this.sessions.delete(e.session);
@@ -393,7 +323,7 @@ export class Recorder {
 
   private flushBatch(id: number, s: SessionState): void {
     if (!s.batch) return;
-    const b = s.batch;
+    const b = s.batch.record;
     s.batch = undefined;
     if (!s.writer.write(b)) {
       s.dropped += b.dt.length;

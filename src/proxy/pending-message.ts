@@ -1,0 +1,29 @@
+import type { Channel } from '../native';
+import type { ChannelKind, Finding, Side } from '../protocol';
+
+/**
+ * A message on its way through the proxy: the one in-flight type every stage of its path takes
+ * (message-path.ts), its header parsed once when it arrived.
+ */
+export interface PendingMessage {
+  channel: ChannelKind;
+  sender: Side;
+  /** what will be forwarded (a copy with bits cleared when a mask rule applied) */
+  raw: Buffer;
+  /** as the sender sent it */
+  received: Buffer;
+  fds: number[];
+  ts: bigint;
+  findings: Finding[];
+  /** the header, parsed once when the message arrived */
+  request: number;
+  flags: number;
+  reply: boolean;
+  /** the channel it goes out on (decided when it arrived) */
+  to: Channel;
+  /** ids of the rules applied to it */
+  faults: string[];
+  masked: string[];
+  /** set when the message goes out later than it came in */
+  heldNs?: bigint;
+}
