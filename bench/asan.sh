@@ -23,5 +23,5 @@ SUPP
 npx tsc -p tsconfig.json
 VHOSTSCOPE_ADDON="$B/build/Release/vhostscope_native.node" LD_PRELOAD="$(gcc -print-file-name=libasan.so)" \
 ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 LSAN_OPTIONS="suppressions=$B/lsan.supp:print_suppressions=0" \
-  npx vitest run test/native test/proxy/interpose.test.ts test/proxy/backend-channel.test.ts --pool=forks 2>&1 | tee "$B/test.log" | grep -E 'Tests|ERROR: AddressSanitizer|ERROR: LeakSanitizer|SUMMARY'
+  npx vitest run test/native test/integration/interpose.test.ts test/integration/backend-channel.test.ts --pool=forks 2>&1 | tee "$B/test.log" | grep -E 'Tests|ERROR: AddressSanitizer|ERROR: LeakSanitizer|SUMMARY'
 ! grep -qE 'ERROR: (Address|Leak)Sanitizer' "$B/test.log"

@@ -1,7 +1,6 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { native, type Channel } from '../src/native';
 
 export const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
 
@@ -42,32 +41,4 @@ export function readAll(fd: number): Promise<Buffer> {
     r.on('error', reject);
     r.on('end', () => resolve(Buffer.concat(chunks)));
   });
-}
-
-/**
- * A scripted peer listening on a fresh socket: `onMessage` gets every message of every connection
- * with the channel to answer on (the fds are its to close). close() ends the listener and every
- * connection.
- */
-export function scriptedListener(prefix: string, onMessage: (ch: Channel, raw: Buffer, fds: number[]) => void): { path: string; close(): void } {
-  const sock = path.join(tmpDir(prefix), 'peer.sock');
-  const channels: Channel[] = [];
-  const listener = new native.Listener(native.listenUnix(sock, 4, 0o600), (_e, fd) => {
-    if (fd === null) return;
-    const ch: Channel = new native.Channel(
-      fd,
-      1 << 20,
-      (raw, fds) => onMessage(ch, raw, fds),
-      () => {},
-    );
-    ch.start();
-    channels.push(ch);
-  });
-  return {
-    path: sock,
-    close(): void {
-      listener.close();
-      for (const c of channels) c.close();
-    },
-  };
 }

@@ -10,12 +10,8 @@ import { encodeMessage, HEADER_SIZE, Request } from '../../src/protocol';
 import { ProxyDaemon } from '../../src/proxy/daemon';
 import type { FaultEvent, MessageEvent, ProxyEvent, SessionEndEvent } from '../../src/events/events';
 import { openFds, tmpDir, until } from '../helpers';
+import { reply, scriptedBackend, scriptedFrontend, u64, type PeerScript } from '../peers';
 
-const u64 = (v: bigint): Buffer => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(v);
-  return b;
-};
 const vringState = (index: number, num: number): Buffer => {
   const b = Buffer.alloc(8);
   b.writeUInt32LE(index, 0);
@@ -24,72 +20,46 @@ const vringState = (index: number, num: number): Buffer => {
 };
 const OFFERED_PROTOCOL = 0x10cbfn; // testpmd's: MQ|LOG_SHMFD|RARP|REPLY_ACK|MTU|BACKEND_REQ|...|STATUS
 
-interface Got {
-  code: number;
-  flags: number;
-  payload: Buffer;
-  fds: number[];
-  at: number;
-}
-
-/** A backend that answers what a backend must answer, and remembers everything it got. */
-function fakeBackend(fd: number, got: Got[], ended: { v: boolean }): Channel {
-  const ch: Channel = new native.Channel(
-    fd,
-    65536,
-    (msg, fds) => {
-      const code = msg.readUInt32LE(0);
-      const flags = msg.readUInt32LE(4);
-      got.push({ code, flags, payload: msg.subarray(HEADER_SIZE), fds, at: Date.now() });
-      if (code === Request.GET_FEATURES) ch.send(encodeMessage(code, 5, u64((1n << 32n) | (1n << 30n))));
-      if (code === Request.GET_PROTOCOL_FEATURES) ch.send(encodeMessage(code, 5, u64(OFFERED_PROTOCOL)));
-      if (code === Request.GET_VRING_BASE) ch.send(encodeMessage(code, 5, vringState(msg.readUInt32LE(HEADER_SIZE), 42)));
-      else if (code === Request.GET_CONFIG) ch.send(encodeMessage(code, 5, msg.subarray(HEADER_SIZE)));
-      else if (flags & 8 && ![Request.GET_FEATURES, Request.GET_PROTOCOL_FEATURES, Request.GET_VRING_BASE].includes(code))
-        ch.send(encodeMessage(code, 5, u64(0n))); // REPLY_ACK
-    },
-    () => (ended.v = true),
-  );
-  ch.start();
-  return ch;
-}
+/** A backend that answers what a backend must answer (it remembers everything it got). */
+const fakeBackend: PeerScript = (g, conn) => {
+  if (g.code === Request.GET_FEATURES) conn.send(reply(g.code, u64((1n << 32n) | (1n << 30n))));
+  if (g.code === Request.GET_PROTOCOL_FEATURES) conn.send(reply(g.code, u64(OFFERED_PROTOCOL)));
+  if (g.code === Request.GET_VRING_BASE) conn.send(reply(g.code, vringState(g.payload.readUInt32LE(0), 42)));
+  else if (g.code === Request.GET_CONFIG) conn.send(reply(g.code, g.payload));
+  else if (g.flags & 8 && ![Request.GET_FEATURES, Request.GET_PROTOCOL_FEATURES, Request.GET_VRING_BASE].includes(g.code)) conn.send(reply(g.code, u64(0n))); // REPLY_ACK
+};
 
 async function setup(specs: string[], interpose = true, name?: string) {
   const dir = tmpDir('faults');
   const listenPath = path.join(dir, 'fe.sock');
   const backendPath = path.join(dir, 'be.sock');
-  const got: Got[] = [];
-  const beEnded = { v: false };
-  const chans: Channel[] = [];
-  const listener = new native.Listener(native.listenUnix(backendPath, 4, 0o600), (_e, fd) => {
-    if (fd !== null) chans.push(fakeBackend(fd, got, beEnded));
-  });
+  const backend = scriptedBackend(backendPath, fakeBackend);
   const events: ProxyEvent[] = [];
   const rules = new FaultRuleSet(specs.flatMap(parseFaultSpec));
   const daemon = new ProxyDaemon({ listenPath, connectPath: backendPath, interpose, faults: rules, ...(name ? { name } : {}), emit: (e) => events.push(e) });
   daemon.start();
-  const replies: Got[] = [];
-  const feEnded = { v: false };
-  const fe = new native.Channel(
-    native.connectUnix(listenPath),
-    65536,
-    (msg, fds) => {
-      replies.push({ code: msg.readUInt32LE(0), flags: msg.readUInt32LE(4), payload: msg.subarray(HEADER_SIZE), fds, at: Date.now() });
-    },
-    () => (feEnded.v = true),
-  );
-  fe.start();
-  await until(() => chans.length === 1, 5000, 'the backend connection');
+  const frontend = scriptedFrontend(listenPath);
+  await backend.connected();
+  const { got } = backend;
   const done = (): void => {
-    fe.close();
+    frontend.close();
     daemon.stop();
-    listener.close();
-    for (const c of chans) c.close();
-    for (const m of [...got, ...replies]) for (const fd of m.fds) native.close(fd);
+    backend.close();
+    for (const m of [...got, ...frontend.got]) for (const fd of m.fds) native.close(fd);
   };
   const faults = (): FaultEvent[] => events.filter((e): e is FaultEvent => e.type === 'fault');
   const messages = (): MessageEvent[] => events.filter((e): e is MessageEvent => e.type === 'message');
-  return { fe, got, replies, events, faults, messages, rules, daemon, done, beEnded, feEnded, listenPath };
+  const beEnded = {
+    get v() {
+      return backend.conns[0]!.ended;
+    },
+  };
+  const feEnded = {
+    get v() {
+      return frontend.ended;
+    },
+  };
+  return { fe: frontend.ch, got, replies: frontend.got, events, faults, messages, rules, daemon, done, beEnded, feEnded, listenPath };
 }
 
 let cleanup: (() => void) | undefined;

@@ -6,43 +6,20 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { native, type Channel } from '../../src/native';
-import { encodeMessage } from '../../src/protocol';
+import { native } from '../../src/native';
+import { encodeMessage, Request } from '../../src/protocol';
 import { ProxyDaemon } from '../../src/proxy/daemon';
 import type { ProxyEvent, SessionEndEvent } from '../../src/events/events';
 import { openFds, tmpDir, until } from '../helpers';
+import { reply, scriptedBackend, scriptedFrontend, u64, type ScriptedFrontend } from '../peers';
 
 const dir = tmpDir('sessions');
 const listenPath = path.join(dir, 'fe.sock');
 const backendPath = path.join(dir, 'be.sock');
 
-interface FakeBackendConn {
-  ch: Channel;
-  got: { msg: Buffer; fds: number[] }[];
-  ended: boolean;
-}
-const backendConns: FakeBackendConn[] = [];
-const backend = new native.Listener(native.listenUnix(backendPath, 16, 0o600), (_err, fd) => {
-  if (fd === null) return;
-  const conn: FakeBackendConn = { ch: undefined as unknown as Channel, got: [], ended: false };
-  const n = backendConns.length + 1;
-  conn.ch = new native.Channel(
-    fd,
-    65536,
-    (msg, fds) => {
-      conn.got.push({ msg, fds });
-      if (msg.readUInt32LE(0) === 1) {
-        const p = Buffer.alloc(8);
-        p.writeBigUInt64LE(BigInt(n)); // each backend connection answers with its own number
-        conn.ch.send(encodeMessage(1, 5, p));
-      }
-    },
-    () => (conn.ended = true),
-  );
-  conn.ch.start();
-  backendConns.push(conn);
-});
-
+// each backend connection answers GET_FEATURES with its own number
+const backend = scriptedBackend(backendPath, (g, conn) => g.code === Request.GET_FEATURES && conn.send(reply(g.code, u64(conn.n))));
+const backendConns = backend.conns;
 const events: ProxyEvent[] = [];
 // --no-interpose: this test checks that a forwarded fd is the peer's own kernel object
 const daemon = new ProxyDaemon({ listenPath, connectPath: backendPath, interpose: false, emit: (e) => events.push(e) });
@@ -52,21 +29,9 @@ daemon.start();
 afterAll(() => {
   daemon.stop();
   backend.close();
-  for (const c of backendConns) c.ch.close();
 });
 
-function frontend(): { ch: Channel; replies: Buffer[]; ended: () => boolean } {
-  const replies: Buffer[] = [];
-  let ended = false;
-  const ch = new native.Channel(
-    native.connectUnix(listenPath),
-    65536,
-    (m) => replies.push(m),
-    () => (ended = true),
-  );
-  ch.start();
-  return { ch, replies, ended: () => ended };
-}
+const frontend = (): ScriptedFrontend => scriptedFrontend(listenPath);
 
 describe('proxy sessions', () => {
   it('keeps concurrent sessions apart and forwards fds unchanged without keeping a copy', async () => {
@@ -76,8 +41,8 @@ describe('proxy sessions', () => {
     const mine = native.dup(efd);
     fes[1].ch.send(encodeMessage(13, 1, Buffer.alloc(8)), [efd]);
     for (const f of fes) f.ch.send(encodeMessage(1, 1));
-    await until(() => fes.every((f) => f.replies.length === 1), 5000, 'three replies');
-    const answers = fes.map((f) => Number(f.replies[0].readBigUInt64LE(12)));
+    await until(() => fes.every((f) => f.got.length === 1), 5000, 'three replies');
+    const answers = fes.map((f) => Number(f.got[0].payload.readBigUInt64LE(0)));
     expect(new Set(answers).size).toBe(3); // every frontend got its own backend's answer
     const withFd = backendConns.flatMap((c) => c.got).filter((g) => g.fds.length === 1);
     expect(withFd).toHaveLength(1);
@@ -96,13 +61,13 @@ describe('proxy sessions', () => {
     const end = events.find((e): e is SessionEndEvent => e.type === 'session-end')!;
     expect(end.reason).toBe('the backend closed the connection');
     const victimFe = fes[answers.indexOf(1)];
-    await until(() => victimFe.ended(), 5000, 'victim frontend closed');
-    expect(fes.filter((f) => f.ended())).toHaveLength(1);
+    await until(() => victimFe.ended, 5000, 'victim frontend closed');
+    expect(fes.filter((f) => f.ended)).toHaveLength(1);
     expect(daemon.activeSessions).toHaveLength(2);
 
     // stop(): every session closed on both sides, socket file removed, no fd left behind
     daemon.stop();
-    await until(() => fes.every((f) => f.ended()) && backendConns.every((c) => c.ended), 5000, 'all closed');
+    await until(() => fes.every((f) => f.ended) && backendConns.every((c) => c.ended), 5000, 'all closed');
     expect(fs.existsSync(listenPath)).toBe(false);
     for (const f of fes) f.ch.close();
     for (const c of backendConns) c.ch.close();

@@ -9,7 +9,8 @@ import { native } from '../../src/native';
 import { HEADER_SIZE, parseHeader, Request } from '../../src/protocol';
 import { replayAsFrontend, type ReplayResult } from '../../src/replay/frontend';
 import { buildScript, loadRecording, type Script, type Step } from '../../src/replay/script';
-import { scriptedListener, until } from '../helpers';
+import { until } from '../helpers';
+import { scriptedBackend } from '../peers';
 
 const REC = path.resolve(__dirname, '..', '..', 'recordings', 'qemu-blk-qsd.vhsrec');
 const script: Script = buildScript(loadRecording(REC).records);
@@ -25,7 +26,7 @@ afterEach(() => {
 async function replayAgainst(answer: Answer, steps: number): Promise<ReplayResult> {
   let n = 0;
   let handled = 0;
-  const peer = scriptedListener('replay-div', (ch, _raw, fds) => {
+  const peer = scriptedBackend('replay-div', ({ fds }, { ch }) => {
     for (const f of fds) native.close(f);
     const i = n++;
     answer(script.frontend[i], i, (raw) => ch.send(raw));
@@ -111,7 +112,7 @@ describe('replay as the front-end reports each divergence', () => {
       frontend: script.frontend.map((st, i) => (i === firstWithReply ? { ...st, reply: undefined, replyRaw: undefined } : st)),
     };
     let n = 0;
-    const peer = scriptedListener('replay-noreply', (ch, _raw, fds) => {
+    const peer = scriptedBackend('replay-noreply', ({ fds }, { ch }) => {
       for (const f of fds) native.close(f);
       const st = script.frontend[n++];
       if (st?.replyRaw) ch.send(st.replyRaw);
@@ -127,7 +128,7 @@ describe('replay as the front-end reports each divergence', () => {
 
   it('connection-closed: a back-end that hangs up mid-session ends the replay at the next request', async () => {
     let n = 0;
-    const peer = scriptedListener('replay-closed', (ch, _raw, fds) => {
+    const peer = scriptedBackend('replay-closed', ({ fds }, { ch }) => {
       for (const f of fds) native.close(f);
       const st = script.frontend[n++]!;
       if (n === 1 && st.replyRaw) ch.send(st.replyRaw);

@@ -13,17 +13,12 @@ import { ProxyDaemon, type DaemonOptions } from '../../src/proxy/daemon';
 import { allowedCpus } from '../../src/proxy/relay-placement';
 import type { MessageEvent, ProxyEvent, SessionEndEvent, SessionStartEvent } from '../../src/events/events';
 import { openFds, tmpDir, until } from '../helpers';
-
-const u64 = (v: bigint): Buffer => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(v);
-  return b;
-};
+import { answering, scriptedBackend, scriptedFrontend, u64, type Got } from '../peers';
 
 interface Rig {
   fe: Channel;
-  feGot: { msg: Buffer; fds: number[] }[];
-  beGot: { msg: Buffer; fds: number[] }[];
+  feGot: Got[];
+  beGot: Got[];
   be: () => Channel;
   events: ProxyEvent[];
   daemon: ProxyDaemon;
@@ -34,48 +29,30 @@ async function rig(opts: Partial<DaemonOptions> = {}): Promise<Rig> {
   const dir = tmpDir('interpose');
   const listenPath = path.join(dir, 'fe.sock');
   const backendPath = path.join(dir, 'be.sock');
-  const beGot: Rig['beGot'] = [];
-  const feGot: Rig['feGot'] = [];
-  let beCh: Channel | undefined;
-  const listener = new native.Listener(native.listenUnix(backendPath, 4, 0o600), (_e, fd) => {
-    if (fd === null) return;
-    beCh = new native.Channel(
-      fd,
-      65536,
-      (msg, fds) => {
-        beGot.push({ msg, fds });
-        const code = msg.readUInt32LE(0);
-        if (code === Request.GET_PROTOCOL_FEATURES) beCh!.send(encodeMessage(code, 5, u64((1n << 3n) | (1n << 11n) | (1n << 14n))));
-        if (code === Request.GET_VRING_BASE) beCh!.send(encodeMessage(code, 5, Buffer.from([0, 0, 0, 0, 7, 0, 0, 0])));
-      },
-      () => {},
-    );
-    beCh.start();
-  });
+  const backend = scriptedBackend(
+    backendPath,
+    answering({
+      [Request.GET_PROTOCOL_FEATURES]: u64((1n << 3n) | (1n << 11n) | (1n << 14n)),
+      [Request.GET_VRING_BASE]: Buffer.from([0, 0, 0, 0, 7, 0, 0, 0]),
+    }),
+  );
   const events: ProxyEvent[] = [];
   const daemon = new ProxyDaemon({ listenPath, connectPath: backendPath, emit: (e) => events.push(e), ...opts });
   daemon.start();
-  const fe = new native.Channel(
-    native.connectUnix(listenPath),
-    65536,
-    (msg, fds) => feGot.push({ msg, fds }),
-    () => {},
-  );
-  fe.start();
-  await until(() => beCh !== undefined);
+  const frontend = scriptedFrontend(listenPath);
+  const be = await backend.connected();
   return {
-    fe,
-    feGot,
-    beGot,
+    fe: frontend.ch,
+    feGot: frontend.got,
+    beGot: be.got,
     events,
     daemon,
-    be: () => beCh!,
+    be: () => be.ch,
     done: () => {
-      fe.close();
+      frontend.close();
       daemon.stop();
-      beCh?.close();
-      listener.close();
-      for (const m of [...beGot, ...feGot]) for (const fd of m.fds) native.close(fd);
+      backend.close();
+      for (const m of [...be.got, ...frontend.got]) for (const fd of m.fds) native.close(fd);
     },
   };
 }

@@ -11,7 +11,8 @@ import type { ProxyEvent } from '../../src/events/events';
 import { replayAsFrontend, type ReplayResult } from '../../src/replay/frontend';
 import { buildScript, loadRecording, type Script, type Step } from '../../src/replay/script';
 import { u64 } from '../../lab/synthetic-peers';
-import { scriptedListener, until } from '../helpers';
+import { until } from '../helpers';
+import { scriptedBackend } from '../peers';
 
 const REC = path.resolve(__dirname, '..', '..', 'recordings', 'qemu-blk-qsd.vhsrec');
 const script: Script = buildScript(loadRecording(REC).records);
@@ -36,7 +37,7 @@ async function replayWithRequests(
   const events: ProxyEvent[] = [];
   const subs: Channel[] = [];
   let n = 0;
-  const peer = scriptedListener('replay-bechan', (ch, raw, fds) => {
+  const peer = scriptedBackend('replay-bechan', ({ msg: raw, fds }, { ch }) => {
     const step = s.frontend[n++]!;
     if (parseHeader(raw).request === Request.SET_BACKEND_REQ_FD && fds.length === 1) {
       const sub: Channel = new native.Channel(
