@@ -11,12 +11,7 @@ import { BACKEND_REQUESTS, encodeMessage, formatPayload, GPU_MAX_PAYLOAD, Reques
 import { ProxyDaemon } from '../../src/proxy/daemon';
 import type { MessageEvent, ProxyEvent, SessionEndEvent } from '../../src/events/events';
 import { openFds, tmpDir, until } from '../helpers';
-
-const u64 = (v: bigint): Buffer => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(v);
-  return b;
-};
+import { reply, scriptedBackend, u64 } from '../peers';
 
 type Got = { msg: Buffer; fds: number[] }[];
 function channel(fd: number, got: Got, onMsg?: (m: Buffer, fds: number[]) => void): Channel {
@@ -38,27 +33,26 @@ async function setup(request = Request.SET_BACKEND_REQ_FD, blockingSocket = fals
   const dir = tmpDir('bchan');
   const listenPath = path.join(dir, 'fe.sock');
   const backendPath = path.join(dir, 'be.sock');
-  const beMain: Got = [];
   const beChan: Got = [];
   const feMain: Got = [];
   const feChan: Got = [];
   const chans: Channel[] = [];
   let beSub: Channel | undefined;
   let beSubNonblocking: boolean | undefined;
-  const listener = new native.Listener(native.listenUnix(backendPath, 4, 0o600), (_e, fd) => {
-    if (fd === null) return;
-    const main: Channel = channel(fd, beMain, (m, fds) => {
-      const code = m.readUInt32LE(0);
-      if (code === request && fds.length === 1) {
-        beSubNonblocking = native.nonblocking(fds[0]); // before libuv (uv_poll_init) sets O_NONBLOCK
-        beSub = channel(fds[0], beChan);
+  const backend = scriptedBackend(
+    backendPath,
+    (g, conn) => {
+      if (g.code === request && g.fds.length === 1) {
+        beSubNonblocking = native.nonblocking(g.fds[0]); // before libuv (uv_poll_init) sets O_NONBLOCK
+        beSub = channel(g.fds[0], beChan);
         chans.push(beSub);
-        main.send(encodeMessage(code, 5, u64(0n)));
+        conn.send(reply(g.code, u64(0n)));
       }
-      if (code === Request.GET_FEATURES) main.send(encodeMessage(code, 5, u64(1n << 30n)));
-    });
-    chans.push(main);
-  });
+      if (g.code === Request.GET_FEATURES) conn.send(reply(g.code, u64(1n << 30n)));
+    },
+    { maxPayload: GPU_MAX_PAYLOAD },
+  );
+  const beMain: Got = backend.got;
   const events: ProxyEvent[] = [];
   const daemon = new ProxyDaemon({ listenPath, connectPath: backendPath, emit: (e) => events.push(e) });
   daemon.start();
@@ -74,7 +68,7 @@ async function setup(request = Request.SET_BACKEND_REQ_FD, blockingSocket = fals
     fe.close();
     feSub.close();
     daemon.stop();
-    listener.close();
+    backend.close();
     for (const c of chans) c.close();
     for (const m of [...beMain, ...beChan, ...feMain, ...feChan]) for (const fd of m.fds) native.close(fd);
   };

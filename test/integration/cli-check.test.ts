@@ -2,28 +2,18 @@
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startProxy } from '../../lab/proxy-process';
-import { native, type Channel } from '../../src/native';
+import { native } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { tmpDir, until } from '../helpers';
+import { scriptedBackend } from '../peers';
 
 describe('proxy --check', () => {
   it('logs a finding as the bad reply passes', async () => {
     const dir = tmpDir('cli-check');
     const fe = path.join(dir, 'fe.sock');
     const be = path.join(dir, 'be.sock');
-    const conns: Channel[] = [];
-    const backend = new native.Listener(native.listenUnix(be, 4, 0o600), (_e, fd) => {
-      if (fd === null) return;
-      // replies with NEED_REPLY set: QEMU would drop the connection (VU001)
-      const ch: Channel = new native.Channel(
-        fd,
-        65536,
-        () => ch.send(encodeMessage(Request.GET_FEATURES, 0xd, Buffer.alloc(8))),
-        () => {},
-      );
-      ch.start();
-      conns.push(ch);
-    });
+    // replies with NEED_REPLY set: QEMU would drop the connection (VU001)
+    const backend = scriptedBackend(be, (_g, conn) => conn.send(encodeMessage(Request.GET_FEATURES, 0xd, Buffer.alloc(8))));
     const p = await startProxy({ listen: fe, connect: be, args: ['--check'], logFile: path.join(dir, 'proxy.log') });
     try {
       let got = 0;
@@ -47,7 +37,6 @@ describe('proxy --check', () => {
     } finally {
       await p.stop();
       backend.close();
-      for (const c of conns) c.close();
     }
   });
 });

@@ -12,6 +12,7 @@ import { native, type Channel } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { readRecording } from '../../src/recording/reader';
 import { tmpDir, until } from '../helpers';
+import { answering, scriptedBackend } from '../peers';
 
 describe('proxy --record', () => {
   it('is readable while written, survives SIGKILL, and a restart appends a new segment', async () => {
@@ -19,20 +20,7 @@ describe('proxy --record', () => {
     const fe = path.join(dir, 'fe.sock');
     const be = path.join(dir, 'be.sock');
     const file = path.join(dir, 'r.vhsrec');
-    const conns: Channel[] = [];
-    const backend = new native.Listener(native.listenUnix(be, 4, 0o600), (_e, fd) => {
-      if (fd === null) return;
-      const ch: Channel = new native.Channel(
-        fd,
-        65536,
-        (m) => {
-          if (m.readUInt32LE(0) === Request.GET_FEATURES) ch.send(encodeMessage(Request.GET_FEATURES, 5, Buffer.alloc(8)));
-        },
-        () => {},
-      );
-      ch.start();
-      conns.push(ch);
-    });
+    const backend = scriptedBackend(be, answering({ [Request.GET_FEATURES]: Buffer.alloc(8) }));
     const start = (): Promise<Peer> => startProxy({ listen: fe, connect: be, args: ['--record', file], logFile: path.join(dir, `proxy-${Date.now()}.log`) });
     const talk = async (n: number): Promise<Channel> => {
       const replies: Buffer[] = [];
@@ -78,6 +66,5 @@ describe('proxy --record', () => {
     expect(final.records.filter((r) => r.type === 'message')).toHaveLength(106);
     expect(final.records.at(-1)).toMatchObject({ type: 'session-end', reason: 'the frontend closed the connection' });
     backend.close();
-    for (const c of conns) c.close();
   }, 60_000);
 });

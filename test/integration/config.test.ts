@@ -10,10 +10,11 @@ import { describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/control/client';
 import { Peer, waitForSocket } from '../../src/demo/process';
 import { CLI } from '../../lab/proxy-process';
-import { native, type Channel, type Listener } from '../../src/native';
+import { native } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import type { DaemonStatus } from '../../src/events/status';
 import { tmpDir, until } from '../helpers';
+import { answering, scriptedBackend, type ScriptedBackend } from '../peers';
 import { Command } from 'commander';
 import { knownOptions, registerProxy } from '../../src/cli/proxy-command';
 import { loadProxyConfig } from '../../src/cli/proxy-config';
@@ -21,24 +22,8 @@ import { loadProxyConfig } from '../../src/cli/proxy-config';
 const ROOT = path.resolve(__dirname, '..', '..');
 
 /** A backend that answers GET_FEATURES and GET_PROTOCOL_FEATURES. */
-function backend(sock: string): { listener: Listener; conns: Channel[] } {
-  const conns: Channel[] = [];
-  const listener = new native.Listener(native.listenUnix(sock, 4, 0o600), (_e, fd) => {
-    if (fd === null) return;
-    const ch: Channel = new native.Channel(
-      fd,
-      65536,
-      (m) => {
-        const req = m.readUInt32LE(0);
-        if (req === Request.GET_FEATURES || req === Request.GET_PROTOCOL_FEATURES) ch.send(encodeMessage(req, 5, Buffer.alloc(8)));
-      },
-      () => {},
-    );
-    ch.start();
-    conns.push(ch);
-  });
-  return { listener, conns };
-}
+const backend = (sock: string): ScriptedBackend =>
+  scriptedBackend(sock, answering({ [Request.GET_FEATURES]: Buffer.alloc(8), [Request.GET_PROTOCOL_FEATURES]: Buffer.alloc(8) }));
 
 /** A frontend on `sock`; ask() sends a request and resolves with whether a reply came within `ms`. */
 function frontend(sock: string) {
@@ -133,9 +118,8 @@ describe('proxy --config', () => {
     } finally {
       daemon.kill('SIGTERM');
       expect(await daemon.waitExit(10_000)).toBe(0);
-      ba.listener.close();
-      bb.listener.close();
-      for (const c of [...ba.conns, ...bb.conns]) c.close();
+      ba.close();
+      bb.close();
     }
     expect(fs.existsSync(p('a.sock'))).toBe(false);
     expect(fs.existsSync(p('vm2.ctl'))).toBe(false);

@@ -10,10 +10,11 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { CLI, startProxy } from '../../lab/proxy-process';
-import { native, type Channel } from '../../src/native';
+import { native } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
 import { tmpDir, until } from '../helpers';
+import { reply, scriptedBackend } from '../peers';
 
 const run = promisify(execFile);
 const cli = async (...args: string[]): Promise<string> => (await run(process.execPath, [CLI, ...args])).stdout;
@@ -26,20 +27,9 @@ describe('control socket', () => {
     const ctl = `${fe}.ctl`;
     const file = path.join(dir, 'r.vhsrec');
     const got: number[] = [];
-    const conns: Channel[] = [];
-    const backend = new native.Listener(native.listenUnix(be, 4, 0o600), (_e, fd) => {
-      if (fd === null) return;
-      const ch: Channel = new native.Channel(
-        fd,
-        65536,
-        (m) => {
-          got.push(m.readUInt32LE(0));
-          if (m.readUInt32LE(0) === Request.GET_FEATURES) ch.send(encodeMessage(Request.GET_FEATURES, 5, Buffer.alloc(8)));
-        },
-        () => {},
-      );
-      ch.start();
-      conns.push(ch);
+    const backend = scriptedBackend(be, (g, conn) => {
+      got.push(g.code);
+      if (g.code === Request.GET_FEATURES) conn.send(reply(g.code, Buffer.alloc(8)));
     });
     const proxy = await startProxy({
       listen: fe,
@@ -109,7 +99,6 @@ describe('control socket', () => {
       proxy.kill('SIGTERM');
       await proxy.waitExit(10_000);
       backend.close();
-      for (const c of conns) c.close();
     }
     expect(fs.existsSync(ctl)).toBe(false); // removed on SIGTERM
     // the recording has what the rules did, in order with the messages (a dropped message at the time it arrived)

@@ -6,12 +6,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { native, type Channel } from '../../src/native';
+import { native } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { FaultRuleSet, parseFaultSpec } from '../../src/faults';
 import { ProxyDaemon } from '../../src/proxy/daemon';
 import type { DeviceStateEvent, FaultEvent, MessageEvent, ProxyEvent } from '../../src/events/events';
 import { openFds, readAll, tmpDir, until } from '../helpers';
+import { scriptedBackend } from '../peers';
 
 const u32s = (...v: number[]): Buffer =>
   Buffer.concat(
@@ -23,27 +24,11 @@ const u32s = (...v: number[]): Buffer =>
   );
 
 /** A back-end that keeps the fds it is sent. */
+/** Keeps every fd it gets. */
 function backend(sock: string): { fds: number[]; close: () => void } {
   const fds: number[] = [];
-  const chans: Channel[] = [];
-  const l = new native.Listener(native.listenUnix(sock, 4, 0o600), (_e, fd) => {
-    if (fd === null) return;
-    const ch: Channel = new native.Channel(
-      fd,
-      65536,
-      (_m, f) => fds.push(...f),
-      () => {},
-    );
-    ch.start();
-    chans.push(ch);
-  });
-  return {
-    fds,
-    close: () => {
-      l.close();
-      for (const c of chans) c.close();
-    },
-  };
+  const b = scriptedBackend(sock, (g) => fds.push(...g.fds));
+  return { fds, close: () => b.close() };
 }
 
 describe('SET_DEVICE_STATE_FD through a session', () => {

@@ -11,6 +11,7 @@ import { Peer, sleep, waitForSocket } from '../../src/demo/process';
 import { native, type Channel } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { tmpDir, until } from '../helpers';
+import { reply, scriptedBackend } from '../peers';
 
 /** user+system CPU seconds of a process so far (/proc/PID/stat, clock ticks of 1/100 s). */
 function cpuSeconds(pid: number): number {
@@ -23,24 +24,8 @@ describe('fd exhaustion', () => {
     const dir = tmpDir('emfile');
     const be = path.join(dir, 'be.sock');
     const fe = path.join(dir, 'fe.sock');
-    const backendChans: Channel[] = [];
-    const backend = new native.Listener(native.listenUnix(be, 128, 0o600), (_e, fd) => {
-      if (fd === null) return;
-      const ch: Channel = new native.Channel(
-        fd,
-        65536,
-        (m) => {
-          try {
-            ch.send(encodeMessage(m.readUInt32LE(0), 5, m.subarray(12)));
-          } catch {
-            /* the proxy closed this session (its client went away) */
-          }
-        },
-        () => {},
-      );
-      ch.start();
-      backendChans.push(ch);
-    });
+    // answers every request with its own payload
+    const backend = scriptedBackend(be, (g, conn) => conn.send(reply(g.code, g.payload)), { backlog: 128 });
     const log = path.join(dir, 'proxy.log');
     const proxy = new Peer('prlimit', ['--nofile=64:64', process.execPath, CLI, 'proxy', '--listen', fe, '--connect', be, '--json', '--no-control'], {
       name: 'proxy',
@@ -87,7 +72,6 @@ describe('fd exhaustion', () => {
       for (const c of clients) c.close();
       await proxy.stop();
       backend.close();
-      for (const c of backendChans) c.close();
     }
   }, 90_000);
 });

@@ -16,9 +16,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/control/client';
 import { startProxy } from '../../lab/proxy-process';
 import { u64 } from '../../lab/synthetic-peers';
-import { native, type Channel } from '../../src/native';
+import { native } from '../../src/native';
 import { encodeMessage, HEADER_SIZE, Request } from '../../src/protocol';
 import { tmpDir, until } from '../helpers';
+import { reply, scriptedBackend } from '../peers';
 
 const NATIVE = path.resolve(__dirname, '../../native');
 
@@ -58,20 +59,9 @@ describe('a file on a FUSE mount whose server never answers, handed to the daemo
     cleanups.unshift(() => {
       for (const fds of received) for (const fd of fds) native.close(fd);
     });
-    const beChs: Channel[] = [];
-    const backend = new native.Listener(native.listenUnix(be, 4, 0o600), (_e, fd) => {
-      if (fd === null) return;
-      const ch: Channel = new native.Channel(
-        fd,
-        65536,
-        (m, fds) => {
-          received.push(fds);
-          if (m.readUInt32LE(0) === Request.GET_FEATURES) ch.send(encodeMessage(Request.GET_FEATURES, 5, u64(1n << 32n)));
-        },
-        () => {},
-      );
-      ch.start();
-      beChs.push(ch);
+    const backend = scriptedBackend(be, (g, conn) => {
+      received.push(g.fds);
+      if (g.code === Request.GET_FEATURES) conn.send(reply(g.code, u64(1n << 32n)));
     });
     const proxy = await startProxy({ listen: fe, connect: be, args: ['--rings'], logFile: path.join(dir, 'proxy.log') });
     // A front-end in another process opens the file (LOOKUP and OPEN are answered) and sends it
@@ -109,7 +99,6 @@ time.sleep(3600)
     cleanups.push(() => {
       proxy.kill('SIGKILL');
       feCh.close();
-      for (const c of beChs) c.close();
       backend.close();
     });
     await until(() => sent.includes('sent'), 10_000, 'the front-end to send the FUSE file');

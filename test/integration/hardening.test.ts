@@ -6,36 +6,16 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { native, type Channel } from '../../src/native';
+import { native } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { ProxyDaemon } from '../../src/proxy/daemon';
 import type { ProxyEvent } from '../../src/events/events';
 import { Recorder } from '../../src/recording/recorder';
 import { readRecording } from '../../src/recording/reader';
 import { openFds, tmpDir, until } from '../helpers';
+import { answering, scriptedBackend, type ScriptedBackend } from '../peers';
 
-function echoBackend(sock: string): { close: () => void } {
-  const chans: Channel[] = [];
-  const l = new native.Listener(native.listenUnix(sock, 8, 0o600), (_e, fd) => {
-    if (fd === null) return;
-    const ch: Channel = new native.Channel(
-      fd,
-      65536,
-      (m) => {
-        if (m.readUInt32LE(0) === Request.GET_CONFIG) ch.send(encodeMessage(Request.GET_CONFIG, 5, m.subarray(12)));
-      },
-      () => {},
-    );
-    ch.start();
-    chans.push(ch);
-  });
-  return {
-    close: () => {
-      l.close();
-      for (const c of chans) c.close();
-    },
-  };
-}
+const echoBackend = (sock: string): ScriptedBackend => scriptedBackend(sock, answering({ [Request.GET_CONFIG]: (g) => g.payload }));
 
 describe('permissions', () => {
   it('--allow-uid refuses a peer of another uid, logs who it was, and leaks nothing', async () => {

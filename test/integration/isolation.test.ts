@@ -12,55 +12,16 @@ import { encodeMessage, Request } from '../../src/protocol';
 import { ProxyDaemon } from '../../src/proxy/daemon';
 import type { MessageEvent, ProxyEvent, SessionEndEvent } from '../../src/events/events';
 import { openFds, tmpDir, until } from '../helpers';
+import { reply, scriptedBackend, scriptedFrontend, u64, type ScriptedBackend } from '../peers';
 
-const u64 = (v: bigint): Buffer => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(v);
-  return b;
-};
-
-function echoBackend(sock: string): { close: () => void; chans: Channel[] } {
-  const chans: Channel[] = [];
-  const l = new native.Listener(native.listenUnix(sock, 16, 0o600), (_e, fd) => {
-    if (fd === null) return;
-    const ch: Channel = new native.Channel(
-      fd,
-      65536,
-      (m, fds) => {
-        for (const f of fds) native.close(f);
-        const code = m.readUInt32LE(0);
-        if (code === Request.GET_FEATURES) {
-          try {
-            ch.send(encodeMessage(code, 5, u64(1n << 32n)));
-          } catch {
-            /* the proxy closed the session */
-          }
-        }
-      },
-      () => {},
-    );
-    ch.start();
-    chans.push(ch);
+/** Answers GET_FEATURES, closes every fd it gets. */
+const echoBackend = (sock: string): ScriptedBackend =>
+  scriptedBackend(sock, (g, conn) => {
+    for (const f of g.fds) native.close(f);
+    if (g.code === Request.GET_FEATURES) conn.send(reply(g.code, u64(1n << 32n)));
   });
-  return {
-    chans,
-    close: () => {
-      l.close();
-      for (const c of chans) c.close();
-    },
-  };
-}
 
-function frontend(sock: string, got: Buffer[]): Channel {
-  const ch = new native.Channel(
-    native.connectUnix(sock),
-    65536,
-    (m) => got.push(m),
-    () => {},
-  );
-  ch.start();
-  return ch;
-}
+const frontend = (sock: string, got: Buffer[]): Channel => scriptedFrontend(sock, (g) => got.push(g.msg)).ch;
 
 /** A daemon whose event sink throws for `poisoned(e)`; the other events are kept. */
 function daemonWith(dir: string, poisoned: (e: ProxyEvent) => boolean, interpose = false) {
@@ -116,7 +77,7 @@ describe('a failure in one session stays in it', () => {
     await until(() => notices.some((n) => n.startsWith('session 1 could not start')), 5000, 'the notice');
     expect(notices.find((n) => n.startsWith('session 1'))).toBe('session 1 could not start: sink failed on session-start; its connections are closed');
     // the proxy's ends are closed: the backend and the frontend both see EOF
-    await until(() => be.chans.length === 1, 5000);
+    await until(() => be.conns.length === 1, 5000);
     const got2: Buffer[] = [];
     const fe2 = frontend(path.join(dir, 'fe.sock'), got2);
     fe2.send(encodeMessage(Request.GET_FEATURES, 1));

@@ -11,9 +11,10 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startProxy } from '../../lab/proxy-process';
 import type { Peer } from '../../src/demo/process';
-import { native, type Channel } from '../../src/native';
+import { native } from '../../src/native';
 import { encodeMessage, HEADER_SIZE, Request } from '../../src/protocol';
 import { tmpDir, until } from '../helpers';
+import { answering, scriptedBackend } from '../peers';
 
 const u64 = (v: bigint): Buffer => {
   const b = Buffer.alloc(8);
@@ -88,21 +89,8 @@ describe('an fd of the wrong kind where an eventfd or a socket goes', () => {
       const dir = tmpDir('wrongfd');
       const be = path.join(dir, 'be.sock');
       const fe = path.join(dir, 'fe.sock');
-      const got: { code: number; fds: number[] }[] = [];
-      let beCh: Channel | undefined;
-      const backend = new native.Listener(native.listenUnix(be, 4, 0o600), (_e, fd) => {
-        if (fd === null) return;
-        beCh = new native.Channel(
-          fd,
-          65536,
-          (m, fds) => {
-            got.push({ code: m.readUInt32LE(0), fds });
-            if (m.readUInt32LE(0) === Request.GET_FEATURES) beCh!.send(encodeMessage(Request.GET_FEATURES, 5, u64(1n << 32n)));
-          },
-          () => {},
-        );
-        beCh.start();
-      });
+      const backend = scriptedBackend(be, answering({ [Request.GET_FEATURES]: u64(1n << 32n) }));
+      const { got } = backend;
       const proxy: Peer = await startProxy({ listen: fe, connect: be, args: ['--no-control'], logFile: path.join(dir, 'proxy.log') });
       const replies: Buffer[] = [];
       const feCh = new native.Channel(
@@ -117,7 +105,6 @@ describe('an fd of the wrong kind where an eventfd or a socket goes', () => {
       cleanups.push(() => {
         proxy.kill('SIGKILL');
         feCh.close();
-        beCh?.close();
         backend.close();
         for (const fd of kept) native.close(fd);
         for (const g of got) for (const fd of g.fds) native.close(fd);
