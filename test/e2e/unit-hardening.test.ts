@@ -5,7 +5,7 @@
  * comments name (owner and mode of a peer's socket that only its owner may use, --rings,
  * a flight recording, --metrics, a negative relay niceness, the control socket). Every system
  * call it made must be inside the unit's SystemCallFilter, and systemd-analyze's exposure score
- * must be the one the README states.
+ * must be the one docs/proxy-config.md states.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -53,7 +53,7 @@ function syscallsUsed(summary: string): string[] {
 }
 
 describe('the systemd unit', () => {
-  it('systemd-analyze verifies it and scores its exposure as the README says', () => {
+  it('systemd-analyze verifies it and scores its exposure as docs/proxy-config.md says', () => {
     const dir = tmpDir('unit-score');
     const file = path.join(dir, 'vhostscope@test.service');
     fs.writeFileSync(file, UNIT.replace('/usr/bin/vhostscope', `${process.execPath} ${CLI}`).replace(/^Documentation=.*$/m, 'Documentation=file:///dev/null'));
@@ -61,8 +61,8 @@ describe('the systemd unit', () => {
     const score = /Overall exposure level for .*: (\d+\.\d) (\S+)/.exec(r.stdout);
     expect(score, r.stdout + r.stderr).not.toBeNull();
     expect(Number(score![1])).toBeLessThan(4);
-    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-    expect(readme).toContain(`\`systemd-analyze security\` scores the unit ${score![1]} (${score![2]})`);
+    const doc = fs.readFileSync(path.join(ROOT, 'docs', 'proxy-config.md'), 'utf8');
+    expect(doc).toContain(`\`systemd-analyze security\` scores the unit ${score![1]} (${score![2]})`);
   });
 
   it('its capabilities and system calls are all a daemon between real peers needs', async () => {
