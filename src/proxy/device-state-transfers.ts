@@ -8,7 +8,7 @@ import { native } from '../native';
 import { decoders, HEADER_SIZE } from '../protocol';
 import type { DeviceStateEvent } from '../events/events';
 import { DeviceStatePipe, type StateDirection, type StateTransfer } from './device-state';
-import type { Outgoing } from './interpositions';
+import type { PendingMessage } from './pending-message';
 
 /**
  * Device-state transfers the proxy copies at once per session. A migration has one (QEMU ends a
@@ -35,9 +35,9 @@ export class DeviceStateTransfers {
   constructor(private readonly hooks: TransferHooks) {}
 
   /** The interposition of SET_DEVICE_STATE_FD: swaps the front-end's pipe for one of ours. */
-  interpose(o: Outgoing): void {
+  interpose(o: PendingMessage): void {
     if (o.fds.length !== 1 || native.fdInfo(o.fds[0]).kind !== 'pipe') return;
-    const { direction } = decoders.deviceState(o.out.subarray(HEADER_SIZE));
+    const { direction } = decoders.deviceState(o.raw.subarray(HEADER_SIZE));
     if (direction !== 'save' && direction !== 'load') return;
     if (this.pipes.size >= MAX_STATE_TRANSFERS) {
       this.hooks.notice(`${this.pipes.size} device-state transfers are already open in this session: this pipe goes through as it came (not counted)`);

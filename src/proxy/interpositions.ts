@@ -6,26 +6,15 @@
  * runs, given the parts it has (an eventfd interposer, ring snapshots, a dirty-log reader).
  */
 import { clearPayloadBits, decoders, HEADER_SIZE, ProtocolFeature, protocolFeatureNames, Request, requestName, type Side } from '../protocol';
-import type { MessageEvent } from '../events/events';
 import type { NotificationKind } from '../events/notification-stats';
 import { notOfKind } from '../events/fds';
 import type { Interposer } from './interposer';
 import type { RingTracker } from './ring-tracker';
 import type { DirtyLogReader } from './dirty-log-reader';
 import type { SubChannelKind, SubChannels } from './sub-channels';
+import type { PendingMessage } from './pending-message';
 
 /** A message on its way out: handlers may replace its bytes or fds and annotate its event. */
-export interface Outgoing {
-  readonly request: number;
-  /** the fds as received (owned by the session until forwarded) */
-  readonly fds: readonly number[];
-  out: Buffer;
-  outFds: number[];
-  extra: Partial<MessageEvent>;
-  /** feature names the proxy cleared from the message */
-  masked: string[];
-}
-
 export interface Interposition {
   /** what it is, for the log: "cannot interpose SET_VRING_CALL (eventfd interposer): …" */
   readonly name: string;
@@ -37,9 +26,9 @@ export interface Interposition {
    * Before forwarding. A throw closes the session; the fds are closed too unless the error
    * says `fdsTaken` (a handler that handed them on).
    */
-  before?(o: Outgoing): void;
+  before?(o: PendingMessage): void;
   /** Once forwarded. */
-  after?(o: Outgoing): void;
+  after?(o: PendingMessage): void;
 }
 
 export class InterpositionTable {
@@ -72,7 +61,7 @@ export interface SessionParts {
   keepFeatures: boolean;
   notice(msg: string): void;
   /** SET_DEVICE_STATE_FD: the pipe the proxy copies through */
-  deviceState(o: Outgoing): void;
+  deviceState(o: PendingMessage): void;
   /** the ring as GET_VRING_BASE's answer left it */
   ringBase(vring: number, base: number, now: NonNullable<ReturnType<RingTracker['snapshotNow']>>): void;
 }
@@ -98,7 +87,7 @@ const eventfdInterposer = (interposer: Interposer, rings: RingTracker | undefine
   requests: Object.keys(NOTIFY_REQUESTS).map(Number),
   before: (o) => {
     const kind = NOTIFY_REQUESTS[o.request]!;
-    const v = decoders.vringFd(o.out.subarray(HEADER_SIZE));
+    const v = decoders.vringFd(o.raw.subarray(HEADER_SIZE));
     o.outFds = interposer.interpose(kind, v.index as number, v.nofd as boolean, o.outFds);
     o.extra.interposed = o.outFds !== o.fds;
     rings?.attach(v.index as number, kind, interposer.pairId(kind, v.index as number));
@@ -140,10 +129,10 @@ const notificationFeatureMask = (): Interposition => ({
   reply: true,
   requests: [Request.GET_PROTOCOL_FEATURES],
   before: (o) => {
-    if (o.out.length !== HEADER_SIZE + 8) return;
-    const done = clearPayloadBits(o.out, BYPASS_MASK);
+    if (o.raw.length !== HEADER_SIZE + 8) return;
+    const done = clearPayloadBits(o.raw, BYPASS_MASK);
     if (!done) return;
-    o.out = done.message;
+    o.raw = done.message;
     o.masked.push(...protocolFeatureNames(done.cleared));
   },
 });
@@ -154,7 +143,7 @@ const dirtyLogReader = (d: DirtyLogReader): Interposition => ({
   sender: 'frontend',
   reply: false,
   requests: [Request.SET_LOG_BASE, Request.SET_VRING_NUM, Request.SET_VRING_ADDR],
-  before: (o) => d.beforeForward(o.request, o.out, o.outFds),
+  before: (o) => d.beforeForward(o.request, o.raw, o.outFds),
 });
 
 /** GET_VRING_BASE reply: read what the back-end marked before the front-end syncs (and clears) the log. */
@@ -171,7 +160,7 @@ const ringTracker = (rings: RingTracker): Interposition => ({
   name: 'ring tracker',
   sender: 'frontend',
   reply: false,
-  before: (o) => rings.beforeForward(o.request, o.out, o.outFds),
+  before: (o) => rings.beforeForward(o.request, o.raw, o.outFds),
 });
 
 /** GET_VRING_BASE reply: one more snapshot of the ring as the stopped back-end left it. */
@@ -181,8 +170,8 @@ const ringBaseSnapshot = (rings: RingTracker, p: SessionParts): Interposition =>
   reply: true,
   requests: [Request.GET_VRING_BASE],
   before: (o) => {
-    if (o.out.length < HEADER_SIZE + 8) return;
-    const st = decoders.vringState(o.out.subarray(HEADER_SIZE));
+    if (o.raw.length < HEADER_SIZE + 8) return;
+    const st = decoders.vringState(o.raw.subarray(HEADER_SIZE));
     const now = rings.snapshotNow(st.index as number);
     if (now) p.ringBase(st.index as number, st.num as number, now);
   },
@@ -194,7 +183,7 @@ const relayStop = (interposer: Interposer): Interposition => ({
   sender: 'backend',
   reply: true,
   requests: [Request.GET_VRING_BASE],
-  after: (o) => interposer.stopVring(decoders.vringState(o.out.subarray(HEADER_SIZE)).index as number),
+  after: (o) => interposer.stopVring(decoders.vringState(o.raw.subarray(HEADER_SIZE)).index as number),
 });
 
 /** RESET_OWNER, once forwarded: every relay pair goes. */

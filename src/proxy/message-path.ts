@@ -34,7 +34,7 @@ import type { BackPressure } from './backpressure';
 import { peerGone } from './channel-end';
 import type { FaultOutcome, FaultRunner } from './fault-runner';
 import type { PendingMessage } from './pending-message';
-import type { Interposition, InterpositionTable, Outgoing } from './interpositions';
+import type { Interposition, InterpositionTable } from './interpositions';
 
 export interface PathParts {
   session: number;
@@ -87,6 +87,8 @@ export class MessagePath {
       raw,
       received: raw,
       fds,
+      outFds: fds,
+      extra: {},
       ts,
       findings,
       request: h.request,
@@ -133,25 +135,24 @@ export class MessagePath {
     }
     const { channel, sender, fds, findings, to, request } = m;
     const fdInfo = describeFds(fds);
-    const o: Outgoing = { request, fds, out: m.raw, outFds: fds, extra: {}, masked: m.masked };
     const stages = channel === 'main' ? this.parts.interpositions.for(sender, m.reply, request) : [];
     let stage: Interposition | undefined;
     try {
-      for (stage of stages) stage.before?.(o);
+      for (stage of stages) stage.before?.(m);
     } catch (err) {
       // a handler that replaced the fds owns the received ones; what it made for the peer is ours to close
-      if (!(err as { fdsTaken?: boolean }).fdsTaken) closeFds(o.outFds !== fds ? o.outFds : fds);
+      if (!(err as { fdsTaken?: boolean }).fdsTaken) closeFds(m.outFds !== fds ? m.outFds : fds);
       this.host.close(`cannot interpose ${requestName(channel, request)} (${stage?.name}): ${(err as Error).message}`, 'proxy');
       return;
     }
-    if (o.out !== m.received) {
-      o.extra.received = m.received;
-      o.extra.masked = m.masked;
+    if (m.raw !== m.received) {
+      m.extra.received = m.received;
+      m.extra.masked = m.masked;
     }
     const receiver = receiverOf(sender);
     try {
-      const nFds = o.outFds.length;
-      const queued = to.send(o.out, o.outFds); // the channel owns the fds now and closes its copies once sent
+      const nFds = m.outFds.length;
+      const queued = to.send(m.raw, m.outFds); // the channel owns the fds now and closes its copies once sent
       this.parts.pressure.afterSend(this.host.channelTo(channel, sender), to, queued, channel === 'main' ? receiver : `${receiver} (${channel} channel)`, nFds);
     } catch (err) {
       // a peer that has gone is a peer that closed the connection, not a failure of the proxy
@@ -160,16 +161,16 @@ export class MessagePath {
       else this.host.close(`forwarding to the ${receiver} (${channel} channel) failed: ${(err as Error).message}`, 'proxy');
       return;
     }
-    this.fdsForwarded += o.outFds.length;
-    if (channel === 'main') applyMainMessage(this.parts.negotiation, request, m.flags, o.out.subarray(HEADER_SIZE));
-    for (const st of stages) st.after?.(o);
-    if (m.faults.length) o.extra.faults = m.faults;
+    this.fdsForwarded += m.outFds.length;
+    if (channel === 'main') applyMainMessage(this.parts.negotiation, request, m.flags, m.raw.subarray(HEADER_SIZE));
+    for (const st of stages) st.after?.(m);
+    if (m.faults.length) m.extra.faults = m.faults;
     let ts = m.ts;
     if (m.heldNs !== undefined) {
-      o.extra.heldNs = m.heldNs;
+      m.extra.heldNs = m.heldNs;
       ts = native.monotonicNs();
     }
-    this.report(channel, sender, o.out, fdInfo, findings, ts, o.extra);
+    this.report(channel, sender, m.raw, fdInfo, findings, ts, m.extra);
   }
 
   /** A message the proxy took in itself (a reply to one of its own requests): reported, not forwarded. */

@@ -1,18 +1,25 @@
 import type { Channel } from '../native';
 import type { ChannelKind, Finding, Side } from '../protocol';
+import type { MessageEvent } from '../events/events';
 
 /**
  * A message on its way through the proxy: the one in-flight type every stage of its path takes
- * (message-path.ts), its header parsed once when it arrived.
+ * (message-path.ts: validation, fault rules, interpositions, forwarding, report), its header
+ * parsed once when it arrived.
  */
 export interface PendingMessage {
   channel: ChannelKind;
   sender: Side;
-  /** what will be forwarded (a copy with bits cleared when a mask rule applied) */
+  /** what will be forwarded (a copy with bits cleared when a mask rule or an interposition applied) */
   raw: Buffer;
   /** as the sender sent it */
   received: Buffer;
+  /** the fds as received (owned by the session until forwarded) */
   fds: number[];
+  /** the fds to forward: the received ones, or the proxy's own in their place (an interposition's) */
+  outFds: number[];
+  /** what the report of this message adds (interposed, masked, received, faults, heldNs) */
+  extra: Partial<MessageEvent>;
   ts: bigint;
   findings: Finding[];
   /** the header, parsed once when the message arrived */
