@@ -48,6 +48,7 @@ export async function replayAsBackend(script: Script, o: BackendReplayOptions): 
   const n = newNegotiation();
   const steps = script.frontend;
   let pos = 0;
+  let received = 0;
   emit({
     type: 'session-start',
     ts: native.monotonicNs(),
@@ -67,6 +68,7 @@ export async function replayAsBackend(script: Script, o: BackendReplayOptions): 
         break;
       }
       const live = message(m.raw, m.fds, m.ts, 'F>B', 'main', script.session);
+      received++;
       closeFds(m.fds); // the replayed backend keeps nothing: no guest memory is touched
       emit(live);
       o.onRequest?.(live);
@@ -127,7 +129,7 @@ export async function replayAsBackend(script: Script, o: BackendReplayOptions): 
       session: script.session,
       reason: inbox.closed ?? 'replay finished',
       by: 'proxy',
-      messages: { 'F>B': 0, 'B>F': result.sent },
+      messages: { 'F>B': received, 'B>F': result.sent },
       fdsForwarded: 0,
       vrings: [],
       relayPairs: [],

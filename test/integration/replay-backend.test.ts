@@ -8,7 +8,7 @@ import { native, type Channel } from '../../src/native';
 import { isReplyExpected, newNegotiation, applyMainMessage, parseHeader, encodeMessage, HEADER_SIZE, Request } from '../../src/protocol';
 import { replayAsBackend } from '../../src/replay/backend';
 import type { ReplayResult } from '../../src/replay/frontend';
-import type { FdDescription } from '../../src/events/events';
+import type { FdDescription, MessageEvent, ProxyEvent } from '../../src/events/events';
 import { buildScript, loadRecording, type Script, type Step } from '../../src/replay/script';
 import { tmpDir, until } from '../helpers';
 
@@ -35,9 +35,13 @@ function fdLike(f: FdDescription): number {
  * Runs the replayed back-end and a front-end that sends `steps` in order, each once the reply of
  * the one before (if due) has come; resolves with the replay's result and the replies received.
  */
-async function frontendSends(steps: Step[], opts: { strict?: boolean } = {}): Promise<{ result: ReplayResult; replies: Buffer[] }> {
+async function frontendSends(
+  steps: Step[],
+  opts: { strict?: boolean; emit?: (e: ProxyEvent) => void; closeAfter?: boolean } = {},
+): Promise<{ result: ReplayResult; replies: Buffer[]; sock: string }> {
   const sock = path.join(tmpDir('replay-be'), 'be.sock');
-  const replay = replayAsBackend(script, { listen: sock, idleTimeoutMs: 300, timeoutMs: 5000, ...opts });
+  const { closeAfter, ...replayOpts } = opts;
+  const replay = replayAsBackend(script, { listen: sock, idleTimeoutMs: 300, timeoutMs: 5000, ...replayOpts });
   const replies: Buffer[] = [];
   let closed = false;
   let fe: Channel | undefined;
@@ -69,7 +73,8 @@ async function frontendSends(steps: Step[], opts: { strict?: boolean } = {}): Pr
       await until(() => replies.length >= want || closed, 5000, `the reply to ${s.request.decoded.name}`);
     }
   }
-  return { result: await replay, replies };
+  if (closeAfter) fe!.close();
+  return { result: await replay, replies, sock };
 }
 
 describe('replay as the back-end', () => {
@@ -157,5 +162,45 @@ describe('replay as the back-end', () => {
     const { result } = await frontendSends(steps, { strict: true });
     expect(result.divergences).toHaveLength(1);
     expect(result.notes.some((n) => /never came from the live frontend/.test(n))).toBe(true);
+  });
+
+  it('records its own run: one session from start to end, every request and answer in order, counted', async () => {
+    const events: ProxyEvent[] = [];
+    const steps = script.frontend.slice(0, 8);
+    const { result, sock } = await frontendSends(steps, { emit: (e) => events.push(e) });
+    expect(events[0]).toMatchObject({
+      type: 'session-start',
+      session: script.session,
+      listenPath: sock,
+      connectPath: '',
+      frontend: 'connect',
+      interpose: false,
+    });
+    const msgs = events.filter((e): e is MessageEvent => e.type === 'message');
+    expect(msgs.every((m) => m.channel === 'main' && m.session === script.session)).toBe(true);
+    expect(msgs.filter((m) => m.dir === 'F>B').map((m) => m.decoded.name)).toEqual(steps.map((st) => st.request.decoded.name));
+    expect(msgs.filter((m) => m.dir === 'B>F').map((m) => m.decoded.reply)).toEqual(Array(result.sent).fill(true));
+    expect(result.sent).toBeGreaterThan(0);
+    // the front-end stayed, silent: the replay ended on its own and says why
+    expect(result.notes).toContain('the frontend was silent for 300 ms: replay ended');
+    expect(events.at(-1)).toEqual(
+      expect.objectContaining({
+        type: 'session-end',
+        session: script.session,
+        reason: 'closed by the replay',
+        by: 'proxy',
+        messages: { 'F>B': steps.length, 'B>F': result.sent },
+        fdsForwarded: 0,
+        vrings: [],
+        relayPairs: [],
+      }),
+    );
+  });
+
+  it('a front-end that hangs up ends the replay without a note of silence, the reason in the session end', async () => {
+    const events: ProxyEvent[] = [];
+    const { result } = await frontendSends(script.frontend.slice(0, 3), { emit: (e) => events.push(e), closeAfter: true });
+    expect(result.notes.filter((n) => /silent/.test(n))).toEqual([]);
+    expect(events.at(-1)).toMatchObject({ type: 'session-end', reason: 'the peer closed the connection', messages: { 'F>B': 3 } });
   });
 });
