@@ -149,9 +149,6 @@ export function validateAgainst(schema: Schema, value: unknown, path: string): s
       if (props[k]) errors.push(...validateAgainst(props[k], v, `${path}.${k}`));
       else if (schema.additionalProperties === false) errors.push(`${path}.${k}: unknown field (known: ${Object.keys(props).join(', ')})`);
     }
-    const n = Object.keys(obj).length;
-    if (typeof schema.minProperties === 'number' && n < schema.minProperties) errors.push(`${path}: needs one of ${Object.keys(props).join(', ')}`);
-    if (typeof schema.maxProperties === 'number' && n > schema.maxProperties) errors.push(`${path}: only one of ${Object.keys(props).join(', ')}`);
   }
   return errors;
 }

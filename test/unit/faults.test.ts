@@ -21,6 +21,16 @@ describe('fault rule short syntax', () => {
     'hold-state save ms=3000',
     'hold-state both ms=500 limit=1',
     'disconnect backend after=SET_VRING_BASE device=dst',
+    'drop CONFIG_CHANGE_MSG channel=backend from=backend nth=2',
+    'drop SET_STATUS bits=ACKNOWLEDGE,DRIVER limit=3 device=a',
+    'drop SET_STATUS bits=4',
+    'answer SET_OWNER',
+    'hold SET_MEM_TABLE until=GET_FEATURES.reply#2',
+    'hold SET_VRING_CALL vring=1 until=call',
+    'hold-state load ms=1',
+    'inject kick:3 after=SET_STATUS:ACKNOWLEDGE|DRIVER#2',
+    'mask protocol:REPLY_ACK,MQ in=ack limit=1',
+    'filter CONFIG_CHANGE_MSG channel=backend',
   ];
   it.each(cases)('reads and writes back "%s"', (spec) => {
     const [rule] = parseFaultSpec(spec);
