@@ -17,9 +17,9 @@ import { controlRequest } from '../../src/control/client';
 import { startProxy } from '../../lab/proxy-process';
 import { u64 } from '../../lab/synthetic-peers';
 import { native } from '../../src/native';
-import { encodeMessage, HEADER_SIZE, Request } from '../../src/protocol';
+import { encodeMessage, Request } from '../../src/protocol';
 import { tmpDir, until } from '../helpers';
-import { reply, scriptedBackend } from '../peers';
+import { reply, scriptedBackend, scriptedFrontend } from '../peers';
 
 const NATIVE = path.resolve(__dirname, '../../native');
 
@@ -88,14 +88,7 @@ time.sleep(3600)
     let sent = '';
     sender.stdout!.on('data', (b: Buffer) => (sent += b.toString()));
     cleanups.push(() => sender.kill('SIGKILL'));
-    const replies: Buffer[] = [];
-    const feCh = new native.Channel(
-      native.connectUnix(fe),
-      65536,
-      (m) => replies.push(m),
-      () => {},
-    );
-    feCh.start();
+    const { ch: feCh, got: replies } = scriptedFrontend(fe);
     cleanups.push(() => {
       proxy.kill('SIGKILL');
       feCh.close();
@@ -106,7 +99,7 @@ time.sleep(3600)
     // the daemon forwarded it, and its copy's close now waits for a FLUSH that never comes: on its closer thread
     feCh.send(encodeMessage(Request.GET_FEATURES, 1));
     await until(() => replies.length === 1, 10_000, 'GET_FEATURES answered through the daemon');
-    expect(replies[0].readBigUInt64LE(HEADER_SIZE)).toBe(1n << 32n);
+    expect(replies[0].payload.readBigUInt64LE(0)).toBe(1n << 32n);
     const t0 = Date.now();
     const status = await controlRequest(`${fe}.ctl`, { cmd: 'status' }, undefined, 2000);
     expect(Date.now() - t0).toBeLessThan(2000);

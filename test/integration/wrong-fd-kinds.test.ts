@@ -12,9 +12,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startProxy } from '../../lab/proxy-process';
 import type { Peer } from '../../src/demo/process';
 import { native } from '../../src/native';
-import { encodeMessage, HEADER_SIZE, Request } from '../../src/protocol';
+import { encodeMessage, Request } from '../../src/protocol';
 import { tmpDir, until } from '../helpers';
-import { answering, scriptedBackend } from '../peers';
+import { answering, scriptedBackend, scriptedFrontend } from '../peers';
 
 const u64 = (v: bigint): Buffer => {
   const b = Buffer.alloc(8);
@@ -92,14 +92,7 @@ describe('an fd of the wrong kind where an eventfd or a socket goes', () => {
       const backend = scriptedBackend(be, answering({ [Request.GET_FEATURES]: u64(1n << 32n) }));
       const { got } = backend;
       const proxy: Peer = await startProxy({ listen: fe, connect: be, args: ['--no-control'], logFile: path.join(dir, 'proxy.log') });
-      const replies: Buffer[] = [];
-      const feCh = new native.Channel(
-        native.connectUnix(fe),
-        65536,
-        (m) => replies.push(m),
-        () => {},
-      );
-      feCh.start();
+      const { ch: feCh, got: replies } = scriptedFrontend(fe);
       const [sent, kept] = c.make(dir);
       const sentIno = fs.fstatSync(sent).ino;
       cleanups.push(() => {
@@ -118,7 +111,7 @@ describe('an fd of the wrong kind where an eventfd or a socket goes', () => {
       // the daemon still forwards, both ways
       feCh.send(encodeMessage(Request.GET_FEATURES, 1));
       await until(() => replies.length === 1, 10_000, 'GET_FEATURES answered through the daemon');
-      expect(replies[0].readBigUInt64LE(HEADER_SIZE)).toBe(1n << 32n);
+      expect(replies[0].payload.readBigUInt64LE(0)).toBe(1n << 32n);
       // what the back-end got is the front-end's own object, not one of the proxy's
       expect(fs.fstatSync(received).ino).toBe(sentIno);
       const t0 = Date.now();
