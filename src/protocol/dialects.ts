@@ -96,6 +96,7 @@ const STANDARD_GATE: Record<number, number> = {
   42: ProtocolFeature.DEVICE_STATE,
   43: ProtocolFeature.DEVICE_STATE,
   44: ProtocolFeature.SHMEM,
+  45: ProtocolFeature.GET_VRING_BASE_SKIP_DRAIN,
 };
 
 export interface Resolution {
@@ -145,6 +146,8 @@ export function resolveRequest(channel: ChannelKind, code: number, ctx: DialectC
   }
   if (!standard && variants.length === 1)
     return { spec: variantSpec(variants[0]), dialect: variants[0].dialects[0], because: 'no standard request has this code' };
+  // GET_VRING_BASE_SKIP_DRAIN carries a vring state; crosvm's RESTORE a serialized device
+  if (code === 45 && channel === 'main' && standard && ctx.payloadSize === 8) return { spec: standard, because: 'an 8-byte payload (a vring state)' };
   // yc-libvhost-server's 44 carries a vring index; GET_SHMEM_CONFIG and SNAPSHOT carry nothing
   if (code === 44 && channel === 'main' && ctx.payloadSize === 8) {
     const y = variants.find((v) => v.dialects.includes('yandex'))!;

@@ -29,6 +29,8 @@ export const ProtocolFeature = {
   GET_VRING_BASE_INFLIGHT: 20,
   GPA_ADDRESSES: 21,
   SHMEM: 22,
+  /** GET_VRING_BASE_SKIP_DRAIN (request 45); negotiable only with GET_VRING_BASE_INFLIGHT and INFLIGHT_SHMFD */
+  GET_VRING_BASE_SKIP_DRAIN: 23,
 } as const;
 export type ProtocolFeatureName = keyof typeof ProtocolFeature;
 

@@ -53,4 +53,14 @@ export function applyMainMessage(n: Negotiation, request: number, flags: number,
   return n;
 }
 
+/**
+ * Whether `request` (a front-end request, or the reply to one) stops a vring: GET_VRING_BASE, and
+ * GET_VRING_BASE_SKIP_DRAIN once its feature is in use (45 is something else in crosvm's 2023 dialect).
+ */
+export function stopsVring(n: Negotiation, request: number): boolean {
+  return (
+    request === Request.GET_VRING_BASE || (request === Request.GET_VRING_BASE_SKIP_DRAIN && protocolFeatureInUse(n, ProtocolFeature.GET_VRING_BASE_SKIP_DRAIN))
+  );
+}
+
 export const replyAckInUse = (n: Negotiation): boolean => protocolFeatureInUse(n, ProtocolFeature.REPLY_ACK);

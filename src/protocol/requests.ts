@@ -132,6 +132,18 @@ export const MAIN_REQUESTS: readonly RequestSpec[] = [
     reply: 'shmemConfig',
     alwaysReply: true,
   }),
+  // 2026 (mst's tree, after QEMU 11.1); crosvm's 2023 RESTORE used 45 too (dialects.ts)
+  req(
+    45,
+    'GET_VRING_BASE_SKIP_DRAIN',
+    'Stop a vring without draining its in-flight requests (they stay in the inflight region), and get its next available index.',
+    'vringState',
+    {
+      gate: 'GET_VRING_BASE_SKIP_DRAIN',
+      reply: 'vringState',
+      alwaysReply: true,
+    },
+  ),
 ];
 
 /** Back-end to front-end requests on the channel passed with SET_BACKEND_REQ_FD. */

@@ -5,7 +5,18 @@
  * Each row below says which spec message it serves; mainInterpositions() is the table a session
  * runs, given the parts it has (an eventfd interposer, ring snapshots, a dirty-log reader).
  */
-import { clearPayloadBits, decoders, HEADER_SIZE, ProtocolFeature, protocolFeatureNames, Request, requestName, type Side } from '../protocol';
+import {
+  clearPayloadBits,
+  decoders,
+  HEADER_SIZE,
+  ProtocolFeature,
+  protocolFeatureNames,
+  Request,
+  requestName,
+  stopsVring,
+  type Negotiation,
+  type Side,
+} from '../protocol';
 import type { NotificationKind } from '../events/notification-stats';
 import { notOfKind } from '../events/fds';
 import type { Interposer } from './interposer';
@@ -62,6 +73,8 @@ export interface SessionParts {
   notice(msg: string): void;
   /** SET_DEVICE_STATE_FD: the pipe the proxy copies through */
   deviceState(o: PendingMessage): void;
+  /** what the session negotiated so far (what a code means can depend on it) */
+  negotiation: Negotiation;
   /** the ring as GET_VRING_BASE's answer left it */
   ringBase(vring: number, base: number, now: NonNullable<ReturnType<RingTracker['snapshotNow']>>): void;
 }
@@ -146,13 +159,16 @@ const dirtyLogReader = (d: DirtyLogReader): Interposition => ({
   before: (o) => d.beforeForward(o.request, o.raw, o.outFds),
 });
 
+/** The requests that may stop a vring (stopsVring decides by what was negotiated). */
+const STOPS = [Request.GET_VRING_BASE, Request.GET_VRING_BASE_SKIP_DRAIN];
+
 /** GET_VRING_BASE reply: read what the back-end marked before the front-end syncs (and clears) the log. */
-const dirtyLogSample = (d: DirtyLogReader): Interposition => ({
+const dirtyLogSample = (d: DirtyLogReader, p: SessionParts): Interposition => ({
   name: 'dirty log sample',
   sender: 'backend',
   reply: true,
-  requests: [Request.GET_VRING_BASE],
-  before: () => d.sample(),
+  requests: STOPS,
+  before: (o) => stopsVring(p.negotiation, o.request) && d.sample(),
 });
 
 /** Every front-end request: memory tables and ring addresses, for the ring snapshots. */
@@ -168,9 +184,9 @@ const ringBaseSnapshot = (rings: RingTracker, p: SessionParts): Interposition =>
   name: 'ring base snapshot',
   sender: 'backend',
   reply: true,
-  requests: [Request.GET_VRING_BASE],
+  requests: STOPS,
   before: (o) => {
-    if (o.raw.length < HEADER_SIZE + 8) return;
+    if (o.raw.length < HEADER_SIZE + 8 || !stopsVring(p.negotiation, o.request)) return;
     const st = decoders.vringState(o.raw.subarray(HEADER_SIZE));
     const now = rings.snapshotNow(st.index as number);
     if (now) p.ringBase(st.index as number, st.num as number, now);
@@ -178,12 +194,12 @@ const ringBaseSnapshot = (rings: RingTracker, p: SessionParts): Interposition =>
 });
 
 /** GET_VRING_BASE reply, once forwarded: the ring is stopped, its relay pairs too. */
-const relayStop = (interposer: Interposer): Interposition => ({
+const relayStop = (interposer: Interposer, p: SessionParts): Interposition => ({
   name: 'relay stop',
   sender: 'backend',
   reply: true,
-  requests: [Request.GET_VRING_BASE],
-  after: (o) => interposer.stopVring(decoders.vringState(o.raw.subarray(HEADER_SIZE)).index as number),
+  requests: STOPS,
+  after: (o) => stopsVring(p.negotiation, o.request) && interposer.stopVring(decoders.vringState(o.raw.subarray(HEADER_SIZE)).index as number),
 });
 
 /** RESET_OWNER, once forwarded: every relay pair goes. */
@@ -204,10 +220,10 @@ export function mainInterpositions(p: SessionParts): Interposition[] {
     deviceStatePipe(p),
     interposer && !p.keepFeatures && notificationFeatureMask(),
     dirtyLog && dirtyLogReader(dirtyLog),
-    dirtyLog && dirtyLogSample(dirtyLog),
+    dirtyLog && dirtyLogSample(dirtyLog, p),
     rings && ringTracker(rings),
     rings && ringBaseSnapshot(rings, p),
-    interposer && relayStop(interposer),
+    interposer && relayStop(interposer, p),
     interposer && relayTeardown(interposer),
   ].filter((row): row is Interposition => Boolean(row));
 }

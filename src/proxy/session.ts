@@ -137,6 +137,7 @@ export class ProxySession {
           dirtyLog: this.dataPath.dirtyLog,
           subs: this.subs,
           keepFeatures: Boolean(opts.keepFeatures),
+          negotiation: this.negotiation,
           notice: (msg) => this.notice(msg),
           deviceState: (o) => this.deviceState.interpose(o),
           ringBase: (vring, base, now) => this.dataPath.ringBase(vring, base, now),

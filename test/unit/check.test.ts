@@ -400,6 +400,22 @@ describe('check rules', () => {
     expect(f.rule.id).toBe('VU026');
   });
 
+  it('a stop that does not drain (GET_VRING_BASE_SKIP_DRAIN, 2026) is a stop: VU022 and VU020 apply to it once its feature is in use', () => {
+    const SKIP = REPLY_ACK | (1n << 15n) | (1n << 12n) | (1n << 20n) | (1n << 23n);
+    const skipStop = (features: bigint, protocol: bigint, num: number) =>
+      new Session()
+        .handshake(features, protocol)
+        .vring(0)
+        .kick(0)
+        .call(0)
+        .fe(Request.GET_VRING_BASE_SKIP_DRAIN, u32s(0, 0))
+        .be(Request.GET_VRING_BASE_SKIP_DRAIN, u32s(0, num))
+        .end();
+    expect(ids(skipStop(PF | V1, SKIP, 0))).toEqual(['VU022 vring-base-zero-after-use']);
+    expect(ids(skipStop(PF | V1, SKIP, 3))).toEqual([]);
+    expect(ids(skipStop(PF | V1 | LOG_ALL, SKIP, 3))).toEqual(['VU020 log-all-without-log-base']);
+  });
+
   it('VU022 and VU025 stay quiet for a ring never used, and for a quick reply during a migration', () => {
     expect(ids(new Session().handshake().vring(0).kick(0).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 0)).end())).toEqual([]);
     expect(

@@ -1,6 +1,7 @@
 /** The interposition table (src/proxy/interpositions.ts): handlers chosen by sender, direction and request, in table order; the real table of a session. */
 import { describe, expect, it } from 'vitest';
-import { Request } from '../../src/protocol';
+import { encodeMessage, newNegotiation, ProtocolFeature, Request } from '../../src/protocol';
+import type { PendingMessage } from '../../src/proxy/pending-message';
 import { InterpositionTable, mainInterpositions, type Interposition, type SessionParts } from '../../src/proxy/interpositions';
 import type { Interposer } from '../../src/proxy/interposer';
 import type { RingTracker } from '../../src/proxy/ring-tracker';
@@ -44,6 +45,7 @@ describe("the main channel's table, as a session builds it", () => {
     notice: () => undefined,
     deviceState: () => undefined,
     ringBase: () => undefined,
+    negotiation: newNegotiation(),
   });
   const names = (p: SessionParts) => {
     const t = new InterpositionTable(mainInterpositions(p));
@@ -64,6 +66,7 @@ describe("the main channel's table, as a session builds it", () => {
     expect(n('backend', true, Request.GET_PROTOCOL_FEATURES)).toEqual(['notification-feature mask']);
     // the stopped ring: the dirty log read first, then the snapshot, and the relay stops once the answer is on its way
     expect(n('backend', true, Request.GET_VRING_BASE)).toEqual(['dirty log sample', 'ring base snapshot', 'relay stop']);
+    expect(n('backend', true, Request.GET_VRING_BASE_SKIP_DRAIN)).toEqual(['dirty log sample', 'ring base snapshot', 'relay stop']);
     expect(n('backend', true, Request.GET_FEATURES)).toEqual([]);
     expect(n('backend', false, Request.GET_VRING_BASE)).toEqual([]);
   });
@@ -81,5 +84,34 @@ describe("the main channel's table, as a session builds it", () => {
     expect(passthrough('frontend', false, Request.SET_BACKEND_REQ_FD)).toEqual(['sub-channel']);
     expect(passthrough('frontend', false, Request.SET_DEVICE_STATE_FD)).toEqual(['device-state pipe']);
     expect(passthrough('frontend', false, Request.RESET_OWNER)).toEqual([]);
+  });
+});
+
+describe('a stop that does not drain (GET_VRING_BASE_SKIP_DRAIN, 2026)', () => {
+  it('stops the relay of its vring once its feature is in use, and not when 45 means something else', () => {
+    const stopped: number[] = [];
+    const negotiation = newNegotiation();
+    const p: SessionParts = {
+      interposer: { stopVring: (v: number) => stopped.push(v) } as unknown as Interposer,
+      rings: undefined,
+      dirtyLog: undefined,
+      subs: {} as SubChannels,
+      keepFeatures: false,
+      notice: () => undefined,
+      deviceState: () => undefined,
+      ringBase: () => undefined,
+      negotiation,
+    };
+    const t = new InterpositionTable(mainInterpositions(p));
+    const answer = (request: number, vring: number): void => {
+      const raw = encodeMessage(request, 5, Buffer.from([vring, 0, 0, 0, 9, 0, 0, 0]));
+      for (const row of t.for('backend', true, request)) row.after?.({ request, raw } as PendingMessage);
+    };
+    answer(Request.GET_VRING_BASE_SKIP_DRAIN, 1); // crosvm 2023's RESTORE answered: no vring stops
+    expect(stopped).toEqual([]);
+    negotiation.protocolFeatures = 1n << BigInt(ProtocolFeature.GET_VRING_BASE_SKIP_DRAIN);
+    answer(Request.GET_VRING_BASE_SKIP_DRAIN, 1);
+    answer(Request.GET_VRING_BASE, 2);
+    expect(stopped).toEqual([1, 2]);
   });
 });

@@ -41,9 +41,9 @@ const u32s = (...v: number[]): Buffer =>
 const u64s = (...v: bigint[]): Buffer => Buffer.concat(v.map(u64));
 
 describe('request tables', () => {
-  it('define every main-channel code 1..44 exactly once', () => {
-    expect(MAIN_REQUESTS.map((r) => r.code)).toEqual(Array.from({ length: 44 }, (_, i) => i + 1));
-    expect(new Set(MAIN_REQUESTS.map((r) => r.name)).size).toBe(44);
+  it('define every main-channel code 1..45 exactly once', () => {
+    expect(MAIN_REQUESTS.map((r) => r.code)).toEqual(Array.from({ length: 45 }, (_, i) => i + 1));
+    expect(new Set(MAIN_REQUESTS.map((r) => r.name)).size).toBe(45);
     for (const r of MAIN_REQUESTS) expect(r.doc.length).toBeGreaterThan(10);
   });
   it('define every backend-channel code 1..10 and crosvm 1002..1007', () => {
@@ -63,8 +63,8 @@ describe('request tables', () => {
 });
 
 describe('feature bits', () => {
-  it('name every protocol feature 0..22', () => {
-    expect(Object.values(ProtocolFeature)).toEqual(Array.from({ length: 23 }, (_, i) => i));
+  it('name every protocol feature 0..23', () => {
+    expect(Object.values(ProtocolFeature)).toEqual(Array.from({ length: 24 }, (_, i) => i));
     expect(protocolFeatureNames(0x8f2bn)).toEqual([
       'MQ',
       'LOG_SHMFD',
@@ -284,6 +284,25 @@ describe('dialects: codes whose meaning depends on the implementation', () => {
     });
     // the standard meaning wins over --dialect once its feature is negotiated
     expect(decodeMessage('main', m, 'frontend', { negotiation: neg(ProtocolFeature.SHARED_OBJECT), dialect: 'crosvm-2023' }).name).toBe('GET_SHARED_OBJECT');
+  });
+  it('45 is GET_VRING_BASE_SKIP_DRAIN (2026) once its feature is negotiated or with a vring state; crosvm 2023 RESTORE otherwise told apart', () => {
+    const stop = encodeMessage(45, 1, u32s(1, 0));
+    const skip = decodeMessage('main', stop, 'frontend', { negotiation: neg(ProtocolFeature.GET_VRING_BASE_SKIP_DRAIN) });
+    expect(skip).toMatchObject({ name: 'GET_VRING_BASE_SKIP_DRAIN', layout: 'vringState', payload: { index: 1, num: 0 } });
+    expect(skip.ambiguous).toBeUndefined();
+    expect(skip.dialect).toBeUndefined();
+    // a vring state decides it without the feature; RESTORE's serialized state does not look like one
+    const byPayload = decodeMessage('main', stop, 'frontend', { negotiation: neg() });
+    expect([byPayload.name, byPayload.dialect, byPayload.ambiguous]).toEqual(['GET_VRING_BASE_SKIP_DRAIN', undefined, undefined]);
+    expect(decodeMessage('main', encodeMessage(45, 1, Buffer.alloc(64)), 'frontend', { negotiation: neg() }).ambiguous).toEqual([
+      'GET_VRING_BASE_SKIP_DRAIN (standard)',
+      'RESTORE (crosvm-2023)',
+    ]);
+    expect(decodeMessage('main', encodeMessage(45, 1, Buffer.alloc(64)), 'frontend', { negotiation: neg(), dialect: 'crosvm-2023' }).name).toBe('RESTORE');
+    // its reply is mandatory, as GET_VRING_BASE's
+    const n = neg(ProtocolFeature.GET_VRING_BASE_SKIP_DRAIN);
+    expect(isReplyExpected('main', 45, 1, n)).toBe(true);
+    expect(protocolFeatureNames(1n << 23n)).toEqual(['GET_VRING_BASE_SKIP_DRAIN']);
   });
   it("crosvm's pre-2025 codes have one meaning: front-end 1004, back-end 1000 and 1001", () => {
     expect(decodeMessage('main', encodeMessage(1004, 1))).toMatchObject({ name: 'GET_SHARED_MEMORY_REGIONS', dialect: 'crosvm-2024', known: true });

@@ -2,7 +2,7 @@
  * The migration rules (VU020-VU024): dirty logging, ring positions across a stop and a
  * migration, device state. The daemon-wide `stops` carry a source's rings to its destination.
  */
-import { hasBit, Request, VirtioFeature, DIRTY_LOG_PAGE as LOG_PAGE } from '../../protocol';
+import { hasBit, Request, stopsVring, VirtioFeature, DIRTY_LOG_PAGE as LOG_PAGE } from '../../protocol';
 import type { MessageEvent } from '../../events/events';
 import { RULES } from '../rules';
 import type { AddFinding, CheckFinding, MigrationStop, SessionState, VringMap } from './state';
@@ -16,7 +16,7 @@ export function migrationRules(s: SessionState, stops: VringMap<MigrationStop>, 
   const p = d.payload as Record<string, never>;
   const packed = hasBit(s.negotiation.ackedFeatures, VirtioFeature.RING_PACKED);
   if (d.reply) {
-    if (d.request !== Request.GET_VRING_BASE || e.sender !== 'backend') return;
+    if (!stopsVring(s.negotiation, d.request) || e.sender !== 'backend') return;
     const vring = p.index as number;
     const num = p.num as number;
     const use = s.ringUse.get(vring);
@@ -30,6 +30,10 @@ export function migrationRules(s: SessionState, stops: VringMap<MigrationStop>, 
     return;
   }
   if (e.sender !== 'frontend') return;
+  if (stopsVring(s.negotiation, d.request) && s.logAll && s.logBytes === undefined && !s.reportedLogAll) {
+    s.reportedLogAll = true;
+    add(RULES.logAllWithoutLogBase, `vring ${p.index} stopped with LOG_ALL acked and no SET_LOG_BASE in this session`);
+  }
   switch (d.request) {
     case Request.SET_VRING_BASE: {
       const vring = p.index as number;
@@ -49,12 +53,6 @@ export function migrationRules(s: SessionState, stops: VringMap<MigrationStop>, 
       s.everStarted.add(vring);
       break;
     }
-    case Request.GET_VRING_BASE:
-      if (s.logAll && s.logBytes === undefined && !s.reportedLogAll) {
-        s.reportedLogAll = true;
-        add(RULES.logAllWithoutLogBase, `vring ${p.index} stopped with LOG_ALL acked and no SET_LOG_BASE in this session`);
-      }
-      break;
     case Request.SET_LOG_BASE: {
       s.logBytes = p.mmapSize as bigint;
       const end = s.regions.reduce((m, r) => (r.guestPhysAddr + r.memorySize > m ? r.guestPhysAddr + r.memorySize : m), 0n);
