@@ -6,9 +6,12 @@
  * The fds of SET_MEM_TABLE / ADD_MEM_REG are dup()ed before the message is forwarded (the
  * forwarded copies go to the backend); the mappings go with REM_MEM_REG, a new table, or the
  * end of the session.
+ *
+ * Ring addresses are the front-end's virtual addresses, unless GPA_ADDRESSES (protocol feature
+ * 21, 2026) is in use: then they are guest-physical, and are translated through the regions.
  */
 import { native, type GuestMemory } from '../native';
-import { decoders, hasBit, HEADER_SIZE, MAX_RAM_SLOTS, MAX_VRINGS, Request, VirtioFeature, type MemoryRegion } from '../protocol';
+import { decoders, hasBit, HEADER_SIZE, MAX_RAM_SLOTS, MAX_VRINGS, ProtocolFeature, Request, VirtioFeature, type MemoryRegion } from '../protocol';
 import type { RingSnapshot } from '../rings/snapshot';
 import type { RelayHub } from './relay-hub';
 
@@ -29,6 +32,10 @@ export class RingTracker {
   private readonly vrings = new Map<number, VringSetup>();
   private packed = false;
   private closed = false;
+  /** GPA_ADDRESSES in use: ring addresses are guest-physical */
+  private gpaAddresses = false;
+  /** the memory table as the front-end gave it (mapped or not), to translate guest-physical ring addresses */
+  private regions: MemoryRegion[] = [];
 
   constructor(
     private readonly hub: RelayHub,
@@ -59,18 +66,26 @@ export class RingTracker {
         case Request.SET_MEM_TABLE: {
           this.memory.clear();
           const regions = decoders.memTable(p).regions as MemoryRegion[];
+          this.regions = regions.slice(0, MAX_RAM_SLOTS);
           // rings already given to the relay read through this same GuestMemory: nothing to redo
           regions.forEach((r, i) => fds[i] !== undefined && this.map(fds[i], r));
           break;
         }
-        case Request.ADD_MEM_REG:
-          if (fds.length === 1) this.map(fds[0], decoders.memRegion(p).region as MemoryRegion);
+        case Request.ADD_MEM_REG: {
+          const r = decoders.memRegion(p).region as MemoryRegion;
+          if (this.regions.length < MAX_RAM_SLOTS) this.regions.push(r);
+          if (fds.length === 1) this.map(fds[0], r);
           break;
+        }
         case Request.REM_MEM_REG: {
           const r = decoders.memRegion(p).region as MemoryRegion;
+          this.regions = this.regions.filter((x) => x.guestPhysAddr !== r.guestPhysAddr || x.memorySize !== r.memorySize);
           this.memory.remove(r.guestPhysAddr, r.memorySize);
           break;
         }
+        case Request.SET_PROTOCOL_FEATURES:
+          this.gpaAddresses = hasBit(decoders.protocolFeatures(p).protocolFeatures as bigint, ProtocolFeature.GPA_ADDRESSES);
+          break;
         case Request.SET_FEATURES:
           this.packed = hasBit(decoders.features(p).features as bigint, VirtioFeature.RING_PACKED);
           break;
@@ -133,7 +148,23 @@ export class RingTracker {
     // split: SET_VRING_BASE is the next avail index, and used has caught up with it; packed:
     // bits 0-14 position, bit 15 wrap counter, for both the driver and the device side
     const base = (v.base ?? (this.packed ? 0x8000 : 0)) & 0xffff;
-    this.hub.setRing(v.ringId, this.memory, v.addr.desc, v.addr.avail, v.addr.used, v.num, this.packed, this.mode === 'headers' ? HEADER_BYTES : 0, base, base);
+    const a = this.gpaAddresses ? this.toFrontendAddresses(v.addr) : v.addr;
+    if (!a) return;
+    this.hub.setRing(v.ringId, this.memory, a.desc, a.avail, a.used, v.num, this.packed, this.mode === 'headers' ? HEADER_BYTES : 0, base, base);
+  }
+
+  /** Guest-physical ring addresses (GPA_ADDRESSES) as the front-end's virtual ones the relay reads by; undefined (told) when one is in no region. */
+  private toFrontendAddresses(addr: NonNullable<VringSetup['addr']>): VringSetup['addr'] {
+    const out = { ...addr };
+    for (const k of ['desc', 'avail', 'used'] as const) {
+      const r = this.regions.find((x) => addr[k] >= x.guestPhysAddr && addr[k] - x.guestPhysAddr < x.memorySize);
+      if (!r) {
+        this.onProblem(`--rings: the ring's ${k} at guest-physical 0x${addr[k].toString(16)} (GPA_ADDRESSES) is in no memory region; this ring is not shown`);
+        return undefined;
+      }
+      out[k] = r.userspaceAddr + (addr[k] - r.guestPhysAddr);
+    }
+    return out;
   }
 
   /** The interposer made a relay pair for this vring's kick or call. */

@@ -73,3 +73,45 @@ describe('--rings caps', () => {
     expect(openFds()).toBe(before);
   });
 });
+
+describe('--rings with GPA_ADDRESSES (2026): ring addresses are guest-physical', () => {
+  const u64s = (...v: bigint[]): Buffer => Buffer.concat(v.map((x) => Buffer.from(new BigUint64Array([x]).buffer)));
+  const GUEST = 0x1_0000_0000n; // guest-physical base of the one region
+  const FRONTEND = 0x7f00_0000_0000n; // where the front-end mapped it
+  function run(protocolFeatures: bigint, desc: bigint): { rings: bigint[][]; problems: string[] } {
+    const rings: bigint[][] = [];
+    const problems: string[] = [];
+    const hub = { allocRing: () => 0, setRing: (_id: number, _m: unknown, d: bigint, a: bigint, u: bigint) => rings.push([d, a, u]), freeRing: () => {} };
+    const t = new RingTracker(
+      hub as unknown as RelayHub,
+      'ring',
+      () => {},
+      (m) => problems.push(m),
+    );
+    t.beforeForward(Request.SET_PROTOCOL_FEATURES, encodeMessage(Request.SET_PROTOCOL_FEATURES, 1, u64s(protocolFeatures)), []);
+    const table = Buffer.concat([u32s(1, 0), u64s(GUEST, 0x100000n, FRONTEND, 0n)]);
+    t.beforeForward(Request.SET_MEM_TABLE, encodeMessage(Request.SET_MEM_TABLE, 1, table), [native.memfdCreate('guest', 0x100000, true)]);
+    t.beforeForward(Request.SET_VRING_NUM, encodeMessage(Request.SET_VRING_NUM, 1, u32s(0, 256)), []);
+    t.beforeForward(
+      Request.SET_VRING_ADDR,
+      encodeMessage(Request.SET_VRING_ADDR, 1, Buffer.concat([u32s(0, 0), u64s(desc, desc + 0x2000n, desc + 0x1000n, 0n)])),
+      [],
+    );
+    t.close();
+    return { rings, problems };
+  }
+
+  it('translates them through the regions to the addresses the relay reads by', () => {
+    expect(run(1n << 21n, GUEST + 0x4000n)).toEqual({ rings: [[FRONTEND + 0x4000n, FRONTEND + 0x5000n, FRONTEND + 0x6000n]], problems: [] });
+  });
+
+  it('without the feature they are the front-end virtual addresses, as they came', () => {
+    expect(run(0n, FRONTEND + 0x4000n).rings).toEqual([[FRONTEND + 0x4000n, FRONTEND + 0x5000n, FRONTEND + 0x6000n]]);
+  });
+
+  it('a guest-physical ring address in no region: told, and the ring not read', () => {
+    const r = run(1n << 21n, 0x4000n);
+    expect(r.rings).toEqual([]);
+    expect(r.problems).toEqual(["--rings: the ring's desc at guest-physical 0x4000 (GPA_ADDRESSES) is in no memory region; this ring is not shown"]);
+  });
+});
