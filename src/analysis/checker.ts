@@ -4,7 +4,18 @@
  * (check/state.ts). The rules on the device's set-up and on migration have files of their own
  * (check/setup.ts, check/migration.ts); the reply, kick and ring rules are here.
  */
-import { applyMainMessage, hasBit, HEADER_SIZE, isReplyExpected, Request, validateMessage, VirtioFeature, DeviceStatus } from '../protocol';
+import {
+  applyMainMessage,
+  BackendRequest,
+  hasBit,
+  HEADER_SIZE,
+  isReplyExpected,
+  ProtocolFeature,
+  Request,
+  validateMessage,
+  VirtioFeature,
+  DeviceStatus,
+} from '../protocol';
 import type { MessageEvent, ProxyEvent } from '../events/events';
 import { RULES, type Rule } from './rules';
 import { MIGRATION_DOWNTIME_NS, SessionState, VringMap, type CheckFinding, type MigrationStop } from './check/state';
@@ -12,6 +23,14 @@ import { migrationLeftovers, migrationRules } from './check/migration';
 import { setupRules } from './check/setup';
 
 export type { CheckFinding } from './check/state';
+
+/** GET_SHMEM_CONFIG, or the back-end's SHMEM_MAP / SHMEM_UNMAP: a peer that speaks SHMEM. */
+const usesShmem = (e: MessageEvent): boolean =>
+  (e.channel === 'main' && e.decoded.request === Request.GET_SHMEM_CONFIG) ||
+  (e.channel === 'backend' && (e.decoded.request === BackendRequest.SHMEM_MAP || e.decoded.request === BackendRequest.SHMEM_UNMAP));
+
+/** Bit 21 in use and 22 not: SHMEM where rust-vmm vhost 0.16 puts it. */
+const shmemAt21 = (protocol: bigint | undefined): boolean => hasBit(protocol, ProtocolFeature.GPA_ADDRESSES) && !hasBit(protocol, ProtocolFeature.SHMEM);
 
 /** "fault rule r1, r2" for the rules applied to a message, when any were. */
 const rulesOf = (e: MessageEvent): string | undefined => (e.faults?.length ? `fault rule ${e.faults.join(', ')}` : undefined);
@@ -145,6 +164,10 @@ export class Checker {
     for (const f of validateMessage(received, { channel: e.channel, sender: e.sender, fdCount: e.fds.length, negotiation: s.negotiation })) {
       const r = VALIDATOR_RULES[f.rule];
       if (r) add(r, f.message);
+    }
+    if (!s.reportedShmemBit && !d.reply && usesShmem(e) && shmemAt21(s.negotiation.protocolFeatures)) {
+      s.reportedShmemBit = true;
+      add(RULES.shmemBit, `${d.name} with protocol feature 21 negotiated and 22 (SHMEM) not: the peers number SHMEM as rust-vmm vhost 0.16 does`);
     }
     // only where what was negotiated (or --dialect) does not decide the meaning: a GET_SHMEM_CONFIG
     // with SHMEM negotiated is the standard request

@@ -171,6 +171,13 @@ export const RULES = {
     'vhost-user.rst VHOST_USER_SET_DEVICE_STATE_FD; QEMU migration downtime-limit (300 ms by default)',
     "a device-state transfer took longer than QEMU's default downtime limit: the source saves its back-end's state with the guest stopped, the destination loads it before the guest runs, so the guest stays paused that long",
   ),
+  shmemBit: rule(
+    'VU027',
+    'shmem-bit',
+    'warning',
+    'vhost-user.rst protocol features (2026: 21 GPA_ADDRESSES, 22 SHMEM); rust-vmm vhost 0.16 (SHMEM at 21)',
+    "SHMEM's messages while protocol feature 21, not 22, is negotiated: rust-vmm vhost 0.16 numbers SHMEM 21, which the spec and QEMU 11 give GPA_ADDRESSES; a QEMU 11 front-end then sends guest-physical ring addresses the back-end reads as its own",
+  ),
 } as const satisfies Record<string, Rule>;
 
 export type RuleKey = keyof typeof RULES;

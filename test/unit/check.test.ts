@@ -265,6 +265,15 @@ const cases: [string, () => ProxyEvent[]][] = [
         .be(Request.CHECK_DEVICE_STATE, u64(0n))
         .end(),
   ],
+  [
+    'VU027 shmem-bit',
+    () =>
+      new Session()
+        .handshake(PF | V1, REPLY_ACK | (1n << 15n) | (1n << 5n) | (1n << 21n))
+        .be(9, Buffer.alloc(40), { channel: 'backend', flags: 1, fds: 1 })
+        .be(9, Buffer.alloc(40), { channel: 'backend', flags: 1, fds: 1 })
+        .end(),
+  ],
 ];
 
 /**
@@ -414,6 +423,16 @@ describe('check rules', () => {
     expect(ids(skipStop(PF | V1, SKIP, 0))).toEqual(['VU022 vring-base-zero-after-use']);
     expect(ids(skipStop(PF | V1, SKIP, 3))).toEqual([]);
     expect(ids(skipStop(PF | V1 | LOG_ALL, SKIP, 3))).toEqual(['VU020 log-all-without-log-base']);
+  });
+
+  it('VU027 stays quiet where SHMEM is bit 22, as the 2026 spec has it', () => {
+    const at22 = new Session()
+      .handshake(PF | V1, REPLY_ACK | (1n << 15n) | (1n << 5n) | (1n << 21n) | (1n << 22n))
+      .be(9, Buffer.alloc(40), { channel: 'backend', flags: 1, fds: 1 })
+      .fe(Request.GET_SHMEM_CONFIG)
+      .be(Request.GET_SHMEM_CONFIG, Buffer.alloc(2056))
+      .end();
+    expect(ids(at22)).toEqual([]);
   });
 
   it('VU022 and VU025 stay quiet for a ring never used, and for a quick reply during a migration', () => {

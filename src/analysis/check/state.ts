@@ -66,6 +66,7 @@ export class SessionState {
   /** the dirty log's size, once SET_LOG_BASE gave one */
   logBytes?: bigint;
   reportedLogAll = false;
+  reportedShmemBit = false;
   /** per vring, since its SET_VRING_BASE: that base and the calls the back-end made */
   ringUse = new VringMap<{ base: number; calls: number }>();
   /** vrings that had a SET_VRING_BASE in this session (a migration's destination sets each once) */
