@@ -178,6 +178,20 @@ export const RULES = {
     'vhost-user.rst protocol features (2026: 21 GPA_ADDRESSES, 22 SHMEM); rust-vmm vhost 0.16 (SHMEM at 21)',
     "SHMEM's messages while protocol feature 21, not 22, is negotiated: rust-vmm vhost 0.16 numbers SHMEM 21, which the spec and QEMU 11 give GPA_ADDRESSES; a QEMU 11 front-end then sends guest-physical ring addresses the back-end reads as its own",
   ),
+  regionsOverlap: rule(
+    'VU028',
+    'regions-overlap',
+    'error',
+    'vhost-user.rst "Memory region description" (2026: overlapping regions are a bug in the front-end)',
+    'two memory regions overlap in guest-physical or in front-end address space: an address then translates through either, and a back-end may read the wrong memory',
+  ),
+  postcopyWithMemSlots: rule(
+    'VU029',
+    'postcopy-with-mem-slots',
+    'error',
+    'vhost-user.rst "Postcopy" (2026: unsupported with CONFIGURE_MEM_SLOTS)',
+    'a POSTCOPY_* request while CONFIGURE_MEM_SLOTS is negotiated: the spec says postcopy is not supported then and these requests MUST NOT be sent',
+  ),
 } as const satisfies Record<string, Rule>;
 
 export type RuleKey = keyof typeof RULES;

@@ -274,6 +274,15 @@ const cases: [string, () => ProxyEvent[]][] = [
         .be(9, Buffer.alloc(40), { channel: 'backend', flags: 1, fds: 1 })
         .end(),
   ],
+  [
+    'VU028 regions-overlap',
+    () =>
+      new Session()
+        .handshake()
+        .fe(Request.ADD_MEM_REG, Buffer.concat([u64(0n), region(0x80000n, 0x100000n, 0x7f1000000000n)]), { fds: 1 })
+        .end(),
+  ],
+  ['VU029 postcopy-with-mem-slots', () => new Session().handshake().fe(Request.POSTCOPY_END).be(Request.POSTCOPY_END, u64(0n)).end()],
 ];
 
 /**
@@ -423,6 +432,32 @@ describe('check rules', () => {
     expect(ids(skipStop(PF | V1, SKIP, 0))).toEqual(['VU022 vring-base-zero-after-use']);
     expect(ids(skipStop(PF | V1, SKIP, 3))).toEqual([]);
     expect(ids(skipStop(PF | V1 | LOG_ALL, SKIP, 3))).toEqual(['VU020 log-all-without-log-base']);
+  });
+
+  it('VU028 in one table too, and quiet for regions side by side; VU029 quiet without CONFIGURE_MEM_SLOTS', () => {
+    const table = (...r: Buffer[]) => new Session().fe(Request.SET_MEM_TABLE, memTable(...r), { fds: r.length }).end();
+    const f = checkEvents(table(region(0n, 0x100000n, 0x7f0000000000n), region(0x200000n, 0x100000n, 0x7f0000080000n)));
+    expect(f.map((x) => `${x.rule.id} ${x.detail}`)).toEqual([
+      'VU028 gpa 0x200000+0x100000 (uaddr 0x7f0000080000) overlaps gpa 0x0+0x100000 (uaddr 0x7f0000000000)',
+    ]);
+    expect(ids(table(region(0n, 0x100000n, 0x7f0000000000n), region(0x100000n, 0x100000n, 0x7f0000100000n)))).toEqual([]);
+    const noSlots = new Session()
+      .handshake(PF | V1, REPLY_ACK | (1n << 8n))
+      .fe(Request.POSTCOPY_END)
+      .be(Request.POSTCOPY_END, u64(0n))
+      .end();
+    expect(ids(noSlots)).toEqual([]);
+  });
+
+  it('VU009 takes ring addresses as guest-physical with GPA_ADDRESSES (2026)', () => {
+    const gpa = REPLY_ACK | (1n << 15n) | (1n << 21n);
+    const ring = (desc: bigint) =>
+      new Session()
+        .handshake(PF | V1, gpa)
+        .fe(Request.SET_VRING_ADDR, vringAddr(0, desc, desc + 0x2000n, desc + 0x1000n))
+        .end();
+    expect(ids(ring(0x1000n))).toEqual([]); // inside the region's guest-physical range
+    expect(ids(ring(0x7f0000001000n))).toEqual(['VU009 ring-outside-regions']); // the front-end's address, not a guest-physical one
   });
 
   it('VU027 stays quiet where SHMEM is bit 22, as the 2026 spec has it', () => {

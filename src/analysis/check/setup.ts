@@ -8,10 +8,23 @@ import type { MessageEvent } from '../../events/events';
 import { RULES } from '../rules';
 import type { AddFinding, SessionState } from './state';
 
+const within = (a: bigint, aSize: bigint, b: bigint, bSize: bigint): boolean => a < b + bSize && b < a + aSize;
+
+/** Two regions overlap in guest-physical or in front-end address space. */
+const overlap = (x: MemoryRegion, r: MemoryRegion): boolean =>
+  within(x.guestPhysAddr, x.memorySize, r.guestPhysAddr, r.memorySize) || within(x.userspaceAddr, x.memorySize, r.userspaceAddr, r.memorySize);
+
+const regionText = (r: MemoryRegion): string =>
+  `gpa 0x${r.guestPhysAddr.toString(16)}+0x${r.memorySize.toString(16)} (uaddr 0x${r.userspaceAddr.toString(16)})`;
+
+const POSTCOPY = new Set([Request.POSTCOPY_ADVISE, Request.POSTCOPY_LISTEN, Request.POSTCOPY_END]);
+
 export function setupRules(s: SessionState, e: MessageEvent, add: AddFinding): void {
   const d = e.decoded;
   if (d.reply || e.sender !== 'frontend') return;
   const p = d.payload as Record<string, never>;
+  if (POSTCOPY.has(d.request) && hasBit(s.negotiation.protocolFeatures, ProtocolFeature.CONFIGURE_MEM_SLOTS))
+    add(RULES.postcopyWithMemSlots, `${d.name} with CONFIGURE_MEM_SLOTS negotiated`);
   switch (d.request) {
     case Request.SET_FEATURES: {
       const extra = s.offered !== undefined ? (p.features as bigint) & ~s.offered : 0n;
@@ -26,12 +39,19 @@ export function setupRules(s: SessionState, e: MessageEvent, add: AddFinding): v
     case Request.SET_MEM_TABLE: {
       s.regions = (p.regions as MemoryRegion[]) ?? [];
       s.haveMemTable = true;
+      for (const [i, r] of s.regions.entries()) {
+        const o = s.regions.slice(0, i).find((x) => overlap(x, r));
+        if (o) add(RULES.regionsOverlap, `${regionText(r)} overlaps ${regionText(o)}`);
+      }
       const limit = s.maxSlots !== undefined ? Math.min(s.maxSlots, 8) : 8;
       if ((p.nregions as number) > limit) add(RULES.tooManyRegions, `SET_MEM_TABLE with ${p.nregions} regions, at most ${limit}`);
       break;
     }
     case Request.ADD_MEM_REG: {
-      s.regions.push(p.region as MemoryRegion);
+      const r = p.region as MemoryRegion;
+      const o = s.regions.find((x) => overlap(x, r));
+      if (o) add(RULES.regionsOverlap, `ADD_MEM_REG ${regionText(r)} overlaps ${regionText(o)}, not removed first`);
+      s.regions.push(r);
       s.haveMemTable = true;
       if (s.maxSlots !== undefined && s.regions.length > s.maxSlots)
         add(RULES.tooManyRegions, `${s.regions.length} regions after ADD_MEM_REG, GET_MAX_MEM_SLOTS said ${s.maxSlots}`);
@@ -54,9 +74,12 @@ export function setupRules(s: SessionState, e: MessageEvent, add: AddFinding): v
     }
     case Request.SET_VRING_ADDR: {
       if (!s.haveMemTable) add(RULES.ringBeforeMemTable, `vring ${p.index} addresses set before any memory table`);
-      const iova = hasBit(s.negotiation.ackedFeatures, VirtioFeature.ACCESS_PLATFORM) || hasBit(s.negotiation.protocolFeatures, ProtocolFeature.GPA_ADDRESSES);
+      // IOVAs (ACCESS_PLATFORM) go through the IOTLB; with GPA_ADDRESSES they are guest-physical
+      const iova = hasBit(s.negotiation.ackedFeatures, VirtioFeature.ACCESS_PLATFORM);
+      const gpa = hasBit(s.negotiation.protocolFeatures, ProtocolFeature.GPA_ADDRESSES);
       if (s.haveMemTable && !iova) {
-        const inside = (a: bigint): boolean => s.regions.some((r) => a >= r.userspaceAddr && a < r.userspaceAddr + r.memorySize);
+        const base = (r: MemoryRegion): bigint => (gpa ? r.guestPhysAddr : r.userspaceAddr);
+        const inside = (a: bigint): boolean => s.regions.some((r) => a >= base(r) && a < base(r) + r.memorySize);
         for (const k of ['desc', 'used', 'avail'] as const)
           if (!inside(p[k] as bigint)) add(RULES.ringOutsideRegions, `vring ${p.index} ${k}=0x${(p[k] as bigint).toString(16)} is in no memory region`);
       }
