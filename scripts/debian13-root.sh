@@ -19,7 +19,7 @@ set -u -o pipefail
 ROOT="${VHS_DEBIAN13_ROOT:-/var/cache/vhostscope/trixie-root}"
 MIRROR="${VHS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=trixie
-PKGS="qemu-system-x86 qemu-system-common qemu-system-data qemu-system-gui qemu-utils seabios
+PKGS="qemu-system-x86 qemu-system-common qemu-system-data qemu-system-gui qemu-utils qemu-block-extra seabios
       dpdk dpdk-dev librte-net-vhost25 librte-net-virtio25 virtiofsd passt
       cargo rustc librust-vhost-dev openvswitch-switch-dpdk"
 SID_PKGS="vhost-device-vsock"
@@ -82,6 +82,8 @@ for b in /usr/bin/qemu-system-x86_64 /usr/bin/qemu-storage-daemon /usr/bin/dpdk-
          /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk; do
     [ -x "$ROOT$b" ] || fail "$b is missing in $ROOT"
 done
+# libblkio's virtio-blk-vhost-user driver for qemu-io/qemu-img (qemu-block-extra): a front-end without a VM
+[ -f "$ROOT/usr/lib/x86_64-linux-gnu/qemu/block-blkio.so" ] || fail "qemu-block-extra's block-blkio.so is missing in $ROOT"
 in_root 60 qemu-system-x86_64 --version >"$ROOT/.vhs-versions" 2>&1 || fail "qemu-system-x86_64 does not run in $ROOT"
 in_root 60 dpkg-query -W -f='${Package} ${Version}\n' qemu-system-x86 qemu-system-gui dpdk virtiofsd passt vhost-device-vsock openvswitch-switch-dpdk librust-vhost-dev >>"$ROOT/.vhs-versions" 2>&1
 touch "$ROOT/.vhs-ready"
