@@ -12,7 +12,7 @@ import { findMigrations, migrationLines } from './migration';
 import { relayTransit, TRANSIT_METHOD, type RelayTransit } from './relay-transit';
 import { requestLatency, type SessionRequests } from './request-latency';
 import { summarize } from './summary';
-import { checkEvents } from './checker';
+import { checkEvents, type CheckFinding } from './checker';
 import { deviceOf, recordingDevices } from '../recording/devices';
 import type { RecordingRecord } from '../recording/records';
 import { entryLine, indicesText } from '../rings/format';
@@ -158,7 +158,7 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
 duration ${s.durationS?.toFixed(3) ?? '?'} s · messages F&gt;B ${escv(s.messages['F>B'])}, B&gt;F ${escv(s.messages['B>F'])} · eventfds ${s.interpose ? 'interposed' : 'passed through'}${s.endReason ? ` · end: ${esc(s.endReason)}` : ''}</p>
 <p>device: ${esc(s.device ? `${s.device} (${s.deviceReason})` : 'not known')}<br>protocol features in use: ${esc((s.features.protocolInUse ?? []).join(' | ') || '—')}<br>virtio features acked: ${esc((s.features.acked ?? []).join(' | ') || '—')}</p>
 <h3>Check findings (${sf.length})</h3>
-${sf.length ? `<ul class="findings">${sf.map((f) => `<li class="${escv(f.rule.severity)}"><b>${escv(f.rule.id)} ${escv(f.rule.name)}</b> at ${esc(f.at)}${f.message !== undefined ? ` (#${escv(f.message)})` : ''}: ${esc(f.detail)} <i>${esc(f.rule.section)}</i></li>`).join('')}</ul>` : '<p>none</p>'}
+${sf.length ? `<ul class="findings">${sf.map((f) => `<li class="${escv(f.rule.severity)}"><b><a href="#rule-${escv(f.rule.id)}">${escv(f.rule.id)} ${escv(f.rule.name)}</a></b> at ${esc(f.at)}${f.message !== undefined ? ` (#${escv(f.message)})` : ''}: ${esc(f.detail)} <i>${esc(f.rule.section)}</i></li>`).join('')}</ul>` : '<p>none</p>'}
 <h3>Handshake (sequence)</h3>
 <div class="plot sequence" id="seq-${escv(s.session)}"></div>
 <h3>Timeline</h3>
@@ -215,6 +215,7 @@ ${migrations
   )
   .join('\n')}
 ${sessions.join('\n')}
+${rulesSection(findings)}
 <script>
 const DATA = ${json};
 const NS = 'http://www.w3.org/2000/svg';
@@ -330,4 +331,16 @@ document.body.dataset.plots = String(document.querySelectorAll('[data-rendered="
 </script>
 </body></html>
 `;
+}
+
+/** What each rule that fired means, why it matters and how to fix it (`check --explain`); the findings link here. */
+function rulesSection(findings: CheckFinding[]): string {
+  const rules = [...new Map(findings.map((f) => [f.rule.id, f.rule])).values()].sort((a, b) => a.id.localeCompare(b.id));
+  if (!rules.length) return '';
+  return `<section class="rules"><h2>What the findings mean</h2><dl>${rules
+    .map(
+      (r) =>
+        `<dt id="rule-${escv(r.id)}"><b>${escv(r.id)} ${escv(r.name)}</b> (${escv(r.severity)})</dt><dd>${esc(r.explain)}<br>fix: ${esc(r.fix)}<br><i>${esc(r.section)}</i></dd>`,
+    )
+    .join('')}</dl></section>`;
 }

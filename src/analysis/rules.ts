@@ -8,9 +8,55 @@ export interface Rule {
   severity: 'error' | 'warning';
   section: string;
   explain: string;
+  /** what to change, and on which side */
+  fix: string;
 }
 
-const rule = (id: string, name: string, severity: Rule['severity'], section: string, explain: string): Rule => ({ id, name, severity, section, explain });
+/** How to fix what each rule finds (`check --explain`), by id. */
+const FIXES: Record<string, string> = {
+  VU001: 'the back-end: answer with flags exactly 0x5 (version 1 | REPLY); do not echo the request flags (NEED_REPLY) into the reply',
+  VU002: 'the side that answered: send a reply only for requests that take one, or whose NEED_REPLY asked for one with REPLY_ACK negotiated',
+  VU003:
+    'the back-end: answer every request the spec says is answered, and every NEED_REPLY once REPLY_ACK is negotiated; a fault rule named in the finding is the cause instead',
+  VU004: 'the front-end: set NEED_REPLY only once REPLY_ACK is in use (SET_PROTOCOL_FEATURES), or negotiate REPLY_ACK',
+  VU005:
+    "the sender: give the request its layout's size (docs of the request in vhost-user.rst); a peer of another dialect may use the code for something else (--dialect)",
+  VU006: 'the sender: pass exactly the fds the request carries (one per region, one eventfd unless the NOFD bit 8 is set)',
+  VU007: 'the front-end: send SET_MEM_TABLE (or ADD_MEM_REG) before SET_VRING_ADDR',
+  VU008: 'the front-end: set the memory table before starting a ring; the back-end cannot read a ring it cannot translate',
+  VU009:
+    'the front-end: give ring addresses inside a region, in the address space the negotiation says (its own virtual addresses, or guest-physical with GPA_ADDRESSES)',
+  VU010:
+    'the back-end: look at the ring again when it is enabled (a kick before SET_VRING_ENABLE(1) must not be lost); or the front-end: enable before kicking',
+  VU011: 'the front-end: ack only features the back-end offered in this connection',
+  VU012: 'the front-end: stay within 8 regions without CONFIGURE_MEM_SLOTS, and within GET_MAX_MEM_SLOTS with it',
+  VU013: "both: agree on the ring layout; a split ring's SET_VRING_BASE uses bits 0-15, a packed ring's SET_VRING_ADDR lays out the descriptor ring only",
+  VU014: 'the front-end: send SET_INFLIGHT_FD after the rings are set up (after SET_VRING_BASE), as QEMU does',
+  VU015: 'the sender: use a code of the spec, or tell vhostscope the dialect (--dialect) when the peers speak a private one',
+  VU016: 'nothing on the wire, when the peers agree: tell vhostscope which implementation family this is with --dialect',
+  VU017: 'the sender: on this channel only the requester (front-end on main, back-end on the backend channel) sends requests',
+  VU018: 'the front-end: send SET_VRING_KICK for every ring it starts; a fault rule named in the finding is the cause instead',
+  VU019: 'the back-end: keep its ring position across a stop; answer GET_VRING_BASE with the next avail index it would process, never a reset 0',
+  VU020: 'the front-end: send SET_LOG_BASE before it acks LOG_ALL (QEMU does at the start of a migration); the back-end: refuse LOG_ALL without a log',
+  VU021: 'the front-end: size the log for the highest guest address, one bit per 4 KiB page',
+  VU022: 'the back-end: answer GET_VRING_BASE with where the ring is, not 0, for a ring it used',
+  VU023: "the back-end: answer the source's GET_VRING_BASE with its real position; the destination front-end: resume from the value the source answered",
+  VU024: "the front-end: follow SET_DEVICE_STATE_FD's transfer with CHECK_DEVICE_STATE once the pipe reached end of file",
+  VU025: 'the back-end: answer quickly while dirty logging (the guest is paused for the downtime); a fault rule named in the finding is the cause instead',
+  VU026: "the back-end: save or load its state faster, or the operator: raise QEMU's downtime-limit; a hold-state rule named is the cause instead",
+  VU027: 'both: upgrade the rust-vmm peer past vhost 0.16 (SHMEM at bit 22), or keep bit 21 unoffered until both number it the same',
+  VU028: 'the front-end: remove a region (REM_MEM_REG) before adding one that overlaps it; never put overlapping regions in one table',
+  VU029: 'the front-end: do not start postcopy once CONFIGURE_MEM_SLOTS is negotiated (or negotiate it only without postcopy)',
+};
+
+const rule = (id: string, name: string, severity: Rule['severity'], section: string, explain: string): Rule => ({
+  id,
+  name,
+  severity,
+  section,
+  explain,
+  fix: FIXES[id] ?? '',
+});
 
 export const RULES = {
   replyFlags: rule(
@@ -196,3 +242,14 @@ export const RULES = {
 
 export type RuleKey = keyof typeof RULES;
 export const ALL_RULES: Rule[] = Object.values(RULES);
+
+/** A rule by id (VU010) or name (kick-before-enable), any case. */
+export function findRule(idOrName: string): Rule | undefined {
+  const k = idOrName.toLowerCase();
+  return ALL_RULES.find((r) => r.id.toLowerCase() === k || r.name === k);
+}
+
+/** What `check --explain` prints: what the rule finds and why it matters, its source, how to fix it. */
+export function explainRule(r: Rule): string {
+  return `${r.id} ${r.name} (${r.severity})\n  what:   ${r.explain}\n  source: ${r.section}\n  fix:    ${r.fix}\n`;
+}

@@ -1,6 +1,6 @@
 /** `vhostscope check FILE`: protocol and interop checks over a recording. */
 import type { Command } from 'commander';
-import { ALL_RULES } from '../analysis/rules';
+import { ALL_RULES, explainRule, findRule } from '../analysis/rules';
 import { findingLine } from '../analysis/finding-line';
 import { secs } from '../log/format';
 import type { Dialect } from '../protocol';
@@ -15,13 +15,20 @@ export function registerCheck(program: Command): void {
     .addOption(jsonOption('findings as JSON lines'))
     .addOption(numberOpt('--reply-timeout <ms>', 'a reply later than this counts as missing', { min: 0 }, 5000))
     .option('--rules', 'list the rules and exit')
+    .option('--explain <rule>', 'what a rule (id or name) finds, why it matters and how to fix it')
     .addOption(dialectOption())
-    .action((file: string | undefined, o: { json?: boolean; replyTimeout: number; rules?: boolean; dialect?: Dialect }) => {
+    .action((file: string | undefined, o: { json?: boolean; replyTimeout: number; rules?: boolean; explain?: string; dialect?: Dialect }) => {
+      if (o.explain !== undefined) {
+        const r = findRule(o.explain);
+        if (!r) throw new Error(`check --explain: no rule ${JSON.stringify(o.explain)} (vhostscope check --rules lists them)`);
+        process.stdout.write(explainRule(r));
+        return;
+      }
       if (o.rules) {
         for (const r of ALL_RULES) process.stdout.write(`${r.id} ${r.name} (${r.severity}): ${r.explain} [${r.section}]\n`);
         return;
       }
-      if (!file) throw new Error('check: a recording file is needed (or --rules)');
+      if (!file) throw new Error('check: a recording file is needed (or --rules, --explain RULE)');
       const { findings, torn } = checkFile(file, o.replyTimeout, o.dialect);
       for (const f of findings) {
         process.stdout.write(

@@ -91,6 +91,15 @@ describe('HTML report', () => {
     120_000,
   );
 
+  it('links each finding to what its rule means and how to fix it, once per rule', () => {
+    // qemu-blk-qsd: QEMU 7.2's kick before enable (VU010), twice
+    const text = reportHtml(path.join(REC, 'qemu-blk-qsd.vhsrec'));
+    expect((text.match(/<a href="#rule-VU010">/g) ?? []).length).toBeGreaterThan(0);
+    expect(text.match(/<dt id="rule-[^"]+"/g)).toEqual(['<dt id="rule-VU010"']);
+    expect(text).toContain('fix: the back-end: look at the ring again when it is enabled');
+    expect(reportHtml(path.join(REC, 'qemu-net-backend-restart.vhsrec'))).not.toContain('What the findings mean');
+  });
+
   it('draws one latency chart per operation that carries what `stats --json` says (blk, --rings)', () => {
     const rec = path.join(REC, 'qemu-blk-qsd.vhsrec');
     const dir = tmpDir('report-req');

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkEvents } from '../../src/analysis/checker';
-import { ALL_RULES } from '../../src/analysis/rules';
+import { ALL_RULES, explainRule, findRule } from '../../src/analysis/rules';
 import { checkFile } from '../../src/views/check';
 import { applyMainMessage, decodeMessage, encodeMessage, HEADER_SIZE, MAX_VRINGS, newNegotiation, Request, type ChannelKind } from '../../src/protocol';
 import type { FdDescription, ProxyEvent } from '../../src/events/events';
@@ -496,6 +496,15 @@ describe('check rules', () => {
           .end(),
       ),
     ).toEqual([]);
+  });
+
+  it('every rule says how to fix what it finds, and --explain finds it by id or name', () => {
+    expect(ALL_RULES.filter((r) => r.fix.length < 20).map((r) => r.id)).toEqual([]);
+    expect(findRule('vu010')?.name).toBe('kick-before-enable');
+    expect(findRule('kick-before-enable')?.id).toBe('VU010');
+    expect(findRule('VU999')).toBeUndefined();
+    const r = findRule('VU020')!;
+    expect(explainRule(r)).toBe(`VU020 log-all-without-log-base (error)\n  what:   ${r.explain}\n  source: ${r.section}\n  fix:    ${r.fix}\n`);
   });
 
   it('every rule has a crafted session here', () => {
