@@ -137,6 +137,42 @@ class Session {
   }
 }
 
+/** Each crafted session's findings as `check` prints them: where, and the detail. */
+const DETAILS: Record<string, string[]> = {
+  VU001: ['B>F GET_FEATURES reply: reply flags 0xd, QEMU accepts only 0x5 on the main channel'],
+  VU002: ['B>F SET_VRING_NUM reply: SET_VRING_NUM reply, but no SET_VRING_NUM request was waiting for one'],
+  VU003: ['F>B GET_FEATURES: GET_FEATURES got no reply before the next request (SET_OWNER)'],
+  VU004: ['F>B SET_OWNER: NEED_REPLY set but REPLY_ACK is not negotiated'],
+  VU005: ['F>B SET_FEATURES: SET_FEATURES payload is 4 bytes, expected 8'],
+  VU006: ['F>B SET_VRING_KICK: SET_VRING_KICK carries 0 fds, expected 1'],
+  VU007: ['F>B SET_VRING_ADDR: vring 0 addresses set before any memory table'],
+  VU008: ['kick vring 0: vring 0 kicked before any SET_MEM_TABLE/ADD_MEM_REG'],
+  VU009: ['F>B SET_VRING_ADDR: vring 0 used=0x7e0000000000 is in no memory region'],
+  VU010: ['kick vring 0: vring 0 kicked before SET_VRING_ENABLE(0, 1)'],
+  VU011: ['F>B SET_FEATURES: SET_FEATURES acks 0x800000000 that GET_FEATURES never offered'],
+  VU012: ['F>B ADD_MEM_REG: 3 regions after ADD_MEM_REG, GET_MAX_MEM_SLOTS said 2'],
+  VU013: ['F>B SET_VRING_ADDR: RING_PACKED negotiated but vring 0 is laid out as a split ring (avail ring after the descriptors, used ring after it)'],
+  VU014: ['F>B SET_INFLIGHT_FD: SET_INFLIGHT_FD before any SET_VRING_BASE'],
+  VU015: ['F>B UNKNOWN_99: request code 99 is not defined on the main channel'],
+  VU016: [
+    'F>B GET_SHMEM_CONFIG: main request 44 means GET_SHMEM_CONFIG (standard) or SNAPSHOT (crosvm-2023) or GET_VRING_BASE_SKIP_DRAIN (yandex); the negotiated features do not tell which (--dialect decides)',
+    'B>F GET_SHMEM_CONFIG reply: main request 44 means GET_SHMEM_CONFIG (standard) or SNAPSHOT (crosvm-2023) or GET_VRING_BASE_SKIP_DRAIN (yandex); the negotiated features do not tell which (--dialect decides)',
+  ],
+  VU017: ['B>F SET_OWNER: the backend sent a request on the main channel, where requests come from the frontend'],
+  VU018: ['vring 0: vring 0 was set up (SET_VRING_ADDR) but had no kick fd at the end of the session: the front-end never sent one'],
+  VU019: ["B>F GET_VRING_BASE reply (vring 0): vring 0: the back-end answered 0, but the ring's used idx is 40 and its avail idx 40"],
+  VU020: ['F>B GET_VRING_BASE: vring 0 stopped with LOG_ALL acked and no SET_LOG_BASE in this session'],
+  VU021: ['F>B SET_LOG_BASE: a 16-byte log for guest memory up to 0x100000: one bit per 4 KiB page needs 32 bytes'],
+  VU022: ['B>F GET_VRING_BASE reply: vring 0: GET_VRING_BASE answered 0, but the ring had 1 call(s) from the back-end since it started'],
+  VU023: ["F>B SET_VRING_BASE: vring 0: the destination resumes from 5, the source's back-end stopped at 7 (session 1)"],
+  VU024: ['F>B SET_DEVICE_STATE_FD: SET_DEVICE_STATE_FD started a transfer that no CHECK_DEVICE_STATE checked before the session ended'],
+  VU025: ["B>F GET_VRING_BASE reply: GET_VRING_BASE answered after 400 ms while dirty logging was on (QEMU's default downtime limit: 300 ms)"],
+  VU026: ["device state save: the save of the device state (35 bytes through the proxy's pipe) took 450 ms (QEMU's default downtime limit: 300 ms)"],
+  VU027: ['B>F backend:SHMEM_MAP: SHMEM_MAP with protocol feature 21 negotiated and 22 (SHMEM) not: the peers number SHMEM as rust-vmm vhost 0.16 does'],
+  VU028: ['F>B ADD_MEM_REG: ADD_MEM_REG gpa 0x80000+0x100000 (uaddr 0x7f1000000000) overlaps gpa 0x0+0x100000 (uaddr 0x7f0000000000), not removed first'],
+  VU029: ['F>B POSTCOPY_END: POSTCOPY_END with CONFIGURE_MEM_SLOTS negotiated'],
+};
+
 const ids = (events: ProxyEvent[]): string[] => [...new Set(checkEvents(events).map((f) => `${f.rule.id} ${f.rule.name}`))];
 
 const cases: [string, () => ProxyEvent[]][] = [
@@ -515,6 +551,10 @@ describe('check rules', () => {
     expect(ids(build())).toEqual([name]);
   });
 
+  it.each(cases)('%s says where and what, word for word', (name, build) => {
+    expect(checkEvents(build()).map((f) => `${f.at}: ${f.detail}`)).toEqual(DETAILS[name.split(' ')[0]!]);
+  });
+
   it('points at the message, with the spec section', () => {
     const f = checkEvents(
       new Session()
@@ -647,5 +687,170 @@ describe('VU016 ambiguous-request, decided by negotiation', () => {
     };
     expect(checkEvents(at(negotiated)).map((f) => f.rule.id)).not.toContain('VU016');
     expect(checkEvents(at(undefined)).map((f) => f.rule.id)).toContain('VU016');
+  });
+});
+
+describe('the rules at their edges', () => {
+  const found = (events: ProxyEvent[], timeout?: bigint): string[] => checkEvents(events, timeout).map((f) => `${f.rule.id} ${f.at}: ${f.detail}`);
+  const ring = (i: number, desc: bigint) => vringAddr(i, desc, desc + 0x2000n, desc + 0x1000n);
+
+  it('a reply exactly at the timeout is in time; a nanosecond later it is missing', () => {
+    const at = (ns: bigint) =>
+      new Session()
+        .fe(Request.GET_FEATURES)
+        .wait(ns - 1000n)
+        .be(Request.GET_FEATURES, u64(PF))
+        .end();
+    expect(found(at(5_000_000_000n), 5_000_000_000n)).toEqual([]);
+    expect(found(at(5_000_000_001n), 5_000_000_000n)).toEqual(['VU003 B>F GET_FEATURES reply: GET_FEATURES answered after 5000.000001 ms']);
+  });
+
+  it('during a migration, a reply exactly at the downtime limit is in time', () => {
+    const at = (ns: bigint) =>
+      new Session()
+        .handshake(PF | V1 | LOG_ALL)
+        .fe(Request.SET_LOG_BASE, logBase(32n), { fds: 1 })
+        .vring(0)
+        .fe(Request.GET_VRING_BASE, u32s(0, 0))
+        .wait(ns - 1000n)
+        .be(Request.GET_VRING_BASE, u32s(0, 0))
+        .end();
+    expect(found(at(300_000_000n)).filter((f) => f.startsWith('VU025'))).toEqual([]);
+    expect(found(at(300_000_001n)).filter((f) => f.startsWith('VU025'))).toHaveLength(1);
+  });
+
+  it('a device-state transfer exactly at the limit is in time; only hold-state rules are named as its cause', () => {
+    expect(found(new Session().stateTransfer('save', 300).end())).toEqual([]);
+    const s = new Session();
+    s.events.push({ type: 'fault', ts: 1n, session: 1, rule: 'd1', text: 'delay GET_FEATURES ms=1', action: 'delay', detail: 'delayed' });
+    expect(found(s.stateTransfer('load', 400, { rule: 'h1', ms: 350 }).end())).toEqual([
+      "VU026 device state load: the load of the device state (35 bytes through the proxy's pipe) took 400 ms (QEMU's default downtime limit: 300 ms); fault rule h1 held it 350 ms",
+    ]);
+  });
+
+  it('a request never answered before the session ended', () => {
+    expect(found(new Session().fe(Request.GET_FEATURES).end())).toEqual([
+      'VU003 F>B GET_FEATURES: GET_FEATURES (main channel) was never answered before the session ended',
+    ]);
+  });
+
+  it('protocol features set that were never offered', () => {
+    const s = new Session()
+      .fe(Request.GET_FEATURES)
+      .be(Request.GET_FEATURES, u64(PF | V1))
+      .fe(Request.GET_PROTOCOL_FEATURES)
+      .be(Request.GET_PROTOCOL_FEATURES, u64(REPLY_ACK))
+      .fe(Request.SET_PROTOCOL_FEATURES, u64(REPLY_ACK | (1n << 9n)))
+      .end();
+    expect(found(s)).toEqual(['VU011 F>B SET_PROTOCOL_FEATURES: SET_PROTOCOL_FEATURES sets 0x200 that GET_PROTOCOL_FEATURES never offered']);
+  });
+
+  it('a memory table at its slot limit passes; one more region does not (GET_MAX_MEM_SLOTS, else 8)', () => {
+    const regions = (n: number) => Array.from({ length: n }, (_, i) => region(BigInt(i) << 20n, 0x100000n, 0x7f0000000000n + (BigInt(i) << 20n)));
+    const withSlots = (n: number) =>
+      new Session()
+        .handshake()
+        .fe(Request.SET_MEM_TABLE, memTable(...regions(n)), { fds: n })
+        .end();
+    expect(found(withSlots(2))).toEqual([]);
+    expect(found(withSlots(3))).toEqual(['VU012 F>B SET_MEM_TABLE: SET_MEM_TABLE with 3 regions, at most 2']);
+    const plain = (n: number) => new Session().fe(Request.SET_MEM_TABLE, memTable(...regions(n)), { fds: n }).end();
+    expect(found(plain(8))).toEqual([]);
+    expect(found(plain(9))).toEqual(['VU012 F>B SET_MEM_TABLE: SET_MEM_TABLE with 9 regions, at most 8']);
+  });
+
+  it('REM_MEM_REG takes its region away (rings there are outside), and only the one that matches', () => {
+    const other = region(0x100000n, 0x100000n, 0x7f1000000000n);
+    const base = () => new Session().handshake().fe(Request.ADD_MEM_REG, Buffer.concat([u64(0n), other]), { fds: 1 });
+    expect(found(base().fe(Request.SET_VRING_ADDR, ring(0, 0x7f1000001000n)).end())).toEqual([]);
+    const removed = base()
+      .fe(Request.REM_MEM_REG, Buffer.concat([u64(0n), other]))
+      .fe(Request.SET_VRING_ADDR, ring(0, 0x7f1000001000n))
+      .end();
+    expect(found(removed).map((f) => f.split(':')[0])).toEqual(['VU009 F>B SET_VRING_ADDR', 'VU009 F>B SET_VRING_ADDR', 'VU009 F>B SET_VRING_ADDR']);
+    const elsewhere = region(0x100000n, 0x100000n, 0x7f2000000000n); // same guest range, another mapping: not the region added
+    const kept = base()
+      .fe(Request.REM_MEM_REG, Buffer.concat([u64(0n), elsewhere]))
+      .fe(Request.SET_VRING_ADDR, ring(0, 0x7f1000001000n))
+      .end();
+    expect(found(kept)).toEqual([]);
+  });
+
+  it('ring addresses at the edges of a region; none checked under ACCESS_PLATFORM (IOVAs)', () => {
+    const at = (desc: bigint, features = PF | V1) =>
+      new Session()
+        .handshake(features)
+        .fe(Request.SET_VRING_ADDR, vringAddr(0, desc, 0x7f0000002000n, 0x7f0000001000n))
+        .end();
+    expect(found(at(0x7f0000000000n))).toEqual([]);
+    expect(found(at(0x7f00000fffffn))).toEqual([]);
+    expect(found(at(0x7f0000100000n))).toEqual(['VU009 F>B SET_VRING_ADDR: vring 0 desc=0x7f0000100000 is in no memory region']);
+    expect(found(at(0x7effffffffffn))).toEqual(['VU009 F>B SET_VRING_ADDR: vring 0 desc=0x7effffffffff is in no memory region']);
+    expect(found(at(0x100n, PF | V1 | (1n << 33n))).filter((f) => f.startsWith('VU009'))).toEqual([]); // (the handshake did not offer ACCESS_PLATFORM: VU011)
+  });
+
+  it('SET_INFLIGHT_FD after a SET_VRING_BASE is in order', () => {
+    expect(found(new Session().handshake().vring(0).fe(Request.SET_INFLIGHT_FD, Buffer.alloc(24), { fds: 1 }).end())).toEqual([]);
+  });
+
+  it('a packed ring: its base may use bits 16-31, and only a split layout is flagged', () => {
+    const q = 256n;
+    const layout = (avail: bigint, used: bigint) =>
+      new Session()
+        .handshake(PF | V1 | PACKED)
+        .fe(Request.SET_VRING_NUM, u32s(0, 256))
+        .fe(Request.SET_VRING_BASE, u32s(0, 0x80008000))
+        .fe(Request.SET_VRING_ADDR, vringAddr(0, 0x7f0000001000n, used, avail))
+        .end();
+    const desc = 0x7f0000001000n;
+    expect(found(layout(desc + 16n * q, desc + 16n * q + 6n + 2n * q))).toEqual([
+      'VU013 F>B SET_VRING_ADDR: RING_PACKED negotiated but vring 0 is laid out as a split ring (avail ring after the descriptors, used ring after it)',
+    ]);
+    expect(found(layout(desc + 16n * q, desc + 16n * q + 5n + 2n * q))).toEqual([]); // too close for a split avail ring
+    expect(found(layout(desc + 16n * q + 8n, desc + 16n * q + 0x1000n))).toEqual([]); // not right after the descriptors
+  });
+
+  it('a ring disabled again: its next kick is before enable', () => {
+    const s = new Session().handshake().vring(0).fe(Request.SET_VRING_ENABLE, u32s(0, 0)).kick(0).end();
+    expect(found(s)).toEqual(['VU010 kick vring 0: vring 0 kicked before SET_VRING_ENABLE(0, 1)']);
+  });
+
+  it('a vring index the daemon does not follow is never enabled (its kicks stay before enable)', () => {
+    const s = new Session().handshake().fe(Request.SET_VRING_ENABLE, u32s(1024, 1)).kick(1024).end();
+    expect(found(s)).toEqual(['VU010 kick vring 1024: vring 1024 kicked before SET_VRING_ENABLE(1024, 1)']);
+  });
+
+  it('rings without a kick fd at DRIVER_OK: each once, in vring order, pointing at the message', () => {
+    const s = new Session()
+      .handshake()
+      .fe(Request.SET_VRING_ADDR, ring(3, 0x7f0000001000n))
+      .fe(Request.SET_VRING_ADDR, ring(1, 0x7f0000001000n))
+      .fe(Request.SET_STATUS, u64(0xfn))
+      .fe(Request.SET_STATUS, u64(0xfn))
+      .end();
+    const f = checkEvents(s).filter((x) => x.rule.id === 'VU018');
+    expect(f.map((x) => [x.message, x.at, x.detail])).toEqual([
+      [12, 'F>B SET_STATUS', 'vring 1 was set up (SET_VRING_ADDR) but had no kick fd when the driver set DRIVER_OK: the front-end never sent one'],
+      [12, 'F>B SET_STATUS', 'vring 3 was set up (SET_VRING_ADDR) but had no kick fd when the driver set DRIVER_OK: the front-end never sent one'],
+    ]);
+  });
+
+  it('a ring snapshot that is not the base one, or packed, or unreadable, is not a base mismatch', () => {
+    const snap = (over: Record<string, unknown>): ProxyEvent =>
+      ({
+        type: 'ring',
+        ts: 5n,
+        session: 1,
+        vring: 0,
+        base: 0,
+        raw: Buffer.alloc(0),
+        snapshot: { kind: 'base', ts: 5n, usedIdx: 40, availIdx: 40, packed: false, ...over },
+      }) as unknown as ProxyEvent;
+    const with_ = (over: Record<string, unknown>) => found([...new Session().events, snap(over)]);
+    expect(with_({})).toHaveLength(1);
+    expect(with_({ kind: 'kick' })).toEqual([]);
+    expect(with_({ packed: true })).toEqual([]);
+    expect(with_({ error: 'unmapped' })).toEqual([]);
+    expect(with_({ usedIdx: 0, availIdx: 0 })).toEqual([]);
   });
 });
