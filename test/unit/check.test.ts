@@ -854,3 +854,86 @@ describe('the rules at their edges', () => {
     expect(with_({ usedIdx: 0, availIdx: 0 })).toEqual([]);
   });
 });
+
+describe('the migration rules at their edges', () => {
+  const found = (events: ProxyEvent[]): string[] => checkEvents(events).map((f) => `${f.rule.id} ${f.at}: ${f.detail}`);
+  const stopped = (o: { base?: number; calls?: boolean; answer: number; features?: bigint }) => {
+    const s = new Session().handshake(o.features ?? PF | V1).vring(0, { base: o.base ?? 0 });
+    if (o.calls) s.call(0);
+    return s.fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, o.answer)).end();
+  };
+
+  it('VU022 says why a 0 is wrong: the base the ring was set up from, or its calls; packed rings and other answers pass', () => {
+    expect(found(stopped({ base: 9, answer: 0 }))).toEqual([
+      'VU022 B>F GET_VRING_BASE reply: vring 0: GET_VRING_BASE answered 0, but the ring was set up from base 9',
+    ]);
+    expect(found(stopped({ calls: true, answer: 0 }))).toEqual([
+      'VU022 B>F GET_VRING_BASE reply: vring 0: GET_VRING_BASE answered 0, but the ring had 1 call(s) from the back-end since it started',
+    ]);
+    expect(found(stopped({ base: 9, answer: 9 }))).toEqual([]);
+    expect(found(stopped({ base: 9, answer: 0x10000 }))).toEqual([
+      'VU022 B>F GET_VRING_BASE reply: vring 0: GET_VRING_BASE answered 0, but the ring was set up from base 9',
+    ]);
+    expect(found(stopped({ base: 0x8009, answer: 0, features: PF | V1 | PACKED })).filter((f) => f.startsWith('VU022'))).toEqual([]);
+  });
+
+  it('VU021: the log needs one bit per page up to the highest region end, rounded up to a byte', () => {
+    const log = (bytes: bigint, ...regions: Buffer[]) =>
+      new Session()
+        .fe(Request.SET_MEM_TABLE, memTable(...regions), { fds: regions.length })
+        .fe(Request.SET_LOG_BASE, logBase(bytes), { fds: 1 })
+        .end();
+    const low = region(0n, 0x100000n, 0x7f0000000000n);
+    const high = region(0x100000n, 0x1000n, 0x7f1000000000n); // ends at page 257
+    expect(found(log(33n, high, low))).toEqual([]);
+    expect(found(log(32n, high, low))).toEqual([
+      'VU021 F>B SET_LOG_BASE: a 32-byte log for guest memory up to 0x101000: one bit per 4 KiB page needs 33 bytes',
+    ]);
+    expect(found(log(32n, low))).toEqual([]);
+    expect(found(new Session().fe(Request.SET_LOG_BASE, logBase(0n), { fds: 1 }).end())).toEqual([]); // no memory yet: nothing to cover
+  });
+
+  it('VU020 at the end of a session that acked LOG_ALL and never stopped a ring, and once per session', () => {
+    expect(found(new Session().handshake(PF | V1 | LOG_ALL).end())).toEqual([
+      'VU020 end of session: LOG_ALL acked and no SET_LOG_BASE before the session ended',
+    ]);
+    const twice = new Session()
+      .handshake(PF | V1 | LOG_ALL)
+      .vring(0)
+      .vring(1)
+      .fe(Request.GET_VRING_BASE, u32s(0, 0))
+      .be(Request.GET_VRING_BASE, u32s(0, 0))
+      .fe(Request.GET_VRING_BASE, u32s(1, 0))
+      .be(Request.GET_VRING_BASE, u32s(1, 0))
+      .end();
+    expect(found(twice)).toEqual(['VU020 F>B GET_VRING_BASE: vring 0 stopped with LOG_ALL acked and no SET_LOG_BASE in this session']);
+  });
+
+  it('VU024 when a second transfer starts before the first was checked', () => {
+    const s = new Session()
+      .handshake(PF | V1, DEVICE_STATE)
+      .fe(Request.SET_DEVICE_STATE_FD, u32s(0, 0), { fds: 1 })
+      .be(Request.SET_DEVICE_STATE_FD, u64(0n))
+      .fe(Request.SET_DEVICE_STATE_FD, u32s(0, 0), { fds: 1 })
+      .be(Request.SET_DEVICE_STATE_FD, u64(0n))
+      .fe(Request.CHECK_DEVICE_STATE)
+      .be(Request.CHECK_DEVICE_STATE, u64(0n))
+      .end();
+    expect(found(s)).toEqual(['VU024 F>B SET_DEVICE_STATE_FD: a new SET_DEVICE_STATE_FD, and the transfer started by message #10 was never checked']);
+  });
+
+  it('VU023 only across a migration: a stop without dirty logging, or a restart in the same session, is not one', () => {
+    const noLog = new Session(1, 0n).handshake().vring(0).fe(Request.GET_VRING_BASE, u32s(0, 0)).be(Request.GET_VRING_BASE, u32s(0, 7));
+    const next = new Session(2, 500_000n).handshake().wait(2_000_000n).vring(0, { base: 5 });
+    expect(found([...noLog.end(), ...next.end()].sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0)))).toEqual([]);
+    const same = new Session()
+      .handshake(PF | V1 | LOG_ALL)
+      .fe(Request.SET_LOG_BASE, logBase(32n), { fds: 1 })
+      .vring(0)
+      .fe(Request.GET_VRING_BASE, u32s(0, 0))
+      .be(Request.GET_VRING_BASE, u32s(0, 7))
+      .vring(0, { base: 5 })
+      .end();
+    expect(found(same)).toEqual([]);
+  });
+});
