@@ -937,3 +937,52 @@ describe('the migration rules at their edges', () => {
     expect(found(same)).toEqual([]);
   });
 });
+
+describe('findings that name the fault rule behind them', () => {
+  const found = (events: ProxyEvent[]): string[] => checkEvents(events).map((f) => `${f.rule.id} ${f.at}: ${f.detail}`);
+  /** the events with the message named `name` (the n-th, from 0) given what the proxy did to it */
+  const did = (events: ProxyEvent[], name: string, extra: Record<string, unknown>, n = 0): ProxyEvent[] => {
+    const ms = events.filter((e) => e.type === 'message' && e.decoded.name === name);
+    Object.assign(ms[n]!, extra);
+    return events;
+  };
+
+  it('a request a rule dropped: no reply came, and the rule is why', () => {
+    const s = new Session().fe(Request.GET_FEATURES).fe(Request.SET_OWNER).end();
+    expect(found(did(s, 'GET_FEATURES', { undelivered: 'dropped', faults: ['r1'] }))).toEqual([
+      'VU003 F>B GET_FEATURES: GET_FEATURES got no reply before the next request (SET_OWNER): fault rule r1 dropped the request',
+    ]);
+    const anonymous = new Session().fe(Request.GET_FEATURES).fe(Request.SET_OWNER).end();
+    expect(found(did(anonymous, 'GET_FEATURES', { undelivered: 'dropped' }))[0]).toMatch(/: a fault rule dropped the request$/);
+  });
+
+  it('a reply a rule dropped: still waited for, and the rule named at the end', () => {
+    const s = new Session().fe(Request.GET_FEATURES).be(Request.GET_FEATURES, u64(PF)).end();
+    expect(found(did(s, 'GET_FEATURES', { undelivered: 'dropped', faults: ['r2', 'r3'] }, 1))).toEqual([
+      'VU003 F>B GET_FEATURES: GET_FEATURES (main channel) was never answered before the session ended: fault rule r2, r3 dropped the reply',
+    ]);
+  });
+
+  it('a reply a rule held past the timeout: late, and held by the rule', () => {
+    const s = new Session().fe(Request.GET_FEATURES).wait(6_000_000_000n).be(Request.GET_FEATURES, u64(PF)).end();
+    expect(found(did(s, 'GET_FEATURES', { heldNs: 5_500_000_000n, faults: ['h1'] }, 1))).toEqual([
+      'VU003 B>F GET_FEATURES reply: GET_FEATURES answered after 6000.001 ms; fault rule h1 held it 5500 ms',
+    ]);
+  });
+
+  it('a kick fd a rule dropped: the ring had none at DRIVER_OK, and the rule with its text is why', () => {
+    const s = new Session()
+      .handshake()
+      .fe(Request.SET_VRING_NUM, u32s(0, 256))
+      .fe(Request.SET_VRING_ADDR, vringAddr(0, 0x7f0000001000n, 0x7f0000003000n, 0x7f0000002000n))
+      .fe(Request.SET_VRING_KICK, u64(0n), { fds: 1 })
+      .fe(Request.SET_STATUS, u64(0xfn))
+      .end();
+    const events = did(s, 'SET_VRING_KICK', { undelivered: 'dropped', faults: ['k1', 'k2'] });
+    events.push({ type: 'fault', ts: 1n, session: 1, rule: 'k1', text: 'drop SET_VRING_KICK', action: 'drop', detail: 'dropped' });
+    events.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+    expect(found(events)).toEqual([
+      "VU018 F>B SET_STATUS: vring 0 was set up (SET_VRING_ADDR) but had no kick fd when the driver set DRIVER_OK: SET_VRING_KICK for vring 0 was dropped by the proxy's fault rule k1 (drop SET_VRING_KICK), fault rule k2",
+    ]);
+  });
+});
