@@ -53,6 +53,7 @@ export interface ProxyCliOptions extends FlightCliOptions {
   relayThreads: string;
   inject: string[];
   check?: boolean;
+  replyWatchdog: string;
   allowUid: string[];
   maxSessions: string;
   maxPending: string;
@@ -135,6 +136,7 @@ export function addProxyOptions(cmd: Command): Command {
     )
     .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; see docs/metrics.md)')
     .option('--check', 'run the protocol checks live and log every finding (see `vhostscope check --rules`)')
+    .option('--reply-watchdog <ms>', 'warn, count and pin when a due reply is this late and still missing (0: off)', '5000')
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
     .option('--log-rings', 'one log line per vring snapshot (--rings; recorded either way, `tail --rings` shows them live)');
 }
@@ -266,6 +268,7 @@ export function serviceOptions(global: ProxyCliOptions, runs: DeviceRun[], confi
     ...(global.record ? { record: global.record } : {}),
     ...(flight ? { flight } : {}),
     check: Boolean(global.check),
+    replyWatchdogMs: numberOption('--reply-watchdog', global.replyWatchdog, { min: 0, max: 2147483647, integer: true }),
     injections: global.inject.map(parseInjectSpec),
     fileRules: fileRules(global, config),
     rules: global.fault.flatMap(parseFaultSpec),

@@ -18,6 +18,7 @@ import { ControlServer } from '../control/server';
 import { DaemonMetrics } from '../control/metrics';
 import { findingLine } from '../analysis/finding-line';
 import { logEvent } from './event-log';
+import { ReplyWatchdog, type OverdueReply } from './reply-watchdog';
 import type { DeviceConfig } from './options';
 
 /** What every device of the service shares. */
@@ -32,6 +33,8 @@ export interface SharedParts {
   sessionIds: () => number;
   /** several devices: each log record names its device */
   named: boolean;
+  /** ms after which a due reply still missing raises an alarm (0: no watchdog) */
+  replyWatchdogMs: number;
 }
 
 /** A running device: its daemon and control socket. */
@@ -42,6 +45,7 @@ export interface RunningDevice {
   /** attach: where the peer's socket is, to be put back at stop */
   attached?: Attached;
   logger: Logger;
+  watchdog?: ReplyWatchdog;
 }
 
 /** Puts an attached peer's socket back at its path, or says how to. */
@@ -89,6 +93,7 @@ export function startDevice(c: DeviceConfig, shared: SharedParts): RunningDevice
       })
     : undefined;
   let control: ControlServer | undefined;
+  const watchdog = shared.replyWatchdogMs > 0 ? replyWatchdog(shared.replyWatchdogMs, logger, recorder, metrics) : undefined;
   const emit = (e: ProxyEvent): void => {
     // one inference of each session's device, for the log's feature names and the recording
     const guess = 'session' in e ? devices.observe(e) : undefined;
@@ -99,6 +104,7 @@ export function startDevice(c: DeviceConfig, shared: SharedParts): RunningDevice
     control?.onEvent(e);
     if ('session' in e && (c.device ? e.type === 'session-start' : guess)) control?.setDevice(e.session, c.device ?? guess!.device);
     metrics?.onEvent(e);
+    watchdog?.onEvent(e);
     for (const f of checker?.onEvent(e) ?? []) {
       metrics?.onFinding(f.rule.id, f.rule.severity);
       if (f.rule.severity === 'error') recorder?.pin(`check ${f.rule.id} (${f.rule.name})`, f.session);
@@ -174,5 +180,33 @@ export function startDevice(c: DeviceConfig, shared: SharedParts): RunningDevice
     event: 'notice',
     msg: `listening on ${c.listen}, connecting to ${c.connect}; frontend=${c.daemon.frontend ?? 'auto'}; ${interpose ? 'interposing vring eventfds' : 'passing vring eventfds through'}`,
   });
-  return { config: c, daemon, control, logger, ...(attached ? { attached } : {}) };
+  return { config: c, daemon, control, logger, ...(attached ? { attached } : {}), ...(watchdog ? { watchdog } : {}) };
+}
+
+/** The device's reply watchdog: a line, a metric (as a finding, rule reply-overdue) and a pin for each overdue reply. */
+function replyWatchdog(ms: number, logger: Logger, recorder: Recorder | undefined, metrics: DaemonMetrics | undefined): ReplyWatchdog {
+  const where = (o: OverdueReply): string => `${o.request}${o.channel === 'main' ? '' : ` (${o.channel} channel)`}`;
+  return new ReplyWatchdog(
+    ms,
+    (o) => {
+      metrics?.onFinding('reply-overdue', 'warning');
+      recorder?.pin(`reply overdue: ${where(o)}`, o.session);
+      logger.warn({
+        event: 'reply-overdue',
+        session: o.session,
+        channel: o.channel,
+        request: o.request,
+        waiting: o.waiting,
+        msg: `session ${o.session}: the ${o.waiting} has waited ${(o.waitedMs / 1000).toFixed(1)} s for the ${o.owing}'s reply to ${where(o)}`,
+      });
+    },
+    (o) =>
+      logger.warn({
+        event: 'reply-overdue',
+        session: o.session,
+        channel: o.channel,
+        request: o.request,
+        msg: `session ${o.session}: the ${o.owing} answered ${where(o)} after ${(o.waitedMs / 1000).toFixed(1)} s`,
+      }),
+  );
 }

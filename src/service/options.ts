@@ -47,6 +47,8 @@ export interface ServiceOptions {
   flight?: Omit<FlightOptions, 'onSweep' | 'onPin'>;
   /** run the protocol checks live; an error finding pins the recording */
   check?: boolean;
+  /** alarm (log, metric, pin) when a due reply is this late and still not there; 0 or absent: off */
+  replyWatchdogMs?: number;
   injections?: InjectSpec[];
   /** rules that came from files: replaced as a whole by reloadRules() */
   fileRules?: FaultRule[];

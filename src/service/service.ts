@@ -65,6 +65,7 @@ export class ProxyService {
       faults,
       sessionIds: () => nextSession++,
       named: opts.named ?? opts.devices.length > 1,
+      replyWatchdogMs: opts.replyWatchdogMs ?? 0,
     };
     this.shared = shared;
     if (opts.injections?.length) {
@@ -135,6 +136,7 @@ export class ProxyService {
     this.metricsServer?.close();
     for (const d of this.running) {
       d.control?.close();
+      d.watchdog?.close();
       // attach: the peer's socket goes back over ours first, so the path never lacks a listener
       if (d.attached) restoreAttached(this.logger, d.attached);
       d.daemon.stop(reason);
