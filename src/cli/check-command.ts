@@ -1,5 +1,6 @@
 /** `vhostscope check FILE`: protocol and interop checks over a recording. */
 import type { Command } from 'commander';
+import { recordingArg } from './recording-arg';
 import { ALL_RULES, explainRule, findRule } from '../analysis/rules';
 import { findingLine } from '../analysis/finding-line';
 import { secs } from '../log/format';
@@ -29,7 +30,7 @@ export function registerCheck(program: Command): void {
         return;
       }
       if (!file) throw new Error('check: a recording file is needed (or --rules, --explain RULE)');
-      const { findings, torn } = checkFile(file, o.replyTimeout, o.dialect);
+      const { findings, torn } = checkFile(recordingArg(file), o.replyTimeout, o.dialect);
       for (const f of findings) {
         process.stdout.write(
           o.json

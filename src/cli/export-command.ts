@@ -1,5 +1,6 @@
 /** `vhostscope export FILE --format perfetto|pcapng`, and the Wireshark dissector. */
 import type { Command } from 'commander';
+import { recordingArg } from './recording-arg';
 import * as fs from 'node:fs';
 import { toPcapng, wiresharkDissector } from '../analysis/pcapng';
 import { toPerfetto } from '../analysis/perfetto';
@@ -29,7 +30,7 @@ export function registerExport(program: Command): void {
       else {
         if (!file) throw new Error('export: a recording file is needed');
         if (o.format !== 'perfetto' && o.format !== 'pcapng') throw new Error(`export: --format must be perfetto or pcapng, not ${o.format}`);
-        out = exportRecording(file, o.format, Boolean(o.frames));
+        out = exportRecording(recordingArg(file), o.format, Boolean(o.frames));
       }
       if (o.output) fs.writeFileSync(o.output, out);
       else process.stdout.write(out);

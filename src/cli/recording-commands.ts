@@ -1,5 +1,6 @@
 /** `vhostscope show` and `vhostscope info`: read a recording back. */
 import { deviceOption, dialectOption, jsonOption } from './options';
+import { recordingArg } from './recording-arg';
 import type { Command } from 'commander';
 import { findMigrations } from '../analysis/migration';
 import { summarize } from '../analysis/summary';
@@ -23,7 +24,7 @@ export function registerRecordingCommands(program: Command): void {
     .addOption(jsonOption('JSON lines'))
     .addOption(deviceOption('infer'))
     .addOption(dialectOption())
-    .action((file: string, o: ShowOptions) => showRecording(file, o, (l) => process.stdout.write(printable(l) + '\n')));
+    .action((file: string, o: ShowOptions) => showRecording(recordingArg(file), o, (l) => process.stdout.write(printable(l) + '\n')));
   program
     .command('info')
     .description(
@@ -32,7 +33,8 @@ export function registerRecordingCommands(program: Command): void {
     .argument('<file>', 'a recording made with proxy --record')
     .addOption(jsonOption('the summary as JSON'))
     .addOption(deviceOption('infer'))
-    .action((file: string, o: { json?: boolean; device?: DeviceType }) => {
+    .action((arg: string, o: { json?: boolean; device?: DeviceType }) => {
+      const file = recordingArg(arg);
       if (o.json) {
         const scan = readRecording(file);
         const s = summarize(scan.records, o.device);

@@ -1,5 +1,6 @@
 /** `vhostscope replay FILE --as frontend|backend`: reproduce a recorded session without the other peer. */
 import type { Command } from 'commander';
+import { recordingArg } from './recording-arg';
 import * as readline from 'node:readline';
 import { deviceOption, numberOpt } from './options';
 import { Recorder } from '../recording/recorder';
@@ -43,7 +44,7 @@ export function registerReplay(program: Command): void {
     .addOption(deviceOption('generic'))
     .action(async (file: string, o: ReplayCli) => {
       try {
-        const { records, torn } = loadRecording(file);
+        const { records, torn } = loadRecording(recordingArg(file));
         if (torn) process.stderr.write(`warning: ${torn}\n`);
         const script = buildScript(records, o.session);
         const recorder = new Recorder(o.record ?? file.replace(/(\.vhsrec)?$/, '.replay.vhsrec'));

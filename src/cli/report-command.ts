@@ -1,5 +1,6 @@
 /** `vhostscope report FILE -o report.html`: one self-contained HTML file. */
 import { deviceOption } from './options';
+import { recordingArg } from './recording-arg';
 import type { Command } from 'commander';
 import * as fs from 'node:fs';
 import { renderReport } from '../analysis/report';
@@ -19,6 +20,6 @@ export function registerReport(program: Command): void {
     .requiredOption('-o, --output <path>', 'the HTML file to write')
     .addOption(deviceOption('infer'))
     .action((file: string, o: { output: string; device?: DeviceType }) => {
-      fs.writeFileSync(o.output, reportHtml(file, o.device));
+      fs.writeFileSync(o.output, reportHtml(recordingArg(file), o.device));
     });
 }

@@ -1,5 +1,6 @@
 /** `vhostscope stats FILE`: per-vring notification figures of a recording, with a terminal histogram. */
 import type { Command } from 'commander';
+import { recordingArg } from './recording-arg';
 import { jsonOption } from './options';
 import { printable } from '../log/format';
 import { statsJson, statsText } from '../views/stats';
@@ -12,7 +13,8 @@ export function registerStats(program: Command): void {
     )
     .argument('<file>', 'a recording made with proxy --record')
     .addOption(jsonOption('the figures as JSON'))
-    .action((file: string, o: { json?: boolean }) => {
+    .action((arg: string, o: { json?: boolean }) => {
+      const file = recordingArg(arg);
       if (o.json) process.stdout.write(JSON.stringify(statsJson(file), (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
       else process.stdout.write(statsText(file).map(printable).join('\n') + '\n');
     });
