@@ -15,6 +15,8 @@ export interface PeerOptions {
   env?: NodeJS.ProcessEnv;
   /** keep a pipe on stdin (testpmd reads its prompt from it; EOF makes it quit) */
   stdinPipe?: boolean;
+  /** the working directory (DPDK's vhost_blk sample listens in its own) */
+  cwd?: string;
 }
 
 /**
@@ -65,6 +67,7 @@ export class Peer {
       detached: true, // own process group: kill() reaches everything it started
       stdio: [opts.stdinPipe ? 'pipe' : 'ignore', out, out],
       env: opts.env ?? process.env,
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
     });
     fs.closeSync(out);
     const registered = register(this.child.pid, cmd, args);
