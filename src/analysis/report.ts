@@ -13,6 +13,7 @@ import { relayTransit, TRANSIT_METHOD, type RelayTransit } from './relay-transit
 import { requestLatency, type SessionRequests } from './request-latency';
 import { summarize } from './summary';
 import { checkEvents, type CheckFinding } from './checker';
+import { ringStateText, ringTransitions } from './ring-states';
 import { deviceOf, recordingDevices } from '../recording/devices';
 import type { RecordingRecord } from '../recording/records';
 import { entryLine, indicesText } from '../rings/format';
@@ -94,6 +95,7 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
   const sum = summarize(records, override);
   const devices = recordingDevices(records, override);
   const findings = checkEvents(events);
+  const transitions = ringTransitions(events);
   const requests = new Map(requestLatency(records, override).map((r) => [r.session, r]));
   const transit = relayTransit(records);
   const migrations = findMigrations(events);
@@ -152,6 +154,7 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
       durationMs: ms(end),
     });
     const sf = findings.filter((f) => f.session === s.session);
+    const rt = transitions.filter((t) => t.session === s.session);
     sessions.push(`<section class="session">
 <h2>Session ${escv(s.session)}</h2>
 <p>${esc(s.listen)} (pid ${escv(s.peers.listen?.pid ?? '?')} ${esc(s.peers.listen?.exe ?? '')}) ⇄ ${esc(s.connect)} (pid ${escv(s.peers.connect?.pid ?? '?')} ${esc(s.peers.connect?.exe ?? '')})<br>
@@ -159,6 +162,14 @@ duration ${s.durationS?.toFixed(3) ?? '?'} s · messages F&gt;B ${escv(s.message
 <p>device: ${esc(s.device ? `${s.device} (${s.deviceReason})` : 'not known')}<br>protocol features in use: ${esc((s.features.protocolInUse ?? []).join(' | ') || '—')}<br>virtio features acked: ${esc((s.features.acked ?? []).join(' | ') || '—')}</p>
 <h3>Check findings (${sf.length})</h3>
 ${sf.length ? `<ul class="findings">${sf.map((f) => `<li class="${escv(f.rule.severity)}"><b><a href="#rule-${escv(f.rule.id)}">${escv(f.rule.id)} ${escv(f.rule.name)}</a></b> at ${esc(f.at)}${f.message !== undefined ? ` (#${escv(f.message)})` : ''}: ${esc(f.detail)} <i>${esc(f.rule.section)}</i></li>`).join('')}</ul>` : '<p>none</p>'}
+${
+  rt.length
+    ? `<h3>Ring states (${rt.length} changes)</h3>
+<table class="ring-states"><thead><tr><th>ms</th><th>vring</th><th>state</th><th>by</th></tr></thead><tbody>
+${rt.map((t) => `<tr><td>${ms(t.ts).toFixed(3)}</td><td>${escv(t.vring)}</td><td>${esc(ringStateText(t))}</td><td>${esc(t.why)}</td></tr>`).join('\n')}
+</tbody></table>`
+    : ''
+}
 <h3>Handshake (sequence)</h3>
 <div class="plot sequence" id="seq-${escv(s.session)}"></div>
 <h3>Timeline</h3>

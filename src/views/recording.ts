@@ -1,5 +1,6 @@
 /** A recording's messages and summary as text (`vhostscope show`, `info`). */
 import { deviceOf, recordingDevices } from '../recording/devices';
+import { finalRingStates, ringStateText, ringTransitions } from '../analysis/ring-states';
 import { findMigrations, migrationLines } from '../analysis/migration';
 import { summarize } from '../analysis/summary';
 import { eventRecord, humanLine, secs } from '../log/format';
@@ -50,6 +51,7 @@ export function infoText(file: string, device?: DeviceType): string[] {
     lines.push(
       `captured by vhostscope ${h.host.vhostscope} on ${h.host.hostname} (${h.host.kernel}, ${h.host.arch}, ${h.host.byteOrder}) at ${new Date(h.host.wallClockMs).toISOString()}; timestamps: ${h.host.clock}`,
     );
+  const transitions = ringTransitions(recordingEvents(scan.records));
   for (const s of sum.sessions) {
     const peer = (p?: { pid: number; exe?: string; cmdline?: string }): string =>
       p ? `pid ${p.pid}${p.exe ? ` ${p.exe}` : ''}${p.cmdline ? ` [${p.cmdline.length > 160 ? `${p.cmdline.slice(0, 160)}…` : p.cmdline}]` : ''}` : '?';
@@ -85,6 +87,9 @@ export function infoText(file: string, device?: DeviceType): string[] {
           )
           .join('; ')}`,
       );
+    const rings = [...finalRingStates(transitions, s.session).values()];
+    if (rings.length)
+      lines.push(`  rings at the end: ${rings.map((t) => `vring ${t.vring} ${ringStateText(t)} (since ${t.why} at ${secs(t.ts)})`).join('; ')}`);
     if (s.endReason) lines.push(`  end: ${s.endReason}`);
   }
   const devices = recordingDevices(scan.records, device);

@@ -35,6 +35,7 @@ describe('vhostscope bugreport', () => {
     expect(cli(['check', out])).toBe(cli(['check', REC]));
     expect(cli(['show', out])).toBe(cli(['show', REC]));
     expect(cli(['info', out]).split('\n').slice(1)).toEqual(cli(['info', REC]).split('\n').slice(1)); // (the first line names the file)
+    expect(cli(['info', REC])).toMatch(/^ {2}rings at the end: vring 0 stopped, disabled \(since GET_VRING_BASE reply at \d+\.\d+\)$/m);
     const html = path.join(dir, 'r.html');
     cli(['report', out, '-o', html]);
     expect(fs.readFileSync(html, 'utf8')).toContain('<a href="#rule-VU010">');

@@ -100,6 +100,13 @@ describe('HTML report', () => {
     expect(reportHtml(path.join(REC, 'qemu-net-backend-restart.vhsrec'))).not.toContain('What the findings mean');
   });
 
+  it("shows each ring's state changes: started by its kick fd, enabled, stopped by GET_VRING_BASE", () => {
+    const text = reportHtml(path.join(REC, 'qemu-blk-qsd.vhsrec'));
+    const rows = [...text.matchAll(/<tr><td>[\d.]+<\/td><td>(\d+)<\/td><td>([^<]+)<\/td><td>([^<]+)<\/td><\/tr>/g)].map((m) => `${m[1]} ${m[2]} (${m[3]})`);
+    expect(rows.slice(0, 2)).toEqual(['0 started, disabled (SET_VRING_KICK)', '0 started, enabled (SET_VRING_ENABLE(1))']);
+    expect(rows.at(-1)).toMatch(/^0 stopped, (en|dis)abled \(GET_VRING_BASE reply\)$/);
+  });
+
   it('draws one latency chart per operation that carries what `stats --json` says (blk, --rings)', () => {
     const rec = path.join(REC, 'qemu-blk-qsd.vhsrec');
     const dir = tmpDir('report-req');
