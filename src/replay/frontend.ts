@@ -195,6 +195,7 @@ export async function replayAsFrontend(script: Script, o: FrontendReplayOptions)
     peers: {},
   });
   let prevTs: bigint | undefined;
+  let answers = 0;
   try {
     for (const [i, step] of steps.entries()) {
       const name = step.request.decoded.name;
@@ -245,6 +246,7 @@ export async function replayAsFrontend(script: Script, o: FrontendReplayOptions)
       closeFds(live.fds);
       const liveEv = message(live.raw, [], live.ts, 'B>F', 'main', script.session);
       emit(liveEv);
+      answers++;
       if (!step.reply) {
         result.notes.push(`#${step.index} ${name}: answered live, but the recording has no reply to compare with`);
         continue;
@@ -304,7 +306,7 @@ export async function replayAsFrontend(script: Script, o: FrontendReplayOptions)
       session: script.session,
       reason: 'replay finished',
       by: 'proxy',
-      messages: { 'F>B': result.sent, 'B>F': 0 },
+      messages: { 'F>B': result.sent, 'B>F': answers },
       fdsForwarded: 0,
       vrings: [],
       relayPairs: [],
