@@ -203,4 +203,13 @@ describe('replay as the back-end', () => {
     expect(result.notes.filter((n) => /silent/.test(n))).toEqual([]);
     expect(events.at(-1)).toMatchObject({ type: 'session-end', reason: 'the peer closed the connection', messages: { 'F>B': 3 } });
   });
+
+  it('a request repeated past the recording: answered with the reply its code got, the difference reported at the end of the recording', async () => {
+    const features = script.frontend.find((s) => parseHeader(s.raw).request === Request.GET_FEATURES && s.replyServed)!;
+    const { result, replies } = await frontendSends([...script.frontend, features]);
+    expect(result.divergences).toEqual([
+      expect.objectContaining({ index: -1, request: 'GET_FEATURES', kind: 'reply-differs', recorded: '(end of recording)', fields: ['request'] }),
+    ]);
+    expect(replies.at(-1)!.toString('hex')).toBe(features.replyServed!.toString('hex'));
+  });
 });
