@@ -8,7 +8,7 @@
  * destination is another session that then sets the same rings up for the first time, with
  * the same amount of guest memory (as the checker's VU023 pairs them).
  */
-import { deviceStateResult, hasBit, Request, VirtioFeature } from '../protocol';
+import { applyMainMessage, deviceStateResult, hasBit, HEADER_SIZE, newNegotiation, Request, stopsVring, VirtioFeature, type Negotiation } from '../protocol';
 import type { DirtyLogEvent, ProxyEvent } from '../events/events';
 import { secs } from '../log/format';
 
@@ -68,6 +68,8 @@ interface SessionState {
   memoryBytes: bigint;
   /** the virtio features the front-end acked last */
   features?: bigint;
+  /** what the session negotiated (which requests stop a ring) */
+  negotiation: Negotiation;
   started: Set<number>;
   deviceState?: DeviceStateTransfer;
 }
@@ -83,11 +85,12 @@ export function findMigrations(events: ProxyEvent[]): Migration[] {
   const dirtyLogs = new Map<number, NonNullable<Migration['dirtyLog']>>();
   const state = (id: number, ts: bigint): SessionState => {
     let s = sessions.get(id);
-    if (!s) sessions.set(id, (s = { startNs: ts, logAll: false, memoryBytes: 0n, started: new Set() }));
+    if (!s) sessions.set(id, (s = { startNs: ts, logAll: false, memoryBytes: 0n, negotiation: newNegotiation(), started: new Set() }));
     return s;
   };
   for (const e of events) {
-    if (e.type === 'session-start') sessions.set(e.session, { startNs: e.ts, logAll: false, memoryBytes: 0n, started: new Set() });
+    if (e.type === 'session-start')
+      sessions.set(e.session, { startNs: e.ts, logAll: false, memoryBytes: 0n, negotiation: newNegotiation(), started: new Set() });
     if (e.type === 'device-state') {
       const t = sessions.get(e.session)?.deviceState;
       if (t && t.direction === e.direction)
@@ -107,8 +110,9 @@ export function findMigrations(events: ProxyEvent[]): Migration[] {
     const s = state(e.session, e.ts);
     const d = e.decoded;
     const p = d.payload as Record<string, unknown>;
+    applyMainMessage(s.negotiation, d.request, d.flags, e.raw.subarray(HEADER_SIZE));
     if (d.reply) {
-      if (d.request === Request.GET_VRING_BASE && s.logAll) {
+      if (stopsVring(s.negotiation, d.request) && s.logAll) {
         const m = bySource.get(e.session) ?? {
           source: e.session,
           rings: [],

@@ -2,6 +2,8 @@
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { findMigrations, migrationLines } from '../../src/analysis/migration';
+import { decodeMessage, HEADER_SIZE, Request } from '../../src/protocol';
+import type { ProxyEvent } from '../../src/events/events';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
 
 const events = (name: string) => recordingEvents(readRecording(path.resolve(__dirname, '..', '..', 'recordings', name)).records);
@@ -95,5 +97,27 @@ describe('findMigrations', () => {
   it('sees no migration in a backend restart (a second session, but no dirty logging) nor in a single session', () => {
     expect(findMigrations(events('qemu-net-backend-restart.vhsrec'))).toEqual([]);
     expect(findMigrations(events('qemu-net-testpmd.vhsrec'))).toEqual([]);
+  });
+});
+
+describe('a source whose rings stop without draining (GET_VRING_BASE_SKIP_DRAIN, 2026)', () => {
+  /** the real net migration, with the source's stops sent as request 45 (and feature 23 set, when `negotiated`) */
+  const skipDrain = (negotiated: boolean): ProxyEvent[] =>
+    events('qemu-net-migration.vhsrec').map((e) => {
+      if (e.type !== 'message' || e.session !== 1 || e.channel !== 'main') return e;
+      const raw = Buffer.from(e.raw);
+      if (e.decoded.name === 'GET_VRING_BASE') raw.writeUInt32LE(Request.GET_VRING_BASE_SKIP_DRAIN, 0);
+      else if (e.decoded.name === 'SET_PROTOCOL_FEATURES' && negotiated) raw.writeBigUInt64LE(raw.readBigUInt64LE(HEADER_SIZE) | (1n << 23n), HEADER_SIZE);
+      else return e;
+      return { ...e, raw, decoded: decodeMessage('main', raw, e.sender) };
+    });
+
+  it('is a stop once its feature is negotiated: the same story, the same indices', () => {
+    const [m] = findMigrations(skipDrain(true));
+    expect(m?.rings.map((r) => [r.vring, r.stoppedAt, r.resumedFrom])).toEqual([
+      [0, 18, 18],
+      [1, 20, 20],
+    ]);
+    expect(findMigrations(skipDrain(false)).flatMap((x) => x.rings)).toEqual([]);
   });
 });
