@@ -12,6 +12,7 @@
  * the bench exits 1 when one misses it.
  *   node bench/blk.js [runs-per-variant=8] [requests=20000] [variants=direct,proxy,passthrough,rings,record] [workloads=read1,read32,write1,write32]
  * variants: direct | proxy | passthrough (--no-interpose) | rings (--rings=headers) | record (--record)
+ *           | "proxy:ARGS" with extra daemon arguments separated by spaces
  */
 'use strict';
 require('tsx/cjs'); // the lab is TypeScript, run from source; the product is measured as built (dist/)
@@ -31,6 +32,8 @@ const variants = (process.argv[4] ?? 'direct,proxy,passthrough,rings,record').sp
 const workloads = (process.argv[5] ?? 'read1,read32,write1,write32').split(',');
 const TARGET = Number(process.env.VHS_BLK_TARGET ?? 0.95);
 const ARGS = { proxy: [], passthrough: ['--no-interpose'], rings: ['--rings=headers', '--device', 'blk'], record: ['--record', 'REC'] };
+/** a variant's daemon arguments: one of ARGS, or "proxy:ARGS" with extra arguments separated by spaces */
+const argsOf = (v) => (v.startsWith('proxy:') ? v.slice(6).split(' ').filter(Boolean) : ARGS[v]);
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -110,9 +113,14 @@ let qsd;
           let proxy;
           let sock = be;
           if (v !== 'direct') {
-            sock = path.join(work, `fe-${v}.sock`);
-            const args = ARGS[v].map((a) => (a === 'REC' ? path.join(work, `${v}-${i}.vhsrec`) : a));
-            proxy = await startProxy({ listen: sock, connect: be, args: [...args, '--no-control'], logFile: path.join(work, `proxy-${v}.log`) });
+            sock = path.join(work, `fe-${v.replace(/[^a-z0-9]/gi, '_')}.sock`);
+            const args = argsOf(v).map((a) => (a === 'REC' ? path.join(work, `${v}-${i}.vhsrec`) : a));
+            proxy = await startProxy({
+              listen: sock,
+              connect: be,
+              args: [...args, '--no-control'],
+              logFile: path.join(work, `proxy-${v.replace(/[^a-z0-9]/gi, '_')}.log`),
+            });
           }
           try {
             res[v].push(await benchOnce(sock, workload, proxy?.pid));
