@@ -19,7 +19,6 @@ require('tsx/cjs'); // the lab is TypeScript, run from source; the product is me
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
 const { Peer, waitForSocket } = require('../dist/demo/process');
 const { fromRelease } = require('../dist/demo/release');
 const { debian13Missing } = require('../dist/demo/debian13');
