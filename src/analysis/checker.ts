@@ -21,6 +21,9 @@ import { RULES, type Rule } from './rules';
 import { MIGRATION_DOWNTIME_NS, SessionState, VringMap, type CheckFinding, type MigrationStop } from './check/state';
 import { migrationLeftovers, migrationRules } from './check/migration';
 import { setupRules } from './check/setup';
+import { negotiationRules } from './check/negotiation';
+import { backendChannelRules } from './check/backend-channel';
+import { blockedFinding, noteBlocked } from './check/blocking';
 
 export type { CheckFinding } from './check/state';
 
@@ -43,12 +46,24 @@ const VALIDATOR_RULES: Record<string, Rule> = {
   'unknown-request': RULES.unknownRequest,
   'reply-from-requester': RULES.direction,
   'request-from-responder': RULES.direction,
+  'header-version': RULES.headerInvalid,
+  'header-reserved-flags': RULES.headerInvalid,
+  'header-oversize': RULES.headerInvalid,
+  'too-many-fds': RULES.headerInvalid,
 };
+
+/**
+ * A call on a replaced fd stamped within this much of the back-end's answer may have been
+ * signalled before it: the relay thread stamps what it reads, and it may have been descheduled.
+ */
+const REPLACED_CALL_MARGIN_NS = 20_000_000n;
 
 export class Checker {
   private readonly sessions = new Map<number, SessionState>();
   /** per vring index: the last migration source's stop not yet matched by a destination */
   private readonly migrationStops = new VringMap<MigrationStop>();
+  /** shared objects (uuid) and the session whose back-end added each */
+  private readonly sharedObjectOwners = new Map<string, number>();
 
   /** @param replyTimeoutNs a reply later than this counts as missing */
   constructor(private readonly replyTimeoutNs = 5_000_000_000n) {}
@@ -72,6 +87,17 @@ export class Checker {
         if (e.kind === 'call') {
           const use = s.ringUse.get(e.vring);
           if (use) use.calls++;
+          const swap = s.callSwap.get(e.vring);
+          if (e.replaced && swap?.answeredTs !== undefined && e.ts > swap.answeredTs + REPLACED_CALL_MARGIN_NS && !swap.reported) {
+            swap.reported = true;
+            out.push({
+              rule: RULES.callOnReplacedFd,
+              session: e.session,
+              ts: e.ts,
+              at: `call vring ${e.vring}`,
+              detail: `vring ${e.vring}: the back-end signalled the call fd that SET_VRING_CALL (message #${swap.message}) replaced, ${(Number(e.ts - swap.answeredTs) / 1e6).toFixed(1)} ms after it answered a later request`,
+            });
+          }
         }
         if (e.kind !== 'kick') return out;
         const at = `kick vring ${e.vring}`;
@@ -135,16 +161,18 @@ export class Checker {
         const s = this.sessions.get(e.session);
         this.sessions.delete(e.session);
         const noKick = s ? this.vringsWithoutKick(s, e.session, e.ts, 'at the end of the session') : [];
-        if (s) noKick.push(...migrationLeftovers(s, e.session, e.ts));
+        if (s) noKick.push(...migrationLeftovers(s, e.session, e.ts), ...blockedFinding(s, e.session, e.ts, this.replyTimeoutNs, true));
         return noKick.concat(
-          (s?.pending ?? []).map((p) => ({
-            rule: RULES.missingReply,
-            session: e.session,
-            ts: p.ts,
-            message: p.message,
-            at: `F>B ${p.name}`,
-            detail: `${p.name} (${p.channel} channel) was never answered before the session ended${p.cause ? `: ${p.cause}` : ''}`,
-          })),
+          (s?.pending ?? [])
+            .filter((p) => !p.blocked)
+            .map((p) => ({
+              rule: RULES.missingReply,
+              session: e.session,
+              ts: p.ts,
+              message: p.message,
+              at: `F>B ${p.name}`,
+              detail: `${p.name} (${p.channel} channel) was never answered before the session ended${p.cause ? `: ${p.cause}` : ''}`,
+            })),
         );
       }
       default:
@@ -159,6 +187,7 @@ export class Checker {
     const at = `${e.dir} ${e.channel === 'main' ? '' : `${e.channel}:`}${d.name}${d.reply ? ' reply' : ''}`;
     const out: CheckFinding[] = [];
     const add = (rule: Rule, detail: string): void => void out.push({ rule, session: e.session, ts: e.ts, message: index, at, detail });
+    out.push(...blockedFinding(s, e.session, e.ts, this.replyTimeoutNs, false));
     const received = e.received ?? e.raw;
     // message-level rules: the validator's (one source of truth for sizes, fds, flags)
     for (const f of validateMessage(received, { channel: e.channel, sender: e.sender, fdCount: e.fds.length, negotiation: s.negotiation })) {
@@ -188,9 +217,12 @@ export class Checker {
         p.cause = `${rulesOf(e) ?? 'a fault rule'} dropped the reply`;
       } else {
         s.pending.splice(s.pending.indexOf(p), 1);
+        if (e.channel === 'main') for (const swap of s.callSwap.values()) if (p.message >= swap.message) swap.answeredTs ??= e.ts;
         // a reply a fault rule held back says so: the slowness is the rule's, not the back-end's
         const held = e.heldNs !== undefined && rulesOf(e) ? `; ${rulesOf(e)} held it ${(Number(e.heldNs) / 1e6).toFixed(0)} ms` : '';
-        if (e.ts - p.ts > this.replyTimeoutNs) add(RULES.missingReply, `${d.name} answered after ${Number(e.ts - p.ts) / 1e6} ms${held}`);
+        if (p.blocked) {
+          // VU036 told why it came late
+        } else if (e.ts - p.ts > this.replyTimeoutNs) add(RULES.missingReply, `${d.name} answered after ${Number(e.ts - p.ts) / 1e6} ms${held}`);
         // SET_LOG_BASE comes just before LOG_ALL is acked (QEMU's order): it starts the migration too
         else if ((s.logAll || d.request === Request.SET_LOG_BASE) && e.ts - p.ts > MIGRATION_DOWNTIME_NS)
           add(
@@ -201,6 +233,7 @@ export class Checker {
     } else if (e.sender === requester) {
       for (const p of pendingHere) {
         s.pending.splice(s.pending.indexOf(p), 1);
+        if (p.blocked) continue;
         out.push({
           rule: RULES.missingReply,
           session: e.session,
@@ -217,14 +250,21 @@ export class Checker {
       if (e.channel === 'main' && !d.reply && d.request === Request.SET_VRING_KICK) {
         s.lostKick.set((d.payload as { index: number }).index, { how: e.undelivered, rules: e.faults ?? [] });
       }
-    } else if (e.channel === 'main') {
-      setupRules(s, e, add);
-      migrationRules(s, this.migrationStops, e, index, at, add);
+    } else {
+      negotiationRules(s, e, add);
+      backendChannelRules(s, this.sharedObjectOwners, e, add);
+      if (e.channel === 'main') {
+        setupRules(s, e, add);
+        migrationRules(s, this.migrationStops, e, index, at, add);
+      }
+      s.rings.apply(e);
     }
 
     // state after the message
     if (e.channel === 'main' && !e.undelivered) {
       if (!d.reply && d.request === Request.SET_VRING_ADDR) s.ringsSetUp.add((d.payload as { index: number }).index);
+      if (!d.reply && d.request === Request.SET_VRING_CALL && !(d.payload as { nofd?: boolean }).nofd)
+        s.callSwap.set((d.payload as { index: number }).index, { message: index });
       if (!d.reply && d.request === Request.SET_VRING_KICK) {
         s.kicked.add((d.payload as { index: number }).index);
         s.lostKick.delete((d.payload as { index: number }).index);
@@ -237,7 +277,7 @@ export class Checker {
       if (d.reply && d.request === Request.GET_MAX_MEM_SLOTS) s.maxSlots = Number(d.payload.value as bigint);
       applyMainMessage(s.negotiation, d.request, d.flags, payload);
     }
-    if (!d.reply && e.sender === requester && isReplyExpected(e.channel, d.request, d.flags, s.negotiation))
+    if (!d.reply && e.sender === requester && isReplyExpected(e.channel, d.request, d.flags, s.negotiation)) {
       s.pending.push({
         channel: e.channel,
         request: d.request,
@@ -246,6 +286,8 @@ export class Checker {
         message: index,
         ...(e.undelivered === 'dropped' ? { cause: `${rulesOf(e) ?? 'a fault rule'} dropped the request` } : {}),
       });
+      noteBlocked(s, e.ts);
+    }
     return out;
   }
 

@@ -1,3 +1,5 @@
+import { catalogueOf } from './catalogue';
+
 /**
  * The protocol checks, as data: a stable id, a name, the spec section (or field report) it comes
  * from, and a one-line explanation. The logic lives in checker.ts.
@@ -47,6 +49,22 @@ const FIXES: Record<string, string> = {
   VU027: 'both: upgrade the rust-vmm peer past vhost 0.16 (SHMEM at bit 22), or keep bit 21 unoffered until both number it the same',
   VU028: 'the front-end: remove a region (REM_MEM_REG) before adding one that overlaps it; never put overlapping regions in one table',
   VU029: 'the front-end: do not start postcopy once CONFIGURE_MEM_SLOTS is negotiated (or negotiate it only without postcopy)',
+  VU030: 'the front-end: send GET_PROTOCOL_FEATURES / SET_PROTOCOL_FEATURES only when GET_FEATURES offered bit 30 (VHOST_USER_F_PROTOCOL_FEATURES)',
+  VU031:
+    'the front-end: ask GET_PROTOCOL_FEATURES on every connection (a restarted back-end forgets what was set before); the back-end: take a SET_PROTOCOL_FEATURES without a GET as it comes',
+  VU032: 'the sender: negotiate the feature the request needs first (the finding names it), or do not send the request',
+  VU033: 'the front-end: set INBAND_NOTIFICATIONS only together with BACKEND_REQ and REPLY_ACK; the back-end: close the connection when it is set alone',
+  VU034: 'the front-end: stop the rings with GET_VRING_BASE and use RESET_DEVICE (with its protocol feature) instead of the deprecated RESET_OWNER',
+  VU035: 'the back-end: send nothing on the backend channel while every ring is stopped (the device is suspended for a migration or a reset)',
+  VU036:
+    'both: never wait for a reply on one channel while the other side waits on the other; the front-end should serve the backend channel while it waits for a main-channel reply, or the back-end not ask with NEED_REPLY while it owes one',
+  VU037:
+    'the back-end: map within the shared-memory region GET_SHMEM_CONFIG gave, page aligned, without overlapping a mapping; unmap exactly what one SHMEM_MAP mapped',
+  VU038: 'the back-end: remove only the shared objects it added itself (SHARED_OBJECT_REMOVE is for the owner)',
+  VU039:
+    'the back-end: switch to the new call fd as soon as it reads SET_VRING_CALL; the front-end: send SET_VRING_CALL with NEED_REPLY (REPLY_ACK) and wait for the ack before it relies on the new fd, as QEMU does since 1ba9a5220325',
+  VU040:
+    "the sender: keep version 1, no reserved flag bits, payloads within the channel's maximum and at most 8 fds (the proxy closes the session on such a header)",
 };
 
 const rule = (id: string, name: string, severity: Rule['severity'], section: string, explain: string): Rule => ({
@@ -238,6 +256,83 @@ export const RULES = {
     'vhost-user.rst "Postcopy" (2026: unsupported with CONFIGURE_MEM_SLOTS)',
     'a POSTCOPY_* request while CONFIGURE_MEM_SLOTS is negotiated: the spec says postcopy is not supported then and these requests MUST NOT be sent',
   ),
+  protocolFeaturesWithoutBit30: rule(
+    'VU030',
+    'protocol-features-without-bit30',
+    'error',
+    'vhost-user.rst "Protocol features" (only when VHOST_USER_F_PROTOCOL_FEATURES is offered)',
+    'GET_PROTOCOL_FEATURES or SET_PROTOCOL_FEATURES although GET_FEATURES did not offer bit 30: a back-end without protocol features does not know the request and may close the connection',
+  ),
+  protocolFeaturesUnasked: rule(
+    'VU031',
+    'protocol-features-unasked',
+    'warning',
+    'rust-vmm/vhost 14db3cd (field-bugs C3: cloud-hypervisor + virtiofsd hang after migration)',
+    'SET_PROTOCOL_FEATURES with no GET_PROTOCOL_FEATURES before it on this connection: a back-end that keeps its REPLY_ACK state from the GET (rust-vmm before 14db3cd) never acks, and the front-end waits forever',
+  ),
+  requestWithoutFeature: rule(
+    'VU032',
+    'request-without-feature',
+    'error',
+    'vhost-user.rst "Message types" (each request names the feature it needs)',
+    'a request sent while the feature it needs is not negotiated (GET_QUEUE_NUM without MQ, GET_INFLIGHT_FD without INFLIGHT_SHMFD, a device-state request without DEVICE_STATE, ...): the peer may not know it or may close the connection',
+  ),
+  inbandWithoutBackendReq: rule(
+    'VU033',
+    'inband-without-backend-req',
+    'error',
+    'vhost-user.rst VHOST_USER_PROTOCOL_F_INBAND_NOTIFICATIONS (needs BACKEND_REQ and REPLY_ACK)',
+    'INBAND_NOTIFICATIONS set without BACKEND_REQ and REPLY_ACK: calls would travel on a backend channel that does not exist, or without the acks that keep them ordered',
+  ),
+  resetOwner: rule(
+    'VU034',
+    'reset-owner',
+    'warning',
+    'vhost-user.rst VHOST_USER_RESET_OWNER (deprecated)',
+    'RESET_OWNER is deprecated: back-ends either ignore it or disable every ring, so what follows depends on the implementation',
+  ),
+  backendRequestWhileSuspended: rule(
+    'VU035',
+    'backend-request-while-suspended',
+    'warning',
+    'vhost-user.rst "Suspended device state" (field-bugs C15)',
+    'a backend-channel request while every started ring was stopped: a suspended device must not act, and a front-end busy migrating or resetting may not serve the channel',
+  ),
+  bothSidesBlocked: rule(
+    'VU036',
+    'both-sides-blocked',
+    'error',
+    'vhost-user.rst "Back-end communication"; field-bugs C15 (IOTLB miss during SET_MEM_TABLE)',
+    'each side waited for a reply from the other at the same time, the front-end on the main channel and the back-end on the backend channel, for longer than the reply timeout: a deadlock unless one side serves both channels',
+  ),
+  shmemMapInvalid: rule(
+    'VU037',
+    'shmem-map-invalid',
+    'error',
+    'vhost-user.rst VHOST_USER_BACKEND_SHMEM_MAP / SHMEM_UNMAP (2026)',
+    'a SHMEM_MAP outside its shared-memory region, not page aligned or over another mapping, or a SHMEM_UNMAP that is not exactly one earlier mapping: the front-end refuses it or maps the wrong memory',
+  ),
+  sharedObjectNotOwner: rule(
+    'VU038',
+    'shared-object-not-owner',
+    'error',
+    'vhost-user.rst VHOST_USER_BACKEND_SHARED_OBJECT_REMOVE (2026: owner only)',
+    'a back-end removed a shared object another back-end added: the owner still hands it out, and its users lose it',
+  ),
+  callOnReplacedFd: rule(
+    'VU039',
+    'call-on-replaced-fd',
+    'warning',
+    'QEMU 1ba9a5220325 "make vhost_set_vring_file() synchronous"; virtiofsd #101, #133, #213 (field-bugs C2)',
+    'the back-end signalled a call fd the front-end had already replaced with SET_VRING_CALL, after the back-end had answered a later request: the interrupt goes where nobody waits for it, and the guest can hang',
+  ),
+  headerInvalid: rule(
+    'VU040',
+    'header-invalid',
+    'error',
+    'vhost-user.rst "Header"; rust-vmm vhost message.rs (version 1, reserved flags 0, size within the maximum)',
+    'a header no peer accepts: another version, reserved flag bits, a size beyond the maximum, or more than 8 fds',
+  ),
 } as const satisfies Record<string, Rule>;
 
 export type RuleKey = keyof typeof RULES;
@@ -251,5 +346,6 @@ export function findRule(idOrName: string): Rule | undefined {
 
 /** What `check --explain` prints: what the rule finds and why it matters, its source, how to fix it. */
 export function explainRule(r: Rule): string {
-  return `${r.id} ${r.name} (${r.severity})\n  what:   ${r.explain}\n  source: ${r.section}\n  fix:    ${r.fix}\n`;
+  const field = catalogueOf(r.id);
+  return `${r.id} ${r.name} (${r.severity})${field.length ? ` [catalogue ${field.join(', ')}]` : ''}\n  what:   ${r.explain}\n  source: ${r.section}\n  fix:    ${r.fix}\n`;
 }

@@ -103,6 +103,8 @@ export interface NotificationEvent {
   count: number;
   /** signalled by the proxy (fault rule inject), not relayed from a peer */
   injected?: boolean;
+  /** came on an fd a newer SET_VRING_KICK/CALL/ERR had replaced (relayed during its grace period) */
+  replaced?: boolean;
 }
 
 /**

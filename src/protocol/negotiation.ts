@@ -3,7 +3,7 @@
  * virtio features, the protocol features in use and the postcopy state. Pure state,
  * updated from the messages of the main channel.
  */
-import { hasBit, ProtocolFeature } from './features';
+import { hasBit, ProtocolFeature, VirtioFeature } from './features';
 import { isReply } from './header';
 import { Request } from './requests';
 
@@ -64,3 +64,20 @@ export function stopsVring(n: Negotiation, request: number): boolean {
 }
 
 export const replyAckInUse = (n: Negotiation): boolean => protocolFeatureInUse(n, ProtocolFeature.REPLY_ACK);
+
+/**
+ * Whether the feature a request needs (its RequestSpec gate: a protocol feature or a virtio
+ * feature by name) is negotiated. Undefined when the gate is not one of those (the GPU socket's
+ * own features), or when nothing was negotiated yet and `assumeNone` is not set.
+ */
+export function gateOpen(n: Negotiation, gate: string, assumeNone = false): boolean | undefined {
+  if (gate in ProtocolFeature) {
+    if (n.protocolFeatures === undefined && !assumeNone) return undefined;
+    return hasBit(n.protocolFeatures, ProtocolFeature[gate as keyof typeof ProtocolFeature]);
+  }
+  if (gate in VirtioFeature) {
+    if (n.ackedFeatures === undefined && !assumeNone) return undefined;
+    return hasBit(n.ackedFeatures, VirtioFeature[gate as keyof typeof VirtioFeature]);
+  }
+  return undefined;
+}

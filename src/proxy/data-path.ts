@@ -59,9 +59,9 @@ export class DataPath {
     if (!relay) return;
     this.interposer = new Interposer(
       relay,
-      hooks.guarded('a relayed notification', (vring: number, kind: NotificationKind, e: { ts: bigint; count: number }) => {
+      hooks.guarded('a relayed notification', (vring: number, kind: NotificationKind, e: { ts: bigint; count: number }, replaced: boolean) => {
         this.stats.record(vring, kind, e.ts);
-        emit({ type: 'notification', ts: e.ts, session, vring, kind, count: e.count });
+        emit({ type: 'notification', ts: e.ts, session, vring, kind, count: e.count, ...(replaced ? { replaced } : {}) });
         hooks.notified(kind, vring);
       }),
       (why) => hooks.notice(why),

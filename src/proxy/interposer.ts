@@ -34,6 +34,8 @@ export interface PairRecord {
   dst: number;
   /** final counts, once the pair is gone */
   final?: RelayPairStats;
+  /** when a newer SET_VRING_* message for its slot replaced it (as opposed to a stop or the session's end), monotonic ns */
+  replacedAt?: bigint;
 }
 
 /** Finished pairs of one slot, folded into one record: memory stays flat however many there were. */
@@ -52,7 +54,8 @@ export class Interposer {
 
   constructor(
     private readonly hub: RelayHub,
-    private readonly onNotification: (vring: number, kind: NotificationKind, e: RelayEvent) => void,
+    /** `replaced`: the pair was replaced (a newer SET_VRING_* for its slot) when the count came */
+    private readonly onNotification: (vring: number, kind: NotificationKind, e: RelayEvent, replaced: boolean) => void,
     /** told when a peer's fd is not an eventfd and goes through uninterposed */
     private readonly onRefused?: (why: string) => void,
   ) {}
@@ -65,7 +68,7 @@ export class Interposer {
     const key = `${kind}:${vring}`;
     const old = this.current.get(key);
     if (nofd || fds.length !== 1) {
-      if (old) this.retire(key, old, 0);
+      if (old) this.replaced(key, old, 0);
       return fds;
     }
     const peerFd = fds[0];
@@ -74,7 +77,7 @@ export class Interposer {
       // The relay reads and writes 8-byte counts on whatever it is given, on its own thread and
       // under its lock: a pipe nobody drains would block it there, and the daemon with it. Only
       // an eventfd is relayed; anything else goes through untouched, as the peer sent it.
-      if (old) this.retire(key, old, 0);
+      if (old) this.replaced(key, old, 0);
       this.onRefused?.(
         `SET_VRING_${kind.toUpperCase()} vring ${vring} carries ${what}, not an eventfd: forwarded as it came, not interposed (its notifications are neither relayed nor timed)`,
       );
@@ -91,7 +94,7 @@ export class Interposer {
     const [src, dst] = kind === 'kick' ? [peerFd, kept] : [kept, peerFd];
     const rec: PairRecord = { vring, kind, pairId: 0, dst };
     try {
-      rec.pairId = this.hub.add(src, dst, (e) => this.onNotification(vring, kind, e));
+      rec.pairId = this.hub.add(src, dst, (e) => this.onNotification(vring, kind, e, rec.replacedAt !== undefined && e.ts >= rec.replacedAt));
     } catch (err) {
       // the relay took both fds and closed them (the peer's among them: an fd it cannot poll,
       // such as a memfd); `ours` was never handed out. The caller must not close the peer's fd.
@@ -99,8 +102,14 @@ export class Interposer {
       throw Object.assign(err as Error, { fdsTaken: true });
     }
     this.current.set(key, rec);
-    if (old) this.retire(key, old, REPLACED_PAIR_GRACE_MS);
+    if (old) this.replaced(key, old, REPLACED_PAIR_GRACE_MS);
     return [ours];
+  }
+
+  /** A newer message for the slot replaced `old`: counts it reads from now on are flagged as such. */
+  private replaced(key: string, old: PairRecord, graceMs: number): void {
+    old.replacedAt = native.monotonicNs();
+    this.retire(key, old, graceMs);
   }
 
   /**

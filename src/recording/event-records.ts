@@ -115,6 +115,7 @@ export class NotifyBatch {
     b.dt.push(Number(dt));
     b.vk.push(e.vring * 4 + KIND_CODES[e.kind]);
     b.c.push(e.count);
+    if (e.replaced) (b.replaced ??= []).push(b.dt.length - 1);
     if (e.ts > this.last) this.last = e.ts;
     return b.dt.length;
   }

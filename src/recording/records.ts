@@ -123,6 +123,8 @@ export interface NotifyBatchRecord {
   dt: number[];
   vk: number[];
   c: number[];
+  /** positions (in dt/vk/c) of notifications that came on a replaced fd; absent when none did */
+  replaced?: number[];
 }
 
 export interface DropRecord {
@@ -197,12 +199,14 @@ export interface NotificationEntry {
   vring: number;
   kind: (typeof KIND_NAMES)[number];
   count: number;
+  replaced?: boolean;
 }
 
 export function* unpackBatch(b: NotifyBatchRecord): Generator<NotificationEntry> {
   let ts = b.ts0;
+  const replaced = new Set(Array.isArray(b.replaced) ? b.replaced : []);
   for (let i = 0; i < b.dt.length; i++) {
     ts += BigInt(b.dt[i]);
-    yield { ts, session: b.session, vring: b.vk[i] >> 2, kind: KIND_NAMES[b.vk[i] & 3], count: b.c[i] };
+    yield { ts, session: b.session, vring: b.vk[i] >> 2, kind: KIND_NAMES[b.vk[i] & 3], count: b.c[i], ...(replaced.has(i) ? { replaced: true } : {}) };
   }
 }

@@ -189,15 +189,20 @@ function replyWatchdog(ms: number, logger: Logger, recorder: Recorder | undefine
   return new ReplyWatchdog(
     ms,
     (o) => {
-      metrics?.onFinding('reply-overdue', 'warning');
-      recorder?.pin(`reply overdue: ${where(o)}`, o.session);
+      const both = o.alsoWaiting;
+      metrics?.onFinding(both ? 'both-sides-blocked' : 'reply-overdue', both ? 'error' : 'warning');
+      recorder?.pin(`${both ? 'both sides blocked' : 'reply overdue'}: ${where(o)}`, o.session);
       logger.warn({
-        event: 'reply-overdue',
+        event: both ? 'both-sides-blocked' : 'reply-overdue',
         session: o.session,
         channel: o.channel,
         request: o.request,
         waiting: o.waiting,
-        msg: `session ${o.session}: the ${o.waiting} has waited ${(o.waitedMs / 1000).toFixed(1)} s for the ${o.owing}'s reply to ${where(o)}`,
+        msg:
+          `session ${o.session}: the ${o.waiting} has waited ${(o.waitedMs / 1000).toFixed(1)} s for the ${o.owing}'s reply to ${where(o)}` +
+          (both
+            ? `, while the ${o.owing} waits for the reply to ${both.request}${both.channel === 'main' ? '' : ` (${both.channel} channel)`}: both sides are blocked`
+            : ''),
       });
     },
     (o) =>

@@ -4,6 +4,8 @@
  * at the next request or the session's end as `check` finds it: a front-end stuck in its
  * synchronous wait is visible as it happens. Each channel has at most one request outstanding
  * (the protocol is synchronous per channel); a reply that comes after the alarm is told too.
+ * An alarm while the other side waits on the other channel too (the front-end for a main-channel
+ * reply, the back-end for a backend-channel one) names that request: both sides are blocked.
  */
 import type { MessageEvent, ProxyEvent } from '../events/events';
 import type { ChannelKind, Side } from '../protocol';
@@ -18,6 +20,8 @@ export interface OverdueReply {
   owing: Side;
   /** how long it has waited */
   waitedMs: number;
+  /** the other side's request, when it waits on the other channel at the same time (both sides blocked) */
+  alsoWaiting?: { channel: ChannelKind; request: string; waitedMs: number };
 }
 
 interface Pending {
@@ -89,6 +93,15 @@ export class ReplyWatchdog {
 
   private describe(p: Pending, now: number): OverdueReply {
     const owing: Side = p.sender === 'frontend' ? 'backend' : 'frontend';
-    return { session: p.session, channel: p.channel, request: p.request, waiting: p.sender, owing, waitedMs: now - p.sinceMs };
+    const other = [...this.pending.values()].find((o) => o.session === p.session && o.sender === owing && o.channel !== 'gpu' && p.channel !== 'gpu');
+    return {
+      session: p.session,
+      channel: p.channel,
+      request: p.request,
+      waiting: p.sender,
+      owing,
+      waitedMs: now - p.sinceMs,
+      ...(other ? { alsoWaiting: { channel: other.channel, request: other.request, waitedMs: now - other.sinceMs } } : {}),
+    };
   }
 }

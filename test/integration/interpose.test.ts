@@ -11,7 +11,8 @@ import { native, type Channel } from '../../src/native';
 import { encodeMessage, Request } from '../../src/protocol';
 import { ProxyDaemon, type DaemonOptions } from '../../src/proxy/daemon';
 import { allowedCpus } from '../../src/proxy/relay-placement';
-import type { MessageEvent, ProxyEvent, SessionEndEvent, SessionStartEvent } from '../../src/events/events';
+import type { MessageEvent, NotificationEvent, ProxyEvent, SessionEndEvent, SessionStartEvent } from '../../src/events/events';
+import { checkEvents } from '../../src/analysis/checker';
 import { openFds, tmpDir, until } from '../helpers';
 import { answering, scriptedBackend, scriptedFrontend, u64, type Got } from '../peers';
 
@@ -34,6 +35,7 @@ async function rig(opts: Partial<DaemonOptions> = {}): Promise<Rig> {
     answering({
       [Request.GET_PROTOCOL_FEATURES]: u64((1n << 3n) | (1n << 11n) | (1n << 14n)),
       [Request.GET_VRING_BASE]: Buffer.from([0, 0, 0, 0, 7, 0, 0, 0]),
+      [Request.GET_FEATURES]: u64(1n << 30n),
     }),
   );
   const events: ProxyEvent[] = [];
@@ -128,9 +130,42 @@ describe('eventfd interposition', () => {
     // finished pairs are summed per vring slot (the call pair and its replacement: 6 + 2)
     expect(end.relayPairs.map((p) => `${p.kind}${p.vring}:${p.read}/${p.written}`)).toEqual(['kick0:1/1', 'call0:8/8']);
     expect(end.vrings[0]).toMatchObject({ kicks: 1, calls: 3 });
+    // the count the back-end wrote on the replaced fd says so (check's VU039 reads it)
+    const calls = r.events.filter((e) => e.type === 'notification' && e.kind === 'call') as NotificationEvent[];
+    expect(calls.map((e) => `${e.count}${e.replaced ? ' on the replaced fd' : ''}`)).toEqual(['1', '2', '5 on the replaced fd']);
     r.done();
     for (const fd of [kickW, callR, call2R]) native.close(fd);
     expect(openFds()).toBe(before);
+  });
+
+  it('a call on the replaced fd after the back-end answered a later request: check names the lost interrupt (VU039)', async () => {
+    const r = await rig();
+    const call = native.eventfd(0);
+    const callR = native.dup(call);
+    r.fe.send(encodeMessage(Request.SET_VRING_CALL, 1, u64(0n)), [call]);
+    const call2 = native.eventfd(0);
+    const call2R = native.dup(call2);
+    r.fe.send(encodeMessage(Request.SET_VRING_CALL, 1, u64(0n)), [call2]);
+    await until(() => r.beGot.length === 2);
+    const oldB = r.beGot[0].fds[0];
+    r.fe.send(encodeMessage(Request.GET_FEATURES, 1));
+    await until(() => r.feGot.length === 1);
+    // the back-end has read both SET_VRING_CALLs (it answered the request after them), and still signals the old fd
+    await new Promise((res) => setTimeout(res, 60));
+    native.eventfdWrite(oldB, 1);
+    let n: bigint | null = null;
+    await until(() => (n = native.eventfdRead(callR)) !== null);
+    expect(n).toBe(1n); // relayed in the grace period, where the front-end no longer listens
+    r.fe.close();
+    await until(() => r.events.some((e) => e.type === 'session-end'));
+    const lost = checkEvents(r.events).filter((f) => f.rule.id === 'VU039');
+    expect(lost.map((f) => f.detail)).toEqual([
+      expect.stringMatching(
+        /^vring 0: the back-end signalled the call fd that SET_VRING_CALL \(message #1\) replaced, \d+\.\d ms after it answered a later request$/,
+      ),
+    ]);
+    r.done();
+    for (const fd of [callR, call2R]) native.close(fd);
   });
 
   it('forwards every fd of a message, in order: SET_MEM_TABLE with three regions', async () => {

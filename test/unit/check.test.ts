@@ -4,8 +4,19 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkEvents } from '../../src/analysis/checker';
 import { ALL_RULES, explainRule, findRule } from '../../src/analysis/rules';
+import { CATALOGUE, catalogueOf, catalogueText, findCatalogueEntry } from '../../src/analysis/catalogue';
 import { checkFile } from '../../src/views/check';
-import { applyMainMessage, decodeMessage, encodeMessage, HEADER_SIZE, MAX_VRINGS, newNegotiation, Request, type ChannelKind } from '../../src/protocol';
+import {
+  applyMainMessage,
+  BackendRequest,
+  decodeMessage,
+  encodeMessage,
+  HEADER_SIZE,
+  MAX_VRINGS,
+  newNegotiation,
+  Request,
+  type ChannelKind,
+} from '../../src/protocol';
 import type { FdDescription, ProxyEvent } from '../../src/events/events';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
 
@@ -31,7 +42,25 @@ const V1 = 1n << 32n;
 const PACKED = 1n << 34n;
 const REPLY_ACK = 1n << 3n;
 const LOG_ALL = 1n << 26n;
+const CONFIGURE_MEM_SLOTS = 1n << 15n;
+const STATUS = 1n << 16n;
+const INFLIGHT = REPLY_ACK | CONFIGURE_MEM_SLOTS | (1n << 12n);
 const DEVICE_STATE = REPLY_ACK | (1n << 15n) | (1n << 19n);
+const BACKEND_REQ = 1n << 5n;
+const CONFIG = 1n << 9n;
+const SHARED_OBJECT = 1n << 18n;
+const SHMEM = 1n << 22n;
+const UUID = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
+/** GET_SHMEM_CONFIG's reply: one region of `size` bytes as shmid 0 */
+const shmemConfig = (size: bigint): Buffer => {
+  const b = Buffer.alloc(2056);
+  b.writeUInt32LE(1, 0);
+  b.writeBigUInt64LE(size, 8);
+  return b;
+};
+/** A SHMEM_MAP (or UNMAP) payload: shmid, fd offset, offset in the region, length, flags. */
+const shmemMapping = (shmid: number, offset: bigint, len: bigint): Buffer =>
+  Buffer.concat([Buffer.from([shmid, 0, 0, 0, 0, 0, 0, 0]), u64(0n), u64(offset), u64(len), u64(0n)]);
 /** SET_LOG_BASE: mmap_size, mmap_offset */
 const logBase = (bytes: bigint): Buffer => Buffer.concat([u64(bytes), u64(0n)]);
 
@@ -73,10 +102,14 @@ class Session {
   be(code: number, payload?: Buffer, opts: { flags?: number; fds?: number; channel?: ChannelKind } = {}): this {
     return this.push('B>F', encodeMessage(code, opts.flags ?? 5, payload), opts.fds, opts.channel);
   }
-  kick(vring: number, kind: 'kick' | 'call' = 'kick'): this {
+  kick(vring: number, kind: 'kick' | 'call' = 'kick', replaced?: true): this {
     this.t += 1000n;
-    this.events.push({ type: 'notification', ts: this.t, session: this.id, vring, kind, count: 1 });
+    this.events.push({ type: 'notification', ts: this.t, session: this.id, vring, kind, count: 1, ...(replaced ? { replaced } : {}) });
     return this;
+  }
+  /** a call that came on the fd a later SET_VRING_CALL replaced */
+  staleCall(vring: number): this {
+    return this.kick(vring, 'call', true);
   }
   call(vring: number): this {
     return this.kick(vring, 'call');
@@ -103,17 +136,20 @@ class Session {
     return this;
   }
   /** a QEMU-like handshake up to the memory table, with REPLY_ACK */
-  handshake(features = PF | V1, protocol = REPLY_ACK | (1n << 15n)): this {
+  handshake(features = PF | V1, protocol = REPLY_ACK | CONFIGURE_MEM_SLOTS | STATUS): this {
     return this.fe(Request.GET_FEATURES)
       .be(Request.GET_FEATURES, u64(PF | V1 | PACKED | LOG_ALL))
       .fe(Request.GET_PROTOCOL_FEATURES)
       .be(Request.GET_PROTOCOL_FEATURES, u64(protocol))
       .fe(Request.SET_PROTOCOL_FEATURES, u64(protocol))
-      .fe(Request.GET_MAX_MEM_SLOTS)
-      .be(Request.GET_MAX_MEM_SLOTS, u64(2n))
+      .slots(protocol)
       .fe(Request.SET_FEATURES, u64(features))
       .fe(Request.SET_MEM_TABLE, memTable(region(0n, 0x100000n, 0x7f0000000000n)), { fds: 1, flags: 9 })
       .be(Request.SET_MEM_TABLE, u64(0n));
+  }
+  /** GET_MAX_MEM_SLOTS (2), as QEMU asks it: only with CONFIGURE_MEM_SLOTS */
+  private slots(protocol: bigint): this {
+    return protocol & CONFIGURE_MEM_SLOTS ? this.fe(Request.GET_MAX_MEM_SLOTS).be(Request.GET_MAX_MEM_SLOTS, u64(2n)) : this;
   }
   vring(i: number, opts: { enable?: boolean; base?: number } = {}): this {
     this.fe(Request.SET_VRING_NUM, u32s(i, 256))
@@ -171,6 +207,19 @@ const DETAILS: Record<string, string[]> = {
   VU027: ['B>F backend:SHMEM_MAP: SHMEM_MAP with protocol feature 21 negotiated and 22 (SHMEM) not: the peers number SHMEM as rust-vmm vhost 0.16 does'],
   VU028: ['F>B ADD_MEM_REG: ADD_MEM_REG gpa 0x80000+0x100000 (uaddr 0x7f1000000000) overlaps gpa 0x0+0x100000 (uaddr 0x7f0000000000), not removed first'],
   VU029: ['F>B POSTCOPY_END: POSTCOPY_END with CONFIGURE_MEM_SLOTS negotiated'],
+  VU030: ['F>B GET_PROTOCOL_FEATURES: GET_PROTOCOL_FEATURES, but GET_FEATURES offered 0x100000000 (no bit 30)'],
+  VU031: ['F>B SET_PROTOCOL_FEATURES: SET_PROTOCOL_FEATURES with no GET_PROTOCOL_FEATURES on this connection'],
+  VU032: ['F>B GET_QUEUE_NUM: GET_QUEUE_NUM needs MQ, which is not negotiated'],
+  VU033: ['F>B SET_PROTOCOL_FEATURES: INBAND_NOTIFICATIONS set without BACKEND_REQ'],
+  VU034: ['F>B RESET_OWNER: RESET_OWNER (deprecated)'],
+  VU035: ['B>F backend:CONFIG_CHANGE_MSG: CONFIG_CHANGE_MSG while every started ring is stopped'],
+  VU036: [
+    'F>B SET_VRING_NUM / B>F backend:CONFIG_CHANGE_MSG: the front-end waited for the reply to SET_VRING_NUM while the back-end waited for the reply to CONFIG_CHANGE_MSG (backend channel), for 6000 ms',
+  ],
+  VU037: ["B>F backend:SHMEM_MAP: SHMEM_MAP shmid 0 [0x8000, 0x18000) ends beyond the region's 0x10000 bytes"],
+  VU038: ["B>F backend:SHARED_OBJECT_REMOVE: SHARED_OBJECT_REMOVE 00112233-4455-6677-8899-aabbccddeeff, which session 1's back-end added"],
+  VU039: ['call vring 0: vring 0: the back-end signalled the call fd that SET_VRING_CALL (message #16) replaced, 30.0 ms after it answered a later request'],
+  VU040: ['F>B SET_OWNER: version 2 in flags 0x2, expected 1'],
 };
 
 const ids = (events: ProxyEvent[]): string[] => [...new Set(checkEvents(events).map((f) => `${f.rule.id} ${f.rule.name}`))];
@@ -221,7 +270,14 @@ const cases: [string, () => ProxyEvent[]][] = [
         .fe(Request.SET_VRING_ADDR, vringAddr(0, 0x7f0000001000n, 0x7f0000002300n, 0x7f0000002000n))
         .end(),
   ],
-  ['VU014 inflight-before-vring-base', () => new Session().handshake().fe(Request.SET_INFLIGHT_FD, Buffer.alloc(24), { fds: 1 }).end()],
+  [
+    'VU014 inflight-before-vring-base',
+    () =>
+      new Session()
+        .handshake(PF | V1, INFLIGHT)
+        .fe(Request.SET_INFLIGHT_FD, Buffer.alloc(24), { fds: 1 })
+        .end(),
+  ],
   ['VU015 unknown-request', () => new Session().fe(99).end()],
   ['VU016 ambiguous-request', () => new Session().fe(Request.GET_SHMEM_CONFIG).be(Request.GET_SHMEM_CONFIG, Buffer.alloc(2056)).end()],
   ['VU017 wrong-direction', () => new Session().be(Request.SET_OWNER, undefined, { flags: 1 }).end()],
@@ -306,8 +362,8 @@ const cases: [string, () => ProxyEvent[]][] = [
     () =>
       new Session()
         .handshake(PF | V1, REPLY_ACK | (1n << 15n) | (1n << 5n) | (1n << 21n))
-        .be(9, Buffer.alloc(40), { channel: 'backend', flags: 1, fds: 1 })
-        .be(9, Buffer.alloc(40), { channel: 'backend', flags: 1, fds: 1 })
+        .be(9, shmemMapping(0, 0n, 0x1000n), { channel: 'backend', flags: 1, fds: 1 })
+        .be(9, shmemMapping(0, 0x1000n, 0x1000n), { channel: 'backend', flags: 1, fds: 1 })
         .end(),
   ],
   [
@@ -318,7 +374,96 @@ const cases: [string, () => ProxyEvent[]][] = [
         .fe(Request.ADD_MEM_REG, Buffer.concat([u64(0n), region(0x80000n, 0x100000n, 0x7f1000000000n)]), { fds: 1 })
         .end(),
   ],
-  ['VU029 postcopy-with-mem-slots', () => new Session().handshake().fe(Request.POSTCOPY_END).be(Request.POSTCOPY_END, u64(0n)).end()],
+  [
+    'VU029 postcopy-with-mem-slots',
+    () =>
+      new Session()
+        .handshake(PF | V1, REPLY_ACK | CONFIGURE_MEM_SLOTS | (1n << 8n))
+        .fe(Request.POSTCOPY_END)
+        .be(Request.POSTCOPY_END, u64(0n))
+        .end(),
+  ],
+  [
+    'VU030 protocol-features-without-bit30',
+    () =>
+      new Session()
+        .fe(Request.GET_FEATURES)
+        .be(Request.GET_FEATURES, u64(V1))
+        .fe(Request.GET_PROTOCOL_FEATURES)
+        .be(Request.GET_PROTOCOL_FEATURES, u64(0n))
+        .end(),
+  ],
+  [
+    'VU031 protocol-features-unasked',
+    () =>
+      new Session()
+        .fe(Request.GET_FEATURES)
+        .be(Request.GET_FEATURES, u64(PF | V1))
+        .fe(Request.SET_PROTOCOL_FEATURES, u64(REPLY_ACK))
+        .end(),
+  ],
+  ['VU032 request-without-feature', () => new Session().handshake().fe(Request.GET_QUEUE_NUM).be(Request.GET_QUEUE_NUM, u64(1n)).end()],
+  ['VU033 inband-without-backend-req', () => new Session().handshake(PF | V1, REPLY_ACK | CONFIGURE_MEM_SLOTS | (1n << 14n)).end()],
+  ['VU034 reset-owner', () => new Session().handshake().fe(Request.RESET_OWNER).end()],
+  [
+    'VU035 backend-request-while-suspended',
+    () =>
+      new Session()
+        .handshake(PF | V1, REPLY_ACK | CONFIGURE_MEM_SLOTS | BACKEND_REQ | CONFIG)
+        .vring(0)
+        .fe(Request.GET_VRING_BASE, u32s(0, 0))
+        .be(Request.GET_VRING_BASE, u32s(0, 0))
+        .be(BackendRequest.CONFIG_CHANGE_MSG, undefined, { channel: 'backend', flags: 1 })
+        .end(),
+  ],
+  [
+    'VU036 both-sides-blocked',
+    () =>
+      new Session()
+        .handshake(PF | V1, REPLY_ACK | CONFIGURE_MEM_SLOTS | BACKEND_REQ | CONFIG)
+        .fe(Request.SET_VRING_NUM, u32s(0, 256), { flags: 9 })
+        .be(BackendRequest.CONFIG_CHANGE_MSG, undefined, { channel: 'backend', flags: 9 })
+        .wait(6_000_000_000n)
+        .fe(BackendRequest.CONFIG_CHANGE_MSG, u64(0n), { channel: 'backend', flags: 5 })
+        .be(Request.SET_VRING_NUM, u64(0n))
+        .end(),
+  ],
+  [
+    'VU037 shmem-map-invalid',
+    () =>
+      new Session()
+        .handshake(PF | V1, REPLY_ACK | CONFIGURE_MEM_SLOTS | BACKEND_REQ | SHMEM)
+        .fe(Request.GET_SHMEM_CONFIG)
+        .be(Request.GET_SHMEM_CONFIG, shmemConfig(0x10000n))
+        .be(BackendRequest.SHMEM_MAP, shmemMapping(0, 0n, 0x8000n), { channel: 'backend', flags: 1, fds: 1 })
+        .be(BackendRequest.SHMEM_UNMAP, shmemMapping(0, 0n, 0x8000n), { channel: 'backend', flags: 1 })
+        .be(BackendRequest.SHMEM_MAP, shmemMapping(0, 0x8000n, 0x10000n), { channel: 'backend', flags: 1, fds: 1 })
+        .end(),
+  ],
+  [
+    'VU038 shared-object-not-owner',
+    () => {
+      const protocol = REPLY_ACK | CONFIGURE_MEM_SLOTS | BACKEND_REQ | SHARED_OBJECT;
+      const owner = new Session(1).handshake(PF | V1, protocol).be(BackendRequest.SHARED_OBJECT_ADD, UUID, { channel: 'backend', flags: 1 });
+      const other = new Session(2, 1_000_000n).handshake(PF | V1, protocol).be(BackendRequest.SHARED_OBJECT_REMOVE, UUID, { channel: 'backend', flags: 1 });
+      return [...owner.end(), ...other.end()];
+    },
+  ],
+  [
+    'VU039 call-on-replaced-fd',
+    () =>
+      new Session()
+        .handshake()
+        .vring(0)
+        .fe(Request.SET_VRING_CALL, u64(0n), { fds: 1 })
+        .fe(Request.SET_VRING_CALL, u64(0n), { fds: 1 })
+        .fe(Request.GET_STATUS)
+        .be(Request.GET_STATUS, u64(0xfn))
+        .wait(30_000_000n)
+        .staleCall(0)
+        .end(),
+  ],
+  ['VU040 header-invalid', () => new Session().fe(Request.SET_OWNER, undefined, { flags: 2 }).end()],
 ];
 
 /**
@@ -499,7 +644,7 @@ describe('check rules', () => {
   it('VU027 stays quiet where SHMEM is bit 22, as the 2026 spec has it', () => {
     const at22 = new Session()
       .handshake(PF | V1, REPLY_ACK | (1n << 15n) | (1n << 5n) | (1n << 21n) | (1n << 22n))
-      .be(9, Buffer.alloc(40), { channel: 'backend', flags: 1, fds: 1 })
+      .be(9, shmemMapping(0, 0n, 0x1000n), { channel: 'backend', flags: 1, fds: 1 })
       .fe(Request.GET_SHMEM_CONFIG)
       .be(Request.GET_SHMEM_CONFIG, Buffer.alloc(2056))
       .end();
@@ -540,7 +685,24 @@ describe('check rules', () => {
     expect(findRule('kick-before-enable')?.id).toBe('VU010');
     expect(findRule('VU999')).toBeUndefined();
     const r = findRule('VU020')!;
-    expect(explainRule(r)).toBe(`VU020 log-all-without-log-base (error)\n  what:   ${r.explain}\n  source: ${r.section}\n  fix:    ${r.fix}\n`);
+    expect(explainRule(r)).toBe(`VU020 log-all-without-log-base (error) [catalogue R50]\n  what:   ${r.explain}\n  source: ${r.section}\n  fix:    ${r.fix}\n`);
+    expect(explainRule(findRule('VU034')!)).toMatch(/^VU034 reset-owner \(warning\) \[catalogue R08\]\n/);
+    expect(explainRule(findRule('VU016')!)).toMatch(/^VU016 ambiguous-request \(warning\) \[catalogue R05\]\n/);
+  });
+
+  it('the field catalogue: every entry R01-R71 names existing rules, or says what is not checked yet', () => {
+    const ids = new Set(ALL_RULES.map((r) => r.id));
+    expect(CATALOGUE.map((c) => c.id)).toEqual(
+      ['01', '02', '03', '04', '05', '06', '07', '08', '10', '11', '12', '13', '20', '21', '22', '30', '31', '32', '33']
+        .concat(['40', '41', '42', '43', '44', '45', '46', '50', '51', '52', '60', '61', '62', '70', '71'])
+        .map((n) => `R${n}`),
+    );
+    expect(CATALOGUE.flatMap((c) => c.rules).filter((id) => !ids.has(id))).toEqual([]);
+    expect(CATALOGUE.filter((c) => !c.rules.length && !c.gap).map((c) => c.id)).toEqual([]);
+    // every rule of check belongs to the catalogue somewhere, except the proxy's own ones
+    expect(ALL_RULES.filter((r) => !catalogueOf(r.id).length).map((r) => r.id)).toEqual(['VU007', 'VU013', 'VU014', 'VU017']);
+    expect(findCatalogueEntry('r42')?.rules).toEqual(['VU039']);
+    expect(catalogueText().split('\n')[0]).toBe('R01 GET/SET_PROTOCOL_FEATURES only when GET_FEATURES offered bit 30 [spec]: VU030');
   });
 
   it('every rule has a crafted session here', () => {
@@ -691,6 +853,81 @@ describe('VU016 ambiguous-request, decided by negotiation', () => {
 });
 
 describe('the rules at their edges', () => {
+  it('VU039 stays quiet for a call on the replaced fd before the back-end answered, or within the margin of its answer', () => {
+    const swap = () => new Session().handshake().vring(0).fe(Request.SET_VRING_CALL, u64(0n), { fds: 1 }).fe(Request.SET_VRING_CALL, u64(0n), { fds: 1 });
+    expect(ids(swap().staleCall(0).fe(Request.GET_STATUS).be(Request.GET_STATUS, u64(0xfn)).end())).toEqual([]);
+    expect(ids(swap().fe(Request.GET_STATUS).be(Request.GET_STATUS, u64(0xfn)).wait(10_000_000n).staleCall(0).end())).toEqual([]);
+    // a call on the current fd is no finding, however late; nor one on another vring's replaced fd
+    expect(ids(swap().fe(Request.GET_STATUS).be(Request.GET_STATUS, u64(0xfn)).wait(30_000_000n).call(0).staleCall(1).end())).toEqual([]);
+    // an answer to a request sent before the swap does not count
+    const before = new Session().handshake().vring(0).fe(Request.SET_VRING_CALL, u64(0n), { fds: 1 }).fe(Request.GET_STATUS).be(Request.GET_STATUS, u64(0xfn));
+    expect(ids(before.fe(Request.SET_VRING_CALL, u64(0n), { fds: 1 }).wait(30_000_000n).staleCall(0).end())).toEqual([]);
+  });
+
+  it('VU035, VU036, VU038: quiet while a ring runs, when one side answers in time, for the owner', () => {
+    const protocol = REPLY_ACK | CONFIGURE_MEM_SLOTS | BACKEND_REQ | CONFIG | SHARED_OBJECT;
+    const running = new Session()
+      .handshake(PF | V1, protocol)
+      .vring(0)
+      .vring(1)
+      .fe(Request.GET_VRING_BASE, u32s(0, 0))
+      .be(Request.GET_VRING_BASE, u32s(0, 0));
+    expect(ids(running.be(BackendRequest.CONFIG_CHANGE_MSG, undefined, { channel: 'backend', flags: 1 }).end())).toEqual([]);
+    const answered = new Session()
+      .handshake(PF | V1, protocol)
+      .fe(Request.SET_VRING_NUM, u32s(0, 256), { flags: 9 })
+      .be(BackendRequest.CONFIG_CHANGE_MSG, undefined, { channel: 'backend', flags: 9 })
+      .wait(1_000_000_000n)
+      .fe(BackendRequest.CONFIG_CHANGE_MSG, u64(0n), { channel: 'backend', flags: 5 })
+      .wait(6_000_000_000n)
+      .be(Request.SET_VRING_NUM, u64(0n));
+    expect(ids(answered.end())).toEqual(['VU003 missing-reply']); // slow, but not blocked on the back-end
+    const owner = new Session().handshake(PF | V1, protocol).be(BackendRequest.SHARED_OBJECT_ADD, UUID, { channel: 'backend', flags: 1 });
+    expect(ids(owner.be(BackendRequest.SHARED_OBJECT_REMOVE, UUID, { channel: 'backend', flags: 1 }).end())).toEqual([]);
+  });
+
+  it('VU032 stays quiet once the feature is negotiated, and for a recording that starts after the handshake', () => {
+    expect(
+      ids(
+        new Session()
+          .handshake(PF | V1, REPLY_ACK | CONFIGURE_MEM_SLOTS | 1n)
+          .fe(Request.GET_QUEUE_NUM)
+          .be(Request.GET_QUEUE_NUM, u64(1n))
+          .end(),
+      ),
+    ).toEqual([]);
+    expect(ids(new Session().fe(Request.GET_QUEUE_NUM).be(Request.GET_QUEUE_NUM, u64(1n)).end())).toEqual([]);
+    expect(ids(new Session().handshake(PF | V1, REPLY_ACK | (1n << 14n) | BACKEND_REQ).end())).toEqual([]); // INBAND with both it needs
+  });
+
+  it('VU037: an unmap of what was mapped, a map after it, whole pages within the region pass', () => {
+    const map = (offset: bigint, len: bigint) =>
+      [BackendRequest.SHMEM_MAP, shmemMapping(0, offset, len), { channel: 'backend' as const, flags: 1, fds: 1 }] as const;
+    const s = new Session()
+      .handshake(PF | V1, REPLY_ACK | CONFIGURE_MEM_SLOTS | BACKEND_REQ | SHMEM)
+      .fe(Request.GET_SHMEM_CONFIG)
+      .be(Request.GET_SHMEM_CONFIG, shmemConfig(0x10000n))
+      .be(...map(0n, 0x8000n))
+      .be(...map(0x8000n, 0x8000n))
+      .be(BackendRequest.SHMEM_UNMAP, shmemMapping(0, 0n, 0x8000n), { channel: 'backend', flags: 1 })
+      .be(...map(0n, 0x4000n));
+    expect(ids(s.end())).toEqual([]);
+    const bad = new Session()
+      .handshake(PF | V1, REPLY_ACK | CONFIGURE_MEM_SLOTS | BACKEND_REQ | SHMEM)
+      .fe(Request.GET_SHMEM_CONFIG)
+      .be(Request.GET_SHMEM_CONFIG, shmemConfig(0x10000n))
+      .be(...map(0x800n, 0x1000n))
+      .be(...map(0x1000n, 0x1000n))
+      .be(BackendRequest.SHMEM_UNMAP, shmemMapping(0, 0x1000n, 0x800n), { channel: 'backend', flags: 1 })
+      .be(BackendRequest.SHMEM_MAP, shmemMapping(3, 0n, 0x1000n), { channel: 'backend', flags: 1, fds: 1 });
+    expect(checkEvents(bad.end()).map((f) => f.detail)).toEqual([
+      'SHMEM_MAP shmid 0 [0x800, 0x1800) is not a whole number of 4096-byte pages',
+      'SHMEM_MAP shmid 0 [0x1000, 0x2000) overlaps shmid 0 [0x800, 0x1800), not unmapped first',
+      'SHMEM_UNMAP shmid 0 [0x1000, 0x1800) is not one earlier SHMEM_MAP',
+      'SHMEM_MAP shmid 3 [0x0, 0x1000): GET_SHMEM_CONFIG gave no region 3',
+    ]);
+  });
+
   const found = (events: ProxyEvent[], timeout?: bigint): string[] => checkEvents(events, timeout).map((f) => `${f.rule.id} ${f.at}: ${f.detail}`);
   const ring = (i: number, desc: bigint) => vringAddr(i, desc, desc + 0x2000n, desc + 0x1000n);
 
@@ -756,7 +993,10 @@ describe('the rules at their edges', () => {
     expect(found(withSlots(3))).toEqual(['VU012 F>B SET_MEM_TABLE: SET_MEM_TABLE with 3 regions, at most 2']);
     const plain = (n: number) => new Session().fe(Request.SET_MEM_TABLE, memTable(...regions(n)), { fds: n }).end();
     expect(found(plain(8))).toEqual([]);
-    expect(found(plain(9))).toEqual(['VU012 F>B SET_MEM_TABLE: SET_MEM_TABLE with 9 regions, at most 8']);
+    expect(found(plain(9))).toEqual([
+      'VU040 F>B SET_MEM_TABLE: 9 fds, no message carries more than 8',
+      'VU012 F>B SET_MEM_TABLE: SET_MEM_TABLE with 9 regions, at most 8',
+    ]);
   });
 
   it('REM_MEM_REG takes its region away (rings there are outside), and only the one that matches', () => {
@@ -790,7 +1030,15 @@ describe('the rules at their edges', () => {
   });
 
   it('SET_INFLIGHT_FD after a SET_VRING_BASE is in order', () => {
-    expect(found(new Session().handshake().vring(0).fe(Request.SET_INFLIGHT_FD, Buffer.alloc(24), { fds: 1 }).end())).toEqual([]);
+    expect(
+      found(
+        new Session()
+          .handshake(PF | V1, INFLIGHT)
+          .vring(0)
+          .fe(Request.SET_INFLIGHT_FD, Buffer.alloc(24), { fds: 1 })
+          .end(),
+      ),
+    ).toEqual([]);
   });
 
   it('a packed ring: its base may use bits 16-31, and only a split layout is flagged', () => {

@@ -87,4 +87,32 @@ describe('the reply watchdog', () => {
     ]);
     w.close();
   });
+
+  it('names both requests when each side waits on the other (R60), and not for one side alone or another session', () => {
+    const { w, overdue, at } = rig();
+    w.onEvent(message(1, 'frontend', Request.SET_MEM_TABLE, 9, { replyExpected: true }));
+    at(1000);
+    w.onEvent(message(1, 'backend', 1, 9, { replyExpected: true, channel: 'backend' })); // an IOTLB miss, NEED_REPLY
+    w.onEvent(message(2, 'backend', 2, 9, { replyExpected: true, channel: 'backend' }));
+    at(5000);
+    w.check();
+    expect(overdue).toEqual([
+      {
+        session: 1,
+        channel: 'main',
+        request: 'SET_MEM_TABLE',
+        waiting: 'frontend',
+        owing: 'backend',
+        waitedMs: 5000,
+        alsoWaiting: { channel: 'backend', request: 'IOTLB_MSG', waitedMs: 4000 },
+      },
+    ]);
+    at(6000);
+    w.check();
+    expect(overdue.slice(1).map((o) => `${o.session} ${o.request} ${o.alsoWaiting?.request}`)).toEqual([
+      '1 IOTLB_MSG SET_MEM_TABLE',
+      '2 CONFIG_CHANGE_MSG undefined',
+    ]);
+    w.close();
+  });
 });

@@ -1,6 +1,7 @@
 /** What the checker keeps per session (and per vring, bounded), built from the events alone. */
 import { hasBit, MAX_VRINGS, newNegotiation, VirtioFeature, type ChannelKind, type MemoryRegion, type Negotiation } from '../../protocol';
 import type { Rule } from '../rules';
+import { SessionRings } from '../ring-states';
 
 /** A finding: a rule broken, where and how. */
 export interface CheckFinding {
@@ -17,6 +18,13 @@ export interface CheckFinding {
 /** Adds a finding of `rule` at the message being checked. */
 export type AddFinding = (rule: Rule, detail: string) => void;
 
+/** One SHMEM_MAP the front-end holds for the back-end. */
+export interface ShmemMapping {
+  shmid: number;
+  offset: bigint;
+  len: bigint;
+}
+
 /** A request waiting for its reply. */
 export interface Pending {
   channel: ChannelKind;
@@ -26,6 +34,8 @@ export interface Pending {
   message: number;
   /** why no reply can come: a fault rule dropped the request or its reply */
   cause?: string;
+  /** a both-sides-blocked finding (VU036) names this request: its lateness is told there */
+  blocked?: boolean;
 }
 
 /**
@@ -73,6 +83,16 @@ export class SessionState {
   everStarted = new VringSet();
   /** hold-state fault rules that fired for the transfer under way */
   stateHolds: string[] = [];
+  /** each ring's spec state (started/stopped x enabled/disabled) */
+  rings = new SessionRings();
+  /** GET_SHMEM_CONFIG's regions by shmid, and the back-end's SHMEM_MAPs still mapped */
+  shmemSizes?: Map<number, bigint>;
+  shmemMaps: ShmemMapping[] = [];
+  /** per vring: the message that replaced its call fd, and when the back-end first answered a request sent at or after it */
+  callSwap = new VringMap<{ message: number; answeredTs?: bigint; reported?: boolean }>();
+  /** since when each side has waited on the other (a main and a backend channel request both pending) */
+  blockedSince?: bigint;
+  reportedBlocked = false;
   /** SET_DEVICE_STATE_FD not followed by CHECK_DEVICE_STATE yet */
   deviceState?: { ts: bigint; message: number; at: string };
 
