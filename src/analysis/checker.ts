@@ -16,7 +16,7 @@ import {
   VirtioFeature,
   DeviceStatus,
 } from '../protocol';
-import type { MessageEvent, ProxyEvent } from '../events/events';
+import type { MessageEvent, ProxyEvent, RingEvent } from '../events/events';
 import { RULES, type Rule } from './rules';
 import { MIGRATION_DOWNTIME_NS, SessionState, VringMap, type CheckFinding, type MigrationStop } from './check/state';
 import { migrationLeftovers, migrationRules } from './check/migration';
@@ -24,6 +24,7 @@ import { setupRules } from './check/setup';
 import { negotiationRules } from './check/negotiation';
 import { backendChannelRules } from './check/backend-channel';
 import { blockedFinding, noteBlocked } from './check/blocking';
+import { onCall, onRingSnapshot, ringReinitialised, stalled } from './check/ring-progress';
 
 export type { CheckFinding } from './check/state';
 
@@ -34,6 +35,13 @@ const usesShmem = (e: MessageEvent): boolean =>
 
 /** Bit 21 in use and 22 not: SHMEM where rust-vmm vhost 0.16 puts it. */
 const shmemAt21 = (protocol: bigint | undefined): boolean => hasBit(protocol, ProtocolFeature.GPA_ADDRESSES) && !hasBit(protocol, ProtocolFeature.SHMEM);
+
+/** What a SET_FEATURES that changed only LOG_ALL means for a ring that stalls after it. */
+function logAllToggle(before: bigint | undefined, after: bigint, message: number): string | undefined {
+  const bit = 1n << BigInt(VirtioFeature.LOG_ALL);
+  if (before === undefined || (before ^ after) !== bit) return undefined;
+  return `it came after SET_FEATURES (message #${message}) only turned LOG_ALL ${after & bit ? 'on' : 'off'}: a back-end that disables its rings on every SET_FEATURES stops serving here (rust-vmm/vhost 7f326dd)`;
+}
 
 /** "fault rule r1, r2" for the rules applied to a message, when any were. */
 const rulesOf = (e: MessageEvent): string | undefined => (e.faults?.length ? `fault rule ${e.faults.join(', ')}` : undefined);
@@ -74,7 +82,21 @@ export class Checker {
     return s;
   }
 
+  /**
+   * Live: what is overdue at `now` (monotonic ns) though no event came (a kick the back-end
+   * never served); the daemon calls it every second or so.
+   */
+  tick(now: bigint, sessions?: Set<number>): CheckFinding[] {
+    return [...this.sessions].flatMap(([id, s]) => (sessions && !sessions.has(id) ? [] : stalled(s, id, now, this.replyTimeoutNs)));
+  }
+
   onEvent(e: ProxyEvent): CheckFinding[] {
+    const s = 'session' in e && e.type !== 'session-start' ? this.sessions.get(e.session) : undefined;
+    const overdue = s && e.type !== 'ring' ? stalled(s, e.session, e.ts, this.replyTimeoutNs) : [];
+    return overdue.length ? overdue.concat(this.handle(e)) : this.handle(e);
+  }
+
+  private handle(e: ProxyEvent): CheckFinding[] {
     switch (e.type) {
       case 'session-start':
         this.sessions.set(e.session, new SessionState());
@@ -85,6 +107,7 @@ export class Checker {
         const s = this.state(e.session);
         const out: CheckFinding[] = [];
         if (e.kind === 'call') {
+          onCall(s, e.vring);
           const use = s.ringUse.get(e.vring);
           if (use) use.calls++;
           const swap = s.callSwap.get(e.vring);
@@ -142,20 +165,8 @@ export class Checker {
         ];
       }
       case 'ring': {
-        // split rings only: a packed ring's device position is not visible to a polling backend's calls
-        const s = e.snapshot;
-        if (s.kind !== 'base' || e.base === undefined || s.packed || s.error) return [];
-        const base = e.base & 0xffff;
-        if (((base - s.usedIdx) & 0xffff) <= ((s.availIdx - s.usedIdx) & 0xffff)) return [];
-        return [
-          {
-            rule: RULES.vringBaseMismatch,
-            session: e.session,
-            ts: e.ts,
-            at: `B>F GET_VRING_BASE reply (vring ${e.vring})`,
-            detail: `vring ${e.vring}: the back-end answered ${e.base}, but the ring's used idx is ${s.usedIdx} and its avail idx ${s.availIdx}`,
-          },
-        ];
+        const progress = onRingSnapshot(this.state(e.session), e, this.replyTimeoutNs);
+        return progress.concat(this.baseOutsideRing(e));
       }
       case 'session-end': {
         const s = this.sessions.get(e.session);
@@ -263,6 +274,11 @@ export class Checker {
     // state after the message
     if (e.channel === 'main' && !e.undelivered) {
       if (!d.reply && d.request === Request.SET_VRING_ADDR) s.ringsSetUp.add((d.payload as { index: number }).index);
+      if (!d.reply && (d.request === Request.SET_VRING_ADDR || d.request === Request.SET_VRING_BASE))
+        ringReinitialised(s, (d.payload as { index: number }).index);
+      if (!d.reply && (d.request === Request.RESET_OWNER || d.request === Request.RESET_DEVICE)) ringReinitialised(s);
+      if (!d.reply && d.request === Request.SET_FEATURES)
+        s.logAllToggle = logAllToggle(s.negotiation.ackedFeatures, d.payload.features as bigint, index) ?? s.logAllToggle;
       if (!d.reply && d.request === Request.SET_VRING_CALL && !(d.payload as { nofd?: boolean }).nofd)
         s.callSwap.set((d.payload as { index: number }).index, { message: index });
       if (!d.reply && d.request === Request.SET_VRING_KICK) {
@@ -289,6 +305,23 @@ export class Checker {
       noteBlocked(s, e.ts);
     }
     return out;
+  }
+
+  /** VU019: GET_VRING_BASE answered outside the ring's [used idx, avail idx] (split rings only: a packed ring's device position is not visible to a polling backend's calls). */
+  private baseOutsideRing(e: RingEvent): CheckFinding[] {
+    const s = e.snapshot;
+    if (s.kind !== 'base' || e.base === undefined || s.packed || s.error) return [];
+    const base = e.base & 0xffff;
+    if (((base - s.usedIdx) & 0xffff) <= ((s.availIdx - s.usedIdx) & 0xffff)) return [];
+    return [
+      {
+        rule: RULES.vringBaseMismatch,
+        session: e.session,
+        ts: e.ts,
+        at: `B>F GET_VRING_BASE reply (vring ${e.vring})`,
+        detail: `vring ${e.vring}: the back-end answered ${e.base}, but the ring's used idx is ${s.usedIdx} and its avail idx ${s.availIdx}`,
+      },
+    ];
   }
 
   /** VU018 for each set-up vring the back-end has no kick fd for (once per vring). */

@@ -65,6 +65,9 @@ const FIXES: Record<string, string> = {
     'the back-end: switch to the new call fd as soon as it reads SET_VRING_CALL; the front-end: send SET_VRING_CALL with NEED_REPLY (REPLY_ACK) and wait for the ack before it relies on the new fd, as QEMU does since 1ba9a5220325',
   VU040:
     "the sender: keep version 1, no reserved flag bits, payloads within the channel's maximum and at most 8 fds (the proxy closes the session on such a header)",
+  VU041:
+    'the back-end: look at a ring when it is kicked, and again when it is enabled (a kick before SET_VRING_ENABLE must not be lost); keep serving the rings across a SET_FEATURES that only toggles LOG_ALL',
+  VU042: 'the back-end: keep its used index across a stop and a reconnect; after a ring is set up again, continue from the used index in guest memory',
 };
 
 const rule = (id: string, name: string, severity: Rule['severity'], section: string, explain: string): Rule => ({
@@ -332,6 +335,20 @@ export const RULES = {
     'error',
     'vhost-user.rst "Header"; rust-vmm vhost message.rs (version 1, reserved flags 0, size within the maximum)',
     'a header no peer accepts: another version, reserved flag bits, a size beyond the maximum, or more than 8 fds',
+  ),
+  kickWithoutProgress: rule(
+    'VU041',
+    'kick-without-progress',
+    'warning',
+    'rust-vmm/vhost#247 (kick lost before SET_VRING_ENABLE), rust-vmm/vhost 7f326dd (SET_FEATURES stopped the rings); field cases C1, C5 (needs --rings)',
+    'a kick made requests available and the back-end used nothing on that ring (no used-index change, no call) for longer than the reply timeout: a kick it lost, or a ring it stopped serving; a request that legitimately blocks that long (a FUSE lock wait) looks the same',
+  ),
+  usedIndexRegressed: rule(
+    'VU042',
+    'used-index-regressed',
+    'error',
+    'rust-vmm/vhost 958cdec / 8a4ba9d (used index after a guest reboot); field case C6 (needs --rings)',
+    "the ring's used index went backwards with no re-initialisation of the ring in between: the back-end reset its position, and the driver sees old completions again or waits for ones that never come",
   ),
 } as const satisfies Record<string, Rule>;
 

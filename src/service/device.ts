@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ProxyEvent } from '../events/events';
 import type { DeviceTracker } from '../events/device-tracker';
-import type { Checker } from '../analysis/checker';
+import type { Checker, CheckFinding } from '../analysis/checker';
 import type { Injector } from '../proxy/inject';
 import type { FaultRuleSet } from '../faults';
 import type { Recorder } from '../recording/recorder';
@@ -19,6 +19,10 @@ import { DaemonMetrics } from '../control/metrics';
 import { findingLine } from '../analysis/finding-line';
 import { logEvent } from './event-log';
 import { ReplyWatchdog, type OverdueReply } from './reply-watchdog';
+import { native } from '../native';
+
+/** How often the live check looks for what is overdue without an event (a kick never served). */
+const CHECK_TICK_MS = 1000;
 import type { DeviceConfig } from './options';
 
 /** What every device of the service shares. */
@@ -46,6 +50,8 @@ export interface RunningDevice {
   attached?: Attached;
   logger: Logger;
   watchdog?: ReplyWatchdog;
+  /** the live check's clock: what is overdue though no event came (a kick never served) */
+  checkTimer?: NodeJS.Timeout;
 }
 
 /** Puts an attached peer's socket back at its path, or says how to. */
@@ -94,18 +100,9 @@ export function startDevice(c: DeviceConfig, shared: SharedParts): RunningDevice
     : undefined;
   let control: ControlServer | undefined;
   const watchdog = shared.replyWatchdogMs > 0 ? replyWatchdog(shared.replyWatchdogMs, logger, recorder, metrics) : undefined;
-  const emit = (e: ProxyEvent): void => {
-    // one inference of each session's device, for the log's feature names and the recording
-    const guess = 'session' in e ? devices.observe(e) : undefined;
-    recorder?.onEvent(e);
-    if (guess && 'session' in e) recorder?.onDevice(e.session, e.ts, guess);
-    if (guess && !c.device && 'session' in e) late.daemon?.setSessionDevice(e.session, guess.device);
-    shared.injector?.onEvent(e);
-    control?.onEvent(e);
-    if ('session' in e && (c.device ? e.type === 'session-start' : guess)) control?.setDevice(e.session, c.device ?? guess!.device);
-    metrics?.onEvent(e);
-    watchdog?.onEvent(e);
-    for (const f of checker?.onEvent(e) ?? []) {
+  /** Each finding of the live check: a line, a metric, and a pin for an error. */
+  const report = (findings: CheckFinding[]): void => {
+    for (const f of findings) {
       metrics?.onFinding(f.rule.id, f.rule.severity);
       if (f.rule.severity === 'error') recorder?.pin(`check ${f.rule.id} (${f.rule.name})`, f.session);
       logger.warn({
@@ -120,6 +117,19 @@ export function startDevice(c: DeviceConfig, shared: SharedParts): RunningDevice
         msg: findingLine(f).trim(),
       });
     }
+  };
+  const emit = (e: ProxyEvent): void => {
+    // one inference of each session's device, for the log's feature names and the recording
+    const guess = 'session' in e ? devices.observe(e) : undefined;
+    recorder?.onEvent(e);
+    if (guess && 'session' in e) recorder?.onDevice(e.session, e.ts, guess);
+    if (guess && !c.device && 'session' in e) late.daemon?.setSessionDevice(e.session, guess.device);
+    shared.injector?.onEvent(e);
+    control?.onEvent(e);
+    if ('session' in e && (c.device ? e.type === 'session-start' : guess)) control?.setDevice(e.session, c.device ?? guess!.device);
+    metrics?.onEvent(e);
+    watchdog?.onEvent(e);
+    report(checker?.onEvent(e) ?? []);
     const device = c.device ?? ('session' in e ? devices.guess(e.session)?.device : undefined) ?? 'generic';
     logEvent(logger, e, device, c.device ? undefined : guess, c);
   };
@@ -135,6 +145,9 @@ export function startDevice(c: DeviceConfig, shared: SharedParts): RunningDevice
     notice: (level, msg, fields) => logger[level]({ event: 'notice', ...fields, msg }),
   });
   late.daemon = daemon;
+  const checkTimer = checker
+    ? setInterval(() => report(checker.tick(native.monotonicNs(), new Set(daemon.activeSessions.map((x) => x.id)))), CHECK_TICK_MS).unref()
+    : undefined;
   let attached: Attached | undefined;
   if (c.attach) {
     attached = moveAside(c.listen);
@@ -180,7 +193,7 @@ export function startDevice(c: DeviceConfig, shared: SharedParts): RunningDevice
     event: 'notice',
     msg: `listening on ${c.listen}, connecting to ${c.connect}; frontend=${c.daemon.frontend ?? 'auto'}; ${interpose ? 'interposing vring eventfds' : 'passing vring eventfds through'}`,
   });
-  return { config: c, daemon, control, logger, ...(attached ? { attached } : {}), ...(watchdog ? { watchdog } : {}) };
+  return { config: c, daemon, control, logger, ...(attached ? { attached } : {}), ...(watchdog ? { watchdog } : {}), ...(checkTimer ? { checkTimer } : {}) };
 }
 
 /** The device's reply watchdog: a line, a metric (as a finding, rule reply-overdue) and a pin for each overdue reply. */

@@ -137,6 +137,7 @@ export class ProxyService {
     for (const d of this.running) {
       d.control?.close();
       d.watchdog?.close();
+      clearInterval(d.checkTimer);
       // attach: the peer's socket goes back over ours first, so the path never lacks a listener
       if (d.attached) restoreAttached(this.logger, d.attached);
       d.daemon.stop(reason);

@@ -28,7 +28,7 @@ describe('vhostscope bugreport', () => {
     // the findings with their explanation: QEMU 7.2's kick before enable
     const check = inside('check.txt').toString();
     expect(check).toMatch(/^2 finding\(s\)\n/);
-    expect(check).toContain('VU010 kick-before-enable (warning)\n  what:   ');
+    expect(check).toContain('VU010 kick-before-enable (warning) [catalogue R07, R40]\n  what:   ');
     expect(check).toContain('  fix:    the back-end: look at the ring again when it is enabled');
     expect(inside('peers.txt').toString()).toMatch(/session 1 listen side: pid \d+ uid 0 \/usr\/bin\/qemu-system-x86_64\n {2}qemu-system-x86_64 -machine q35/);
     // the commands take the archive in place of the recording, and say the same

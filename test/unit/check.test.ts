@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkEvents } from '../../src/analysis/checker';
+import { Checker, checkEvents } from '../../src/analysis/checker';
 import { ALL_RULES, explainRule, findRule } from '../../src/analysis/rules';
 import { CATALOGUE, catalogueOf, catalogueText, findCatalogueEntry } from '../../src/analysis/catalogue';
 import { checkFile } from '../../src/views/check';
@@ -105,6 +105,14 @@ class Session {
   kick(vring: number, kind: 'kick' | 'call' = 'kick', replaced?: true): this {
     this.t += 1000n;
     this.events.push({ type: 'notification', ts: this.t, session: this.id, vring, kind, count: 1, ...(replaced ? { replaced } : {}) });
+    return this;
+  }
+  /** what --rings read of vring `vring` at a kick, call or stop; `work`: one chain with a descriptor the device reads (else an RX buffer) */
+  ring(vring: number, kind: 'kick' | 'call' | 'base', availIdx: number, usedIdx: number, work = true): this {
+    this.t += 1000n;
+    const entries = kind === 'kick' && availIdx !== usedIdx ? [{ head: 0, descs: [{ addr: 0x1000n, len: 64, flags: work ? 0 : 2, next: 0 }] }] : [];
+    const snapshot = { ts: this.t, pair: 1, ring: vring, kind, packed: false, truncated: false, availIdx, usedIdx, readUs: 1, entries };
+    this.events.push({ type: 'ring', ts: this.t, session: this.id, vring, snapshot, raw: Buffer.alloc(0) });
     return this;
   }
   /** a call that came on the fd a later SET_VRING_CALL replaced */
@@ -220,6 +228,8 @@ const DETAILS: Record<string, string[]> = {
   VU038: ["B>F backend:SHARED_OBJECT_REMOVE: SHARED_OBJECT_REMOVE 00112233-4455-6677-8899-aabbccddeeff, which session 1's back-end added"],
   VU039: ['call vring 0: vring 0: the back-end signalled the call fd that SET_VRING_CALL (message #16) replaced, 30.0 ms after it answered a later request'],
   VU040: ['F>B SET_OWNER: version 2 in flags 0x2, expected 1'],
+  VU041: ['kick vring 0: vring 0: a kick made requests available (avail idx 1, used idx 0) and the back-end used nothing on the ring for 6.0 s'],
+  VU042: ['call vring 0: vring 0: the used index went from 5 back to 3 with no re-initialisation of the ring in between'],
 };
 
 const ids = (events: ProxyEvent[]): string[] => [...new Set(checkEvents(events).map((f) => `${f.rule.id} ${f.rule.name}`))];
@@ -464,6 +474,8 @@ const cases: [string, () => ProxyEvent[]][] = [
         .end(),
   ],
   ['VU040 header-invalid', () => new Session().fe(Request.SET_OWNER, undefined, { flags: 2 }).end()],
+  ['VU041 kick-without-progress', () => new Session().handshake().vring(0).kick(0).ring(0, 'kick', 1, 0).wait(6_000_000_000n).end()],
+  ['VU042 used-index-regressed', () => new Session().handshake().vring(0).ring(0, 'call', 0, 5).ring(0, 'call', 0, 3).end()],
 ];
 
 /**
@@ -701,6 +713,7 @@ describe('check rules', () => {
     expect(CATALOGUE.filter((c) => !c.rules.length && !c.gap).map((c) => c.id)).toEqual([]);
     // every rule of check belongs to the catalogue somewhere, except the proxy's own ones
     expect(ALL_RULES.filter((r) => !catalogueOf(r.id).length).map((r) => r.id)).toEqual(['VU007', 'VU013', 'VU014', 'VU017']);
+    expect(findCatalogueEntry('R07')?.rules).toEqual(['VU010', 'VU041']);
     expect(findCatalogueEntry('r42')?.rules).toEqual(['VU039']);
     expect(catalogueText().split('\n')[0]).toBe('R01 GET/SET_PROTOCOL_FEATURES only when GET_FEATURES offered bit 30 [spec]: VU030');
   });
@@ -853,6 +866,47 @@ describe('VU016 ambiguous-request, decided by negotiation', () => {
 });
 
 describe('the rules at their edges', () => {
+  it('VU041: progress (a used-index change, a call), a stop in time, RX buffers offered and a short session are no stall', () => {
+    const kicked = () => new Session().handshake().vring(0).ring(0, 'kick', 3, 1);
+    expect(ids(kicked().ring(0, 'call', 3, 2).wait(6_000_000_000n).end())).toEqual([]);
+    expect(ids(kicked().call(0).wait(6_000_000_000n).end())).toEqual([]);
+    expect(
+      ids(kicked().fe(Request.GET_VRING_BASE, u32s(0, 0)).ring(0, 'base', 3, 1).be(Request.GET_VRING_BASE, u32s(0, 1)).wait(6_000_000_000n).end()),
+    ).toEqual([]);
+    expect(ids(new Session().handshake().vring(0).ring(0, 'kick', 3, 1, false).wait(6_000_000_000n).end())).toEqual([]);
+    expect(ids(kicked().wait(4_000_000_000n).end())).toEqual([]);
+    // a second kick while the first waits keeps the first one's time; a later event judges it
+    const f = checkEvents(kicked().wait(3_000_000_000n).ring(0, 'kick', 4, 1).wait(3_000_000_000n).ring(0, 'kick', 5, 1).end());
+    expect(f.map((x) => `${x.rule.id} ${x.detail}`)).toEqual([
+      'VU041 vring 0: a kick made requests available (avail idx 3, used idx 1) and the back-end used nothing on the ring for 6.0 s',
+    ]);
+  });
+
+  it('VU041 names a LOG_ALL-only SET_FEATURES before the stall (rust-vmm/vhost 7f326dd), and fires live from tick()', () => {
+    const s = new Session()
+      .handshake()
+      .vring(0)
+      .fe(Request.SET_FEATURES, u64(PF | V1 | LOG_ALL))
+      .ring(0, 'kick', 1, 0);
+    const c = new Checker();
+    for (const e of s.events) c.onEvent(e);
+    const kickTs = s.events.at(-1)!.ts;
+    expect(c.tick(kickTs + 4_000_000_000n)).toEqual([]);
+    expect(c.tick(kickTs + 6_000_000_000n).map((f) => `${f.rule.id} ${f.detail}`)).toEqual([
+      'VU041 vring 0: a kick made requests available (avail idx 1, used idx 0) and the back-end used nothing on the ring for 6.0 s; it came after SET_FEATURES (message #15) only turned LOG_ALL on: a back-end that disables its rings on every SET_FEATURES stops serving here (rust-vmm/vhost 7f326dd)',
+    ]);
+    expect(c.tick(kickTs + 9_000_000_000n)).toEqual([]); // once
+  });
+
+  it('VU042: a ring set up again starts over; a wrap of the index is no regression; packed rings are not compared', () => {
+    expect(ids(new Session().handshake().vring(0).ring(0, 'call', 0, 5).fe(Request.SET_VRING_BASE, u32s(0, 0)).ring(0, 'call', 0, 1).end())).toEqual([]);
+    expect(ids(new Session().handshake().vring(0).ring(0, 'call', 0, 65535).ring(0, 'call', 0, 2).end())).toEqual([]);
+    const packed = new Session().handshake().vring(0).ring(0, 'call', 0, 5);
+    packed.ring(0, 'call', 0, 3);
+    (packed.events.at(-1) as { snapshot: { packed: boolean } }).snapshot.packed = true;
+    expect(ids(packed.end())).toEqual([]);
+  });
+
   it('VU039 stays quiet for a call on the replaced fd before the back-end answered, or within the margin of its answer', () => {
     const swap = () => new Session().handshake().vring(0).fe(Request.SET_VRING_CALL, u64(0n), { fds: 1 }).fe(Request.SET_VRING_CALL, u64(0n), { fds: 1 });
     expect(ids(swap().staleCall(0).fe(Request.GET_STATUS).be(Request.GET_STATUS, u64(0xfn)).end())).toEqual([]);

@@ -18,6 +18,15 @@ export interface CheckFinding {
 /** Adds a finding of `rule` at the message being checked. */
 export type AddFinding = (rule: Rule, detail: string) => void;
 
+/** A kick whose requests are not served yet. */
+export interface WaitingKick {
+  ts: bigint;
+  availIdx: number;
+  usedIdx: number;
+  /** what the session knew at the kick that may explain a stall */
+  note?: string;
+}
+
 /** One SHMEM_MAP the front-end holds for the back-end. */
 export interface ShmemMapping {
   shmid: number;
@@ -92,6 +101,12 @@ export class SessionState {
   callSwap = new VringMap<{ message: number; answeredTs?: bigint; reported?: boolean }>();
   /** since when each side has waited on the other (a main and a backend channel request both pending) */
   blockedSince?: bigint;
+  /** per vring (--rings): the last used index seen, a kick not served yet, a regression reported */
+  lastUsed = new VringMap<number>();
+  waitingKick = new VringMap<WaitingKick>();
+  reportedRegress = new VringSet();
+  /** the last SET_FEATURES that only toggled LOG_ALL, as a kick's stall would mention it */
+  logAllToggle?: string;
   reportedBlocked = false;
   /** SET_DEVICE_STATE_FD not followed by CHECK_DEVICE_STATE yet */
   deviceState?: { ts: bigint; message: number; at: string };
