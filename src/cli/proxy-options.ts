@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import type { FrontendPosition } from '../events/status';
 import type { DeviceType } from '../protocol';
 import { MAX_FRAME } from '../recording/frames';
-import { loadRulesFile, parseFaultSpec, type FaultRule } from '../faults';
+import { CHAOS_PROFILES, loadRulesFile, parseFaultSpec, type FaultRule } from '../faults';
 import { defaultControlPath } from '../control/protocol';
 import { parseMetricsAddress } from '../control/metrics-server';
 import {
@@ -58,6 +58,7 @@ export interface ProxyCliOptions extends FlightCliOptions {
   maxSessions: string;
   maxPending: string;
   fault: string[];
+  chaos?: string;
   rules?: string;
   control: string | false;
   rings?: boolean | string;
@@ -121,6 +122,10 @@ export function addProxyOptions(cmd: Command): Command {
       'a fault rule, e.g. "drop SET_VRING_KICK vring=0", "delay SET_MEM_TABLE ms=500", "preset virtio-vhost-user" (repeatable; see docs/fault-injection.md)',
       (v: string, acc: string[]) => [...acc, v],
       [] as string[],
+    )
+    .option(
+      '--chaos <seed[:profile]>',
+      `perturb what the spec leaves free, the same way for the same seed (profiles: ${Object.keys(CHAOS_PROFILES).join(', ')}; default all; docs/fault-injection.md)`,
     )
     .option('--rules <file>', 'fault rules from a JSON file (schema: docs/fault-rules.schema.json)')
     .option('--control <path>', 'control socket for `vhostscope status|tail|rules` (default: <listen>.ctl)')
@@ -271,8 +276,15 @@ export function serviceOptions(global: ProxyCliOptions, runs: DeviceRun[], confi
     replyWatchdogMs: numberOption('--reply-watchdog', global.replyWatchdog, { min: 0, max: 2147483647, integer: true }),
     injections: global.inject.map(parseInjectSpec),
     fileRules: fileRules(global, config),
-    rules: global.fault.flatMap(parseFaultSpec),
+    rules: [...global.fault, ...(global.chaos !== undefined ? [chaosSpec(global.chaos)] : [])].flatMap(parseFaultSpec),
     named: config !== undefined,
     ...(global.metrics !== undefined ? { metrics: parseMetricsAddress(global.metrics) } : {}),
   };
+}
+
+/** `--chaos SEED[:PROFILE]` as the chaos rule's short syntax. */
+export function chaosSpec(v: string): string {
+  const m = /^(\d+)(?::([a-z]+))?$/.exec(v);
+  if (!m) throw new Error(`--chaos: SEED[:PROFILE], e.g. 42 or 42:enable (got ${JSON.stringify(v)})`);
+  return `chaos seed=${m[1]}${m[2] ? ` profile=${m[2]}` : ''}`;
 }

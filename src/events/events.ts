@@ -60,7 +60,7 @@ export interface FaultEvent {
   rule: string;
   /** the rule in the short syntax */
   text: string;
-  action: 'delay' | 'drop' | 'answer' | 'hold' | 'hold-state' | 'inject' | 'mask' | 'disconnect' | 'filter';
+  action: 'delay' | 'drop' | 'answer' | 'hold' | 'hold-state' | 'inject' | 'mask' | 'disconnect' | 'filter' | 'chaos';
   detail: string;
 }
 

@@ -167,6 +167,7 @@ export function compileRule(rule: unknown, path = 'rule'): CompiledRule {
     case 'hold':
       return { rule: r, match: compileMatch(r.match, `${path}.match`), until: isNotificationMatch(r.until) ? r.until : compileMatch(r.until, `${path}.until`) };
     case 'hold-state':
+    case 'chaos':
       return { rule: r };
     case 'inject':
     case 'disconnect':

@@ -7,3 +7,4 @@ export * from './presets';
 export * from './file';
 export * from './match';
 export * from './rule-set';
+export * from './chaos';

@@ -16,6 +16,7 @@
  */
 import type { ChannelKind, Side } from '../protocol';
 import { PRESETS } from './presets';
+import { CHAOS_PROFILES, type ChaosProfile } from './chaos';
 import type { FaultRule, MessageMatch, NotificationMatch, Trigger } from './rules';
 
 const NUM = /^\d+$/;
@@ -173,6 +174,24 @@ export function parseFaultSpec(spec: string): FaultRule[] {
       ];
       break;
     }
+    case 'chaos': {
+      const seed = take('seed');
+      if (seed === undefined) throw new Error('chaos: which seed? seed=N');
+      const profile = take('profile');
+      if (profile !== undefined && !Object.hasOwn(CHAOS_PROFILES, profile))
+        throw new Error(`chaos: profile is one of ${Object.keys(CHAOS_PROFILES).join(', ')}`);
+      const max = take('max');
+      rules = [
+        {
+          action,
+          seed: num('seed', seed),
+          ...(profile !== undefined ? { profile: profile as ChaosProfile } : {}),
+          ...(max !== undefined ? { maxMs: num('max', max) } : {}),
+          ...common(),
+        },
+      ];
+      break;
+    }
     case 'preset': {
       const name = positional[0] ?? '';
       const p = Object.hasOwn(PRESETS, name) ? PRESETS[name] : undefined; // not "constructor" or "__proto__"
@@ -181,7 +200,7 @@ export function parseFaultSpec(spec: string): FaultRule[] {
       break;
     }
     default:
-      throw new Error(`"${spec}": the action must be one of delay, drop, answer, hold, hold-state, inject, mask, disconnect, filter, preset`);
+      throw new Error(`"${spec}": the action must be one of delay, drop, answer, hold, hold-state, inject, mask, disconnect, filter, chaos, preset`);
   }
   if (opts.size) throw new Error(`"${spec}": unknown option(s) ${[...opts.keys()].join(', ')} for ${action}`);
   const extra = positional.slice(1);

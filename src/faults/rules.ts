@@ -4,6 +4,7 @@
  * can be validated, listed, logged, recorded and sent over the control socket as it is.
  */
 import type { ChannelKind, Side } from '../protocol';
+import type { ChaosProfile } from './chaos';
 
 /** Which messages a rule applies to. Requests unless `reply` is set. */
 export interface MessageMatch {
@@ -124,7 +125,17 @@ export interface FilterRule extends RuleBase {
   answer?: 'ok' | 'fail';
 }
 
-export type FaultRule = DelayRule | DropRule | AnswerRule | HoldRule | HoldStateRule | InjectRule | MaskRule | DisconnectRule | FilterRule;
+/** Chaos mode: perturbations drawn from `seed` for every message (src/faults/chaos.ts). */
+export interface ChaosRule extends RuleBase {
+  action: 'chaos';
+  seed: number;
+  /** which perturbations (default all) */
+  profile?: ChaosProfile;
+  /** the longest delay, ms (default 20) */
+  maxMs?: number;
+}
+
+export type FaultRule = DelayRule | DropRule | AnswerRule | HoldRule | HoldStateRule | InjectRule | MaskRule | DisconnectRule | FilterRule | ChaosRule;
 export type FaultAction = FaultRule['action'];
 
 /** A rule as the daemon holds it: with its id and how often it has been applied. */
@@ -178,6 +189,8 @@ export function describeRule(r: FaultRule): string {
       return `mask ${r.features}:${r.keep ? `~${r.keep.join(',')}` : (r.bits ?? []).join(',')}${r.in && r.in !== 'both' ? ` in=${r.in}` : ''}${common}`;
     case 'disconnect':
       return `disconnect ${r.side} ${triggerText(r.when)}${common}`;
+    case 'chaos':
+      return `chaos seed=${r.seed}${r.profile && r.profile !== 'all' ? ` profile=${r.profile}` : ''}${r.maxMs !== undefined ? ` max=${r.maxMs}` : ''}${common}`;
     case 'filter':
       return `filter ${r.allow.join(',')}${r.channel && r.channel !== 'main' ? ` channel=${r.channel}` : ''}${r.answer === 'fail' ? ' answer=fail' : ''}${common}`;
   }

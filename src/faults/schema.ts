@@ -5,6 +5,7 @@
  * editors; errors name the path of the bad field, e.g. `rules[2].match.nth: must be >= 1`.
  */
 import type { FaultRule } from './rules';
+import { CHAOS_PROFILES } from './chaos';
 
 type Schema = Record<string, unknown>;
 
@@ -101,6 +102,12 @@ export const RULE_VARIANTS: Record<FaultRule['action'], Schema> = {
     'forward only these requests; answer the others when a reply is due',
     { allow: { type: 'array', items: requestRef, minItems: 1 }, channel, answer: { enum: ['ok', 'fail'] } },
     ['allow'],
+  ),
+  chaos: action(
+    'chaos',
+    'perturb what the spec leaves free (delays, a kick before SET_VRING_ENABLE, a late SET_VRING_CALL), drawn from the seed: the same seed, the same perturbations',
+    { seed: { type: 'integer', minimum: 0, maximum: 4294967295 }, profile: { enum: Object.keys(CHAOS_PROFILES) }, maxMs: ms },
+    ['seed'],
   ),
 };
 

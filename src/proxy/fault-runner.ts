@@ -32,15 +32,19 @@ import {
   type FaultAction,
   type FaultRuleSet,
   type MessageFacts,
+  type NotificationMatch,
   type RuleEntry,
   vringOf,
+  chaosPerturbation,
+  CHAOS_DEFAULT_MAX_MS,
 } from '../faults';
 
 type Verdict =
   | { kind: 'forward'; delayMs: number }
   | { kind: 'drop'; entry: RuleEntry }
   | { kind: 'answer'; entry: RuleEntry; value: bigint; why: string }
-  | { kind: 'hold'; entry: RuleEntry };
+  /** `until`/`maxMs`: a chaos hold's own condition, else the hold rule's */
+  | { kind: 'hold'; entry: RuleEntry; until?: CompiledMatch | NotificationMatch; maxMs?: number };
 
 /** What becomes of a message the rules have seen: the stage's one output. */
 export type FaultOutcome =
@@ -72,10 +76,14 @@ interface Stream {
 interface Held {
   m: PendingMessage;
   entry: RuleEntry;
+  until: CompiledMatch | NotificationMatch;
   timer: NodeJS.Timeout;
 }
 
 const DEFAULT_HOLD_MS = 5000;
+
+/** How a hold is reported: a chaos rule's as chaos. */
+const actionOf = (e: RuleEntry): FaultAction => (e.rule.action === 'chaos' ? 'chaos' : 'hold');
 
 const FEATURE_REQUESTS = {
   virtio: { offer: Request.GET_FEATURES, ack: Request.SET_FEATURES },
@@ -154,6 +162,29 @@ export class FaultRunner {
       const r = c.rule;
       if (r.action === 'mask') {
         this.applyMask(e, m);
+        continue;
+      }
+      if (r.action === 'chaos') {
+        // every message counts, perturbed or not: its place in the stream decides its fate
+        const key = `${e.id}/chaos/${m.channel}/${m.sender}`;
+        const index = this.counts.get(key) ?? 0;
+        this.counts.set(key, index + 1);
+        if (verdict.kind !== 'forward') continue;
+        const p = chaosPerturbation(r.seed, r.profile ?? 'all', r.maxMs ?? CHAOS_DEFAULT_MAX_MS, {
+          channel: m.channel,
+          sender: m.sender,
+          request: m.request,
+          reply: m.reply,
+          vring: vringOf(facts),
+          num: m.received.length >= HEADER_SIZE + 8 ? m.received.readUInt32LE(HEADER_SIZE + 4) : undefined,
+          index,
+        });
+        if (!p || !this.rules.use(e)) continue;
+        m.faults.push(e.id);
+        if ('delayMs' in p) {
+          verdict.delayMs += p.delayMs;
+          this.host.fault(e, 'chaos', `${this.describe(m)} delayed by ${p.delayMs} ms (${p.why})`);
+        } else verdict = { kind: 'hold', entry: e, until: { notification: 'kick', vring: p.holdUntilKick }, maxMs: p.maxMs };
         continue;
       }
       if (r.action === 'filter') {
@@ -253,15 +284,16 @@ export class FaultRunner {
       }
       case 'hold': {
         const rule = v.entry.compiled.rule;
-        const maxMs = rule.action === 'hold' ? (rule.maxMs ?? DEFAULT_HOLD_MS) : DEFAULT_HOLD_MS;
-        const until = v.entry.compiled.until!;
+        const maxMs = v.maxMs ?? (rule.action === 'hold' ? (rule.maxMs ?? DEFAULT_HOLD_MS) : DEFAULT_HOLD_MS);
+        const until = v.until ?? v.entry.compiled.until!;
         const what = isNotificationMatch(until)
           ? `a ${until.notification}${until.vring !== undefined ? ` on vring ${until.vring}` : ''}`
           : `${until.name}${until.reply ? ' reply' : ''}`;
-        this.host.fault(v.entry, 'hold', `${this.describe(m)} held until ${what} has passed (at most ${maxMs} ms); later messages go ahead of it`);
+        this.host.fault(v.entry, actionOf(v.entry), `${this.describe(m)} held until ${what} has passed (at most ${maxMs} ms); later messages go ahead of it`);
         const h: Held = {
           m,
           entry: v.entry,
+          until,
           timer: this.later(maxMs, () => this.release(h, `not released by ${what} within ${maxMs} ms: forwarded now`)),
         };
         this.held.push(h);
@@ -276,7 +308,7 @@ export class FaultRunner {
     if (this.disposed) return;
     const facts: MessageFacts = { channel: m.channel, sender: m.sender, request: m.request, reply: m.reply, raw: m.received };
     for (const h of [...this.held]) {
-      const until = h.entry.compiled.until!;
+      const until = h.until;
       if (!isNotificationMatch(until) && matchesMessage(until, facts) && this.nth(`${h.entry.id}/until`, until))
         this.release(h, `released after ${this.describe(m)}`);
     }
@@ -289,14 +321,14 @@ export class FaultRunner {
     clearTimeout(h.timer);
     this.timers.delete(h.timer);
     h.m.heldNs = this.host.now() - h.m.ts;
-    this.host.fault(h.entry, 'hold', `${this.describe(h.m)} ${why} (held ${(Number(h.m.heldNs) / 1e6).toFixed(1)} ms)`);
+    this.host.fault(h.entry, actionOf(h.entry), `${this.describe(h.m)} ${why} (held ${(Number(h.m.heldNs) / 1e6).toFixed(1)} ms)`);
     this.deliver(h.m);
   }
 
   /** A relayed (or injected) notification passed: release the holds waiting for it. */
   onNotification(kind: string, vring: number): void {
     for (const h of [...this.held]) {
-      const until = h.entry.compiled.until!;
+      const until = h.until;
       if (isNotificationMatch(until) && matchesNotification(until, kind, vring)) this.release(h, `released after a ${kind} on vring ${vring}`);
     }
   }

@@ -224,6 +224,55 @@ describe('fault rules between fake peers', () => {
     native.close(kick);
   });
 
+  it('chaos enable: SET_VRING_ENABLE(1) waits for its vring to be kicked, and the backend sees the kick first', async () => {
+    const t = await setup(['chaos seed=7 profile=enable']);
+    cleanup = t.done;
+    const kick = native.eventfd(0);
+    const kickW = native.dup(kick);
+    t.fe.send(encodeMessage(Request.SET_VRING_KICK, 1, u64(0n)), [kick]);
+    await until(() => t.got.length === 1, 5000, 'SET_VRING_KICK');
+    const backendKick = t.got[0].fds[0];
+    t.fe.send(encodeMessage(Request.SET_VRING_ENABLE, 1, vringState(0, 0))); // a disable is left alone
+    t.fe.send(encodeMessage(Request.SET_VRING_ENABLE, 1, vringState(0, 1)));
+    t.fe.send(encodeMessage(Request.SET_OWNER, 1));
+    await until(() => t.got.length === 3, 5000, 'the disable and SET_OWNER');
+    expect(t.got.map((g) => g.code)).toEqual([Request.SET_VRING_KICK, Request.SET_VRING_ENABLE, Request.SET_OWNER]);
+    native.eventfdWrite(kickW, 1); // the driver kicks: the enable follows it
+    await until(() => t.got.length === 4, 5000, 'SET_VRING_ENABLE(1)');
+    expect(t.got[3].payload.readUInt32LE(4)).toBe(1);
+    expect(native.eventfdRead(backendKick)).toBe(1n);
+    expect(t.faults().map((f) => `${f.action} ${f.text}: ${f.detail}`)).toEqual([
+      expect.stringMatching(/^chaos chaos seed=7 profile=enable: F>B SET_VRING_ENABLE\(vring 0\) held until a kick on vring 0 has passed \(at most 30000 ms\)/),
+      expect.stringMatching(/^chaos chaos seed=7 profile=enable: F>B SET_VRING_ENABLE\(vring 0\) released after a kick on vring 0 \(held \d+\.\d ms\)$/),
+    ]);
+    native.close(kickW);
+  });
+
+  it('chaos delays: the same seed perturbs the same messages the same way, another seed otherwise, order kept', async () => {
+    const run = async (seed: number): Promise<string[]> => {
+      const t = await setup([`chaos seed=${seed} profile=delays max=15`]);
+      try {
+        for (let i = 0; i < 12; i++) t.fe.send(encodeMessage(Request.SET_VRING_NUM, 1, vringState(i, 256)));
+        t.fe.send(encodeMessage(Request.GET_FEATURES, 1));
+        await until(() => t.replies.length === 1, 5000, 'GET_FEATURES reply');
+        // a stream stays in order whatever is delayed
+        expect(t.got.map((g) => (g.code === Request.SET_VRING_NUM ? g.payload.readUInt32LE(0) : 'F'))).toEqual([
+          ...Array.from({ length: 12 }, (_, i) => i),
+          'F',
+        ]);
+        return t.faults().map((f) => f.detail);
+      } finally {
+        t.done();
+      }
+    };
+    const a = await run(42);
+    expect(a.length).toBeGreaterThan(0);
+    for (const d of a)
+      expect(d).toMatch(/^(F>B SET_VRING_NUM\(vring \d+\)|F>B GET_FEATURES|B>F GET_FEATURES reply) delayed by ([1-9]|1[0-5]) ms \((message|reply) late\)$/);
+    expect(await run(42)).toEqual(a);
+    expect(await run(43)).not.toEqual(a);
+  });
+
   it('inject without interposition reports why it could not', async () => {
     const t = await setup(['inject call:0 after=SET_OWNER'], false);
     cleanup = t.done;

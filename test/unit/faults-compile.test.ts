@@ -95,7 +95,7 @@ describe('compiling fault rules', () => {
 
   it('names the action that is missing or unknown, and every schema problem at once', () => {
     expect(() => compile({ match: { request: 'SET_OWNER' } })).toThrow(
-      'rule.action: must be one of delay, drop, answer, hold, hold-state, inject, mask, disconnect, filter (got undefined)',
+      'rule.action: must be one of delay, drop, answer, hold, hold-state, inject, mask, disconnect, filter, chaos (got undefined)',
     );
     expect(() => compile({ action: 'explode' })).toThrow('(got "explode")');
     expect(() => compile(null)).toThrow(/rule\.action: must be one of/);

@@ -42,11 +42,18 @@ const READS: [string, unknown][] = [
   ['disconnect frontend ms=0', { action: 'disconnect', side: 'frontend', when: { afterMs: 0 } }],
   ['filter GET_FEATURES,SET_FEATURES', { action: 'filter', allow: ['GET_FEATURES', 'SET_FEATURES'] }],
   ['filter CONFIG_CHANGE_MSG channel=backend answer=fail', { action: 'filter', allow: ['CONFIG_CHANGE_MSG'], channel: 'backend', answer: 'fail' }],
+  ['chaos seed=42', { action: 'chaos', seed: 42 }],
+  ['chaos seed=7 profile=enable max=50 limit=3', { action: 'chaos', seed: 7, profile: 'enable', maxMs: 50, limit: 3 }],
 ];
 
 const MISTAKES: [string, string][] = [
-  ['explode SET_OWNER', '"explode SET_OWNER": the action must be one of delay, drop, answer, hold, hold-state, inject, mask, disconnect, filter, preset'],
-  ['', '"": the action must be one of delay, drop, answer, hold, hold-state, inject, mask, disconnect, filter, preset'],
+  [
+    'explode SET_OWNER',
+    '"explode SET_OWNER": the action must be one of delay, drop, answer, hold, hold-state, inject, mask, disconnect, filter, chaos, preset',
+  ],
+  ['chaos', 'chaos: which seed? seed=N'],
+  ['chaos seed=1 profile=storm', 'chaos: profile is one of all, delays, replies, enable, call'],
+  ['', '"": the action must be one of delay, drop, answer, hold, hold-state, inject, mask, disconnect, filter, chaos, preset'],
   ['drop', 'drop: which request? e.g. "drop SET_VRING_KICK"'],
   ['drop kick:0', 'drop kick:0: rules act on messages; use inject for notifications'],
   ['drop SET_OWNER extra', '"drop SET_OWNER extra": unexpected extra'],

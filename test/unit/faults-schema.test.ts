@@ -13,7 +13,7 @@ const PROBLEMS: [string, unknown, string[]][] = [
   [
     'an unknown action',
     [{ action: 'explode' }],
-    ['rules[0].action: must be one of delay, drop, answer, hold, hold-state, inject, mask, disconnect, filter (got "explode")'],
+    ['rules[0].action: must be one of delay, drop, answer, hold, hold-state, inject, mask, disconnect, filter, chaos (got "explode")'],
   ],
   ['a missing field', [{ action: 'delay', match: { request: 'SET_OWNER' } }], ['rules[0]: ms is required']],
   ['a field of another type', [{ action: 'drop', match: { request: true } }], ['rules[0].match.request: must be string or integer (got boolean)']],

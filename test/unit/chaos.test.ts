@@ -1,0 +1,69 @@
+/** Chaos mode's draws: the same seed and message, the same perturbation; each profile perturbs what it says, within its bounds. */
+import { describe, expect, it } from 'vitest';
+import { chaosPerturbation, draw, type ChaosMessage, type ChaosProfile } from '../../src/faults/chaos';
+import { describeRule, parseFaultSpec } from '../../src/faults';
+import { chaosSpec } from '../../src/cli/proxy-options';
+import { Request } from '../../src/protocol';
+
+const msg = (index: number, o: Partial<ChaosMessage> = {}): ChaosMessage => ({
+  channel: 'main',
+  sender: 'frontend',
+  request: Request.SET_VRING_NUM,
+  reply: false,
+  index,
+  ...o,
+});
+const over = (profile: ChaosProfile, o: Partial<ChaosMessage> = {}, seed = 42, n = 400) =>
+  Array.from({ length: n }, (_, i) => chaosPerturbation(seed, profile, 20, msg(i, o)));
+
+describe('chaos mode', () => {
+  it('draws the same for the same seed, stream and place, and otherwise differs', () => {
+    expect(draw(42, 'main/frontend', 3, 1)).toBe(draw(42, 'main/frontend', 3, 1));
+    const a = Array.from({ length: 64 }, (_, i) => draw(42, 'main/frontend', i, 1));
+    expect(new Set(a).size).toBe(64);
+    expect(Array.from({ length: 64 }, (_, i) => draw(43, 'main/frontend', i, 1))).not.toEqual(a);
+    expect(Array.from({ length: 64 }, (_, i) => draw(42, 'main/backend', i, 1))).not.toEqual(a);
+    expect(over('all')).toEqual(over('all'));
+  });
+
+  it('delays: about one message in four, each 1 to max ms late; nothing else', () => {
+    const d = over('delays');
+    const late = d.filter((p) => p !== undefined);
+    expect(late.length).toBeGreaterThan(60);
+    expect(late.length).toBeLessThan(140);
+    for (const p of late) expect(p).toEqual({ delayMs: expect.any(Number), why: 'message late' });
+    const ms = late.map((p) => (p as { delayMs: number }).delayMs);
+    expect(Math.min(...ms)).toBeGreaterThanOrEqual(1);
+    expect(Math.max(...ms)).toBeLessThanOrEqual(20);
+    expect(new Set(ms).size).toBeGreaterThan(10);
+  });
+
+  it('enable: every SET_VRING_ENABLE(1) is held until its own vring is kicked; a disable, and other requests, pass', () => {
+    for (const p of over('enable', { request: Request.SET_VRING_ENABLE, vring: 3, num: 1 }, 42, 50))
+      expect(p).toEqual({ holdUntilKick: 3, maxMs: 30000, why: 'enable held until vring 3 is kicked' });
+    expect(over('enable', { request: Request.SET_VRING_ENABLE, vring: 3, num: 0 }).every((p) => p === undefined)).toBe(true);
+    expect(over('enable').every((p) => p === undefined)).toBe(true);
+    // with every profile at once, one enable in two
+    const both = over('all', { request: Request.SET_VRING_ENABLE, vring: 0, num: 1 }).filter((p) => p && 'holdUntilKick' in p).length;
+    expect(both).toBeGreaterThan(150);
+    expect(both).toBeLessThan(250);
+  });
+
+  it('call: every SET_VRING_CALL is late; replies: about one reply in two', () => {
+    expect(over('call', { request: Request.SET_VRING_CALL }).every((p) => p !== undefined && 'delayMs' in p && p.why === 'call fd swap late')).toBe(true);
+    expect(over('call', { request: Request.SET_VRING_CALL, sender: 'backend', channel: 'backend' }).every((p) => p === undefined)).toBe(true);
+    const replies = over('replies', { reply: true, sender: 'backend' }).filter((p) => p !== undefined).length;
+    expect(replies).toBeGreaterThan(150);
+    expect(replies).toBeLessThan(250);
+    expect(over('replies').every((p) => p === undefined)).toBe(true);
+  });
+
+  it('--chaos SEED[:PROFILE] is the chaos rule, and the rule reads back as it is written', () => {
+    expect(chaosSpec('42')).toBe('chaos seed=42');
+    expect(chaosSpec('7:enable')).toBe('chaos seed=7 profile=enable');
+    expect(() => chaosSpec('x')).toThrow('--chaos: SEED[:PROFILE], e.g. 42 or 42:enable (got "x")');
+    const [r] = parseFaultSpec('chaos seed=7 profile=call max=5');
+    expect(describeRule(r)).toBe('chaos seed=7 profile=call max=5');
+    expect(describeRule(parseFaultSpec('chaos seed=7 profile=all')[0])).toBe('chaos seed=7');
+  });
+});
