@@ -17,6 +17,13 @@ export interface BugReportTexts {
   'README.txt': string;
 }
 
+/** `chaos seed=7 profile=enable` as the proxy's flag: `--chaos 7:enable`. */
+function chaosFlag(text: string): string {
+  const seed = /seed=(\d+)/.exec(text)?.[1] ?? '?';
+  const profile = /profile=([a-z]+)/.exec(text)?.[1];
+  return `--chaos ${seed}${profile ? `:${profile}` : ''}`;
+}
+
 export function bugReportTexts(file: string): BugReportTexts {
   const { findings, torn } = checkFile(file);
   const rules = [...new Map(findings.map((f) => [f.rule.id, f.rule])).values()].sort((a, b) => a.id.localeCompare(b.id));
@@ -33,9 +40,12 @@ export function bugReportTexts(file: string): BugReportTexts {
     for (const [side, p] of Object.entries(s.peers))
       if (p)
         peers.push(`session ${s.session} ${side} side: pid ${p.pid} uid ${p.uid} ${p.exe ?? '(executable unknown)'}${p.cmdline ? `\n  ${p.cmdline}` : ''}`);
+  const chaos = [...new Set(readRecording(file).records.flatMap((r) => (r.type === 'fault' && r.action === 'chaos' ? [r.text] : [])))];
   const readme = [
     'A vhostscope bug report: one recording of a vhost-user session, and what vhostscope made of it.',
     '',
+    ...chaos.map((text) => `The session ran in chaos mode: ${text} (${chaosFlag(text)} on the proxy makes the same perturbations again).`),
+    ...(chaos.length ? [''] : []),
     '  vhostscope report THIS.tar.gz -o report.html   the whole session as one HTML page',
     '  vhostscope show THIS.tar.gz                    every message, decoded',
     '  vhostscope replay THIS.tar.gz --as frontend --connect BACKEND.sock   against your back-end',

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI } from '../../lab/proxy-process';
 import { tmpDir } from '../helpers';
+import { Recorder } from '../../src/recording/recorder';
 
 const REC = path.resolve(__dirname, '..', '..', 'recordings', 'qemu-blk-qsd.vhsrec');
 const cli = (args: string[]): string => execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -39,6 +40,22 @@ describe('vhostscope bugreport', () => {
     const html = path.join(dir, 'r.html');
     cli(['report', out, '-o', html]);
     expect(fs.readFileSync(html, 'utf8')).toContain('<a href="#rule-VU010">');
+  });
+
+  it('says when the session ran in chaos mode, and how to make the same perturbations again', async () => {
+    const dir = tmpDir('bugreport-chaos');
+    const file = path.join(dir, 'chaos.vhsrec');
+    const rec = new Recorder(file);
+    const t = 1_000_000_000n;
+    rec.onEvent({ type: 'session-start', ts: t, session: 1, listenPath: '/l', connectPath: '/c', frontend: 'auto', interpose: true, peers: {} });
+    const detail = 'F>B SET_VRING_ENABLE(vring 0) held until a kick on vring 0 has passed (at most 30000 ms); later messages go ahead of it';
+    rec.onEvent({ type: 'fault', ts: t + 10n, session: 1, rule: '1', text: 'chaos seed=7 profile=enable', action: 'chaos', detail });
+    await rec.close();
+    const out = path.join(dir, 'br.tar.gz');
+    cli(['bugreport', file, '-o', out]);
+    const readme = execFileSync('tar', ['xzOf', out, './README.txt'], { encoding: 'utf8' });
+    expect(readme).toContain('The session ran in chaos mode: chaos seed=7 profile=enable (--chaos 7:enable on the proxy makes the same perturbations again).');
+    expect(execFileSync('tar', ['xzOf', out, './info.txt'], { encoding: 'utf8' })).toContain('chaos seed=7 profile=enable');
   });
 
   it('a gzip file that is not a bug report is refused with a reason', () => {
