@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { native } from '../../src/native';
 import { DeviceStatePipe, type StateTransfer } from '../../src/proxy/device-state';
-import { openFds, readAll } from '../helpers';
+import { openFds, readAll, until } from '../helpers';
 
 /** Writes `data` into fd through the thread pool (a blocking pipe write must not stop the loop) and closes it. */
 function writeAll(fd: number, data: Buffer): Promise<void> {
@@ -24,10 +24,13 @@ describe('DeviceStatePipe', () => {
     const p = new DeviceStatePipe('save', feWrite, 1000, (t) => (ended = t));
     const [got] = await Promise.all([readAll(feRead), writeAll(p.backendFd, state)]);
     expect(got.equals(state)).toBe(true);
+    // the reader can see its end of file before the pipe has reported the transfer's end
+    await until(() => ended !== undefined, 5000, 'the end of the transfer');
     expect(ended).toMatchObject({ direction: 'save', bytes: state.length, truncated: true });
     expect(ended!.error).toBeUndefined();
     expect(ended!.data!.equals(state.subarray(0, 1000))).toBe(true);
     expect(ended!.endNs >= ended!.startNs).toBe(true);
+    await until(() => openFds() === before, 5000, 'both ends closed'); // a stream closes its fd in the thread pool
     expect(openFds()).toBe(before);
   });
 
@@ -38,8 +41,10 @@ describe('DeviceStatePipe', () => {
     const p = new DeviceStatePipe('load', feRead, 0, (t) => (ended = t));
     const [got] = await Promise.all([readAll(p.backendFd), writeAll(feWrite, state)]);
     expect(got.equals(state)).toBe(true);
+    await until(() => ended !== undefined, 5000, 'the end of the transfer');
     expect(ended).toMatchObject({ direction: 'load', bytes: state.length });
     expect(ended!.data).toBeUndefined();
+    await until(() => openFds() === before, 5000, 'both ends closed');
     expect(openFds()).toBe(before);
   });
 
