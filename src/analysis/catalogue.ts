@@ -102,7 +102,13 @@ export const CATALOGUE: readonly CatalogueEntry[] = [
   entry('R60', 'backend channel: both sides blocked (live: proxy --reply-watchdog)', 'C15', ['VU036']),
   entry('R61', 'SHMEM_MAP within GET_SHMEM_CONFIG, page aligned, not overlapping; UNMAP matches a map', 'spec 2026', ['VU037']),
   entry('R62', 'SHARED_OBJECT_REMOVE only by its owner', 'spec 2026', ['VU038']),
-  entry('R70', 'reconnect lifecycle: a front-end that never reconnects', 'C7, C8', [], 'the daemon does not yet watch for a front-end that does not come back'),
+  entry(
+    'R70',
+    'reconnect lifecycle: a front-end that never reconnects',
+    'C7, C8',
+    [],
+    'live only, not a rule: proxy --reconnect-watchdog S tells a device left without a working session after its back-end ended one (a recording cannot tell a reconnect that never came from one that came after it ended)',
+  ),
   entry('R71', 'the handshake after a reconnect against the first one', 'C3, C9', [], 'vhostscope diff compares two sessions; no rule flags the difference'),
 ];
 

@@ -54,6 +54,7 @@ export interface ProxyCliOptions extends FlightCliOptions {
   inject: string[];
   check?: boolean;
   replyWatchdog: string;
+  reconnectWatchdog: string;
   allowUid: string[];
   maxSessions: string;
   maxPending: string;
@@ -142,6 +143,7 @@ export function addProxyOptions(cmd: Command): Command {
     .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; see docs/metrics.md)')
     .option('--check', 'run the protocol checks live and log every finding (see `vhostscope check --rules`)')
     .option('--reply-watchdog <ms>', 'warn, count and pin when a due reply is this late and still missing (0: off)', '5000')
+    .option('--reconnect-watchdog <s>', 'warn, count and pin when a device has had no working session this long after its back-end ended one (0: off)', '30')
     .option('--log-notifications', 'one log line per relayed kick/call/err (many lines under load)')
     .option('--log-rings', 'one log line per vring snapshot (--rings; recorded either way, `tail --rings` shows them live)');
 }
@@ -274,6 +276,7 @@ export function serviceOptions(global: ProxyCliOptions, runs: DeviceRun[], confi
     ...(flight ? { flight } : {}),
     check: Boolean(global.check),
     replyWatchdogMs: numberOption('--reply-watchdog', global.replyWatchdog, { min: 0, max: 2147483647, integer: true }),
+    reconnectWatchdogMs: numberOption('--reconnect-watchdog', global.reconnectWatchdog, { min: 0, max: 2147483 }) * 1000,
     injections: global.inject.map(parseInjectSpec),
     fileRules: fileRules(global, config),
     rules: [...global.fault, ...(global.chaos !== undefined ? [chaosSpec(global.chaos)] : [])].flatMap(parseFaultSpec),

@@ -19,6 +19,7 @@ import { DaemonMetrics } from '../control/metrics';
 import { findingLine } from '../analysis/finding-line';
 import { logEvent } from './event-log';
 import { ReplyWatchdog, type OverdueReply } from './reply-watchdog';
+import { ReconnectWatchdog } from './reconnect-watchdog';
 import { native } from '../native';
 
 /** How often the live check looks for what is overdue without an event (a kick never served). */
@@ -39,6 +40,8 @@ export interface SharedParts {
   named: boolean;
   /** ms after which a due reply still missing raises an alarm (0: no watchdog) */
   replyWatchdogMs: number;
+  /** ms a device may go without a working session after its back-end ended one (0: no watchdog) */
+  reconnectWatchdogMs: number;
 }
 
 /** A running device: its daemon and control socket. */
@@ -50,6 +53,7 @@ export interface RunningDevice {
   attached?: Attached;
   logger: Logger;
   watchdog?: ReplyWatchdog;
+  reconnectWatchdog?: ReconnectWatchdog;
   /** the live check's clock: what is overdue though no event came (a kick never served) */
   checkTimer?: NodeJS.Timeout;
 }
@@ -100,6 +104,7 @@ export function startDevice(c: DeviceConfig, shared: SharedParts): RunningDevice
     : undefined;
   let control: ControlServer | undefined;
   const watchdog = shared.replyWatchdogMs > 0 ? replyWatchdog(shared.replyWatchdogMs, logger, recorder, metrics) : undefined;
+  const reconnectWatchdog = shared.reconnectWatchdogMs > 0 ? reconnectAlarm(shared.reconnectWatchdogMs, c.listen, logger, recorder, metrics) : undefined;
   /** Each finding of the live check: a line, a metric, and a pin for an error. */
   const report = (findings: CheckFinding[]): void => {
     for (const f of findings) {
@@ -129,6 +134,7 @@ export function startDevice(c: DeviceConfig, shared: SharedParts): RunningDevice
     if ('session' in e && (c.device ? e.type === 'session-start' : guess)) control?.setDevice(e.session, c.device ?? guess!.device);
     metrics?.onEvent(e);
     watchdog?.onEvent(e);
+    reconnectWatchdog?.onEvent(e);
     report(checker?.onEvent(e) ?? []);
     const device = c.device ?? ('session' in e ? devices.guess(e.session)?.device : undefined) ?? 'generic';
     logEvent(logger, e, device, c.device ? undefined : guess, c);
@@ -193,7 +199,16 @@ export function startDevice(c: DeviceConfig, shared: SharedParts): RunningDevice
     event: 'notice',
     msg: `listening on ${c.listen}, connecting to ${c.connect}; frontend=${c.daemon.frontend ?? 'auto'}; ${interpose ? 'interposing vring eventfds' : 'passing vring eventfds through'}`,
   });
-  return { config: c, daemon, control, logger, ...(attached ? { attached } : {}), ...(watchdog ? { watchdog } : {}), ...(checkTimer ? { checkTimer } : {}) };
+  return {
+    config: c,
+    daemon,
+    control,
+    logger,
+    ...(attached ? { attached } : {}),
+    ...(watchdog ? { watchdog } : {}),
+    ...(checkTimer ? { checkTimer } : {}),
+    ...(reconnectWatchdog ? { reconnectWatchdog } : {}),
+  };
 }
 
 /** The device's reply watchdog: a line, a metric (as a finding, rule reply-overdue) and a pin for each overdue reply. */
@@ -226,5 +241,22 @@ function replyWatchdog(ms: number, logger: Logger, recorder: Recorder | undefine
         request: o.request,
         msg: `session ${o.session}: the ${o.owing} answered ${where(o)} after ${(o.waitedMs / 1000).toFixed(1)} s`,
       }),
+  );
+}
+
+/** The device's reconnect watchdog: a line, a metric (as a finding, rule no-reconnect) and a pin when the device stays down. */
+function reconnectAlarm(ms: number, listen: string, logger: Logger, recorder: Recorder | undefined, metrics: DaemonMetrics | undefined): ReconnectWatchdog {
+  return new ReconnectWatchdog(
+    ms,
+    (d) => {
+      metrics?.onFinding('no-reconnect', 'warning');
+      recorder?.pin('no reconnect');
+      logger.warn({
+        event: 'no-reconnect',
+        downMs: d.downMs,
+        msg: `${listen}: no working session for ${(d.downMs / 1000).toFixed(1)} s since the back-end ended the last one (${d.reason}): the front-end has not reconnected, or the back-end is not back (field cases C7, C8)`,
+      });
+    },
+    (d) => logger.info({ event: 'reconnected', downMs: d.downMs, msg: `${listen}: a session works again after ${(d.downMs / 1000).toFixed(1)} s without one` }),
   );
 }

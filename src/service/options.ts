@@ -49,6 +49,8 @@ export interface ServiceOptions {
   check?: boolean;
   /** alarm (log, metric, pin) when a due reply is this late and still not there; 0 or absent: off */
   replyWatchdogMs?: number;
+  /** alarm when a device has had no working session this long after its back-end ended one; 0 or absent: off */
+  reconnectWatchdogMs?: number;
   injections?: InjectSpec[];
   /** rules that came from files: replaced as a whole by reloadRules() */
   fileRules?: FaultRule[];

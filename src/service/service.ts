@@ -66,6 +66,7 @@ export class ProxyService {
       sessionIds: () => nextSession++,
       named: opts.named ?? opts.devices.length > 1,
       replyWatchdogMs: opts.replyWatchdogMs ?? 0,
+      reconnectWatchdogMs: opts.reconnectWatchdogMs ?? 0,
     };
     this.shared = shared;
     if (opts.injections?.length) {
@@ -137,6 +138,7 @@ export class ProxyService {
     for (const d of this.running) {
       d.control?.close();
       d.watchdog?.close();
+      d.reconnectWatchdog?.close();
       clearInterval(d.checkTimer);
       // attach: the peer's socket goes back over ours first, so the path never lacks a listener
       if (d.attached) restoreAttached(this.logger, d.attached);
