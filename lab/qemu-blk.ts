@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { buildInitramfs, qemuArgs } from './guest';
 import { startProxy } from './proxy-process';
 import { Peer, waitForSocket } from '../src/demo/process';
+import { storageDaemon } from './storage-daemon';
 
 export interface QemuBlkLatencyOptions {
   workDir: string;
@@ -59,18 +60,7 @@ export async function runQemuBlkLatency(o: QemuBlkLatencyOptions): Promise<BlkPa
   const direct = o.proxyArgs === undefined;
   const beSock = path.join(o.workDir, direct ? 'vhu.sock' : 'be.sock');
   const feSock = path.join(o.workDir, direct ? 'vhu.sock' : 'fe.sock');
-  const qsd = new Peer(
-    'qemu-storage-daemon',
-    [
-      '--blockdev',
-      `driver=file,node-name=file0,filename=${img},cache.direct=off`,
-      '--blockdev',
-      'driver=raw,node-name=disk0,file=file0',
-      '--export',
-      `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${beSock},writable=on,num-queues=1`,
-    ],
-    { name: 'qsd', logFile: path.join(o.workDir, 'qsd.log') },
-  );
+  const qsd = storageDaemon(o.workDir, img, beSock);
   let proxy: Peer | undefined;
   let q: Peer | undefined;
   try {

@@ -16,6 +16,7 @@ import { readRecording } from '../../src/recording/reader';
 import { cleanUp, tmpDir, until } from '../helpers';
 import { backend, guestBody, startForwarding } from './harness/qemu-net';
 import { blkGuest, guestWritten, sha } from './harness/storage-guests';
+import { storageDaemon } from '../../lab/storage-daemon';
 
 // every test here needs libvirtd: say so plainly rather than as "libvirtd exited"
 const needLibvirt = (): void => {
@@ -86,18 +87,7 @@ describe('libvirt', () => {
     const sock = path.join(work, 'blk.sock');
     const consoleLog = path.join(work, 'console.log');
     const name = `vhs-${path.basename(work).slice(-6)}`;
-    const qsd = new Peer(
-      'qemu-storage-daemon',
-      [
-        '--blockdev',
-        `driver=file,node-name=file0,filename=${img},cache.direct=off`,
-        '--blockdev',
-        'driver=raw,node-name=disk0,file=file0',
-        '--export',
-        `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${sock},writable=on,num-queues=1`,
-      ],
-      { name: 'qsd', logFile: path.join(work, 'qsd.log') },
-    );
+    const qsd = storageDaemon(work, img, sock);
     const libvirtd = new Libvirtd(work);
     let a: Peer | undefined;
     try {

@@ -11,6 +11,7 @@ import { buildInitramfs, qemuArgs } from '../../lab/guest';
 import { blkGuest, fsGuest, guestWritten, sha } from './harness/storage-guests';
 import { expectRequestsAccountedFor, ProxyProcess, ringBases, ringHeaders, sessionEnd, vring } from './harness/proxy';
 import { checkRecording } from './harness/proxy';
+import { storageDaemon } from '../../lab/storage-daemon';
 
 describe('QEMU vhost-user-blk <-> qemu-storage-daemon through the proxy', () => {
   it('the guest reads the host pattern and its write lands in the image', async () => {
@@ -20,18 +21,7 @@ describe('QEMU vhost-user-blk <-> qemu-storage-daemon through the proxy', () => 
     const be = path.join(work, 'be.sock');
     // the proxy itself tells QEMU, over the interposed backend channel, that the config changed
     const proxy = new ProxyProcess(work, ['--device', 'blk', '--inject', 'backend:CONFIG_CHANGE_MSG@1000', '--rings=headers'], 'qemu-blk-qsd');
-    const qsd = new Peer(
-      'qemu-storage-daemon',
-      [
-        '--blockdev',
-        `driver=file,node-name=file0,filename=${img},cache.direct=off`,
-        '--blockdev',
-        'driver=raw,node-name=disk0,file=file0',
-        '--export',
-        `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${be},writable=on,num-queues=1`,
-      ],
-      { name: 'qsd', logFile: path.join(work, 'qsd.log') },
-    );
+    const qsd = storageDaemon(work, img, be);
     let q: Peer | undefined;
     try {
       await waitForSocket(be, 20_000, qsd);

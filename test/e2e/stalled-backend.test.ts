@@ -12,6 +12,7 @@ import { Peer, waitForSocket } from '../../src/demo/process';
 import { tmpDir } from '../helpers';
 import { buildInitramfs, qemuArgs } from '../../lab/guest';
 import { CLI, ProxyProcess } from './harness/proxy';
+import { storageDaemon } from '../../lab/storage-daemon';
 
 /** How long the back-end is stopped: past the check's 5 s, well within the guest's 30 s block-layer timeout. */
 const STOPPED_MS = 9000;
@@ -46,18 +47,7 @@ describe('a back-end that stops serving', () => {
     const fe = path.join(work, 'fe.sock');
     const be = path.join(work, 'be.sock');
     const proxy = new ProxyProcess(work, ['--device', 'blk', '--rings', '--check', '--stats-interval', '0']);
-    const qsd = new Peer(
-      'qemu-storage-daemon',
-      [
-        '--blockdev',
-        `driver=file,node-name=file0,filename=${img},cache.direct=off`,
-        '--blockdev',
-        'driver=raw,node-name=disk0,file=file0',
-        '--export',
-        `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${be},num-queues=1`,
-      ],
-      { name: 'qsd', logFile: path.join(work, 'qsd.log') },
-    );
+    const qsd = storageDaemon(work, img, be);
     let q: Peer | undefined;
     /** what the running proxy had said of VU041 just before the back-end was let go */
     let whileStopped: string[] = [];

@@ -58,25 +58,13 @@ const CASES: Record<string, FieldCase> = {
     title: 'lost interrupts: the back-end signals the call fd SET_VRING_CALL replaced (QEMU 1ba9a5220325, virtiofsd #101)',
     rules: ['VU039'],
     bug: () =>
-      new Session()
-        .handshake()
-        .vring(0)
-        .fe(Request.SET_VRING_CALL, u64(0n), { fds: 1 })
-        .fe(Request.SET_VRING_CALL, u64(0n), { fds: 1, flags: 9 })
+      callSwapped()
         .be(Request.SET_VRING_CALL, u64(0n))
         .wait(SECOND / 10n)
         .staleCall(0)
         .end(),
     // the old fd signalled before the back-end acked the new one: the race QEMU's NEED_REPLY closes
-    clean: () =>
-      new Session()
-        .handshake()
-        .vring(0)
-        .fe(Request.SET_VRING_CALL, u64(0n), { fds: 1 })
-        .fe(Request.SET_VRING_CALL, u64(0n), { fds: 1, flags: 9 })
-        .staleCall(0)
-        .be(Request.SET_VRING_CALL, u64(0n))
-        .end(),
+    clean: () => callSwapped().staleCall(0).be(Request.SET_VRING_CALL, u64(0n)).end(),
   },
   C3: {
     title: 'hang after migration: the destination sets protocol features it never asked, the back-end never acks (rust-vmm/vhost 14db3cd)',
@@ -95,21 +83,11 @@ const CASES: Record<string, FieldCase> = {
     title: 'SET_FEATURES halts the device during migration: a LOG_ALL toggle, and the rings stop (rust-vmm/vhost 7f326dd)',
     rules: ['VU041'],
     bug: () =>
-      new Session()
-        .handshake()
-        .vring(0)
-        .fe(Request.SET_LOG_BASE, logBase(4096n), { fds: 1 })
-        .fe(Request.SET_FEATURES, u64(MIGRATING))
-        .ring(0, 'kick', 4, 3)
+      logAllThenKick()
         .wait(6n * SECOND)
         .end(),
     clean: () =>
-      new Session()
-        .handshake()
-        .vring(0)
-        .fe(Request.SET_LOG_BASE, logBase(4096n), { fds: 1 })
-        .fe(Request.SET_FEATURES, u64(MIGRATING))
-        .ring(0, 'kick', 4, 3)
+      logAllThenKick()
         .ring(0, 'call', 4, 4)
         .wait(6n * SECOND)
         .end(),
@@ -147,6 +125,14 @@ const CASES: Record<string, FieldCase> = {
     clean: () => shmem(SHMEM),
   },
 };
+
+/** A running ring whose front-end swaps the call fd, asking for the back-end's ack. */
+const callSwapped = (): Session =>
+  new Session().handshake().vring(0).fe(Request.SET_VRING_CALL, u64(0n), { fds: 1 }).fe(Request.SET_VRING_CALL, u64(0n), { fds: 1, flags: 9 });
+
+/** A migration starts (a log, then LOG_ALL in a SET_FEATURES of its own), and the driver kicks vring 0 with work. */
+const logAllThenKick = (): Session =>
+  new Session().handshake().vring(0).fe(Request.SET_LOG_BASE, logBase(4096n), { fds: 1 }).fe(Request.SET_FEATURES, u64(MIGRATING)).ring(0, 'kick', 4, 3);
 
 /** A source stopping vring 0 at 7 while migrating, and a destination resuming it at `resumeAt`. */
 function migration(resumeAt: number): ProxyEvent[] {
