@@ -8,30 +8,41 @@ import { defineConfig } from 'vitest/config';
  * fd-counting tests do not hold with Stryker's runner sharing their process. The addon is the one built here
  * (Stryker's sandbox copies no build/).
  */
+/**
+ * MUTATE_UNIT_ONLY=1: the unit tests alone; MUTATE_TESTS=GLOB,GLOB: those tests. For a folder
+ * that few tests reach, minutes instead of hours.
+ */
+const unitOnly = process.env.MUTATE_UNIT_ONLY === '1';
+const chosen = process.env.MUTATE_TESTS?.split(',').filter(Boolean);
+
 export default defineConfig({
   test: {
-    include: [
-      'test/unit/**/*.test.ts',
-      // the integration tests of the mutated folders that run src/ in this process
-      'test/integration/addon-override.test.ts',
-      'test/integration/attach.test.ts',
-      'test/integration/control-client.test.ts',
-      'test/integration/daemon-heap.test.ts',
-      'test/integration/interposer-emfile.test.ts',
-      'test/integration/metrics-server.test.ts',
-      'test/integration/relay-placement.test.ts',
-      'test/integration/crafted-recording.test.ts',
-      'test/integration/export.test.ts',
-      'test/integration/report.test.ts',
-      'test/integration/recording.test.ts',
-      'test/integration/replay-backend-channel.test.ts',
-      'test/integration/replay-backend.test.ts',
-      'test/integration/replay-divergences.test.ts',
-      'test/integration/replay-errors.test.ts',
-      'test/integration/replay-peer.test.ts',
-      'test/integration/trusted-dir.test.ts',
-      'test/integration/faults.test.ts',
-    ],
+    include: chosen?.length
+      ? chosen
+      : unitOnly
+        ? ['test/unit/**/*.test.ts']
+        : [
+            'test/unit/**/*.test.ts',
+            // the integration tests of the mutated folders that run src/ in this process
+            'test/integration/addon-override.test.ts',
+            'test/integration/attach.test.ts',
+            'test/integration/control-client.test.ts',
+            'test/integration/daemon-heap.test.ts',
+            'test/integration/interposer-emfile.test.ts',
+            'test/integration/metrics-server.test.ts',
+            'test/integration/relay-placement.test.ts',
+            'test/integration/crafted-recording.test.ts',
+            'test/integration/export.test.ts',
+            'test/integration/report.test.ts',
+            'test/integration/recording.test.ts',
+            'test/integration/replay-backend-channel.test.ts',
+            'test/integration/replay-backend.test.ts',
+            'test/integration/replay-divergences.test.ts',
+            'test/integration/replay-errors.test.ts',
+            'test/integration/replay-peer.test.ts',
+            'test/integration/trusted-dir.test.ts',
+            'test/integration/faults.test.ts',
+          ],
     fileParallelism: false,
     testTimeout: 30_000,
     hookTimeout: 60_000,
