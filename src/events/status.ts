@@ -21,6 +21,8 @@ export interface SessionStatus {
   backpressure: { pauses: number; pausedNow: number };
   features: { offered?: string; acked?: string; ackedNames?: string[]; protocolInUse?: string[] };
   vrings: VringStats[];
+  /** each ring's spec state (started/stopped x enabled/disabled), from the messages the back-end received */
+  ringStates?: { vring: number; started: boolean; enabled: boolean }[];
   relayPairs: RelayPairSummary[];
   faults?: { held: string[]; queued: number };
 }

@@ -12,3 +12,4 @@ export * from './channels';
 export * from './dialects';
 export * from './gpu-payloads';
 export * from './device-inference';
+export * from './ring-states';

@@ -10,6 +10,7 @@ import {
   requestName,
   protocolFeatureNames,
   channelRules,
+  SessionRings,
   newNegotiation,
   type ChannelKind,
   type Negotiation,
@@ -83,6 +84,8 @@ export class ProxySession {
   private readonly peers: Record<Position, PeerIdentity | undefined>;
   /** device-state transfers going through the proxy's pipes now */
   private readonly deviceState: DeviceStateTransfers;
+  /** each ring's spec state, for status and top */
+  private readonly rings = new SessionRings();
   /** peers that hold fds in an unfinished message */
   private readonly heldFds = new HeldFdWatch();
   /** pauses a sender while the peer it sends to is not reading */
@@ -146,7 +149,10 @@ export class ProxySession {
       this.path = new MessagePath(
         {
           session: this.id,
-          emit: opts.emit,
+          emit: (e) => {
+            if (e.type === 'message') this.rings.apply(e);
+            opts.emit(e);
+          },
           negotiation: this.negotiation,
           dialect: opts.dialect,
           pressure: this.pressure,
@@ -370,6 +376,7 @@ export class ProxySession {
         protocolInUse: n.protocolFeatures !== undefined ? protocolFeatureNames(n.protocolFeatures) : undefined,
       },
       vrings: this.notificationStats(),
+      ringStates: [...this.rings.rings].sort((a, b) => a[0] - b[0]).map(([vring, s]) => ({ vring, ...s })),
       relayPairs: this.dataPath.pairs(false),
       ...(this.faults ? { faults: this.faults.snapshot() } : {}),
     };

@@ -1,6 +1,6 @@
 /** A recording's messages and summary as text (`vhostscope show`, `info`). */
 import { deviceOf, recordingDevices } from '../recording/devices';
-import { finalRingStates, ringStateText, ringTransitions } from '../analysis/ring-states';
+import { finalRingStates, ringStateText, ringTransitions, SessionRings, type RingTransition } from '../analysis/ring-states';
 import { findMigrations, migrationLines } from '../analysis/migration';
 import { summarize } from '../analysis/summary';
 import { eventRecord, humanLine, secs } from '../log/format';
@@ -31,9 +31,23 @@ export function showRecording(file: string, o: ShowOptions, out: (line: string) 
   const devices = recordingDevices(scan.records, o.device);
   const t0 = events[0]?.ts ?? 0n;
   const keep = eventFilter(o, t0);
-  for (const e of events.filter(keep)) {
+  const rings = new Map<number, SessionRings>();
+  for (const e of events) {
+    // every message counts for the rings' states, shown or not
+    let changed: RingTransition[] = [];
+    if (e.type === 'message') {
+      if (!rings.has(e.session)) rings.set(e.session, new SessionRings());
+      changed = rings.get(e.session)!.apply(e);
+    }
+    if (!keep(e)) continue;
     const rec = eventRecord(e, 'session' in e ? deviceOf(devices, e.session) : 'generic');
     out(o.json ? JSON.stringify(rec) : humanLine(rec));
+    for (const t of changed)
+      out(
+        o.json
+          ? JSON.stringify({ event: 'ring-state', session: t.session, vring: t.vring, started: t.started, enabled: t.enabled, why: t.why })
+          : `    vring ${t.vring} is now ${ringStateText(t)}`,
+      );
   }
   const note = tornNote(file, scan.torn);
   if (note) out(o.json ? JSON.stringify({ event: 'torn', ...scan.torn, msg: note }) : `!! ${note}`);

@@ -9,6 +9,7 @@ import { transitPercentiles } from '../analysis/relay-transit';
 import { controlRequest } from '../control/client';
 import type { LiveSession } from '../control/live-requests';
 import { printable } from '../log/format';
+import { ringStateText } from '../protocol';
 import type { DaemonStatus } from '../events/status';
 
 export interface TopSample {
@@ -146,11 +147,15 @@ export function renderTop(cur: TopSample, prev: TopSample | undefined, state: To
       '',
       `session ${picked.session}: messages F>B ${picked.messages['F>B']} B>F ${picked.messages['B>F']}, fds forwarded ${picked.fdsForwarded}, back-pressure pauses ${picked.backpressure.pauses}`,
     );
-    lines.push(`  ${'VRING'.padStart(5)} ${'KICKS'.padStart(9)} ${'CALLS'.padStart(9)} ${'ERRS'.padStart(5)}  kick→next call p50/p99`);
-    for (const v of picked.vrings)
+    lines.push(`  ${'VRING'.padStart(5)} ${'STATE'.padEnd(17)} ${'KICKS'.padStart(9)} ${'CALLS'.padStart(9)} ${'ERRS'.padStart(5)}  kick→next call p50/p99`);
+    const states = new Map((picked.ringStates ?? []).map((r) => [r.vring, ringStateText(r)]));
+    const stats = new Map(picked.vrings.map((v) => [v.vring, v]));
+    for (const vring of [...new Set([...states.keys(), ...stats.keys()])].sort((a, b) => a - b)) {
+      const v = stats.get(vring);
       lines.push(
-        `  ${String(v.vring).padStart(5)} ${String(v.kicks).padStart(9)} ${String(v.calls).padStart(9)} ${String(v.errs).padStart(5)}  ${v.latencyUs ? `${fmtUs(v.latencyUs.p50)} / ${fmtUs(v.latencyUs.p99)}` : '-'}`,
+        `  ${String(vring).padStart(5)} ${(states.get(vring) ?? '-').padEnd(17)} ${String(v?.kicks ?? 0).padStart(9)} ${String(v?.calls ?? 0).padStart(9)} ${String(v?.errs ?? 0).padStart(5)}  ${v?.latencyUs ? `${fmtUs(v.latencyUs.p50)} / ${fmtUs(v.latencyUs.p99)}` : '-'}`,
       );
+    }
     if (req?.rings) {
       lines.push(
         `  ${'VRING'.padStart(5)} ${'OPERATION'.padEnd(16)} ${'N'.padStart(9)} ${'p50'.padStart(9)} ${'p99'.padStart(9)} ${'MAX'.padStart(9)}   (requests, from the rings)`,

@@ -113,6 +113,8 @@ describe('eventfd interposition', () => {
     expect(r.beGot[4].fds).toEqual([]);
     expect(r.beGot[4].msg.readBigUInt64LE(12)).toBe(0x100n);
 
+    // the ring's spec state as status (and top) show it: started by its kick fd, enabled without PROTOCOL_FEATURES
+    expect(r.daemon.activeSessions[0].status().ringStates).toEqual([{ vring: 0, started: true, enabled: true }]);
     const stats = r.daemon.activeSessions[0].notificationStats();
     expect(stats).toEqual([expect.objectContaining({ vring: 0, kicks: 1, calls: 3 })]);
     expect(stats[0].latencyUs?.count).toBe(1);

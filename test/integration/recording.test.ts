@@ -12,6 +12,7 @@ import { readRecording, recordingEvents } from '../../src/recording/reader';
 import { unpackBatch, type NotifyBatchRecord } from '../../src/recording/records';
 import { RecordingWriter, unwritten } from '../../src/recording/writer';
 import { tmpDir, until } from '../helpers';
+import { Session, u32s } from '../sessions';
 
 const u64 = (v: bigint): Buffer => {
   const b = Buffer.alloc(8);
@@ -375,5 +376,41 @@ describe('recording', () => {
     expect(info).toMatch(/virtio features offered: PROTOCOL_FEATURES\|VERSION_1/);
     expect(info).toMatch(/notifications: vring 1 kick 5, vring 1 call 5/);
     expect(info).toMatch(/duration 0\.000 s/);
+  });
+
+  it("show puts each ring's new spec state under the message that changed it, shown or filtered out", async () => {
+    const file = path.join(tmpDir('show-rings'), 's.vhsrec');
+    const rec = new Recorder(file);
+    const s = new Session()
+      .handshake()
+      .vring(0)
+      .fe(Request.SET_VRING_ENABLE, u32s(0, 0))
+      .fe(Request.GET_VRING_BASE, u32s(0, 0))
+      .be(Request.GET_VRING_BASE, u32s(0, 0));
+    for (const e of s.end()) rec.onEvent(e);
+    await rec.close();
+    const lines: string[] = [];
+    showRecording(file, { device: 'generic' }, (l) => lines.push(l));
+    const states = lines.flatMap((l, i) =>
+      l.startsWith('    vring ')
+        ? [
+            `${lines[i - 1]
+              .match(/(F>B|B>F) (\S+)/)
+              ?.slice(1)
+              .join(' ')}: ${l.trim()}`,
+          ]
+        : [],
+    );
+    expect(states).toEqual([
+      'F>B SET_VRING_KICK: vring 0 is now started, disabled',
+      'F>B SET_VRING_ENABLE: vring 0 is now started, enabled',
+      'F>B SET_VRING_ENABLE: vring 0 is now started, disabled',
+      'B>F GET_VRING_BASE: vring 0 is now stopped, disabled',
+    ]);
+    const json: string[] = [];
+    showRecording(file, { device: 'generic', request: 'GET_VRING_BASE', json: true }, (l) => json.push(l));
+    expect(json.map((l) => JSON.parse(l)).filter((r) => r.event === 'ring-state')).toEqual([
+      { event: 'ring-state', session: 1, vring: 0, started: false, enabled: false, why: 'GET_VRING_BASE reply' },
+    ]);
   });
 });

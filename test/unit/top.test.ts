@@ -16,6 +16,11 @@ function session(id: number, kicks: number, calls: number): SessionStatus {
     backpressure: { pauses: 0, pausedNow: 0 },
     features: {},
     relayPairs: [],
+    ringStates: [
+      { vring: 0, started: true, enabled: true },
+      { vring: 1, started: true, enabled: false },
+      { vring: 2, started: false, enabled: false },
+    ],
     vrings: [
       { vring: 0, kicks: 1, calls: 0, errs: 0, kickRate: 0, callRate: 0 },
       { vring: 1, kicks, calls, errs: 0, kickRate: 0, callRate: 0, latencyUs: { count: 3, p50: 20, p90: 30, p99: 40, p999: 40, max: 40 } },
@@ -86,6 +91,10 @@ describe('top', () => {
     expect(screen).toMatch(/^ +1 blk +qemu-system-x86_64\(11\) +qemu-storage-daemon\(21\) +19 +100\.0 +100\.0 +100\.0 +0 +- +30\.0µs +80\.0µs$/m);
     expect(screen).toMatch(/^> +2 blk .* +5\.0 +3 +2\.50ms +30\.0µs +900\.0µs$/m);
     expect(screen).toMatch(/session 2: messages F>B 10 B>F 9/);
+    // each ring's spec state next to its notifications; a ring with none still listed
+    expect(screen).toMatch(/^ +0 started, enabled +1 +0 +0  -$/m);
+    expect(screen).toMatch(/^ +1 started, disabled +\d+ +\d+ +0  20\.0µs \/ 40\.0µs$/m);
+    expect(screen).toMatch(/^ +2 stopped, disabled +0 +0 +0  -$/m);
     expect(screen).toMatch(/^ +0 read ≤4K +10 +30\.0µs +900\.0µs +1\.80ms$/m);
     expect(screen).toMatch(/outstanding: 3, oldest 2\.50ms/);
     // the relay's own time over the interval, apart from the requests'
