@@ -153,12 +153,14 @@ export class Session {
       .fe(Request.SET_VRING_KICK, u64(BigInt(i)), { fds: 1 });
     return opts.enable === false ? this : this.fe(Request.SET_VRING_ENABLE, u32s(i, 1));
   }
-  end(): ProxyEvent[] {
+  /** `by`: the side that ended it (the back-end: the next session is a reconnect) */
+  end(by?: 'frontend' | 'backend'): ProxyEvent[] {
     this.events.push({
       type: 'session-end',
       ts: this.t + 1000n,
       session: this.id,
-      reason: 'end',
+      reason: by ? `the ${by} closed the connection` : 'end',
+      ...(by ? { by } : {}),
       messages: { 'F>B': 0, 'B>F': 0 },
       fdsForwarded: 0,
       vrings: [],

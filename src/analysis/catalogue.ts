@@ -109,7 +109,7 @@ export const CATALOGUE: readonly CatalogueEntry[] = [
     [],
     'live only, not a rule: proxy --reconnect-watchdog S tells a device left without a working session after its back-end ended one (a recording cannot tell a reconnect that never came from one that came after it ended)',
   ),
-  entry('R71', 'the handshake after a reconnect against the first one', 'C3, C9', [], 'vhostscope diff compares two sessions; no rule flags the difference'),
+  entry('R71', 'the handshake after a reconnect against the one before it', 'C3, C9', ['VU043']),
 ];
 
 /** A catalogue entry by id (R42), any case. */

@@ -18,13 +18,14 @@ import {
 } from '../protocol';
 import type { MessageEvent, ProxyEvent, RingEvent } from '../events/events';
 import { RULES, type Rule } from './rules';
-import { MIGRATION_DOWNTIME_NS, SessionState, VringMap, type CheckFinding, type MigrationStop } from './check/state';
+import { MIGRATION_DOWNTIME_NS, SessionState, VringMap, type CheckFinding, type Handshake, type MigrationStop } from './check/state';
 import { migrationLeftovers, migrationRules } from './check/migration';
 import { setupRules } from './check/setup';
 import { negotiationRules } from './check/negotiation';
 import { backendChannelRules } from './check/backend-channel';
 import { blockedFinding, noteBlocked } from './check/blocking';
 import { onCall, onRingSnapshot, ringReinitialised, stalled } from './check/ring-progress';
+import { handshakeAtEnd, reconnectRules } from './check/reconnect';
 
 export type { CheckFinding } from './check/state';
 
@@ -72,6 +73,8 @@ export class Checker {
   private readonly migrationStops = new VringMap<MigrationStop>();
   /** shared objects (uuid) and the session whose back-end added each */
   private readonly sharedObjectOwners = new Map<string, number>();
+  /** the last session its back-end ended: the next one to start is a reconnect */
+  private lastBackendEnd?: Handshake;
 
   /** @param replyTimeoutNs a reply later than this counts as missing */
   constructor(private readonly replyTimeoutNs = 5_000_000_000n) {}
@@ -98,9 +101,13 @@ export class Checker {
 
   private handle(e: ProxyEvent): CheckFinding[] {
     switch (e.type) {
-      case 'session-start':
-        this.sessions.set(e.session, new SessionState());
+      case 'session-start': {
+        const s = new SessionState();
+        if (this.lastBackendEnd) s.reconnectOf = this.lastBackendEnd;
+        this.lastBackendEnd = undefined;
+        this.sessions.set(e.session, s);
         return [];
+      }
       case 'message':
         return this.onMessage(e);
       case 'notification': {
@@ -171,6 +178,7 @@ export class Checker {
       case 'session-end': {
         const s = this.sessions.get(e.session);
         this.sessions.delete(e.session);
+        if (s) this.lastBackendEnd = handshakeAtEnd(s, e);
         const noKick = s ? this.vringsWithoutKick(s, e.session, e.ts, 'at the end of the session') : [];
         if (s) noKick.push(...migrationLeftovers(s, e.session, e.ts), ...blockedFinding(s, e.session, e.ts, this.replyTimeoutNs, true));
         return noKick.concat(
@@ -265,6 +273,7 @@ export class Checker {
       negotiationRules(s, e, add);
       backendChannelRules(s, this.sharedObjectOwners, e, add);
       if (e.channel === 'main') {
+        reconnectRules(s, e, add);
         setupRules(s, e, add);
         migrationRules(s, this.migrationStops, e, index, at, add);
       }

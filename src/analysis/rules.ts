@@ -67,6 +67,8 @@ const FIXES: Record<string, string> = {
     "the sender: keep version 1, no reserved flag bits, payloads within the channel's maximum and at most 8 fds (the proxy closes the session on such a header)",
   VU041:
     'the back-end: look at a ring when it is kicked, and again when it is enabled (a kick before SET_VRING_ENABLE must not be lost); keep serving the rings across a SET_FEATURES that only toggles LOG_ALL',
+  VU043:
+    'the front-end: ask the back-end again after a reconnect (GET_FEATURES, GET_PROTOCOL_FEATURES) and ack the same device it had; a back-end that came back as another implementation or version needs the guest told',
   VU042: 'the back-end: keep its used index across a stop and a reconnect; after a ring is set up again, continue from the used index in guest memory',
 };
 
@@ -349,6 +351,13 @@ export const RULES = {
     'error',
     'rust-vmm/vhost 958cdec / 8a4ba9d (used index after a guest reboot); field case C6 (needs --rings)',
     "the ring's used index went backwards with no re-initialisation of the ring in between: the back-end reset its position, and the driver sees old completions again or waits for ones that never come",
+  ),
+  handshakeChangedAfterReconnect: rule(
+    'VU043',
+    'handshake-changed-after-reconnect',
+    'warning',
+    'field cases C3 (rust-vmm/vhost 14db3cd), C9; catalogue R71',
+    'after the back-end ended a session and the front-end came back, it acked other features or protocol features than before: the device the guest drives is not the one the back-end now serves',
   ),
 } as const satisfies Record<string, Rule>;
 

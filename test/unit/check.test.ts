@@ -83,6 +83,10 @@ const DETAILS: Record<string, string[]> = {
   VU040: ['F>B SET_OWNER: version 2 in flags 0x2, expected 1'],
   VU041: ['kick vring 0: vring 0: a kick made requests available (avail idx 1, used idx 0) and the back-end used nothing on the ring for 6.0 s'],
   VU042: ['call vring 0: vring 0: the used index went from 5 back to 3 with no re-initialisation of the ring in between'],
+  VU043: [
+    'F>B SET_PROTOCOL_FEATURES: SET_PROTOCOL_FEATURES after the reconnect: -STATUS against session 1',
+    'F>B SET_FEATURES: SET_FEATURES after the reconnect: +RING_PACKED against session 1',
+  ],
 };
 
 const ids = (events: ProxyEvent[]): string[] => [...new Set(checkEvents(events).map((f) => `${f.rule.id} ${f.rule.name}`))];
@@ -329,6 +333,10 @@ const cases: [string, () => ProxyEvent[]][] = [
   ['VU040 header-invalid', () => new Session().fe(Request.SET_OWNER, undefined, { flags: 2 }).end()],
   ['VU041 kick-without-progress', () => new Session().handshake().vring(0).kick(0).ring(0, 'kick', 1, 0).wait(6_000_000_000n).end()],
   ['VU042 used-index-regressed', () => new Session().handshake().vring(0).ring(0, 'call', 0, 5).ring(0, 'call', 0, 3).end()],
+  [
+    'VU043 handshake-changed-after-reconnect',
+    () => [...new Session(1).handshake().end('backend'), ...new Session(2, 1_000_000n).handshake(PF | V1 | PACKED, REPLY_ACK | CONFIGURE_MEM_SLOTS).end()],
+  ],
 ];
 
 /**
@@ -719,6 +727,35 @@ describe('VU016 ambiguous-request, decided by negotiation', () => {
 });
 
 describe('the rules at their edges', () => {
+  it('VU043: the same handshake after a reconnect, a session after a front-end left, and LOG_ALL are no finding', () => {
+    const again = (firstBy: 'frontend' | 'backend', features = PF | V1) => [
+      ...new Session(1).handshake().end(firstBy),
+      ...new Session(2, 1_000_000n).handshake(features).end(),
+    ];
+    expect(ids(again('backend'))).toEqual([]);
+    expect(ids(again('frontend', PF | V1 | PACKED))).toEqual([]);
+    // a migration's LOG_ALL is not the device changing
+    const logging = [
+      ...new Session(1)
+        .handshake()
+        .fe(Request.SET_LOG_BASE, logBase(4096n), { fds: 1 })
+        .fe(Request.SET_FEATURES, u64(PF | V1 | LOG_ALL))
+        .end('backend'),
+      ...new Session(2, 1_000_000n).handshake().end(),
+    ];
+    expect(ids(logging)).toEqual([]);
+    // only the session right after the end is a reconnect; a later SET_FEATURES of it is not compared
+    const later = [
+      ...new Session(1).handshake().end('backend'),
+      ...new Session(2, 1_000_000n)
+        .handshake()
+        .fe(Request.SET_FEATURES, u64(PF | V1 | PACKED))
+        .end(),
+      ...new Session(3, 2_000_000n).handshake(PF | V1 | PACKED).end(),
+    ];
+    expect(ids(later)).toEqual([]);
+  });
+
   it('VU041: progress (a used-index change, a call), a stop in time, RX buffers offered and a short session are no stall', () => {
     const kicked = () => new Session().handshake().vring(0).ring(0, 'kick', 3, 1);
     expect(ids(kicked().ring(0, 'call', 3, 2).wait(6_000_000_000n).end())).toEqual([]);

@@ -27,6 +27,13 @@ export interface WaitingKick {
   note?: string;
 }
 
+/** What a session acked, as the next session after a reconnect is compared with it. */
+export interface Handshake {
+  session: number;
+  features?: bigint;
+  protocol?: bigint;
+}
+
 /** One SHMEM_MAP the front-end holds for the back-end. */
 export interface ShmemMapping {
   shmid: number;
@@ -99,6 +106,8 @@ export class SessionState {
   shmemMaps: ShmemMapping[] = [];
   /** per vring: the message that replaced its call fd, and when the back-end first answered a request sent at or after it */
   callSwap = new VringMap<{ message: number; answeredTs?: bigint; reported?: boolean }>();
+  /** the session before, when this one follows its back-end's end (a reconnect): what it acked */
+  reconnectOf?: Handshake;
   /** since when each side has waited on the other (a main and a backend channel request both pending) */
   blockedSince?: bigint;
   /** per vring (--rings): the last used index seen, a kick not served yet, a regression reported */
