@@ -343,7 +343,7 @@ export const RULES = {
     'kick-without-progress',
     'warning',
     'rust-vmm/vhost#247 (kick lost before SET_VRING_ENABLE), rust-vmm/vhost 7f326dd (SET_FEATURES stopped the rings); field cases C1, C5 (needs --rings)',
-    'a kick made requests available and the back-end used nothing on that ring (no used-index change, no call) for longer than the reply timeout: a kick it lost, or a ring it stopped serving; a request that legitimately blocks that long (a FUSE lock wait) looks the same',
+    'a kick made requests available and the proxy saw no progress on that ring (no call, no used-index change at a later kick or call) for longer than the reply timeout: a kick the back-end lost, a ring it stopped serving, or an interrupt that went nowhere; a request that legitimately blocks that long (a FUSE lock wait) looks the same',
   ),
   usedIndexRegressed: rule(
     'VU042',

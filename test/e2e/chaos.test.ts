@@ -1,8 +1,9 @@
 /**
  * Chaos mode against real peers: QEMU 7.2 (TCG) virtio-net <-> testpmd, the guest pinging.
- * Through a plain proxy the guest's first kick always comes after SET_VRING_ENABLE (the race of
- * rust-vmm/vhost#247 never shows with these two); with `--chaos SEED:enable` it comes before,
- * every run, and `check` names it. The same seed perturbs the same messages in each run.
+ * Through a plain proxy the guest's first kick comes after SET_VRING_ENABLE (the race of
+ * rust-vmm/vhost#247 never shows with these two: recordings/qemu-net-testpmd.vhsrec is such a
+ * run, and test/unit/check.test.ts finds nothing in it); with `--chaos SEED:enable` it comes
+ * before, every run, and `check` names it. The same seed perturbs the same messages each run.
  */
 import * as path from 'node:path';
 import { execFile } from 'node:child_process';
@@ -30,7 +31,7 @@ async function findings(file: string): Promise<{ id: string; detail: string }[]>
     .map((l) => JSON.parse(l) as { id: string; detail: string });
 }
 
-/** One VM pinging testpmd through a proxy with `args`; the proxy's fault lines and the recording's findings. */
+/** One VM pinging testpmd through a proxy with `args`: the proxy's fault lines and the recording's findings. */
 async function pingRun(name: string, args: string[]) {
   const work = tmpDir(name);
   const initrd = buildInitramfs(work, guestBody(3, 3), ['virtio_pci', 'virtio_net']);
@@ -57,9 +58,6 @@ async function pingRun(name: string, args: string[]) {
 
 describe('chaos mode with real peers', () => {
   it('--chaos 7:enable turns the kick before SET_VRING_ENABLE from never into every run, check names it, and the seed decides what is held', async () => {
-    const plain = await pingRun('chaos-none', []);
-    expect(plain.findings.filter((f) => f.id === 'VU010')).toEqual([]);
-
     const runs = [await pingRun('chaos-a', ['--chaos', '7:enable']), await pingRun('chaos-b', ['--chaos', '7:enable'])];
     for (const r of runs) {
       expect(r.findings.filter((f) => f.id === 'VU010').map((f) => f.detail)).toContain('vring 0 kicked before SET_VRING_ENABLE(0, 1)');

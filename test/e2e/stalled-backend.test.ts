@@ -17,7 +17,7 @@ import { storageDaemon } from '../../lab/storage-daemon';
 /** How long the back-end is stopped: past the check's 5 s, well within the guest's 30 s block-layer timeout. */
 const STOPPED_MS = 9000;
 
-/** A guest that reads a different 256 KiB of the disk every 0.2 s (the page cache never has it) for about 40 s. */
+/** A guest that reads a different 256 KiB of the disk every 0.2 s (the page cache never has it) for about 25 s. */
 function readingGuest(work: string): string {
   return buildInitramfs(
     work,
@@ -25,7 +25,7 @@ function readingGuest(work: string): string {
 i=0; until [ -b /dev/vda ] || [ $i -ge 50 ]; do sleep 0.1; i=$((i+1)); done
 [ -b /dev/vda ] || { echo "GUEST-RESULT: FAIL no /dev/vda"; exit 0; }
 echo "GUEST-IO-START"
-n=0; end=$(( $(cut -d. -f1 /proc/uptime) + 40 ))
+n=0; end=$(( $(cut -d. -f1 /proc/uptime) + 25 ))
 while [ $(cut -d. -f1 /proc/uptime) -lt $end ]; do
   dd if=/dev/vda of=/dev/null bs=65536 count=4 skip=$(( (n % 256) * 4 )) 2>/dev/null || { echo "GUEST-RESULT: FAIL read"; exit 0; }
   n=$((n+1)); sleep 0.2
@@ -61,12 +61,16 @@ describe('a back-end that stops serving', () => {
       });
       await q.waitForLog(/GUEST-IO-START/, 150_000);
       await new Promise((r) => setTimeout(r, 2000));
+      // QEMU 7.2's guest can wait on its first request at boot too (a stall of its own, told as such): only what comes now counts
+      const stalls = () =>
+        proxy
+          .records()
+          .filter((r) => r.event === 'finding' && r.id === 'VU041')
+          .map((r) => String(r.detail));
+      const before = stalls().length;
       qsd.kill('SIGSTOP');
       await new Promise((r) => setTimeout(r, STOPPED_MS));
-      whileStopped = proxy
-        .records()
-        .filter((r) => r.event === 'finding' && r.id === 'VU041')
-        .map((r) => String(r.detail));
+      whileStopped = stalls().slice(before);
       qsd.kill('SIGCONT');
       expect(await q.waitExit(150_000)).toBe(0);
     } finally {
@@ -79,7 +83,7 @@ describe('a back-end that stops serving', () => {
     // named while the back-end was still stopped: live, not at the end; once for the stall
     expect(whileStopped).toEqual([
       expect.stringMatching(
-        /^vring 0: a kick made requests available \(avail idx \d+, used idx \d+\) and the back-end used nothing on the ring for \d+\.\d s$/,
+        /^vring 0: a kick made requests available \(avail idx \d+, used idx \d+\) and the proxy saw no progress on the ring \(no call, no used-index change\) for \d+\.\d s$/,
       ),
     ]);
     // the recording says the same, and nothing else but QEMU's kick before enable (docs/check-rules.md)

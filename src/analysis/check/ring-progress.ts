@@ -35,14 +35,19 @@ export function onRingSnapshot(s: SessionState, e: RingEvent, timeoutNs: bigint)
   }
   const waiting = s.waitingKick.get(e.vring);
   if (waiting && snap.usedIdx !== waiting.usedIdx) s.waitingKick.delete(e.vring);
+  // progress ends a stall that was told: the next one is told again
+  const stall = s.stalledAt.get(e.vring);
+  if (stall !== undefined && snap.usedIdx !== stall) s.stalledAt.delete(e.vring);
   if (snap.kind === 'base') {
     // stopped: what is left resumes from the base, and the ring's next life starts with SET_VRING_BASE
     s.waitingKick.delete(e.vring);
+    s.stalledAt.delete(e.vring);
     s.lastUsed.delete(e.vring);
     return out;
   }
   s.lastUsed.set(e.vring, snap.usedIdx);
-  if (snap.kind === 'kick' && !s.waitingKick.has(e.vring) && snap.availIdx !== snap.usedIdx && hasWork(snap))
+  // one finding per stall: kicks while a told stall lasts wait for nothing new
+  if (snap.kind === 'kick' && !s.waitingKick.has(e.vring) && !s.stalledAt.has(e.vring) && snap.availIdx !== snap.usedIdx && hasWork(snap))
     s.waitingKick.set(e.vring, { ts: e.ts, availIdx: snap.availIdx, usedIdx: snap.usedIdx, ...(s.logAllToggle ? { note: s.logAllToggle } : {}) });
   return out;
 }
@@ -50,13 +55,15 @@ export function onRingSnapshot(s: SessionState, e: RingEvent, timeoutNs: bigint)
 /** A call is progress: the back-end used something. */
 export function onCall(s: SessionState, vring: number): void {
   s.waitingKick.delete(vring);
+  s.stalledAt.delete(vring);
 }
 
 /** The ring was set up again (SET_VRING_ADDR, SET_VRING_BASE) or reset: its indices start over. */
 export function ringReinitialised(s: SessionState, vring?: number): void {
-  for (const v of vring === undefined ? [...s.lastUsed.keys()] : [vring]) {
+  for (const v of vring === undefined ? [...new Set([...s.lastUsed.keys(), ...s.waitingKick.keys(), ...s.stalledAt.keys()])] : [vring]) {
     s.lastUsed.delete(v);
     s.waitingKick.delete(v);
+    s.stalledAt.delete(v);
   }
 }
 
@@ -66,13 +73,14 @@ export function stalled(s: SessionState, session: number, now: bigint, timeoutNs
   for (const [v, k] of s.waitingKick) {
     if ((vring !== undefined && v !== vring) || now - k.ts <= timeoutNs) continue;
     s.waitingKick.delete(v);
+    s.stalledAt.set(v, k.usedIdx);
     out.push({
       rule: RULES.kickWithoutProgress,
       session,
       ts: k.ts,
       at: `kick vring ${v}`,
       detail:
-        `vring ${v}: a kick made requests available (avail idx ${k.availIdx}, used idx ${k.usedIdx}) and the back-end used nothing on the ring for ${(Number(now - k.ts) / 1e9).toFixed(1)} s` +
+        `vring ${v}: a kick made requests available (avail idx ${k.availIdx}, used idx ${k.usedIdx}) and the proxy saw no progress on the ring (no call, no used-index change) for ${(Number(now - k.ts) / 1e9).toFixed(1)} s` +
         (k.note ? `; ${k.note}` : ''),
     });
   }

@@ -113,6 +113,8 @@ export class SessionState {
   /** per vring (--rings): the last used index seen, a kick not served yet, a regression reported */
   lastUsed = new VringMap<number>();
   waitingKick = new VringMap<WaitingKick>();
+  /** rings whose stall VU041 told, with the used index it stalled at: told once until progress */
+  stalledAt = new VringMap<number>();
   reportedRegress = new VringSet();
   /** the last SET_FEATURES that only toggled LOG_ALL, as a kick's stall would mention it */
   logAllToggle?: string;
