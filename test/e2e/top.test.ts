@@ -108,7 +108,7 @@ describe('vhostscope top', () => {
     // rx fills: how long the guest's buffers waited for a reply; the others are outstanding
     expect(detail).toMatch(/^\s+0 rx fill\s+\d+\s+[\d.]+(µs|ms|s)\s+[\d.]+(µs|ms|s)/m);
     expect(detail).toMatch(/outstanding: \d+/);
-    expect(detail).toMatch(/^\s+0\s+\d+\s+\d+\s+\d+\s+-$/m); // vring 0 (rx): kicks never paired with calls
+    expect(detail).toMatch(/^\s+0 started, enabled\s+\d+\s+\d+\s+\d+\s+-$/m); // vring 0 (rx): its spec state; kicks never paired with calls
     expect(sorted).toMatch(/sort: p99/);
     expect(seen).toMatch(/relay's own time \(wake-up → forwarding write issued\): p50 < [\d.]+(µs|ms) p99 < [\d.]+(µs|ms) over \d+/); // requests moved in this interval: so did the relay
     expect(exited).toBe(true);
