@@ -205,6 +205,14 @@ export function endedInError(e: SessionEndEvent): boolean {
   return !/ closed the connection( |$)/.test(e.reason) && !e.reason.startsWith('daemon ');
 }
 
+/**
+ * Whether the back-end's side ended a session (it closed, crashed, broke the protocol, or could
+ * not be reached): the front-end is then expected to reconnect, as QEMU's reconnect=N does.
+ */
+export function endedByBackend(e: SessionEndEvent): boolean {
+  return e.by === 'backend' || e.by === 'connect';
+}
+
 export interface PeerIdentity {
   pid: number;
   uid: number;

@@ -45,9 +45,17 @@ export const ringStateText = (s: RingState): string => `${s.started ? 'started' 
 
 /** One session's rings, message by message: what the checker asks live, and what `info` lists. */
 export class SessionRings {
-  private readonly n: Negotiation = newNegotiation();
+  private readonly n: Negotiation;
+  /** whether the negotiation is this object's own, to follow message by message */
+  private readonly ownsNegotiation: boolean;
   readonly rings = new Map<number, RingState>();
   private anyStarted = false;
+
+  /** `negotiation`: the caller's, which the caller keeps up to date; without it, one of its own. */
+  constructor(negotiation?: Negotiation) {
+    this.n = negotiation ?? newNegotiation();
+    this.ownsNegotiation = negotiation === undefined;
+  }
 
   /** Takes in one message; returns the state changes it made (main-channel messages the back-end received only). */
   apply(e: RingMessage): RingTransition[] {
@@ -70,7 +78,7 @@ export class SessionRings {
       if (d.request === Request.SET_VRING_ENABLE && p.index !== undefined) set(p.index, { enabled: p.num === 1 }, `${d.name}(${p.num})`);
       if (d.request === Request.RESET_OWNER || d.request === Request.RESET_DEVICE) for (const v of [...this.rings.keys()]) set(v, { started: false }, d.name);
     }
-    applyMainMessage(this.n, d.request, d.flags, e.raw.subarray(HEADER_SIZE));
+    if (this.ownsNegotiation) applyMainMessage(this.n, d.request, d.flags, e.raw.subarray(HEADER_SIZE));
     return out;
   }
 

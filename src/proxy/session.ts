@@ -85,7 +85,7 @@ export class ProxySession {
   /** device-state transfers going through the proxy's pipes now */
   private readonly deviceState: DeviceStateTransfers;
   /** each ring's spec state, for status and top */
-  private readonly rings = new SessionRings();
+  private readonly rings = new SessionRings(this.negotiation);
   /** peers that hold fds in an unfinished message */
   private readonly heldFds = new HeldFdWatch();
   /** pauses a sender while the peer it sends to is not reading */

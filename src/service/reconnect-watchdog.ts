@@ -5,7 +5,7 @@
  * message) within `thresholdMs` raises an alarm once, and says so when a session works again.
  * A session the front-end ended is a VM going away: nothing is expected after it.
  */
-import type { ProxyEvent } from '../events/events';
+import { endedByBackend, type ProxyEvent } from '../events/events';
 
 export interface DeviceDown {
   /** how long the device has been without a working session */
@@ -13,9 +13,6 @@ export interface DeviceDown {
   /** why the last session ended */
   reason: string;
 }
-
-/** The sides whose ending of a session leaves the front-end expected back. */
-const BACKEND_ENDS = new Set(['backend', 'connect']);
 
 export class ReconnectWatchdog {
   private readonly working = new Set<number>();
@@ -41,7 +38,7 @@ export class ReconnectWatchdog {
     }
     if (e.type !== 'session-end') return;
     this.working.delete(e.session);
-    if (this.working.size === 0 && e.by !== undefined && BACKEND_ENDS.has(e.by)) this.down ??= { sinceMs: this.now(), reason: e.reason, alarmed: false };
+    if (this.working.size === 0 && endedByBackend(e)) this.down ??= { sinceMs: this.now(), reason: e.reason, alarmed: false };
   }
 
   /** Raises the alarm once the device has been down longer than the threshold; the timer calls it. */

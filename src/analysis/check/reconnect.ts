@@ -5,17 +5,15 @@
  * resumes a device the back-end no longer describes (field cases C3, C9).
  */
 import { protocolFeatureNames, Request, VirtioFeature, virtioFeatureNames } from '../../protocol';
-import type { MessageEvent, SessionEndEvent } from '../../events/events';
+import { endedByBackend, type MessageEvent, type SessionEndEvent } from '../../events/events';
 import { RULES } from '../rules';
 import type { AddFinding, Handshake, SessionState } from './state';
 
 const LOG_ALL = 1n << BigInt(VirtioFeature.LOG_ALL);
-/** The sides whose ending of a session makes the next one a reconnect. */
-const BACKEND_ENDS = new Set(['backend', 'connect']);
 
 /** What `s` acked, when the back-end ended it (LOG_ALL aside: a migration toggles it). */
 export function handshakeAtEnd(s: SessionState, e: SessionEndEvent): Handshake | undefined {
-  if (e.by === undefined || !BACKEND_ENDS.has(e.by)) return undefined;
+  if (!endedByBackend(e)) return undefined;
   const n = s.negotiation;
   return {
     session: e.session,

@@ -100,7 +100,7 @@ export class SessionState {
   /** hold-state fault rules that fired for the transfer under way */
   stateHolds: string[] = [];
   /** each ring's spec state (started/stopped x enabled/disabled) */
-  rings = new SessionRings();
+  rings = new SessionRings(this.negotiation);
   /** GET_SHMEM_CONFIG's regions by shmid, and the back-end's SHMEM_MAPs still mapped */
   shmemSizes?: Map<number, bigint>;
   shmemMaps: ShmemMapping[] = [];
