@@ -38,7 +38,7 @@ interface SessionState {
   partStartedMs: number;
   /** wall clock ms before which no rotation is tried again (the last one could not open a file) */
   retryRotationMs: number;
-  /** the segment's size after its header and copied start: an age rotation needs more than that */
+  /** the segment's size after its header and (copied) start: an age rotation needs more than that */
   partBaseBytes: number;
   /** copied to the start of every later segment, so that each reads on its own */
   start?: SessionStartRecord;
@@ -146,7 +146,7 @@ export class Recorder {
     this.opts.flight?.onPin?.(p);
     // the pin holds in memory whatever the disk says; the first failure to write it is told
     const err = this.pins.lastError;
-    if (err && err !== this.pinErrorTold) this.opts.onError?.(this.pins.file, err);
+    if (err && !this.pinErrorTold) this.opts.onError?.(this.pins.file, err);
     this.pinErrorTold = err;
     return p;
   }
@@ -195,7 +195,7 @@ export class Recorder {
     s.writer = next;
     s.writer.write(s.start);
     if (s.device) s.writer.write(s.device);
-    s.partBaseBytes = s.writer.queuedBytes;
+    s.partBaseBytes = s.writer.bytesWritten + s.writer.queuedBytes;
     this.retention?.soon();
   }
 
@@ -205,7 +205,7 @@ export class Recorder {
       const writer = this.shared ?? this.openWriter(segmentFile(this.target, name!, 0));
       if (!writer) return; // told; the session is forwarded, not recorded
       const start = sessionStartRecord(e);
-      this.sessions.set(e.session, {
+      const state: SessionState = {
         writer,
         batch: undefined,
         dropped: 0,
@@ -216,8 +216,10 @@ export class Recorder {
         partBaseBytes: 0,
         retryRotationMs: 0,
         ...(name ? { name, start } : {}),
-      });
+      };
+      this.sessions.set(e.session, state);
       writer.write(start);
+      state.partBaseBytes = writer.bytesWritten + writer.queuedBytes;
       return;
     }
     const s = this.sessions.get(e.session);
@@ -260,7 +262,6 @@ export class Recorder {
       case 'session-end':
         if (endedInError(e)) this.pin(`session ${e.session} ended in an error: ${e.reason}`, e.session);
         this.flushBatch(e.session, s);
-        s.dropped += s.writer.droppedNotifications;
         s.writer.write(sessionEndRecord(e, s.dropped, s.droppedRings));
         if (s.ownWriter) this.closeWriter(s.writer);
         else s.writer.flush();
