@@ -69,19 +69,18 @@ export function tailScan(fd: number): { goodBytes: number; torn?: { bytes: numbe
   const buf = Buffer.allocUnsafe(TAIL_SCAN_CHUNK);
   let off = 0;
   let last: { at: number; len: number } | undefined;
-  const torn = (reason: string) => ({ goodBytes: off, torn: { bytes: size - off, reason } });
+  /** the whole frames end at `at`; what follows is cut, for `reason` */
+  const torn = (at: number, reason: string) => ({ goodBytes: at, torn: { bytes: size - at, reason } });
   while (off < size) {
-    if (size - off < FRAME_HEADER) return torn(`${size - off} bytes, shorter than a frame header`);
+    if (size - off < FRAME_HEADER) return torn(off, `${size - off} bytes, shorter than a frame header`);
     const got = fs.readSync(fd, buf, 0, Math.min(TAIL_SCAN_CHUNK, size - off), off);
     let i = 0;
     while (i + FRAME_HEADER <= got) {
+      const at = off + i;
       const len = buf.readUInt32LE(i);
-      if (len > MAX_FRAME) return torn(`frame length ${len} is beyond any record`);
-      if (off + i + FRAME_HEADER + len > size) {
-        off += i;
-        return torn(`incomplete frame: ${size - off - FRAME_HEADER} of ${len} bytes`);
-      }
-      last = { at: off + i, len };
+      if (len > MAX_FRAME) return torn(at, `frame length ${len} is beyond any record`);
+      if (at + FRAME_HEADER + len > size) return torn(at, `incomplete frame: ${size - at - FRAME_HEADER} of ${len} bytes`);
+      last = { at, len };
       i += FRAME_HEADER + len;
     }
     off += i; // the next read starts at the first frame this chunk did not hold whole
@@ -89,10 +88,7 @@ export function tailScan(fd: number): { goodBytes: number; torn?: { bytes: numbe
   if (last) {
     const frame = Buffer.allocUnsafe(FRAME_HEADER + last.len);
     fs.readSync(fd, frame, 0, frame.length, last.at);
-    if (zlib.crc32(frame.subarray(FRAME_HEADER)) !== frame.readUInt32LE(4)) {
-      off = last.at;
-      return torn('CRC mismatch');
-    }
+    if (zlib.crc32(frame.subarray(FRAME_HEADER)) !== frame.readUInt32LE(4)) return torn(last.at, 'CRC mismatch');
   }
   return { goodBytes: off };
 }
