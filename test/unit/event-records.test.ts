@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { encodeMessage, HEADER_SIZE, Request } from '../../src/protocol';
-import type { MessageEvent, NotificationEvent, ProxyEvent, SessionEndEvent } from '../../src/events/events';
+import type { MessageEvent, NotificationEvent, SessionEndEvent } from '../../src/events/events';
 import { deviceOf, recordingDevices } from '../../src/recording/devices';
 import {
   deviceStateRecord,
