@@ -14,12 +14,14 @@ import { Request, requestSpec } from './requests';
 export function isReplyExpected(channel: ChannelKind, request: number, flags: number, n: Negotiation, dialect?: Dialect): boolean {
   const spec = resolveRequest(channel, request, { negotiation: n, dialect }).spec;
   if (spec?.alwaysReply) return true;
-  if (channel === 'main') {
-    if (request === Request.SET_LOG_BASE && protocolFeatureInUse(n, ProtocolFeature.LOG_SHMFD)) return true;
-    if (n.postcopyListening && (request === Request.SET_MEM_TABLE || request === Request.ADD_MEM_REG)) return true;
-  }
+  if (channel === 'main' && request === Request.SET_LOG_BASE && protocolFeatureInUse(n, ProtocolFeature.LOG_SHMFD)) return true;
+  if (postcopyMemoryReply(channel, request, n)) return true;
   return channelRules(channel).hasNeedReply && needsReply(flags) && replyAckInUse(n);
 }
+
+/** After POSTCOPY_LISTEN, the back-end answers a memory table with its own mapping addresses. */
+const postcopyMemoryReply = (channel: ChannelKind, request: number, n: Negotiation): boolean =>
+  channel === 'main' && n.postcopyListening && (request === Request.SET_MEM_TABLE || request === Request.ADD_MEM_REG);
 
 /** The payload kinds that are a single u64 value (features, status, queue counts, acks). */
 const U64_REPLIES = new Set(['u64', 'ack', 'features', 'protocolFeatures', 'status', 'gpuProtocolFeatures']);
@@ -32,6 +34,7 @@ const U64_REPLIES = new Set(['u64', 'ack', 'features', 'protocolFeatures', 'stat
  */
 export function synthesizeReply(channel: ChannelKind, request: number, flags: number, payload: Buffer, n: Negotiation, value = 0n): Buffer | undefined {
   if (!isReplyExpected(channel, request, flags, n)) return undefined;
+  if (postcopyMemoryReply(channel, request, n)) return undefined; // the table with the back-end's addresses: not ours to make up
   const spec = requestSpec(channel, request);
   const kind = spec?.alwaysReply ? spec.reply : 'ack';
   let body: Buffer;
