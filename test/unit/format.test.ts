@@ -130,6 +130,41 @@ const ROWS: [string, () => string, string][] = [
     'scanout=0 rect=1024x768+0+0 buffer=1024x768 stride=4096 fourcc=0x12 modifier=0x100000000000001',
   ],
   ['opaque', () => fmt('main', 1003, 1, Buffer.alloc(12), 'frontend'), '12 bytes'],
+  [
+    'config, exactly 32 bytes',
+    () => fmt('main', Request.SET_CONFIG, 1, Buffer.concat([u32s(0, 32, 0), Buffer.alloc(32, 1)]), 'frontend'),
+    `offset=0 size=32 flags=0 data=${'01'.repeat(32)}`,
+  ],
+  [
+    'sizes not a whole unit, and zero',
+    () => fmt('main', Request.SET_LOG_BASE, 1, Buffer.concat([u64(0x600n), u64(0n)]), 'frontend'),
+    'mmap_size=0x600 mmap_offset=0x0',
+  ],
+  ['size zero', () => fmt('main', Request.SET_LOG_BASE, 5, u64(0n), 'backend'), 'mmap_size=0x0'],
+  ['crypto session', () => fmt('main', Request.CREATE_CRYPTO_SESSION, 1, Buffer.concat([u64(3n), Buffer.alloc(8)]), 'frontend'), 'op_code=3 (16 bytes)'],
+  [
+    'shmem config',
+    () => fmt('main', Request.GET_SHMEM_CONFIG, 5, Buffer.concat([u32s(2, 0), u64(0x100000n), u64(0n), u64(0x1001n)]), 'backend'),
+    'nregions=2 shm0=1MiB shm2=0x1001',
+  ],
+  [
+    'mmap request, read-only',
+    () => fmt('backend', BackendRequest.SHMEM_MAP, 1, Buffer.concat([Buffer.alloc(8), u64(0n), u64(0n), u64(0x1000n), u64(2n)]), 'backend'),
+    'shmid=0 fd_offset=0x0 shm_offset=0x0 len=0x1000 ro',
+  ],
+  [
+    'vring area NOFD',
+    () => fmt('backend', BackendRequest.VRING_HOST_NOTIFIER_MSG, 1, Buffer.concat([u64(0x101n), u64(0n), u64(0n)]), 'backend'),
+    'vring=1 NOFD size=0x0 offset=0x0',
+  ],
+  ['gpu edid without a vendor', () => gpu(11, Buffer.concat([Buffer.alloc(24), u32s(16, 0), Buffer.alloc(16)]), 'frontend'), 'edid 16 bytes'],
+  ['gpu update without pixels', () => gpu(8, u32s(0, 1, 2, 3, 4)), 'scanout=0 rect=3x4+1+2 pixels=0 bytes'],
+  [
+    'gpu update, pixels not recorded',
+    () =>
+      formatPayload(decodeMessage('gpu', Buffer.concat([encodeMessage(8, 0, u32s(0, 1, 2, 3, 4)).subarray(0, 8), u32s(68), u32s(0, 1, 2, 3, 4)]), 'backend')),
+    'scanout=0 rect=3x4+1+2 pixels=48 bytes (pixels not recorded)',
+  ],
 ];
 
 describe('payload summaries', () => {
