@@ -283,8 +283,9 @@ class Channel : public Napi::ObjectWrap<Channel> {
     std::vector<int> rx = reader_.TakeFds();  // ownership passes to JS
     Napi::Array fds = Napi::Array::New(env, rx.size());
     for (size_t i = 0; i < rx.size(); i++) fds.Set(static_cast<uint32_t>(i), Napi::Number::New(env, rx[i]));
+    Napi::Number fds_at = Napi::Number::New(env, static_cast<double>(rx.empty() ? 0 : reader_.fds_at()));
     reader_.Reset();
-    CallJs(env, on_message_, ctx_, {buf, fds, Napi::BigInt::New(env, ts)});
+    CallJs(env, on_message_, ctx_, {buf, fds, Napi::BigInt::New(env, ts), fds_at});
   }
 
   // Reports the end of the stream: code == nullptr means a clean EOF between messages.

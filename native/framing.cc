@@ -54,6 +54,7 @@ FrameReader::Step FrameReader::ReadOne(int fd) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
         size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         int* p = reinterpret_cast<int*>(CMSG_DATA(c));
+        if (nfds && fds_.empty()) fds_at_ = hdr_got_ + payload_got_;
         for (size_t i = 0; i < nfds; i++) fds_.push_back(p[i]);
       }
     }
@@ -91,6 +92,7 @@ std::vector<int> FrameReader::TakeFds() {
 
 void FrameReader::Reset() {
   hdr_got_ = 0;
+  fds_at_ = 0;
   payload_size_ = 0;
   payload_.clear();
   // a large message's buffer is not kept for the small ones that follow

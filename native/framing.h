@@ -47,6 +47,11 @@ class FrameReader {
   // fds received with the message being read, not yet whole (0 between messages).
   size_t held_fds() const { return fds_.size(); }
 
+  // After kMessage with fds: how many bytes of the message had arrived before the first of
+  // them (0: with the header's first byte, where the spec puts them; a receiver that takes fds
+  // with the header alone, as QEMU does, loses fds that come later).
+  size_t fds_at() const { return fds_at_; }
+
   // Closes the fds of a message that will never be complete.
   void CloseHeldFds();
 
@@ -62,6 +67,7 @@ class FrameReader {
   size_t payload_size_ = 0;
   size_t payload_got_ = 0;
   std::vector<int> fds_;
+  size_t fds_at_ = 0;
   const char* end_code_ = nullptr;
   int end_errno_ = 0;
   const char* end_message_ = nullptr;

@@ -17,6 +17,8 @@ export interface Got {
   flags: number;
   payload: Buffer;
   fds: number[];
+  /** bytes of the message that came before its fds (0: with the header's first byte) */
+  fdsAt: number;
   at: number;
 }
 
@@ -49,8 +51,8 @@ export interface ScriptedBackend {
 /** A reply (flags 5: version 1, REPLY) to `code` with `payload`. */
 export const reply = (code: number, payload: Buffer = Buffer.alloc(0)): Buffer => encodeMessage(code, 5, payload);
 
-function received(msg: Buffer, fds: number[]): Got {
-  return { msg, code: msg.readUInt32LE(0), flags: msg.readUInt32LE(4), payload: msg.subarray(HEADER_SIZE), fds, at: Date.now() };
+function received(msg: Buffer, fds: number[], fdsAt: number): Got {
+  return { msg, code: msg.readUInt32LE(0), flags: msg.readUInt32LE(4), payload: msg.subarray(HEADER_SIZE), fds, fdsAt, at: Date.now() };
 }
 
 /**
@@ -70,8 +72,8 @@ export function scriptedBackend(sock: string, script: PeerScript = () => {}, opt
       ch: new native.Channel(
         fd,
         opts.maxPayload ?? 1 << 20,
-        (msg, fds) => {
-          const g = received(msg, fds);
+        (msg, fds, _ts, fdsAt) => {
+          const g = received(msg, fds, fdsAt);
           conn.got.push(g);
           all.push(g);
           script(g, conn);
@@ -130,8 +132,8 @@ export function scriptedFrontend(sock: string, onMessage: (g: Got) => void = () 
   const ch = new native.Channel(
     native.connectUnix(sock),
     1 << 20,
-    (msg, fds) => {
-      const g = received(msg, fds);
+    (msg, fds, _ts, fdsAt) => {
+      const g = received(msg, fds, fdsAt);
       got.push(g);
       onMessage(g);
     },

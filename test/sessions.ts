@@ -63,7 +63,7 @@ export class Session {
     this.t = start;
     this.events = [{ type: 'session-start', ts: start, session: id, listenPath: '/l', connectPath: '/c', frontend: 'auto', interpose: true, peers: {} }];
   }
-  private push(dir: 'F>B' | 'B>F', raw: Buffer, fds = 0, channel: ChannelKind = 'main'): this {
+  private push(dir: 'F>B' | 'B>F', raw: Buffer, fds = 0, channel: ChannelKind = 'main', fdsAt = 0): this {
     this.t += 1000n;
     const fdDesc: FdDescription[] = Array.from({ length: fds }, (_, slot) => ({ slot, kind: 'memfd', size: 1 << 20 }));
     // decoded as the proxy decodes: what was negotiated so far decides an ambiguous code's meaning
@@ -80,14 +80,16 @@ export class Session {
       decoded,
       fds: fdDesc,
       findings: [],
+      ...(fdsAt ? { fdsAt } : {}),
     });
     return this;
   }
-  fe(code: number, payload?: Buffer, opts: { fds?: number; flags?: number; channel?: ChannelKind } = {}): this {
-    return this.push('F>B', encodeMessage(code, opts.flags ?? 1, payload), opts.fds, opts.channel);
+  /** `fdsAt`: the fds came with that byte of the message, not the header's first */
+  fe(code: number, payload?: Buffer, opts: { fds?: number; flags?: number; channel?: ChannelKind; fdsAt?: number } = {}): this {
+    return this.push('F>B', encodeMessage(code, opts.flags ?? 1, payload), opts.fds, opts.channel, opts.fdsAt);
   }
-  be(code: number, payload?: Buffer, opts: { flags?: number; fds?: number; channel?: ChannelKind } = {}): this {
-    return this.push('B>F', encodeMessage(code, opts.flags ?? 5, payload), opts.fds, opts.channel);
+  be(code: number, payload?: Buffer, opts: { flags?: number; fds?: number; channel?: ChannelKind; fdsAt?: number } = {}): this {
+    return this.push('B>F', encodeMessage(code, opts.flags ?? 5, payload), opts.fds, opts.channel, opts.fdsAt);
   }
   kick(vring: number, kind: 'kick' | 'call' = 'kick', replaced?: true): this {
     this.t += 1000n;

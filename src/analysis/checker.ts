@@ -59,6 +59,7 @@ const VALIDATOR_RULES: Record<string, Rule> = {
   'header-reserved-flags': RULES.headerInvalid,
   'header-oversize': RULES.headerInvalid,
   'too-many-fds': RULES.headerInvalid,
+  'fds-after-header': RULES.fdsAfterHeader,
 };
 
 /**
@@ -209,7 +210,7 @@ export class Checker {
     out.push(...blockedFinding(s, e.session, e.ts, this.replyTimeoutNs, false));
     const received = e.received ?? e.raw;
     // message-level rules: the validator's (one source of truth for sizes, fds, flags)
-    for (const f of validateMessage(received, { channel: e.channel, sender: e.sender, fdCount: e.fds.length, negotiation: s.negotiation })) {
+    for (const f of validateMessage(received, { channel: e.channel, sender: e.sender, fdCount: e.fds.length, fdsAt: e.fdsAt, negotiation: s.negotiation })) {
       const r = VALIDATOR_RULES[f.rule];
       if (r) add(r, f.message);
     }

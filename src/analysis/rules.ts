@@ -69,6 +69,8 @@ const FIXES: Record<string, string> = {
     'the back-end: look at a ring when it is kicked, and again when it is enabled (a kick before SET_VRING_ENABLE must not be lost); keep serving the rings across a SET_FEATURES that only toggles LOG_ALL',
   VU043:
     'the front-end: ask the back-end again after a reconnect (GET_FEATURES, GET_PROTOCOL_FEATURES) and ack the same device it had; a back-end that came back as another implementation or version needs the guest told',
+  VU044:
+    "the sender: pass a message's fds in the same sendmsg as its header's first byte; a receiver that reads the header with its fds and the payload without (QEMU, libvhost-user) loses fds that come later, so a peer pair that works through vhostscope (which forwards them with the header) can fail direct",
   VU042: 'the back-end: keep its used index across a stop and a reconnect; after a ring is set up again, continue from the used index in guest memory',
 };
 
@@ -358,6 +360,13 @@ export const RULES = {
     'warning',
     'field cases C3 (rust-vmm/vhost 14db3cd), C9; catalogue R71',
     'after the back-end ended a session and the front-end came back, it acked other features or protocol features than before: the device the guest drives is not the one the back-end now serves',
+  ),
+  fdsAfterHeader: rule(
+    'VU044',
+    'fds-after-header',
+    'warning',
+    'vhost-user.rst (2026 text) "Communication": ancillary data travels with the first byte of the header',
+    "a message's fds arrived with a later byte than its header's first: the sender passed them in another sendmsg (with the payload, or after it)",
   ),
 } as const satisfies Record<string, Rule>;
 

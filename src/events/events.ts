@@ -49,6 +49,8 @@ export interface MessageEvent {
   undelivered?: 'dropped' | 'answered';
   /** a fault rule held or delayed it: forwarded this long after it arrived (then `ts` is when it was forwarded) */
   heldNs?: bigint;
+  /** the bytes of the message that came before its fds, when not 0 (the spec puts them with the header's first byte) */
+  fdsAt?: number;
 }
 
 /** A fault rule did something (proxy --fault / --rules / `vhostscope rules add`). */

@@ -22,7 +22,11 @@ export interface ChannelEnd {
   payloadExpected: number;
 }
 
-export type OnMessage = (message: Buffer, fds: number[], monotonicNs: bigint) => void;
+/**
+ * `fdsAt`: how many bytes of the message had arrived before its first fd (0 with the header's
+ * first byte, as the spec asks; 0 too when it carried none).
+ */
+export type OnMessage = (message: Buffer, fds: number[], monotonicNs: bigint, fdsAt: number) => void;
 export type OnEnd = (end: ChannelEnd | null) => void;
 /** The write queue, which was not empty, is empty now. */
 export type OnDrain = () => void;

@@ -12,7 +12,7 @@ import { replyAckInUse, type Negotiation } from './negotiation';
 import { payloadLayout } from './decode';
 import { allowedSizes, decoders, MAX_MEM_REGIONS, type PayloadKind } from './payloads';
 import { resolveRequest, type Dialect } from './dialects';
-import type { FdRange } from './requests';
+import { requestName, type FdRange } from './requests';
 
 export type { Finding, Side } from './channels';
 
@@ -27,6 +27,8 @@ export interface MessageContext {
   negotiation: Negotiation;
   /** the user's --dialect (dialects.ts) */
   dialect?: Dialect;
+  /** bytes of the message received before its first fd (0: with the header's first byte) */
+  fdsAt?: number;
 }
 
 /** The side that sends requests on a channel: the front-end on the main socket, the back-end on the others. */
@@ -59,6 +61,12 @@ export function validateMessage(message: Buffer, ctx: MessageContext): Finding[]
   if (ctx.fdCount > MAX_FDS_PER_MESSAGE)
     out.push({ severity: 'fatal', rule: 'too-many-fds', message: `${ctx.fdCount} fds, no message carries more than ${MAX_FDS_PER_MESSAGE}` });
   if (out.some((f) => f.severity === 'fatal')) return out;
+  if (ctx.fdCount && ctx.fdsAt)
+    out.push({
+      severity: 'warning',
+      rule: 'fds-after-header',
+      message: `the ${ctx.fdCount === 1 ? 'fd' : `${ctx.fdCount} fds`} of ${requestName(ctx.channel, h.request)} came with byte ${ctx.fdsAt} of the message, not with its header's first byte`,
+    });
 
   const spec = resolveRequest(ctx.channel, h.request, { negotiation: ctx.negotiation, dialect: ctx.dialect, payloadSize: h.size }).spec;
   const reply = messageIsReply(ctx.channel, h.flags, ctx.sender);

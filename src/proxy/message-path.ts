@@ -70,10 +70,13 @@ export class MessagePath {
     private readonly host: PathHost,
   ) {}
 
-  /** Stage 1: validates and parses the header once, then hands the message to the fault rules (if any) or on to settle(). */
-  handle(channel: ChannelKind, sender: Side, to: Channel, raw: Buffer, fds: number[], ts: bigint, where: string): void {
+  /**
+   * Stage 1: validates and parses the header once, then hands the message to the fault rules (if
+   * any) or on to settle(). `fdsAt`: the bytes of the message that came before its first fd.
+   */
+  handle(channel: ChannelKind, sender: Side, to: Channel, raw: Buffer, fds: number[], ts: bigint, where: string, fdsAt = 0): void {
     const { negotiation, dialect } = this.parts;
-    const findings = validateMessage(raw, { channel, sender, fdCount: fds.length, negotiation, dialect });
+    const findings = validateMessage(raw, { channel, sender, fdCount: fds.length, fdsAt, negotiation, dialect });
     const fatal = findings.find((f) => f.severity === 'fatal');
     if (fatal) {
       closeFds(fds);
@@ -88,7 +91,7 @@ export class MessagePath {
       received: raw,
       fds,
       outFds: fds,
-      extra: {},
+      extra: fdsAt ? { fdsAt } : {},
       ts,
       findings,
       request: h.request,
@@ -110,7 +113,7 @@ export class MessagePath {
     }
     const fdInfo = describeFds(m.fds);
     closeFds(m.fds);
-    this.report(m.channel, m.sender, m.received, fdInfo, m.findings, m.ts, { faults: m.faults, undelivered: outcome.kind });
+    this.report(m.channel, m.sender, m.received, fdInfo, m.findings, m.ts, { ...m.extra, faults: m.faults, undelivered: outcome.kind });
     if (outcome.kind === 'answered' && outcome.reply) this.answer(m, outcome.reply, [outcome.rule]);
   }
 

@@ -228,7 +228,7 @@ export class ProxySession {
     const leg: Channel = new native.Channel(
       fd,
       channelRules('main').maxPayload,
-      this.guarded(`a message from the ${pos} side`, (msg: Buffer, fds: number[], ts: bigint) => this.onMessage(pos, msg, fds, ts)),
+      this.guarded(`a message from the ${pos} side`, (msg: Buffer, fds: number[], ts: bigint, fdsAt: number) => this.onMessage(pos, msg, fds, ts, fdsAt)),
       this.guarded(`the end of the ${pos} side`, (end: ChannelEnd | null) => this.onEnd(pos, end)),
       this.guarded(`the drain of the ${pos} side`, () => this.pressure.drained(leg)),
     );
@@ -284,14 +284,14 @@ export class ProxySession {
     return pos === this.frontendAt ? 'frontend' : 'backend';
   }
 
-  private onMessage(from: Position, raw: Buffer, fds: number[], ts: bigint): void {
+  private onMessage(from: Position, raw: Buffer, fds: number[], ts: bigint, fdsAt: number): void {
     if (this.closed) {
       closeFds(fds);
       return;
     }
     // The frontend always speaks first (reference §6): that fixes the roles for this session.
     if (this.frontendAt === undefined) this.frontendAt = from;
-    this.path.handle('main', this.sideOf(from), this.legs.get(other(from))!, raw, fds, ts, `${from} side`);
+    this.path.handle('main', this.sideOf(from), this.legs.get(other(from))!, raw, fds, ts, `${from} side`, fdsAt);
   }
 
   /** What a fault rule may do to this session besides deciding a message's fate. */
@@ -340,7 +340,7 @@ export class ProxySession {
         return session.closed;
       },
       guarded: (where, fn) => this.guarded(where, fn),
-      handle: (channel, sender, to, raw, fds, ts, where) => this.path.handle(channel, sender, to, raw, fds, ts, where),
+      handle: (channel, sender, to, raw, fds, ts, where, fdsAt) => this.path.handle(channel, sender, to, raw, fds, ts, where, fdsAt),
       absorbed: (kind, raw, fds, ts) => this.path.absorbed(kind, 'frontend', raw, fds, ts),
       injected: (kind, raw) => this.path.report(kind, 'backend', raw, [], [], native.monotonicNs(), { injected: true }),
       ended: (kind, reason) => this.opts.emit({ type: 'channel-end', ts: native.monotonicNs(), session: this.id, channel: kind, reason }),

@@ -39,7 +39,7 @@ export interface SubChannelHost {
   /** runs a callback the addon or a timer calls, ending the session (not the daemon) if it throws */
   guarded<A extends unknown[]>(where: string, fn: (...a: A) => void): (...a: A) => void;
   /** a message that goes on: validated, through the fault rules, forwarded to `to` */
-  handle(channel: ChannelKind, sender: Side, to: Channel, raw: Buffer, fds: number[], ts: bigint, where: string): void;
+  handle(channel: ChannelKind, sender: Side, to: Channel, raw: Buffer, fds: number[], ts: bigint, where: string, fdsAt: number): void;
   /** the front-end's answer to an injected request, absorbed here: reported, not forwarded */
   absorbed(kind: SubChannelKind, raw: Buffer, fds: number[], ts: bigint): void;
   /** a request the proxy sent of its own */
@@ -117,14 +117,14 @@ export class SubChannels {
     const ch: Channel = new native.Channel(
       fd,
       channelRules(kind).maxPayload,
-      host.guarded(`a ${kind}-channel message from the ${side}`, (m: Buffer, f: number[], t: bigint) => this.onMessage(kind, side, m, f, t)),
+      host.guarded(`a ${kind}-channel message from the ${side}`, (m: Buffer, f: number[], t: bigint, at: number) => this.onMessage(kind, side, m, f, t, at)),
       host.guarded(`the end of the ${side}'s ${kind} channel`, (e: ChannelEnd | null) => this.onEnd(kind, side, e)),
       host.guarded(`the drain of the ${side}'s ${kind} channel`, () => host.pressure.drained(ch)),
     );
     return ch;
   }
 
-  private onMessage(kind: SubChannelKind, sender: Side, raw: Buffer, fds: number[], ts: bigint): void {
+  private onMessage(kind: SubChannelKind, sender: Side, raw: Buffer, fds: number[], ts: bigint, fdsAt: number): void {
     const sub = this.subs.get(kind);
     if (this.host.closed || !sub) {
       closeFds(fds);
@@ -137,7 +137,7 @@ export class SubChannels {
       this.host.absorbed(kind, raw, fds, ts);
       return;
     }
-    this.host.handle(kind, sender, sender === 'frontend' ? sub.be : sub.fe, raw, fds, ts, `${kind} channel`);
+    this.host.handle(kind, sender, sender === 'frontend' ? sub.be : sub.fe, raw, fds, ts, `${kind} channel`, fdsAt);
   }
 
   private onEnd(kind: SubChannelKind, side: Side, end: ChannelEnd | null): void {

@@ -54,6 +54,7 @@ export function messageRecord(e: MessageEvent): MessageRecord {
     ...(e.faults ? { faults: e.faults } : {}),
     ...(e.undelivered ? { undelivered: e.undelivered } : {}),
     ...(e.heldNs !== undefined ? { heldNs: e.heldNs } : {}),
+    ...(e.fdsAt ? { fdsAt: e.fdsAt } : {}),
   };
 }
 

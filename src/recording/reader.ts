@@ -78,7 +78,8 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
         const h = parseHeader(forwarded);
         const n = negotiations.get(r.session) ?? newNegotiation();
         const sender = r.dir === 'F>B' ? 'frontend' : 'backend';
-        const findings = validateMessage(r.raw, { channel: r.channel, sender, fdCount: r.fds.length, negotiation: n, dialect: opts.dialect });
+        const fdsAt = typeof r.fdsAt === 'number' && r.fdsAt > 0 ? r.fdsAt : undefined;
+        const findings = validateMessage(r.raw, { channel: r.channel, sender, fdCount: r.fds.length, fdsAt, negotiation: n, dialect: opts.dialect });
         if (r.channel === 'main' && !r.undelivered) applyMainMessage(n, h.request, h.flags, forwarded.subarray(HEADER_SIZE));
         const reply = messageIsReply(r.channel, h.flags, sender);
         const cleared = r.forwarded && r.raw.length >= 20 && forwarded.length >= 20 ? r.raw.readBigUInt64LE(12) & ~forwarded.readBigUInt64LE(12) : 0n;
@@ -103,6 +104,7 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
           ...(Array.isArray(r.faults) ? { faults: r.faults.map(String) } : {}),
           ...(r.undelivered === 'dropped' || r.undelivered === 'answered' ? { undelivered: r.undelivered } : {}),
           ...(typeof r.heldNs === 'bigint' ? { heldNs: r.heldNs } : {}),
+          ...(fdsAt ? { fdsAt } : {}),
         });
         break;
       }

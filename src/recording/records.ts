@@ -72,6 +72,8 @@ export interface MessageRecord {
   undelivered?: 'dropped' | 'answered';
   /** held or delayed by a fault rule this long; `ts` is then when it was forwarded */
   heldNs?: bigint;
+  /** the bytes of the message that came before its fds, when not 0 (the header's first byte) */
+  fdsAt?: number;
 }
 
 /** What a fault rule did (see FaultEvent). */

@@ -89,6 +89,7 @@ const DETAILS: Record<string, string[]> = {
     'F>B SET_PROTOCOL_FEATURES: SET_PROTOCOL_FEATURES after the reconnect: -STATUS against session 1',
     'F>B SET_FEATURES: SET_FEATURES after the reconnect: +RING_PACKED against session 1',
   ],
+  VU044: ["F>B SET_VRING_CALL: the fd of SET_VRING_CALL came with byte 12 of the message, not with its header's first byte"],
 };
 
 const ids = (events: ProxyEvent[]): string[] => [...new Set(checkEvents(events).map((f) => `${f.rule.id} ${f.rule.name}`))];
@@ -339,6 +340,7 @@ const cases: [string, () => ProxyEvent[]][] = [
     'VU043 handshake-changed-after-reconnect',
     () => [...new Session(1).handshake().end('backend'), ...new Session(2, 1_000_000n).handshake(PF | V1 | PACKED, REPLY_ACK | CONFIGURE_MEM_SLOTS).end()],
   ],
+  ['VU044 fds-after-header', () => new Session().handshake().fe(Request.SET_VRING_CALL, u64(0n), { fds: 1, fdsAt: 12 }).end()],
 ];
 
 /**

@@ -46,7 +46,9 @@ describe('event records', () => {
   it("a message's marks are recorded exactly when set", () => {
     expect(Object.keys(messageRecord(msg())).sort()).toEqual(['channel', 'dir', 'fds', 'raw', 'session', 'ts', 'type']);
     const received = encodeMessage(Request.GET_FEATURES, 5);
-    const all = messageRecord(msg({ received, interposed: true, injected: true, absorbed: true, faults: ['r1'], undelivered: 'answered', heldNs: 0n }));
+    const all = messageRecord(
+      msg({ received, interposed: true, injected: true, absorbed: true, faults: ['r1'], undelivered: 'answered', heldNs: 0n, fdsAt: 12 }),
+    );
     expect(all).toEqual({
       type: 'message',
       ts: 7n,
@@ -62,7 +64,9 @@ describe('event records', () => {
       faults: ['r1'],
       undelivered: 'answered',
       heldNs: 0n, // held for no time is still held
+      fdsAt: 12,
     });
+    expect(messageRecord(msg({ fdsAt: 0 }))).not.toHaveProperty('fdsAt'); // with the header's first byte, as it should
   });
 
   it('keeps a payload of up to 64 KiB whole, and of a larger one the header and its first 4 KiB', () => {

@@ -20,6 +20,18 @@ describe('validateMessage at its edges', () => {
     expect(rules(encodeMessage(999, 0x5), { fdCount: 9 })).toEqual(['fatal too-many-fds: 9 fds, no message carries more than 8']);
   });
 
+  it("tells fds that came after the header's first byte, and only when there were fds", () => {
+    const kick = encodeMessage(Request.SET_VRING_KICK, 0x1, u64(0n));
+    expect(rules(kick, { fdCount: 1, fdsAt: 12 })).toEqual([
+      "warning fds-after-header: the fd of SET_VRING_KICK came with byte 12 of the message, not with its header's first byte",
+    ]);
+    expect(rules(encodeMessage(Request.SET_MEM_TABLE, 0x1, Buffer.concat([u64(2n), Buffer.alloc(64)])), { fdCount: 2, fdsAt: 5 })).toEqual([
+      "warning fds-after-header: the 2 fds of SET_MEM_TABLE came with byte 5 of the message, not with its header's first byte",
+    ]);
+    expect(rules(kick, { fdCount: 1, fdsAt: 0 })).toEqual([]);
+    expect(rules(encodeMessage(Request.SET_VRING_KICK, 0x1, u64(0x100n)), { fdCount: 0, fdsAt: 12 })).toEqual([]);
+  });
+
   it('says who sent a reply or a request from the wrong side', () => {
     expect(rules(encodeMessage(Request.GET_FEATURES, 0x5), { sender: 'frontend' })).toContain(
       'warning reply-from-requester: the frontend sent a message with REPLY set on the main channel',
