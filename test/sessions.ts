@@ -132,6 +132,30 @@ export class Session {
     this.events.push({ type: 'device-state', ts: this.t, session: this.id, direction, startNs, bytes: 35, ...(held ? { heldMs: held.ms } : {}) });
     return this;
   }
+  /** what --rings read of the inflight region: one queue per entry of `queues` ({version, descNum, heads in flight}) */
+  inflight(when: 'SET_INFLIGHT_FD' | 'session end', queueSize: number, ...queues: { version: number; descNum: number; heads?: number[] }[]): this {
+    this.t += 1000n;
+    this.events.push({
+      type: 'inflight',
+      ts: this.t,
+      session: this.id,
+      when,
+      mmapSize: queues.length * 4096,
+      numQueues: queues.length,
+      queueSize,
+      queues: queues.map((q, vring) => ({
+        vring,
+        features: 0n,
+        version: q.version,
+        descNum: q.descNum,
+        lastBatchHead: 0,
+        usedIdx: 0,
+        inflight: q.heads ?? [],
+        inflightCount: q.heads?.length ?? 0,
+      })),
+    });
+    return this;
+  }
   /** a QEMU-like handshake up to the memory table, with REPLY_ACK */
   handshake(features = PF | V1, protocol = REPLY_ACK | CONFIGURE_MEM_SLOTS | STATUS): this {
     return this.fe(Request.GET_FEATURES)

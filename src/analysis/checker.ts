@@ -17,6 +17,7 @@ import {
   DeviceStatus,
 } from '../protocol';
 import type { MessageEvent, ProxyEvent, RingEvent } from '../events/events';
+import { inflightProblems } from '../rings/inflight';
 import { RULES, type Rule } from './rules';
 import { MIGRATION_DOWNTIME_NS, SessionState, VringMap, type CheckFinding, type Handshake, type MigrationStop } from './check/state';
 import { migrationLeftovers, migrationRules } from './check/migration';
@@ -172,6 +173,16 @@ export class Checker {
           },
         ];
       }
+      case 'inflight':
+        return e.queues.flatMap((q) =>
+          inflightProblems(q, e.queueSize).map((detail) => ({
+            rule: RULES.inflightRegionInconsistent,
+            session: e.session,
+            ts: e.ts,
+            at: `inflight region at ${e.when}`,
+            detail,
+          })),
+        );
       case 'ring': {
         const progress = onRingSnapshot(this.state(e.session), e, this.replyTimeoutNs);
         return progress.concat(this.baseOutsideRing(e));

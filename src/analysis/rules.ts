@@ -71,6 +71,8 @@ const FIXES: Record<string, string> = {
     'the front-end: ask the back-end again after a reconnect (GET_FEATURES, GET_PROTOCOL_FEATURES) and ack the same device it had; a back-end that came back as another implementation or version needs the guest told',
   VU044:
     "the sender: pass a message's fds in the same sendmsg as its header's first byte; a receiver that reads the header with its fds and the payload without (QEMU, libvhost-user) loses fds that come later, so a peer pair that works through vhostscope (which forwards them with the header) can fail direct",
+  VU045:
+    "the back-end: set the region up as the spec's inflight layout says (version 1, desc_num the queue size, marks only for requests it took); the front-end: hand a restarted back-end the region it kept, unchanged",
   VU042: 'the back-end: keep its used index across a stop and a reconnect; after a ring is set up again, continue from the used index in guest memory',
 };
 
@@ -367,6 +369,13 @@ export const RULES = {
     'warning',
     'vhost-user.rst (2026 text) "Communication": ancillary data travels with the first byte of the header',
     "a message's fds arrived with a later byte than its header's first: the sender passed them in another sendmsg (with the payload, or after it)",
+  ),
+  inflightRegionInconsistent: rule(
+    'VU045',
+    'inflight-region-inconsistent',
+    'error',
+    'vhost-user.rst "Inflight I/O tracking"; field case C9 (catalogue R52; needs --rings)',
+    'the inflight region holds what no back-end writes: another version than 1, a desc_num other than the queue size, or requests marked in flight in a region never set up; a restarted back-end resubmits from it, so it resubmits the wrong requests or none',
   ),
 } as const satisfies Record<string, Rule>;
 

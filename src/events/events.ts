@@ -6,6 +6,7 @@ import type { FdInfo } from '../native';
 import type { ChannelKind, DecodedMessage, Finding, Side } from '../protocol';
 import type { NotificationKind, VringStats } from './notification-stats';
 import type { RingSnapshot } from '../rings/snapshot';
+import type { InflightQueue } from '../rings/inflight';
 
 export type Direction = 'F>B' | 'B>F';
 
@@ -244,6 +245,24 @@ export interface DirtyLogEvent {
   error?: string;
 }
 
+/**
+ * What the proxy read of the inflight region (`--rings`, INFLIGHT_SHMFD): as the front-end handed
+ * it to the back-end (SET_INFLIGHT_FD: after a reconnect, what the new back-end must resubmit),
+ * and as the session left it (what was in flight when it ended).
+ */
+export interface InflightEvent {
+  type: 'inflight';
+  ts: bigint;
+  session: number;
+  when: 'SET_INFLIGHT_FD' | 'session end';
+  mmapSize: number;
+  numQueues: number;
+  queueSize: number;
+  queues: InflightQueue[];
+  /** why the region could not be read (or not whole) */
+  error?: string;
+}
+
 export type ProxyEvent =
   | MessageEvent
   | SessionStartEvent
@@ -255,4 +274,5 @@ export type ProxyEvent =
   | RingEvent
   | NoticeEvent
   | DeviceStateEvent
-  | DirtyLogEvent;
+  | DirtyLogEvent
+  | InflightEvent;

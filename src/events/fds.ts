@@ -49,6 +49,17 @@ export function notOfKind(fd: number, prefix: string): string | undefined {
   return l.link.startsWith(prefix) ? undefined : linkKind(l.link);
 }
 
+/**
+ * What the fd is, if it is not memory (a memfd or a file on /dev/shm): a pipe, a device such as
+ * /dev/urandom, a socket or a file on another file system may block a read or never end, and
+ * reads of shared regions (dirty log, inflight) run on the daemon's loop.
+ */
+export function notMemory(fd: number): string | undefined {
+  const l = fdLink(fd);
+  if ('error' in l) return l.error;
+  return l.link.startsWith('/memfd:') || l.link.startsWith('/dev/shm/') ? undefined : l.link;
+}
+
 /** Closes fds a peer sent (never waiting for a file system: see closeForeign). */
 export function closeFds(fds: number[]): void {
   for (const fd of fds) native.closeForeign(fd);

@@ -6,6 +6,7 @@ import { flagsToString, formatPayload, toJsonSafe, type DeviceType } from '../pr
 import type { FdDescription, ProxyEvent } from '../events/events';
 import type { VringStats } from '../events/notification-stats';
 import { indicesText, ringRecord } from '../rings/format';
+import { inflightText } from '../rings/inflight';
 
 export const secs = (ns: bigint): string => {
   const us = ns / 1000n;
@@ -129,6 +130,21 @@ export function eventRecord(e: ProxyEvent, device: DeviceType = 'generic'): Reco
         msg: `dirty log (${e.bytes} bytes): ${e.marks} page marks on ${e.pages} pages in ${e.samples} reads${per.length ? ` (${per.join('; ')})` : ''}${e.error ? `; reading stopped: ${e.error}` : ''}`,
       };
     }
+    case 'inflight':
+      return {
+        event: 'inflight',
+        t: secs(e.ts),
+        session: e.session,
+        when: e.when,
+        mmapSize: e.mmapSize,
+        numQueues: e.numQueues,
+        queueSize: e.queueSize,
+        queues: e.queues.map(({ features, ...q }) => ({ ...q, features: `0x${features.toString(16)}` })),
+        ...(e.error ? { error: e.error } : {}),
+        msg: `inflight region at ${e.when} (${e.numQueues} queue(s) of ${e.queueSize}, ${e.mmapSize} bytes)${e.error ? `: ${e.error}` : ''}${
+          e.queues.length ? `: ${inflightText(e.queues).join('; ')}` : ''
+        }`,
+      };
     case 'fault':
       return {
         event: 'fault',

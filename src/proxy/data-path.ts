@@ -5,13 +5,14 @@
  * asks it for figures; every event it emits carries the session's id.
  */
 import { native } from '../native';
-import type { DeviceType } from '../protocol';
+import type { DeviceType, Negotiation } from '../protocol';
 import { relayPairSummary, type ProxyEvent, type RelayPairSummary } from '../events/events';
 import { NotificationStats, type NotificationKind } from '../events/notification-stats';
 import { Interposer } from './interposer';
 import type { RelayHub } from './relay-hub';
 import { RingTracker, type RingsMode } from './ring-tracker';
 import { DirtyLogReader, type DirtyLogResult } from './dirty-log-reader';
+import { InflightReader, type InflightReading } from './inflight-reader';
 
 export interface DataPathOptions {
   session: number;
@@ -24,6 +25,8 @@ export interface DataPathOptions {
   device?: DeviceType;
   /** emit a stats event this often (0: only at session end) */
   statsIntervalMs?: number;
+  /** what the session negotiated (the inflight region's layout depends on it) */
+  negotiation: Negotiation;
 }
 
 export interface DataPathHooks {
@@ -40,6 +43,8 @@ export class DataPath {
   readonly rings: RingTracker | undefined;
   /** --rings: the migration's dirty log, read while it lasts */
   readonly dirtyLog: DirtyLogReader | undefined;
+  /** --rings: the inflight region (INFLIGHT_SHMFD) */
+  readonly inflight: InflightReader | undefined;
   private readonly stats: NotificationStats;
   private readonly statsTimer: NodeJS.Timeout | undefined;
 
@@ -73,6 +78,11 @@ export class DataPath {
         const { endNs, ...figures } = r;
         emit({ type: 'dirty-log', ts: endNs, session, ...figures });
       }),
+      notice,
+    );
+    this.inflight = new InflightReader(
+      opts.negotiation,
+      hooks.guarded('an inflight region', (r: InflightReading) => emit({ type: 'inflight', ts: native.monotonicNs(), session, ...r })),
       notice,
     );
     this.rings = new RingTracker(
@@ -129,5 +139,6 @@ export class DataPath {
     this.interposer?.teardownAll();
     this.rings?.close();
     this.dirtyLog?.close();
+    this.inflight?.close();
   }
 }

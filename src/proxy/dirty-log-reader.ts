@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import { native } from '../native';
-import { fdLink } from '../events/fds';
+import { notMemory } from '../events/fds';
 import { decoders, HEADER_SIZE, MAX_VRINGS, Request } from '../protocol';
 import { DirtyLogCounter, type DirtyLogFigures } from '../rings/dirty-log';
 import type { RingSnapshot } from '../rings/snapshot';
@@ -42,17 +42,6 @@ interface Reading {
   /** no sample before this (Date.now() ms): the duty-cycle bound */
   nextAtMs: number;
   error?: string;
-}
-
-/**
- * What the log's fd is, if it is not memory (a memfd or a file on /dev/shm): a pipe, a device
- * such as /dev/urandom, a socket or a file on another file system may block a read or never end,
- * and the read runs on the daemon's loop.
- */
-function notMemory(fd: number): string | undefined {
-  const l = fdLink(fd);
-  if ('error' in l) return l.error;
-  return l.link.startsWith('/memfd:') || l.link.startsWith('/dev/shm/') ? undefined : l.link;
 }
 
 export class DirtyLogReader {

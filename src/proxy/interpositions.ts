@@ -22,6 +22,7 @@ import { notOfKind } from '../events/fds';
 import type { Interposer } from './interposer';
 import type { RingTracker } from './ring-tracker';
 import type { DirtyLogReader } from './dirty-log-reader';
+import type { InflightReader } from './inflight-reader';
 import type { SubChannelKind, SubChannels } from './sub-channels';
 import type { PendingMessage } from './pending-message';
 
@@ -67,6 +68,8 @@ export interface SessionParts {
   rings: RingTracker | undefined;
   /** --rings during a migration: the dirty log */
   dirtyLog: DirtyLogReader | undefined;
+  /** --rings: the inflight region */
+  inflight: InflightReader | undefined;
   subs: SubChannels;
   /** --keep-features: leave the notification-bypassing protocol features offered */
   keepFeatures: boolean;
@@ -159,6 +162,15 @@ const dirtyLogReader = (d: DirtyLogReader): Interposition => ({
   before: (o) => d.beforeForward(o.request, o.raw, o.outFds),
 });
 
+/** SET_INFLIGHT_FD: the region QEMU keeps across a reconnect, read as handed over and at the session's end. */
+const inflightReader = (r: InflightReader): Interposition => ({
+  name: 'inflight region reader',
+  sender: 'frontend',
+  reply: false,
+  requests: [Request.SET_INFLIGHT_FD],
+  before: (o) => r.beforeForward(o.raw, o.outFds),
+});
+
 /** The requests that may stop a vring (stopsVring decides by what was negotiated). */
 const STOPS = [Request.GET_VRING_BASE, Request.GET_VRING_BASE_SKIP_DRAIN];
 
@@ -213,7 +225,7 @@ const relayTeardown = (interposer: Interposer): Interposition => ({
 
 /** The main channel's table for a session with these parts, in the order the rows run. */
 export function mainInterpositions(p: SessionParts): Interposition[] {
-  const { interposer, rings, dirtyLog } = p;
+  const { interposer, rings, dirtyLog, inflight } = p;
   return [
     interposer && eventfdInterposer(interposer, rings),
     subChannel(p),
@@ -221,6 +233,7 @@ export function mainInterpositions(p: SessionParts): Interposition[] {
     interposer && !p.keepFeatures && notificationFeatureMask(),
     dirtyLog && dirtyLogReader(dirtyLog),
     dirtyLog && dirtyLogSample(dirtyLog, p),
+    inflight && inflightReader(inflight),
     rings && ringTracker(rings),
     rings && ringBaseSnapshot(rings, p),
     interposer && relayStop(interposer, p),

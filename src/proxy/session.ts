@@ -111,7 +111,15 @@ export class ProxySession {
     try {
       if (opts.frontend !== 'auto') this.frontendAt = opts.frontend;
       this.dataPath = new DataPath(
-        { session: this.id, emit: opts.emit, relay: opts.relay, rings: opts.rings, device: opts.device, statsIntervalMs: opts.statsIntervalMs },
+        {
+          session: this.id,
+          emit: opts.emit,
+          relay: opts.relay,
+          rings: opts.rings,
+          device: opts.device,
+          statsIntervalMs: opts.statsIntervalMs,
+          negotiation: this.negotiation,
+        },
         {
           guarded: (where, fn) => this.guarded(where, fn),
           notice: (msg) => this.notice(msg),
@@ -138,6 +146,7 @@ export class ProxySession {
           interposer: this.dataPath.interposer,
           rings: this.dataPath.rings,
           dirtyLog: this.dataPath.dirtyLog,
+          inflight: this.dataPath.inflight,
           subs: this.subs,
           keepFeatures: Boolean(opts.keepFeatures),
           negotiation: this.negotiation,

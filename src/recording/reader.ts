@@ -148,6 +148,34 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
         });
         break;
       }
+      case 'inflight': {
+        const counts = [r.mmapSize, r.numQueues, r.queueSize];
+        if (typeof r.ts !== 'bigint' || typeof r.session !== 'number' || !counts.every((n) => typeof n === 'number') || !Array.isArray(r.queues))
+          throw new Error('ts, session, sizes or queues missing');
+        if (r.when !== 'SET_INFLIGHT_FD' && r.when !== 'session end') throw new Error(`when is ${String(r.when)}`);
+        const queues = r.queues.map((q) => ({
+          vring: Number(q.vring),
+          features: typeof q.features === 'bigint' ? q.features : 0n,
+          version: Number(q.version),
+          descNum: Number(q.descNum),
+          lastBatchHead: Number(q.lastBatchHead),
+          usedIdx: Number(q.usedIdx),
+          inflight: Array.isArray(q.inflight) ? q.inflight.map(Number) : [],
+          inflightCount: Number(q.inflightCount),
+        }));
+        out.push({
+          type: 'inflight',
+          ts: r.ts,
+          session: r.session,
+          when: r.when,
+          mmapSize: r.mmapSize,
+          numQueues: r.numQueues,
+          queueSize: r.queueSize,
+          queues,
+          ...(typeof r.error === 'string' ? { error: r.error } : {}),
+        });
+        break;
+      }
       case 'ring': {
         if (!Buffer.isBuffer(r.raw) || typeof r.session !== 'number' || typeof r.vring !== 'number') throw new Error('raw, session or vring missing');
         const { snapshot } = decodeSnapshot(r.raw);

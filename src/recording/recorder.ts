@@ -240,6 +240,10 @@ export class Recorder {
         s.writer.write(dirtyLogRecord(e));
         break;
       }
+      case 'inflight':
+        this.flushBatch(e.session, s);
+        s.writer.write(e);
+        break;
       case 'device-state':
         this.flushBatch(e.session, s);
         s.writer.write(deviceStateRecord(e));

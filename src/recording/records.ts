@@ -2,7 +2,7 @@
  * What a recording holds: one record per frame, plain msgpack maps (docs/recording-format.md).
  * Pure data: the writer and the reader both use these shapes.
  */
-import type { DirtyLogEvent, FdDescription, PeerIdentity, RelayPairSummary } from '../events/events';
+import type { DirtyLogEvent, FdDescription, InflightEvent, PeerIdentity, RelayPairSummary } from '../events/events';
 import type { VringStats } from '../events/notification-stats';
 
 export const FORMAT_NAME = 'vhostscope-recording';
@@ -103,6 +103,7 @@ export interface DeviceStateRecord {
 
 /** What the proxy read of a dirty log: the event as it is (every field is plain data). */
 export type DirtyLogRecord = DirtyLogEvent;
+export type InflightRecord = InflightEvent;
 
 /** A kick or call the proxy signalled itself (fault rule inject); relayed ones go in notify batches. */
 export interface InjectedNotificationRecord {
@@ -192,7 +193,8 @@ export type RecordingRecord =
   | RingRecord
   | DeviceRecord
   | DeviceStateRecord
-  | DirtyLogRecord;
+  | DirtyLogRecord
+  | InflightRecord;
 
 /** One notification, unpacked from a batch. */
 export interface NotificationEntry {

@@ -2,7 +2,8 @@
  * DPDK's vhost_blk sample as a back-end: built from Debian's dpdk-doc (`make shared` against
  * dpdk-dev), an in-memory block device on DPDK's vhost library, the one vhost-user-blk back-end
  * here that offers INFLIGHT_SHMFD. QEMU 7.2 writes a block through vhostscope and reads it back,
- * and sets up the inflight region the back-end asked for.
+ * and sets up the inflight region the back-end asked for, which --rings reads: fresh when QEMU
+ * hands it over, set up by the back-end (version 1, 128 descriptors) when the session ends.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -78,6 +79,20 @@ echo "GUEST-READBACK: $(dd if=/dev/vda bs=4096 skip=8 count=1 iflag=direct 2>/de
     const got = msgs.find((m) => m.request === 'GET_INFLIGHT_FD' && m.dir === 'B>F');
     expect(got?.fdInfo?.[0]?.kind).toBe('memfd');
     expect(msgs.some((m) => m.request === 'SET_INFLIGHT_FD' && m.dir === 'F>B' && m.fdInfo?.[0]?.kind === 'memfd')).toBe(true);
+    // --rings read the region: fresh as handed over, set up by the back-end as the session ended
+    type Reading = {
+      when: string;
+      numQueues: number;
+      queueSize: number;
+      queues: { version: number; descNum: number; inflightCount: number; usedIdx: number }[];
+    };
+    const inflight = proxy.records().filter((r) => r.event === 'inflight') as unknown as Reading[];
+    const handed = inflight.filter((r) => r.when === 'SET_INFLIGHT_FD');
+    expect(handed.length).toBeGreaterThan(0);
+    for (const r of handed) expect([r.numQueues, r.queueSize, r.queues.map((q) => [q.version, q.descNum, q.inflightCount])]).toEqual([1, 128, [[0, 0, 0]]]);
+    const last = inflight.at(-1)!;
+    expect([last.when, last.queues.map((q) => [q.version, q.descNum, q.inflightCount])]).toEqual(['session end', [[1, 128, 0]]]);
+    expect(last.queues[0]!.usedIdx).toBeGreaterThan(0); // the back-end kept its used index there as it completed requests
     const q0 = sessionEnd(proxy).vrings.find((v) => v.vring === 0);
     expect(q0?.kicks ?? 0).toBeGreaterThan(0);
     // the recording matches the log, and no message broke a rule of its own

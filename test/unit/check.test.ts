@@ -89,6 +89,11 @@ const DETAILS: Record<string, string[]> = {
     'F>B SET_PROTOCOL_FEATURES: SET_PROTOCOL_FEATURES after the reconnect: -STATUS against session 1',
     'F>B SET_FEATURES: SET_FEATURES after the reconnect: +RING_PACKED against session 1',
   ],
+  VU045: [
+    'inflight region at SET_INFLIGHT_FD: vring 0: version 2, not 1',
+    'inflight region at SET_INFLIGHT_FD: vring 1: desc_num 64, but the queues have 128 descriptors',
+    'inflight region at SET_INFLIGHT_FD: vring 2: 2 descriptor(s) marked in flight in a region no back-end set up (version 0)',
+  ],
   VU044: ["F>B SET_VRING_CALL: the fd of SET_VRING_CALL came with byte 12 of the message, not with its header's first byte"],
 };
 
@@ -341,6 +346,22 @@ const cases: [string, () => ProxyEvent[]][] = [
     () => [...new Session(1).handshake().end('backend'), ...new Session(2, 1_000_000n).handshake(PF | V1 | PACKED, REPLY_ACK | CONFIGURE_MEM_SLOTS).end()],
   ],
   ['VU044 fds-after-header', () => new Session().handshake().fe(Request.SET_VRING_CALL, u64(0n), { fds: 1, fdsAt: 12 }).end()],
+  [
+    'VU045 inflight-region-inconsistent',
+    () =>
+      new Session()
+        .handshake()
+        .inflight(
+          'SET_INFLIGHT_FD',
+          128,
+          { version: 2, descNum: 128 },
+          { version: 1, descNum: 64 },
+          { version: 0, descNum: 0, heads: [3, 4] },
+          { version: 1, descNum: 128, heads: [7] },
+        )
+        .inflight('session end', 128, { version: 0, descNum: 0 }, { version: 1, descNum: 128 })
+        .end(),
+  ],
 ];
 
 /**

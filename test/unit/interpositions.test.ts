@@ -6,6 +6,7 @@ import { InterpositionTable, mainInterpositions, type Interposition, type Sessio
 import type { Interposer } from '../../src/proxy/interposer';
 import type { RingTracker } from '../../src/proxy/ring-tracker';
 import type { DirtyLogReader } from '../../src/proxy/dirty-log-reader';
+import type { InflightReader } from '../../src/proxy/inflight-reader';
 import type { SubChannels } from '../../src/proxy/sub-channels';
 
 describe('InterpositionTable', () => {
@@ -40,6 +41,7 @@ describe("the main channel's table, as a session builds it", () => {
     interposer: o.interpose ? ({} as Interposer) : undefined,
     rings: o.rings ? ({} as RingTracker) : undefined,
     dirtyLog: o.rings ? ({} as DirtyLogReader) : undefined,
+    inflight: o.rings ? ({} as InflightReader) : undefined,
     subs: {} as SubChannels,
     keepFeatures: o.keepFeatures ?? false,
     notice: () => undefined,
@@ -62,6 +64,7 @@ describe("the main channel's table, as a session builds it", () => {
     expect(n('frontend', false, Request.SET_LOG_BASE)).toEqual(['dirty log reader', 'ring tracker']);
     expect(n('frontend', false, Request.SET_VRING_ADDR)).toEqual(['dirty log reader', 'ring tracker']);
     expect(n('frontend', false, Request.SET_MEM_TABLE)).toEqual(['ring tracker']);
+    expect(n('frontend', false, Request.SET_INFLIGHT_FD)).toEqual(['inflight region reader', 'ring tracker']);
     expect(n('frontend', false, Request.RESET_OWNER)).toEqual(['ring tracker', 'relay teardown']);
     expect(n('backend', true, Request.GET_PROTOCOL_FEATURES)).toEqual(['notification-feature mask']);
     // the stopped ring: the dirty log read first, then the snapshot, and the relay stops once the answer is on its way
@@ -75,6 +78,7 @@ describe("the main channel's table, as a session builds it", () => {
     const plain = names(parts({ interpose: true, rings: false }));
     expect(plain('frontend', false, Request.SET_VRING_CALL)).toEqual(['eventfd interposer']);
     expect(plain('frontend', false, Request.SET_MEM_TABLE)).toEqual([]);
+    expect(plain('frontend', false, Request.SET_INFLIGHT_FD)).toEqual([]);
     expect(plain('backend', true, Request.GET_VRING_BASE)).toEqual(['relay stop']);
     expect(names(parts({ interpose: true, rings: false, keepFeatures: true }))('backend', true, Request.GET_PROTOCOL_FEATURES)).toEqual([]);
     // --no-interpose: the peers' own eventfds go through; second channels and device state still do not
@@ -95,6 +99,7 @@ describe('a stop that does not drain (GET_VRING_BASE_SKIP_DRAIN, 2026)', () => {
       interposer: { stopVring: (v: number) => stopped.push(v) } as unknown as Interposer,
       rings: undefined,
       dirtyLog: undefined,
+      inflight: undefined,
       subs: {} as SubChannels,
       keepFeatures: false,
       notice: () => undefined,

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { encodeMessage, Request } from '../../src/protocol';
 import type { ProxyEvent, SessionEndEvent } from '../../src/events/events';
 import { Recorder, type FlightOptions } from '../../src/recording/recorder';
-import { readRecording } from '../../src/recording/reader';
+import { readRecording, recordingEvents } from '../../src/recording/reader';
 import type { RecordingRecord } from '../../src/recording/records';
 import type { SweepResult } from '../../src/recording/flight';
 import { tmpDir } from '../helpers';
@@ -91,6 +91,29 @@ describe('recorder', () => {
     expect(a).toEqual({ type: 'ring', session: 1, vring: 2, raw: Buffer.alloc(16, 7) });
     expect(b).toEqual({ type: 'ring', session: 1, vring: 2, raw: Buffer.alloc(16, 7), base: 42 });
     expect(records(file, 'notify-injected')).toEqual([{ type: 'notify-injected', ts: 20n, session: 1, vring: 1, kind: 'kick' }]);
+  });
+
+  it('records what --rings read of the inflight region, and reads it back as it was', async () => {
+    const file = path.join(tmpDir('rec-inflight'), 'a.vhsrec');
+    const rec = new Recorder(file);
+    const inflight: ProxyEvent = {
+      type: 'inflight',
+      ts: 9n,
+      session: 1,
+      when: 'session end',
+      mmapSize: 384,
+      numQueues: 2,
+      queueSize: 8,
+      queues: [{ vring: 0, features: 0x10n, version: 1, descNum: 8, lastBatchHead: 2, usedIdx: 40, inflight: [7, 3], inflightCount: 2 }],
+      error: 'the file holds 192 of the 384 bytes SET_INFLIGHT_FD gave',
+    };
+    rec.onEvent(start(1));
+    rec.onEvent(kick(1, 5n));
+    rec.onEvent(inflight);
+    rec.onEvent(end(1));
+    await rec.close();
+    expect(types(file)).toEqual(['header', 'session-start', 'notify', 'inflight', 'session-end']);
+    expect(recordingEvents(readRecording(file).records).filter((e) => e.type === 'inflight')).toEqual([inflight]);
   });
 
   it('ignores events of a session it never saw begin', async () => {
