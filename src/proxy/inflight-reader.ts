@@ -8,20 +8,15 @@
 import * as fs from 'node:fs';
 import { native } from '../native';
 import { notMemory } from '../events/fds';
+import type { InflightEvent } from '../events/events';
 import { decoders, hasBit, HEADER_SIZE, VirtioFeature, type Negotiation } from '../protocol';
-import { readInflightSplit, type InflightQueue } from '../rings/inflight';
+import { readInflightSplit } from '../rings/inflight';
 
 /** a region this large is not read (QEMU sizes one for 1024 queues of 1024 descriptors under 17 MiB) */
 export const MAX_INFLIGHT_BYTES = 32 << 20;
 
-export interface InflightReading {
-  when: 'SET_INFLIGHT_FD' | 'session end';
-  mmapSize: number;
-  numQueues: number;
-  queueSize: number;
-  queues: InflightQueue[];
-  error?: string;
-}
+/** One reading of the region: the event the session emits, but for its time and session. */
+export type InflightReading = Omit<InflightEvent, 'type' | 'ts' | 'session'>;
 
 interface Region {
   fd: number;

@@ -4,14 +4,10 @@
  * from exactly their size, the SHMEM config's 256 slots, and the sizes a payload may have.
  * test/unit/protocol.test.ts decodes whole payloads of each kind.
  */
+import { u32s } from '../sessions';
 import { describe, expect, it } from 'vitest';
 import { allowedSizes, decoders, expectedConfigSize, expectedMemTableSize, memTableRegionSize } from '../../src/protocol';
 
-const u32s = (...v: number[]): Buffer => {
-  const b = Buffer.alloc(4 * v.length);
-  v.forEach((x, i) => b.writeUInt32LE(x, 4 * i));
-  return b;
-};
 const u64s = (...v: bigint[]): Buffer => {
   const b = Buffer.alloc(8 * v.length);
   v.forEach((x, i) => b.writeBigUInt64LE(x, 8 * i));

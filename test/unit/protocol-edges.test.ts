@@ -3,6 +3,7 @@
  * vendor, a GPU_UPDATE's first pixel), which device a peer's command line names, requests by
  * their current and legacy names, header findings word for word, and feature-bit names.
  */
+import { u32s } from '../sessions';
 import { describe, expect, it } from 'vitest';
 import {
   bitNames,
@@ -20,12 +21,6 @@ import {
   GPU_MAX_PAYLOAD,
   MAX_PAYLOAD,
 } from '../../src/protocol';
-
-const u32s = (...v: number[]): Buffer => {
-  const b = Buffer.alloc(4 * v.length);
-  v.forEach((x, i) => b.writeUInt32LE(x, 4 * i));
-  return b;
-};
 
 describe('GPU payloads at their edges', () => {
   it('lists the enabled displays of the 16 whole slots, with their flags', () => {
