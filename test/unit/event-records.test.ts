@@ -122,7 +122,7 @@ describe('recorded devices', () => {
   const device = (session: number, d: string, reason: string): RecordingRecord => ({ type: 'device', ts: 2n, session, device: d, reason }) as never;
 
   it('--device names every session; else the device records; else the inference run again for sessions without one', () => {
-    const records = [start(1), start(2), start(3), gpuSocket(2), device(1, 'net', 'config size 12'), gpuSocket(1)];
+    const records = [start(1), start(2), start(3), gpuSocket(2), device(1, 'net', 'config size 12'), gpuSocket(1), gpuSocket(9)];
     expect([...recordingDevices(records, 'blk')]).toEqual([
       [1, { device: 'blk', reason: '--device' }],
       [2, { device: 'blk', reason: '--device' }],

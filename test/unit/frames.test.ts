@@ -72,6 +72,10 @@ describe('frames', () => {
     });
     expect(tail(Buffer.concat([good, head(MAX_FRAME)]))).toEqual({ goodBytes: at, torn: { bytes: 8, reason: `incomplete frame: 0 of ${MAX_FRAME} bytes` } });
     expect(tail(Buffer.concat([good, head(50), Buffer.alloc(10)]))).toEqual({ goodBytes: at, torn: { bytes: 18, reason: 'incomplete frame: 10 of 50 bytes' } });
+    // a frame just short of whole by less than a header's length is incomplete, not a CRC mismatch
+    expect(tail(Buffer.concat([good, head(10), Buffer.alloc(4)]))).toEqual({ goodBytes: at, torn: { bytes: 12, reason: 'incomplete frame: 4 of 10 bytes' } });
+    // exactly a frame header, of an empty body whose CRC (0) is right: a whole frame as far as the tail goes
+    expect(tail(Buffer.concat([good, head(0)]))).toEqual({ goodBytes: at + FRAME_HEADER });
     // exactly a frame header and its whole (empty) body: a frame; only its CRC is checked here
     const last = encodeFrame(rec(3));
     last[last.length - 1] ^= 0xff;

@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { encodeMessage, Request } from '../../src/protocol';
 import type { ProxyEvent, SessionEndEvent } from '../../src/events/events';
 import { Recorder, type FlightOptions } from '../../src/recording/recorder';
@@ -89,6 +89,7 @@ describe('recorder', () => {
     expect(types(file)).toEqual(['header', 'session-start', 'ring', 'ring', 'notify', 'notify-injected', 'session-end']);
     const [a, b] = records(file, 'ring');
     expect(a).toEqual({ type: 'ring', session: 1, vring: 2, raw: Buffer.alloc(16, 7) });
+    expect(a).not.toHaveProperty('base');
     expect(b).toEqual({ type: 'ring', session: 1, vring: 2, raw: Buffer.alloc(16, 7), base: 42 });
     expect(records(file, 'notify-injected')).toEqual([{ type: 'notify-injected', ts: 20n, session: 1, vring: 1, kind: 'kick' }]);
   });
@@ -231,5 +232,87 @@ describe('recorder', () => {
     rec.onEvent(end(2));
     await rec.close();
     expect(sweeps.flatMap((r) => r.deleted).length).toBeGreaterThan(0);
+  });
+});
+
+describe('recorder: failures and figures', () => {
+  it('goes on without an onError to tell: a segment it cannot create, pins it cannot write, a sweep without onSweep', async () => {
+    const dir = tmpDir('rec-quiet');
+    fs.mkdirSync(path.join(dir, 'pins.jsonl'));
+    const rec = new Recorder(dir, { flight: flight({ keepBytes: 1 }) });
+    expect(() => rec.pin('a')).not.toThrow();
+    rec.onEvent(start(1));
+    rec.onEvent(end(1)); // a deleting sweep follows, with no onSweep to call
+    const gone = path.join(dir, 'gone');
+    fs.mkdirSync(gone);
+    const lost = new Recorder(`${gone}/`);
+    fs.rmdirSync(gone); // the directory went: no session file can be made
+    expect(() => lost.onEvent(start(2))).not.toThrow();
+    expect(lost.files).toEqual([]);
+    await Promise.all([rec.close(), lost.close()]);
+  });
+
+  it('tells a sweep that deleted something, and says nothing of one that did not', async () => {
+    const dir = tmpDir('rec-sweep-told');
+    const errors: string[] = [];
+    const sweeps: number[] = [];
+    const rec = new Recorder(dir, {
+      flight: flight({ keepBytes: 1, onSweep: (r) => sweeps.push(r.deleted.length) }),
+      onError: (_f, e) => errors.push(e.message),
+    });
+    rec.onEvent(start(1));
+    rec.onEvent(end(1));
+    await rec.close();
+    expect(sweeps).toEqual([1]);
+    expect(errors).toEqual([]);
+  });
+
+  it("counts the live files' queued bytes and drops in its figures, before and after they close", async () => {
+    const file = path.join(tmpDir('rec-figures'), 'a.vhsrec');
+    const rec = new Recorder(file, { maxPendingBytes: 100, flushMs: 600_000 });
+    rec.onEvent(start(1));
+    for (let i = 0; i < 3; i++) rec.onEvent(ring(1));
+    rec.onEvent(kick(1, 1n));
+    rec.onEvent(message(1, 2n));
+    const live = rec.figures();
+    expect(live.queuedBytes).toBeGreaterThan(100);
+    expect([live.droppedNotifications, live.droppedRings]).toEqual([1, 3]);
+    expect(live.bytes).toBe(0);
+    await rec.close();
+    expect(rec.figures()).toEqual({ bytes: fs.statSync(file).size, queuedBytes: 0, droppedNotifications: 1, droppedRings: 3 });
+  });
+
+  it("never opens a session's file over one of the same name", async () => {
+    const dir = tmpDir('rec-excl');
+    vi.useFakeTimers({ now: new Date('2026-12-07T12:00:00.000Z'), toFake: ['Date'] });
+    try {
+      const taken = path.join(dir, '2026-12-07T12-00-00-000Z-s1.vhsrec');
+      fs.writeFileSync(taken, 'not ours');
+      const errors: string[] = [];
+      const rec = new Recorder(dir, { onError: (f, e, opening) => errors.push(`${path.basename(f)} ${e.message.split(':')[0]}: ${opening}`) });
+      rec.onEvent(start(1));
+      rec.onEvent(end(1));
+      await rec.close();
+      expect(fs.readFileSync(taken, 'utf8')).toBe('not ours');
+      expect(errors).toEqual(['2026-12-07T12-00-00-000Z-s1.vhsrec EEXIST: the session is forwarded without a recording']);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a rotation that cannot open its next segment stays in this one, told once, and tries again 10 s later', async () => {
+    const dir = tmpDir('rec-retry');
+    const errors: string[] = [];
+    const rec = new Recorder(dir, { flight: flight({ segmentBytes: 1 }), onError: (f, _e, opening) => errors.push(`${path.basename(f)}: ${opening}`) });
+    rec.onEvent(start(1));
+    const name = path.basename(rec.files[0]!, '.vhsrec');
+    fs.mkdirSync(path.join(dir, `${name}.1.vhsrec`)); // where the next segment would go
+    for (let i = 0; i < 5; i++) rec.onEvent(message(1, BigInt(i)));
+    expect(errors).toEqual([`${name}.1.vhsrec: the session stays in its current segment and tries again in 10 s`]);
+    expect(rec.files).toHaveLength(1);
+    expect(readRecording(rec.files[0]!).records.filter((r) => r.type === 'message')).toHaveLength(0); // still queued in the first segment
+    rec.onEvent(end(1));
+    await rec.close();
+    expect(readRecording(rec.files[0]!).records.filter((r) => r.type === 'message')).toHaveLength(5);
   });
 });

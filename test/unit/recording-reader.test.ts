@@ -230,6 +230,11 @@ describe('recording records', () => {
       'notify): not a valid record: notification columns malformed',
     ],
     [
+      'a batch with one delta going back among good ones',
+      { type: 'notify', session: 1, ts0: 1n, dt: [1, -1, 2], vk: [1, 1, 1], c: [1, 1, 1] },
+      'notify): not a valid record: notification columns malformed',
+    ],
+    [
       'a batch with a fractional delta',
       { type: 'notify', session: 1, ts0: 1n, dt: [0.5], vk: [1], c: [1] },
       'notify): not a valid record: notification columns malformed',
@@ -250,6 +255,47 @@ describe('recording records', () => {
 
   it.each(BAD)('refuses %s, naming the frame and its type', (_, r, message) => {
     expect(() => events(start, rec(r))).toThrow(`frame 1 (${message}`);
+  });
+
+  it('puts a hundred events recorded out of order in time order, ties in record order', () => {
+    // a batch drained late: its notifications interleave with messages recorded after it
+    const batch = rec({ type: 'notify', session: 1, ts0: 10n, dt: [0, ...Array(99).fill(1)], vk: Array(100).fill(4), c: Array(100).fill(1) });
+    const later = Array.from({ length: 12 }, (_, i) => msg({ ts: BigInt(105 - i * 9) }));
+    const all = events(start, batch, ...later);
+    const ts = all.map((e) => e.ts);
+    expect(ts).toEqual([...ts].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+    // at each tie the batch's notification (recorded first) comes before the message
+    for (let i = 1; i < all.length; i++) if (all[i]!.ts === all[i - 1]!.ts) expect([all[i - 1]!.type, all[i]!.type]).toEqual(['notification', 'message']);
+    expect(all).toHaveLength(113);
+  });
+
+  it('takes a forwarded header without payload, messages on every channel, and a back-end channel message leaves the negotiation alone', () => {
+    expect(only(msg({ forwarded: encodeMessage(Request.SET_OWNER, 1) }))).toMatchObject({ raw: encodeMessage(Request.SET_OWNER, 1), masked: [] });
+    expect(only(msg({ channel: 'gpu', dir: 'B>F', raw: encodeMessage(3, 0) }))).toMatchObject({ channel: 'gpu' });
+    expect(only(msg({ channel: 'backend', dir: 'B>F', raw: encodeMessage(2, 1) }))).toMatchObject({ channel: 'backend' });
+    // 16 on the back-end channel is not SET_PROTOCOL_FEATURES: REPLY_ACK is still not in use after it
+    const after = events(
+      start,
+      msg({ channel: 'backend', dir: 'B>F', raw: encodeMessage(16, 1, u64(8n)) }),
+      msg({ ts: 11n, raw: encodeMessage(Request.SET_OWNER, 9) }),
+    )[2];
+    expect(after).toMatchObject({ replyExpected: false });
+  });
+
+  it('names masked bits by the word they were cleared from: virtio for SET_FEATURES, protocol on the back-end channel', () => {
+    const acked = only(
+      msg({ raw: encodeMessage(Request.SET_FEATURES, 1, u64((1n << 32n) | (1n << 29n))), forwarded: encodeMessage(Request.SET_FEATURES, 1, u64(1n << 32n)) }),
+    );
+    expect(acked).toMatchObject({ masked: ['RING_EVENT_IDX'] });
+    // code 1 on the back-end channel is IOTLB_MSG, not GET_FEATURES
+    const backend = only(msg({ channel: 'backend', dir: 'B>F', raw: encodeMessage(1, 1, u64(8n)), forwarded: encodeMessage(1, 1, u64(0n)) }));
+    expect(backend).toMatchObject({ masked: ['REPLY_ACK'] });
+    // too short to carry a word: nothing named, nothing read past the end
+    const short = only(msg({ raw: encodeMessage(Request.SET_FEATURES, 1, Buffer.alloc(4)), forwarded: encodeMessage(Request.SET_FEATURES, 1, u64(0n)) }));
+    expect(short).toMatchObject({ masked: [] });
+    expect(only(msg({ raw: encodeMessage(Request.SET_FEATURES, 1, u64(1n)), forwarded: encodeMessage(Request.SET_FEATURES, 1) }))).toMatchObject({
+      masked: [],
+    });
   });
 
   it('a record without a type is named as such', () => {

@@ -80,6 +80,21 @@ describe('recording writer', () => {
     await w.close();
   });
 
+  it('starts writing at exactly 256 KiB queued, not a byte before', async () => {
+    const dir = tmpDir('writer-256k');
+    const overhead = encodeFrame(ring(1 << 16)).length - (1 << 16); // the frame and record around the bytes
+    const exact = ring((256 << 10) - overhead);
+    expect(encodeFrame(exact).length).toBe(256 << 10);
+    const a = new RecordingWriter(path.join(dir, 'a.vhsrec'), { flushMs: 600_000 });
+    a.write(exact);
+    const b = new RecordingWriter(path.join(dir, 'b.vhsrec'), { flushMs: 600_000 });
+    b.write(ring((256 << 10) - overhead - 1));
+    await sleep(100);
+    expect(size(a.path)).toBe(256 << 10);
+    expect(size(b.path)).toBe(0);
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it('flushes on one clock per interval: a closed writer leaves the clock running for the others', async () => {
     const dir = tmpDir('writer-clock');
     const a = new RecordingWriter(path.join(dir, 'a.vhsrec'), { flushMs: 20 });
