@@ -6,7 +6,7 @@
  */
 import { durationUs, printable, secs } from '../log/format';
 import { flagsToString, formatPayload, type DeviceType } from '../protocol';
-import type { ProxyEvent } from '../events/events';
+import type { InflightEvent, ProxyEvent } from '../events/events';
 import { NotificationStats } from '../events/notification-stats';
 import { findMigrations, migrationLines } from './migration';
 import { relayTransit, TRANSIT_METHOD, type RelayTransit } from './relay-transit';
@@ -14,6 +14,7 @@ import { requestLatency, type SessionRequests } from './request-latency';
 import { summarize } from './summary';
 import { checkEvents, type CheckFinding } from './checker';
 import { ringStateText, ringTransitions } from './ring-states';
+import { inflightText } from '../rings/inflight';
 import { deviceOf, recordingDevices } from '../recording/devices';
 import type { RecordingRecord } from '../recording/records';
 import { entryLine, indicesText } from '../rings/format';
@@ -155,6 +156,7 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
     });
     const sf = findings.filter((f) => f.session === s.session);
     const rt = transitions.filter((t) => t.session === s.session);
+    const inflight = events.filter((e): e is InflightEvent => e.type === 'inflight' && e.session === s.session);
     sessions.push(`<section class="session">
 <h2>Session ${escv(s.session)}</h2>
 <p>${esc(s.listen)} (pid ${escv(s.peers.listen?.pid ?? '?')} ${esc(s.peers.listen?.exe ?? '')}) ⇄ ${esc(s.connect)} (pid ${escv(s.peers.connect?.pid ?? '?')} ${esc(s.peers.connect?.exe ?? '')})<br>
@@ -167,6 +169,14 @@ ${
     ? `<h3>Ring states (${rt.length} changes)</h3>
 <table class="ring-states"><thead><tr><th>ms</th><th>vring</th><th>state</th><th>by</th></tr></thead><tbody>
 ${rt.map((t) => `<tr><td>${ms(t.ts).toFixed(3)}</td><td>${escv(t.vring)}</td><td>${esc(ringStateText(t))}</td><td>${esc(t.why)}</td></tr>`).join('\n')}
+</tbody></table>`
+    : ''
+}
+${
+  inflight.length
+    ? `<h3>Inflight region (${inflight.length} readings)</h3>
+<table class="inflight"><thead><tr><th>ms</th><th>when</th><th>queues</th></tr></thead><tbody>
+${inflight.map((r) => `<tr><td>${ms(r.ts).toFixed(3)}</td><td>${esc(r.when)}${r.error ? ` (${esc(r.error)})` : ''}</td><td>${esc(inflightText(r.queues).join('; '))}</td></tr>`).join('\n')}
 </tbody></table>`
     : ''
 }

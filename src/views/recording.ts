@@ -7,6 +7,8 @@ import { eventRecord, humanLine, secs } from '../log/format';
 import type { ChannelKind, DeviceType, Dialect } from '../protocol';
 import { eventFilter } from '../log/filter';
 import { readRecording, recordingEvents } from '../recording/reader';
+import { inflightText } from '../rings/inflight';
+import type { InflightEvent } from '../events/events';
 
 export interface ShowOptions {
   session?: string;
@@ -65,7 +67,9 @@ export function infoText(file: string, device?: DeviceType): string[] {
     lines.push(
       `captured by vhostscope ${h.host.vhostscope} on ${h.host.hostname} (${h.host.kernel}, ${h.host.arch}, ${h.host.byteOrder}) at ${new Date(h.host.wallClockMs).toISOString()}; timestamps: ${h.host.clock}`,
     );
-  const transitions = ringTransitions(recordingEvents(scan.records));
+  const events = recordingEvents(scan.records);
+  const transitions = ringTransitions(events);
+  const inflight = events.filter((e): e is InflightEvent => e.type === 'inflight');
   for (const s of sum.sessions) {
     const peer = (p?: { pid: number; exe?: string; cmdline?: string }): string =>
       p ? `pid ${p.pid}${p.exe ? ` ${p.exe}` : ''}${p.cmdline ? ` [${p.cmdline.length > 160 ? `${p.cmdline.slice(0, 160)}…` : p.cmdline}]` : ''}` : '?';
@@ -104,9 +108,11 @@ export function infoText(file: string, device?: DeviceType): string[] {
     const rings = [...finalRingStates(transitions, s.session).values()];
     if (rings.length)
       lines.push(`  rings at the end: ${rings.map((t) => `vring ${t.vring} ${ringStateText(t)} (since ${t.why} at ${secs(t.ts)})`).join('; ')}`);
+    for (const r of inflight.filter((x) => x.session === s.session))
+      lines.push(`  inflight region at ${r.when}${r.error ? ` (${r.error})` : ''}: ${inflightText(r.queues).join('; ') || 'no queue read'}`);
     if (s.endReason) lines.push(`  end: ${s.endReason}`);
   }
   const devices = recordingDevices(scan.records, device);
-  for (const m of findMigrations(recordingEvents(scan.records))) lines.push(...migrationLines(m, deviceOf(devices, m.source) === 'net'));
+  for (const m of findMigrations(events)) lines.push(...migrationLines(m, deviceOf(devices, m.source) === 'net'));
   return lines;
 }

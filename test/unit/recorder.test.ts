@@ -11,6 +11,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { encodeMessage, Request } from '../../src/protocol';
 import type { ProxyEvent, SessionEndEvent } from '../../src/events/events';
 import { Recorder, type FlightOptions } from '../../src/recording/recorder';
+import { infoText } from '../../src/views/recording';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
 import type { RecordingRecord } from '../../src/recording/records';
 import type { SweepResult } from '../../src/recording/flight';
@@ -115,6 +116,9 @@ describe('recorder', () => {
     await rec.close();
     expect(types(file)).toEqual(['header', 'session-start', 'notify', 'inflight', 'session-end']);
     expect(recordingEvents(readRecording(file).records).filter((e) => e.type === 'inflight')).toEqual([inflight]);
+    expect(infoText(file)).toContain(
+      '  inflight region at session end (the file holds 192 of the 384 bytes SET_INFLIGHT_FD gave): vring 0: version 1, desc_num 8, 2 in flight (heads 7, 3), used_idx 40',
+    );
   });
 
   it('ignores events of a session it never saw begin', async () => {
