@@ -64,14 +64,16 @@ describe('payload decoders at their edges', () => {
   });
 
   it('lists at most 256 SHMEM regions, the non-empty ones, from whole slots', () => {
-    const sizes = Array.from({ length: 257 }, (_, i) => BigInt(i % 3 === 1 ? 0 : i + 1));
+    // slot 256, past the 256 regions there are, holds a size too: it must not be listed
+    const sizes = Array.from({ length: 257 }, (_, i) => BigInt(i % 3 === 2 ? 0 : i + 1));
     const cfg = decoders.shmemConfig(Buffer.concat([u32s(256, 0), u64s(...sizes)])) as { nregions: number; sizes: { shmid: number; size: bigint }[] };
     expect(cfg.nregions).toBe(256);
-    expect(cfg.sizes.length).toBe(256 - Math.floor((256 + 1) / 3));
+    expect(cfg.sizes.length).toBe(256 - 85); // slots 2, 5, ..., 254 are empty
     expect(cfg.sizes.at(-1)).toEqual({ shmid: 255, size: 256n });
-    expect(cfg.sizes.slice(0, 2)).toEqual([
+    expect(cfg.sizes.slice(0, 3)).toEqual([
       { shmid: 0, size: 1n },
-      { shmid: 2, size: 3n },
+      { shmid: 1, size: 2n },
+      { shmid: 3, size: 4n },
     ]);
     const cut = decoders.shmemConfig(Buffer.concat([u32s(2, 0), u64s(5n, 6n).subarray(0, 15)])) as { sizes: unknown[] };
     expect(cut.sizes).toEqual([{ shmid: 0, size: 5n }]);

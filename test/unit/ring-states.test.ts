@@ -95,6 +95,8 @@ describe('ring states: what does not change them', () => {
         ['frontend', Request.SET_VRING_KICK, u64(1n), { channel: 'backend' }],
         ['backend', Request.SET_VRING_KICK, u64(2n)], // not the front-end's
         ['backend', Request.SET_VRING_ENABLE, u32s(3, 1)],
+        // a request (not a reply) from the back-end on the main channel
+        ['backend', Request.SET_VRING_KICK, u64(6n), { decoded: decodeMessage('main', encodeMessage(Request.SET_VRING_KICK, 1, u64(6n))) }],
         ['frontend', Request.SET_VRING_KICK, u64(4n)],
         ['frontend', Request.GET_VRING_BASE, u32s(4, 0)], // the request alone does not stop it
         ['frontend', Request.GET_VRING_BASE, u32s(4, 0), { decoded: decodeMessage('main', encodeMessage(Request.GET_VRING_BASE, 5, u32s(4, 0))) }], // a reply, from the front-end
