@@ -82,6 +82,14 @@ describe('validateMessage at its edges', () => {
       'warning fd-count: SET_VRING_KICK carries 1 fds, expected 0',
     ]);
     expect(rules(encodeMessage(Request.SET_VRING_KICK, 0x1, u64(1n)), { fdCount: 0 })).toEqual(['warning fd-count: SET_VRING_KICK carries 0 fds, expected 1']);
+    // the back-end's host notifier: an fd to map, none with NOFD
+    const notifier = (v: bigint) => encodeMessage(3, 0x1, Buffer.concat([u64(v), u64(0x1000n), u64(0n)]));
+    expect(rules(notifier(0x100n), { channel: 'backend', sender: 'backend', fdCount: 1 })).toEqual([
+      'warning fd-count: VRING_HOST_NOTIFIER_MSG carries 1 fds, expected 0',
+    ]);
+    expect(rules(notifier(0n), { channel: 'backend', sender: 'backend', fdCount: 0 })).toEqual([
+      'warning fd-count: VRING_HOST_NOTIFIER_MSG carries 0 fds, expected 1',
+    ]);
     expect(rules(encodeMessage(Request.SET_LOG_BASE, 0x1, Buffer.alloc(16)), { fdCount: 2 })).toEqual([
       'warning fd-count: SET_LOG_BASE carries 2 fds, expected 0..1',
     ]);
