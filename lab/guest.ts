@@ -168,3 +168,24 @@ export function qemuArgs(initrd: string, append = '', extra: string[] = []): str
     ...extra,
   ];
 }
+
+/**
+ * A guest script for /dev/vda: writes block `first + n` with "block n TOKEN" (the token from the
+ * kernel command line, lab.token=), reads it back with O_DIRECT and prints "GUEST-IO n: what it
+ * read" (or "write failed"), `count` times, `pause` seconds apart, then "GUEST-RESULT: DONE": I/O in
+ * flight whenever the back-end dies.
+ */
+export function blockWriteReadLoop(count: number, first: number, pause: number): string {
+  return `
+tok=$(sed -n 's/.*lab.token=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
+i=0; until [ -b /dev/vda ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done
+[ -b /dev/vda ] || { echo "GUEST-RESULT: FAIL no /dev/vda"; exit 0; }
+n=0; while [ $n -lt ${count} ]; do
+  echo "block $n $tok" > /tmp/b
+  dd if=/tmp/b of=/dev/vda bs=4096 seek=$((${first}+n)) oflag=direct conv=sync 2>/dev/null || echo "GUEST-IO $n: write failed"
+  echo "GUEST-IO $n: $(dd if=/dev/vda bs=4096 skip=$((${first}+n)) count=1 iflag=direct 2>/dev/null | head -c 64 | tr -d '\\000')"
+  n=$((n+1)); sleep ${pause}
+done
+echo "GUEST-RESULT: DONE"
+`;
+}

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Peer, waitForSocket } from '../../src/demo/process';
-import { buildInitramfs, qemuArgs } from '../../lab/guest';
+import { blockWriteReadLoop, buildInitramfs, qemuArgs } from '../../lab/guest';
 import { cleanUp, tmpDir } from '../helpers';
 import { checkRecording, ProxyProcess, sessionEnd } from './harness/proxy';
 import { infoText } from '../../src/views/recording';
@@ -109,22 +109,7 @@ echo "GUEST-READBACK: $(dd if=/dev/vda bs=4096 skip=8 count=1 iflag=direct 2>/de
     const fe = path.join(work, 'fe.sock');
     const N = 40;
     // write block n and read it back, every 0.1 s: I/O in flight whenever the back-end dies
-    const initrd = buildInitramfs(
-      work,
-      `
-tok=$(sed -n 's/.*lab.token=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
-i=0; until [ -b /dev/vda ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done
-[ -b /dev/vda ] || { echo "GUEST-RESULT: FAIL no /dev/vda"; exit 0; }
-n=0; while [ $n -lt ${N} ]; do
-  echo "block $n $tok" > /tmp/b
-  dd if=/tmp/b of=/dev/vda bs=4096 seek=$((16+n)) oflag=direct conv=sync 2>/dev/null || echo "GUEST-IO $n: write failed"
-  echo "GUEST-IO $n: $(dd if=/dev/vda bs=4096 skip=$((16+n)) count=1 iflag=direct 2>/dev/null | head -c 64 | tr -d '\\000')"
-  n=$((n+1)); sleep 0.1
-done
-echo "GUEST-RESULT: DONE"
-`,
-      ['virtio_pci', 'virtio_blk'],
-    );
+    const initrd = buildInitramfs(work, blockWriteReadLoop(N, 16, 0.1), ['virtio_pci', 'virtio_blk']);
     const first = vhostBlk(bin, work, 'vblk1');
     let second: Peer | undefined;
     const proxy = new ProxyProcess(work, ['--device', 'blk', '--rings=headers', '--check']);

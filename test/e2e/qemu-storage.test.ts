@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Peer, waitForSocket } from '../../src/demo/process';
 import { cleanUp, tmpDir } from '../helpers';
-import { buildInitramfs, qemuArgs } from '../../lab/guest';
+import { blockWriteReadLoop, buildInitramfs, qemuArgs } from '../../lab/guest';
 import { blkGuest, fsGuest, guestWritten, sha } from './harness/storage-guests';
 import { expectRequestsAccountedFor, ProxyProcess, ringBases, ringHeaders, sessionEnd, vring } from './harness/proxy';
 import { checkRecording } from './harness/proxy';
@@ -106,22 +106,7 @@ describe('QEMU vhost-user-blk: qemu-storage-daemon killed mid-I/O and restarted,
     const be = path.join(work, 'be.sock');
     const N = 60;
     // the guest writes block n, reads it back with O_DIRECT, every 0.2 s: I/O in flight whenever the back-end dies
-    const initrd = buildInitramfs(
-      work,
-      `
-tok=$(sed -n 's/.*lab.token=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
-i=0; until [ -b /dev/vda ] || [ $i -ge 50 ]; do sleep 0.1; i=$((i+1)); done
-[ -b /dev/vda ] || { echo "GUEST-RESULT: FAIL no /dev/vda"; exit 0; }
-n=0; while [ $n -lt ${N} ]; do
-  echo "block $n $tok" > /tmp/b
-  dd if=/tmp/b of=/dev/vda bs=4096 seek=$((200+n)) oflag=direct conv=sync 2>/dev/null || echo "GUEST-IO $n: write failed"
-  echo "GUEST-IO $n: $(dd if=/dev/vda bs=4096 skip=$((200+n)) count=1 iflag=direct 2>/dev/null | head -c 64 | tr -d '\\000')"
-  n=$((n+1)); sleep 0.2
-done
-echo "GUEST-RESULT: DONE"
-`,
-      ['virtio_pci', 'virtio_blk'],
-    );
+    const initrd = buildInitramfs(work, blockWriteReadLoop(N, 200, 0.2), ['virtio_pci', 'virtio_blk']);
     const qsd = (name: string): Peer =>
       new Peer(
         'qemu-storage-daemon',
