@@ -4,7 +4,7 @@
  * kicks and calls, ring snapshots, device-state transfers.
  */
 import { applyMainMessage, decodeMessage, encodeMessage, HEADER_SIZE, newNegotiation, Request, type ChannelKind } from '../src/protocol';
-import type { FdDescription, ProxyEvent } from '../src/events/events';
+import type { FdDescription, ProxyEvent, SessionEndEvent } from '../src/events/events';
 
 export const u64 = (v: bigint): Buffer => {
   const b = Buffer.alloc(8);
@@ -52,6 +52,31 @@ export const shmemMapping = (shmid: number, offset: bigint, len: bigint): Buffer
 export const logBase = (bytes: bigint): Buffer => Buffer.concat([u64(bytes), u64(0n)]);
 
 /** Builds a session as the proxy would have seen it. */
+/** A session's start, its peers and paths as no test here cares. */
+export const sessionStart = (session: number, ts = 0n): ProxyEvent => ({
+  type: 'session-start',
+  ts,
+  session,
+  listenPath: '/l',
+  connectPath: '/c',
+  frontend: 'auto',
+  interpose: true,
+  peers: {},
+});
+
+/** A session's end, with no traffic: why, and who ended it when a side did. */
+export const sessionEnd = (session: number, reason = 'the frontend closed the connection', by?: SessionEndEvent['by'], ts = 0n): ProxyEvent => ({
+  type: 'session-end',
+  ts,
+  session,
+  reason,
+  ...(by ? { by } : {}),
+  messages: { 'F>B': 0, 'B>F': 0 },
+  fdsForwarded: 0,
+  vrings: [],
+  relayPairs: [],
+});
+
 export class Session {
   events: ProxyEvent[];
   private t: bigint;

@@ -6,28 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { DaemonMetrics, createRegistry } from '../../src/control/metrics';
 import type { ProxyEvent } from '../../src/events/events';
 import type { RelayStats } from '../../src/native';
+import { sessionEnd, sessionStart } from '../sessions';
 
-const start = (session: number): ProxyEvent => ({
-  type: 'session-start',
-  ts: 0n,
-  session,
-  listenPath: '/l',
-  connectPath: '/c',
-  frontend: 'auto',
-  interpose: true,
-  peers: {},
-});
-const end = (session: number, reason = 'the frontend closed the connection', by?: 'frontend' | 'proxy'): ProxyEvent => ({
-  type: 'session-end',
-  ts: 0n,
-  session,
-  reason,
-  ...(by ? { by } : {}),
-  messages: { 'F>B': 0, 'B>F': 0 },
-  fdsForwarded: 0,
-  vrings: [],
-  relayPairs: [],
-});
+const start = (session: number): ProxyEvent => sessionStart(session);
+const end = (session: number, reason?: string, by?: 'frontend' | 'proxy'): ProxyEvent => sessionEnd(session, reason, by);
 const note = (session: number, vring: number, kind: 'kick' | 'call', tsNs: number): ProxyEvent => ({
   type: 'notification',
   ts: BigInt(tsNs),

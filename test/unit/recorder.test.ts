@@ -16,28 +16,10 @@ import { readRecording, recordingEvents } from '../../src/recording/reader';
 import type { RecordingRecord } from '../../src/recording/records';
 import type { SweepResult } from '../../src/recording/flight';
 import { tmpDir } from '../helpers';
+import { sessionEnd, sessionStart } from '../sessions';
 
-const start = (session: number): ProxyEvent => ({
-  type: 'session-start',
-  ts: 0n,
-  session,
-  listenPath: '/l',
-  connectPath: '/c',
-  frontend: 'auto',
-  interpose: true,
-  peers: {},
-});
-const end = (session: number, reason = 'the frontend closed the connection', by: SessionEndEvent['by'] = 'frontend'): ProxyEvent => ({
-  type: 'session-end',
-  ts: 9_000_000n,
-  session,
-  reason,
-  by,
-  messages: { 'F>B': 0, 'B>F': 0 },
-  fdsForwarded: 0,
-  vrings: [],
-  relayPairs: [],
-});
+const start = (session: number): ProxyEvent => sessionStart(session);
+const end = (session: number, reason?: string, by: SessionEndEvent['by'] = 'frontend'): ProxyEvent => sessionEnd(session, reason, by, 9_000_000n);
 const message = (session: number, ts: bigint): ProxyEvent => ({
   type: 'message',
   ts,
