@@ -51,7 +51,6 @@ export const shmemMapping = (shmid: number, offset: bigint, len: bigint): Buffer
 /** SET_LOG_BASE: mmap_size, mmap_offset */
 export const logBase = (bytes: bigint): Buffer => Buffer.concat([u64(bytes), u64(0n)]);
 
-/** Builds a session as the proxy would have seen it. */
 /** A session's start, its peers and paths as no test here cares. */
 export const sessionStart = (session: number, ts = 0n): ProxyEvent => ({
   type: 'session-start',
@@ -77,6 +76,7 @@ export const sessionEnd = (session: number, reason = 'the frontend closed the co
   relayPairs: [],
 });
 
+/** Builds a session as the proxy would have seen it. */
 export class Session {
   events: ProxyEvent[];
   private t: bigint;
