@@ -17,6 +17,30 @@ const over = (profile: ChaosProfile, o: Partial<ChaosMessage> = {}, seed = 42, n
   Array.from({ length: n }, (_, i) => chaosPerturbation(seed, profile, 20, msg(i, o)));
 
 describe('chaos mode', () => {
+  it('a seed means the same perturbations in every build: a bug report names one, and another vhostscope must replay it', () => {
+    expect([draw(0, '', 0, 0), draw(7, 'main/frontend', 0, 1), draw(7, 'main/frontend', 5, 4), draw(0xffffffff, 'backend/backend', 123456, 3)]).toEqual([
+      2427423377, 678465472, 3742379875, 3339090256,
+    ]);
+    const seq = Array.from({ length: 8 }, (_, i) =>
+      chaosPerturbation(
+        7,
+        'all',
+        20,
+        msg(i, { sender: i % 2 ? 'backend' : 'frontend', request: i % 3 ? Request.SET_VRING_NUM : Request.SET_VRING_CALL, reply: i % 2 === 1 }),
+      ),
+    );
+    expect(seq.map((p) => (p && 'delayMs' in p ? `${p.delayMs} ${p.why}` : '-'))).toEqual([
+      '13 call fd swap late',
+      '5 reply late',
+      '-',
+      '18 reply late',
+      '-',
+      '13 reply late',
+      '15 call fd swap late',
+      '7 reply late',
+    ]);
+  });
+
   it('draws the same for the same seed, stream and place, and otherwise differs', () => {
     expect(draw(42, 'main/frontend', 3, 1)).toBe(draw(42, 'main/frontend', 3, 1));
     const a = Array.from({ length: 64 }, (_, i) => draw(42, 'main/frontend', i, 1));
