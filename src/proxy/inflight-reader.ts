@@ -14,6 +14,12 @@ import { readInflightSplit } from '../rings/inflight';
 
 /** a region this large is not read (QEMU sizes one for 1024 queues of 1024 descriptors under 17 MiB) */
 export const MAX_INFLIGHT_BYTES = 32 << 20;
+/**
+ * SET_INFLIGHT_FDs read as they are handed over, per session (QEMU sends one per device start);
+ * after that only the session's end is read: a front-end repeating it cannot make the daemon
+ * read 32 MiB per message.
+ */
+export const MAX_HANDED_READS = 16;
 
 /** One reading of the region: the event the session emits, but for its time and session. */
 export type InflightReading = Omit<InflightEvent, 'type' | 'ts' | 'session'>;
@@ -28,6 +34,7 @@ interface Region {
 
 export class InflightReader {
   private current: Region | undefined;
+  private handed = 0;
 
   constructor(
     private readonly negotiation: Negotiation,
@@ -54,7 +61,9 @@ export class InflightReader {
     const what = notMemory(fds[0]!);
     if (what) return this.onProblem(`inflight region: ${what}, not a memfd; not read`);
     this.current = { ...region, fd: native.dup(fds[0]!) };
-    this.read(this.current, 'SET_INFLIGHT_FD');
+    if (++this.handed <= MAX_HANDED_READS) this.read(this.current, 'SET_INFLIGHT_FD');
+    else if (this.handed === MAX_HANDED_READS + 1)
+      this.onProblem(`inflight region: more than ${MAX_HANDED_READS} SET_INFLIGHT_FD in this session; from now on read only at its end`);
   }
 
   private read(r: Region, when: InflightReading['when']): void {

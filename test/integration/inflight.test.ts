@@ -108,6 +108,29 @@ describe('the inflight region (--rings)', () => {
     ]);
   });
 
+  it('reads at most 16 handed-over regions per session, then only the last one at its end', async () => {
+    const region = native.memfdCreate('inflight', STRIDE);
+    cleanup.push(() => native.close(region));
+    const dir = tmpDir('inflight-many');
+    const be = scriptedBackend(path.join(dir, 'be.sock'), (g) => g.fds.forEach((fd) => native.close(fd)));
+    cleanup.push(() => be.close());
+    const events: ProxyEvent[] = [];
+    const daemon = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: be.path, rings: 'headers', emit: (e) => events.push(e) });
+    daemon.start();
+    cleanup.push(() => daemon.stop());
+    const fe = scriptedFrontend(path.join(dir, 'fe.sock'));
+    cleanup.push(() => fe.close());
+    for (let i = 0; i < 20; i++) fe.send(encodeMessage(Request.SET_INFLIGHT_FD, 1, inflightPayload(STRIDE, 1)), [native.dup(region)]);
+    await until(() => be.got.length === 20, 5000, 'the back-end to get every SET_INFLIGHT_FD');
+    fe.close();
+    await until(() => events.some((e) => e.type === 'session-end'), 5000, 'the session to end');
+    const readings = events.filter((e): e is InflightEvent => e.type === 'inflight').map((r) => r.when);
+    expect(readings).toEqual([...Array(16).fill('SET_INFLIGHT_FD'), 'session end']);
+    expect(events.filter((e): e is NoticeEvent => e.type === 'notice').map((n) => n.msg)).toContain(
+      'inflight region: more than 16 SET_INFLIGHT_FD in this session; from now on read only at its end',
+    );
+  });
+
   it('reads no fd that is not memory', async () => {
     const [r, w] = native.pipe();
     cleanup.push(() => native.close(w));
