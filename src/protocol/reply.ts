@@ -9,19 +9,20 @@ import { channelRules } from './channels';
 import { resolveRequest, type Dialect } from './dialects';
 import { encodeMessage, needsReply, type ChannelKind } from './header';
 import { protocolFeatureInUse, replyAckInUse, type Negotiation } from './negotiation';
-import { Request, requestSpec } from './requests';
+import { Request, requestSpec, type RequestSpec } from './requests';
+import type { PayloadKind } from './payloads';
 
 export function isReplyExpected(channel: ChannelKind, request: number, flags: number, n: Negotiation, dialect?: Dialect): boolean {
   const spec = resolveRequest(channel, request, { negotiation: n, dialect }).spec;
   if (spec?.alwaysReply) return true;
   if (channel === 'main' && request === Request.SET_LOG_BASE && protocolFeatureInUse(n, ProtocolFeature.LOG_SHMFD)) return true;
-  if (postcopyMemoryReply(channel, request, n)) return true;
+  if (postcopyReply(channel, spec, n)) return true;
   return channelRules(channel).hasNeedReply && needsReply(flags) && replyAckInUse(n);
 }
 
-/** After POSTCOPY_LISTEN, the back-end answers a memory table with its own mapping addresses. */
-const postcopyMemoryReply = (channel: ChannelKind, request: number, n: Negotiation): boolean =>
-  channel === 'main' && n.postcopyListening && (request === Request.SET_MEM_TABLE || request === Request.ADD_MEM_REG);
+/** After POSTCOPY_LISTEN, the layout the back-end answers a memory table with (its own mapping addresses). */
+const postcopyReply = (channel: ChannelKind, spec: RequestSpec | undefined, n: Negotiation): PayloadKind | undefined =>
+  channel === 'main' && n.postcopyListening ? spec?.postcopyReply : undefined;
 
 /** The payload kinds that are a single u64 value (features, status, queue counts, acks). */
 const U64_REPLIES = new Set(['u64', 'ack', 'features', 'protocolFeatures', 'status', 'gpuProtocolFeatures']);
@@ -34,9 +35,9 @@ const U64_REPLIES = new Set(['u64', 'ack', 'features', 'protocolFeatures', 'stat
  */
 export function synthesizeReply(channel: ChannelKind, request: number, flags: number, payload: Buffer, n: Negotiation, value = 0n): Buffer | undefined {
   if (!isReplyExpected(channel, request, flags, n)) return undefined;
-  if (postcopyMemoryReply(channel, request, n)) return undefined; // the table with the back-end's addresses: not ours to make up
   const spec = requestSpec(channel, request);
-  const kind = spec?.alwaysReply ? spec.reply : 'ack';
+  // a postcopy memory table is answered with the back-end's addresses: a layout not ours to make up
+  const kind = spec?.alwaysReply ? spec.reply : (postcopyReply(channel, spec, n) ?? 'ack');
   let body: Buffer;
   if (U64_REPLIES.has(kind)) {
     body = Buffer.alloc(8);
