@@ -46,9 +46,10 @@ const setUp = (fd: number, q: number, version: number, descNum: number): void =>
   fs.writeSync(fd, h, 0, 4, q * STRIDE + 8);
 };
 
-async function session(region: number, queues: number, between: () => void = () => {}): Promise<ProxyEvent[]> {
+/** One session through a --rings daemon: SET_FEATURES, then `times` SET_INFLIGHT_FD of `region`; `between` runs before it ends. */
+async function session(region: number, queues: number, between: () => void = () => {}, times = 1): Promise<ProxyEvent[]> {
   const dir = tmpDir('inflight');
-  const be = scriptedBackend(path.join(dir, 'be.sock'));
+  const be = scriptedBackend(path.join(dir, 'be.sock'), (g) => g.fds.forEach((fd) => native.close(fd)));
   cleanup.push(() => be.close());
   const events: ProxyEvent[] = [];
   const daemon = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: be.path, rings: 'headers', emit: (e) => events.push(e) });
@@ -57,9 +58,8 @@ async function session(region: number, queues: number, between: () => void = () 
   const fe = scriptedFrontend(path.join(dir, 'fe.sock'));
   cleanup.push(() => fe.close());
   fe.send(encodeMessage(Request.SET_FEATURES, 1, u64(1n << 32n)));
-  fe.send(encodeMessage(Request.SET_INFLIGHT_FD, 1, inflightPayload(queues * STRIDE, queues)), [native.dup(region)]);
-  await until(() => be.got.length === 2, 5000, 'the back-end to get SET_INFLIGHT_FD');
-  for (const fd of be.got[1]!.fds) native.close(fd);
+  for (let i = 0; i < times; i++) fe.send(encodeMessage(Request.SET_INFLIGHT_FD, 1, inflightPayload(queues * STRIDE, queues)), [native.dup(region)]);
+  await until(() => be.got.length === 1 + times, 5000, 'the back-end to get every SET_INFLIGHT_FD');
   between();
   fe.close();
   await until(() => events.some((e) => e.type === 'session-end'), 5000, 'the session to end');
@@ -111,19 +111,7 @@ describe('the inflight region (--rings)', () => {
   it('reads at most 16 handed-over regions per session, then only the last one at its end', async () => {
     const region = native.memfdCreate('inflight', STRIDE);
     cleanup.push(() => native.close(region));
-    const dir = tmpDir('inflight-many');
-    const be = scriptedBackend(path.join(dir, 'be.sock'), (g) => g.fds.forEach((fd) => native.close(fd)));
-    cleanup.push(() => be.close());
-    const events: ProxyEvent[] = [];
-    const daemon = new ProxyDaemon({ listenPath: path.join(dir, 'fe.sock'), connectPath: be.path, rings: 'headers', emit: (e) => events.push(e) });
-    daemon.start();
-    cleanup.push(() => daemon.stop());
-    const fe = scriptedFrontend(path.join(dir, 'fe.sock'));
-    cleanup.push(() => fe.close());
-    for (let i = 0; i < 20; i++) fe.send(encodeMessage(Request.SET_INFLIGHT_FD, 1, inflightPayload(STRIDE, 1)), [native.dup(region)]);
-    await until(() => be.got.length === 20, 5000, 'the back-end to get every SET_INFLIGHT_FD');
-    fe.close();
-    await until(() => events.some((e) => e.type === 'session-end'), 5000, 'the session to end');
+    const events = await session(region, 1, () => {}, 20);
     const readings = events.filter((e): e is InflightEvent => e.type === 'inflight').map((r) => r.when);
     expect(readings).toEqual([...Array(16).fill('SET_INFLIGHT_FD'), 'session end']);
     expect(events.filter((e): e is NoticeEvent => e.type === 'notice').map((n) => n.msg)).toContain(
