@@ -11,6 +11,7 @@
         "native/sys.cc",
         "native/fdinfo.cc",
         "native/relay.cc",
+        "native/poll_ring.cc",
         "native/rings.cc",
         "native/guest_memory.cc"
       ],

@@ -7,6 +7,10 @@
 // Under a flood the counts read after the first of a burst are written together at its end
 // (Relay1), at most 32 reads later.
 //
+// A watched pair (addWatch) is not relayed: the peers keep their own eventfd, and a second
+// thread (the observer) only sees each write to it through an io_uring poll (poll_ring.h) and
+// records it like a relayed one, off the notification's path.
+//
 // Pairs are added and removed from JS under a mutex that the thread also holds while it
 // handles one epoll batch, so a pair's fds are never closed while the thread uses them, and
 // a stale event for a removed pair (its id is in the epoll data) is skipped.
@@ -22,8 +26,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -31,6 +38,7 @@
 
 #include "common.h"
 #include "guest_memory.h"
+#include "poll_ring.h"
 #include "rings.h"
 
 namespace vhs {
@@ -47,7 +55,7 @@ constexpr int kTransitBuckets = 32;
 
 struct Pair {
   int src;
-  int dst;
+  int dst;  // -1: a watched pair (src is a dup of the peer's eventfd, never read here)
   bool src_blocking;  // a peer's fd without O_NONBLOCK: check readability before read
   uint64_t read_total = 0;
   uint64_t written_total = 0;
@@ -68,6 +76,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
     return DefineClass(env, "Relay",
                        {
                            InstanceMethod("addPair", &Relay::AddPair),
+                           InstanceMethod("addWatch", &Relay::AddWatch),
                            InstanceMethod("removePair", &Relay::RemovePair),
                            InstanceMethod("drain", &Relay::Drain),
                            InstanceMethod("pairStats", &Relay::PairStats),
@@ -142,6 +151,28 @@ class Relay : public Napi::ObjectWrap<Relay> {
     return Napi::Number::New(env, id);
   }
 
+  // addWatch(fd) -> id: records every write to fd (a dup of a peer's eventfd, owned by the
+  // relay from now on) without reading it. Throws when io_uring is not available here.
+  // Returns once the poll is armed (or after kArmWaitMs): the caller forwards the fd next, and a
+  // write its consumer reads before the poll exists would not be seen.
+  Napi::Value AddWatch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    std::unique_lock<std::mutex> lock(mu_);
+    int err = stopped_ ? ESHUTDOWN : StartObserver();
+    if (err) {
+      close(fd);
+      throw ErrnoError(env, stopped_ ? "relay" : "io_uring_setup", err);
+    }
+    uint32_t id = next_id_++;
+    pairs_.emplace(id, Pair{fd, -1, false});
+    to_arm_.push_back(id);
+    WakeObserver();
+    const uint64_t wanted = arm_rounds_ + 1;
+    armed_.wait_for(lock, std::chrono::milliseconds(kArmWaitMs), [&] { return arm_rounds_ >= wanted || stopped_; });
+    return Napi::Number::New(env, id);
+  }
+
   // removePair(id) -> final stats of the pair, or null. Closes both fds.
   Napi::Value RemovePair(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -149,6 +180,15 @@ class Relay : public Napi::ObjectWrap<Relay> {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = pairs_.find(id);
     if (it == pairs_.end()) return env.Null();
+    if (it->second.dst < 0) {
+      // a watched pair: the ring keeps its own reference to the file until the poll is removed
+      Napi::Object o = PairObject(env, it->second);
+      close(it->second.src);
+      pairs_.erase(it);
+      to_disarm_.push_back(id);
+      WakeObserver();
+      return o;
+    }
     // A notification may be pending that the thread has not picked up yet (the peer signalled
     // and then sent the message that made us remove the pair): relay it before closing.
     Relay1(id, it->second, MonotonicNs());
@@ -335,13 +375,18 @@ class Relay : public Napi::ObjectWrap<Relay> {
       if (stopped_) return;
       stopped_ = true;
     }
+    armed_.notify_all();
     uint64_t one = 1;
     if (write(wake_, &one, 8) < 0) { /* the thread also checks stopped_ */
     }
     if (thread_.joinable()) thread_.join();
+    WakeObserver();
+    if (observer_.joinable()) observer_.join();
+    poll_ring_.reset();
+    if (observer_wake_ >= 0) close(observer_wake_);
     for (auto& kv : pairs_) {
       close(kv.second.src);
-      close(kv.second.dst);
+      if (kv.second.dst >= 0) close(kv.second.dst);
     }
     pairs_.clear();
     rings_.clear();
@@ -483,6 +528,72 @@ class Relay : public Napi::ObjectWrap<Relay> {
     p.transit_sum_ns += ns;
   }
 
+  // The observer thread and its ring, started with the first watched pair. mu_ held. Returns 0
+  // or the errno of a ring this kernel refused (io_uring disabled, too old).
+  int StartObserver() {
+    if (poll_ring_) return poll_ring_->ok() ? 0 : poll_ring_->error();
+    poll_ring_ = std::make_unique<PollRing>(256);
+    if (!poll_ring_->ok()) return poll_ring_->error();
+    observer_wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (observer_wake_ < 0) return errno;
+    observer_ = std::thread([this] { Observe(); });
+    return 0;
+  }
+
+  void WakeObserver() {
+    uint64_t one = 1;
+    if (observer_wake_ >= 0 && write(observer_wake_, &one, 8) < 0) { /* a wake-up is pending already */
+    }
+  }
+
+  // The observer thread: arms and disarms the polls (the kernel completes a poll as task work
+  // of the thread that armed it, so this one does all of it) and records each readiness. It
+  // never touches a peer's count: the peers' own eventfds carry the notification.
+  void Observe() {
+    if (nice_ != 0) setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice_);
+    PollRing& ring = *poll_ring_;
+    ring.Arm(observer_wake_, kWakeId);
+    for (;;) {
+      if (!ring.SubmitAndWait()) return;
+      const uint64_t ts = MonotonicNs();
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return;
+      ring.Reap([&](uint64_t tag, int res, bool more) {
+        if (tag == kWakeId) {
+          uint64_t n;
+          while (read(observer_wake_, &n, 8) == 8) {
+          }
+          if (!more) ring.Arm(observer_wake_, kWakeId);
+          return;
+        }
+        auto it = pairs_.find(static_cast<uint32_t>(tag));
+        if (it == pairs_.end() || it->second.dst >= 0) return;  // removed since
+        if (res <= 0) {
+          it->second.write_errors++;  // the poll failed: this pair is no longer observed
+          return;
+        }
+        Pair& p = it->second;
+        p.notifications++;
+        relayed_.fetch_add(1, std::memory_order_relaxed);
+        Push(ts, it->first, 1);
+        if (p.ring_id) Snapshot(it->first, p, ts);
+        if (!more) ring.Arm(p.src, tag);  // the kernel ended the multishot poll (a full CQ)
+      });
+      size_t armed = 0;
+      for (; armed < to_arm_.size(); armed++) {
+        auto it = pairs_.find(to_arm_[armed]);
+        if (it != pairs_.end() && !ring.Arm(it->second.src, it->first)) break;
+      }
+      to_arm_.erase(to_arm_.begin(), to_arm_.begin() + static_cast<long>(armed));
+      if (!to_arm_.empty()) WakeObserver();  // the submission queue is full: the rest after this submit
+      if (armed && to_arm_.empty() && ring.Submit()) {
+        arm_rounds_++;
+        armed_.notify_all();
+      }
+      while (!to_disarm_.empty() && ring.Disarm(to_disarm_.back())) to_disarm_.pop_back();
+    }
+  }
+
   static constexpr int kRereads = 64;
   static constexpr int kFlushEvery = 32;
   std::atomic<uint64_t> transit_[kTransitBuckets]{};
@@ -500,6 +611,14 @@ class Relay : public Napi::ObjectWrap<Relay> {
   std::mutex mu_;
   bool stopped_ = false;
   std::unordered_map<uint32_t, Pair> pairs_;
+  std::unique_ptr<PollRing> poll_ring_;
+  std::thread observer_;
+  int observer_wake_ = -1;
+  std::condition_variable armed_;  // the observer submitted every poll queued so far
+  uint64_t arm_rounds_ = 0;
+  static constexpr int kArmWaitMs = 1000;
+  std::vector<uint32_t> to_arm_;     // watched pairs the observer has not armed yet
+  std::vector<uint32_t> to_disarm_;  // removed watched pairs whose polls are still armed
   uint32_t next_id_ = 1;
   std::vector<Event> ring_;
   uint64_t capacity_ = 0;

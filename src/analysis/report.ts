@@ -11,7 +11,7 @@ import { NotificationStats } from '../events/notification-stats';
 import { findMigrations, migrationLines } from './migration';
 import { relayTransit, TRANSIT_METHOD, type RelayTransit } from './relay-transit';
 import { requestLatency, type SessionRequests } from './request-latency';
-import { summarize } from './summary';
+import { eventfdMode, summarize } from './summary';
 import { checkEvents, type CheckFinding } from './checker';
 import { ringStateText, ringTransitions } from './ring-states';
 import { inflightText } from '../rings/inflight';
@@ -160,7 +160,7 @@ export function renderReport(file: string, records: RecordingRecord[], events: P
     sessions.push(`<section class="session">
 <h2>Session ${escv(s.session)}</h2>
 <p>${esc(s.listen)} (pid ${escv(s.peers.listen?.pid ?? '?')} ${esc(s.peers.listen?.exe ?? '')}) ⇄ ${esc(s.connect)} (pid ${escv(s.peers.connect?.pid ?? '?')} ${esc(s.peers.connect?.exe ?? '')})<br>
-duration ${s.durationS?.toFixed(3) ?? '?'} s · messages F&gt;B ${escv(s.messages['F>B'])}, B&gt;F ${escv(s.messages['B>F'])} · eventfds ${s.interpose ? 'interposed' : 'passed through'}${s.endReason ? ` · end: ${esc(s.endReason)}` : ''}</p>
+duration ${s.durationS?.toFixed(3) ?? '?'} s · messages F&gt;B ${escv(s.messages['F>B'])}, B&gt;F ${escv(s.messages['B>F'])} · eventfds ${eventfdMode(s)}${s.endReason ? ` · end: ${esc(s.endReason)}` : ''}</p>
 <p>device: ${esc(s.device ? `${s.device} (${s.deviceReason})` : 'not known')}<br>protocol features in use: ${esc((s.features.protocolInUse ?? []).join(' | ') || '—')}<br>virtio features acked: ${esc((s.features.acked ?? []).join(' | ') || '—')}</p>
 <h3>Check findings (${sf.length})</h3>
 ${sf.length ? `<ul class="findings">${sf.map((f) => `<li class="${escv(f.rule.severity)}"><b><a href="#rule-${escv(f.rule.id)}">${escv(f.rule.id)} ${escv(f.rule.name)}</a></b> at ${esc(f.at)}${f.message !== undefined ? ` (#${escv(f.message)})` : ''}: ${esc(f.detail)} <i>${esc(f.rule.section)}</i></li>`).join('')}</ul>` : '<p>none</p>'}

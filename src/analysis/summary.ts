@@ -18,11 +18,15 @@ import type { PeerIdentity } from '../events/events';
 import { deviceOf, recordingDevices } from '../recording/devices';
 import { unpackBatch, type HeaderRecord, type RecordingRecord } from '../recording/records';
 
+/** What the proxy did with a session's vring eventfds, in a word or two. */
+export const eventfdMode = (s: { interpose: boolean; observe?: boolean }): string => (s.observe ? 'observed' : s.interpose ? 'interposed' : 'passed through');
+
 export interface SessionSummary {
   session: number;
   listen: string;
   connect: string;
   interpose: boolean;
+  observe?: boolean;
   peers: { listen?: PeerIdentity; connect?: PeerIdentity };
   startNs: bigint;
   endNs?: bigint;
@@ -70,6 +74,7 @@ export function summarize(records: RecordingRecord[], device?: DeviceType): Reco
         listen: r.listen,
         connect: r.connect,
         interpose: r.interpose,
+        ...(r.observe ? { observe: true } : {}),
         peers: r.peers,
         startNs: r.ts,
         messages: { 'F>B': 0, 'B>F': 0 },

@@ -43,6 +43,7 @@ export interface ProxyCliOptions extends FlightCliOptions {
   owner?: string;
   group?: string;
   interpose: boolean;
+  observe?: boolean;
   keepFeatures?: boolean;
   statsInterval: string;
   logNotifications?: boolean;
@@ -83,6 +84,7 @@ export function addProxyOptions(cmd: Command): Command {
     )
     .option('--group <group>', 'group of the listening socket file (name or gid)')
     .option('--no-interpose', "forward the peers' own eventfds: zero data-path cost, no notification timing")
+    .option('--observe', "time notifications by watching the peers' own eventfds (io_uring) instead of relaying them: off their path; bursts coalesce")
     .option('--keep-features', 'keep HOST_NOTIFIER and INBAND_NOTIFICATIONS offered while interposing (their notifications bypass the eventfds)')
     .option('--stats-interval <seconds>', 'print per-vring notification stats this often (0: only at session end)', '10')
     .option(
@@ -214,6 +216,7 @@ function daemonSettings(o: ProxyCliOptions): DaemonSettings {
   return {
     frontend: o.frontend,
     interpose: o.interpose,
+    observe: Boolean(o.observe),
     keepFeatures: Boolean(o.keepFeatures),
     connectTimeoutMs: numberOption('--connect-timeout', o.connectTimeout, { min: 0, integer: true }),
     socketMode: modeOption('--mode', o.mode),

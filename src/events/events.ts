@@ -183,6 +183,8 @@ export interface SessionStartEvent {
   frontend: 'listen' | 'connect' | 'auto';
   /** whether vring eventfds are interposed (notification timing) or passed through */
   interpose: boolean;
+  /** --observe: the peers' eventfds are watched (timing on, off their path), not relayed */
+  observe?: true;
   peers: { listen?: PeerIdentity; connect?: PeerIdentity };
 }
 

@@ -33,6 +33,8 @@ export interface DaemonStatus {
   connect: string;
   uptimeS: number;
   interpose: boolean;
+  /** --observe: eventfds watched, not relayed */
+  observe?: boolean;
   pendingConnects: number;
   sessions: SessionStatus[];
   /** the relay thread's counters and transit histogram (top takes its percentiles per interval) */

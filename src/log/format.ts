@@ -169,6 +169,7 @@ export function eventRecord(e: ProxyEvent, device: DeviceType = 'generic'): Reco
         connect: e.connectPath,
         frontend: e.frontend,
         interpose: e.interpose,
+        ...(e.observe ? { observe: true } : {}),
         peers: e.peers,
         msg: 'session start',
       };
@@ -233,7 +234,11 @@ function humanLineOf(r: Record<string, unknown>): string {
     }
     case 'session-start': {
       const peers = r.peers as { listen?: unknown; connect?: unknown };
-      const mode = r.interpose ? 'eventfds interposed (notification timing on)' : 'eventfds passed through (--no-interpose)';
+      const mode = r.observe
+        ? "eventfds observed (the peers' own, watched: notification timing on)"
+        : r.interpose
+          ? 'eventfds interposed (notification timing on)'
+          : 'eventfds passed through (--no-interpose)';
       return `${t} ${s} session start: listen ${r.listen} (${peer(peers?.listen)}) <-> connect ${r.connect} (${peer(peers?.connect)}), frontend=${r.frontend}, ${mode}`;
     }
     case 'session-end': {

@@ -104,6 +104,14 @@ export interface RelayStats {
 export interface Relay {
   /** Takes ownership of both fds; returns the pair id (never reused). */
   addPair(src: number, dst: number): number;
+  /**
+   * Takes ownership of `fd` (a dup of a peer's eventfd) and records every write to it without
+   * reading it: the peers keep their own eventfd. A second thread of the relay watches it with an
+   * io_uring poll; writes closer together than that thread's wake-up are seen as one. Returns the
+   * pair id (its stats count wake-ups seen as notifications; read and written stay 0). Throws
+   * (and closes fd) when the kernel refuses io_uring.
+   */
+  addWatch(fd: number): number;
   /** Stops relaying, closes both fds; returns the pair's final counts, or null if unknown. */
   removePair(id: number): RelayPairStats | null;
   /**

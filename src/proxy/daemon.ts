@@ -30,6 +30,8 @@ export interface DaemonOptions {
   emit: (e: ProxyEvent) => void;
   /** interpose vring eventfds on a native relay thread (default true) */
   interpose?: boolean;
+  /** watch the peers' own eventfds instead of interposing them (needs `interpose`) */
+  observe?: boolean;
   /** relay thread polling time after each notification (µs; default DEFAULT_SPIN_US) */
   relaySpinUs?: number;
   /** relay thread niceness (default DEFAULT_NICE) */
@@ -112,6 +114,7 @@ export class ProxyDaemon {
         opts.relaySpinUs ?? DEFAULT_SPIN_US,
         opts.relayNice ?? DEFAULT_NICE,
         typeof opts.relayCpu === 'number' ? opts.relayCpu : -1,
+        opts.observe ?? false,
       );
   }
 
@@ -183,6 +186,7 @@ export class ProxyDaemon {
       connect: this.opts.connectPath,
       uptimeS: Math.round((Date.now() - this.startedAt) / 100) / 10,
       interpose: this.relay !== undefined,
+      ...(this.relay && this.opts.observe ? { observe: true } : {}),
       pendingConnects: this.pending.size,
       sessions: [...this.sessions].map((s) => s.status(device)),
       ...(this.relay

@@ -30,8 +30,10 @@ export interface PairRecord {
   vring: number;
   kind: NotificationKind;
   pairId: number;
-  /** the fd the relay writes to (owned by the relay; open while the pair is current) */
+  /** the fd the relay writes to (owned by the relay; open while the pair is current); observed: the dup it watches */
   dst: number;
+  /** --observe: the peers keep their eventfd, the relay only watches it */
+  observed?: boolean;
   /** final counts, once the pair is gone */
   final?: RelayPairStats;
   /** when a newer SET_VRING_* message for its slot replaced it (as opposed to a stop or the session's end), monotonic ns */
@@ -83,6 +85,14 @@ export class Interposer {
       );
       return fds;
     }
+    if (this.hub.observe) {
+      const watched = this.watch(kind, vring, peerFd);
+      if (watched) {
+        this.current.set(key, watched);
+        if (old) this.replaced(key, old, REPLACED_PAIR_GRACE_MS);
+        return fds;
+      }
+    }
     const ours = native.eventfd(0);
     let kept: number;
     try {
@@ -105,6 +115,27 @@ export class Interposer {
     if (old) this.replaced(key, old, REPLACED_PAIR_GRACE_MS);
     return [ours];
   }
+
+  /**
+   * --observe: the peer's eventfd goes through as it came, and the relay watches a dup of it.
+   * Undefined when the kernel refuses io_uring (told once; the session interposes instead).
+   */
+  private watch(kind: NotificationKind, vring: number, peerFd: number): PairRecord | undefined {
+    if (Interposer.cannotWatch) return undefined;
+    const dup = native.dup(peerFd);
+    const rec: PairRecord = { vring, kind, pairId: 0, dst: dup, observed: true };
+    try {
+      rec.pairId = this.hub.watch(dup, (e) => this.onNotification(vring, kind, e, rec.replacedAt !== undefined && e.ts >= rec.replacedAt));
+    } catch (err) {
+      Interposer.cannotWatch = (err as Error).message;
+      this.onRefused?.(`--observe: the kernel refused io_uring (${Interposer.cannotWatch}): eventfds are interposed instead`);
+      return undefined;
+    }
+    return rec;
+  }
+
+  /** why the relay could not watch an eventfd, once it could not (the kernel does not change its mind) */
+  private static cannotWatch: string | undefined;
 
   /** A newer message for the slot replaced `old`: counts it reads from now on are flagged as such. */
   private replaced(key: string, old: PairRecord, graceMs: number): void {

@@ -54,6 +54,8 @@ export class RelayHub {
     private readonly spinUs = DEFAULT_SPIN_US,
     private readonly nice = DEFAULT_NICE,
     private readonly cpu = -1,
+    /** sessions on this hub watch the peers' eventfds (--observe) instead of relaying them */
+    readonly observe = false,
   ) {}
 
   /** Starts the relay thread now rather than with the first pair (a daemon's fds stay constant). */
@@ -81,6 +83,13 @@ export class RelayHub {
   /** Relays src → dst (both fds owned by the relay from now on). */
   add(src: number, dst: number, listener: PairListener): number {
     const id = this.ensure().addPair(src, dst);
+    this.listeners.set(id, listener);
+    return id;
+  }
+
+  /** Watches `fd` (a dup of a peer's eventfd, owned by the relay from now on) without reading it. */
+  watch(fd: number, listener: PairListener): number {
+    const id = this.ensure().addWatch(fd);
     this.listeners.set(id, listener);
     return id;
   }

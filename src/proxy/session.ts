@@ -184,6 +184,7 @@ export class ProxySession {
         connectPath: opts.connectPath,
         frontend: opts.frontend,
         interpose: this.dataPath.interposer !== undefined,
+        ...(opts.relay?.observe ? { observe: true as const } : {}),
         peers,
       });
       for (const leg of this.legs.values()) leg.start();

@@ -33,6 +33,7 @@ export function sessionStartRecord(e: SessionStartEvent): SessionStartRecord {
     connect: e.connectPath,
     frontend: e.frontend,
     interpose: e.interpose,
+    ...(e.observe ? { observe: true as const } : {}),
     peers: e.peers,
   };
 }

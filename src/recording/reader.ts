@@ -60,6 +60,7 @@ export function recordingEvents(records: RecordingRecord[], opts: { notification
           connectPath: r.connect,
           frontend: r.frontend as 'auto',
           interpose: r.interpose,
+          ...(r.observe ? { observe: true as const } : {}),
           peers: r.peers,
         });
         break;

@@ -46,6 +46,7 @@ export interface SessionStartRecord {
   connect: string;
   frontend: string;
   interpose: boolean;
+  observe?: true;
   peers: { listen?: PeerIdentity; connect?: PeerIdentity };
 }
 

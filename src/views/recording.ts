@@ -2,7 +2,7 @@
 import { deviceOf, recordingDevices } from '../recording/devices';
 import { finalRingStates, ringStateText, ringTransitions, SessionRings, type RingTransition } from '../analysis/ring-states';
 import { findMigrations, migrationLines } from '../analysis/migration';
-import { summarize } from '../analysis/summary';
+import { eventfdMode, summarize } from '../analysis/summary';
 import { eventRecord, humanLine, secs } from '../log/format';
 import type { ChannelKind, DeviceType, Dialect } from '../protocol';
 import { eventFilter } from '../log/filter';
@@ -75,7 +75,7 @@ export function infoText(file: string, device?: DeviceType): string[] {
       p ? `pid ${p.pid}${p.exe ? ` ${p.exe}` : ''}${p.cmdline ? ` [${p.cmdline.length > 160 ? `${p.cmdline.slice(0, 160)}…` : p.cmdline}]` : ''}` : '?';
     lines.push(`session ${s.session}: ${s.listen} (${peer(s.peers.listen)}) <-> ${s.connect} (${peer(s.peers.connect)})`);
     lines.push(
-      `  start ${secs(s.startNs)}${s.durationS !== undefined ? `, duration ${s.durationS.toFixed(3)} s` : ', no end recorded'}; eventfds ${s.interpose ? 'interposed' : 'passed through'}`,
+      `  start ${secs(s.startNs)}${s.durationS !== undefined ? `, duration ${s.durationS.toFixed(3)} s` : ', no end recorded'}; eventfds ${eventfdMode(s)}`,
     );
     lines.push(`  messages F>B ${s.messages['F>B']}, B>F ${s.messages['B>F']}; fds ${s.fds}`);
     lines.push(`  device: ${s.device ? `${s.device} (${s.deviceReason})` : 'not known (--device names it)'}`);

@@ -3,10 +3,11 @@ import type { ActiveRule } from '../faults';
 import { durationUs, vringLine } from '../log/format';
 import { transitPercentiles } from '../analysis/relay-transit';
 import type { DaemonStatus } from '../events/status';
+import { eventfdMode } from '../analysis/summary';
 
 export function statusText(s: DaemonStatus): string[] {
   const lines = [
-    `daemon pid ${s.pid}: listening on ${s.listen}, connecting to ${s.connect}; up ${s.uptimeS} s; eventfds ${s.interpose ? 'interposed' : 'passed through'}; ${s.sessions.length} session(s)${s.pendingConnects ? `, ${s.pendingConnects} waiting for the connect side` : ''}`,
+    `daemon pid ${s.pid}: listening on ${s.listen}, connecting to ${s.connect}; up ${s.uptimeS} s; eventfds ${eventfdMode(s)}; ${s.sessions.length} session(s)${s.pendingConnects ? `, ${s.pendingConnects} waiting for the connect side` : ''}`,
   ];
   if (s.relay) {
     const { transitBuckets, transitSumNs, ...counters } = s.relay;

@@ -217,6 +217,51 @@ describe('eventfd interposition', () => {
     expect(openFds()).toBe(before);
   });
 
+  it("--observe passes the peers' own eventfds, times each kick and call without taking a count, and still tells a call on a replaced fd (VU039)", async () => {
+    const before = openFds();
+    const r = await rig({ observe: true });
+    expect(r.events[0]).toMatchObject({ type: 'session-start', interpose: true, observe: true });
+    const kick = native.eventfd(0);
+    const kickW = native.dup(kick);
+    r.fe.send(encodeMessage(Request.SET_VRING_KICK, 1, u64(0n)), [kick]);
+    const call = native.eventfd(0);
+    const callR = native.dup(call);
+    r.fe.send(encodeMessage(Request.SET_VRING_CALL, 1, u64(0n)), [call]);
+    await until(() => r.beGot.length === 2);
+    const [kickB, callB] = [r.beGot[0].fds[0], r.beGot[1].fds[0]];
+    expect(id(kickB)).toBe(id(kickW)); // the back-end got the front-end's own eventfds
+    expect(id(callB)).toBe(id(callR));
+    expect(messages(r).filter((m) => m.interposed)).toHaveLength(0);
+    const notifications = () => r.events.filter((e): e is NotificationEvent => e.type === 'notification');
+    for (let i = 1; i <= 3; i++) {
+      native.eventfdWrite(kickW, 2);
+      expect(native.eventfdRead(kickB)).toBe(2n); // the back-end reads the whole count at once
+      native.eventfdWrite(callB, 1);
+      expect(native.eventfdRead(callR)).toBe(1n);
+      await until(() => (r.daemon.activeSessions[0].notificationStats(), notifications().length === 2 * i), 2000, `round ${i} seen`);
+    }
+    expect(notifications().map((e) => e.kind)).toEqual(['kick', 'call', 'kick', 'call', 'kick', 'call']);
+    // the front-end swaps its call fd, answers a later request, and the back-end still signals the old one
+    const call2 = native.eventfd(0);
+    const call2R = native.dup(call2);
+    r.fe.send(encodeMessage(Request.SET_VRING_CALL, 1, u64(0n)), [call2]);
+    r.fe.send(encodeMessage(Request.GET_FEATURES, 1));
+    await until(() => r.feGot.length === 1 && r.beGot.length === 4);
+    await new Promise((res) => setTimeout(res, 60));
+    native.eventfdWrite(callB, 1);
+    expect(native.eventfdRead(callR)).toBe(1n); // straight to the old fd: nothing relays it
+    await until(() => (r.daemon.activeSessions[0].notificationStats(), notifications().length === 7), 2000, 'the late call seen');
+    expect(notifications()[6]).toMatchObject({ kind: 'call', replaced: true });
+    r.fe.close();
+    await until(() => r.events.some((e) => e.type === 'session-end'));
+    expect(checkEvents(r.events).filter((f) => f.rule.id === 'VU039')).toHaveLength(1);
+    const end = r.events.find((e): e is SessionEndEvent => e.type === 'session-end')!;
+    expect(end.vrings[0]).toMatchObject({ kicks: 3, calls: 4 });
+    r.done();
+    for (const fd of [kickW, callR, call2R]) native.close(fd);
+    await until(() => openFds() === before);
+  });
+
   it("--no-interpose passes the peers' own eventfds and leaves the features alone", async () => {
     const before = openFds();
     const r = await rig({ interpose: false });

@@ -1,0 +1,87 @@
+/**
+ * The relay's observer (--observe): a peer's eventfd watched, never read. Every write it sees is
+ * recorded even when its consumer reads the count first, which epoll cannot promise (it polls
+ * the fd again before reporting it, and finds the count gone).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { native, type Relay } from '../../src/native';
+import { openFds, until } from '../helpers';
+
+const started: Relay[] = [];
+function newRelay(): Relay {
+  const r = new native.Relay(1024);
+  started.push(r);
+  return r;
+}
+afterEach(() => {
+  for (const r of started.splice(0)) r.stop();
+});
+
+function drain(relay: Relay): { ts: bigint; pair: number; count: number }[] {
+  const buf = Buffer.alloc(64 * 16);
+  const out = [];
+  for (let n = 64; n === 64; ) {
+    n = relay.drain(buf);
+    for (let off = 0; off < n * 16; off += 16) out.push({ ts: buf.readBigUInt64LE(off), pair: buf.readUInt32LE(off + 8), count: buf.readUInt32LE(off + 12) });
+  }
+  return out;
+}
+
+describe('Relay.addWatch', () => {
+  it('records each write to a watched eventfd that its consumer has already read, and leaves every count to the consumer', async () => {
+    const before = openFds();
+    const relay = newRelay();
+    const efd = native.eventfd(0);
+    const id = relay.addWatch(native.dup(efd));
+    const seen: { ts: bigint; pair: number; count: number }[] = [];
+    let consumed = 0n;
+    for (let i = 0; i < 50; i++) {
+      const t0 = native.monotonicNs();
+      native.eventfdWrite(efd, 2);
+      consumed += native.eventfdRead(efd) ?? 0n; // the consumer, before the observer can look
+      await until(() => seen.push(...drain(relay)) > i, 2000, `write ${i + 1} seen`);
+      expect(seen[i].ts).toBeGreaterThanOrEqual(t0);
+    }
+    expect(consumed).toBe(100n); // the observer took nothing
+    expect(seen).toHaveLength(50);
+    expect(seen.every((e) => e.pair === id && e.count === 1)).toBe(true);
+    expect(relay.pairStats(id)).toMatchObject({ notifications: 50, read: 0, written: 0, writeErrors: 0 });
+    expect(relay.stats()).toMatchObject({ notifications: 50, pairs: 1 });
+    expect(relay.removePair(id)).toMatchObject({ notifications: 50 });
+    native.eventfdWrite(efd, 1);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(drain(relay)).toEqual([]); // removed: no longer watched
+    relay.stop();
+    native.close(efd);
+    expect(openFds()).toBe(before);
+  });
+
+  it('watches many fds at once, and stop() closes those still watched', async () => {
+    const before = openFds();
+    const relay = newRelay();
+    const fds = Array.from({ length: 40 }, () => native.eventfd(0));
+    const ids = fds.map((fd) => relay.addWatch(native.dup(fd)));
+    fds.forEach((fd) => native.eventfdWrite(fd, 1));
+    const seen = new Set<number>();
+    await until(() => (drain(relay).forEach((e) => seen.add(e.pair)), seen.size === ids.length), 2000, 'every fd seen');
+    relay.stop();
+    expect(() => relay.addWatch(native.dup(fds[0]))).toThrow(/ESHUTDOWN/);
+    fds.forEach((fd) => native.close(fd));
+    expect(openFds()).toBe(before);
+  });
+
+  it('lives beside relayed pairs in one id space', async () => {
+    const relay = newRelay();
+    const [src, dst, watched] = [native.eventfd(0), native.eventfd(0), native.eventfd(0)];
+    const pair = relay.addPair(native.dup(src), native.dup(dst));
+    const watch = relay.addWatch(native.dup(watched));
+    expect(watch).not.toBe(pair);
+    native.eventfdWrite(src, 1);
+    native.eventfdWrite(watched, 1);
+    await until(() => native.eventfdRead(dst) !== null, 2000, 'the relayed count');
+    expect(native.eventfdRead(watched)).toBe(1n);
+    await until(() => relay.stats().notifications === 2, 2000, 'both recorded');
+    expect(new Set(drain(relay).map((e) => e.pair))).toEqual(new Set([pair, watch]));
+    [src, dst, watched].forEach((fd) => native.close(fd));
+  });
+});
