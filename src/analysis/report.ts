@@ -72,10 +72,10 @@ function requestTable(r: SessionRequests | undefined): string {
   if (!r) return '<h3>Request latency</h3><p class="method">Not measured: record with <code>proxy --rings</code> for per-request latency.</p>';
   const rows = r.operations.map(
     (o) =>
-      `<tr><td>${escv(o.vring)}</td><td>${esc(o.op)}</td><td>${escv(o.count)}</td><td>${fmtUs(o.latencyUs.p50)}</td><td>${fmtUs(o.latencyUs.p90)}</td><td>${fmtUs(o.latencyUs.p99)}</td><td>${fmtUs(o.latencyUs.max)}</td><td>± ${fmtUs(o.uncertaintyP50Us)}</td><td>${o.notifyP50Us !== undefined ? fmtUs(o.notifyP50Us) : '—'}</td></tr>`,
+      `<tr><td>${escv(o.vring)}</td><td>${esc(o.op)}</td><td>${escv(o.count)}${o.unbounded ? ` (${escv(o.unbounded.count)} polled for, left out)` : ''}</td><td>${fmtUs(o.latencyUs.p50)}</td><td>${fmtUs(o.latencyUs.p90)}</td><td>${fmtUs(o.latencyUs.p99)}</td><td>${fmtUs(o.latencyUs.max)}</td><td>± ${fmtUs(o.uncertaintyP50Us)}</td><td>${o.notifyP50Us !== undefined ? fmtUs(o.notifyP50Us) : '—'}</td></tr>`,
   );
   return `<h3>Request latency (from ring snapshots)</h3>
-<p class="method">Each descriptor chain from the first snapshot that saw it submitted to the first that saw it used by the device, matched by head id; ± is how far the snapshots around both moments leave it open (p50); used → call is how long the driver then waited to be told.${r.outstanding.length ? ` ${r.outstanding.length} outstanding at the end (oldest ${fmtUs(r.outstanding[0].ageUs)}).` : ''}</p>
+<p class="method">Each descriptor chain from the first snapshot that saw it submitted to the first that saw it used by the device, matched by head id; ± is how far the snapshots around both moments leave it open (p50); used → call is how long the driver then waited to be told. A request no call marked done, with no snapshot within 1 ms before the one that saw it done (a driver that polled for it), has no latency here: it is counted apart.${r.outstanding.length ? ` ${r.outstanding.length} outstanding at the end (oldest ${fmtUs(r.outstanding[0].ageUs)}).` : ''}</p>
 <table class="requests"><thead><tr><th>vring</th><th>operation</th><th>n</th><th>p50</th><th>p90</th><th>p99</th><th>max</th><th>uncertainty (p50)</th><th>used → call (p50)</th></tr></thead><tbody>
 ${rows.join('\n')}
 </tbody></table>`;

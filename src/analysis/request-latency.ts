@@ -20,8 +20,14 @@ export interface OperationLatency {
   vring: number;
   op: string;
   count: number;
-  /** submitted → completed by the device (as far as snapshots resolve it), µs */
+  /** submitted → completed by the device (as far as snapshots resolve it), µs; unbounded requests left out */
   latencyUs: Percentiles;
+  /**
+   * requests whose completion no call marked and no snapshot closer than 1 ms bracketed (a
+   * driver that polled for them): done within `withinMaxUs` of their last pending sighting, no
+   * latency of theirs in the percentiles
+   */
+  unbounded?: { count: number; withinMaxUs: number };
   /** median over the requests of their bracket: how much earlier each may have been submitted plus how much earlier done, µs */
   uncertaintyP50Us: number;
   /** split rings: completed → the call that told the driver, µs (p50) */
@@ -94,13 +100,17 @@ export function requestLatency(records: RecordingRecord[], override?: DeviceType
     const operations = [...groups.values()]
       .map((rs): OperationLatency => {
         const h = new LatencyHistogram();
-        for (const r of rs) h.record(r.latencyNs);
+        for (const r of rs) if (!r.unbounded) h.record(r.latencyNs);
+        const unbounded = rs.filter((r) => r.unbounded);
         const told = rs.filter((r) => r.notifyNs !== undefined);
         return {
           vring: rs[0].vring,
           op: rs[0].op,
           count: rs.length,
           latencyUs: percentiles(h),
+          ...(unbounded.length
+            ? { unbounded: { count: unbounded.length, withinMaxUs: us(Math.max(...unbounded.map((r) => r.completionUncertaintyNs))) } }
+            : {}),
           uncertaintyP50Us: us(median(rs.map((r) => r.uncertaintyNs + r.completionUncertaintyNs))),
           ...(told.length ? { notifyP50Us: us(median(told.map((r) => r.notifyNs!))) } : {}),
           belowResolution: rs.filter((r) => r.belowResolution).length,

@@ -49,7 +49,16 @@ export interface CompletedRequest {
   notifyNs?: number;
   /** done before the submitting snapshot finished reading the ring: latencyNs is that read's bound */
   belowResolution?: boolean;
+  /**
+   * first seen done by a snapshot other than the device's call (a kick, the ring's stop), more
+   * than UNBOUNDED_BRACKET_NS after the last one that saw it pending: it was done somewhere in
+   * that bracket (a driver that polled for it, asking for no call), so latencyNs is only a bound
+   */
+  unbounded?: boolean;
 }
+
+/** A completion bracket this wide, not closed by a call, says nothing about the request's latency. */
+export const UNBOUNDED_BRACKET_NS = 1_000_000;
 
 export interface OutstandingRequest {
   vring: number;
@@ -85,7 +94,7 @@ class RingState {
   restarting = false;
   lastTs: bigint | undefined;
   /** split rings: recent snapshots' avail and used indices, oldest first */
-  readonly seen: { avail: number; used: number; ts: bigint; readUs: number }[] = [];
+  readonly seen: { avail: number; used: number; ts: bigint; readUs: number; kind: RingSnapshot['kind'] }[] = [];
   /** split rings: used elements the used index has shown, and those a call listed */
   lastUsed: number | undefined;
   usedSeen = 0;
@@ -159,12 +168,17 @@ export function operationOf(device: DeviceType, vring: number, e: RingEntry): st
 }
 
 /** Index a (16-bit) position first passed: the first recorded snapshot whose index went past it. */
-function firstPassed(seen: RingState['seen'], key: 'avail' | 'used', pos: number, upTo: bigint): { ts: bigint; readUs: number; before?: bigint } | undefined {
+function firstPassed(
+  seen: RingState['seen'],
+  key: 'avail' | 'used',
+  pos: number,
+  upTo: bigint,
+): { ts: bigint; readUs: number; kind: RingSnapshot['kind']; before?: bigint } | undefined {
   for (let i = 0; i < seen.length; i++) {
     const s = seen[i];
     if (s.ts > upTo) break;
     // s[key] has passed pos when pos lies in the window of 32768 positions behind it
-    if (u16(s[key] - pos - 1) < 0x8000) return { ts: s.ts, readUs: s.readUs, ...(i > 0 ? { before: seen[i - 1].ts } : {}) };
+    if (u16(s[key] - pos - 1) < 0x8000) return { ts: s.ts, readUs: s.readUs, kind: s.kind, ...(i > 0 ? { before: seen[i - 1].ts } : {}) };
   }
   return undefined;
 }
@@ -230,7 +244,7 @@ export class RequestTracker {
       if (r.lastUsed !== undefined) r.usedSeen += u16(s.usedIdx - r.lastUsed);
       r.lastUsed = s.usedIdx;
       if (s.kind === 'call') r.usedListed += s.entries.length;
-      r.seen.push({ avail: s.availIdx, used: s.usedIdx, ts: s.ts, readUs: s.readUs });
+      r.seen.push({ avail: s.availIdx, used: s.usedIdx, ts: s.ts, readUs: s.readUs, kind: s.kind });
       if (r.seen.length > HISTORY) r.seen.splice(0, r.seen.length - HISTORY);
     }
     if (s.kind === 'base') return done;
@@ -308,11 +322,13 @@ export class RequestTracker {
   ): CompletedRequest {
     let completedNs = s.ts;
     let doneAfter = prevTs !== undefined && prevTs > p.submittedNs ? prevTs : p.submittedNs;
+    let seenBy = s.kind;
     let belowResolution = false;
     if (!s.packed && !s.truncated) {
       const used = firstPassed(r.seen, 'used', usedPos, s.ts);
       if (used && used.ts > p.submittedNs) {
         completedNs = used.ts;
+        seenBy = used.kind;
         doneAfter = used.before !== undefined && used.before > p.submittedNs ? used.before : p.submittedNs;
       } else if (used && used.readUs > 0) {
         // used already in the snapshot that saw it submitted, read readUs after the pick-up
@@ -335,6 +351,7 @@ export class RequestTracker {
       completionUncertaintyNs: Number(completedNs - doneAfter),
       ...(!s.packed && o.notified ? { notifyNs: Number(s.ts - completedNs) } : {}),
       ...(belowResolution ? { belowResolution } : {}),
+      ...(seenBy !== 'call' && completedNs - doneAfter > UNBOUNDED_BRACKET_NS ? { unbounded: true } : {}),
     };
   }
 

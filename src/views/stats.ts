@@ -22,7 +22,7 @@ export function requestLines(s: SessionRequests): string[] {
   ];
   if (!s.operations.length) lines.push('    no request completed');
   for (const o of s.operations) {
-    const split = `${o.notifyP50Us !== undefined ? `; then → call p50 ${fmtUs(o.notifyP50Us)}` : ''}${o.belowResolution ? `; ${o.belowResolution} done within the snapshot read` : ''}`;
+    const split = `${o.notifyP50Us !== undefined ? `; then → call p50 ${fmtUs(o.notifyP50Us)}` : ''}${o.belowResolution ? `; ${o.belowResolution} done within the snapshot read` : ''}${o.unbounded ? `; ${o.unbounded.count} polled for (no call: done within ${fmtUs(o.unbounded.withinMaxUs)}, left out)` : ''}`;
     lines.push(
       `    vring ${o.vring} ${o.op.padEnd(12)} n=${o.count} (${o.rate.toFixed(1)}/s) p50 ${fmtUs(o.latencyUs.p50)} p90 ${fmtUs(o.latencyUs.p90)} p99 ${fmtUs(o.latencyUs.p99)} max ${fmtUs(o.latencyUs.max)} ± ${fmtUs(o.uncertaintyP50Us)}${split}`,
     );

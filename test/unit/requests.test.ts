@@ -81,6 +81,22 @@ describe('RequestTracker', () => {
     expect(r).toMatchObject({ latencyNs: 60_000, notifyNs: 40_000, completedNs: us(160), notifiedNs: us(200) });
     // done after the kick at 100 (whose used index did not show it) and by 160
     expect(r.completionUncertaintyNs).toBe(60_000);
+    expect(r.unbounded).toBeUndefined(); // a bracket of 60 µs: a latency
+  });
+
+  it('keeps a request whose completion only a kick seconds later bracketed out of the latencies (a driver that polled for it)', () => {
+    const t = new RequestTracker('generic');
+    t.observe(0, snap('kick', 100, 1, 0, [3]));
+    t.observe(0, snap('kick', 2_000_100, 2, 1, [4])); // the next request, 2 s on: head 3 was done by then
+    const [polled, next] = t.observe(0, snap('call', 2_000_300, 2, 2, [3, 4]));
+    expect(polled).toMatchObject({ head: 3, completedNs: us(2_000_100), completionUncertaintyNs: 2_000_000_000, unbounded: true });
+    expect(next.unbounded).toBeUndefined(); // done by the device's call, 200 µs after its kick
+    // a call that marks the completion is the device's own word, however long the request took
+    const slow = new RequestTracker('generic');
+    slow.observe(0, snap('kick', 100, 1, 0, [0]));
+    const [long] = slow.observe(0, snap('call', 3_000_100, 1, 1, [0]));
+    expect(long).toMatchObject({ latencyNs: 3_000_000_000, completionUncertaintyNs: 3_000_000_000 });
+    expect(long.unbounded).toBeUndefined();
   });
 
   it('bounds a request done while its kick was forwarded by the read time of that snapshot', () => {
@@ -161,6 +177,7 @@ describe('RequestTracker', () => {
       completedNs: us(11_000_000),
       notifiedNs: us(11_000_000),
       completionUncertaintyNs: 10_999_900_000,
+      unbounded: true, // no latency: stats leaves it out of the percentiles
     });
     expect(bios!.notifyNs).toBeUndefined();
     expect(t.abandoned).toBe(0);

@@ -237,10 +237,12 @@ export function expectRequestsAccountedFor(proxy: ProxyProcess, device: DeviceTy
     expect(o.latencyUs.p50).toBeLessThanOrEqual(o.latencyUs.p99);
   }
   expect(req.outstanding.filter((o) => o.vring === vring)).toEqual([]);
-  // a request reported slow is either slow or says how little the snapshots pin it down
+  // no request of a guest's boot takes a second: one whose figure says so was polled for (SeaBIOS),
+  // its completion seen only by a later snapshot, and it is kept out of the percentiles
   for (const r of requestLatency(readRecording(proxy.recordFile).records)[0].requests) {
-    if (r.latencyNs > 1e9) expect(r.uncertaintyNs + r.completionUncertaintyNs, `${r.op} head ${r.head}`).toBeGreaterThanOrEqual(0.9 * r.latencyNs);
+    if (r.latencyNs > 1e9) expect(r.unbounded, `${r.op} head ${r.head}: ${r.latencyNs} ns`).toBe(true);
   }
+  for (const o of req.operations) expect(o.latencyUs.max, `${o.op}: the slowest request with a latency`).toBeLessThan(1e6);
   for (const v of stats.notifications) if (v.latencyUs) expect(v.latencyUs.max, `vring ${v.vring} kick→next call`).toBeLessThanOrEqual(1e6);
   // vhostscope's own time, shown apart: one timed pick-up per burst the relay read, so at least
   // one and never more than the notifications it relayed
