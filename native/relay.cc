@@ -354,6 +354,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
     o.Set("droppedEvents", Napi::Number::New(env, static_cast<double>(dropped_.load())));
     o.Set("niceApplied", Napi::Boolean::New(env, nice_applied_.load()));
     o.Set("droppedSnapshots", Napi::Number::New(env, static_cast<double>(dropped_snapshots_.load())));
+    o.Set("observerRealtime", Napi::Boolean::New(env, observer_realtime_.load()));
     Napi::Array transit = Napi::Array::New(env, kTransitBuckets);
     for (int i = 0; i < kTransitBuckets; i++)
       transit.Set(i, Napi::Number::New(env, static_cast<double>(transit_[i].load())));
@@ -412,6 +413,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
   // of ~16). Next to a busy thread (a polling backend) it must not: a yielding thread is still
   // runnable, so it loses the wake-up preemption that gets it the CPU back at once.
   void Run() {
+    pthread_setname_np(pthread_self(), "vhs-relay");  // as top -H and the benches name it
     // A nicer-than-default relay thread gets the CPU back quickly from busy peers (a polling
     // backend, a TCG vCPU); without the privilege for it the thread keeps its priority.
     if (nice_ != 0) nice_applied_ = setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice_) == 0;
@@ -550,12 +552,33 @@ class Relay : public Napi::ObjectWrap<Relay> {
   // of the thread that armed it, so this one does all of it) and records each readiness. It
   // never touches a peer's count: the peers' own eventfds carry the notification.
   void Observe() {
-    if (nice_ != 0) setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice_);
+    pthread_setname_np(pthread_self(), "vhs-observe");
+    // The stamp of a notification is when this thread runs after it: at the lowest real-time
+    // priority it runs at once, ahead of the peer it woke too, instead of after it (an
+    // observer that runs second stamps a kick after the back-end has taken it). It only stamps
+    // and copies, then sleeps again. Without the privilege it keeps its normal priority. Busy
+    // more than a quarter of a kRealtimeWindowNs window (a peer flooding its eventfd: thousands of
+    // wake-ups), it gives the priority up for good: a peer must not buy real-time CPU with writes.
+    sched_param rt{};
+    rt.sched_priority = 1;
+    observer_realtime_ = pthread_setschedparam(pthread_self(), SCHED_FIFO, &rt) == 0;
+    if (!observer_realtime_ && nice_ != 0) setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice_);
     PollRing& ring = *poll_ring_;
     ring.Arm(observer_wake_, kWakeId);
+    uint64_t window_start = MonotonicNs(), window_cpu = ThreadCpuNs();
     for (;;) {
       if (!ring.SubmitAndWait()) return;
       const uint64_t ts = MonotonicNs();
+      if (observer_realtime_.load(std::memory_order_relaxed) && ts - window_start > kRealtimeWindowNs) {
+        const uint64_t cpu = ThreadCpuNs();
+        if ((cpu - window_cpu) * 4 > ts - window_start) {
+          sched_param normal{};
+          pthread_setschedparam(pthread_self(), SCHED_OTHER, &normal);
+          observer_realtime_ = false;
+        }
+        window_start = ts;
+        window_cpu = cpu;
+      }
       std::lock_guard<std::mutex> lock(mu_);
       if (stopped_) return;
       ring.Reap([&](uint64_t tag, int res, bool more) {
@@ -614,6 +637,13 @@ class Relay : public Napi::ObjectWrap<Relay> {
   std::unique_ptr<PollRing> poll_ring_;
   std::thread observer_;
   int observer_wake_ = -1;
+  std::atomic<bool> observer_realtime_{false};
+  static constexpr uint64_t kRealtimeWindowNs = 100'000'000;
+  static uint64_t ThreadCpuNs() {
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return static_cast<uint64_t>(t.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(t.tv_nsec);
+  }
   std::condition_variable armed_;  // the observer submitted every poll queued so far
   uint64_t arm_rounds_ = 0;
   static constexpr int kArmWaitMs = 1000;

@@ -87,6 +87,8 @@ export interface RelayStats {
   niceApplied: boolean;
   /** ring snapshots not kept because JS had not drained 16 MiB of them */
   droppedSnapshots: number;
+  /** the observer thread (--observe) runs at SCHED_FIFO 1 (false: not started, no privilege, or given up under a flood) */
+  observerRealtime: boolean;
   /**
    * Relay transit of each first notification of a burst: from the thread's wake-up to the
    * count read and the write to the destination issued (not the scheduler's wake-up latency

@@ -108,6 +108,7 @@ export class ProxyDaemon {
   constructor(private readonly opts: DaemonOptions) {
     if (opts.rings && opts.interpose === false)
       throw new Error('--rings needs the interposed eventfds: it snapshots the rings when the relay passes a kick or call (drop --no-interpose)');
+    if (opts.observe && opts.interpose === false) throw new Error('--observe watches the eventfds from the relay thread: it cannot go with --no-interpose');
     if (opts.interpose !== false)
       this.relay = new RelayPool(
         opts.relayThreads ?? 1,

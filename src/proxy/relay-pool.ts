@@ -27,6 +27,7 @@ export function sumRelayStats(all: RelayStats[]): RelayStats | undefined {
     pairs: all.reduce((a, s) => a + s.pairs, 0),
     niceApplied: all.every((s) => s.niceApplied),
     droppedSnapshots: all.reduce((a, s) => a + s.droppedSnapshots, 0),
+    observerRealtime: all.some((s) => s.observerRealtime),
     transitBuckets: buckets,
     transitSumNs: all.reduce((a, s) => a + s.transitSumNs, 0),
   };

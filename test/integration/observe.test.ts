@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { native, type Relay } from '../../src/native';
+import { ProxyDaemon } from '../../src/proxy/daemon';
 import { openFds, until } from '../helpers';
 
 const started: Relay[] = [];
@@ -83,5 +84,30 @@ describe('Relay.addWatch', () => {
     await until(() => relay.stats().notifications === 2, 2000, 'both recorded');
     expect(new Set(drain(relay).map((e) => e.pair))).toEqual(new Set([pair, watch]));
     [src, dst, watched].forEach((fd) => native.close(fd));
+  });
+
+  it('runs the observer at real-time priority where it may, and gives that up for good when a peer floods its eventfd', async () => {
+    const relay = newRelay();
+    const efd = native.eventfd(0);
+    const id = relay.addWatch(native.dup(efd));
+    expect(relay.stats().observerRealtime).toBe(process.getuid?.() === 0); // CI runs as root
+    // a writer that never stops: more wake-ups than a second's worth of block I/O would cause in 100 ms
+    for (let round = 0; round < 50 && relay.stats().observerRealtime; round++) {
+      for (let i = 0; i < 20_000; i++) native.eventfdWrite(efd, 1);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    expect(relay.stats().observerRealtime).toBe(false);
+    // still watching, at normal priority
+    const before = relay.pairStats(id)!.notifications;
+    native.eventfdRead(efd);
+    await new Promise((r) => setTimeout(r, 20));
+    native.eventfdWrite(efd, 1);
+    await until(() => relay.pairStats(id)!.notifications > before, 2000, 'a write seen after the flood');
+    native.close(efd);
+  });
+
+  it('is refused with --no-interpose: there would be no relay thread to watch from', () => {
+    const opts = { listenPath: '/nonexistent/l', connectPath: '/nonexistent/c', emit: () => {}, observe: true, interpose: false };
+    expect(() => new ProxyDaemon(opts)).toThrow(/--observe .* --no-interpose/);
   });
 });

@@ -77,10 +77,11 @@ describe('relay threads', () => {
       pairs: 1,
       niceApplied: true,
       droppedSnapshots: 1,
+      observerRealtime: false,
       transitBuckets: [1, 2],
       transitSumNs: 10,
     };
-    const two = { ...one, notifications: 3, niceApplied: false, transitBuckets: [0, 1, 4], transitSumNs: 7 };
+    const two = { ...one, notifications: 3, niceApplied: false, observerRealtime: true, transitBuckets: [0, 1, 4], transitSumNs: 7 };
     expect(sumRelayStats([one, two])).toEqual({
       threadCpuNs: 10,
       notifications: 5,
@@ -88,6 +89,7 @@ describe('relay threads', () => {
       pairs: 2,
       niceApplied: false,
       droppedSnapshots: 2,
+      observerRealtime: true, // one thread's observer is
       transitBuckets: [1, 3, 4],
       transitSumNs: 17,
     });

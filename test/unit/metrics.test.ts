@@ -102,6 +102,7 @@ describe('daemon metrics', () => {
       pairs: 2,
       niceApplied: false,
       droppedSnapshots: 0,
+      observerRealtime: false,
       transitBuckets: buckets,
       transitSumNs: 8000,
     };
