@@ -21,7 +21,7 @@ MIRROR="${VHS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=trixie
 PKGS="qemu-system-x86 qemu-system-common qemu-system-data qemu-system-gui qemu-utils qemu-block-extra seabios
       dpdk dpdk-dev librte-net-vhost25 librte-net-virtio25 virtiofsd passt
-      cargo rustc librust-vhost-dev openvswitch-switch-dpdk"
+      cargo rustc librust-vhost-dev openvswitch-switch-dpdk libblkio-dev"
 SID_PKGS="vhost-device-vsock"
 T0=$(date +%s)
 say()  { echo "[debian13-root +$(( $(date +%s) - T0 ))s] $*" >&2; }
