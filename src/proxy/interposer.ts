@@ -118,24 +118,31 @@ export class Interposer {
 
   /**
    * --observe: the peer's eventfd goes through as it came, and the relay watches a dup of it.
-   * Undefined when the kernel refuses io_uring (told once; the session interposes instead).
+   * Undefined when the kernel refuses io_uring: the session interposes instead, and says so once.
    */
   private watch(kind: NotificationKind, vring: number, peerFd: number): PairRecord | undefined {
-    if (Interposer.cannotWatch) return undefined;
-    const dup = native.dup(peerFd);
-    const rec: PairRecord = { vring, kind, pairId: 0, dst: dup, observed: true };
-    try {
-      rec.pairId = this.hub.watch(dup, (e) => this.onNotification(vring, kind, e, rec.replacedAt !== undefined && e.ts >= rec.replacedAt));
-    } catch (err) {
-      Interposer.cannotWatch = (err as Error).message;
-      this.onRefused?.(`--observe: the kernel refused io_uring (${Interposer.cannotWatch}): eventfds are interposed instead`);
-      return undefined;
+    if (!Interposer.cannotWatch) {
+      const dup = native.dup(peerFd);
+      const rec: PairRecord = { vring, kind, pairId: 0, dst: dup, observed: true };
+      try {
+        rec.pairId = this.hub.watch(dup, (e) => this.onNotification(vring, kind, e, rec.replacedAt !== undefined && e.ts >= rec.replacedAt));
+        return rec;
+      } catch (err) {
+        // the relay closed the dup; anything but the kernel's refusal (a stopped relay) is the caller's
+        if ((err as NodeJS.ErrnoException).syscall !== 'io_uring_setup') throw err;
+        Interposer.cannotWatch = (err as Error).message;
+      }
     }
-    return rec;
+    if (!this.toldCannotWatch) {
+      this.toldCannotWatch = true;
+      this.onRefused?.(`--observe: the kernel refuses io_uring (${Interposer.cannotWatch}): this session's eventfds are interposed instead`);
+    }
+    return undefined;
   }
 
-  /** why the relay could not watch an eventfd, once it could not (the kernel does not change its mind) */
+  /** why the kernel refused the relay's io_uring, once it did (it does not change its mind) */
   private static cannotWatch: string | undefined;
+  private toldCannotWatch = false;
 
   /** A newer message for the slot replaced `old`: counts it reads from now on are flagged as such. */
   private replaced(key: string, old: PairRecord, graceMs: number): void {

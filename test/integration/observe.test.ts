@@ -6,6 +6,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { native, type Relay } from '../../src/native';
 import { ProxyDaemon } from '../../src/proxy/daemon';
+import { Interposer } from '../../src/proxy/interposer';
+import { RelayHub } from '../../src/proxy/relay-hub';
 import { openFds, until } from '../helpers';
 
 const started: Relay[] = [];
@@ -109,5 +111,37 @@ describe('Relay.addWatch', () => {
   it('is refused with --no-interpose: there would be no relay thread to watch from', () => {
     const opts = { listenPath: '/nonexistent/l', connectPath: '/nonexistent/c', emit: () => {}, observe: true, interpose: false };
     expect(() => new ProxyDaemon(opts)).toThrow(/--observe .* --no-interpose/);
+  });
+
+  // last in this file: the kernel's refusal is remembered for the module's life
+  it('a kernel that refuses io_uring: the session interposes instead, and says so once', () => {
+    const before = openFds();
+    const hub = new RelayHub(0, 0, -1, true);
+    hub.watch = (fd: number) => {
+      native.close(fd); // as the relay does when it cannot watch
+      throw Object.assign(new Error('io_uring_setup failed: Operation not permitted (EPERM)'), { syscall: 'io_uring_setup', code: 'EPERM' });
+    };
+    const told: string[] = [];
+    const interposer = new Interposer(
+      hub,
+      () => {},
+      (why) => told.push(why),
+    );
+    const [kick, call] = [native.eventfd(0), native.eventfd(0)];
+    const [kickIds, callIds] = [native.fdInfo(kick).eventfdId, native.fdInfo(call).eventfdId];
+    const [kickOut] = interposer.interpose('kick', 0, false, [kick]);
+    const [callOut] = interposer.interpose('call', 0, false, [call]);
+    // the proxy's own eventfds go to the far peer: interposed, as without --observe
+    expect(native.fdInfo(kickOut).eventfdId).not.toBe(kickIds);
+    expect(native.fdInfo(callOut).eventfdId).not.toBe(callIds);
+    expect(interposer.pairs().every((p) => !p.observed)).toBe(true);
+    expect(told).toEqual([
+      expect.stringMatching(/^--observe: the kernel refuses io_uring \(io_uring_setup failed: .*\): this session's eventfds are interposed instead$/),
+    ]);
+    interposer.teardownAll();
+    hub.stop();
+    native.close(kickOut);
+    native.close(callOut);
+    expect(openFds()).toBe(before);
   });
 });
