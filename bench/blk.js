@@ -261,7 +261,8 @@ let qsd;
         }
         const target = readsRings(v) ? TARGET - 0.05 : TARGET;
         // an observing variant without --rings may instead be within 1.1x of the floor of observing, where that ran
-        const floor = res['floor-observe']?.length && (argsOf(v) ?? []).includes('--observe') && !readsRings(v) ? median(res['floor-observe'].map((r) => r.iops)) : 0;
+        const floor =
+          res['floor-observe']?.length && (argsOf(v) ?? []).includes('--observe') && !readsRings(v) ? median(res['floor-observe'].map((r) => r.iops)) : 0;
         if (v === 'direct' || v === 'floor-observe' || !base || ratio >= target) continue;
         if (floor && med >= floor / 1.1) {
           console.log(
