@@ -91,13 +91,14 @@ class Relay : public Napi::ObjectWrap<Relay> {
                        });
   }
 
-  // new Relay(ringCapacity, spinNs)
+  // new Relay(ringCapacity, spinNs, nice, cpu, observerRealtime)
   Relay(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Relay>(info) {
     Napi::Env env = info.Env();
     uint32_t cap = info.Length() > 0 ? info[0].As<Napi::Number>().Uint32Value() : (1u << 16);
     spin_ns_ = info.Length() > 1 ? static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value()) : 0;
     nice_ = info.Length() > 2 ? info[2].As<Napi::Number>().Int32Value() : 0;
     cpu_ = info.Length() > 3 ? info[3].As<Napi::Number>().Int32Value() : -1;
+    observer_wants_realtime_ = info.Length() > 4 ? info[4].ToBoolean().Value() : true;
     capacity_ = 1;
     while (capacity_ < cap) capacity_ <<= 1;
     ring_.resize(capacity_);
@@ -561,7 +562,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
     // wake-ups), it gives the priority up for good: a peer must not buy real-time CPU with writes.
     sched_param rt{};
     rt.sched_priority = 1;
-    observer_realtime_ = pthread_setschedparam(pthread_self(), SCHED_FIFO, &rt) == 0;
+    observer_realtime_ = observer_wants_realtime_ && pthread_setschedparam(pthread_self(), SCHED_FIFO, &rt) == 0;
     if (!observer_realtime_ && nice_ != 0) setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice_);
     PollRing& ring = *poll_ring_;
     ring.Arm(observer_wake_, kWakeId);
@@ -637,6 +638,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
   std::unique_ptr<PollRing> poll_ring_;
   std::thread observer_;
   int observer_wake_ = -1;
+  bool observer_wants_realtime_ = true;
   std::atomic<bool> observer_realtime_{false};
   static constexpr uint64_t kRealtimeWindowNs = 100'000'000;
   static uint64_t ThreadCpuNs() {

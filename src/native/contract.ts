@@ -189,9 +189,10 @@ export interface RelayConstructor {
   /**
    * spinNs: after relaying, keep polling this long before sleeping (lower latency, more CPU);
    * nice: the relay thread's niceness (negative needs CAP_SYS_NICE; stats().niceApplied tells);
-   * cpu: pin the relay thread to this CPU (-1 or absent: the scheduler chooses)
+   * cpu: pin the relay thread to this CPU (-1 or absent: the scheduler chooses);
+   * observerRealtime: run the observer thread (addWatch) at SCHED_FIFO 1 where allowed (default true)
    */
-  new (ringCapacity: number, spinNs?: number, nice?: number, cpu?: number): Relay;
+  new (ringCapacity: number, spinNs?: number, nice?: number, cpu?: number, observerRealtime?: boolean): Relay;
 }
 
 export type FdKind = 'eventfd' | 'memfd' | 'socket' | 'file' | 'hugetlbfs' | 'pipe' | 'other';

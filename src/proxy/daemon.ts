@@ -32,6 +32,8 @@ export interface DaemonOptions {
   interpose?: boolean;
   /** watch the peers' own eventfds instead of interposing them (needs `interpose`) */
   observe?: boolean;
+  /** the observer thread at SCHED_FIFO 1 where allowed (default true; --observe-priority normal: false) */
+  observeRealtime?: boolean;
   /** relay thread polling time after each notification (µs; default DEFAULT_SPIN_US) */
   relaySpinUs?: number;
   /** relay thread niceness (default DEFAULT_NICE) */
@@ -116,6 +118,7 @@ export class ProxyDaemon {
         opts.relayNice ?? DEFAULT_NICE,
         typeof opts.relayCpu === 'number' ? opts.relayCpu : -1,
         opts.observe ?? false,
+        opts.observeRealtime ?? true,
       );
   }
 

@@ -56,6 +56,8 @@ export class RelayHub {
     private readonly cpu = -1,
     /** sessions on this hub watch the peers' eventfds (--observe) instead of relaying them */
     readonly observe = false,
+    /** the observer thread at real-time priority where allowed (--observe-priority) */
+    private readonly observeRealtime = true,
   ) {}
 
   /** Starts the relay thread now rather than with the first pair (a daemon's fds stay constant). */
@@ -65,7 +67,7 @@ export class RelayHub {
 
   private ensure(): Relay {
     if (!this.relay) {
-      this.relay = new native.Relay(RING_EVENTS, this.spinUs * 1000, this.nice, this.cpu);
+      this.relay = new native.Relay(RING_EVENTS, this.spinUs * 1000, this.nice, this.cpu, this.observeRealtime);
       this.schedule(DRAIN_MS);
     }
     return this.relay;

@@ -37,9 +37,9 @@ export class RelayPool {
   private readonly hubs: RelayHub[];
   private readonly sessions: number[];
 
-  constructor(threads: number, spinUs: number, nice: number, cpu: number, observe = false) {
+  constructor(threads: number, spinUs: number, nice: number, cpu: number, observe = false, observeRealtime = true) {
     if (!Number.isInteger(threads) || threads < 1) throw new Error(`relay threads: ${threads} (at least 1)`);
-    this.hubs = Array.from({ length: threads }, () => new RelayHub(spinUs, nice, cpu, observe));
+    this.hubs = Array.from({ length: threads }, () => new RelayHub(spinUs, nice, cpu, observe, observeRealtime));
     this.sessions = this.hubs.map(() => 0);
   }
 

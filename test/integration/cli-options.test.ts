@@ -123,6 +123,18 @@ describe('shared option builders', () => {
     expect(() => parse(['--timeout', 'soon'])).toThrow(/--timeout "soon": want a number >= 0/);
   });
 
+  it('proxy --observe-priority takes realtime or normal, and nothing else, before it listens', () => {
+    const r = spawnSync(
+      process.execPath,
+      [CLI, 'proxy', '--listen', '/nonexistent/l.sock', '--connect', '/nonexistent/c.sock', '--observe', '--observe-priority', 'fast'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/--observe-priority must be realtime or normal, not fast/);
+  });
+
   it('reach the commands: `top --interval` out of range stops before connecting', () => {
     const r = spawnSync(process.execPath, [CLI, 'top', '--interval', '0', '--control', '/nonexistent.ctl'], { encoding: 'utf8' });
     expect(r.status).not.toBe(0);

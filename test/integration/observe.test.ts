@@ -108,6 +108,17 @@ describe('Relay.addWatch', () => {
     native.close(efd);
   });
 
+  it('keeps the observer at normal priority when told to (--observe-priority normal)', async () => {
+    const relay = new native.Relay(1024, 0, 0, -1, false);
+    started.push(relay);
+    const efd = native.eventfd(0);
+    const id = relay.addWatch(native.dup(efd));
+    native.eventfdWrite(efd, 1);
+    await until(() => relay.pairStats(id)!.notifications === 1, 2000, 'the write seen');
+    expect(relay.stats().observerRealtime).toBe(false);
+    native.close(efd);
+  });
+
   it('is refused with --no-interpose: there would be no relay thread to watch from', () => {
     const opts = { listenPath: '/nonexistent/l', connectPath: '/nonexistent/c', emit: () => {}, observe: true, interpose: false };
     expect(() => new ProxyDaemon(opts)).toThrow(/--observe .* --no-interpose/);
