@@ -9,6 +9,7 @@ import { ProxyDaemon } from '../../src/proxy/daemon';
 import { Interposer } from '../../src/proxy/interposer';
 import { RelayHub } from '../../src/proxy/relay-hub';
 import { openFds, until } from '../helpers';
+import { relayEvents, type RelayEv } from '../relay-events';
 
 const started: Relay[] = [];
 function newRelay(): Relay {
@@ -20,15 +21,7 @@ afterEach(() => {
   for (const r of started.splice(0)) r.stop();
 });
 
-function drain(relay: Relay): { ts: bigint; pair: number; count: number }[] {
-  const buf = Buffer.alloc(64 * 16);
-  const out = [];
-  for (let n = 64; n === 64; ) {
-    n = relay.drain(buf);
-    for (let off = 0; off < n * 16; off += 16) out.push({ ts: buf.readBigUInt64LE(off), pair: buf.readUInt32LE(off + 8), count: buf.readUInt32LE(off + 12) });
-  }
-  return out;
-}
+const drain = relayEvents;
 
 describe('Relay.addWatch', () => {
   it('records each write to a watched eventfd that its consumer has already read, and leaves every count to the consumer', async () => {
@@ -36,7 +29,7 @@ describe('Relay.addWatch', () => {
     const relay = newRelay();
     const efd = native.eventfd(0);
     const id = relay.addWatch(native.dup(efd));
-    const seen: { ts: bigint; pair: number; count: number }[] = [];
+    const seen: RelayEv[] = [];
     let consumed = 0n;
     for (let i = 0; i < 50; i++) {
       const t0 = native.monotonicNs();

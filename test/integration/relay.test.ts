@@ -5,8 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { native, type Relay } from '../../src/native';
 import { RelayHub } from '../../src/proxy/relay-hub';
 import { openFds, until } from '../helpers';
-
-type Ev = { ts: bigint; pair: number; count: number };
+import { relayEvents } from '../relay-events';
 
 // A test that fails before its own relay.stop() must not leave the relay thread running: it
 // would keep the worker process alive, and the run would hang instead of failing.
@@ -20,16 +19,7 @@ afterEach(() => {
   for (const r of started.splice(0)) r.stop(); // stop() again is a no-op
 });
 
-/** Every waiting event, copied through one small reused buffer as RelayHub does. */
-function events(relay: Relay, batch = 64): Ev[] {
-  const buf = Buffer.alloc(batch * 16);
-  const out: Ev[] = [];
-  for (let n = batch; n === batch; ) {
-    n = relay.drain(buf);
-    for (let off = 0; off < n * 16; off += 16) out.push({ ts: buf.readBigUInt64LE(off), pair: buf.readUInt32LE(off + 8), count: buf.readUInt32LE(off + 12) });
-  }
-  return out;
-}
+const events = relayEvents;
 
 describe('Relay', () => {
   it('relays counts from source to destination and records timestamped events', async () => {
