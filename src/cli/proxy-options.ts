@@ -86,7 +86,11 @@ export function addProxyOptions(cmd: Command): Command {
     .option('--group <group>', 'group of the listening socket file (name or gid)')
     .option('--no-interpose', "forward the peers' own eventfds: zero data-path cost, no notification timing")
     .option('--observe', "time notifications by watching the peers' own eventfds (io_uring) instead of relaying them: off their path; bursts coalesce")
-    .option('--observe-priority <p>', 'the observer thread: realtime (SCHED_FIFO 1 where allowed, given up under a flood) or normal', 'realtime')
+    .option(
+      '--observe-priority <p>',
+      'the observer thread: realtime (SCHED_FIFO 1 where allowed, given up under a flood), normal, or auto (realtime with --rings, whose request latencies need its stamps)',
+      'auto',
+    )
     .option('--keep-features', 'keep HOST_NOTIFIER and INBAND_NOTIFICATIONS offered while interposing (their notifications bypass the eventfds)')
     .option('--stats-interval <seconds>', 'print per-vring notification stats this often (0: only at session end)', '10')
     .option(
@@ -215,12 +219,13 @@ export function resolveDevices(o: ProxyCliOptions, cmd: Command): { global: Prox
 /** A device's daemon settings, every number checked before anything is opened or started. */
 function daemonSettings(o: ProxyCliOptions): DaemonSettings {
   if (!['listen', 'connect', 'auto'].includes(o.frontend)) throw new Error(`--frontend must be listen, connect or auto, not ${o.frontend}`);
-  if (!['realtime', 'normal'].includes(o.observePriority)) throw new Error(`--observe-priority must be realtime or normal, not ${o.observePriority}`);
+  if (!['realtime', 'normal', 'auto'].includes(o.observePriority))
+    throw new Error(`--observe-priority must be realtime, normal or auto, not ${o.observePriority}`);
   return {
     frontend: o.frontend,
     interpose: o.interpose,
     observe: Boolean(o.observe),
-    observeRealtime: o.observePriority === 'realtime',
+    observeRealtime: o.observePriority === 'auto' ? Boolean(o.rings) : o.observePriority === 'realtime',
     keepFeatures: Boolean(o.keepFeatures),
     connectTimeoutMs: numberOption('--connect-timeout', o.connectTimeout, { min: 0, integer: true }),
     socketMode: modeOption('--mode', o.mode),

@@ -32,7 +32,7 @@ export interface DaemonOptions {
   interpose?: boolean;
   /** watch the peers' own eventfds instead of interposing them (needs `interpose`) */
   observe?: boolean;
-  /** the observer thread at SCHED_FIFO 1 where allowed (default true; --observe-priority normal: false) */
+  /** the observer thread at SCHED_FIFO 1 where allowed (default true; the CLI's --observe-priority decides) */
   observeRealtime?: boolean;
   /** relay thread polling time after each notification (µs; default DEFAULT_SPIN_US) */
   relaySpinUs?: number;

@@ -123,7 +123,7 @@ describe('shared option builders', () => {
     expect(() => parse(['--timeout', 'soon'])).toThrow(/--timeout "soon": want a number >= 0/);
   });
 
-  it('proxy --observe-priority takes realtime or normal, and nothing else, before it listens', () => {
+  it('proxy --observe-priority takes realtime, normal or auto, and nothing else, before it listens', () => {
     const r = spawnSync(
       process.execPath,
       [CLI, 'proxy', '--listen', '/nonexistent/l.sock', '--connect', '/nonexistent/c.sock', '--observe', '--observe-priority', 'fast'],
@@ -132,7 +132,7 @@ describe('shared option builders', () => {
       },
     );
     expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/--observe-priority must be realtime or normal, not fast/);
+    expect(r.stderr).toMatch(/--observe-priority must be realtime, normal or auto, not fast/);
   });
 
   it('reach the commands: `top --interval` out of range stops before connecting', () => {
