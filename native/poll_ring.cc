@@ -38,7 +38,8 @@ PollRing::PollRing(unsigned entries) {
   bool single = p.features & IORING_FEAT_SINGLE_MMAP;
   if (single) sq_len_ = cq_len_ = std::max(sq_len_, cq_len_);
   sq_ = mmap(nullptr, sq_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQ_RING);
-  cq_ = single ? sq_ : mmap(nullptr, cq_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_CQ_RING);
+  cq_ =
+      single ? sq_ : mmap(nullptr, cq_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_CQ_RING);
   sqes_len_ = p.sq_entries * sizeof(io_uring_sqe);
   void* sqes = mmap(nullptr, sqes_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQES);
   if (sq_ == MAP_FAILED || cq_ == MAP_FAILED || sqes == MAP_FAILED) {

@@ -26,9 +26,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
-#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -55,7 +55,7 @@ constexpr int kTransitBuckets = 32;
 
 struct Pair {
   int src;
-  int dst;  // -1: a watched pair (src is a dup of the peer's eventfd, never read here)
+  int dst;            // -1: a watched pair (src is a dup of the peer's eventfd, never read here)
   bool src_blocking;  // a peer's fd without O_NONBLOCK: check readability before read
   uint64_t read_total = 0;
   uint64_t written_total = 0;

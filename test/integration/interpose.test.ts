@@ -233,12 +233,16 @@ describe('eventfd interposition', () => {
     expect(id(callB)).toBe(id(callR));
     expect(messages(r).filter((m) => m.interposed)).toHaveLength(0);
     const notifications = () => r.events.filter((e): e is NotificationEvent => e.type === 'notification');
+    const seen = (n: number): boolean => {
+      r.daemon.activeSessions[0].notificationStats(); // takes in what the relay holds
+      return notifications().length === n;
+    };
     for (let i = 1; i <= 3; i++) {
       native.eventfdWrite(kickW, 2);
       expect(native.eventfdRead(kickB)).toBe(2n); // the back-end reads the whole count at once
       native.eventfdWrite(callB, 1);
       expect(native.eventfdRead(callR)).toBe(1n);
-      await until(() => (r.daemon.activeSessions[0].notificationStats(), notifications().length === 2 * i), 2000, `round ${i} seen`);
+      await until(() => seen(2 * i), 2000, `round ${i} seen`);
     }
     expect(notifications().map((e) => e.kind)).toEqual(['kick', 'call', 'kick', 'call', 'kick', 'call']);
     // the front-end swaps its call fd, answers a later request, and the back-end still signals the old one
@@ -250,7 +254,7 @@ describe('eventfd interposition', () => {
     await new Promise((res) => setTimeout(res, 60));
     native.eventfdWrite(callB, 1);
     expect(native.eventfdRead(callR)).toBe(1n); // straight to the old fd: nothing relays it
-    await until(() => (r.daemon.activeSessions[0].notificationStats(), notifications().length === 7), 2000, 'the late call seen');
+    await until(() => seen(7), 2000, 'the late call seen');
     expect(notifications()[6]).toMatchObject({ kind: 'call', replaced: true });
     r.fe.close();
     await until(() => r.events.some((e) => e.type === 'session-end'));

@@ -59,7 +59,11 @@ describe('Relay.addWatch', () => {
     const ids = fds.map((fd) => relay.addWatch(native.dup(fd)));
     fds.forEach((fd) => native.eventfdWrite(fd, 1));
     const seen = new Set<number>();
-    await until(() => (drain(relay).forEach((e) => seen.add(e.pair)), seen.size === ids.length), 2000, 'every fd seen');
+    const all = (): boolean => {
+      for (const e of drain(relay)) seen.add(e.pair);
+      return seen.size === ids.length;
+    };
+    await until(all, 2000, 'every fd seen');
     relay.stop();
     expect(() => relay.addWatch(native.dup(fds[0]))).toThrow(/ESHUTDOWN/);
     fds.forEach((fd) => native.close(fd));
