@@ -88,9 +88,10 @@ export class Session {
     this.t = start;
     this.events = [{ type: 'session-start', ts: start, session: id, listenPath: '/l', connectPath: '/c', frontend: 'auto', interpose: true, peers: {} }];
   }
-  private push(dir: 'F>B' | 'B>F', raw: Buffer, fds = 0, channel: ChannelKind = 'main', fdsAt = 0): this {
+  /** `fdKinds`: what /proc said of each fd, slot by slot (default: a 1 MiB memfd, QEMU's guest RAM in small) */
+  private push(dir: 'F>B' | 'B>F', raw: Buffer, fds = 0, channel: ChannelKind = 'main', fdsAt = 0, fdKinds: Partial<FdDescription>[] = []): this {
     this.t += 1000n;
-    const fdDesc: FdDescription[] = Array.from({ length: fds }, (_, slot) => ({ slot, kind: 'memfd', size: 1 << 20 }));
+    const fdDesc: FdDescription[] = Array.from({ length: fds }, (_, slot) => ({ slot, kind: 'memfd', size: 1 << 20, ...fdKinds[slot] }));
     // decoded as the proxy decodes: what was negotiated so far decides an ambiguous code's meaning
     const decoded = decodeMessage(channel, raw, undefined, { negotiation: this.negotiation });
     if (channel === 'main') applyMainMessage(this.negotiation, decoded.request, decoded.flags, raw.subarray(HEADER_SIZE));
@@ -110,8 +111,12 @@ export class Session {
     return this;
   }
   /** `fdsAt`: the fds came with that byte of the message, not the header's first */
-  fe(code: number, payload?: Buffer, opts: { fds?: number; flags?: number; channel?: ChannelKind; fdsAt?: number } = {}): this {
-    return this.push('F>B', encodeMessage(code, opts.flags ?? 1, payload), opts.fds, opts.channel, opts.fdsAt);
+  fe(
+    code: number,
+    payload?: Buffer,
+    opts: { fds?: number; flags?: number; channel?: ChannelKind; fdsAt?: number; fdKinds?: Partial<FdDescription>[] } = {},
+  ): this {
+    return this.push('F>B', encodeMessage(code, opts.flags ?? 1, payload), opts.fds, opts.channel, opts.fdsAt, opts.fdKinds);
   }
   be(code: number, payload?: Buffer, opts: { flags?: number; fds?: number; channel?: ChannelKind; fdsAt?: number } = {}): this {
     return this.push('B>F', encodeMessage(code, opts.flags ?? 5, payload), opts.fds, opts.channel, opts.fdsAt);

@@ -74,6 +74,8 @@ const FIXES: Record<string, string> = {
   VU045:
     "the back-end: set the region up as the spec's inflight layout says (version 1, desc_num the queue size, marks only for requests it took); the front-end: hand a restarted back-end the region it kept, unchanged",
   VU042: 'the back-end: keep its used index across a stop and a reconnect; after a ring is set up again, continue from the used index in guest memory',
+  VU046:
+    'the front-end: back guest memory with a shareable file (memory-backend-memfd, or memory-backend-file with share=on on hugetlbfs or a shared file) at least as large as every region it hands out: mmap_offset + size within the file',
 };
 
 const rule = (id: string, name: string, severity: Rule['severity'], section: string, explain: string): Rule => ({
@@ -376,6 +378,13 @@ export const RULES = {
     'error',
     'vhost-user.rst "Inflight I/O tracking"; field case C9 (catalogue R52; needs --rings)',
     'the inflight region holds what no back-end writes: another version than 1, a desc_num other than the queue size, or requests marked in flight in a region never set up; a restarted back-end resubmits from it, so it resubmits the wrong requests or none',
+  ),
+  regionFdUnmappable: rule(
+    'VU046',
+    'region-fd-unmappable',
+    'error',
+    'vhost-user.rst "Memory region description" (each region with its fd, mapped at mmap_offset); field case Kata #1690 (catalogue R22)',
+    "a memory region's fd is one no back-end can map (a socket, a pipe, an eventfd), or the file ends before the region does (mmap_offset + size beyond its size): the back-end's mmap fails and it ends the session, or its first access past the end faults",
   ),
 } as const satisfies Record<string, Rule>;
 

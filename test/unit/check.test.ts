@@ -68,6 +68,7 @@ const DETAILS: Record<string, string[]> = {
   VU027: ['B>F backend:SHMEM_MAP: SHMEM_MAP with protocol feature 21 negotiated and 22 (SHMEM) not: the peers number SHMEM as rust-vmm vhost 0.16 does'],
   VU028: ['F>B ADD_MEM_REG: ADD_MEM_REG gpa 0x80000+0x100000 (uaddr 0x7f1000000000) overlaps gpa 0x0+0x100000 (uaddr 0x7f0000000000), not removed first'],
   VU029: ['F>B POSTCOPY_END: POSTCOPY_END with CONFIGURE_MEM_SLOTS negotiated'],
+  VU046: ['F>B SET_MEM_TABLE: SET_MEM_TABLE region 0: gpa 0x0+0x100000 (uaddr 0x7f0000000000) comes with a socket, which cannot be mapped'],
   VU030: ['F>B GET_PROTOCOL_FEATURES: GET_PROTOCOL_FEATURES, but GET_FEATURES offered 0x100000000 (no bit 30)'],
   VU031: ['F>B SET_PROTOCOL_FEATURES: SET_PROTOCOL_FEATURES with no GET_PROTOCOL_FEATURES on this connection'],
   VU032: ['F>B GET_QUEUE_NUM: GET_QUEUE_NUM needs MQ, which is not negotiated'],
@@ -362,6 +363,13 @@ const cases: [string, () => ProxyEvent[]][] = [
         .inflight('session end', 128, { version: 0, descNum: 0 }, { version: 1, descNum: 128 })
         .end(),
   ],
+  [
+    'VU046 region-fd-unmappable',
+    () =>
+      new Session()
+        .fe(Request.SET_MEM_TABLE, memTable(region(0n, 0x100000n, 0x7f0000000000n)), { fds: 1, fdKinds: [{ kind: 'socket', target: 'socket:[4242]' }] })
+        .end(),
+  ],
 ];
 
 /**
@@ -511,6 +519,33 @@ describe('check rules', () => {
     expect(ids(skipStop(PF | V1, SKIP, 0))).toEqual(['VU022 vring-base-zero-after-use']);
     expect(ids(skipStop(PF | V1, SKIP, 3))).toEqual([]);
     expect(ids(skipStop(PF | V1 | LOG_ALL, SKIP, 3))).toEqual(['VU020 log-all-without-log-base']);
+  });
+
+  it('VU046: a region past the end of its file, in a table or added; quiet at the exact size, and where /proc told no size', () => {
+    // QEMU's (recordings/): one 256 MiB memfd, the region ending exactly at its end
+    const table = (size: number | undefined, offset = 0n) => {
+      const r = Buffer.concat([u64(0n), u64(0x100000n), u64(0x7f0000000000n), u64(offset)]);
+      return new Session().fe(Request.SET_MEM_TABLE, memTable(r), { fds: 1, fdKinds: [{ kind: 'memfd', size }] }).end();
+    };
+    expect(ids(table(0x100000))).toEqual([]);
+    expect(ids(table(undefined))).toEqual([]);
+    expect(checkEvents(table(0x100000, 0x1000n)).map((f) => `${f.rule.id} ${f.detail}`)).toEqual([
+      'VU046 SET_MEM_TABLE region 0: gpa 0x0+0x100000 (uaddr 0x7f0000000000) needs its memfd up to byte 0x101000 (mmap_offset 0x1000), the file has 0x100000',
+    ]);
+    const added = new Session()
+      .handshake()
+      .fe(Request.ADD_MEM_REG, Buffer.concat([u64(0n), region(0x200000n, 0x100000n, 0x7f1000000000n)]), {
+        fds: 1,
+        fdKinds: [{ kind: 'file', size: 0x80000, target: '/dev/hugepages/qemu' }],
+      })
+      .end();
+    expect(checkEvents(added).map((f) => `${f.rule.id} ${f.detail}`)).toEqual([
+      'VU046 ADD_MEM_REG: gpa 0x200000+0x100000 (uaddr 0x7f1000000000) needs its file up to byte 0x100000 (mmap_offset 0x0), the file has 0x80000',
+    ]);
+    // an eventfd where guest memory goes: the back-end's mmap fails
+    expect(ids(table(undefined).map((e) => (e.type === 'message' ? { ...e, fds: [{ slot: 0, kind: 'eventfd' as const }] } : e)))).toEqual([
+      'VU046 region-fd-unmappable',
+    ]);
   });
 
   it('VU028 in one table too, and quiet for regions side by side; VU029 quiet without CONFIGURE_MEM_SLOTS', () => {

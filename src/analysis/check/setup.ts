@@ -4,7 +4,7 @@
  * requests the back-end received, before the negotiation takes them in.
  */
 import { hasBit, ProtocolFeature, Request, VirtioFeature, type MemoryRegion } from '../../protocol';
-import type { MessageEvent } from '../../events/events';
+import type { FdDescription, MessageEvent } from '../../events/events';
 import { RULES } from '../rules';
 import type { AddFinding, SessionState } from './state';
 
@@ -16,6 +16,24 @@ const overlap = (x: MemoryRegion, r: MemoryRegion): boolean =>
 
 const regionText = (r: MemoryRegion): string =>
   `gpa 0x${r.guestPhysAddr.toString(16)}+0x${r.memorySize.toString(16)} (uaddr 0x${r.userspaceAddr.toString(16)})`;
+
+/**
+ * fd kinds no back-end can mmap; anything else may be (a memfd, a file, hugetlbfs, a DAX device
+ * among "other"). A recording may say any kind: only these words reach a finding.
+ */
+const UNMAPPABLE = new Set<FdDescription['kind']>(['eventfd', 'socket', 'pipe']);
+/** fd kinds whose size /proc reports as the file's */
+const SIZED = new Set<FdDescription['kind']>(['memfd', 'hugetlbfs', 'file']);
+
+/** Why the back-end cannot map region `r` from `fd`, if it cannot (a size of 0 is one /proc could not tell). */
+function unmappable(r: MemoryRegion, fd: FdDescription | undefined): string | undefined {
+  if (!fd) return undefined;
+  if (UNMAPPABLE.has(fd.kind)) return `${regionText(r)} comes with ${fd.kind === 'eventfd' ? 'an' : 'a'} ${fd.kind}, which cannot be mapped`;
+  const end = r.mmapOffset + r.memorySize;
+  if (SIZED.has(fd.kind) && fd.size && BigInt(fd.size) < end)
+    return `${regionText(r)} needs its ${fd.kind} up to byte 0x${end.toString(16)} (mmap_offset 0x${r.mmapOffset.toString(16)}), the file has 0x${fd.size.toString(16)}`;
+  return undefined;
+}
 
 const POSTCOPY = new Set([Request.POSTCOPY_ADVISE, Request.POSTCOPY_LISTEN, Request.POSTCOPY_END]);
 
@@ -42,6 +60,8 @@ export function setupRules(s: SessionState, e: MessageEvent, add: AddFinding): v
       for (const [i, r] of s.regions.entries()) {
         const o = s.regions.slice(0, i).find((x) => overlap(x, r));
         if (o) add(RULES.regionsOverlap, `${regionText(r)} overlaps ${regionText(o)}`);
+        const why = unmappable(r, e.fds[i]);
+        if (why) add(RULES.regionFdUnmappable, `SET_MEM_TABLE region ${i}: ${why}`);
       }
       const limit = s.maxSlots !== undefined ? Math.min(s.maxSlots, 8) : 8;
       if ((p.nregions as number) > limit) add(RULES.tooManyRegions, `SET_MEM_TABLE with ${p.nregions} regions, at most ${limit}`);
@@ -51,6 +71,8 @@ export function setupRules(s: SessionState, e: MessageEvent, add: AddFinding): v
       const r = p.region as MemoryRegion;
       const o = s.regions.find((x) => overlap(x, r));
       if (o) add(RULES.regionsOverlap, `ADD_MEM_REG ${regionText(r)} overlaps ${regionText(o)}, not removed first`);
+      const why = unmappable(r, e.fds[0]);
+      if (why) add(RULES.regionFdUnmappable, `ADD_MEM_REG: ${why}`);
       s.regions.push(r);
       s.haveMemTable = true;
       if (s.maxSlots !== undefined && s.regions.length > s.maxSlots)
