@@ -60,6 +60,17 @@ async function rig(opts: Partial<DaemonOptions> = {}): Promise<Rig> {
 }
 
 const id = (fd: number): number | undefined => native.fdInfo(fd).eventfdId;
+
+/** The front-end sends vring 0's kick and call eventfds: its own ends (kick to write, call to read) and what the back-end got. */
+async function kickAndCall(r: Rig): Promise<{ kickW: number; callR: number; kickB: number; callB: number }> {
+  const before = r.beGot.length;
+  const [kick, call] = [native.eventfd(0), native.eventfd(0)];
+  const [kickW, callR] = [native.dup(kick), native.dup(call)];
+  r.fe.send(encodeMessage(Request.SET_VRING_KICK, 1, u64(0n)), [kick]);
+  r.fe.send(encodeMessage(Request.SET_VRING_CALL, 1, u64(0n)), [call]);
+  await until(() => r.beGot.length === before + 2);
+  return { kickW, callR, kickB: r.beGot[before].fds[0], callB: r.beGot[before + 1].fds[0] };
+}
 const messages = (r: Rig): MessageEvent[] => r.events.filter((e): e is MessageEvent => e.type === 'message');
 
 describe('eventfd interposition', () => {
@@ -74,14 +85,8 @@ describe('eventfd interposition', () => {
     expect(r.feGot[0].msg.readBigUInt64LE(12)).toBe(1n << 3n);
     expect(messages(r).find((m) => m.masked)?.masked).toEqual(['HOST_NOTIFIER', 'INBAND_NOTIFICATIONS']);
 
-    const kick = native.eventfd(0);
-    const kickW = native.dup(kick);
-    r.fe.send(encodeMessage(Request.SET_VRING_KICK, 1, u64(0n)), [kick]);
-    const call = native.eventfd(0);
-    const callR = native.dup(call);
-    r.fe.send(encodeMessage(Request.SET_VRING_CALL, 1, u64(0n)), [call]);
-    await until(() => r.beGot.length === 3);
-    const [kickB, callB] = [r.beGot[1].fds[0], r.beGot[2].fds[0]];
+    const { kickW, callR, kickB, callB } = await kickAndCall(r);
+    expect(r.beGot).toHaveLength(3);
     expect(id(kickB)).not.toBe(id(kickW)); // the backend got the proxy's eventfd, not the frontend's
     expect(id(callB)).not.toBe(id(callR));
     expect(messages(r).filter((m) => m.interposed)).toHaveLength(2);
@@ -221,14 +226,7 @@ describe('eventfd interposition', () => {
     const before = openFds();
     const r = await rig({ observe: true });
     expect(r.events[0]).toMatchObject({ type: 'session-start', interpose: true, observe: true });
-    const kick = native.eventfd(0);
-    const kickW = native.dup(kick);
-    r.fe.send(encodeMessage(Request.SET_VRING_KICK, 1, u64(0n)), [kick]);
-    const call = native.eventfd(0);
-    const callR = native.dup(call);
-    r.fe.send(encodeMessage(Request.SET_VRING_CALL, 1, u64(0n)), [call]);
-    await until(() => r.beGot.length === 2);
-    const [kickB, callB] = [r.beGot[0].fds[0], r.beGot[1].fds[0]];
+    const { kickW, callR, kickB, callB } = await kickAndCall(r);
     expect(id(kickB)).toBe(id(kickW)); // the back-end got the front-end's own eventfds
     expect(id(callB)).toBe(id(callR));
     expect(messages(r).filter((m) => m.interposed)).toHaveLength(0);
