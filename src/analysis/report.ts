@@ -6,12 +6,12 @@
  */
 import { durationUs, printable, secs } from '../log/format';
 import { flagsToString, formatPayload, type DeviceType } from '../protocol';
-import type { InflightEvent, ProxyEvent } from '../events/events';
+import { eventfdMode, type InflightEvent, type ProxyEvent } from '../events/events';
 import { NotificationStats } from '../events/notification-stats';
 import { findMigrations, migrationLines } from './migration';
 import { relayTransit, TRANSIT_METHOD, type RelayTransit } from './relay-transit';
 import { requestLatency, type SessionRequests } from './request-latency';
-import { eventfdMode, summarize } from './summary';
+import { summarize } from './summary';
 import { checkEvents, type CheckFinding } from './checker';
 import { ringStateText, ringTransitions } from './ring-states';
 import { inflightText } from '../rings/inflight';

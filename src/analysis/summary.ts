@@ -18,9 +18,6 @@ import type { PeerIdentity } from '../events/events';
 import { deviceOf, recordingDevices } from '../recording/devices';
 import { unpackBatch, type HeaderRecord, type RecordingRecord } from '../recording/records';
 
-/** What the proxy did with a session's vring eventfds, in a word or two. */
-export const eventfdMode = (s: { interpose: boolean; observe?: boolean }): string => (s.observe ? 'observed' : s.interpose ? 'interposed' : 'passed through');
-
 export interface SessionSummary {
   session: number;
   listen: string;

@@ -188,6 +188,9 @@ export interface SessionStartEvent {
   peers: { listen?: PeerIdentity; connect?: PeerIdentity };
 }
 
+/** What the proxy did with a session's (or daemon's) vring eventfds, in a word or two. */
+export const eventfdMode = (s: { interpose?: unknown; observe?: unknown }): string => (s.observe ? 'observed' : s.interpose ? 'interposed' : 'passed through');
+
 export interface SessionEndEvent {
   type: 'session-end';
   ts: bigint;

@@ -3,7 +3,7 @@
  * to one human line. The live log, `show` and tests all go through here.
  */
 import { flagsToString, formatPayload, toJsonSafe, type DeviceType } from '../protocol';
-import type { FdDescription, ProxyEvent } from '../events/events';
+import { eventfdMode, type FdDescription, type ProxyEvent } from '../events/events';
 import type { VringStats } from '../events/notification-stats';
 import { indicesText, ringRecord } from '../rings/format';
 import { inflightText } from '../rings/inflight';
@@ -234,11 +234,7 @@ function humanLineOf(r: Record<string, unknown>): string {
     }
     case 'session-start': {
       const peers = r.peers as { listen?: unknown; connect?: unknown };
-      const mode = r.observe
-        ? "eventfds observed (the peers' own, watched: notification timing on)"
-        : r.interpose
-          ? 'eventfds interposed (notification timing on)'
-          : 'eventfds passed through (--no-interpose)';
+      const mode = `eventfds ${eventfdMode(r)} (${r.interpose ? 'notification timing on' : '--no-interpose'})`;
       return `${t} ${s} session start: listen ${r.listen} (${peer(peers?.listen)}) <-> connect ${r.connect} (${peer(peers?.connect)}), frontend=${r.frontend}, ${mode}`;
     }
     case 'session-end': {

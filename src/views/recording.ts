@@ -2,7 +2,8 @@
 import { deviceOf, recordingDevices } from '../recording/devices';
 import { finalRingStates, ringStateText, ringTransitions, SessionRings, type RingTransition } from '../analysis/ring-states';
 import { findMigrations, migrationLines } from '../analysis/migration';
-import { eventfdMode, summarize } from '../analysis/summary';
+import { summarize } from '../analysis/summary';
+import { eventfdMode } from '../events/events';
 import { eventRecord, humanLine, secs } from '../log/format';
 import type { ChannelKind, DeviceType, Dialect } from '../protocol';
 import { eventFilter } from '../log/filter';

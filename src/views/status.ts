@@ -3,7 +3,7 @@ import type { ActiveRule } from '../faults';
 import { durationUs, vringLine } from '../log/format';
 import { transitPercentiles } from '../analysis/relay-transit';
 import type { DaemonStatus } from '../events/status';
-import { eventfdMode } from '../analysis/summary';
+import { eventfdMode } from '../events/events';
 
 export function statusText(s: DaemonStatus): string[] {
   const lines = [
