@@ -16,7 +16,7 @@
  * variants: direct | proxy | passthrough (--no-interpose) | rings (--rings=headers) | record (--record)
  *           | observe (--observe) | observe-rings (--observe --rings=headers) | observe-record (--observe --record)
  *           | rings-record, observe-rings-record (--rings=headers --record, and stats on the recording)
- *           | floor-observe (--no-interpose, and bench/blk/observe-floor.c: the least an observer costs)
+ *           | floor-observe (--no-interpose, and bench/blk/observe-floor.cc: the least an observer costs)
  *           | "proxy:ARGS" with extra daemon arguments separated by spaces
  */
 'use strict';
@@ -47,7 +47,7 @@ const ARGS = {
   observe: ['--observe'],
   'observe-rings': ['--observe', '--rings=headers', '--device', 'blk'],
   'observe-record': ['--observe', '--record', 'REC'],
-  // the floor of observing: --no-interpose, and bench/blk/observe-floor.c watching the eventfds
+  // the floor of observing: --no-interpose, and bench/blk/observe-floor.cc watching the eventfds
   'floor-observe': ['--no-interpose'],
   // per-request latency as vhostscope reports it (stats on the recording), beside the front-end's
   'rings-record': ['--rings=headers', '--device', 'blk', '--record', 'REC'],
@@ -76,7 +76,18 @@ fs.writeFileSync(img, Buffer.alloc(0));
 fs.truncateSync(img, 256 << 20);
 const be = path.join(work, 'qsd.sock');
 const floorBin = path.join(work, 'observe-floor');
-if (variants.includes('floor-observe')) execFileSync('cc', ['-O2', '-o', floorBin, path.join(__dirname, 'blk', 'observe-floor.c')]);
+// built with the relay's own io_uring poll (native/poll_ring.cc): the floor differs from --observe in nothing but vhostscope
+const nativeDir = path.join(__dirname, '..', 'native');
+if (variants.includes('floor-observe'))
+  execFileSync('c++', [
+    '-O2',
+    '-std=c++17',
+    `-I${nativeDir}`,
+    '-o',
+    floorBin,
+    path.join(__dirname, 'blk', 'observe-floor.cc'),
+    path.join(nativeDir, 'poll_ring.cc'),
+  ]);
 // the lat* workloads' front-end, built in the Debian 13 root against its libblkio
 const latBin = path.join(work, 'blkio-lat');
 if (workloads.some((w) => w.startsWith('lat'))) {
