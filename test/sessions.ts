@@ -11,6 +11,7 @@ export const u64 = (v: bigint): Buffer => {
   b.writeBigUInt64LE(v);
   return b;
 };
+export const u64s = (...v: bigint[]): Buffer => Buffer.concat(v.map(u64));
 export const u32s = (...v: number[]): Buffer =>
   Buffer.concat(
     v.map((x) => {
@@ -49,6 +50,8 @@ export const shmemConfig = (size: bigint): Buffer => {
 export const shmemMapping = (shmid: number, offset: bigint, len: bigint): Buffer =>
   Buffer.concat([Buffer.from([shmid, 0, 0, 0, 0, 0, 0, 0]), u64(0n), u64(offset), u64(len), u64(0n)]);
 /** SET_LOG_BASE: mmap_size, mmap_offset */
+/** a GET_CONFIG / SET_CONFIG payload: {offset, size, flags} and `size` bytes of config */
+export const config = (offset: number, size: number): Buffer => Buffer.concat([u32s(offset, size, 0), Buffer.alloc(size)]);
 export const logBase = (bytes: bigint): Buffer => Buffer.concat([u64(bytes), u64(0n)]);
 
 /** A session's start, its peers and paths as no test here cares. */
@@ -126,10 +129,13 @@ export class Session {
     this.events.push({ type: 'notification', ts: this.t, session: this.id, vring, kind, count: 1, ...(replaced ? { replaced } : {}) });
     return this;
   }
-  /** what --rings read of vring `vring` at a kick, call or stop; `work`: one chain with a descriptor the device reads (else an RX buffer) */
-  ring(vring: number, kind: 'kick' | 'call' | 'base', availIdx: number, usedIdx: number, work = true): this {
+  /**
+   * what --rings read of vring `vring` at a kick, call or stop; `work`: one chain with a
+   * descriptor the device reads (else an RX buffer), at guest-physical `addr`
+   */
+  ring(vring: number, kind: 'kick' | 'call' | 'base', availIdx: number, usedIdx: number, work = true, addr = 0x1000n): this {
     this.t += 1000n;
-    const entries = kind === 'kick' && availIdx !== usedIdx ? [{ head: 0, descs: [{ addr: 0x1000n, len: 64, flags: work ? 0 : 2, next: 0 }] }] : [];
+    const entries = kind === 'kick' && availIdx !== usedIdx ? [{ head: 0, descs: [{ addr, len: 64, flags: work ? 0 : 2, next: 0 }] }] : [];
     const snapshot = { ts: this.t, pair: 1, ring: vring, kind, packed: false, truncated: false, availIdx, usedIdx, readUs: 1, entries };
     this.events.push({ type: 'ring', ts: this.t, session: this.id, vring, snapshot, raw: Buffer.alloc(0) });
     return this;

@@ -44,7 +44,13 @@ export const CATALOGUE: readonly CatalogueEntry[] = [
   ),
   entry('R08', 'RESET_OWNER is deprecated', 'spec', ['VU034']),
   entry('R10', 'every expected reply arrives in time (live: proxy --reply-watchdog)', 'spec; C3, C11', ['VU003', 'VU025']),
-  entry('R11', 'a reply has the REPLY flag, the request code, a size for its type and the fds bit 8 says', 'spec', ['VU001', 'VU002', 'VU005', 'VU006']),
+  entry('R11', 'a reply has the REPLY flag, the request code, a size for its type (GET_CONFIG: the size asked) and the fds bit 8 says', 'spec', [
+    'VU001',
+    'VU002',
+    'VU005',
+    'VU006',
+    'VU047',
+  ]),
   entry('R12', 'no reply where none is expected; NEED_REPLY only with REPLY_ACK', 'spec; C2, C16', ['VU002', 'VU004']),
   entry('R13', 'headers: version 1, reserved bits 0, size within the maximum', 'rust-vmm vhost message.rs', ['VU040', 'VU005']),
   entry('R20', 'the fds each request carries (one per region, one eventfd unless NOFD, ...)', 'spec', ['VU006']),
@@ -58,7 +64,7 @@ export const CATALOGUE: readonly CatalogueEntry[] = [
   ),
   entry('R30', 'regions never overlap', 'spec 2026', ['VU028']),
   entry('R31', 'ring addresses inside the regions, in the address space the negotiation says', 'spec', ['VU009']),
-  entry('R32', 'no descriptor points outside the last memory table', 'C12', [], 'descriptors are not walked yet (--rings reads the ring indices)'),
+  entry('R32', 'no descriptor points outside the last acknowledged memory table', 'C12', ['VU048']),
   entry('R33', 'at most 8 regions without CONFIGURE_MEM_SLOTS, GET_MAX_MEM_SLOTS with it', 'spec', ['VU012']),
   entry('R40', 'per-ring state machine; a kick while stopped or disabled; a kick the back-end never processes', 'C1 (rust-vmm/vhost#247)', [
     'VU008',

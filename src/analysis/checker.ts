@@ -22,6 +22,7 @@ import { RULES, type Rule } from './rules';
 import { MIGRATION_DOWNTIME_NS, SessionState, VringMap, type CheckFinding, type Handshake, type MigrationStop } from './check/state';
 import { migrationLeftovers, migrationRules } from './check/migration';
 import { setupRules } from './check/setup';
+import { outsideAckedMemory, trackAckedMemory } from './check/acked-memory';
 import { negotiationRules } from './check/negotiation';
 import { backendChannelRules } from './check/backend-channel';
 import { blockedFinding, noteBlocked } from './check/blocking';
@@ -184,8 +185,9 @@ export class Checker {
           })),
         );
       case 'ring': {
-        const progress = onRingSnapshot(this.state(e.session), e, this.replyTimeoutNs);
-        return progress.concat(this.baseOutsideRing(e));
+        const state = this.state(e.session);
+        const progress = onRingSnapshot(state, e, this.replyTimeoutNs);
+        return progress.concat(this.baseOutsideRing(e), outsideAckedMemory(state, e));
       }
       case 'session-end': {
         const s = this.sessions.get(e.session);
@@ -287,6 +289,7 @@ export class Checker {
       if (e.channel === 'main') {
         reconnectRules(s, e, add);
         setupRules(s, e, add);
+        trackAckedMemory(s, e);
         migrationRules(s, this.migrationStops, e, index, at, add);
       }
       s.rings.apply(e);

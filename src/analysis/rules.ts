@@ -74,6 +74,10 @@ const FIXES: Record<string, string> = {
   VU045:
     "the back-end: set the region up as the spec's inflight layout says (version 1, desc_num the queue size, marks only for requests it took); the front-end: hand a restarted back-end the region it kept, unchanged",
   VU042: 'the back-end: keep its used index across a stop and a reconnect; after a ring is set up again, continue from the used index in guest memory',
+  VU047:
+    "the back-end: answer GET_CONFIG with as many bytes as were asked (its config space may be shorter than a newer front-end's: fill the rest, or check what it supports before it refuses); the front-end: treat a short config as the device's own size rather than failing the device",
+  VU048:
+    'the front-end: send SET_MEM_TABLE / ADD_MEM_REG with NEED_REPLY (REPLY_ACK) and let the guest use new memory only after the ack (without REPLY_ACK, after the reply to a later request, as QEMU 28ed5ef16384 did with GET_FEATURES); the back-end: ack a table change only once it is mapped',
   VU046:
     'the front-end: back guest memory with a shareable file (memory-backend-memfd, or memory-backend-file with share=on on hugetlbfs or a shared file) at least as large as every region it hands out: mmap_offset + size within the file',
 };
@@ -385,6 +389,20 @@ export const RULES = {
     'error',
     'vhost-user.rst "Memory region description" (each region with its fd, mapped at mmap_offset); field case Kata #1690 (catalogue R22)',
     "a memory region's fd is one no back-end can map (a socket, a pipe, an eventfd), or the file ends before the region does (mmap_offset + size beyond its size): the back-end's mmap fails and it ends the session, or its first access past the end faults",
+  ),
+  configRefused: rule(
+    'VU047',
+    'config-refused',
+    'error',
+    'vhost-user.rst "VHOST_USER_GET_CONFIG"; libvhost-user vu_get_config (a zero-size reply is its error), QEMU vhost_user_get_config ("Received bad msg size")',
+    'the back-end answered GET_CONFIG with another size than asked, a zero-size payload being its error: QEMU fails the device on any such reply (seen: QEMU 11.1 asks vhost-user-gpu 10 for 20 bytes of virtio-gpu config, it refuses, and the guest has no GPU)',
+  ),
+  descriptorOutsideAckedMemory: rule(
+    'VU048',
+    'descriptor-outside-acked-memory',
+    'error',
+    'vhost-user.rst "REPLY_ACK" and "Memory region description"; field case C12, QEMU 28ed5ef16384 (catalogue R32; needs --rings)',
+    'a kick made a buffer available in guest memory outside the memory table the back-end had acknowledged: memory a SET_MEM_TABLE or ADD_MEM_REG just added (the back-end may not have mapped it yet, and fails the request or the session), or memory no table has',
   ),
 } as const satisfies Record<string, Rule>;
 

@@ -12,7 +12,7 @@ import type { ProxyEvent } from '../../src/events/events';
 import { Recorder } from '../../src/recording/recorder';
 import { checkFile } from '../../src/views/check';
 import { tmpDir } from '../helpers';
-import { BACKEND_REQ, CONFIG, CONFIGURE_MEM_SLOTS, LOG_ALL, PF, REPLY_ACK, SHMEM, Session, u32s, u64, V1, logBase } from '../sessions';
+import { BACKEND_REQ, CONFIG, CONFIGURE_MEM_SLOTS, LOG_ALL, PF, REPLY_ACK, SHMEM, Session, u32s, u64, V1, logBase, memTable, region } from '../sessions';
 
 const SECOND = 1_000_000_000n;
 const MIGRATING = PF | V1 | LOG_ALL;
@@ -112,6 +112,13 @@ const CASES: Record<string, FieldCase> = {
     bug: () => stop(SECOND / 2n),
     clean: () => stop(SECOND / 100n),
   },
+  C12: {
+    title: 'SET_MEM_TABLE race: the guest uses new memory before the back-end maps it (QEMU 28ed5ef16384)',
+    rules: ['VU048'],
+    bug: () => hotplug(false),
+    clean: () => hotplug(true),
+    rings: true,
+  },
   C15: {
     title: 'both sides blocked: an IOTLB-style backend request with NEED_REPLY while the front-end waits for its own reply',
     rules: ['VU036'],
@@ -125,6 +132,18 @@ const CASES: Record<string, FieldCase> = {
     clean: () => shmem(SHMEM),
   },
 };
+
+/**
+ * Memory hot-plugged into a running guest with SET_MEM_TABLE (no NEED_REPLY, QEMU before
+ * REPLY_ACK), and a request in it kicked at once; `barrier`: the front-end first waits for the
+ * reply to a GET_FEATURES, which the back-end sends only once it has taken the table in.
+ */
+function hotplug(barrier: boolean): ProxyEvent[] {
+  const grown = memTable(region(0n, 0x100000n, 0x7f0000000000n), region(0x100000n, 0x100000n, 0x7f1000000000n));
+  const x = new Session().handshake().vring(0).fe(Request.SET_MEM_TABLE, grown, { fds: 2 });
+  if (barrier) x.fe(Request.GET_FEATURES).be(Request.GET_FEATURES, u64(PF | V1));
+  return x.kick(0).ring(0, 'kick', 1, 0, true, 0x180000n).call(0).ring(0, 'call', 1, 1).end();
+}
 
 /** A running ring whose front-end swaps the call fd, asking for the back-end's ack. */
 const callSwapped = (): Session =>

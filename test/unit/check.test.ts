@@ -11,6 +11,7 @@ import type { ProxyEvent } from '../../src/events/events';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
 import {
   u64,
+  u64s,
   u32s,
   region,
   memTable,
@@ -30,6 +31,7 @@ import {
   UUID,
   shmemConfig,
   shmemMapping,
+  config,
   logBase,
   Session,
 } from '../sessions';
@@ -69,6 +71,10 @@ const DETAILS: Record<string, string[]> = {
   VU028: ['F>B ADD_MEM_REG: ADD_MEM_REG gpa 0x80000+0x100000 (uaddr 0x7f1000000000) overlaps gpa 0x0+0x100000 (uaddr 0x7f0000000000), not removed first'],
   VU029: ['F>B POSTCOPY_END: POSTCOPY_END with CONFIGURE_MEM_SLOTS negotiated'],
   VU046: ['F>B SET_MEM_TABLE: SET_MEM_TABLE region 0: gpa 0x0+0x100000 (uaddr 0x7f0000000000) comes with a socket, which cannot be mapped'],
+  VU047: ['B>F GET_CONFIG reply: GET_CONFIG for 20 bytes at offset 0 answered with a 0-byte payload: the back-end refused it'],
+  VU048: [
+    'kick vring 0: vring 0: a descriptor at gpa 0x180000+0x40 (chain 0) is in memory ADD_MEM_REG added 0 ms before, which the back-end has not acknowledged yet',
+  ],
   VU030: ['F>B GET_PROTOCOL_FEATURES: GET_PROTOCOL_FEATURES, but GET_FEATURES offered 0x100000000 (no bit 30)'],
   VU031: ['F>B SET_PROTOCOL_FEATURES: SET_PROTOCOL_FEATURES with no GET_PROTOCOL_FEATURES on this connection'],
   VU032: ['F>B GET_QUEUE_NUM: GET_QUEUE_NUM needs MQ, which is not negotiated'],
@@ -370,6 +376,31 @@ const cases: [string, () => ProxyEvent[]][] = [
         .fe(Request.SET_MEM_TABLE, memTable(region(0n, 0x100000n, 0x7f0000000000n)), { fds: 1, fdKinds: [{ kind: 'socket', target: 'socket:[4242]' }] })
         .end(),
   ],
+  [
+    'VU047 config-refused',
+    // QEMU 11.1 <-> vhost-user-gpu 10, as the proxy saw it (test/e2e/sid.test.ts)
+    () =>
+      new Session()
+        .handshake(PF | V1, REPLY_ACK | CONFIG)
+        .fe(Request.GET_CONFIG, config(0, 20))
+        .be(Request.GET_CONFIG)
+        .end(),
+  ],
+  [
+    'VU048 descriptor-outside-acked-memory',
+    // field case C12: the guest uses memory an ADD_MEM_REG added before the back-end acked it
+    () =>
+      new Session()
+        .handshake()
+        .vring(0)
+        .fe(Request.ADD_MEM_REG, u64s(0n, 0x100000n, 0x100000n, 0x7f1000000000n, 0n), { fds: 1, flags: 9 })
+        .kick(0)
+        .ring(0, 'kick', 1, 0, true, 0x180000n)
+        .be(Request.ADD_MEM_REG, u64(0n))
+        .call(0)
+        .ring(0, 'call', 1, 1)
+        .end(),
+  ],
 ];
 
 /**
@@ -519,6 +550,65 @@ describe('check rules', () => {
     expect(ids(skipStop(PF | V1, SKIP, 0))).toEqual(['VU022 vring-base-zero-after-use']);
     expect(ids(skipStop(PF | V1, SKIP, 3))).toEqual([]);
     expect(ids(skipStop(PF | V1 | LOG_ALL, SKIP, 3))).toEqual(['VU020 log-all-without-log-base']);
+  });
+
+  it('VU047: a config of another size than asked; quiet when the size matches, and on a SET_CONFIG', () => {
+    const findings = (answer: Buffer | undefined) =>
+      checkEvents(
+        new Session()
+          .handshake(PF | V1, REPLY_ACK | CONFIG)
+          .fe(Request.GET_CONFIG, config(8, 16))
+          .be(Request.GET_CONFIG, answer)
+          .fe(Request.SET_CONFIG, config(0, 4))
+          .fe(Request.GET_CONFIG, config(0, 4))
+          .be(Request.GET_CONFIG, config(0, 4))
+          .end(),
+      ).map((f) => `${f.rule.id} ${f.detail}`);
+    expect(findings(config(8, 12))).toEqual(['VU047 GET_CONFIG for 16 bytes at offset 8 answered with 12 bytes']);
+    expect(findings(config(8, 16))).toEqual([]);
+  });
+
+  it('VU048: memory in no table; quiet once the change is acked, before any ack, and with ACCESS_PLATFORM', () => {
+    const findings = (build: (x: Session) => Session) => checkEvents(build(new Session().handshake().vring(0)).end()).map((f) => `${f.rule.id} ${f.detail}`);
+    const used = (x: Session, addr: bigint) => x.kick(0).ring(0, 'kick', 1, 0, true, addr).call(0).ring(0, 'call', 1, 1);
+    expect(findings((x) => used(x, 0x200000n))).toEqual([
+      'VU048 vring 0: a descriptor at gpa 0x200000+0x40 (chain 0) is in no memory region the back-end was given',
+    ]);
+    // a descriptor running past its region's end is outside too
+    expect(findings((x) => used(x, 0xfffe0n))).toEqual([
+      'VU048 vring 0: a descriptor at gpa 0xfffe0+0x40 (chain 0) is in no memory region the back-end was given',
+    ]);
+    const added = (x: Session) => x.fe(Request.ADD_MEM_REG, u64s(0n, 0x100000n, 0x100000n, 0x7f1000000000n, 0n), { fds: 1, flags: 9 });
+    // acked, then used: the back-end has it
+    expect(findings((x) => used(added(x).be(Request.ADD_MEM_REG, u64(0n)), 0x180000n))).toEqual([]);
+    // without REPLY_ACK, any later reply acks it (QEMU's GET_FEATURES barrier)
+    const barrier = (x: Session) =>
+      x.fe(Request.SET_MEM_TABLE, memTable(region(0n, 0x100000n, 0x7f0000000000n), region(0x100000n, 0x100000n, 0x7f1000000000n)), { fds: 2 });
+    expect(
+      findings((x) =>
+        used(
+          barrier(x)
+            .fe(Request.GET_FEATURES)
+            .be(Request.GET_FEATURES, u64(PF | V1)),
+          0x180000n,
+        ),
+      ),
+    ).toEqual([]);
+    expect(findings((x) => used(barrier(x), 0x180000n)).map((f) => f.split(':')[0])).toEqual(['VU048 vring 0']);
+    // told once per table change and vring
+    expect(findings((x) => used(used(x, 0x200000n), 0x200000n)).filter((f) => f.startsWith('VU048'))).toHaveLength(1);
+    // a first table not yet acknowledged: VU008's ground, not this rule's
+    const early = new Session()
+      .fe(Request.SET_MEM_TABLE, memTable(region(0n, 0x100000n, 0x7f0000000000n)), { fds: 1 })
+      .vring(0)
+      .kick(0)
+      .ring(0, 'kick', 1, 0, true, 0x200000n)
+      .call(0)
+      .end();
+    expect(checkEvents(early).filter((f) => f.rule.id === 'VU048')).toEqual([]);
+    // IOVAs (ACCESS_PLATFORM) are not guest-physical
+    const iommu = new Session().handshake(PF | V1 | (1n << 33n)).vring(0);
+    expect(checkEvents(used(iommu, 0x200000n).end()).filter((f) => f.rule.id === 'VU048')).toEqual([]);
   });
 
   it('VU046: a region past the end of its file, in a table or added; quiet at the exact size, and where /proc told no size', () => {

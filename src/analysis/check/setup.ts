@@ -1,9 +1,10 @@
 /**
  * Rules on how the front-end sets the device up: features acked that were never offered, memory
- * tables and their slots, ring layouts and addresses, enables, inflight. Runs on main-channel
- * requests the back-end received, before the negotiation takes them in.
+ * tables and their slots, ring layouts and addresses, enables, inflight, the config space. Runs
+ * on main-channel requests the back-end received (and GET_CONFIG's reply), before the
+ * negotiation takes them in.
  */
-import { hasBit, ProtocolFeature, Request, VirtioFeature, type MemoryRegion } from '../../protocol';
+import { HEADER_SIZE, hasBit, ProtocolFeature, Request, VirtioFeature, type MemoryRegion } from '../../protocol';
 import type { FdDescription, MessageEvent } from '../../events/events';
 import { RULES } from '../rules';
 import type { AddFinding, SessionState } from './state';
@@ -37,8 +38,25 @@ function unmappable(r: MemoryRegion, fd: FdDescription | undefined): string | un
 
 const POSTCOPY = new Set([Request.POSTCOPY_ADVISE, Request.POSTCOPY_LISTEN, Request.POSTCOPY_END]);
 
+/** GET_CONFIG: the back-end answers with the bytes asked for, or (libvhost-user) a zero-size refusal that QEMU cannot take. */
+function configRules(s: SessionState, e: MessageEvent, add: AddFinding): void {
+  const d = e.decoded;
+  const p = d.payload as { offset?: number; size?: number };
+  if (!d.reply) {
+    s.configAsked = p.size !== undefined ? { offset: p.offset ?? 0, size: p.size } : undefined;
+    return;
+  }
+  const asked = s.configAsked;
+  s.configAsked = undefined;
+  if (!asked) return;
+  const what = `GET_CONFIG for ${asked.size} bytes at offset ${asked.offset}`;
+  if (p.size === undefined) add(RULES.configRefused, `${what} answered with a ${e.raw.length - HEADER_SIZE}-byte payload: the back-end refused it`);
+  else if (p.size !== asked.size) add(RULES.configRefused, `${what} answered with ${p.size} bytes`);
+}
+
 export function setupRules(s: SessionState, e: MessageEvent, add: AddFinding): void {
   const d = e.decoded;
+  if (d.request === Request.GET_CONFIG && e.sender === (d.reply ? 'backend' : 'frontend')) configRules(s, e, add);
   if (d.reply || e.sender !== 'frontend') return;
   const p = d.payload as Record<string, never>;
   if (POSTCOPY.has(d.request) && hasBit(s.negotiation.protocolFeatures, ProtocolFeature.CONFIGURE_MEM_SLOTS))

@@ -77,6 +77,14 @@ export class SessionState {
   regions: MemoryRegion[] = [];
   haveMemTable = false;
   maxSlots?: number;
+  /** the memory table as the back-end last acknowledged it (check/acked-memory.ts) */
+  ackedRegions?: MemoryRegion[];
+  /** the first table change since then, until a reply acknowledges it */
+  tableChange?: { name: string; ts: bigint };
+  /** vrings told a descriptor outside the acknowledged table, until the table changes */
+  reportedOutsideAcked = new Set<number>();
+  /** the config bytes the front-end's last GET_CONFIG asked for, until the back-end answers */
+  configAsked?: { offset: number; size: number };
   enabled = new VringSet();
   vringNum = new VringMap<number>();
   sawVringBase = false;
