@@ -27,7 +27,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { Peer, waitForSocket } = require('../dist/demo/process');
 const { fromRelease } = require('../dist/demo/release');
-const { debian13Missing } = require('../dist/demo/debian13');
+const { rootMissing } = require('../dist/demo/roots');
 const { CLI, startProxy } = require('../lab/proxy-process');
 const { watchThreads } = require('../lab/thread-usage');
 
@@ -64,7 +64,7 @@ const median = (xs) => {
   return s.length ? (s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2) : 0;
 };
 
-const missing = debian13Missing();
+const missing = rootMissing('debian13');
 if (missing) {
   console.error(`bench/blk.js needs the Debian 13 root (libblkio, qemu-storage-daemon 10): ${missing}`);
   process.exit(2);

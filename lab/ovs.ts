@@ -9,17 +9,17 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DEBIAN13_ROOT } from '../src/demo/debian13';
+import { rootOf } from '../src/demo/roots';
 import { Peer, sleep, waitForSocket } from '../src/demo/process';
 import { fromRelease, type Release, type Spawnable } from '../src/demo/release';
 
 export const OVS_VSWITCHD = '/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk';
 
 export function ovsMissing(release: Release = 'debian12'): string | undefined {
-  const where = release === 'debian12' ? OVS_VSWITCHD : path.join(DEBIAN13_ROOT, OVS_VSWITCHD);
+  const where = release === 'debian12' ? OVS_VSWITCHD : path.join(rootOf('debian13'), OVS_VSWITCHD);
   return fs.existsSync(where)
     ? undefined
-    : `${where} missing: ${release === 'debian12' ? 'apt-get install --no-install-recommends openvswitch-switch-dpdk' : 'scripts/debian13-root.sh'}`;
+    : `${where} missing: ${release === 'debian12' ? 'apt-get install --no-install-recommends openvswitch-switch-dpdk' : 'scripts/debian-root.sh trixie'}`;
 }
 
 export class OvsDpdk {

@@ -3,7 +3,8 @@
 # for the native addon, the real vhost-user peers the tests run (DPDK testpmd, QEMU,
 # qemu-storage-daemon, virtiofsd, OVS-DPDK) with a guest kernel and busybox, tshark (the pcapng
 # export is checked with it), Chromium (the HTML report is rendered in it), clang (the fuzzer),
-# and a Debian 13 root holding the newer peers (scripts/debian13-root.sh, with debootstrap).
+# and two Debian roots holding newer peers (scripts/debian-root.sh, with debootstrap): Debian 13
+# and sid.
 # Package lists: scripts/debian-packages.txt, and scripts/debian-packages-no-recommends.txt for
 # the packages whose recommends would bring services (OVS, Prometheus, libvirt). .ci/run runs this script.
 set -euo pipefail
@@ -20,5 +21,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' >/usr/sbi
 # shellcheck disable=SC2046
 apt-get install -y -q --no-install-recommends $(grep -v '^#' "$here/debian-packages-no-recommends.txt") || { [ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d; exit 1; }
 [ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
-# the Debian 13 peers (QEMU 10, vhost-user-gpu, DPDK 24.11, Rust virtiofsd, passt) in a root of their own
-bash "$here/debian13-root.sh"
+# the Debian 13 peers (QEMU 10, vhost-user-gpu, DPDK 24.11, Rust virtiofsd, passt) and sid's (QEMU 11.1,
+# DPDK 25.11, virtiofsd 1.14), each release in a root of its own
+bash "$here/debian-root.sh" trixie
+bash "$here/debian-root.sh" sid

@@ -19,7 +19,7 @@ export interface TestpmdOptions {
   mbufs?: number;
   extraArgs?: string[];
   timeoutMs?: number;
-  /** where dpdk-testpmd comes from (default Debian 12's, DPDK 22.11; Debian 13 has 24.11) */
+  /** where dpdk-testpmd comes from (default Debian 12's, DPDK 22.11; Debian 13 has 24.11, sid 25.11) */
   release?: Release;
   /** directories the peer must see (its socket's): only for a release other than the host's */
   dirs?: string[];
@@ -48,7 +48,7 @@ export class Testpmd {
     const args = [
       '-oL',
       '-eL',
-      opts.release === 'debian13' ? '/usr/bin/dpdk-testpmd' : 'dpdk-testpmd',
+      (opts.release ?? 'debian12') === 'debian12' ? 'dpdk-testpmd' : '/usr/bin/dpdk-testpmd',
       '-l',
       '0,1',
       '--main-lcore',

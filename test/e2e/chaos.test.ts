@@ -6,30 +6,12 @@
  * before, every run, and `check` names it. The same seed perturbs the same messages each run.
  */
 import * as path from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { Peer } from '../../src/demo/process';
 import { tmpDir } from '../helpers';
 import { buildInitramfs } from '../../lab/guest';
 import { backend, guestBody, qemu, startForwarding } from './harness/qemu-net';
-import { CLI, ProxyProcess } from './harness/proxy';
-
-const run = promisify(execFile);
-
-/** `vhostscope check --json`: the findings' ids and details. */
-async function findings(file: string): Promise<{ id: string; detail: string }[]> {
-  let out: string;
-  try {
-    out = (await run(process.execPath, [CLI, 'check', '--json', file])).stdout;
-  } catch (err) {
-    out = (err as { stdout: string }).stdout;
-  }
-  return out
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { id: string; detail: string });
-}
+import { checkFindings as findings, ProxyProcess } from './harness/proxy';
 
 /** One VM pinging testpmd through a proxy with `args`: the proxy's fault lines and the recording's findings. */
 async function pingRun(name: string, args: string[]) {
@@ -53,7 +35,7 @@ async function pingRun(name: string, args: string[]) {
   }
   expect(q.log()).toMatch(/GUEST-RESULT: PASS/); // testpmd polls its rings: it copes with the early kick
   const faults = proxy.records().filter((r) => r.event === 'fault');
-  return { faults, findings: await findings(proxy.recordFile) };
+  return { faults, findings: findings(proxy.recordFile) };
 }
 
 describe('chaos mode with real peers', () => {

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { debian13Missing } from '../../src/demo/debian13';
+import { rootMissing } from '../../src/demo/roots';
 import { recordingDevices } from '../../src/recording/devices';
 import { readRecording, recordingEvents } from '../../src/recording/reader';
 import { tmpDir } from '../helpers';
@@ -17,7 +17,7 @@ const updates = (gpu: LogRecord[]): LogRecord[] => gpu.filter((m) => m.request =
 
 describe('QEMU 10 vhost-user-gpu-pci <-> vhost-user-gpu through the proxy', () => {
   it('shows the guest framebuffer as a direct run does, with the GPU socket decoded', async () => {
-    const missing = debian13Missing();
+    const missing = rootMissing('debian13');
     if (missing) throw new Error(missing);
     const work = tmpDir('gpu');
     const direct = await runGpuGuest(path.join(work, 'direct'));

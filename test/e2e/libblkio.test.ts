@@ -1,8 +1,9 @@
 /**
- * libblkio as the front-end, no VM: qemu-io from Debian 13 through QEMU 10's
- * virtio-blk-vhost-user driver (qemu-block-extra's block-blkio.so: libblkio has a virtio driver
- * of its own, so this is another front-end implementation) writes a pattern through vhostscope
- * to qemu-storage-daemon 7.2 and 10, reads it back and has qemu-io verify it; the host then reads
+ * libblkio as the front-end, no VM: qemu-io from Debian 13 (QEMU 10, libblkio 1.5) and sid
+ * (QEMU 11.1) through the virtio-blk-vhost-user driver (qemu-block-extra's block-blkio.so:
+ * libblkio has a virtio driver of its own, so this is another front-end implementation) writes a
+ * pattern through vhostscope to qemu-storage-daemon 7.2, 10 and 11.1, reads it back and has
+ * qemu-io verify it; the host then reads
  * the image. The recording must hold the whole session, and check names only the quirk libblkio
  * and libvhost-user agree on.
  */
@@ -11,14 +12,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Peer, waitForSocket } from '../../src/demo/process';
-import { debian13Missing } from '../../src/demo/debian13';
+import { rootMissing, type RootRelease } from '../../src/demo/roots';
 import { fromRelease, type Release } from '../../src/demo/release';
 import { cleanUp, tmpDir } from '../helpers';
 import { checkRecording, ProxyProcess, sessionEnd } from './harness/proxy';
 
-/** qemu-io in the Debian 13 root with `commands`, against the vhost-user-blk socket `sock`; its output. */
-function qemuIo(work: string, sock: string, commands: string[]): string {
-  const run = fromRelease('debian13', [work], 'qemu-io', [
+/** qemu-io from `release`'s root with `commands`, against the vhost-user-blk socket `sock`; its output. */
+function qemuIo(release: RootRelease, work: string, sock: string, commands: string[]): string {
+  const run = fromRelease(release, [work], 'qemu-io', [
     '--image-opts',
     `driver=virtio-blk-vhost-user,path=${sock},cache.direct=on`,
     ...commands.flatMap((c) => ['-c', c]),
@@ -28,11 +29,18 @@ function qemuIo(work: string, sock: string, commands: string[]): string {
 }
 
 describe('libblkio (qemu-io) <-> qemu-storage-daemon through the proxy', () => {
-  it.each(['debian12', 'debian13'] as const)(
-    'qemu-storage-daemon from %s: a pattern written, read back and verified by qemu-io, found in the image by the host',
-    async (release: Release) => {
-      const missing = debian13Missing();
-      if (missing) throw new Error(`the Debian 13 root is missing (${missing}): run scripts/install-deps.sh`);
+  it.each([
+    ['debian13', 'debian12'],
+    ['debian13', 'debian13'],
+    ['sid', 'sid'],
+    ['sid', 'debian12'],
+  ] as const)(
+    'qemu-io from %s, qemu-storage-daemon from %s: a pattern written, read back and verified by qemu-io, found in the image by the host',
+    async (frontend: RootRelease, release: Release) => {
+      for (const r of new Set<RootRelease>([frontend, ...(release === 'debian12' ? [] : [release])])) {
+        const missing = rootMissing(r);
+        if (missing) throw new Error(`${missing} (scripts/install-deps.sh builds every root)`);
+      }
       const work = tmpDir('blkio');
       const img = path.join(work, 'disk.raw');
       fs.writeFileSync(img, Buffer.alloc(0));
@@ -53,7 +61,7 @@ describe('libblkio (qemu-io) <-> qemu-storage-daemon through the proxy', () => {
       try {
         await waitForSocket(be, 20_000, qsd);
         await proxy.starter(fe, be);
-        out = qemuIo(work, fe, ['write -P 0xa5 4M 1M', 'read -P 0xa5 4M 1M', 'read -P 0 0 64k']);
+        out = qemuIo(frontend, work, fe, ['write -P 0xa5 4M 1M', 'read -P 0xa5 4M 1M', 'read -P 0 0 64k']);
       } finally {
         await cleanUp(
           () => proxy.stop(),

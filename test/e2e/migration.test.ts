@@ -11,7 +11,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { debian13Missing } from '../../src/demo/debian13';
+import { rootMissing } from '../../src/demo/roots';
 import { buildInitramfs, qemuCommand, vhostUserNetArgs } from '../../lab/guest';
 import { fromRelease, type Release } from '../../src/demo/release';
 import { Peer, sleep, waitForSocket } from '../../src/demo/process';
@@ -382,7 +382,8 @@ describe('live migration through vhostscope', () => {
   ] as const)(
     'a virtio-net guest moves between two %s while it pings testpmd, both connections through one daemon',
     async (_name, release) => {
-      if (release === 'debian13' && debian13Missing()) throw new Error(`the Debian 13 root is missing (${debian13Missing()}): run scripts/install-deps.sh`);
+      if (release === 'debian13' && rootMissing('debian13'))
+        throw new Error(`the Debian 13 root is missing (${rootMissing('debian13')}): run scripts/install-deps.sh`);
       await rerunOnGuestKernelCrash(`net migration (${release})`, 'migrate', (work) => netMigration(work, release));
     },
     820_000,
@@ -395,7 +396,7 @@ describe('live migration through vhostscope', () => {
   });
 
   it('a vhost-user-fs guest moves between two QEMU 10 with the Rust virtiofsd: a file opened before reads on after, the device state crossing the proxy', async () => {
-    const missing = debian13Missing();
+    const missing = rootMissing('debian13');
     if (missing) throw new Error(`the Debian 13 root is missing (${missing}): run scripts/install-deps.sh`);
     const work = tmpDir('migrate-fs');
     const token = `tok${Date.now()}`;
@@ -524,7 +525,7 @@ umount /mnt/v && echo "GUEST-RESULT: PASS"
   }, 400_000);
 
   it('a virtio-net guest on passt moves between two QEMU 10, each with its own passt: the state goes through the proxy, the guest fetches over TCP on the destination', async () => {
-    if (debian13Missing()) throw new Error(`the Debian 13 root is missing (${debian13Missing()}): run scripts/install-deps.sh`);
+    if (rootMissing('debian13')) throw new Error(`the Debian 13 root is missing (${rootMissing('debian13')}): run scripts/install-deps.sh`);
     const work = tmpDir('migrate-passt');
     const served = pattern(`passt migration ${Date.now()}\n`, 8192);
     const proxy = new ProxyProcess(work, ['--device', 'net', '--record-device-state']);
@@ -570,7 +571,7 @@ umount /mnt/v && echo "GUEST-RESULT: PASS"
   // OVS-DPDK + cloud-hypervisor hang, shortened), a back-end slow to save its state, and the
   // destination's back-end dying as the destination starts the device.
   it("fault rules reach a migration: SET_LOG_BASE answered late on the source, the device state held, the destination's back-end gone as it starts; check and the log name each rule", async () => {
-    if (debian13Missing()) throw new Error(`the Debian 13 root is missing (${debian13Missing()}): run scripts/install-deps.sh`);
+    if (rootMissing('debian13')) throw new Error(`the Debian 13 root is missing (${rootMissing('debian13')}): run scripts/install-deps.sh`);
     const work = tmpDir('migrate-faults');
     const proxy = new ProxyProcess(work, ['--device', 'net', '--check']);
     const { dst, migration } = await passtMigration(work, proxy, pattern(`passt migration under faults ${Date.now()}\n`, 4096), 20, 2, {

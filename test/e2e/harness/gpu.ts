@@ -1,12 +1,12 @@
 /**
- * vhost-user-gpu under TCG: Debian 13's QEMU 10 (vhost-user-gpu-pci) and its
- * /usr/lib/qemu/vhost-user-gpu, either directly or through the proxy. The guest (Debian 12's
+ * vhost-user-gpu under TCG: Debian 13's /usr/lib/qemu/vhost-user-gpu driven by QEMU 10 (or
+ * sid's 11.1) vhost-user-gpu-pci, either directly or through the proxy. The guest (Debian 12's
  * kernel, virtio_gpu with DRM fbdev emulation) fills /dev/fb0 with one colour; a QMP
  * screendump then shows what reached QEMU's display over the GPU socket.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { inDebian13 } from '../../../src/demo/debian13';
+import { inRoot, type RootRelease } from '../../../src/demo/roots';
 import { buildInitramfs, qemuArgs } from '../../../lab/guest';
 import { Peer, sleep, waitForSocket } from '../../../src/demo/process';
 import { countColour, qmpCommand, readPpm } from '../../../lab/qmp';
@@ -41,21 +41,24 @@ export interface GpuRun {
   qemuLog: string;
 }
 
-/** One guest run; `proxy` set: QEMU connects to the proxy, which connects to the backend. */
-export async function runGpuGuest(work: string, proxy?: ProxyProcess): Promise<GpuRun> {
+/**
+ * One guest run; `proxy` set: QEMU connects to the proxy, which connects to the backend.
+ * `qemu`, `backend`: the releases QEMU and vhost-user-gpu come from.
+ */
+export async function runGpuGuest(work: string, proxy?: ProxyProcess, qemu: RootRelease = 'debian13', backend: RootRelease = 'debian13'): Promise<GpuRun> {
   fs.mkdirSync(work, { recursive: true });
   const initrd = buildInitramfs(work, BODY, ['virtio_pci', 'virtio_gpu']);
   const be = path.join(work, 'be.sock');
   const fe = proxy ? path.join(work, 'fe.sock') : be;
   const qmp = path.join(work, 'qmp.sock');
   const shot = path.join(work, 'shot.ppm');
-  const gpuCmd = inDebian13([work], '/usr/lib/qemu/vhost-user-gpu', [`--socket-path=${be}`]);
+  const gpuCmd = inRoot(backend, [work], '/usr/lib/qemu/vhost-user-gpu', [`--socket-path=${be}`]);
   const gpu = new Peer(gpuCmd.cmd, gpuCmd.args, { name: 'vhost-user-gpu', logFile: path.join(work, 'gpu.log'), env: gpuCmd.env, timeoutMs: 240_000 });
   let q: Peer | undefined;
   try {
     await waitForSocket(be, 30_000, gpu);
     if (proxy) await proxy.starter(fe, be);
-    const [, , , ...qemu] = qemuArgs(initrd, '', [
+    const [, , , ...qemuLine] = qemuArgs(initrd, '', [
       '-qmp',
       `unix:${qmp},server=on,wait=off`,
       '-chardev',
@@ -63,9 +66,9 @@ export async function runGpuGuest(work: string, proxy?: ProxyProcess): Promise<G
       '-device',
       'vhost-user-gpu-pci,chardev=c0',
     ]);
-    const qemuCmd = inDebian13([work], '/usr/bin/qemu-system-x86_64', qemu);
+    const qemuCmd = inRoot(qemu, [work], '/usr/bin/qemu-system-x86_64', qemuLine);
     q = new Peer('taskset', ['-c', '1', qemuCmd.cmd, ...qemuCmd.args], {
-      name: 'qemu10',
+      name: 'qemu',
       logFile: path.join(work, 'qemu.log'),
       env: qemuCmd.env,
       timeoutMs: 240_000,

@@ -9,10 +9,10 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { DEBIAN13_ROOT } from '../../../src/demo/debian13';
+import { rootOf, type RootRelease } from '../../../src/demo/roots';
 import { buildInitramfs, qemuCommand, vhostUserNetArgs } from '../../../lab/guest';
 import { Peer, waitForSocket } from '../../../src/demo/process';
-import { fromRelease, type Release } from '../../../src/demo/release';
+import { fromRelease, type Release, type Spawnable } from '../../../src/demo/release';
 import { OvsDpdk } from '../../../lab/ovs';
 import { Testpmd } from '../../../src/demo/testpmd';
 import { guestBody } from './qemu-net';
@@ -45,7 +45,7 @@ export async function netGuest(work: string, pair: Pair, pings = 10, frontendLis
   const fe = path.join(work, 'fe.sock');
   const be = path.join(work, 'be.sock');
   const proxy = new ProxyProcess(work);
-  const qemuArgsFor = (chardev: string) => vhostUserNetArgs(chardev, pair.frontend === 'debian13');
+  const qemuArgsFor = (chardev: string) => vhostUserNetArgs(chardev, pair.frontend !== 'debian12');
   let tp: Testpmd | undefined;
   let q: Peer | undefined;
   try {
@@ -97,21 +97,30 @@ export interface BlkRun extends GuestRun {
   imageSha: string;
 }
 
-/** QEMU vhost-user-blk <-> qemu-storage-daemon: the guest reads a host pattern and writes one. */
-export async function blkPair(work: string, pair: Pair): Promise<BlkRun> {
+/** qemu-storage-daemon from `release` exporting `img` as vhost-user-blk on `sock`. */
+export const storageDaemon =
+  (release: Release) =>
+  (work: string, img: string, sock: string): Spawnable =>
+    fromRelease(release, [work], 'qemu-storage-daemon', [
+      '--blockdev',
+      `driver=file,node-name=file0,filename=${img},cache.direct=off`,
+      '--blockdev',
+      'driver=raw,node-name=disk0,file=file0',
+      '--export',
+      `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${sock},writable=on,num-queues=1`,
+    ]);
+
+/**
+ * QEMU vhost-user-blk <-> a vhost-user-blk back-end (qemu-storage-daemon of `pair.backend`'s
+ * release unless `backend` says another): the guest reads a host pattern and writes one.
+ */
+export async function blkPair(work: string, pair: Pair, backend = storageDaemon(pair.backend)): Promise<BlkRun> {
   const { img, token, host, guestWrite, initrd } = blkGuest(work);
   const fe = path.join(work, 'fe.sock');
   const be = path.join(work, 'be.sock');
   const proxy = new ProxyProcess(work);
-  const run = fromRelease(pair.backend, [work], 'qemu-storage-daemon', [
-    '--blockdev',
-    `driver=file,node-name=file0,filename=${img},cache.direct=off`,
-    '--blockdev',
-    'driver=raw,node-name=disk0,file=file0',
-    '--export',
-    `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${be},writable=on,num-queues=1`,
-  ]);
-  const qsd = new Peer(run.cmd, run.args, { name: 'qsd', logFile: path.join(work, 'qsd.log'), env: run.env });
+  const run = backend(work, img, be);
+  const qsd = new Peer(run.cmd, run.args, { name: 'blk-backend', logFile: path.join(work, 'qsd.log'), env: run.env });
   let q: Peer | undefined;
   try {
     await waitForSocket(be, 30_000, qsd);
@@ -133,7 +142,7 @@ export interface FsRun extends GuestRun {
   fromGuest: string;
 }
 
-/** QEMU vhost-user-fs <-> virtiofsd (Debian 12: the C one in QEMU; Debian 13: the Rust one). */
+/** QEMU vhost-user-fs <-> virtiofsd (Debian 12: the C one in QEMU; Debian 13 and sid: the Rust one). */
 export async function fsPair(work: string, pair: Pair): Promise<FsRun> {
   const { share, token, hello, initrd } = fsGuest(work);
   const fe = path.join(work, 'fe.sock');
@@ -151,7 +160,7 @@ export async function fsPair(work: string, pair: Pair): Promise<FsRun> {
           '-o',
           'sandbox=namespace',
         ])
-      : fromRelease('debian13', [work], '/usr/libexec/virtiofsd', [`--socket-path=${be}`, `--shared-dir=${share}`, '--cache=never', '--sandbox=namespace']);
+      : fromRelease(pair.backend, [work], '/usr/libexec/virtiofsd', [`--socket-path=${be}`, `--shared-dir=${share}`, '--cache=never', '--sandbox=namespace']);
   const vfs = new Peer(run.cmd, run.args, { name: 'virtiofsd', logFile: path.join(work, 'virtiofsd.log'), env: run.env });
   let q: Peer | undefined;
   try {
@@ -236,9 +245,9 @@ export async function dpdkPair(work: string, pair: Pair, frontendListens = false
   }
 }
 
-/** Debian 13's passt, run on the host through the root's loader: its sandbox makes a user namespace, which a chrooted process may not. */
-export function passtCommand(sock: string): { cmd: string; args: string[] } {
-  const r = DEBIAN13_ROOT;
+/** passt from a root, run on the host through the root's loader: its sandbox makes a user namespace, which a chrooted process may not. */
+export function passtCommand(sock: string, release: RootRelease = 'debian13'): { cmd: string; args: string[] } {
+  const r = rootOf(release);
   return {
     cmd: `${r}/lib64/ld-linux-x86-64.so.2`,
     // -4: IPv4 only; no inbound port forwarding; the guest's DNS is never used
@@ -289,11 +298,11 @@ export interface PasstRun extends GuestRun {
 }
 
 /**
- * QEMU 10 virtio-net <-> passt --vhost-user: the guest takes its address from passt's DHCP and
+ * QEMU (10 or newer) virtio-net <-> passt --vhost-user (Debian 13's or sid's): the guest takes its address from passt's DHCP and
  * moves data over TCP to an HTTP server on the host's loopback (passt maps the router address
  * to 127.0.0.1); no other address is ever used.
  */
-export async function passtGuest(work: string, frontend: Release): Promise<PasstRun> {
+export async function passtGuest(work: string, frontend: Release, backend: RootRelease = 'debian13'): Promise<PasstRun> {
   const served = pattern(`passt host data ${Date.now()}\n`, 1 << 20);
   let posted: Buffer | undefined;
   const server = http.createServer((req, res) => {
@@ -325,13 +334,13 @@ echo "GUEST-RESULT: PASS"
   const fe = path.join(work, 'fe.sock');
   const be = path.join(work, 'be.sock');
   const proxy = new ProxyProcess(work);
-  const p = passtCommand(be);
+  const p = passtCommand(be, backend);
   const passt = new Peer(p.cmd, p.args, { name: 'passt', logFile: path.join(work, 'passt.log') });
   let q: Peer | undefined;
   try {
     await waitForSocket(be, 30_000, passt);
     await proxy.starter(fe, be);
-    q = qemuPeer(work, { frontend, backend: 'debian13' }, initrd, '', vhostUserNetArgs(`socket,id=c0,path=${fe}`, frontend === 'debian13'));
+    q = qemuPeer(work, { frontend, backend }, initrd, '', vhostUserNetArgs(`socket,id=c0,path=${fe}`, frontend !== 'debian12'));
     const rc = await q.waitExit(180_000);
     if (rc !== 0) throw new Error(`QEMU exited with ${rc}\n${q.log().slice(-1500)}`);
   } finally {
@@ -400,7 +409,7 @@ export async function ovsGuest(work: string, release: Release = 'debian12', ping
     await tp.peer.waitForLog(/testpmd> /, 60_000);
     tp.cmd('set verbose 1');
     tp.cmd('start');
-    q = qemuPeer(work, { frontend: release, backend: release }, initrd, '', vhostUserNetArgs(`socket,id=c0,path=${qemuSock}`, release === 'debian13'));
+    q = qemuPeer(work, { frontend: release, backend: release }, initrd, '', vhostUserNetArgs(`socket,id=c0,path=${qemuSock}`, release !== 'debian12'));
     const rc = await q.waitExit(180_000);
     if (rc !== 0) throw new Error(`QEMU exited with ${rc}\n${q.log().slice(-1500)}`);
     return {
@@ -494,27 +503,31 @@ echo "GUEST-ECHOED-SHA: $(sha256sum < /tmp/down | cut -d' ' -f1)"
   };
 }
 
-/** Where the rust-vmm test frontend is built (cargo's target and home), reused across runs. */
-const RUST_TARGET = '/var/cache/vhostscope/rust-frontend-target';
-const RUST_SRC = path.join(__dirname, '../rust-frontend');
+/** The rust-vmm test crates: their sources here, and where each is built (cargo's target and home), reused across runs. */
+export type RustCrate = 'rust-frontend' | 'rust-backend';
+const rustTarget = (crate: RustCrate): string => `/var/cache/vhostscope/${crate}-target`;
+const rustSource = (crate: RustCrate): string => path.join(__dirname, '..', crate);
 
 /**
- * Builds test/e2e/rust-frontend inside the Debian 13 root, offline, against Debian's packaged
- * crates (librust-vhost-dev 0.13); returns the binary's path (inside the root's view).
+ * Builds test/e2e/<crate> inside the Debian 13 root, offline, against Debian's packaged crates
+ * (librust-vhost-dev 0.13, librust-vhost-user-backend-dev 0.17); returns the binary's path (the
+ * same inside the root and on the host).
  */
-export function buildRustFrontend(): string {
-  fs.mkdirSync(RUST_TARGET, { recursive: true });
+export function buildRustCrate(crate: RustCrate): string {
+  const target = rustTarget(crate);
+  const src = rustSource(crate);
+  fs.mkdirSync(target, { recursive: true });
   // from the crate's directory: cargo reads .cargo/config.toml (Debian's registry) from the cwd
-  const run = fromRelease('debian13', [RUST_SRC, RUST_TARGET], '/bin/sh', [
+  const run = fromRelease('debian13', [src, target], '/bin/sh', [
     '-c',
-    `cd '${RUST_SRC}' && CARGO_HOME='${RUST_TARGET}/cargo-home' CARGO_TARGET_DIR='${RUST_TARGET}' exec cargo build --release --offline`,
+    `cd '${src}' && CARGO_HOME='${target}/cargo-home' CARGO_TARGET_DIR='${target}' exec cargo build --release --offline`,
   ]);
   try {
     execFileSync(run.cmd, run.args, { env: run.env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
   } catch (err) {
-    throw new Error(`cargo build of ${RUST_SRC} failed:\n${String((err as { stderr?: Buffer }).stderr ?? err).slice(-3000)}`);
+    throw new Error(`cargo build of ${src} failed:\n${String((err as { stderr?: Buffer }).stderr ?? err).slice(-3000)}`);
   }
-  return path.join(RUST_TARGET, 'release', 'vhs-rust-frontend');
+  return path.join(target, 'release', `vhs-${crate}`);
 }
 
 export interface RustFrontendRun {
@@ -534,7 +547,7 @@ export async function rustFrontendPair(work: string, backend: Release, binary: s
     await tp.peer.waitForLog(/binding succeeded/, 60_000);
     await tp.start();
     await proxy.starter(fe, be);
-    const run = fromRelease('debian13', [work, RUST_TARGET], binary, [fe, String(packets)]);
+    const run = fromRelease('debian13', [work, path.dirname(binary)], binary, [fe, String(packets)]);
     const front = new Peer(run.cmd, run.args, { name: 'rust-frontend', logFile: path.join(work, 'rust-frontend.log'), env: run.env, timeoutMs: 120_000 });
     const rc = await front.waitExit(90_000);
     const stats = await tp.stopForwarding();

@@ -2,7 +2,7 @@
  * Runs `vhostscope proxy` as its own process (exactly as a user does), with the JSON log in a
  * file, and reads that log back for assertions.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'vitest';
@@ -256,4 +256,14 @@ export function expectRequestsAccountedFor(proxy: ProxyProcess, device: DeviceTy
     expect(t.p99Ns).toBeLessThanOrEqual(t.maxNs);
     expect(t.meanNs).toBeLessThanOrEqual(t.maxNs);
   }
+}
+
+/** `vhostscope check --json` on a recording: the findings' ids and details (check exits 1 when it finds any). */
+export function checkFindings(file: string): { id: string; detail: string }[] {
+  const r = spawnSync(process.execPath, [CLI, 'check', '--json', file], { encoding: 'utf8' });
+  if (r.status !== 0 && r.status !== 1) throw new Error(`vhostscope check exited ${r.status}: ${r.stderr}`);
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { id: string; detail: string });
 }
