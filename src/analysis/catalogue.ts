@@ -28,7 +28,12 @@ export const CATALOGUE: readonly CatalogueEntry[] = [
   entry('R02', 'SET_PROTOCOL_FEATURES within the offered set, and after a GET on this connection', 'spec; C3 (rust-vmm/vhost 14db3cd)', ['VU011', 'VU031']),
   entry('R03', 'each request only with the feature it needs; no POSTCOPY_* with CONFIGURE_MEM_SLOTS', 'spec', ['VU032', 'VU029']),
   entry('R04', 'INBAND_NOTIFICATIONS only with BACKEND_REQ and REPLY_ACK', 'spec', ['VU033']),
-  entry('R05', "each implementation family's numbering recognised (bits 20-22, crosvm's and others' request codes)", 'C16', ['VU015', 'VU016', 'VU027']),
+  entry('R05', "each implementation family's numbering recognised (bits 20-22, crosvm's and others' request codes)", 'C16', [
+    'VU015',
+    'VU016',
+    'VU027',
+    'VU049',
+  ]),
   entry(
     'R06',
     "the back-end's ring writes follow the negotiated ring features (EVENT_IDX, IN_ORDER, packed)",
@@ -63,7 +68,7 @@ export const CATALOGUE: readonly CatalogueEntry[] = [
     "a private mapping of a shareable file (memory-backend-memfd with share=off) cannot be seen from the fd: only the fd's kind and size are checked",
   ),
   entry('R30', 'regions never overlap', 'spec 2026', ['VU028']),
-  entry('R31', 'ring addresses inside the regions, in the address space the negotiation says', 'spec', ['VU009']),
+  entry('R31', 'ring addresses inside the regions, in the address space the negotiation says', 'spec', ['VU009', 'VU049']),
   entry('R32', 'no descriptor points outside the last acknowledged memory table', 'C12', ['VU048']),
   entry('R33', 'at most 8 regions without CONFIGURE_MEM_SLOTS, GET_MAX_MEM_SLOTS with it', 'spec', ['VU012']),
   entry('R40', 'per-ring state machine; a kick while stopped or disabled; a kick the back-end never processes', 'C1 (rust-vmm/vhost#247)', [

@@ -78,6 +78,8 @@ const FIXES: Record<string, string> = {
     "the back-end: answer GET_CONFIG with as many bytes as were asked (its config space may be shorter than a newer front-end's: fill the rest, or check what it supports before it refuses); the front-end: treat a short config as the device's own size rather than failing the device",
   VU048:
     'the front-end: send SET_MEM_TABLE / ADD_MEM_REG with NEED_REPLY (REPLY_ACK) and let the guest use new memory only after the ack (without REPLY_ACK, after the reply to a later request, as QEMU 28ed5ef16384 did with GET_FEATURES); the back-end: ack a table change only once it is mapped',
+  VU049:
+    'the peers: agree on bit 21 before acking it (QEMU 11 and the 2026 spec: GPA_ADDRESSES; rust-vmm vhost 0.16: SHMEM); a front-end that acks it must give ring addresses as guest-physical, or not ack it',
   VU046:
     'the front-end: back guest memory with a shareable file (memory-backend-memfd, or memory-backend-file with share=on on hugetlbfs or a shared file) at least as large as every region it hands out: mmap_offset + size within the file',
 };
@@ -403,6 +405,13 @@ export const RULES = {
     'error',
     'vhost-user.rst "REPLY_ACK" and "Memory region description"; field case C12, QEMU 28ed5ef16384 (catalogue R32; needs --rings)',
     'a kick made a buffer available in guest memory outside the memory table the back-end had acknowledged: memory a SET_MEM_TABLE or ADD_MEM_REG just added (the back-end may not have mapped it yet, and fails the request or the session), or memory no table has',
+  ),
+  gpaAddressesIgnored: rule(
+    'VU049',
+    'gpa-addresses-ignored',
+    'error',
+    'vhost-user.rst (2026 text) "VHOST_USER_PROTOCOL_F_GPA_ADDRESSES"; field case C16 (catalogue R05, R31)',
+    "protocol feature 21 is negotiated, which the 2026 spec and QEMU 11 call GPA_ADDRESSES (ring addresses are guest-physical), yet the front-end's SET_VRING_ADDR gives its own virtual addresses: it numbers bit 21 otherwise (rust-vmm vhost 0.16's SHMEM) or acked a bit it does not implement; a back-end that follows the spec looks the rings up in the wrong address space",
   ),
 } as const satisfies Record<string, Rule>;
 

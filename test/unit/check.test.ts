@@ -75,6 +75,9 @@ const DETAILS: Record<string, string[]> = {
   VU048: [
     'kick vring 0: vring 0: a descriptor at gpa 0x180000+0x40 (chain 0) is in memory ADD_MEM_REG added 0 ms before, which the back-end has not acknowledged yet',
   ],
+  VU049: [
+    "F>B SET_VRING_ADDR: vring 0: protocol feature 21 (GPA_ADDRESSES) is negotiated, but desc=0x7f0000001000 and the other ring addresses are the front-end's own (in the regions' userspace range)",
+  ],
   VU030: ['F>B GET_PROTOCOL_FEATURES: GET_PROTOCOL_FEATURES, but GET_FEATURES offered 0x100000000 (no bit 30)'],
   VU031: ['F>B SET_PROTOCOL_FEATURES: SET_PROTOCOL_FEATURES with no GET_PROTOCOL_FEATURES on this connection'],
   VU032: ['F>B GET_QUEUE_NUM: GET_QUEUE_NUM needs MQ, which is not negotiated'],
@@ -401,6 +404,15 @@ const cases: [string, () => ProxyEvent[]][] = [
         .ring(0, 'call', 1, 1)
         .end(),
   ],
+  [
+    'VU049 gpa-addresses-ignored',
+    // field case C16's other side: a front-end acking bit 21 as rust-vmm vhost 0.16's SHMEM
+    () =>
+      new Session()
+        .handshake(PF | V1, REPLY_ACK | CONFIGURE_MEM_SLOTS | (1n << 21n))
+        .fe(Request.SET_VRING_ADDR, vringAddr(0, 0x7f0000001000n, 0x7f0000003000n, 0x7f0000002000n))
+        .end(),
+  ],
 ];
 
 /**
@@ -661,7 +673,10 @@ describe('check rules', () => {
         .fe(Request.SET_VRING_ADDR, vringAddr(0, desc, desc + 0x2000n, desc + 0x1000n))
         .end();
     expect(ids(ring(0x1000n))).toEqual([]); // inside the region's guest-physical range
-    expect(ids(ring(0x7f0000001000n))).toEqual(['VU009 ring-outside-regions']); // the front-end's address, not a guest-physical one
+    // the front-end's addresses, not guest-physical ones: it does not speak bit 21 as GPA_ADDRESSES
+    expect(ids(ring(0x7f0000001000n))).toEqual(['VU049 gpa-addresses-ignored']);
+    // in neither space: only outside
+    expect(ids(ring(0x7e0000001000n))).toEqual(['VU009 ring-outside-regions']);
   });
 
   it('VU027 stays quiet where SHMEM is bit 22, as the 2026 spec has it', () => {

@@ -118,10 +118,19 @@ export function setupRules(s: SessionState, e: MessageEvent, add: AddFinding): v
       const iova = hasBit(s.negotiation.ackedFeatures, VirtioFeature.ACCESS_PLATFORM);
       const gpa = hasBit(s.negotiation.protocolFeatures, ProtocolFeature.GPA_ADDRESSES);
       if (s.haveMemTable && !iova) {
-        const base = (r: MemoryRegion): bigint => (gpa ? r.guestPhysAddr : r.userspaceAddr);
-        const inside = (a: bigint): boolean => s.regions.some((r) => a >= base(r) && a < base(r) + r.memorySize);
-        for (const k of ['desc', 'used', 'avail'] as const)
-          if (!inside(p[k] as bigint)) add(RULES.ringOutsideRegions, `vring ${p.index} ${k}=0x${(p[k] as bigint).toString(16)} is in no memory region`);
+        const within =
+          (base: (r: MemoryRegion) => bigint) =>
+          (a: bigint): boolean =>
+            s.regions.some((r) => a >= base(r) && a < base(r) + r.memorySize);
+        const inside = within(gpa ? (r) => r.guestPhysAddr : (r) => r.userspaceAddr);
+        const rings = (['desc', 'used', 'avail'] as const).map((k) => [k, p[k] as bigint] as const);
+        // bit 21 acked, but every address is the front-end's own: it does not number bit 21 as the spec does
+        if (gpa && rings.some(([, a]) => !inside(a)) && rings.every(([, a]) => within((r) => r.userspaceAddr)(a)))
+          add(
+            RULES.gpaAddressesIgnored,
+            `vring ${p.index}: protocol feature 21 (GPA_ADDRESSES) is negotiated, but desc=0x${(p.desc as bigint).toString(16)} and the other ring addresses are the front-end's own (in the regions' userspace range)`,
+          );
+        else for (const [k, a] of rings) if (!inside(a)) add(RULES.ringOutsideRegions, `vring ${p.index} ${k}=0x${a.toString(16)} is in no memory region`);
       }
       const q = s.vringNum.get(p.index as number);
       const packed = hasBit(s.negotiation.ackedFeatures, VirtioFeature.RING_PACKED);
