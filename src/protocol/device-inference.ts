@@ -27,7 +27,9 @@ const QEMU_DEVICES: [RegExp, DeviceType][] = [
   [/vhost-user-scmi/, 'scmi'],
   [/vhost-user-scsi/, 'scsi'],
   [/vhost-user-can/, 'can'],
-  [/-netdev[ =]\S*vhost-user|netdev=vhost-user|\bvhost-user,id=/, 'net'],
+  [/cryptodev-vhost-user|virtio-crypto/, 'crypto'],
+  // not the tail of another backend's name (cryptodev-vhost-user,id=)
+  [/-netdev[ =]\S*vhost-user|netdev=vhost-user|(?<![\w-])vhost-user,id=/, 'net'],
 ];
 
 /** Backend executables (and frontends that are only ever one device) by their file name. */

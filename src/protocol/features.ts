@@ -54,7 +54,24 @@ export const VirtioFeature = {
   ADMIN_VQ: 41,
 } as const;
 
-export const DEVICE_TYPES = ['net', 'blk', 'fs', 'scsi', 'gpu', 'vsock', 'input', 'gpio', 'i2c', 'rng', 'sound', 'scmi', 'can', 'console', 'generic'] as const;
+export const DEVICE_TYPES = [
+  'net',
+  'blk',
+  'fs',
+  'scsi',
+  'gpu',
+  'vsock',
+  'input',
+  'gpio',
+  'i2c',
+  'rng',
+  'sound',
+  'scmi',
+  'can',
+  'console',
+  'crypto',
+  'generic',
+] as const;
 export type DeviceType = (typeof DEVICE_TYPES)[number];
 
 /** Device-specific feature bits per device type (virtio spec device chapters). */
@@ -123,6 +140,7 @@ export const DeviceFeatures: Record<DeviceType, Record<string, number>> = {
   scmi: { P2A_CHANNELS: 0, SHARED_MEMORY: 1 },
   can: { CAN_CLASSIC: 0, CAN_FD: 1, LATE_TX_ACK: 2, RTR_FRAMES: 3 },
   console: { SIZE: 0, MULTIPORT: 1, EMERG_WRITE: 2 },
+  crypto: { REVISION_1: 0, CIPHER_STATELESS_MODE: 1, HASH_STATELESS_MODE: 2, MAC_STATELESS_MODE: 3, AEAD_STATELESS_MODE: 4, AKCIPHER_STATELESS_MODE: 5 },
   generic: {},
 };
 

@@ -43,6 +43,10 @@ describe('device inference', () => {
       'net',
     );
     expect(guessFromCommandLine('frontend', 'qemu-system-x86_64 -device vhost-user-snd-pci,chardev=c0', undefined)?.device).toBe('sound');
+    // QEMU's vhost-user crypto backend object ends in "vhost-user,id=": not a net device
+    expect(
+      guessFromCommandLine('frontend', 'qemu-system-x86_64 -object cryptodev-vhost-user,id=cd0,chardev=c0 -device virtio-crypto-pci,cryptodev=cd0', undefined),
+    ).toEqual({ device: 'crypto', reason: "the frontend's command line (cryptodev-vhost-user)", strength: 2 });
     expect(guessFromCommandLine('backend', 'dpdk-testpmd -l 0,1 --vdev net_vhost0,iface=/s', '/usr/bin/dpdk-testpmd')?.device).toBe('net');
     expect(guessFromCommandLine('backend', '/usr/libexec/virtiofsd --socket-path=/s', '/usr/libexec/virtiofsd')).toEqual({
       device: 'fs',
