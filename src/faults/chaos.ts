@@ -18,6 +18,9 @@ export const CHAOS_PROFILES = {
   enable: 'every SET_VRING_ENABLE(1) held until its vring is kicked (at most 30 s): the kick overtakes the enable (field case C1)',
   /** SET_VRING_CALL up to the limit late: the back-end signals the old call fd longer (QEMU 1ba9a5220325) */
   call: 'every SET_VRING_CALL forwarded up to the limit late: the back-end keeps the old call fd longer (field case C2)',
+  /** one message in two sent in two writes, the rest up to the limit later (not part of "all": older seeds keep their draws) */
+  split:
+    'one message in two (either way, any channel) forwarded in two writes, cut at a drawn byte, its fds with the first and the rest up to the limit later: a reader that expects a message in one read fails',
 } as const;
 export type ChaosProfile = keyof typeof CHAOS_PROFILES;
 
@@ -27,7 +30,11 @@ export const CHAOS_DEFAULT_MAX_MS = 20;
 export const CHAOS_ENABLE_HOLD_MS = 30_000;
 
 /** What chaos does to one message. */
-export type ChaosPerturbation = { delayMs: number; why: string } | { holdUntilKick: number; maxMs: number; why: string };
+export type ChaosPerturbation =
+  | { delayMs: number; why: string }
+  | { holdUntilKick: number; maxMs: number; why: string }
+  /** the first `splitAt` bytes (and the fds) now, the rest `restMs` later */
+  | { splitAt: number; restMs: number; why: string };
 
 export interface ChaosMessage {
   channel: ChannelKind;
@@ -40,6 +47,8 @@ export interface ChaosMessage {
   num?: number;
   /** its place in its stream (channel and sender) within the session, from 0 */
   index: number;
+  /** its length in bytes, header included */
+  size: number;
 }
 
 /** A 32-bit mix of the seed, the stream and the index (splitmix32's finaliser): the same inputs, the same draw. */
@@ -52,7 +61,7 @@ export function draw(seed: number, stream: string, index: number, salt: number):
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-const wants = (profile: ChaosProfile, p: ChaosProfile): boolean => profile === 'all' || profile === p;
+const wants = (profile: ChaosProfile, p: ChaosProfile): boolean => profile === p || (profile === 'all' && p !== 'split');
 
 /** What chaos does to `m`, if anything. */
 export function chaosPerturbation(seed: number, profile: ChaosProfile, maxMs: number, m: ChaosMessage): ChaosPerturbation | undefined {
@@ -72,5 +81,7 @@ export function chaosPerturbation(seed: number, profile: ChaosProfile, maxMs: nu
   if (main && m.request === Request.SET_VRING_CALL && wants(profile, 'call')) return { delayMs: upTo(maxMs), why: 'call fd swap late' };
   if (m.reply && wants(profile, 'replies') && roll(3) % 2 === 0) return { delayMs: upTo(maxMs), why: 'reply late' };
   if (wants(profile, 'delays') && roll(4) % 4 === 0) return { delayMs: upTo(maxMs), why: 'message late' };
+  if (wants(profile, 'split') && m.size > 1 && roll(5) % 2 === 0)
+    return { splitAt: 1 + (roll(6) % (m.size - 1)), restMs: upTo(maxMs), why: 'split in two writes' };
   return undefined;
 }

@@ -40,7 +40,8 @@ import {
 } from '../faults';
 
 type Verdict =
-  | { kind: 'forward'; delayMs: number }
+  /** `split`: chaos cuts it in two writes (the stream waits for the rest) */
+  | { kind: 'forward'; delayMs: number; split?: { at: number; restMs: number } }
   | { kind: 'drop'; entry: RuleEntry }
   | { kind: 'answer'; entry: RuleEntry; value: bigint; why: string }
   /** `until`/`maxMs`: a chaos hold's own condition, else the hold rule's */
@@ -64,6 +65,8 @@ export interface FaultEffects {
   /** report an injected notification as an event (after the fault event that caused it) */
   injected(kind: 'kick' | 'call', vring: number): void;
   disconnect(side: Side, reason: string): void;
+  /** send what a split message held back (its bytes from splitAt on) */
+  sendRest(m: PendingMessage): void;
   /** report what a rule did (a fault event) */
   fault(rule: RuleEntry, action: FaultAction, detail: string): void;
 }
@@ -178,10 +181,14 @@ export class FaultRunner {
           vring: vringOf(facts),
           num: m.received.length >= HEADER_SIZE + 8 ? m.received.readUInt32LE(HEADER_SIZE + 4) : undefined,
           index,
+          size: m.raw.length,
         });
         if (!p || !this.rules.use(e)) continue;
         m.faults.push(e.id);
-        if ('delayMs' in p) {
+        if ('splitAt' in p) {
+          verdict.split = { at: p.splitAt, restMs: p.restMs };
+          this.host.fault(e, 'chaos', `${this.describe(m)} split in two writes: ${p.splitAt} of ${m.raw.length} bytes, the rest ${p.restMs} ms later`);
+        } else if ('delayMs' in p) {
           verdict.delayMs += p.delayMs;
           this.host.fault(e, 'chaos', `${this.describe(m)} delayed by ${p.delayMs} ms (${p.why})`);
         } else verdict = { kind: 'hold', entry: e, until: { notification: 'kick', vring: p.holdUntilKick }, maxMs: p.maxMs };
@@ -258,7 +265,19 @@ export class FaultRunner {
       }
       s.queue.shift();
       if (head.verdict.kind === 'forward' && head.verdict.delayMs) head.m.heldNs = this.host.now() - head.m.ts;
+      const split = head.verdict.kind === 'forward' ? head.verdict.split : undefined;
+      if (split) head.m.splitAt = split.at;
       this.execute(head.m, head.verdict);
+      if (split) {
+        // the stream waits: nothing may come between a message's two parts
+        const m = head.m;
+        s.timer = this.later(split.restMs, () => {
+          s.timer = undefined;
+          this.host.sendRest(m);
+          this.pump(s);
+        });
+        return;
+      }
     }
   }
 

@@ -130,6 +130,19 @@ export class MessagePath {
     this.report(m.channel, receiverOf(m.sender), reply, [], [], native.monotonicNs(), { injected: true, faults });
   }
 
+  /** The bytes of a chaos-split message that deliver() held back. */
+  sendRest(m: PendingMessage): void {
+    if (this.host.closed || !m.splitAt) return;
+    try {
+      m.to.send(m.raw.subarray(m.splitAt));
+    } catch (err) {
+      const receiver = receiverOf(m.sender);
+      if (m.channel === 'main' && peerGone(err))
+        this.host.close(`the ${receiver} closed the connection (found forwarding the rest of ${requestName(m.channel, m.request)} to it)`, receiver);
+      else this.host.close(`forwarding to the ${receiver} (${m.channel} channel) failed: ${(err as Error).message}`, 'proxy');
+    }
+  }
+
   /** Stage 4: interposes (the table's handlers for this message, in order), forwards, then reports. */
   private deliver(m: PendingMessage): void {
     if (this.host.closed) {
@@ -155,7 +168,8 @@ export class MessagePath {
     const receiver = receiverOf(sender);
     try {
       const nFds = m.outFds.length;
-      const queued = to.send(m.raw, m.outFds); // the channel owns the fds now and closes its copies once sent
+      // a chaos split sends the rest later (sendRest)
+      const queued = to.send(m.splitAt ? m.raw.subarray(0, m.splitAt) : m.raw, m.outFds); // the channel owns the fds now and closes its copies once sent
       this.parts.pressure.afterSend(this.host.channelTo(channel, sender), to, queued, channel === 'main' ? receiver : `${receiver} (${channel} channel)`, nFds);
     } catch (err) {
       // a peer that has gone is a peer that closed the connection, not a failure of the proxy

@@ -33,4 +33,6 @@ export interface PendingMessage {
   masked: string[];
   /** set when the message goes out later than it came in */
   heldNs?: bigint;
+  /** chaos split: only these first bytes (and the fds) go out with the message; the rest on FaultEffects.sendRest */
+  splitAt?: number;
 }

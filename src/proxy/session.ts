@@ -312,6 +312,7 @@ export class ProxySession {
       injectNotification: (kind, vring) => this.dataPath.inject(kind, vring),
       injected: (kind, vring) => this.opts.emit({ type: 'notification', ts: native.monotonicNs(), session: this.id, vring, kind, count: 1, injected: true }),
       disconnect: (side, reason) => this.close(reason, 'proxy', side),
+      sendRest: (m) => this.path.sendRest(m),
       fault: (rule, action, detail) =>
         this.opts.emit({ type: 'fault', ts: native.monotonicNs(), session: this.id, rule: rule.id, text: rule.text, action, detail }),
     };

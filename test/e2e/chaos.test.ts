@@ -4,10 +4,13 @@
  * rust-vmm/vhost#247 never shows with these two: recordings/qemu-net-testpmd.vhsrec is such a
  * run, and test/unit/check.test.ts finds nothing in it); with `--chaos SEED:enable` it comes
  * before, every run, and `check` names it. The same seed perturbs the same messages each run.
+ * With `--chaos SEED:split` a message reaches its reader in two writes: DPDK 22.11's virtio-user
+ * reads a header with one recv and fails the device, every run (through a plain proxy it works).
  */
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Peer } from '../../src/demo/process';
+import { Testpmd } from '../../src/demo/testpmd';
 import { tmpDir } from '../helpers';
 import { buildInitramfs } from '../../lab/guest';
 import { backend, guestBody, qemu, startForwarding } from './harness/qemu-net';
@@ -50,4 +53,39 @@ describe('chaos mode with real peers', () => {
     expect(held(runs[0]).length).toBeGreaterThan(0);
     expect(held(runs[1])).toEqual(held(runs[0]));
   }, 420_000);
+
+  it("--chaos 3:split cuts the GET_FEATURES reply after 11 bytes, every run: DPDK 22.11's virtio-user expects a header in one recv and gives up", async () => {
+    const run = async (args: string[]) => {
+      const work = tmpDir('chaos-split');
+      const fe = path.join(work, 'fe.sock');
+      const be = path.join(work, 'be.sock');
+      const proxy = new ProxyProcess(work, args);
+      const back = new Testpmd({ name: 'be', workDir: work, mainLcore: 1, forwardMode: 'io', vdev: `net_vhost0,iface=${be},queues=1` });
+      let front: Testpmd | undefined;
+      try {
+        await back.peer.waitForLog(/binding succeeded/, 60_000);
+        await proxy.starter(fe, be);
+        front = new Testpmd({ name: 'fe', workDir: work, mainLcore: 0, forwardMode: 'io', vdev: `net_virtio_user0,path=${fe},queues=1` });
+        await front.peer.waitForLog(/testpmd> |EAL: Error - exiting/, 60_000);
+      } finally {
+        await front?.peer.stop();
+        await back.peer.stop();
+        expect(await proxy.stop()).toBe(0);
+      }
+      return {
+        log: front.peer.log(),
+        faults: proxy
+          .records()
+          .filter((r) => r.event === 'fault')
+          .map((r) => String(r.detail)),
+      };
+    };
+    const plain = await run([]);
+    expect(plain.log).toMatch(/testpmd> /);
+    for (const r of [await run(['--chaos', '3:split']), await run(['--chaos', '3:split'])]) {
+      expect(r.faults[0]).toMatch(/^B>F GET_FEATURES reply split in two writes: 11 of 20 bytes, the rest \d+ ms later$/);
+      expect(r.log).toMatch(/Failed to recv msg hdr: 11 instead of 12/);
+      expect(r.log).not.toMatch(/testpmd> /);
+    }
+  }, 240_000);
 });

@@ -273,6 +273,32 @@ describe('fault rules between fake peers', () => {
     expect(await run(43)).not.toEqual(a);
   });
 
+  it('chaos split: each cut message reaches the backend whole, in order, its fds with its first part; the seed decides the cuts', async () => {
+    const run = async (): Promise<string[]> => {
+      const t = await setup(['chaos seed=5 profile=split max=10'], false);
+      try {
+        for (let i = 0; i < 8; i++) {
+          t.fe.send(encodeMessage(Request.SET_VRING_NUM, 1, vringState(i, 256)));
+          t.fe.send(encodeMessage(Request.SET_VRING_KICK, 1, u64(BigInt(i))), [native.eventfd(0)]);
+        }
+        await until(() => t.got.length === 16, 5000, 'every message');
+        expect(t.got.map((g) => `${g.code} ${g.payload.readUInt32LE(0)}`)).toEqual(
+          Array.from({ length: 8 }, (_, i) => [`${Request.SET_VRING_NUM} ${i}`, `${Request.SET_VRING_KICK} ${i}`]).flat(),
+        );
+        // the fd rides with the first part, as the 2026 text wants: the reader saw it at byte 0
+        for (const g of t.got.filter((x) => x.code === Request.SET_VRING_KICK)) expect([g.fds.length, g.fdsAt]).toEqual([1, 0]);
+        return t.faults().map((f) => f.detail);
+      } finally {
+        t.done();
+      }
+    };
+    const cuts = await run();
+    expect(cuts.length).toBeGreaterThan(2);
+    for (const d of cuts)
+      expect(d).toMatch(/^F>B SET_VRING_(NUM|KICK)\(vring \d\) split in two writes: ([1-9]|1\d) of 20 bytes, the rest ([1-9]|10) ms later$/);
+    expect(await run()).toEqual(cuts);
+  });
+
   it('inject without interposition reports why it could not', async () => {
     const t = await setup(['inject call:0 after=SET_OWNER'], false);
     cleanup = t.done;

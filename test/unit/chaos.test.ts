@@ -11,6 +11,7 @@ const msg = (index: number, o: Partial<ChaosMessage> = {}): ChaosMessage => ({
   request: Request.SET_VRING_NUM,
   reply: false,
   index,
+  size: 20,
   ...o,
 });
 const over = (profile: ChaosProfile, o: Partial<ChaosMessage> = {}, seed = 42, n = 400) =>
@@ -80,6 +81,25 @@ describe('chaos mode', () => {
     expect(replies).toBeGreaterThan(150);
     expect(replies).toBeLessThan(250);
     expect(over('replies').every((p) => p === undefined)).toBe(true);
+  });
+
+  it('split: about one message in two cut at a byte inside it, the rest 1 to max ms later; not part of "all"', () => {
+    const cuts = over('split', { size: 52 }).filter((p) => p !== undefined);
+    expect(cuts.length).toBeGreaterThan(150);
+    expect(cuts.length).toBeLessThan(250);
+    for (const p of cuts) expect(p).toEqual({ splitAt: expect.any(Number), restMs: expect.any(Number), why: 'split in two writes' });
+    const at = cuts.map((p) => (p as { splitAt: number }).splitAt);
+    expect(Math.min(...at)).toBeGreaterThanOrEqual(1);
+    expect(Math.max(...at)).toBeLessThanOrEqual(51);
+    // inside the header as well as the payload: a reader may see any prefix
+    expect(at.some((a) => a < 12)).toBe(true);
+    expect(at.some((a) => a > 12)).toBe(true);
+    const ms = cuts.map((p) => (p as { restMs: number }).restMs);
+    expect(Math.min(...ms)).toBeGreaterThanOrEqual(1);
+    expect(Math.max(...ms)).toBeLessThanOrEqual(20);
+    // a one-byte message cannot be cut; "all" (older seeds' perturbations) never splits
+    expect(over('split', { size: 1 }).every((p) => p === undefined)).toBe(true);
+    expect(over('all', { size: 52 }).some((p) => p !== undefined && 'splitAt' in p)).toBe(false);
   });
 
   it('--chaos SEED[:PROFILE] is the chaos rule, and the rule reads back as it is written', () => {

@@ -52,7 +52,7 @@ const MISTAKES: [string, string][] = [
     '"explode SET_OWNER": the action must be one of delay, drop, answer, hold, hold-state, inject, mask, disconnect, filter, chaos, preset',
   ],
   ['chaos', 'chaos: which seed? seed=N'],
-  ['chaos seed=1 profile=storm', 'chaos: profile is one of all, delays, replies, enable, call'],
+  ['chaos seed=1 profile=storm', 'chaos: profile is one of all, delays, replies, enable, call, split'],
   ['', '"": the action must be one of delay, drop, answer, hold, hold-state, inject, mask, disconnect, filter, chaos, preset'],
   ['drop', 'drop: which request? e.g. "drop SET_VRING_KICK"'],
   ['drop kick:0', 'drop kick:0: rules act on messages; use inject for notifications'],
