@@ -404,7 +404,7 @@ export const RULES = {
     'descriptor-outside-acked-memory',
     'error',
     'vhost-user.rst "REPLY_ACK" and "Memory region description"; field case C12, QEMU 28ed5ef16384 (catalogue R32; needs --rings)',
-    'a kick made a buffer available in guest memory outside the memory table the back-end had acknowledged: memory a SET_MEM_TABLE or ADD_MEM_REG just added (the back-end may not have mapped it yet, and fails the request or the session), or memory no table has',
+    'a kick made a buffer available in guest memory that a SET_MEM_TABLE or ADD_MEM_REG had just added and the back-end had not acknowledged yet (no ack, no later reply): it may not have mapped it, and fails the request or the session',
   ),
   gpaAddressesIgnored: rule(
     'VU049',

@@ -580,19 +580,21 @@ describe('check rules', () => {
     expect(findings(config(8, 16))).toEqual([]);
   });
 
-  it('VU048: memory in no table; quiet once the change is acked, before any ack, and with ACCESS_PLATFORM', () => {
-    const findings = (build: (x: Session) => Session) => checkEvents(build(new Session().handshake().vring(0)).end()).map((f) => `${f.rule.id} ${f.detail}`);
+  it('VU048: only memory the pending change added; quiet once it is acked, for memory in no table (a racing read), before any ack, and with ACCESS_PLATFORM', () => {
+    const findings = (build: (x: Session) => Session) =>
+      checkEvents(build(new Session().handshake().vring(0)).end())
+        .filter((f) => f.rule.id === 'VU048')
+        .map((f) => f.detail);
     const used = (x: Session, addr: bigint) => x.kick(0).ring(0, 'kick', 1, 0, true, addr).call(0).ring(0, 'call', 1, 1);
-    expect(findings((x) => used(x, 0x200000n))).toEqual([
-      'VU048 vring 0: a descriptor at gpa 0x200000+0x40 (chain 0) is in no memory region the back-end was given',
-    ]);
-    // a descriptor running past its region's end is outside too
-    expect(findings((x) => used(x, 0xfffe0n))).toEqual([
-      'VU048 vring 0: a descriptor at gpa 0xfffe0+0x40 (chain 0) is in no memory region the back-end was given',
-    ]);
     const added = (x: Session) => x.fe(Request.ADD_MEM_REG, u64s(0n, 0x100000n, 0x100000n, 0x7f1000000000n, 0n), { fds: 1, flags: 9 });
+    // in the region being added, kicked before the ack; a descriptor running past it is not in it
+    expect(findings((x) => used(added(x), 0x180000n))).toHaveLength(1);
+    expect(findings((x) => used(added(x), 0x1fffe0n))).toEqual([]);
     // acked, then used: the back-end has it
     expect(findings((x) => used(added(x).be(Request.ADD_MEM_REG, u64(0n)), 0x180000n))).toEqual([]);
+    // in no table at all: what a ring read racing the driver sees (real runs do), not this rule's
+    expect(findings((x) => used(added(x), 0x7a40ca923ac879n))).toEqual([]);
+    expect(findings((x) => used(x, 0x200000n))).toEqual([]);
     // without REPLY_ACK, any later reply acks it (QEMU's GET_FEATURES barrier)
     const barrier = (x: Session) =>
       x.fe(Request.SET_MEM_TABLE, memTable(region(0n, 0x100000n, 0x7f0000000000n), region(0x100000n, 0x100000n, 0x7f1000000000n)), { fds: 2 });
@@ -606,21 +608,24 @@ describe('check rules', () => {
         ),
       ),
     ).toEqual([]);
-    expect(findings((x) => used(barrier(x), 0x180000n)).map((f) => f.split(':')[0])).toEqual(['VU048 vring 0']);
+    expect(findings((x) => used(barrier(x), 0x180000n))).toEqual([
+      'vring 0: a descriptor at gpa 0x180000+0x40 (chain 0) is in memory SET_MEM_TABLE added 0 ms before, which the back-end has not acknowledged yet',
+    ]);
     // told once per table change and vring
-    expect(findings((x) => used(used(x, 0x200000n), 0x200000n)).filter((f) => f.startsWith('VU048'))).toHaveLength(1);
+    const twice = (x: Session) => added(x).kick(0).ring(0, 'kick', 1, 0, true, 0x180000n).kick(0).ring(0, 'kick', 2, 0, true, 0x180000n);
+    expect(findings(twice)).toHaveLength(1);
     // a first table not yet acknowledged: VU008's ground, not this rule's
     const early = new Session()
       .fe(Request.SET_MEM_TABLE, memTable(region(0n, 0x100000n, 0x7f0000000000n)), { fds: 1 })
       .vring(0)
       .kick(0)
-      .ring(0, 'kick', 1, 0, true, 0x200000n)
+      .ring(0, 'kick', 1, 0, true, 0x1000n)
       .call(0)
       .end();
     expect(checkEvents(early).filter((f) => f.rule.id === 'VU048')).toEqual([]);
     // IOVAs (ACCESS_PLATFORM) are not guest-physical
     const iommu = new Session().handshake(PF | V1 | (1n << 33n)).vring(0);
-    expect(checkEvents(used(iommu, 0x200000n).end()).filter((f) => f.rule.id === 'VU048')).toEqual([]);
+    expect(checkEvents(used(added(iommu), 0x180000n).end()).filter((f) => f.rule.id === 'VU048')).toEqual([]);
   });
 
   it('VU046: a region past the end of its file, in a table or added; quiet at the exact size, and where /proc told no size', () => {
