@@ -7,6 +7,7 @@ import { Recorder } from '../recording/recorder';
 import { replayAsBackend } from '../replay/backend';
 import { replayAsFrontend } from '../replay/frontend';
 import { buildScript, loadRecording, RecordingError } from '../replay/script';
+import { recordedSplit } from '../replay/chaos';
 import type { DeviceType } from '../protocol';
 import { reportLines } from '../views/replay';
 
@@ -23,6 +24,8 @@ interface ReplayCli {
   idleTimeout: number;
   record?: string;
   device: DeviceType;
+  /** false with --no-chaos */
+  chaos: boolean;
 }
 
 export function registerReplay(program: Command): void {
@@ -41,12 +44,15 @@ export function registerReplay(program: Command): void {
     .addOption(numberOpt('--timeout <ms>', 'wait this long for a peer or a reply', { min: 0 }, 5000))
     .addOption(numberOpt('--idle-timeout <ms>', 'as backend: end when the frontend is silent this long', { min: 0 }, 30000))
     .option('--record <path>', 'record the new run (default: FILE with .replay.vhsrec)')
+    .option('--no-chaos', "send messages whole where the recording's chaos rule split them (a split is repeated by default)")
     .addOption(deviceOption('generic'))
     .action(async (file: string, o: ReplayCli) => {
       try {
         const { records, torn } = loadRecording(recordingArg(file));
         if (torn) process.stderr.write(`warning: ${torn}\n`);
         const script = buildScript(records, o.session);
+        const split = o.chaos ? recordedSplit(records, script.session) : undefined;
+        if (split) process.stderr.write(`replay: repeating the recording's ${split.text}: messages are cut where the proxy cut them (--no-chaos: whole)\n`);
         const recorder = new Recorder(o.record ?? file.replace(/(\.vhsrec)?$/, '.replay.vhsrec'));
         const emit = recorder.onEvent.bind(recorder);
         const rl = o.step ? readline.createInterface({ input: process.stdin, output: process.stderr }) : undefined;
@@ -57,6 +63,7 @@ export function registerReplay(program: Command): void {
           device: o.device,
           emit,
           log: (l: string) => process.stderr.write(l + '\n'),
+          ...(split ? { split } : {}),
         };
         const r =
           o.as === 'frontend'

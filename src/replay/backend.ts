@@ -21,6 +21,7 @@ import type { MessageEvent, ProxyEvent } from '../events/events';
 import { closeFds } from '../events/fds';
 import { Inbox, message, openPeer, type Divergence, type ReplayResult } from './frontend';
 import type { Script, Step } from './script';
+import { SplitSender, type RecordedSplit } from './chaos';
 
 export interface BackendReplayOptions {
   connect?: string;
@@ -35,6 +36,8 @@ export interface BackendReplayOptions {
   log?: (line: string) => void;
   /** called for every request of the live frontend (tests watch for DRIVER_OK) */
   onRequest?: (m: MessageEvent) => void;
+  /** the recording's split chaos rule, repeated on the replies (replay/chaos.ts) */
+  split?: RecordedSplit;
 }
 
 /** how far ahead a differing request is looked for in the recording */
@@ -59,6 +62,7 @@ export async function replayAsBackend(script: Script, o: BackendReplayOptions): 
     interpose: false,
     peers: {},
   });
+  const splitter = o.split ? new SplitSender(o.split, 'backend', script.session, emit) : undefined;
   const anyReply = (code: number): Buffer | undefined => steps.find((s) => s.request.decoded.request === code && s.replyServed)?.replyServed;
   try {
     for (;;) {
@@ -117,7 +121,8 @@ export async function replayAsBackend(script: Script, o: BackendReplayOptions): 
         reply = synthesizeReply('main', h.request, h.flags, m.raw.subarray(HEADER_SIZE), n) ?? encodeMessage(h.request, 5, Buffer.alloc(8));
         result.notes.push(`${name}: no recorded reply, answered ${reply.length - HEADER_SIZE} bytes of success`);
       }
-      inbox.channel.send(reply);
+      if (splitter) await splitter.send(inbox.channel, reply);
+      else inbox.channel.send(reply);
       result.sent++;
       emit(message(reply, [], native.monotonicNs(), 'B>F', 'main', script.session));
     }

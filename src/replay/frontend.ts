@@ -25,6 +25,7 @@ import { closeFds, describeFds } from '../events/fds';
 import { listenOn } from '../native/socket-path';
 import { makeFds } from './resources';
 import type { Script, Step } from './script';
+import { SplitSender, type RecordedSplit } from './chaos';
 
 export interface Divergence {
   index: number;
@@ -52,6 +53,8 @@ export interface FrontendReplayOptions {
   device?: DeviceType;
   emit?: (e: ProxyEvent) => void;
   log?: (line: string) => void;
+  /** the recording's split chaos rule, repeated on the requests (replay/chaos.ts) */
+  split?: RecordedSplit;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -196,6 +199,7 @@ export async function replayAsFrontend(script: Script, o: FrontendReplayOptions)
   });
   let prevTs: bigint | undefined;
   let answers = 0;
+  const splitter = o.split ? new SplitSender(o.split, 'frontend', script.session, emit) : undefined;
   try {
     for (const [i, step] of steps.entries()) {
       const name = step.request.decoded.name;
@@ -222,7 +226,8 @@ export async function replayAsFrontend(script: Script, o: FrontendReplayOptions)
       kept.push(...made.keep);
       for (const s of made.sockets)
         subs.push(serveBackendChannel(s, script, emit, () => (n.protocolFeatures !== undefined ? (n.protocolFeatures & 8n) !== 0n : false)));
-      main.channel.send(step.raw, made.send);
+      if (splitter) await splitter.send(main.channel, step.raw, made.send);
+      else main.channel.send(step.raw, made.send);
       result.sent++;
       const h = parseHeader(step.raw);
       const payload = step.raw.subarray(HEADER_SIZE);

@@ -9,12 +9,12 @@
  */
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Peer } from '../../src/demo/process';
+import { Peer, waitForSocket } from '../../src/demo/process';
 import { Testpmd } from '../../src/demo/testpmd';
 import { tmpDir } from '../helpers';
 import { buildInitramfs } from '../../lab/guest';
 import { backend, guestBody, qemu, startForwarding } from './harness/qemu-net';
-import { checkFindings as findings, ProxyProcess } from './harness/proxy';
+import { checkFindings as findings, CLI, ProxyProcess } from './harness/proxy';
 
 /** One VM pinging testpmd through a proxy with `args`: the proxy's fault lines and the recording's findings. */
 async function pingRun(name: string, args: string[]) {
@@ -78,14 +78,55 @@ describe('chaos mode with real peers', () => {
           .records()
           .filter((r) => r.event === 'fault')
           .map((r) => String(r.detail)),
+        recording: proxy.recordFile,
       };
     };
     const plain = await run([]);
     expect(plain.log).toMatch(/testpmd> /);
-    for (const r of [await run(['--chaos', '3:split']), await run(['--chaos', '3:split'])]) {
+    const runs = [await run(['--chaos', '3:split']), await run(['--chaos', '3:split'])];
+    for (const r of runs) {
       expect(r.faults[0]).toMatch(/^B>F GET_FEATURES reply split in two writes: 11 of 20 bytes, the rest \d+ ms later$/);
       expect(r.log).toMatch(/Failed to recv msg hdr: 11 instead of 12/);
       expect(r.log).not.toMatch(/testpmd> /);
     }
-  }, 240_000);
+
+    // the recording replayed as the back-end to a new virtio-user repeats the cut; --no-chaos does not
+    const replayed = async (args: string[]) => {
+      const work = tmpDir('chaos-split-replay');
+      const sock = path.join(work, 'replay.sock');
+      const replay = new Peer(
+        process.execPath,
+        [
+          CLI,
+          'replay',
+          runs[0]!.recording,
+          '--as',
+          'backend',
+          '--listen',
+          sock,
+          '--idle-timeout',
+          '3000',
+          '--record',
+          path.join(work, 'replay.vhsrec'),
+          ...args,
+        ],
+        { name: 'replay', logFile: path.join(work, 'replay.log') },
+      );
+      let front: Testpmd | undefined;
+      try {
+        await waitForSocket(sock, 30_000, replay);
+        front = new Testpmd({ name: 'fe', workDir: work, mainLcore: 0, forwardMode: 'io', vdev: `net_virtio_user0,path=${sock},queues=1` });
+        await front.peer.waitForLog(/testpmd> |EAL: Error - exiting/, 60_000);
+      } finally {
+        await front?.peer.stop();
+        await replay.stop();
+      }
+      return { log: front.peer.log(), replay: replay.log() };
+    };
+    const again = await replayed([]);
+    expect(again.replay).toMatch(/repeating the recording's chaos seed=3 profile=split/);
+    expect(again.replay).not.toMatch(/vhostscope replay: /); // the peer leaving between the parts is no error of the replay's
+    expect(again.log).toMatch(/Failed to recv msg hdr: 11 instead of 12/);
+    expect((await replayed(['--no-chaos'])).log).not.toMatch(/Failed to recv msg hdr/);
+  }, 300_000);
 });

@@ -14,6 +14,7 @@ import { buildInitramfs, qemuCommand, vhostUserNetArgs } from '../../../lab/gues
 import { Peer, waitForSocket } from '../../../src/demo/process';
 import { fromRelease, type Release, type Spawnable } from '../../../src/demo/release';
 import { OvsDpdk } from '../../../lab/ovs';
+import { storageDaemonCommand } from '../../../lab/storage-daemon';
 import { Testpmd } from '../../../src/demo/testpmd';
 import { guestBody } from './qemu-net';
 import { ProxyProcess } from './proxy';
@@ -97,24 +98,15 @@ export interface BlkRun extends GuestRun {
   imageSha: string;
 }
 
-/** qemu-storage-daemon from `release` exporting `img` as vhost-user-blk on `sock`. */
-export const storageDaemon =
-  (release: Release) =>
-  (work: string, img: string, sock: string): Spawnable =>
-    fromRelease(release, [work], 'qemu-storage-daemon', [
-      '--blockdev',
-      `driver=file,node-name=file0,filename=${img},cache.direct=off`,
-      '--blockdev',
-      'driver=raw,node-name=disk0,file=file0',
-      '--export',
-      `type=vhost-user-blk,id=e0,node-name=disk0,addr.type=unix,addr.path=${sock},writable=on,num-queues=1`,
-    ]);
-
 /**
  * QEMU vhost-user-blk <-> a vhost-user-blk back-end (qemu-storage-daemon of `pair.backend`'s
  * release unless `backend` says another): the guest reads a host pattern and writes one.
  */
-export async function blkPair(work: string, pair: Pair, backend = storageDaemon(pair.backend)): Promise<BlkRun> {
+export async function blkPair(
+  work: string,
+  pair: Pair,
+  backend = (w: string, img: string, sock: string): Spawnable => storageDaemonCommand(pair.backend, w, img, sock),
+): Promise<BlkRun> {
   const { img, token, host, guestWrite, initrd } = blkGuest(work);
   const fe = path.join(work, 'fe.sock');
   const be = path.join(work, 'be.sock');
