@@ -133,13 +133,22 @@ export class MessagePath {
   /** The bytes of a chaos-split message that deliver() held back. */
   sendRest(m: PendingMessage): void {
     if (this.host.closed || !m.splitAt) return;
+    this.sendOut(m, m.raw.subarray(m.splitAt), [], `the rest of ${requestName(m.channel, m.request)}`);
+  }
+
+  /**
+   * Sends `bytes` of `m` (and `fds`: the channel owns them now and closes its copies once sent)
+   * to its receiver; returns the bytes still queued, or undefined when the send failed and closed
+   * the session (a peer that has gone closed the connection: that is no failure of the proxy).
+   */
+  private sendOut(m: PendingMessage, bytes: Buffer, fds: number[], what: string): number | undefined {
     try {
-      m.to.send(m.raw.subarray(m.splitAt));
+      return m.to.send(bytes, fds);
     } catch (err) {
       const receiver = receiverOf(m.sender);
-      if (m.channel === 'main' && peerGone(err))
-        this.host.close(`the ${receiver} closed the connection (found forwarding the rest of ${requestName(m.channel, m.request)} to it)`, receiver);
+      if (m.channel === 'main' && peerGone(err)) this.host.close(`the ${receiver} closed the connection (found forwarding ${what} to it)`, receiver);
       else this.host.close(`forwarding to the ${receiver} (${m.channel} channel) failed: ${(err as Error).message}`, 'proxy');
+      return undefined;
     }
   }
 
@@ -166,18 +175,11 @@ export class MessagePath {
       m.extra.masked = m.masked;
     }
     const receiver = receiverOf(sender);
-    try {
-      const nFds = m.outFds.length;
-      // a chaos split sends the rest later (sendRest)
-      const queued = to.send(m.splitAt ? m.raw.subarray(0, m.splitAt) : m.raw, m.outFds); // the channel owns the fds now and closes its copies once sent
-      this.parts.pressure.afterSend(this.host.channelTo(channel, sender), to, queued, channel === 'main' ? receiver : `${receiver} (${channel} channel)`, nFds);
-    } catch (err) {
-      // a peer that has gone is a peer that closed the connection, not a failure of the proxy
-      if (channel === 'main' && peerGone(err))
-        this.host.close(`the ${receiver} closed the connection (found forwarding ${requestName(channel, request)} to it)`, receiver);
-      else this.host.close(`forwarding to the ${receiver} (${channel} channel) failed: ${(err as Error).message}`, 'proxy');
-      return;
-    }
+    const nFds = m.outFds.length;
+    // a chaos split sends the rest later (sendRest)
+    const queued = this.sendOut(m, m.splitAt ? m.raw.subarray(0, m.splitAt) : m.raw, m.outFds, requestName(channel, request));
+    if (queued === undefined) return;
+    this.parts.pressure.afterSend(this.host.channelTo(channel, sender), to, queued, channel === 'main' ? receiver : `${receiver} (${channel} channel)`, nFds);
     this.fdsForwarded += m.outFds.length;
     if (channel === 'main') applyMainMessage(this.parts.negotiation, request, m.flags, m.raw.subarray(HEADER_SIZE));
     for (const st of stages) st.after?.(m);
