@@ -213,7 +213,8 @@ describe('ring snapshots', () => {
     mem.add(native.dup(fd), GPA, BigInt(MEM), UADDR, 0n);
     relay.setRing(5, mem, UADDR + BigInt(DESC), UADDR + BigInt(AVAIL), UADDR + BigInt(USED), NUM, false, 4096, 0, 0);
     // The child owns the race: shrink to one page, regrow, lay out one chain of a 4 KiB buffer
-    // (so the snapshot reads ring, descriptor and buffer), over and over.
+    // (so the snapshot reads ring, descriptor and buffer), over and over. A state with no hold
+    // lasted microseconds: under load no snapshot met a whole chain (a CI run saw 0).
     const child = spawn(
       process.execPath,
       [
@@ -222,10 +223,12 @@ describe('ring snapshots', () => {
       const fs = require('fs');
       const d = Buffer.alloc(16); d.writeBigUInt64LE(${GPA + BigInt(BUF)}n, 0); d.writeUInt32LE(4096, 8);
       const idx = Buffer.from([1, 0]), head = Buffer.from([0, 0]);
+      // each state held a millisecond: on a loaded machine the snapshots still meet both
+      const hold = () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
       process.stdout.write('racing\\n');
       for (;;) {
-        fs.ftruncateSync(3, 4096); fs.ftruncateSync(3, ${MEM});
-        fs.writeSync(3, d, 0, 16, ${DESC}); fs.writeSync(3, head, 0, 2, ${AVAIL + 4}); fs.writeSync(3, idx, 0, 2, ${AVAIL + 2});
+        fs.ftruncateSync(3, 4096); hold(); fs.ftruncateSync(3, ${MEM});
+        fs.writeSync(3, d, 0, 16, ${DESC}); fs.writeSync(3, head, 0, 2, ${AVAIL + 4}); fs.writeSync(3, idx, 0, 2, ${AVAIL + 2}); hold();
       }`,
       ],
       { stdio: ['ignore', 'pipe', 'inherit', fd] },
