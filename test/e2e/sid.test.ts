@@ -44,12 +44,12 @@ describe('Debian sid peers (QEMU 11.1, DPDK 25.11, virtiofsd 1.14) through the p
     }
   });
 
-  it('QEMU 11.1 virtio-net <-> testpmd 25.11, and each mixed with Debian 12 (QEMU 7.2, testpmd 22.11): the guest pings; QEMU 11.1 waits for an ack of every vring fd', async () => {
+  it('QEMU 11.1 virtio-net <-> testpmd 25.11, and QEMU 7.2 <-> testpmd 25.11: the guest pings; QEMU 11.1 waits for an ack of every vring fd', async () => {
     const work = tmpDir('sid-net');
+    // QEMU 11.1 against an older back-end: blk and fs below, and the rust-vmm back-end (interop.test.ts)
     for (const pair of [
       { frontend: SID, backend: SID },
       { frontend: D12, backend: SID },
-      { frontend: SID, backend: D12 },
     ]) {
       const run = await netGuest(mkdir(path.join(work, `${pair.frontend}-${pair.backend}`)), pair);
       expect(run.qemuLog, name(pair)).toMatch(/GUEST-RESULT: PASS/);
