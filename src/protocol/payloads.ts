@@ -90,6 +90,12 @@ export interface MemoryRegion {
   domid?: number;
 }
 
+/** Whether [addr, addr + len) lies in region `r`: in guest-physical addresses, or in the front-end's own ('uaddr'). */
+export function regionHolds(r: MemoryRegion, addr: bigint, len = 1n, space: 'gpa' | 'uaddr' = 'gpa'): boolean {
+  const base = space === 'gpa' ? r.guestPhysAddr : r.userspaceAddr;
+  return addr >= base && addr - base + len <= r.memorySize;
+}
+
 export type Decoded = Record<string, unknown>;
 
 const u64 = (p: Buffer, off: number): bigint => (p.length >= off + 8 ? p.readBigUInt64LE(off) : 0n);

@@ -11,7 +11,7 @@
  * 21, 2026) is in use: then they are guest-physical, and are translated through the regions.
  */
 import { native, type GuestMemory } from '../native';
-import { decoders, hasBit, HEADER_SIZE, MAX_RAM_SLOTS, MAX_VRINGS, ProtocolFeature, Request, VirtioFeature, type MemoryRegion } from '../protocol';
+import { decoders, hasBit, HEADER_SIZE, MAX_RAM_SLOTS, MAX_VRINGS, ProtocolFeature, regionHolds, Request, VirtioFeature, type MemoryRegion } from '../protocol';
 import type { RingSnapshot } from '../rings/snapshot';
 import type { RelayHub } from './relay-hub';
 
@@ -157,7 +157,7 @@ export class RingTracker {
   private toFrontendAddresses(addr: NonNullable<VringSetup['addr']>): VringSetup['addr'] {
     const out = { ...addr };
     for (const k of ['desc', 'avail', 'used'] as const) {
-      const r = this.regions.find((x) => addr[k] >= x.guestPhysAddr && addr[k] - x.guestPhysAddr < x.memorySize);
+      const r = this.regions.find((x) => regionHolds(x, addr[k]));
       if (!r) {
         this.onProblem(`--rings: the ring's ${k} at guest-physical 0x${addr[k].toString(16)} (GPA_ADDRESSES) is in no memory region; this ring is not shown`);
         return undefined;

@@ -6,10 +6,9 @@
  * proxy cut them: the same seed, the same stream, the same place in it, the same draw.
  */
 import { chaosPerturbation, CHAOS_DEFAULT_MAX_MS, parseFaultSpec } from '../faults';
-import type { Channel } from '../native';
 import { parseHeader, type Side } from '../protocol';
 import type { FaultEvent, ProxyEvent } from '../events/events';
-import { native } from '../native';
+import { native, type Channel } from '../native';
 import { recordingEvents } from '../recording/reader';
 import type { RecordingRecord } from '../recording/records';
 

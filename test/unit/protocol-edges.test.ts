@@ -20,6 +20,7 @@ import {
   VirtioFeature,
   GPU_MAX_PAYLOAD,
   MAX_PAYLOAD,
+  regionHolds,
 } from '../../src/protocol';
 
 describe('GPU payloads at their edges', () => {
@@ -128,5 +129,18 @@ describe('names, headers and bits', () => {
     expect(virtioFeatureNames(1n << BigInt(VirtioFeature.LOG_ALL))).toEqual(['LOG_ALL']);
     expect(virtioFeatureNames(1n, 'net')).toEqual(['CSUM']);
     expect(virtioFeatureNames(1n)).toEqual(['bit0']);
+  });
+});
+
+describe('a memory region at its edges', () => {
+  it('holds a range that ends at its last byte, in either address space, and nothing past it', () => {
+    const r = { guestPhysAddr: 0x1000n, memorySize: 0x1000n, userspaceAddr: 0x7f0000000000n, mmapOffset: 0n };
+    expect([regionHolds(r, 0x1000n), regionHolds(r, 0x1fffn), regionHolds(r, 0x2000n), regionHolds(r, 0xfffn)]).toEqual([true, true, false, false]);
+    expect([regionHolds(r, 0x1f00n, 0x100n), regionHolds(r, 0x1f00n, 0x101n)]).toEqual([true, false]);
+    expect([regionHolds(r, 0x7f0000000fffn, 1n, 'uaddr'), regionHolds(r, 0x7f0000001000n, 1n, 'uaddr'), regionHolds(r, 0x1000n, 1n, 'uaddr')]).toEqual([
+      true,
+      false,
+      false,
+    ]);
   });
 });

@@ -13,15 +13,14 @@
  * snapshot's own "outside every memory region" is routine for the same reason). Not with
  * ACCESS_PLATFORM either (descriptors hold IOVAs, translated through the IOTLB).
  */
-import { hasBit, Request, VirtioFeature, type MemoryRegion } from '../../protocol';
+import { hasBit, regionHolds, Request, VirtioFeature, type MemoryRegion } from '../../protocol';
 import type { MessageEvent, RingEvent } from '../../events/events';
 import { RULES } from '../rules';
 import type { CheckFinding, SessionState } from './state';
 
 const TABLE_CHANGES = new Set<number>([Request.SET_MEM_TABLE, Request.ADD_MEM_REG, Request.REM_MEM_REG]);
 
-const inside = (regions: readonly MemoryRegion[], addr: bigint, len: bigint): boolean =>
-  regions.some((r) => addr >= r.guestPhysAddr && addr + len <= r.guestPhysAddr + r.memorySize);
+const inside = (regions: readonly MemoryRegion[], addr: bigint, len: bigint): boolean => regions.some((r) => regionHolds(r, addr, len));
 
 /** After a main-channel message (the checker has applied it to s.regions): a table change waits for its ack; a reply acks. */
 export function trackAckedMemory(s: SessionState, e: MessageEvent): void {

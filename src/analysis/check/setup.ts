@@ -4,7 +4,7 @@
  * on main-channel requests the back-end received (and GET_CONFIG's reply), before the
  * negotiation takes them in.
  */
-import { HEADER_SIZE, hasBit, ProtocolFeature, Request, VirtioFeature, type MemoryRegion } from '../../protocol';
+import { HEADER_SIZE, hasBit, ProtocolFeature, regionHolds, Request, VirtioFeature, type MemoryRegion } from '../../protocol';
 import type { FdDescription, MessageEvent } from '../../events/events';
 import { RULES } from '../rules';
 import type { AddFinding, SessionState } from './state';
@@ -118,14 +118,11 @@ export function setupRules(s: SessionState, e: MessageEvent, add: AddFinding): v
       const iova = hasBit(s.negotiation.ackedFeatures, VirtioFeature.ACCESS_PLATFORM);
       const gpa = hasBit(s.negotiation.protocolFeatures, ProtocolFeature.GPA_ADDRESSES);
       if (s.haveMemTable && !iova) {
-        const within =
-          (base: (r: MemoryRegion) => bigint) =>
-          (a: bigint): boolean =>
-            s.regions.some((r) => a >= base(r) && a < base(r) + r.memorySize);
-        const inside = within(gpa ? (r) => r.guestPhysAddr : (r) => r.userspaceAddr);
+        const inSpace = (a: bigint, space: 'gpa' | 'uaddr'): boolean => s.regions.some((r) => regionHolds(r, a, 1n, space));
+        const inside = (a: bigint): boolean => inSpace(a, gpa ? 'gpa' : 'uaddr');
         const rings = (['desc', 'used', 'avail'] as const).map((k) => [k, p[k] as bigint] as const);
         // bit 21 acked, but every address is the front-end's own: it does not number bit 21 as the spec does
-        if (gpa && rings.some(([, a]) => !inside(a)) && rings.every(([, a]) => within((r) => r.userspaceAddr)(a)))
+        if (gpa && rings.some(([, a]) => !inside(a)) && rings.every(([, a]) => inSpace(a, 'uaddr')))
           add(
             RULES.gpaAddressesIgnored,
             `vring ${p.index}: protocol feature 21 (GPA_ADDRESSES) is negotiated, but desc=0x${(p.desc as bigint).toString(16)} and the other ring addresses are the front-end's own (in the regions' userspace range)`,
